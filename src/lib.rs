@@ -15,4 +15,6 @@
 //! shells over the same library calls, chiefly [`convert::convert`].
 
 pub mod model;
+pub mod source;
+pub mod terminology;
 pub mod validate;

@@ -1,0 +1,6 @@
+use super::SourceError;
+use crate::model::Dossier;
+
+pub fn read(_v: serde_json::Value) -> Result<Dossier, SourceError> {
+    Err(SourceError::UnknownFormat("not implemented yet".into()))
+}
