@@ -364,9 +364,9 @@ impl Reader {
     }
 }
 
-struct Cx<'a> {
-    key: &'a str,
-    path: &'a str,
+pub(crate) struct Cx<'a> {
+    pub key: &'a str,
+    pub path: &'a str,
 }
 
 fn narrative(res: &mut Value, rt: &str, out: &mut Outcome) {
@@ -414,7 +414,7 @@ fn gender(v: &mut Value) -> Option<Gender> {
     Some(g)
 }
 
-fn patient(res: &mut Value, cx: &Cx, out: &mut Outcome) -> Result<Patient, SourceError> {
+pub(crate) fn patient(res: &mut Value, cx: &Cx, out: &mut Outcome) -> Result<Patient, SourceError> {
     let mut p = Patient { key: cx.key.to_owned(), source_path: cx.path.to_owned(), ..Default::default() };
     for (i, id) in elements(res, "identifier") {
         let system = id.get("system").and_then(Value::as_str).map(|s| term().system_uri(s));
