@@ -159,6 +159,12 @@ impl Reader {
         let cx = Cx { key: &key, path: &path };
         let concept = match rt.as_str() {
             "Patient" => {
+                // Patient.contact entries are zib ContactPersons of their own.
+                for (i, c) in elements(&mut res, "contact") {
+                    let person = contact_person(c);
+                    let key = format!("{}/contact/{i}", cx.key);
+                    self.dossier.items.push(Item { key, source_path: format!("{}.contact[{i}]", cx.path), concept: ItemConcept::ContactPerson(person) });
+                }
                 let p = patient(&mut res, &cx, &mut out)?;
                 if self.dossier.author_organization.is_none() {
                     self.dossier.author_organization =
@@ -451,6 +457,18 @@ pub(crate) fn patient(res: &mut Value, cx: &Cx, out: &mut Outcome) -> Result<Pat
     p.general_practitioner = take_references(res, "generalPractitioner", cx.key);
     p.managing_organization = take_reference(res, "managingOrganization", cx.key);
     Ok(p)
+}
+
+fn contact_person(c: &mut Value) -> ContactPerson {
+    let mut p = ContactPerson {
+        names: elements(c, "name").into_iter().map(|(_, n)| human_name(n)).collect(),
+        telecoms: telecoms(c, "telecom"),
+        addresses: addresses(c, "address"),
+        gender: gender(c),
+        ..Default::default()
+    };
+    p.relationships = take_concepts(c, "relationship");
+    p
 }
 
 fn practitioner(res: &mut Value) -> HealthProfessional {
