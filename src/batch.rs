@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use serde_json::{json, Value};
 
-use crate::convert::{convert, convert_json, ConvertError, ConvertOptions, Conversion, OutputKind};
+use crate::convert::{convert, convert_json, Conversion, ConvertError, ConvertOptions, OutputKind};
 
 /// Where a record came from, for messages and the rejects file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,13 +60,19 @@ pub fn expand_inputs(inputs: &[PathBuf]) -> Result<Vec<PathBuf>, BatchError> {
             files.push(p.clone());
         } else if p.is_dir() {
             let mut found = vec![];
-            walk(p, &mut found).map_err(|e| BatchError::Read { path: p.display().to_string(), source: e })?;
+            walk(p, &mut found).map_err(|e| BatchError::Read {
+                path: p.display().to_string(),
+                source: e,
+            })?;
             found.sort();
             files.extend(found);
         } else if p.exists() {
             files.push(p.clone());
         } else {
-            return Err(BatchError::Usage(format!("{}: no such file or directory", p.display())));
+            return Err(BatchError::Usage(format!(
+                "{}: no such file or directory",
+                p.display()
+            )));
         }
     }
     Ok(files)
@@ -77,7 +83,10 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> io::Result<()> {
         let path = entry?.path();
         if path.is_dir() {
             walk(&path, out)?;
-        } else if matches!(path.extension().and_then(|e| e.to_str()), Some("json" | "xml" | "ndjson" | "jsonl")) {
+        } else if matches!(
+            path.extension().and_then(|e| e.to_str()),
+            Some("json" | "xml" | "ndjson" | "jsonl")
+        ) {
             out.push(path);
         }
     }
@@ -85,22 +94,51 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> io::Result<()> {
 }
 
 fn is_ndjson_name(p: &Path) -> bool {
-    matches!(p.extension().and_then(|e| e.to_str()), Some("ndjson" | "jsonl"))
+    matches!(
+        p.extension().and_then(|e| e.to_str()),
+        Some("ndjson" | "jsonl")
+    )
 }
 
 /// Sends the records of every input to `send`, in order. NDJSON files (by extension,
 /// or standard input whose first line is a complete JSON value) are read line by line.
-pub fn read_records(files: &[PathBuf], mut send: impl FnMut(Record) -> bool) -> Result<(), BatchError> {
+pub fn read_records(
+    files: &[PathBuf],
+    mut send: impl FnMut(Record) -> bool,
+) -> Result<(), BatchError> {
     for path in files {
-        let name = if path.as_os_str() == "-" { "<stdin>".to_owned() } else { path.display().to_string() };
-        let rerr = |e| BatchError::Read { path: name.clone(), source: e };
-        let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("stdin").to_owned();
+        let name = if path.as_os_str() == "-" {
+            "<stdin>".to_owned()
+        } else {
+            path.display().to_string()
+        };
+        let rerr = |e| BatchError::Read {
+            path: name.clone(),
+            source: e,
+        };
+        let stem = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("stdin")
+            .to_owned();
         let mut reader: Box<dyn BufRead> = if path.as_os_str() == "-" {
             Box::new(BufReader::new(io::stdin()))
         } else {
             Box::new(BufReader::new(File::open(path).map_err(rerr)?))
         };
-        let ndjson = is_ndjson_name(path) || (path.as_os_str() == "-" && stdin_is_ndjson(&mut reader).map_err(rerr)?);
+        // Standard input is NDJSON when its first line is a complete JSON value on its own
+        // (a pretty-printed document's first line never is). The line read to find out is
+        // replayed in front of the rest.
+        let mut first = Vec::new();
+        let stdin = path.as_os_str() == "-";
+        if stdin {
+            reader.read_until(b'\n', &mut first).map_err(rerr)?;
+        }
+        let ndjson = is_ndjson_name(path)
+            || (stdin
+                && !first.iter().all(u8::is_ascii_whitespace)
+                && serde_json::from_slice::<serde::de::IgnoredAny>(&first).is_ok());
+        let mut reader: Box<dyn BufRead> = Box::new(io::Cursor::new(first).chain(reader));
         if ndjson {
             let mut line = Vec::new();
             let mut n = 0;
@@ -113,7 +151,14 @@ pub fn read_records(files: &[PathBuf], mut send: impl FnMut(Record) -> bool) -> 
                 if line.iter().all(u8::is_ascii_whitespace) {
                     continue;
                 }
-                let record = Record { origin: Origin { file: name.clone(), line: Some(n) }, bytes: line.clone(), stem: format!("{stem}-{n}") };
+                let record = Record {
+                    origin: Origin {
+                        file: name.clone(),
+                        line: Some(n),
+                    },
+                    bytes: line.clone(),
+                    stem: format!("{stem}-{n}"),
+                };
                 if !send(record) {
                     return Ok(());
                 }
@@ -121,21 +166,19 @@ pub fn read_records(files: &[PathBuf], mut send: impl FnMut(Record) -> bool) -> 
         } else {
             let mut bytes = Vec::new();
             reader.read_to_end(&mut bytes).map_err(rerr)?;
-            if !send(Record { origin: Origin { file: name, line: None }, bytes, stem }) {
+            if !send(Record {
+                origin: Origin {
+                    file: name,
+                    line: None,
+                },
+                bytes,
+                stem,
+            }) {
                 return Ok(());
             }
         }
     }
     Ok(())
-}
-
-/// Standard input is NDJSON if its first line is a complete JSON value and more follows.
-fn stdin_is_ndjson(reader: &mut Box<dyn BufRead>) -> io::Result<bool> {
-    let buf = reader.fill_buf()?;
-    let Some(nl) = buf.iter().position(|b| *b == b'\n') else { return Ok(false) };
-    let first = &buf[..nl];
-    let rest_has_content = buf[nl + 1..].iter().any(|b| !b.is_ascii_whitespace()) || buf.len() == nl + 1;
-    Ok(serde_json::from_slice::<serde::de::IgnoredAny>(first).is_ok() && rest_has_content && !first.iter().all(u8::is_ascii_whitespace))
 }
 
 /// Where converted output goes.
@@ -181,8 +224,16 @@ impl Rejects {
     pub fn path(&self) -> &Path {
         &self.path
     }
-    pub fn write(&mut self, origin: &Origin, record: &[u8], error: &ConvertError) -> Result<(), BatchError> {
-        let werr = |e| BatchError::Write { path: self.path.display().to_string(), source: e };
+    pub fn write(
+        &mut self,
+        origin: &Origin,
+        record: &[u8],
+        error: &ConvertError,
+    ) -> Result<(), BatchError> {
+        let werr = |e| BatchError::Write {
+            path: self.path.display().to_string(),
+            source: e,
+        };
         if self.out.is_none() {
             self.out = Some(BufWriter::new(File::create(&self.path).map_err(werr)?));
         }
@@ -196,15 +247,24 @@ impl Rejects {
         }
         match std::str::from_utf8(record) {
             Ok(s) => line["record"] = json!(s.trim_end_matches(['\n', '\r'])),
-            Err(_) => line["recordBase64"] = json!(base64::engine::general_purpose::STANDARD.encode(record)),
+            Err(_) => {
+                line["recordBase64"] =
+                    json!(base64::engine::general_purpose::STANDARD.encode(record))
+            }
         }
-        let out = self.out.as_mut().ok_or_else(|| BatchError::Usage("rejects file not open".into()))?;
+        let out = self
+            .out
+            .as_mut()
+            .ok_or_else(|| BatchError::Usage("rejects file not open".into()))?;
         serde_json::to_writer(&mut *out, &line).map_err(|e| werr(io::Error::other(e)))?;
         out.write_all(b"\n").map_err(werr)
     }
     pub fn flush(&mut self) -> Result<(), BatchError> {
         if let Some(o) = self.out.as_mut() {
-            o.flush().map_err(|e| BatchError::Write { path: self.path.display().to_string(), source: e })?;
+            o.flush().map_err(|e| BatchError::Write {
+                path: self.path.display().to_string(),
+                source: e,
+            })?;
         }
         Ok(())
     }
@@ -278,26 +338,45 @@ pub fn run(
                     continue;
                 }
                 progress.record_done(&record.origin, &outcome);
-                if let Err(e) = write_one(&mut sink, rejects, &record, &outcome, opts.output, pretty, &mut summary) {
+                if let Err(e) = write_one(
+                    &mut sink,
+                    rejects,
+                    &record,
+                    &outcome,
+                    opts.output,
+                    pretty,
+                    &mut summary,
+                ) {
                     write_error = Some(e);
                 }
             }
         }
-        reader.join().unwrap_or_else(|_| Err(BatchError::Usage("the input reader stopped unexpectedly".into())))
+        reader.join().unwrap_or_else(|_| {
+            Err(BatchError::Usage(
+                "the input reader stopped unexpectedly".into(),
+            ))
+        })
     });
     read_result?;
     if let Some(e) = write_error {
         return Err(e);
     }
     if let Sink::Stream(w) = &mut sink {
-        w.flush().map_err(|e| BatchError::Write { path: "output".into(), source: e })?;
+        w.flush().map_err(|e| BatchError::Write {
+            path: "output".into(),
+            source: e,
+        })?;
     }
     rejects.flush()?;
     progress.finish(&summary, started.elapsed());
     Ok(summary)
 }
 
-fn worker(rx: &Mutex<Receiver<(usize, Record)>>, tx: &std::sync::mpsc::SyncSender<(usize, Record, Outcome)>, opts: &ConvertOptions) {
+fn worker(
+    rx: &Mutex<Receiver<(usize, Record)>>,
+    tx: &std::sync::mpsc::SyncSender<(usize, Record, Outcome)>,
+    opts: &ConvertOptions,
+) {
     loop {
         let next = match rx.lock() {
             Ok(guard) => guard.recv(),
@@ -338,20 +417,28 @@ fn write_one(
                     } else {
                         serde_json::to_vec(&b)
                     }
-                    .map_err(|e| BatchError::Write { path: "output".into(), source: io::Error::other(e) })?;
+                    .map_err(|e| BatchError::Write {
+                        path: "output".into(),
+                        source: io::Error::other(e),
+                    })?;
                     bytes.push(b'\n');
                     (bytes, "bundle.json")
                 }
                 OutputKind::Ndjson => (c.ndjson(), "ndjson"),
             };
             match sink {
-                Sink::Stream(w) => w.write_all(&bytes).map_err(|e| BatchError::Write { path: "output".into(), source: e }),
+                Sink::Stream(w) => w.write_all(&bytes).map_err(|e| BatchError::Write {
+                    path: "output".into(),
+                    source: e,
+                }),
                 Sink::Directory(dir) => {
                     let path = dir.join(format!("{}.{ext}", record.stem));
-                    std::fs::write(&path, &bytes).map_err(|e| BatchError::Write { path: path.display().to_string(), source: e })
+                    std::fs::write(&path, &bytes).map_err(|e| BatchError::Write {
+                        path: path.display().to_string(),
+                        source: e,
+                    })
                 }
             }
         }
     }
 }
-

@@ -31,7 +31,11 @@ pub struct ConvertOptions {
 
 impl Default for ConvertOptions {
     fn default() -> Self {
-        ConvertOptions { format: None, sender: None, output: OutputKind::Bundle }
+        ConvertOptions {
+            format: None,
+            sender: None,
+            output: OutputKind::Bundle,
+        }
     }
 }
 
@@ -52,18 +56,28 @@ pub enum ConvertError {
     #[error(transparent)]
     Source(#[from] SourceError),
     #[error("the output of mapping {mapping} (from {source_path}) is not valid FHIR: {}", first_error(.outcome))]
-    InvalidOutput { mapping: String, source_path: String, outcome: Outcome },
+    InvalidOutput {
+        mapping: String,
+        source_path: String,
+        outcome: Outcome,
+    },
 }
 
 fn first_error(o: &Outcome) -> String {
-    o.issues.iter().find(|i| i.severity.is_error()).map(|i| i.to_string()).unwrap_or_default()
+    o.issues
+        .iter()
+        .find(|i| i.severity.is_error())
+        .map(|i| i.to_string())
+        .unwrap_or_default()
 }
 
 impl ConvertError {
     pub fn to_outcome(&self) -> Outcome {
         match self {
             ConvertError::Source(e) => e.to_outcome(),
-            ConvertError::InvalidOutput { mapping, outcome, .. } => {
+            ConvertError::InvalidOutput {
+                mapping, outcome, ..
+            } => {
                 let mut o = Outcome::new();
                 o.push(Issue::error(
                     IssueCode::Exception,
@@ -127,7 +141,10 @@ fn sender_of(dossier: &Dossier, explicit: &Option<String>) -> String {
         return s.clone();
     }
     match &dossier.author_organization {
-        Some(Identifier { system: Some(s), value }) => {
+        Some(Identifier {
+            system: Some(s),
+            value,
+        }) => {
             let system = Terminology::embedded().system_uri(s);
             let short = match system.as_str() {
                 uri::AGB => "agb-z",
@@ -136,19 +153,37 @@ fn sender_of(dossier: &Dossier, explicit: &Option<String>) -> String {
             };
             format!("{short}|{value}")
         }
-        Some(Identifier { system: None, value }) => value.clone(),
+        Some(Identifier {
+            system: None,
+            value,
+        }) => value.clone(),
         None => "unknown-sender".to_owned(),
     }
 }
 
-fn finish(dossier: Dossier, format: Format, opts: &ConvertOptions) -> Result<Conversion, ConvertError> {
+fn finish(
+    dossier: Dossier,
+    format: Format,
+    opts: &ConvertOptions,
+) -> Result<Conversion, ConvertError> {
     let sender = sender_of(&dossier, &opts.sender);
     let ref_style = match opts.output {
         OutputKind::Bundle => RefStyle::Urn,
         OutputKind::Ndjson => RefStyle::Relative,
     };
-    let out = fhir::emit(&dossier, &FhirOptions { sender: sender.clone(), ref_style });
+    let out = fhir::emit(
+        &dossier,
+        &FhirOptions {
+            sender: sender.clone(),
+            ref_style,
+        },
+    );
     let mut outcome = dossier.outcome;
     outcome.extend(out.outcome);
-    Ok(Conversion { format, sender, resources: out.resources, outcome })
+    Ok(Conversion {
+        format,
+        sender,
+        resources: out.resources,
+        outcome,
+    })
 }

@@ -86,15 +86,38 @@ fn run_convert(args: ConvertArgs) -> anyhow::Result<ExitCode> {
         Some(p) => Sink::Stream(Box::new(std::io::BufWriter::new(std::fs::File::create(p)?))),
         None => Sink::Stream(Box::new(std::io::BufWriter::new(std::io::stdout()))),
     };
-    let opts = ConvertOptions { format: args.from, sender: args.sender.clone(), output: args.output };
-    let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    let opts = ConvertOptions {
+        format: args.from,
+        sender: args.sender.clone(),
+        output: args.output,
+    };
+    let jobs = args.jobs.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    });
     let mut rejects = Rejects::new(args.rejects.clone());
     let mut progress = Reporter::new(args.verbose);
-    let summary = batch::run(&files, &opts, jobs, sink, &mut rejects, args.pretty, &mut progress)?;
+    let summary = batch::run(
+        &files,
+        &opts,
+        jobs,
+        sink,
+        &mut rejects,
+        args.pretty,
+        &mut progress,
+    )?;
     if rejects.used() {
-        eprintln!("rejected records and their reasons are in {}", rejects.path().display());
+        eprintln!(
+            "rejected records and their reasons are in {}",
+            rejects.path().display()
+        );
     }
-    Ok(if summary.rejected > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if summary.rejected > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// Progress on a terminal (a bar), plain lines otherwise; problems one line each.
@@ -148,8 +171,16 @@ impl Progress for Reporter {
             b.finish_and_clear();
         }
         let secs = elapsed.as_secs_f64();
-        let rate = if secs > 0.0 { (s.converted + s.rejected) as f64 / secs } else { 0.0 };
-        let hint = if s.warnings > 0 && !self.verbose { " (use --verbose to list the warnings)" } else { "" };
+        let rate = if secs > 0.0 {
+            (s.converted + s.rejected) as f64 / secs
+        } else {
+            0.0
+        };
+        let hint = if s.warnings > 0 && !self.verbose {
+            " (use --verbose to list the warnings)"
+        } else {
+            ""
+        };
         self.line(&format!(
             "converted {}, rejected {}, resources {}, warnings {}{hint}, time {:.2} s ({:.0} records/s)",
             s.converted, s.rejected, s.resources, s.warnings, secs, rate

@@ -18,13 +18,19 @@ const EXT_PARTNER_NAME: &str = "http://hl7.org/fhir/StructureDefinition/humannam
 const EXT_PARTNER_PREFIX: &str = "http://hl7.org/fhir/StructureDefinition/humanname-partner-prefix";
 const EXT_ASSEMBLY_ORDER: &str = "http://hl7.org/fhir/StructureDefinition/humanname-assembly-order";
 const EXT_ADXP_STREET: &str = "http://hl7.org/fhir/StructureDefinition/iso21090-ADXP-streetName";
-const EXT_ADXP_HOUSE_NUMBER: &str = "http://hl7.org/fhir/StructureDefinition/iso21090-ADXP-houseNumber";
-const EXT_ADXP_BUILDING_SUFFIX: &str = "http://hl7.org/fhir/StructureDefinition/iso21090-ADXP-buildingNumberSuffix";
-const EXT_ADXP_ADDITIONAL: &str = "http://hl7.org/fhir/StructureDefinition/iso21090-ADXP-additionalLocator";
+const EXT_ADXP_HOUSE_NUMBER: &str =
+    "http://hl7.org/fhir/StructureDefinition/iso21090-ADXP-houseNumber";
+const EXT_ADXP_BUILDING_SUFFIX: &str =
+    "http://hl7.org/fhir/StructureDefinition/iso21090-ADXP-buildingNumberSuffix";
+const EXT_ADXP_ADDITIONAL: &str =
+    "http://hl7.org/fhir/StructureDefinition/iso21090-ADXP-additionalLocator";
 const EXT_ADXP_UNIT_ID: &str = "http://hl7.org/fhir/StructureDefinition/iso21090-ADXP-unitID";
-const EXT_ADDRESS_TYPE: &str = "http://nictiz.nl/fhir/StructureDefinition/zib-AddressInformation-AddressType";
-const EXT_TELECOM_TYPE: &str = "http://nictiz.nl/fhir/StructureDefinition/zib-ContactInformation-TelecomType";
-const EXT_PRACTITIONERROLE_REF: &str = "http://nictiz.nl/fhir/StructureDefinition/practitionerrole-reference";
+const EXT_ADDRESS_TYPE: &str =
+    "http://nictiz.nl/fhir/StructureDefinition/zib-AddressInformation-AddressType";
+const EXT_TELECOM_TYPE: &str =
+    "http://nictiz.nl/fhir/StructureDefinition/zib-ContactInformation-TelecomType";
+const EXT_PRACTITIONERROLE_REF: &str =
+    "http://nictiz.nl/fhir/StructureDefinition/practitionerrole-reference";
 const EXT_MUNICIPALITY: &str = "http://hl7.org/fhir/StructureDefinition/iso21090-ADXP-county";
 
 pub fn term() -> &'static Terminology {
@@ -33,7 +39,11 @@ pub fn term() -> &'static Terminology {
 
 pub fn coding(v: &mut Value) -> Coding {
     let system = take_str(v, "system").map(|s| term().system_uri(&s));
-    let c = Coding { system, code: take_str(v, "code"), display: take_str(v, "display") };
+    let c = Coding {
+        system,
+        code: take_str(v, "code"),
+        display: take_str(v, "display"),
+    };
     // userSelected/version carry no clinical meaning in the handover
     consume(v, "userSelected");
     consume(v, "version");
@@ -45,7 +55,10 @@ pub fn concept(v: &mut Value) -> Concept {
     for (_, c) in elements(v, "coding") {
         codings.push(coding(c));
     }
-    Concept { codings, text: take_str(v, "text") }
+    Concept {
+        codings,
+        text: take_str(v, "text"),
+    }
 }
 
 pub fn take_concept(v: &mut Value, key: &str) -> Option<Concept> {
@@ -54,7 +67,11 @@ pub fn take_concept(v: &mut Value, key: &str) -> Option<Concept> {
 }
 
 pub fn take_concepts(v: &mut Value, key: &str) -> Vec<Concept> {
-    elements(v, key).into_iter().map(|(_, c)| concept(c)).filter(|c| !c.is_empty()).collect()
+    elements(v, key)
+        .into_iter()
+        .map(|(_, c)| concept(c))
+        .filter(|c| !c.is_empty())
+        .collect()
 }
 
 /// The code-specification extension on a primitive (`_gender`, `_clinicalStatus`).
@@ -71,14 +88,25 @@ pub fn identifier(v: &mut Value) -> Option<Identifier> {
     // `use` and `type` describe the local identifier's role in the sender's system.
     consume(v, "use");
     consume(v, "type");
-    Some(Identifier { system, value: value.trim().to_owned() })
+    Some(Identifier {
+        system,
+        value: value.trim().to_owned(),
+    })
 }
 
 pub fn identifiers(v: &mut Value, key: &str) -> Vec<Identifier> {
-    elements(v, key).into_iter().filter_map(|(_, i)| identifier(i)).collect()
+    elements(v, key)
+        .into_iter()
+        .filter_map(|(_, i)| identifier(i))
+        .collect()
 }
 
-pub fn when(v: &mut Value, key: &str, path: &str, out: &mut crate::validate::Outcome) -> Option<When> {
+pub fn when(
+    v: &mut Value,
+    key: &str,
+    path: &str,
+    out: &mut crate::validate::Outcome,
+) -> Option<When> {
     let s = v.get(key)?.as_str()?.to_owned();
     match When::parse(&s) {
         Ok(w) => {
@@ -86,7 +114,10 @@ pub fn when(v: &mut Value, key: &str, path: &str, out: &mut crate::validate::Out
             Some(w)
         }
         Err(e) => {
-            out.push(crate::validate::Issue::warning(crate::validate::IssueCode::Value, e.to_string()).at(format!("{path}.{key}")));
+            out.push(
+                crate::validate::Issue::warning(crate::validate::IssueCode::Value, e.to_string())
+                    .at(format!("{path}.{key}")),
+            );
             None
         }
     }
@@ -95,7 +126,10 @@ pub fn when(v: &mut Value, key: &str, path: &str, out: &mut crate::validate::Out
 pub fn period(v: &mut Value, key: &str, path: &str, out: &mut crate::validate::Outcome) -> Period {
     let p = format!("{path}.{key}");
     match member(v, key) {
-        Some(m) => Period { start: when(m, "start", &p, out), end: when(m, "end", &p, out) },
+        Some(m) => Period {
+            start: when(m, "start", &p, out),
+            end: when(m, "end", &p, out),
+        },
         None => Period::default(),
     }
 }
@@ -136,7 +170,10 @@ pub fn human_name(v: &mut Value) -> HumanName {
     }
     // given[] with a parallel _given[] of qualifiers (CL call name, IN initials, BR birth)
     let qualifiers: Vec<Option<String>> = match v.get_mut("_given").and_then(Value::as_array_mut) {
-        Some(a) => a.iter_mut().map(|g| ext_string(take_extension(g, EXT_EN_QUALIFIER))).collect(),
+        Some(a) => a
+            .iter_mut()
+            .map(|g| ext_string(take_extension(g, EXT_EN_QUALIFIER)))
+            .collect(),
         None => vec![],
     };
     for (i, g) in take_strings(v, "given").into_iter().enumerate() {
@@ -149,7 +186,11 @@ pub fn human_name(v: &mut Value) -> HumanName {
         n.given.push(GivenName { value: g, kind });
     }
     // When the family name is only given as own name, keep the parts and drop the duplicate.
-    if n.family.is_some() && n.partner_name.is_none() && n.own_prefix.is_none() && n.own_name == n.family {
+    if n.family.is_some()
+        && n.partner_name.is_none()
+        && n.own_prefix.is_none()
+        && n.own_name == n.family
+    {
         n.family = None;
     }
     n
@@ -167,7 +208,8 @@ pub fn address(v: &mut Value) -> Address {
         ..Default::default()
     };
     if let Some(mut e) = take_extension(v, EXT_ADDRESS_TYPE) {
-        a.zib_type = take_concept(&mut e, "valueCodeableConcept").and_then(|c| c.codings.into_iter().next());
+        a.zib_type =
+            take_concept(&mut e, "valueCodeableConcept").and_then(|c| c.codings.into_iter().next());
     }
     if let Some(c) = code_specification(v, "country") {
         a.country_code = c.codings.into_iter().next();
@@ -203,20 +245,30 @@ pub fn telecom(v: &mut Value) -> Option<Telecom> {
         zib_type: None,
     };
     if let Some(mut e) = take_extension(v, EXT_TELECOM_TYPE) {
-        t.zib_type = take_concept(&mut e, "valueCodeableConcept").and_then(|c| c.codings.into_iter().next());
+        t.zib_type =
+            take_concept(&mut e, "valueCodeableConcept").and_then(|c| c.codings.into_iter().next());
     }
     consume(v, "rank");
     Some(t)
 }
 
 pub fn names(v: &mut Value, key: &str) -> Vec<HumanName> {
-    elements(v, key).into_iter().map(|(_, n)| human_name(n)).collect()
+    elements(v, key)
+        .into_iter()
+        .map(|(_, n)| human_name(n))
+        .collect()
 }
 pub fn addresses(v: &mut Value, key: &str) -> Vec<Address> {
-    elements(v, key).into_iter().map(|(_, a)| address(a)).collect()
+    elements(v, key)
+        .into_iter()
+        .map(|(_, a)| address(a))
+        .collect()
 }
 pub fn telecoms(v: &mut Value, key: &str) -> Vec<Telecom> {
-    elements(v, key).into_iter().filter_map(|(_, t)| telecom(t)).collect()
+    elements(v, key)
+        .into_iter()
+        .filter_map(|(_, t)| telecom(t))
+        .collect()
 }
 
 /// The key a FHIR reference points at: `Type/id` (absolute URLs and `_history` are cut
@@ -231,7 +283,9 @@ pub fn reference_key(reference: &str, container: &str) -> Option<Key> {
     let r = reference.split("/_history/").next().unwrap_or(reference);
     let parts: Vec<&str> = r.trim_end_matches('/').rsplitn(3, '/').collect();
     match parts.as_slice() {
-        [id, ty, ..] if ty.chars().next().is_some_and(|c| c.is_ascii_uppercase()) && !id.is_empty() => {
+        [id, ty, ..]
+            if ty.chars().next().is_some_and(|c| c.is_ascii_uppercase()) && !id.is_empty() =>
+        {
             Some(format!("{ty}/{id}"))
         }
         _ => None,
@@ -284,23 +338,30 @@ pub fn notes(v: &mut Value, key: &str) -> Vec<String> {
     if let Some(s) = take_str(v, key) {
         return vec![s];
     }
-    elements(v, key).into_iter().filter_map(|(_, n)| {
-        let t = take_str(n, "text");
-        if t.is_some() {
-            consume(n, "time");
-            consume(n, "authorString");
-            if let Some(a) = member(n, "authorReference") {
-                // authorship of a note is not carried over; its text is
-                take(a, "reference");
-                take(a, "display");
+    elements(v, key)
+        .into_iter()
+        .filter_map(|(_, n)| {
+            let t = take_str(n, "text");
+            if t.is_some() {
+                consume(n, "time");
+                consume(n, "authorString");
+                if let Some(a) = member(n, "authorReference") {
+                    // authorship of a note is not carried over; its text is
+                    take(a, "reference");
+                    take(a, "display");
+                }
             }
-        }
-        t
-    }).collect()
+            t
+        })
+        .collect()
 }
 
 /// A FHIR observation/component value[x].
-pub fn obs_value(v: &mut Value, path: &str, out: &mut crate::validate::Outcome) -> Option<ObsValue> {
+pub fn obs_value(
+    v: &mut Value,
+    path: &str,
+    out: &mut crate::validate::Outcome,
+) -> Option<ObsValue> {
     if let Some(q) = take_quantity(v, "valueQuantity") {
         return Some(ObsValue::Quantity(q));
     }
@@ -353,9 +414,18 @@ mod tests {
 
     #[test]
     fn reference_keys() {
-        assert_eq!(reference_key("Patient/abc", "X").as_deref(), Some("Patient/abc"));
-        assert_eq!(reference_key("https://x.org/fhir/STU3/Patient/e.1/_history/2", "X").as_deref(), Some("Patient/e.1"));
-        assert_eq!(reference_key("#p1", "DocumentReference/d").as_deref(), Some("DocumentReference/d#p1"));
+        assert_eq!(
+            reference_key("Patient/abc", "X").as_deref(),
+            Some("Patient/abc")
+        );
+        assert_eq!(
+            reference_key("https://x.org/fhir/STU3/Patient/e.1/_history/2", "X").as_deref(),
+            Some("Patient/e.1")
+        );
+        assert_eq!(
+            reference_key("#p1", "DocumentReference/d").as_deref(),
+            Some("DocumentReference/d#p1")
+        );
         assert_eq!(reference_key("nonsense", "X"), None);
     }
 
@@ -383,6 +453,9 @@ mod tests {
     fn stu3_systems_are_normalised() {
         let mut c = json!({"coding": [{"system": "http://hl7.org/fhir/v3/ObservationInterpretation", "code": "A"}]});
         let c = concept(&mut c);
-        assert_eq!(c.codings[0].system.as_deref(), Some("http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation"));
+        assert_eq!(
+            c.codings[0].system.as_deref(),
+            Some("http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation")
+        );
     }
 }

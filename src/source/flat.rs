@@ -21,7 +21,8 @@ pub const SCHEMA: &str = include_str!("../../profiles/flat-dossier.schema.json")
 fn validator() -> &'static jsonschema::Validator {
     static V: OnceLock<jsonschema::Validator> = OnceLock::new();
     V.get_or_init(|| {
-        let schema: Value = serde_json::from_str(SCHEMA).expect("the flat-dossier schema is valid JSON (tested)");
+        let schema: Value =
+            serde_json::from_str(SCHEMA).expect("the flat-dossier schema is valid JSON (tested)");
         jsonschema::validator_for(&schema).expect("the flat-dossier schema compiles (tested)")
     })
 }
@@ -32,7 +33,13 @@ pub fn check_schema(v: &Value) -> Outcome {
     for e in validator().iter_errors(v) {
         let pointer = e.instance_path().to_string();
         // `masked` leaves the offending value out of the message (it may be patient data).
-        out.push(Issue::error(IssueCode::Structure, e.masked().to_string()).at(if pointer.is_empty() { "/".to_owned() } else { pointer }));
+        out.push(
+            Issue::error(IssueCode::Structure, e.masked().to_string()).at(if pointer.is_empty() {
+                "/".to_owned()
+            } else {
+                pointer
+            }),
+        );
     }
     out
 }
@@ -40,7 +47,11 @@ pub fn check_schema(v: &Value) -> Outcome {
 #[derive(Deserialize)]
 #[serde(untagged)]
 enum FConcept {
-    Code { system: String, code: String, display: Option<String> },
+    Code {
+        system: String,
+        code: String,
+        display: Option<String>,
+    },
     Text(String),
 }
 
@@ -330,7 +341,11 @@ struct Flat {
 
 fn concept(c: &FConcept) -> Concept {
     match c {
-        FConcept::Code { system, code, display } => Concept::coded(Coding {
+        FConcept::Code {
+            system,
+            code,
+            display,
+        } => Concept::coded(Coding {
             system: Some(Terminology::embedded().system_uri(system)),
             code: Some(code.clone()),
             display: display.clone(),
@@ -340,12 +355,30 @@ fn concept(c: &FConcept) -> Concept {
 }
 
 fn name(n: &FName) -> HumanName {
-    let mut given: Vec<GivenName> = n.given.iter().map(|g| GivenName { value: g.clone(), kind: GivenKind::Given }).collect();
+    let mut given: Vec<GivenName> = n
+        .given
+        .iter()
+        .map(|g| GivenName {
+            value: g.clone(),
+            kind: GivenKind::Given,
+        })
+        .collect();
     if let Some(c) = &n.call_name {
-        given.push(GivenName { value: c.clone(), kind: GivenKind::Call });
+        given.push(GivenName {
+            value: c.clone(),
+            kind: GivenKind::Call,
+        });
     }
     if let Some(i) = &n.initials {
-        given.extend(i.split_inclusive('.').map(str::trim).filter(|s| !s.is_empty()).map(|s| GivenName { value: s.to_owned(), kind: GivenKind::Initial }));
+        given.extend(
+            i.split_inclusive('.')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| GivenName {
+                    value: s.to_owned(),
+                    kind: GivenKind::Initial,
+                }),
+        );
     }
     HumanName {
         use_: Some("official".into()),
@@ -378,13 +411,28 @@ fn telecoms(c: &Option<FContact>) -> Vec<Telecom> {
     let Some(c) = c else { return vec![] };
     let mut t = vec![];
     if let Some(p) = &c.phone {
-        t.push(Telecom { system: "phone".into(), value: p.clone(), use_: Some("home".into()), zib_type: None });
+        t.push(Telecom {
+            system: "phone".into(),
+            value: p.clone(),
+            use_: Some("home".into()),
+            zib_type: None,
+        });
     }
     if let Some(p) = &c.mobile {
-        t.push(Telecom { system: "phone".into(), value: p.clone(), use_: Some("mobile".into()), zib_type: None });
+        t.push(Telecom {
+            system: "phone".into(),
+            value: p.clone(),
+            use_: Some("mobile".into()),
+            zib_type: None,
+        });
     }
     if let Some(p) = &c.email {
-        t.push(Telecom { system: "email".into(), value: p.clone(), use_: None, zib_type: None });
+        t.push(Telecom {
+            system: "email".into(),
+            value: p.clone(),
+            use_: None,
+            zib_type: None,
+        });
     }
     t
 }
@@ -409,10 +457,22 @@ pub fn read(v: Value) -> Result<Dossier, SourceError> {
     if schema_outcome.has_errors() {
         return Err(SourceError::Invalid(schema_outcome));
     }
-    let f: Flat = serde_json::from_value(v).map_err(|e| SourceError::invalid("/", format!("the dossier does not fit the flat format: {e}")))?;
-    let bsn = Bsn::parse(&f.patient.bsn).map_err(|e| SourceError::invalid("/patient/bsn", format!("invalid BSN: {e}")))?;
+    let f: Flat = serde_json::from_value(v).map_err(|e| {
+        SourceError::invalid(
+            "/",
+            format!("the dossier does not fit the flat format: {e}"),
+        )
+    })?;
+    let bsn = Bsn::parse(&f.patient.bsn)
+        .map_err(|e| SourceError::invalid("/patient/bsn", format!("invalid BSN: {e}")))?;
     let mut d = Dossier::default();
-    let item = |d: &mut Dossier, key: String, path: String, concept: ItemConcept| d.items.push(Item { key, source_path: path, concept });
+    let item = |d: &mut Dossier, key: String, path: String, concept: ItemConcept| {
+        d.items.push(Item {
+            key,
+            source_path: path,
+            concept,
+        })
+    };
     let k = |section: &str, id: &str| format!("{section}/{id}");
 
     d.patient = Some(Patient {
@@ -423,7 +483,13 @@ pub fn read(v: Value) -> Result<Dossier, SourceError> {
         gender: f.patient.gender.as_deref().and_then(Gender::from_fhir),
         birth_date: f.patient.birth_date,
         deceased: f.patient.deceased,
-        addresses: f.patient.address.as_ref().map(address).into_iter().collect(),
+        addresses: f
+            .patient
+            .address
+            .as_ref()
+            .map(address)
+            .into_iter()
+            .collect(),
         telecoms: telecoms(&f.patient.contact),
         ..Default::default()
     });
@@ -441,13 +507,18 @@ pub fn read(v: Value) -> Result<Dossier, SourceError> {
             Some(dep) => format!("{}, {dep}", s.name),
             None => s.name.clone(),
         };
-        item(&mut d, "sender".into(), "/sender".into(), ItemConcept::HealthcareProvider(HealthcareProvider {
-            identifiers: ids,
-            name: Some(org_name),
-            telecoms: telecoms(&s.contact),
-            addresses: s.address.as_ref().map(address).into_iter().collect(),
-            ..Default::default()
-        }));
+        item(
+            &mut d,
+            "sender".into(),
+            "/sender".into(),
+            ItemConcept::HealthcareProvider(HealthcareProvider {
+                identifiers: ids,
+                name: Some(org_name),
+                telecoms: telecoms(&s.contact),
+                addresses: s.address.as_ref().map(address).into_iter().collect(),
+                ..Default::default()
+            }),
+        );
         sender_ref = Some(Ref::to("sender"));
     }
     let mut author_ref = None;
@@ -462,45 +533,79 @@ pub fn read(v: Value) -> Result<Dossier, SourceError> {
         if let Some(x) = &a.agb {
             ids.push(Identifier::new(uri::AGB, x));
         }
-        item(&mut d, "author".into(), "/author".into(), ItemConcept::HealthProfessional(HealthProfessional {
-            identifiers: ids,
-            names: vec![name(&a.name)],
-            telecoms: telecoms(&a.contact),
-            ..Default::default()
-        }));
+        item(
+            &mut d,
+            "author".into(),
+            "/author".into(),
+            ItemConcept::HealthProfessional(HealthProfessional {
+                identifiers: ids,
+                names: vec![name(&a.name)],
+                telecoms: telecoms(&a.contact),
+                ..Default::default()
+            }),
+        );
         let mut specialties = vec![];
         if let Some(s) = &a.specialty {
             specialties.push(Concept::coded(Coding::new(uri::COD016, s, None)));
         }
-        let roles = a.role.iter().map(|r| Concept::coded(Coding::new(uri::UZI_ROLE, r, None))).collect();
-        item(&mut d, "author-role".into(), "/author".into(), ItemConcept::ProfessionalRole(ProfessionalRole {
-            practitioner: Some(Ref::to("author")),
-            organization: sender_ref.clone(),
-            specialties,
-            roles,
-            ..Default::default()
-        }));
+        let roles = a
+            .role
+            .iter()
+            .map(|r| Concept::coded(Coding::new(uri::UZI_ROLE, r, None)))
+            .collect();
+        item(
+            &mut d,
+            "author-role".into(),
+            "/author".into(),
+            ItemConcept::ProfessionalRole(ProfessionalRole {
+                practitioner: Some(Ref::to("author")),
+                organization: sender_ref.clone(),
+                specialties,
+                roles,
+                ..Default::default()
+            }),
+        );
         author_ref = Some(Ref::to("author-role"));
     }
     for (i, c) in f.contact_persons.iter().enumerate() {
-        item(&mut d, k("contactPersons", &c.id), format!("/contactPersons/{i}"), ItemConcept::ContactPerson(ContactPerson {
-            names: vec![name(&c.name)],
-            roles: c.role.iter().map(concept).collect(),
-            relationships: c.relationship.iter().map(concept).collect(),
-            telecoms: telecoms(&c.contact),
-            addresses: c.address.iter().map(address).collect(),
-            ..Default::default()
-        }));
+        item(
+            &mut d,
+            k("contactPersons", &c.id),
+            format!("/contactPersons/{i}"),
+            ItemConcept::ContactPerson(ContactPerson {
+                names: vec![name(&c.name)],
+                roles: c.role.iter().map(concept).collect(),
+                relationships: c.relationship.iter().map(concept).collect(),
+                telecoms: telecoms(&c.contact),
+                addresses: c.address.iter().map(address).collect(),
+                ..Default::default()
+            }),
+        );
     }
     for (i, l) in f.legal_situation.iter().enumerate() {
-        item(&mut d, k("legalSituation", &l.id), format!("/legalSituation/{i}"), ItemConcept::LegalSituation(LegalSituation {
-            kind: if l.kind == "legalStatus" { LegalKind::LegalStatus } else { LegalKind::Representation },
-            identifiers: vec![],
-            code: concept(&l.type_),
-            period: Period { start: l.start, end: l.end },
-            representative: l.representative.as_ref().map(|r| Ref::to(k("contactPersons", r))),
-            notes: notes(&l.note),
-        }));
+        item(
+            &mut d,
+            k("legalSituation", &l.id),
+            format!("/legalSituation/{i}"),
+            ItemConcept::LegalSituation(LegalSituation {
+                kind: if l.kind == "legalStatus" {
+                    LegalKind::LegalStatus
+                } else {
+                    LegalKind::Representation
+                },
+                identifiers: vec![],
+                code: concept(&l.type_),
+                period: Period {
+                    start: l.start,
+                    end: l.end,
+                },
+                representative: l
+                    .representative
+                    .as_ref()
+                    .map(|r| Ref::to(k("contactPersons", r))),
+                notes: notes(&l.note),
+            }),
+        );
     }
     for (i, p) in f.problems.iter().enumerate() {
         let problem_type = p.type_.as_deref().map(|t| {
@@ -513,42 +618,71 @@ pub fn read(v: Value) -> Result<Dossier, SourceError> {
             };
             Concept::coded(Coding::new(uri::SNOMED, code, Some(display)))
         });
-        item(&mut d, k("problems", &p.id), format!("/problems/{i}"), ItemConcept::Problem(Problem {
-            code: concept(&p.code),
-            problem_type,
-            clinical_status: p.status.clone(),
-            verification_status: p.verification.clone(),
-            onset: p.onset,
-            abatement: p.end,
-            asserter: author_ref.clone(),
-            notes: notes(&p.note),
-            ..Default::default()
-        }));
+        item(
+            &mut d,
+            k("problems", &p.id),
+            format!("/problems/{i}"),
+            ItemConcept::Problem(Problem {
+                code: concept(&p.code),
+                problem_type,
+                clinical_status: p.status.clone(),
+                verification_status: p.verification.clone(),
+                onset: p.onset,
+                abatement: p.end,
+                asserter: author_ref.clone(),
+                notes: notes(&p.note),
+                ..Default::default()
+            }),
+        );
     }
     for (i, e) in f.episodes.iter().enumerate() {
-        item(&mut d, k("episodes", &e.id), format!("/episodes/{i}"), ItemConcept::Episode(Episode {
-            title: e.title.clone(),
-            code: e.code.as_ref().map(concept),
-            period: Period { start: e.start, end: e.end },
-            attention: e.attention,
-            diagnoses: e.problems.iter().map(|p| Ref::to(k("problems", p))).collect(),
-            organization: sender_ref.clone(),
-            notes: notes(&e.note),
-            ..Default::default()
-        }));
+        item(
+            &mut d,
+            k("episodes", &e.id),
+            format!("/episodes/{i}"),
+            ItemConcept::Episode(Episode {
+                title: e.title.clone(),
+                code: e.code.as_ref().map(concept),
+                period: Period {
+                    start: e.start,
+                    end: e.end,
+                },
+                attention: e.attention,
+                diagnoses: e
+                    .problems
+                    .iter()
+                    .map(|p| Ref::to(k("problems", p)))
+                    .collect(),
+                organization: sender_ref.clone(),
+                notes: notes(&e.note),
+                ..Default::default()
+            }),
+        );
     }
     for (i, j) in f.journal.iter().enumerate() {
         let key = k("journal", &j.id);
         let encounter_key = format!("{key}/contact");
-        item(&mut d, encounter_key.clone(), format!("/journal/{i}"), ItemConcept::Contact(Contact {
-            status: Some("finished".into()),
-            types: j.contact_type.iter().map(concept).collect(),
-            period: Period { start: Some(j.date), end: None },
-            participants: author_ref.iter().cloned().collect(),
-            episodes: j.episode.iter().map(|e| Ref::to(k("episodes", e))).collect(),
-            service_provider: sender_ref.clone(),
-            ..Default::default()
-        }));
+        item(
+            &mut d,
+            encounter_key.clone(),
+            format!("/journal/{i}"),
+            ItemConcept::Contact(Contact {
+                status: Some("finished".into()),
+                types: j.contact_type.iter().map(concept).collect(),
+                period: Period {
+                    start: Some(j.date),
+                    end: None,
+                },
+                participants: author_ref.iter().cloned().collect(),
+                episodes: j
+                    .episode
+                    .iter()
+                    .map(|e| Ref::to(k("episodes", e)))
+                    .collect(),
+                service_provider: sender_ref.clone(),
+                ..Default::default()
+            }),
+        );
         let lines = j
             .lines
             .iter()
@@ -558,15 +692,20 @@ pub fn read(v: Value) -> Result<Dossier, SourceError> {
                 text: l.text.clone(),
             })
             .collect();
-        item(&mut d, key, format!("/journal/{i}"), ItemConcept::JournalEntry(JournalEntry {
-            date: Some(j.date),
-            title: j.title.clone(),
-            author: author_ref.clone(),
-            encounter: Some(Ref::to(encounter_key)),
-            episode: j.episode.as_ref().map(|e| Ref::to(k("episodes", e))),
-            lines,
-            ..Default::default()
-        }));
+        item(
+            &mut d,
+            key,
+            format!("/journal/{i}"),
+            ItemConcept::JournalEntry(JournalEntry {
+                date: Some(j.date),
+                title: j.title.clone(),
+                author: author_ref.clone(),
+                encounter: Some(Ref::to(encounter_key)),
+                episode: j.episode.as_ref().map(|e| Ref::to(k("episodes", e))),
+                lines,
+                ..Default::default()
+            }),
+        );
     }
     for (i, m) in f.medication.iter().enumerate() {
         let dosage = Dosage {
@@ -575,10 +714,22 @@ pub fn read(v: Value) -> Result<Dossier, SourceError> {
             as_needed: m.as_needed,
             ..Default::default()
         };
-        let has_dosage = dosage.text.is_some() || dosage.route.is_some() || dosage.as_needed.is_some();
+        let has_dosage =
+            dosage.text.is_some() || dosage.route.is_some() || dosage.as_needed.is_some();
         let product_key = format!("{}/product", k("medication", &m.id));
-        item(&mut d, product_key.clone(), format!("/medication/{i}/product"), ItemConcept::Product(Product { code: concept(&m.product), ..Default::default() }));
-        let period = Period { start: m.start, end: m.end };
+        item(
+            &mut d,
+            product_key.clone(),
+            format!("/medication/{i}/product"),
+            ItemConcept::Product(Product {
+                code: concept(&m.product),
+                ..Default::default()
+            }),
+        );
+        let period = Period {
+            start: m.start,
+            end: m.end,
+        };
         let reasons = m.reason.iter().map(|r| Concept::text(r)).collect();
         let concept_item = if m.kind.as_deref() == Some("use") {
             ItemConcept::MedicationUse(MedicationUse {
@@ -610,40 +761,73 @@ pub fn read(v: Value) -> Result<Dossier, SourceError> {
                 notes: notes(&m.note),
             })
         };
-        item(&mut d, k("medication", &m.id), format!("/medication/{i}"), concept_item);
+        item(
+            &mut d,
+            k("medication", &m.id),
+            format!("/medication/{i}"),
+            concept_item,
+        );
     }
     for (i, a) in f.allergies.iter().enumerate() {
-        item(&mut d, k("allergies", &a.id), format!("/allergies/{i}"), ItemConcept::Allergy(Allergy {
-            code: concept(&a.substance),
-            categories: a.category.iter().cloned().collect(),
-            criticality: a.criticality.clone(),
-            clinical_status: a.status.clone(),
-            onset: a.onset,
-            recorder: author_ref.clone(),
-            reactions: a
-                .reaction
-                .iter()
-                .map(|r| Reaction { description: Some(r.clone()), manifestations: vec![Concept::text(r)], severity: a.severity.clone(), ..Default::default() })
-                .collect(),
-            notes: notes(&a.note),
-            ..Default::default()
-        }));
+        item(
+            &mut d,
+            k("allergies", &a.id),
+            format!("/allergies/{i}"),
+            ItemConcept::Allergy(Allergy {
+                code: concept(&a.substance),
+                categories: a.category.iter().cloned().collect(),
+                criticality: a.criticality.clone(),
+                clinical_status: a.status.clone(),
+                onset: a.onset,
+                recorder: author_ref.clone(),
+                reactions: a
+                    .reaction
+                    .iter()
+                    .map(|r| Reaction {
+                        description: Some(r.clone()),
+                        manifestations: vec![Concept::text(r)],
+                        severity: a.severity.clone(),
+                        ..Default::default()
+                    })
+                    .collect(),
+                notes: notes(&a.note),
+                ..Default::default()
+            }),
+        );
     }
     for (i, a) in f.alerts.iter().enumerate() {
-        item(&mut d, k("alerts", &a.id), format!("/alerts/{i}"), ItemConcept::Alert(Alert {
-            code: concept(&a.code),
-            status: Some(if a.end.is_some() { "inactive" } else { "active" }.into()),
-            period: Period { start: a.start, end: a.end },
-            author: author_ref.clone(),
-            detail: a.problem.as_ref().map(|p| Ref::to(k("problems", p))),
-            notes: notes(&a.note),
-            ..Default::default()
-        }));
+        item(
+            &mut d,
+            k("alerts", &a.id),
+            format!("/alerts/{i}"),
+            ItemConcept::Alert(Alert {
+                code: concept(&a.code),
+                status: Some(
+                    if a.end.is_some() {
+                        "inactive"
+                    } else {
+                        "active"
+                    }
+                    .into(),
+                ),
+                period: Period {
+                    start: a.start,
+                    end: a.end,
+                },
+                author: author_ref.clone(),
+                detail: a.problem.as_ref().map(|p| Ref::to(k("problems", p))),
+                notes: notes(&a.note),
+                ..Default::default()
+            }),
+        );
     }
     for (i, l) in f.lab.iter().enumerate() {
         let code = concept(&l.code);
         let kind = Terminology::embedded()
-            .translate_any(crate::terminology::maps::DIAGNOSTIC_RESULT_TO_ZIB, &code.codings)
+            .translate_any(
+                crate::terminology::maps::DIAGNOSTIC_RESULT_TO_ZIB,
+                &code.codings,
+            )
             .and_then(|c| c.code.as_deref())
             .and_then(ObservationKind::from_zib)
             .unwrap_or(ObservationKind::LaboratoryTestResult);
@@ -665,12 +849,23 @@ pub fn read(v: Value) -> Result<Dossier, SourceError> {
         o.interpretation = l
             .interpretation
             .iter()
-            .map(|c| Concept::coded(Coding::new("http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation", c, None)))
+            .map(|c| {
+                Concept::coded(Coding::new(
+                    "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation",
+                    c,
+                    None,
+                ))
+            })
             .collect();
         o.episode = l.episode.as_ref().map(|e| Ref::to(k("episodes", e)));
         o.performers = author_ref.iter().cloned().collect();
         o.notes = notes(&l.note);
-        item(&mut d, k("lab", &l.id), format!("/lab/{i}"), ItemConcept::Observation(o));
+        item(
+            &mut d,
+            k("lab", &l.id),
+            format!("/lab/{i}"),
+            ItemConcept::Observation(o),
+        );
     }
     for (i, v) in f.vitals.iter().enumerate() {
         let kind = ObservationKind::from_zib(&v.type_).unwrap_or(ObservationKind::BodyWeight);
@@ -679,7 +874,10 @@ pub fn read(v: Value) -> Result<Dossier, SourceError> {
         o.effective = Some(v.date);
         if kind == ObservationKind::BloodPressure {
             let mmhg = Some("mm[Hg]".to_owned());
-            for (code, display, value) in [("8480-6", "Systolic blood pressure", &v.systolic), ("8462-4", "Diastolic blood pressure", &v.diastolic)] {
+            for (code, display, value) in [
+                ("8480-6", "Systolic blood pressure", &v.systolic),
+                ("8462-4", "Diastolic blood pressure", &v.diastolic),
+            ] {
                 if let Some(n) = value {
                     o.components.push(Component {
                         code: Concept::coded(Coding::new(uri::LOINC, code, Some(display))),
@@ -693,7 +891,12 @@ pub fn read(v: Value) -> Result<Dossier, SourceError> {
         }
         o.performers = author_ref.iter().cloned().collect();
         o.notes = notes(&v.note);
-        item(&mut d, k("vitals", &v.id), format!("/vitals/{i}"), ItemConcept::Observation(o));
+        item(
+            &mut d,
+            k("vitals", &v.id),
+            format!("/vitals/{i}"),
+            ItemConcept::Observation(o),
+        );
     }
     let finding = |f: &FFinding, kind: ObservationKind| {
         let mut o = Observation::new(kind, concept(&f.code));
@@ -704,58 +907,102 @@ pub fn read(v: Value) -> Result<Dossier, SourceError> {
         o
     };
     for (i, x) in f.functional_status.iter().enumerate() {
-        item(&mut d, k("functionalStatus", &x.id), format!("/functionalStatus/{i}"), ItemConcept::Observation(finding(x, ObservationKind::FunctionalOrMentalStatus)));
+        item(
+            &mut d,
+            k("functionalStatus", &x.id),
+            format!("/functionalStatus/{i}"),
+            ItemConcept::Observation(finding(x, ObservationKind::FunctionalOrMentalStatus)),
+        );
     }
     for (i, x) in f.development.iter().enumerate() {
-        item(&mut d, k("development", &x.id), format!("/development/{i}"), ItemConcept::Observation(finding(x, ObservationKind::DevelopmentChild)));
+        item(
+            &mut d,
+            k("development", &x.id),
+            format!("/development/{i}"),
+            ItemConcept::Observation(finding(x, ObservationKind::DevelopmentChild)),
+        );
     }
     if let Some(x) = &f.living_situation {
-        item(&mut d, k("livingSituation", &x.id), "/livingSituation".into(), ItemConcept::Observation(finding(x, ObservationKind::LivingSituation)));
+        item(
+            &mut d,
+            k("livingSituation", &x.id),
+            "/livingSituation".into(),
+            ItemConcept::Observation(finding(x, ObservationKind::LivingSituation)),
+        );
     }
     for (i, v) in f.vaccinations.iter().enumerate() {
-        item(&mut d, k("vaccinations", &v.id), format!("/vaccinations/{i}"), ItemConcept::Vaccination(Vaccination {
-            vaccine: concept(&v.vaccine),
-            status: Some("completed".into()),
-            date: Some(v.date),
-            lot_number: v.lot.clone(),
-            notes: notes(&v.note),
-            ..Default::default()
-        }));
+        item(
+            &mut d,
+            k("vaccinations", &v.id),
+            format!("/vaccinations/{i}"),
+            ItemConcept::Vaccination(Vaccination {
+                vaccine: concept(&v.vaccine),
+                status: Some("completed".into()),
+                date: Some(v.date),
+                lot_number: v.lot.clone(),
+                notes: notes(&v.note),
+                ..Default::default()
+            }),
+        );
     }
     for (i, x) in f.directives.iter().enumerate() {
         let key = k("directives", &x.id);
         let path = format!("/directives/{i}");
         if x.kind == "treatment" {
-            item(&mut d, key, path, ItemConcept::TreatmentDirective(TreatmentDirective {
-                treatment: x.treatment.as_ref().map(concept).unwrap_or_default(),
-                permitted: x.permitted.as_ref().map(|p| Concept::coded(Coding::new("urn:oid:2.16.840.1.113883.2.4.3.11.60.40.4", p, None))),
-                status: Some("active".into()),
-                date: x.date,
-                comment: x.comment.clone(),
-                ..Default::default()
-            }));
+            item(
+                &mut d,
+                key,
+                path,
+                ItemConcept::TreatmentDirective(TreatmentDirective {
+                    treatment: x.treatment.as_ref().map(concept).unwrap_or_default(),
+                    permitted: x.permitted.as_ref().map(|p| {
+                        Concept::coded(Coding::new(
+                            "urn:oid:2.16.840.1.113883.2.4.3.11.60.40.4",
+                            p,
+                            None,
+                        ))
+                    }),
+                    status: Some("active".into()),
+                    date: x.date,
+                    comment: x.comment.clone(),
+                    ..Default::default()
+                }),
+            );
         } else {
-            item(&mut d, key, path, ItemConcept::AdvanceDirective(AdvanceDirective {
-                directive_type: x.type_.as_ref().map(concept),
-                status: Some("active".into()),
-                date: x.date,
-                comment: x.comment.clone(),
-                representative: x.representative.as_ref().map(|r| Ref::to(k("contactPersons", r))),
-                ..Default::default()
-            }));
+            item(
+                &mut d,
+                key,
+                path,
+                ItemConcept::AdvanceDirective(AdvanceDirective {
+                    directive_type: x.type_.as_ref().map(concept),
+                    status: Some("active".into()),
+                    date: x.date,
+                    comment: x.comment.clone(),
+                    representative: x
+                        .representative
+                        .as_ref()
+                        .map(|r| Ref::to(k("contactPersons", r))),
+                    ..Default::default()
+                }),
+            );
         }
     }
     if let Some(r) = &f.referral {
-        item(&mut d, "referral".into(), "/referral".into(), ItemConcept::Referral(Referral {
-            question: Some(r.question.clone()),
-            requested_care: r.requested_care.as_ref().map(concept),
-            reasons: r.reasons.iter().map(concept).collect(),
-            authored_on: r.date,
-            requester: author_ref.clone(),
-            status: Some("active".into()),
-            notes: notes(&r.note),
-            ..Default::default()
-        }));
+        item(
+            &mut d,
+            "referral".into(),
+            "/referral".into(),
+            ItemConcept::Referral(Referral {
+                question: Some(r.question.clone()),
+                requested_care: r.requested_care.as_ref().map(concept),
+                reasons: r.reasons.iter().map(concept).collect(),
+                authored_on: r.date,
+                requester: author_ref.clone(),
+                status: Some("active".into()),
+                notes: notes(&r.note),
+                ..Default::default()
+            }),
+        );
     }
     Ok(d)
 }
@@ -767,27 +1014,45 @@ mod tests {
 
     #[test]
     fn schema_compiles_and_reports_pointers() {
-        let out = check_schema(&json!({"format": "overdracht-flat/1", "patient": {"bsn": "999911120", "colour": "blue"}, "problems": [{"id": "p1"}]}));
-        let pointers: Vec<&str> = out.issues.iter().filter_map(|i| i.expression.as_deref()).collect();
+        let out = check_schema(
+            &json!({"format": "overdracht-flat/1", "patient": {"bsn": "999911120", "colour": "blue"}, "problems": [{"id": "p1"}]}),
+        );
+        let pointers: Vec<&str> = out
+            .issues
+            .iter()
+            .filter_map(|i| i.expression.as_deref())
+            .collect();
         assert!(pointers.contains(&"/patient"), "{pointers:?}");
         assert!(pointers.contains(&"/problems/0"), "{pointers:?}");
-        assert!(!out.issues.iter().any(|i| i.diagnostics.contains("blue")), "values are masked");
+        assert!(
+            !out.issues.iter().any(|i| i.diagnostics.contains("blue")),
+            "values are masked"
+        );
     }
 
     #[test]
     fn minimal_dossier_reads() {
-        let d = read(json!({"format": "overdracht-flat/1", "patient": {"bsn": "999911120"},
-            "problems": [{"id": "p1", "code": {"system": "icpc", "code": "P85"}}]})).expect("reads");
+        let d = read(
+            json!({"format": "overdracht-flat/1", "patient": {"bsn": "999911120"},
+            "problems": [{"id": "p1", "code": {"system": "icpc", "code": "P85"}}]}),
+        )
+        .expect("reads");
         assert_eq!(d.items.len(), 1);
         match &d.items[0].concept {
-            ItemConcept::Problem(p) => assert_eq!(p.code.codings[0].system.as_deref(), Some(uri::ICPC)),
+            ItemConcept::Problem(p) => {
+                assert_eq!(p.code.codings[0].system.as_deref(), Some(uri::ICPC))
+            }
             other => panic!("{other:?}"),
         }
     }
 
     #[test]
     fn bad_bsn_is_refused() {
-        let e = read(json!({"format": "overdracht-flat/1", "patient": {"bsn": "123456789"}})).expect_err("11-proef");
-        assert_eq!(e.to_outcome().issues[0].expression.as_deref(), Some("/patient/bsn"));
+        let e = read(json!({"format": "overdracht-flat/1", "patient": {"bsn": "123456789"}}))
+            .expect_err("11-proef");
+        assert_eq!(
+            e.to_outcome().issues[0].expression.as_deref(),
+            Some("/patient/bsn")
+        );
     }
 }

@@ -10,5 +10,7 @@ pub fn is_professional_summary(bytes: &[u8]) -> bool {
 }
 
 pub fn read(_bytes: &[u8]) -> Result<Dossier, SourceError> {
-    Err(SourceError::UnknownFormat("reading the Professional Summary is not implemented yet".into()))
+    Err(SourceError::UnknownFormat(
+        "reading the Professional Summary is not implemented yet".into(),
+    ))
 }

@@ -31,18 +31,34 @@ pub fn looks_like_r4(v: &Value) -> bool {
     let mut r4 = 0;
     let mut stu3 = 0;
     for r in resources {
-        for p in r.pointer("/meta/profile").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str) {
-            if p.starts_with(&format!("{NICTIZ}nl-core-")) || p.starts_with(&format!("{NICTIZ}mp-")) {
+        for p in r
+            .pointer("/meta/profile")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+        {
+            if p.starts_with(&format!("{NICTIZ}nl-core-")) || p.starts_with(&format!("{NICTIZ}mp-"))
+            {
                 r4 += 1;
-            } else if p.starts_with(&format!("{NICTIZ}gp-")) || p.starts_with(&format!("{NICTIZ}zib-")) || p.starts_with("http://fhir.nl/fhir/StructureDefinition/nl-core-") {
+            } else if p.starts_with(&format!("{NICTIZ}gp-"))
+                || p.starts_with(&format!("{NICTIZ}zib-"))
+                || p.starts_with("http://fhir.nl/fhir/StructureDefinition/nl-core-")
+            {
                 stu3 += 1;
             }
         }
         // R4-only shapes: CodeableConcept statuses, Observation.encounter, Immunization.occurrence
-        if r.get("clinicalStatus").is_some_and(Value::is_object) || r.get("occurrenceDateTime").is_some() {
+        if r.get("clinicalStatus").is_some_and(Value::is_object)
+            || r.get("occurrenceDateTime").is_some()
+        {
             r4 += 1;
         }
-        if r.get("clinicalStatus").is_some_and(Value::is_string) || r.pointer("/requester/agent").is_some() || r.get("context").is_some_and(|c| c.get("reference").is_some()) {
+        if r.get("clinicalStatus").is_some_and(Value::is_string)
+            || r.pointer("/requester/agent").is_some()
+            || r.get("context")
+                .is_some_and(|c| c.get("reference").is_some())
+        {
             stu3 += 1;
         }
     }
@@ -58,12 +74,19 @@ fn category_of(resource_type: &str, profile: Option<&str>) -> Option<DataCategor
         "Problem" | "Procedure-event" => Some(Problems),
         "EpisodeOfCare" => Some(Episodes),
         z if z == "Encounter" || z.starts_with("SOAPReport") => Some(Journal),
-        z if z.starts_with("LaboratoryTestResult") || z.starts_with("TextResult") => Some(LabResults),
-        "BloodPressure" | "BodyWeight" | "BodyHeight" | "HeadCircumference" | "BodyTemperature" | "HeartRate" | "PulseRate"
-        | "O2Saturation" | "RespiratoryRate" => Some(VitalSigns),
+        z if z.starts_with("LaboratoryTestResult") || z.starts_with("TextResult") => {
+            Some(LabResults)
+        }
+        "BloodPressure" | "BodyWeight" | "BodyHeight" | "HeadCircumference" | "BodyTemperature"
+        | "HeartRate" | "PulseRate" | "O2Saturation" | "RespiratoryRate" => Some(VitalSigns),
         "AlcoholUse" | "TobaccoUse" | "DrugUse" => Some(Lifestyle),
         "LivingSituation" | "HelpFromOthers" | "ParticipationInSociety" => Some(LivingSituation),
-        z if z.starts_with("FunctionalOrMentalStatus") || z.starts_with("DevelopmentChild") || z.starts_with("BarthelADLIndex") || z.starts_with("Mobility") || z.starts_with("Ability") => {
+        z if z.starts_with("FunctionalOrMentalStatus")
+            || z.starts_with("DevelopmentChild")
+            || z.starts_with("BarthelADLIndex")
+            || z.starts_with("Mobility")
+            || z.starts_with("Ability") =>
+        {
             Some(FunctionalStatus)
         }
         "AllergyIntolerance" => Some(Allergies),
@@ -74,7 +97,9 @@ fn category_of(resource_type: &str, profile: Option<&str>) -> Option<DataCategor
         "TreatmentDirective2" | "AdvanceDirective" => Some(Directives),
         "ContactPerson" => Some(ContactPersons),
         z if z.starts_with("LegalSituation") => Some(LegalSituation),
-        z if z.starts_with("HealthProfessional") || z.starts_with("HealthcareProvider") => Some(CareProviders),
+        z if z.starts_with("HealthProfessional") || z.starts_with("HealthcareProvider") => {
+            Some(CareProviders)
+        }
         "CareTeam" => Some(CarePlan),
         _ => None,
     };
@@ -84,7 +109,11 @@ fn category_of(resource_type: &str, profile: Option<&str>) -> Option<DataCategor
         "Encounter" | "Composition" => Some(Journal),
         "AllergyIntolerance" => Some(Allergies),
         "Flag" => Some(Alerts),
-        "Medication" | "MedicationRequest" | "MedicationStatement" | "MedicationDispense" | "MedicationAdministration" => Some(Medication),
+        "Medication"
+        | "MedicationRequest"
+        | "MedicationStatement"
+        | "MedicationDispense"
+        | "MedicationAdministration" => Some(Medication),
         "Immunization" | "ImmunizationRecommendation" => Some(Vaccinations),
         "RelatedPerson" => Some(ContactPersons),
         "Practitioner" | "PractitionerRole" | "Organization" | "Location" => Some(CareProviders),
@@ -145,27 +174,49 @@ pub fn read(v: Value) -> Result<Dossier, SourceError> {
             .into_iter()
             .flatten()
             .enumerate()
-            .filter_map(|(i, e)| e.get("resource").map(|r| (format!("Bundle.entry[{i}].resource"), r.clone())))
+            .filter_map(|(i, e)| {
+                e.get("resource")
+                    .map(|r| (format!("Bundle.entry[{i}].resource"), r.clone()))
+            })
             .collect(),
         Some(rt) => vec![(rt.to_owned(), v.clone())],
-        None => return Err(SourceError::invalid("$", "not a FHIR resource: 'resourceType' is missing")),
+        None => {
+            return Err(SourceError::invalid(
+                "$",
+                "not a FHIR resource: 'resourceType' is missing",
+            ))
+        }
     };
     for (path, mut r) in resources {
-        let rt = r.get("resourceType").and_then(Value::as_str).unwrap_or("").to_owned();
+        let rt = r
+            .get("resourceType")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned();
         let key = match r.get("id").and_then(Value::as_str) {
             Some(id) => format!("{rt}/{id}"),
             None => format!("{rt}/{path}"),
         };
         if rt == "Patient" {
             if d.patient.is_some() {
-                return Err(SourceError::invalid(path, "the input holds more than one Patient; send one dossier per patient"));
+                return Err(SourceError::invalid(
+                    path,
+                    "the input holds more than one Patient; send one dossier per patient",
+                ));
             }
             let original = r.clone();
             let mut out = Outcome::new();
             for k in ["resourceType", "id", "meta", "text"] {
                 super::consume::consume(&mut r, k);
             }
-            let p = patient(&mut r, &Cx { key: &key, path: &path }, &mut out)?;
+            let p = patient(
+                &mut r,
+                &Cx {
+                    key: &key,
+                    path: &path,
+                },
+                &mut out,
+            )?;
             leftovers(&path, &original, &mut r, &mut out);
             d.outcome.extend(out);
             d.patient = Some(p);
@@ -180,13 +231,22 @@ pub fn read(v: Value) -> Result<Dossier, SourceError> {
             .into_iter()
             .flatten()
             .filter_map(Value::as_str)
-            .find(|p| p.starts_with(&format!("{NICTIZ}nl-core-")) || p.starts_with(&format!("{NICTIZ}mp-")))
+            .find(|p| {
+                p.starts_with(&format!("{NICTIZ}nl-core-"))
+                    || p.starts_with(&format!("{NICTIZ}mp-"))
+            })
             .map(str::to_owned);
         let profile = match claimed {
             Some(p) => p,
             None => match default_profile(&rt, &r) {
                 Some(p) => {
-                    d.outcome.push(Issue::information(IssueCode::Informational, format!("no nl-core profile claimed: given {p}")).at(path.clone()));
+                    d.outcome.push(
+                        Issue::information(
+                            IssueCode::Informational,
+                            format!("no nl-core profile claimed: given {p}"),
+                        )
+                        .at(path.clone()),
+                    );
                     if let Some(m) = r.as_object_mut() {
                         m.insert("meta".into(), serde_json::json!({"profile": [p]}));
                     }
@@ -194,22 +254,38 @@ pub fn read(v: Value) -> Result<Dossier, SourceError> {
                 }
                 None => {
                     d.outcome.push(
-                        Issue::warning(IssueCode::NotSupported, format!("{rt} has no nl-core profile to carry it and is not passed on"))
-                            .at(path.clone()),
+                        Issue::warning(
+                            IssueCode::NotSupported,
+                            format!("{rt} has no nl-core profile to carry it and is not passed on"),
+                        )
+                        .at(path.clone()),
                     );
                     continue;
                 }
             },
         };
         let Some(category) = category_of(&rt, Some(&profile)) else {
-            d.outcome.push(Issue::warning(IssueCode::NotSupported, format!("{rt} ({profile}) has no data category and is not passed on")).at(path.clone()));
+            d.outcome.push(
+                Issue::warning(
+                    IssueCode::NotSupported,
+                    format!("{rt} ({profile}) has no data category and is not passed on"),
+                )
+                .at(path.clone()),
+            );
             continue;
         };
         // keep only the nl-core/MP9 profile: other claims are not validated here
         if let Some(m) = r.pointer_mut("/meta").and_then(Value::as_object_mut) {
             m.insert("profile".into(), serde_json::json!([profile]));
         }
-        d.items.push(Item { key, source_path: path, concept: ItemConcept::R4(R4Resource { resource: r, category }) });
+        d.items.push(Item {
+            key,
+            source_path: path,
+            concept: ItemConcept::R4(R4Resource {
+                resource: r,
+                category,
+            }),
+        });
     }
     Ok(d)
 }
@@ -221,10 +297,18 @@ mod tests {
 
     #[test]
     fn detects_r4_by_profile_and_shape() {
-        assert!(looks_like_r4(&json!({"resourceType": "Condition", "meta": {"profile": ["http://nictiz.nl/fhir/StructureDefinition/nl-core-Problem"]}})));
-        assert!(!looks_like_r4(&json!({"resourceType": "Condition", "meta": {"profile": ["http://nictiz.nl/fhir/StructureDefinition/zib-Problem"]}})));
-        assert!(looks_like_r4(&json!({"resourceType": "Condition", "clinicalStatus": {"coding": []}})));
-        assert!(!looks_like_r4(&json!({"resourceType": "Condition", "clinicalStatus": "active"})));
+        assert!(looks_like_r4(
+            &json!({"resourceType": "Condition", "meta": {"profile": ["http://nictiz.nl/fhir/StructureDefinition/nl-core-Problem"]}})
+        ));
+        assert!(!looks_like_r4(
+            &json!({"resourceType": "Condition", "meta": {"profile": ["http://nictiz.nl/fhir/StructureDefinition/zib-Problem"]}})
+        ));
+        assert!(looks_like_r4(
+            &json!({"resourceType": "Condition", "clinicalStatus": {"coding": []}})
+        ));
+        assert!(!looks_like_r4(
+            &json!({"resourceType": "Condition", "clinicalStatus": "active"})
+        ));
     }
 
     #[test]
@@ -235,9 +319,16 @@ mod tests {
         .expect("reads");
         assert_eq!(d.items.len(), 1);
         match &d.items[0].concept {
-            ItemConcept::R4(r) => assert_eq!(r.resource["meta"]["profile"][0], "http://nictiz.nl/fhir/StructureDefinition/nl-core-Problem"),
+            ItemConcept::R4(r) => assert_eq!(
+                r.resource["meta"]["profile"][0],
+                "http://nictiz.nl/fhir/StructureDefinition/nl-core-Problem"
+            ),
             other => panic!("{other:?}"),
         }
-        assert!(d.outcome.issues.iter().any(|i| i.expression.as_deref() == Some("Bundle.entry[1].resource")));
+        assert!(d
+            .outcome
+            .issues
+            .iter()
+            .any(|i| i.expression.as_deref() == Some("Bundle.entry[1].resource")));
     }
 }

@@ -17,20 +17,30 @@ use crate::terminology::{maps, uri};
 use crate::validate::{Issue, IssueCode, Outcome};
 
 const EXT_FLAG_DETAIL: &str = "http://hl7.org/fhir/StructureDefinition/flag-detail";
-const EXT_CONTEXT_EPISODE: &str = "http://nictiz.nl/fhir/StructureDefinition/extension-context-nl-core-episodeofcare";
-const EXT_PERIOD_OF_USE: &str = "http://nictiz.nl/fhir/StructureDefinition/zib-Medication-PeriodOfUse";
-const EXT_USE_DURATION: &str = "http://nictiz.nl/fhir/StructureDefinition/zib-MedicationUse-Duration";
+const EXT_CONTEXT_EPISODE: &str =
+    "http://nictiz.nl/fhir/StructureDefinition/extension-context-nl-core-episodeofcare";
+const EXT_PERIOD_OF_USE: &str =
+    "http://nictiz.nl/fhir/StructureDefinition/zib-Medication-PeriodOfUse";
+const EXT_USE_DURATION: &str =
+    "http://nictiz.nl/fhir/StructureDefinition/zib-MedicationUse-Duration";
 const EXT_STOP_TYPE: &str = "http://nictiz.nl/fhir/StructureDefinition/zib-Medication-StopType";
 const EXT_COMMENT: &str = "http://nictiz.nl/fhir/StructureDefinition/Comment";
-const EXT_TD_VERIFICATION: &str = "http://nictiz.nl/fhir/StructureDefinition/zib-TreatmentDirective-Verification";
-const EXT_TD_TREATMENT: &str = "http://nictiz.nl/fhir/StructureDefinition/zib-TreatmentDirective-Treatment";
-const EXT_TD_PERMITTED: &str = "http://nictiz.nl/fhir/StructureDefinition/zib-TreatmentDirective-TreatmentPermitted";
-const EXT_AD_DISORDER: &str = "http://nictiz.nl/fhir/StructureDefinition/zib-AdvanceDirective-Disorder";
+const EXT_TD_VERIFICATION: &str =
+    "http://nictiz.nl/fhir/StructureDefinition/zib-TreatmentDirective-Verification";
+const EXT_TD_TREATMENT: &str =
+    "http://nictiz.nl/fhir/StructureDefinition/zib-TreatmentDirective-Treatment";
+const EXT_TD_PERMITTED: &str =
+    "http://nictiz.nl/fhir/StructureDefinition/zib-TreatmentDirective-TreatmentPermitted";
+const EXT_AD_DISORDER: &str =
+    "http://nictiz.nl/fhir/StructureDefinition/zib-AdvanceDirective-Disorder";
 const EXT_EPISODE_TITLE: &str = "http://nictiz.nl/fhir/StructureDefinition/EpisodeOfCare-Title";
-const EXT_EPISODE_ATTENTION: &str = "http://nictiz.nl/fhir/StructureDefinition/EpisodeOfCare-Attention";
-const EXT_EPISODE_CODE: &str = "http://nictiz.nl/fhir/StructureDefinition/EpisodeOfCare-DiagnosisCode";
+const EXT_EPISODE_ATTENTION: &str =
+    "http://nictiz.nl/fhir/StructureDefinition/EpisodeOfCare-Attention";
+const EXT_EPISODE_CODE: &str =
+    "http://nictiz.nl/fhir/StructureDefinition/EpisodeOfCare-DiagnosisCode";
 const PROFILE_JOURNAL_ENTRY: &str = "http://nictiz.nl/fhir/StructureDefinition/gp-JournalEntry";
-const PROFILE_ENCOUNTER_REPORT: &str = "http://nictiz.nl/fhir/StructureDefinition/gp-EncounterReport";
+const PROFILE_ENCOUNTER_REPORT: &str =
+    "http://nictiz.nl/fhir/StructureDefinition/gp-EncounterReport";
 
 /// Reads an STU3 resource or Bundle.
 pub fn read(v: Value) -> Result<Dossier, SourceError> {
@@ -42,22 +52,32 @@ pub fn read(v: Value) -> Result<Dossier, SourceError> {
             let key = key_of(res, path);
             if let Some(existing) = &reader.patient_key {
                 if *existing != key {
-                    return Err(SourceError::invalid(path.clone(), "the input holds more than one Patient; send one dossier per patient"));
+                    return Err(SourceError::invalid(
+                        path.clone(),
+                        "the input holds more than one Patient; send one dossier per patient",
+                    ));
                 }
             }
             reader.patient_key = Some(key);
         }
     }
     for (path, res) in resources {
-        reader.resource(path, res)?;
+        reader.resource(path, res, None)?;
     }
     reader.finish()
 }
 
 /// Unwraps Bundles into (path, resource) pairs.
 fn collect(mut v: Value, out: &mut Outcome) -> Result<Vec<(String, Value)>, SourceError> {
-    let Some(rt) = v.get("resourceType").and_then(Value::as_str).map(str::to_owned) else {
-        return Err(SourceError::invalid("$", "not a FHIR resource: 'resourceType' is missing"));
+    let Some(rt) = v
+        .get("resourceType")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+    else {
+        return Err(SourceError::invalid(
+            "$",
+            "not a FHIR resource: 'resourceType' is missing",
+        ));
     };
     if rt != "Bundle" {
         return Ok(vec![(rt, v)]);
@@ -78,13 +98,25 @@ fn collect(mut v: Value, out: &mut Outcome) -> Result<Vec<(String, Value)>, Sour
             if r.get("id").is_none() {
                 if let (Some(u), Some(o)) = (full_url, r.as_object_mut()) {
                     // keep the fullUrl as identity for id-less entries
-                    o.insert("id".into(), Value::String(u.rsplit('/').next().unwrap_or(&u).to_owned()));
+                    o.insert(
+                        "id".into(),
+                        Value::String(u.rsplit('/').next().unwrap_or(&u).to_owned()),
+                    );
                 }
             }
             found.push((path, r));
         }
     }
-    for k in ["resourceType", "id", "meta", "type", "total", "link", "timestamp", "identifier"] {
+    for k in [
+        "resourceType",
+        "id",
+        "meta",
+        "type",
+        "total",
+        "link",
+        "timestamp",
+        "identifier",
+    ] {
         consume(&mut v, k);
     }
     leftovers("Bundle", &original, &mut v, out);
@@ -92,7 +124,10 @@ fn collect(mut v: Value, out: &mut Outcome) -> Result<Vec<(String, Value)>, Sour
 }
 
 fn key_of(res: &Value, path: &str) -> Key {
-    let rt = res.get("resourceType").and_then(Value::as_str).unwrap_or("Resource");
+    let rt = res
+        .get("resourceType")
+        .and_then(Value::as_str)
+        .unwrap_or("Resource");
     match res.get("id").and_then(Value::as_str) {
         Some(id) => format!("{rt}/{id}"),
         None => format!("{rt}/{path}"),
@@ -103,7 +138,12 @@ fn profiles(res: &Value) -> Vec<String> {
     res.get("meta")
         .and_then(|m| m.get("profile"))
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -125,10 +165,20 @@ struct JournalDraft {
 }
 
 impl Reader {
-    fn resource(&mut self, path: String, mut res: Value) -> Result<(), SourceError> {
+    /// Maps one resource. `key` is given for contained resources (`Container/id#local`).
+    fn resource(
+        &mut self,
+        path: String,
+        mut res: Value,
+        key: Option<Key>,
+    ) -> Result<(), SourceError> {
         let original = res.clone();
-        let rt = res.get("resourceType").and_then(Value::as_str).unwrap_or("").to_owned();
-        let key = key_of(&res, &path);
+        let rt = res
+            .get("resourceType")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned();
+        let key = key.unwrap_or_else(|| key_of(&res, &path));
         let profiles = profiles(&res);
         consume(&mut res, "resourceType");
         consume(&mut res, "id");
@@ -145,69 +195,104 @@ impl Reader {
             Some(Value::Array(a)) => a,
             _ => vec![],
         };
-        for (i, mut c) in contained.into_iter().enumerate() {
-            if let Some(id) = c.get("id").and_then(Value::as_str).map(str::to_owned) {
-                if let Some(o) = c.as_object_mut() {
-                    o.insert("id".into(), Value::String(format!("{}#{id}", key.split_once('/').map_or(key.as_str(), |(_, i)| i))));
-                }
-            }
-            self.resource(format!("{path}.contained[{i}]"), c)?;
+        for (i, c) in contained.into_iter().enumerate() {
+            let local = c
+                .get("id")
+                .and_then(Value::as_str)
+                .map(|id| format!("{key}#{id}"));
+            self.resource(format!("{path}.contained[{i}]"), c, local)?;
         }
         self.check_subject(&mut res, &path, &["subject", "patient"])?;
 
         let mut out = std::mem::take(&mut self.dossier.outcome);
-        let cx = Cx { key: &key, path: &path };
+        let cx = Cx {
+            key: &key,
+            path: &path,
+        };
         let concept = match rt.as_str() {
             "Patient" => {
                 // Patient.contact entries are zib ContactPersons of their own.
                 for (i, c) in elements(&mut res, "contact") {
                     let person = contact_person(c);
                     let key = format!("{}/contact/{i}", cx.key);
-                    self.dossier.items.push(Item { key, source_path: format!("{}.contact[{i}]", cx.path), concept: ItemConcept::ContactPerson(person) });
+                    self.dossier.items.push(Item {
+                        key,
+                        source_path: format!("{}.contact[{i}]", cx.path),
+                        concept: ItemConcept::ContactPerson(person),
+                    });
                 }
                 let p = patient(&mut res, &cx, &mut out)?;
                 if self.dossier.author_organization.is_none() {
-                    self.dossier.author_organization =
-                        p.managing_organization.as_ref().and_then(|r| r.identifier.clone());
+                    self.dossier.author_organization = p
+                        .managing_organization
+                        .as_ref()
+                        .and_then(|r| r.identifier.clone());
                 }
                 self.dossier.patient = Some(p);
                 None
             }
             "Practitioner" => Some(ItemConcept::HealthProfessional(practitioner(&mut res))),
-            "PractitionerRole" => Some(ItemConcept::ProfessionalRole(practitioner_role(&mut res, &cx))),
+            "PractitionerRole" => Some(ItemConcept::ProfessionalRole(practitioner_role(
+                &mut res, &cx,
+            ))),
             "Organization" => Some(ItemConcept::HealthcareProvider(organization(&mut res, &cx))),
             "RelatedPerson" => Some(ItemConcept::ContactPerson(related_person(&mut res))),
             "Condition" => Some(ItemConcept::Problem(condition(&mut res, &cx, &mut out))),
             "EpisodeOfCare" => Some(ItemConcept::Episode(episode(&mut res, &cx, &mut out))),
             "Encounter" => Some(ItemConcept::Contact(encounter(&mut res, &cx, &mut out))),
-            "Composition" if profiles.iter().any(|p| p == PROFILE_ENCOUNTER_REPORT) || is_journal_composition(&res) => {
+            "Composition"
+                if profiles.iter().any(|p| p == PROFILE_ENCOUNTER_REPORT)
+                    || is_journal_composition(&res) =>
+            {
                 self.encounter_report(&mut res, &cx, &mut out);
                 None
             }
-            "Observation" if profiles.iter().any(|p| p == PROFILE_JOURNAL_ENTRY) || is_journal_line(&res) => {
+            "Observation"
+                if profiles.iter().any(|p| p == PROFILE_JOURNAL_ENTRY) || is_journal_line(&res) =>
+            {
                 self.journal_line(&mut res, &cx, &mut out);
                 None
             }
-            "Observation" => Some(ItemConcept::Observation(observation(&mut res, &cx, &mut out))),
+            "Observation" => Some(ItemConcept::Observation(observation(
+                &mut res, &cx, &mut out,
+            ))),
             "AllergyIntolerance" => Some(ItemConcept::Allergy(allergy(&mut res, &cx, &mut out))),
             "Flag" => Some(ItemConcept::Alert(flag(&mut res, &cx, &mut out))),
             "Medication" => Some(ItemConcept::Product(medication(&mut res))),
-            "MedicationRequest" => Some(ItemConcept::MedicationAgreement(medication_request(&mut res, &cx, &mut out))),
-            "MedicationStatement" => Some(ItemConcept::MedicationUse(medication_statement(&mut res, &cx, &mut out))),
-            "Immunization" => Some(ItemConcept::Vaccination(immunization(&mut res, &cx, &mut out))),
-            "Consent" if is_treatment_directive(&res, &profiles) => {
-                Some(ItemConcept::TreatmentDirective(treatment_directive(&mut res, &cx, &mut out)))
+            "MedicationRequest" => Some(ItemConcept::MedicationAgreement(medication_request(
+                &mut res, &cx, &mut out,
+            ))),
+            "MedicationStatement" => Some(ItemConcept::MedicationUse(medication_statement(
+                &mut res, &cx, &mut out,
+            ))),
+            "Immunization" => Some(ItemConcept::Vaccination(immunization(
+                &mut res, &cx, &mut out,
+            ))),
+            "Consent" if is_treatment_directive(&res, &profiles) => Some(
+                ItemConcept::TreatmentDirective(treatment_directive(&mut res, &cx, &mut out)),
+            ),
+            "Consent" => Some(ItemConcept::AdvanceDirective(advance_directive(
+                &mut res, &cx, &mut out,
+            ))),
+            "DocumentReference" => Some(ItemConcept::Document(document_reference(
+                &mut res, &cx, &mut out,
+            ))),
+            "ReferralRequest" | "ServiceRequest" => {
+                Some(ItemConcept::Referral(referral(&mut res, &cx, &mut out)))
             }
-            "Consent" => Some(ItemConcept::AdvanceDirective(advance_directive(&mut res, &cx, &mut out))),
-            "DocumentReference" => Some(ItemConcept::Document(document_reference(&mut res, &cx, &mut out))),
-            "ReferralRequest" | "ServiceRequest" => Some(ItemConcept::Referral(referral(&mut res, &cx, &mut out))),
             other => {
                 let why = match other {
                     "Appointment" => "appointments are not part of a medical-data handover",
                     "AuditEvent" => "audit events of the sending system are not part of a handover",
                     _ => "this resource type is not mapped",
                 };
-                out.push(Issue::warning(IssueCode::NotSupported, format!("{other} not converted: {why}")).at(path.clone()));
+                out.push(
+                    Issue::warning(
+                        IssueCode::NotSupported,
+                        format!("{other} not converted: {why}"),
+                    )
+                    .at(path.clone()),
+                );
                 self.dossier.outcome = out;
                 return Ok(());
             }
@@ -217,7 +302,10 @@ impl Reader {
         if path != rt {
             for issue in out.issues.iter_mut() {
                 if let Some(e) = &issue.expression {
-                    if e == &rt || e.starts_with(&format!("{rt}.")) || e.starts_with(&format!("{rt}[")) {
+                    if e == &rt
+                        || e.starts_with(&format!("{rt}."))
+                        || e.starts_with(&format!("{rt}["))
+                    {
                         issue.expression = Some(format!("{path}{}", &e[rt.len()..]));
                     }
                 }
@@ -225,17 +313,29 @@ impl Reader {
         }
         self.dossier.outcome = out;
         if let Some(concept) = concept {
-            self.dossier.items.push(Item { key, source_path: path, concept });
+            self.dossier.items.push(Item {
+                key,
+                source_path: path,
+                concept,
+            });
         }
         Ok(())
     }
 
     /// Takes `subject`/`patient` when it points at the dossier's patient (or there is no
     /// Patient in the input); a reference to another patient is an error.
-    fn check_subject(&mut self, res: &mut Value, path: &str, keys: &[&str]) -> Result<(), SourceError> {
+    fn check_subject(
+        &mut self,
+        res: &mut Value,
+        path: &str,
+        keys: &[&str],
+    ) -> Result<(), SourceError> {
         for k in keys {
             let Some(s) = res.get(*k) else { continue };
-            let reference = s.get("reference").and_then(Value::as_str).and_then(|r| reference_key(r, ""));
+            let reference = s
+                .get("reference")
+                .and_then(Value::as_str)
+                .and_then(|r| reference_key(r, ""));
             if let (Some(r), Some(p)) = (&reference, &self.patient_key) {
                 if r.starts_with("Patient/") && r != p {
                     return Err(SourceError::invalid(
@@ -244,7 +344,10 @@ impl Reader {
                     ));
                 }
             }
-            if reference.as_deref().is_none_or(|r| r.starts_with("Patient/")) {
+            if reference
+                .as_deref()
+                .is_none_or(|r| r.starts_with("Patient/"))
+            {
                 consume(res, k);
             }
         }
@@ -252,14 +355,19 @@ impl Reader {
     }
 
     fn encounter_report(&mut self, res: &mut Value, cx: &Cx, out: &mut Outcome) {
-        let mut draft = JournalDraft { source_path: cx.path.to_owned(), ..Default::default() };
+        let mut draft = JournalDraft {
+            source_path: cx.path.to_owned(),
+            ..Default::default()
+        };
         let e = &mut draft.entry;
         e.identifiers = identifiers(res, "identifier");
         e.date = when(res, "date", cx.path, out);
         e.title = take_str(res, "title");
         e.author = take_references(res, "author", cx.key).into_iter().next();
-        e.encounter = take_reference(res, "encounter", cx.key).or_else(|| take_reference(res, "context", cx.key));
-        e.episode = take_extension(res, EXT_CONTEXT_EPISODE).and_then(|mut x| take_reference(&mut x, "valueReference", cx.key));
+        e.encounter = take_reference(res, "encounter", cx.key)
+            .or_else(|| take_reference(res, "context", cx.key));
+        e.episode = take_extension(res, EXT_CONTEXT_EPISODE)
+            .and_then(|mut x| take_reference(&mut x, "valueReference", cx.key));
         consume(res, "status");
         consume(res, "type");
         for (_, s) in elements(res, "section") {
@@ -267,7 +375,11 @@ impl Reader {
             consume(s, "title");
             consume(s, "text");
             for (_, en) in elements(s, "entry") {
-                if let Some(k) = en.get("reference").and_then(Value::as_str).and_then(|r| reference_key(r, cx.key)) {
+                if let Some(k) = en
+                    .get("reference")
+                    .and_then(Value::as_str)
+                    .and_then(|r| reference_key(r, cx.key))
+                {
                     self.report_of_line.insert(k, cx.key.to_owned());
                     take(en, "reference");
                     consume(en, "display");
@@ -288,12 +400,26 @@ impl Reader {
             .coding_in(uri::JOURNAL_LINE_TYPE)
             .and_then(|c| c.code.as_deref())
             .and_then(SoapKind::from_letter)
-            .or_else(|| code.codings.iter().filter_map(|c| c.code.as_deref()).find_map(SoapKind::from_letter));
-        let icpc = code.coding_in(uri::ICPC).cloned().map(Concept::coded).or_else(|| {
-            take_extension(res, "http://nictiz.nl/fhir/StructureDefinition/gp-JournalEntry-ICPC")
+            .or_else(|| {
+                code.codings
+                    .iter()
+                    .filter_map(|c| c.code.as_deref())
+                    .find_map(SoapKind::from_letter)
+            });
+        let icpc = code
+            .coding_in(uri::ICPC)
+            .cloned()
+            .map(Concept::coded)
+            .or_else(|| {
+                take_extension(
+                    res,
+                    "http://nictiz.nl/fhir/StructureDefinition/gp-JournalEntry-ICPC",
+                )
                 .and_then(|mut e| take_concept(&mut e, "valueCodeableConcept"))
-        });
-        let text = take_str(res, "valueString").or_else(|| take_str(res, "comment")).unwrap_or_default();
+            });
+        let text = take_str(res, "valueString")
+            .or_else(|| take_str(res, "comment"))
+            .unwrap_or_default();
         let Some(kind) = kind else {
             out.push(
                 Issue::warning(IssueCode::CodeInvalid, "journal line without an S/O/E/P line type; converted as an evaluation (E) line")
@@ -304,21 +430,43 @@ impl Reader {
         self.add_line(res, cx, out, kind, icpc, text)
     }
 
-    fn add_line(&mut self, res: &mut Value, cx: &Cx, out: &mut Outcome, kind: SoapKind, code: Option<Concept>, text: String) {
+    fn add_line(
+        &mut self,
+        res: &mut Value,
+        cx: &Cx,
+        out: &mut Outcome,
+        kind: SoapKind,
+        code: Option<Concept>,
+        text: String,
+    ) {
         consume(res, "status");
         consume(res, "category");
-        let encounter = take_reference(res, "context", cx.key).or_else(|| take_reference(res, "encounter", cx.key));
-        let episode = take_extension(res, EXT_CONTEXT_EPISODE).and_then(|mut x| take_reference(&mut x, "valueReference", cx.key));
-        let date = when(res, "effectiveDateTime", cx.path, out).or_else(|| when(res, "issued", cx.path, out));
+        let encounter = take_reference(res, "context", cx.key)
+            .or_else(|| take_reference(res, "encounter", cx.key));
+        let episode = take_extension(res, EXT_CONTEXT_EPISODE)
+            .and_then(|mut x| take_reference(&mut x, "valueReference", cx.key));
+        let date = when(res, "effectiveDateTime", cx.path, out)
+            .or_else(|| when(res, "issued", cx.path, out));
         let author = take_references(res, "performer", cx.key).into_iter().next();
         // A line belongs to the report that lists it, else to its encounter, else stands alone.
         let entry_key = self
             .report_of_line
             .get(cx.key)
             .cloned()
-            .or_else(|| encounter.as_ref().and_then(|e| e.key.as_ref()).map(|k| format!("{k}/journal")))
+            .or_else(|| {
+                encounter
+                    .as_ref()
+                    .and_then(|e| e.key.as_ref())
+                    .map(|k| format!("{k}/journal"))
+            })
             .unwrap_or_else(|| cx.key.to_owned());
-        let draft = self.journal.entry(entry_key).or_insert_with(|| JournalDraft { source_path: cx.path.to_owned(), ..Default::default() });
+        let draft = self
+            .journal
+            .entry(entry_key)
+            .or_insert_with(|| JournalDraft {
+                source_path: cx.path.to_owned(),
+                ..Default::default()
+            });
         let e = &mut draft.entry;
         if e.encounter.is_none() {
             e.encounter = encounter;
@@ -332,7 +480,9 @@ impl Reader {
         if e.author.is_none() {
             e.author = author;
         }
-        draft.lines.push((cx.key.to_owned(), SoapLine { kind, code, text }));
+        draft
+            .lines
+            .push((cx.key.to_owned(), SoapLine { kind, code, text }));
     }
 
     fn finish(mut self) -> Result<Dossier, SourceError> {
@@ -364,7 +514,11 @@ impl Reader {
             // S, O, E, P order; stable within a kind.
             draft.lines.sort_by_key(|(_, l)| l.kind);
             draft.entry.lines = draft.lines.into_iter().map(|(_, l)| l).collect();
-            self.dossier.items.push(Item { key, source_path: draft.source_path, concept: ItemConcept::JournalEntry(draft.entry) });
+            self.dossier.items.push(Item {
+                key,
+                source_path: draft.source_path,
+                concept: ItemConcept::JournalEntry(draft.entry),
+            });
         }
         Ok(self.dossier)
     }
@@ -394,7 +548,11 @@ fn is_journal_line(res: &Value) -> bool {
     let codings = res.pointer("/code/coding").and_then(Value::as_array);
     codings.is_some_and(|cs| {
         cs.iter().any(|c| {
-            c.get("system").and_then(Value::as_str).map(|s| term().system_uri(s)).as_deref() == Some(uri::JOURNAL_LINE_TYPE)
+            c.get("system")
+                .and_then(Value::as_str)
+                .map(|s| term().system_uri(s))
+                .as_deref()
+                == Some(uri::JOURNAL_LINE_TYPE)
         })
     })
 }
@@ -403,32 +561,58 @@ fn is_journal_composition(res: &Value) -> bool {
     // zib2017 SOAP report: Composition type SNOMED 11591000146107 (patiëntcontactverslag)
     res.pointer("/type/coding")
         .and_then(Value::as_array)
-        .is_some_and(|cs| cs.iter().any(|c| c.get("code").and_then(Value::as_str) == Some("11591000146107")))
+        .is_some_and(|cs| {
+            cs.iter()
+                .any(|c| c.get("code").and_then(Value::as_str) == Some("11591000146107"))
+        })
 }
 
 fn is_treatment_directive(res: &Value, profiles: &[String]) -> bool {
     profiles.iter().any(|p| p.contains("TreatmentDirective"))
-        || res.get("modifierExtension").and_then(Value::as_array).is_some_and(|a| {
-            a.iter().any(|e| e.get("url").and_then(Value::as_str) == Some(EXT_TD_PERMITTED))
-        })
-        || res.pointer("/category/0/coding/0/code").and_then(Value::as_str) == Some("11291000146105")
+        || res
+            .get("modifierExtension")
+            .and_then(Value::as_array)
+            .is_some_and(|a| {
+                a.iter()
+                    .any(|e| e.get("url").and_then(Value::as_str) == Some(EXT_TD_PERMITTED))
+            })
+        || res
+            .pointer("/category/0/coding/0/code")
+            .and_then(Value::as_str)
+            == Some("11291000146105")
 }
 
 fn gender(v: &mut Value) -> Option<Gender> {
-    let g = v.get("gender").and_then(Value::as_str).and_then(Gender::from_fhir)?;
+    let g = v
+        .get("gender")
+        .and_then(Value::as_str)
+        .and_then(Gender::from_fhir)?;
     take(v, "gender");
     Some(g)
 }
 
 pub(crate) fn patient(res: &mut Value, cx: &Cx, out: &mut Outcome) -> Result<Patient, SourceError> {
-    let mut p = Patient { key: cx.key.to_owned(), source_path: cx.path.to_owned(), ..Default::default() };
+    let mut p = Patient {
+        key: cx.key.to_owned(),
+        source_path: cx.path.to_owned(),
+        ..Default::default()
+    };
     for (i, id) in elements(res, "identifier") {
-        let system = id.get("system").and_then(Value::as_str).map(|s| term().system_uri(s));
+        let system = id
+            .get("system")
+            .and_then(Value::as_str)
+            .map(|s| term().system_uri(s));
         if system.as_deref() == Some(uri::BSN) {
             let value = id.get("value").and_then(Value::as_str).unwrap_or("");
-            let bsn = Bsn::parse(value)
-                .map_err(|e| SourceError::invalid(format!("{}.identifier[{i}].value", cx.path), format!("invalid BSN: {e}")))?;
-            if let Some(ext) = take_extension(id, "http://hl7.org/fhir/StructureDefinition/rendered-value") {
+            let bsn = Bsn::parse(value).map_err(|e| {
+                SourceError::invalid(
+                    format!("{}.identifier[{i}].value", cx.path),
+                    format!("invalid BSN: {e}"),
+                )
+            })?;
+            if let Some(ext) =
+                take_extension(id, "http://hl7.org/fhir/StructureDefinition/rendered-value")
+            {
                 drop(ext);
             }
             identifier(id);
@@ -461,7 +645,10 @@ pub(crate) fn patient(res: &mut Value, cx: &Cx, out: &mut Outcome) -> Result<Pat
 
 fn contact_person(c: &mut Value) -> ContactPerson {
     let mut p = ContactPerson {
-        names: elements(c, "name").into_iter().map(|(_, n)| human_name(n)).collect(),
+        names: elements(c, "name")
+            .into_iter()
+            .map(|(_, n)| human_name(n))
+            .collect(),
         telecoms: telecoms(c, "telecom"),
         addresses: addresses(c, "address"),
         gender: gender(c),
@@ -517,7 +704,10 @@ fn related_person(res: &mut Value) -> ContactPerson {
         ..Default::default()
     };
     c.relationships = take_concept(res, "relationship").into_iter().collect();
-    for e in take_extensions(res, "http://nictiz.nl/fhir/StructureDefinition/zib-ContactPerson-Role") {
+    for e in take_extensions(
+        res,
+        "http://nictiz.nl/fhir/StructureDefinition/zib-ContactPerson-Role",
+    ) {
         let mut e = e;
         if let Some(r) = take_concept(&mut e, "valueCodeableConcept") {
             c.roles.push(r);
@@ -545,11 +735,20 @@ fn condition(res: &mut Value, cx: &Cx, out: &mut Outcome) -> Problem {
     // category: the zib problem type (SNOMED) is kept; the generic FHIR category is implied.
     for c in take_concepts(res, "category") {
         if c.coding_in(uri::SNOMED).is_some() && p.problem_type.is_none() {
-            p.problem_type = Some(Concept { codings: c.codings.into_iter().filter(|x| x.system.as_deref() == Some(uri::SNOMED)).collect(), text: None });
+            p.problem_type = Some(Concept {
+                codings: c
+                    .codings
+                    .into_iter()
+                    .filter(|x| x.system.as_deref() == Some(uri::SNOMED))
+                    .collect(),
+                text: None,
+            });
         }
     }
-    p.onset = when(res, "onsetDateTime", cx.path, out).or_else(|| period(res, "onsetPeriod", cx.path, out).start);
-    p.abatement = when(res, "abatementDateTime", cx.path, out).or_else(|| period(res, "abatementPeriod", cx.path, out).end);
+    p.onset = when(res, "onsetDateTime", cx.path, out)
+        .or_else(|| period(res, "onsetPeriod", cx.path, out).start);
+    p.abatement = when(res, "abatementDateTime", cx.path, out)
+        .or_else(|| period(res, "abatementPeriod", cx.path, out).end);
     if let Some(b) = take_bool(res, "abatementBoolean") {
         if b && p.clinical_status.is_none() {
             p.clinical_status = Some("resolved".into());
@@ -557,7 +756,8 @@ fn condition(res: &mut Value, cx: &Cx, out: &mut Outcome) -> Problem {
     }
     p.recorded = when(res, "assertedDate", cx.path, out);
     p.notes = notes(res, "note");
-    p.episode = take_extension(res, EXT_CONTEXT_EPISODE).and_then(|mut x| take_reference(&mut x, "valueReference", cx.key));
+    p.episode = take_extension(res, EXT_CONTEXT_EPISODE)
+        .and_then(|mut x| take_reference(&mut x, "valueReference", cx.key));
     consume(res, "context");
     p
 }
@@ -571,9 +771,12 @@ fn episode(res: &mut Value, cx: &Cx, out: &mut Outcome) -> Episode {
         organization: take_reference(res, "managingOrganization", cx.key),
         ..Default::default()
     };
-    e.title = take_extension(res, EXT_EPISODE_TITLE).and_then(|mut x| take_str(&mut x, "valueString"));
-    e.attention = take_extension(res, EXT_EPISODE_ATTENTION).and_then(|mut x| take_bool(&mut x, "valueBoolean"));
-    e.code = take_extension(res, EXT_EPISODE_CODE).and_then(|mut x| take_concept(&mut x, "valueCodeableConcept"));
+    e.title =
+        take_extension(res, EXT_EPISODE_TITLE).and_then(|mut x| take_str(&mut x, "valueString"));
+    e.attention = take_extension(res, EXT_EPISODE_ATTENTION)
+        .and_then(|mut x| take_bool(&mut x, "valueBoolean"));
+    e.code = take_extension(res, EXT_EPISODE_CODE)
+        .and_then(|mut x| take_concept(&mut x, "valueCodeableConcept"));
     for (_, d) in elements(res, "diagnosis") {
         if let Some(r) = take_reference(d, "condition", cx.key) {
             e.diagnoses.push(r);
@@ -648,13 +851,19 @@ fn observation(res: &mut Value, cx: &Cx, out: &mut Outcome) -> Observation {
         let code = take_concept(c, "code").unwrap_or_default();
         let value = obs_value(c, &format!("{}.component[{i}]", cx.path), out);
         let interpretation = take_concepts(c, "interpretation");
-        o.components.push(Component { code, value, interpretation });
+        o.components.push(Component {
+            code,
+            value,
+            interpretation,
+        });
     }
     o.method = take_concept(res, "method");
     o.body_site = take_concept(res, "bodySite");
     o.performers = take_references(res, "performer", cx.key);
-    o.encounter = take_reference(res, "context", cx.key).or_else(|| take_reference(res, "encounter", cx.key));
-    o.episode = take_extension(res, EXT_CONTEXT_EPISODE).and_then(|mut x| take_reference(&mut x, "valueReference", cx.key));
+    o.encounter =
+        take_reference(res, "context", cx.key).or_else(|| take_reference(res, "encounter", cx.key));
+    o.episode = take_extension(res, EXT_CONTEXT_EPISODE)
+        .and_then(|mut x| take_reference(&mut x, "valueReference", cx.key));
     o.notes = notes(res, "comment");
     o.notes.extend(notes(res, "note"));
     o
@@ -675,7 +884,10 @@ fn allergy(res: &mut Value, cx: &Cx, out: &mut Outcome) -> Allergy {
     // STU3 category is a list of codes, each with an optional zib code-specification
     if let Some(specs) = res.get_mut("_category").and_then(Value::as_array_mut) {
         for s in specs.iter_mut() {
-            if let Some(mut e) = take_extension(s, "http://nictiz.nl/fhir/StructureDefinition/code-specification") {
+            if let Some(mut e) = take_extension(
+                s,
+                "http://nictiz.nl/fhir/StructureDefinition/code-specification",
+            ) {
                 if let Some(c) = take_concept(&mut e, "valueCodeableConcept") {
                     a.category_codes.extend(c.codings);
                 }
@@ -709,16 +921,27 @@ fn flag(res: &mut Value, cx: &Cx, out: &mut Outcome) -> Alert {
         status: take_str(res, "status"),
         period: period(res, "period", cx.path, out),
         author: take_reference(res, "author", cx.key),
-        detail: take_extension(res, EXT_FLAG_DETAIL).and_then(|mut x| take_reference(&mut x, "valueReference", cx.key)),
-        notes: take_extension(res, EXT_COMMENT).and_then(|mut x| take_str(&mut x, "valueString")).into_iter().collect(),
+        detail: take_extension(res, EXT_FLAG_DETAIL)
+            .and_then(|mut x| take_reference(&mut x, "valueReference", cx.key)),
+        notes: take_extension(res, EXT_COMMENT)
+            .and_then(|mut x| take_str(&mut x, "valueString"))
+            .into_iter()
+            .collect(),
     }
 }
 
 fn medication(res: &mut Value) -> Product {
-    let mut p = Product { code: take_concept(res, "code").unwrap_or_default(), form: take_concept(res, "form"), ..Default::default() };
+    let mut p = Product {
+        code: take_concept(res, "code").unwrap_or_default(),
+        form: take_concept(res, "form"),
+        ..Default::default()
+    };
     for (_, i) in elements(res, "ingredient") {
         if let Some(item) = take_concept(i, "itemCodeableConcept") {
-            p.ingredients.push(Ingredient { item, strength_text: None });
+            p.ingredients.push(Ingredient {
+                item,
+                strength_text: None,
+            });
         }
     }
     consume(res, "isBrand");
@@ -740,7 +963,10 @@ fn medication_request(res: &mut Value, cx: &Cx, out: &mut Outcome) -> Medication
         authored_on: when(res, "authoredOn", cx.path, out),
         period_of_use: Period::default(),
         duration: None,
-        dosages: elements(res, "dosageInstruction").into_iter().map(|(_, d)| dosage(d)).collect(),
+        dosages: elements(res, "dosageInstruction")
+            .into_iter()
+            .map(|(_, d)| dosage(d))
+            .collect(),
         prescriber: None,
         reasons: take_concepts(res, "reasonCode"),
         status: take_str(res, "status"),
@@ -781,7 +1007,10 @@ fn medication_statement(res: &mut Value, cx: &Cx, out: &mut Outcome) -> Medicati
         period_of_use: period(res, "effectivePeriod", cx.path, out),
         duration: None,
         use_indicator: None,
-        dosages: elements(res, "dosage").into_iter().map(|(_, d)| dosage(d)).collect(),
+        dosages: elements(res, "dosage")
+            .into_iter()
+            .map(|(_, d)| dosage(d))
+            .collect(),
         informant: take_reference(res, "informationSource", cx.key),
         reasons: take_concepts(res, "reasonCode"),
         notes: notes(res, "note"),
@@ -805,7 +1034,8 @@ fn immunization(res: &mut Value, cx: &Cx, out: &mut Outcome) -> Vaccination {
         identifiers: identifiers(res, "identifier"),
         vaccine: take_concept(res, "vaccineCode").unwrap_or_default(),
         status: take_str(res, "status"),
-        date: when(res, "date", cx.path, out).or_else(|| when(res, "occurrenceDateTime", cx.path, out)),
+        date: when(res, "date", cx.path, out)
+            .or_else(|| when(res, "occurrenceDateTime", cx.path, out)),
         dose: take_quantity(res, "doseQuantity"),
         lot_number: take_str(res, "lotNumber"),
         primary_source: take_bool(res, "primarySource"),
@@ -832,8 +1062,11 @@ fn treatment_directive(res: &mut Value, cx: &Cx, out: &mut Outcome) -> Treatment
         date: when(res, "dateTime", cx.path, out),
         ..Default::default()
     };
-    t.treatment = take_extension(res, EXT_TD_TREATMENT).and_then(|mut e| take_concept(&mut e, "valueCodeableConcept")).unwrap_or_default();
-    t.permitted = take_modifier_extension(res, EXT_TD_PERMITTED).and_then(|mut e| take_concept(&mut e, "valueCodeableConcept"));
+    t.treatment = take_extension(res, EXT_TD_TREATMENT)
+        .and_then(|mut e| take_concept(&mut e, "valueCodeableConcept"))
+        .unwrap_or_default();
+    t.permitted = take_modifier_extension(res, EXT_TD_PERMITTED)
+        .and_then(|mut e| take_concept(&mut e, "valueCodeableConcept"));
     t.comment = take_extension(res, EXT_COMMENT).and_then(|mut e| take_str(&mut e, "valueString"));
     if let Some(mut v) = take_extension(res, EXT_TD_VERIFICATION) {
         let mut ver = Verification::default();
@@ -869,8 +1102,11 @@ fn advance_directive(res: &mut Value, cx: &Cx, out: &mut Outcome) -> AdvanceDire
         }
     }
     a.comment = take_extension(res, EXT_COMMENT).and_then(|mut e| take_str(&mut e, "valueString"));
-    a.disorder = take_extension(res, EXT_AD_DISORDER).and_then(|mut e| take_reference(&mut e, "valueReference", cx.key));
-    a.representative = take_references(res, "consentingParty", cx.key).into_iter().next();
+    a.disorder = take_extension(res, EXT_AD_DISORDER)
+        .and_then(|mut e| take_reference(&mut e, "valueReference", cx.key));
+    a.representative = take_references(res, "consentingParty", cx.key)
+        .into_iter()
+        .next();
     consume(res, "policy");
     consume(res, "policyRule");
     a
@@ -878,7 +1114,10 @@ fn advance_directive(res: &mut Value, cx: &Cx, out: &mut Outcome) -> AdvanceDire
 
 fn document_reference(res: &mut Value, cx: &Cx, out: &mut Outcome) -> Document {
     let mut d = Document {
-        identifiers: member(res, "masterIdentifier").and_then(identifier).into_iter().collect(),
+        identifiers: member(res, "masterIdentifier")
+            .and_then(identifier)
+            .into_iter()
+            .collect(),
         type_: take_concept(res, "type"),
         status: take_str(res, "status"),
         description: take_str(res, "description"),
@@ -919,7 +1158,10 @@ fn referral(res: &mut Value, cx: &Cx, out: &mut Outcome) -> Referral {
         identifiers: identifiers(res, "identifier"),
         status: take_str(res, "status"),
         question: take_str(res, "description"),
-        requested_care: take_concepts(res, "serviceRequested").into_iter().next().or_else(|| take_concept(res, "code")),
+        requested_care: take_concepts(res, "serviceRequested")
+            .into_iter()
+            .next()
+            .or_else(|| take_concept(res, "code")),
         reasons: take_concepts(res, "reasonCode"),
         authored_on: when(res, "authoredOn", cx.path, out),
         performer: take_references(res, "recipient", cx.key).into_iter().next(),
@@ -943,7 +1185,10 @@ mod tests {
         let v = json!({"resourceType": "Patient", "id": "p", "identifier": [{"system": "http://fhir.nl/fhir/NamingSystem/bsn", "value": "123456789"}]});
         let e = read(v).expect_err("eleven test fails");
         let o = e.to_outcome();
-        assert_eq!(o.issues[0].expression.as_deref(), Some("Patient.identifier[0].value"));
+        assert_eq!(
+            o.issues[0].expression.as_deref(),
+            Some("Patient.identifier[0].value")
+        );
     }
 
     #[test]
@@ -956,16 +1201,24 @@ mod tests {
 
     #[test]
     fn journal_lines_group_per_encounter_in_soep_order() {
-        let line = |id: &str, letter: &str, text: &str| json!({"resource": {"resourceType": "Observation", "id": id,
+        let line = |id: &str, letter: &str, text: &str| {
+            json!({"resource": {"resourceType": "Observation", "id": id,
             "meta": {"profile": [PROFILE_JOURNAL_ENTRY]}, "status": "final",
             "code": {"coding": [{"system": "urn:oid:2.16.840.1.113883.2.4.4.32.2", "code": letter}]},
-            "context": {"reference": "Encounter/e1"}, "valueString": text}});
+            "context": {"reference": "Encounter/e1"}, "valueString": text}})
+        };
         let v = json!({"resourceType": "Bundle", "type": "collection", "entry": [
             line("l2", "P", "plan"), line("l1", "S", "klacht"),
             {"resource": {"resourceType": "Encounter", "id": "e1", "status": "finished"}}]});
         let d = read(v).expect("reads");
-        let entries: Vec<&JournalEntry> = d.items.iter().filter_map(|i| match &i.concept {
-            ItemConcept::JournalEntry(j) => Some(j), _ => None }).collect();
+        let entries: Vec<&JournalEntry> = d
+            .items
+            .iter()
+            .filter_map(|i| match &i.concept {
+                ItemConcept::JournalEntry(j) => Some(j),
+                _ => None,
+            })
+            .collect();
         assert_eq!(entries.len(), 1);
         let kinds: Vec<SoapKind> = entries[0].lines.iter().map(|l| l.kind).collect();
         assert_eq!(kinds, vec![SoapKind::Subjective, SoapKind::Plan]);
@@ -979,8 +1232,16 @@ mod tests {
             {"resource": {"resourceType": "Flag", "id": "f", "status": "active", "code": {"text": "CAVE"},
              "extension": [{"url": "http://example.org/odd", "valueString": "?"}]}}]});
         let d = read(v).expect("reads");
-        let paths: Vec<&str> = d.outcome.issues.iter().filter_map(|i| i.expression.as_deref()).collect();
+        let paths: Vec<&str> = d
+            .outcome
+            .issues
+            .iter()
+            .filter_map(|i| i.expression.as_deref())
+            .collect();
         assert!(paths.contains(&"Bundle.entry[0].resource"), "{paths:?}");
-        assert!(paths.contains(&"Bundle.entry[1].resource.extension[0]"), "{paths:?}");
+        assert!(
+            paths.contains(&"Bundle.entry[1].resource.extension[0]"),
+            "{paths:?}"
+        );
     }
 }
