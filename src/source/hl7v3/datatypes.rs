@@ -22,6 +22,9 @@ pub(crate) fn parse_ts(s: &str) -> Option<When> {
         Some(i) => (&s[..i], Some(&s[i..])),
         None => (s, None),
     };
+    if offset.is_some_and(|o| o.len() != 5 || !o[1..].bytes().all(|b| b.is_ascii_digit())) {
+        return None;
+    }
     let (digits, frac) = match main.find('.') {
         Some(i) => (&main[..i], Some(&main[i + 1..])),
         None => (main, None),

@@ -609,3 +609,142 @@ fn intern_ns(namespaces: &mut Vec<Box<str>>, res: &ResolveResult<'_>) -> Result<
     namespaces.push(uri.into());
     Ok((namespaces.len() - 1) as u16)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn syntax_at(r: Result<Doc, SourceError>) -> (usize, usize, String) {
+        match r {
+            Err(SourceError::Syntax { line, column, message, .. }) => (line, column, message),
+            Err(other) => panic!("expected a syntax error, got {other}"),
+            Ok(_) => panic!("expected a syntax error, got a tree"),
+        }
+    }
+
+    #[test]
+    fn paths_number_only_repeated_siblings() {
+        let doc = Doc::parse(b"<r xmlns='urn:hl7-org:v3'><a/><b><c/></b><a><c/></a></r>").expect("parses");
+        let r = doc.root();
+        let a2 = doc.peek_kids(r, "a").nth(1).expect("second a");
+        let c = doc.peek_kids(a2, "c").next().expect("c");
+        assert_eq!(doc.path(c), "/r/a[2]/c");
+        let b = doc.peek_kids(r, "b").next().expect("b");
+        assert_eq!(doc.path(b), "/r/b");
+    }
+
+    #[test]
+    fn namespaces_are_resolved_not_prefixes() {
+        let doc =
+            Doc::parse(b"<h:r xmlns:h='urn:hl7-org:v3' xmlns:x='urn:other'><h:a/><x:a/><a/></h:r>").expect("parses");
+        let r = doc.root();
+        assert!(doc.is(r, "r"));
+        assert_eq!(doc.peek_kids(r, "a").count(), 1, "only the HL7v3 <a> counts");
+        let (unmapped, _) = doc.unmapped(10);
+        assert_eq!(unmapped, vec!["/r",]);
+        doc.use_node(r);
+        let (unmapped, _) = doc.unmapped(10);
+        // an element in no namespace is written with empty braces
+        assert_eq!(unmapped, vec!["/r/a", "/r/{urn:other}a", "/r/{}a"]);
+    }
+
+    #[test]
+    fn text_keeps_entities_and_inner_space() {
+        let doc =
+            Doc::parse(b"<r xmlns='urn:hl7-org:v3'><t>  a &amp; b &#233;<![CDATA[ <c> ]]> </t></r>").expect("parses");
+        let t = doc.peek_kids(doc.root(), "t").next().expect("t");
+        assert_eq!(doc.text(t), Some("a & b \u{e9} <c>"));
+    }
+
+    #[test]
+    fn unmapped_collapses_to_the_highest_unread_element() {
+        let doc = Doc::parse(
+            b"<r xmlns='urn:hl7-org:v3'><templateId root='1'/><k a='1' b='2' classCode='OBS'>txt<x><y/></x></k></r>",
+        )
+        .expect("parses");
+        let r = doc.root();
+        doc.use_node(r);
+        let k = doc.kid(r, "k").expect("k");
+        let _ = doc.attr(k, "a");
+        let (unmapped, more) = doc.unmapped(10);
+        assert_eq!(unmapped, vec!["/r/k/@b", "/r/k/text()", "/r/k/x"]);
+        assert_eq!(more, 0);
+        let (limited, more) = doc.unmapped(1);
+        assert_eq!((limited.len(), more), (1, 2));
+    }
+
+    #[test]
+    fn truncated_input_gives_line_and_column() {
+        let (line, column, message) = syntax_at(Doc::parse(b"<r xmlns='urn:hl7-org:v3'>\n  <a>\n    <b/>\n"));
+        assert_eq!(line, 4);
+        assert_eq!(column, 1);
+        assert!(message.contains("<a>") && message.contains("line 2, column 3"), "{message}");
+        let (line, column, _) = syntax_at(Doc::parse(b"<r>\n  <a value='1"));
+        assert_eq!((line, column), (2, 3));
+    }
+
+    #[test]
+    fn mismatched_tags_give_the_position_of_the_end_tag() {
+        let (line, column, message) = syntax_at(Doc::parse(b"<r>\n <a>\n </b>\n</r>"));
+        assert_eq!((line, column), (3, 2), "{message}");
+    }
+
+    #[test]
+    fn column_counts_characters() {
+        assert_eq!(line_col("ab\ncd", 4), (2, 2));
+        assert_eq!(line_col("\u{e9}\u{e9}x", 4), (1, 3));
+        assert_eq!(line_col("", 10), (1, 1));
+    }
+
+    #[test]
+    fn dtds_are_refused() {
+        let xxe = b"<?xml version='1.0'?>\n<!DOCTYPE r [<!ENTITY x SYSTEM 'file:///etc/passwd'>]>\n<r>&x;</r>";
+        match Doc::parse(xxe) {
+            Err(SourceError::Invalid(o)) => {
+                assert_eq!(o.issues[0].code, IssueCode::Security);
+                assert!(o.issues[0].diagnostics.contains("line 2, column 1"), "{}", o.issues[0].diagnostics);
+            }
+            other => panic!("expected a security error, got {other:?}"),
+        }
+        // An entity without a DTD is simply unknown.
+        let (_, _, message) = syntax_at(Doc::parse(b"<r>&x;</r>"));
+        assert!(message.contains("unknown entity"), "{message}");
+    }
+
+    #[test]
+    fn nesting_is_limited() {
+        let deep = "<a>".repeat(MAX_DEPTH + 1);
+        let (_, _, message) = syntax_at(Doc::parse(deep.as_bytes()));
+        assert!(message.contains("nested"), "{message}");
+        let ok = format!("{}{}", "<a>".repeat(MAX_DEPTH - 1), "</a>".repeat(MAX_DEPTH - 1));
+        assert!(Doc::parse(ok.as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn only_utf8_is_read() {
+        let (line, column, message) = syntax_at(Doc::parse(b"<r>\n<a>caf\xe9</a></r>"));
+        assert_eq!((line, column), (2, 7));
+        assert!(message.contains("UTF-8"));
+        let latin = b"<?xml version='1.0' encoding='ISO-8859-1'?><r>caf\xc3\xa9</r>";
+        assert!(Doc::parse(latin).is_err());
+        let ascii = b"<?xml version='1.0' encoding='ISO-8859-1'?><r>cafe</r>";
+        assert!(Doc::parse(ascii).is_ok());
+    }
+
+    #[test]
+    fn one_root_only() {
+        assert!(Doc::parse(b"<r/><s/>").is_err());
+        assert!(Doc::parse(b"<r/>text").is_err());
+        assert!(Doc::parse(b"<r/>\n  <!-- fine -->\n").is_ok());
+        assert!(Doc::parse(b"").is_err());
+        assert!(Doc::parse(b"  ").is_err());
+    }
+
+    #[test]
+    fn memory_stays_small() {
+        let input = include_bytes!("../../../tests/fixtures/hl7v3/professional-summary.xml");
+        let doc = Doc::parse(input).expect("the fixture parses");
+        let ratio = doc.heap_bytes() as f64 / input.len() as f64;
+        assert!(ratio < 3.0, "the tree takes {ratio:.2} bytes per input byte");
+    }
+}
