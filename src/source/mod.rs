@@ -5,6 +5,8 @@
 //! nothing disappears silently. Input that cannot be read at all, or that breaks a
 //! rule the model enforces (a BSN failing the eleven test), is a [`SourceError`].
 
+pub mod consume;
+pub mod fhir_types;
 pub mod flat;
 pub mod hl7v3;
 pub mod r4;

@@ -41,6 +41,8 @@ pub mod maps {
     pub const SOAP_LINE_CODE: &str =
         "https://w3id.org/overdracht/fhir/ConceptMap/journal-line-type-to-soap-line-code";
     pub const DIAGNOSTIC_RESULT_TO_ZIB: &str = "https://w3id.org/overdracht/fhir/ConceptMap/diagnostic-result-to-zib";
+    pub const CONDITION_VERIFICATION_TO_ZIB: &str =
+        "https://w3id.org/overdracht/fhir/ConceptMap/condition-verification-to-zib";
 }
 
 const EMBEDDED: &[(&str, &str)] = &[
@@ -50,6 +52,10 @@ const EMBEDDED: &[(&str, &str)] = &[
         include_str!("../../mappings/ConceptMap-journal-line-type-to-soap-line-code.json"),
     ),
     ("ConceptMap-diagnostic-result-to-zib.json", include_str!("../../mappings/ConceptMap-diagnostic-result-to-zib.json")),
+    (
+        "ConceptMap-condition-verification-to-zib.json",
+        include_str!("../../mappings/ConceptMap-condition-verification-to-zib.json"),
+    ),
 ];
 
 #[derive(Debug, thiserror::Error)]
