@@ -110,10 +110,7 @@ impl Mapper<'_> {
                     continue;
                 };
                 for id in d.peek_kids(ar, "id").collect::<Vec<_>>() {
-                    let (Some(root), Some(ext)) = (d.peek_attr(id, "root"), d.peek_attr(id, "extension")) else {
-                        continue;
-                    };
-                    let ident = Identifier { system: Some(self.t.system_uri(root)), value: ext.to_owned() };
+                    let Some(ident) = self.peek_ii(id) else { continue };
                     let entry = self.episode_acts.entry(ident).or_insert_with(|| (key.clone(), Vec::new()));
                     entry.1.extend([c, ar, id]);
                 }
@@ -427,10 +424,7 @@ impl Mapper<'_> {
                 continue;
             };
             for id in d.peek_kids(act, "id").collect::<Vec<_>>() {
-                let (Some(root), Some(ext)) = (d.peek_attr(id, "root"), d.peek_attr(id, "extension")) else {
-                    continue;
-                };
-                let ident = Identifier { system: Some(self.t.system_uri(root)), value: ext.to_owned() };
+                let Some(ident) = self.peek_ii(id) else { continue };
                 let Some(key) = self.episodes.get(&ident).cloned() else {
                     continue;
                 };

@@ -95,6 +95,14 @@ impl Mapper<'_> {
         }
     }
 
+    /// An II with root and extension, without marking it: for ids that only count as
+    /// mapped once they resolve to an item (links between parts of the message).
+    pub(crate) fn peek_ii(&self, id: NodeId) -> Option<Identifier> {
+        let root = self.doc.peek_attr(id, "root")?;
+        let ext = self.doc.peek_attr(id, "extension")?;
+        Some(Identifier { system: Some(self.t.system_uri(root)), value: ext.to_owned() })
+    }
+
     /// All `id` children as identifiers.
     pub(crate) fn ids(&self, node: NodeId) -> Vec<Identifier> {
         self.doc.kids(node, "id").filter_map(|i| self.ii(i)).collect()

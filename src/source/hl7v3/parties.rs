@@ -135,11 +135,7 @@ impl Mapper<'_> {
                 key
             }
             None => {
-                let preferred = ids
-                    .iter()
-                    .find(|i| i.system.as_deref() == Some(uri::UZI_PERSON))
-                    .or_else(|| ids.iter().find(|i| i.system.as_deref() == Some(uri::BIG)))
-                    .or_else(|| ids.first());
+                let preferred = preferred(&ids, &[uri::UZI_PERSON, uri::BIG]);
                 let key = self.key_for(preferred, node, "Practitioner");
                 let hp = HealthProfessional { identifiers: ids.clone(), names, ..Default::default() };
                 self.push(key.clone(), node, ItemConcept::HealthProfessional(hp));
@@ -194,11 +190,7 @@ impl Mapper<'_> {
         let key = match known {
             Some(k) => k,
             None => {
-                let preferred = ids
-                    .iter()
-                    .find(|i| i.system.as_deref() == Some(uri::URA))
-                    .or_else(|| ids.iter().find(|i| i.system.as_deref() == Some(uri::AGB)))
-                    .or_else(|| ids.first());
+                let preferred = preferred(&ids, &[uri::URA, uri::AGB]);
                 let k = self.key_for(preferred, node, "Organization");
                 self.push(k.clone(), node, ItemConcept::HealthcareProvider(HealthcareProvider::default()));
                 k
@@ -259,11 +251,11 @@ impl Mapper<'_> {
         let ItemConcept::HealthcareProvider(o) = &org.concept else {
             return None;
         };
-        o.identifiers
-            .iter()
-            .find(|i| i.system.as_deref() == Some(uri::URA))
-            .or_else(|| o.identifiers.iter().find(|i| i.system.as_deref() == Some(uri::AGB)))
-            .or_else(|| o.identifiers.first())
-            .cloned()
+        preferred(&o.identifiers, &[uri::URA, uri::AGB]).cloned()
     }
+}
+
+/// The first identifier in the first of `systems` that has one, else the first identifier.
+fn preferred<'a>(ids: &'a [Identifier], systems: &[&str]) -> Option<&'a Identifier> {
+    systems.iter().find_map(|s| ids.iter().find(|i| i.system.as_deref() == Some(*s))).or_else(|| ids.first())
 }
