@@ -92,6 +92,8 @@ pub(crate) struct Mapper<'d> {
     pub(crate) doc: &'d Doc,
     pub(crate) t: &'static Terminology,
     pub(crate) items: Vec<Item>,
+    /// Item key → position in `items` (people and organisations are updated in place).
+    positions: HashMap<Key, usize>,
     keys: HashSet<Key>,
     pub(crate) outcome: Outcome,
     pub(crate) patient: Option<Patient>,
@@ -115,6 +117,7 @@ impl<'d> Mapper<'d> {
             doc,
             t: Terminology::embedded(),
             items: Vec::new(),
+            positions: HashMap::new(),
             keys: HashSet::new(),
             outcome: Outcome::new(),
             patient: None,
@@ -163,11 +166,13 @@ impl<'d> Mapper<'d> {
 
     pub(crate) fn push(&mut self, key: Key, node: NodeId, concept: ItemConcept) {
         let source_path = self.doc.path(node);
+        self.positions.insert(key.clone(), self.items.len());
         self.items.push(Item { key, source_path, concept });
     }
 
     pub(crate) fn item_mut(&mut self, key: &str) -> Option<&mut ItemConcept> {
-        self.items.iter_mut().find(|i| i.key == key).map(|i| &mut i.concept)
+        let at = *self.positions.get(key)?;
+        self.items.get_mut(at).map(|i| &mut i.concept)
     }
 
     /// The episode an act (journal line, result) belongs to, marking the listing as used.
