@@ -8,8 +8,6 @@
 
 use std::collections::BTreeMap;
 
-use chrono::Utc;
-
 use super::xml::NodeId;
 use super::Mapper;
 use crate::model::{
@@ -704,7 +702,7 @@ impl Mapper<'_> {
             alert.period = self.ivl_ts(t);
         }
         let _ = self.status(ci, |c| matches!(c, "active" | "completed").then_some(""));
-        alert.status = Some(flag_status(&alert.period).into());
+        alert.status = Some(flag_status(&alert.period, self.as_of).into());
         self.push(key, ci, ItemConcept::Alert(alert));
     }
 
@@ -727,7 +725,7 @@ impl Mapper<'_> {
         if let Some(t) = d.kid(a, "effectiveTime") {
             alert.period = self.ivl_ts(t);
         }
-        alert.status = Some(flag_status(&alert.period).into());
+        alert.status = Some(flag_status(&alert.period, self.as_of).into());
         self.push(key, a, ItemConcept::Alert(alert));
     }
 
@@ -803,11 +801,13 @@ impl Mapper<'_> {
     }
 }
 
-/// `active` unless the period has ended before today.
-fn flag_status(p: &Period) -> &'static str {
-    let today = Utc::now().date_naive();
-    match p.end.as_ref().and_then(When::start_date) {
-        Some(end) if end < today => "inactive",
+/// `active` unless the period had ended when the message was created (or has an end and
+/// the message has no creation time). Never "today": the output must not depend on when
+/// the conversion runs.
+fn flag_status(p: &Period, as_of: Option<chrono::NaiveDate>) -> &'static str {
+    match (p.end.as_ref().and_then(When::start_date), as_of) {
+        (Some(end), Some(day)) if end < day => "inactive",
+        (Some(_), None) => "inactive",
         _ => "active",
     }
 }

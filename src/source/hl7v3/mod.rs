@@ -109,6 +109,10 @@ pub(crate) struct Mapper<'d> {
     pub(crate) episodes: HashMap<Identifier, Key>,
     /// Id of an act listed under an episode → (episode key, the listing `actReference/id` element).
     pub(crate) episode_acts: HashMap<Identifier, (Key, Vec<NodeId>)>,
+    /// The day the message was created (`creationTime`): statuses that depend on "now"
+    /// (an alert whose period has ended) are judged as of this day, so that converting
+    /// the same message gives the same output whenever it is done.
+    pub(crate) as_of: Option<chrono::NaiveDate>,
 }
 
 impl<'d> Mapper<'d> {
@@ -128,6 +132,12 @@ impl<'d> Mapper<'d> {
             products: HashMap::new(),
             episodes: HashMap::new(),
             episode_acts: HashMap::new(),
+            as_of: doc
+                .peek_kids(doc.root(), "creationTime")
+                .next()
+                .and_then(|n| doc.peek_attr(n, "value"))
+                .and_then(|v| v.get(..8))
+                .and_then(|d| chrono::NaiveDate::parse_from_str(d, "%Y%m%d").ok()),
         }
     }
 
