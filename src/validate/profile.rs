@@ -269,6 +269,9 @@ impl<'r> Walker<'r> {
                     break;
                 }
             }
+            if !hit {
+                self.near_miss(sd, el, slicing, &checkable, item);
+            }
             if !hit && slicing.closed && checkable.iter().all(|c| *c) {
                 let names: Vec<&str> = el
                     .slices
@@ -304,6 +307,93 @@ impl<'r> Walker<'r> {
             }
         }
     }
+}
+
+impl Walker<'_> {
+    /// A value that fits no slice but whose discriminating value is almost that of a slice
+    /// (`.../NamingSystem/BSN` for `.../bsn`, a trailing slash, http for https) is almost certainly a
+    /// typo that makes the slice's rules silently not apply: warn, since the profile allows it.
+    fn near_miss(
+        &mut self,
+        sd: &StructureDef,
+        el: &Element,
+        slicing: &Slicing,
+        checkable: &[bool],
+        item: &Item<'_>,
+    ) {
+        let Some(v) = item.value else { return };
+        for (k, &s) in el.slices.iter().enumerate() {
+            if !checkable[k] {
+                continue;
+            }
+            for d in slicing
+                .discriminators
+                .iter()
+                .filter(|d| d.path != "$this" || d.kind != "type")
+            {
+                let expected = match discriminating_value(sd, s, &d.kind, &d.path) {
+                    Some((Value::String(e), _)) => e.clone(),
+                    Some((Value::Object(o), _)) => match o.get("system") {
+                        Some(Value::String(e)) => e.clone(),
+                        _ => continue,
+                    },
+                    _ => continue,
+                };
+                let (path, expr_suffix) = if d.path == "$this" {
+                    ("system", "system".to_string())
+                } else {
+                    (d.path.as_str(), d.path.clone())
+                };
+                let mut found = Vec::new();
+                children(v, path, &mut found);
+                for actual in found.iter().filter_map(|x| x.as_str()) {
+                    if actual != expected && similar(actual, &expected) {
+                        let slice = sd.elements[s].slice_name.as_deref().unwrap_or("?");
+                        self.issue(
+                            Severity::Warning,
+                            IssueCode::Value,
+                            &format!("{}.{expr_suffix}", item.expr),
+                            format!(
+                                "'{actual}' looks like a misspelling of '{expected}', the {path} of slice '{slice}' of {}; as written, the value is not recognised as {slice} and the slice's rules do not apply",
+                                el.path
+                            ),
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Equal after normalising case, scheme and trailing slashes, or within two edits.
+fn similar(a: &str, b: &str) -> bool {
+    fn norm(s: &str) -> String {
+        let s = s.trim().trim_end_matches('/');
+        let s = s
+            .strip_prefix("https://")
+            .or_else(|| s.strip_prefix("http://"))
+            .unwrap_or(s);
+        s.to_ascii_lowercase()
+    }
+    let (a, b) = (norm(a), norm(b));
+    if a == b {
+        return true;
+    }
+    if a.len().min(b.len()) < 12 || a.len().abs_diff(b.len()) > 2 {
+        return false;
+    }
+    // Levenshtein distance, bounded: strings are short canonical URLs.
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for i in 1..=a.len() {
+        let mut cur = vec![i; b.len() + 1];
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            cur[j] = (prev[j] + 1).min(cur[j - 1] + 1).min(prev[j - 1] + cost);
+        }
+        prev = cur;
+    }
+    prev[b.len()] <= 2
 }
 
 /// The values of element `el` in one parent value.
@@ -518,6 +608,30 @@ mod tests {
         assert!(!matches_pattern(
             &p,
             &json!({"coding": [{"system": "http://loinc.org", "code": "8462-4"}]})
+        ));
+    }
+
+    #[test]
+    fn near_misses() {
+        assert!(similar(
+            "http://fhir.nl/fhir/NamingSystem/BSN",
+            "http://fhir.nl/fhir/NamingSystem/bsn"
+        ));
+        assert!(similar(
+            "https://fhir.nl/fhir/NamingSystem/bsn/",
+            "http://fhir.nl/fhir/NamingSystem/bsn"
+        ));
+        assert!(similar(
+            "http://fhir.nl/fhir/NamingSystem/bns",
+            "http://fhir.nl/fhir/NamingSystem/bsn"
+        ));
+        assert!(!similar(
+            "http://fhir.nl/fhir/NamingSystem/agb-z",
+            "http://fhir.nl/fhir/NamingSystem/big"
+        ));
+        assert!(!similar(
+            "http://fhir.nl/fhir/NamingSystem/uzi-nr-pers",
+            "http://fhir.nl/fhir/NamingSystem/ura"
         ));
     }
 }

@@ -109,7 +109,6 @@ impl<'r> Walker<'r> {
         }
         if obj.is_empty() {
             self.err(IssueCode::Invalid, expr, "empty object: an element must have a value or children (ele-1); leave it out instead");
-            return;
         }
         let at_resource_root = el_idx == 0 && sd.kind == Kind::Resource;
         for (key, value) in obj {
