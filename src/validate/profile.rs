@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use super::fhirpath::children;
 use super::outcome::{IssueCode, Severity};
-use super::registry::{Element, Slicing, StructureDef};
+use super::registry::{Element, Inherited, Slicing, StructureDef};
 use super::structure::MAX_DEPTH;
 use super::walker::Walker;
 
@@ -71,7 +71,7 @@ impl<'r> Walker<'r> {
         }
         self.depth += 1;
         let el = &sd.elements[idx];
-        let base = self.base_element(sd, el);
+        let base = el.inherited.as_ref();
         for item in items {
             self.element_rules(sd, el, base, item);
         }
@@ -84,7 +84,7 @@ impl<'r> Walker<'r> {
             {
                 continue; // `<primitive>.value` is the JSON value itself
             }
-            let child_base = self.base_element(sd, child);
+            let child_base = child.inherited.as_ref();
             let mut all = Vec::new();
             for item in items {
                 let found = gather(item, child);
@@ -101,17 +101,11 @@ impl<'r> Walker<'r> {
         self.depth -= 1;
     }
 
-    /// The base R4 element with the same path, to tell what the profile tightened.
-    fn base_element(&self, sd: &StructureDef, el: &Element) -> Option<&'r Element> {
-        let base = self.reg.base(&sd.type_name)?;
-        base.element_by_path(&el.path).map(|i| &base.elements[i])
-    }
-
     fn cardinality(
         &mut self,
         sd: &StructureDef,
         el: &Element,
-        base: Option<&Element>,
+        base: Option<&Inherited>,
         found: &[Item<'_>],
         parent_expr: &str,
         slice: Option<&str>,
@@ -157,7 +151,7 @@ impl<'r> Walker<'r> {
         &mut self,
         sd: &'r StructureDef,
         el: &Element,
-        base: Option<&Element>,
+        base: Option<&Inherited>,
         item: &Item<'_>,
     ) {
         let profile = sd.url.rsplit('/').next().unwrap_or(&sd.url);
@@ -181,7 +175,7 @@ impl<'r> Walker<'r> {
             }
         }
         for inv in &el.invariants {
-            let inherited = base.is_some_and(|b| b.invariants.iter().any(|x| x.key == inv.key));
+            let inherited = base.is_some_and(|b| b.invariant_keys.contains(&inv.key));
             if !inherited && inv.expr.eval(v) == Some(false) {
                 self.err(
                     IssueCode::Invariant,
@@ -209,7 +203,7 @@ impl<'r> Walker<'r> {
         }
         let Some(ty) = ty else { return };
         if let Some(vs) = &el.required_binding {
-            if base.is_none_or(|b| b.required_binding.as_ref() != Some(vs)) {
+            if base.is_none_or(|b| b.binding.as_ref() != Some(vs)) {
                 self.binding(vs, ty, v, &item.expr);
             }
         }
@@ -408,9 +402,12 @@ fn gather<'v>(parent: &Item<'v>, el: &Element) -> Vec<Item<'v>> {
     else {
         return out;
     };
-    let mut add = |key: &str, ty: Option<String>| {
+    let mut add = |key: &str, twin_key: Option<&str>, ty: Option<String>| {
         let value = obj.get(key);
-        let twin = obj.get(&format!("_{key}"));
+        let twin = match twin_key {
+            Some(t) => obj.get(t),
+            None => obj.get(&format!("_{key}")),
+        };
         let base = format!("{}.{key}", parent.expr);
         match (value, twin) {
             (Some(Value::Array(a)), t) => {
@@ -478,12 +475,12 @@ fn gather<'v>(parent: &Item<'v>, el: &Element) -> Vec<Item<'v>> {
                             ty = lower;
                         }
                     }
-                    add(key, Some(ty));
+                    add(key, None, Some(ty));
                 }
             }
         }
     } else {
-        add(&el.name, None);
+        add(&el.name, Some(&el.twin_key), None);
     }
     out
 }

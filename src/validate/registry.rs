@@ -10,12 +10,49 @@
 //! expansions of choice elements (`value[x]` → `valueQuantity`, ...).
 
 use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
 
 use regex::Regex;
 use serde::Deserialize;
 use serde_json::Value;
 
 use super::fhirpath::Expr;
+
+/// FNV-1a: the registry's keys are short strings looked up on every element of every resource,
+/// where SipHash's DoS resistance buys nothing (the keys come from the definitions, not the input).
+#[derive(Default)]
+pub(crate) struct Fnv(u64);
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for b in bytes {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+pub(crate) type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<Fnv>>;
+pub(crate) type FastSet<T> = HashSet<T, BuildHasherDefault<Fnv>>;
+
+/// What a profile element inherits from the base element with the same path; the profile walk
+/// re-checks only what the profile changed (the structure walk reports the rest).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Inherited {
+    pub min: u32,
+    pub max: Option<u32>,
+    pub binding: Option<String>,
+    pub invariant_keys: Vec<String>,
+}
 
 /// `StructureDefinition`, only the parts the validator reads. Unknown fields are ignored, so a full
 /// definition from a package deserialises into this as well as a stripped one.
@@ -102,7 +139,11 @@ pub(crate) struct Element {
     pub children: Vec<usize>,
     pub slices: Vec<usize>,
     /// JSON key → (child element index, type code for choice expansions).
-    pub keys: HashMap<String, (usize, Option<String>)>,
+    pub keys: FastMap<String, (usize, Option<String>)>,
+    /// `_name`: the key of a primitive's id and extensions.
+    pub twin_key: String,
+    /// For profile elements: the base element with the same path, if there is one.
+    pub inherited: Option<Inherited>,
 }
 
 impl Element {
@@ -122,7 +163,7 @@ pub(crate) struct StructureDef {
     pub is_constraint: bool,
     pub is_abstract: bool,
     pub elements: Vec<Element>,
-    by_path: HashMap<String, usize>,
+    by_path: FastMap<String, usize>,
 }
 
 impl StructureDef {
@@ -154,13 +195,13 @@ pub enum DefinitionError {
 /// value-set codes and complete code systems.
 #[derive(Debug, Default)]
 pub(crate) struct Registry {
-    pub by_url: HashMap<String, StructureDef>,
+    pub by_url: FastMap<String, StructureDef>,
     /// Base definition (specialization) URL per type name.
-    pub base_url: HashMap<String, String>,
+    pub base_url: FastMap<String, String>,
     /// Value set URL → (system, code) pairs, for value sets we could expand.
-    pub valuesets: HashMap<String, HashSet<(String, String)>>,
+    pub valuesets: FastMap<String, FastSet<(String, String)>>,
     /// Complete code systems: URL → codes.
-    pub codesystems: HashMap<String, HashSet<String>>,
+    pub codesystems: FastMap<String, FastSet<String>>,
     pending_valuesets: Vec<Value>,
 }
 
@@ -336,7 +377,9 @@ fn parse_element(raw: &Value, url: &str) -> Result<Element, DefinitionError> {
         regex,
         children: Vec::new(),
         slices: Vec::new(),
-        keys: HashMap::new(),
+        keys: FastMap::default(),
+        twin_key: format!("_{name}", name = last.trim_end_matches("[x]")),
+        inherited: None,
     })
 }
 
@@ -357,7 +400,7 @@ fn compile(raw: RawStructureDefinition) -> Result<StructureDef, DefinitionError>
         });
     }
     let mut by_id: HashMap<String, usize> = HashMap::new();
-    let mut by_path = HashMap::new();
+    let mut by_path = FastMap::default();
     for i in 0..elements.len() {
         let id = elements[i].id.clone();
         if i > 0 {
@@ -391,7 +434,7 @@ fn compile(raw: RawStructureDefinition) -> Result<StructureDef, DefinitionError>
         by_id.insert(id, i);
     }
     for i in 0..elements.len() {
-        let mut keys = HashMap::new();
+        let mut keys = FastMap::default();
         for &c in &elements[i].children {
             let child = &elements[c];
             if child.choice {
@@ -448,8 +491,8 @@ impl Registry {
                 ) else {
                     return Ok(false);
                 };
-                let mut codes = HashSet::new();
-                fn walk(cs: &Value, codes: &mut HashSet<String>) {
+                let mut codes = FastSet::default();
+                fn walk(cs: &Value, codes: &mut FastSet<String>) {
                     for c in cs
                         .get("concept")
                         .and_then(Value::as_array)
@@ -477,6 +520,7 @@ impl Registry {
     /// Expand the value sets added so far (after all code systems are in). Value sets that use
     /// filters or unknown code systems stay unknown: their bindings are then not checked.
     pub fn finish(&mut self) {
+        self.link_profiles_to_base();
         let pending = std::mem::take(&mut self.pending_valuesets);
         let by_url: HashMap<&str, &Value> = pending
             .iter()
@@ -489,18 +533,47 @@ impl Registry {
         }
     }
 
+    /// Record, on every profile element, what the base element with the same path says.
+    fn link_profiles_to_base(&mut self) {
+        let mut updates: Vec<(String, usize, Inherited)> = Vec::new();
+        for sd in self.by_url.values().filter(|sd| sd.is_constraint) {
+            let Some(base) = self.base(&sd.type_name) else {
+                continue;
+            };
+            for (i, el) in sd.elements.iter().enumerate() {
+                if let Some(b) = base.element_by_path(&el.path).map(|j| &base.elements[j]) {
+                    updates.push((
+                        sd.url.clone(),
+                        i,
+                        Inherited {
+                            min: b.min,
+                            max: b.max,
+                            binding: b.required_binding.clone(),
+                            invariant_keys: b.invariants.iter().map(|x| x.key.clone()).collect(),
+                        },
+                    ));
+                }
+            }
+        }
+        for (url, i, inh) in updates {
+            if let Some(sd) = self.by_url.get_mut(&url) {
+                sd.elements[i].inherited = Some(inh);
+            }
+        }
+    }
+
     fn expand(
         &self,
         vs: &Value,
         all: &HashMap<&str, &Value>,
         depth: u32,
-    ) -> Option<HashSet<(String, String)>> {
+    ) -> Option<FastSet<(String, String)>> {
         if depth > 8 {
             return None;
         }
-        let mut out = HashSet::new();
+        let mut out = FastSet::default();
         if let Some(contains) = vs.pointer("/expansion/contains").and_then(Value::as_array) {
-            fn walk(items: &[Value], out: &mut HashSet<(String, String)>) {
+            fn walk(items: &[Value], out: &mut FastSet<(String, String)>) {
                 for c in items {
                     if let (Some(s), Some(code)) = (
                         c.get("system").and_then(Value::as_str),
@@ -521,9 +594,9 @@ impl Registry {
             if inc.get("filter").is_some() {
                 return None;
             }
-            let mut part: Option<HashSet<(String, String)>> = None;
+            let mut part: Option<FastSet<(String, String)>> = None;
             if let Some(system) = inc.get("system").and_then(Value::as_str) {
-                let codes: HashSet<(String, String)> =
+                let codes: FastSet<(String, String)> =
                     match inc.get("concept").and_then(Value::as_array) {
                         Some(concepts) => concepts
                             .iter()

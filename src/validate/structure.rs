@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 
 use super::outcome::IssueCode;
 use super::primitive::{check_calendar, check_json_type, describe, format_hint};
-use super::registry::{Kind, StructureDef};
+use super::registry::{Element, FastMap, Kind, StructureDef};
 use super::walker::Walker;
 
 /// Limit of nesting, so that hostile input cannot overflow the stack.
@@ -207,10 +207,11 @@ impl<'r> Walker<'r> {
         // Cardinality, per child of this object.
         for &ci in &node.children {
             let child = &sd.elements[ci];
-            if child.min == 0 && child.max.is_none() {
+            // max 1 is enforced by the array check above; only min > 0 or a finite max > 1 needs a count
+            if child.min == 0 && child.max.is_none_or(|m| m == 1) {
                 continue;
             }
-            let count = count_children(obj, child.name.as_str(), child.choice, &node.keys, ci);
+            let count = count_children(obj, child, &node.keys, ci);
             if count < child.min as usize {
                 self.err(
                     IssueCode::Required,
@@ -348,9 +349,8 @@ impl<'r> Walker<'r> {
 /// How many values a child has in `obj` (for primitives, the value or its `_` twin).
 fn count_children(
     obj: &Map<String, Value>,
-    name: &str,
-    choice: bool,
-    keys: &std::collections::HashMap<String, (usize, Option<String>)>,
+    child: &Element,
+    keys: &FastMap<String, (usize, Option<String>)>,
     ci: usize,
 ) -> usize {
     let len = |v: Option<&Value>| match v {
@@ -358,16 +358,16 @@ fn count_children(
         Some(Value::Null) | None => 0,
         Some(_) => 1,
     };
-    if choice {
+    if child.choice {
         return keys
             .iter()
             .filter(|(_, (i, _))| *i == ci)
             .map(|(k, _)| len(obj.get(k)).max(len(obj.get(&format!("_{k}")))))
             .sum();
     }
-    let n = len(obj.get(name));
+    let n = len(obj.get(&child.name));
     if n > 0 {
         return n;
     }
-    len(obj.get(&format!("_{name}")))
+    len(obj.get(&child.twin_key))
 }
