@@ -165,12 +165,18 @@ impl Validator {
         self.reg.profile(url).is_some()
     }
 
+    /// Whether `s` matches the R4 regex of primitive type `ty` (None if the type has no regex).
+    #[cfg(test)]
+    pub(crate) fn primitive_regex_matches(&self, ty: &str, s: &str) -> Option<bool> {
+        self.reg.base(ty)?.value_regex().map(|re| re.is_match(s))
+    }
+
     /// Canonical URLs of all known profiles (constraints, not base definitions), sorted.
     pub fn profiles(&self) -> Vec<&str> {
         let mut v: Vec<&str> = self
             .reg
-            .by_url
-            .values()
+            .sds
+            .iter()
             .filter(|sd| sd.is_constraint)
             .map(|sd| sd.url.as_str())
             .collect();

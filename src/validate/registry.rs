@@ -195,9 +195,12 @@ pub enum DefinitionError {
 /// value-set codes and complete code systems.
 #[derive(Debug, Default)]
 pub(crate) struct Registry {
-    pub by_url: FastMap<String, StructureDef>,
-    /// Base definition (specialization) URL per type name.
-    pub base_url: FastMap<String, String>,
+    /// All definitions; the maps below index into it.
+    pub sds: Vec<StructureDef>,
+    /// Definition per canonical URL.
+    pub by_url: FastMap<String, usize>,
+    /// Base definition (specialization) per type name: the hottest lookup of a validation run.
+    pub base_of: FastMap<String, usize>,
     /// Value set URL → (system, code) pairs, for value sets we could expand.
     pub valuesets: FastMap<String, FastSet<(String, String)>>,
     /// Complete code systems: URL → codes.
@@ -478,10 +481,17 @@ impl Registry {
                 }
                 let raw: RawStructureDefinition = serde_json::from_value(v)?;
                 let sd = compile(raw)?;
+                // A package may replace a shipped definition with the same URL.
+                let idx = self.by_url.get(&sd.url).copied().unwrap_or(self.sds.len());
                 if !sd.is_constraint {
-                    self.base_url.insert(sd.type_name.clone(), sd.url.clone());
+                    self.base_of.insert(sd.type_name.clone(), idx);
                 }
-                self.by_url.insert(sd.url.clone(), sd);
+                self.by_url.insert(sd.url.clone(), idx);
+                if idx == self.sds.len() {
+                    self.sds.push(sd);
+                } else {
+                    self.sds[idx] = sd;
+                }
                 Ok(true)
             }
             Some("CodeSystem") => {
@@ -535,15 +545,20 @@ impl Registry {
 
     /// Record, on every profile element, what the base element with the same path says.
     fn link_profiles_to_base(&mut self) {
-        let mut updates: Vec<(String, usize, Inherited)> = Vec::new();
-        for sd in self.by_url.values().filter(|sd| sd.is_constraint) {
+        let mut updates: Vec<(usize, usize, Inherited)> = Vec::new();
+        for (k, sd) in self
+            .sds
+            .iter()
+            .enumerate()
+            .filter(|(_, sd)| sd.is_constraint)
+        {
             let Some(base) = self.base(&sd.type_name) else {
                 continue;
             };
             for (i, el) in sd.elements.iter().enumerate() {
                 if let Some(b) = base.element_by_path(&el.path).map(|j| &base.elements[j]) {
                     updates.push((
-                        sd.url.clone(),
+                        k,
                         i,
                         Inherited {
                             min: b.min,
@@ -555,10 +570,8 @@ impl Registry {
                 }
             }
         }
-        for (url, i, inh) in updates {
-            if let Some(sd) = self.by_url.get_mut(&url) {
-                sd.elements[i].inherited = Some(inh);
-            }
+        for (k, i, inh) in updates {
+            self.sds[k].elements[i].inherited = Some(inh);
         }
     }
 
@@ -646,13 +659,13 @@ impl Registry {
 
     /// The base definition of a type (`Patient`, `HumanName`, `string`).
     pub fn base(&self, type_name: &str) -> Option<&StructureDef> {
-        self.base_url
-            .get(type_name)
-            .and_then(|u| self.by_url.get(u))
+        self.base_of.get(type_name).map(|&i| &self.sds[i])
     }
 
     pub fn profile(&self, url: &str) -> Option<&StructureDef> {
-        self.by_url.get(url.split('|').next().unwrap_or(url))
+        self.by_url
+            .get(url.split('|').next().unwrap_or(url))
+            .map(|&i| &self.sds[i])
     }
 
     /// The resource/data type a canonical URL constrains, if known (base URLs map to their name).

@@ -10,7 +10,7 @@
 use serde_json::{Map, Value};
 
 use super::outcome::IssueCode;
-use super::primitive::{check_calendar, check_json_type, describe, format_hint};
+use super::primitive::{check_calendar, check_json_type, describe, fast_format, format_hint};
 use super::registry::{Element, FastMap, Kind, StructureDef};
 use super::walker::Walker;
 
@@ -316,8 +316,12 @@ impl<'r> Walker<'r> {
             return;
         }
         let Some(s) = item.as_str() else { return };
-        if let Some(re) = tdef.value_regex() {
-            if !re.is_match(s) {
+        let valid = match fast_format(ty, s) {
+            Some(v) => Some(v),
+            None => tdef.value_regex().map(|re| re.is_match(s)),
+        };
+        if let Some(valid) = valid {
+            if !valid {
                 let shown: String = s.chars().take(80).collect();
                 self.err(
                     IssueCode::Value,
