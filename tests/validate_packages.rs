@@ -131,7 +131,7 @@ fn loads_a_package_tgz() {
 fn bad_package_paths_are_errors_that_name_the_file() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let missing = tmp.path().join("nope");
-    let e = Validator::with_packages(&[missing.clone()]).expect_err("missing path");
+    let e = Validator::with_packages(std::slice::from_ref(&missing)).expect_err("missing path");
     assert!(e.to_string().contains("nope"), "{e}");
     let dir = write_folder(tmp.path());
     let broken = dir.join("package").join("StructureDefinition-broken.json");

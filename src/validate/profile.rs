@@ -208,12 +208,7 @@ impl<'r> Walker<'r> {
             }
         }
         if ty == "Reference" {
-            let targets: Vec<&str> = el
-                .types
-                .iter()
-                .flat_map(|t| t.targets.iter().map(String::as_str))
-                .collect();
-            self.reference_target(&targets, v, &item.expr);
+            self.reference_target(&el.types, v, &item.expr);
         }
         // The profiles of the element's type (extension definitions, datatype profiles).
         let reg = self.reg;

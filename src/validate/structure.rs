@@ -119,7 +119,11 @@ impl<'r> Walker<'r> {
                 Some(n) => (n, true),
                 None => (key.as_str(), false),
             };
-            let child_expr = format!("{expr}.{key}");
+            let key_loc = Loc {
+                parent: expr,
+                key,
+                index: None,
+            };
             let Some((ci, choice_ty)) = node.keys.get(name) else {
                 let hint = if key.starts_with("value") || name.contains('[') {
                     " (a choice element takes its type as suffix, e.g. valueQuantity)"
@@ -128,7 +132,7 @@ impl<'r> Walker<'r> {
                 };
                 self.err(
                     IssueCode::Structure,
-                    &child_expr,
+                    &key_loc.render(),
                     format!("unknown element '{key}': {} has no such element in FHIR R4{hint}; remove it or put it in an extension", node.path),
                 );
                 continue;
@@ -141,66 +145,73 @@ impl<'r> Walker<'r> {
                     None => "Element",
                 },
             };
-            let primitive = reg.base(ty).is_some_and(|t| t.kind == Kind::Primitive);
-            if underscore && !primitive {
+            if underscore && !reg.base(ty).is_some_and(|t| t.kind == Kind::Primitive) {
                 self.err(
                     IssueCode::Structure,
-                    &child_expr,
+                    &key_loc.render(),
                     format!("'{key}' is only allowed for primitive elements; {name} is a {ty}"),
                 );
                 continue;
             }
-            let items: Vec<(Option<usize>, &Value)> = match value {
+            let items: &[Value] = match value {
                 Value::Array(a) if child.repeats() => {
                     if a.is_empty() {
                         self.err(
                             IssueCode::Invalid,
-                            &child_expr,
+                            &key_loc.render(),
                             "empty array: leave the element out instead",
                         );
                     }
-                    a.iter().enumerate().map(|(i, x)| (Some(i), x)).collect()
+                    a
                 }
                 Value::Array(_) => {
-                    self.err(
-                        IssueCode::Structure,
-                        &child_expr,
-                        format!(
-                            "{name} has at most one value (max {}), so it must not be a JSON array",
-                            child.max_label()
-                        ),
+                    let msg = format!(
+                        "{name} has at most one value (max {}), so it must not be a JSON array",
+                        child.max_label()
                     );
+                    self.err(IssueCode::Structure, &key_loc.render(), msg);
                     continue;
                 }
-                other if child.repeats() => {
-                    self.err(IssueCode::Structure, &child_expr, format!("{name} repeats (max {}), so it must be a JSON array, even with one value", child.max_label()));
-                    let _ = other;
+                _ if child.repeats() => {
+                    let msg = format!(
+                        "{name} repeats (max {}), so it must be a JSON array, even with one value",
+                        child.max_label()
+                    );
+                    self.err(IssueCode::Structure, &key_loc.render(), msg);
                     continue;
                 }
-                other => vec![(None, other)],
+                single => std::slice::from_ref(single),
             };
-            for (i, item) in items {
-                let item_expr = match i {
-                    Some(i) => format!("{child_expr}[{i}]"),
-                    None => child_expr.clone(),
+            let indexed = value.is_array();
+            for (i, item) in items.iter().enumerate() {
+                let loc = Loc {
+                    parent: expr,
+                    key,
+                    index: indexed.then_some(i),
                 };
                 if underscore {
                     match item {
-                        Value::Null if i.is_some() => {}
+                        Value::Null if indexed => {}
                         Value::Object(o) => {
                             if let Some(element) = reg.base("Element") {
-                                self.object(element, 0, o, item, &item_expr);
+                                self.object(element, 0, o, item, &loc.render());
                             }
                         }
-                        other => self.err(IssueCode::Structure, &item_expr, format!("'{key}' holds the id and extensions of {name}: expected an object, found {}", describe(other))),
+                        other => {
+                            let msg = format!("'{key}' holds the id and extensions of {name}: expected an object, found {}", describe(other));
+                            self.err(IssueCode::Structure, &loc.render(), msg);
+                        }
                     }
                 } else if item.is_null() {
-                    let has_companion = obj.get(&format!("_{name}")).is_some();
-                    if i.is_none() || !has_companion {
-                        self.err(IssueCode::Structure, &item_expr, "null is only allowed in an array of primitives that has a matching '_' array with extensions");
+                    if !indexed || obj.get(&child.twin_key).is_none() {
+                        self.err(
+                            IssueCode::Structure,
+                            &loc.render(),
+                            "null is only allowed in an array of primitives that has a matching '_' array with extensions",
+                        );
                     }
                 } else {
-                    self.value(sd, *ci, ty, item, &item_expr);
+                    self.value(sd, *ci, ty, item, loc);
                 }
             }
         }
@@ -261,7 +272,7 @@ impl<'r> Walker<'r> {
     }
 
     /// One value of a known element and type.
-    fn value(&mut self, sd: &'r StructureDef, el_idx: usize, ty: &str, item: &Value, expr: &str) {
+    fn value(&mut self, sd: &'r StructureDef, el_idx: usize, ty: &str, item: &Value, loc: Loc<'_>) {
         let reg = self.reg;
         let el = &sd.elements[el_idx];
         let Some(tdef) = reg.base(ty) else {
@@ -269,85 +280,100 @@ impl<'r> Walker<'r> {
             return;
         };
         match tdef.kind {
-            Kind::Primitive => self.primitive(tdef, ty, item, expr),
-            Kind::Resource => {
-                self.resource(item, Some(expr));
-                return;
+            // Most values are primitives: their location is only rendered when there is a problem.
+            Kind::Primitive => {
+                if let Some((code, msg)) = primitive_problem(tdef, ty, item) {
+                    self.err(code, &loc.render(), msg);
+                } else if let Some(vs) = &el.required_binding {
+                    self.binding(vs, ty, item, &loc.render());
+                }
             }
+            Kind::Resource => self.resource(item, Some(&loc.render())),
             Kind::Complex => {
+                let expr = loc.render();
                 let Some(o) = item.as_object() else {
                     self.err(
                         IssueCode::Structure,
-                        expr,
+                        &expr,
                         format!("a {ty} must be a JSON object, found {}", describe(item)),
                     );
                     return;
                 };
                 if ty == "Coding" {
-                    self.coding_in_known_system(item, expr);
+                    self.coding_in_known_system(item, &expr);
                 }
                 if ty == "Reference" {
-                    let targets: Vec<&str> = el
-                        .types
-                        .iter()
-                        .flat_map(|t| t.targets.iter().map(String::as_str))
-                        .collect();
-                    self.reference_target(&targets, item, expr);
+                    self.reference_target(&el.types, item, &expr);
                 }
                 if let Some((nsd, nidx)) = self.node(sd, el_idx, Some(ty)) {
                     self.depth += 1;
                     if self.depth > MAX_DEPTH {
-                        self.err(IssueCode::TooCostly, expr, "nested too deeply to validate");
+                        self.err(IssueCode::TooCostly, &expr, "nested too deeply to validate");
                     } else {
-                        self.object(nsd, nidx, o, item, expr);
+                        self.object(nsd, nidx, o, item, &expr);
                     }
                     self.depth -= 1;
                 }
+                if let Some(vs) = &el.required_binding {
+                    self.binding(vs, ty, item, &expr);
+                }
             }
         }
-        if let Some(vs) = &el.required_binding {
-            self.binding(vs, ty, item, expr);
-        }
     }
+}
 
-    fn primitive(&mut self, tdef: &StructureDef, ty: &str, item: &Value, expr: &str) {
-        if let Some(msg) = check_json_type(ty, item) {
-            self.err(IssueCode::Structure, expr, msg);
-            return;
-        }
-        let Some(s) = item.as_str() else { return };
-        let valid = match fast_format(ty, s) {
-            Some(v) => Some(v),
-            None => tdef.value_regex().map(|re| re.is_match(s)),
-        };
-        if let Some(valid) = valid {
-            if !valid {
-                let shown: String = s.chars().take(80).collect();
-                self.err(
-                    IssueCode::Value,
-                    expr,
-                    format!("'{shown}' is not a valid {ty}{}", format_hint(ty)),
-                );
-                return;
-            }
-        } else if s.is_empty() {
-            self.err(
-                IssueCode::Value,
-                expr,
-                format!("empty {ty}: leave the element out instead"),
-            );
-            return;
-        }
-        if matches!(ty, "date" | "dateTime" | "instant") {
-            if let Some(msg) = check_calendar(s) {
-                self.err(
-                    IssueCode::Value,
-                    expr,
-                    format!("'{s}' is not a valid {ty}: {msg}"),
-                );
-            }
+/// Where a value is, rendered to a FHIRPath string only when needed (`Patient.name[0]`).
+#[derive(Clone, Copy)]
+pub(crate) struct Loc<'a> {
+    parent: &'a str,
+    key: &'a str,
+    index: Option<usize>,
+}
+
+impl Loc<'_> {
+    fn render(&self) -> String {
+        match self.index {
+            Some(i) => format!("{}.{}[{i}]", self.parent, self.key),
+            None => format!("{}.{}", self.parent, self.key),
         }
     }
+}
+
+/// JSON type, format (R4 regex or its fast equivalent) and calendar of a primitive value.
+fn primitive_problem(tdef: &StructureDef, ty: &str, item: &Value) -> Option<(IssueCode, String)> {
+    if let Some(msg) = check_json_type(ty, item) {
+        return Some((IssueCode::Structure, msg));
+    }
+    let s = item.as_str()?;
+    let valid = match fast_format(ty, s) {
+        Some(v) => Some(v),
+        None => tdef.value_regex().map(|re| re.is_match(s)),
+    };
+    match valid {
+        Some(false) => {
+            let shown: String = s.chars().take(80).collect();
+            return Some((
+                IssueCode::Value,
+                format!("'{shown}' is not a valid {ty}{}", format_hint(ty)),
+            ));
+        }
+        None if s.is_empty() => {
+            return Some((
+                IssueCode::Value,
+                format!("empty {ty}: leave the element out instead"),
+            ))
+        }
+        _ => {}
+    }
+    if matches!(ty, "date" | "dateTime" | "instant") {
+        if let Some(msg) = check_calendar(s) {
+            return Some((
+                IssueCode::Value,
+                format!("'{s}' is not a valid {ty}: {msg}"),
+            ));
+        }
+    }
+    None
 }
 
 /// How many values a child has in `obj` (for primitives, the value or its `_` twin).

@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use serde_json::{Map, Value};
 
 use super::outcome::{Issue, IssueCode, Severity};
-use super::registry::{Kind, Registry};
+use super::registry::{Kind, Registry, TypeRef};
 
 pub(crate) struct Walker<'r> {
     pub reg: &'r Registry,
@@ -169,17 +169,11 @@ impl<'r> Walker<'r> {
             .map(|_| ty.to_string())
     }
 
-    /// `Reference.reference` must point to one of the allowed target types.
-    pub fn reference_target(&mut self, targets: &[&str], item: &Value, expr: &str) {
-        if targets.is_empty() {
+    /// `Reference.reference` must point to one of the target types the element's types allow.
+    pub fn reference_target(&mut self, types: &[TypeRef], item: &Value, expr: &str) {
+        // Cheap tests first: most references are checked against few targets, or none.
+        if types.iter().all(|t| t.targets.is_empty()) {
             return;
-        }
-        let mut allowed = Vec::new();
-        for t in targets {
-            match self.reg.type_of_profile(t) {
-                Some("Resource") | None => return, // anything goes, or a profile we cannot resolve
-                Some(ty) => allowed.push(ty.to_string()),
-            }
         }
         let Some(reference) = item.get("reference").and_then(Value::as_str) else {
             return;
@@ -187,16 +181,22 @@ impl<'r> Walker<'r> {
         let Some(ty) = self.referenced_type(reference) else {
             return;
         };
-        if !allowed.iter().any(|a| *a == ty) {
-            self.err(
-                IssueCode::Structure,
-                &format!("{expr}.reference"),
-                format!(
-                    "reference to a {ty} ('{reference}') is not allowed here; it must point to {}",
-                    allowed.join(" or ")
-                ),
-            );
+        let mut allowed = Vec::new();
+        for t in types.iter().flat_map(|t| t.targets.iter()) {
+            match self.reg.type_of_profile(t) {
+                Some("Resource") | None => return, // anything goes, or a profile we cannot resolve
+                Some(a) if a == ty => return,
+                Some(a) => allowed.push(a),
+            }
         }
+        if allowed.is_empty() {
+            return;
+        }
+        let msg = format!(
+            "reference to a {ty} ('{reference}') is not allowed here; it must point to {}",
+            allowed.join(" or ")
+        );
+        self.err(IssueCode::Structure, &format!("{expr}.reference"), msg);
     }
 
     /// Remember the entries of a Bundle (for reference targets); returns the previous map.
