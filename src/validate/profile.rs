@@ -77,6 +77,9 @@ impl<'r> Walker<'r> {
         }
         for &ci in &el.children {
             let child = &sd.elements[ci];
+            if !child.relevant {
+                continue;
+            }
             if child.name == "value"
                 && items
                     .iter()
@@ -116,13 +119,18 @@ impl<'r> Walker<'r> {
             (Some(_), None) => true,
             _ => false,
         }) || slice.is_some();
+        let too_few = tighter_min && found.len() < el.min as usize;
+        let too_many = tighter_max && el.max.is_some_and(|m| found.len() > m as usize);
+        if !too_few && !too_many {
+            return;
+        }
         let at = format!("{parent_expr}.{}", el.name);
         let what = match slice {
             Some(s) => format!("slice '{s}' of {}", el.path),
             None => el.path.clone(),
         };
         let profile = sd.url.rsplit('/').next().unwrap_or(&sd.url);
-        if tighter_min && found.len() < el.min as usize {
+        if too_few && found.len() < el.min as usize {
             self.err(
                 IssueCode::Required,
                 &at,
@@ -133,7 +141,7 @@ impl<'r> Walker<'r> {
                 ),
             );
         }
-        if tighter_max && el.max.is_some_and(|m| found.len() > m as usize) {
+        if too_many {
             let msg = if el.max == Some(0) {
                 format!("{what} is not allowed by profile {profile}")
             } else {

@@ -144,6 +144,9 @@ pub(crate) struct Element {
     pub twin_key: String,
     /// For profile elements: the base element with the same path, if there is one.
     pub inherited: Option<Inherited>,
+    /// For profile elements: whether this element or anything below it adds to the base
+    /// definition; the profile walk skips the rest (most of a snapshot repeats the base).
+    pub relevant: bool,
 }
 
 impl Element {
@@ -383,6 +386,7 @@ fn parse_element(raw: &Value, url: &str) -> Result<Element, DefinitionError> {
         keys: FastMap::default(),
         twin_key: format!("_{name}", name = last.trim_end_matches("[x]")),
         inherited: None,
+        relevant: true,
     })
 }
 
@@ -545,34 +549,77 @@ impl Registry {
 
     /// Record, on every profile element, what the base element with the same path says.
     fn link_profiles_to_base(&mut self) {
-        let mut updates: Vec<(usize, usize, Inherited)> = Vec::new();
+        let mut updates: Vec<(usize, Vec<(Option<Inherited>, bool)>)> = Vec::new();
         for (k, sd) in self
             .sds
             .iter()
             .enumerate()
             .filter(|(_, sd)| sd.is_constraint)
         {
-            let Some(base) = self.base(&sd.type_name) else {
-                continue;
-            };
-            for (i, el) in sd.elements.iter().enumerate() {
-                if let Some(b) = base.element_by_path(&el.path).map(|j| &base.elements[j]) {
-                    updates.push((
-                        k,
-                        i,
-                        Inherited {
-                            min: b.min,
-                            max: b.max,
-                            binding: b.required_binding.clone(),
-                            invariant_keys: b.invariants.iter().map(|x| x.key.clone()).collect(),
-                        },
-                    ));
-                }
+            let base = self.base(&sd.type_name);
+            let n = sd.elements.len();
+            let mut out: Vec<(Option<Inherited>, bool)> = vec![(None, false); n];
+            // Children come after their parents in a snapshot: walk backwards so that a parent
+            // sees whether any of its children matter.
+            for i in (0..n).rev() {
+                let el = &sd.elements[i];
+                let b =
+                    base.and_then(|base| base.element_by_path(&el.path).map(|j| &base.elements[j]));
+                let relevant = self.tightens(el, b)
+                    || el.children.iter().any(|&c| out[c].1)
+                    || el.slices.iter().any(|&c| out[c].1);
+                let inherited = b.map(|b| Inherited {
+                    min: b.min,
+                    max: b.max,
+                    binding: b.required_binding.clone(),
+                    invariant_keys: b.invariants.iter().map(|x| x.key.clone()).collect(),
+                });
+                out[i] = (inherited, relevant);
+            }
+            updates.push((k, out));
+        }
+        for (k, out) in updates {
+            for (el, (inherited, relevant)) in self.sds[k].elements.iter_mut().zip(out) {
+                el.inherited = inherited;
+                el.relevant = relevant;
             }
         }
-        for (k, i, inh) in updates {
-            self.sds[k].elements[i].inherited = Some(inh);
+    }
+
+    /// Whether a profile element adds anything to its base element `b` (None: no base element).
+    fn tightens(&self, el: &Element, b: Option<&Element>) -> bool {
+        let Some(b) = b else { return true };
+        fn targets(e: &Element) -> Vec<&str> {
+            let mut t: Vec<&str> = e
+                .types
+                .iter()
+                .flat_map(|t| t.targets.iter().map(String::as_str))
+                .collect();
+            t.sort_unstable();
+            t
         }
+        el.fixed.is_some()
+            || el.pattern.is_some()
+            || el.slice_name.is_some()
+            || (el.slicing.is_some() && !el.slices.is_empty())
+            || (el.required_binding.is_some() && el.required_binding != b.required_binding)
+            || el
+                .invariants
+                .iter()
+                .any(|x| !b.invariants.iter().any(|y| y.key == x.key))
+            || el.min > b.min
+            || match (el.max, b.max) {
+                (Some(p), Some(q)) => p < q,
+                (Some(_), None) => true,
+                _ => false,
+            }
+            || (el.choice && el.types.len() < b.types.len())
+            || el.types.iter().any(|t| {
+                t.profiles
+                    .iter()
+                    .any(|p| self.profile(p).is_some_and(|x| x.is_constraint))
+            })
+            || targets(el) != targets(b)
     }
 
     fn expand(
