@@ -182,16 +182,7 @@ impl<'r> Walker<'r> {
                 );
             }
         }
-        for inv in &el.invariants {
-            let inherited = base.is_some_and(|b| b.invariant_keys.contains(&inv.key));
-            if !inherited && inv.expr.eval(v) == Some(false) {
-                self.err(
-                    IssueCode::Invariant,
-                    &item.expr,
-                    format!("{}: {} (profile {profile})", inv.key, inv.human),
-                );
-            }
-        }
+        self.invariants(el, v, &item.expr, Some((profile, base)));
         let ty: Option<&str> = item
             .ty
             .as_deref()

@@ -549,7 +549,9 @@ impl Registry {
 
     /// Record, on every profile element, what the base element with the same path says.
     fn link_profiles_to_base(&mut self) {
-        let mut updates: Vec<(usize, Vec<(Option<Inherited>, bool)>)> = Vec::new();
+        // per profile: (index in sds, per element (what it inherits, whether it is relevant))
+        type Links = Vec<(Option<Inherited>, bool)>;
+        let mut updates: Vec<(usize, Links)> = Vec::new();
         for (k, sd) in self
             .sds
             .iter()
@@ -558,7 +560,7 @@ impl Registry {
         {
             let base = self.base(&sd.type_name);
             let n = sd.elements.len();
-            let mut out: Vec<(Option<Inherited>, bool)> = vec![(None, false); n];
+            let mut out: Links = vec![(None, false); n];
             // Children come after their parents in a snapshot: walk backwards so that a parent
             // sees whether any of its children matter.
             for i in (0..n).rev() {

@@ -81,31 +81,14 @@ impl<'r> Walker<'r> {
         expr: &str,
     ) {
         let reg = self.reg;
-        let el = &sd.elements[el_idx];
-        for inv in &el.invariants {
-            if inv.expr.eval(v) == Some(false) {
-                self.err(
-                    IssueCode::Invariant,
-                    expr,
-                    format!("{}: {}", inv.key, inv.human),
-                );
-            }
-        }
+        self.invariants(&sd.elements[el_idx], v, expr, None);
         let (orig_sd, orig_idx) = (sd, el_idx);
         let Some((sd, el_idx)) = self.node(sd, el_idx, None) else {
             return;
         };
         let node = &sd.elements[el_idx];
         if !(std::ptr::eq(sd, orig_sd) && el_idx == orig_idx) {
-            for inv in &node.invariants {
-                if inv.expr.eval(v) == Some(false) {
-                    self.err(
-                        IssueCode::Invariant,
-                        expr,
-                        format!("{}: {}", inv.key, inv.human),
-                    );
-                }
-            }
+            self.invariants(node, v, expr, None);
         }
         if obj.is_empty() {
             self.err(IssueCode::Invalid, expr, "empty object: an element must have a value or children (ele-1); leave it out instead");

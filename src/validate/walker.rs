@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use serde_json::{Map, Value};
 
 use super::outcome::{Issue, IssueCode, Severity};
-use super::registry::{Kind, Registry, TypeRef};
+use super::registry::{Element, Inherited, Kind, Registry, TypeRef};
 
 pub(crate) struct Walker<'r> {
     pub reg: &'r Registry,
@@ -48,6 +48,31 @@ impl<'r> Walker<'r> {
             .into_iter()
             .filter(|i| seen.insert((i.expression.clone(), i.code, i.diagnostics.clone())))
             .collect()
+    }
+
+    /// The invariants of an element that fail on `v`. For a profile, `(name, base)`: its
+    /// invariants that the base element already has are not evaluated again.
+    pub fn invariants(
+        &mut self,
+        el: &Element,
+        v: &Value,
+        expr: &str,
+        profile: Option<(&str, Option<&Inherited>)>,
+    ) {
+        for inv in &el.invariants {
+            if let Some((_, Some(base))) = profile {
+                if base.invariant_keys.contains(&inv.key) {
+                    continue;
+                }
+            }
+            if inv.expr.eval(v) == Some(false) {
+                let msg = match profile {
+                    Some((name, _)) => format!("{}: {} (profile {name})", inv.key, inv.human),
+                    None => format!("{}: {}", inv.key, inv.human),
+                };
+                self.err(IssueCode::Invariant, expr, msg);
+            }
+        }
     }
 
     /// A Coding whose system is a complete code system we know must use one of its codes.
