@@ -22,6 +22,7 @@
 pub mod outcome;
 
 mod fhirpath;
+mod files;
 mod package;
 mod primitive;
 mod profile;
@@ -34,6 +35,7 @@ use std::sync::OnceLock;
 
 use serde_json::Value;
 
+pub use files::{validate_paths, FileOutcome};
 pub use outcome::{Issue, IssueCode, Outcome, Severity};
 pub use package::ValidateError;
 pub use registry::DefinitionError;
@@ -207,6 +209,28 @@ mod tests {
             "gender": "male",
             "birthDate": "1974-12-25"
         })
+    }
+
+    #[test]
+    fn most_r4_invariants_in_the_fhirpath_subset_are_compiled() {
+        let reg = &Validator::embedded().reg;
+        let base: std::collections::BTreeSet<&str> = reg
+            .sds
+            .iter()
+            .filter(|sd| !sd.is_constraint)
+            .flat_map(|sd| {
+                sd.elements
+                    .iter()
+                    .flat_map(|e| e.invariants.iter().map(|i| i.key.as_str()))
+            })
+            .collect();
+        eprintln!("{} distinct R4 invariant keys evaluated", base.len());
+        assert!(base.len() >= 70, "{}", base.len());
+        for key in [
+            "dom-2", "dom-4", "qty-3", "cpt-2", "att-1", "obs-6", "ppc-1",
+        ] {
+            assert!(base.contains(key), "{key}");
+        }
     }
 
     #[test]
