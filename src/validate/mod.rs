@@ -234,6 +234,23 @@ mod tests {
     }
 
     #[test]
+    fn known_extensions_are_checked_where_they_occur() {
+        let url = "http://nictiz.nl/fhir/StructureDefinition/ext-SOAPReport.SOAPLineCode";
+        let mut obs = json!({"resourceType": "Observation", "status": "final", "code": {"text": "S"},
+            "extension": [{"url": url, "valueCodeableConcept": {"text": "S"}}]});
+        assert!(!Validator::embedded().validate(&obs).has_errors());
+        obs["extension"][0] = json!({"url": url, "valueString": "S"});
+        let o = Validator::embedded().validate(&obs);
+        assert!(
+            o.issues
+                .iter()
+                .any(|i| i.expression.as_deref() == Some("Observation.extension[0].valueString")),
+            "{:?}",
+            errors(&o)
+        );
+    }
+
+    #[test]
     fn a_plain_patient_is_valid() {
         let o = Validator::embedded().validate(&patient());
         assert!(!o.has_errors(), "{:?}", errors(&o));

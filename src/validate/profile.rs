@@ -65,6 +65,26 @@ impl<'r> Walker<'r> {
         }
     }
 
+    /// An extension whose definition we know is checked against it wherever it occurs.
+    pub(crate) fn extension_definition(&mut self, ext: &Value, expr: &str) {
+        let Some(url) = ext.get("url").and_then(Value::as_str) else {
+            return;
+        };
+        let reg = self.reg;
+        if let Some(sd) = reg
+            .profile(url)
+            .filter(|sd| sd.is_constraint && sd.type_name == "Extension")
+        {
+            let item = Item {
+                value: Some(ext),
+                twin: None,
+                expr: expr.to_string(),
+                ty: None,
+            };
+            self.profile_element(sd, 0, std::slice::from_ref(&item));
+        }
+    }
+
     fn profile_element(&mut self, sd: &'r StructureDef, idx: usize, items: &[Item<'_>]) {
         if self.depth > MAX_DEPTH {
             return;

@@ -285,6 +285,9 @@ impl<'r> Walker<'r> {
                 if ty == "Coding" {
                     self.coding_in_known_system(item, &expr);
                 }
+                if ty == "Extension" {
+                    self.extension_definition(item, &expr);
+                }
                 if ty == "Reference" {
                     self.reference_target(&el.types, item, &expr);
                 }
