@@ -14,5 +14,10 @@
 //! back into an earlier one. The command line (`src/main.rs`) and the HTTP API are thin
 //! shells over the same library calls, chiefly [`convert::convert`].
 
+pub mod batch;
+pub mod convert;
+pub mod fhir;
 pub mod model;
+pub mod source;
+pub mod terminology;
 pub mod validate;

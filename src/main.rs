@@ -1,1 +1,189 @@
-fn main() {}
+//! The `overdracht` command line: a thin shell over the library.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use overdracht::batch::{self, Origin, Progress, Rejects, Sink, Summary};
+use overdracht::convert::{ConvertOptions, OutputKind};
+use overdracht::source::Format;
+
+/// Medical-data handover for Dutch GZSP care: GP and paediatrician records to FHIR R4 nl-core.
+#[derive(Parser)]
+#[command(name = "overdracht", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Convert records (FHIR STU3/R4 JSON, flat JSON, NHG Professional Summary XML) to FHIR R4 nl-core.
+    ///
+    /// Exit status: 0 all converted, 1 some records rejected, 2 usage or I/O error.
+    Convert(ConvertArgs),
+}
+
+#[derive(Args)]
+struct ConvertArgs {
+    /// Input files or directories (*.json, *.xml, *.ndjson; searched recursively), or - for standard input.
+    /// NDJSON inputs hold one record per line.
+    #[arg(required = true)]
+    inputs: Vec<PathBuf>,
+    /// Force the input format instead of detecting it.
+    #[arg(long = "from", value_enum)]
+    from: Option<Format>,
+    /// Output: a directory (one file per record) or a file; standard output if absent.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Output shape: a transaction Bundle per record, or NDJSON resources.
+    #[arg(long, value_enum, default_value = "bundle")]
+    output: OutputKind,
+    /// Number of records converted in parallel (default: the number of cores).
+    #[arg(long)]
+    jobs: Option<usize>,
+    /// Where rejected records are kept, with their reasons (NDJSON).
+    #[arg(long, default_value = "overdracht-rejects.ndjson")]
+    rejects: PathBuf,
+    /// The sender's identity used in resource ids, e.g. `agb-z|01990140` (default: from the record).
+    #[arg(long)]
+    sender: Option<String>,
+    /// Pretty-print Bundles.
+    #[arg(long)]
+    pretty: bool,
+    /// Print every warning about unmapped source data, not only the counts.
+    #[arg(long, short)]
+    verbose: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Convert(args) => match run_convert(args) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("overdracht: {e:#}");
+                ExitCode::from(2)
+            }
+        },
+    }
+}
+
+fn run_convert(args: ConvertArgs) -> anyhow::Result<ExitCode> {
+    let files = batch::expand_inputs(&args.inputs)?;
+    if files.is_empty() {
+        anyhow::bail!("no input files found (looked for *.json, *.xml, *.ndjson)");
+    }
+    let sink = match &args.out {
+        Some(p) if p.is_dir() || p.to_string_lossy().ends_with('/') => {
+            std::fs::create_dir_all(p)?;
+            Sink::Directory(p.clone())
+        }
+        Some(p) => Sink::Stream(Box::new(std::io::BufWriter::new(std::fs::File::create(p)?))),
+        None => Sink::Stream(Box::new(std::io::BufWriter::new(std::io::stdout()))),
+    };
+    let opts = ConvertOptions {
+        format: args.from,
+        sender: args.sender.clone(),
+        output: args.output,
+    };
+    let jobs = args.jobs.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    });
+    let mut rejects = Rejects::new(args.rejects.clone());
+    let mut progress = Reporter::new(args.verbose);
+    let summary = batch::run(
+        &files,
+        &opts,
+        jobs,
+        sink,
+        &mut rejects,
+        args.pretty,
+        &mut progress,
+    )?;
+    if rejects.used() {
+        eprintln!(
+            "rejected records and their reasons are in {}",
+            rejects.path().display()
+        );
+    }
+    Ok(if summary.rejected > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Progress on a terminal (a bar), plain lines otherwise; problems one line each.
+struct Reporter {
+    bar: Option<ProgressBar>,
+    verbose: bool,
+}
+
+impl Reporter {
+    fn new(verbose: bool) -> Self {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let b = ProgressBar::new_spinner();
+            b.set_style(
+                ProgressStyle::with_template("{spinner} {pos} records ({per_sec}) {msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
+            b.enable_steady_tick(Duration::from_millis(120));
+            b
+        });
+        Reporter { bar, verbose }
+    }
+
+    fn line(&self, s: &str) {
+        match &self.bar {
+            Some(b) => b.println(s),
+            None => {
+                let _ = writeln!(std::io::stderr(), "{s}");
+            }
+        }
+    }
+}
+
+impl Progress for Reporter {
+    fn record_done(&mut self, origin: &Origin, result: &batch::Outcome) {
+        if let Some(b) = &self.bar {
+            b.inc(1);
+        }
+        match result {
+            batch::Outcome::Rejected(e) => self.line(&format!("rejected {origin}: {e}")),
+            batch::Outcome::Converted(c) if self.verbose => {
+                for i in &c.outcome.issues {
+                    self.line(&format!("{origin}: {i}"));
+                }
+            }
+            batch::Outcome::Converted(_) => {}
+        }
+    }
+
+    fn finish(&mut self, s: &Summary, elapsed: Duration) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+        let secs = elapsed.as_secs_f64();
+        let rate = if secs > 0.0 {
+            (s.converted + s.rejected) as f64 / secs
+        } else {
+            0.0
+        };
+        let hint = if s.warnings > 0 && !self.verbose {
+            " (use --verbose to list the warnings)"
+        } else {
+            ""
+        };
+        self.line(&format!(
+            "converted {}, rejected {}, resources {}, warnings {}{hint}, time {:.2} s ({:.0} records/s)",
+            s.converted, s.rejected, s.resources, s.warnings, secs, rate
+        ));
+    }
+}

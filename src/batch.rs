@@ -1,0 +1,444 @@
+//! Many records at once: reading files, directories and NDJSON streams, converting
+//! in parallel, writing results in input order, and keeping every rejected record.
+//!
+//! The work is a bounded pipeline (reader → N workers → ordered writer), so memory stays
+//! flat however long the stream is: at most `2 × jobs` records are in flight.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use serde_json::{json, Value};
+
+use crate::convert::{convert, convert_json, Conversion, ConvertError, ConvertOptions, OutputKind};
+
+/// Where a record came from, for messages and the rejects file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    pub file: String,
+    /// 1-based line number for NDJSON streams.
+    pub line: Option<usize>,
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.line {
+            Some(l) => write!(f, "{}:{l}", self.file),
+            None => f.write_str(&self.file),
+        }
+    }
+}
+
+/// One record to convert.
+pub struct Record {
+    pub origin: Origin,
+    pub bytes: Vec<u8>,
+    /// Output name stem for per-record output files.
+    pub stem: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BatchError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: String, source: io::Error },
+    #[error("cannot write {path}: {source}")]
+    Write { path: String, source: io::Error },
+    #[error("{0}")]
+    Usage(String),
+}
+
+/// The inputs of a batch: paths (files or directories) or `-` for standard input.
+pub fn expand_inputs(inputs: &[PathBuf]) -> Result<Vec<PathBuf>, BatchError> {
+    let mut files = vec![];
+    for p in inputs {
+        if p.as_os_str() == "-" {
+            files.push(p.clone());
+        } else if p.is_dir() {
+            let mut found = vec![];
+            walk(p, &mut found).map_err(|e| BatchError::Read {
+                path: p.display().to_string(),
+                source: e,
+            })?;
+            found.sort();
+            files.extend(found);
+        } else if p.exists() {
+            files.push(p.clone());
+        } else {
+            return Err(BatchError::Usage(format!(
+                "{}: no such file or directory",
+                p.display()
+            )));
+        }
+    }
+    Ok(files)
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            walk(&path, out)?;
+        } else if matches!(
+            path.extension().and_then(|e| e.to_str()),
+            Some("json" | "xml" | "ndjson" | "jsonl")
+        ) {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+fn is_ndjson_name(p: &Path) -> bool {
+    matches!(
+        p.extension().and_then(|e| e.to_str()),
+        Some("ndjson" | "jsonl")
+    )
+}
+
+/// Sends the records of every input to `send`, in order. NDJSON files (by extension,
+/// or standard input whose first line is a complete JSON value) are read line by line.
+pub fn read_records(
+    files: &[PathBuf],
+    mut send: impl FnMut(Record) -> bool,
+) -> Result<(), BatchError> {
+    for path in files {
+        let name = if path.as_os_str() == "-" {
+            "<stdin>".to_owned()
+        } else {
+            path.display().to_string()
+        };
+        let rerr = |e| BatchError::Read {
+            path: name.clone(),
+            source: e,
+        };
+        let stem = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("stdin")
+            .to_owned();
+        let mut reader: Box<dyn BufRead> = if path.as_os_str() == "-" {
+            Box::new(BufReader::new(io::stdin()))
+        } else {
+            Box::new(BufReader::new(File::open(path).map_err(rerr)?))
+        };
+        // Standard input is NDJSON when its first line is a complete JSON value on its own
+        // (a pretty-printed document's first line never is). The line read to find out is
+        // replayed in front of the rest.
+        let mut first = Vec::new();
+        let stdin = path.as_os_str() == "-";
+        if stdin {
+            reader.read_until(b'\n', &mut first).map_err(rerr)?;
+        }
+        let ndjson = is_ndjson_name(path)
+            || (stdin
+                && !first.iter().all(u8::is_ascii_whitespace)
+                && serde_json::from_slice::<serde::de::IgnoredAny>(&first).is_ok());
+        let mut reader: Box<dyn BufRead> = Box::new(io::Cursor::new(first).chain(reader));
+        if ndjson {
+            let mut line = Vec::new();
+            let mut n = 0;
+            loop {
+                line.clear();
+                if reader.read_until(b'\n', &mut line).map_err(rerr)? == 0 {
+                    break;
+                }
+                n += 1;
+                if line.iter().all(u8::is_ascii_whitespace) {
+                    continue;
+                }
+                let record = Record {
+                    origin: Origin {
+                        file: name.clone(),
+                        line: Some(n),
+                    },
+                    bytes: line.clone(),
+                    stem: format!("{stem}-{n}"),
+                };
+                if !send(record) {
+                    return Ok(());
+                }
+            }
+        } else {
+            let mut bytes = Vec::new();
+            reader.read_to_end(&mut bytes).map_err(rerr)?;
+            if !send(Record {
+                origin: Origin {
+                    file: name,
+                    line: None,
+                },
+                bytes,
+                stem,
+            }) {
+                return Ok(());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Where converted output goes.
+pub enum Sink {
+    /// One stream: each Bundle on one line, or the resources of every record as NDJSON.
+    Stream(Box<dyn Write + Send>),
+    /// A directory: one file per record (`<stem>.bundle.json` or `<stem>.ndjson`).
+    Directory(PathBuf),
+}
+
+/// What happened to one record.
+pub enum Outcome {
+    Converted(Box<Conversion>),
+    Rejected(ConvertError),
+}
+
+/// Totals of a batch run.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Summary {
+    pub converted: usize,
+    pub rejected: usize,
+    pub warnings: usize,
+    pub resources: usize,
+}
+
+/// Something to tell the user while the batch runs.
+pub trait Progress: Send {
+    fn record_done(&mut self, origin: &Origin, result: &Outcome);
+    fn finish(&mut self, summary: &Summary, elapsed: Duration);
+}
+
+/// The rejects file: one JSON line per rejected record, with the reason as an
+/// OperationOutcome and the record itself, so that nothing is lost.
+pub struct Rejects {
+    path: PathBuf,
+    out: Option<BufWriter<File>>,
+}
+
+impl Rejects {
+    pub fn new(path: PathBuf) -> Self {
+        Rejects { path, out: None }
+    }
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+    pub fn write(
+        &mut self,
+        origin: &Origin,
+        record: &[u8],
+        error: &ConvertError,
+    ) -> Result<(), BatchError> {
+        let werr = |e| BatchError::Write {
+            path: self.path.display().to_string(),
+            source: e,
+        };
+        if self.out.is_none() {
+            self.out = Some(BufWriter::new(File::create(&self.path).map_err(werr)?));
+        }
+        let mut line = json!({
+            "input": origin.file,
+            "reason": error.to_string(),
+            "outcome": error.to_outcome().to_fhir(),
+        });
+        if let Some(l) = origin.line {
+            line["line"] = json!(l);
+        }
+        match std::str::from_utf8(record) {
+            Ok(s) => line["record"] = json!(s.trim_end_matches(['\n', '\r'])),
+            Err(_) => {
+                line["recordBase64"] =
+                    json!(base64::engine::general_purpose::STANDARD.encode(record))
+            }
+        }
+        let out = self
+            .out
+            .as_mut()
+            .ok_or_else(|| BatchError::Usage("rejects file not open".into()))?;
+        serde_json::to_writer(&mut *out, &line).map_err(|e| werr(io::Error::other(e)))?;
+        out.write_all(b"\n").map_err(werr)
+    }
+    pub fn flush(&mut self) -> Result<(), BatchError> {
+        if let Some(o) = self.out.as_mut() {
+            o.flush().map_err(|e| BatchError::Write {
+                path: self.path.display().to_string(),
+                source: e,
+            })?;
+        }
+        Ok(())
+    }
+    pub fn used(&self) -> bool {
+        self.out.is_some()
+    }
+}
+
+fn convert_record(r: &Record, opts: &ConvertOptions) -> Outcome {
+    let result = if r.origin.line.is_some() {
+        match serde_json::from_slice::<Value>(&r.bytes) {
+            Ok(v) => convert_json(v, opts),
+            Err(e) => Err(ConvertError::Source(crate::source::SourceError::Syntax {
+                format: "JSON",
+                line: r.origin.line.unwrap_or(0),
+                column: e.column(),
+                message: e.to_string(),
+            })),
+        }
+    } else {
+        convert(&r.bytes, opts)
+    };
+    match result {
+        Ok(c) => Outcome::Converted(Box::new(c)),
+        Err(e) => Outcome::Rejected(e),
+    }
+}
+
+/// Runs a batch: every record of `files` is converted with `jobs` workers; results are
+/// written to `sink` in input order; rejected records go to `rejects`.
+pub fn run(
+    files: &[PathBuf],
+    opts: &ConvertOptions,
+    jobs: usize,
+    mut sink: Sink,
+    rejects: &mut Rejects,
+    pretty: bool,
+    progress: &mut dyn Progress,
+) -> Result<Summary, BatchError> {
+    let started = Instant::now();
+    let jobs = jobs.max(1);
+    let (work_tx, work_rx) = sync_channel::<(usize, Record)>(jobs * 2);
+    let (done_tx, done_rx) = sync_channel::<(usize, Record, Outcome)>(jobs * 2);
+    let work_rx = Arc::new(Mutex::new(work_rx));
+    let mut summary = Summary::default();
+    let mut write_error: Option<BatchError> = None;
+
+    let read_result = std::thread::scope(|s| {
+        for _ in 0..jobs {
+            let rx = Arc::clone(&work_rx);
+            let tx = done_tx.clone();
+            s.spawn(move || worker(&rx, &tx, opts));
+        }
+        drop(done_tx);
+        let reader = s.spawn(move || {
+            let mut seq = 0usize;
+            read_records(files, |r| {
+                let ok = work_tx.send((seq, r)).is_ok();
+                seq += 1;
+                ok
+            })
+        });
+        // The writer: reorder, then write.
+        let mut pending: BTreeMap<usize, (Record, Outcome)> = BTreeMap::new();
+        let mut next = 0usize;
+        for (seq, record, outcome) in done_rx.iter() {
+            pending.insert(seq, (record, outcome));
+            while let Some((record, outcome)) = pending.remove(&next) {
+                next += 1;
+                if write_error.is_some() {
+                    continue;
+                }
+                progress.record_done(&record.origin, &outcome);
+                if let Err(e) = write_one(
+                    &mut sink,
+                    rejects,
+                    &record,
+                    &outcome,
+                    opts.output,
+                    pretty,
+                    &mut summary,
+                ) {
+                    write_error = Some(e);
+                }
+            }
+        }
+        reader.join().unwrap_or_else(|_| {
+            Err(BatchError::Usage(
+                "the input reader stopped unexpectedly".into(),
+            ))
+        })
+    });
+    read_result?;
+    if let Some(e) = write_error {
+        return Err(e);
+    }
+    if let Sink::Stream(w) = &mut sink {
+        w.flush().map_err(|e| BatchError::Write {
+            path: "output".into(),
+            source: e,
+        })?;
+    }
+    rejects.flush()?;
+    progress.finish(&summary, started.elapsed());
+    Ok(summary)
+}
+
+fn worker(
+    rx: &Mutex<Receiver<(usize, Record)>>,
+    tx: &std::sync::mpsc::SyncSender<(usize, Record, Outcome)>,
+    opts: &ConvertOptions,
+) {
+    loop {
+        let next = match rx.lock() {
+            Ok(guard) => guard.recv(),
+            Err(_) => return,
+        };
+        let Ok((seq, record)) = next else { return };
+        let outcome = convert_record(&record, opts);
+        if tx.send((seq, record, outcome)).is_err() {
+            return;
+        }
+    }
+}
+
+fn write_one(
+    sink: &mut Sink,
+    rejects: &mut Rejects,
+    record: &Record,
+    outcome: &Outcome,
+    kind: OutputKind,
+    pretty: bool,
+    summary: &mut Summary,
+) -> Result<(), BatchError> {
+    match outcome {
+        Outcome::Rejected(e) => {
+            summary.rejected += 1;
+            rejects.write(&record.origin, &record.bytes, e)
+        }
+        Outcome::Converted(c) => {
+            summary.converted += 1;
+            summary.warnings += c.warnings();
+            summary.resources += c.resources.len();
+            let (bytes, ext) = match kind {
+                OutputKind::Bundle => {
+                    let b = c.bundle();
+                    // Files in a directory are for people to read; streams are one Bundle per line.
+                    let mut bytes = if pretty || matches!(sink, Sink::Directory(_)) {
+                        serde_json::to_vec_pretty(&b)
+                    } else {
+                        serde_json::to_vec(&b)
+                    }
+                    .map_err(|e| BatchError::Write {
+                        path: "output".into(),
+                        source: io::Error::other(e),
+                    })?;
+                    bytes.push(b'\n');
+                    (bytes, "bundle.json")
+                }
+                OutputKind::Ndjson => (c.ndjson(), "ndjson"),
+            };
+            match sink {
+                Sink::Stream(w) => w.write_all(&bytes).map_err(|e| BatchError::Write {
+                    path: "output".into(),
+                    source: e,
+                }),
+                Sink::Directory(dir) => {
+                    let path = dir.join(format!("{}.{ext}", record.stem));
+                    std::fs::write(&path, &bytes).map_err(|e| BatchError::Write {
+                        path: path.display().to_string(),
+                        source: e,
+                    })
+                }
+            }
+        }
+    }
+}

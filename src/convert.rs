@@ -1,0 +1,189 @@
+//! One record through the pipeline: source → model → FHIR (→ validate).
+//!
+//! This is the library call that the command line and the HTTP API share.
+
+use serde_json::Value;
+
+use crate::fhir::{self, Emitted, FhirOptions, RefStyle};
+use crate::model::{Dossier, Identifier};
+use crate::source::{self, Format, SourceError};
+use crate::terminology::{uri, Terminology};
+use crate::validate::{Issue, IssueCode, Outcome, Severity};
+
+/// How the output is shaped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputKind {
+    /// A FHIR transaction Bundle of `PUT Type/id` entries per dossier.
+    Bundle,
+    /// One resource per line, with relative `Type/id` references.
+    Ndjson,
+}
+
+#[derive(Debug, Clone)]
+pub struct ConvertOptions {
+    /// Force an input format instead of detecting it.
+    pub format: Option<Format>,
+    /// The sender's identity for resource ids (e.g. `agb-z|01990140`); by default taken
+    /// from the record (the authoring organisation), else `unknown-sender`.
+    pub sender: Option<String>,
+    pub output: OutputKind,
+}
+
+impl Default for ConvertOptions {
+    fn default() -> Self {
+        ConvertOptions {
+            format: None,
+            sender: None,
+            output: OutputKind::Bundle,
+        }
+    }
+}
+
+/// A converted record.
+#[derive(Debug, Clone)]
+pub struct Conversion {
+    pub format: Format,
+    pub sender: String,
+    pub resources: Vec<Emitted>,
+    /// Everything the conversion has to say: unmapped source elements, unresolved
+    /// references, validation warnings. Never contains errors (those reject the record).
+    pub outcome: Outcome,
+}
+
+/// Why a record was not converted.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ConvertError {
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error("the output of mapping {mapping} (from {source_path}) is not valid FHIR: {}", first_error(.outcome))]
+    InvalidOutput {
+        mapping: String,
+        source_path: String,
+        outcome: Outcome,
+    },
+}
+
+fn first_error(o: &Outcome) -> String {
+    o.issues
+        .iter()
+        .find(|i| i.severity.is_error())
+        .map(|i| i.to_string())
+        .unwrap_or_default()
+}
+
+impl ConvertError {
+    pub fn to_outcome(&self) -> Outcome {
+        match self {
+            ConvertError::Source(e) => e.to_outcome(),
+            ConvertError::InvalidOutput {
+                mapping, outcome, ..
+            } => {
+                let mut o = Outcome::new();
+                o.push(Issue::error(
+                    IssueCode::Exception,
+                    format!("conversion defect: mapping {mapping} produced invalid output; please report it with the input"),
+                ));
+                o.extend(outcome.clone());
+                o
+            }
+        }
+    }
+}
+
+impl Conversion {
+    /// The transaction Bundle.
+    pub fn bundle(&self) -> Value {
+        fhir::bundle::transaction(&self.resources)
+    }
+
+    /// The resources as NDJSON.
+    pub fn ndjson(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        fhir::bundle::ndjson(&self.resources, &mut out);
+        out
+    }
+
+    /// Number of resources per resource type, sorted by type.
+    pub fn counts(&self) -> Vec<(String, usize)> {
+        let mut m = std::collections::BTreeMap::new();
+        for r in &self.resources {
+            *m.entry(r.resource_type.clone()).or_insert(0) += 1;
+        }
+        m.into_iter().collect()
+    }
+
+    pub fn warnings(&self) -> usize {
+        self.outcome.count(Severity::Warning)
+    }
+}
+
+/// Converts one record (a file's bytes).
+pub fn convert(bytes: &[u8], opts: &ConvertOptions) -> Result<Conversion, ConvertError> {
+    let format = match opts.format {
+        Some(f) => f,
+        None => source::detect(bytes)?,
+    };
+    let dossier = source::read(bytes, format)?;
+    finish(dossier, format, opts)
+}
+
+/// Converts one already parsed JSON record (an NDJSON line).
+pub fn convert_json(v: Value, opts: &ConvertOptions) -> Result<Conversion, ConvertError> {
+    let format = opts.format.unwrap_or_else(|| source::detect_json(&v));
+    let dossier = source::read_json(v, format)?;
+    finish(dossier, format, opts)
+}
+
+/// The sender part of resource ids: the explicit option, else the record's authoring
+/// organisation.
+fn sender_of(dossier: &Dossier, explicit: &Option<String>) -> String {
+    if let Some(s) = explicit {
+        return s.clone();
+    }
+    match &dossier.author_organization {
+        Some(Identifier {
+            system: Some(s),
+            value,
+        }) => {
+            let system = Terminology::embedded().system_uri(s);
+            let short = match system.as_str() {
+                uri::AGB => "agb-z",
+                uri::URA => "ura",
+                other => other,
+            };
+            format!("{short}|{value}")
+        }
+        Some(Identifier {
+            system: None,
+            value,
+        }) => value.clone(),
+        None => "unknown-sender".to_owned(),
+    }
+}
+
+fn finish(
+    dossier: Dossier,
+    format: Format,
+    opts: &ConvertOptions,
+) -> Result<Conversion, ConvertError> {
+    let sender = sender_of(&dossier, &opts.sender);
+    let ref_style = match opts.output {
+        OutputKind::Bundle => RefStyle::Urn,
+        OutputKind::Ndjson => RefStyle::Relative,
+    };
+    let out = fhir::emit(
+        &dossier,
+        &FhirOptions {
+            sender: sender.clone(),
+            ref_style,
+        },
+    );
+    let mut outcome = dossier.outcome;
+    outcome.extend(out.outcome);
+    Ok(Conversion {
+        format,
+        sender,
+        resources: out.resources,
+        outcome,
+    })
+}

@@ -1,0 +1,185 @@
+//! Outside input → model. One module per input format; none of them emits FHIR R4.
+//!
+//! A source reads bytes into a [`Dossier`]. What it cannot map it reports in
+//! `Dossier::outcome` (information/warning issues with a path into the source), so
+//! nothing disappears silently. Input that cannot be read at all, or that breaks a
+//! rule the model enforces (a BSN failing the eleven test), is a [`SourceError`].
+
+pub mod consume;
+pub mod fhir_types;
+pub mod flat;
+pub mod hl7v3;
+pub mod r4;
+pub mod stu3;
+
+use crate::model::Dossier;
+use crate::validate::{Issue, IssueCode, Outcome};
+
+/// The input formats overdracht reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
+pub enum Format {
+    /// FHIR STU3 JSON as GP systems deliver it (MedMij `gp-*`, zib2017 / BgZ 2017).
+    #[value(name = "fhir-stu3")]
+    FhirStu3,
+    /// FHIR R4 JSON (hospital BgZ, nl-core).
+    #[value(name = "fhir-r4")]
+    FhirR4,
+    /// The flat JSON dossier described by `profiles/flat-dossier.schema.json`.
+    #[value(name = "flat")]
+    Flat,
+    /// The NHG Professional Summary, HL7v3 XML (QUPC_IN990002NL).
+    #[value(name = "hl7v3-ps")]
+    Hl7v3Ps,
+}
+
+impl Format {
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::FhirStu3 => "fhir-stu3",
+            Format::FhirR4 => "fhir-r4",
+            Format::Flat => "flat",
+            Format::Hl7v3Ps => "hl7v3-ps",
+        }
+    }
+
+    pub fn from_name(s: &str) -> Option<Format> {
+        [
+            Format::FhirStu3,
+            Format::FhirR4,
+            Format::Flat,
+            Format::Hl7v3Ps,
+        ]
+        .into_iter()
+        .find(|f| f.name() == s)
+    }
+}
+
+impl std::fmt::Display for Format {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Why an input could not be read.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SourceError {
+    #[error("input format not recognised: {0}")]
+    UnknownFormat(String),
+    #[error("malformed {format} at line {line}, column {column}: {message}")]
+    Syntax {
+        format: &'static str,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("{}", summarise(.0))]
+    Invalid(Outcome),
+}
+
+fn summarise(o: &Outcome) -> String {
+    let errors: Vec<&Issue> = o.issues.iter().filter(|i| i.severity.is_error()).collect();
+    match errors.as_slice() {
+        [] => "the input is not valid".to_owned(),
+        [one] => one.to_string(),
+        [first, rest @ ..] => format!("{first} (and {} more error(s))", rest.len()),
+    }
+}
+
+impl SourceError {
+    /// One invalid-input error at `expression`.
+    pub fn invalid(expression: impl Into<String>, message: impl Into<String>) -> SourceError {
+        SourceError::Invalid(
+            Issue::error(IssueCode::Invalid, message)
+                .at(expression)
+                .into(),
+        )
+    }
+
+    /// The error as an OperationOutcome (for the API and the rejects file).
+    pub fn to_outcome(&self) -> Outcome {
+        match self {
+            SourceError::Invalid(o) => o.clone(),
+            SourceError::UnknownFormat(_) => {
+                Issue::error(IssueCode::NotSupported, self.to_string()).into()
+            }
+            SourceError::Syntax { line, column, .. } => {
+                Issue::error(IssueCode::Structure, self.to_string())
+                    .at(format!("line {line}, column {column}"))
+                    .into()
+            }
+        }
+    }
+
+    pub(crate) fn json(e: &serde_json::Error) -> SourceError {
+        SourceError::Syntax {
+            format: "JSON",
+            line: e.line(),
+            column: e.column(),
+            message: e.to_string(),
+        }
+    }
+}
+
+/// Recognises the format of an input by looking at it: XML with a Professional Summary
+/// root; JSON with a `resourceType` (FHIR, STU3 or R4 by its profiles and shapes); or JSON
+/// without one (the flat dossier).
+pub fn detect(bytes: &[u8]) -> Result<Format, SourceError> {
+    let start = bytes
+        .iter()
+        .position(|b| !b.is_ascii_whitespace() && *b != 0xEF && *b != 0xBB && *b != 0xBF);
+    match start.map(|i| bytes[i]) {
+        None => Err(SourceError::UnknownFormat("the input is empty".into())),
+        Some(b'<') => {
+            if hl7v3::is_professional_summary(bytes) {
+                Ok(Format::Hl7v3Ps)
+            } else {
+                Err(SourceError::UnknownFormat(
+                    "XML input, but not an NHG Professional Summary (root element QUPC_IN990002NL)".into(),
+                ))
+            }
+        }
+        Some(b'{') => {
+            let v: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| SourceError::json(&e))?;
+            Ok(detect_json(&v))
+        }
+        Some(_) => Err(SourceError::UnknownFormat(
+            "expected JSON (FHIR or flat dossier) or XML (Professional Summary); use --from to force a format".into(),
+        )),
+    }
+}
+
+/// Decides between STU3, R4 and flat for a parsed JSON document.
+pub fn detect_json(v: &serde_json::Value) -> Format {
+    if v.get("resourceType").is_none() {
+        return Format::Flat;
+    }
+    if r4::looks_like_r4(v) {
+        Format::FhirR4
+    } else {
+        Format::FhirStu3
+    }
+}
+
+/// Reads one input in `format` into a dossier.
+pub fn read(bytes: &[u8], format: Format) -> Result<Dossier, SourceError> {
+    match format {
+        Format::Hl7v3Ps => hl7v3::read(bytes),
+        json_format => {
+            let v: serde_json::Value =
+                serde_json::from_slice(bytes).map_err(|e| SourceError::json(&e))?;
+            read_json(v, json_format)
+        }
+    }
+}
+
+/// Reads an already parsed JSON document (NDJSON streams parse line by line).
+pub fn read_json(v: serde_json::Value, format: Format) -> Result<Dossier, SourceError> {
+    match format {
+        Format::FhirStu3 => stu3::read(v),
+        Format::FhirR4 => r4::read(v),
+        Format::Flat => flat::read(v),
+        Format::Hl7v3Ps => Err(SourceError::UnknownFormat(
+            "a Professional Summary is XML, not JSON".into(),
+        )),
+    }
+}
