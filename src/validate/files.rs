@@ -1,9 +1,12 @@
-//! Validating files and folders, for `overdracht validate <files|dirs>`.
+//! Validating files, for `overdracht validate <files|dirs>`.
 //!
-//! Kept in the library so that the command line stays a thin shell: it prints what this returns
-//! and picks the exit code. A file that is not JSON is an invalid input (a `fatal` issue in its
-//! outcome), not an I/O error; a path that cannot be read is an error of the command.
+//! Kept in the library so that the command line stays a thin shell: it expands its arguments
+//! with `batch::expand_inputs` (the one place that knows how inputs are found), passes the files
+//! here, prints what comes back and picks the exit code. A file that is not FHIR JSON is an
+//! invalid input (a `fatal` issue in its outcome), not an error of the command; a file that cannot
+//! be read is.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
@@ -12,71 +15,93 @@ use super::outcome::{Issue, IssueCode, Outcome, Severity};
 use super::package::ValidateError;
 use super::Validator;
 
-/// The outcome for one file.
+/// The outcome for one file, or for one line of an NDJSON file.
 #[derive(Debug)]
 pub struct FileOutcome {
     pub path: PathBuf,
+    /// 1-based line number within an NDJSON file.
+    pub line: Option<usize>,
     pub outcome: Outcome,
 }
 
-fn collect(path: &Path, out: &mut Vec<PathBuf>) -> Result<(), ValidateError> {
-    let io = |source| ValidateError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    if path.is_dir() {
-        let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
-            .map_err(io)?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .collect();
-        entries.sort();
-        for p in entries {
-            let hidden = p
-                .file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with('.'));
-            if !hidden && (p.is_dir() || p.extension().is_some_and(|e| e == "json")) {
-                collect(&p, out)?;
-            }
+impl FileOutcome {
+    /// `path` or `path:line`, for messages.
+    pub fn location(&self) -> String {
+        match self.line {
+            Some(l) => format!("{}:{l}", self.path.display()),
+            None => self.path.display().to_string(),
         }
-        Ok(())
-    } else if path.is_file() {
-        out.push(path.to_path_buf());
-        Ok(())
-    } else {
-        Err(io(std::io::Error::from(std::io::ErrorKind::NotFound)))
     }
 }
 
-/// Validate every given file, and every `*.json` below every given folder (sorted, hidden
-/// entries skipped), against base R4, the profiles each resource claims, and `profile` if given.
-pub fn validate_paths(
+fn fatal(msg: String) -> Outcome {
+    Outcome::from(Issue::new(Severity::Fatal, IssueCode::Structure, msg))
+}
+
+fn one(v: &Validator, text: &[u8], profile: Option<&str>) -> Outcome {
+    match serde_json::from_slice::<Value>(text) {
+        Ok(resource) => match profile {
+            Some(url) => v.validate_against(&resource, url),
+            None => v.validate(&resource),
+        },
+        Err(e) => fatal(format!("not valid JSON: {e}")),
+    }
+}
+
+fn is_ndjson(path: &Path) -> bool {
+    matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("ndjson" | "jsonl")
+    )
+}
+
+/// Validate files (`-` is standard input): `*.json` hold one resource or Bundle, `*.ndjson` and
+/// `*.jsonl` one resource per line. Each is checked against base R4, the profiles it claims, and
+/// `profile` if given.
+pub fn validate_files(
     v: &Validator,
-    paths: &[PathBuf],
+    files: &[PathBuf],
     profile: Option<&str>,
 ) -> Result<Vec<FileOutcome>, ValidateError> {
-    let mut files = Vec::new();
-    for p in paths {
-        collect(p, &mut files)?;
-    }
     let mut out = Vec::with_capacity(files.len());
     for path in files {
-        let bytes = std::fs::read(&path).map_err(|source| ValidateError::Io {
+        let io = |source| ValidateError::Io {
             path: path.clone(),
             source,
-        })?;
-        let outcome = match serde_json::from_slice::<Value>(&bytes) {
-            Ok(resource) => match profile {
-                Some(url) => v.validate_against(&resource, url),
-                None => v.validate(&resource),
-            },
-            Err(e) => Outcome::from(Issue::new(
-                Severity::Fatal,
-                IssueCode::Structure,
-                format!("not valid JSON: {e}"),
-            )),
         };
-        out.push(FileOutcome { path, outcome });
+        let bytes = if path.as_os_str() == "-" {
+            let mut b = Vec::new();
+            std::io::stdin().read_to_end(&mut b).map_err(io)?;
+            b
+        } else {
+            std::fs::read(path).map_err(io)?
+        };
+        if path.extension().is_some_and(|e| e == "xml") {
+            let msg = "only FHIR JSON can be validated; convert the XML first (overdracht convert)"
+                .to_string();
+            out.push(FileOutcome {
+                path: path.clone(),
+                line: None,
+                outcome: fatal(msg),
+            });
+        } else if is_ndjson(path) {
+            for (i, line) in bytes.split(|b| *b == b'\n').enumerate() {
+                if line.iter().all(u8::is_ascii_whitespace) {
+                    continue;
+                }
+                out.push(FileOutcome {
+                    path: path.clone(),
+                    line: Some(i + 1),
+                    outcome: one(v, line, profile),
+                });
+            }
+        } else {
+            out.push(FileOutcome {
+                path: path.clone(),
+                line: None,
+                outcome: one(v, &bytes, profile),
+            });
+        }
     }
     Ok(out)
 }
@@ -86,38 +111,38 @@ mod tests {
     use super::*;
 
     #[test]
-    fn folders_files_and_broken_json() {
+    fn json_ndjson_xml_and_broken_files() {
         let tmp = tempfile::tempdir().expect("tempdir");
-        let sub = tmp.path().join("sub");
-        std::fs::create_dir(&sub).expect("mkdir");
+        let p = |n: &str| tmp.path().join(n);
         std::fs::write(
-            tmp.path().join("a.json"),
+            p("a.json"),
             br#"{"resourceType": "Patient", "gender": "male"}"#,
         )
         .expect("write");
-        std::fs::write(
-            sub.join("b.json"),
-            br#"{"resourceType": "Patient", "gender": "banana"}"#,
-        )
-        .expect("write");
-        std::fs::write(sub.join("c.json"), b"{oops").expect("write");
-        std::fs::write(sub.join("notes.txt"), b"ignored").expect("write");
+        std::fs::write(p("b.ndjson"), b"{\"resourceType\": \"Patient\"}\n\n{\"resourceType\": \"Patient\", \"gender\": \"banana\"}\n")
+            .expect("write");
+        std::fs::write(p("c.json"), b"{oops").expect("write");
+        std::fs::write(p("d.xml"), b"<Patient/>").expect("write");
         let v = Validator::embedded();
-        let r = validate_paths(v, &[tmp.path().to_path_buf()], None).expect("readable");
-        let names: Vec<String> = r
+        let files = [p("a.json"), p("b.ndjson"), p("c.json"), p("d.xml")];
+        let r = validate_files(v, &files, None).expect("readable");
+        let summary: Vec<(String, bool)> = r
             .iter()
             .map(|f| {
-                f.path
-                    .file_name()
-                    .and_then(|n| n.to_str())
-                    .unwrap_or("")
-                    .to_string()
+                (
+                    f.location().rsplit('/').next().unwrap_or("").to_string(),
+                    f.outcome.has_errors(),
+                )
             })
             .collect();
-        assert_eq!(names, ["a.json", "b.json", "c.json"]);
-        assert!(!r[0].outcome.has_errors());
-        assert!(r[1].outcome.has_errors());
-        assert_eq!(r[2].outcome.count(Severity::Fatal), 1);
-        assert!(validate_paths(v, &[tmp.path().join("missing.json")], None).is_err());
+        let expected = [
+            ("a.json", false),
+            ("b.ndjson:1", false),
+            ("b.ndjson:3", true),
+            ("c.json", true),
+            ("d.xml", true),
+        ];
+        assert_eq!(summary, expected.map(|(a, b)| (a.to_string(), b)));
+        assert!(validate_files(v, &[p("missing.json")], None).is_err());
     }
 }

@@ -35,7 +35,7 @@ use std::sync::OnceLock;
 
 use serde_json::Value;
 
-pub use files::{validate_paths, FileOutcome};
+pub use files::{validate_files, FileOutcome};
 pub use outcome::{Issue, IssueCode, Outcome, Severity};
 pub use package::ValidateError;
 pub use registry::DefinitionError;
