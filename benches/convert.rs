@@ -32,10 +32,7 @@ fn main() {
         .collect();
     let in_bytes: usize = inputs.iter().map(Vec::len).sum();
     let out_bytes: usize = outputs.iter().map(Vec::len).sum();
-    let resources: usize = inputs
-        .iter()
-        .map(|b| convert(b, &opts).map(|c| c.resources.len()).unwrap_or(0))
-        .sum();
+    let resources: usize = inputs.iter().map(|b| convert(b, &opts).map(|c| c.resources.len()).unwrap_or(0)).sum();
 
     let mut conv = vec![];
     let mut base = vec![];
@@ -69,8 +66,18 @@ fn main() {
     let c = median(conv);
     let b = median(base).saturating_sub(median(out_parse));
     let secs = c.as_secs_f64();
-    println!("corpus: {n_dossiers} dossiers, {resources} output resources, {:.1} MB in, {:.1} MB out", in_bytes as f64 / 1e6, out_bytes as f64 / 1e6);
-    println!("conversion:           {:>8.1} ms  ({:.0} dossiers/s, {:.0} resources/s, {:.1} MB/s in)", secs * 1e3, n_dossiers as f64 / secs, resources as f64 / secs, in_bytes as f64 / 1e6 / secs);
+    println!(
+        "corpus: {n_dossiers} dossiers, {resources} output resources, {:.1} MB in, {:.1} MB out",
+        in_bytes as f64 / 1e6,
+        out_bytes as f64 / 1e6
+    );
+    println!(
+        "conversion:           {:>8.1} ms  ({:.0} dossiers/s, {:.0} resources/s, {:.1} MB/s in)",
+        secs * 1e3,
+        n_dossiers as f64 / secs,
+        resources as f64 / secs,
+        in_bytes as f64 / 1e6 / secs
+    );
     println!("serde_json baseline:  {:>8.1} ms  (parse input + serialise output)", b.as_secs_f64() * 1e3);
     println!("ratio conversion / baseline: {:.2}x  (target <= 3x)", secs / b.as_secs_f64());
 }

@@ -60,19 +60,13 @@ pub fn expand_inputs(inputs: &[PathBuf]) -> Result<Vec<PathBuf>, BatchError> {
             files.push(p.clone());
         } else if p.is_dir() {
             let mut found = vec![];
-            walk(p, &mut found).map_err(|e| BatchError::Read {
-                path: p.display().to_string(),
-                source: e,
-            })?;
+            walk(p, &mut found).map_err(|e| BatchError::Read { path: p.display().to_string(), source: e })?;
             found.sort();
             files.extend(found);
         } else if p.exists() {
             files.push(p.clone());
         } else {
-            return Err(BatchError::Usage(format!(
-                "{}: no such file or directory",
-                p.display()
-            )));
+            return Err(BatchError::Usage(format!("{}: no such file or directory", p.display())));
         }
     }
     Ok(files)
@@ -83,10 +77,7 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> io::Result<()> {
         let path = entry?.path();
         if path.is_dir() {
             walk(&path, out)?;
-        } else if matches!(
-            path.extension().and_then(|e| e.to_str()),
-            Some("json" | "xml" | "ndjson" | "jsonl")
-        ) {
+        } else if matches!(path.extension().and_then(|e| e.to_str()), Some("json" | "xml" | "ndjson" | "jsonl")) {
             out.push(path);
         }
     }
@@ -94,33 +85,16 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> io::Result<()> {
 }
 
 fn is_ndjson_name(p: &Path) -> bool {
-    matches!(
-        p.extension().and_then(|e| e.to_str()),
-        Some("ndjson" | "jsonl")
-    )
+    matches!(p.extension().and_then(|e| e.to_str()), Some("ndjson" | "jsonl"))
 }
 
 /// Sends the records of every input to `send`, in order. NDJSON files (by extension,
 /// or standard input whose first line is a complete JSON value) are read line by line.
-pub fn read_records(
-    files: &[PathBuf],
-    mut send: impl FnMut(Record) -> bool,
-) -> Result<(), BatchError> {
+pub fn read_records(files: &[PathBuf], mut send: impl FnMut(Record) -> bool) -> Result<(), BatchError> {
     for path in files {
-        let name = if path.as_os_str() == "-" {
-            "<stdin>".to_owned()
-        } else {
-            path.display().to_string()
-        };
-        let rerr = |e| BatchError::Read {
-            path: name.clone(),
-            source: e,
-        };
-        let stem = path
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .unwrap_or("stdin")
-            .to_owned();
+        let name = if path.as_os_str() == "-" { "<stdin>".to_owned() } else { path.display().to_string() };
+        let rerr = |e| BatchError::Read { path: name.clone(), source: e };
+        let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("stdin").to_owned();
         let mut reader: Box<dyn BufRead> = if path.as_os_str() == "-" {
             Box::new(BufReader::new(io::stdin()))
         } else {
@@ -152,10 +126,7 @@ pub fn read_records(
                     continue;
                 }
                 let record = Record {
-                    origin: Origin {
-                        file: name.clone(),
-                        line: Some(n),
-                    },
+                    origin: Origin { file: name.clone(), line: Some(n) },
                     bytes: line.clone(),
                     stem: format!("{stem}-{n}"),
                 };
@@ -166,14 +137,7 @@ pub fn read_records(
         } else {
             let mut bytes = Vec::new();
             reader.read_to_end(&mut bytes).map_err(rerr)?;
-            if !send(Record {
-                origin: Origin {
-                    file: name,
-                    line: None,
-                },
-                bytes,
-                stem,
-            }) {
+            if !send(Record { origin: Origin { file: name, line: None }, bytes, stem }) {
                 return Ok(());
             }
         }
@@ -224,16 +188,8 @@ impl Rejects {
     pub fn path(&self) -> &Path {
         &self.path
     }
-    pub fn write(
-        &mut self,
-        origin: &Origin,
-        record: &[u8],
-        error: &ConvertError,
-    ) -> Result<(), BatchError> {
-        let werr = |e| BatchError::Write {
-            path: self.path.display().to_string(),
-            source: e,
-        };
+    pub fn write(&mut self, origin: &Origin, record: &[u8], error: &ConvertError) -> Result<(), BatchError> {
+        let werr = |e| BatchError::Write { path: self.path.display().to_string(), source: e };
         if self.out.is_none() {
             self.out = Some(BufWriter::new(File::create(&self.path).map_err(werr)?));
         }
@@ -247,24 +203,15 @@ impl Rejects {
         }
         match std::str::from_utf8(record) {
             Ok(s) => line["record"] = json!(s.trim_end_matches(['\n', '\r'])),
-            Err(_) => {
-                line["recordBase64"] =
-                    json!(base64::engine::general_purpose::STANDARD.encode(record))
-            }
+            Err(_) => line["recordBase64"] = json!(base64::engine::general_purpose::STANDARD.encode(record)),
         }
-        let out = self
-            .out
-            .as_mut()
-            .ok_or_else(|| BatchError::Usage("rejects file not open".into()))?;
+        let out = self.out.as_mut().ok_or_else(|| BatchError::Usage("rejects file not open".into()))?;
         serde_json::to_writer(&mut *out, &line).map_err(|e| werr(io::Error::other(e)))?;
         out.write_all(b"\n").map_err(werr)
     }
     pub fn flush(&mut self) -> Result<(), BatchError> {
         if let Some(o) = self.out.as_mut() {
-            o.flush().map_err(|e| BatchError::Write {
-                path: self.path.display().to_string(),
-                source: e,
-            })?;
+            o.flush().map_err(|e| BatchError::Write { path: self.path.display().to_string(), source: e })?;
         }
         Ok(())
     }
@@ -338,34 +285,19 @@ pub fn run(
                     continue;
                 }
                 progress.record_done(&record.origin, &outcome);
-                if let Err(e) = write_one(
-                    &mut sink,
-                    rejects,
-                    &record,
-                    &outcome,
-                    opts.output,
-                    pretty,
-                    &mut summary,
-                ) {
+                if let Err(e) = write_one(&mut sink, rejects, &record, &outcome, opts.output, pretty, &mut summary) {
                     write_error = Some(e);
                 }
             }
         }
-        reader.join().unwrap_or_else(|_| {
-            Err(BatchError::Usage(
-                "the input reader stopped unexpectedly".into(),
-            ))
-        })
+        reader.join().unwrap_or_else(|_| Err(BatchError::Usage("the input reader stopped unexpectedly".into())))
     });
     read_result?;
     if let Some(e) = write_error {
         return Err(e);
     }
     if let Sink::Stream(w) = &mut sink {
-        w.flush().map_err(|e| BatchError::Write {
-            path: "output".into(),
-            source: e,
-        })?;
+        w.flush().map_err(|e| BatchError::Write { path: "output".into(), source: e })?;
     }
     rejects.flush()?;
     progress.finish(&summary, started.elapsed());
@@ -423,16 +355,13 @@ fn write_one(
                 OutputKind::Ndjson => (c.ndjson(), "ndjson"),
             };
             match sink {
-                Sink::Stream(w) => w.write_all(&bytes).map_err(|e| BatchError::Write {
-                    path: "output".into(),
-                    source: e,
-                }),
+                Sink::Stream(w) => {
+                    w.write_all(&bytes).map_err(|e| BatchError::Write { path: "output".into(), source: e })
+                }
                 Sink::Directory(dir) => {
                     let path = dir.join(format!("{}.{ext}", record.stem));
-                    std::fs::write(&path, &bytes).map_err(|e| BatchError::Write {
-                        path: path.display().to_string(),
-                        source: e,
-                    })
+                    std::fs::write(&path, &bytes)
+                        .map_err(|e| BatchError::Write { path: path.display().to_string(), source: e })
                 }
             }
         }

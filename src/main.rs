@@ -26,6 +26,23 @@ enum Command {
     ///
     /// Exit status: 0 all converted, 1 some records rejected, 2 usage or I/O error.
     Convert(ConvertArgs),
+    /// Validate FHIR R4 JSON (files, directories, NDJSON, or -) against R4 and the profiles each resource claims.
+    ///
+    /// Exit status: 0 valid, 1 invalid, 2 usage or I/O error.
+    Validate(ValidateArgs),
+}
+
+#[derive(Args)]
+struct ValidateArgs {
+    /// Input files or directories (*.json, *.ndjson), or - for standard input.
+    #[arg(required = true)]
+    inputs: Vec<PathBuf>,
+    /// Also validate against this profile (canonical URL).
+    #[arg(long)]
+    profile: Option<String>,
+    /// A FHIR package folder or .tgz to load profiles from (repeatable), e.g. nictiz.fhir.nl.r4.nl-core.
+    #[arg(long = "package")]
+    packages: Vec<PathBuf>,
 }
 
 #[derive(Args)]
@@ -63,14 +80,53 @@ struct ConvertArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Convert(args) => match run_convert(args) {
-            Ok(code) => code,
-            Err(e) => {
-                eprintln!("overdracht: {e:#}");
-                ExitCode::from(2)
-            }
-        },
+        Command::Convert(args) => finish(run_convert(args)),
+        Command::Validate(args) => finish(run_validate(args)),
     }
+}
+
+/// Usage and I/O errors: one readable line, exit status 2.
+fn finish(result: anyhow::Result<ExitCode>) -> ExitCode {
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("overdracht: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run_validate(a: ValidateArgs) -> anyhow::Result<ExitCode> {
+    use overdracht::validate::{validate_files, Validator};
+    let loaded;
+    let v = if a.packages.is_empty() {
+        Validator::embedded()
+    } else {
+        loaded = Validator::with_packages(&a.packages)?;
+        &loaded
+    };
+    if let Some(p) = &a.profile {
+        if !v.knows_profile(p) {
+            anyhow::bail!("unknown profile {p}: add the package that defines it with --package");
+        }
+    }
+    let files = batch::expand_inputs(&a.inputs)?;
+    if files.is_empty() {
+        anyhow::bail!("no input files found (looked for *.json, *.ndjson)");
+    }
+    let (mut valid, mut invalid) = (0usize, 0usize);
+    for f in validate_files(v, &files, a.profile.as_deref())? {
+        if f.outcome.has_errors() {
+            invalid += 1;
+        } else {
+            valid += 1;
+        }
+        for i in &f.outcome.issues {
+            println!("{}: {i}", f.location());
+        }
+    }
+    eprintln!("valid {valid}, invalid {invalid}");
+    Ok(if invalid > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 
 fn run_convert(args: ConvertArgs) -> anyhow::Result<ExitCode> {
@@ -86,38 +142,15 @@ fn run_convert(args: ConvertArgs) -> anyhow::Result<ExitCode> {
         Some(p) => Sink::Stream(Box::new(std::io::BufWriter::new(std::fs::File::create(p)?))),
         None => Sink::Stream(Box::new(std::io::BufWriter::new(std::io::stdout()))),
     };
-    let opts = ConvertOptions {
-        format: args.from,
-        sender: args.sender.clone(),
-        output: args.output,
-    };
-    let jobs = args.jobs.unwrap_or_else(|| {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-    });
+    let opts = ConvertOptions { format: args.from, sender: args.sender.clone(), output: args.output };
+    let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
     let mut rejects = Rejects::new(args.rejects.clone());
     let mut progress = Reporter::new(args.verbose);
-    let summary = batch::run(
-        &files,
-        &opts,
-        jobs,
-        sink,
-        &mut rejects,
-        args.pretty,
-        &mut progress,
-    )?;
+    let summary = batch::run(&files, &opts, jobs, sink, &mut rejects, args.pretty, &mut progress)?;
     if rejects.used() {
-        eprintln!(
-            "rejected records and their reasons are in {}",
-            rejects.path().display()
-        );
+        eprintln!("rejected records and their reasons are in {}", rejects.path().display());
     }
-    Ok(if summary.rejected > 0 {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(if summary.rejected > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 
 /// Progress on a terminal (a bar), plain lines otherwise; problems one line each.
@@ -171,16 +204,8 @@ impl Progress for Reporter {
             b.finish_and_clear();
         }
         let secs = elapsed.as_secs_f64();
-        let rate = if secs > 0.0 {
-            (s.converted + s.rejected) as f64 / secs
-        } else {
-            0.0
-        };
-        let hint = if s.warnings > 0 && !self.verbose {
-            " (use --verbose to list the warnings)"
-        } else {
-            ""
-        };
+        let rate = if secs > 0.0 { (s.converted + s.rejected) as f64 / secs } else { 0.0 };
+        let hint = if s.warnings > 0 && !self.verbose { " (use --verbose to list the warnings)" } else { "" };
         self.line(&format!(
             "converted {}, rejected {}, resources {}, warnings {}{hint}, time {:.2} s ({:.0} records/s)",
             s.converted, s.rejected, s.resources, s.warnings, secs, rate

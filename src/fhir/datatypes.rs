@@ -5,8 +5,7 @@ use serde_json::{json, Map, Value};
 
 use crate::model::*;
 
-pub const EXT_CODE_SPECIFICATION: &str =
-    "http://nictiz.nl/fhir/StructureDefinition/ext-CodeSpecification";
+pub const EXT_CODE_SPECIFICATION: &str = "http://nictiz.nl/fhir/StructureDefinition/ext-CodeSpecification";
 const EXT_EN_QUALIFIER: &str = "http://hl7.org/fhir/StructureDefinition/iso21090-EN-qualifier";
 const EXT_OWN_NAME: &str = "http://hl7.org/fhir/StructureDefinition/humanname-own-name";
 const EXT_OWN_PREFIX: &str = "http://hl7.org/fhir/StructureDefinition/humanname-own-prefix";
@@ -14,17 +13,12 @@ const EXT_PARTNER_NAME: &str = "http://hl7.org/fhir/StructureDefinition/humannam
 const EXT_PARTNER_PREFIX: &str = "http://hl7.org/fhir/StructureDefinition/humanname-partner-prefix";
 const EXT_ASSEMBLY_ORDER: &str = "http://hl7.org/fhir/StructureDefinition/humanname-assembly-order";
 const EXT_ADXP_STREET: &str = "http://hl7.org/fhir/StructureDefinition/iso21090-ADXP-streetName";
-const EXT_ADXP_HOUSE_NUMBER: &str =
-    "http://hl7.org/fhir/StructureDefinition/iso21090-ADXP-houseNumber";
-const EXT_ADXP_BUILDING_SUFFIX: &str =
-    "http://hl7.org/fhir/StructureDefinition/iso21090-ADXP-buildingNumberSuffix";
+const EXT_ADXP_HOUSE_NUMBER: &str = "http://hl7.org/fhir/StructureDefinition/iso21090-ADXP-houseNumber";
+const EXT_ADXP_BUILDING_SUFFIX: &str = "http://hl7.org/fhir/StructureDefinition/iso21090-ADXP-buildingNumberSuffix";
 const EXT_ADXP_UNIT_ID: &str = "http://hl7.org/fhir/StructureDefinition/iso21090-ADXP-unitID";
-const EXT_ADXP_ADDITIONAL: &str =
-    "http://hl7.org/fhir/StructureDefinition/iso21090-ADXP-additionalLocator";
-const EXT_ADXP_HOUSE_NUMBER_INDICATION: &str =
-    "http://hl7.org/fhir/StructureDefinition/iso21090-ADXP-direction";
-const EXT_ADDRESS_TYPE: &str =
-    "http://nictiz.nl/fhir/StructureDefinition/ext-AddressInformation.AddressType";
+const EXT_ADXP_ADDITIONAL: &str = "http://hl7.org/fhir/StructureDefinition/iso21090-ADXP-additionalLocator";
+const EXT_ADXP_HOUSE_NUMBER_INDICATION: &str = "http://hl7.org/fhir/StructureDefinition/iso21090-ADXP-direction";
+const EXT_ADDRESS_TYPE: &str = "http://nictiz.nl/fhir/StructureDefinition/ext-AddressInformation.AddressType";
 
 /// A JSON object builder that leaves out empty values, so that no `null`, `""`, `[]` or
 /// `{}` ever reaches the output (FHIR forbids them).
@@ -96,9 +90,7 @@ pub fn array(items: impl IntoIterator<Item = Value>) -> Value {
 
 pub fn coding(c: &Coding) -> Value {
     let mut o = Obj::new();
-    o.str("system", c.system.as_deref())
-        .str("code", c.code.as_deref())
-        .str("display", c.display.as_deref());
+    o.str("system", c.system.as_deref()).str("code", c.code.as_deref()).str("display", c.display.as_deref());
     o.build()
 }
 
@@ -115,8 +107,7 @@ pub fn opt_concept(c: &Option<Concept>) -> Option<Value> {
 
 pub fn identifier(i: &Identifier) -> Value {
     let mut o = Obj::new();
-    o.str("system", i.system.as_deref())
-        .str("value", Some(&i.value));
+    o.str("system", i.system.as_deref()).str("value", Some(&i.value));
     o.build()
 }
 
@@ -157,12 +148,8 @@ pub fn human_name(n: &HumanName) -> Value {
     );
     o.str("use", n.use_.as_deref());
     let text = n.text.clone().or_else(|| {
-        let given: Vec<&str> = n
-            .given
-            .iter()
-            .filter(|g| g.kind != GivenKind::Initial)
-            .map(|g| g.value.as_str())
-            .collect();
+        let given: Vec<&str> =
+            n.given.iter().filter(|g| g.kind != GivenKind::Initial).map(|g| g.value.as_str()).collect();
         let family = n.family_name();
         let t = [given.join(" "), family.unwrap_or_default()]
             .iter()
@@ -210,18 +197,9 @@ pub fn human_name(n: &HumanName) -> Value {
 pub fn address(a: &Address) -> Value {
     let mut o = Obj::new();
     if let Some(t) = &a.zib_type {
-        o.set(
-            "extension",
-            json!([ext(
-                EXT_ADDRESS_TYPE,
-                "valueCodeableConcept",
-                json!({"coding": [coding(t)]})
-            )]),
-        );
+        o.set("extension", json!([ext(EXT_ADDRESS_TYPE, "valueCodeableConcept", json!({"coding": [coding(t)]}))]));
     }
-    o.str("use", a.use_.as_deref())
-        .str("type", a.type_.as_deref())
-        .str("text", a.text.as_deref());
+    o.str("use", a.use_.as_deref()).str("type", a.type_.as_deref()).str("text", a.text.as_deref());
     let has_parts = a.street.is_some() || a.house_number.is_some();
     if has_parts {
         let line = [
@@ -255,10 +233,7 @@ pub fn address(a: &Address) -> Value {
         .str("postalCode", a.postal_code.as_deref());
     o.str(
         "country",
-        a.country.as_deref().or(a
-            .country_code
-            .as_ref()
-            .and_then(|c| c.display.as_deref().or(c.code.as_deref()))),
+        a.country.as_deref().or(a.country_code.as_ref().and_then(|c| c.display.as_deref().or(c.code.as_deref()))),
     );
     if let Some(c) = &a.country_code {
         if o.has("country") {
@@ -301,11 +276,9 @@ pub fn period(p: &Period) -> Value {
 pub fn quantity(q: &Quantity) -> Value {
     let mut o = Obj::new();
     o.opt("value", q.value.as_ref().map(Decimal::to_json));
-    o.str("comparator", q.comparator.as_deref())
-        .str("unit", q.unit.as_deref());
+    o.str("comparator", q.comparator.as_deref()).str("unit", q.unit.as_deref());
     if q.code.is_some() {
-        o.str("system", q.system.as_deref())
-            .str("code", q.code.as_deref());
+        o.str("system", q.system.as_deref()).str("code", q.code.as_deref());
     }
     o.build()
 }
@@ -334,11 +307,7 @@ mod tests {
     #[test]
     fn empty_values_never_reach_the_output() {
         let mut o = Obj::new();
-        o.set("a", json!(""))
-            .set("b", json!([]))
-            .set("c", json!({"x": null}))
-            .str("d", Some("  "))
-            .set("e", json!(0));
+        o.set("a", json!("")).set("b", json!([])).set("c", json!({"x": null})).str("d", Some("  ")).set("e", json!(0));
         assert_eq!(o.build(), json!({"e": 0}));
     }
 
@@ -348,14 +317,8 @@ mod tests {
             own_prefix: Some("van".into()),
             own_name: Some("Putten".into()),
             given: vec![
-                GivenName {
-                    value: "Johanna".into(),
-                    kind: GivenKind::Given,
-                },
-                GivenName {
-                    value: "J.".into(),
-                    kind: GivenKind::Initial,
-                },
+                GivenName { value: "Johanna".into(), kind: GivenKind::Given },
+                GivenName { value: "J.".into(), kind: GivenKind::Initial },
             ],
             ..Default::default()
         };

@@ -18,19 +18,13 @@ const EXT_PARTNER_NAME: &str = "http://hl7.org/fhir/StructureDefinition/humannam
 const EXT_PARTNER_PREFIX: &str = "http://hl7.org/fhir/StructureDefinition/humanname-partner-prefix";
 const EXT_ASSEMBLY_ORDER: &str = "http://hl7.org/fhir/StructureDefinition/humanname-assembly-order";
 const EXT_ADXP_STREET: &str = "http://hl7.org/fhir/StructureDefinition/iso21090-ADXP-streetName";
-const EXT_ADXP_HOUSE_NUMBER: &str =
-    "http://hl7.org/fhir/StructureDefinition/iso21090-ADXP-houseNumber";
-const EXT_ADXP_BUILDING_SUFFIX: &str =
-    "http://hl7.org/fhir/StructureDefinition/iso21090-ADXP-buildingNumberSuffix";
-const EXT_ADXP_ADDITIONAL: &str =
-    "http://hl7.org/fhir/StructureDefinition/iso21090-ADXP-additionalLocator";
+const EXT_ADXP_HOUSE_NUMBER: &str = "http://hl7.org/fhir/StructureDefinition/iso21090-ADXP-houseNumber";
+const EXT_ADXP_BUILDING_SUFFIX: &str = "http://hl7.org/fhir/StructureDefinition/iso21090-ADXP-buildingNumberSuffix";
+const EXT_ADXP_ADDITIONAL: &str = "http://hl7.org/fhir/StructureDefinition/iso21090-ADXP-additionalLocator";
 const EXT_ADXP_UNIT_ID: &str = "http://hl7.org/fhir/StructureDefinition/iso21090-ADXP-unitID";
-const EXT_ADDRESS_TYPE: &str =
-    "http://nictiz.nl/fhir/StructureDefinition/zib-AddressInformation-AddressType";
-const EXT_TELECOM_TYPE: &str =
-    "http://nictiz.nl/fhir/StructureDefinition/zib-ContactInformation-TelecomType";
-const EXT_PRACTITIONERROLE_REF: &str =
-    "http://nictiz.nl/fhir/StructureDefinition/practitionerrole-reference";
+const EXT_ADDRESS_TYPE: &str = "http://nictiz.nl/fhir/StructureDefinition/zib-AddressInformation-AddressType";
+const EXT_TELECOM_TYPE: &str = "http://nictiz.nl/fhir/StructureDefinition/zib-ContactInformation-TelecomType";
+const EXT_PRACTITIONERROLE_REF: &str = "http://nictiz.nl/fhir/StructureDefinition/practitionerrole-reference";
 const EXT_MUNICIPALITY: &str = "http://hl7.org/fhir/StructureDefinition/iso21090-ADXP-county";
 
 pub fn term() -> &'static Terminology {
@@ -39,11 +33,7 @@ pub fn term() -> &'static Terminology {
 
 pub fn coding(v: &mut Value) -> Coding {
     let system = take_str(v, "system").map(|s| term().system_uri(&s));
-    let c = Coding {
-        system,
-        code: take_str(v, "code"),
-        display: take_str(v, "display"),
-    };
+    let c = Coding { system, code: take_str(v, "code"), display: take_str(v, "display") };
     // userSelected/version carry no clinical meaning in the handover
     consume(v, "userSelected");
     consume(v, "version");
@@ -55,10 +45,7 @@ pub fn concept(v: &mut Value) -> Concept {
     for (_, c) in elements(v, "coding") {
         codings.push(coding(c));
     }
-    Concept {
-        codings,
-        text: take_str(v, "text"),
-    }
+    Concept { codings, text: take_str(v, "text") }
 }
 
 pub fn take_concept(v: &mut Value, key: &str) -> Option<Concept> {
@@ -67,11 +54,7 @@ pub fn take_concept(v: &mut Value, key: &str) -> Option<Concept> {
 }
 
 pub fn take_concepts(v: &mut Value, key: &str) -> Vec<Concept> {
-    elements(v, key)
-        .into_iter()
-        .map(|(_, c)| concept(c))
-        .filter(|c| !c.is_empty())
-        .collect()
+    elements(v, key).into_iter().map(|(_, c)| concept(c)).filter(|c| !c.is_empty()).collect()
 }
 
 /// The code-specification extension on a primitive (`_gender`, `_clinicalStatus`).
@@ -88,25 +71,14 @@ pub fn identifier(v: &mut Value) -> Option<Identifier> {
     // `use` and `type` describe the local identifier's role in the sender's system.
     consume(v, "use");
     consume(v, "type");
-    Some(Identifier {
-        system,
-        value: value.trim().to_owned(),
-    })
+    Some(Identifier { system, value: value.trim().to_owned() })
 }
 
 pub fn identifiers(v: &mut Value, key: &str) -> Vec<Identifier> {
-    elements(v, key)
-        .into_iter()
-        .filter_map(|(_, i)| identifier(i))
-        .collect()
+    elements(v, key).into_iter().filter_map(|(_, i)| identifier(i)).collect()
 }
 
-pub fn when(
-    v: &mut Value,
-    key: &str,
-    path: &str,
-    out: &mut crate::validate::Outcome,
-) -> Option<When> {
+pub fn when(v: &mut Value, key: &str, path: &str, out: &mut crate::validate::Outcome) -> Option<When> {
     let s = v.get(key)?.as_str()?.to_owned();
     match When::parse(&s) {
         Ok(w) => {
@@ -126,10 +98,7 @@ pub fn when(
 pub fn period(v: &mut Value, key: &str, path: &str, out: &mut crate::validate::Outcome) -> Period {
     let p = format!("{path}.{key}");
     match member(v, key) {
-        Some(m) => Period {
-            start: when(m, "start", &p, out),
-            end: when(m, "end", &p, out),
-        },
+        Some(m) => Period { start: when(m, "start", &p, out), end: when(m, "end", &p, out) },
         None => Period::default(),
     }
 }
@@ -170,10 +139,7 @@ pub fn human_name(v: &mut Value) -> HumanName {
     }
     // given[] with a parallel _given[] of qualifiers (CL call name, IN initials, BR birth)
     let qualifiers: Vec<Option<String>> = match v.get_mut("_given").and_then(Value::as_array_mut) {
-        Some(a) => a
-            .iter_mut()
-            .map(|g| ext_string(take_extension(g, EXT_EN_QUALIFIER)))
-            .collect(),
+        Some(a) => a.iter_mut().map(|g| ext_string(take_extension(g, EXT_EN_QUALIFIER))).collect(),
         None => vec![],
     };
     for (i, g) in take_strings(v, "given").into_iter().enumerate() {
@@ -186,11 +152,7 @@ pub fn human_name(v: &mut Value) -> HumanName {
         n.given.push(GivenName { value: g, kind });
     }
     // When the family name is only given as own name, keep the parts and drop the duplicate.
-    if n.family.is_some()
-        && n.partner_name.is_none()
-        && n.own_prefix.is_none()
-        && n.own_name == n.family
-    {
+    if n.family.is_some() && n.partner_name.is_none() && n.own_prefix.is_none() && n.own_name == n.family {
         n.family = None;
     }
     n
@@ -208,8 +170,7 @@ pub fn address(v: &mut Value) -> Address {
         ..Default::default()
     };
     if let Some(mut e) = take_extension(v, EXT_ADDRESS_TYPE) {
-        a.zib_type =
-            take_concept(&mut e, "valueCodeableConcept").and_then(|c| c.codings.into_iter().next());
+        a.zib_type = take_concept(&mut e, "valueCodeableConcept").and_then(|c| c.codings.into_iter().next());
     }
     if let Some(c) = code_specification(v, "country") {
         a.country_code = c.codings.into_iter().next();
@@ -245,30 +206,20 @@ pub fn telecom(v: &mut Value) -> Option<Telecom> {
         zib_type: None,
     };
     if let Some(mut e) = take_extension(v, EXT_TELECOM_TYPE) {
-        t.zib_type =
-            take_concept(&mut e, "valueCodeableConcept").and_then(|c| c.codings.into_iter().next());
+        t.zib_type = take_concept(&mut e, "valueCodeableConcept").and_then(|c| c.codings.into_iter().next());
     }
     consume(v, "rank");
     Some(t)
 }
 
 pub fn names(v: &mut Value, key: &str) -> Vec<HumanName> {
-    elements(v, key)
-        .into_iter()
-        .map(|(_, n)| human_name(n))
-        .collect()
+    elements(v, key).into_iter().map(|(_, n)| human_name(n)).collect()
 }
 pub fn addresses(v: &mut Value, key: &str) -> Vec<Address> {
-    elements(v, key)
-        .into_iter()
-        .map(|(_, a)| address(a))
-        .collect()
+    elements(v, key).into_iter().map(|(_, a)| address(a)).collect()
 }
 pub fn telecoms(v: &mut Value, key: &str) -> Vec<Telecom> {
-    elements(v, key)
-        .into_iter()
-        .filter_map(|(_, t)| telecom(t))
-        .collect()
+    elements(v, key).into_iter().filter_map(|(_, t)| telecom(t)).collect()
 }
 
 /// The key a FHIR reference points at: `Type/id` (absolute URLs and `_history` are cut
@@ -283,9 +234,7 @@ pub fn reference_key(reference: &str, container: &str) -> Option<Key> {
     let r = reference.split("/_history/").next().unwrap_or(reference);
     let parts: Vec<&str> = r.trim_end_matches('/').rsplitn(3, '/').collect();
     match parts.as_slice() {
-        [id, ty, ..]
-            if ty.chars().next().is_some_and(|c| c.is_ascii_uppercase()) && !id.is_empty() =>
-        {
+        [id, ty, ..] if ty.chars().next().is_some_and(|c| c.is_ascii_uppercase()) && !id.is_empty() => {
             Some(format!("{ty}/{id}"))
         }
         _ => None,
@@ -357,11 +306,7 @@ pub fn notes(v: &mut Value, key: &str) -> Vec<String> {
 }
 
 /// A FHIR observation/component value[x].
-pub fn obs_value(
-    v: &mut Value,
-    path: &str,
-    out: &mut crate::validate::Outcome,
-) -> Option<ObsValue> {
+pub fn obs_value(v: &mut Value, path: &str, out: &mut crate::validate::Outcome) -> Option<ObsValue> {
     if let Some(q) = take_quantity(v, "valueQuantity") {
         return Some(ObsValue::Quantity(q));
     }
@@ -414,18 +359,12 @@ mod tests {
 
     #[test]
     fn reference_keys() {
-        assert_eq!(
-            reference_key("Patient/abc", "X").as_deref(),
-            Some("Patient/abc")
-        );
+        assert_eq!(reference_key("Patient/abc", "X").as_deref(), Some("Patient/abc"));
         assert_eq!(
             reference_key("https://x.org/fhir/STU3/Patient/e.1/_history/2", "X").as_deref(),
             Some("Patient/e.1")
         );
-        assert_eq!(
-            reference_key("#p1", "DocumentReference/d").as_deref(),
-            Some("DocumentReference/d#p1")
-        );
+        assert_eq!(reference_key("#p1", "DocumentReference/d").as_deref(), Some("DocumentReference/d#p1"));
         assert_eq!(reference_key("nonsense", "X"), None);
     }
 
