@@ -336,9 +336,11 @@ fn gather<'v>(parent: &Item<'v>, el: &Element) -> Vec<Item<'v>> {
             Some(t) => obj.get(t),
             None => obj.get(&format!("_{key}")),
         };
-        let base = format!("{}.{key}", parent.expr);
+        // The expression is rendered only for elements that are present.
+        let base = || format!("{}.{key}", parent.expr);
         match (value, twin) {
             (Some(Value::Array(a)), t) => {
+                let base = base();
                 for (i, x) in a.iter().enumerate() {
                     let tw = t.and_then(|t| t.get(i)).filter(|x| !x.is_null());
                     if !x.is_null() || tw.is_some() {
@@ -352,12 +354,13 @@ fn gather<'v>(parent: &Item<'v>, el: &Element) -> Vec<Item<'v>> {
                 }
             }
             (None, Some(Value::Array(t))) => {
+                let base = base();
                 for (i, tw) in t.iter().enumerate().filter(|(_, x)| !x.is_null()) {
                     out.push(Item { value: None, twin: Some(tw), expr: format!("{base}[{i}]"), ty: ty.clone() });
                 }
             }
             (None, None) | (Some(Value::Null), None) => {}
-            (v, tw) => out.push(Item { value: v.filter(|x| !x.is_null()), twin: tw, expr: base, ty }),
+            (v, tw) => out.push(Item { value: v.filter(|x| !x.is_null()), twin: tw, expr: base(), ty }),
         }
     };
     if el.choice {
