@@ -95,7 +95,13 @@ fn main() {
         in_bytes as f64 / 1e6 / secs
     );
     println!("serde_json baseline:  {:>8.1} ms  (parse input + serialise output)", b.as_secs_f64() * 1e3);
-    println!("serde_json round trips: {:>8.1} ms  (parse + serialise of the input and of the output)", rt.as_secs_f64() * 1e3);
+    println!(
+        "serde_json round trips: {:>8.1} ms  (parse + serialise of the input and of the output)",
+        rt.as_secs_f64() * 1e3
+    );
     println!("ratio conversion / minimal baseline (parse input + serialise output): {:.2}x", secs / b.as_secs_f64());
-    println!("ratio conversion / round-trip baseline (the issue's wording):        {:.2}x  (target <= 3x)", secs / rt.as_secs_f64());
+    println!(
+        "ratio conversion / round-trip baseline (the issue's wording):        {:.2}x  (target <= 3x)",
+        secs / rt.as_secs_f64()
+    );
 }

@@ -155,8 +155,40 @@ pub enum Sink {
 
 /// What happened to one record.
 pub enum Outcome {
-    Converted(Box<Conversion>),
+    Converted(Box<Converted>),
     Rejected(ConvertError),
+}
+
+/// A converted record, rendered: its output bytes and what the summary needs. The worker
+/// renders and drops the resources, so that the ordered writer only writes.
+pub struct Converted {
+    pub outcome: crate::validate::Outcome,
+    pub resources: usize,
+    pub warnings: usize,
+    bytes: Vec<u8>,
+    extension: &'static str,
+}
+
+/// How workers render output.
+#[derive(Clone, Copy)]
+struct Render {
+    kind: OutputKind,
+    pretty: bool,
+}
+
+fn render(c: Conversion, how: Render) -> Converted {
+    let (mut bytes, extension) = match how.kind {
+        OutputKind::Bundle if how.pretty => {
+            // A serde_json::Value always serialises.
+            (serde_json::to_vec_pretty(&c.bundle()).unwrap_or_default(), "bundle.json")
+        }
+        OutputKind::Bundle => (c.bundle_bytes(), "bundle.json"),
+        OutputKind::Ndjson => (c.ndjson(), "ndjson"),
+    };
+    if how.kind == OutputKind::Bundle {
+        bytes.push(b'\n');
+    }
+    Converted { warnings: c.warnings(), resources: c.resources.len(), outcome: c.outcome, bytes, extension }
 }
 
 /// Totals of a batch run.
@@ -220,7 +252,7 @@ impl Rejects {
     }
 }
 
-fn convert_record(r: &Record, opts: &ConvertOptions) -> Outcome {
+fn convert_record(r: &Record, opts: &ConvertOptions, how: Render) -> Outcome {
     let result = if r.origin.line.is_some() {
         match serde_json::from_slice::<Value>(&r.bytes) {
             Ok(v) => convert_json(v, opts),
@@ -234,7 +266,7 @@ fn convert_record(r: &Record, opts: &ConvertOptions) -> Outcome {
     } else {
         convert(&r.bytes, opts)
     };
-    match result {
+    match result.map(|c| render(c, how)) {
         Ok(c) => Outcome::Converted(Box::new(c)),
         Err(e) => Outcome::Rejected(e),
     }
@@ -259,11 +291,13 @@ pub fn run(
     let mut summary = Summary::default();
     let mut write_error: Option<BatchError> = None;
 
+    // Files in a directory are for people to read; streams are one Bundle per line.
+    let how = Render { kind: opts.output, pretty: pretty || matches!(sink, Sink::Directory(_)) };
     let read_result = std::thread::scope(|s| {
         for _ in 0..jobs {
             let rx = Arc::clone(&work_rx);
             let tx = done_tx.clone();
-            s.spawn(move || worker(&rx, &tx, opts));
+            s.spawn(move || worker(&rx, &tx, opts, how));
         }
         drop(done_tx);
         let reader = s.spawn(move || {
@@ -285,7 +319,7 @@ pub fn run(
                     continue;
                 }
                 progress.record_done(&record.origin, &outcome);
-                if let Err(e) = write_one(&mut sink, rejects, &record, &outcome, opts.output, pretty, &mut summary) {
+                if let Err(e) = write_one(&mut sink, rejects, &record, &outcome, &mut summary) {
                     write_error = Some(e);
                 }
             }
@@ -308,6 +342,7 @@ fn worker(
     rx: &Mutex<Receiver<(usize, Record)>>,
     tx: &std::sync::mpsc::SyncSender<(usize, Record, Outcome)>,
     opts: &ConvertOptions,
+    how: Render,
 ) {
     loop {
         let next = match rx.lock() {
@@ -315,7 +350,7 @@ fn worker(
             Err(_) => return,
         };
         let Ok((seq, record)) = next else { return };
-        let outcome = convert_record(&record, opts);
+        let outcome = convert_record(&record, opts, how);
         if tx.send((seq, record, outcome)).is_err() {
             return;
         }
@@ -327,8 +362,6 @@ fn write_one(
     rejects: &mut Rejects,
     record: &Record,
     outcome: &Outcome,
-    kind: OutputKind,
-    pretty: bool,
     summary: &mut Summary,
 ) -> Result<(), BatchError> {
     match outcome {
@@ -338,29 +371,15 @@ fn write_one(
         }
         Outcome::Converted(c) => {
             summary.converted += 1;
-            summary.warnings += c.warnings();
-            summary.resources += c.resources.len();
-            let (bytes, ext) = match kind {
-                OutputKind::Bundle => {
-                    // Files in a directory are for people to read; streams are one Bundle per line.
-                    let mut bytes = if pretty || matches!(sink, Sink::Directory(_)) {
-                        serde_json::to_vec_pretty(&c.bundle())
-                            .map_err(|e| BatchError::Write { path: "output".into(), source: io::Error::other(e) })?
-                    } else {
-                        c.bundle_bytes()
-                    };
-                    bytes.push(b'\n');
-                    (bytes, "bundle.json")
-                }
-                OutputKind::Ndjson => (c.ndjson(), "ndjson"),
-            };
+            summary.warnings += c.warnings;
+            summary.resources += c.resources;
             match sink {
                 Sink::Stream(w) => {
-                    w.write_all(&bytes).map_err(|e| BatchError::Write { path: "output".into(), source: e })
+                    w.write_all(&c.bytes).map_err(|e| BatchError::Write { path: "output".into(), source: e })
                 }
                 Sink::Directory(dir) => {
-                    let path = dir.join(format!("{}.{ext}", record.stem));
-                    std::fs::write(&path, &bytes)
+                    let path = dir.join(format!("{}.{}", record.stem, c.extension));
+                    std::fs::write(&path, &c.bytes)
                         .map_err(|e| BatchError::Write { path: path.display().to_string(), source: e })
                 }
             }
