@@ -221,7 +221,7 @@ pub(super) fn item(e: &mut Emitter, item: &Item, ty: &str, id: &str) -> Out {
             single(o.build(), "Encounter")
         }
         C::JournalEntry(j) => journal(e, item, j, id),
-        C::Observation(ob) => single(observation(e, ob, ty, id, cat), observation_mapping(ob.kind)),
+        C::Observation(ob) => single(observation(e, ob, ty, id, cat), ob.kind.zib()),
         C::Allergy(a) => single(allergy(e, a, base(&nl_core("AllergyIntolerance"))), "AllergyIntolerance"),
         C::Alert(a) => {
             let mut o = base(&nl_core("Alert"));
@@ -291,7 +291,7 @@ pub(super) fn item(e: &mut Emitter, item: &Item, ty: &str, id: &str) -> Out {
                 if let Some(w) = &v.with {
                     // zib VerifiedWith is a code; R4 verifiedWith is a reference: keep it as display.
                     ve["verifiedWith"] = json!({"display": w.text.clone().or_else(|| w.codings.first().and_then(|c| c.display.clone())).unwrap_or_default()});
-                    if datatypes_empty(&ve["verifiedWith"]) {
+                    if is_empty(&ve["verifiedWith"]) {
                         ve.as_object_mut().map(|m| m.shift_remove("verifiedWith"));
                     }
                 }
@@ -374,7 +374,6 @@ pub(super) fn item(e: &mut Emitter, item: &Item, ty: &str, id: &str) -> Out {
             }
             notes.extend(r.notes.iter().cloned());
             o.set("note", annotations(&notes));
-            o.str("patientInstruction", None);
             single(o.build(), "Referral")
         }
         C::Document(d) => {
@@ -424,13 +423,6 @@ pub(super) fn item(e: &mut Emitter, item: &Item, ty: &str, id: &str) -> Out {
     }
 }
 
-fn datatypes_empty(v: &Value) -> bool {
-    is_empty(v)
-}
-
-fn observation_mapping(k: ObservationKind) -> &'static str {
-    k.zib()
-}
 
 /// A datetime for an `instant` element: dates are widened to midnight Dutch time.
 fn instant(w: &When) -> String {

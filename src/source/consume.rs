@@ -7,7 +7,7 @@
 //! not touched. (No copy of the original is needed: the tombstones are the record. FHIR
 //! JSON cannot contain `null`, so a tombstone is never confused with data.)
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::validate::{Issue, IssueCode, Outcome};
 
@@ -191,10 +191,6 @@ fn report(path: &str, left: &Value, out: &mut Outcome) {
     out.push(issue.at(path));
 }
 
-/// A JSON object from members (helper for tests and sources).
-pub fn object(members: Map<String, Value>) -> Value {
-    Value::Object(members)
-}
 
 #[cfg(test)]
 mod tests {

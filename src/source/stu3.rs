@@ -671,9 +671,6 @@ fn observation(res: &mut Value, cx: &Cx, out: &mut Outcome) -> Observation {
     o.issued = when(res, "issued", cx.path, out);
     o.value = obs_value(res, cx.path, out);
     o.interpretation = take_concepts(res, "interpretation");
-    if o.interpretation.is_empty() {
-        // STU3 interpretation is 0..1 CodeableConcept
-    }
     for (_, rr) in elements(res, "referenceRange") {
         o.reference_ranges.push(ReferenceRange {
             low: take_quantity(rr, "low"),
