@@ -4,19 +4,9 @@
 use serde_json::{json, Map, Value};
 
 use crate::model::*;
+use crate::terminology::ext;
 
 pub const EXT_CODE_SPECIFICATION: &str = "http://nictiz.nl/fhir/StructureDefinition/ext-CodeSpecification";
-const EXT_EN_QUALIFIER: &str = "http://hl7.org/fhir/StructureDefinition/iso21090-EN-qualifier";
-const EXT_OWN_NAME: &str = "http://hl7.org/fhir/StructureDefinition/humanname-own-name";
-const EXT_OWN_PREFIX: &str = "http://hl7.org/fhir/StructureDefinition/humanname-own-prefix";
-const EXT_PARTNER_NAME: &str = "http://hl7.org/fhir/StructureDefinition/humanname-partner-name";
-const EXT_PARTNER_PREFIX: &str = "http://hl7.org/fhir/StructureDefinition/humanname-partner-prefix";
-const EXT_ASSEMBLY_ORDER: &str = "http://hl7.org/fhir/StructureDefinition/humanname-assembly-order";
-const EXT_ADXP_STREET: &str = "http://hl7.org/fhir/StructureDefinition/iso21090-ADXP-streetName";
-const EXT_ADXP_HOUSE_NUMBER: &str = "http://hl7.org/fhir/StructureDefinition/iso21090-ADXP-houseNumber";
-const EXT_ADXP_BUILDING_SUFFIX: &str = "http://hl7.org/fhir/StructureDefinition/iso21090-ADXP-buildingNumberSuffix";
-const EXT_ADXP_UNIT_ID: &str = "http://hl7.org/fhir/StructureDefinition/iso21090-ADXP-unitID";
-const EXT_ADXP_ADDITIONAL: &str = "http://hl7.org/fhir/StructureDefinition/iso21090-ADXP-additionalLocator";
 const EXT_ADXP_HOUSE_NUMBER_INDICATION: &str = "http://hl7.org/fhir/StructureDefinition/iso21090-ADXP-direction";
 const EXT_ADDRESS_TYPE: &str = "http://nictiz.nl/fhir/StructureDefinition/ext-AddressInformation.AddressType";
 
@@ -142,7 +132,7 @@ pub fn human_name(n: &HumanName) -> Value {
     o.set(
         "extension",
         array([match &n.assembly_order {
-            Some(a) => ext(EXT_ASSEMBLY_ORDER, "valueCode", json!(a)),
+            Some(a) => ext(ext::ASSEMBLY_ORDER, "valueCode", json!(a)),
             None => Value::Null,
         }]),
     );
@@ -162,10 +152,10 @@ pub fn human_name(n: &HumanName) -> Value {
     o.str("text", text.as_deref());
     o.str("family", n.family_name().as_deref());
     let family_parts = array([
-        string_ext(EXT_OWN_PREFIX, n.own_prefix.as_deref()),
-        string_ext(EXT_OWN_NAME, n.own_name.as_deref()),
-        string_ext(EXT_PARTNER_PREFIX, n.partner_prefix.as_deref()),
-        string_ext(EXT_PARTNER_NAME, n.partner_name.as_deref()),
+        string_ext(ext::OWN_PREFIX, n.own_prefix.as_deref()),
+        string_ext(ext::OWN_NAME, n.own_name.as_deref()),
+        string_ext(ext::PARTNER_PREFIX, n.partner_prefix.as_deref()),
+        string_ext(ext::PARTNER_NAME, n.partner_name.as_deref()),
     ]);
     if !is_empty(&family_parts) {
         o.set("_family", json!({ "extension": family_parts }));
@@ -178,10 +168,10 @@ pub fn human_name(n: &HumanName) -> Value {
             .map(|g| match g.kind {
                 GivenKind::Given => Value::Null,
                 GivenKind::Call => {
-                    json!({"extension": [ext(EXT_EN_QUALIFIER, "valueCode", json!("CL"))]})
+                    json!({"extension": [ext(ext::EN_QUALIFIER, "valueCode", json!("CL"))]})
                 }
                 GivenKind::Initial => {
-                    json!({"extension": [ext(EXT_EN_QUALIFIER, "valueCode", json!("IN"))]})
+                    json!({"extension": [ext(ext::EN_QUALIFIER, "valueCode", json!("IN"))]})
                 }
             })
             .collect();
@@ -217,12 +207,12 @@ pub fn address(a: &Address) -> Value {
         o.set(
             "_line",
             json!([{ "extension": array([
-                string_ext(EXT_ADXP_STREET, a.street.as_deref()),
-                string_ext(EXT_ADXP_HOUSE_NUMBER, a.house_number.as_deref()),
-                string_ext(EXT_ADXP_BUILDING_SUFFIX, a.house_number_letter.as_deref()),
-                string_ext(EXT_ADXP_UNIT_ID, a.house_number_addition.as_deref()),
+                string_ext(ext::ADXP_STREET, a.street.as_deref()),
+                string_ext(ext::ADXP_HOUSE_NUMBER, a.house_number.as_deref()),
+                string_ext(ext::ADXP_BUILDING_SUFFIX, a.house_number_letter.as_deref()),
+                string_ext(ext::ADXP_UNIT_ID, a.house_number_addition.as_deref()),
                 string_ext(EXT_ADXP_HOUSE_NUMBER_INDICATION, a.house_number_indication.as_deref()),
-                string_ext(EXT_ADXP_ADDITIONAL, a.additional_info.as_deref()),
+                string_ext(ext::ADXP_ADDITIONAL, a.additional_info.as_deref()),
             ]) }]),
         );
     } else {
@@ -324,7 +314,7 @@ mod tests {
         };
         let v = human_name(&n);
         assert_eq!(v["family"], "van Putten");
-        assert_eq!(v["_family"]["extension"][0]["url"], EXT_OWN_PREFIX);
+        assert_eq!(v["_family"]["extension"][0]["url"], ext::OWN_PREFIX);
         assert_eq!(v["_given"][0], Value::Null);
         assert_eq!(v["_given"][1]["extension"][0]["valueCode"], "IN");
         assert_eq!(v["text"], "Johanna van Putten");

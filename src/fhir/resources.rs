@@ -423,7 +423,6 @@ pub(super) fn item(e: &mut Emitter, item: &Item, ty: &str, id: &str) -> Out {
     }
 }
 
-
 /// A datetime for an `instant` element: dates are widened to midnight Dutch time.
 fn instant(w: &When) -> String {
     match w {

@@ -191,7 +191,6 @@ fn report(path: &str, left: &Value, out: &mut Outcome) {
     out.push(issue.at(path));
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

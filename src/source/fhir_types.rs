@@ -8,20 +8,10 @@ use serde_json::Value;
 
 use super::consume::*;
 use crate::model::*;
+use crate::terminology::ext;
 use crate::terminology::Terminology;
 
 const EXT_CODE_SPECIFICATION: &str = "http://nictiz.nl/fhir/StructureDefinition/code-specification";
-const EXT_EN_QUALIFIER: &str = "http://hl7.org/fhir/StructureDefinition/iso21090-EN-qualifier";
-const EXT_OWN_NAME: &str = "http://hl7.org/fhir/StructureDefinition/humanname-own-name";
-const EXT_OWN_PREFIX: &str = "http://hl7.org/fhir/StructureDefinition/humanname-own-prefix";
-const EXT_PARTNER_NAME: &str = "http://hl7.org/fhir/StructureDefinition/humanname-partner-name";
-const EXT_PARTNER_PREFIX: &str = "http://hl7.org/fhir/StructureDefinition/humanname-partner-prefix";
-const EXT_ASSEMBLY_ORDER: &str = "http://hl7.org/fhir/StructureDefinition/humanname-assembly-order";
-const EXT_ADXP_STREET: &str = "http://hl7.org/fhir/StructureDefinition/iso21090-ADXP-streetName";
-const EXT_ADXP_HOUSE_NUMBER: &str = "http://hl7.org/fhir/StructureDefinition/iso21090-ADXP-houseNumber";
-const EXT_ADXP_BUILDING_SUFFIX: &str = "http://hl7.org/fhir/StructureDefinition/iso21090-ADXP-buildingNumberSuffix";
-const EXT_ADXP_ADDITIONAL: &str = "http://hl7.org/fhir/StructureDefinition/iso21090-ADXP-additionalLocator";
-const EXT_ADXP_UNIT_ID: &str = "http://hl7.org/fhir/StructureDefinition/iso21090-ADXP-unitID";
 const EXT_ADDRESS_TYPE: &str = "http://nictiz.nl/fhir/StructureDefinition/zib-AddressInformation-AddressType";
 const EXT_TELECOM_TYPE: &str = "http://nictiz.nl/fhir/StructureDefinition/zib-ContactInformation-TelecomType";
 const EXT_PRACTITIONERROLE_REF: &str = "http://nictiz.nl/fhir/StructureDefinition/practitionerrole-reference";
@@ -128,18 +118,18 @@ pub fn human_name(v: &mut Value) -> HumanName {
         family: take_str(v, "family"),
         prefix: take_strings(v, "prefix"),
         suffix: take_strings(v, "suffix"),
-        assembly_order: ext_string(take_extension(v, EXT_ASSEMBLY_ORDER)),
+        assembly_order: ext_string(take_extension(v, ext::ASSEMBLY_ORDER)),
         ..Default::default()
     };
     if let Some(f) = member(v, "_family") {
-        n.own_name = ext_string(take_extension(f, EXT_OWN_NAME));
-        n.own_prefix = ext_string(take_extension(f, EXT_OWN_PREFIX));
-        n.partner_name = ext_string(take_extension(f, EXT_PARTNER_NAME));
-        n.partner_prefix = ext_string(take_extension(f, EXT_PARTNER_PREFIX));
+        n.own_name = ext_string(take_extension(f, ext::OWN_NAME));
+        n.own_prefix = ext_string(take_extension(f, ext::OWN_PREFIX));
+        n.partner_name = ext_string(take_extension(f, ext::PARTNER_NAME));
+        n.partner_prefix = ext_string(take_extension(f, ext::PARTNER_PREFIX));
     }
     // given[] with a parallel _given[] of qualifiers (CL call name, IN initials, BR birth)
     let qualifiers: Vec<Option<String>> = match v.get_mut("_given").and_then(Value::as_array_mut) {
-        Some(a) => a.iter_mut().map(|g| ext_string(take_extension(g, EXT_EN_QUALIFIER))).collect(),
+        Some(a) => a.iter_mut().map(|g| ext_string(take_extension(g, ext::EN_QUALIFIER))).collect(),
         None => vec![],
     };
     for (i, g) in take_strings(v, "given").into_iter().enumerate() {
@@ -183,11 +173,11 @@ pub fn address(v: &mut Value) -> Address {
     let mut parts_found = false;
     if let Some(lines) = v.get_mut("_line").and_then(Value::as_array_mut) {
         if let Some(l) = lines.first_mut() {
-            a.street = ext_string(take_extension(l, EXT_ADXP_STREET));
-            a.house_number = ext_string(take_extension(l, EXT_ADXP_HOUSE_NUMBER));
-            a.house_number_letter = ext_string(take_extension(l, EXT_ADXP_BUILDING_SUFFIX));
-            a.house_number_addition = ext_string(take_extension(l, EXT_ADXP_UNIT_ID));
-            a.additional_info = ext_string(take_extension(l, EXT_ADXP_ADDITIONAL));
+            a.street = ext_string(take_extension(l, ext::ADXP_STREET));
+            a.house_number = ext_string(take_extension(l, ext::ADXP_HOUSE_NUMBER));
+            a.house_number_letter = ext_string(take_extension(l, ext::ADXP_BUILDING_SUFFIX));
+            a.house_number_addition = ext_string(take_extension(l, ext::ADXP_UNIT_ID));
+            a.additional_info = ext_string(take_extension(l, ext::ADXP_ADDITIONAL));
             parts_found = a.street.is_some() || a.house_number.is_some();
         }
     }
@@ -371,8 +361,8 @@ mod tests {
     #[test]
     fn dutch_names_and_addresses() {
         let mut n = json!({"use": "official", "family": "Patient-4", "given": ["Piet", "P."],
-            "_given": [{"extension": [{"url": EXT_EN_QUALIFIER, "valueCode": "CL"}]}, {"extension": [{"url": EXT_EN_QUALIFIER, "valueCode": "IN"}]}],
-            "_family": {"extension": [{"url": EXT_OWN_NAME, "valueString": "Patient-4"}]}});
+            "_given": [{"extension": [{"url": ext::EN_QUALIFIER, "valueCode": "CL"}]}, {"extension": [{"url": ext::EN_QUALIFIER, "valueCode": "IN"}]}],
+            "_family": {"extension": [{"url": ext::OWN_NAME, "valueString": "Patient-4"}]}});
         let name = human_name(&mut n);
         assert_eq!(name.own_name.as_deref(), Some("Patient-4"));
         assert_eq!(name.family_name().as_deref(), Some("Patient-4"));
@@ -380,8 +370,8 @@ mod tests {
         assert_eq!(name.given[1].kind, GivenKind::Initial);
 
         let mut a = json!({"line": ["Teststraat 2 L"], "_line": [{"extension": [
-            {"url": EXT_ADXP_STREET, "valueString": "Teststraat"}, {"url": EXT_ADXP_HOUSE_NUMBER, "valueString": "2"},
-            {"url": EXT_ADXP_BUILDING_SUFFIX, "valueString": "L"}]}], "postalCode": "1234LL"});
+            {"url": ext::ADXP_STREET, "valueString": "Teststraat"}, {"url": ext::ADXP_HOUSE_NUMBER, "valueString": "2"},
+            {"url": ext::ADXP_BUILDING_SUFFIX, "valueString": "L"}]}], "postalCode": "1234LL"});
         let addr = address(&mut a);
         assert_eq!(addr.street.as_deref(), Some("Teststraat"));
         assert_eq!(addr.house_number_letter.as_deref(), Some("L"));

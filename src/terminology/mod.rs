@@ -36,6 +36,22 @@ pub mod uri {
     pub const ZIB_OBSERVATION: &str = "https://w3id.org/overdracht/fhir/CodeSystem/zib-observation";
 }
 
+/// Core FHIR extensions that carry the Dutch name and address parts: the same canonicals in
+/// STU3 input and R4 output, so sources and the FHIR stage share them.
+pub mod ext {
+    pub const EN_QUALIFIER: &str = "http://hl7.org/fhir/StructureDefinition/iso21090-EN-qualifier";
+    pub const OWN_NAME: &str = "http://hl7.org/fhir/StructureDefinition/humanname-own-name";
+    pub const OWN_PREFIX: &str = "http://hl7.org/fhir/StructureDefinition/humanname-own-prefix";
+    pub const PARTNER_NAME: &str = "http://hl7.org/fhir/StructureDefinition/humanname-partner-name";
+    pub const PARTNER_PREFIX: &str = "http://hl7.org/fhir/StructureDefinition/humanname-partner-prefix";
+    pub const ASSEMBLY_ORDER: &str = "http://hl7.org/fhir/StructureDefinition/humanname-assembly-order";
+    pub const ADXP_STREET: &str = "http://hl7.org/fhir/StructureDefinition/iso21090-ADXP-streetName";
+    pub const ADXP_HOUSE_NUMBER: &str = "http://hl7.org/fhir/StructureDefinition/iso21090-ADXP-houseNumber";
+    pub const ADXP_BUILDING_SUFFIX: &str = "http://hl7.org/fhir/StructureDefinition/iso21090-ADXP-buildingNumberSuffix";
+    pub const ADXP_ADDITIONAL: &str = "http://hl7.org/fhir/StructureDefinition/iso21090-ADXP-additionalLocator";
+    pub const ADXP_UNIT_ID: &str = "http://hl7.org/fhir/StructureDefinition/iso21090-ADXP-unitID";
+}
+
 /// ConceptMap canonicals used by the code.
 pub mod maps {
     pub const SOAP_LINE_CODE: &str = "https://w3id.org/overdracht/fhir/ConceptMap/journal-line-type-to-soap-line-code";
