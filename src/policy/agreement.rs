@@ -291,6 +291,12 @@ impl Agreement {
                 }
             }
         }
+        if self.receiver.ura.is_none() {
+            return err(
+                "receiver.ura",
+                "required: care teams and access tokens name the GZSP provider by URA".into(),
+            );
+        }
         if self.sender.kind == PartyKind::GzspProvider {
             return err(
                 "sender.kind",
