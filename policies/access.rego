@@ -178,6 +178,8 @@ member_final := {c | some c in member_unobjected; wanted(c)}
 
 # ------------------------------------------------------------------ break-the-glass
 
+default break_glass_requested := false
+
 break_glass_requested if input.requester.break_glass_reason != ""
 
 bg_teams contains t if {
@@ -275,14 +277,17 @@ decision := d if {
 	d := not_a_member
 }
 
-# Why a member (or break-the-glass) ends up with nothing to see.
-shortfall(who, agreed_set, granted, unobjected) := deny("agreement.none-in-force", sprintf("%s, but no data-transfer agreement in force brought data to this provider", [who])) if {
+# Why a member (or break-the-glass) ends up with nothing of what was asked: no agreement
+# brought anything; the role may see none of it; the patient objects to all of it.
+shortfall(who, agreed_set, granted, unobjected) := d if {
 	count(agreed_set) == 0
-} else := deny("matrix.no-categories", sprintf("%s, but this role may see none of the categories the agreements brought", [who])) if {
-	count(granted) == 0
-} else := deny("consent.category-objection", sprintf("%s, but the patient objects to sharing every category this role may see", [who])) if {
-	count(unobjected) == 0
-} else := deny("category.not-allowed", sprintf("%s, but none of the requested categories is allowed for this role (allowed: %s)", [who, concat(", ", sort(unobjected))]))
+	d := deny("agreement.none-in-force", sprintf("%s, but no data-transfer agreement in force brought data to this provider", [who]))
+} else := d if {
+	count({c | some c in granted; wanted(c)}) == 0
+	d := deny("category.not-allowed", sprintf("%s, but none of the requested categories is allowed for this role (allowed: %s)", [who, concat(", ", sort(unobjected))]))
+} else := d if {
+	d := deny("consent.category-objection", sprintf("%s, but the patient objects to sharing the requested categories", [who]))
+}
 
 not_a_member := deny("membership.not-started", "the requester's membership of the care team has not started yet") if {
 	some m in own_memberships
