@@ -12,6 +12,9 @@ use overdracht::policy::{
 };
 use serde_json::Value;
 
+/// A named change to a JSON document, for tables of bad inputs.
+type Mutation = Box<dyn Fn(&mut Value)>;
+
 const GP_AGB: &str = "01234567";
 const GP_URA: &str = "87654321";
 const HOSPITAL_AGB: &str = "06010101";
@@ -86,7 +89,7 @@ fn the_schema_and_the_loader_reject_the_same_mistakes() {
             .expect("read"),
     )
     .expect("json");
-    let mutations: Vec<(&str, Box<dyn Fn(&mut Value)>)> = vec![
+    let mutations: Vec<(&str, Mutation)> = vec![
         (
             "categories[16]",
             Box::new(|v| v["categories"][16] = "care-plans".into()),

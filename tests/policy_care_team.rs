@@ -10,6 +10,9 @@ use overdracht::policy::{
 use overdracht::validate::{Outcome, Severity};
 use serde_json::{json, Value};
 
+/// A named change to a JSON document, for tables of bad inputs.
+type Mutation = Box<dyn Fn(&mut Value)>;
+
 const TODAY: &str = "2026-11-23";
 
 fn d(s: &str) -> NaiveDate {
@@ -138,7 +141,7 @@ fn patients_and_relatives_in_the_team_are_not_members() {
 
 #[test]
 fn structural_errors_point_at_the_element() {
-    let cases: Vec<(&str, Box<dyn Fn(&mut Value)>)> = vec![
+    let cases: Vec<(&str, Mutation)> = vec![
         (
             "CareTeam.meta.profile",
             Box::new(|v| v["meta"]["profile"] = json!([])),
@@ -534,7 +537,7 @@ fn example_consents_read_and_write_back() {
 #[test]
 fn consents_we_do_not_understand_are_rejected() {
     let base = load("examples/consents/objection-lifestyle.json");
-    let cases: Vec<(&str, Box<dyn Fn(&mut Value)>)> = vec![
+    let cases: Vec<(&str, Mutation)> = vec![
         (
             "Consent.provision.type",
             Box::new(|v| v["provision"]["type"] = json!("maybe")),

@@ -12,7 +12,8 @@
 //! - [`consent`]: the patient's objections and explicit consents as FHIR Consent ([`PatientConsent`]).
 //! - [`access`]: the read facade's engine. [`PolicyEngine`] evaluates the Rego policy in
 //!   `policies/` in-process (crate `regorus`) with the access matrix as data, and returns an
-//!   [`AccessDecision`]. Deny by default.
+//!   [`AccessDecision`]. Deny by default. `native` is the shipped policy compiled by hand,
+//!   the fast path while the policy is not adapted.
 //! - [`roles`]: the UZI role codes the GZSP rules depend on, in one place.
 //!
 //! All dates here are calendar days (`chrono::NaiveDate`, inclusive periods): agreements,
@@ -23,6 +24,7 @@ pub mod access;
 pub mod agreement;
 pub mod care_team;
 pub mod consent;
+mod native;
 pub mod roles;
 
 use chrono::{DateTime, NaiveDate, TimeZone};
