@@ -72,8 +72,13 @@ fn requester(uzi: &str, role: &str, ura: &str) -> Requester {
     }
 }
 
-fn decide_demo(demo: &Demo, r: &Requester, day: &str, requested: &Requested) -> AccessDecision {
-    engine().decide(&AccessRequest {
+fn demo_request<'a>(
+    demo: &'a Demo,
+    r: &'a Requester,
+    day: &str,
+    requested: &'a Requested,
+) -> AccessRequest<'a> {
+    AccessRequest {
         requester: r,
         patient: &demo.patient,
         teams: &demo.teams,
@@ -81,7 +86,11 @@ fn decide_demo(demo: &Demo, r: &Requester, day: &str, requested: &Requested) -> 
         consents: &demo.consents,
         day: d(day),
         requested,
-    })
+    }
+}
+
+fn decide_demo(demo: &Demo, r: &Requester, day: &str, requested: &Requested) -> AccessDecision {
+    engine().decide(&demo_request(demo, r, day, requested))
 }
 
 fn cats(codes: &[&str]) -> BTreeSet<DataCategory> {
@@ -355,17 +364,8 @@ fn a_provider_can_change_the_matrix_and_the_objection_override() {
         "changing only the data keeps the fast path"
     );
     let demo = demo();
-    let decide = |r: &Requester, day: &str| {
-        adapted.decide(&AccessRequest {
-            requester: r,
-            patient: &demo.patient,
-            teams: &demo.teams,
-            agreements: &demo.agreements,
-            consents: &demo.consents,
-            day: d(day),
-            requested: &Requested::All,
-        })
-    };
+    let decide =
+        |r: &Requester, day: &str| adapted.decide(&demo_request(&demo, r, day, &Requested::All));
     let nurse = requester("900000104", "30.000", PROVIDER);
     assert_eq!(decide(&nurse, TODAY).allowed_categories, cats(&["alerts"]));
     let mut colleague = requester("900000777", "01.047", PROVIDER);
@@ -385,17 +385,7 @@ fn a_provider_can_change_the_matrix_and_the_objection_override() {
     .expect("write");
     let adapted = PolicyEngine::from_dir(dir.path()).expect("adapted policy");
     assert!(!adapted.is_native());
-    let decide = |r: &Requester| {
-        adapted.decide(&AccessRequest {
-            requester: r,
-            patient: &demo.patient,
-            teams: &demo.teams,
-            agreements: &demo.agreements,
-            consents: &demo.consents,
-            day: d(TODAY),
-            requested: &Requested::All,
-        })
-    };
+    let decide = |r: &Requester| adapted.decide(&demo_request(&demo, r, TODAY, &Requested::All));
     assert_eq!(decide(&nurse).allowed_categories, cats(&["alerts"]));
 
     // A broken adaptation fails at start-up, not at the first request.

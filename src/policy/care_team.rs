@@ -34,7 +34,7 @@ use serde_json::{json, Map, Value};
 
 use super::consent::day_prefix;
 use super::roles;
-use super::{is_eight_digits, DayPeriod};
+use super::{array, is_eight_digits, resource_id, DayPeriod};
 use crate::model::Bsn;
 use crate::terminology::uri;
 use crate::validate::{Issue, IssueCode, Outcome, Severity};
@@ -233,25 +233,12 @@ impl CareTeam {
     /// expressions; the GZSP rules are [`CareTeam::check`].
     pub fn from_fhir(v: &Value) -> Result<CareTeam, Outcome> {
         let mut out = Outcome::new();
+        let Some(id) = resource_id(v, "CareTeam", &mut out) else {
+            return Err(out);
+        };
         let mut err = |path: &str, code: IssueCode, msg: String| {
             out.push(Issue::error(code, msg).at(path));
         };
-        if v["resourceType"] != "CareTeam" {
-            err(
-                "CareTeam",
-                IssueCode::Structure,
-                "expected a CareTeam resource".into(),
-            );
-            return Err(out);
-        }
-        let id = v["id"].as_str().unwrap_or_default().to_owned();
-        if id.is_empty() {
-            err(
-                "CareTeam.id",
-                IssueCode::Required,
-                "a CareTeam needs an id".into(),
-            );
-        }
         if !array(&v["meta"]["profile"])
             .iter()
             .any(|p| p == CARE_TEAM_PROFILE)
@@ -797,10 +784,6 @@ fn period_json(p: &DayPeriod) -> Value {
         v["end"] = json!(e.to_string());
     }
     v
-}
-
-fn array(v: &Value) -> &[Value] {
-    v.as_array().map(Vec::as_slice).unwrap_or_default()
 }
 
 fn extension<'a>(v: &'a Value, url: &str) -> Option<&'a Value> {

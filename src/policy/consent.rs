@@ -18,7 +18,7 @@ use std::collections::BTreeSet;
 use chrono::NaiveDate;
 use serde_json::{json, Value};
 
-use super::DayPeriod;
+use super::{array, resource_id, DayPeriod};
 use crate::model::{Bsn, DataCategory, DATA_CATEGORY_SYSTEM};
 use crate::terminology::uri;
 use crate::validate::{Issue, IssueCode, Outcome};
@@ -61,25 +61,12 @@ impl PatientConsent {
     /// Reads a FHIR R4 Consent. Problems come back as issues with FHIRPath expressions.
     pub fn from_fhir(v: &Value) -> Result<PatientConsent, Outcome> {
         let mut out = Outcome::new();
+        let Some(id) = resource_id(v, "Consent", &mut out) else {
+            return Err(out);
+        };
         let mut fail = |path: &str, code: IssueCode, msg: String| {
             out.push(Issue::error(code, msg).at(path));
         };
-        if v["resourceType"] != "Consent" {
-            fail(
-                "Consent",
-                IssueCode::Structure,
-                "expected a Consent resource".into(),
-            );
-            return Err(out);
-        }
-        let id = v["id"].as_str().unwrap_or_default().to_owned();
-        if id.is_empty() {
-            fail(
-                "Consent.id",
-                IssueCode::Required,
-                "a Consent needs an id".into(),
-            );
-        }
         let patient = match v["patient"]["identifier"].as_object() {
             Some(i) if i.get("system").and_then(Value::as_str) == Some(uri::BSN) => {
                 match Bsn::parse(i.get("value").and_then(Value::as_str).unwrap_or_default()) {
@@ -272,10 +259,6 @@ impl PatientConsent {
         v["provision"] = provision;
         v
     }
-}
-
-fn array(v: &Value) -> &[Value] {
-    v.as_array().map(Vec::as_slice).unwrap_or_default()
 }
 
 /// The calendar day of a FHIR date or dateTime (`2025-03-01`, `2025-03-01T10:00:00+01:00`).

@@ -157,6 +157,42 @@ impl std::fmt::Display for PartyId {
     }
 }
 
+/// Checks `resourceType` and returns the resource id; `None` (with the issue recorded) when
+/// the document is not a `resource_type` at all, `Some("")` when only the id is missing.
+pub(crate) fn resource_id(
+    v: &serde_json::Value,
+    resource_type: &str,
+    out: &mut crate::validate::Outcome,
+) -> Option<String> {
+    use crate::validate::{Issue, IssueCode};
+    if v["resourceType"] != resource_type {
+        out.push(
+            Issue::error(
+                IssueCode::Structure,
+                format!("expected a {resource_type} resource"),
+            )
+            .at(resource_type),
+        );
+        return None;
+    }
+    let id = v["id"].as_str().unwrap_or_default().to_owned();
+    if id.is_empty() {
+        out.push(
+            Issue::error(
+                IssueCode::Required,
+                format!("a {resource_type} needs an id"),
+            )
+            .at(format!("{resource_type}.id")),
+        );
+    }
+    Some(id)
+}
+
+/// A JSON array's elements; nothing for anything else.
+pub(crate) fn array(v: &serde_json::Value) -> &[serde_json::Value] {
+    v.as_array().map(Vec::as_slice).unwrap_or_default()
+}
+
 /// AGB and URA codes are eight digits.
 pub(crate) fn is_eight_digits(s: &str) -> bool {
     s.len() == 8 && s.bytes().all(|b| b.is_ascii_digit())
