@@ -18,6 +18,7 @@ pub mod batch;
 pub mod convert;
 pub mod fhir;
 pub mod model;
+pub mod policy;
 pub mod source;
 pub mod terminology;
 pub mod validate;

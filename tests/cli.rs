@@ -37,7 +37,7 @@ fn converts_the_examples_and_exits_0() {
     let rejects = dir.path().join("rejects.ndjson");
     let o = overdracht(&[
         "convert",
-        "examples",
+        "examples/records",
         "--out",
         out.to_str().expect("utf8"),
         "--rejects",
@@ -86,7 +86,7 @@ fn usage_and_io_errors_exit_2() {
     let o = overdracht(&["convert", "does-not-exist.json"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("no such file"));
-    let o = overdracht(&["convert", "examples", "--from", "banana"]);
+    let o = overdracht(&["convert", "examples/records", "--from", "banana"]);
     assert_eq!(o.status.code(), Some(2));
     let o = overdracht(&["frobnicate"]);
     assert_eq!(o.status.code(), Some(2));
@@ -98,8 +98,8 @@ fn parallel_output_is_identical_to_sequential_and_repeatable() {
     // A stream of 40 dossiers: the examples and fixtures repeated.
     let mut stream = String::new();
     let mut inputs = vec![
-        root().join("examples/gp-frail-elderly.stu3.json"),
-        root().join("examples/paediatrician-young-adult.flat.json"),
+        root().join("examples/records/gp-frail-elderly.stu3.json"),
+        root().join("examples/records/paediatrician-young-adult.flat.json"),
     ];
     for e in std::fs::read_dir(root().join("tests/fixtures")).expect("fixtures") {
         let path = e.expect("entry").path();

@@ -22,13 +22,13 @@ fn golden_text(input: &Path) -> String {
 
 #[test]
 fn golden_gp_frail_elderly() {
-    let input = root().join("examples/gp-frail-elderly.stu3.json");
+    let input = root().join("examples/records/gp-frail-elderly.stu3.json");
     assert_golden(&root().join("tests/golden/gp-frail-elderly.json"), &golden_text(&input));
 }
 
 #[test]
 fn golden_paediatrician_young_adult() {
-    let input = root().join("examples/paediatrician-young-adult.flat.json");
+    let input = root().join("examples/records/paediatrician-young-adult.flat.json");
     assert_golden(&root().join("tests/golden/paediatrician-young-adult.json"), &golden_text(&input));
 }
 
@@ -80,6 +80,6 @@ fn reference_cgm_samples_golden() {
 
 #[test]
 fn conversion_is_byte_identical_when_repeated() {
-    let input = root().join("examples/gp-frail-elderly.stu3.json");
+    let input = root().join("examples/records/gp-frail-elderly.stu3.json");
     assert_eq!(golden_text(&input), golden_text(&input));
 }
