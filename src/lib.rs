@@ -16,6 +16,7 @@
 
 pub mod batch;
 pub mod convert;
+pub mod deliver;
 pub mod fhir;
 pub mod model;
 pub mod policy;

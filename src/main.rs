@@ -30,6 +30,46 @@ enum Command {
     ///
     /// Exit status: 0 valid, 1 invalid, 2 usage or I/O error.
     Validate(ValidateArgs),
+    /// Deliver transaction Bundles (files, directories, NDJSON from `convert`, or -) to a receiving FHIR server.
+    ///
+    /// Retries timeouts, connection errors, 429 and 5xx with backoff; falls back to a batch where
+    /// the server refuses transactions. Bundles not delivered go to the dead-letter file (--rejects)
+    /// with the reason. Exit status: 0 all delivered, 1 some not delivered, 2 usage or I/O error.
+    Deliver(DeliverArgs),
+}
+
+#[derive(Args)]
+struct DeliverArgs {
+    /// Input files or directories (*.json: one Bundle each; *.ndjson: one Bundle per line), or -.
+    #[arg(required = true)]
+    inputs: Vec<PathBuf>,
+    /// The FHIR base URL to deliver to (the transaction is POSTed to it).
+    #[arg(long, required_unless_present = "targets", conflicts_with = "targets")]
+    target: Option<String>,
+    /// A bearer token for --target.
+    #[arg(long, env = "OVERDRACHT_DELIVER_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// A delivery targets file (see examples/delivery-targets.json); use with --receiver.
+    #[arg(long, requires = "receiver")]
+    targets: Option<PathBuf>,
+    /// The receiving provider's URA number: picks its target from --targets.
+    #[arg(long, requires = "targets")]
+    receiver: Option<String>,
+    /// Number of Bundles delivered at once.
+    #[arg(long, default_value_t = 4)]
+    jobs: usize,
+    /// Where Bundles that were not delivered are kept, with their reasons (NDJSON).
+    #[arg(long, default_value = "overdracht-deliver-rejects.ndjson")]
+    rejects: PathBuf,
+    /// Attempts per Bundle before it is given up (default: the target's, else 10).
+    #[arg(long)]
+    max_attempts: Option<u32>,
+    /// Seconds a request may take (default: the target's, else 60).
+    #[arg(long)]
+    timeout: Option<f64>,
+    /// Milliseconds to wait after the first failed attempt; doubles per attempt (default: the target's, else 1000).
+    #[arg(long)]
+    backoff_ms: Option<u64>,
 }
 
 #[derive(Args)]
@@ -82,6 +122,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Convert(args) => finish(run_convert(args)),
         Command::Validate(args) => finish(run_validate(args)),
+        Command::Deliver(args) => finish(run_deliver(args)),
     }
 }
 
@@ -153,6 +194,51 @@ fn run_convert(args: ConvertArgs) -> anyhow::Result<ExitCode> {
     Ok(if summary.rejected > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 
+fn run_deliver(a: DeliverArgs) -> anyhow::Result<ExitCode> {
+    use overdracht::deliver::{push, Auth, FhirClient, Target, Targets};
+    let mut target = match (&a.target, &a.targets, &a.receiver) {
+        (Some(url), None, _) => {
+            let mut t = Target::default_for(url.clone());
+            if let Some(token) = &a.token {
+                t.auth = Auth::Bearer { token: Some(token.clone()), token_env: None };
+            }
+            t
+        }
+        (None, Some(file), Some(ura)) => {
+            if a.token.is_some() {
+                anyhow::bail!("--token goes with --target; a targets file names its own authentication");
+            }
+            Targets::load(file)?
+                .for_receiver(ura)
+                .cloned()
+                .ok_or_else(|| anyhow::anyhow!("{} has no target for receiver {ura}", file.display()))?
+        }
+        _ => anyhow::bail!("give --target URL, or --targets FILE with --receiver URA"),
+    };
+    if let Some(n) = a.max_attempts {
+        target.max_attempts = n.max(1);
+    }
+    if let Some(s) = a.timeout {
+        target.request_timeout_ms = (s * 1000.0) as u64;
+    }
+    if let Some(ms) = a.backoff_ms {
+        target.backoff.initial_ms = ms;
+    }
+    let files = batch::expand_inputs(&a.inputs)?;
+    if files.is_empty() {
+        anyhow::bail!("no input files found (looked for *.json, *.ndjson)");
+    }
+    let client = std::sync::Arc::new(FhirClient::new(&target)?);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let mut dead = push::DeadLetters::new(a.rejects.clone());
+    let mut progress = Reporter::new(false);
+    let summary = runtime.block_on(push::push(&files, client, a.jobs, &mut dead, &mut progress))?;
+    if dead.used() {
+        eprintln!("Bundles not delivered and their reasons are in {}", dead.path().display());
+    }
+    Ok(if summary.failed > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
 /// Progress on a terminal (a bar), plain lines otherwise; problems one line each.
 struct Reporter {
     bar: Option<ProgressBar>,
@@ -209,6 +295,31 @@ impl Progress for Reporter {
         self.line(&format!(
             "converted {}, rejected {}, resources {}, warnings {}{hint}, time {:.2} s ({:.0} records/s)",
             s.converted, s.rejected, s.resources, s.warnings, secs, rate
+        ));
+    }
+}
+
+impl overdracht::deliver::push::PushProgress for Reporter {
+    fn done(&mut self, origin: &Origin, d: &overdracht::deliver::Delivery) {
+        if let Some(b) = &self.bar {
+            b.inc(1);
+        }
+        if let Err(f) = &d.result {
+            self.line(&format!("not delivered {origin}: {f}"));
+        }
+    }
+
+    fn finish(&mut self, s: &overdracht::deliver::push::PushSummary, elapsed: Duration) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+        self.line(&format!(
+            "delivered {}, not delivered {}, resources {}, retries {}, time {:.2} s",
+            s.delivered,
+            s.failed,
+            s.resources,
+            s.retries,
+            elapsed.as_secs_f64()
         ));
     }
 }
