@@ -93,11 +93,14 @@ pub enum Fault {
     RefuseTransactions,
 }
 
+/// Picks the fault of the n-th request (0-based) from its number and body.
+type Plan = dyn Fn(u64, &Value) -> Fault + Send + Sync;
+
 /// A FHIR server in memory: `PUT`s counted by `Type/id`, faults chosen per request.
 #[derive(Clone)]
 pub struct FakeFhir {
     pub state: Arc<Mutex<State>>,
-    plan: Arc<dyn Fn(u64, &Value) -> Fault + Send + Sync>,
+    plan: Arc<Plan>,
 }
 
 #[derive(Default, Debug)]
