@@ -18,6 +18,21 @@ fn client(t: &Target) -> FhirClient {
     FhirClient::new(t).expect("client")
 }
 
+/// The next POST gets `response`; later ones fall through to the mocks mounted after this.
+async fn once(server: &MockServer, response: ResponseTemplate) {
+    Mock::given(method("POST")).respond_with(response).up_to_n_times(1).expect(1).mount(server).await;
+}
+
+/// Every POST not taken by an earlier mock gets `response`; `expected` of them should come.
+async fn always(server: &MockServer, response: ResponseTemplate, expected: u64) {
+    Mock::given(method("POST")).respond_with(response).expect(expected).mount(server).await;
+}
+
+/// Success for [`small_bundle`]: both entries stored.
+fn ok_both() -> ResponseTemplate {
+    fhir_json(200, response_bundle("transaction-response", &[200, 200]))
+}
+
 #[tokio::test]
 async fn transaction_200_is_delivered() {
     let server = MockServer::start().await;
@@ -118,11 +133,7 @@ fn form_contains(needle: &'static str) -> impl wiremock::Match {
 #[tokio::test]
 async fn unauthorized_401_with_a_static_token_is_a_failed_attempt() {
     let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(fhir_json(401, outcome("login", "bad token")))
-        .expect(2)
-        .mount(&server)
-        .await;
+    always(&server, fhir_json(401, outcome("login", "bad token")), 2).await;
     let mut t = quick_target(&server.uri());
     t.auth = Auth::Bearer { token: Some("wrong".into()), token_env: None };
     t.max_attempts = 2;
@@ -134,17 +145,8 @@ async fn unauthorized_401_with_a_static_token_is_a_failed_attempt() {
 #[tokio::test]
 async fn too_many_requests_429_waits_for_retry_after() {
     let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(fhir_json(429, outcome("throttled", "slow down")).insert_header("Retry-After", "1"))
-        .up_to_n_times(1)
-        .expect(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .respond_with(fhir_json(200, response_bundle("transaction-response", &[200, 200])))
-        .expect(1)
-        .mount(&server)
-        .await;
+    once(&server, fhir_json(429, outcome("throttled", "slow down")).insert_header("Retry-After", "1")).await;
+    always(&server, ok_both(), 1).await;
     let mut t = quick_target(&server.uri());
     // Backoff alone would retry after milliseconds; only Retry-After explains a 1 s wait.
     t.backoff.initial_ms = 1;
@@ -160,18 +162,9 @@ async fn too_many_requests_429_waits_for_retry_after() {
 async fn server_errors_500_and_503_are_retried_until_success() {
     let server = MockServer::start().await;
     for status in [500, 503] {
-        Mock::given(method("POST"))
-            .respond_with(ResponseTemplate::new(status).set_body_string("<html>Bad Gateway</html>"))
-            .up_to_n_times(1)
-            .expect(1)
-            .mount(&server)
-            .await;
+        once(&server, ResponseTemplate::new(status).set_body_string("<html>Bad Gateway</html>")).await;
     }
-    Mock::given(method("POST"))
-        .respond_with(fhir_json(200, response_bundle("transaction-response", &[200, 200])))
-        .expect(1)
-        .mount(&server)
-        .await;
+    always(&server, ok_both(), 1).await;
     let d = client(&quick_target(&server.uri())).deliver(small_bundle()).await;
     assert_eq!(d.result, Ok(Mode::Transaction));
     assert_eq!(d.attempts, 3);
@@ -180,11 +173,7 @@ async fn server_errors_500_and_503_are_retried_until_success() {
 #[tokio::test]
 async fn server_errors_until_max_attempts_are_dead_lettered() {
     let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(fhir_json(503, outcome("transient", "maintenance")))
-        .expect(3)
-        .mount(&server)
-        .await;
+    always(&server, fhir_json(503, outcome("transient", "maintenance")), 3).await;
     let mut t = quick_target(&server.uri());
     t.max_attempts = 3;
     let d = client(&t).deliver(small_bundle()).await;
@@ -196,19 +185,8 @@ async fn server_errors_until_max_attempts_are_dead_lettered() {
 #[tokio::test]
 async fn timeout_is_retried() {
     let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(
-            fhir_json(200, response_bundle("transaction-response", &[200, 200])).set_delay(Duration::from_secs(3)),
-        )
-        .up_to_n_times(1)
-        .expect(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .respond_with(fhir_json(200, response_bundle("transaction-response", &[200, 200])))
-        .expect(1)
-        .mount(&server)
-        .await;
+    once(&server, ok_both().set_delay(Duration::from_secs(3))).await;
+    always(&server, ok_both(), 1).await;
     let mut t = quick_target(&server.uri());
     t.request_timeout_ms = 300;
     let d = client(&t).deliver(small_bundle()).await;
@@ -246,24 +224,10 @@ async fn connection_refused_is_retried_then_given_up() {
 #[tokio::test]
 async fn malformed_response_is_retried() {
     let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(200).set_body_string("<html><body>Welcome to nginx!</body></html>"))
-        .up_to_n_times(1)
-        .expect(1)
-        .mount(&server)
-        .await;
+    once(&server, ResponseTemplate::new(200).set_body_string("<html><body>Welcome to nginx!</body></html>")).await;
     // Valid JSON, but not a transaction-response with one entry per request entry.
-    Mock::given(method("POST"))
-        .respond_with(fhir_json(200, response_bundle("transaction-response", &[200])))
-        .up_to_n_times(1)
-        .expect(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .respond_with(fhir_json(200, response_bundle("transaction-response", &[200, 200])))
-        .expect(1)
-        .mount(&server)
-        .await;
+    once(&server, fhir_json(200, response_bundle("transaction-response", &[200]))).await;
+    always(&server, ok_both(), 1).await;
     let d = client(&quick_target(&server.uri())).deliver(small_bundle()).await;
     assert_eq!(d.result, Ok(Mode::Transaction));
     assert_eq!(d.attempts, 3);

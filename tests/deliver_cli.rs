@@ -24,6 +24,17 @@ fn ndjson_input(dir: &std::path::Path) -> std::path::PathBuf {
     path
 }
 
+/// `overdracht deliver --target URL --rejects FILE ARGS... INPUT`.
+fn deliver(target: &str, rejects: &std::path::Path, args: &[&str], input: &std::path::Path) -> std::process::Output {
+    overdracht()
+        .args(["deliver", "--target", target, "--rejects"])
+        .arg(rejects)
+        .args(args)
+        .arg(input)
+        .output()
+        .expect("runs")
+}
+
 #[tokio::test]
 async fn all_delivered_exits_0_with_a_summary() {
     let server = MockServer::start().await;
@@ -71,12 +82,7 @@ async fn a_refused_bundle_exits_1_and_is_kept_with_the_reason() {
     let dir = tempfile::tempdir().expect("tmp");
     let input = ndjson_input(dir.path());
     let rejects = dir.path().join("rejects.ndjson");
-    let out = overdracht()
-        .args(["deliver", "--target", &server.uri(), "--rejects"])
-        .arg(&rejects)
-        .arg(&input)
-        .output()
-        .expect("runs");
+    let out = deliver(&server.uri(), &rejects, &[], &input);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("delivered 1, not delivered 1"), "{stderr}");
@@ -113,12 +119,7 @@ async fn input_that_is_not_a_bundle_is_a_dead_letter_too() {
     let input = dir.path().join("patient.json");
     std::fs::write(&input, r#"{"resourceType": "Patient"}"#).expect("write");
     let rejects = dir.path().join("rejects.ndjson");
-    let out = overdracht()
-        .args(["deliver", "--target", &server.uri(), "--rejects"])
-        .arg(&rejects)
-        .arg(&input)
-        .output()
-        .expect("runs");
+    let out = deliver(&server.uri(), &rejects, &[], &input);
     assert_eq!(out.status.code(), Some(1));
     let text = std::fs::read_to_string(&rejects).expect("dead letters");
     assert!(text.contains("not a Bundle") && text.contains(r#"\"resourceType\": \"Patient\""#), "{text}");
