@@ -6,14 +6,13 @@ use crate::helpers::{assert_outcome, example, spawn_app};
 async fn convert_returns_a_transaction_bundle_and_stores_nothing() {
     let app = spawn_app().await;
     let r = app
-        .client
-        .post(app.url("/fhir/$convert"))
-        .bearer_auth(app.token())
-        .header("Content-Type", "application/fhir+json")
-        .body(example())
-        .send()
-        .await
-        .expect("req");
+        .post(
+            "/fhir/$convert",
+            app.token(),
+            "application/fhir+json",
+            example(),
+        )
+        .await;
     assert_eq!(r.status(), 200);
     assert!(r.headers()["content-type"]
         .to_str()
@@ -47,14 +46,13 @@ async fn convert_to_ndjson() {
 
 async fn validate(app: &crate::helpers::TestApp, body: Value) -> Value {
     let r = app
-        .client
-        .post(app.url("/fhir/$validate"))
-        .bearer_auth(app.token())
-        .header("Content-Type", "application/fhir+json")
-        .body(body.to_string())
-        .send()
-        .await
-        .expect("req");
+        .post(
+            "/fhir/$validate",
+            app.token(),
+            "application/fhir+json",
+            body.to_string(),
+        )
+        .await;
     assert_eq!(r.status(), 200);
     r.json().await.expect("json")
 }
@@ -82,23 +80,21 @@ async fn validate_answers_with_an_operation_outcome() {
 async fn validate_rejects_non_json() {
     let app = spawn_app().await;
     let r = app
-        .client
-        .post(app.url("/fhir/$validate"))
-        .bearer_auth(app.token())
-        .header("Content-Type", "application/fhir+json")
-        .body("{oops")
-        .send()
-        .await
-        .expect("req");
+        .post(
+            "/fhir/$validate",
+            app.token(),
+            "application/fhir+json",
+            "{oops",
+        )
+        .await;
     assert_outcome(r, 400).await;
     let r = app
-        .client
-        .post(app.url("/fhir/$validate"))
-        .bearer_auth(app.token())
-        .header("Content-Type", "application/xml")
-        .body("<Patient/>")
-        .send()
-        .await
-        .expect("req");
+        .post(
+            "/fhir/$validate",
+            app.token(),
+            "application/xml",
+            "<Patient/>",
+        )
+        .await;
     assert_outcome(r, 415).await;
 }

@@ -160,32 +160,15 @@ async fn idempotency_key_replays_and_refuses_reuse_for_another_request() {
 #[tokio::test]
 async fn parallel_identical_handovers_store_one() {
     let app = spawn_app().await;
-    let body = example();
-    let mut tasks = Vec::new();
-    for _ in 0..20 {
-        let client = app.client.clone();
-        let url = app.url(&format!("/handovers?{}", receiver_query()));
-        let token = app.token();
-        let body = body.clone();
-        tasks.push(tokio::spawn(async move {
-            let r = client
-                .post(url)
-                .bearer_auth(token)
-                .header("Content-Type", "application/fhir+json")
-                .body(body)
-                .send()
-                .await
-                .expect("req");
-            (
-                r.status().as_u16(),
-                r.headers()["location"].to_str().expect("ascii").to_owned(),
-            )
-        }));
-    }
-    let mut results = Vec::new();
-    for t in tasks {
-        results.push(t.await.expect("task"));
-    }
+    let results: Vec<(u16, String)> = app
+        .parallel_handovers(20)
+        .await
+        .into_iter()
+        .map(|r| {
+            let loc = r.headers()["location"].to_str().expect("ascii").to_owned();
+            (r.status().as_u16(), loc)
+        })
+        .collect();
     let created = results.iter().filter(|(s, _)| *s == 201).count();
     let replayed = results.iter().filter(|(s, _)| *s == 200).count();
     assert_eq!((created, replayed), (1, 19), "{results:?}");

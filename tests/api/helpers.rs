@@ -138,14 +138,56 @@ impl TestApp {
 
     /// `POST /handovers?<query>` with the demo token.
     pub async fn post_handover(&self, query: &str, body: Vec<u8>) -> reqwest::Response {
+        self.post(
+            &format!("/handovers?{query}"),
+            self.token(),
+            "application/fhir+json",
+            body,
+        )
+        .await
+    }
+
+    /// `POST <path>` with a token and a media type.
+    pub async fn post(
+        &self,
+        path: &str,
+        token: String,
+        content_type: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> reqwest::Response {
         self.client
-            .post(self.url(&format!("/handovers?{query}")))
-            .bearer_auth(self.token())
-            .header("Content-Type", "application/fhir+json")
+            .post(self.url(path))
+            .bearer_auth(token)
+            .header("Content-Type", content_type)
             .body(body)
             .send()
             .await
             .expect("request")
+    }
+
+    /// `n` identical handovers of the example at once; their responses.
+    pub async fn parallel_handovers(&self, n: usize) -> Vec<reqwest::Response> {
+        let mut tasks = Vec::new();
+        for _ in 0..n {
+            let client = self.client.clone();
+            let url = self.url(&format!("/handovers?{}", receiver_query()));
+            let token = self.token();
+            tasks.push(tokio::spawn(async move {
+                client
+                    .post(url)
+                    .bearer_auth(token)
+                    .header("Content-Type", "application/fhir+json")
+                    .body(example())
+                    .send()
+                    .await
+                    .expect("request")
+            }));
+        }
+        let mut out = Vec::new();
+        for t in tasks {
+            out.push(t.await.expect("task"));
+        }
+        out
     }
 
     pub fn trigger_shutdown(&mut self) {

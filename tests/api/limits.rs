@@ -61,14 +61,13 @@ async fn unsupported_media_type_is_415() {
         "application/x-www-form-urlencoded",
     ] {
         let r = app
-            .client
-            .post(app.url(&format!("/handovers?{}", receiver_query())))
-            .bearer_auth(app.token())
-            .header("Content-Type", ct)
-            .body(example())
-            .send()
-            .await
-            .expect("req");
+            .post(
+                &format!("/handovers?{}", receiver_query()),
+                app.token(),
+                ct,
+                example(),
+            )
+            .await;
         assert_outcome(r, 415).await;
     }
 }
@@ -92,25 +91,8 @@ async fn slow_request_is_408() {
 #[tokio::test]
 async fn overload_is_503_with_retry_after() {
     let app = spawn_app_with(|s| s.limits.concurrency_limit = 1).await;
-    let mut tasks = Vec::new();
-    for _ in 0..12 {
-        let client = app.client.clone();
-        let url = app.url(&format!("/handovers?{}", receiver_query()));
-        let token = app.token();
-        tasks.push(tokio::spawn(async move {
-            client
-                .post(url)
-                .bearer_auth(token)
-                .header("Content-Type", "application/fhir+json")
-                .body(example())
-                .send()
-                .await
-                .expect("req")
-        }));
-    }
     let mut refused = 0;
-    for t in tasks {
-        let r = t.await.expect("task");
+    for r in app.parallel_handovers(12).await {
         match r.status().as_u16() {
             200 | 201 => {}
             503 => {
