@@ -410,17 +410,13 @@ fn write_one(
             summary.resources += c.resources.len();
             let (bytes, ext) = match kind {
                 OutputKind::Bundle => {
-                    let b = c.bundle();
                     // Files in a directory are for people to read; streams are one Bundle per line.
                     let mut bytes = if pretty || matches!(sink, Sink::Directory(_)) {
-                        serde_json::to_vec_pretty(&b)
+                        serde_json::to_vec_pretty(&c.bundle())
+                            .map_err(|e| BatchError::Write { path: "output".into(), source: io::Error::other(e) })?
                     } else {
-                        serde_json::to_vec(&b)
-                    }
-                    .map_err(|e| BatchError::Write {
-                        path: "output".into(),
-                        source: io::Error::other(e),
-                    })?;
+                        c.bundle_bytes()
+                    };
                     bytes.push(b'\n');
                     (bytes, "bundle.json")
                 }

@@ -1,16 +1,15 @@
 //! The adapter between `POST /fhir/$validate` and the validator stage.
 //!
-//! The profile validator (`crate::validate::Validator`, issue 4) is being built in
-//! parallel. Until it is merged, [`default_validator`] returns [`StructuralOnly`], which
-//! checks only what any FHIR resource must satisfy and says plainly that profile
-//! validation is not available. Wiring the real validator is the one-line change in
-//! [`default_validator`] (see the comment there).
+//! [`Embedded`] calls [`crate::validate::Validator::embedded`]: base R4 structure plus the
+//! nl-core profiles shipped with overdracht. The trait keeps the endpoint independent of
+//! how validation is configured (a validator with extra packages can be slotted in), and
+//! [`StructuralOnly`] remains for tests of the endpoint that must not depend on it.
 
 use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::validate::{Issue, IssueCode, Outcome};
+use crate::validate::{Issue, IssueCode, Outcome, Validator};
 
 /// Validates one FHIR R4 resource, optionally against a profile.
 pub trait ResourceValidator: Send + Sync {
@@ -21,14 +20,33 @@ pub trait ResourceValidator: Send + Sync {
 
 /// The validator the service uses.
 pub fn default_validator() -> Arc<dyn ResourceValidator> {
-    // When `crate::validate::Validator` lands: `Arc::new(Embedded)` with
-    // `impl ResourceValidator for Embedded` calling `Validator::embedded().validate(..)`
-    // or `.validate_against(.., profile)`.
-    Arc::new(StructuralOnly)
+    Arc::new(Embedded)
 }
 
-/// Placeholder until the profile validator is merged: a JSON object with a known-looking
-/// `resourceType`, nothing more, and a warning that says so.
+/// The shipped validator (base R4 and the nl-core profiles in `profiles/`).
+pub struct Embedded;
+
+impl ResourceValidator for Embedded {
+    fn validate(&self, resource: &Value, profile: Option<&str>) -> Outcome {
+        let v = Validator::embedded();
+        match profile {
+            None => v.validate(resource),
+            Some(url) if v.knows_profile(url) => v.validate_against(resource, url),
+            Some(url) => Issue::error(
+                IssueCode::NotSupported,
+                format!("profile {url} is not known to this server; validate against a profile listed in profiles/ or omit it"),
+            )
+            .at("profile")
+            .into(),
+        }
+    }
+
+    fn description(&self) -> &'static str {
+        "FHIR R4 structure and the nl-core profiles shipped with overdracht (meta.profile, or the profile parameter)"
+    }
+}
+
+/// A JSON object with a well-formed `resourceType`, nothing more, and a warning that says so.
 pub struct StructuralOnly;
 
 impl ResourceValidator for StructuralOnly {
@@ -60,6 +78,6 @@ impl ResourceValidator for StructuralOnly {
     }
 
     fn description(&self) -> &'static str {
-        "resourceType check only (profile validator not yet wired)"
+        "resourceType check only"
     }
 }

@@ -1,18 +1,22 @@
 //! "Take what you map, report what is left": the mechanism behind lossless-or-reported.
 //!
-//! A source mapping works on a mutable copy of its JSON input and *takes* every element
-//! it maps (object members are removed; array elements are replaced by `null` so that
-//! the indices of what is left stay those of the source). When the mapping is done,
-//! [`leftovers`] compares what is left with the original and reports each unmapped
-//! element once, at the highest path that was not touched at all.
+//! A source mapping works on its JSON input and *takes* every element it maps: the taken
+//! value is replaced by a `null` tombstone, so that array indices stay those of the source
+//! and a container that was not touched at all has no tombstone inside. When the mapping
+//! is done, [`leftovers`] reports each unmapped element once, at the highest path that was
+//! not touched. (No copy of the original is needed: the tombstones are the record. FHIR
+//! JSON cannot contain `null`, so a tombstone is never confused with data.)
 
 use serde_json::{Map, Value};
 
 use crate::validate::{Issue, IssueCode, Outcome};
 
-/// Removes and returns member `key` of an object (None if absent or `v` is not an object).
+/// Takes member `key` of an object, leaving a tombstone (None if absent, already taken,
+/// or `v` is not an object).
 pub fn take(v: &mut Value, key: &str) -> Option<Value> {
-    v.as_object_mut().and_then(|o| o.shift_remove(key))
+    let slot = v.as_object_mut()?.get_mut(key)?;
+    let old = std::mem::take(slot);
+    (!old.is_null()).then_some(old)
 }
 
 /// Takes a string member. A member of another JSON type is left in place (and so reported).
@@ -116,70 +120,55 @@ pub fn consume(v: &mut Value, key: &str) {
     take(v, key);
 }
 
-/// Removes nulls and empty objects/arrays, bottom-up, keeping array positions
-/// (an array that still has content keeps its nulls, so indices stay right).
-fn is_spent(v: &mut Value) -> bool {
+/// True if nothing is left: only tombstones (and empty containers).
+fn is_spent(v: &Value) -> bool {
     match v {
         Value::Null => true,
-        Value::Object(o) => {
-            let keys: Vec<String> = o.keys().cloned().collect();
-            for k in keys {
-                if o.get_mut(&k).map(is_spent).unwrap_or(false) {
-                    o.shift_remove(&k);
-                }
-            }
-            o.is_empty()
-        }
-        Value::Array(a) => {
-            let mut all = true;
-            for e in a.iter_mut() {
-                if is_spent(e) {
-                    *e = Value::Null;
-                } else {
-                    all = false;
-                }
-            }
-            all
-        }
+        Value::Object(o) => o.values().all(is_spent),
+        Value::Array(a) => a.iter().all(is_spent),
         _ => false,
     }
 }
 
-/// Reports what is left of `remaining` (compared with `original`) as information/warning
-/// issues with FHIRPath-like expressions rooted at `root`.
-pub fn leftovers(root: &str, original: &Value, remaining: &mut Value, out: &mut Outcome) {
+/// True if something inside was taken.
+fn is_touched(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::Object(o) => o.values().any(is_touched),
+        Value::Array(a) => a.iter().any(is_touched),
+        _ => false,
+    }
+}
+
+/// Reports what is left of `remaining` as warning/information issues with FHIRPath-like
+/// expressions rooted at `root`.
+pub fn leftovers(root: &str, remaining: &Value, out: &mut Outcome) {
     if is_spent(remaining) {
         return;
     }
-    walk(root, original, remaining, out);
+    walk(root, remaining, out);
 }
 
-fn walk(path: &str, original: &Value, left: &Value, out: &mut Outcome) {
-    if original == left || !(left.is_object() || left.is_array()) {
-        report(path, left, out);
+fn walk(path: &str, v: &Value, out: &mut Outcome) {
+    if is_spent(v) {
         return;
     }
-    match (original, left) {
-        (Value::Object(o), Value::Object(l)) => {
-            for (k, lv) in l {
-                match o.get(k) {
-                    Some(ov) => walk(&format!("{path}.{k}"), ov, lv, out),
-                    None => report(&format!("{path}.{k}"), lv, out),
-                }
+    if !is_touched(v) {
+        report(path, v, out);
+        return;
+    }
+    match v {
+        Value::Object(o) => {
+            for (k, c) in o {
+                walk(&format!("{path}.{k}"), c, out);
             }
         }
-        (Value::Array(o), Value::Array(l)) => {
-            for (i, lv) in l.iter().enumerate() {
-                if lv.is_null() {
-                    continue;
-                }
-                match o.get(i) {
-                    Some(ov) => walk(&format!("{path}[{i}]"), ov, lv, out),
-                    None => report(&format!("{path}[{i}]"), lv, out),
-                }
+        Value::Array(a) => {
+            for (i, c) in a.iter().enumerate() {
+                walk(&format!("{path}[{i}]"), c, out);
             }
         }
-        _ => report(path, left, out),
+        _ => report(path, v, out),
     }
 }
 
@@ -234,7 +223,7 @@ mod tests {
         }
         take_extension(&mut v, "http://a");
         let mut out = Outcome::new();
-        leftovers("Patient", &original, &mut v, &mut out);
+        leftovers("Patient", &v, &mut out);
         let paths: Vec<&str> = out
             .issues
             .iter()
@@ -264,7 +253,7 @@ mod tests {
         }
         take_str(&mut v, "c");
         let mut out = Outcome::new();
-        leftovers("X", &original, &mut v, &mut out);
+        leftovers("X", &v, &mut out);
         assert!(out.is_empty(), "{out:?}");
     }
 
@@ -274,7 +263,7 @@ mod tests {
         let mut v = original.clone();
         assert_eq!(take_str(&mut v, "family"), None);
         let mut out = Outcome::new();
-        leftovers("HumanName", &original, &mut v, &mut out);
+        leftovers("HumanName", &v, &mut out);
         assert_eq!(out.issues.len(), 1);
     }
 }

@@ -110,7 +110,7 @@ impl SourceError {
         }
     }
 
-    pub(crate) fn json(e: &serde_json::Error) -> SourceError {
+    pub fn json(e: &serde_json::Error) -> SourceError {
         SourceError::Syntax {
             format: "JSON",
             line: e.line(),
@@ -120,31 +120,40 @@ impl SourceError {
     }
 }
 
-/// Recognises the format of an input by looking at it: XML with a Professional Summary
-/// root; JSON with a `resourceType` (FHIR, STU3 or R4 by its profiles and shapes); or JSON
-/// without one (the flat dossier).
-pub fn detect(bytes: &[u8]) -> Result<Format, SourceError> {
-    let start = bytes
-        .iter()
-        .position(|b| !b.is_ascii_whitespace() && *b != 0xEF && *b != 0xBB && *b != 0xBF);
+/// What the first bytes of an input say: XML (a Professional Summary) or JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Syntax {
+    Xml,
+    Json,
+}
+
+/// Looks at the first bytes only: a Professional Summary's XML, or a JSON object.
+pub fn sniff(bytes: &[u8]) -> Result<Syntax, SourceError> {
+    let start = bytes.iter().position(|b| !b.is_ascii_whitespace() && *b != 0xEF && *b != 0xBB && *b != 0xBF);
     match start.map(|i| bytes[i]) {
         None => Err(SourceError::UnknownFormat("the input is empty".into())),
-        Some(b'<') => {
-            if hl7v3::is_professional_summary(bytes) {
-                Ok(Format::Hl7v3Ps)
-            } else {
-                Err(SourceError::UnknownFormat(
-                    "XML input, but not an NHG Professional Summary (root element QUPC_IN990002NL)".into(),
-                ))
-            }
-        }
-        Some(b'{') => {
-            let v: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| SourceError::json(&e))?;
-            Ok(detect_json(&v))
-        }
+        Some(b'<') if hl7v3::is_professional_summary(bytes) => Ok(Syntax::Xml),
+        Some(b'<') => Err(SourceError::UnknownFormat(
+            "XML input, but not an NHG Professional Summary (root element QUPC_IN990002NL)".into(),
+        )),
+        Some(b'{') => Ok(Syntax::Json),
         Some(_) => Err(SourceError::UnknownFormat(
             "expected JSON (FHIR or flat dossier) or XML (Professional Summary); use --from to force a format".into(),
         )),
+    }
+}
+
+/// Recognises the format of an input by looking at it: XML with a Professional Summary
+/// root; JSON with a `resourceType` (FHIR, STU3 or R4 by its profiles and shapes); or JSON
+/// without one (the flat dossier). JSON is parsed to decide; [`crate::convert::convert`]
+/// avoids parsing twice by using [`sniff`] and [`detect_json`].
+pub fn detect(bytes: &[u8]) -> Result<Format, SourceError> {
+    match sniff(bytes)? {
+        Syntax::Xml => Ok(Format::Hl7v3Ps),
+        Syntax::Json => {
+            let v: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| SourceError::json(&e))?;
+            Ok(detect_json(&v))
+        }
     }
 }
 

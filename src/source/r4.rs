@@ -38,14 +38,11 @@ pub fn looks_like_r4(v: &Value) -> bool {
             .flatten()
             .filter_map(Value::as_str)
         {
-            if p.starts_with(&format!("{NICTIZ}nl-core-")) || p.starts_with(&format!("{NICTIZ}mp-"))
-            {
-                r4 += 1;
-            } else if p.starts_with(&format!("{NICTIZ}gp-"))
-                || p.starts_with(&format!("{NICTIZ}zib-"))
-                || p.starts_with("http://fhir.nl/fhir/StructureDefinition/nl-core-")
-            {
-                stu3 += 1;
+            match p.strip_prefix(NICTIZ) {
+                Some(name) if name.starts_with("nl-core-") || name.starts_with("mp-") => r4 += 1,
+                Some(name) if name.starts_with("gp-") || name.starts_with("zib-") => stu3 += 1,
+                _ if p.starts_with("http://fhir.nl/fhir/StructureDefinition/nl-core-") => stu3 += 1,
+                _ => {}
             }
         }
         // R4-only shapes: CodeableConcept statuses, Observation.encounter, Immunization.occurrence
@@ -204,7 +201,6 @@ pub fn read(v: Value) -> Result<Dossier, SourceError> {
                     "the input holds more than one Patient; send one dossier per patient",
                 ));
             }
-            let original = r.clone();
             let mut out = Outcome::new();
             for k in ["resourceType", "id", "meta", "text"] {
                 super::consume::consume(&mut r, k);
@@ -217,7 +213,7 @@ pub fn read(v: Value) -> Result<Dossier, SourceError> {
                 },
                 &mut out,
             )?;
-            leftovers(&path, &original, &mut r, &mut out);
+            leftovers(&path, &r, &mut out);
             d.outcome.extend(out);
             d.patient = Some(p);
             continue;

@@ -82,7 +82,6 @@ fn collect(mut v: Value, out: &mut Outcome) -> Result<Vec<(String, Value)>, Sour
     if rt != "Bundle" {
         return Ok(vec![(rt, v)]);
     }
-    let original = v.clone();
     let mut found = vec![];
     for (i, e) in elements(&mut v, "entry") {
         let path = format!("Bundle.entry[{i}].resource");
@@ -119,7 +118,7 @@ fn collect(mut v: Value, out: &mut Outcome) -> Result<Vec<(String, Value)>, Sour
     ] {
         consume(&mut v, k);
     }
-    leftovers("Bundle", &original, &mut v, out);
+    leftovers("Bundle", &v, out);
     Ok(found)
 }
 
@@ -172,7 +171,6 @@ impl Reader {
         mut res: Value,
         key: Option<Key>,
     ) -> Result<(), SourceError> {
-        let original = res.clone();
         let rt = res
             .get("resourceType")
             .and_then(Value::as_str)
@@ -297,7 +295,7 @@ impl Reader {
                 return Ok(());
             }
         };
-        leftovers(&rt, &original, &mut res, &mut out);
+        leftovers(&rt, &res, &mut out);
         // Leftover paths are rooted at the resource type; prefix the Bundle path.
         if path != rt {
             for issue in out.issues.iter_mut() {

@@ -62,6 +62,26 @@ async fn validate_answers_with_an_operation_outcome() {
     let app = spawn_app().await;
     let ok = validate(&app, json!({"resourceType": "Patient", "gender": "female"})).await;
     assert_eq!(ok["resourceType"], "OperationOutcome");
+    assert!(
+        !ok["issue"]
+            .as_array()
+            .expect("issues")
+            .iter()
+            .any(|i| i["severity"] == "error"),
+        "{ok}"
+    );
+    let bad = validate(
+        &app,
+        json!({"resourceType": "Patient", "gender": "banana", "birthDate": "1974-13-45"}),
+    )
+    .await;
+    let errors = bad["issue"]
+        .as_array()
+        .expect("issues")
+        .iter()
+        .filter(|i| i["severity"] == "error")
+        .count();
+    assert!(errors >= 2, "{bad}");
     let no_type = validate(&app, json!({"gender": "female"})).await;
     assert!(no_type["issue"]
         .as_array()

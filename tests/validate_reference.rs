@@ -1,0 +1,111 @@
+//! Every nl-core example in ../shared/reference validates against the profiles it claims.
+//!
+//! The reference folder is not part of the repository, so these tests are ignored by default;
+//! CI runs them with `cargo test -- --ignored reference_` when the folder exists. They fail
+//! (never pass silently) when run without it.
+
+use std::path::PathBuf;
+
+use overdracht::validate::{Severity, Validator};
+use serde_json::Value;
+
+fn reference() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/reference"))
+}
+
+fn examples() -> Vec<(String, Value)> {
+    let dir = reference().join("nl-core-r4/examples");
+    let mut out = Vec::new();
+    let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (run only where ../shared/reference exists)",
+            dir.display()
+        )
+    });
+    for entry in entries {
+        let path = entry.expect("readable directory entry").path();
+        let text = std::fs::read_to_string(&path).expect("readable example");
+        let v: Value = serde_json::from_str(&text).expect("example is JSON");
+        out.push((
+            path.file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("")
+                .to_string(),
+            v,
+        ));
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+/// Known, explained exceptions: (file, substring of the expected error).
+const EXCEPTIONS: &[(&str, &str)] = &[];
+
+#[test]
+#[ignore = "reads ../shared/reference; run with --ignored"]
+fn reference_nl_core_examples_validate() {
+    let v = Validator::embedded();
+    let all = examples();
+    assert!(
+        all.len() >= 100,
+        "expected the 107 nl-core examples, found {}",
+        all.len()
+    );
+    let mut failures = Vec::new();
+    let mut profiled = 0;
+    for (name, ex) in &all {
+        let claims_known = ex
+            .pointer("/meta/profile")
+            .and_then(Value::as_array)
+            .is_some_and(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .any(|p| v.knows_profile(p))
+            });
+        if claims_known {
+            profiled += 1;
+        }
+        let o = v.validate(ex);
+        if std::env::var_os("SHOW_ISSUES").is_some() {
+            for i in &o.issues {
+                eprintln!("{name}: {i}");
+            }
+        }
+        for issue in o.issues.iter().filter(|i| i.severity.is_error()) {
+            let text = issue.to_string();
+            if EXCEPTIONS
+                .iter()
+                .any(|(f, s)| f == name && text.contains(s))
+            {
+                continue;
+            }
+            failures.push(format!("{name}: {text}"));
+        }
+    }
+    eprintln!(
+        "{} examples, {profiled} against a locally known profile",
+        all.len()
+    );
+    assert!(
+        failures.is_empty(),
+        "{} errors:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+#[ignore = "reads ../shared/reference; run with --ignored"]
+fn reference_unknown_profiles_are_information_only() {
+    let v = Validator::embedded();
+    for (name, ex) in examples() {
+        let o = v.validate(&ex);
+        for i in o
+            .issues
+            .iter()
+            .filter(|i| i.diagnostics.contains("not known locally"))
+        {
+            assert_eq!(i.severity, Severity::Information, "{name}: {i}");
+        }
+    }
+}
