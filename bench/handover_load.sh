@@ -7,6 +7,11 @@
 # Target: p99 <= 20 ms at 500 requests/s.
 #
 #   bench/handover_load.sh [RATE] [SECONDS]      (defaults 500 and 10)
+#
+# Measured on the 2-core development machine (release build, server and generator sharing
+# the cores), 500/s for 10 s, 21-resource dossier (17.7 KB STU3 Bundle):
+#   GET /health/live  p50 1.69 ms  p90 2.10 ms  p99 2.60 ms   500/s, 0 errors
+#   POST /handovers   p50 4.07 ms  p90 8.17 ms  p99 16.11 ms  500/s, 5000 x 201, 0 errors
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RATE="${1:-500}"
