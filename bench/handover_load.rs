@@ -2,7 +2,7 @@
 //!
 //! Sends requests at a fixed rate (not "as fast as the server answers", which hides queueing:
 //! coordinated omission), and measures each latency from the moment the request was due.
-//! `--mode handover` posts a 20-resource dossier cut from `examples/gp-frail-elderly.stu3.json`,
+//! `--mode handover` posts a 20-resource dossier cut from `examples/records/gp-frail-elderly.stu3.json`,
 //! made unique per request (the Bundle id), so every request stores a new handover;
 //! `--mode live` requests `GET /health/live` as the baseline.
 
@@ -46,25 +46,17 @@ fn args() -> Result<Args, String> {
 
 /// The example cut to the first entries whose conversion yields `n` resources or more.
 fn dossier(n: usize) -> Result<Value, String> {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/examples/gp-frail-elderly.stu3.json"
-    );
-    let full: Value = serde_json::from_slice(&std::fs::read(path).map_err(|e| e.to_string())?)
-        .map_err(|e| e.to_string())?;
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/records/gp-frail-elderly.stu3.json");
+    let full: Value =
+        serde_json::from_slice(&std::fs::read(path).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
     let entries = full["entry"].as_array().cloned().unwrap_or_default();
     for k in 1..=entries.len() {
         let mut b = full.clone();
         b["entry"] = Value::Array(entries[..k].to_vec());
         let bytes = serde_json::to_vec(&b).map_err(|e| e.to_string())?;
-        let c =
-            overdracht::convert::convert(&bytes, &Default::default()).map_err(|e| e.to_string())?;
+        let c = overdracht::convert::convert(&bytes, &Default::default()).map_err(|e| e.to_string())?;
         if c.resources.len() >= n {
-            eprintln!(
-                "dossier: {k} source entries, {} output resources, {} bytes",
-                c.resources.len(),
-                bytes.len()
-            );
+            eprintln!("dossier: {k} source entries, {} output resources, {} bytes", c.resources.len(), bytes.len());
             return Ok(b);
         }
     }
@@ -82,15 +74,8 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
 #[tokio::main]
 async fn main() -> Result<(), String> {
     let a = args()?;
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(256)
-        .build()
-        .map_err(|e| e.to_string())?;
-    let template = if a.mode == "handover" {
-        Some(dossier(a.resources)?)
-    } else {
-        None
-    };
+    let client = reqwest::Client::builder().pool_max_idle_per_host(256).build().map_err(|e| e.to_string())?;
+    let template = if a.mode == "handover" { Some(dossier(a.resources)?) } else { None };
     let interval = Duration::from_secs_f64(1.0 / a.rate as f64);
     let total = a.rate * a.seconds;
     let start = Instant::now();

@@ -39,13 +39,8 @@ fn fixtures() -> Vec<(String, Value)> {
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "json"))
         .map(|p| {
-            let name = p
-                .file_stem()
-                .and_then(|s| s.to_str())
-                .unwrap_or("")
-                .to_string();
-            let v = serde_json::from_str(&std::fs::read_to_string(&p).expect("readable"))
-                .expect("json");
+            let name = p.file_stem().and_then(|s| s.to_str()).unwrap_or("").to_string();
+            let v = serde_json::from_str(&std::fs::read_to_string(&p).expect("readable")).expect("json");
             (name, v)
         })
         .collect();
@@ -59,10 +54,7 @@ struct Baseline {
 
 impl Baseline {
     fn load(types: &[&str]) -> Option<Baseline> {
-        let path = PathBuf::from(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../shared/reference/fhir-r4/fhir.schema.json"
-        ));
+        let path = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/reference/fhir-r4/fhir.schema.json"));
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
             Err(e) => {
@@ -94,12 +86,7 @@ impl Baseline {
         let t = r["resourceType"].as_str().unwrap_or("");
         if t == "Bundle" {
             // entries one by one, as DESIGN.md recommends for precise paths
-            return r["entry"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|e| self.errors(&e["resource"]))
-                .sum();
+            return r["entry"].as_array().into_iter().flatten().map(|e| self.errors(&e["resource"])).sum();
         }
         self.per_type.get(t).map_or(0, |v| v.iter_errors(r).count())
     }
@@ -122,20 +109,14 @@ fn main() {
     let mut cases = fixtures.clone();
     cases.push((format!("Bundle ({} entries)", fixtures.len()), bundle));
 
-    let mut types: Vec<&str> = fixtures
-        .iter()
-        .filter_map(|(_, r)| r["resourceType"].as_str())
-        .collect();
+    let mut types: Vec<&str> = fixtures.iter().filter_map(|(_, r)| r["resourceType"].as_str()).collect();
     types.sort_unstable();
     types.dedup();
     let baseline = Baseline::load(&types);
 
     // sanity: both validators accept every fixture
     for (name, r) in &cases {
-        assert!(
-            !v.validate(r).has_errors(),
-            "{name} is not valid for overdracht"
-        );
+        assert!(!v.validate(r).has_errors(), "{name} is not valid for overdracht");
         if let Some(b) = &baseline {
             assert_eq!(b.errors(r), 0, "{name} is not valid for the R4 JSON Schema");
         }
@@ -158,10 +139,7 @@ fn main() {
     }
 
     println!();
-    println!(
-        "{:<45} {:>12} {:>14} {:>8}",
-        "resource (profile)", "overdracht", "jsonschema", "ratio"
-    );
+    println!("{:<45} {:>12} {:>14} {:>8}", "resource (profile)", "overdracht", "jsonschema", "ratio");
     let mut single_ours = Vec::new();
     let mut single_ratio = Vec::new();
     for (i, (name, _)) in cases.iter().enumerate() {
@@ -192,8 +170,5 @@ fn main() {
             String::new()
         }
     );
-    println!(
-        "({ROUNDS} interleaved rounds, each figure the median of per-call means over ~{} ms)",
-        budget.as_millis()
-    );
+    println!("({ROUNDS} interleaved rounds, each figure the median of per-call means over ~{} ms)", budget.as_millis());
 }

@@ -60,19 +60,13 @@ pub fn expand_inputs(inputs: &[PathBuf]) -> Result<Vec<PathBuf>, BatchError> {
             files.push(p.clone());
         } else if p.is_dir() {
             let mut found = vec![];
-            walk(p, &mut found).map_err(|e| BatchError::Read {
-                path: p.display().to_string(),
-                source: e,
-            })?;
+            walk(p, &mut found).map_err(|e| BatchError::Read { path: p.display().to_string(), source: e })?;
             found.sort();
             files.extend(found);
         } else if p.exists() {
             files.push(p.clone());
         } else {
-            return Err(BatchError::Usage(format!(
-                "{}: no such file or directory",
-                p.display()
-            )));
+            return Err(BatchError::Usage(format!("{}: no such file or directory", p.display())));
         }
     }
     Ok(files)
@@ -83,10 +77,7 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> io::Result<()> {
         let path = entry?.path();
         if path.is_dir() {
             walk(&path, out)?;
-        } else if matches!(
-            path.extension().and_then(|e| e.to_str()),
-            Some("json" | "xml" | "ndjson" | "jsonl")
-        ) {
+        } else if matches!(path.extension().and_then(|e| e.to_str()), Some("json" | "xml" | "ndjson" | "jsonl")) {
             out.push(path);
         }
     }
@@ -94,33 +85,16 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> io::Result<()> {
 }
 
 fn is_ndjson_name(p: &Path) -> bool {
-    matches!(
-        p.extension().and_then(|e| e.to_str()),
-        Some("ndjson" | "jsonl")
-    )
+    matches!(p.extension().and_then(|e| e.to_str()), Some("ndjson" | "jsonl"))
 }
 
 /// Sends the records of every input to `send`, in order. NDJSON files (by extension,
 /// or standard input whose first line is a complete JSON value) are read line by line.
-pub fn read_records(
-    files: &[PathBuf],
-    mut send: impl FnMut(Record) -> bool,
-) -> Result<(), BatchError> {
+pub fn read_records(files: &[PathBuf], mut send: impl FnMut(Record) -> bool) -> Result<(), BatchError> {
     for path in files {
-        let name = if path.as_os_str() == "-" {
-            "<stdin>".to_owned()
-        } else {
-            path.display().to_string()
-        };
-        let rerr = |e| BatchError::Read {
-            path: name.clone(),
-            source: e,
-        };
-        let stem = path
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .unwrap_or("stdin")
-            .to_owned();
+        let name = if path.as_os_str() == "-" { "<stdin>".to_owned() } else { path.display().to_string() };
+        let rerr = |e| BatchError::Read { path: name.clone(), source: e };
+        let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("stdin").to_owned();
         let mut reader: Box<dyn BufRead> = if path.as_os_str() == "-" {
             Box::new(BufReader::new(io::stdin()))
         } else {
@@ -152,10 +126,7 @@ pub fn read_records(
                     continue;
                 }
                 let record = Record {
-                    origin: Origin {
-                        file: name.clone(),
-                        line: Some(n),
-                    },
+                    origin: Origin { file: name.clone(), line: Some(n) },
                     bytes: line.clone(),
                     stem: format!("{stem}-{n}"),
                 };
@@ -166,14 +137,7 @@ pub fn read_records(
         } else {
             let mut bytes = Vec::new();
             reader.read_to_end(&mut bytes).map_err(rerr)?;
-            if !send(Record {
-                origin: Origin {
-                    file: name,
-                    line: None,
-                },
-                bytes,
-                stem,
-            }) {
+            if !send(Record { origin: Origin { file: name, line: None }, bytes, stem }) {
                 return Ok(());
             }
         }
@@ -191,8 +155,40 @@ pub enum Sink {
 
 /// What happened to one record.
 pub enum Outcome {
-    Converted(Box<Conversion>),
+    Converted(Box<Converted>),
     Rejected(ConvertError),
+}
+
+/// A converted record, rendered: its output bytes and what the summary needs. The worker
+/// renders and drops the resources, so that the ordered writer only writes.
+pub struct Converted {
+    pub outcome: crate::validate::Outcome,
+    pub resources: usize,
+    pub warnings: usize,
+    bytes: Vec<u8>,
+    extension: &'static str,
+}
+
+/// How workers render output.
+#[derive(Clone, Copy)]
+struct Render {
+    kind: OutputKind,
+    pretty: bool,
+}
+
+fn render(c: Conversion, how: Render) -> Converted {
+    let (mut bytes, extension) = match how.kind {
+        OutputKind::Bundle if how.pretty => {
+            // A serde_json::Value always serialises.
+            (serde_json::to_vec_pretty(&c.bundle()).unwrap_or_default(), "bundle.json")
+        }
+        OutputKind::Bundle => (c.bundle_bytes(), "bundle.json"),
+        OutputKind::Ndjson => (c.ndjson(), "ndjson"),
+    };
+    if how.kind == OutputKind::Bundle {
+        bytes.push(b'\n');
+    }
+    Converted { warnings: c.warnings(), resources: c.resources.len(), outcome: c.outcome, bytes, extension }
 }
 
 /// Totals of a batch run.
@@ -224,16 +220,8 @@ impl Rejects {
     pub fn path(&self) -> &Path {
         &self.path
     }
-    pub fn write(
-        &mut self,
-        origin: &Origin,
-        record: &[u8],
-        error: &ConvertError,
-    ) -> Result<(), BatchError> {
-        let werr = |e| BatchError::Write {
-            path: self.path.display().to_string(),
-            source: e,
-        };
+    pub fn write(&mut self, origin: &Origin, record: &[u8], error: &ConvertError) -> Result<(), BatchError> {
+        let werr = |e| BatchError::Write { path: self.path.display().to_string(), source: e };
         if self.out.is_none() {
             self.out = Some(BufWriter::new(File::create(&self.path).map_err(werr)?));
         }
@@ -247,24 +235,15 @@ impl Rejects {
         }
         match std::str::from_utf8(record) {
             Ok(s) => line["record"] = json!(s.trim_end_matches(['\n', '\r'])),
-            Err(_) => {
-                line["recordBase64"] =
-                    json!(base64::engine::general_purpose::STANDARD.encode(record))
-            }
+            Err(_) => line["recordBase64"] = json!(base64::engine::general_purpose::STANDARD.encode(record)),
         }
-        let out = self
-            .out
-            .as_mut()
-            .ok_or_else(|| BatchError::Usage("rejects file not open".into()))?;
+        let out = self.out.as_mut().ok_or_else(|| BatchError::Usage("rejects file not open".into()))?;
         serde_json::to_writer(&mut *out, &line).map_err(|e| werr(io::Error::other(e)))?;
         out.write_all(b"\n").map_err(werr)
     }
     pub fn flush(&mut self) -> Result<(), BatchError> {
         if let Some(o) = self.out.as_mut() {
-            o.flush().map_err(|e| BatchError::Write {
-                path: self.path.display().to_string(),
-                source: e,
-            })?;
+            o.flush().map_err(|e| BatchError::Write { path: self.path.display().to_string(), source: e })?;
         }
         Ok(())
     }
@@ -273,7 +252,7 @@ impl Rejects {
     }
 }
 
-fn convert_record(r: &Record, opts: &ConvertOptions) -> Outcome {
+fn convert_record(r: &Record, opts: &ConvertOptions, how: Render) -> Outcome {
     let result = if r.origin.line.is_some() {
         match serde_json::from_slice::<Value>(&r.bytes) {
             Ok(v) => convert_json(v, opts),
@@ -287,7 +266,7 @@ fn convert_record(r: &Record, opts: &ConvertOptions) -> Outcome {
     } else {
         convert(&r.bytes, opts)
     };
-    match result {
+    match result.map(|c| render(c, how)) {
         Ok(c) => Outcome::Converted(Box::new(c)),
         Err(e) => Outcome::Rejected(e),
     }
@@ -312,11 +291,13 @@ pub fn run(
     let mut summary = Summary::default();
     let mut write_error: Option<BatchError> = None;
 
+    // Files in a directory are for people to read; streams are one Bundle per line.
+    let how = Render { kind: opts.output, pretty: pretty || matches!(sink, Sink::Directory(_)) };
     let read_result = std::thread::scope(|s| {
         for _ in 0..jobs {
             let rx = Arc::clone(&work_rx);
             let tx = done_tx.clone();
-            s.spawn(move || worker(&rx, &tx, opts));
+            s.spawn(move || worker(&rx, &tx, opts, how));
         }
         drop(done_tx);
         let reader = s.spawn(move || {
@@ -338,34 +319,19 @@ pub fn run(
                     continue;
                 }
                 progress.record_done(&record.origin, &outcome);
-                if let Err(e) = write_one(
-                    &mut sink,
-                    rejects,
-                    &record,
-                    &outcome,
-                    opts.output,
-                    pretty,
-                    &mut summary,
-                ) {
+                if let Err(e) = write_one(&mut sink, rejects, &record, &outcome, &mut summary) {
                     write_error = Some(e);
                 }
             }
         }
-        reader.join().unwrap_or_else(|_| {
-            Err(BatchError::Usage(
-                "the input reader stopped unexpectedly".into(),
-            ))
-        })
+        reader.join().unwrap_or_else(|_| Err(BatchError::Usage("the input reader stopped unexpectedly".into())))
     });
     read_result?;
     if let Some(e) = write_error {
         return Err(e);
     }
     if let Sink::Stream(w) = &mut sink {
-        w.flush().map_err(|e| BatchError::Write {
-            path: "output".into(),
-            source: e,
-        })?;
+        w.flush().map_err(|e| BatchError::Write { path: "output".into(), source: e })?;
     }
     rejects.flush()?;
     progress.finish(&summary, started.elapsed());
@@ -376,6 +342,7 @@ fn worker(
     rx: &Mutex<Receiver<(usize, Record)>>,
     tx: &std::sync::mpsc::SyncSender<(usize, Record, Outcome)>,
     opts: &ConvertOptions,
+    how: Render,
 ) {
     loop {
         let next = match rx.lock() {
@@ -383,7 +350,7 @@ fn worker(
             Err(_) => return,
         };
         let Ok((seq, record)) = next else { return };
-        let outcome = convert_record(&record, opts);
+        let outcome = convert_record(&record, opts, how);
         if tx.send((seq, record, outcome)).is_err() {
             return;
         }
@@ -395,8 +362,6 @@ fn write_one(
     rejects: &mut Rejects,
     record: &Record,
     outcome: &Outcome,
-    kind: OutputKind,
-    pretty: bool,
     summary: &mut Summary,
 ) -> Result<(), BatchError> {
     match outcome {
@@ -406,33 +371,16 @@ fn write_one(
         }
         Outcome::Converted(c) => {
             summary.converted += 1;
-            summary.warnings += c.warnings();
-            summary.resources += c.resources.len();
-            let (bytes, ext) = match kind {
-                OutputKind::Bundle => {
-                    // Files in a directory are for people to read; streams are one Bundle per line.
-                    let mut bytes = if pretty || matches!(sink, Sink::Directory(_)) {
-                        serde_json::to_vec_pretty(&c.bundle())
-                            .map_err(|e| BatchError::Write { path: "output".into(), source: io::Error::other(e) })?
-                    } else {
-                        c.bundle_bytes()
-                    };
-                    bytes.push(b'\n');
-                    (bytes, "bundle.json")
-                }
-                OutputKind::Ndjson => (c.ndjson(), "ndjson"),
-            };
+            summary.warnings += c.warnings;
+            summary.resources += c.resources;
             match sink {
-                Sink::Stream(w) => w.write_all(&bytes).map_err(|e| BatchError::Write {
-                    path: "output".into(),
-                    source: e,
-                }),
+                Sink::Stream(w) => {
+                    w.write_all(&c.bytes).map_err(|e| BatchError::Write { path: "output".into(), source: e })
+                }
                 Sink::Directory(dir) => {
-                    let path = dir.join(format!("{}.{ext}", record.stem));
-                    std::fs::write(&path, &bytes).map_err(|e| BatchError::Write {
-                        path: path.display().to_string(),
-                        source: e,
-                    })
+                    let path = dir.join(format!("{}.{}", record.stem, c.extension));
+                    std::fs::write(&path, &c.bytes)
+                        .map_err(|e| BatchError::Write { path: path.display().to_string(), source: e })
                 }
             }
         }

@@ -25,18 +25,11 @@ pub const DEFAULT_AUDIENCE: &str = "overdracht";
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read the configuration file {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("configuration file {path}: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("environment variable {name}={value:?}: {message}")]
-    Env {
-        name: &'static str,
-        value: String,
-        message: String,
-    },
+    Env { name: &'static str, value: String, message: String },
 }
 
 /// The whole configuration.
@@ -110,9 +103,7 @@ pub struct Limits {
 impl Default for Settings {
     fn default() -> Self {
         Settings {
-            listen: DEFAULT_LISTEN
-                .parse()
-                .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 8080))),
+            listen: DEFAULT_LISTEN.parse().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 8080))),
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
             database_url: None,
             database_max_connections: 8,
@@ -126,11 +117,7 @@ impl Default for Settings {
 
 impl Default for AuthSettings {
     fn default() -> Self {
-        AuthSettings {
-            audience: DEFAULT_AUDIENCE.to_owned(),
-            issuers: Vec::new(),
-            leeway_seconds: 30,
-        }
+        AuthSettings { audience: DEFAULT_AUDIENCE.to_owned(), issuers: Vec::new(), leeway_seconds: 30 }
     }
 }
 
@@ -158,13 +145,8 @@ impl Settings {
     }
 
     /// As [`Settings::load`], with the environment given as a function (for tests).
-    pub fn load_from(
-        file: Option<&Path>,
-        env: impl Fn(&str) -> Option<String>,
-    ) -> Result<Settings, ConfigError> {
-        let file = file
-            .map(Path::to_path_buf)
-            .or_else(|| env("OVERDRACHT_CONFIG").map(PathBuf::from));
+    pub fn load_from(file: Option<&Path>, env: impl Fn(&str) -> Option<String>) -> Result<Settings, ConfigError> {
+        let file = file.map(Path::to_path_buf).or_else(|| env("OVERDRACHT_CONFIG").map(PathBuf::from));
         let mut s = match file {
             Some(path) => Self::from_file(&path)?,
             None => Settings::default(),
@@ -174,19 +156,14 @@ impl Settings {
     }
 
     fn from_file(path: &Path) -> Result<Settings, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
         let parsed = if path.extension().is_some_and(|e| e == "json") {
             serde_json::from_str(&text).map_err(|e| e.to_string())
         } else {
             toml::from_str(&text).map_err(|e| e.to_string())
         };
-        parsed.map_err(|message| ConfigError::Parse {
-            path: path.to_owned(),
-            message,
-        })
+        parsed.map_err(|message| ConfigError::Parse { path: path.to_owned(), message })
     }
 
     fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
@@ -194,11 +171,7 @@ impl Settings {
         where
             T::Err: std::fmt::Display,
         {
-            value.parse().map_err(|e: T::Err| ConfigError::Env {
-                name,
-                message: e.to_string(),
-                value,
-            })
+            value.parse().map_err(|e: T::Err| ConfigError::Env { name, message: e.to_string(), value })
         }
         if let Some(v) = env("OVERDRACHT_LISTEN") {
             self.listen = parse("OVERDRACHT_LISTEN", v)?;
@@ -222,16 +195,10 @@ impl Settings {
                 return Err(ConfigError::Env {
                     name: "OVERDRACHT_ISSUER",
                     value: issuer,
-                    message:
-                        "set OVERDRACHT_ISSUER_PUBLIC_KEY_FILE or OVERDRACHT_ISSUER_JWKS_FILE too"
-                            .to_owned(),
+                    message: "set OVERDRACHT_ISSUER_PUBLIC_KEY_FILE or OVERDRACHT_ISSUER_JWKS_FILE too".to_owned(),
                 });
             }
-            self.auth.issuers.push(IssuerSettings {
-                issuer,
-                public_key_file,
-                jwks_file,
-            });
+            self.auth.issuers.push(IssuerSettings { issuer, public_key_file, jwks_file });
         }
         if let Some(v) = env("OVERDRACHT_AUTH_LEEWAY_SECONDS") {
             self.auth.leeway_seconds = parse("OVERDRACHT_AUTH_LEEWAY_SECONDS", v)?;
@@ -271,10 +238,7 @@ impl Settings {
     pub fn database_url(&self) -> String {
         match &self.database_url {
             Some(u) => u.clone(),
-            None => format!(
-                "sqlite://{}?mode=rwc",
-                self.data_dir.join("overdracht.db").display()
-            ),
+            None => format!("sqlite://{}?mode=rwc", self.data_dir.join("overdracht.db").display()),
         }
     }
 
@@ -290,10 +254,7 @@ mod tests {
     use std::collections::HashMap;
 
     fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let m: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
+        let m: HashMap<String, String> = pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
         move |k| m.get(k).cloned()
     }
 
@@ -324,8 +285,7 @@ mod tests {
 
     #[test]
     fn bad_environment_value_names_the_variable() {
-        let e = Settings::load_from(None, env(&[("OVERDRACHT_CONCURRENCY_LIMIT", "many")]))
-            .expect_err("must fail");
+        let e = Settings::load_from(None, env(&[("OVERDRACHT_CONCURRENCY_LIMIT", "many")])).expect_err("must fail");
         assert!(e.to_string().contains("OVERDRACHT_CONCURRENCY_LIMIT"));
     }
 
@@ -341,9 +301,6 @@ mod tests {
         let s = Settings::load_from(Some(&p), env(&[])).expect("file");
         assert_eq!(s.limits.concurrency_limit, 3);
         assert_eq!(s.auth.issuers.len(), 1);
-        assert_eq!(
-            s.limits.body_limit_bytes,
-            Limits::default().body_limit_bytes
-        );
+        assert_eq!(s.limits.body_limit_bytes, Limits::default().body_limit_bytes);
     }
 }

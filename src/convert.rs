@@ -8,7 +8,7 @@ use crate::fhir::{self, Emitted, FhirOptions, RefStyle};
 use crate::model::{Dossier, Identifier};
 use crate::source::{self, Format, SourceError};
 use crate::terminology::{uri, Terminology};
-use crate::validate::{Issue, IssueCode, Outcome, Severity};
+use crate::validate::{Issue, IssueCode, Outcome, Severity, Validator};
 
 /// How the output is shaped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -31,11 +31,7 @@ pub struct ConvertOptions {
 
 impl Default for ConvertOptions {
     fn default() -> Self {
-        ConvertOptions {
-            format: None,
-            sender: None,
-            output: OutputKind::Bundle,
-        }
+        ConvertOptions { format: None, sender: None, output: OutputKind::Bundle }
     }
 }
 
@@ -56,32 +52,24 @@ pub enum ConvertError {
     #[error(transparent)]
     Source(#[from] SourceError),
     #[error("the output of mapping {mapping} (from {source_path}) is not valid FHIR: {}", first_error(.outcome))]
-    InvalidOutput {
-        mapping: String,
-        source_path: String,
-        outcome: Outcome,
-    },
+    InvalidOutput { mapping: String, source_path: String, outcome: Outcome },
 }
 
 fn first_error(o: &Outcome) -> String {
-    o.issues
-        .iter()
-        .find(|i| i.severity.is_error())
-        .map(|i| i.to_string())
-        .unwrap_or_default()
+    o.issues.iter().find(|i| i.severity.is_error()).map(|i| i.to_string()).unwrap_or_default()
 }
 
 impl ConvertError {
     pub fn to_outcome(&self) -> Outcome {
         match self {
             ConvertError::Source(e) => e.to_outcome(),
-            ConvertError::InvalidOutput {
-                mapping, outcome, ..
-            } => {
+            ConvertError::InvalidOutput { mapping, outcome, .. } => {
                 let mut o = Outcome::new();
                 o.push(Issue::error(
                     IssueCode::Exception,
-                    format!("conversion defect: mapping {mapping} produced invalid output; please report it with the input"),
+                    format!(
+                        "conversion defect: mapping {mapping} produced invalid output; please report it with the input"
+                    ),
                 ));
                 o.extend(outcome.clone());
                 o
@@ -153,10 +141,7 @@ fn sender_of(dossier: &Dossier, explicit: &Option<String>) -> String {
         return s.clone();
     }
     match &dossier.author_organization {
-        Some(Identifier {
-            system: Some(s),
-            value,
-        }) => {
+        Some(Identifier { system: Some(s), value }) => {
             let system = Terminology::embedded().system_uri(s);
             let short = match system.as_str() {
                 uri::AGB => "agb-z",
@@ -165,37 +150,35 @@ fn sender_of(dossier: &Dossier, explicit: &Option<String>) -> String {
             };
             format!("{short}|{value}")
         }
-        Some(Identifier {
-            system: None,
-            value,
-        }) => value.clone(),
+        Some(Identifier { system: None, value }) => value.clone(),
         None => "unknown-sender".to_owned(),
     }
 }
 
-fn finish(
-    dossier: Dossier,
-    format: Format,
-    opts: &ConvertOptions,
-) -> Result<Conversion, ConvertError> {
+fn finish(dossier: Dossier, format: Format, opts: &ConvertOptions) -> Result<Conversion, ConvertError> {
     let sender = sender_of(&dossier, &opts.sender);
     let ref_style = match opts.output {
         OutputKind::Bundle => RefStyle::Urn,
         OutputKind::Ndjson => RefStyle::Relative,
     };
-    let out = fhir::emit(
-        &dossier,
-        &FhirOptions {
-            sender: sender.clone(),
-            ref_style,
-        },
-    );
+    let out = fhir::emit(&dossier, &FhirOptions { sender: sender.clone(), ref_style });
     let mut outcome = dossier.outcome;
     outcome.extend(out.outcome);
-    Ok(Conversion {
-        format,
-        sender,
-        resources: out.resources,
-        outcome,
-    })
+    // Everything we emit is validated before anyone sees it. An error is a defect of the
+    // mapping that produced the resource, never something to pass on as if valid.
+    let validator = Validator::embedded();
+    for r in &out.resources {
+        let checked = validator.validate(&r.resource);
+        if checked.has_errors() {
+            return Err(ConvertError::InvalidOutput {
+                mapping: r.mapping.to_owned(),
+                source_path: r.source_path.clone(),
+                outcome: checked,
+            });
+        }
+        // Warnings are worth knowing; "profile not known locally" notes are not repeated
+        // for every resource.
+        outcome.issues.extend(checked.issues.into_iter().filter(|i| i.severity == Severity::Warning));
+    }
+    Ok(Conversion { format, sender, resources: out.resources, outcome })
 }

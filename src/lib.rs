@@ -20,6 +20,7 @@ pub mod config;
 pub mod convert;
 pub mod fhir;
 pub mod model;
+pub mod policy;
 pub mod source;
 pub mod store;
 pub mod telemetry;

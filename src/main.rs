@@ -36,6 +36,23 @@ enum Command {
     ///
     /// Refuses when the service is configured with real token issuers.
     Token(TokenArgs),
+    /// Validate FHIR R4 JSON (files, directories, NDJSON, or -) against R4 and the profiles each resource claims.
+    ///
+    /// Exit status: 0 valid, 1 invalid, 2 usage or I/O error.
+    Validate(ValidateArgs),
+}
+
+#[derive(Args)]
+struct ValidateArgs {
+    /// Input files or directories (*.json, *.ndjson), or - for standard input.
+    #[arg(required = true)]
+    inputs: Vec<PathBuf>,
+    /// Also validate against this profile (canonical URL).
+    #[arg(long)]
+    profile: Option<String>,
+    /// A FHIR package folder or .tgz to load profiles from (repeatable), e.g. nictiz.fhir.nl.r4.nl-core.
+    #[arg(long = "package")]
+    packages: Vec<PathBuf>,
 }
 
 #[derive(Args)]
@@ -116,26 +133,55 @@ struct ConvertArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Convert(args) => match run_convert(args) {
-            Ok(code) => code,
-            Err(e) => {
-                eprintln!("overdracht: {e:#}");
-                ExitCode::from(2)
-            }
-        },
-        Command::Serve(args) => report(run_serve(args)),
-        Command::Token(args) => report(run_token(args)),
+        Command::Convert(args) => finish(run_convert(args)),
+        Command::Validate(args) => finish(run_validate(args)),
+        Command::Serve(args) => finish(run_serve(args).map(|()| ExitCode::SUCCESS)),
+        Command::Token(args) => finish(run_token(args).map(|()| ExitCode::SUCCESS)),
     }
 }
 
-fn report(r: anyhow::Result<()>) -> ExitCode {
-    match r {
-        Ok(()) => ExitCode::SUCCESS,
+/// Usage and I/O errors: one readable line, exit status 2.
+fn finish(result: anyhow::Result<ExitCode>) -> ExitCode {
+    match result {
+        Ok(code) => code,
         Err(e) => {
             eprintln!("overdracht: {e:#}");
             ExitCode::from(2)
         }
     }
+}
+
+fn run_validate(a: ValidateArgs) -> anyhow::Result<ExitCode> {
+    use overdracht::validate::{validate_files, Validator};
+    let loaded;
+    let v = if a.packages.is_empty() {
+        Validator::embedded()
+    } else {
+        loaded = Validator::with_packages(&a.packages)?;
+        &loaded
+    };
+    if let Some(p) = &a.profile {
+        if !v.knows_profile(p) {
+            anyhow::bail!("unknown profile {p}: add the package that defines it with --package");
+        }
+    }
+    let files = batch::expand_inputs(&a.inputs)?;
+    if files.is_empty() {
+        anyhow::bail!("no input files found (looked for *.json, *.ndjson)");
+    }
+    let (mut valid, mut invalid) = (0usize, 0usize);
+    for f in validate_files(v, &files, a.profile.as_deref())? {
+        if f.outcome.has_errors() {
+            invalid += 1;
+        } else {
+            valid += 1;
+        }
+        for i in &f.outcome.issues {
+            println!("{}: {i}", f.location());
+        }
+    }
+    eprintln!("valid {valid}, invalid {invalid}");
+    Ok(if invalid > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 
 fn settings(store: &StoreArgs) -> anyhow::Result<overdracht::config::Settings> {
@@ -152,9 +198,7 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
         settings.listen = l;
     }
     overdracht::telemetry::init(&settings.log, settings.log_format, std::io::stderr);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async move {
         let app = overdracht::api::Application::build(&settings).await?;
         let addr = app.addr();
@@ -162,8 +206,7 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
         if args.demo {
             print_demo(&settings, addr);
         }
-        app.run_until_stopped(overdracht::api::startup::shutdown_signal())
-            .await?;
+        app.run_until_stopped(overdracht::api::startup::shutdown_signal()).await?;
         Ok(())
     })
 }
@@ -188,13 +231,11 @@ fn print_demo(settings: &overdracht::config::Settings, addr: std::net::SocketAdd
             return;
         }
     };
-    let host = if addr.ip().is_unspecified() {
-        format!("127.0.0.1:{}", addr.port())
-    } else {
-        addr.to_string()
-    };
-    let example = "examples/gp-frail-elderly.stu3.json";
-    println!("Demo token (GP practice URA {DEMO_SENDER_URA}, UZI 900012345, role 01.015, purpose TREAT; valid 8 hours):\n");
+    let host = if addr.ip().is_unspecified() { format!("127.0.0.1:{}", addr.port()) } else { addr.to_string() };
+    let example = "examples/records/gp-frail-elderly.stu3.json";
+    println!(
+        "Demo token (GP practice URA {DEMO_SENDER_URA}, UZI 900012345, role 01.015, purpose TREAT; valid 8 hours):\n"
+    );
     println!("export TOKEN={token}\n");
     println!("Hand over the example record to GZSP provider URA {DEMO_RECEIVER_URA} (expects 201 Created):\n");
     println!(
@@ -234,38 +275,15 @@ fn run_convert(args: ConvertArgs) -> anyhow::Result<ExitCode> {
         Some(p) => Sink::Stream(Box::new(std::io::BufWriter::new(std::fs::File::create(p)?))),
         None => Sink::Stream(Box::new(std::io::BufWriter::new(std::io::stdout()))),
     };
-    let opts = ConvertOptions {
-        format: args.from,
-        sender: args.sender.clone(),
-        output: args.output,
-    };
-    let jobs = args.jobs.unwrap_or_else(|| {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-    });
+    let opts = ConvertOptions { format: args.from, sender: args.sender.clone(), output: args.output };
+    let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
     let mut rejects = Rejects::new(args.rejects.clone());
     let mut progress = Reporter::new(args.verbose);
-    let summary = batch::run(
-        &files,
-        &opts,
-        jobs,
-        sink,
-        &mut rejects,
-        args.pretty,
-        &mut progress,
-    )?;
+    let summary = batch::run(&files, &opts, jobs, sink, &mut rejects, args.pretty, &mut progress)?;
     if rejects.used() {
-        eprintln!(
-            "rejected records and their reasons are in {}",
-            rejects.path().display()
-        );
+        eprintln!("rejected records and their reasons are in {}", rejects.path().display());
     }
-    Ok(if summary.rejected > 0 {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(if summary.rejected > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 
 /// Progress on a terminal (a bar), plain lines otherwise; problems one line each.
@@ -319,16 +337,8 @@ impl Progress for Reporter {
             b.finish_and_clear();
         }
         let secs = elapsed.as_secs_f64();
-        let rate = if secs > 0.0 {
-            (s.converted + s.rejected) as f64 / secs
-        } else {
-            0.0
-        };
-        let hint = if s.warnings > 0 && !self.verbose {
-            " (use --verbose to list the warnings)"
-        } else {
-            ""
-        };
+        let rate = if secs > 0.0 { (s.converted + s.rejected) as f64 / secs } else { 0.0 };
+        let hint = if s.warnings > 0 && !self.verbose { " (use --verbose to list the warnings)" } else { "" };
         self.line(&format!(
             "converted {}, rejected {}, resources {}, warnings {}{hint}, time {:.2} s ({:.0} records/s)",
             s.converted, s.rejected, s.resources, s.warnings, secs, rate

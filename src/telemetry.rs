@@ -17,10 +17,7 @@ where
     W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
 {
     let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(writer)
-        .with_target(true);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer).with_target(true);
     match format {
         LogFormat::Json => builder.json().with_current_span(true).try_init().is_ok(),
         LogFormat::Text => builder.with_ansi(false).try_init().is_ok(),

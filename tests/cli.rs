@@ -8,11 +8,7 @@ use std::process::{Command, Output, Stdio};
 use common::*;
 
 fn overdracht(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_overdracht"))
-        .args(args)
-        .current_dir(root())
-        .output()
-        .expect("run overdracht")
+    Command::new(env!("CARGO_BIN_EXE_overdracht")).args(args).current_dir(root()).output().expect("run overdracht")
 }
 
 fn with_stdin(args: &[&str], input: &[u8], dir: &std::path::Path) -> Output {
@@ -41,88 +37,45 @@ fn converts_the_examples_and_exits_0() {
     let rejects = dir.path().join("rejects.ndjson");
     let o = overdracht(&[
         "convert",
-        "examples",
+        "examples/records",
         "--out",
         out.to_str().expect("utf8"),
         "--rejects",
         rejects.to_str().expect("utf8"),
     ]);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(stderr.contains("converted 2, rejected 0"), "{stderr}");
-    for name in [
-        "gp-frail-elderly.stu3.bundle.json",
-        "paediatrician-young-adult.flat.bundle.json",
-    ] {
+    for name in ["gp-frail-elderly.stu3.bundle.json", "paediatrician-young-adult.flat.bundle.json"] {
         let text = std::fs::read_to_string(out.join(name)).expect("output file");
         check_bundle(&serde_json::from_str(&text).expect("bundle JSON"));
     }
-    assert!(
-        !rejects.exists(),
-        "no rejects file when nothing is rejected"
-    );
+    assert!(!rejects.exists(), "no rejects file when nothing is rejected");
 }
 
 #[test]
 fn rejected_records_are_kept_with_their_reason_and_exit_1() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let good = std::fs::read_to_string(root().join("tests/fixtures/stu3-condition.json"))
-        .expect("fixture");
+    let good = std::fs::read_to_string(root().join("tests/fixtures/stu3-condition.json")).expect("fixture");
     let good_line: serde_json::Value = serde_json::from_str(&good).expect("json");
     let stream = format!(
         "{}\n{{\"format\": \"overdracht-flat/1\", \"patient\": {{\"bsn\": \"123456789\"}}}}\n{{not json\n",
         serde_json::to_string(&good_line).expect("json")
     );
-    let o = with_stdin(
-        &[
-            "convert",
-            "-",
-            "--output",
-            "ndjson",
-            "--rejects",
-            "rej.ndjson",
-        ],
-        stream.as_bytes(),
-        dir.path(),
-    );
-    assert_eq!(
-        o.status.code(),
-        Some(1),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    let o =
+        with_stdin(&["convert", "-", "--output", "ndjson", "--rejects", "rej.ndjson"], stream.as_bytes(), dir.path());
+    assert_eq!(o.status.code(), Some(1), "{}", String::from_utf8_lossy(&o.stderr));
     let stdout = String::from_utf8_lossy(&o.stdout);
-    assert_eq!(
-        stdout.lines().count(),
-        1,
-        "one resource from the one good record: {stdout}"
-    );
+    assert_eq!(stdout.lines().count(), 1, "one resource from the one good record: {stdout}");
     let rejects = std::fs::read_to_string(dir.path().join("rej.ndjson")).expect("rejects file");
-    let lines: Vec<serde_json::Value> = rejects
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("json line"))
-        .collect();
+    let lines: Vec<serde_json::Value> = rejects.lines().map(|l| serde_json::from_str(l).expect("json line")).collect();
     assert_eq!(lines.len(), 2);
     assert_eq!(lines[0]["line"], 2);
-    assert!(lines[0]["reason"]
-        .as_str()
-        .expect("reason")
-        .contains("eleven test"));
+    assert!(lines[0]["reason"].as_str().expect("reason").contains("eleven test"));
     assert_eq!(lines[0]["outcome"]["resourceType"], "OperationOutcome");
-    assert!(lines[0]["record"]
-        .as_str()
-        .expect("record kept")
-        .contains("123456789"));
+    assert!(lines[0]["record"].as_str().expect("record kept").contains("123456789"));
     assert_eq!(lines[1]["line"], 3);
-    assert!(lines[1]["outcome"]["issue"][0]["diagnostics"]
-        .as_str()
-        .expect("d")
-        .contains("line 3"));
+    assert!(lines[1]["outcome"]["issue"][0]["diagnostics"].as_str().expect("d").contains("line 3"));
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(stderr.contains("rejected <stdin>:2"), "{stderr}");
     assert!(stderr.contains("converted 1, rejected 2"), "{stderr}");
@@ -133,7 +86,7 @@ fn usage_and_io_errors_exit_2() {
     let o = overdracht(&["convert", "does-not-exist.json"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("no such file"));
-    let o = overdracht(&["convert", "examples", "--from", "banana"]);
+    let o = overdracht(&["convert", "examples/records", "--from", "banana"]);
     assert_eq!(o.status.code(), Some(2));
     let o = overdracht(&["frobnicate"]);
     assert_eq!(o.status.code(), Some(2));
@@ -145,8 +98,8 @@ fn parallel_output_is_identical_to_sequential_and_repeatable() {
     // A stream of 40 dossiers: the examples and fixtures repeated.
     let mut stream = String::new();
     let mut inputs = vec![
-        root().join("examples/gp-frail-elderly.stu3.json"),
-        root().join("examples/paediatrician-young-adult.flat.json"),
+        root().join("examples/records/gp-frail-elderly.stu3.json"),
+        root().join("examples/records/paediatrician-young-adult.flat.json"),
     ];
     for e in std::fs::read_dir(root().join("tests/fixtures")).expect("fixtures") {
         let path = e.expect("entry").path();
@@ -156,61 +109,26 @@ fn parallel_output_is_identical_to_sequential_and_repeatable() {
     }
     for _ in 0..3 {
         for p in &inputs {
-            let v: serde_json::Value =
-                serde_json::from_str(&std::fs::read_to_string(p).expect("read")).expect("json");
+            let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(p).expect("read")).expect("json");
             stream.push_str(&serde_json::to_string(&v).expect("json"));
             stream.push('\n');
         }
     }
-    let one = with_stdin(
-        &["convert", "-", "--jobs", "1"],
-        stream.as_bytes(),
-        dir.path(),
-    );
-    let two = with_stdin(
-        &["convert", "-", "--jobs", "2"],
-        stream.as_bytes(),
-        dir.path(),
-    );
-    let again = with_stdin(
-        &["convert", "-", "--jobs", "2"],
-        stream.as_bytes(),
-        dir.path(),
-    );
-    assert_eq!(
-        one.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&one.stderr)
-    );
+    let one = with_stdin(&["convert", "-", "--jobs", "1"], stream.as_bytes(), dir.path());
+    let two = with_stdin(&["convert", "-", "--jobs", "2"], stream.as_bytes(), dir.path());
+    let again = with_stdin(&["convert", "-", "--jobs", "2"], stream.as_bytes(), dir.path());
+    assert_eq!(one.status.code(), Some(0), "{}", String::from_utf8_lossy(&one.stderr));
     assert_eq!(one.stdout.len(), two.stdout.len());
-    assert!(
-        one.stdout == two.stdout,
-        "--jobs 2 output differs from --jobs 1"
-    );
-    assert!(
-        two.stdout == again.stdout,
-        "output is not byte-identical across runs"
-    );
-    assert_eq!(
-        String::from_utf8_lossy(&one.stdout).lines().count(),
-        inputs.len() * 3
-    );
+    assert!(one.stdout == two.stdout, "--jobs 2 output differs from --jobs 1");
+    assert!(two.stdout == again.stdout, "output is not byte-identical across runs");
+    assert_eq!(String::from_utf8_lossy(&one.stdout).lines().count(), inputs.len() * 3);
 }
 
 #[test]
 fn hl7v3_is_detected_and_non_fhir_xml_is_refused_clearly() {
     let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::write(
-        dir.path().join("x.xml"),
-        "<?xml version=\"1.0\"?><note>hi</note>",
-    )
-    .expect("write");
-    let o = with_stdin(
-        &["convert", "x.xml", "--rejects", "r.ndjson"],
-        b"",
-        dir.path(),
-    );
+    std::fs::write(dir.path().join("x.xml"), "<?xml version=\"1.0\"?><note>hi</note>").expect("write");
+    let o = with_stdin(&["convert", "x.xml", "--rejects", "r.ndjson"], b"", dir.path());
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("not an NHG Professional Summary"));
 }

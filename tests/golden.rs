@@ -22,20 +22,14 @@ fn golden_text(input: &Path) -> String {
 
 #[test]
 fn golden_gp_frail_elderly() {
-    let input = root().join("examples/gp-frail-elderly.stu3.json");
-    assert_golden(
-        &root().join("tests/golden/gp-frail-elderly.json"),
-        &golden_text(&input),
-    );
+    let input = root().join("examples/records/gp-frail-elderly.stu3.json");
+    assert_golden(&root().join("tests/golden/gp-frail-elderly.json"), &golden_text(&input));
 }
 
 #[test]
 fn golden_paediatrician_young_adult() {
-    let input = root().join("examples/paediatrician-young-adult.flat.json");
-    assert_golden(
-        &root().join("tests/golden/paediatrician-young-adult.json"),
-        &golden_text(&input),
-    );
+    let input = root().join("examples/records/paediatrician-young-adult.flat.json");
+    assert_golden(&root().join("tests/golden/paediatrician-young-adult.json"), &golden_text(&input));
 }
 
 #[test]
@@ -47,21 +41,11 @@ fn golden_fixtures() {
         if path.extension().and_then(|e| e.to_str()) != Some("json") {
             continue;
         }
-        let stem = path
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .expect("name")
-            .to_owned();
-        assert_golden(
-            &root().join(format!("tests/golden/fixtures/{stem}.json")),
-            &golden_text(&path),
-        );
+        let stem = path.file_stem().and_then(|s| s.to_str()).expect("name").to_owned();
+        assert_golden(&root().join(format!("tests/golden/fixtures/{stem}.json")), &golden_text(&path));
         n += 1;
     }
-    assert!(
-        n >= 5,
-        "expected the STU3 fixtures in tests/fixtures, found {n}"
-    );
+    assert!(n >= 5, "expected the STU3 fixtures in tests/fixtures, found {n}");
 }
 
 #[test]
@@ -71,11 +55,7 @@ fn reference_cgm_samples_golden() {
     let mut n = 0;
     for entry in std::fs::read_dir(&dir).expect("examples") {
         let path = entry.expect("entry").path();
-        let name = path
-            .file_name()
-            .and_then(|s| s.to_str())
-            .unwrap_or("")
-            .to_owned();
+        let name = path.file_name().and_then(|s| s.to_str()).unwrap_or("").to_owned();
         if !name.ends_with("-CGM.json") {
             continue;
         }
@@ -83,10 +63,8 @@ fn reference_cgm_samples_golden() {
         let text = golden_text(&path);
         // Every converted resource claims an nl-core or MP9 profile.
         let v: serde_json::Value = serde_json::from_str(&text).expect("json");
-        for e in v["bundle"]["entry"].as_array().expect("entries") {
-            let p = e["resource"]["meta"]["profile"][0]
-                .as_str()
-                .expect("profile");
+        for e in v["bundle"]["entry"].as_array().into_iter().flatten() {
+            let p = e["resource"]["meta"]["profile"][0].as_str().expect("profile");
             assert!(
                 p.starts_with("http://nictiz.nl/fhir/StructureDefinition/nl-core-")
                     || p.starts_with("http://nictiz.nl/fhir/StructureDefinition/mp-")
@@ -102,6 +80,6 @@ fn reference_cgm_samples_golden() {
 
 #[test]
 fn conversion_is_byte_identical_when_repeated() {
-    let input = root().join("examples/gp-frail-elderly.stu3.json");
+    let input = root().join("examples/records/gp-frail-elderly.stu3.json");
     assert_eq!(golden_text(&input), golden_text(&input));
 }

@@ -8,24 +8,16 @@ use overdracht::convert::{convert, ConvertOptions};
 use serde_json::Value;
 
 const FIXTURE: &[u8] = include_bytes!("fixtures/hl7v3/professional-summary.xml");
-const SAMPLE: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../shared/reference/professionele-samenvatting/QUPC_IN990002NL_01.xml"
-);
-const GOLDEN: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/tests/golden/hl7v3-professional-summary.bundle.json"
-);
+const SAMPLE: &str =
+    concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/reference/professionele-samenvatting/QUPC_IN990002NL_01.xml");
+const GOLDEN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/hl7v3-professional-summary.bundle.json");
 
 /// Resources per type, after checking every entry: a profile, an id, a resolvable reference.
 fn check(bundle: &Value) -> BTreeMap<String, usize> {
     assert_eq!(bundle["resourceType"], "Bundle");
     assert_eq!(bundle["type"], "transaction");
     let entries = bundle["entry"].as_array().expect("entries");
-    let full_urls: HashSet<&str> = entries
-        .iter()
-        .filter_map(|e| e["fullUrl"].as_str())
-        .collect();
+    let full_urls: HashSet<&str> = entries.iter().filter_map(|e| e["fullUrl"].as_str()).collect();
     let mut counts = BTreeMap::new();
     for e in entries {
         let r = &e["resource"];
@@ -92,14 +84,9 @@ fn the_fixture_becomes_a_bundle_of_nl_core_resources() {
         assert_eq!(counts.get(rt).copied(), Some(n), "{rt}: {counts:?}");
     }
     // SOAP lines and results are Observations: 6 lines + 4 results at least.
-    assert!(
-        counts.get("Observation").copied().unwrap_or(0) >= 10,
-        "{counts:?}"
-    );
+    assert!(counts.get("Observation").copied().unwrap_or(0) >= 10, "{counts:?}");
     // Deterministic: the same input gives the same Bundle.
-    let again = convert(FIXTURE, &ConvertOptions::default())
-        .expect("converts")
-        .bundle();
+    let again = convert(FIXTURE, &ConvertOptions::default()).expect("converts").bundle();
     assert_eq!(bundle, again);
 }
 
@@ -115,22 +102,11 @@ fn golden_hl7v3_professional_summary() {
         std::fs::write(path, &actual).expect("write golden");
         return;
     }
-    let expected = std::fs::read_to_string(path).unwrap_or_else(|e| {
-        panic!(
-            "cannot read {}: {e} (run with UPDATE_GOLDEN=1 to create it)",
-            path.display()
-        )
-    });
+    let expected = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e} (run with UPDATE_GOLDEN=1 to create it)", path.display()));
     if expected != actual {
-        let line = expected
-            .lines()
-            .zip(actual.lines())
-            .position(|(a, b)| a != b)
-            .map_or(0, |l| l + 1);
-        panic!(
-            "output differs from {} at line {line}; review and run with UPDATE_GOLDEN=1 to accept",
-            path.display()
-        );
+        let line = expected.lines().zip(actual.lines()).position(|(a, b)| a != b).map_or(0, |l| l + 1);
+        panic!("output differs from {} at line {line}; review and run with UPDATE_GOLDEN=1 to accept", path.display());
     }
 }
 
@@ -141,11 +117,7 @@ fn reference_professional_summary_bundle() {
     let c = convert(&bytes, &ConvertOptions::default()).expect("the sample converts");
     let counts = check(&c.bundle());
     println!("resources per type: {counts:#?}");
-    println!(
-        "outcome: {} warning(s), {} issue(s)",
-        c.warnings(),
-        c.outcome.issues.len()
-    );
+    println!("outcome: {} warning(s), {} issue(s)", c.warnings(), c.outcome.issues.len());
     for rt in [
         "Patient",
         "Practitioner",
@@ -161,9 +133,6 @@ fn reference_professional_summary_bundle() {
         "AllergyIntolerance",
         "Flag",
     ] {
-        assert!(
-            counts.get(rt).copied().unwrap_or(0) > 0,
-            "no {rt}: {counts:?}"
-        );
+        assert!(counts.get(rt).copied().unwrap_or(0) > 0, "no {rt}: {counts:?}");
     }
 }

@@ -4,10 +4,8 @@
 #[test]
 fn the_reader_never_panics_on_the_fuzz_corpus() {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/corpus/hl7v3");
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .expect("the corpus directory exists")
-        .filter_map(Result::ok)
-        .collect();
+    let mut files: Vec<_> =
+        std::fs::read_dir(dir).expect("the corpus directory exists").filter_map(Result::ok).collect();
     files.sort_by_key(|e| e.file_name());
     assert!(files.len() >= 10, "the corpus has its seed files");
     for entry in files {
@@ -16,10 +14,6 @@ fn the_reader_never_panics_on_the_fuzz_corpus() {
             let _ = overdracht::source::hl7v3::is_professional_summary(&bytes);
             let _ = overdracht::source::hl7v3::read(&bytes);
         });
-        assert!(
-            outcome.is_ok(),
-            "the reader panicked on {}",
-            entry.path().display()
-        );
+        assert!(outcome.is_ok(), "the reader panicked on {}", entry.path().display());
     }
 }

@@ -5,10 +5,8 @@ use std::collections::BTreeMap;
 use overdracht::model::ItemConcept;
 use overdracht::source::hl7v3;
 
-const SAMPLE: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../shared/reference/professionele-samenvatting/QUPC_IN990002NL_01.xml"
-);
+const SAMPLE: &str =
+    concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/reference/professionele-samenvatting/QUPC_IN990002NL_01.xml");
 
 #[test]
 #[ignore = "reads ../shared/reference; run with --ignored"]
@@ -43,10 +41,7 @@ fn reference_professional_summary() {
         "HealthProfessionalRole",
         "HealthcareProvider",
     ] {
-        assert!(
-            counts.get(concept).copied().unwrap_or(0) > 0,
-            "no {concept} items"
-        );
+        assert!(counts.get(concept).copied().unwrap_or(0) > 0, "no {concept} items");
     }
     assert_eq!(counts["EpisodeOfCare"], 6);
     assert_eq!(counts["Encounter"], 13);

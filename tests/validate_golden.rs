@@ -7,10 +7,8 @@ use overdracht::validate::{Severity, Validator};
 use serde_json::Value;
 
 fn golden_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
-        .expect("tests/golden is readable")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .collect();
+    let mut entries: Vec<PathBuf> =
+        std::fs::read_dir(dir).expect("tests/golden is readable").filter_map(|e| e.ok().map(|e| e.path())).collect();
     entries.sort();
     for p in entries {
         if p.is_dir() {
@@ -24,59 +22,18 @@ fn golden_files(dir: &Path, out: &mut Vec<PathBuf>) {
 /// Known defects of the conversion that this validator found, each with the mapping that produces
 /// it: (golden file suffix, text in the issue). Remove a line when its mapping is fixed (the test
 /// then notes it as stale). Everything else must be valid.
-const KNOWN_DEFECTS: &[(&str, &str)] = &[
-    // src/fhir/resources.rs (TreatmentDirective → Consent): `verification.dateTime` is not an R4
-    // element; R4 calls it `Consent.verification.verificationDate`.
-    (
-        "cgm/TreatmentDirective-CGM.json",
-        "verification[0].dateTime",
-    ),
-    (
-        "fixtures/stu3-treatment-directive.json",
-        "verification[0].dateTime",
-    ),
-    ("gp-frail-elderly.json", "verification[0].dateTime"),
-    // src/fhir/resources.rs (Alert → Flag): an alert with only a text name; nl-core-Alert requires
-    // Flag.code.coding 1..* (use a code, or the dataAbsentReason coding slice of the profile).
-    (
-        "hl7v3-professional-summary.bundle.json",
-        "Flag.code.coding: minimum 1",
-    ),
-    (
-        "paediatrician-young-adult.json",
-        "Flag.code.coding: minimum 1",
-    ),
-    // src/fhir/resources.rs (EpisodeOfCare): nl-core-EpisodeOfCare allows one diagnosis (0..1);
-    // the mapping emits one per linked problem.
-    (
-        "paediatrician-young-adult.json",
-        "EpisodeOfCare.diagnosis: at most 1",
-    ),
-    // src/fhir/resources.rs (FunctionalOrMentalStatus): nl-core requires Observation.category 1..*
-    // (functional or mental status finding); the mapping sets none.
-    (
-        "paediatrician-young-adult.json",
-        "nl-core-FunctionalOrMentalStatus, found 0",
-    ),
-    // src/fhir/bundle.rs: a record with nothing convertible becomes a Bundle with `"entry": []`;
-    // FHIR JSON does not allow empty arrays: leave `entry` out.
-    ("cgm/Appointment-CGM.json", "at Bundle.entry: empty array"),
-];
+const KNOWN_DEFECTS: &[(&str, &str)] = &[];
 
 #[test]
 fn golden_conversion_outputs_validate() {
     let mut files = Vec::new();
-    golden_files(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden"),
-        &mut files,
-    );
+    golden_files(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden"), &mut files);
     let v = Validator::embedded();
     let mut problems = Vec::new();
     let mut bundles = 0;
     let mut seen = vec![false; KNOWN_DEFECTS.len()];
     for f in &files {
-        let doc: Value =
-            serde_json::from_str(&std::fs::read_to_string(f).expect("readable")).expect("JSON");
+        let doc: Value = serde_json::from_str(&std::fs::read_to_string(f).expect("readable")).expect("JSON");
         let Some(bundle) = doc.get("bundle") else {
             continue;
         };
@@ -87,30 +44,19 @@ fn golden_conversion_outputs_validate() {
                 eprintln!("{}: {i}", f.display());
             }
             let text = i.to_string();
-            let known = KNOWN_DEFECTS
-                .iter()
-                .position(|(file, what)| f.ends_with(file) && text.contains(what));
+            let known = KNOWN_DEFECTS.iter().position(|(file, what)| f.ends_with(file) && text.contains(what));
             match known {
                 Some(k) => seen[k] = true,
-                None if i.severity <= Severity::Warning => {
-                    problems.push(format!("{}: {text}", f.display()))
-                }
+                None if i.severity <= Severity::Warning => problems.push(format!("{}: {text}", f.display())),
                 None => {}
             }
         }
     }
     for (k, (file, what)) in KNOWN_DEFECTS.iter().enumerate() {
         if !seen[k] {
-            eprintln!(
-                "note: known defect no longer found, remove it from KNOWN_DEFECTS: {file}: {what}"
-            );
+            eprintln!("note: known defect no longer found, remove it from KNOWN_DEFECTS: {file}: {what}");
         }
     }
     assert!(bundles >= 3, "expected golden bundles, found {bundles}");
-    assert!(
-        problems.is_empty(),
-        "{} problems:\n{}",
-        problems.len(),
-        problems.join("\n")
-    );
+    assert!(problems.is_empty(), "{} problems:\n{}", problems.len(), problems.join("\n"));
 }

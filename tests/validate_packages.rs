@@ -11,10 +11,7 @@ const PROFILE: &str = "http://example.org/fhir/StructureDefinition/test-patient"
 /// A tiny IG: a Patient profile that requires birthDate and binds a local code system.
 fn package_files() -> Vec<(&'static str, Value)> {
     vec![
-        (
-            "package.json",
-            json!({"name": "example.test", "version": "0.0.1", "fhirVersions": ["4.0.1"]}),
-        ),
+        ("package.json", json!({"name": "example.test", "version": "0.0.1", "fhirVersions": ["4.0.1"]})),
         (
             "StructureDefinition-test-patient.json",
             json!({
@@ -47,8 +44,7 @@ fn write_folder(root: &Path) -> PathBuf {
     let dir = root.join("example.test#0.0.1").join("package");
     std::fs::create_dir_all(&dir).expect("create package folder");
     for (name, v) in package_files() {
-        std::fs::write(dir.join(name), serde_json::to_vec_pretty(&v).expect("json"))
-            .expect("write");
+        std::fs::write(dir.join(name), serde_json::to_vec_pretty(&v).expect("json")).expect("write");
     }
     root.join("example.test#0.0.1")
 }
@@ -64,15 +60,9 @@ fn write_tgz(root: &Path) -> PathBuf {
         header.set_size(bytes.len() as u64);
         header.set_mode(0o644);
         header.set_cksum();
-        tar.append_data(&mut header, format!("package/{name}"), bytes.as_slice())
-            .expect("append");
+        tar.append_data(&mut header, format!("package/{name}"), bytes.as_slice()).expect("append");
     }
-    tar.into_inner()
-        .expect("tar")
-        .finish()
-        .expect("gzip")
-        .flush()
-        .expect("flush");
+    tar.into_inner().expect("tar").finish().expect("gzip").flush().expect("flush");
     path
 }
 
@@ -85,26 +75,11 @@ fn check(v: &Validator) {
     let bad = json!({"resourceType": "Patient", "meta": {"profile": [PROFILE]},
                      "maritalStatus": {"coding": [{"system": "http://example.org/fhir/CodeSystem/test", "code": "c"}]}});
     let o = v.validate(&bad);
-    let at: Vec<(&str, Severity)> = o
-        .issues
-        .iter()
-        .map(|i| (i.expression.as_deref().unwrap_or(""), i.severity))
-        .collect();
-    assert!(
-        at.contains(&("Patient.birthDate", Severity::Error)),
-        "{:?}",
-        o.issues
-    );
-    assert!(
-        at.contains(&("Patient.maritalStatus", Severity::Error)),
-        "{:?}",
-        o.issues
-    );
-    assert!(
-        at.contains(&("Patient.maritalStatus.coding[0].code", Severity::Error)),
-        "{:?}",
-        o.issues
-    );
+    let at: Vec<(&str, Severity)> =
+        o.issues.iter().map(|i| (i.expression.as_deref().unwrap_or(""), i.severity)).collect();
+    assert!(at.contains(&("Patient.birthDate", Severity::Error)), "{:?}", o.issues);
+    assert!(at.contains(&("Patient.maritalStatus", Severity::Error)), "{:?}", o.issues);
+    assert!(at.contains(&("Patient.maritalStatus.coding[0].code", Severity::Error)), "{:?}", o.issues);
     // validate_against applies a profile the resource does not claim
     let plain = json!({"resourceType": "Patient"});
     assert!(!v.validate(&plain).has_errors());
@@ -137,8 +112,5 @@ fn bad_package_paths_are_errors_that_name_the_file() {
     let broken = dir.join("package").join("StructureDefinition-broken.json");
     std::fs::write(&broken, b"{not json").expect("write");
     let e = Validator::with_packages(&[dir]).expect_err("broken json");
-    assert!(
-        e.to_string().contains("StructureDefinition-broken.json"),
-        "{e}"
-    );
+    assert!(e.to_string().contains("StructureDefinition-broken.json"), "{e}");
 }

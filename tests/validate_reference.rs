@@ -16,23 +16,13 @@ fn reference() -> PathBuf {
 fn examples() -> Vec<(String, Value)> {
     let dir = reference().join("nl-core-r4/examples");
     let mut out = Vec::new();
-    let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e} (run only where ../shared/reference exists)",
-            dir.display()
-        )
-    });
+    let entries = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e} (run only where ../shared/reference exists)", dir.display()));
     for entry in entries {
         let path = entry.expect("readable directory entry").path();
         let text = std::fs::read_to_string(&path).expect("readable example");
         let v: Value = serde_json::from_str(&text).expect("example is JSON");
-        out.push((
-            path.file_name()
-                .and_then(|n| n.to_str())
-                .unwrap_or("")
-                .to_string(),
-            v,
-        ));
+        out.push((path.file_name().and_then(|n| n.to_str()).unwrap_or("").to_string(), v));
     }
     out.sort_by(|a, b| a.0.cmp(&b.0));
     out
@@ -46,22 +36,14 @@ const EXCEPTIONS: &[(&str, &str)] = &[];
 fn reference_nl_core_examples_validate() {
     let v = Validator::embedded();
     let all = examples();
-    assert!(
-        all.len() >= 100,
-        "expected the 107 nl-core examples, found {}",
-        all.len()
-    );
+    assert!(all.len() >= 100, "expected the 107 nl-core examples, found {}", all.len());
     let mut failures = Vec::new();
     let mut profiled = 0;
     for (name, ex) in &all {
         let claims_known = ex
             .pointer("/meta/profile")
             .and_then(Value::as_array)
-            .is_some_and(|a| {
-                a.iter()
-                    .filter_map(Value::as_str)
-                    .any(|p| v.knows_profile(p))
-            });
+            .is_some_and(|a| a.iter().filter_map(Value::as_str).any(|p| v.knows_profile(p)));
         if claims_known {
             profiled += 1;
         }
@@ -73,25 +55,14 @@ fn reference_nl_core_examples_validate() {
         }
         for issue in o.issues.iter().filter(|i| i.severity.is_error()) {
             let text = issue.to_string();
-            if EXCEPTIONS
-                .iter()
-                .any(|(f, s)| f == name && text.contains(s))
-            {
+            if EXCEPTIONS.iter().any(|(f, s)| f == name && text.contains(s)) {
                 continue;
             }
             failures.push(format!("{name}: {text}"));
         }
     }
-    eprintln!(
-        "{} examples, {profiled} against a locally known profile",
-        all.len()
-    );
-    assert!(
-        failures.is_empty(),
-        "{} errors:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    eprintln!("{} examples, {profiled} against a locally known profile", all.len());
+    assert!(failures.is_empty(), "{} errors:\n{}", failures.len(), failures.join("\n"));
 }
 
 #[test]
@@ -100,11 +71,7 @@ fn reference_unknown_profiles_are_information_only() {
     let v = Validator::embedded();
     for (name, ex) in examples() {
         let o = v.validate(&ex);
-        for i in o
-            .issues
-            .iter()
-            .filter(|i| i.diagnostics.contains("not known locally"))
-        {
+        for i in o.issues.iter().filter(|i| i.diagnostics.contains("not known locally")) {
             assert_eq!(i.severity, Severity::Information, "{name}: {i}");
         }
     }

@@ -38,41 +38,25 @@ const NAMES: &[&str] = &[
     "_given",
     "telecom",
 ];
-const TYPES: &[&str] = &[
-    "Patient",
-    "Observation",
-    "Bundle",
-    "Condition",
-    "Extension",
-    "Nope",
-    "Parameters",
-    "Composition",
-];
+const TYPES: &[&str] =
+    &["Patient", "Observation", "Bundle", "Condition", "Extension", "Nope", "Parameters", "Composition"];
 
 fn arb_json() -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![
         Just(Value::Null),
         any::<bool>().prop_map(Value::Bool),
         any::<i64>().prop_map(|i| json!(i)),
-        any::<f64>()
-            .prop_filter("finite", |f| f.is_finite())
-            .prop_map(|f| json!(f)),
+        any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(|f| json!(f)),
         "[ -~]{0,12}".prop_map(Value::String),
         prop::sample::select(TYPES).prop_map(|s| json!(s)),
-        Just(json!(
-            "http://nictiz.nl/fhir/StructureDefinition/nl-core-Patient"
-        )),
+        Just(json!("http://nictiz.nl/fhir/StructureDefinition/nl-core-Patient")),
         Just(json!("2024-02-30")),
     ];
     leaf.prop_recursive(5, 64, 6, |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
             prop::collection::vec((prop::sample::select(NAMES), inner), 0..6).prop_map(|kv| {
-                Value::Object(
-                    kv.into_iter()
-                        .map(|(k, v)| (k.to_string(), v))
-                        .collect::<Map<_, _>>(),
-                )
+                Value::Object(kv.into_iter().map(|(k, v)| (k.to_string(), v)).collect::<Map<_, _>>())
             }),
         ]
     })

@@ -123,38 +123,25 @@ impl Verifier {
         for issuer in &auth.issuers {
             if let Some(p) = &issuer.public_key_file {
                 let (key, algorithms) = load_pem_public_key(p)?;
-                keys.push(TrustedKey {
-                    issuer: issuer.issuer.clone(),
-                    kid: None,
-                    key,
-                    algorithms,
-                });
+                keys.push(TrustedKey { issuer: issuer.issuer.clone(), kid: None, key, algorithms });
             }
             if let Some(p) = &issuer.jwks_file {
-                keys.extend(
-                    load_jwks(p)?
-                        .into_iter()
-                        .map(|(kid, key, algorithms)| TrustedKey {
-                            issuer: issuer.issuer.clone(),
-                            kid,
-                            key,
-                            algorithms,
-                        }),
-                );
+                keys.extend(load_jwks(p)?.into_iter().map(|(kid, key, algorithms)| TrustedKey {
+                    issuer: issuer.issuer.clone(),
+                    kid,
+                    key,
+                    algorithms,
+                }));
             }
         }
-        Ok(Verifier {
-            keys,
-            audience: auth.audience.clone(),
-            leeway: auth.leeway_seconds,
-        })
+        Ok(Verifier { keys, audience: auth.audience.clone(), leeway: auth.leeway_seconds })
     }
 
     /// Checks a compact JWT and returns the caller, or a 401 error.
     pub fn verify(&self, token: &str) -> Result<Caller, ApiError> {
         let invalid = |m: &str| ApiError::unauthorized(Some("invalid_token"), m);
-        let header = jsonwebtoken::decode_header(token)
-            .map_err(|_| invalid("the bearer token is not a well-formed JWT"))?;
+        let header =
+            jsonwebtoken::decode_header(token).map_err(|_| invalid("the bearer token is not a well-formed JWT"))?;
         let candidates = self.keys.iter().filter(|k| {
             k.algorithms.contains(&header.alg)
                 && match (&k.kid, &header.kid) {
@@ -203,29 +190,15 @@ fn caller_from(c: Claims) -> Result<Caller, ApiError> {
         return Err(invalid("claim ura must be a URA number (8 digits)".into()));
     }
     let role = c.uzi_role.as_bytes();
-    let role_ok = role.len() == 6
-        && role[2] == b'.'
-        && role
-            .iter()
-            .enumerate()
-            .all(|(i, b)| i == 2 || b.is_ascii_digit());
+    let role_ok =
+        role.len() == 6 && role[2] == b'.' && role.iter().enumerate().all(|(i, b)| i == 2 || b.is_ascii_digit());
     if !role_ok {
-        return Err(invalid(
-            "claim uzi_role must be a UZI role code like 01.015".into(),
-        ));
+        return Err(invalid("claim uzi_role must be a UZI role code like 01.015".into()));
     }
     if c.purpose_of_use.is_empty() || c.purpose_of_use.len() > 32 {
-        return Err(invalid(
-            "claim purpose_of_use must be a PurposeOfUse code".into(),
-        ));
+        return Err(invalid("claim purpose_of_use must be a PurposeOfUse code".into()));
     }
-    Ok(Caller {
-        uzi: c.uzi,
-        uzi_role: c.uzi_role,
-        ura: c.ura,
-        purpose_of_use: c.purpose_of_use,
-        issuer: c.iss,
-    })
+    Ok(Caller { uzi: c.uzi, uzi_role: c.uzi_role, ura: c.ura, purpose_of_use: c.purpose_of_use, issuer: c.iss })
 }
 
 impl FromRequestParts<AppState> for Caller {
@@ -241,16 +214,10 @@ impl FromRequestParts<AppState> for Caller {
         let token = value
             .to_str()
             .ok()
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
             .map(str::trim)
             .ok_or_else(|| {
-                ApiError::unauthorized(
-                    Some("invalid_request"),
-                    "the Authorization header must be: Bearer <JWT>",
-                )
+                ApiError::unauthorized(Some("invalid_request"), "the Authorization header must be: Bearer <JWT>")
             })?;
         let caller = state.verifier.verify(token)?;
         tracing::Span::current().record("ura", caller.ura.as_str());
@@ -271,28 +238,20 @@ impl DemoKey {
     /// Loads the key, generating and saving it on first use.
     pub fn load_or_create(data_dir: &Path) -> Result<DemoKey, AuthError> {
         let path = data_dir.join(Self::FILE);
-        let key_err = |message: String| AuthError::Key {
-            path: path.clone(),
-            message,
-        };
+        let key_err = |message: String| AuthError::Key { path: path.clone(), message };
         let signing = if path.exists() {
             let pem = std::fs::read_to_string(&path).map_err(|e| key_err(e.to_string()))?;
             ed25519_dalek::SigningKey::from_pkcs8_pem(&pem).map_err(|e| key_err(e.to_string()))?
         } else {
             let key = ed25519_dalek::SigningKey::generate(&mut rand_core::OsRng);
-            let pem = key
-                .to_pkcs8_pem(Default::default())
-                .map_err(|e| key_err(e.to_string()))?;
+            let pem = key.to_pkcs8_pem(Default::default()).map_err(|e| key_err(e.to_string()))?;
             if let Some(dir) = path.parent() {
                 std::fs::create_dir_all(dir).map_err(|e| key_err(e.to_string()))?;
             }
             write_private(&path, pem.as_bytes()).map_err(|e| key_err(e.to_string()))?;
-            let public = key
-                .verifying_key()
-                .to_public_key_pem(Default::default())
-                .map_err(|e| key_err(e.to_string()))?;
-            std::fs::write(data_dir.join(Self::PUBLIC_FILE), public)
-                .map_err(|e| key_err(e.to_string()))?;
+            let public =
+                key.verifying_key().to_public_key_pem(Default::default()).map_err(|e| key_err(e.to_string()))?;
+            std::fs::write(data_dir.join(Self::PUBLIC_FILE), public).map_err(|e| key_err(e.to_string()))?;
             tracing::info!(path = %path.display(), "generated the demo signing key");
             key
         };
@@ -307,10 +266,7 @@ impl DemoKey {
 
     /// Signs any claims (tests use this for expired or foreign tokens).
     pub fn sign<T: Serialize>(&self, claims: &T) -> Result<String, AuthError> {
-        let der = self
-            .signing
-            .to_pkcs8_der()
-            .map_err(|e| AuthError::Mint(e.to_string()))?;
+        let der = self.signing.to_pkcs8_der().map_err(|e| AuthError::Mint(e.to_string()))?;
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(self.kid.clone());
         jsonwebtoken::encode(&header, claims, &EncodingKey::from_ed_der(der.as_bytes()))
@@ -331,12 +287,7 @@ pub struct TokenRequest {
 /// Mints a demo token; refuses when real issuers are configured.
 pub fn mint_demo_token(settings: &Settings, req: &TokenRequest) -> Result<String, AuthError> {
     if !settings.demo_auth() {
-        let names: Vec<&str> = settings
-            .auth
-            .issuers
-            .iter()
-            .map(|i| i.issuer.as_str())
-            .collect();
+        let names: Vec<&str> = settings.auth.issuers.iter().map(|i| i.issuer.as_str()).collect();
         return Err(AuthError::RealIssuers(names.join(", ")));
     }
     let now = chrono::Utc::now().timestamp();
@@ -352,15 +303,8 @@ pub fn mint_demo_token(settings: &Settings, req: &TokenRequest) -> Result<String
         ura: req.ura.clone(),
         purpose_of_use: req.purpose_of_use.clone(),
     };
-    caller_from(claims.clone()).map_err(|e| {
-        AuthError::Mint(
-            e.outcome
-                .issues
-                .first()
-                .map(|i| i.diagnostics.clone())
-                .unwrap_or_default(),
-        )
-    })?;
+    caller_from(claims.clone())
+        .map_err(|e| AuthError::Mint(e.outcome.issues.first().map(|i| i.diagnostics.clone()).unwrap_or_default()))?;
     DemoKey::load_or_create(&settings.data_dir)?.sign(&claims)
 }
 
@@ -377,10 +321,7 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 fn load_pem_public_key(path: &Path) -> Result<(DecodingKey, Vec<Algorithm>), AuthError> {
-    let pem = std::fs::read(path).map_err(|e| AuthError::Key {
-        path: path.to_owned(),
-        message: e.to_string(),
-    })?;
+    let pem = std::fs::read(path).map_err(|e| AuthError::Key { path: path.to_owned(), message: e.to_string() })?;
     use Algorithm::*;
     if let Ok(k) = DecodingKey::from_rsa_pem(&pem) {
         return Ok((k, vec![RS256, RS384, RS512, PS256, PS384, PS512]));
@@ -391,22 +332,15 @@ fn load_pem_public_key(path: &Path) -> Result<(DecodingKey, Vec<Algorithm>), Aut
     if let Ok(k) = DecodingKey::from_ed_pem(&pem) {
         return Ok((k, vec![EdDSA]));
     }
-    Err(AuthError::Key {
-        path: path.to_owned(),
-        message: "not a PEM public key (RSA, EC or Ed25519)".to_owned(),
-    })
+    Err(AuthError::Key { path: path.to_owned(), message: "not a PEM public key (RSA, EC or Ed25519)".to_owned() })
 }
 
 type JwksKey = (Option<String>, DecodingKey, Vec<Algorithm>);
 
 fn load_jwks(path: &Path) -> Result<Vec<JwksKey>, AuthError> {
-    let err = |message: String| AuthError::Key {
-        path: path.to_owned(),
-        message,
-    };
+    let err = |message: String| AuthError::Key { path: path.to_owned(), message };
     let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
-    let set: jsonwebtoken::jwk::JwkSet =
-        serde_json::from_str(&text).map_err(|e| err(format!("not a JWKS: {e}")))?;
+    let set: jsonwebtoken::jwk::JwkSet = serde_json::from_str(&text).map_err(|e| err(format!("not a JWKS: {e}")))?;
     let mut out = Vec::new();
     for jwk in &set.keys {
         use jsonwebtoken::jwk::AlgorithmParameters as P;

@@ -68,31 +68,17 @@ pub async fn convert(
         None | Some("bundle") => OutputKind::Bundle,
         Some("ndjson") => OutputKind::Ndjson,
         Some(other) => {
-            return Err(ApiError::bad_request(
-                "_output",
-                format!("unknown _output {other:?}; use bundle or ndjson"),
-            ))
+            return Err(ApiError::bad_request("_output", format!("unknown _output {other:?}; use bundle or ndjson")))
         }
     };
     input::require_body(&body)?;
-    let c = convert_blocking(
-        body,
-        ConvertOptions {
-            format: kind.format,
-            sender,
-            output,
-        },
-    )
-    .await?;
+    let c = convert_blocking(body, ConvertOptions { format: kind.format, sender, output }).await?;
     let unmapped = c.outcome.issues.len().to_string();
     let mut r = match output {
         OutputKind::Bundle => fhir_response(StatusCode::OK, &c.bundle()),
         OutputKind::Ndjson => {
             let mut r = c.ndjson().into_response();
-            r.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/fhir+ndjson"),
-            );
+            r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/fhir+ndjson"));
             r
         }
     };
@@ -131,9 +117,7 @@ pub async fn validate(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     caller.require_treatment_purpose()?;
-    let media = headers
-        .get(header::CONTENT_TYPE)
-        .map(|v| String::from_utf8_lossy(v.as_bytes()).to_ascii_lowercase());
+    let media = headers.get(header::CONTENT_TYPE).map(|v| String::from_utf8_lossy(v.as_bytes()).to_ascii_lowercase());
     if let Some(m) = &media {
         let essence = m.split(';').next().unwrap_or("").trim();
         if essence != "application/fhir+json" && essence != "application/json" {
@@ -169,12 +153,7 @@ pub async fn validate(
         let profile = params
             .iter()
             .find(|p| p["name"] == "profile")
-            .and_then(|p| {
-                p["valueUri"]
-                    .as_str()
-                    .or_else(|| p["valueCanonical"].as_str())
-                    .map(str::to_owned)
-            });
+            .and_then(|p| p["valueUri"].as_str().or_else(|| p["valueCanonical"].as_str()).map(str::to_owned));
         (resource, profile)
     } else {
         (doc, None)
@@ -183,10 +162,9 @@ pub async fn validate(
         profile = params.profile;
     }
     let validator = state.validator.clone();
-    let outcome =
-        tokio::task::spawn_blocking(move || validator.validate(&resource, profile.as_deref()))
-            .await
-            .map_err(ApiError::internal)?;
+    let outcome = tokio::task::spawn_blocking(move || validator.validate(&resource, profile.as_deref()))
+        .await
+        .map_err(ApiError::internal)?;
     Ok(fhir_response(StatusCode::OK, &outcome.to_fhir()))
 }
 
@@ -197,10 +175,7 @@ pub async fn validate(
     responses((status = 200, description = "The CapabilityStatement", content_type = "application/fhir+json"))
 )]
 pub async fn metadata(State(state): State<AppState>) -> Response {
-    fhir_response(
-        StatusCode::OK,
-        &capability_statement(state.validator.description()),
-    )
+    fhir_response(StatusCode::OK, &capability_statement(state.validator.description()))
 }
 
 /// What this build serves, and nothing more.

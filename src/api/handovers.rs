@@ -30,8 +30,7 @@ use crate::store::{IdempotencyClaim, NewHandover};
 use crate::validate::Severity;
 
 /// Namespace of handover ids (UUID v5).
-const HANDOVER_NAMESPACE: uuid::Uuid =
-    uuid::Uuid::from_u128(0x6f76_6572_6472_4854_8000_0000_0000_0001);
+const HANDOVER_NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x6f76_6572_6472_4854_8000_0000_0000_0001);
 
 /// Header carrying the referral question (free text, percent-encoded UTF-8). A header, not
 /// a query parameter, because query strings end up in proxies' access logs.
@@ -82,11 +81,7 @@ fn parties(p: &HandoverParams, headers: &HeaderMap, caller: &Caller) -> Result<P
             ))
         }
     };
-    let sender = p
-        .sender
-        .as_deref()
-        .map(|s| PartyId::parse("sender", s, &["agb-z", "ura"]))
-        .transpose()?;
+    let sender = p.sender.as_deref().map(|s| PartyId::parse("sender", s, &["agb-z", "ura"])).transpose()?;
     if let Some(s) = &sender {
         if s.system == "ura" && s.value != caller.ura {
             return Err(ApiError::forbidden(
@@ -94,20 +89,11 @@ fn parties(p: &HandoverParams, headers: &HeaderMap, caller: &Caller) -> Result<P
             ));
         }
     }
-    let lead_practitioner = p
-        .lead_practitioner
-        .as_deref()
-        .map(|s| PartyId::parse("lead-practitioner", s, &["uzi", "big"]))
-        .transpose()?;
+    let lead_practitioner =
+        p.lead_practitioner.as_deref().map(|s| PartyId::parse("lead-practitioner", s, &["uzi", "big"])).transpose()?;
     let care_form = p.care_form.as_deref().map(input::care_form).transpose()?;
     let referral_reason = input::text_header(headers, REFERRAL_REASON_HEADER, 4000)?;
-    Ok(Parties {
-        receiver,
-        sender,
-        lead_practitioner,
-        care_form,
-        referral_reason,
-    })
+    Ok(Parties { receiver, sender, lead_practitioner, care_form, referral_reason })
 }
 
 /// Maps a conversion failure: unreadable input is 400, input that breaks a rule (a BSN
@@ -115,9 +101,7 @@ fn parties(p: &HandoverParams, headers: &HeaderMap, caller: &Caller) -> Result<P
 pub fn convert_error(e: &ConvertError) -> ApiError {
     use crate::source::SourceError;
     let status = match e {
-        ConvertError::Source(SourceError::Syntax { .. } | SourceError::UnknownFormat(_)) => {
-            StatusCode::BAD_REQUEST
-        }
+        ConvertError::Source(SourceError::Syntax { .. } | SourceError::UnknownFormat(_)) => StatusCode::BAD_REQUEST,
         ConvertError::Source(SourceError::Invalid(_)) => StatusCode::UNPROCESSABLE_ENTITY,
         ConvertError::InvalidOutput { mapping, .. } => {
             tracing::error!(mapping = %mapping, "conversion produced invalid output");
@@ -194,11 +178,9 @@ pub async fn create(
         Some(s) => s.to_string(),
         None => conversion.sender.clone(),
     };
-    let id = uuid::Uuid::new_v5(
-        &HANDOVER_NAMESPACE,
-        format!("{sender}\n{}\n{source_sha256}", parties.receiver).as_bytes(),
-    )
-    .to_string();
+    let id =
+        uuid::Uuid::new_v5(&HANDOVER_NAMESPACE, format!("{sender}\n{}\n{source_sha256}", parties.receiver).as_bytes())
+            .to_string();
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let summary = summary(&id, &now, &sender, &parties, &conversion);
     let (patient_resource_id, patient_bsn) = patient_of(&conversion);
@@ -231,10 +213,7 @@ pub async fn create(
     let mut handover_id = id;
     if let Some(key) = &idempotency_key {
         let fingerprint = request_fingerprint(&params, &parties, &kind, &body);
-        match tx
-            .claim_idempotency_key(&caller.ura, key, &fingerprint, &handover_id, &now)
-            .await?
-        {
+        match tx.claim_idempotency_key(&caller.ura, key, &fingerprint, &handover_id, &now).await? {
             IdempotencyClaim::New => {}
             IdempotencyClaim::Replay { handover_id: h } => handover_id = h,
             IdempotencyClaim::Mismatch => {
@@ -285,22 +264,14 @@ async fn convert_for_handover(
     let conversion = convert_blocking(body.clone(), opts.clone()).await?;
     if parties.sender.is_none() && conversion.sender == "unknown-sender" {
         // The record does not name its author: the caller's organisation is the sender.
-        let opts = ConvertOptions {
-            sender: Some(format!("ura|{}", caller.ura)),
-            ..opts
-        };
+        let opts = ConvertOptions { sender: Some(format!("ura|{}", caller.ura)), ..opts };
         return convert_blocking(body.clone(), opts).await;
     }
     Ok(conversion)
 }
 
 /// What identifies a request for the Idempotency-Key rule.
-fn request_fingerprint(
-    p: &HandoverParams,
-    parties: &Parties,
-    kind: &BodyKind,
-    body: &[u8],
-) -> String {
+fn request_fingerprint(p: &HandoverParams, parties: &Parties, kind: &BodyKind, body: &[u8]) -> String {
     let mut h = Sha256::new();
     for part in [
         Some(parties.receiver.to_string()),
@@ -335,19 +306,10 @@ fn patient_of(c: &Conversion) -> (Option<String>, Option<String>) {
 /// The summary returned (and stored): counts, parties and what was not mapped. It names
 /// no patient data beyond the Patient resource id.
 fn summary(id: &str, now: &str, sender: &str, parties: &Parties, c: &Conversion) -> Value {
-    let by_type: serde_json::Map<String, Value> =
-        c.counts().into_iter().map(|(t, n)| (t, json!(n))).collect();
-    let unmapped = c
-        .outcome
-        .issues
-        .iter()
-        .filter(|i| matches!(i.severity, Severity::Warning | Severity::Information))
-        .count();
-    let patient = c
-        .resources
-        .iter()
-        .find(|r| r.resource_type == "Patient")
-        .map(|p| format!("Patient/{}", p.id));
+    let by_type: serde_json::Map<String, Value> = c.counts().into_iter().map(|(t, n)| (t, json!(n))).collect();
+    let unmapped =
+        c.outcome.issues.iter().filter(|i| matches!(i.severity, Severity::Warning | Severity::Information)).count();
+    let patient = c.resources.iter().find(|r| r.resource_type == "Patient").map(|p| format!("Patient/{}", p.id));
     json!({
         "id": id,
         "status": "accepted",
@@ -383,13 +345,8 @@ fn summary_response(status: StatusCode, location: &str, body: Value) -> Response
     ),
     security(("bearer" = []))
 )]
-pub async fn get(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-) -> Result<Response, ApiError> {
-    let not_found =
-        || ApiError::not_found(format!("no handover {id} is visible to your organisation"));
+pub async fn get(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let not_found = || ApiError::not_found(format!("no handover {id} is visible to your organisation"));
     if uuid::Uuid::parse_str(&id).is_err() {
         return Err(not_found());
     }

@@ -21,9 +21,7 @@ pub struct BodyKind {
 /// Reads `?format=` and `Content-Type`; 400 for an unknown format name, 415 for a media
 /// type we do not read.
 pub fn body_kind(headers: &HeaderMap, format_param: Option<&str>) -> Result<BodyKind, ApiError> {
-    let media_type = headers
-        .get(header::CONTENT_TYPE)
-        .map(|v| String::from_utf8_lossy(v.as_bytes()).trim().to_owned());
+    let media_type = headers.get(header::CONTENT_TYPE).map(|v| String::from_utf8_lossy(v.as_bytes()).trim().to_owned());
     let forced = match format_param {
         Some(name) => Some(Format::from_name(name).ok_or_else(|| {
             ApiError::bad_request(
@@ -37,10 +35,7 @@ pub fn body_kind(headers: &HeaderMap, format_param: Option<&str>) -> Result<Body
         None => None,
         Some(mt) => format_of_media_type(mt)?,
     };
-    Ok(BodyKind {
-        format: forced.or(from_media),
-        media_type,
-    })
+    Ok(BodyKind { format: forced.or(from_media), media_type })
 }
 
 fn format_of_media_type(mt: &str) -> Result<Option<Format>, ApiError> {
@@ -48,9 +43,7 @@ fn format_of_media_type(mt: &str) -> Result<Option<Format>, ApiError> {
     let essence = parts.next().unwrap_or("").trim().to_ascii_lowercase();
     let fhir_version = parts.find_map(|p| {
         let (k, v) = p.split_once('=')?;
-        k.trim()
-            .eq_ignore_ascii_case("fhirVersion")
-            .then(|| v.trim().trim_matches('"').to_owned())
+        k.trim().eq_ignore_ascii_case("fhirVersion").then(|| v.trim().trim_matches('"').to_owned())
     });
     match essence.as_str() {
         "application/fhir+json" => match fhir_version.as_deref() {
@@ -63,9 +56,9 @@ fn format_of_media_type(mt: &str) -> Result<Option<Format>, ApiError> {
         },
         "application/json" | "application/x-ndjson" => Ok(None),
         "application/xml" | "text/xml" | "application/hl7-v3+xml" => Ok(Some(Format::Hl7v3Ps)),
-        "application/fhir+xml" => Err(ApiError::unsupported_media_type(
-            "FHIR XML is not read; send FHIR JSON (application/fhir+json)",
-        )),
+        "application/fhir+xml" => {
+            Err(ApiError::unsupported_media_type("FHIR XML is not read; send FHIR JSON (application/fhir+json)"))
+        }
         _ => Err(ApiError::unsupported_media_type(format!(
             "media type {essence:?} is not read; send application/fhir+json, application/json or application/xml"
         ))),
@@ -75,10 +68,7 @@ fn format_of_media_type(mt: &str) -> Result<Option<Format>, ApiError> {
 /// 400 for an empty body.
 pub fn require_body(bytes: &[u8]) -> Result<(), ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::bad_request(
-            "body",
-            "the request body is empty; send the patient record",
-        ));
+        return Err(ApiError::bad_request("body", "the request body is empty; send the patient record"));
     }
     Ok(())
 }
@@ -106,17 +96,11 @@ impl PartyId {
             "uzi" | crate::terminology::uri::UZI_PERSON => "uzi",
             "big" | crate::terminology::uri::BIG => "big",
             other => {
-                return Err(bad(format!(
-                    "unknown identifier system {other:?}; use one of {}",
-                    allowed.join(", ")
-                )))
+                return Err(bad(format!("unknown identifier system {other:?}; use one of {}", allowed.join(", "))))
             }
         };
         if !allowed.contains(&system) {
-            return Err(bad(format!(
-                "{param} cannot be a {system} identifier; use one of {}",
-                allowed.join(", ")
-            )));
+            return Err(bad(format!("{param} cannot be a {system} identifier; use one of {}", allowed.join(", "))));
         }
         let value = value.trim();
         let len_ok = match system {
@@ -127,10 +111,7 @@ impl PartyId {
         if !len_ok || !value.bytes().all(|b| b.is_ascii_digit()) {
             return Err(bad(format!("{value:?} is not a valid {system} number")));
         }
-        Ok(PartyId {
-            system,
-            value: value.to_owned(),
-        })
+        Ok(PartyId { system, value: value.to_owned() })
     }
 }
 
@@ -158,37 +139,22 @@ pub fn care_form(s: &str) -> Result<String, ApiError> {
     } else {
         Err(ApiError::bad_request(
             "care-form",
-            format!(
-                "unknown care form {s:?}; use one of {}",
-                CARE_FORMS.join(", ")
-            ),
+            format!("unknown care form {s:?}; use one of {}", CARE_FORMS.join(", ")),
         ))
     }
 }
 
 /// A free-text header value, percent-decoded (UTF-8), at most `max` bytes.
-pub fn text_header(
-    headers: &HeaderMap,
-    name: &'static str,
-    max: usize,
-) -> Result<Option<String>, ApiError> {
+pub fn text_header(headers: &HeaderMap, name: &'static str, max: usize) -> Result<Option<String>, ApiError> {
     let Some(v) = headers.get(name) else {
         return Ok(None);
     };
     let decoded = percent_encoding::percent_decode(v.as_bytes())
         .decode_utf8()
-        .map_err(|_| {
-            ApiError::bad_request(
-                name,
-                format!("header {name} must be UTF-8, percent-encoded"),
-            )
-        })?;
+        .map_err(|_| ApiError::bad_request(name, format!("header {name} must be UTF-8, percent-encoded")))?;
     let text = decoded.trim();
     if text.len() > max {
-        return Err(ApiError::bad_request(
-            name,
-            format!("header {name} is longer than {max} bytes"),
-        ));
+        return Err(ApiError::bad_request(name, format!("header {name} is longer than {max} bytes")));
     }
     Ok((!text.is_empty()).then(|| text.to_owned()))
 }
@@ -200,10 +166,7 @@ mod tests {
 
     fn headers(ct: &str) -> HeaderMap {
         let mut h = HeaderMap::new();
-        h.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_str(ct).expect("ascii"),
-        );
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_str(ct).expect("ascii"));
         h
     }
 

@@ -20,9 +20,7 @@ use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::request_id::{
-    MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
-};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
@@ -39,19 +37,13 @@ use crate::validate::{Issue, IssueCode};
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
     #[error("cannot create the data directory {path}: {source}")]
-    DataDir {
-        path: std::path::PathBuf,
-        source: std::io::Error,
-    },
+    DataDir { path: std::path::PathBuf, source: std::io::Error },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
     Auth(#[from] AuthError),
     #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
+    Bind { addr: SocketAddr, source: std::io::Error },
 }
 
 /// A built, bound, not yet running service.
@@ -65,30 +57,15 @@ pub struct Application {
 
 impl Application {
     pub async fn build(settings: &Settings) -> Result<Application, StartupError> {
-        std::fs::create_dir_all(&settings.data_dir).map_err(|source| StartupError::DataDir {
-            path: settings.data_dir.clone(),
-            source,
-        })?;
-        let store =
-            Store::open(&settings.database_url(), settings.database_max_connections).await?;
+        std::fs::create_dir_all(&settings.data_dir)
+            .map_err(|source| StartupError::DataDir { path: settings.data_dir.clone(), source })?;
+        let store = Store::open(&settings.database_url(), settings.database_max_connections).await?;
         let verifier = Arc::new(Verifier::from_settings(settings)?);
-        let state = AppState {
-            store,
-            verifier,
-            metrics: Metrics::new(),
-            validator: validate::default_validator(),
-        };
-        let listener =
-            TcpListener::bind(settings.listen)
-                .await
-                .map_err(|source| StartupError::Bind {
-                    addr: settings.listen,
-                    source,
-                })?;
-        let addr = listener.local_addr().map_err(|source| StartupError::Bind {
-            addr: settings.listen,
-            source,
-        })?;
+        let state = AppState { store, verifier, metrics: Metrics::new(), validator: validate::default_validator() };
+        let listener = TcpListener::bind(settings.listen)
+            .await
+            .map_err(|source| StartupError::Bind { addr: settings.listen, source })?;
+        let addr = listener.local_addr().map_err(|source| StartupError::Bind { addr: settings.listen, source })?;
         Ok(Application {
             listener,
             addr,
@@ -166,8 +143,7 @@ struct Guard {
 /// the timeout is answered with 408.
 async fn guard(State(g): State<Guard>, req: Request, next: Next) -> Response {
     let Ok(_permit) = g.permits.clone().try_acquire_owned() else {
-        return ApiError::unavailable("the server is at its concurrency limit; retry shortly")
-            .into_response();
+        return ApiError::unavailable("the server is at its concurrency limit; retry shortly").into_response();
     };
     match tokio::time::timeout(g.timeout, next.run(req)).await {
         Ok(r) => r,
@@ -202,10 +178,8 @@ async fn not_found() -> ApiError {
 /// The routes and layers.
 pub fn router(state: AppState, limits: &Limits) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
-    let guard_state = Guard {
-        permits: Arc::new(Semaphore::new(limits.concurrency_limit.max(1))),
-        timeout: limits.request_timeout(),
-    };
+    let guard_state =
+        Guard { permits: Arc::new(Semaphore::new(limits.concurrency_limit.max(1))), timeout: limits.request_timeout() };
     let trace = TraceLayer::new_for_http()
         .make_span_with(|req: &Request| {
             let id = req
@@ -238,10 +212,7 @@ pub fn router(state: AppState, limits: &Limits) -> Router {
         .layer(middleware::from_fn_with_state(guard_state, guard))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(middleware::from_fn(outcome_for_bare_errors))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            metrics::track,
-        ))
+        .layer(middleware::from_fn_with_state(state.clone(), metrics::track))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(trace)
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))

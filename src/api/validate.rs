@@ -53,16 +53,9 @@ impl ResourceValidator for StructuralOnly {
     fn validate(&self, resource: &Value, profile: Option<&str>) -> Outcome {
         let mut o = Outcome::new();
         match resource.get("resourceType").and_then(Value::as_str) {
-            None => o.push(
-                Issue::error(IssueCode::Required, "the resource has no resourceType")
-                    .at("resourceType"),
-            ),
+            None => o.push(Issue::error(IssueCode::Required, "the resource has no resourceType").at("resourceType")),
             Some(t) if t.is_empty() || !t.bytes().all(|b| b.is_ascii_alphabetic()) => o.push(
-                Issue::error(
-                    IssueCode::Value,
-                    "resourceType is not a FHIR resource type name",
-                )
-                .at("resourceType"),
+                Issue::error(IssueCode::Value, "resourceType is not a FHIR resource type name").at("resourceType"),
             ),
             Some(_) => {}
         }

@@ -26,13 +26,20 @@ pub fn transaction(resources: &[Emitted]) -> Value {
     let mut b = Map::with_capacity(3);
     b.insert("resourceType".into(), json!("Bundle"));
     b.insert("type".into(), json!("transaction"));
-    b.insert("entry".into(), Value::Array(entries));
+    // FHIR JSON has no empty arrays: a record with nothing to pass on has no entries.
+    if !entries.is_empty() {
+        b.insert("entry".into(), Value::Array(entries));
+    }
     Value::Object(b)
 }
 
 /// Writes the transaction Bundle as compact JSON, byte for byte what serialising
 /// [`transaction`] gives, without building it first.
 pub fn write_transaction(resources: &[Emitted], out: &mut Vec<u8>) {
+    if resources.is_empty() {
+        out.extend_from_slice(br#"{"resourceType":"Bundle","type":"transaction"}"#);
+        return;
+    }
     out.extend_from_slice(br#"{"resourceType":"Bundle","type":"transaction","entry":["#);
     for (i, r) in resources.iter().enumerate() {
         if i > 0 {

@@ -4,27 +4,11 @@
 use serde_json::{json, Map, Value};
 
 use crate::model::*;
+use crate::terminology::ext;
 
-pub const EXT_CODE_SPECIFICATION: &str =
-    "http://nictiz.nl/fhir/StructureDefinition/ext-CodeSpecification";
-const EXT_EN_QUALIFIER: &str = "http://hl7.org/fhir/StructureDefinition/iso21090-EN-qualifier";
-const EXT_OWN_NAME: &str = "http://hl7.org/fhir/StructureDefinition/humanname-own-name";
-const EXT_OWN_PREFIX: &str = "http://hl7.org/fhir/StructureDefinition/humanname-own-prefix";
-const EXT_PARTNER_NAME: &str = "http://hl7.org/fhir/StructureDefinition/humanname-partner-name";
-const EXT_PARTNER_PREFIX: &str = "http://hl7.org/fhir/StructureDefinition/humanname-partner-prefix";
-const EXT_ASSEMBLY_ORDER: &str = "http://hl7.org/fhir/StructureDefinition/humanname-assembly-order";
-const EXT_ADXP_STREET: &str = "http://hl7.org/fhir/StructureDefinition/iso21090-ADXP-streetName";
-const EXT_ADXP_HOUSE_NUMBER: &str =
-    "http://hl7.org/fhir/StructureDefinition/iso21090-ADXP-houseNumber";
-const EXT_ADXP_BUILDING_SUFFIX: &str =
-    "http://hl7.org/fhir/StructureDefinition/iso21090-ADXP-buildingNumberSuffix";
-const EXT_ADXP_UNIT_ID: &str = "http://hl7.org/fhir/StructureDefinition/iso21090-ADXP-unitID";
-const EXT_ADXP_ADDITIONAL: &str =
-    "http://hl7.org/fhir/StructureDefinition/iso21090-ADXP-additionalLocator";
-const EXT_ADXP_HOUSE_NUMBER_INDICATION: &str =
-    "http://hl7.org/fhir/StructureDefinition/iso21090-ADXP-direction";
-const EXT_ADDRESS_TYPE: &str =
-    "http://nictiz.nl/fhir/StructureDefinition/ext-AddressInformation.AddressType";
+pub const EXT_CODE_SPECIFICATION: &str = "http://nictiz.nl/fhir/StructureDefinition/ext-CodeSpecification";
+const EXT_ADXP_HOUSE_NUMBER_INDICATION: &str = "http://hl7.org/fhir/StructureDefinition/iso21090-ADXP-direction";
+const EXT_ADDRESS_TYPE: &str = "http://nictiz.nl/fhir/StructureDefinition/ext-AddressInformation.AddressType";
 
 /// A JSON object builder that leaves out empty values, so that no `null`, `""`, `[]` or
 /// `{}` ever reaches the output (FHIR forbids them).
@@ -96,9 +80,7 @@ pub fn array(items: impl IntoIterator<Item = Value>) -> Value {
 
 pub fn coding(c: &Coding) -> Value {
     let mut o = Obj::new();
-    o.str("system", c.system.as_deref())
-        .str("code", c.code.as_deref())
-        .str("display", c.display.as_deref());
+    o.str("system", c.system.as_deref()).str("code", c.code.as_deref()).str("display", c.display.as_deref());
     o.build()
 }
 
@@ -115,8 +97,7 @@ pub fn opt_concept(c: &Option<Concept>) -> Option<Value> {
 
 pub fn identifier(i: &Identifier) -> Value {
     let mut o = Obj::new();
-    o.str("system", i.system.as_deref())
-        .str("value", Some(&i.value));
+    o.str("system", i.system.as_deref()).str("value", Some(&i.value));
     o.build()
 }
 
@@ -151,18 +132,14 @@ pub fn human_name(n: &HumanName) -> Value {
     o.set(
         "extension",
         array([match &n.assembly_order {
-            Some(a) => ext(EXT_ASSEMBLY_ORDER, "valueCode", json!(a)),
+            Some(a) => ext(ext::ASSEMBLY_ORDER, "valueCode", json!(a)),
             None => Value::Null,
         }]),
     );
     o.str("use", n.use_.as_deref());
     let text = n.text.clone().or_else(|| {
-        let given: Vec<&str> = n
-            .given
-            .iter()
-            .filter(|g| g.kind != GivenKind::Initial)
-            .map(|g| g.value.as_str())
-            .collect();
+        let given: Vec<&str> =
+            n.given.iter().filter(|g| g.kind != GivenKind::Initial).map(|g| g.value.as_str()).collect();
         let family = n.family_name();
         let t = [given.join(" "), family.unwrap_or_default()]
             .iter()
@@ -175,10 +152,10 @@ pub fn human_name(n: &HumanName) -> Value {
     o.str("text", text.as_deref());
     o.str("family", n.family_name().as_deref());
     let family_parts = array([
-        string_ext(EXT_OWN_PREFIX, n.own_prefix.as_deref()),
-        string_ext(EXT_OWN_NAME, n.own_name.as_deref()),
-        string_ext(EXT_PARTNER_PREFIX, n.partner_prefix.as_deref()),
-        string_ext(EXT_PARTNER_NAME, n.partner_name.as_deref()),
+        string_ext(ext::OWN_PREFIX, n.own_prefix.as_deref()),
+        string_ext(ext::OWN_NAME, n.own_name.as_deref()),
+        string_ext(ext::PARTNER_PREFIX, n.partner_prefix.as_deref()),
+        string_ext(ext::PARTNER_NAME, n.partner_name.as_deref()),
     ]);
     if !is_empty(&family_parts) {
         o.set("_family", json!({ "extension": family_parts }));
@@ -191,10 +168,10 @@ pub fn human_name(n: &HumanName) -> Value {
             .map(|g| match g.kind {
                 GivenKind::Given => Value::Null,
                 GivenKind::Call => {
-                    json!({"extension": [ext(EXT_EN_QUALIFIER, "valueCode", json!("CL"))]})
+                    json!({"extension": [ext(ext::EN_QUALIFIER, "valueCode", json!("CL"))]})
                 }
                 GivenKind::Initial => {
-                    json!({"extension": [ext(EXT_EN_QUALIFIER, "valueCode", json!("IN"))]})
+                    json!({"extension": [ext(ext::EN_QUALIFIER, "valueCode", json!("IN"))]})
                 }
             })
             .collect();
@@ -210,18 +187,9 @@ pub fn human_name(n: &HumanName) -> Value {
 pub fn address(a: &Address) -> Value {
     let mut o = Obj::new();
     if let Some(t) = &a.zib_type {
-        o.set(
-            "extension",
-            json!([ext(
-                EXT_ADDRESS_TYPE,
-                "valueCodeableConcept",
-                json!({"coding": [coding(t)]})
-            )]),
-        );
+        o.set("extension", json!([ext(EXT_ADDRESS_TYPE, "valueCodeableConcept", json!({"coding": [coding(t)]}))]));
     }
-    o.str("use", a.use_.as_deref())
-        .str("type", a.type_.as_deref())
-        .str("text", a.text.as_deref());
+    o.str("use", a.use_.as_deref()).str("type", a.type_.as_deref()).str("text", a.text.as_deref());
     let has_parts = a.street.is_some() || a.house_number.is_some();
     if has_parts {
         let line = [
@@ -239,12 +207,12 @@ pub fn address(a: &Address) -> Value {
         o.set(
             "_line",
             json!([{ "extension": array([
-                string_ext(EXT_ADXP_STREET, a.street.as_deref()),
-                string_ext(EXT_ADXP_HOUSE_NUMBER, a.house_number.as_deref()),
-                string_ext(EXT_ADXP_BUILDING_SUFFIX, a.house_number_letter.as_deref()),
-                string_ext(EXT_ADXP_UNIT_ID, a.house_number_addition.as_deref()),
+                string_ext(ext::ADXP_STREET, a.street.as_deref()),
+                string_ext(ext::ADXP_HOUSE_NUMBER, a.house_number.as_deref()),
+                string_ext(ext::ADXP_BUILDING_SUFFIX, a.house_number_letter.as_deref()),
+                string_ext(ext::ADXP_UNIT_ID, a.house_number_addition.as_deref()),
                 string_ext(EXT_ADXP_HOUSE_NUMBER_INDICATION, a.house_number_indication.as_deref()),
-                string_ext(EXT_ADXP_ADDITIONAL, a.additional_info.as_deref()),
+                string_ext(ext::ADXP_ADDITIONAL, a.additional_info.as_deref()),
             ]) }]),
         );
     } else {
@@ -255,10 +223,7 @@ pub fn address(a: &Address) -> Value {
         .str("postalCode", a.postal_code.as_deref());
     o.str(
         "country",
-        a.country.as_deref().or(a
-            .country_code
-            .as_ref()
-            .and_then(|c| c.display.as_deref().or(c.code.as_deref()))),
+        a.country.as_deref().or(a.country_code.as_ref().and_then(|c| c.display.as_deref().or(c.code.as_deref()))),
     );
     if let Some(c) = &a.country_code {
         if o.has("country") {
@@ -301,11 +266,9 @@ pub fn period(p: &Period) -> Value {
 pub fn quantity(q: &Quantity) -> Value {
     let mut o = Obj::new();
     o.opt("value", q.value.as_ref().map(Decimal::to_json));
-    o.str("comparator", q.comparator.as_deref())
-        .str("unit", q.unit.as_deref());
+    o.str("comparator", q.comparator.as_deref()).str("unit", q.unit.as_deref());
     if q.code.is_some() {
-        o.str("system", q.system.as_deref())
-            .str("code", q.code.as_deref());
+        o.str("system", q.system.as_deref()).str("code", q.code.as_deref());
     }
     o.build()
 }
@@ -334,11 +297,7 @@ mod tests {
     #[test]
     fn empty_values_never_reach_the_output() {
         let mut o = Obj::new();
-        o.set("a", json!(""))
-            .set("b", json!([]))
-            .set("c", json!({"x": null}))
-            .str("d", Some("  "))
-            .set("e", json!(0));
+        o.set("a", json!("")).set("b", json!([])).set("c", json!({"x": null})).str("d", Some("  ")).set("e", json!(0));
         assert_eq!(o.build(), json!({"e": 0}));
     }
 
@@ -348,20 +307,14 @@ mod tests {
             own_prefix: Some("van".into()),
             own_name: Some("Putten".into()),
             given: vec![
-                GivenName {
-                    value: "Johanna".into(),
-                    kind: GivenKind::Given,
-                },
-                GivenName {
-                    value: "J.".into(),
-                    kind: GivenKind::Initial,
-                },
+                GivenName { value: "Johanna".into(), kind: GivenKind::Given },
+                GivenName { value: "J.".into(), kind: GivenKind::Initial },
             ],
             ..Default::default()
         };
         let v = human_name(&n);
         assert_eq!(v["family"], "van Putten");
-        assert_eq!(v["_family"]["extension"][0]["url"], EXT_OWN_PREFIX);
+        assert_eq!(v["_family"]["extension"][0]["url"], ext::OWN_PREFIX);
         assert_eq!(v["_given"][0], Value::Null);
         assert_eq!(v["_given"][1]["extension"][0]["valueCode"], "IN");
         assert_eq!(v["text"], "Johanna van Putten");

@@ -61,11 +61,7 @@ pub struct FhirOutput {
 
 /// The deterministic id of a resource.
 pub fn resource_id(sender: &str, resource_type: &str, key: &str) -> String {
-    Uuid::new_v5(
-        &ID_NAMESPACE,
-        format!("{sender}|{resource_type}|{key}").as_bytes(),
-    )
-    .to_string()
+    Uuid::new_v5(&ID_NAMESPACE, format!("{sender}|{resource_type}|{key}").as_bytes()).to_string()
 }
 
 pub(crate) struct Emitter<'a> {
@@ -110,9 +106,7 @@ impl<'a> Emitter<'a> {
     }
 
     pub fn opt_reference(&mut self, r: &Option<Ref>) -> Option<Value> {
-        r.as_ref()
-            .map(|r| self.reference(r))
-            .filter(|v| !datatypes::is_empty(v))
+        r.as_ref().map(|r| self.reference(r)).filter(|v| !datatypes::is_empty(v))
     }
 
     pub fn references(&mut self, rs: &[Ref]) -> Value {
@@ -167,11 +161,7 @@ pub(crate) fn resource_type_of(c: &ItemConcept) -> &str {
         TreatmentDirective(_) | AdvanceDirective(_) => "Consent",
         Referral(_) => "ServiceRequest",
         Document(_) => "DocumentReference",
-        R4(r) => r
-            .resource
-            .get("resourceType")
-            .and_then(Value::as_str)
-            .unwrap_or("Basic"),
+        R4(r) => r.resource.get("resourceType").and_then(Value::as_str).unwrap_or("Basic"),
     }
 }
 
@@ -182,12 +172,7 @@ pub fn emit(dossier: &Dossier, opts: &FhirOptions) -> FhirOutput {
     let patient = dossier.patient.as_ref().map(|p| {
         let id = resource_id(&opts.sender, "Patient", &p.key);
         targets.insert(p.key.clone(), ("Patient".to_owned(), id.clone()));
-        (
-            id,
-            p.names
-                .first()
-                .and_then(|n| n.text.clone().or_else(|| n.family_name())),
-        )
+        (id, p.names.first().and_then(|n| n.text.clone().or_else(|| n.family_name())))
     });
     for item in &dossier.items {
         let ty = resource_type_of(&item.concept).to_owned();
@@ -197,10 +182,9 @@ pub fn emit(dossier: &Dossier, opts: &FhirOptions) -> FhirOutput {
     // An R4 input refers to its own ids: make those resolve too.
     for item in &dossier.items {
         if let ItemConcept::R4(r) = &item.concept {
-            if let (Some(ty), Some(id)) = (
-                r.resource.get("resourceType").and_then(Value::as_str),
-                r.resource.get("id").and_then(Value::as_str),
-            ) {
+            if let (Some(ty), Some(id)) =
+                (r.resource.get("resourceType").and_then(Value::as_str), r.resource.get("id").and_then(Value::as_str))
+            {
                 if let Some(t) = targets.get(&item.key).cloned() {
                     targets.entry(format!("{ty}/{id}")).or_insert(t);
                 }
@@ -227,33 +211,15 @@ pub fn emit(dossier: &Dossier, opts: &FhirOptions) -> FhirOutput {
         e.current_path = p.source_path.clone();
         let id = e.id_for("Patient", &p.key);
         let r = resources::patient(&mut e, p, &id);
-        out.resources.push(finish(
-            r,
-            "Patient",
-            id,
-            DataCategory::Identification,
-            "Patient",
-            &p.source_path,
-        ));
+        out.resources.push(finish(r, "Patient", id, DataCategory::Identification, "Patient", &p.source_path));
     }
     for item in &dossier.items {
         e.current_path = item.source_path.clone();
         let ty = resource_type_of(&item.concept).to_owned();
         let id = e.id_for(&ty, &item.key);
         for (resource, rid, profile_name) in resources::item(&mut e, item, &ty, &id) {
-            let rty = resource
-                .get("resourceType")
-                .and_then(Value::as_str)
-                .unwrap_or(&ty)
-                .to_owned();
-            out.resources.push(finish(
-                resource,
-                &rty,
-                rid,
-                item.category(),
-                profile_name,
-                &item.source_path,
-            ));
+            let rty = resource.get("resourceType").and_then(Value::as_str).unwrap_or(&ty).to_owned();
+            out.resources.push(finish(resource, &rty, rid, item.category(), profile_name, &item.source_path));
         }
     }
     out.outcome = e.outcome;
@@ -268,14 +234,7 @@ fn finish(
     mapping: &'static str,
     source_path: &str,
 ) -> Emitted {
-    Emitted {
-        resource_type: ty.to_owned(),
-        id,
-        category,
-        mapping,
-        source_path: source_path.to_owned(),
-        resource,
-    }
+    Emitted { resource_type: ty.to_owned(), id, category, mapping, source_path: source_path.to_owned(), resource }
 }
 
 /// `meta` with the profile and our data-category label.

@@ -9,22 +9,15 @@ use crate::terminology::{maps, uri};
 use crate::validate::{Issue, IssueCode};
 
 const EXT_COMMENT: &str = "http://nictiz.nl/fhir/StructureDefinition/ext-Comment";
-const EXT_CONTEXT_EPISODE: &str =
-    "http://nictiz.nl/fhir/StructureDefinition/ext-Context-EpisodeOfCare";
-const EXT_EPISODE_NAME: &str =
-    "http://nictiz.nl/fhir/StructureDefinition/ext-EpisodeOfCare.EpisodeOfCareName";
-const EXT_SOAP_LINE_CODE: &str =
-    "http://nictiz.nl/fhir/StructureDefinition/ext-SOAPReport.SOAPLineCode";
+const EXT_CONTEXT_EPISODE: &str = "http://nictiz.nl/fhir/StructureDefinition/ext-Context-EpisodeOfCare";
+const EXT_EPISODE_NAME: &str = "http://nictiz.nl/fhir/StructureDefinition/ext-EpisodeOfCare.EpisodeOfCareName";
+const EXT_SOAP_LINE_CODE: &str = "http://nictiz.nl/fhir/StructureDefinition/ext-SOAPReport.SOAPLineCode";
 const EXT_FLAG_DETAIL: &str = "http://hl7.org/fhir/StructureDefinition/flag-detail";
-const EXT_AD_DISORDER: &str =
-    "http://nictiz.nl/fhir/StructureDefinition/ext-AdvanceDirective.Disorder";
-const EXT_PRODUCT_DESCRIPTION: &str =
-    "http://nictiz.nl/fhir/StructureDefinition/ext-PharmaceuticalProduct.Description";
+const EXT_AD_DISORDER: &str = "http://nictiz.nl/fhir/StructureDefinition/ext-AdvanceDirective.Disorder";
+const EXT_PRODUCT_DESCRIPTION: &str = "http://nictiz.nl/fhir/StructureDefinition/ext-PharmaceuticalProduct.Description";
 const EXT_DATA_ABSENT: &str = "http://hl7.org/fhir/StructureDefinition/data-absent-reason";
-const EXT_TIME_INTERVAL_DURATION: &str =
-    "http://nictiz.nl/fhir/StructureDefinition/ext-TimeInterval.Duration";
-const EXT_TIME_INTERVAL_PERIOD: &str =
-    "http://nictiz.nl/fhir/StructureDefinition/ext-TimeInterval.Period";
+const EXT_TIME_INTERVAL_DURATION: &str = "http://nictiz.nl/fhir/StructureDefinition/ext-TimeInterval.Duration";
+const EXT_TIME_INTERVAL_PERIOD: &str = "http://nictiz.nl/fhir/StructureDefinition/ext-TimeInterval.Period";
 const MP_AGREEMENT: &str = "http://nictiz.nl/fhir/StructureDefinition/mp-MedicationAgreement";
 const MP_USE: &str = "http://nictiz.nl/fhir/StructureDefinition/mp-MedicationUse2";
 const OBS_CATEGORY: &str = "http://terminology.hl7.org/CodeSystem/observation-category";
@@ -35,28 +28,21 @@ fn ext_attention() -> String {
 
 pub(super) fn patient(e: &mut Emitter, p: &Patient, id: &str) -> Value {
     let mut o = Obj::with("Patient");
-    o.set("id", json!(id)).set(
-        "meta",
-        meta(&nl_core("Patient"), DataCategory::Identification),
-    );
+    o.set("id", json!(id)).set("meta", meta(&nl_core("Patient"), DataCategory::Identification));
     let mut ids = vec![];
     if let Some(b) = &p.bsn {
         ids.push(identifier(&Identifier::new(uri::BSN, b.as_str())));
     }
     ids.extend(p.identifiers.iter().map(identifier));
     o.set("identifier", array(ids));
-    o.set("name", names(&p.names))
-        .set("telecom", telecoms(&p.telecoms));
+    o.set("name", names(&p.names)).set("telecom", telecoms(&p.telecoms));
     if let Some(g) = p.gender {
         o.set("gender", json!(g.fhir_code()));
         if let Some(c) = &p.gender_code {
             o.set("_gender", code_specification(c));
         }
     }
-    o.opt(
-        "birthDate",
-        p.birth_date.as_ref().map(|w| json!(date_only(w))),
-    );
+    o.opt("birthDate", p.birth_date.as_ref().map(|w| json!(date_only(w))));
     match (&p.deceased_at, p.deceased) {
         (Some(w), _) => o.set("deceasedDateTime", json!(w.to_fhir())),
         (None, Some(b)) => o.set("deceasedBoolean", json!(b)),
@@ -65,10 +51,7 @@ pub(super) fn patient(e: &mut Emitter, p: &Patient, id: &str) -> Value {
     o.set("address", addresses(&p.addresses));
     o.opt("maritalStatus", opt_concept(&p.marital_status));
     o.opt("multipleBirthBoolean", p.multiple_birth);
-    o.set(
-        "communication",
-        array(p.languages.iter().map(|l| json!({"language": concept(l)}))),
-    );
+    o.set("communication", array(p.languages.iter().map(|l| json!({"language": concept(l)}))));
     let gps = e.references(&p.general_practitioner);
     o.set("generalPractitioner", gps);
     let org = e.opt_reference(&p.managing_organization);
@@ -122,8 +105,7 @@ pub(super) fn item(e: &mut Emitter, item: &Item, ty: &str, id: &str) -> Out {
             o.set("identifier", identifiers(&h.identifiers));
             o.set("type", array(h.types.iter().map(concept)));
             o.str("name", h.name.as_deref());
-            o.set("telecom", telecoms(&h.telecoms))
-                .set("address", addresses(&h.addresses));
+            o.set("telecom", telecoms(&h.telecoms)).set("address", addresses(&h.addresses));
             let part = e.opt_reference(&h.part_of);
             o.opt("partOf", part);
             single(o.build(), "HealthcareProvider")
@@ -132,12 +114,8 @@ pub(super) fn item(e: &mut Emitter, item: &Item, ty: &str, id: &str) -> Out {
             let mut o = base(&nl_core("ContactPerson"));
             o.set("identifier", identifiers(&c.identifiers));
             o.set("patient", e.subject());
-            o.set(
-                "relationship",
-                array(c.roles.iter().chain(&c.relationships).map(concept)),
-            );
-            o.set("name", names(&c.names))
-                .set("telecom", telecoms(&c.telecoms));
+            o.set("relationship", array(c.roles.iter().chain(&c.relationships).map(concept)));
+            o.set("name", names(&c.names)).set("telecom", telecoms(&c.telecoms));
             o.opt("gender", c.gender.map(|g| json!(g.fhir_code())));
             o.set("address", addresses(&c.addresses));
             single(o.build(), "ContactPerson")
@@ -145,14 +123,12 @@ pub(super) fn item(e: &mut Emitter, item: &Item, ty: &str, id: &str) -> Out {
         C::Problem(p) => single(problem(e, p, base(&nl_core("Problem"))), "Problem"),
         C::LegalSituation(l) => {
             let (profile, category) = match l.kind {
-                LegalKind::LegalStatus => (
-                    "LegalSituation-LegalStatus",
-                    Coding::new(uri::SNOMED, "303186005", Some("juridische status")),
-                ),
-                LegalKind::Representation => (
-                    "LegalSituation-Representation",
-                    Coding::new(uri::SNOMED, "151701000146105", Some("type voogd")),
-                ),
+                LegalKind::LegalStatus => {
+                    ("LegalSituation-LegalStatus", Coding::new(uri::SNOMED, "303186005", Some("juridische status")))
+                }
+                LegalKind::Representation => {
+                    ("LegalSituation-Representation", Coding::new(uri::SNOMED, "151701000146105", Some("type voogd")))
+                }
             };
             let mut o = base(&nl_core(profile));
             o.set("identifier", identifiers(&l.identifiers));
@@ -161,8 +137,7 @@ pub(super) fn item(e: &mut Emitter, item: &Item, ty: &str, id: &str) -> Out {
             o.set("category", json!([{"coding": [coding(&category)]}]));
             o.set("code", concept(&l.code));
             o.set("subject", e.subject());
-            o.opt("onsetDateTime", when(&l.period.start))
-                .opt("abatementDateTime", when(&l.period.end));
+            o.opt("onsetDateTime", when(&l.period.start)).opt("abatementDateTime", when(&l.period.end));
             if let Some(r) = &l.representative {
                 let r = e.reference(r);
                 o.set("asserter", r);
@@ -173,11 +148,9 @@ pub(super) fn item(e: &mut Emitter, item: &Item, ty: &str, id: &str) -> Out {
         C::Episode(ep) => {
             let mut o = base(&nl_core("EpisodeOfCare"));
             let title = ep.title.clone().or_else(|| {
-                ep.code.as_ref().and_then(|c| {
-                    c.text
-                        .clone()
-                        .or_else(|| c.codings.first().and_then(|x| x.display.clone()))
-                })
+                ep.code
+                    .as_ref()
+                    .and_then(|c| c.text.clone().or_else(|| c.codings.first().and_then(|x| x.display.clone())))
             });
             let mut exts = vec![];
             if let Some(t) = &title {
@@ -186,30 +159,36 @@ pub(super) fn item(e: &mut Emitter, item: &Item, ty: &str, id: &str) -> Out {
             if let Some(a) = ep.attention {
                 exts.push(ext(&ext_attention(), "valueBoolean", json!(a)));
             }
-            exts.extend(
-                ep.notes
-                    .iter()
-                    .map(|n| ext(EXT_COMMENT, "valueString", json!(n))),
-            );
+            exts.extend(ep.notes.iter().map(|n| ext(EXT_COMMENT, "valueString", json!(n))));
             o.set("extension", array(exts));
             o.set("identifier", identifiers(&ep.identifiers));
             o.set(
                 "status",
-                json!(ep.status.as_deref().unwrap_or(if ep.period.end.is_some() {
-                    "finished"
-                } else {
-                    "active"
-                })),
+                json!(ep.status.as_deref().unwrap_or(if ep.period.end.is_some() { "finished" } else { "active" })),
             );
             if let Some(c) = &ep.code {
                 o.set("type", json!([concept(c)]));
             }
+            // nl-core-EpisodeOfCare carries one diagnosis (the episode's concern): the first
+            // linked problem. Further problems stay in the output as Conditions of their own.
             let mut diagnoses: Vec<Value> = vec![];
-            for d in &ep.diagnoses {
+            for d in ep.diagnoses.iter().take(1) {
                 let r = e.reference(d);
                 if r.get("reference").is_some() || r.get("display").is_some() {
                     diagnoses.push(json!({"condition": r}));
                 }
+            }
+            if ep.diagnoses.len() > 1 {
+                e.outcome.push(
+                    Issue::warning(
+                        IssueCode::Incomplete,
+                        format!(
+                            "the episode links {} problems; nl-core-EpisodeOfCare carries one diagnosis, so only the first is linked (the others are still in the output)",
+                            ep.diagnoses.len()
+                        ),
+                    )
+                    .at(e.current_path.clone()),
+                );
             }
             o.set("diagnosis", Value::Array(diagnoses));
             o.set("patient", e.subject());
@@ -223,14 +202,7 @@ pub(super) fn item(e: &mut Emitter, item: &Item, ty: &str, id: &str) -> Out {
         C::Contact(c) => {
             let mut o = base(&nl_core("Encounter"));
             o.set("identifier", identifiers(&c.identifiers));
-            o.set(
-                "status",
-                json!(c
-                    .status
-                    .as_deref()
-                    .map(encounter_status)
-                    .unwrap_or("unknown")),
-            );
+            o.set("status", json!(c.status.as_deref().map(encounter_status).unwrap_or("unknown")));
             let class = c.class.clone().map(|mut x| {
                 x.system = x.system.map(|s| e.term.system_uri(&s));
                 x
@@ -240,11 +212,7 @@ pub(super) fn item(e: &mut Emitter, item: &Item, ty: &str, id: &str) -> Out {
             o.set("subject", e.subject());
             let eps = e.references(&c.episodes);
             o.set("episodeOfCare", eps);
-            let parts: Vec<Value> = c
-                .participants
-                .iter()
-                .map(|p| json!({"individual": e.reference(p)}))
-                .collect();
+            let parts: Vec<Value> = c.participants.iter().map(|p| json!({"individual": e.reference(p)})).collect();
             o.set("participant", array(parts));
             o.set("period", period(&c.period));
             o.set("reasonCode", array(c.reasons.iter().map(concept)));
@@ -253,30 +221,20 @@ pub(super) fn item(e: &mut Emitter, item: &Item, ty: &str, id: &str) -> Out {
             single(o.build(), "Encounter")
         }
         C::JournalEntry(j) => journal(e, item, j, id),
-        C::Observation(ob) => single(
-            observation(e, ob, ty, id, cat),
-            observation_mapping(ob.kind),
-        ),
-        C::Allergy(a) => single(
-            allergy(e, a, base(&nl_core("AllergyIntolerance"))),
-            "AllergyIntolerance",
-        ),
+        C::Observation(ob) => single(observation(e, ob, ty, id, cat), ob.kind.zib()),
+        C::Allergy(a) => single(allergy(e, a, base(&nl_core("AllergyIntolerance"))), "AllergyIntolerance"),
         C::Alert(a) => {
             let mut o = base(&nl_core("Alert"));
             let mut exts = vec![];
             if let Some(d) = &a.detail {
                 exts.push(ext(EXT_FLAG_DETAIL, "valueReference", e.reference(d)));
             }
-            exts.extend(
-                a.notes
-                    .iter()
-                    .map(|n| ext(EXT_COMMENT, "valueString", json!(n))),
-            );
+            exts.extend(a.notes.iter().map(|n| ext(EXT_COMMENT, "valueString", json!(n))));
             o.set("extension", array(exts));
             o.set("identifier", identifiers(&a.identifiers));
             o.set("status", json!(a.status.as_deref().unwrap_or("active")));
             o.opt("category", opt_concept(&a.category).map(|c| json!([c])));
-            o.set("code", code_or_absent(&a.code));
+            o.set("code", alert_code(&a.code));
             o.set("subject", e.subject());
             o.set("period", period(&a.period));
             let au = e.opt_reference(&a.author);
@@ -286,27 +244,14 @@ pub(super) fn item(e: &mut Emitter, item: &Item, ty: &str, id: &str) -> Out {
         C::Product(p) => {
             let mut o = base(&nl_core("PharmaceuticalProduct"));
             if let Some(d) = &p.description {
-                o.set(
-                    "extension",
-                    json!([ext(EXT_PRODUCT_DESCRIPTION, "valueString", json!(d))]),
-                );
+                o.set("extension", json!([ext(EXT_PRODUCT_DESCRIPTION, "valueString", json!(d))]));
             }
             o.set("code", concept(&p.code));
             o.opt("form", opt_concept(&p.form));
-            o.set(
-                "ingredient",
-                array(
-                    p.ingredients
-                        .iter()
-                        .map(|i| json!({"itemCodeableConcept": concept(&i.item)})),
-                ),
-            );
+            o.set("ingredient", array(p.ingredients.iter().map(|i| json!({"itemCodeableConcept": concept(&i.item)}))));
             single(o.build(), "PharmaceuticalProduct")
         }
-        C::MedicationAgreement(m) => single(
-            medication_agreement(e, m, base(MP_AGREEMENT)),
-            "MedicationAgreement",
-        ),
+        C::MedicationAgreement(m) => single(medication_agreement(e, m, base(MP_AGREEMENT)), "MedicationAgreement"),
         C::MedicationUse(m) => single(medication_use(e, m, base(MP_USE)), "MedicationUse"),
         C::Vaccination(v) => {
             let mut o = base(&nl_core("Vaccination-event"));
@@ -330,12 +275,7 @@ pub(super) fn item(e: &mut Emitter, item: &Item, ty: &str, id: &str) -> Out {
         }
         C::TreatmentDirective(t) => {
             let mut o = base(&nl_core("TreatmentDirective2"));
-            o.opt(
-                "extension",
-                t.comment
-                    .as_ref()
-                    .map(|c| json!([ext(EXT_COMMENT, "valueString", json!(c))])),
-            );
+            o.opt("extension", t.comment.as_ref().map(|c| json!([ext(EXT_COMMENT, "valueString", json!(c))])));
             o.set("identifier", identifiers(&t.identifiers));
             o.set("status", json!(t.status.as_deref().unwrap_or("active")));
             o.set("scope", json!({"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "treatment", "display": "Treatment"}]}));
@@ -346,21 +286,18 @@ pub(super) fn item(e: &mut Emitter, item: &Item, ty: &str, id: &str) -> Out {
             if let Some(v) = &t.verification {
                 let mut ver = Obj::new();
                 ver.set("verified", json!(v.verified.unwrap_or(false)));
-                ver.opt("dateTime", when(&v.date));
+                ver.opt("verificationDate", when(&v.date));
                 let mut ve = ver.build();
                 if let Some(w) = &v.with {
                     // zib VerifiedWith is a code; R4 verifiedWith is a reference: keep it as display.
                     ve["verifiedWith"] = json!({"display": w.text.clone().or_else(|| w.codings.first().and_then(|c| c.display.clone())).unwrap_or_default()});
-                    if datatypes_empty(&ve["verifiedWith"]) {
+                    if is_empty(&ve["verifiedWith"]) {
                         ve.as_object_mut().map(|m| m.shift_remove("verifiedWith"));
                     }
                 }
                 o.set("verification", json!([ve]));
             }
-            let permitted = t
-                .permitted
-                .as_ref()
-                .and_then(|p| p.codings.iter().find_map(|c| c.code.clone()));
+            let permitted = t.permitted.as_ref().and_then(|p| p.codings.iter().find_map(|c| c.code.clone()));
             let mut prov = Obj::new();
             prov.opt(
                 "type",
@@ -374,11 +311,15 @@ pub(super) fn item(e: &mut Emitter, item: &Item, ty: &str, id: &str) -> Out {
             prov.set("code", json!([concept(&t.treatment)]));
             o.set("provision", prov.build());
             if permitted.as_deref() == Some("JA_MAAR") || t.restrictions.is_some() {
-                let spec = t
-                    .restrictions
-                    .clone()
-                    .unwrap_or_else(|| "ja, maar met beperkingen".into());
-                o.set("modifierExtension", json!([ext("http://nictiz.nl/fhir/StructureDefinition/ext-TreatmentDirective2.SpecificationOther", "valueString", json!(spec))]));
+                let spec = t.restrictions.clone().unwrap_or_else(|| "ja, maar met beperkingen".into());
+                o.set(
+                    "modifierExtension",
+                    json!([ext(
+                        "http://nictiz.nl/fhir/StructureDefinition/ext-TreatmentDirective2.SpecificationOther",
+                        "valueString",
+                        json!(spec)
+                    )]),
+                );
             }
             single(o.build(), "TreatmentDirective")
         }
@@ -413,7 +354,10 @@ pub(super) fn item(e: &mut Emitter, item: &Item, ty: &str, id: &str) -> Out {
             o.set("identifier", identifiers(&r.identifiers));
             o.set("status", json!(r.status.as_deref().unwrap_or("active")));
             o.set("intent", json!("order"));
-            o.set("category", json!([{"coding": [{"system": uri::SNOMED, "code": "3457005", "display": "Patient referral"}]}]));
+            o.set(
+                "category",
+                json!([{"coding": [{"system": uri::SNOMED, "code": "3457005", "display": "Patient referral"}]}]),
+            );
             o.opt("code", opt_concept(&r.requested_care));
             o.set("subject", e.subject());
             o.opt("authoredOn", when(&r.authored_on));
@@ -430,7 +374,6 @@ pub(super) fn item(e: &mut Emitter, item: &Item, ty: &str, id: &str) -> Out {
             }
             notes.extend(r.notes.iter().cloned());
             o.set("note", annotations(&notes));
-            o.str("patientInstruction", None);
             single(o.build(), "Referral")
         }
         C::Document(d) => {
@@ -446,11 +389,8 @@ pub(super) fn item(e: &mut Emitter, item: &Item, ty: &str, id: &str) -> Out {
             o.set("author", authors);
             o.str("description", d.description.as_deref());
             let mut att = Obj::new();
-            att.str("contentType", d.content_type.as_deref())
-                .str("language", d.language.as_deref());
-            att.str("data", d.data.as_deref())
-                .str("url", d.url.as_deref())
-                .str("title", d.title.as_deref());
+            att.str("contentType", d.content_type.as_deref()).str("language", d.language.as_deref());
+            att.str("data", d.data.as_deref()).str("url", d.url.as_deref()).str("title", d.title.as_deref());
             o.set("content", json!([{"attachment": att.build()}]));
             let mut ctx = Obj::new();
             if let Some(enc) = &d.encounter {
@@ -472,9 +412,7 @@ pub(super) fn item(e: &mut Emitter, item: &Item, ty: &str, id: &str) -> Out {
                     mm.shift_remove("lastUpdated");
                     let sec = mm.entry("security").or_insert_with(|| json!([]));
                     if let Some(a) = sec.as_array_mut() {
-                        a.retain(|c| {
-                            c.get("system").and_then(Value::as_str) != Some(DATA_CATEGORY_SYSTEM)
-                        });
+                        a.retain(|c| c.get("system").and_then(Value::as_str) != Some(DATA_CATEGORY_SYSTEM));
                         a.push(json!({"system": DATA_CATEGORY_SYSTEM, "code": cat.code(), "display": cat.display()}));
                     }
                 }
@@ -483,14 +421,6 @@ pub(super) fn item(e: &mut Emitter, item: &Item, ty: &str, id: &str) -> Out {
             single(v, "R4 pass-through")
         }
     }
-}
-
-fn datatypes_empty(v: &Value) -> bool {
-    is_empty(v)
-}
-
-fn observation_mapping(k: ObservationKind) -> &'static str {
-    k.zib()
 }
 
 /// A datetime for an `instant` element: dates are widened to midnight Dutch time.
@@ -519,10 +449,26 @@ fn code_or_absent(c: &Concept) -> Value {
     }
 }
 
+/// nl-core-Alert requires a coded alert; an alert known only by its text gets the
+/// profile's dataAbsentReason coding (`not-applicable`) next to that text.
+fn alert_code(c: &Concept) -> Value {
+    if c.codings.is_empty() {
+        let mut o = Obj::new();
+        o.set(
+            "coding",
+            json!([{"system": "http://terminology.hl7.org/CodeSystem/data-absent-reason", "code": "not-applicable"}]),
+        );
+        o.str("text", c.text.as_deref().or(Some("onbekend")));
+        o.build()
+    } else {
+        concept(c)
+    }
+}
+
 fn encounter_status(s: &str) -> &str {
     match s {
-        "planned" | "arrived" | "triaged" | "in-progress" | "onleave" | "finished"
-        | "cancelled" | "entered-in-error" | "unknown" => s,
+        "planned" | "arrived" | "triaged" | "in-progress" | "onleave" | "finished" | "cancelled"
+        | "entered-in-error" | "unknown" => s,
         _ => "unknown",
     }
 }
@@ -542,17 +488,17 @@ fn problem(e: &mut Emitter, p: &Problem, mut o: Obj) -> Value {
     o.set("identifier", identifiers(&p.identifiers));
     if let Some(cs) = &p.clinical_status {
         let code = match cs.as_str() {
-            "active" | "recurrence" | "relapse" | "inactive" | "remission" | "resolved" => {
-                cs.as_str()
-            }
+            "active" | "recurrence" | "relapse" | "inactive" | "remission" | "resolved" => cs.as_str(),
             _ => "active",
         };
-        o.set("clinicalStatus", json!({"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": code}]}));
+        o.set(
+            "clinicalStatus",
+            json!({"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": code}]}),
+        );
     }
     if let Some(vs) = &p.verification_status {
-        let mut codings = vec![
-            json!({"system": "http://terminology.hl7.org/CodeSystem/condition-ver-status", "code": vs}),
-        ];
+        let mut codings =
+            vec![json!({"system": "http://terminology.hl7.org/CodeSystem/condition-ver-status", "code": vs})];
         if let Some(z) = e.term.translate(
             maps::CONDITION_VERIFICATION_TO_ZIB,
             "http://terminology.hl7.org/CodeSystem/condition-ver-status",
@@ -566,8 +512,7 @@ fn problem(e: &mut Emitter, p: &Problem, mut o: Obj) -> Value {
     o.set("code", code_or_absent(&p.code));
     o.set("bodySite", array(p.body_site.iter().map(concept)));
     o.set("subject", e.subject());
-    o.opt("onsetDateTime", when(&p.onset))
-        .opt("abatementDateTime", when(&p.abatement));
+    o.opt("onsetDateTime", when(&p.onset)).opt("abatementDateTime", when(&p.abatement));
     o.opt("recordedDate", when(&p.recorded));
     let a = e.opt_reference(&p.asserter);
     o.opt("asserter", a);
@@ -578,18 +523,11 @@ fn problem(e: &mut Emitter, p: &Problem, mut o: Obj) -> Value {
 fn allergy(e: &mut Emitter, a: &Allergy, mut o: Obj) -> Value {
     o.set("identifier", identifiers(&a.identifiers));
     if let Some(cs) = &a.clinical_status {
-        let code = if matches!(cs.as_str(), "active" | "inactive" | "resolved") {
-            cs.as_str()
-        } else {
-            "active"
-        };
+        let code = if matches!(cs.as_str(), "active" | "inactive" | "resolved") { cs.as_str() } else { "active" };
         o.set("clinicalStatus", json!({"coding": [{"system": "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical", "code": code}]}));
     }
     if let Some(vs) = &a.verification_status {
-        let code = if matches!(
-            vs.as_str(),
-            "unconfirmed" | "confirmed" | "refuted" | "entered-in-error"
-        ) {
+        let code = if matches!(vs.as_str(), "unconfirmed" | "confirmed" | "refuted" | "entered-in-error") {
             vs.as_str()
         } else {
             "unconfirmed"
@@ -599,10 +537,7 @@ fn allergy(e: &mut Emitter, a: &Allergy, mut o: Obj) -> Value {
     o.str("type", a.type_.as_deref());
     o.set("category", array(a.categories.iter().map(|c| json!(c))));
     if !a.category_codes.is_empty() && a.categories.len() == a.category_codes.len() {
-        o.set(
-            "_category",
-            Value::Array(a.category_codes.iter().map(code_specification).collect()),
-        );
+        o.set("_category", Value::Array(a.category_codes.iter().map(code_specification).collect()));
     }
     o.str("criticality", a.criticality.as_deref());
     o.set("code", code_or_absent(&a.code));
@@ -648,87 +583,35 @@ fn observation_shape(kind: ObservationKind) -> (String, Option<FixedCategory>, O
     use ObservationKind::*;
     let vs = Some((OBS_CATEGORY, "vital-signs"));
     match kind {
-        LaboratoryTestResult => (
-            nl_core("LaboratoryTestResult"),
-            Some((OBS_CATEGORY, "laboratory")),
-            None,
-        ),
+        LaboratoryTestResult => (nl_core("LaboratoryTestResult"), Some((OBS_CATEGORY, "laboratory")), None),
         BloodPressure => (
             nl_core("BloodPressure"),
             vs,
-            Some((
-                uri::LOINC,
-                "85354-9",
-                "Blood pressure panel with all children optional",
-            )),
+            Some((uri::LOINC, "85354-9", "Blood pressure panel with all children optional")),
         ),
-        BodyWeight => (
-            nl_core("BodyWeight"),
-            vs,
-            Some((uri::LOINC, "29463-7", "Body weight")),
-        ),
-        BodyHeight => (
-            nl_core("BodyHeight"),
-            vs,
-            Some((uri::LOINC, "8302-2", "Body height")),
-        ),
-        HeadCircumference => (
-            nl_core("HeadCircumference"),
-            vs,
-            Some((uri::LOINC, "9843-4", "Head Occipital-frontal circumference")),
-        ),
-        BodyTemperature => (
-            nl_core("BodyTemperature"),
-            vs,
-            Some((uri::LOINC, "8310-5", "Body temperature")),
-        ),
-        HeartRate => (
-            nl_core("HeartRate"),
-            vs,
-            Some((uri::LOINC, "8867-4", "Heart rate")),
-        ),
+        BodyWeight => (nl_core("BodyWeight"), vs, Some((uri::LOINC, "29463-7", "Body weight"))),
+        BodyHeight => (nl_core("BodyHeight"), vs, Some((uri::LOINC, "8302-2", "Body height"))),
+        HeadCircumference => {
+            (nl_core("HeadCircumference"), vs, Some((uri::LOINC, "9843-4", "Head Occipital-frontal circumference")))
+        }
+        BodyTemperature => (nl_core("BodyTemperature"), vs, Some((uri::LOINC, "8310-5", "Body temperature"))),
+        HeartRate => (nl_core("HeartRate"), vs, Some((uri::LOINC, "8867-4", "Heart rate"))),
         O2Saturation => (
             nl_core("O2Saturation"),
             vs,
-            Some((
-                uri::LOINC,
-                "59408-5",
-                "Oxygen saturation in Arterial blood by Pulse oximetry",
-            )),
+            Some((uri::LOINC, "59408-5", "Oxygen saturation in Arterial blood by Pulse oximetry")),
         ),
-        AlcoholUse => (
-            nl_core("AlcoholUse"),
-            None,
-            Some((
-                uri::SNOMED,
-                "228273003",
-                "bevinding betreffende alcoholgebruik",
-            )),
-        ),
+        AlcoholUse => {
+            (nl_core("AlcoholUse"), None, Some((uri::SNOMED, "228273003", "bevinding betreffende alcoholgebruik")))
+        }
         TobaccoUse => (
             nl_core("TobaccoUse"),
             None,
-            Some((
-                uri::SNOMED,
-                "365980008",
-                "bevinding betreffende tabakgebruik en blootstelling aan tabaksrook",
-            )),
+            Some((uri::SNOMED, "365980008", "bevinding betreffende tabakgebruik en blootstelling aan tabaksrook")),
         ),
-        DrugUse => (
-            nl_core("DrugUse"),
-            None,
-            Some((
-                uri::SNOMED,
-                "228366006",
-                "bevinding betreffende drugsgebruik",
-            )),
-        ),
-        LivingSituation => (
-            nl_core("LivingSituation"),
-            None,
-            Some((uri::SNOMED, "365508006", "woonsituatie")),
-        ),
-        FunctionalOrMentalStatus => (nl_core("FunctionalOrMentalStatus"), None, None),
+        DrugUse => (nl_core("DrugUse"), None, Some((uri::SNOMED, "228366006", "bevinding betreffende drugsgebruik"))),
+        LivingSituation => (nl_core("LivingSituation"), None, Some((uri::SNOMED, "365508006", "woonsituatie"))),
+        FunctionalOrMentalStatus => (nl_core("FunctionalOrMentalStatus"), Some((uri::SNOMED, "118228005")), None),
         DevelopmentChild => (nl_core("DevelopmentChild"), None, None),
     }
 }
@@ -751,10 +634,7 @@ fn observation(e: &mut Emitter, ob: &Observation, ty: &str, id: &str, cat: DataC
     o.set("extension", array([episode_ext(e, &ob.episode)]));
     o.set("identifier", identifiers(&ob.identifiers));
     o.set("status", json!(ob.status.as_deref().unwrap_or("final")));
-    o.opt(
-        "category",
-        category.map(|(s, c)| json!([{"coding": [{"system": s, "code": c}]}])),
-    );
+    o.opt("category", category.map(|(s, c)| json!([{"coding": [{"system": s, "code": c}]}])));
     let mut code = ob.code.clone();
     if let Some((s, c, d)) = fixed_code {
         if !code.has(s, c) {
@@ -769,10 +649,9 @@ fn observation(e: &mut Emitter, ob: &Observation, ty: &str, id: &str, cat: DataC
     match (&ob.effective, &ob.effective_period) {
         (Some(w), _) => o.set("effectiveDateTime", json!(w.to_fhir())),
         (None, Some(p)) if !vital => o.set("effectivePeriod", period(p)),
-        (None, Some(p)) if p.start.is_some() => o.set(
-            "effectiveDateTime",
-            json!(p.start.as_ref().map(|w| w.to_fhir())),
-        ),
+        (None, Some(p)) if p.start.is_some() => {
+            o.set("effectiveDateTime", json!(p.start.as_ref().map(|w| w.to_fhir())))
+        }
         _ if vital => match &ob.issued {
             Some(w) => o.set("effectiveDateTime", json!(w.to_fhir())),
             None => o.set("_effectiveDateTime", data_absent()),
@@ -798,10 +677,7 @@ fn observation(e: &mut Emitter, ob: &Observation, ty: &str, id: &str, cat: DataC
             other => set_value(&mut o, other),
         }
     }
-    o.set(
-        "interpretation",
-        array(ob.interpretation.iter().map(concept)),
-    );
+    o.set("interpretation", array(ob.interpretation.iter().map(concept)));
     o.set("note", annotations(&ob.notes));
     o.opt("bodySite", opt_concept(&ob.body_site));
     o.opt("method", opt_concept(&ob.method));
@@ -810,10 +686,8 @@ fn observation(e: &mut Emitter, ob: &Observation, ty: &str, id: &str, cat: DataC
         .iter()
         .map(|r| {
             let mut x = Obj::new();
-            x.opt("low", r.low.as_ref().map(quantity))
-                .opt("high", r.high.as_ref().map(quantity));
-            x.opt("type", opt_concept(&r.type_))
-                .str("text", r.text.as_deref());
+            x.opt("low", r.low.as_ref().map(quantity)).opt("high", r.high.as_ref().map(quantity));
+            x.opt("type", opt_concept(&r.type_)).str("text", r.text.as_deref());
             x.build()
         })
         .collect();
@@ -827,10 +701,7 @@ fn observation(e: &mut Emitter, ob: &Observation, ty: &str, id: &str, cat: DataC
             if let Some(v) = &c.value {
                 set_value(&mut x, v);
             }
-            x.set(
-                "interpretation",
-                array(c.interpretation.iter().map(concept)),
-            );
+            x.set("interpretation", array(c.interpretation.iter().map(concept)));
             x.build()
         })
         .collect();
@@ -851,16 +722,11 @@ fn journal(e: &mut Emitter, item: &Item, j: &JournalEntry, id: &str) -> Out {
         let line_id = e.id_for("Observation", &line_key);
         let code = e
             .term
-            .translate(
-                maps::SOAP_LINE_CODE,
-                uri::JOURNAL_LINE_TYPE,
-                line.kind.letter(),
-            )
+            .translate(maps::SOAP_LINE_CODE, uri::JOURNAL_LINE_TYPE, line.kind.letter())
             .cloned()
             .unwrap_or_else(|| Coding::new(uri::JOURNAL_LINE_TYPE, line.kind.letter(), None));
         let mut o = Obj::with("Observation");
-        o.set("id", json!(line_id))
-            .set("meta", meta(&nl_core("SOAPReport.SOAPLine"), cat));
+        o.set("id", json!(line_id)).set("meta", meta(&nl_core("SOAPReport.SOAPLine"), cat));
         let mut exts = vec![episode.clone()];
         if let Some(c) = &line.code {
             exts.push(ext(EXT_SOAP_LINE_CODE, "valueCodeableConcept", concept(c)));
@@ -885,12 +751,14 @@ fn journal(e: &mut Emitter, item: &Item, j: &JournalEntry, id: &str) -> Out {
         out.push((o.build(), line_id, "SOAPLine"));
     }
     let mut c = Obj::with("Composition");
-    c.set("id", json!(id))
-        .set("meta", meta(&nl_core("SOAPReport"), cat));
+    c.set("id", json!(id)).set("meta", meta(&nl_core("SOAPReport"), cat));
     c.set("extension", array([episode]));
     c.opt("identifier", j.identifiers.first().map(identifier));
     c.set("status", json!("final"));
-    c.set("type", json!({"coding": [{"system": uri::SNOMED, "code": "11591000146107", "display": "patiëntcontactverslag"}]}));
+    c.set(
+        "type",
+        json!({"coding": [{"system": uri::SNOMED, "code": "11591000146107", "display": "patiëntcontactverslag"}]}),
+    );
     c.set("subject", subject);
     c.opt("encounter", enc);
     match &j.date {
@@ -899,12 +767,12 @@ fn journal(e: &mut Emitter, item: &Item, j: &JournalEntry, id: &str) -> Out {
     };
     match author {
         Some(a) => c.set("author", json!([a])),
-        None => c.set("author", json!([{"display": "onbekend", "extension": [{"url": EXT_DATA_ABSENT, "valueCode": "unknown"}]}])),
+        None => c.set(
+            "author",
+            json!([{"display": "onbekend", "extension": [{"url": EXT_DATA_ABSENT, "valueCode": "unknown"}]}]),
+        ),
     };
-    c.set(
-        "title",
-        json!(j.title.clone().unwrap_or_else(|| "Journaal".to_owned())),
-    );
+    c.set("title", json!(j.title.clone().unwrap_or_else(|| "Journaal".to_owned())));
     c.set("section", Value::Array(sections));
     out.insert(0, (c.build(), id.to_owned(), "SOAPReport"));
     out
@@ -914,10 +782,7 @@ fn dosage(d: &Dosage) -> Value {
     let mut o = Obj::new();
     o.opt("sequence", d.sequence);
     o.str("text", d.text.as_deref());
-    o.set(
-        "additionalInstruction",
-        array(d.additional_instructions.iter().map(concept)),
-    );
+    o.set("additionalInstruction", array(d.additional_instructions.iter().map(concept)));
     let mut repeat = Obj::new();
     repeat
         .opt("frequency", d.frequency)
@@ -957,11 +822,7 @@ fn time_interval(p: &Period, duration: &Option<Quantity>) -> Value {
         exts.push(ext(EXT_TIME_INTERVAL_PERIOD, "valuePeriod", period(p)));
     }
     if let Some(d) = duration {
-        exts.push(ext(
-            EXT_TIME_INTERVAL_DURATION,
-            "valueDuration",
-            quantity(d),
-        ));
+        exts.push(ext(EXT_TIME_INTERVAL_DURATION, "valueDuration", quantity(d)));
     }
     array(exts)
 }
@@ -972,8 +833,8 @@ fn medication_agreement(e: &mut Emitter, m: &MedicationAgreement, mut o: Obj) ->
         (_, Some(true)) => "stopped",
         (
             Some(
-                s @ ("active" | "on-hold" | "cancelled" | "completed" | "entered-in-error"
-                | "stopped" | "draft" | "unknown"),
+                s @ ("active" | "on-hold" | "cancelled" | "completed" | "entered-in-error" | "stopped" | "draft"
+                | "unknown"),
             ),
             _,
         ) => s,
@@ -999,25 +860,14 @@ fn medication_agreement(e: &mut Emitter, m: &MedicationAgreement, mut o: Obj) ->
             dosages.push(json!({}));
         }
         for d in dosages.iter_mut() {
-            let timing = d
-                .as_object_mut()
-                .map(|m| m.entry("timing").or_insert_with(|| json!({})).clone());
+            let timing = d.as_object_mut().map(|m| m.entry("timing").or_insert_with(|| json!({})).clone());
             let mut timing = timing.unwrap_or_else(|| json!({}));
             let mut repeat = timing.get("repeat").cloned().unwrap_or_else(|| json!({}));
             let mut bounds = Obj::new();
             if let Some(dur) = &m.duration {
-                bounds.set(
-                    "extension",
-                    json!([ext(
-                        EXT_TIME_INTERVAL_DURATION,
-                        "valueDuration",
-                        quantity(dur)
-                    )]),
-                );
+                bounds.set("extension", json!([ext(EXT_TIME_INTERVAL_DURATION, "valueDuration", quantity(dur))]));
             }
-            bounds
-                .opt("start", when(&m.period_of_use.start))
-                .opt("end", when(&m.period_of_use.end));
+            bounds.opt("start", when(&m.period_of_use.start)).opt("end", when(&m.period_of_use.end));
             repeat["boundsPeriod"] = bounds.build();
             timing["repeat"] = repeat;
             d["timing"] = timing;
@@ -1029,21 +879,9 @@ fn medication_agreement(e: &mut Emitter, m: &MedicationAgreement, mut o: Obj) ->
 
 fn medication_use(e: &mut Emitter, m: &MedicationUse, mut o: Obj) -> Value {
     o.set("identifier", identifiers(&m.identifiers));
-    const STATUSES: &[&str] = &[
-        "active",
-        "completed",
-        "entered-in-error",
-        "intended",
-        "stopped",
-        "on-hold",
-        "unknown",
-        "not-taken",
-    ];
-    let status = m
-        .status
-        .as_deref()
-        .filter(|s| STATUSES.contains(s))
-        .unwrap_or("unknown");
+    const STATUSES: &[&str] =
+        &["active", "completed", "entered-in-error", "intended", "stopped", "on-hold", "unknown", "not-taken"];
+    let status = m.status.as_deref().filter(|s| STATUSES.contains(s)).unwrap_or("unknown");
     o.set("status", json!(status));
     o.set("category", json!({"coding": [{"system": uri::SNOMED, "code": "422979000", "display": "bevinding betreffende gedrag met betrekking tot medicatieregime"}]}));
     medication_x(e, &mut o, &m.medication);
@@ -1051,17 +889,9 @@ fn medication_use(e: &mut Emitter, m: &MedicationUse, mut o: Obj) -> Value {
     if !m.period_of_use.is_empty() || m.duration.is_some() {
         let mut p = Obj::new();
         if let Some(d) = &m.duration {
-            p.set(
-                "extension",
-                json!([ext(
-                    EXT_TIME_INTERVAL_DURATION,
-                    "valueDuration",
-                    quantity(d)
-                )]),
-            );
+            p.set("extension", json!([ext(EXT_TIME_INTERVAL_DURATION, "valueDuration", quantity(d))]));
         }
-        p.opt("start", when(&m.period_of_use.start))
-            .opt("end", when(&m.period_of_use.end));
+        p.opt("start", when(&m.period_of_use.start)).opt("end", when(&m.period_of_use.end));
         o.set("effectivePeriod", p.build());
     }
     o.opt("dateAsserted", when(&m.asserted));
@@ -1100,10 +930,7 @@ fn rewrite_references(e: &mut Emitter, v: &mut Value) {
                             // receiving server's transaction, so keep it as text.
                             m.shift_remove("reference");
                             if !m.contains_key("display") && !m.contains_key("identifier") {
-                                m.insert(
-                                    "display".into(),
-                                    json!(format!("{original} (not included in this record)")),
-                                );
+                                m.insert("display".into(), json!(format!("{original} (not included in this record)")));
                             }
                         }
                     }

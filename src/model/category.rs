@@ -72,10 +72,7 @@ impl std::str::FromStr for DataCategory {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         DataCategory::from_code(s).ok_or_else(|| {
             let all: Vec<&str> = DataCategory::ALL.iter().map(|c| c.code()).collect();
-            format!(
-                "unknown data category '{s}'; known categories: {}",
-                all.join(", ")
-            )
+            format!("unknown data category '{s}'; known categories: {}", all.join(", "))
         })
     }
 }
@@ -96,15 +93,10 @@ mod tests {
     #[test]
     fn published_code_system_matches_the_enum() {
         let cs: serde_json::Value =
-            serde_json::from_str(include_str!("../../profiles/CodeSystem-data-category.json"))
-                .expect("valid JSON");
+            serde_json::from_str(include_str!("../../profiles/CodeSystem-data-category.json")).expect("valid JSON");
         assert_eq!(cs["url"], DATA_CATEGORY_SYSTEM);
-        let published: Vec<&str> = cs["concept"]
-            .as_array()
-            .expect("concepts")
-            .iter()
-            .filter_map(|c| c["code"].as_str())
-            .collect();
+        let published: Vec<&str> =
+            cs["concept"].as_array().expect("concepts").iter().filter_map(|c| c["code"].as_str()).collect();
         let ours: Vec<&str> = DataCategory::ALL.iter().map(|c| c.code()).collect();
         assert_eq!(published, ours);
     }

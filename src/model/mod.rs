@@ -31,10 +31,7 @@ pub struct Ref {
 
 impl Ref {
     pub fn to(key: impl Into<Key>) -> Self {
-        Ref {
-            key: Some(key.into()),
-            ..Default::default()
-        }
+        Ref { key: Some(key.into()), ..Default::default() }
     }
 }
 
@@ -332,8 +329,8 @@ impl ObservationKind {
         use ObservationKind::*;
         match self {
             LaboratoryTestResult => DataCategory::LabResults,
-            BloodPressure | BodyWeight | BodyHeight | HeadCircumference | BodyTemperature
-            | HeartRate | O2Saturation => DataCategory::VitalSigns,
+            BloodPressure | BodyWeight | BodyHeight | HeadCircumference | BodyTemperature | HeartRate
+            | O2Saturation => DataCategory::VitalSigns,
             AlcoholUse | TobaccoUse | DrugUse => DataCategory::Lifestyle,
             LivingSituation => DataCategory::LivingSituation,
             FunctionalOrMentalStatus | DevelopmentChild => DataCategory::FunctionalStatus,
@@ -677,9 +674,7 @@ impl ItemConcept {
     pub fn category(&self) -> DataCategory {
         use ItemConcept::*;
         match self {
-            HealthProfessional(_) | ProfessionalRole(_) | HealthcareProvider(_) => {
-                DataCategory::CareProviders
-            }
+            HealthProfessional(_) | ProfessionalRole(_) | HealthcareProvider(_) => DataCategory::CareProviders,
             ContactPerson(_) => DataCategory::ContactPersons,
             Problem(_) => DataCategory::Problems,
             Episode(_) => DataCategory::Episodes,

@@ -19,11 +19,7 @@ pub struct Coding {
 
 impl Coding {
     pub fn new(system: &str, code: &str, display: Option<&str>) -> Self {
-        Coding {
-            system: Some(system.to_owned()),
-            code: Some(code.to_owned()),
-            display: display.map(str::to_owned),
-        }
+        Coding { system: Some(system.to_owned()), code: Some(code.to_owned()), display: display.map(str::to_owned) }
     }
     pub fn is(&self, system: &str, code: &str) -> bool {
         self.system.as_deref() == Some(system) && self.code.as_deref() == Some(code)
@@ -39,25 +35,17 @@ pub struct Concept {
 
 impl Concept {
     pub fn coded(c: Coding) -> Self {
-        Concept {
-            codings: vec![c],
-            text: None,
-        }
+        Concept { codings: vec![c], text: None }
     }
     pub fn text(t: &str) -> Self {
-        Concept {
-            codings: vec![],
-            text: Some(t.to_owned()),
-        }
+        Concept { codings: vec![], text: Some(t.to_owned()) }
     }
     pub fn is_empty(&self) -> bool {
         self.codings.is_empty() && self.text.is_none()
     }
     /// The first coding in `system`.
     pub fn coding_in(&self, system: &str) -> Option<&Coding> {
-        self.codings
-            .iter()
-            .find(|c| c.system.as_deref() == Some(system))
+        self.codings.iter().find(|c| c.system.as_deref() == Some(system))
     }
     pub fn has(&self, system: &str, code: &str) -> bool {
         self.codings.iter().any(|c| c.is(system, code))
@@ -73,10 +61,7 @@ pub struct Identifier {
 
 impl Identifier {
     pub fn new(system: &str, value: &str) -> Self {
-        Identifier {
-            system: Some(system.to_owned()),
-            value: value.to_owned(),
-        }
+        Identifier { system: Some(system.to_owned()), value: value.to_owned() }
     }
 }
 
@@ -86,9 +71,7 @@ pub struct Bsn(String);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BsnError {
-    #[error(
-        "a BSN has 9 digits (8 digits are allowed with a leading zero added); got {0} characters"
-    )]
+    #[error("a BSN has 9 digits (8 digits are allowed with a leading zero added); got {0} characters")]
     Length(usize),
     #[error("a BSN has only digits")]
     NotDigits,
@@ -173,15 +156,8 @@ impl HumanName {
             return Some(f.clone());
         }
         let own = join_nonempty(&[self.own_prefix.as_deref(), self.own_name.as_deref()], " ");
-        let partner = join_nonempty(
-            &[self.partner_prefix.as_deref(), self.partner_name.as_deref()],
-            " ",
-        );
-        match (
-            own.is_empty(),
-            partner.is_empty(),
-            self.assembly_order.as_deref(),
-        ) {
+        let partner = join_nonempty(&[self.partner_prefix.as_deref(), self.partner_name.as_deref()], " ");
+        match (own.is_empty(), partner.is_empty(), self.assembly_order.as_deref()) {
             (true, true, _) => None,
             (false, true, _) => Some(own),
             (true, false, _) => Some(partner),
@@ -194,13 +170,7 @@ impl HumanName {
 }
 
 fn join_nonempty(parts: &[Option<&str>], sep: &str) -> String {
-    parts
-        .iter()
-        .flatten()
-        .filter(|s| !s.is_empty())
-        .copied()
-        .collect::<Vec<_>>()
-        .join(sep)
+    parts.iter().flatten().filter(|s| !s.is_empty()).copied().collect::<Vec<_>>().join(sep)
 }
 
 /// An address, with the Dutch street/house number parts kept apart.
@@ -273,9 +243,7 @@ impl When {
             return Ok(When::YearMonth(y, m));
         }
         if s.len() == 10 {
-            return NaiveDate::parse_from_str(s, "%Y-%m-%d")
-                .map(When::Date)
-                .map_err(|_| err());
+            return NaiveDate::parse_from_str(s, "%Y-%m-%d").map(When::Date).map_err(|_| err());
         }
         if s.len() < 16 || b[10] != b'T' {
             return Err(err());
@@ -293,10 +261,7 @@ impl When {
             }
             let h: i32 = hm[..2].parse().map_err(|_| err())?;
             let m: i32 = hm[2..].parse().map_err(|_| err())?;
-            (
-                &s[..at],
-                Some(FixedOffset::east_opt(sign * (h * 3600 + m * 60)).ok_or_else(err)?),
-            )
+            (&s[..at], Some(FixedOffset::east_opt(sign * (h * 3600 + m * 60)).ok_or_else(err)?))
         } else if s.len() == 22 && (s.as_bytes()[16] == b'+' || s.as_bytes()[16] == b'-') {
             // hh:mm+hh:mm (no seconds)
             return When::parse(&format!("{}:00{}", &s[..16], &s[16..]));
@@ -352,16 +317,9 @@ impl When {
 }
 
 fn parse_local(s: &str) -> Option<(NaiveDateTime, u8)> {
-    for fmt in [
-        "%Y-%m-%dT%H:%M:%S%.f",
-        "%Y-%m-%dT%H:%M:%S",
-        "%Y-%m-%dT%H:%M",
-    ] {
+    for fmt in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M"] {
         if let Ok(n) = NaiveDateTime::parse_from_str(s, fmt) {
-            let frac = s
-                .find('.')
-                .map(|p| (s.len() - p - 1).min(9) as u8)
-                .unwrap_or(0);
+            let frac = s.find('.').map(|p| (s.len() - p - 1).min(9) as u8).unwrap_or(0);
             return Some((n, frac));
         }
     }
@@ -373,11 +331,8 @@ fn parse_local(s: &str) -> Option<(NaiveDateTime, u8)> {
 /// as clocks do.
 fn amsterdam(naive: NaiveDateTime) -> Option<DateTime<FixedOffset>> {
     let local = Amsterdam.from_local_datetime(&naive);
-    let dt = local.earliest().or_else(|| {
-        Amsterdam
-            .from_local_datetime(&(naive + chrono::Duration::hours(1)))
-            .earliest()
-    })?;
+    let dt =
+        local.earliest().or_else(|| Amsterdam.from_local_datetime(&(naive + chrono::Duration::hours(1))).earliest())?;
     Some(dt.fixed_offset())
 }
 
@@ -427,9 +382,7 @@ impl Decimal {
         let t = s.trim().replace(',', ".");
         let ok = !t.is_empty()
             && t.parse::<f64>().map(f64::is_finite).unwrap_or(false)
-            && t.bytes().all(|b| {
-                b.is_ascii_digit() || b == b'.' || b == b'-' || b == b'+' || b == b'e' || b == b'E'
-            })
+            && t.bytes().all(|b| b.is_ascii_digit() || b == b'.' || b == b'-' || b == b'+' || b == b'e' || b == b'E')
             && !t.starts_with('+')
             && !t.starts_with('.')
             && !t.ends_with('.');
@@ -458,14 +411,9 @@ impl<'de> Deserialize<'de> for Decimal {
         let s = match &v {
             serde_json::Value::Number(n) => n.to_string(),
             serde_json::Value::String(s) => s.clone(),
-            _ => {
-                return Err(serde::de::Error::custom(
-                    "a decimal must be a number or a string",
-                ))
-            }
+            _ => return Err(serde::de::Error::custom("a decimal must be a number or a string")),
         };
-        Decimal::parse(&s)
-            .ok_or_else(|| serde::de::Error::custom(format!("'{s}' is not a decimal")))
+        Decimal::parse(&s).ok_or_else(|| serde::de::Error::custom(format!("'{s}' is not a decimal")))
     }
 }
 
@@ -486,14 +434,8 @@ mod tests {
     #[test]
     fn partial_dates_stay_partial() {
         assert_eq!(When::parse("2012").map(|w| w.to_fhir()), Ok("2012".into()));
-        assert_eq!(
-            When::parse("2012-11").map(|w| w.to_fhir()),
-            Ok("2012-11".into())
-        );
-        assert_eq!(
-            When::parse("2012-11-15").map(|w| w.to_fhir()),
-            Ok("2012-11-15".into())
-        );
+        assert_eq!(When::parse("2012-11").map(|w| w.to_fhir()), Ok("2012-11".into()));
+        assert_eq!(When::parse("2012-11-15").map(|w| w.to_fhir()), Ok("2012-11-15".into()));
         assert!(When::parse("2012-13").is_err());
         assert!(When::parse("1974-13-45").is_err());
     }
@@ -501,14 +443,8 @@ mod tests {
     #[test]
     fn local_times_get_the_dutch_offset() {
         // winter: +01:00, summer: +02:00
-        assert_eq!(
-            When::parse("2024-01-15T10:30:00").map(|w| w.to_fhir()),
-            Ok("2024-01-15T10:30:00+01:00".into())
-        );
-        assert_eq!(
-            When::parse("2024-07-15T10:30").map(|w| w.to_fhir()),
-            Ok("2024-07-15T10:30:00+02:00".into())
-        );
+        assert_eq!(When::parse("2024-01-15T10:30:00").map(|w| w.to_fhir()), Ok("2024-01-15T10:30:00+01:00".into()));
+        assert_eq!(When::parse("2024-07-15T10:30").map(|w| w.to_fhir()), Ok("2024-07-15T10:30:00+02:00".into()));
         // explicit offsets are kept
         assert_eq!(
             When::parse("2023-06-02T22:00:00+00:00").map(|w| w.to_fhir()),
@@ -519,31 +455,16 @@ mod tests {
             Ok("2026-06-17T11:25:49.674353824+00:00".into())
         );
         // the spring gap moves forward
-        assert_eq!(
-            When::parse("2024-03-31T02:30:00").map(|w| w.to_fhir()),
-            Ok("2024-03-31T03:30:00+02:00".into())
-        );
+        assert_eq!(When::parse("2024-03-31T02:30:00").map(|w| w.to_fhir()), Ok("2024-03-31T03:30:00+02:00".into()));
         // the autumn repeat takes summer time
-        assert_eq!(
-            When::parse("2024-10-27T02:30:00").map(|w| w.to_fhir()),
-            Ok("2024-10-27T02:30:00+02:00".into())
-        );
+        assert_eq!(When::parse("2024-10-27T02:30:00").map(|w| w.to_fhir()), Ok("2024-10-27T02:30:00+02:00".into()));
     }
 
     #[test]
     fn decimals_keep_precision() {
-        assert_eq!(
-            Decimal::parse("2.50").map(|d| d.as_str().to_owned()),
-            Some("2.50".into())
-        );
-        assert_eq!(
-            Decimal::parse("75").map(|d| d.to_json()),
-            Some(serde_json::json!(75))
-        );
-        assert_eq!(
-            Decimal::parse("2,5").map(|d| d.as_str().to_owned()),
-            Some("2.5".into())
-        );
+        assert_eq!(Decimal::parse("2.50").map(|d| d.as_str().to_owned()), Some("2.50".into()));
+        assert_eq!(Decimal::parse("75").map(|d| d.to_json()), Some(serde_json::json!(75)));
+        assert_eq!(Decimal::parse("2,5").map(|d| d.as_str().to_owned()), Some("2.5".into()));
         assert_eq!(Decimal::parse("abc"), None);
         assert_eq!(Decimal::parse("NaN"), None);
     }
@@ -558,9 +479,6 @@ mod tests {
             assembly_order: Some("NL3".into()),
             ..Default::default()
         };
-        assert_eq!(
-            n.family_name().as_deref(),
-            Some("van Putten-van der Giessen")
-        );
+        assert_eq!(n.family_name().as_deref(), Some("van Putten-van der Giessen"));
     }
 }

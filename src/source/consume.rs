@@ -7,7 +7,7 @@
 //! not touched. (No copy of the original is needed: the tombstones are the record. FHIR
 //! JSON cannot contain `null`, so a tombstone is never confused with data.)
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::validate::{Issue, IssueCode, Outcome};
 
@@ -61,11 +61,7 @@ pub fn member<'a>(v: &'a mut Value, key: &str) -> Option<&'a mut Value> {
 /// each with its index. Consumed elements (`null`) are skipped.
 pub fn elements<'a>(v: &'a mut Value, key: &str) -> Vec<(usize, &'a mut Value)> {
     match v.as_object_mut().and_then(|o| o.get_mut(key)) {
-        Some(Value::Array(a)) => a
-            .iter_mut()
-            .enumerate()
-            .filter(|(_, e)| !e.is_null())
-            .collect(),
+        Some(Value::Array(a)) => a.iter_mut().enumerate().filter(|(_, e)| !e.is_null()).collect(),
         Some(o @ Value::Object(_)) => vec![(0, o)],
         _ => vec![],
     }
@@ -97,9 +93,7 @@ pub fn take_modifier_extension(v: &mut Value, url: &str) -> Option<Value> {
 
 fn take_extension_in(v: &mut Value, list: &str, url: &str) -> Option<Value> {
     let arr = v.as_object_mut()?.get_mut(list)?.as_array_mut()?;
-    let e = arr
-        .iter_mut()
-        .find(|e| e.get("url").and_then(Value::as_str) == Some(url))?;
+    let e = arr.iter_mut().find(|e| e.get("url").and_then(Value::as_str) == Some(url))?;
     let mut ext = std::mem::take(e);
     take(&mut ext, "url");
     Some(ext)
@@ -197,11 +191,6 @@ fn report(path: &str, left: &Value, out: &mut Outcome) {
     out.push(issue.at(path));
 }
 
-/// A JSON object from members (helper for tests and sources).
-pub fn object(members: Map<String, Value>) -> Value {
-    Value::Object(members)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -224,24 +213,10 @@ mod tests {
         take_extension(&mut v, "http://a");
         let mut out = Outcome::new();
         leftovers("Patient", &v, &mut out);
-        let paths: Vec<&str> = out
-            .issues
-            .iter()
-            .filter_map(|i| i.expression.as_deref())
-            .collect();
-        assert_eq!(
-            paths,
-            vec![
-                "Patient.name[0].suffix",
-                "Patient.extension[1]",
-                "Patient.photo"
-            ]
-        );
+        let paths: Vec<&str> = out.issues.iter().filter_map(|i| i.expression.as_deref()).collect();
+        assert_eq!(paths, vec!["Patient.name[0].suffix", "Patient.extension[1]", "Patient.photo"]);
         assert!(out.issues[1].diagnostics.contains("http://b"));
-        assert!(
-            !out.issues.iter().any(|i| i.diagnostics.contains('y')),
-            "values are never echoed"
-        );
+        assert!(!out.issues.iter().any(|i| i.diagnostics.contains('y')), "values are never echoed");
     }
 
     #[test]

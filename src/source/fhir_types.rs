@@ -8,29 +8,13 @@ use serde_json::Value;
 
 use super::consume::*;
 use crate::model::*;
+use crate::terminology::ext;
 use crate::terminology::Terminology;
 
 const EXT_CODE_SPECIFICATION: &str = "http://nictiz.nl/fhir/StructureDefinition/code-specification";
-const EXT_EN_QUALIFIER: &str = "http://hl7.org/fhir/StructureDefinition/iso21090-EN-qualifier";
-const EXT_OWN_NAME: &str = "http://hl7.org/fhir/StructureDefinition/humanname-own-name";
-const EXT_OWN_PREFIX: &str = "http://hl7.org/fhir/StructureDefinition/humanname-own-prefix";
-const EXT_PARTNER_NAME: &str = "http://hl7.org/fhir/StructureDefinition/humanname-partner-name";
-const EXT_PARTNER_PREFIX: &str = "http://hl7.org/fhir/StructureDefinition/humanname-partner-prefix";
-const EXT_ASSEMBLY_ORDER: &str = "http://hl7.org/fhir/StructureDefinition/humanname-assembly-order";
-const EXT_ADXP_STREET: &str = "http://hl7.org/fhir/StructureDefinition/iso21090-ADXP-streetName";
-const EXT_ADXP_HOUSE_NUMBER: &str =
-    "http://hl7.org/fhir/StructureDefinition/iso21090-ADXP-houseNumber";
-const EXT_ADXP_BUILDING_SUFFIX: &str =
-    "http://hl7.org/fhir/StructureDefinition/iso21090-ADXP-buildingNumberSuffix";
-const EXT_ADXP_ADDITIONAL: &str =
-    "http://hl7.org/fhir/StructureDefinition/iso21090-ADXP-additionalLocator";
-const EXT_ADXP_UNIT_ID: &str = "http://hl7.org/fhir/StructureDefinition/iso21090-ADXP-unitID";
-const EXT_ADDRESS_TYPE: &str =
-    "http://nictiz.nl/fhir/StructureDefinition/zib-AddressInformation-AddressType";
-const EXT_TELECOM_TYPE: &str =
-    "http://nictiz.nl/fhir/StructureDefinition/zib-ContactInformation-TelecomType";
-const EXT_PRACTITIONERROLE_REF: &str =
-    "http://nictiz.nl/fhir/StructureDefinition/practitionerrole-reference";
+const EXT_ADDRESS_TYPE: &str = "http://nictiz.nl/fhir/StructureDefinition/zib-AddressInformation-AddressType";
+const EXT_TELECOM_TYPE: &str = "http://nictiz.nl/fhir/StructureDefinition/zib-ContactInformation-TelecomType";
+const EXT_PRACTITIONERROLE_REF: &str = "http://nictiz.nl/fhir/StructureDefinition/practitionerrole-reference";
 const EXT_MUNICIPALITY: &str = "http://hl7.org/fhir/StructureDefinition/iso21090-ADXP-county";
 
 pub fn term() -> &'static Terminology {
@@ -39,11 +23,7 @@ pub fn term() -> &'static Terminology {
 
 pub fn coding(v: &mut Value) -> Coding {
     let system = take_str(v, "system").map(|s| term().system_uri(&s));
-    let c = Coding {
-        system,
-        code: take_str(v, "code"),
-        display: take_str(v, "display"),
-    };
+    let c = Coding { system, code: take_str(v, "code"), display: take_str(v, "display") };
     // userSelected/version carry no clinical meaning in the handover
     consume(v, "userSelected");
     consume(v, "version");
@@ -55,10 +35,7 @@ pub fn concept(v: &mut Value) -> Concept {
     for (_, c) in elements(v, "coding") {
         codings.push(coding(c));
     }
-    Concept {
-        codings,
-        text: take_str(v, "text"),
-    }
+    Concept { codings, text: take_str(v, "text") }
 }
 
 pub fn take_concept(v: &mut Value, key: &str) -> Option<Concept> {
@@ -67,11 +44,7 @@ pub fn take_concept(v: &mut Value, key: &str) -> Option<Concept> {
 }
 
 pub fn take_concepts(v: &mut Value, key: &str) -> Vec<Concept> {
-    elements(v, key)
-        .into_iter()
-        .map(|(_, c)| concept(c))
-        .filter(|c| !c.is_empty())
-        .collect()
+    elements(v, key).into_iter().map(|(_, c)| concept(c)).filter(|c| !c.is_empty()).collect()
 }
 
 /// The code-specification extension on a primitive (`_gender`, `_clinicalStatus`).
@@ -88,25 +61,14 @@ pub fn identifier(v: &mut Value) -> Option<Identifier> {
     // `use` and `type` describe the local identifier's role in the sender's system.
     consume(v, "use");
     consume(v, "type");
-    Some(Identifier {
-        system,
-        value: value.trim().to_owned(),
-    })
+    Some(Identifier { system, value: value.trim().to_owned() })
 }
 
 pub fn identifiers(v: &mut Value, key: &str) -> Vec<Identifier> {
-    elements(v, key)
-        .into_iter()
-        .filter_map(|(_, i)| identifier(i))
-        .collect()
+    elements(v, key).into_iter().filter_map(|(_, i)| identifier(i)).collect()
 }
 
-pub fn when(
-    v: &mut Value,
-    key: &str,
-    path: &str,
-    out: &mut crate::validate::Outcome,
-) -> Option<When> {
+pub fn when(v: &mut Value, key: &str, path: &str, out: &mut crate::validate::Outcome) -> Option<When> {
     let s = v.get(key)?.as_str()?.to_owned();
     match When::parse(&s) {
         Ok(w) => {
@@ -126,10 +88,7 @@ pub fn when(
 pub fn period(v: &mut Value, key: &str, path: &str, out: &mut crate::validate::Outcome) -> Period {
     let p = format!("{path}.{key}");
     match member(v, key) {
-        Some(m) => Period {
-            start: when(m, "start", &p, out),
-            end: when(m, "end", &p, out),
-        },
+        Some(m) => Period { start: when(m, "start", &p, out), end: when(m, "end", &p, out) },
         None => Period::default(),
     }
 }
@@ -159,21 +118,18 @@ pub fn human_name(v: &mut Value) -> HumanName {
         family: take_str(v, "family"),
         prefix: take_strings(v, "prefix"),
         suffix: take_strings(v, "suffix"),
-        assembly_order: ext_string(take_extension(v, EXT_ASSEMBLY_ORDER)),
+        assembly_order: ext_string(take_extension(v, ext::ASSEMBLY_ORDER)),
         ..Default::default()
     };
     if let Some(f) = member(v, "_family") {
-        n.own_name = ext_string(take_extension(f, EXT_OWN_NAME));
-        n.own_prefix = ext_string(take_extension(f, EXT_OWN_PREFIX));
-        n.partner_name = ext_string(take_extension(f, EXT_PARTNER_NAME));
-        n.partner_prefix = ext_string(take_extension(f, EXT_PARTNER_PREFIX));
+        n.own_name = ext_string(take_extension(f, ext::OWN_NAME));
+        n.own_prefix = ext_string(take_extension(f, ext::OWN_PREFIX));
+        n.partner_name = ext_string(take_extension(f, ext::PARTNER_NAME));
+        n.partner_prefix = ext_string(take_extension(f, ext::PARTNER_PREFIX));
     }
     // given[] with a parallel _given[] of qualifiers (CL call name, IN initials, BR birth)
     let qualifiers: Vec<Option<String>> = match v.get_mut("_given").and_then(Value::as_array_mut) {
-        Some(a) => a
-            .iter_mut()
-            .map(|g| ext_string(take_extension(g, EXT_EN_QUALIFIER)))
-            .collect(),
+        Some(a) => a.iter_mut().map(|g| ext_string(take_extension(g, ext::EN_QUALIFIER))).collect(),
         None => vec![],
     };
     for (i, g) in take_strings(v, "given").into_iter().enumerate() {
@@ -186,11 +142,7 @@ pub fn human_name(v: &mut Value) -> HumanName {
         n.given.push(GivenName { value: g, kind });
     }
     // When the family name is only given as own name, keep the parts and drop the duplicate.
-    if n.family.is_some()
-        && n.partner_name.is_none()
-        && n.own_prefix.is_none()
-        && n.own_name == n.family
-    {
+    if n.family.is_some() && n.partner_name.is_none() && n.own_prefix.is_none() && n.own_name == n.family {
         n.family = None;
     }
     n
@@ -208,8 +160,7 @@ pub fn address(v: &mut Value) -> Address {
         ..Default::default()
     };
     if let Some(mut e) = take_extension(v, EXT_ADDRESS_TYPE) {
-        a.zib_type =
-            take_concept(&mut e, "valueCodeableConcept").and_then(|c| c.codings.into_iter().next());
+        a.zib_type = take_concept(&mut e, "valueCodeableConcept").and_then(|c| c.codings.into_iter().next());
     }
     if let Some(c) = code_specification(v, "country") {
         a.country_code = c.codings.into_iter().next();
@@ -222,11 +173,11 @@ pub fn address(v: &mut Value) -> Address {
     let mut parts_found = false;
     if let Some(lines) = v.get_mut("_line").and_then(Value::as_array_mut) {
         if let Some(l) = lines.first_mut() {
-            a.street = ext_string(take_extension(l, EXT_ADXP_STREET));
-            a.house_number = ext_string(take_extension(l, EXT_ADXP_HOUSE_NUMBER));
-            a.house_number_letter = ext_string(take_extension(l, EXT_ADXP_BUILDING_SUFFIX));
-            a.house_number_addition = ext_string(take_extension(l, EXT_ADXP_UNIT_ID));
-            a.additional_info = ext_string(take_extension(l, EXT_ADXP_ADDITIONAL));
+            a.street = ext_string(take_extension(l, ext::ADXP_STREET));
+            a.house_number = ext_string(take_extension(l, ext::ADXP_HOUSE_NUMBER));
+            a.house_number_letter = ext_string(take_extension(l, ext::ADXP_BUILDING_SUFFIX));
+            a.house_number_addition = ext_string(take_extension(l, ext::ADXP_UNIT_ID));
+            a.additional_info = ext_string(take_extension(l, ext::ADXP_ADDITIONAL));
             parts_found = a.street.is_some() || a.house_number.is_some();
         }
     }
@@ -245,30 +196,20 @@ pub fn telecom(v: &mut Value) -> Option<Telecom> {
         zib_type: None,
     };
     if let Some(mut e) = take_extension(v, EXT_TELECOM_TYPE) {
-        t.zib_type =
-            take_concept(&mut e, "valueCodeableConcept").and_then(|c| c.codings.into_iter().next());
+        t.zib_type = take_concept(&mut e, "valueCodeableConcept").and_then(|c| c.codings.into_iter().next());
     }
     consume(v, "rank");
     Some(t)
 }
 
 pub fn names(v: &mut Value, key: &str) -> Vec<HumanName> {
-    elements(v, key)
-        .into_iter()
-        .map(|(_, n)| human_name(n))
-        .collect()
+    elements(v, key).into_iter().map(|(_, n)| human_name(n)).collect()
 }
 pub fn addresses(v: &mut Value, key: &str) -> Vec<Address> {
-    elements(v, key)
-        .into_iter()
-        .map(|(_, a)| address(a))
-        .collect()
+    elements(v, key).into_iter().map(|(_, a)| address(a)).collect()
 }
 pub fn telecoms(v: &mut Value, key: &str) -> Vec<Telecom> {
-    elements(v, key)
-        .into_iter()
-        .filter_map(|(_, t)| telecom(t))
-        .collect()
+    elements(v, key).into_iter().filter_map(|(_, t)| telecom(t)).collect()
 }
 
 /// The key a FHIR reference points at: `Type/id` (absolute URLs and `_history` are cut
@@ -283,9 +224,7 @@ pub fn reference_key(reference: &str, container: &str) -> Option<Key> {
     let r = reference.split("/_history/").next().unwrap_or(reference);
     let parts: Vec<&str> = r.trim_end_matches('/').rsplitn(3, '/').collect();
     match parts.as_slice() {
-        [id, ty, ..]
-            if ty.chars().next().is_some_and(|c| c.is_ascii_uppercase()) && !id.is_empty() =>
-        {
+        [id, ty, ..] if ty.chars().next().is_some_and(|c| c.is_ascii_uppercase()) && !id.is_empty() => {
             Some(format!("{ty}/{id}"))
         }
         _ => None,
@@ -357,11 +296,7 @@ pub fn notes(v: &mut Value, key: &str) -> Vec<String> {
 }
 
 /// A FHIR observation/component value[x].
-pub fn obs_value(
-    v: &mut Value,
-    path: &str,
-    out: &mut crate::validate::Outcome,
-) -> Option<ObsValue> {
+pub fn obs_value(v: &mut Value, path: &str, out: &mut crate::validate::Outcome) -> Option<ObsValue> {
     if let Some(q) = take_quantity(v, "valueQuantity") {
         return Some(ObsValue::Quantity(q));
     }
@@ -414,26 +349,20 @@ mod tests {
 
     #[test]
     fn reference_keys() {
-        assert_eq!(
-            reference_key("Patient/abc", "X").as_deref(),
-            Some("Patient/abc")
-        );
+        assert_eq!(reference_key("Patient/abc", "X").as_deref(), Some("Patient/abc"));
         assert_eq!(
             reference_key("https://x.org/fhir/STU3/Patient/e.1/_history/2", "X").as_deref(),
             Some("Patient/e.1")
         );
-        assert_eq!(
-            reference_key("#p1", "DocumentReference/d").as_deref(),
-            Some("DocumentReference/d#p1")
-        );
+        assert_eq!(reference_key("#p1", "DocumentReference/d").as_deref(), Some("DocumentReference/d#p1"));
         assert_eq!(reference_key("nonsense", "X"), None);
     }
 
     #[test]
     fn dutch_names_and_addresses() {
         let mut n = json!({"use": "official", "family": "Patient-4", "given": ["Piet", "P."],
-            "_given": [{"extension": [{"url": EXT_EN_QUALIFIER, "valueCode": "CL"}]}, {"extension": [{"url": EXT_EN_QUALIFIER, "valueCode": "IN"}]}],
-            "_family": {"extension": [{"url": EXT_OWN_NAME, "valueString": "Patient-4"}]}});
+            "_given": [{"extension": [{"url": ext::EN_QUALIFIER, "valueCode": "CL"}]}, {"extension": [{"url": ext::EN_QUALIFIER, "valueCode": "IN"}]}],
+            "_family": {"extension": [{"url": ext::OWN_NAME, "valueString": "Patient-4"}]}});
         let name = human_name(&mut n);
         assert_eq!(name.own_name.as_deref(), Some("Patient-4"));
         assert_eq!(name.family_name().as_deref(), Some("Patient-4"));
@@ -441,8 +370,8 @@ mod tests {
         assert_eq!(name.given[1].kind, GivenKind::Initial);
 
         let mut a = json!({"line": ["Teststraat 2 L"], "_line": [{"extension": [
-            {"url": EXT_ADXP_STREET, "valueString": "Teststraat"}, {"url": EXT_ADXP_HOUSE_NUMBER, "valueString": "2"},
-            {"url": EXT_ADXP_BUILDING_SUFFIX, "valueString": "L"}]}], "postalCode": "1234LL"});
+            {"url": ext::ADXP_STREET, "valueString": "Teststraat"}, {"url": ext::ADXP_HOUSE_NUMBER, "valueString": "2"},
+            {"url": ext::ADXP_BUILDING_SUFFIX, "valueString": "L"}]}], "postalCode": "1234LL"});
         let addr = address(&mut a);
         assert_eq!(addr.street.as_deref(), Some("Teststraat"));
         assert_eq!(addr.house_number_letter.as_deref(), Some("L"));

@@ -21,8 +21,7 @@ pub const SCHEMA: &str = include_str!("../../profiles/flat-dossier.schema.json")
 fn validator() -> &'static jsonschema::Validator {
     static V: OnceLock<jsonschema::Validator> = OnceLock::new();
     V.get_or_init(|| {
-        let schema: Value =
-            serde_json::from_str(SCHEMA).expect("the flat-dossier schema is valid JSON (tested)");
+        let schema: Value = serde_json::from_str(SCHEMA).expect("the flat-dossier schema is valid JSON (tested)");
         jsonschema::validator_for(&schema).expect("the flat-dossier schema compiles (tested)")
     })
 }
@@ -33,13 +32,11 @@ pub fn check_schema(v: &Value) -> Outcome {
     for e in validator().iter_errors(v) {
         let pointer = e.instance_path().to_string();
         // `masked` leaves the offending value out of the message (it may be patient data).
-        out.push(
-            Issue::error(IssueCode::Structure, e.masked().to_string()).at(if pointer.is_empty() {
-                "/".to_owned()
-            } else {
-                pointer
-            }),
-        );
+        out.push(Issue::error(IssueCode::Structure, e.masked().to_string()).at(if pointer.is_empty() {
+            "/".to_owned()
+        } else {
+            pointer
+        }));
     }
     out
 }
@@ -47,11 +44,7 @@ pub fn check_schema(v: &Value) -> Outcome {
 #[derive(Deserialize)]
 #[serde(untagged)]
 enum FConcept {
-    Code {
-        system: String,
-        code: String,
-        display: Option<String>,
-    },
+    Code { system: String, code: String, display: Option<String> },
     Text(String),
 }
 
@@ -341,11 +334,7 @@ struct Flat {
 
 fn concept(c: &FConcept) -> Concept {
     match c {
-        FConcept::Code {
-            system,
-            code,
-            display,
-        } => Concept::coded(Coding {
+        FConcept::Code { system, code, display } => Concept::coded(Coding {
             system: Some(Terminology::embedded().system_uri(system)),
             code: Some(code.clone()),
             display: display.clone(),
@@ -355,29 +344,17 @@ fn concept(c: &FConcept) -> Concept {
 }
 
 fn name(n: &FName) -> HumanName {
-    let mut given: Vec<GivenName> = n
-        .given
-        .iter()
-        .map(|g| GivenName {
-            value: g.clone(),
-            kind: GivenKind::Given,
-        })
-        .collect();
+    let mut given: Vec<GivenName> =
+        n.given.iter().map(|g| GivenName { value: g.clone(), kind: GivenKind::Given }).collect();
     if let Some(c) = &n.call_name {
-        given.push(GivenName {
-            value: c.clone(),
-            kind: GivenKind::Call,
-        });
+        given.push(GivenName { value: c.clone(), kind: GivenKind::Call });
     }
     if let Some(i) = &n.initials {
         given.extend(
             i.split_inclusive('.')
                 .map(str::trim)
                 .filter(|s| !s.is_empty())
-                .map(|s| GivenName {
-                    value: s.to_owned(),
-                    kind: GivenKind::Initial,
-                }),
+                .map(|s| GivenName { value: s.to_owned(), kind: GivenKind::Initial }),
         );
     }
     HumanName {
@@ -411,28 +388,13 @@ fn telecoms(c: &Option<FContact>) -> Vec<Telecom> {
     let Some(c) = c else { return vec![] };
     let mut t = vec![];
     if let Some(p) = &c.phone {
-        t.push(Telecom {
-            system: "phone".into(),
-            value: p.clone(),
-            use_: Some("home".into()),
-            zib_type: None,
-        });
+        t.push(Telecom { system: "phone".into(), value: p.clone(), use_: Some("home".into()), zib_type: None });
     }
     if let Some(p) = &c.mobile {
-        t.push(Telecom {
-            system: "phone".into(),
-            value: p.clone(),
-            use_: Some("mobile".into()),
-            zib_type: None,
-        });
+        t.push(Telecom { system: "phone".into(), value: p.clone(), use_: Some("mobile".into()), zib_type: None });
     }
     if let Some(p) = &c.email {
-        t.push(Telecom {
-            system: "email".into(),
-            value: p.clone(),
-            use_: None,
-            zib_type: None,
-        });
+        t.push(Telecom { system: "email".into(), value: p.clone(), use_: None, zib_type: None });
     }
     t
 }
@@ -457,21 +419,13 @@ pub fn read(v: Value) -> Result<Dossier, SourceError> {
     if schema_outcome.has_errors() {
         return Err(SourceError::Invalid(schema_outcome));
     }
-    let f: Flat = serde_json::from_value(v).map_err(|e| {
-        SourceError::invalid(
-            "/",
-            format!("the dossier does not fit the flat format: {e}"),
-        )
-    })?;
-    let bsn = Bsn::parse(&f.patient.bsn)
-        .map_err(|e| SourceError::invalid("/patient/bsn", format!("invalid BSN: {e}")))?;
+    let f: Flat = serde_json::from_value(v)
+        .map_err(|e| SourceError::invalid("/", format!("the dossier does not fit the flat format: {e}")))?;
+    let bsn =
+        Bsn::parse(&f.patient.bsn).map_err(|e| SourceError::invalid("/patient/bsn", format!("invalid BSN: {e}")))?;
     let mut d = Dossier::default();
     let item = |d: &mut Dossier, key: String, path: String, concept: ItemConcept| {
-        d.items.push(Item {
-            key,
-            source_path: path,
-            concept,
-        })
+        d.items.push(Item { key, source_path: path, concept })
     };
     let k = |section: &str, id: &str| format!("{section}/{id}");
 
@@ -483,13 +437,7 @@ pub fn read(v: Value) -> Result<Dossier, SourceError> {
         gender: f.patient.gender.as_deref().and_then(Gender::from_fhir),
         birth_date: f.patient.birth_date,
         deceased: f.patient.deceased,
-        addresses: f
-            .patient
-            .address
-            .as_ref()
-            .map(address)
-            .into_iter()
-            .collect(),
+        addresses: f.patient.address.as_ref().map(address).into_iter().collect(),
         telecoms: telecoms(&f.patient.contact),
         ..Default::default()
     });
@@ -548,11 +496,7 @@ pub fn read(v: Value) -> Result<Dossier, SourceError> {
         if let Some(s) = &a.specialty {
             specialties.push(Concept::coded(Coding::new(uri::COD016, s, None)));
         }
-        let roles = a
-            .role
-            .iter()
-            .map(|r| Concept::coded(Coding::new(uri::UZI_ROLE, r, None)))
-            .collect();
+        let roles = a.role.iter().map(|r| Concept::coded(Coding::new(uri::UZI_ROLE, r, None))).collect();
         item(
             &mut d,
             "author-role".into(),
@@ -588,21 +532,11 @@ pub fn read(v: Value) -> Result<Dossier, SourceError> {
             k("legalSituation", &l.id),
             format!("/legalSituation/{i}"),
             ItemConcept::LegalSituation(LegalSituation {
-                kind: if l.kind == "legalStatus" {
-                    LegalKind::LegalStatus
-                } else {
-                    LegalKind::Representation
-                },
+                kind: if l.kind == "legalStatus" { LegalKind::LegalStatus } else { LegalKind::Representation },
                 identifiers: vec![],
                 code: concept(&l.type_),
-                period: Period {
-                    start: l.start,
-                    end: l.end,
-                },
-                representative: l
-                    .representative
-                    .as_ref()
-                    .map(|r| Ref::to(k("contactPersons", r))),
+                period: Period { start: l.start, end: l.end },
+                representative: l.representative.as_ref().map(|r| Ref::to(k("contactPersons", r))),
                 notes: notes(&l.note),
             }),
         );
@@ -643,16 +577,9 @@ pub fn read(v: Value) -> Result<Dossier, SourceError> {
             ItemConcept::Episode(Episode {
                 title: e.title.clone(),
                 code: e.code.as_ref().map(concept),
-                period: Period {
-                    start: e.start,
-                    end: e.end,
-                },
+                period: Period { start: e.start, end: e.end },
                 attention: e.attention,
-                diagnoses: e
-                    .problems
-                    .iter()
-                    .map(|p| Ref::to(k("problems", p)))
-                    .collect(),
+                diagnoses: e.problems.iter().map(|p| Ref::to(k("problems", p))).collect(),
                 organization: sender_ref.clone(),
                 notes: notes(&e.note),
                 ..Default::default()
@@ -669,16 +596,9 @@ pub fn read(v: Value) -> Result<Dossier, SourceError> {
             ItemConcept::Contact(Contact {
                 status: Some("finished".into()),
                 types: j.contact_type.iter().map(concept).collect(),
-                period: Period {
-                    start: Some(j.date),
-                    end: None,
-                },
+                period: Period { start: Some(j.date), end: None },
                 participants: author_ref.iter().cloned().collect(),
-                episodes: j
-                    .episode
-                    .iter()
-                    .map(|e| Ref::to(k("episodes", e)))
-                    .collect(),
+                episodes: j.episode.iter().map(|e| Ref::to(k("episodes", e))).collect(),
                 service_provider: sender_ref.clone(),
                 ..Default::default()
             }),
@@ -714,22 +634,15 @@ pub fn read(v: Value) -> Result<Dossier, SourceError> {
             as_needed: m.as_needed,
             ..Default::default()
         };
-        let has_dosage =
-            dosage.text.is_some() || dosage.route.is_some() || dosage.as_needed.is_some();
+        let has_dosage = dosage.text.is_some() || dosage.route.is_some() || dosage.as_needed.is_some();
         let product_key = format!("{}/product", k("medication", &m.id));
         item(
             &mut d,
             product_key.clone(),
             format!("/medication/{i}/product"),
-            ItemConcept::Product(Product {
-                code: concept(&m.product),
-                ..Default::default()
-            }),
+            ItemConcept::Product(Product { code: concept(&m.product), ..Default::default() }),
         );
-        let period = Period {
-            start: m.start,
-            end: m.end,
-        };
+        let period = Period { start: m.start, end: m.end };
         let reasons = m.reason.iter().map(|r| Concept::text(r)).collect();
         let concept_item = if m.kind.as_deref() == Some("use") {
             ItemConcept::MedicationUse(MedicationUse {
@@ -761,12 +674,7 @@ pub fn read(v: Value) -> Result<Dossier, SourceError> {
                 notes: notes(&m.note),
             })
         };
-        item(
-            &mut d,
-            k("medication", &m.id),
-            format!("/medication/{i}"),
-            concept_item,
-        );
+        item(&mut d, k("medication", &m.id), format!("/medication/{i}"), concept_item);
     }
     for (i, a) in f.allergies.iter().enumerate() {
         item(
@@ -802,18 +710,8 @@ pub fn read(v: Value) -> Result<Dossier, SourceError> {
             format!("/alerts/{i}"),
             ItemConcept::Alert(Alert {
                 code: concept(&a.code),
-                status: Some(
-                    if a.end.is_some() {
-                        "inactive"
-                    } else {
-                        "active"
-                    }
-                    .into(),
-                ),
-                period: Period {
-                    start: a.start,
-                    end: a.end,
-                },
+                status: Some(if a.end.is_some() { "inactive" } else { "active" }.into()),
+                period: Period { start: a.start, end: a.end },
                 author: author_ref.clone(),
                 detail: a.problem.as_ref().map(|p| Ref::to(k("problems", p))),
                 notes: notes(&a.note),
@@ -824,10 +722,7 @@ pub fn read(v: Value) -> Result<Dossier, SourceError> {
     for (i, l) in f.lab.iter().enumerate() {
         let code = concept(&l.code);
         let kind = Terminology::embedded()
-            .translate_any(
-                crate::terminology::maps::DIAGNOSTIC_RESULT_TO_ZIB,
-                &code.codings,
-            )
+            .translate_any(crate::terminology::maps::DIAGNOSTIC_RESULT_TO_ZIB, &code.codings)
             .and_then(|c| c.code.as_deref())
             .and_then(ObservationKind::from_zib)
             .unwrap_or(ObservationKind::LaboratoryTestResult);
@@ -860,12 +755,7 @@ pub fn read(v: Value) -> Result<Dossier, SourceError> {
         o.episode = l.episode.as_ref().map(|e| Ref::to(k("episodes", e)));
         o.performers = author_ref.iter().cloned().collect();
         o.notes = notes(&l.note);
-        item(
-            &mut d,
-            k("lab", &l.id),
-            format!("/lab/{i}"),
-            ItemConcept::Observation(o),
-        );
+        item(&mut d, k("lab", &l.id), format!("/lab/{i}"), ItemConcept::Observation(o));
     }
     for (i, v) in f.vitals.iter().enumerate() {
         let kind = ObservationKind::from_zib(&v.type_).unwrap_or(ObservationKind::BodyWeight);
@@ -891,12 +781,7 @@ pub fn read(v: Value) -> Result<Dossier, SourceError> {
         }
         o.performers = author_ref.iter().cloned().collect();
         o.notes = notes(&v.note);
-        item(
-            &mut d,
-            k("vitals", &v.id),
-            format!("/vitals/{i}"),
-            ItemConcept::Observation(o),
-        );
+        item(&mut d, k("vitals", &v.id), format!("/vitals/{i}"), ItemConcept::Observation(o));
     }
     let finding = |f: &FFinding, kind: ObservationKind| {
         let mut o = Observation::new(kind, concept(&f.code));
@@ -955,13 +840,10 @@ pub fn read(v: Value) -> Result<Dossier, SourceError> {
                 path,
                 ItemConcept::TreatmentDirective(TreatmentDirective {
                     treatment: x.treatment.as_ref().map(concept).unwrap_or_default(),
-                    permitted: x.permitted.as_ref().map(|p| {
-                        Concept::coded(Coding::new(
-                            "urn:oid:2.16.840.1.113883.2.4.3.11.60.40.4",
-                            p,
-                            None,
-                        ))
-                    }),
+                    permitted: x
+                        .permitted
+                        .as_ref()
+                        .map(|p| Concept::coded(Coding::new("urn:oid:2.16.840.1.113883.2.4.3.11.60.40.4", p, None))),
                     status: Some("active".into()),
                     date: x.date,
                     comment: x.comment.clone(),
@@ -978,10 +860,7 @@ pub fn read(v: Value) -> Result<Dossier, SourceError> {
                     status: Some("active".into()),
                     date: x.date,
                     comment: x.comment.clone(),
-                    representative: x
-                        .representative
-                        .as_ref()
-                        .map(|r| Ref::to(k("contactPersons", r))),
+                    representative: x.representative.as_ref().map(|r| Ref::to(k("contactPersons", r))),
                     ..Default::default()
                 }),
             );
@@ -1017,25 +896,16 @@ mod tests {
         let out = check_schema(
             &json!({"format": "overdracht-flat/1", "patient": {"bsn": "999911120", "colour": "blue"}, "problems": [{"id": "p1"}]}),
         );
-        let pointers: Vec<&str> = out
-            .issues
-            .iter()
-            .filter_map(|i| i.expression.as_deref())
-            .collect();
+        let pointers: Vec<&str> = out.issues.iter().filter_map(|i| i.expression.as_deref()).collect();
         assert!(pointers.contains(&"/patient"), "{pointers:?}");
         assert!(pointers.contains(&"/problems/0"), "{pointers:?}");
-        assert!(
-            !out.issues.iter().any(|i| i.diagnostics.contains("blue")),
-            "values are masked"
-        );
+        assert!(!out.issues.iter().any(|i| i.diagnostics.contains("blue")), "values are masked");
     }
 
     #[test]
     fn minimal_dossier_reads() {
-        let d = read(
-            json!({"format": "overdracht-flat/1", "patient": {"bsn": "999911120"},
-            "problems": [{"id": "p1", "code": {"system": "icpc", "code": "P85"}}]}),
-        )
+        let d = read(json!({"format": "overdracht-flat/1", "patient": {"bsn": "999911120"},
+            "problems": [{"id": "p1", "code": {"system": "icpc", "code": "P85"}}]}))
         .expect("reads");
         assert_eq!(d.items.len(), 1);
         match &d.items[0].concept {
@@ -1048,11 +918,7 @@ mod tests {
 
     #[test]
     fn bad_bsn_is_refused() {
-        let e = read(json!({"format": "overdracht-flat/1", "patient": {"bsn": "123456789"}}))
-            .expect_err("11-proef");
-        assert_eq!(
-            e.to_outcome().issues[0].expression.as_deref(),
-            Some("/patient/bsn")
-        );
+        let e = read(json!({"format": "overdracht-flat/1", "patient": {"bsn": "123456789"}})).expect_err("11-proef");
+        assert_eq!(e.to_outcome().issues[0].expression.as_deref(), Some("/patient/bsn"));
     }
 }

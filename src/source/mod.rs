@@ -43,14 +43,7 @@ impl Format {
     }
 
     pub fn from_name(s: &str) -> Option<Format> {
-        [
-            Format::FhirStu3,
-            Format::FhirR4,
-            Format::Flat,
-            Format::Hl7v3Ps,
-        ]
-        .into_iter()
-        .find(|f| f.name() == s)
+        [Format::FhirStu3, Format::FhirR4, Format::Flat, Format::Hl7v3Ps].into_iter().find(|f| f.name() == s)
     }
 }
 
@@ -66,12 +59,7 @@ pub enum SourceError {
     #[error("input format not recognised: {0}")]
     UnknownFormat(String),
     #[error("malformed {format} at line {line}, column {column}: {message}")]
-    Syntax {
-        format: &'static str,
-        line: usize,
-        column: usize,
-        message: String,
-    },
+    Syntax { format: &'static str, line: usize, column: usize, message: String },
     #[error("{}", summarise(.0))]
     Invalid(Outcome),
 }
@@ -88,35 +76,22 @@ fn summarise(o: &Outcome) -> String {
 impl SourceError {
     /// One invalid-input error at `expression`.
     pub fn invalid(expression: impl Into<String>, message: impl Into<String>) -> SourceError {
-        SourceError::Invalid(
-            Issue::error(IssueCode::Invalid, message)
-                .at(expression)
-                .into(),
-        )
+        SourceError::Invalid(Issue::error(IssueCode::Invalid, message).at(expression).into())
     }
 
     /// The error as an OperationOutcome (for the API and the rejects file).
     pub fn to_outcome(&self) -> Outcome {
         match self {
             SourceError::Invalid(o) => o.clone(),
-            SourceError::UnknownFormat(_) => {
-                Issue::error(IssueCode::NotSupported, self.to_string()).into()
-            }
+            SourceError::UnknownFormat(_) => Issue::error(IssueCode::NotSupported, self.to_string()).into(),
             SourceError::Syntax { line, column, .. } => {
-                Issue::error(IssueCode::Structure, self.to_string())
-                    .at(format!("line {line}, column {column}"))
-                    .into()
+                Issue::error(IssueCode::Structure, self.to_string()).at(format!("line {line}, column {column}")).into()
             }
         }
     }
 
     pub fn json(e: &serde_json::Error) -> SourceError {
-        SourceError::Syntax {
-            format: "JSON",
-            line: e.line(),
-            column: e.column(),
-            message: e.to_string(),
-        }
+        SourceError::Syntax { format: "JSON", line: e.line(), column: e.column(), message: e.to_string() }
     }
 }
 
@@ -174,8 +149,7 @@ pub fn read(bytes: &[u8], format: Format) -> Result<Dossier, SourceError> {
     match format {
         Format::Hl7v3Ps => hl7v3::read(bytes),
         json_format => {
-            let v: serde_json::Value =
-                serde_json::from_slice(bytes).map_err(|e| SourceError::json(&e))?;
+            let v: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| SourceError::json(&e))?;
             read_json(v, json_format)
         }
     }
@@ -187,8 +161,6 @@ pub fn read_json(v: serde_json::Value, format: Format) -> Result<Dossier, Source
         Format::FhirStu3 => stu3::read(v),
         Format::FhirR4 => r4::read(v),
         Format::Flat => flat::read(v),
-        Format::Hl7v3Ps => Err(SourceError::UnknownFormat(
-            "a Professional Summary is XML, not JSON".into(),
-        )),
+        Format::Hl7v3Ps => Err(SourceError::UnknownFormat("a Professional Summary is XML, not JSON".into())),
     }
 }

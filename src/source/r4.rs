@@ -31,13 +31,7 @@ pub fn looks_like_r4(v: &Value) -> bool {
     let mut r4 = 0;
     let mut stu3 = 0;
     for r in resources {
-        for p in r
-            .pointer("/meta/profile")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-        {
+        for p in r.pointer("/meta/profile").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str) {
             match p.strip_prefix(NICTIZ) {
                 Some(name) if name.starts_with("nl-core-") || name.starts_with("mp-") => r4 += 1,
                 Some(name) if name.starts_with("gp-") || name.starts_with("zib-") => stu3 += 1,
@@ -46,15 +40,12 @@ pub fn looks_like_r4(v: &Value) -> bool {
             }
         }
         // R4-only shapes: CodeableConcept statuses, Observation.encounter, Immunization.occurrence
-        if r.get("clinicalStatus").is_some_and(Value::is_object)
-            || r.get("occurrenceDateTime").is_some()
-        {
+        if r.get("clinicalStatus").is_some_and(Value::is_object) || r.get("occurrenceDateTime").is_some() {
             r4 += 1;
         }
         if r.get("clinicalStatus").is_some_and(Value::is_string)
             || r.pointer("/requester/agent").is_some()
-            || r.get("context")
-                .is_some_and(|c| c.get("reference").is_some())
+            || r.get("context").is_some_and(|c| c.get("reference").is_some())
         {
             stu3 += 1;
         }
@@ -71,11 +62,9 @@ fn category_of(resource_type: &str, profile: Option<&str>) -> Option<DataCategor
         "Problem" | "Procedure-event" => Some(Problems),
         "EpisodeOfCare" => Some(Episodes),
         z if z == "Encounter" || z.starts_with("SOAPReport") => Some(Journal),
-        z if z.starts_with("LaboratoryTestResult") || z.starts_with("TextResult") => {
-            Some(LabResults)
-        }
-        "BloodPressure" | "BodyWeight" | "BodyHeight" | "HeadCircumference" | "BodyTemperature"
-        | "HeartRate" | "PulseRate" | "O2Saturation" | "RespiratoryRate" => Some(VitalSigns),
+        z if z.starts_with("LaboratoryTestResult") || z.starts_with("TextResult") => Some(LabResults),
+        "BloodPressure" | "BodyWeight" | "BodyHeight" | "HeadCircumference" | "BodyTemperature" | "HeartRate"
+        | "PulseRate" | "O2Saturation" | "RespiratoryRate" => Some(VitalSigns),
         "AlcoholUse" | "TobaccoUse" | "DrugUse" => Some(Lifestyle),
         "LivingSituation" | "HelpFromOthers" | "ParticipationInSociety" => Some(LivingSituation),
         z if z.starts_with("FunctionalOrMentalStatus")
@@ -94,9 +83,7 @@ fn category_of(resource_type: &str, profile: Option<&str>) -> Option<DataCategor
         "TreatmentDirective2" | "AdvanceDirective" => Some(Directives),
         "ContactPerson" => Some(ContactPersons),
         z if z.starts_with("LegalSituation") => Some(LegalSituation),
-        z if z.starts_with("HealthProfessional") || z.starts_with("HealthcareProvider") => {
-            Some(CareProviders)
-        }
+        z if z.starts_with("HealthProfessional") || z.starts_with("HealthcareProvider") => Some(CareProviders),
         "CareTeam" => Some(CarePlan),
         _ => None,
     };
@@ -171,25 +158,13 @@ pub fn read(v: Value) -> Result<Dossier, SourceError> {
             .into_iter()
             .flatten()
             .enumerate()
-            .filter_map(|(i, e)| {
-                e.get("resource")
-                    .map(|r| (format!("Bundle.entry[{i}].resource"), r.clone()))
-            })
+            .filter_map(|(i, e)| e.get("resource").map(|r| (format!("Bundle.entry[{i}].resource"), r.clone())))
             .collect(),
         Some(rt) => vec![(rt.to_owned(), v.clone())],
-        None => {
-            return Err(SourceError::invalid(
-                "$",
-                "not a FHIR resource: 'resourceType' is missing",
-            ))
-        }
+        None => return Err(SourceError::invalid("$", "not a FHIR resource: 'resourceType' is missing")),
     };
     for (path, mut r) in resources {
-        let rt = r
-            .get("resourceType")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_owned();
+        let rt = r.get("resourceType").and_then(Value::as_str).unwrap_or("").to_owned();
         let key = match r.get("id").and_then(Value::as_str) {
             Some(id) => format!("{rt}/{id}"),
             None => format!("{rt}/{path}"),
@@ -205,14 +180,7 @@ pub fn read(v: Value) -> Result<Dossier, SourceError> {
             for k in ["resourceType", "id", "meta", "text"] {
                 super::consume::consume(&mut r, k);
             }
-            let p = patient(
-                &mut r,
-                &Cx {
-                    key: &key,
-                    path: &path,
-                },
-                &mut out,
-            )?;
+            let p = patient(&mut r, &Cx { key: &key, path: &path }, &mut out)?;
             leftovers(&path, &r, &mut out);
             d.outcome.extend(out);
             d.patient = Some(p);
@@ -227,21 +195,15 @@ pub fn read(v: Value) -> Result<Dossier, SourceError> {
             .into_iter()
             .flatten()
             .filter_map(Value::as_str)
-            .find(|p| {
-                p.starts_with(&format!("{NICTIZ}nl-core-"))
-                    || p.starts_with(&format!("{NICTIZ}mp-"))
-            })
+            .find(|p| p.starts_with(&format!("{NICTIZ}nl-core-")) || p.starts_with(&format!("{NICTIZ}mp-")))
             .map(str::to_owned);
         let profile = match claimed {
             Some(p) => p,
             None => match default_profile(&rt, &r) {
                 Some(p) => {
                     d.outcome.push(
-                        Issue::information(
-                            IssueCode::Informational,
-                            format!("no nl-core profile claimed: given {p}"),
-                        )
-                        .at(path.clone()),
+                        Issue::information(IssueCode::Informational, format!("no nl-core profile claimed: given {p}"))
+                            .at(path.clone()),
                     );
                     if let Some(m) = r.as_object_mut() {
                         m.insert("meta".into(), serde_json::json!({"profile": [p]}));
@@ -274,14 +236,7 @@ pub fn read(v: Value) -> Result<Dossier, SourceError> {
         if let Some(m) = r.pointer_mut("/meta").and_then(Value::as_object_mut) {
             m.insert("profile".into(), serde_json::json!([profile]));
         }
-        d.items.push(Item {
-            key,
-            source_path: path,
-            concept: ItemConcept::R4(R4Resource {
-                resource: r,
-                category,
-            }),
-        });
+        d.items.push(Item { key, source_path: path, concept: ItemConcept::R4(R4Resource { resource: r, category }) });
     }
     Ok(d)
 }
@@ -299,12 +254,8 @@ mod tests {
         assert!(!looks_like_r4(
             &json!({"resourceType": "Condition", "meta": {"profile": ["http://nictiz.nl/fhir/StructureDefinition/zib-Problem"]}})
         ));
-        assert!(looks_like_r4(
-            &json!({"resourceType": "Condition", "clinicalStatus": {"coding": []}})
-        ));
-        assert!(!looks_like_r4(
-            &json!({"resourceType": "Condition", "clinicalStatus": "active"})
-        ));
+        assert!(looks_like_r4(&json!({"resourceType": "Condition", "clinicalStatus": {"coding": []}})));
+        assert!(!looks_like_r4(&json!({"resourceType": "Condition", "clinicalStatus": "active"})));
     }
 
     #[test]
@@ -321,10 +272,6 @@ mod tests {
             ),
             other => panic!("{other:?}"),
         }
-        assert!(d
-            .outcome
-            .issues
-            .iter()
-            .any(|i| i.expression.as_deref() == Some("Bundle.entry[1].resource")));
+        assert!(d.outcome.issues.iter().any(|i| i.expression.as_deref() == Some("Bundle.entry[1].resource")));
     }
 }

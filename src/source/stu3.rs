@@ -17,30 +17,20 @@ use crate::terminology::{maps, uri};
 use crate::validate::{Issue, IssueCode, Outcome};
 
 const EXT_FLAG_DETAIL: &str = "http://hl7.org/fhir/StructureDefinition/flag-detail";
-const EXT_CONTEXT_EPISODE: &str =
-    "http://nictiz.nl/fhir/StructureDefinition/extension-context-nl-core-episodeofcare";
-const EXT_PERIOD_OF_USE: &str =
-    "http://nictiz.nl/fhir/StructureDefinition/zib-Medication-PeriodOfUse";
-const EXT_USE_DURATION: &str =
-    "http://nictiz.nl/fhir/StructureDefinition/zib-MedicationUse-Duration";
+const EXT_CONTEXT_EPISODE: &str = "http://nictiz.nl/fhir/StructureDefinition/extension-context-nl-core-episodeofcare";
+const EXT_PERIOD_OF_USE: &str = "http://nictiz.nl/fhir/StructureDefinition/zib-Medication-PeriodOfUse";
+const EXT_USE_DURATION: &str = "http://nictiz.nl/fhir/StructureDefinition/zib-MedicationUse-Duration";
 const EXT_STOP_TYPE: &str = "http://nictiz.nl/fhir/StructureDefinition/zib-Medication-StopType";
 const EXT_COMMENT: &str = "http://nictiz.nl/fhir/StructureDefinition/Comment";
-const EXT_TD_VERIFICATION: &str =
-    "http://nictiz.nl/fhir/StructureDefinition/zib-TreatmentDirective-Verification";
-const EXT_TD_TREATMENT: &str =
-    "http://nictiz.nl/fhir/StructureDefinition/zib-TreatmentDirective-Treatment";
-const EXT_TD_PERMITTED: &str =
-    "http://nictiz.nl/fhir/StructureDefinition/zib-TreatmentDirective-TreatmentPermitted";
-const EXT_AD_DISORDER: &str =
-    "http://nictiz.nl/fhir/StructureDefinition/zib-AdvanceDirective-Disorder";
+const EXT_TD_VERIFICATION: &str = "http://nictiz.nl/fhir/StructureDefinition/zib-TreatmentDirective-Verification";
+const EXT_TD_TREATMENT: &str = "http://nictiz.nl/fhir/StructureDefinition/zib-TreatmentDirective-Treatment";
+const EXT_TD_PERMITTED: &str = "http://nictiz.nl/fhir/StructureDefinition/zib-TreatmentDirective-TreatmentPermitted";
+const EXT_AD_DISORDER: &str = "http://nictiz.nl/fhir/StructureDefinition/zib-AdvanceDirective-Disorder";
 const EXT_EPISODE_TITLE: &str = "http://nictiz.nl/fhir/StructureDefinition/EpisodeOfCare-Title";
-const EXT_EPISODE_ATTENTION: &str =
-    "http://nictiz.nl/fhir/StructureDefinition/EpisodeOfCare-Attention";
-const EXT_EPISODE_CODE: &str =
-    "http://nictiz.nl/fhir/StructureDefinition/EpisodeOfCare-DiagnosisCode";
+const EXT_EPISODE_ATTENTION: &str = "http://nictiz.nl/fhir/StructureDefinition/EpisodeOfCare-Attention";
+const EXT_EPISODE_CODE: &str = "http://nictiz.nl/fhir/StructureDefinition/EpisodeOfCare-DiagnosisCode";
 const PROFILE_JOURNAL_ENTRY: &str = "http://nictiz.nl/fhir/StructureDefinition/gp-JournalEntry";
-const PROFILE_ENCOUNTER_REPORT: &str =
-    "http://nictiz.nl/fhir/StructureDefinition/gp-EncounterReport";
+const PROFILE_ENCOUNTER_REPORT: &str = "http://nictiz.nl/fhir/StructureDefinition/gp-EncounterReport";
 
 /// Reads an STU3 resource or Bundle.
 pub fn read(v: Value) -> Result<Dossier, SourceError> {
@@ -69,15 +59,8 @@ pub fn read(v: Value) -> Result<Dossier, SourceError> {
 
 /// Unwraps Bundles into (path, resource) pairs.
 fn collect(mut v: Value, out: &mut Outcome) -> Result<Vec<(String, Value)>, SourceError> {
-    let Some(rt) = v
-        .get("resourceType")
-        .and_then(Value::as_str)
-        .map(str::to_owned)
-    else {
-        return Err(SourceError::invalid(
-            "$",
-            "not a FHIR resource: 'resourceType' is missing",
-        ));
+    let Some(rt) = v.get("resourceType").and_then(Value::as_str).map(str::to_owned) else {
+        return Err(SourceError::invalid("$", "not a FHIR resource: 'resourceType' is missing"));
     };
     if rt != "Bundle" {
         return Ok(vec![(rt, v)]);
@@ -91,31 +74,25 @@ fn collect(mut v: Value, out: &mut Outcome) -> Result<Vec<(String, Value)>, Sour
         consume(e, "response");
         if let Some(mut r) = take(e, "resource") {
             if r.get("resourceType").and_then(Value::as_str) == Some("OperationOutcome") {
-                out.push(Issue::information(IssueCode::Informational, "an OperationOutcome in the Bundle (search outcome) is not part of the dossier").at(path));
+                out.push(
+                    Issue::information(
+                        IssueCode::Informational,
+                        "an OperationOutcome in the Bundle (search outcome) is not part of the dossier",
+                    )
+                    .at(path),
+                );
                 continue;
             }
             if r.get("id").is_none() {
                 if let (Some(u), Some(o)) = (full_url, r.as_object_mut()) {
                     // keep the fullUrl as identity for id-less entries
-                    o.insert(
-                        "id".into(),
-                        Value::String(u.rsplit('/').next().unwrap_or(&u).to_owned()),
-                    );
+                    o.insert("id".into(), Value::String(u.rsplit('/').next().unwrap_or(&u).to_owned()));
                 }
             }
             found.push((path, r));
         }
     }
-    for k in [
-        "resourceType",
-        "id",
-        "meta",
-        "type",
-        "total",
-        "link",
-        "timestamp",
-        "identifier",
-    ] {
+    for k in ["resourceType", "id", "meta", "type", "total", "link", "timestamp", "identifier"] {
         consume(&mut v, k);
     }
     leftovers("Bundle", &v, out);
@@ -123,10 +100,7 @@ fn collect(mut v: Value, out: &mut Outcome) -> Result<Vec<(String, Value)>, Sour
 }
 
 fn key_of(res: &Value, path: &str) -> Key {
-    let rt = res
-        .get("resourceType")
-        .and_then(Value::as_str)
-        .unwrap_or("Resource");
+    let rt = res.get("resourceType").and_then(Value::as_str).unwrap_or("Resource");
     match res.get("id").and_then(Value::as_str) {
         Some(id) => format!("{rt}/{id}"),
         None => format!("{rt}/{path}"),
@@ -137,12 +111,7 @@ fn profiles(res: &Value) -> Vec<String> {
     res.get("meta")
         .and_then(|m| m.get("profile"))
         .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_owned)
-                .collect()
-        })
+        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
         .unwrap_or_default()
 }
 
@@ -165,17 +134,8 @@ struct JournalDraft {
 
 impl Reader {
     /// Maps one resource. `key` is given for contained resources (`Container/id#local`).
-    fn resource(
-        &mut self,
-        path: String,
-        mut res: Value,
-        key: Option<Key>,
-    ) -> Result<(), SourceError> {
-        let rt = res
-            .get("resourceType")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_owned();
+    fn resource(&mut self, path: String, mut res: Value, key: Option<Key>) -> Result<(), SourceError> {
+        let rt = res.get("resourceType").and_then(Value::as_str).unwrap_or("").to_owned();
         let key = key.unwrap_or_else(|| key_of(&res, &path));
         let profiles = profiles(&res);
         consume(&mut res, "resourceType");
@@ -194,19 +154,13 @@ impl Reader {
             _ => vec![],
         };
         for (i, c) in contained.into_iter().enumerate() {
-            let local = c
-                .get("id")
-                .and_then(Value::as_str)
-                .map(|id| format!("{key}#{id}"));
+            let local = c.get("id").and_then(Value::as_str).map(|id| format!("{key}#{id}"));
             self.resource(format!("{path}.contained[{i}]"), c, local)?;
         }
         self.check_subject(&mut res, &path, &["subject", "patient"])?;
 
         let mut out = std::mem::take(&mut self.dossier.outcome);
-        let cx = Cx {
-            key: &key,
-            path: &path,
-        };
+        let cx = Cx { key: &key, path: &path };
         let concept = match rt.as_str() {
             "Patient" => {
                 // Patient.contact entries are zib ContactPersons of their own.
@@ -221,63 +175,40 @@ impl Reader {
                 }
                 let p = patient(&mut res, &cx, &mut out)?;
                 if self.dossier.author_organization.is_none() {
-                    self.dossier.author_organization = p
-                        .managing_organization
-                        .as_ref()
-                        .and_then(|r| r.identifier.clone());
+                    self.dossier.author_organization =
+                        p.managing_organization.as_ref().and_then(|r| r.identifier.clone());
                 }
                 self.dossier.patient = Some(p);
                 None
             }
             "Practitioner" => Some(ItemConcept::HealthProfessional(practitioner(&mut res))),
-            "PractitionerRole" => Some(ItemConcept::ProfessionalRole(practitioner_role(
-                &mut res, &cx,
-            ))),
+            "PractitionerRole" => Some(ItemConcept::ProfessionalRole(practitioner_role(&mut res, &cx))),
             "Organization" => Some(ItemConcept::HealthcareProvider(organization(&mut res, &cx))),
             "RelatedPerson" => Some(ItemConcept::ContactPerson(related_person(&mut res))),
             "Condition" => Some(ItemConcept::Problem(condition(&mut res, &cx, &mut out))),
             "EpisodeOfCare" => Some(ItemConcept::Episode(episode(&mut res, &cx, &mut out))),
             "Encounter" => Some(ItemConcept::Contact(encounter(&mut res, &cx, &mut out))),
-            "Composition"
-                if profiles.iter().any(|p| p == PROFILE_ENCOUNTER_REPORT)
-                    || is_journal_composition(&res) =>
-            {
+            "Composition" if profiles.iter().any(|p| p == PROFILE_ENCOUNTER_REPORT) || is_journal_composition(&res) => {
                 self.encounter_report(&mut res, &cx, &mut out);
                 None
             }
-            "Observation"
-                if profiles.iter().any(|p| p == PROFILE_JOURNAL_ENTRY) || is_journal_line(&res) =>
-            {
+            "Observation" if profiles.iter().any(|p| p == PROFILE_JOURNAL_ENTRY) || is_journal_line(&res) => {
                 self.journal_line(&mut res, &cx, &mut out);
                 None
             }
-            "Observation" => Some(ItemConcept::Observation(observation(
-                &mut res, &cx, &mut out,
-            ))),
+            "Observation" => Some(ItemConcept::Observation(observation(&mut res, &cx, &mut out))),
             "AllergyIntolerance" => Some(ItemConcept::Allergy(allergy(&mut res, &cx, &mut out))),
             "Flag" => Some(ItemConcept::Alert(flag(&mut res, &cx, &mut out))),
             "Medication" => Some(ItemConcept::Product(medication(&mut res))),
-            "MedicationRequest" => Some(ItemConcept::MedicationAgreement(medication_request(
-                &mut res, &cx, &mut out,
-            ))),
-            "MedicationStatement" => Some(ItemConcept::MedicationUse(medication_statement(
-                &mut res, &cx, &mut out,
-            ))),
-            "Immunization" => Some(ItemConcept::Vaccination(immunization(
-                &mut res, &cx, &mut out,
-            ))),
-            "Consent" if is_treatment_directive(&res, &profiles) => Some(
-                ItemConcept::TreatmentDirective(treatment_directive(&mut res, &cx, &mut out)),
-            ),
-            "Consent" => Some(ItemConcept::AdvanceDirective(advance_directive(
-                &mut res, &cx, &mut out,
-            ))),
-            "DocumentReference" => Some(ItemConcept::Document(document_reference(
-                &mut res, &cx, &mut out,
-            ))),
-            "ReferralRequest" | "ServiceRequest" => {
-                Some(ItemConcept::Referral(referral(&mut res, &cx, &mut out)))
+            "MedicationRequest" => Some(ItemConcept::MedicationAgreement(medication_request(&mut res, &cx, &mut out))),
+            "MedicationStatement" => Some(ItemConcept::MedicationUse(medication_statement(&mut res, &cx, &mut out))),
+            "Immunization" => Some(ItemConcept::Vaccination(immunization(&mut res, &cx, &mut out))),
+            "Consent" if is_treatment_directive(&res, &profiles) => {
+                Some(ItemConcept::TreatmentDirective(treatment_directive(&mut res, &cx, &mut out)))
             }
+            "Consent" => Some(ItemConcept::AdvanceDirective(advance_directive(&mut res, &cx, &mut out))),
+            "DocumentReference" => Some(ItemConcept::Document(document_reference(&mut res, &cx, &mut out))),
+            "ReferralRequest" | "ServiceRequest" => Some(ItemConcept::Referral(referral(&mut res, &cx, &mut out))),
             other => {
                 let why = match other {
                     "Appointment" => "appointments are not part of a medical-data handover",
@@ -285,11 +216,7 @@ impl Reader {
                     _ => "this resource type is not mapped",
                 };
                 out.push(
-                    Issue::warning(
-                        IssueCode::NotSupported,
-                        format!("{other} not converted: {why}"),
-                    )
-                    .at(path.clone()),
+                    Issue::warning(IssueCode::NotSupported, format!("{other} not converted: {why}")).at(path.clone()),
                 );
                 self.dossier.outcome = out;
                 return Ok(());
@@ -300,10 +227,7 @@ impl Reader {
         if path != rt {
             for issue in out.issues.iter_mut() {
                 if let Some(e) = &issue.expression {
-                    if e == &rt
-                        || e.starts_with(&format!("{rt}."))
-                        || e.starts_with(&format!("{rt}["))
-                    {
+                    if e == &rt || e.starts_with(&format!("{rt}.")) || e.starts_with(&format!("{rt}[")) {
                         issue.expression = Some(format!("{path}{}", &e[rt.len()..]));
                     }
                 }
@@ -311,29 +235,17 @@ impl Reader {
         }
         self.dossier.outcome = out;
         if let Some(concept) = concept {
-            self.dossier.items.push(Item {
-                key,
-                source_path: path,
-                concept,
-            });
+            self.dossier.items.push(Item { key, source_path: path, concept });
         }
         Ok(())
     }
 
     /// Takes `subject`/`patient` when it points at the dossier's patient (or there is no
     /// Patient in the input); a reference to another patient is an error.
-    fn check_subject(
-        &mut self,
-        res: &mut Value,
-        path: &str,
-        keys: &[&str],
-    ) -> Result<(), SourceError> {
+    fn check_subject(&mut self, res: &mut Value, path: &str, keys: &[&str]) -> Result<(), SourceError> {
         for k in keys {
             let Some(s) = res.get(*k) else { continue };
-            let reference = s
-                .get("reference")
-                .and_then(Value::as_str)
-                .and_then(|r| reference_key(r, ""));
+            let reference = s.get("reference").and_then(Value::as_str).and_then(|r| reference_key(r, ""));
             if let (Some(r), Some(p)) = (&reference, &self.patient_key) {
                 if r.starts_with("Patient/") && r != p {
                     return Err(SourceError::invalid(
@@ -342,10 +254,7 @@ impl Reader {
                     ));
                 }
             }
-            if reference
-                .as_deref()
-                .is_none_or(|r| r.starts_with("Patient/"))
-            {
+            if reference.as_deref().is_none_or(|r| r.starts_with("Patient/")) {
                 consume(res, k);
             }
         }
@@ -353,19 +262,15 @@ impl Reader {
     }
 
     fn encounter_report(&mut self, res: &mut Value, cx: &Cx, out: &mut Outcome) {
-        let mut draft = JournalDraft {
-            source_path: cx.path.to_owned(),
-            ..Default::default()
-        };
+        let mut draft = JournalDraft { source_path: cx.path.to_owned(), ..Default::default() };
         let e = &mut draft.entry;
         e.identifiers = identifiers(res, "identifier");
         e.date = when(res, "date", cx.path, out);
         e.title = take_str(res, "title");
         e.author = take_references(res, "author", cx.key).into_iter().next();
-        e.encounter = take_reference(res, "encounter", cx.key)
-            .or_else(|| take_reference(res, "context", cx.key));
-        e.episode = take_extension(res, EXT_CONTEXT_EPISODE)
-            .and_then(|mut x| take_reference(&mut x, "valueReference", cx.key));
+        e.encounter = take_reference(res, "encounter", cx.key).or_else(|| take_reference(res, "context", cx.key));
+        e.episode =
+            take_extension(res, EXT_CONTEXT_EPISODE).and_then(|mut x| take_reference(&mut x, "valueReference", cx.key));
         consume(res, "status");
         consume(res, "type");
         for (_, s) in elements(res, "section") {
@@ -373,11 +278,7 @@ impl Reader {
             consume(s, "title");
             consume(s, "text");
             for (_, en) in elements(s, "entry") {
-                if let Some(k) = en
-                    .get("reference")
-                    .and_then(Value::as_str)
-                    .and_then(|r| reference_key(r, cx.key))
-                {
+                if let Some(k) = en.get("reference").and_then(Value::as_str).and_then(|r| reference_key(r, cx.key)) {
                     self.report_of_line.insert(k, cx.key.to_owned());
                     take(en, "reference");
                     consume(en, "display");
@@ -398,30 +299,19 @@ impl Reader {
             .coding_in(uri::JOURNAL_LINE_TYPE)
             .and_then(|c| c.code.as_deref())
             .and_then(SoapKind::from_letter)
-            .or_else(|| {
-                code.codings
-                    .iter()
-                    .filter_map(|c| c.code.as_deref())
-                    .find_map(SoapKind::from_letter)
-            });
-        let icpc = code
-            .coding_in(uri::ICPC)
-            .cloned()
-            .map(Concept::coded)
-            .or_else(|| {
-                take_extension(
-                    res,
-                    "http://nictiz.nl/fhir/StructureDefinition/gp-JournalEntry-ICPC",
-                )
+            .or_else(|| code.codings.iter().filter_map(|c| c.code.as_deref()).find_map(SoapKind::from_letter));
+        let icpc = code.coding_in(uri::ICPC).cloned().map(Concept::coded).or_else(|| {
+            take_extension(res, "http://nictiz.nl/fhir/StructureDefinition/gp-JournalEntry-ICPC")
                 .and_then(|mut e| take_concept(&mut e, "valueCodeableConcept"))
-            });
-        let text = take_str(res, "valueString")
-            .or_else(|| take_str(res, "comment"))
-            .unwrap_or_default();
+        });
+        let text = take_str(res, "valueString").or_else(|| take_str(res, "comment")).unwrap_or_default();
         let Some(kind) = kind else {
             out.push(
-                Issue::warning(IssueCode::CodeInvalid, "journal line without an S/O/E/P line type; converted as an evaluation (E) line")
-                    .at(format!("{}.code", cx.path)),
+                Issue::warning(
+                    IssueCode::CodeInvalid,
+                    "journal line without an S/O/E/P line type; converted as an evaluation (E) line",
+                )
+                .at(format!("{}.code", cx.path)),
             );
             return self.add_line(res, cx, out, SoapKind::Evaluation, icpc, text);
         };
@@ -439,32 +329,22 @@ impl Reader {
     ) {
         consume(res, "status");
         consume(res, "category");
-        let encounter = take_reference(res, "context", cx.key)
-            .or_else(|| take_reference(res, "encounter", cx.key));
-        let episode = take_extension(res, EXT_CONTEXT_EPISODE)
-            .and_then(|mut x| take_reference(&mut x, "valueReference", cx.key));
-        let date = when(res, "effectiveDateTime", cx.path, out)
-            .or_else(|| when(res, "issued", cx.path, out));
+        let encounter = take_reference(res, "context", cx.key).or_else(|| take_reference(res, "encounter", cx.key));
+        let episode =
+            take_extension(res, EXT_CONTEXT_EPISODE).and_then(|mut x| take_reference(&mut x, "valueReference", cx.key));
+        let date = when(res, "effectiveDateTime", cx.path, out).or_else(|| when(res, "issued", cx.path, out));
         let author = take_references(res, "performer", cx.key).into_iter().next();
         // A line belongs to the report that lists it, else to its encounter, else stands alone.
         let entry_key = self
             .report_of_line
             .get(cx.key)
             .cloned()
-            .or_else(|| {
-                encounter
-                    .as_ref()
-                    .and_then(|e| e.key.as_ref())
-                    .map(|k| format!("{k}/journal"))
-            })
+            .or_else(|| encounter.as_ref().and_then(|e| e.key.as_ref()).map(|k| format!("{k}/journal")))
             .unwrap_or_else(|| cx.key.to_owned());
         let draft = self
             .journal
             .entry(entry_key)
-            .or_insert_with(|| JournalDraft {
-                source_path: cx.path.to_owned(),
-                ..Default::default()
-            });
+            .or_insert_with(|| JournalDraft { source_path: cx.path.to_owned(), ..Default::default() });
         let e = &mut draft.entry;
         if e.encounter.is_none() {
             e.encounter = encounter;
@@ -478,9 +358,7 @@ impl Reader {
         if e.author.is_none() {
             e.author = author;
         }
-        draft
-            .lines
-            .push((cx.key.to_owned(), SoapLine { kind, code, text }));
+        draft.lines.push((cx.key.to_owned(), SoapLine { kind, code, text }));
     }
 
     fn finish(mut self) -> Result<Dossier, SourceError> {
@@ -546,10 +424,7 @@ fn is_journal_line(res: &Value) -> bool {
     let codings = res.pointer("/code/coding").and_then(Value::as_array);
     codings.is_some_and(|cs| {
         cs.iter().any(|c| {
-            c.get("system")
-                .and_then(Value::as_str)
-                .map(|s| term().system_uri(s))
-                .as_deref()
+            c.get("system").and_then(Value::as_str).map(|s| term().system_uri(s)).as_deref()
                 == Some(uri::JOURNAL_LINE_TYPE)
         })
     })
@@ -559,10 +434,7 @@ fn is_journal_composition(res: &Value) -> bool {
     // zib2017 SOAP report: Composition type SNOMED 11591000146107 (patiëntcontactverslag)
     res.pointer("/type/coding")
         .and_then(Value::as_array)
-        .is_some_and(|cs| {
-            cs.iter()
-                .any(|c| c.get("code").and_then(Value::as_str) == Some("11591000146107"))
-        })
+        .is_some_and(|cs| cs.iter().any(|c| c.get("code").and_then(Value::as_str) == Some("11591000146107")))
 }
 
 fn is_treatment_directive(res: &Value, profiles: &[String]) -> bool {
@@ -570,47 +442,26 @@ fn is_treatment_directive(res: &Value, profiles: &[String]) -> bool {
         || res
             .get("modifierExtension")
             .and_then(Value::as_array)
-            .is_some_and(|a| {
-                a.iter()
-                    .any(|e| e.get("url").and_then(Value::as_str) == Some(EXT_TD_PERMITTED))
-            })
-        || res
-            .pointer("/category/0/coding/0/code")
-            .and_then(Value::as_str)
-            == Some("11291000146105")
+            .is_some_and(|a| a.iter().any(|e| e.get("url").and_then(Value::as_str) == Some(EXT_TD_PERMITTED)))
+        || res.pointer("/category/0/coding/0/code").and_then(Value::as_str) == Some("11291000146105")
 }
 
 fn gender(v: &mut Value) -> Option<Gender> {
-    let g = v
-        .get("gender")
-        .and_then(Value::as_str)
-        .and_then(Gender::from_fhir)?;
+    let g = v.get("gender").and_then(Value::as_str).and_then(Gender::from_fhir)?;
     take(v, "gender");
     Some(g)
 }
 
 pub(crate) fn patient(res: &mut Value, cx: &Cx, out: &mut Outcome) -> Result<Patient, SourceError> {
-    let mut p = Patient {
-        key: cx.key.to_owned(),
-        source_path: cx.path.to_owned(),
-        ..Default::default()
-    };
+    let mut p = Patient { key: cx.key.to_owned(), source_path: cx.path.to_owned(), ..Default::default() };
     for (i, id) in elements(res, "identifier") {
-        let system = id
-            .get("system")
-            .and_then(Value::as_str)
-            .map(|s| term().system_uri(s));
+        let system = id.get("system").and_then(Value::as_str).map(|s| term().system_uri(s));
         if system.as_deref() == Some(uri::BSN) {
             let value = id.get("value").and_then(Value::as_str).unwrap_or("");
             let bsn = Bsn::parse(value).map_err(|e| {
-                SourceError::invalid(
-                    format!("{}.identifier[{i}].value", cx.path),
-                    format!("invalid BSN: {e}"),
-                )
+                SourceError::invalid(format!("{}.identifier[{i}].value", cx.path), format!("invalid BSN: {e}"))
             })?;
-            if let Some(ext) =
-                take_extension(id, "http://hl7.org/fhir/StructureDefinition/rendered-value")
-            {
+            if let Some(ext) = take_extension(id, "http://hl7.org/fhir/StructureDefinition/rendered-value") {
                 drop(ext);
             }
             identifier(id);
@@ -643,10 +494,7 @@ pub(crate) fn patient(res: &mut Value, cx: &Cx, out: &mut Outcome) -> Result<Pat
 
 fn contact_person(c: &mut Value) -> ContactPerson {
     let mut p = ContactPerson {
-        names: elements(c, "name")
-            .into_iter()
-            .map(|(_, n)| human_name(n))
-            .collect(),
+        names: elements(c, "name").into_iter().map(|(_, n)| human_name(n)).collect(),
         telecoms: telecoms(c, "telecom"),
         addresses: addresses(c, "address"),
         gender: gender(c),
@@ -702,10 +550,7 @@ fn related_person(res: &mut Value) -> ContactPerson {
         ..Default::default()
     };
     c.relationships = take_concept(res, "relationship").into_iter().collect();
-    for e in take_extensions(
-        res,
-        "http://nictiz.nl/fhir/StructureDefinition/zib-ContactPerson-Role",
-    ) {
+    for e in take_extensions(res, "http://nictiz.nl/fhir/StructureDefinition/zib-ContactPerson-Role") {
         let mut e = e;
         if let Some(r) = take_concept(&mut e, "valueCodeableConcept") {
             c.roles.push(r);
@@ -734,19 +579,14 @@ fn condition(res: &mut Value, cx: &Cx, out: &mut Outcome) -> Problem {
     for c in take_concepts(res, "category") {
         if c.coding_in(uri::SNOMED).is_some() && p.problem_type.is_none() {
             p.problem_type = Some(Concept {
-                codings: c
-                    .codings
-                    .into_iter()
-                    .filter(|x| x.system.as_deref() == Some(uri::SNOMED))
-                    .collect(),
+                codings: c.codings.into_iter().filter(|x| x.system.as_deref() == Some(uri::SNOMED)).collect(),
                 text: None,
             });
         }
     }
-    p.onset = when(res, "onsetDateTime", cx.path, out)
-        .or_else(|| period(res, "onsetPeriod", cx.path, out).start);
-    p.abatement = when(res, "abatementDateTime", cx.path, out)
-        .or_else(|| period(res, "abatementPeriod", cx.path, out).end);
+    p.onset = when(res, "onsetDateTime", cx.path, out).or_else(|| period(res, "onsetPeriod", cx.path, out).start);
+    p.abatement =
+        when(res, "abatementDateTime", cx.path, out).or_else(|| period(res, "abatementPeriod", cx.path, out).end);
     if let Some(b) = take_bool(res, "abatementBoolean") {
         if b && p.clinical_status.is_none() {
             p.clinical_status = Some("resolved".into());
@@ -754,8 +594,8 @@ fn condition(res: &mut Value, cx: &Cx, out: &mut Outcome) -> Problem {
     }
     p.recorded = when(res, "assertedDate", cx.path, out);
     p.notes = notes(res, "note");
-    p.episode = take_extension(res, EXT_CONTEXT_EPISODE)
-        .and_then(|mut x| take_reference(&mut x, "valueReference", cx.key));
+    p.episode =
+        take_extension(res, EXT_CONTEXT_EPISODE).and_then(|mut x| take_reference(&mut x, "valueReference", cx.key));
     consume(res, "context");
     p
 }
@@ -769,12 +609,9 @@ fn episode(res: &mut Value, cx: &Cx, out: &mut Outcome) -> Episode {
         organization: take_reference(res, "managingOrganization", cx.key),
         ..Default::default()
     };
-    e.title =
-        take_extension(res, EXT_EPISODE_TITLE).and_then(|mut x| take_str(&mut x, "valueString"));
-    e.attention = take_extension(res, EXT_EPISODE_ATTENTION)
-        .and_then(|mut x| take_bool(&mut x, "valueBoolean"));
-    e.code = take_extension(res, EXT_EPISODE_CODE)
-        .and_then(|mut x| take_concept(&mut x, "valueCodeableConcept"));
+    e.title = take_extension(res, EXT_EPISODE_TITLE).and_then(|mut x| take_str(&mut x, "valueString"));
+    e.attention = take_extension(res, EXT_EPISODE_ATTENTION).and_then(|mut x| take_bool(&mut x, "valueBoolean"));
+    e.code = take_extension(res, EXT_EPISODE_CODE).and_then(|mut x| take_concept(&mut x, "valueCodeableConcept"));
     for (_, d) in elements(res, "diagnosis") {
         if let Some(r) = take_reference(d, "condition", cx.key) {
             e.diagnoses.push(r);
@@ -834,9 +671,6 @@ fn observation(res: &mut Value, cx: &Cx, out: &mut Outcome) -> Observation {
     o.issued = when(res, "issued", cx.path, out);
     o.value = obs_value(res, cx.path, out);
     o.interpretation = take_concepts(res, "interpretation");
-    if o.interpretation.is_empty() {
-        // STU3 interpretation is 0..1 CodeableConcept
-    }
     for (_, rr) in elements(res, "referenceRange") {
         o.reference_ranges.push(ReferenceRange {
             low: take_quantity(rr, "low"),
@@ -849,19 +683,14 @@ fn observation(res: &mut Value, cx: &Cx, out: &mut Outcome) -> Observation {
         let code = take_concept(c, "code").unwrap_or_default();
         let value = obs_value(c, &format!("{}.component[{i}]", cx.path), out);
         let interpretation = take_concepts(c, "interpretation");
-        o.components.push(Component {
-            code,
-            value,
-            interpretation,
-        });
+        o.components.push(Component { code, value, interpretation });
     }
     o.method = take_concept(res, "method");
     o.body_site = take_concept(res, "bodySite");
     o.performers = take_references(res, "performer", cx.key);
-    o.encounter =
-        take_reference(res, "context", cx.key).or_else(|| take_reference(res, "encounter", cx.key));
-    o.episode = take_extension(res, EXT_CONTEXT_EPISODE)
-        .and_then(|mut x| take_reference(&mut x, "valueReference", cx.key));
+    o.encounter = take_reference(res, "context", cx.key).or_else(|| take_reference(res, "encounter", cx.key));
+    o.episode =
+        take_extension(res, EXT_CONTEXT_EPISODE).and_then(|mut x| take_reference(&mut x, "valueReference", cx.key));
     o.notes = notes(res, "comment");
     o.notes.extend(notes(res, "note"));
     o
@@ -882,10 +711,7 @@ fn allergy(res: &mut Value, cx: &Cx, out: &mut Outcome) -> Allergy {
     // STU3 category is a list of codes, each with an optional zib code-specification
     if let Some(specs) = res.get_mut("_category").and_then(Value::as_array_mut) {
         for s in specs.iter_mut() {
-            if let Some(mut e) = take_extension(
-                s,
-                "http://nictiz.nl/fhir/StructureDefinition/code-specification",
-            ) {
+            if let Some(mut e) = take_extension(s, "http://nictiz.nl/fhir/StructureDefinition/code-specification") {
                 if let Some(c) = take_concept(&mut e, "valueCodeableConcept") {
                     a.category_codes.extend(c.codings);
                 }
@@ -919,12 +745,8 @@ fn flag(res: &mut Value, cx: &Cx, out: &mut Outcome) -> Alert {
         status: take_str(res, "status"),
         period: period(res, "period", cx.path, out),
         author: take_reference(res, "author", cx.key),
-        detail: take_extension(res, EXT_FLAG_DETAIL)
-            .and_then(|mut x| take_reference(&mut x, "valueReference", cx.key)),
-        notes: take_extension(res, EXT_COMMENT)
-            .and_then(|mut x| take_str(&mut x, "valueString"))
-            .into_iter()
-            .collect(),
+        detail: take_extension(res, EXT_FLAG_DETAIL).and_then(|mut x| take_reference(&mut x, "valueReference", cx.key)),
+        notes: take_extension(res, EXT_COMMENT).and_then(|mut x| take_str(&mut x, "valueString")).into_iter().collect(),
     }
 }
 
@@ -936,10 +758,7 @@ fn medication(res: &mut Value) -> Product {
     };
     for (_, i) in elements(res, "ingredient") {
         if let Some(item) = take_concept(i, "itemCodeableConcept") {
-            p.ingredients.push(Ingredient {
-                item,
-                strength_text: None,
-            });
+            p.ingredients.push(Ingredient { item, strength_text: None });
         }
     }
     consume(res, "isBrand");
@@ -961,10 +780,7 @@ fn medication_request(res: &mut Value, cx: &Cx, out: &mut Outcome) -> Medication
         authored_on: when(res, "authoredOn", cx.path, out),
         period_of_use: Period::default(),
         duration: None,
-        dosages: elements(res, "dosageInstruction")
-            .into_iter()
-            .map(|(_, d)| dosage(d))
-            .collect(),
+        dosages: elements(res, "dosageInstruction").into_iter().map(|(_, d)| dosage(d)).collect(),
         prescriber: None,
         reasons: take_concepts(res, "reasonCode"),
         status: take_str(res, "status"),
@@ -1005,10 +821,7 @@ fn medication_statement(res: &mut Value, cx: &Cx, out: &mut Outcome) -> Medicati
         period_of_use: period(res, "effectivePeriod", cx.path, out),
         duration: None,
         use_indicator: None,
-        dosages: elements(res, "dosage")
-            .into_iter()
-            .map(|(_, d)| dosage(d))
-            .collect(),
+        dosages: elements(res, "dosage").into_iter().map(|(_, d)| dosage(d)).collect(),
         informant: take_reference(res, "informationSource", cx.key),
         reasons: take_concepts(res, "reasonCode"),
         notes: notes(res, "note"),
@@ -1032,8 +845,7 @@ fn immunization(res: &mut Value, cx: &Cx, out: &mut Outcome) -> Vaccination {
         identifiers: identifiers(res, "identifier"),
         vaccine: take_concept(res, "vaccineCode").unwrap_or_default(),
         status: take_str(res, "status"),
-        date: when(res, "date", cx.path, out)
-            .or_else(|| when(res, "occurrenceDateTime", cx.path, out)),
+        date: when(res, "date", cx.path, out).or_else(|| when(res, "occurrenceDateTime", cx.path, out)),
         dose: take_quantity(res, "doseQuantity"),
         lot_number: take_str(res, "lotNumber"),
         primary_source: take_bool(res, "primarySource"),
@@ -1063,8 +875,8 @@ fn treatment_directive(res: &mut Value, cx: &Cx, out: &mut Outcome) -> Treatment
     t.treatment = take_extension(res, EXT_TD_TREATMENT)
         .and_then(|mut e| take_concept(&mut e, "valueCodeableConcept"))
         .unwrap_or_default();
-    t.permitted = take_modifier_extension(res, EXT_TD_PERMITTED)
-        .and_then(|mut e| take_concept(&mut e, "valueCodeableConcept"));
+    t.permitted =
+        take_modifier_extension(res, EXT_TD_PERMITTED).and_then(|mut e| take_concept(&mut e, "valueCodeableConcept"));
     t.comment = take_extension(res, EXT_COMMENT).and_then(|mut e| take_str(&mut e, "valueString"));
     if let Some(mut v) = take_extension(res, EXT_TD_VERIFICATION) {
         let mut ver = Verification::default();
@@ -1100,11 +912,9 @@ fn advance_directive(res: &mut Value, cx: &Cx, out: &mut Outcome) -> AdvanceDire
         }
     }
     a.comment = take_extension(res, EXT_COMMENT).and_then(|mut e| take_str(&mut e, "valueString"));
-    a.disorder = take_extension(res, EXT_AD_DISORDER)
-        .and_then(|mut e| take_reference(&mut e, "valueReference", cx.key));
-    a.representative = take_references(res, "consentingParty", cx.key)
-        .into_iter()
-        .next();
+    a.disorder =
+        take_extension(res, EXT_AD_DISORDER).and_then(|mut e| take_reference(&mut e, "valueReference", cx.key));
+    a.representative = take_references(res, "consentingParty", cx.key).into_iter().next();
     consume(res, "policy");
     consume(res, "policyRule");
     a
@@ -1112,10 +922,7 @@ fn advance_directive(res: &mut Value, cx: &Cx, out: &mut Outcome) -> AdvanceDire
 
 fn document_reference(res: &mut Value, cx: &Cx, out: &mut Outcome) -> Document {
     let mut d = Document {
-        identifiers: member(res, "masterIdentifier")
-            .and_then(identifier)
-            .into_iter()
-            .collect(),
+        identifiers: member(res, "masterIdentifier").and_then(identifier).into_iter().collect(),
         type_: take_concept(res, "type"),
         status: take_str(res, "status"),
         description: take_str(res, "description"),
@@ -1156,10 +963,7 @@ fn referral(res: &mut Value, cx: &Cx, out: &mut Outcome) -> Referral {
         identifiers: identifiers(res, "identifier"),
         status: take_str(res, "status"),
         question: take_str(res, "description"),
-        requested_care: take_concepts(res, "serviceRequested")
-            .into_iter()
-            .next()
-            .or_else(|| take_concept(res, "code")),
+        requested_care: take_concepts(res, "serviceRequested").into_iter().next().or_else(|| take_concept(res, "code")),
         reasons: take_concepts(res, "reasonCode"),
         authored_on: when(res, "authoredOn", cx.path, out),
         performer: take_references(res, "recipient", cx.key).into_iter().next(),
@@ -1183,10 +987,7 @@ mod tests {
         let v = json!({"resourceType": "Patient", "id": "p", "identifier": [{"system": "http://fhir.nl/fhir/NamingSystem/bsn", "value": "123456789"}]});
         let e = read(v).expect_err("eleven test fails");
         let o = e.to_outcome();
-        assert_eq!(
-            o.issues[0].expression.as_deref(),
-            Some("Patient.identifier[0].value")
-        );
+        assert_eq!(o.issues[0].expression.as_deref(), Some("Patient.identifier[0].value"));
     }
 
     #[test]
@@ -1230,16 +1031,8 @@ mod tests {
             {"resource": {"resourceType": "Flag", "id": "f", "status": "active", "code": {"text": "CAVE"},
              "extension": [{"url": "http://example.org/odd", "valueString": "?"}]}}]});
         let d = read(v).expect("reads");
-        let paths: Vec<&str> = d
-            .outcome
-            .issues
-            .iter()
-            .filter_map(|i| i.expression.as_deref())
-            .collect();
+        let paths: Vec<&str> = d.outcome.issues.iter().filter_map(|i| i.expression.as_deref()).collect();
         assert!(paths.contains(&"Bundle.entry[0].resource"), "{paths:?}");
-        assert!(
-            paths.contains(&"Bundle.entry[1].resource.extension[0]"),
-            "{paths:?}"
-        );
+        assert!(paths.contains(&"Bundle.entry[1].resource.extension[0]"), "{paths:?}");
     }
 }

@@ -72,8 +72,8 @@ impl Tx {
     pub async fn insert_handover(&mut self, h: &NewHandover) -> Result<bool, StoreError> {
         use base64::Engine as _;
         let source_b64 = base64::engine::general_purpose::STANDARD.encode(&h.source);
-        let size = i64::try_from(h.source.len())
-            .map_err(|_| StoreError::Corrupt("source larger than i64".to_owned()))?;
+        let size =
+            i64::try_from(h.source.len()).map_err(|_| StoreError::Corrupt("source larger than i64".to_owned()))?;
         let done = sqlx::query(
             "INSERT INTO handovers (id, created_at, status, sender, receiver, lead_practitioner, \
              referral_reason, care_form, patient_bsn, patient_resource_id, source_format, \
@@ -143,9 +143,7 @@ impl Tx {
         .await?;
         let stored: String = row.try_get("request_sha256")?;
         if stored == request_sha256 {
-            Ok(IdempotencyClaim::Replay {
-                handover_id: row.try_get("handover_id")?,
-            })
+            Ok(IdempotencyClaim::Replay { handover_id: row.try_get("handover_id")? })
         } else {
             Ok(IdempotencyClaim::Mismatch)
         }
@@ -200,9 +198,7 @@ impl Store {
 
     /// Number of handovers stored (for tests and metrics).
     pub async fn handover_count(&self) -> Result<i64, StoreError> {
-        let r = sqlx::query("SELECT COUNT(*) AS n FROM handovers")
-            .fetch_one(self.pool())
-            .await?;
+        let r = sqlx::query("SELECT COUNT(*) AS n FROM handovers").fetch_one(self.pool()).await?;
         Ok(r.try_get("n")?)
     }
 }

@@ -65,9 +65,7 @@ impl Store {
     /// Starts a transaction. Write before you read inside it: SQLite then takes the write
     /// lock at the first statement and concurrent transactions queue instead of failing.
     pub async fn begin(&self) -> Result<Tx, StoreError> {
-        Ok(Tx {
-            inner: self.pool.begin().await?,
-        })
+        Ok(Tx { inner: self.pool.begin().await? })
     }
 
     /// Readiness: the database answers a trivial query.

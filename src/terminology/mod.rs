@@ -23,8 +23,7 @@ pub mod uri {
     pub const BIG: &str = "http://fhir.nl/fhir/NamingSystem/big";
     pub const UZI_ROLE: &str = "http://fhir.nl/fhir/NamingSystem/uzi-rolcode";
     pub const ICPC: &str = "http://hl7.org/fhir/sid/icpc-1-nl";
-    pub const NHG_45: &str =
-        "https://referentiemodel.nhg.org/tabellen/nhg-tabel-45-diagnostische-bepalingen";
+    pub const NHG_45: &str = "https://referentiemodel.nhg.org/tabellen/nhg-tabel-45-diagnostische-bepalingen";
     pub const JOURNAL_LINE_TYPE: &str = "urn:oid:2.16.840.1.113883.2.4.4.32.2";
     pub const SNOMED: &str = "http://snomed.info/sct";
     pub const LOINC: &str = "http://loinc.org";
@@ -37,21 +36,32 @@ pub mod uri {
     pub const ZIB_OBSERVATION: &str = "https://w3id.org/overdracht/fhir/CodeSystem/zib-observation";
 }
 
+/// Core FHIR extensions that carry the Dutch name and address parts: the same canonicals in
+/// STU3 input and R4 output, so sources and the FHIR stage share them.
+pub mod ext {
+    pub const EN_QUALIFIER: &str = "http://hl7.org/fhir/StructureDefinition/iso21090-EN-qualifier";
+    pub const OWN_NAME: &str = "http://hl7.org/fhir/StructureDefinition/humanname-own-name";
+    pub const OWN_PREFIX: &str = "http://hl7.org/fhir/StructureDefinition/humanname-own-prefix";
+    pub const PARTNER_NAME: &str = "http://hl7.org/fhir/StructureDefinition/humanname-partner-name";
+    pub const PARTNER_PREFIX: &str = "http://hl7.org/fhir/StructureDefinition/humanname-partner-prefix";
+    pub const ASSEMBLY_ORDER: &str = "http://hl7.org/fhir/StructureDefinition/humanname-assembly-order";
+    pub const ADXP_STREET: &str = "http://hl7.org/fhir/StructureDefinition/iso21090-ADXP-streetName";
+    pub const ADXP_HOUSE_NUMBER: &str = "http://hl7.org/fhir/StructureDefinition/iso21090-ADXP-houseNumber";
+    pub const ADXP_BUILDING_SUFFIX: &str = "http://hl7.org/fhir/StructureDefinition/iso21090-ADXP-buildingNumberSuffix";
+    pub const ADXP_ADDITIONAL: &str = "http://hl7.org/fhir/StructureDefinition/iso21090-ADXP-additionalLocator";
+    pub const ADXP_UNIT_ID: &str = "http://hl7.org/fhir/StructureDefinition/iso21090-ADXP-unitID";
+}
+
 /// ConceptMap canonicals used by the code.
 pub mod maps {
-    pub const SOAP_LINE_CODE: &str =
-        "https://w3id.org/overdracht/fhir/ConceptMap/journal-line-type-to-soap-line-code";
-    pub const DIAGNOSTIC_RESULT_TO_ZIB: &str =
-        "https://w3id.org/overdracht/fhir/ConceptMap/diagnostic-result-to-zib";
+    pub const SOAP_LINE_CODE: &str = "https://w3id.org/overdracht/fhir/ConceptMap/journal-line-type-to-soap-line-code";
+    pub const DIAGNOSTIC_RESULT_TO_ZIB: &str = "https://w3id.org/overdracht/fhir/ConceptMap/diagnostic-result-to-zib";
     pub const CONDITION_VERIFICATION_TO_ZIB: &str =
         "https://w3id.org/overdracht/fhir/ConceptMap/condition-verification-to-zib";
 }
 
 const EMBEDDED: &[(&str, &str)] = &[
-    (
-        "code-systems.json",
-        include_str!("../../mappings/code-systems.json"),
-    ),
+    ("code-systems.json", include_str!("../../mappings/code-systems.json")),
     (
         "ConceptMap-journal-line-type-to-soap-line-code.json",
         include_str!("../../mappings/ConceptMap-journal-line-type-to-soap-line-code.json"),
@@ -69,10 +79,7 @@ const EMBEDDED: &[(&str, &str)] = &[
 #[derive(Debug, thiserror::Error)]
 pub enum TerminologyError {
     #[error("cannot read mapping file {path}: {source}")]
-    Io {
-        path: String,
-        source: std::io::Error,
-    },
+    Io { path: String, source: std::io::Error },
     #[error("mapping file {file} is not valid: {message}")]
     Invalid { file: String, message: String },
 }
@@ -138,10 +145,8 @@ impl Terminology {
     pub fn embedded() -> &'static Terminology {
         static T: OnceLock<Terminology> = OnceLock::new();
         T.get_or_init(|| {
-            let files: Vec<(String, String)> = EMBEDDED
-                .iter()
-                .map(|(n, c)| ((*n).to_owned(), (*c).to_owned()))
-                .collect();
+            let files: Vec<(String, String)> =
+                EMBEDDED.iter().map(|(n, c)| ((*n).to_owned(), (*c).to_owned())).collect();
             // The embedded files are tested (`embedded_mappings_load`); failing here is a build defect.
             Terminology::from_files(&files).expect("embedded mappings are valid")
         })
@@ -149,18 +154,10 @@ impl Terminology {
 
     /// The embedded defaults, with the `.json` files of `dir` replacing or adding to them.
     pub fn load_dir(dir: &Path) -> Result<Terminology, TerminologyError> {
-        let mut files: Vec<(String, String)> = EMBEDDED
-            .iter()
-            .map(|(n, c)| ((*n).to_owned(), (*c).to_owned()))
-            .collect();
-        let io = |e, p: &Path| TerminologyError::Io {
-            path: p.display().to_string(),
-            source: e,
-        };
-        let mut entries: Vec<_> = std::fs::read_dir(dir)
-            .map_err(|e| io(e, dir))?
-            .filter_map(Result::ok)
-            .collect();
+        let mut files: Vec<(String, String)> =
+            EMBEDDED.iter().map(|(n, c)| ((*n).to_owned(), (*c).to_owned())).collect();
+        let io = |e, p: &Path| TerminologyError::Io { path: p.display().to_string(), source: e };
+        let mut entries: Vec<_> = std::fs::read_dir(dir).map_err(|e| io(e, dir))?.filter_map(Result::ok).collect();
         entries.sort_by_key(|e| e.file_name());
         for entry in entries {
             let path = entry.path();
@@ -180,13 +177,9 @@ impl Terminology {
     fn from_files(files: &[(String, String)]) -> Result<Terminology, TerminologyError> {
         let mut t = Terminology::default();
         for (name, content) in files {
-            let invalid = |m: String| TerminologyError::Invalid {
-                file: name.clone(),
-                message: m,
-            };
+            let invalid = |m: String| TerminologyError::Invalid { file: name.clone(), message: m };
             if name == "code-systems.json" {
-                let table: SystemTable =
-                    serde_json::from_str(content).map_err(|e| invalid(e.to_string()))?;
+                let table: SystemTable = serde_json::from_str(content).map_err(|e| invalid(e.to_string()))?;
                 for row in table.systems {
                     t.canonical.insert(row.uri.clone(), row.uri.clone());
                     for a in &row.aliases {
@@ -194,39 +187,26 @@ impl Terminology {
                     }
                     if let Some(oid) = &row.oid {
                         t.canonical.insert(oid.clone(), row.uri.clone());
-                        t.canonical
-                            .insert(format!("urn:oid:{oid}"), row.uri.clone());
+                        t.canonical.insert(format!("urn:oid:{oid}"), row.uri.clone());
                         t.oids.insert(row.uri.clone(), oid.clone());
                     }
                     t.names.insert(row.uri.clone(), row.name);
                 }
             } else {
-                let cm: ConceptMapJson =
-                    serde_json::from_str(content).map_err(|e| invalid(e.to_string()))?;
+                let cm: ConceptMapJson = serde_json::from_str(content).map_err(|e| invalid(e.to_string()))?;
                 if cm.resource_type != "ConceptMap" {
-                    return Err(invalid(format!(
-                        "expected a ConceptMap, found {}",
-                        cm.resource_type
-                    )));
+                    return Err(invalid(format!("expected a ConceptMap, found {}", cm.resource_type)));
                 }
                 for g in cm.group {
                     for el in g.element {
                         // Only targets that are usable as a translation count (not 'unmatched'/'disjoint').
                         let target = el.target.into_iter().find(|tg| {
                             tg.code.is_some()
-                                && !matches!(
-                                    tg.equivalence.as_deref(),
-                                    Some("unmatched") | Some("disjoint")
-                                )
+                                && !matches!(tg.equivalence.as_deref(), Some("unmatched") | Some("disjoint"))
                         });
                         if let Some(tg) = target {
-                            let coding = Coding {
-                                system: Some(g.target.clone()),
-                                code: tg.code,
-                                display: tg.display,
-                            };
-                            t.translations
-                                .insert((cm.url.clone(), g.source.clone(), el.code), coding);
+                            let coding = Coding { system: Some(g.target.clone()), code: tg.code, display: tg.display };
+                            t.translations.insert((cm.url.clone(), g.source.clone(), el.code), coding);
                         }
                     }
                 }
@@ -260,22 +240,15 @@ impl Terminology {
 
     /// Translates a code through the ConceptMap `map_url`.
     pub fn translate(&self, map_url: &str, system: &str, code: &str) -> Option<&Coding> {
-        self.translations
-            .get(&(map_url.to_owned(), self.system_uri(system), code.to_owned()))
+        self.translations.get(&(map_url.to_owned(), self.system_uri(system), code.to_owned()))
     }
 
     /// Translates the first coding of `codings` that the map knows.
-    pub fn translate_any<'a>(
-        &self,
-        map_url: &str,
-        codings: impl IntoIterator<Item = &'a Coding>,
-    ) -> Option<&Coding> {
-        codings
-            .into_iter()
-            .find_map(|c| match (&c.system, &c.code) {
-                (Some(s), Some(code)) => self.translate(map_url, s, code),
-                _ => None,
-            })
+    pub fn translate_any<'a>(&self, map_url: &str, codings: impl IntoIterator<Item = &'a Coding>) -> Option<&Coding> {
+        codings.into_iter().find_map(|c| match (&c.system, &c.code) {
+            (Some(s), Some(code)) => self.translate(map_url, s, code),
+            _ => None,
+        })
     }
 }
 
@@ -301,18 +274,12 @@ mod tests {
     #[test]
     fn soap_line_codes_come_from_the_concept_map() {
         let t = Terminology::embedded();
-        let s = t
-            .translate(maps::SOAP_LINE_CODE, uri::JOURNAL_LINE_TYPE, "S")
-            .expect("S maps");
+        let s = t.translate(maps::SOAP_LINE_CODE, uri::JOURNAL_LINE_TYPE, "S").expect("S maps");
         assert_eq!(s.code.as_deref(), Some("255362007"));
         assert_eq!(s.system.as_deref(), Some(uri::SNOMED));
-        let p = t
-            .translate(maps::SOAP_LINE_CODE, "2.16.840.1.113883.2.4.4.32.2", "P")
-            .expect("P maps");
+        let p = t.translate(maps::SOAP_LINE_CODE, "2.16.840.1.113883.2.4.4.32.2", "P").expect("P maps");
         assert_eq!(p.code.as_deref(), Some("129271007"));
-        assert!(t
-            .translate(maps::SOAP_LINE_CODE, uri::JOURNAL_LINE_TYPE, "X")
-            .is_none());
+        assert!(t.translate(maps::SOAP_LINE_CODE, uri::JOURNAL_LINE_TYPE, "X").is_none());
     }
 
     #[test]
@@ -324,26 +291,16 @@ mod tests {
             "group": [{"source": uri::JOURNAL_LINE_TYPE, "target": uri::SNOMED,
                        "element": [{"code": "S", "target": [{"code": "1234", "equivalence": "equivalent"}]}]}]
         });
-        std::fs::write(
-            dir.path()
-                .join("ConceptMap-journal-line-type-to-soap-line-code.json"),
-            cm.to_string(),
-        )
-        .expect("write");
+        std::fs::write(dir.path().join("ConceptMap-journal-line-type-to-soap-line-code.json"), cm.to_string())
+            .expect("write");
         let t = Terminology::load_dir(dir.path()).expect("loads");
         assert_eq!(
-            t.translate(maps::SOAP_LINE_CODE, uri::JOURNAL_LINE_TYPE, "S")
-                .and_then(|c| c.code.as_deref()),
+            t.translate(maps::SOAP_LINE_CODE, uri::JOURNAL_LINE_TYPE, "S").and_then(|c| c.code.as_deref()),
             Some("1234")
         );
-        assert!(t
-            .translate(maps::SOAP_LINE_CODE, uri::JOURNAL_LINE_TYPE, "O")
-            .is_none());
+        assert!(t.translate(maps::SOAP_LINE_CODE, uri::JOURNAL_LINE_TYPE, "O").is_none());
         // a broken file is a clear error
         std::fs::write(dir.path().join("broken.json"), "{").expect("write");
-        assert!(matches!(
-            Terminology::load_dir(dir.path()),
-            Err(TerminologyError::Invalid { .. })
-        ));
+        assert!(matches!(Terminology::load_dir(dir.path()), Err(TerminologyError::Invalid { .. })));
     }
 }

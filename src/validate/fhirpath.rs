@@ -51,8 +51,7 @@ fn tokenize(s: &str) -> Option<Vec<Tok>> {
             }
             c if c.is_ascii_alphabetic() || c == b'_' || c == b'$' => {
                 let start = i;
-                while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_' || b[i] == b'$')
-                {
+                while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_' || b[i] == b'$') {
                     i += 1;
                 }
                 out.push(Tok::Ident(s[start..i].to_string()));
@@ -117,11 +116,7 @@ impl Parser {
                 if self.toks.get(self.pos) == Some(&Tok::Open) {
                     return None; // a function call without a focus: outside the subset
                 }
-                Expr::Path(if w == "$this" {
-                    vec![]
-                } else {
-                    vec![w.clone()]
-                })
+                Expr::Path(if w == "$this" { vec![] } else { vec![w.clone()] })
             }
             _ => return None,
         };
@@ -188,10 +183,7 @@ pub(crate) fn children<'a>(v: &'a Value, name: &str, out: &mut Vec<&'a Value>) {
         return;
     }
     for (k, x) in obj {
-        if k.len() > name.len()
-            && k.starts_with(name)
-            && k.as_bytes()[name.len()].is_ascii_uppercase()
-        {
+        if k.len() > name.len() && k.starts_with(name) && k.as_bytes()[name.len()].is_ascii_uppercase() {
             push(x);
         }
     }
@@ -200,10 +192,7 @@ pub(crate) fn children<'a>(v: &'a Value, name: &str, out: &mut Vec<&'a Value>) {
 impl Expr {
     /// Parse an expression of the supported subset; `None` for anything outside it.
     pub fn parse(s: &str) -> Option<Expr> {
-        let mut p = Parser {
-            toks: tokenize(s)?,
-            pos: 0,
-        };
+        let mut p = Parser { toks: tokenize(s)?, pos: 0 };
         let e = p.implies()?;
         (p.pos == p.toks.len()).then_some(e)
     }
@@ -269,18 +258,10 @@ mod tests {
     fn evaluates_the_common_shapes() {
         let e = Expr::parse("code.empty() or system.exists()").expect("parses");
         assert_eq!(e.eval(&json!({"code": "kg"})), Some(false));
-        assert_eq!(
-            e.eval(&json!({"code": "kg", "system": "http://unitsofmeasure.org"})),
-            Some(true)
-        );
+        assert_eq!(e.eval(&json!({"code": "kg", "system": "http://unitsofmeasure.org"})), Some(true));
         let e = Expr::parse("dataAbsentReason.empty() or value.empty()").expect("parses");
-        assert_eq!(
-            e.eval(&json!({"valueQuantity": {"value": 1}, "dataAbsentReason": {"text": "x"}})),
-            Some(false)
-        );
-        let e =
-            Expr::parse("(isModifier.exists() and isModifier) implies isModifierReason.exists()")
-                .expect("parses");
+        assert_eq!(e.eval(&json!({"valueQuantity": {"value": 1}, "dataAbsentReason": {"text": "x"}})), Some(false));
+        let e = Expr::parse("(isModifier.exists() and isModifier) implies isModifierReason.exists()").expect("parses");
         assert_eq!(e.eval(&json!({"isModifier": true})), Some(false));
         assert_eq!(e.eval(&json!({"isModifier": false})), Some(true));
     }

@@ -49,10 +49,7 @@ fn one(v: &Validator, text: &[u8], profile: Option<&str>) -> Outcome {
 }
 
 fn is_ndjson(path: &Path) -> bool {
-    matches!(
-        path.extension().and_then(|e| e.to_str()),
-        Some("ndjson" | "jsonl")
-    )
+    matches!(path.extension().and_then(|e| e.to_str()), Some("ndjson" | "jsonl"))
 }
 
 /// Validate files (`-` is standard input): `*.json` hold one resource or Bundle, `*.ndjson` and
@@ -65,10 +62,7 @@ pub fn validate_files(
 ) -> Result<Vec<FileOutcome>, ValidateError> {
     let mut out = Vec::with_capacity(files.len());
     for path in files {
-        let io = |source| ValidateError::Io {
-            path: path.clone(),
-            source,
-        };
+        let io = |source| ValidateError::Io { path: path.clone(), source };
         let bytes = if path.as_os_str() == "-" {
             let mut b = Vec::new();
             std::io::stdin().read_to_end(&mut b).map_err(io)?;
@@ -77,30 +71,17 @@ pub fn validate_files(
             std::fs::read(path).map_err(io)?
         };
         if path.extension().is_some_and(|e| e == "xml") {
-            let msg = "only FHIR JSON can be validated; convert the XML first (overdracht convert)"
-                .to_string();
-            out.push(FileOutcome {
-                path: path.clone(),
-                line: None,
-                outcome: fatal(msg),
-            });
+            let msg = "only FHIR JSON can be validated; convert the XML first (overdracht convert)".to_string();
+            out.push(FileOutcome { path: path.clone(), line: None, outcome: fatal(msg) });
         } else if is_ndjson(path) {
             for (i, line) in bytes.split(|b| *b == b'\n').enumerate() {
                 if line.iter().all(u8::is_ascii_whitespace) {
                     continue;
                 }
-                out.push(FileOutcome {
-                    path: path.clone(),
-                    line: Some(i + 1),
-                    outcome: one(v, line, profile),
-                });
+                out.push(FileOutcome { path: path.clone(), line: Some(i + 1), outcome: one(v, line, profile) });
             }
         } else {
-            out.push(FileOutcome {
-                path: path.clone(),
-                line: None,
-                outcome: one(v, &bytes, profile),
-            });
+            out.push(FileOutcome { path: path.clone(), line: None, outcome: one(v, &bytes, profile) });
         }
     }
     Ok(out)
@@ -114,13 +95,12 @@ mod tests {
     fn json_ndjson_xml_and_broken_files() {
         let tmp = tempfile::tempdir().expect("tempdir");
         let p = |n: &str| tmp.path().join(n);
+        std::fs::write(p("a.json"), br#"{"resourceType": "Patient", "gender": "male"}"#).expect("write");
         std::fs::write(
-            p("a.json"),
-            br#"{"resourceType": "Patient", "gender": "male"}"#,
+            p("b.ndjson"),
+            b"{\"resourceType\": \"Patient\"}\n\n{\"resourceType\": \"Patient\", \"gender\": \"banana\"}\n",
         )
         .expect("write");
-        std::fs::write(p("b.ndjson"), b"{\"resourceType\": \"Patient\"}\n\n{\"resourceType\": \"Patient\", \"gender\": \"banana\"}\n")
-            .expect("write");
         std::fs::write(p("c.json"), b"{oops").expect("write");
         std::fs::write(p("d.xml"), b"<Patient/>").expect("write");
         let v = Validator::embedded();
@@ -128,20 +108,10 @@ mod tests {
         let r = validate_files(v, &files, None).expect("readable");
         let summary: Vec<(String, bool)> = r
             .iter()
-            .map(|f| {
-                (
-                    f.location().rsplit('/').next().unwrap_or("").to_string(),
-                    f.outcome.has_errors(),
-                )
-            })
+            .map(|f| (f.location().rsplit('/').next().unwrap_or("").to_string(), f.outcome.has_errors()))
             .collect();
-        let expected = [
-            ("a.json", false),
-            ("b.ndjson:1", false),
-            ("b.ndjson:3", true),
-            ("c.json", true),
-            ("d.xml", true),
-        ];
+        let expected =
+            [("a.json", false), ("b.ndjson:1", false), ("b.ndjson:3", true), ("c.json", true), ("d.xml", true)];
         assert_eq!(summary, expected.map(|(a, b)| (a.to_string(), b)));
         assert!(validate_files(v, &[p("missing.json")], None).is_err());
     }

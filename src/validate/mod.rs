@@ -46,26 +46,11 @@ use walker::Walker;
 /// The definitions shipped in the binary: generated tables first, then our own conformance
 /// resources (which need the R4 base and terminology already present).
 const EMBEDDED: &[(&str, &str)] = &[
-    (
-        "profiles/r4/base.json",
-        include_str!("../../profiles/r4/base.json"),
-    ),
-    (
-        "profiles/r4/terminology.json",
-        include_str!("../../profiles/r4/terminology.json"),
-    ),
-    (
-        "profiles/r4/nl-core.json",
-        include_str!("../../profiles/r4/nl-core.json"),
-    ),
-    (
-        "profiles/CodeSystem-data-category.json",
-        include_str!("../../profiles/CodeSystem-data-category.json"),
-    ),
-    (
-        "profiles/ValueSet-data-category.json",
-        include_str!("../../profiles/ValueSet-data-category.json"),
-    ),
+    ("profiles/r4/base.json", include_str!("../../profiles/r4/base.json")),
+    ("profiles/r4/terminology.json", include_str!("../../profiles/r4/terminology.json")),
+    ("profiles/r4/nl-core.json", include_str!("../../profiles/r4/nl-core.json")),
+    ("profiles/CodeSystem-data-category.json", include_str!("../../profiles/CodeSystem-data-category.json")),
+    ("profiles/ValueSet-data-category.json", include_str!("../../profiles/ValueSet-data-category.json")),
     (
         "profiles/StructureDefinition-overdracht-Referral.json",
         include_str!("../../profiles/StructureDefinition-overdracht-Referral.json"),
@@ -113,7 +98,8 @@ impl Validator {
         EMBEDDED_VALIDATOR.get_or_init(|| {
             let mut reg = Registry::default();
             // The tables are generated and tested in this repository; failing here is a build defect.
-            load_embedded(&mut reg).expect("embedded validation tables are valid (regenerate with scripts/gen-validation-tables.py)");
+            load_embedded(&mut reg)
+                .expect("embedded validation tables are valid (regenerate with scripts/gen-validation-tables.py)");
             reg.finish();
             Validator { reg }
         })
@@ -124,10 +110,8 @@ impl Validator {
     /// same canonical URL.
     pub fn with_packages(paths: &[PathBuf]) -> Result<Validator, ValidateError> {
         let mut reg = Registry::default();
-        load_embedded(&mut reg).map_err(|source| ValidateError::Definition {
-            path: PathBuf::from("(embedded)"),
-            source,
-        })?;
+        load_embedded(&mut reg)
+            .map_err(|source| ValidateError::Definition { path: PathBuf::from("(embedded)"), source })?;
         for p in paths {
             package::load(&mut reg, p)?;
         }
@@ -153,10 +137,7 @@ impl Validator {
             .pointer("/meta/profile")
             .and_then(Value::as_array)
             .is_some_and(|a| a.iter().any(|p| p.as_str() == Some(profile_url)));
-        if let (false, Some(rt)) = (
-            claimed,
-            resource.get("resourceType").and_then(Value::as_str),
-        ) {
+        if let (false, Some(rt)) = (claimed, resource.get("resourceType").and_then(Value::as_str)) {
             w.against(resource, rt, rt, profile_url);
         }
         Outcome { issues: w.finish() }
@@ -175,13 +156,7 @@ impl Validator {
 
     /// Canonical URLs of all known profiles (constraints, not base definitions), sorted.
     pub fn profiles(&self) -> Vec<&str> {
-        let mut v: Vec<&str> = self
-            .reg
-            .sds
-            .iter()
-            .filter(|sd| sd.is_constraint)
-            .map(|sd| sd.url.as_str())
-            .collect();
+        let mut v: Vec<&str> = self.reg.sds.iter().filter(|sd| sd.is_constraint).map(|sd| sd.url.as_str()).collect();
         v.sort_unstable();
         v
     }
@@ -193,11 +168,7 @@ mod tests {
     use serde_json::json;
 
     fn errors(o: &Outcome) -> Vec<String> {
-        o.issues
-            .iter()
-            .filter(|i| i.severity.is_error())
-            .map(|i| i.to_string())
-            .collect()
+        o.issues.iter().filter(|i| i.severity.is_error()).map(|i| i.to_string()).collect()
     }
 
     fn patient() -> Value {
@@ -218,17 +189,11 @@ mod tests {
             .sds
             .iter()
             .filter(|sd| !sd.is_constraint)
-            .flat_map(|sd| {
-                sd.elements
-                    .iter()
-                    .flat_map(|e| e.invariants.iter().map(|i| i.key.as_str()))
-            })
+            .flat_map(|sd| sd.elements.iter().flat_map(|e| e.invariants.iter().map(|i| i.key.as_str())))
             .collect();
         eprintln!("{} distinct R4 invariant keys evaluated", base.len());
         assert!(base.len() >= 70, "{}", base.len());
-        for key in [
-            "dom-2", "dom-4", "qty-3", "cpt-2", "att-1", "obs-6", "ppc-1",
-        ] {
+        for key in ["dom-2", "dom-4", "qty-3", "cpt-2", "att-1", "obs-6", "ppc-1"] {
             assert!(base.contains(key), "{key}");
         }
     }
@@ -242,9 +207,7 @@ mod tests {
         obs["extension"][0] = json!({"url": url, "valueString": "S"});
         let o = Validator::embedded().validate(&obs);
         assert!(
-            o.issues
-                .iter()
-                .any(|i| i.expression.as_deref() == Some("Observation.extension[0].valueString")),
+            o.issues.iter().any(|i| i.expression.as_deref() == Some("Observation.extension[0].valueString")),
             "{:?}",
             errors(&o)
         );
@@ -264,17 +227,8 @@ mod tests {
         p["nickname"] = json!("Jantje");
         p["name"] = json!({"family": "Jansen"});
         let o = Validator::embedded().validate(&p);
-        let at: Vec<&str> = o
-            .issues
-            .iter()
-            .filter_map(|i| i.expression.as_deref())
-            .collect();
-        for e in [
-            "Patient.birthDate",
-            "Patient.gender",
-            "Patient.nickname",
-            "Patient.name",
-        ] {
+        let at: Vec<&str> = o.issues.iter().filter_map(|i| i.expression.as_deref()).collect();
+        for e in ["Patient.birthDate", "Patient.gender", "Patient.nickname", "Patient.name"] {
             assert!(at.contains(&e), "{e} not reported: {:?}", errors(&o));
         }
     }
@@ -301,16 +255,8 @@ mod tests {
             ]
         });
         let o = Validator::embedded().validate(&b);
-        let at: Vec<&str> = o
-            .issues
-            .iter()
-            .filter_map(|i| i.expression.as_deref())
-            .collect();
-        assert!(
-            at.contains(&"Bundle.entry[0].resource.birthDate"),
-            "{:?}",
-            errors(&o)
-        );
+        let at: Vec<&str> = o.issues.iter().filter_map(|i| i.expression.as_deref()).collect();
+        assert!(at.contains(&"Bundle.entry[0].resource.birthDate"), "{:?}", errors(&o));
         assert!(at.contains(&"Bundle.entry[1]"), "{:?}", errors(&o)); // bdl-3
         assert!(at.contains(&"Bundle.entry[1].fullUrl"), "{:?}", errors(&o)); // bdl-7
     }
@@ -326,24 +272,12 @@ mod tests {
             "status": "active", "intent": "order", "subject": {"reference": "Patient/p1"}
         });
         let o = v.validate(&r);
-        assert!(
-            errors(&o).iter().any(|e| e.contains("ovd-ref-1")),
-            "{:?}",
-            errors(&o)
-        );
+        assert!(errors(&o).iter().any(|e| e.contains("ovd-ref-1")), "{:?}", errors(&o));
         let mut bad = r.clone();
         bad["meta"]["security"][0]["code"] = json!("gossip");
         bad["code"] = json!({"text": "GZSP"});
         let o = v.validate(&bad);
-        assert!(
-            errors(&o).iter().any(|e| e.contains("gossip")),
-            "{:?}",
-            errors(&o)
-        );
-        assert!(
-            !errors(&o).iter().any(|e| e.contains("ovd-ref-1")),
-            "{:?}",
-            errors(&o)
-        );
+        assert!(errors(&o).iter().any(|e| e.contains("gossip")), "{:?}", errors(&o));
+        assert!(!errors(&o).iter().any(|e| e.contains("ovd-ref-1")), "{:?}", errors(&o));
     }
 }

@@ -110,12 +110,7 @@ pub struct Issue {
 
 impl Issue {
     pub fn new(severity: Severity, code: IssueCode, diagnostics: impl Into<String>) -> Self {
-        Issue {
-            severity,
-            code,
-            expression: None,
-            diagnostics: diagnostics.into(),
-        }
+        Issue { severity, code, expression: None, diagnostics: diagnostics.into() }
     }
     pub fn error(code: IssueCode, diagnostics: impl Into<String>) -> Self {
         Self::new(Severity::Error, code, diagnostics)
@@ -175,10 +170,7 @@ impl Outcome {
         self.issues.iter().any(|i| i.severity.is_error())
     }
     pub fn count(&self, severity: Severity) -> usize {
-        self.issues
-            .iter()
-            .filter(|i| i.severity == severity)
-            .count()
+        self.issues.iter().filter(|i| i.severity == severity).count()
     }
     pub fn is_empty(&self) -> bool {
         self.issues.is_empty()
@@ -188,9 +180,7 @@ impl Outcome {
     /// `OperationOutcome.issue` is 1..* in R4.
     pub fn to_fhir(&self) -> Value {
         let issues: Vec<Value> = if self.issues.is_empty() {
-            vec![
-                json!({"severity": "information", "code": "informational", "diagnostics": "No issues found."}),
-            ]
+            vec![json!({"severity": "information", "code": "informational", "diagnostics": "No issues found."})]
         } else {
             self.issues.iter().map(Issue::to_fhir).collect()
         };
@@ -200,9 +190,7 @@ impl Outcome {
 
 impl From<Issue> for Outcome {
     fn from(issue: Issue) -> Self {
-        Outcome {
-            issues: vec![issue],
-        }
+        Outcome { issues: vec![issue] }
     }
 }
 
@@ -219,8 +207,7 @@ mod tests {
 
     #[test]
     fn issue_carries_expression_as_list() {
-        let i = Issue::error(IssueCode::Required, "Patient.identifier is missing")
-            .at("Patient.identifier");
+        let i = Issue::error(IssueCode::Required, "Patient.identifier is missing").at("Patient.identifier");
         assert_eq!(i.to_fhir()["expression"], json!(["Patient.identifier"]));
         assert!(Outcome::from(i).has_errors());
     }

@@ -18,29 +18,17 @@ use super::registry::{DefinitionError, Registry};
 #[derive(Debug, thiserror::Error)]
 pub enum ValidateError {
     #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     #[error("{path}: not valid JSON: {source}")]
-    Json {
-        path: PathBuf,
-        source: serde_json::Error,
-    },
+    Json { path: PathBuf, source: serde_json::Error },
     #[error("{path}: {source}")]
-    Definition {
-        path: PathBuf,
-        source: DefinitionError,
-    },
+    Definition { path: PathBuf, source: DefinitionError },
     #[error("{path}: neither a folder nor a .tgz FHIR package")]
     NotAPackage { path: PathBuf },
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ValidateError + '_ {
-    move |source| ValidateError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
+    move |source| ValidateError::Io { path: path.to_path_buf(), source }
 }
 
 /// Whether a JSON file is worth parsing: conformance resources only (cheap test on the name
@@ -56,10 +44,8 @@ fn wanted_name(name: &str) -> bool {
 }
 
 fn add_json(reg: &mut Registry, path: &Path, bytes: &[u8]) -> Result<usize, ValidateError> {
-    let v: Value = serde_json::from_slice(bytes).map_err(|source| ValidateError::Json {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let v: Value =
+        serde_json::from_slice(bytes).map_err(|source| ValidateError::Json { path: path.to_path_buf(), source })?;
     let items: Vec<Value> = match v.get("resourceType").and_then(Value::as_str) {
         Some("Bundle") => v
             .get("entry")
@@ -72,13 +58,7 @@ fn add_json(reg: &mut Registry, path: &Path, bytes: &[u8]) -> Result<usize, Vali
     };
     let mut used = 0;
     for item in items {
-        if reg
-            .add_resource(item)
-            .map_err(|source| ValidateError::Definition {
-                path: path.to_path_buf(),
-                source,
-            })?
-        {
+        if reg.add_resource(item).map_err(|source| ValidateError::Definition { path: path.to_path_buf(), source })? {
             used += 1;
         }
     }
@@ -110,24 +90,13 @@ fn load_dir(reg: &mut Registry, dir: &Path, depth: u32) -> Result<usize, Validat
     if pkg.is_dir() {
         return load_dir(reg, &pkg, depth);
     }
-    let mut entries: Vec<PathBuf> = fs::read_dir(dir)
-        .map_err(io(dir))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .collect();
+    let mut entries: Vec<PathBuf> =
+        fs::read_dir(dir).map_err(io(dir))?.filter_map(|e| e.ok().map(|e| e.path())).collect();
     entries.sort();
     let mut used = 0;
     for p in entries {
-        let name = p
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("")
-            .to_string();
-        if p.is_dir()
-            && depth < 3
-            && !name.starts_with('.')
-            && name != "examples"
-            && name != "other"
-        {
+        let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("").to_string();
+        if p.is_dir() && depth < 3 && !name.starts_with('.') && name != "examples" && name != "other" {
             used += load_dir(reg, &p, depth + 1)?;
         } else if name.ends_with(".tgz") {
             used += load_tgz(reg, &p)?;
@@ -143,18 +112,11 @@ fn load_dir(reg: &mut Registry, dir: &Path, depth: u32) -> Result<usize, Validat
 pub(crate) fn load(reg: &mut Registry, path: &Path) -> Result<usize, ValidateError> {
     if path.is_dir() {
         load_dir(reg, path, 0)
-    } else if path.extension().is_some_and(|e| e == "tgz")
-        || path.to_string_lossy().ends_with(".tar.gz")
-    {
+    } else if path.extension().is_some_and(|e| e == "tgz") || path.to_string_lossy().ends_with(".tar.gz") {
         load_tgz(reg, path)
     } else if path.exists() {
-        Err(ValidateError::NotAPackage {
-            path: path.to_path_buf(),
-        })
+        Err(ValidateError::NotAPackage { path: path.to_path_buf() })
     } else {
-        Err(ValidateError::Io {
-            path: path.to_path_buf(),
-            source: std::io::Error::from(std::io::ErrorKind::NotFound),
-        })
+        Err(ValidateError::Io { path: path.to_path_buf(), source: std::io::Error::from(std::io::ErrorKind::NotFound) })
     }
 }

@@ -61,10 +61,7 @@ pub(crate) fn check_json_type(fhir_type: &str, v: &Value) -> Option<String> {
         JsonKind::Number => "a JSON number (without quotes)".to_string(),
         JsonKind::String => "a JSON string".to_string(),
     };
-    Some(format!(
-        "a FHIR {fhir_type} must be {expected}, found {}",
-        describe(v)
-    ))
+    Some(format!("a FHIR {fhir_type} must be {expected}, found {}", describe(v)))
 }
 
 /// The R4 regexes of the string-like types, as plain code: these run on nearly every value, and a
@@ -74,11 +71,9 @@ pub(crate) fn check_json_type(fhir_type: &str, v: &Value) -> Option<String> {
 pub(crate) fn fast_format(fhir_type: &str, s: &str) -> Option<bool> {
     match fhir_type {
         // [ \r\n\t\S]+
-        "string" | "markdown" => Some(
-            !s.is_empty()
-                && s.chars()
-                    .all(|c| matches!(c, ' ' | '\r' | '\n' | '\t') || !c.is_whitespace()),
-        ),
+        "string" | "markdown" => {
+            Some(!s.is_empty() && s.chars().all(|c| matches!(c, ' ' | '\r' | '\n' | '\t') || !c.is_whitespace()))
+        }
         // \S*
         "uri" | "url" | "canonical" => Some(!s.chars().any(char::is_whitespace)),
         // [^\s]+(\s[^\s]+)*
@@ -101,9 +96,7 @@ pub(crate) fn fast_format(fhir_type: &str, s: &str) -> Option<bool> {
 pub(crate) fn format_hint(fhir_type: &str) -> &'static str {
     match fhir_type {
         "date" => " (expected YYYY, YYYY-MM or YYYY-MM-DD)",
-        "dateTime" => {
-            " (expected YYYY, YYYY-MM, YYYY-MM-DD or YYYY-MM-DDThh:mm:ss+zz:zz with an offset)"
-        }
+        "dateTime" => " (expected YYYY, YYYY-MM, YYYY-MM-DD or YYYY-MM-DDThh:mm:ss+zz:zz with an offset)",
         "instant" => " (expected YYYY-MM-DDThh:mm:ss(.sss)+zz:zz, with seconds and an offset)",
         "time" => " (expected hh:mm:ss)",
         "id" => " (1-64 characters: A-Z a-z 0-9 - .)",

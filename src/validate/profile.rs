@@ -71,16 +71,8 @@ impl<'r> Walker<'r> {
             return;
         };
         let reg = self.reg;
-        if let Some(sd) = reg
-            .profile(url)
-            .filter(|sd| sd.is_constraint && sd.type_name == "Extension")
-        {
-            let item = Item {
-                value: Some(ext),
-                twin: None,
-                expr: expr.to_string(),
-                ty: None,
-            };
+        if let Some(sd) = reg.profile(url).filter(|sd| sd.is_constraint && sd.type_name == "Extension") {
+            let item = Item { value: Some(ext), twin: None, expr: expr.to_string(), ty: None };
             self.profile_element(sd, 0, std::slice::from_ref(&item));
         }
     }
@@ -100,11 +92,7 @@ impl<'r> Walker<'r> {
             if !child.relevant {
                 continue;
             }
-            if child.name == "value"
-                && items
-                    .iter()
-                    .all(|i| i.value.is_some_and(|v| !v.is_object()))
-            {
+            if child.name == "value" && items.iter().all(|i| i.value.is_some_and(|v| !v.is_object())) {
                 continue; // `<primitive>.value` is the JSON value itself
             }
             let child_base = child.inherited.as_ref();
@@ -154,34 +142,20 @@ impl<'r> Walker<'r> {
             self.err(
                 IssueCode::Required,
                 &at,
-                format!(
-                    "{what}: minimum {} required by profile {profile}, found {}",
-                    el.min,
-                    found.len()
-                ),
+                format!("{what}: minimum {} required by profile {profile}, found {}", el.min, found.len()),
             );
         }
         if too_many {
             let msg = if el.max == Some(0) {
                 format!("{what} is not allowed by profile {profile}")
             } else {
-                format!(
-                    "{what}: at most {} allowed by profile {profile}, found {}",
-                    el.max_label(),
-                    found.len()
-                )
+                format!("{what}: at most {} allowed by profile {profile}, found {}", el.max_label(), found.len())
             };
             self.err(IssueCode::Structure, &at, msg);
         }
     }
 
-    fn element_rules(
-        &mut self,
-        sd: &'r StructureDef,
-        el: &Element,
-        base: Option<&Inherited>,
-        item: &Item<'_>,
-    ) {
+    fn element_rules(&mut self, sd: &'r StructureDef, el: &Element, base: Option<&Inherited>, item: &Item<'_>) {
         let profile = sd.url.rsplit('/').next().unwrap_or(&sd.url);
         let Some(v) = item.value else { return };
         if let Some(f) = &el.fixed {
@@ -195,28 +169,18 @@ impl<'r> Walker<'r> {
         }
         if let Some(p) = &el.pattern {
             if !matches_pattern(p, v) {
-                self.err(
-                    IssueCode::Value,
-                    &item.expr,
-                    format!("must match {p} (pattern of profile {profile})"),
-                );
+                self.err(IssueCode::Value, &item.expr, format!("must match {p} (pattern of profile {profile})"));
             }
         }
         self.invariants(el, v, &item.expr, Some((profile, base)));
-        let ty: Option<&str> = item
-            .ty
-            .as_deref()
-            .or_else(|| el.types.first().map(|t| t.code.as_str()));
+        let ty: Option<&str> = item.ty.as_deref().or_else(|| el.types.first().map(|t| t.code.as_str()));
         if let Some(t) = item.ty.as_deref() {
             if !el.types.is_empty() && !el.types.iter().any(|x| x.code.eq_ignore_ascii_case(t)) {
                 let allowed: Vec<&str> = el.types.iter().map(|x| x.code.as_str()).collect();
                 self.err(
                     IssueCode::Structure,
                     &item.expr,
-                    format!(
-                        "type {t} is not allowed here by profile {profile} (allowed: {})",
-                        allowed.join(", ")
-                    ),
+                    format!("type {t} is not allowed here by profile {profile} (allowed: {})", allowed.join(", ")),
                 );
             }
         }
@@ -233,40 +197,20 @@ impl<'r> Walker<'r> {
         let reg = self.reg;
         for t in el.types.iter().filter(|t| t.code.eq_ignore_ascii_case(ty)) {
             for p in &t.profiles {
-                if let Some(psd) = reg
-                    .profile(p)
-                    .filter(|psd| psd.is_constraint && !std::ptr::eq(*psd, sd))
-                {
-                    let sub = Item {
-                        value: item.value,
-                        twin: item.twin,
-                        expr: item.expr.clone(),
-                        ty: None,
-                    };
+                if let Some(psd) = reg.profile(p).filter(|psd| psd.is_constraint && !std::ptr::eq(*psd, sd)) {
+                    let sub = Item { value: item.value, twin: item.twin, expr: item.expr.clone(), ty: None };
                     self.profile_element(psd, 0, std::slice::from_ref(&sub));
                 }
             }
         }
     }
 
-    fn slices(
-        &mut self,
-        sd: &'r StructureDef,
-        el: &Element,
-        slicing: &Slicing,
-        found: &[Item<'_>],
-        parent_expr: &str,
-    ) {
+    fn slices(&mut self, sd: &'r StructureDef, el: &Element, slicing: &Slicing, found: &[Item<'_>], parent_expr: &str) {
         let mut matched: Vec<Vec<Item<'_>>> = vec![Vec::new(); el.slices.len()];
         let checkable: Vec<bool> = el
             .slices
             .iter()
-            .map(|&s| {
-                slicing
-                    .discriminators
-                    .iter()
-                    .all(|d| discriminating_value(sd, s, &d.kind, &d.path).is_some())
-            })
+            .map(|&s| slicing.discriminators.iter().all(|d| discriminating_value(sd, s, &d.kind, &d.path).is_some()))
             .collect();
         for item in found {
             let mut hit = false;
@@ -281,11 +225,7 @@ impl<'r> Walker<'r> {
                 self.near_miss(sd, el, slicing, &checkable, item);
             }
             if !hit && slicing.closed && checkable.iter().all(|c| *c) {
-                let names: Vec<&str> = el
-                    .slices
-                    .iter()
-                    .filter_map(|&s| sd.elements[s].slice_name.as_deref())
-                    .collect();
+                let names: Vec<&str> = el.slices.iter().filter_map(|&s| sd.elements[s].slice_name.as_deref()).collect();
                 self.err(
                     IssueCode::Structure,
                     &item.expr,
@@ -302,14 +242,7 @@ impl<'r> Walker<'r> {
                 continue;
             }
             let slice = &sd.elements[s];
-            self.cardinality(
-                sd,
-                slice,
-                None,
-                &matched[k],
-                parent_expr,
-                slice.slice_name.as_deref(),
-            );
+            self.cardinality(sd, slice, None, &matched[k], parent_expr, slice.slice_name.as_deref());
             if !matched[k].is_empty() {
                 self.profile_element(sd, s, &matched[k]);
             }
@@ -321,24 +254,13 @@ impl Walker<'_> {
     /// A value that fits no slice but whose discriminating value is almost that of a slice
     /// (`.../NamingSystem/BSN` for `.../bsn`, a trailing slash, http for https) is almost certainly a
     /// typo that makes the slice's rules silently not apply: warn, since the profile allows it.
-    fn near_miss(
-        &mut self,
-        sd: &StructureDef,
-        el: &Element,
-        slicing: &Slicing,
-        checkable: &[bool],
-        item: &Item<'_>,
-    ) {
+    fn near_miss(&mut self, sd: &StructureDef, el: &Element, slicing: &Slicing, checkable: &[bool], item: &Item<'_>) {
         let Some(v) = item.value else { return };
         for (k, &s) in el.slices.iter().enumerate() {
             if !checkable[k] {
                 continue;
             }
-            for d in slicing
-                .discriminators
-                .iter()
-                .filter(|d| d.path != "$this" || d.kind != "type")
-            {
+            for d in slicing.discriminators.iter().filter(|d| d.path != "$this" || d.kind != "type") {
                 let expected = match discriminating_value(sd, s, &d.kind, &d.path) {
                     Some((Value::String(e), _)) => e.clone(),
                     Some((Value::Object(o), _)) => match o.get("system") {
@@ -377,10 +299,7 @@ impl Walker<'_> {
 fn similar(a: &str, b: &str) -> bool {
     fn norm(s: &str) -> String {
         let s = s.trim().trim_end_matches('/');
-        let s = s
-            .strip_prefix("https://")
-            .or_else(|| s.strip_prefix("http://"))
-            .unwrap_or(s);
+        let s = s.strip_prefix("https://").or_else(|| s.strip_prefix("http://")).unwrap_or(s);
         s.to_ascii_lowercase()
     }
     let (a, b) = (norm(a), norm(b));
@@ -408,12 +327,7 @@ fn similar(a: &str, b: &str) -> bool {
 fn gather<'v>(parent: &Item<'v>, el: &Element) -> Vec<Item<'v>> {
     let mut out = Vec::new();
     // A primitive's id and extensions live in its `_name` twin.
-    let Some(obj) = parent
-        .value
-        .filter(|v| v.is_object())
-        .or(parent.twin)
-        .and_then(Value::as_object)
-    else {
+    let Some(obj) = parent.value.filter(|v| v.is_object()).or(parent.twin).and_then(Value::as_object) else {
         return out;
     };
     let mut add = |key: &str, twin_key: Option<&str>, ty: Option<String>| {
@@ -422,9 +336,11 @@ fn gather<'v>(parent: &Item<'v>, el: &Element) -> Vec<Item<'v>> {
             Some(t) => obj.get(t),
             None => obj.get(&format!("_{key}")),
         };
-        let base = format!("{}.{key}", parent.expr);
+        // The expression is rendered only for elements that are present.
+        let base = || format!("{}.{key}", parent.expr);
         match (value, twin) {
             (Some(Value::Array(a)), t) => {
+                let base = base();
                 for (i, x) in a.iter().enumerate() {
                     let tw = t.and_then(|t| t.get(i)).filter(|x| !x.is_null());
                     if !x.is_null() || tw.is_some() {
@@ -438,22 +354,13 @@ fn gather<'v>(parent: &Item<'v>, el: &Element) -> Vec<Item<'v>> {
                 }
             }
             (None, Some(Value::Array(t))) => {
+                let base = base();
                 for (i, tw) in t.iter().enumerate().filter(|(_, x)| !x.is_null()) {
-                    out.push(Item {
-                        value: None,
-                        twin: Some(tw),
-                        expr: format!("{base}[{i}]"),
-                        ty: ty.clone(),
-                    });
+                    out.push(Item { value: None, twin: Some(tw), expr: format!("{base}[{i}]"), ty: ty.clone() });
                 }
             }
             (None, None) | (Some(Value::Null), None) => {}
-            (v, tw) => out.push(Item {
-                value: v.filter(|x| !x.is_null()),
-                twin: tw,
-                expr: base,
-                ty,
-            }),
+            (v, tw) => out.push(Item { value: v.filter(|x| !x.is_null()), twin: tw, expr: base(), ty }),
         }
     };
     if el.choice {
@@ -500,32 +407,19 @@ fn gather<'v>(parent: &Item<'v>, el: &Element) -> Vec<Item<'v>> {
 }
 
 /// The value a slice is recognised by, for one discriminator.
-fn discriminating_value<'a>(
-    sd: &'a StructureDef,
-    slice: usize,
-    kind: &str,
-    path: &str,
-) -> Option<(&'a Value, bool)> {
+fn discriminating_value<'a>(sd: &'a StructureDef, slice: usize, kind: &str, path: &str) -> Option<(&'a Value, bool)> {
     let s = &sd.elements[slice];
     match kind {
         "type" => (path == "$this" && !s.types.is_empty()).then_some((&Value::Null, true)),
         "value" | "pattern" => {
             if path == "$this" {
-                return s
-                    .fixed
-                    .as_ref()
-                    .map(|f| (f, true))
-                    .or_else(|| s.pattern.as_ref().map(|p| (p, false)));
+                return s.fixed.as_ref().map(|f| (f, true)).or_else(|| s.pattern.as_ref().map(|p| (p, false)));
             }
             // Follow the path through the slice's children.
             let mut cur = slice;
             let mut found = true;
             for seg in path.split('.') {
-                match sd.elements[cur]
-                    .children
-                    .iter()
-                    .find(|&&c| sd.elements[c].name == seg)
-                {
+                match sd.elements[cur].children.iter().find(|&&c| sd.elements[c].name == seg) {
                     Some(&c) => cur = c,
                     None => {
                         found = false;
@@ -535,11 +429,7 @@ fn discriminating_value<'a>(
             }
             if found {
                 let e = &sd.elements[cur];
-                if let Some(v) = e
-                    .fixed
-                    .as_ref()
-                    .map(|f| (f, true))
-                    .or_else(|| e.pattern.as_ref().map(|p| (p, false)))
+                if let Some(v) = e.fixed.as_ref().map(|f| (f, true)).or_else(|| e.pattern.as_ref().map(|p| (p, false)))
                 {
                     return Some(v);
                 }
@@ -562,10 +452,7 @@ fn slice_matches(sd: &StructureDef, slice: usize, slicing: &Slicing, item: &Item
     let s = &sd.elements[slice];
     slicing.discriminators.iter().all(|d| {
         if d.kind == "type" {
-            return item
-                .ty
-                .as_deref()
-                .is_some_and(|t| s.types.iter().any(|x| x.code.eq_ignore_ascii_case(t)));
+            return item.ty.as_deref().is_some_and(|t| s.types.iter().any(|x| x.code.eq_ignore_ascii_case(t)));
         }
         let Some((expected, exact)) = discriminating_value(sd, slice, &d.kind, &d.path) else {
             return false;
@@ -581,13 +468,7 @@ fn slice_matches(sd: &StructureDef, slice: usize, slicing: &Slicing, item: &Item
                 cur = next;
             }
         }
-        cur.iter().any(|x| {
-            if exact {
-                *x == expected
-            } else {
-                matches_pattern(expected, x)
-            }
-        })
+        cur.iter().any(|x| if exact { *x == expected } else { matches_pattern(expected, x) })
     })
 }
 
@@ -595,12 +476,10 @@ fn slice_matches(sd: &StructureDef, slice: usize, slicing: &Slicing, item: &Item
 /// value; each item of a pattern array matches some item of the value's array.
 pub(crate) fn matches_pattern(pattern: &Value, v: &Value) -> bool {
     match (pattern, v) {
-        (Value::Object(p), Value::Object(o)) => p
-            .iter()
-            .all(|(k, pv)| o.get(k).is_some_and(|ov| matches_pattern(pv, ov))),
-        (Value::Array(p), Value::Array(o)) => p
-            .iter()
-            .all(|pv| o.iter().any(|ov| matches_pattern(pv, ov))),
+        (Value::Object(p), Value::Object(o)) => {
+            p.iter().all(|(k, pv)| o.get(k).is_some_and(|ov| matches_pattern(pv, ov)))
+        }
+        (Value::Array(p), Value::Array(o)) => p.iter().all(|pv| o.iter().any(|ov| matches_pattern(pv, ov))),
         (Value::Object(_), Value::Array(o)) => o.iter().any(|ov| matches_pattern(pattern, ov)),
         (p, o) => p == o,
     }
@@ -616,33 +495,15 @@ mod tests {
         let p = json!({"coding": [{"system": "http://loinc.org", "code": "8480-6"}]});
         let v = json!({"coding": [{"system": "x", "code": "y"}, {"system": "http://loinc.org", "code": "8480-6", "display": "Systolic"}], "text": "t"});
         assert!(matches_pattern(&p, &v));
-        assert!(!matches_pattern(
-            &p,
-            &json!({"coding": [{"system": "http://loinc.org", "code": "8462-4"}]})
-        ));
+        assert!(!matches_pattern(&p, &json!({"coding": [{"system": "http://loinc.org", "code": "8462-4"}]})));
     }
 
     #[test]
     fn near_misses() {
-        assert!(similar(
-            "http://fhir.nl/fhir/NamingSystem/BSN",
-            "http://fhir.nl/fhir/NamingSystem/bsn"
-        ));
-        assert!(similar(
-            "https://fhir.nl/fhir/NamingSystem/bsn/",
-            "http://fhir.nl/fhir/NamingSystem/bsn"
-        ));
-        assert!(similar(
-            "http://fhir.nl/fhir/NamingSystem/bns",
-            "http://fhir.nl/fhir/NamingSystem/bsn"
-        ));
-        assert!(!similar(
-            "http://fhir.nl/fhir/NamingSystem/agb-z",
-            "http://fhir.nl/fhir/NamingSystem/big"
-        ));
-        assert!(!similar(
-            "http://fhir.nl/fhir/NamingSystem/uzi-nr-pers",
-            "http://fhir.nl/fhir/NamingSystem/ura"
-        ));
+        assert!(similar("http://fhir.nl/fhir/NamingSystem/BSN", "http://fhir.nl/fhir/NamingSystem/bsn"));
+        assert!(similar("https://fhir.nl/fhir/NamingSystem/bsn/", "http://fhir.nl/fhir/NamingSystem/bsn"));
+        assert!(similar("http://fhir.nl/fhir/NamingSystem/bns", "http://fhir.nl/fhir/NamingSystem/bsn"));
+        assert!(!similar("http://fhir.nl/fhir/NamingSystem/agb-z", "http://fhir.nl/fhir/NamingSystem/big"));
+        assert!(!similar("http://fhir.nl/fhir/NamingSystem/uzi-nr-pers", "http://fhir.nl/fhir/NamingSystem/ura"));
     }
 }

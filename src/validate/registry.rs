@@ -28,11 +28,7 @@ impl Hasher for Fnv {
         self.0
     }
     fn write(&mut self, bytes: &[u8]) {
-        let mut h = if self.0 == 0 {
-            0xcbf2_9ce4_8422_2325
-        } else {
-            self.0
-        };
+        let mut h = if self.0 == 0 { 0xcbf2_9ce4_8422_2325 } else { self.0 };
         for b in bytes {
             h ^= u64::from(*b);
             h = h.wrapping_mul(0x0100_0000_01b3);
@@ -179,9 +175,7 @@ impl StructureDef {
     /// The regex of this primitive type's value, if it is a primitive.
     pub fn value_regex(&self) -> Option<&Regex> {
         let root = self.root();
-        root.keys
-            .get("value")
-            .and_then(|(i, _)| self.elements[*i].regex.as_ref())
+        root.keys.get("value").and_then(|(i, _)| self.elements[*i].regex.as_ref())
     }
 }
 
@@ -236,64 +230,33 @@ fn upper_first(s: &str) -> String {
 
 fn strings(v: Option<&Value>) -> Vec<String> {
     v.and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_string)
-                .collect()
-        })
+        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
         .unwrap_or_default()
 }
 
 fn parse_element(raw: &Value, url: &str) -> Result<Element, DefinitionError> {
-    let err = |m: String| DefinitionError::Structure {
-        url: url.to_string(),
-        message: m,
-    };
-    let path = raw
-        .get("path")
-        .and_then(Value::as_str)
-        .ok_or_else(|| err("element without path".into()))?;
-    let id = raw
-        .get("id")
-        .and_then(Value::as_str)
-        .unwrap_or(path)
-        .to_string();
+    let err = |m: String| DefinitionError::Structure { url: url.to_string(), message: m };
+    let path = raw.get("path").and_then(Value::as_str).ok_or_else(|| err("element without path".into()))?;
+    let id = raw.get("id").and_then(Value::as_str).unwrap_or(path).to_string();
     let last = path.rsplit('.').next().unwrap_or(path);
     let choice = last.ends_with("[x]");
     let name = last.trim_end_matches("[x]").to_string();
     let min = raw.get("min").and_then(Value::as_u64).unwrap_or(0) as u32;
     let max = match raw.get("max").and_then(Value::as_str) {
         None | Some("*") => None,
-        Some(m) => Some(
-            m.parse::<u32>()
-                .map_err(|_| err(format!("{id}: bad max {m:?}")))?,
-        ),
+        Some(m) => Some(m.parse::<u32>().map_err(|_| err(format!("{id}: bad max {m:?}")))?),
     };
     let mut regex = None;
     let mut types = Vec::new();
-    for t in raw
-        .get("type")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
+    for t in raw.get("type").and_then(Value::as_array).into_iter().flatten() {
         let Some(code) = t.get("code").and_then(Value::as_str) else {
             continue;
         };
-        for ext in t
-            .get("extension")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
+        for ext in t.get("extension").and_then(Value::as_array).into_iter().flatten() {
             if ext.get("url").and_then(Value::as_str) == Some(REGEX_EXT) {
                 if let Some(re) = ext.get("valueString").and_then(Value::as_str) {
                     // The spec's regexes are implicitly anchored.
-                    regex = Some(
-                        Regex::new(&format!("^(?:{re})$"))
-                            .map_err(|e| err(format!("{id}: regex: {e}")))?,
-                    );
+                    regex = Some(Regex::new(&format!("^(?:{re})$")).map_err(|e| err(format!("{id}: regex: {e}")))?);
                 }
             }
         }
@@ -350,11 +313,7 @@ fn parse_element(raw: &Value, url: &str) -> Result<Element, DefinitionError> {
             let expr = Expr::parse(c.get("expression")?.as_str()?)?;
             Some(Invariant {
                 key: key.to_string(),
-                human: c
-                    .get("human")
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_string(),
+                human: c.get("human").and_then(Value::as_str).unwrap_or("").to_string(),
                 expr,
             })
         })
@@ -364,10 +323,7 @@ fn parse_element(raw: &Value, url: &str) -> Result<Element, DefinitionError> {
         path: path.to_string(),
         name,
         choice,
-        slice_name: raw
-            .get("sliceName")
-            .and_then(Value::as_str)
-            .map(str::to_string),
+        slice_name: raw.get("sliceName").and_then(Value::as_str).map(str::to_string),
         min,
         max,
         types,
@@ -401,10 +357,7 @@ fn compile(raw: RawStructureDefinition) -> Result<StructureDef, DefinitionError>
         elements.push(parse_element(e, &url)?);
     }
     if elements.is_empty() {
-        return Err(DefinitionError::Structure {
-            url,
-            message: "empty snapshot".into(),
-        });
+        return Err(DefinitionError::Structure { url, message: "empty snapshot".into() });
     }
     let mut by_id: HashMap<String, usize> = HashMap::new();
     let mut by_path = FastMap::default();
@@ -412,9 +365,7 @@ fn compile(raw: RawStructureDefinition) -> Result<StructureDef, DefinitionError>
         let id = elements[i].id.clone();
         if i > 0 {
             let parent = if let Some(slice) = &elements[i].slice_name {
-                id.strip_suffix(&format!(":{slice}"))
-                    .and_then(|p| by_id.get(p))
-                    .map(|&p| (p, true))
+                id.strip_suffix(&format!(":{slice}")).and_then(|p| by_id.get(p)).map(|&p| (p, true))
             } else {
                 // The parent is the longest known id that is a prefix ending before a '.'.
                 id.char_indices()
@@ -427,12 +378,7 @@ fn compile(raw: RawStructureDefinition) -> Result<StructureDef, DefinitionError>
             match parent {
                 Some((p, true)) => elements[p].slices.push(i),
                 Some((p, false)) => elements[p].children.push(i),
-                None => {
-                    return Err(DefinitionError::Structure {
-                        url,
-                        message: format!("element {id} has no parent"),
-                    })
-                }
+                None => return Err(DefinitionError::Structure { url, message: format!("element {id} has no parent") }),
             }
         }
         if elements[i].slice_name.is_none() && !id.contains(':') {
@@ -446,10 +392,7 @@ fn compile(raw: RawStructureDefinition) -> Result<StructureDef, DefinitionError>
             let child = &elements[c];
             if child.choice {
                 for t in &child.types {
-                    keys.insert(
-                        format!("{}{}", child.name, upper_first(&t.code)),
-                        (c, Some(t.code.clone())),
-                    );
+                    keys.insert(format!("{}{}", child.name, upper_first(&t.code)), (c, Some(t.code.clone())));
                 }
             } else {
                 keys.insert(child.name.clone(), (c, None));
@@ -478,9 +421,7 @@ impl Registry {
     pub fn add_resource(&mut self, v: Value) -> Result<bool, DefinitionError> {
         match v.get("resourceType").and_then(Value::as_str) {
             Some("StructureDefinition") => {
-                if v.get("snapshot").is_none()
-                    || v.get("kind").and_then(Value::as_str) == Some("logical")
-                {
+                if v.get("snapshot").is_none() || v.get("kind").and_then(Value::as_str) == Some("logical") {
                     return Ok(false);
                 }
                 let raw: RawStructureDefinition = serde_json::from_value(v)?;
@@ -499,20 +440,14 @@ impl Registry {
                 Ok(true)
             }
             Some("CodeSystem") => {
-                let (Some(url), Some("complete")) = (
-                    v.get("url").and_then(Value::as_str),
-                    v.get("content").and_then(Value::as_str),
-                ) else {
+                let (Some(url), Some("complete")) =
+                    (v.get("url").and_then(Value::as_str), v.get("content").and_then(Value::as_str))
+                else {
                     return Ok(false);
                 };
                 let mut codes = FastSet::default();
                 fn walk(cs: &Value, codes: &mut FastSet<String>) {
-                    for c in cs
-                        .get("concept")
-                        .and_then(Value::as_array)
-                        .into_iter()
-                        .flatten()
-                    {
+                    for c in cs.get("concept").and_then(Value::as_array).into_iter().flatten() {
                         if let Some(code) = c.get("code").and_then(Value::as_str) {
                             codes.insert(code.to_string());
                         }
@@ -536,10 +471,7 @@ impl Registry {
     pub fn finish(&mut self) {
         self.link_profiles_to_base();
         let pending = std::mem::take(&mut self.pending_valuesets);
-        let by_url: HashMap<&str, &Value> = pending
-            .iter()
-            .filter_map(|v| Some((v.get("url")?.as_str()?, v)))
-            .collect();
+        let by_url: HashMap<&str, &Value> = pending.iter().filter_map(|v| Some((v.get("url")?.as_str()?, v))).collect();
         for (url, vs) in &by_url {
             if let Some(codes) = self.expand(vs, &by_url, 0) {
                 self.valuesets.insert((*url).to_string(), codes);
@@ -552,12 +484,7 @@ impl Registry {
         // per profile: (index in sds, per element (what it inherits, whether it is relevant))
         type Links = Vec<(Option<Inherited>, bool)>;
         let mut updates: Vec<(usize, Links)> = Vec::new();
-        for (k, sd) in self
-            .sds
-            .iter()
-            .enumerate()
-            .filter(|(_, sd)| sd.is_constraint)
-        {
+        for (k, sd) in self.sds.iter().enumerate().filter(|(_, sd)| sd.is_constraint) {
             let base = self.base(&sd.type_name);
             let n = sd.elements.len();
             let mut out: Links = vec![(None, false); n];
@@ -565,8 +492,7 @@ impl Registry {
             // sees whether any of its children matter.
             for i in (0..n).rev() {
                 let el = &sd.elements[i];
-                let b =
-                    base.and_then(|base| base.element_by_path(&el.path).map(|j| &base.elements[j]));
+                let b = base.and_then(|base| base.element_by_path(&el.path).map(|j| &base.elements[j]));
                 let relevant = self.tightens(el, b)
                     || el.children.iter().any(|&c| out[c].1)
                     || el.slices.iter().any(|&c| out[c].1);
@@ -592,11 +518,7 @@ impl Registry {
     fn tightens(&self, el: &Element, b: Option<&Element>) -> bool {
         let Some(b) = b else { return true };
         fn targets(e: &Element) -> Vec<&str> {
-            let mut t: Vec<&str> = e
-                .types
-                .iter()
-                .flat_map(|t| t.targets.iter().map(String::as_str))
-                .collect();
+            let mut t: Vec<&str> = e.types.iter().flat_map(|t| t.targets.iter().map(String::as_str)).collect();
             t.sort_unstable();
             t
         }
@@ -605,10 +527,7 @@ impl Registry {
             || el.slice_name.is_some()
             || (el.slicing.is_some() && !el.slices.is_empty())
             || (el.required_binding.is_some() && el.required_binding != b.required_binding)
-            || el
-                .invariants
-                .iter()
-                .any(|x| !b.invariants.iter().any(|y| y.key == x.key))
+            || el.invariants.iter().any(|x| !b.invariants.iter().any(|y| y.key == x.key))
             || el.min > b.min
             || match (el.max, b.max) {
                 (Some(p), Some(q)) => p < q,
@@ -616,20 +535,11 @@ impl Registry {
                 _ => false,
             }
             || (el.choice && el.types.len() < b.types.len())
-            || el.types.iter().any(|t| {
-                t.profiles
-                    .iter()
-                    .any(|p| self.profile(p).is_some_and(|x| x.is_constraint))
-            })
+            || el.types.iter().any(|t| t.profiles.iter().any(|p| self.profile(p).is_some_and(|x| x.is_constraint)))
             || targets(el) != targets(b)
     }
 
-    fn expand(
-        &self,
-        vs: &Value,
-        all: &HashMap<&str, &Value>,
-        depth: u32,
-    ) -> Option<FastSet<(String, String)>> {
+    fn expand(&self, vs: &Value, all: &HashMap<&str, &Value>, depth: u32) -> Option<FastSet<(String, String)>> {
         if depth > 8 {
             return None;
         }
@@ -637,10 +547,9 @@ impl Registry {
         if let Some(contains) = vs.pointer("/expansion/contains").and_then(Value::as_array) {
             fn walk(items: &[Value], out: &mut FastSet<(String, String)>) {
                 for c in items {
-                    if let (Some(s), Some(code)) = (
-                        c.get("system").and_then(Value::as_str),
-                        c.get("code").and_then(Value::as_str),
-                    ) {
+                    if let (Some(s), Some(code)) =
+                        (c.get("system").and_then(Value::as_str), c.get("code").and_then(Value::as_str))
+                    {
                         out.insert((s.to_string(), code.to_string()));
                     }
                     if let Some(sub) = c.get("contains").and_then(Value::as_array) {
@@ -658,28 +567,17 @@ impl Registry {
             }
             let mut part: Option<FastSet<(String, String)>> = None;
             if let Some(system) = inc.get("system").and_then(Value::as_str) {
-                let codes: FastSet<(String, String)> =
-                    match inc.get("concept").and_then(Value::as_array) {
-                        Some(concepts) => concepts
-                            .iter()
-                            .filter_map(|c| c.get("code").and_then(Value::as_str))
-                            .map(|c| (system.to_string(), c.to_string()))
-                            .collect(),
-                        None => self
-                            .codesystems
-                            .get(system)?
-                            .iter()
-                            .map(|c| (system.to_string(), c.clone()))
-                            .collect(),
-                    };
+                let codes: FastSet<(String, String)> = match inc.get("concept").and_then(Value::as_array) {
+                    Some(concepts) => concepts
+                        .iter()
+                        .filter_map(|c| c.get("code").and_then(Value::as_str))
+                        .map(|c| (system.to_string(), c.to_string()))
+                        .collect(),
+                    None => self.codesystems.get(system)?.iter().map(|c| (system.to_string(), c.clone())).collect(),
+                };
                 part = Some(codes);
             }
-            for sub in inc
-                .get("valueSet")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
+            for sub in inc.get("valueSet").and_then(Value::as_array).into_iter().flatten() {
                 let sub_url = sub.as_str()?.split('|').next()?;
                 let sub_codes = match self.valuesets.get(sub_url) {
                     Some(c) => c.clone(),
@@ -692,12 +590,7 @@ impl Registry {
             }
             out.extend(part.unwrap_or_default());
         }
-        for exc in compose
-            .get("exclude")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
+        for exc in compose.get("exclude").and_then(Value::as_array).into_iter().flatten() {
             let system = exc.get("system").and_then(Value::as_str)?;
             for c in exc.get("concept").and_then(Value::as_array)? {
                 out.remove(&(system.to_string(), c.get("code")?.as_str()?.to_string()));
@@ -712,9 +605,7 @@ impl Registry {
     }
 
     pub fn profile(&self, url: &str) -> Option<&StructureDef> {
-        self.by_url
-            .get(url.split('|').next().unwrap_or(url))
-            .map(|&i| &self.sds[i])
+        self.by_url.get(url.split('|').next().unwrap_or(url)).map(|&i| &self.sds[i])
     }
 
     /// The resource/data type a canonical URL constrains, if known (base URLs map to their name).

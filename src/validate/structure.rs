@@ -23,33 +23,25 @@ impl<'r> Walker<'r> {
     pub(crate) fn resource(&mut self, v: &Value, expr: Option<&str>) {
         let Some(obj) = v.as_object() else {
             let at = expr.unwrap_or("$this");
-            self.err(
-                IssueCode::Structure,
-                at,
-                format!("a resource must be a JSON object, found {}", describe(v)),
-            );
+            self.err(IssueCode::Structure, at, format!("a resource must be a JSON object, found {}", describe(v)));
             return;
         };
         let Some(rt) = obj.get("resourceType").and_then(Value::as_str) else {
             let at = expr.unwrap_or("$this");
-            self.err(IssueCode::Required, at, "resourceType is missing: every resource names its type, e.g. \"resourceType\": \"Patient\"");
+            self.err(
+                IssueCode::Required,
+                at,
+                "resourceType is missing: every resource names its type, e.g. \"resourceType\": \"Patient\"",
+            );
             return;
         };
         let reg = self.reg;
-        let Some(sd) = reg
-            .base(rt)
-            .filter(|sd| sd.kind == Kind::Resource && !sd.is_abstract)
-        else {
-            let at = expr.map_or_else(
-                || "resourceType".to_string(),
-                |e| format!("{e}.resourceType"),
-            );
+        let Some(sd) = reg.base(rt).filter(|sd| sd.kind == Kind::Resource && !sd.is_abstract) else {
+            let at = expr.map_or_else(|| "resourceType".to_string(), |e| format!("{e}.resourceType"));
             self.err(
                 IssueCode::NotSupported,
                 &at,
-                format!(
-                    "'{rt}' is not an R4 resource type (check the spelling and the FHIR version)"
-                ),
+                format!("'{rt}' is not an R4 resource type (check the spelling and the FHIR version)"),
             );
             return;
         };
@@ -72,14 +64,7 @@ impl<'r> Walker<'r> {
     }
 
     /// Walk one JSON object that element `el_idx` of `sd` describes.
-    fn object(
-        &mut self,
-        sd: &'r StructureDef,
-        el_idx: usize,
-        obj: &Map<String, Value>,
-        v: &Value,
-        expr: &str,
-    ) {
+    fn object(&mut self, sd: &'r StructureDef, el_idx: usize, obj: &Map<String, Value>, v: &Value, expr: &str) {
         let reg = self.reg;
         self.invariants(&sd.elements[el_idx], v, expr, None);
         let (orig_sd, orig_idx) = (sd, el_idx);
@@ -91,7 +76,11 @@ impl<'r> Walker<'r> {
             self.invariants(node, v, expr, None);
         }
         if obj.is_empty() {
-            self.err(IssueCode::Invalid, expr, "empty object: an element must have a value or children (ele-1); leave it out instead");
+            self.err(
+                IssueCode::Invalid,
+                expr,
+                "empty object: an element must have a value or children (ele-1); leave it out instead",
+            );
         }
         let at_resource_root = el_idx == 0 && sd.kind == Kind::Resource;
         for (key, value) in obj {
@@ -102,11 +91,7 @@ impl<'r> Walker<'r> {
                 Some(n) => (n, true),
                 None => (key.as_str(), false),
             };
-            let key_loc = Loc {
-                parent: expr,
-                key,
-                index: None,
-            };
+            let key_loc = Loc { parent: expr, key, index: None };
             let Some((ci, choice_ty)) = node.keys.get(name) else {
                 let hint = if key.starts_with("value") || name.contains('[') {
                     " (a choice element takes its type as suffix, e.g. valueQuantity)"
@@ -139,11 +124,7 @@ impl<'r> Walker<'r> {
             let items: &[Value] = match value {
                 Value::Array(a) if child.repeats() => {
                     if a.is_empty() {
-                        self.err(
-                            IssueCode::Invalid,
-                            &key_loc.render(),
-                            "empty array: leave the element out instead",
-                        );
+                        self.err(IssueCode::Invalid, &key_loc.render(), "empty array: leave the element out instead");
                     }
                     a
                 }
@@ -167,11 +148,7 @@ impl<'r> Walker<'r> {
             };
             let indexed = value.is_array();
             for (i, item) in items.iter().enumerate() {
-                let loc = Loc {
-                    parent: expr,
-                    key,
-                    index: indexed.then_some(i),
-                };
+                let loc = Loc { parent: expr, key, index: indexed.then_some(i) };
                 if underscore {
                     match item {
                         Value::Null if indexed => {}
@@ -181,7 +158,10 @@ impl<'r> Walker<'r> {
                             }
                         }
                         other => {
-                            let msg = format!("'{key}' holds the id and extensions of {name}: expected an object, found {}", describe(other));
+                            let msg = format!(
+                                "'{key}' holds the id and extensions of {name}: expected an object, found {}",
+                                describe(other)
+                            );
                             self.err(IssueCode::Structure, &loc.render(), msg);
                         }
                     }
@@ -210,27 +190,24 @@ impl<'r> Walker<'r> {
                 self.err(
                     IssueCode::Required,
                     &format!("{expr}.{}", child.name),
-                    format!(
-                        "missing required element {} (minimum {}, found {count})",
-                        child.path, child.min
-                    ),
+                    format!("missing required element {} (minimum {}, found {count})", child.path, child.min),
                 );
             } else if child.max.is_some_and(|m| count > m as usize) && child.max != Some(1) {
                 self.err(
                     IssueCode::Structure,
                     &format!("{expr}.{}", child.name),
-                    format!(
-                        "{} allows at most {} values, found {count}",
-                        child.path,
-                        child.max_label()
-                    ),
+                    format!("{} allows at most {} values, found {count}", child.path, child.max_label()),
                 );
             }
         }
         if el_idx == 0 && sd.type_name == "Extension" {
             let has_value = obj.keys().any(|k| k.starts_with("value"));
             if has_value == obj.contains_key("extension") {
-                self.err(IssueCode::Invariant, expr, "ext-1: an extension must have either extensions or a value[x], not both and not neither");
+                self.err(
+                    IssueCode::Invariant,
+                    expr,
+                    "ext-1: an extension must have either extensions or a value[x], not both and not neither",
+                );
             }
         }
     }
@@ -338,25 +315,14 @@ fn primitive_problem(tdef: &StructureDef, ty: &str, item: &Value) -> Option<(Iss
     match valid {
         Some(false) => {
             let shown: String = s.chars().take(80).collect();
-            return Some((
-                IssueCode::Value,
-                format!("'{shown}' is not a valid {ty}{}", format_hint(ty)),
-            ));
+            return Some((IssueCode::Value, format!("'{shown}' is not a valid {ty}{}", format_hint(ty))));
         }
-        None if s.is_empty() => {
-            return Some((
-                IssueCode::Value,
-                format!("empty {ty}: leave the element out instead"),
-            ))
-        }
+        None if s.is_empty() => return Some((IssueCode::Value, format!("empty {ty}: leave the element out instead"))),
         _ => {}
     }
     if matches!(ty, "date" | "dateTime" | "instant") {
         if let Some(msg) = check_calendar(s) {
-            return Some((
-                IssueCode::Value,
-                format!("'{s}' is not a valid {ty}: {msg}"),
-            ));
+            return Some((IssueCode::Value, format!("'{s}' is not a valid {ty}: {msg}")));
         }
     }
     None

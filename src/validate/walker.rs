@@ -19,46 +19,26 @@ pub(crate) struct Walker<'r> {
 
 impl<'r> Walker<'r> {
     pub fn new(reg: &'r Registry) -> Self {
-        Walker {
-            reg,
-            out: Vec::new(),
-            refs: HashMap::new(),
-            depth: 0,
-        }
+        Walker { reg, out: Vec::new(), refs: HashMap::new(), depth: 0 }
     }
 
     pub fn err(&mut self, code: IssueCode, expr: &str, msg: impl Into<String>) {
         self.out.push(Issue::error(code, msg).at(expr));
     }
 
-    pub fn issue(
-        &mut self,
-        severity: Severity,
-        code: IssueCode,
-        expr: &str,
-        msg: impl Into<String>,
-    ) {
+    pub fn issue(&mut self, severity: Severity, code: IssueCode, expr: &str, msg: impl Into<String>) {
         self.out.push(Issue::new(severity, code, msg).at(expr));
     }
 
     /// The same problem found by the base and by a profile is reported once.
     pub fn finish(self) -> Vec<Issue> {
         let mut seen = HashSet::new();
-        self.out
-            .into_iter()
-            .filter(|i| seen.insert((i.expression.clone(), i.code, i.diagnostics.clone())))
-            .collect()
+        self.out.into_iter().filter(|i| seen.insert((i.expression.clone(), i.code, i.diagnostics.clone()))).collect()
     }
 
     /// The invariants of an element that fail on `v`. For a profile, `(name, base)`: its
     /// invariants that the base element already has are not evaluated again.
-    pub fn invariants(
-        &mut self,
-        el: &Element,
-        v: &Value,
-        expr: &str,
-        profile: Option<(&str, Option<&Inherited>)>,
-    ) {
+    pub fn invariants(&mut self, el: &Element, v: &Value, expr: &str, profile: Option<(&str, Option<&Inherited>)>) {
         for inv in &el.invariants {
             if let Some((_, Some(base))) = profile {
                 if base.invariant_keys.contains(&inv.key) {
@@ -77,10 +57,9 @@ impl<'r> Walker<'r> {
 
     /// A Coding whose system is a complete code system we know must use one of its codes.
     pub fn coding_in_known_system(&mut self, coding: &Value, expr: &str) {
-        let (Some(system), Some(code)) = (
-            coding.get("system").and_then(Value::as_str),
-            coding.get("code").and_then(Value::as_str),
-        ) else {
+        let (Some(system), Some(code)) =
+            (coding.get("system").and_then(Value::as_str), coding.get("code").and_then(Value::as_str))
+        else {
             return;
         };
         if let Some(codes) = self.reg.codesystems.get(system) {
@@ -90,10 +69,7 @@ impl<'r> Walker<'r> {
                 self.err(
                     IssueCode::CodeInvalid,
                     &format!("{expr}.code"),
-                    format!(
-                        "unknown code '{code}' in code system {system}{}",
-                        list_hint(&known)
-                    ),
+                    format!("unknown code '{code}' in code system {system}{}", list_hint(&known)),
                 );
             }
         }
@@ -106,9 +82,7 @@ impl<'r> Walker<'r> {
             return;
         };
         let in_vs = |system: Option<&str>, code: &str| {
-            codes
-                .iter()
-                .any(|(s, c)| c == code && system.is_none_or(|sys| sys == s))
+            codes.iter().any(|(s, c)| c == code && system.is_none_or(|sys| sys == s))
         };
         let allowed = || {
             let mut v: Vec<&str> = codes.iter().map(|(_, c)| c.as_str()).collect();
@@ -131,25 +105,14 @@ impl<'r> Walker<'r> {
                 }
             }
             "CodeableConcept" => {
-                let codings: Vec<&Value> = item
-                    .get("coding")
-                    .and_then(Value::as_array)
-                    .map(|a| a.iter().collect())
-                    .unwrap_or_default();
+                let codings: Vec<&Value> =
+                    item.get("coding").and_then(Value::as_array).map(|a| a.iter().collect()).unwrap_or_default();
                 let coded: Vec<(Option<&str>, &str)> = codings
                     .iter()
-                    .filter_map(|c| {
-                        Some((
-                            c.get("system").and_then(Value::as_str),
-                            c.get("code")?.as_str()?,
-                        ))
-                    })
+                    .filter_map(|c| Some((c.get("system").and_then(Value::as_str), c.get("code")?.as_str()?)))
                     .collect();
                 if !coded.is_empty() && !coded.iter().any(|(s, c)| s.is_some() && in_vs(*s, c)) {
-                    let shown: Vec<String> = coded
-                        .iter()
-                        .map(|(s, c)| format!("{}|{c}", s.unwrap_or("")))
-                        .collect();
+                    let shown: Vec<String> = coded.iter().map(|(s, c)| format!("{}|{c}", s.unwrap_or(""))).collect();
                     let msg = format!(
                         "none of the codings ({}) is in the required value set {vs}{}",
                         shown.join(", "),
@@ -164,10 +127,7 @@ impl<'r> Walker<'r> {
                         self.err(
                             IssueCode::CodeInvalid,
                             expr,
-                            format!(
-                                "'{code}' is not in the required value set {vs}{}",
-                                allowed()
-                            ),
+                            format!("'{code}' is not in the required value set {vs}{}", allowed()),
                         );
                     }
                 }
@@ -188,10 +148,7 @@ impl<'r> Walker<'r> {
         let mut segs = r.rsplit('/');
         let _id = segs.next()?;
         let ty = segs.next()?;
-        self.reg
-            .base(ty)
-            .filter(|sd| sd.kind == Kind::Resource)
-            .map(|_| ty.to_string())
+        self.reg.base(ty).filter(|sd| sd.kind == Kind::Resource).map(|_| ty.to_string())
     }
 
     /// `Reference.reference` must point to one of the target types the element's types allow.
@@ -227,12 +184,7 @@ impl<'r> Walker<'r> {
     /// Remember the entries of a Bundle (for reference targets); returns the previous map.
     pub fn enter_bundle(&mut self, bundle: &Map<String, Value>) -> HashMap<String, String> {
         let mut refs = self.refs.clone();
-        for e in bundle
-            .get("entry")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
+        for e in bundle.get("entry").and_then(Value::as_array).into_iter().flatten() {
             let full = e.get("fullUrl").and_then(Value::as_str);
             let rt = e.pointer("/resource/resourceType").and_then(Value::as_str);
             let id = e.pointer("/resource/id").and_then(Value::as_str);
@@ -251,27 +203,13 @@ impl<'r> Walker<'r> {
         let ty = bundle.get("type").and_then(Value::as_str).unwrap_or("");
         let needs_request = matches!(ty, "batch" | "transaction" | "history");
         if bundle.contains_key("total") && !matches!(ty, "searchset" | "history") {
-            self.err(
-                IssueCode::Invariant,
-                &format!("{expr}.total"),
-                "bdl-1: total only when a search or history",
-            );
+            self.err(IssueCode::Invariant, &format!("{expr}.total"), "bdl-1: total only when a search or history");
         }
         let mut full_urls: HashMap<(String, Option<String>), usize> = HashMap::new();
-        for (i, e) in bundle
-            .get("entry")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .enumerate()
-        {
+        for (i, e) in bundle.get("entry").and_then(Value::as_array).into_iter().flatten().enumerate() {
             let at = format!("{expr}.entry[{i}]");
             if e.get("search").is_some() && ty != "searchset" {
-                self.err(
-                    IssueCode::Invariant,
-                    &format!("{at}.search"),
-                    "bdl-2: entry.search only when a search",
-                );
+                self.err(IssueCode::Invariant, &format!("{at}.search"), "bdl-2: entry.search only when a search");
             }
             if needs_request && e.get("request").is_none() {
                 self.err(
@@ -281,17 +219,16 @@ impl<'r> Walker<'r> {
                 );
             }
             if !needs_request && e.get("request").is_some() {
-                self.err(IssueCode::Invariant, &format!("{at}.request"), format!("bdl-4: entry.request is only allowed in batch, transaction or history Bundles, not in a {ty}"));
-            }
-            if e.get("resource").is_none()
-                && e.get("request").is_none()
-                && e.get("response").is_none()
-            {
                 self.err(
                     IssueCode::Invariant,
-                    &at,
-                    "bdl-5: an entry must have a resource, a request or a response",
+                    &format!("{at}.request"),
+                    format!(
+                        "bdl-4: entry.request is only allowed in batch, transaction or history Bundles, not in a {ty}"
+                    ),
                 );
+            }
+            if e.get("resource").is_none() && e.get("request").is_none() && e.get("response").is_none() {
+                self.err(IssueCode::Invariant, &at, "bdl-5: an entry must have a resource, a request or a response");
             }
             if let Some(full) = e.get("fullUrl").and_then(Value::as_str) {
                 if full.contains("/_history/") {
@@ -301,15 +238,14 @@ impl<'r> Walker<'r> {
                         "bdl-8: fullUrl cannot be a version-specific reference",
                     );
                 }
-                let version = e
-                    .pointer("/resource/meta/versionId")
-                    .and_then(Value::as_str)
-                    .map(str::to_string);
+                let version = e.pointer("/resource/meta/versionId").and_then(Value::as_str).map(str::to_string);
                 if let Some(first) = full_urls.insert((full.to_string(), version), i) {
                     self.err(
                         IssueCode::Invariant,
                         &format!("{at}.fullUrl"),
-                        format!("bdl-7: fullUrl '{full}' is also used by entry[{first}]; each entry needs its own fullUrl"),
+                        format!(
+                            "bdl-7: fullUrl '{full}' is also used by entry[{first}]; each entry needs its own fullUrl"
+                        ),
                     );
                 }
             }
@@ -327,9 +263,7 @@ impl<'r> Walker<'r> {
         ) else {
             return;
         };
-        let rt = entry
-            .pointer("/resource/resourceType")
-            .and_then(Value::as_str);
+        let rt = entry.pointer("/resource/resourceType").and_then(Value::as_str);
         let id = entry.pointer("/resource/id").and_then(Value::as_str);
         if let (Some(rt), Some(id)) = (rt, id) {
             let expected = format!("{rt}/{id}");

@@ -1,6 +1,4 @@
-use crate::helpers::{
-    assert_outcome, example, receiver_query, spawn_app, spawn_app_with, RECEIVER_URA,
-};
+use crate::helpers::{assert_outcome, example, receiver_query, spawn_app, spawn_app_with, RECEIVER_URA};
 use overdracht::api::auth::DemoKey;
 use overdracht::config::IssuerSettings;
 
@@ -17,12 +15,7 @@ async fn post_with(app: &crate::helpers::TestApp, token: Option<String>) -> reqw
 }
 
 async fn assert_401(r: reqwest::Response, expect: &str) {
-    let challenge = r
-        .headers()
-        .get("www-authenticate")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
+    let challenge = r.headers().get("www-authenticate").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
     assert!(challenge.starts_with("Bearer"), "challenge {challenge:?}");
     let v = assert_outcome(r, 401).await;
     assert_eq!(v["issue"][0]["code"], "login");
@@ -35,10 +28,7 @@ async fn every_patient_endpoint_needs_a_token() {
     let app = spawn_app().await;
     for (method, path) in [
         ("POST", format!("/handovers?{}", receiver_query())),
-        (
-            "GET",
-            "/handovers/0d0c6f2e-7a5f-5d3c-9e57-3d2b6c1b0a11".to_owned(),
-        ),
+        ("GET", "/handovers/0d0c6f2e-7a5f-5d3c-9e57-3d2b6c1b0a11".to_owned()),
         ("POST", "/fhir/$convert".to_owned()),
         ("POST", "/fhir/$validate".to_owned()),
     ] {
@@ -65,29 +55,17 @@ async fn invalid_tokens_are_401() {
             "expired",
         ),
         (app.token_with(|c| c.nbf = now + 3600), "not valid yet"),
-        (
-            app.token_with(|c| c.iss = "https://evil.example".to_owned()),
-            "issuer",
-        ),
-        (
-            app.token_with(|c| c.aud = "someone-else".to_owned()),
-            "audience",
-        ),
+        (app.token_with(|c| c.iss = "https://evil.example".to_owned()), "issuer"),
+        (app.token_with(|c| c.aud = "someone-else".to_owned()), "audience"),
         (app.token_with(|c| c.ura = "123".to_owned()), "ura"),
-        (
-            app.token_with(|c| c.uzi_role = "huisarts".to_owned()),
-            "uzi_role",
-        ),
+        (app.token_with(|c| c.uzi_role = "huisarts".to_owned()), "uzi_role"),
     ];
     for (token, expect) in cases {
         assert_401(post_with(&app, Some(token)).await, expect).await;
     }
     // Signed by a key the service does not trust.
     let other = tempfile::tempdir().expect("dir");
-    let foreign = DemoKey::load_or_create(other.path())
-        .expect("key")
-        .sign(&crate::helpers::claims())
-        .expect("sign");
+    let foreign = DemoKey::load_or_create(other.path()).expect("key").sign(&crate::helpers::claims()).expect("sign");
     assert_401(post_with(&app, Some(foreign)).await, "trusted").await;
     // Not a Bearer scheme.
     let r = app
@@ -113,12 +91,7 @@ async fn valid_token_without_a_care_purpose_is_403() {
 #[tokio::test]
 async fn sending_for_another_organisation_is_403() {
     let app = spawn_app().await;
-    let r = app
-        .post_handover(
-            &format!("{}&sender=ura%7C11112222", receiver_query()),
-            example(),
-        )
-        .await;
+    let r = app.post_handover(&format!("{}&sender=ura%7C11112222", receiver_query()), example()).await;
     assert_outcome(r, 403).await;
 }
 
@@ -142,11 +115,7 @@ async fn real_issuer_replaces_the_demo_key() {
     let r = post_with(&app, Some(token)).await;
     assert_eq!(r.status(), 201);
     // The local demo key is not trusted any more, and none was generated.
-    assert!(!app
-        .data_dir
-        .path()
-        .join("keys/demo-signing-key.pem")
-        .exists());
+    assert!(!app.data_dir.path().join("keys/demo-signing-key.pem").exists());
     let demo = app.token();
     assert_401(post_with(&app, Some(demo)).await, "").await;
     let _ = RECEIVER_URA;

@@ -1,60 +1,41 @@
 use serde_json::Value;
 
-use crate::helpers::{
-    assert_outcome, example, receiver_query, spawn_app, RECEIVER_URA, SENDER_URA,
-};
+use crate::helpers::{assert_outcome, example, receiver_query, spawn_app, RECEIVER_URA, SENDER_URA};
 
 #[tokio::test]
 async fn handover_is_stored_and_summarised() {
     let app = spawn_app().await;
-    let r = app
-        .client
-        .post(app.url(&format!(
-            "/handovers?{}&care-form=group-frail&lead-practitioner=uzi%7C900099999",
-            receiver_query()
-        )))
-        .bearer_auth(app.token())
-        .header("Content-Type", "application/fhir+json; fhirVersion=3.0")
-        .header("Referral-Reason", "Valrisico%20en%20geheugenklachten")
-        .body(example())
-        .send()
-        .await
-        .expect("req");
+    let r =
+        app.client
+            .post(app.url(&format!(
+                "/handovers?{}&care-form=group-frail&lead-practitioner=uzi%7C900099999",
+                receiver_query()
+            )))
+            .bearer_auth(app.token())
+            .header("Content-Type", "application/fhir+json; fhirVersion=3.0")
+            .header("Referral-Reason", "Valrisico%20en%20geheugenklachten")
+            .body(example())
+            .send()
+            .await
+            .expect("req");
     assert_eq!(r.status(), 201);
     let location = r.headers()["location"].to_str().expect("ascii").to_owned();
     let v: Value = r.json().await.expect("json");
-    assert_eq!(
-        location,
-        format!("/handovers/{}", v["id"].as_str().expect("id"))
-    );
+    assert_eq!(location, format!("/handovers/{}", v["id"].as_str().expect("id")));
     assert_eq!(v["receiver"], format!("ura|{RECEIVER_URA}"));
     assert_eq!(v["format"], "fhir-stu3");
     assert_eq!(v["careForm"], "group-frail");
     assert_eq!(v["leadPractitioner"], "uzi|900099999");
     assert_eq!(v["resources"]["byType"]["Patient"], 1);
     let total = v["resources"]["total"].as_u64().expect("total");
-    let by_type: u64 = v["resources"]["byType"]
-        .as_object()
-        .expect("obj")
-        .values()
-        .filter_map(Value::as_u64)
-        .sum();
+    let by_type: u64 = v["resources"]["byType"].as_object().expect("obj").values().filter_map(Value::as_u64).sum();
     assert_eq!(total, by_type);
     assert!(v["unmapped"]["count"].is_u64());
     assert_eq!(v["unmapped"]["outcome"]["resourceType"], "OperationOutcome");
-    assert!(
-        !v.to_string().contains(crate::helpers::EXAMPLE_BSN),
-        "the summary names no BSN"
-    );
+    assert!(!v.to_string().contains(crate::helpers::EXAMPLE_BSN), "the summary names no BSN");
 
     // The sender reads it back.
-    let g = app
-        .client
-        .get(app.url(&location))
-        .bearer_auth(app.token())
-        .send()
-        .await
-        .expect("get");
+    let g = app.client.get(app.url(&location)).bearer_auth(app.token()).send().await.expect("get");
     assert_eq!(g.status(), 200);
     let h: Value = g.json().await.expect("json");
     assert_eq!(h["status"], "accepted");
@@ -64,43 +45,23 @@ async fn handover_is_stored_and_summarised() {
 
     // So does the receiver; a third organisation does not learn that it exists.
     let receiver = app.token_with(|c| c.ura = RECEIVER_URA.to_owned());
-    let g = app
-        .client
-        .get(app.url(&location))
-        .bearer_auth(receiver)
-        .send()
-        .await
-        .expect("get");
+    let g = app.client.get(app.url(&location)).bearer_auth(receiver).send().await.expect("get");
     assert_eq!(g.status(), 200);
     let outsider = app.token_with(|c| c.ura = "55556666".to_owned());
-    let g = app
-        .client
-        .get(app.url(&location))
-        .bearer_auth(outsider)
-        .send()
-        .await
-        .expect("get");
+    let g = app.client.get(app.url(&location)).bearer_auth(outsider).send().await.expect("get");
     assert_outcome(g, 404).await;
 
     // The source bytes are kept as they came.
     let id = v["id"].as_str().expect("id");
-    assert_eq!(
-        app.store.handover_source(id).await.expect("src"),
-        Some(example())
-    );
+    assert_eq!(app.store.handover_source(id).await.expect("src"), Some(example()));
 }
 
 #[tokio::test]
 async fn unknown_handover_is_404() {
     let app = spawn_app().await;
     for id in ["0d0c6f2e-7a5f-5d3c-9e57-3d2b6c1b0a11", "not-a-uuid"] {
-        let r = app
-            .client
-            .get(app.url(&format!("/handovers/{id}")))
-            .bearer_auth(app.token())
-            .send()
-            .await
-            .expect("req");
+        let r =
+            app.client.get(app.url(&format!("/handovers/{id}"))).bearer_auth(app.token()).send().await.expect("req");
         assert_outcome(r, 404).await;
     }
 }
@@ -116,9 +77,7 @@ async fn sending_the_same_record_again_returns_the_same_handover() {
     assert_eq!(second.headers()["location"], loc1);
     assert_eq!(app.store.handover_count().await.expect("count"), 1);
     // The same record for another receiver is another handover.
-    let third = app
-        .post_handover("receiver=ura%7C99998888", example())
-        .await;
+    let third = app.post_handover("receiver=ura%7C99998888", example()).await;
     assert_eq!(third.status(), 201);
     assert_eq!(app.store.handover_count().await.expect("count"), 2);
 }
@@ -144,10 +103,8 @@ async fn idempotency_key_replays_and_refuses_reuse_for_another_request() {
     assert_eq!(b.status(), 200);
     assert_eq!(a.headers()["location"], b.headers()["location"]);
     // Same key, different record: 422, nothing stored.
-    let flat = std::fs::read(crate::helpers::repo_file(
-        "examples/paediatrician-young-adult.flat.json",
-    ))
-    .expect("flat");
+    let flat =
+        std::fs::read(crate::helpers::repo_file("examples/records/paediatrician-young-adult.flat.json")).expect("flat");
     let c = post_keyed(&app, "key-1", flat.clone()).await;
     let v = assert_outcome(c, 422).await;
     assert_eq!(v["issue"][0]["expression"][0], "Idempotency-Key");
@@ -179,16 +136,11 @@ async fn parallel_identical_handovers_store_one() {
 #[tokio::test]
 async fn flat_json_and_forced_format() {
     let app = spawn_app().await;
-    let flat = std::fs::read(crate::helpers::repo_file(
-        "examples/paediatrician-young-adult.flat.json",
-    ))
-    .expect("flat");
+    let flat =
+        std::fs::read(crate::helpers::repo_file("examples/records/paediatrician-young-adult.flat.json")).expect("flat");
     let r = app
         .client
-        .post(app.url(&format!(
-            "/handovers?{}&format=flat&care-form=individual-avg",
-            receiver_query()
-        )))
+        .post(app.url(&format!("/handovers?{}&format=flat&care-form=individual-avg", receiver_query())))
         .bearer_auth(app.token())
         .header("Content-Type", "application/json")
         .body(flat)

@@ -77,14 +77,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     let server = tokio::spawn(app.run_until_stopped(async move {
         let _ = rx.await;
     }));
-    TestApp {
-        address,
-        store,
-        data_dir,
-        client: reqwest::Client::new(),
-        shutdown: Some(tx),
-        server,
-    }
+    TestApp { address, store, data_dir, client: reqwest::Client::new(), shutdown: Some(tx), server }
 }
 
 pub const SENDER_URA: &str = "00001234";
@@ -97,7 +90,7 @@ pub fn repo_file(rel: &str) -> PathBuf {
 }
 
 pub fn example() -> Vec<u8> {
-    std::fs::read(repo_file("examples/gp-frail-elderly.stu3.json")).expect("example")
+    std::fs::read(repo_file("examples/records/gp-frail-elderly.stu3.json")).expect("example")
 }
 
 /// Claims of the demo GP practice's HIS, valid for an hour.
@@ -130,21 +123,12 @@ impl TestApp {
     pub fn token_with(&self, f: impl FnOnce(&mut Claims)) -> String {
         let mut c = claims();
         f(&mut c);
-        DemoKey::load_or_create(self.data_dir.path())
-            .expect("demo key")
-            .sign(&c)
-            .expect("sign")
+        DemoKey::load_or_create(self.data_dir.path()).expect("demo key").sign(&c).expect("sign")
     }
 
     /// `POST /handovers?<query>` with the demo token.
     pub async fn post_handover(&self, query: &str, body: Vec<u8>) -> reqwest::Response {
-        self.post(
-            &format!("/handovers?{query}"),
-            self.token(),
-            "application/fhir+json",
-            body,
-        )
-        .await
+        self.post(&format!("/handovers?{query}"), self.token(), "application/fhir+json", body).await
     }
 
     /// `POST <path>` with a token and a media type.
@@ -204,17 +188,10 @@ pub fn receiver_query() -> String {
 /// Asserts an OperationOutcome body with the FHIR media type; returns it.
 pub async fn assert_outcome(r: reqwest::Response, status: u16) -> Value {
     assert_eq!(r.status().as_u16(), status, "status");
-    let ct = r
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
+    let ct = r.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
     assert!(ct.starts_with("application/fhir+json"), "content type {ct}");
     let v: Value = r.json().await.expect("json body");
     assert_eq!(v["resourceType"], "OperationOutcome", "{v}");
-    assert!(v["issue"][0]["diagnostics"]
-        .as_str()
-        .is_some_and(|d| !d.is_empty()));
+    assert!(v["issue"][0]["diagnostics"].as_str().is_some_and(|d| !d.is_empty()));
     v
 }

@@ -6,12 +6,7 @@ use crate::helpers::{assert_outcome, example, receiver_query, spawn_app, spawn_a
 #[tokio::test]
 async fn malformed_json_is_400_pointing_at_the_problem() {
     let app = spawn_app().await;
-    let r = app
-        .post_handover(
-            &receiver_query(),
-            b"{\"resourceType\": \"Bundle\",\n \"entry\": [}".to_vec(),
-        )
-        .await;
+    let r = app.post_handover(&receiver_query(), b"{\"resourceType\": \"Bundle\",\n \"entry\": [}".to_vec()).await;
     let v = assert_outcome(r, 400).await;
     let at = v["issue"][0]["expression"][0].as_str().expect("expression");
     assert!(at.contains("line 2"), "{at}");
@@ -26,10 +21,7 @@ async fn bad_parameters_are_400_naming_the_parameter() {
         ("receiver=agb-z%7C01234567".to_owned(), "receiver"),
         (format!("{}&format=pdf", receiver_query()), "format"),
         (format!("{}&care-form=spa", receiver_query()), "care-form"),
-        (
-            format!("{}&lead-practitioner=ura%7C12345678", receiver_query()),
-            "lead-practitioner",
-        ),
+        (format!("{}&lead-practitioner=ura%7C12345678", receiver_query()), "lead-practitioner"),
     ] {
         let r = app.post_handover(&query, example()).await;
         let v = assert_outcome(r, 400).await;
@@ -42,12 +34,8 @@ async fn bad_parameters_are_400_naming_the_parameter() {
 #[tokio::test]
 async fn invalid_bsn_is_422() {
     let app = spawn_app().await;
-    let body = String::from_utf8(example())
-        .expect("utf8")
-        .replace(crate::helpers::EXAMPLE_BSN, "123456789");
-    let r = app
-        .post_handover(&receiver_query(), body.into_bytes())
-        .await;
+    let body = String::from_utf8(example()).expect("utf8").replace(crate::helpers::EXAMPLE_BSN, "123456789");
+    let r = app.post_handover(&receiver_query(), body.into_bytes()).await;
     let v = assert_outcome(r, 422).await;
     assert!(v.to_string().contains("BSN"), "{v}");
 }
@@ -55,19 +43,8 @@ async fn invalid_bsn_is_422() {
 #[tokio::test]
 async fn unsupported_media_type_is_415() {
     let app = spawn_app().await;
-    for ct in [
-        "text/plain",
-        "application/fhir+xml",
-        "application/x-www-form-urlencoded",
-    ] {
-        let r = app
-            .post(
-                &format!("/handovers?{}", receiver_query()),
-                app.token(),
-                ct,
-                example(),
-            )
-            .await;
+    for ct in ["text/plain", "application/fhir+xml", "application/x-www-form-urlencoded"] {
+        let r = app.post(&format!("/handovers?{}", receiver_query()), app.token(), ct, example()).await;
         assert_outcome(r, 415).await;
     }
 }
@@ -103,10 +80,7 @@ async fn overload_is_503_with_retry_after() {
             s => panic!("unexpected status {s}"),
         }
     }
-    assert!(
-        refused > 0,
-        "some requests must be refused at concurrency 1"
-    );
+    assert!(refused > 0, "some requests must be refused at concurrency 1");
 }
 
 #[tokio::test]
@@ -114,12 +88,7 @@ async fn unknown_route_and_wrong_method_are_outcomes() {
     let app = spawn_app().await;
     let r = app.client.get(app.url("/nope")).send().await.expect("req");
     assert_outcome(r, 404).await;
-    let r = app
-        .client
-        .delete(app.url("/handovers"))
-        .send()
-        .await
-        .expect("req");
+    let r = app.client.delete(app.url("/handovers")).send().await.expect("req");
     assert!(r.headers().contains_key("allow"));
     assert_outcome(r, 405).await;
 }
@@ -131,13 +100,7 @@ async fn graceful_shutdown_finishes_in_flight_requests() {
     let url = app.url(&format!("/handovers?{}", receiver_query()));
     let token = app.token();
     let in_flight = tokio::spawn(async move {
-        client
-            .post(url)
-            .bearer_auth(token)
-            .header("Content-Type", "application/fhir+json")
-            .body(example())
-            .send()
-            .await
+        client.post(url).bearer_auth(token).header("Content-Type", "application/fhir+json").body(example()).send().await
     });
     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     app.trigger_shutdown();
@@ -145,10 +108,5 @@ async fn graceful_shutdown_finishes_in_flight_requests() {
     assert_eq!(r.status(), 201);
     let _ = (&mut app.server).await;
     // Stopped: new connections are refused.
-    assert!(app
-        .client
-        .get(app.url("/health/live"))
-        .send()
-        .await
-        .is_err());
+    assert!(app.client.get(app.url("/health/live")).send().await.is_err());
 }

@@ -11,9 +11,9 @@ use std::collections::BTreeMap;
 use super::xml::NodeId;
 use super::Mapper;
 use crate::model::{
-    Alert, Allergy, Coding, Concept, Contact, Dosage, Episode, Identifier, ItemConcept,
-    JournalEntry, Key, MedicationAgreement, MedicationRef, ObsValue, Observation, ObservationKind,
-    Period, Problem, Product, Ref, ReferenceRange, SoapKind, SoapLine, When,
+    Alert, Allergy, Coding, Concept, Contact, Dosage, Episode, Identifier, ItemConcept, JournalEntry, Key,
+    MedicationAgreement, MedicationRef, ObsValue, Observation, ObservationKind, Period, Problem, Product, Ref,
+    ReferenceRange, SoapKind, SoapLine, When,
 };
 use crate::terminology::maps;
 
@@ -91,10 +91,7 @@ impl Mapper<'_> {
         let d = self.doc;
         let ids = self.ids(e);
         let key = self.key_for(ids.first(), e, "EpisodeOfCare");
-        let mut ep = Episode {
-            identifiers: ids.clone(),
-            ..Default::default()
-        };
+        let mut ep = Episode { identifiers: ids.clone(), ..Default::default() };
         ep.title = d.kid(e, "text").and_then(|t| d.text(t)).map(str::to_owned);
         ep.status = self.status(e, episode_status);
         if let Some(t) = d.kid(e, "effectiveTime") {
@@ -114,42 +111,25 @@ impl Mapper<'_> {
                     let Some(ident) = self.peek_ii(id) else {
                         continue;
                     };
-                    let entry = self
-                        .episode_acts
-                        .entry(ident)
-                        .or_insert_with(|| (key.clone(), Vec::new()));
+                    let entry = self.episode_acts.entry(ident).or_insert_with(|| (key.clone(), Vec::new()));
                     entry.1.extend([c, ar, id]);
                 }
             }
         }
         // The diagnosis of the episode.
-        for dx in d
-            .peek_kids(e, "reason")
-            .filter_map(|r| d.peek_kids(r, "ObservationDx").next())
-            .collect::<Vec<_>>()
-        {
-            if let Some(r) = d
-                .children(e)
-                .find(|r| d.is(*r, "reason") && d.children(*r).any(|x| x == dx))
-            {
+        for dx in d.peek_kids(e, "reason").filter_map(|r| d.peek_kids(r, "ObservationDx").next()).collect::<Vec<_>>() {
+            if let Some(r) = d.children(e).find(|r| d.is(*r, "reason") && d.children(*r).any(|x| x == dx)) {
                 d.use_node(r);
             }
             d.use_node(dx);
             let dx_ids = self.ids(dx);
             let pkey = self.key_for(dx_ids.first(), dx, "Condition");
-            let mut code = d
-                .kid(dx, "value")
-                .map(|v| self.concept(v))
-                .unwrap_or_default();
+            let mut code = d.kid(dx, "value").map(|v| self.concept(v)).unwrap_or_default();
             if let Some(t) = d.kid(dx, "text").and_then(|t| d.text(t)) {
                 code.text = Some(t.to_owned());
             }
             let _ = self.fixed_code(dx, &["DISDX", "DX"]);
-            let mut problem = Problem {
-                identifiers: dx_ids,
-                code: code.clone(),
-                ..Default::default()
-            };
+            let mut problem = Problem { identifiers: dx_ids, code: code.clone(), ..Default::default() };
             problem.clinical_status = match ep.status.as_deref() {
                 Some("active") => Some("active".into()),
                 Some("finished") => Some("inactive".into()),
@@ -160,10 +140,7 @@ impl Mapper<'_> {
             }
             problem.episode = Some(Ref::to(key.clone()));
             if ep.code.is_none() && !code.codings.is_empty() {
-                ep.code = Some(Concept {
-                    codings: code.codings.clone(),
-                    text: None,
-                });
+                ep.code = Some(Concept { codings: code.codings.clone(), text: None });
             }
             ep.diagnoses.push(Ref::to(pkey.clone()));
             self.push(pkey, dx, ItemConcept::Problem(problem));
@@ -175,10 +152,7 @@ impl Mapper<'_> {
         let d = self.doc;
         let ids = self.ids(e);
         let key = self.key_for(ids.first(), e, "Encounter");
-        let mut contact = Contact {
-            identifiers: ids,
-            ..Default::default()
-        };
+        let mut contact = Contact { identifiers: ids, ..Default::default() };
         for c in d.kids(e, "code").collect::<Vec<_>>() {
             contact.types.push(self.concept(c));
         }
@@ -200,12 +174,8 @@ impl Mapper<'_> {
         let mut parts: BTreeMap<String, Part> = BTreeMap::new();
         let mut order: Vec<String> = Vec::new();
         for c in d.peek_kids(e, "component").collect::<Vec<_>>() {
-            let seq = d
-                .peek_kids(c, "sequenceNumber")
-                .next()
-                .and_then(|s| d.peek_attr(s, "value"))
-                .unwrap_or("")
-                .to_owned();
+            let seq =
+                d.peek_kids(c, "sequenceNumber").next().and_then(|s| d.peek_attr(s, "value")).unwrap_or("").to_owned();
             let Some(payload) = d.children(c).find(|x| !d.is(*x, "sequenceNumber")) else {
                 continue;
             };
@@ -274,11 +244,7 @@ impl Mapper<'_> {
                     .to_owned();
                 link_ids.extend(line_ids.iter().cloned());
                 entry.identifiers.extend(line_ids);
-                entry.lines.push(SoapLine {
-                    kind,
-                    code: None,
-                    text,
-                });
+                entry.lines.push(SoapLine { kind, code: None, text });
             }
             for dx in &part.diagnoses {
                 d.use_node(*dx);
@@ -286,34 +252,18 @@ impl Mapper<'_> {
                 let dx_ids = self.ids(*dx);
                 link_ids.extend(dx_ids.iter().cloned());
                 entry.identifiers.extend(dx_ids);
-                let code = d
-                    .kid(*dx, "value")
-                    .map(|v| self.concept(v))
-                    .unwrap_or_default();
+                let code = d.kid(*dx, "value").map(|v| self.concept(v)).unwrap_or_default();
                 if let Some(ap) = d.walk(*dx, &["author", "AssignedPerson"]) {
                     let (practitioner, role, _) = self.assigned(ap);
-                    entry
-                        .author
-                        .get_or_insert_with(|| Ref::to(role.unwrap_or(practitioner)));
+                    entry.author.get_or_insert_with(|| Ref::to(role.unwrap_or(practitioner)));
                 }
-                match entry
-                    .lines
-                    .iter_mut()
-                    .find(|l| l.kind == SoapKind::Evaluation && l.code.is_none())
-                {
+                match entry.lines.iter_mut().find(|l| l.kind == SoapKind::Evaluation && l.code.is_none()) {
                     Some(line) => line.code = Some(code),
                     None => {
                         // The diagnosis of a part without an E line is the E line itself.
-                        let text = code
-                            .codings
-                            .first()
-                            .and_then(|c| c.display.clone().or(c.code.clone()))
-                            .unwrap_or_default();
-                        entry.lines.push(SoapLine {
-                            kind: SoapKind::Evaluation,
-                            code: Some(code),
-                            text,
-                        });
+                        let text =
+                            code.codings.first().and_then(|c| c.display.clone().or(c.code.clone())).unwrap_or_default();
+                        entry.lines.push(SoapLine { kind: SoapKind::Evaluation, code: Some(code), text });
                     }
                 }
             }
@@ -325,11 +275,7 @@ impl Mapper<'_> {
             }
             let anchor = part.first.unwrap_or(e);
             let k = format!("{key}/part/{seq}");
-            let k = if self.keys_insert(k.clone()) {
-                k
-            } else {
-                self.key_for(None, anchor, "Composition")
-            };
+            let k = if self.keys_insert(k.clone()) { k } else { self.key_for(None, anchor, "Composition") };
             entries.push((k, anchor, entry));
         }
         self.push(key, e, ItemConcept::Contact(contact));
@@ -350,10 +296,7 @@ impl Mapper<'_> {
         }
         d.use_node(o);
         let ids = self.ids(o);
-        let code = d
-            .kid(o, "code")
-            .map(|c| self.concept(c))
-            .unwrap_or_default();
+        let code = d.kid(o, "code").map(|c| self.concept(c)).unwrap_or_default();
         let kind = self
             .t
             .translate_any(maps::DIAGNOSTIC_RESULT_TO_ZIB, &code.codings)
@@ -403,10 +346,7 @@ impl Mapper<'_> {
         }
         for who in ["author", "performer"] {
             for a in d.kids(o, who).collect::<Vec<_>>() {
-                if let Some(ap) = d
-                    .kid(a, "AssignedPerson")
-                    .or_else(|| d.kid(a, "AssignedEntity"))
-                {
+                if let Some(ap) = d.kid(a, "AssignedPerson").or_else(|| d.kid(a, "AssignedEntity")) {
                     let (practitioner, role, _) = self.assigned(ap);
                     obs.performers.push(Ref::to(role.unwrap_or(practitioner)));
                 }
@@ -422,26 +362,18 @@ impl Mapper<'_> {
         let ty = d.xsi_type(v).map(str::to_owned);
         let value = match ty.as_deref() {
             Some("PQ") | Some("REAL") | None
-                if d.peek_attr(v, "value")
-                    .and_then(crate::model::Decimal::parse)
-                    .is_some() =>
+                if d.peek_attr(v, "value").and_then(crate::model::Decimal::parse).is_some() =>
             {
                 self.pq(v).map(ObsValue::Quantity)
             }
-            Some("INT") => d
-                .peek_attr(v, "value")
-                .and_then(|s| s.parse().ok())
-                .map(|i| {
-                    let _ = d.attr(v, "value");
-                    ObsValue::Integer(i)
-                }),
-            Some("BL") => d
-                .peek_attr(v, "value")
-                .and_then(|s| s.parse().ok())
-                .map(|b| {
-                    let _ = d.attr(v, "value");
-                    ObsValue::Boolean(b)
-                }),
+            Some("INT") => d.peek_attr(v, "value").and_then(|s| s.parse().ok()).map(|i| {
+                let _ = d.attr(v, "value");
+                ObsValue::Integer(i)
+            }),
+            Some("BL") => d.peek_attr(v, "value").and_then(|s| s.parse().ok()).map(|b| {
+                let _ = d.attr(v, "value");
+                ObsValue::Boolean(b)
+            }),
             Some("TS") => self.ts(v).map(ObsValue::DateTime),
             Some("CD") | Some("CE") | Some("CV") | Some("CO") | Some("CS") => {
                 let c = self.concept(v);
@@ -478,10 +410,7 @@ impl Mapper<'_> {
                 )));
             }
         }
-        rr.text = d
-            .kid(range, "text")
-            .and_then(|t| d.text(t))
-            .map(str::to_owned);
+        rr.text = d.kid(range, "text").and_then(|t| d.text(t)).map(str::to_owned);
         rr
     }
 
@@ -538,10 +467,7 @@ impl Mapper<'_> {
             if let Some(t) = d.kid(a, "time") {
                 authored_on = self.ts(t);
             }
-            if let Some(ap) = d
-                .kid(a, "AssignedPerson")
-                .or_else(|| d.kid(a, "AssignedEntity"))
-            {
+            if let Some(ap) = d.kid(a, "AssignedPerson").or_else(|| d.kid(a, "AssignedEntity")) {
                 let (practitioner, role, _) = self.assigned(ap);
                 prescriber = Some(Ref::to(role.unwrap_or(practitioner)));
             }
@@ -573,17 +499,10 @@ impl Mapper<'_> {
                 continue;
             };
             agreement.identifiers.extend(self.ids(mar));
-            let mut dosage = Dosage {
-                text: d
-                    .kid(mar, "text")
-                    .and_then(|t| d.text(t))
-                    .map(str::to_owned),
-                ..Default::default()
-            };
+            let mut dosage =
+                Dosage { text: d.kid(mar, "text").and_then(|t| d.text(t)).map(str::to_owned), ..Default::default() };
             if let Some(s) = d.peek_kids(mar, "statusCode").next() {
-                if d.peek_attr(s, "code").and_then(prescription_status)
-                    == agreement.status.as_deref()
-                {
+                if d.peek_attr(s, "code").and_then(prescription_status) == agreement.status.as_deref() {
                     d.use_node(s);
                     let _ = d.attr(s, "code");
                 }
@@ -617,9 +536,7 @@ impl Mapper<'_> {
             Some("PIVL_TS") => {
                 let _ = d.attr(et, "operator");
                 if let Some(pn) = d.peek_kids(et, "period").next() {
-                    let v = d
-                        .peek_attr(pn, "value")
-                        .and_then(crate::model::Decimal::parse);
+                    let v = d.peek_attr(pn, "value").and_then(crate::model::Decimal::parse);
                     let u = d.peek_attr(pn, "unit");
                     if let (Some(v), Some(u)) = (v, u) {
                         d.use_node(pn);
@@ -643,38 +560,20 @@ impl Mapper<'_> {
     /// A G-Standaard coded product, one item per code.
     fn product(&mut self, mk: NodeId) -> Key {
         let d = self.doc;
-        let code = d
-            .kid(mk, "code")
-            .map(|c| self.concept(c))
-            .unwrap_or_default();
+        let code = d.kid(mk, "code").map(|c| self.concept(c)).unwrap_or_default();
         let first = code.codings.first().cloned();
-        let lookup = first
-            .as_ref()
-            .and_then(|c| c.code.clone().map(|k| (c.system.clone(), k)));
+        let lookup = first.as_ref().and_then(|c| c.code.clone().map(|k| (c.system.clone(), k)));
         if let Some(k) = lookup.as_ref().and_then(|l| self.products.get(l)) {
             let _ = d.kid(mk, "name").and_then(|n| d.text(n));
             return k.clone();
         }
-        let ident = first.as_ref().and_then(|c| {
-            Some(Identifier {
-                system: c.system.clone(),
-                value: c.code.clone()?,
-            })
-        });
+        let ident = first.as_ref().and_then(|c| Some(Identifier { system: c.system.clone(), value: c.code.clone()? }));
         let key = self.key_for(ident.as_ref(), mk, "Medication");
         let description = d.kid(mk, "name").and_then(|n| d.text(n)).map(str::to_owned);
         if let Some(l) = lookup {
             self.products.insert(l, key.clone());
         }
-        self.push(
-            key.clone(),
-            mk,
-            ItemConcept::Product(Product {
-                code,
-                description,
-                ..Default::default()
-            }),
-        );
+        self.push(key.clone(), mk, ItemConcept::Product(Product { code, description, ..Default::default() }));
         key
     }
 
@@ -682,15 +581,9 @@ impl Mapper<'_> {
         let d = self.doc;
         let ids = self.ids(ci);
         let key = self.key_for(ids.first(), ci, "Flag");
-        let mut alert = Alert {
-            identifiers: ids,
-            ..Default::default()
-        };
+        let mut alert = Alert { identifiers: ids, ..Default::default() };
         alert.category = self.fixed_code(ci, &["CI"]).map(Concept::coded);
-        alert.code = d
-            .kid(ci, "value")
-            .map(|v| self.concept(v))
-            .unwrap_or_default();
+        alert.code = d.kid(ci, "value").map(|v| self.concept(v)).unwrap_or_default();
         if let Some(t) = d.kid(ci, "text").and_then(|t| d.text(t)) {
             if alert.code.text.is_none() {
                 alert.code.text = Some(t.to_owned());
@@ -710,18 +603,9 @@ impl Mapper<'_> {
         let d = self.doc;
         let ids = self.ids(a);
         let key = self.key_for(ids.first(), a, "Flag");
-        let mut alert = Alert {
-            identifiers: ids,
-            ..Default::default()
-        };
-        alert.category = d
-            .kid(a, "code")
-            .and_then(|c| self.coding(c))
-            .map(Concept::coded);
-        alert.code = Concept {
-            codings: vec![],
-            text: d.kid(a, "text").and_then(|t| d.text(t)).map(str::to_owned),
-        };
+        let mut alert = Alert { identifiers: ids, ..Default::default() };
+        alert.category = d.kid(a, "code").and_then(|c| self.coding(c)).map(Concept::coded);
+        alert.code = Concept { codings: vec![], text: d.kid(a, "text").and_then(|t| d.text(t)).map(str::to_owned) };
         if let Some(t) = d.kid(a, "effectiveTime") {
             alert.period = self.ivl_ts(t);
         }
@@ -733,36 +617,20 @@ impl Mapper<'_> {
         let d = self.doc;
         let ids = self.ids(oi);
         let key = self.key_for(ids.first(), oi, "AllergyIntolerance");
-        let mut al = Allergy {
-            identifiers: ids,
-            ..Default::default()
-        };
-        if let Some(c) = self.fixed_code(
-            oi,
-            &[
-                "INTLRNC", "DINT", "DALLRGY", "ALG", "DRGALG", "DRGINT", "FALG", "FINT",
-            ],
-        ) {
+        let mut al = Allergy { identifiers: ids, ..Default::default() };
+        if let Some(c) = self.fixed_code(oi, &["INTLRNC", "DINT", "DALLRGY", "ALG", "DRGALG", "DRGINT", "FALG", "FINT"])
+        {
             al.type_ = match c.code.as_deref() {
                 Some("INTLRNC" | "DINT" | "DRGINT" | "FINT") => Some("intolerance".into()),
                 _ => Some("allergy".into()),
             };
-            if matches!(
-                c.code.as_deref(),
-                Some("DINT" | "DALLRGY" | "DRGALG" | "DRGINT")
-            ) {
+            if matches!(c.code.as_deref(), Some("DINT" | "DALLRGY" | "DRGALG" | "DRGINT")) {
                 al.categories.push("medication".into());
             }
         }
-        al.code = d
-            .kid(oi, "value")
-            .map(|v| self.concept(v))
-            .unwrap_or_default();
-        if al.code.codings.iter().any(|c| {
-            c.system
-                .as_deref()
-                .is_some_and(|s| s.starts_with(G_STANDAARD_PREFIX))
-        }) && !al.categories.iter().any(|c| c == "medication")
+        al.code = d.kid(oi, "value").map(|v| self.concept(v)).unwrap_or_default();
+        if al.code.codings.iter().any(|c| c.system.as_deref().is_some_and(|s| s.starts_with(G_STANDAARD_PREFIX)))
+            && !al.categories.iter().any(|c| c == "medication")
         {
             al.categories.push("medication".into());
         }
@@ -782,14 +650,7 @@ impl Mapper<'_> {
         if let Some(t) = d.kid(oi, "effectiveTime") {
             let p = self.ivl_ts(t);
             al.onset = p.start;
-            al.clinical_status = Some(
-                if p.end.is_some() {
-                    "resolved"
-                } else {
-                    "active"
-                }
-                .into(),
-            );
+            al.clinical_status = Some(if p.end.is_some() { "resolved" } else { "active" }.into());
         }
         if let Some(s) = d.peek_kids(oi, "statusCode").next() {
             if d.peek_attr(s, "code") == Some("completed") {

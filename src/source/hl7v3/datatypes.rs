@@ -9,8 +9,7 @@ use chrono::{FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, TimeZone};
 use super::xml::NodeId;
 use super::Mapper;
 use crate::model::{
-    Address, Coding, Concept, Decimal, GivenKind, GivenName, HumanName, Identifier, Period,
-    Quantity, Telecom, When,
+    Address, Coding, Concept, Decimal, GivenKind, GivenName, HumanName, Identifier, Period, Quantity, Telecom, When,
 };
 use crate::terminology::uri;
 use crate::validate::{Issue, IssueCode};
@@ -41,9 +40,7 @@ pub(crate) fn parse_ts(s: &str) -> Option<When> {
             let m = num(4..6)?;
             return (1..=12).contains(&m).then_some(When::YearMonth(year, m));
         }
-        8 if frac.is_none() => {
-            return NaiveDate::from_ymd_opt(year, num(4..6)?, num(6..8)?).map(When::Date)
-        }
+        8 if frac.is_none() => return NaiveDate::from_ymd_opt(year, num(4..6)?, num(6..8)?).map(When::Date),
         10 | 12 | 14 => {}
         _ => return None,
     }
@@ -77,10 +74,7 @@ pub(crate) fn parse_ts(s: &str) -> Option<When> {
             let oh: i32 = hm[..2].parse().ok()?;
             let om: i32 = hm[2..].parse().ok()?;
             let fixed = FixedOffset::east_opt(sign * (oh * 3600 + om * 60))?;
-            fixed
-                .from_local_datetime(&naive)
-                .single()
-                .map(|dt| When::DateTime(dt, frac_digits))
+            fixed.from_local_datetime(&naive).single().map(|dt| When::DateTime(dt, frac_digits))
         }
     }
 }
@@ -96,14 +90,8 @@ impl Mapper<'_> {
         let root = d.attr(id, "root")?;
         let _ = d.attr(id, "assigningAuthorityName");
         match d.attr(id, "extension") {
-            Some(ext) => Some(Identifier {
-                system: Some(self.t.system_uri(root)),
-                value: ext.to_owned(),
-            }),
-            None => Some(Identifier {
-                system: Some("urn:ietf:rfc:3986".into()),
-                value: format!("urn:oid:{root}"),
-            }),
+            Some(ext) => Some(Identifier { system: Some(self.t.system_uri(root)), value: ext.to_owned() }),
+            None => Some(Identifier { system: Some("urn:ietf:rfc:3986".into()), value: format!("urn:oid:{root}") }),
         }
     }
 
@@ -112,18 +100,12 @@ impl Mapper<'_> {
     pub(crate) fn peek_ii(&self, id: NodeId) -> Option<Identifier> {
         let root = self.doc.peek_attr(id, "root")?;
         let ext = self.doc.peek_attr(id, "extension")?;
-        Some(Identifier {
-            system: Some(self.t.system_uri(root)),
-            value: ext.to_owned(),
-        })
+        Some(Identifier { system: Some(self.t.system_uri(root)), value: ext.to_owned() })
     }
 
     /// All `id` children as identifiers.
     pub(crate) fn ids(&self, node: NodeId) -> Vec<Identifier> {
-        self.doc
-            .kids(node, "id")
-            .filter_map(|i| self.ii(i))
-            .collect()
+        self.doc.kids(node, "id").filter_map(|i| self.ii(i)).collect()
     }
 
     /// A coding from a CD/CE/CV/CS element's attributes.
@@ -132,11 +114,7 @@ impl Mapper<'_> {
         let code = d.attr(id, "code")?;
         let system = d.attr(id, "codeSystem").map(|s| self.t.system_uri(s));
         let display = d.attr(id, "displayName").map(str::to_owned);
-        Some(Coding {
-            system,
-            code: Some(code.to_owned()),
-            display,
-        })
+        Some(Coding { system, code: Some(code.to_owned()), display })
     }
 
     /// A CD with its translations and original text.
@@ -145,9 +123,7 @@ impl Mapper<'_> {
         let mut c = Concept::default();
         if let Some(cd) = self.coding(id) {
             c.codings.push(cd);
-        } else if d.peek_attr(id, "nullFlavor").is_some()
-            && d.peek_kids(id, "originalText").next().is_some()
-        {
+        } else if d.peek_attr(id, "nullFlavor").is_some() && d.peek_kids(id, "originalText").next().is_some() {
             let _ = d.attr(id, "nullFlavor");
         }
         for t in d.kids(id, "translation").collect::<Vec<_>>() {
@@ -171,11 +147,8 @@ impl Mapper<'_> {
         if w.is_none() {
             let at = format!("{}/@value", self.doc.path(id));
             self.outcome.push(
-                Issue::warning(
-                    IssueCode::Value,
-                    "not an HL7v3 time stamp (yyyyMMdd[HHmm[ss]][+ZZzz]); left out",
-                )
-                .at(at),
+                Issue::warning(IssueCode::Value, "not an HL7v3 time stamp (yyyyMMdd[HHmm[ss]][+ZZzz]); left out")
+                    .at(at),
             );
         }
         w
@@ -201,10 +174,7 @@ impl Mapper<'_> {
         let d = self.doc;
         let value = Decimal::parse(d.peek_attr(id, "value")?)?;
         let _ = d.attr(id, "value");
-        let unit = d
-            .attr(id, "unit")
-            .filter(|u| !u.is_empty() && *u != "1")
-            .map(str::to_owned);
+        let unit = d.attr(id, "unit").filter(|u| !u.is_empty() && *u != "1").map(str::to_owned);
         if d.peek_attr(id, "unit") == Some("1") {
             let _ = d.attr(id, "unit");
         }
@@ -290,11 +260,7 @@ impl Mapper<'_> {
             // a voorvoegsel without a family name after it: keep it as a title-like prefix
             n.prefix.push(vv);
         }
-        if n.given.is_empty()
-            && n.own_name.is_none()
-            && n.partner_name.is_none()
-            && n.family.is_none()
-        {
+        if n.given.is_empty() && n.own_name.is_none() && n.partner_name.is_none() && n.family.is_none() {
             n.text = d.text(id).map(str::to_owned);
         }
         n
@@ -374,12 +340,7 @@ impl Mapper<'_> {
             return None;
         };
         let _ = d.attr(id, "value");
-        let mut t = Telecom {
-            system: system.into(),
-            value: v.trim().to_owned(),
-            use_: None,
-            zib_type: None,
-        };
+        let mut t = Telecom { system: system.into(), value: v.trim().to_owned(), use_: None, zib_type: None };
         if let Some(u) = d.peek_attr(id, "use") {
             let use_ = match u {
                 "HP" | "H" => Some("home"),
@@ -413,18 +374,9 @@ mod tests {
         assert_eq!(f("195005"), Some("1950-05".into()));
         assert_eq!(f("19500520"), Some("1950-05-20".into()));
         assert_eq!(f("201706111100"), Some("2017-06-11T11:00:00+02:00".into()));
-        assert_eq!(
-            f("20170122000000"),
-            Some("2017-01-22T00:00:00+01:00".into())
-        );
-        assert_eq!(
-            f("20170122101500+0000"),
-            Some("2017-01-22T10:15:00+00:00".into())
-        );
-        assert_eq!(
-            f("20170122101500.123"),
-            Some("2017-01-22T10:15:00.123+01:00".into())
-        );
+        assert_eq!(f("20170122000000"), Some("2017-01-22T00:00:00+01:00".into()));
+        assert_eq!(f("20170122101500+0000"), Some("2017-01-22T10:15:00+00:00".into()));
+        assert_eq!(f("20170122101500.123"), Some("2017-01-22T10:15:00.123+01:00".into()));
         assert_eq!(f("2017012210"), Some("2017-01-22T10:00:00+01:00".into()));
         assert_eq!(f("19501320"), None);
         assert_eq!(f("1950052"), None);

@@ -177,11 +177,7 @@ impl<'d> Mapper<'d> {
     pub(crate) fn push(&mut self, key: Key, node: NodeId, concept: ItemConcept) {
         let source_path = self.doc.path(node);
         self.positions.insert(key.clone(), self.items.len());
-        self.items.push(Item {
-            key,
-            source_path,
-            concept,
-        });
+        self.items.push(Item { key, source_path, concept });
     }
 
     pub(crate) fn item_mut(&mut self, key: &str) -> Option<&mut ItemConcept> {
@@ -212,24 +208,15 @@ impl<'d> Mapper<'d> {
         let root = d.root();
         d.use_node(root);
         let Some(cap) = d.kid(root, "ControlActProcess") else {
-            return Err(SourceError::invalid(
-                d.path(root),
-                "the message has no ControlActProcess",
-            ));
+            return Err(SourceError::invalid(d.path(root), "the message has no ControlActProcess"));
         };
         let subjects: Vec<NodeId> = d.peek_kids(cap, "subject").collect();
         let Some(&subject) = subjects.first() else {
-            return Err(SourceError::invalid(
-                d.path(cap),
-                "the message has no subject (no PrimaryCareProvision)",
-            ));
+            return Err(SourceError::invalid(d.path(cap), "the message has no subject (no PrimaryCareProvision)"));
         };
         d.use_node(subject);
         let Some(pcp) = d.kid(subject, "PrimaryCareProvision") else {
-            return Err(SourceError::invalid(
-                d.path(subject),
-                "the subject has no PrimaryCareProvision",
-            ));
+            return Err(SourceError::invalid(d.path(subject), "the subject has no PrimaryCareProvision"));
         };
         if subjects.len() > 1 {
             self.outcome.push(
@@ -242,15 +229,7 @@ impl<'d> Mapper<'d> {
         }
         self.map_provision(pcp)?;
         // The sending system's organisation, if it is not the practice already read.
-        if let Some(org) = d.walk(
-            cap,
-            &[
-                "authorOrPerformer",
-                "participant",
-                "AssignedDevice",
-                "Organization",
-            ],
-        ) {
+        if let Some(org) = d.walk(cap, &["authorOrPerformer", "participant", "AssignedDevice", "Organization"]) {
             let key = self.organization(org);
             if self.author_organization.is_none() {
                 self.author_organization = self.org_identifier(&key);
@@ -278,8 +257,7 @@ impl<'d> Mapper<'d> {
         };
         let mut p = self.patient(patient)?;
         if let Some((practitioner, role, org)) = gp {
-            p.general_practitioner
-                .push(crate::model::Ref::to(role.unwrap_or(practitioner)));
+            p.general_practitioner.push(crate::model::Ref::to(role.unwrap_or(practitioner)));
             p.managing_organization = org.map(crate::model::Ref::to);
         }
         self.patient = Some(p);
@@ -331,15 +309,9 @@ impl<'d> Mapper<'d> {
                 "element (with its content)"
             };
             let issue = if clinical {
-                Issue::warning(
-                    IssueCode::Incomplete,
-                    format!("clinical {what} not mapped: it is not in the output"),
-                )
+                Issue::warning(IssueCode::Incomplete, format!("clinical {what} not mapped: it is not in the output"))
             } else {
-                Issue::information(
-                    IssueCode::Informational,
-                    format!("{what} not mapped: it is not in the output"),
-                )
+                Issue::information(IssueCode::Informational, format!("{what} not mapped: it is not in the output"))
             };
             self.outcome.push(issue.at(p));
         }

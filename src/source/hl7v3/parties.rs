@@ -8,8 +8,7 @@
 use super::xml::NodeId;
 use super::Mapper;
 use crate::model::{
-    Bsn, Gender, HealthProfessional, HealthcareProvider, Identifier, ItemConcept, Key, Patient,
-    ProfessionalRole, Ref,
+    Bsn, Gender, HealthProfessional, HealthcareProvider, Identifier, ItemConcept, Key, Patient, ProfessionalRole, Ref,
 };
 use crate::source::SourceError;
 use crate::terminology::uri;
@@ -19,10 +18,7 @@ const BSN_OID: &str = "2.16.840.1.113883.2.4.6.3";
 impl Mapper<'_> {
     pub(crate) fn patient(&mut self, node: NodeId) -> Result<Patient, SourceError> {
         let d = self.doc;
-        let mut p = Patient {
-            source_path: d.path(node),
-            ..Default::default()
-        };
+        let mut p = Patient { source_path: d.path(node), ..Default::default() };
         for id in d.kids(node, "id").collect::<Vec<_>>() {
             if d.peek_attr(id, "root") == Some(BSN_OID) {
                 let Some(value) = d.peek_attr(id, "extension") else {
@@ -41,11 +37,8 @@ impl Mapper<'_> {
                 p.identifiers.push(i);
             }
         }
-        let key_id = p
-            .bsn
-            .as_ref()
-            .map(|b| Identifier::new(uri::BSN, b.as_str()))
-            .or_else(|| p.identifiers.first().cloned());
+        let key_id =
+            p.bsn.as_ref().map(|b| Identifier::new(uri::BSN, b.as_str())).or_else(|| p.identifiers.first().cloned());
         p.key = self.key_for(key_id.as_ref(), node, "Patient");
         for a in d.kids(node, "addr").collect::<Vec<_>>() {
             p.addresses.push(self.address(a));
@@ -113,15 +106,8 @@ impl Mapper<'_> {
                 }
             }
         }
-        let codes: Vec<_> = d
-            .kids(node, "code")
-            .map(|c| self.concept(c))
-            .filter(|c| !c.is_empty())
-            .collect();
-        let telecoms: Vec<_> = d
-            .kids(node, "telecom")
-            .filter_map(|t| self.telecom(t))
-            .collect();
+        let codes: Vec<_> = d.kids(node, "code").map(|c| self.concept(c)).filter(|c| !c.is_empty()).collect();
+        let telecoms: Vec<_> = d.kids(node, "telecom").filter_map(|t| self.telecom(t)).collect();
         let org = d
             .kids(node, "Organization")
             .chain(d.kids(node, "representedOrganization"))
@@ -140,8 +126,7 @@ impl Mapper<'_> {
                     }
                     for n in names {
                         // a bare text name adds nothing to a structured one
-                        let redundant =
-                            n.text.is_some() && hp.names.iter().any(|h| h.text.is_none());
+                        let redundant = n.text.is_some() && hp.names.iter().any(|h| h.text.is_none());
                         if !redundant && !hp.names.contains(&n) {
                             hp.names.push(n);
                         }
@@ -152,64 +137,38 @@ impl Mapper<'_> {
             None => {
                 let preferred = preferred(&ids, &[uri::UZI_PERSON, uri::BIG]);
                 let key = self.key_for(preferred, node, "Practitioner");
-                let hp = HealthProfessional {
-                    identifiers: ids.clone(),
-                    names,
-                    ..Default::default()
-                };
+                let hp = HealthProfessional { identifiers: ids.clone(), names, ..Default::default() };
                 self.push(key.clone(), node, ItemConcept::HealthProfessional(hp));
                 key
             }
         };
         for i in ids {
-            self.professionals
-                .entry(i)
-                .or_insert_with(|| practitioner.clone());
+            self.professionals.entry(i).or_insert_with(|| practitioner.clone());
         }
 
         if codes.is_empty() && org.is_none() && telecoms.is_empty() {
-            let existing = self
-                .roles
-                .iter()
-                .find(|((p, _), _)| *p == practitioner)
-                .map(|(_, r)| r.clone());
+            let existing = self.roles.iter().find(|((p, _), _)| *p == practitioner).map(|(_, r)| r.clone());
             return (practitioner, existing, None);
         }
-        let role_key = match self
-            .roles
-            .get(&(practitioner.clone(), org.clone()))
-            .cloned()
-        {
+        let role_key = match self.roles.get(&(practitioner.clone(), org.clone())).cloned() {
             Some(k) => k,
             None => {
                 let k = format!("{practitioner}/role/{}", org.as_deref().unwrap_or("-"));
-                let k = if self.keys_insert(k.clone()) {
-                    k
-                } else {
-                    self.key_for(None, node, "PractitionerRole")
-                };
+                let k = if self.keys_insert(k.clone()) { k } else { self.key_for(None, node, "PractitionerRole") };
                 let role = ProfessionalRole {
                     practitioner: Some(Ref::to(practitioner.clone())),
                     organization: org.clone().map(Ref::to),
                     ..Default::default()
                 };
                 self.push(k.clone(), node, ItemConcept::ProfessionalRole(role));
-                self.roles
-                    .insert((practitioner.clone(), org.clone()), k.clone());
+                self.roles.insert((practitioner.clone(), org.clone()), k.clone());
                 k
             }
         };
         if let Some(ItemConcept::ProfessionalRole(r)) = self.item_mut(&role_key) {
             for c in codes {
-                let is_uzi = c
-                    .codings
-                    .iter()
-                    .any(|cd| cd.system.as_deref() == Some(uri::UZI_ROLE));
-                let slot = if is_uzi {
-                    &mut r.roles
-                } else {
-                    &mut r.specialties
-                };
+                let is_uzi = c.codings.iter().any(|cd| cd.system.as_deref() == Some(uri::UZI_ROLE));
+                let slot = if is_uzi { &mut r.roles } else { &mut r.specialties };
                 if !slot.contains(&c) {
                     slot.push(c);
                 }
@@ -233,26 +192,17 @@ impl Mapper<'_> {
             None => {
                 let preferred = preferred(&ids, &[uri::URA, uri::AGB]);
                 let k = self.key_for(preferred, node, "Organization");
-                self.push(
-                    k.clone(),
-                    node,
-                    ItemConcept::HealthcareProvider(HealthcareProvider::default()),
-                );
+                self.push(k.clone(), node, ItemConcept::HealthcareProvider(HealthcareProvider::default()));
                 k
             }
         };
         for i in &ids {
-            self.organizations
-                .entry(i.clone())
-                .or_insert_with(|| key.clone());
+            self.organizations.entry(i.clone()).or_insert_with(|| key.clone());
         }
         let name_node = d.peek_kids(node, "name").next();
         let telecom_nodes: Vec<_> = d.peek_kids(node, "telecom").collect();
         let addr_nodes: Vec<_> = d.peek_kids(node, "addr").collect();
-        let telecoms: Vec<_> = telecom_nodes
-            .iter()
-            .filter_map(|t| self.telecom(*t))
-            .collect();
+        let telecoms: Vec<_> = telecom_nodes.iter().filter_map(|t| self.telecom(*t)).collect();
         let addrs: Vec<_> = addr_nodes.iter().map(|a| self.address(*a)).collect();
         let Some(ItemConcept::HealthcareProvider(org)) = self.item_mut(&key) else {
             return key;
@@ -307,8 +257,5 @@ impl Mapper<'_> {
 
 /// The first identifier in the first of `systems` that has one, else the first identifier.
 fn preferred<'a>(ids: &'a [Identifier], systems: &[&str]) -> Option<&'a Identifier> {
-    systems
-        .iter()
-        .find_map(|s| ids.iter().find(|i| i.system.as_deref() == Some(*s)))
-        .or_else(|| ids.first())
+    systems.iter().find_map(|s| ids.iter().find(|i| i.system.as_deref() == Some(*s))).or_else(|| ids.first())
 }

@@ -125,11 +125,7 @@ impl Doc {
             Err(e) => {
                 let good = std::str::from_utf8(&bytes[..e.valid_up_to()]).unwrap_or_default();
                 let (line, column) = line_col(good, good.len());
-                return Err(syntax(
-                    line,
-                    column,
-                    "the message is not UTF-8 (only UTF-8 is read)".into(),
-                ));
+                return Err(syntax(line, column, "the message is not UTF-8 (only UTF-8 is read)".into()));
             }
         };
         Parser::new(text).run()
@@ -171,22 +167,13 @@ impl Doc {
     }
 
     /// The HL7v3 children named `local`, without marking them.
-    pub(crate) fn peek_kids<'a>(
-        &'a self,
-        id: NodeId,
-        local: &'a str,
-    ) -> impl Iterator<Item = NodeId> + 'a {
+    pub(crate) fn peek_kids<'a>(&'a self, id: NodeId, local: &'a str) -> impl Iterator<Item = NodeId> + 'a {
         self.children(id).filter(move |c| self.is(*c, local))
     }
 
     /// The HL7v3 children named `local`; each is marked as used.
-    pub(crate) fn kids<'a>(
-        &'a self,
-        id: NodeId,
-        local: &'a str,
-    ) -> impl Iterator<Item = NodeId> + 'a {
-        self.peek_kids(id, local)
-            .inspect(move |c| self.use_node(*c))
+    pub(crate) fn kids<'a>(&'a self, id: NodeId, local: &'a str) -> impl Iterator<Item = NodeId> + 'a {
+        self.peek_kids(id, local).inspect(move |c| self.use_node(*c))
     }
 
     /// The first HL7v3 child named `local`, marked as used.
@@ -213,9 +200,7 @@ impl Doc {
         let start = n.attr_start as usize;
         self.attrs[start..start + usize::from(n.attr_len)]
             .iter()
-            .find(|a| {
-                &*self.names[a.name as usize] == local && &*self.namespaces[usize::from(a.ns)] == ns
-            })
+            .find(|a| &*self.names[a.name as usize] == local && &*self.namespaces[usize::from(a.ns)] == ns)
     }
 
     /// An unqualified attribute's value; marks the attribute (and its element) as used.
@@ -262,11 +247,7 @@ impl Doc {
             let n = self.n(cur);
             let name = self.name(cur);
             let ns = self.ns(cur);
-            let mut step = if ns == V3 {
-                name.to_owned()
-            } else {
-                format!("{{{ns}}}{name}")
-            };
+            let mut step = if ns == V3 { name.to_owned() } else { format!("{{{ns}}}{name}") };
             if n.flags.get() & MULTI != 0 {
                 step.push_str(&format!("[{}]", n.pos));
             }
@@ -284,11 +265,7 @@ impl Doc {
     pub(crate) fn position(&self, id: NodeId) -> (usize, usize) {
         let off = self.n(id).offset;
         let line = self.line_starts.partition_point(|s| *s <= off);
-        let start = self
-            .line_starts
-            .get(line.saturating_sub(1))
-            .copied()
-            .unwrap_or(0);
+        let start = self.line_starts.get(line.saturating_sub(1)).copied().unwrap_or(0);
         (line.max(1), (off - start) as usize + 1)
     }
 
@@ -319,15 +296,10 @@ impl Doc {
             for a in &self.attrs[start..start + usize::from(n.attr_len)] {
                 let ns = &*self.namespaces[usize::from(a.ns)];
                 let name = &*self.names[a.name as usize];
-                if a.used.get() || ns == XSI || (ns.is_empty() && STRUCTURAL_ATTRS.contains(&name))
-                {
+                if a.used.get() || ns == XSI || (ns.is_empty() && STRUCTURAL_ATTRS.contains(&name)) {
                     continue;
                 }
-                let attr = if ns.is_empty() {
-                    name.to_owned()
-                } else {
-                    format!("{{{ns}}}{name}")
-                };
+                let attr = if ns.is_empty() { name.to_owned() } else { format!("{{{ns}}}{name}") };
                 push(format!("{}/@{attr}", self.path(id)), &mut out);
             }
             if n.text.is_some() && n.flags.get() & TEXT_USED == 0 {
@@ -343,11 +315,7 @@ impl Doc {
     #[cfg(test)]
     pub(crate) fn heap_bytes(&self) -> usize {
         self.nodes.capacity() * std::mem::size_of::<Node>()
-            + self
-                .nodes
-                .iter()
-                .map(|n| n.text.as_ref().map_or(0, |t| t.len()))
-                .sum::<usize>()
+            + self.nodes.iter().map(|n| n.text.as_ref().map_or(0, |t| t.len())).sum::<usize>()
             + self.attrs.capacity() * std::mem::size_of::<Attr>()
             + self.attrs.iter().map(|a| a.value.len()).sum::<usize>()
             + self.names.iter().map(|n| n.len() * 2 + 48).sum::<usize>()
@@ -356,12 +324,7 @@ impl Doc {
 }
 
 fn syntax(line: usize, column: usize, message: String) -> SourceError {
-    SourceError::Syntax {
-        format: "XML",
-        line,
-        column,
-        message,
-    }
+    SourceError::Syntax { format: "XML", line, column, message }
 }
 
 /// 1-based line and column (in characters) of byte offset `off` in `text`.
@@ -397,12 +360,7 @@ impl<'i> Parser<'i> {
         cfg.check_comments = true;
         cfg.expand_empty_elements = false;
         let mut line_starts = vec![0u32];
-        line_starts.extend(
-            text.bytes()
-                .enumerate()
-                .filter(|(_, b)| *b == b'\n')
-                .map(|(i, _)| (i + 1) as u32),
-        );
+        line_starts.extend(text.bytes().enumerate().filter(|(_, b)| *b == b'\n').map(|(i, _)| (i + 1) as u32));
         let doc = Doc {
             nodes: Vec::new(),
             attrs: Vec::new(),
@@ -411,12 +369,7 @@ impl<'i> Parser<'i> {
             namespaces: vec!["".into()],
             line_starts,
         };
-        Parser {
-            text,
-            reader,
-            doc,
-            stack: Vec::new(),
-        }
+        Parser { text, reader, doc, stack: Vec::new() }
     }
 
     fn err_at(&self, off: usize, message: impl Into<String>) -> SourceError {
@@ -432,10 +385,7 @@ impl<'i> Parser<'i> {
         loop {
             let before = self.pos();
             let (ns, event) = match self.reader.read_resolved_event() {
-                Ok((ns, ev)) => (
-                    intern_ns(&mut self.doc.namespaces, &ns).map_err(|m| (before, m)),
-                    ev,
-                ),
+                Ok((ns, ev)) => (intern_ns(&mut self.doc.namespaces, &ns).map_err(|m| (before, m)), ev),
                 Err(e) => {
                     let at = usize::try_from(self.reader.error_position()).unwrap_or(before);
                     return Err(self.err_at(at, e.to_string()));
@@ -453,10 +403,7 @@ impl<'i> Parser<'i> {
                             ),
                         ));
                     }
-                    self.stack.push(Frame {
-                        id,
-                        seen: HashMap::new(),
-                    });
+                    self.stack.push(Frame { id, seen: HashMap::new() });
                 }
                 Event::Empty(e) => {
                     let ns = ns.map_err(|(o, m)| self.err_at(o, m))?;
@@ -472,15 +419,11 @@ impl<'i> Parser<'i> {
                     }
                 }
                 Event::Text(t) => {
-                    let s = t
-                        .xml10_content()
-                        .map_err(|e| self.err_at(before, e.to_string()))?;
+                    let s = t.xml10_content().map_err(|e| self.err_at(before, e.to_string()))?;
                     self.append_text(&s, before)?;
                 }
                 Event::CData(t) => {
-                    let s = t
-                        .xml10_content()
-                        .map_err(|e| self.err_at(before, e.to_string()))?;
+                    let s = t.xml10_content().map_err(|e| self.err_at(before, e.to_string()))?;
                     self.append_text(&s, before)?;
                 }
                 Event::GeneralRef(r) => {
@@ -579,17 +522,11 @@ impl<'i> Parser<'i> {
         id
     }
 
-    fn element(
-        &mut self,
-        e: &BytesStart<'_>,
-        ns: u16,
-        offset: usize,
-    ) -> Result<NodeId, SourceError> {
+    fn element(&mut self, e: &BytesStart<'_>, ns: u16, offset: usize) -> Result<NodeId, SourceError> {
         if self.doc.nodes.len() >= (NONE - 1) as usize {
             return Err(self.err_at(offset, "too many elements"));
         }
-        let local = std::str::from_utf8(e.local_name().into_inner())
-            .map_err(|e| self.err_at(offset, e.to_string()))?;
+        let local = std::str::from_utf8(e.local_name().into_inner()).map_err(|e| self.err_at(offset, e.to_string()))?;
         let name = self.intern(local);
         let id = self.doc.nodes.len() as NodeId;
         let attr_start = self.doc.attrs.len() as u32;
@@ -601,23 +538,13 @@ impl<'i> Parser<'i> {
                 continue;
             }
             let (res, local) = self.reader.resolve_attribute(a.key);
-            let ans =
-                intern_ns(&mut self.doc.namespaces, &res).map_err(|m| self.err_at(offset, m))?;
-            let local = std::str::from_utf8(local.into_inner())
-                .map_err(|e| self.err_at(offset, e.to_string()))?;
-            let value = a
-                .unescape_value()
-                .map_err(|err| self.err_at(offset, err.to_string()))?;
+            let ans = intern_ns(&mut self.doc.namespaces, &res).map_err(|m| self.err_at(offset, m))?;
+            let local = std::str::from_utf8(local.into_inner()).map_err(|e| self.err_at(offset, e.to_string()))?;
+            let value = a.unescape_value().map_err(|err| self.err_at(offset, err.to_string()))?;
             let aname = self.intern(local);
-            attr_len = attr_len
-                .checked_add(1)
-                .ok_or_else(|| self.err_at(offset, "too many attributes on one element"))?;
-            self.doc.attrs.push(Attr {
-                name: aname,
-                ns: ans,
-                value: value.as_ref().into(),
-                used: Cell::new(false),
-            });
+            attr_len =
+                attr_len.checked_add(1).ok_or_else(|| self.err_at(offset, "too many attributes on one element"))?;
+            self.doc.attrs.push(Attr { name: aname, ns: ans, value: value.as_ref().into(), used: Cell::new(false) });
         }
         let parent = self.stack.last().map_or(NONE, |f| f.id);
         let mut pos = 1;
@@ -668,10 +595,7 @@ fn intern_ns(namespaces: &mut Vec<Box<str>>, res: &ResolveResult<'_>) -> Result<
         ResolveResult::Unbound => return Ok(NO_NS),
         ResolveResult::Bound(ns) => ns.as_ref(),
         ResolveResult::Unknown(prefix) => {
-            return Err(format!(
-                "namespace prefix '{}' is not declared",
-                String::from_utf8_lossy(prefix)
-            ))
+            return Err(format!("namespace prefix '{}' is not declared", String::from_utf8_lossy(prefix)))
         }
     };
     let uri = std::str::from_utf8(uri).map_err(|e| e.to_string())?;
@@ -691,12 +615,7 @@ mod tests {
 
     fn syntax_at(r: Result<Doc, SourceError>) -> (usize, usize, String) {
         match r {
-            Err(SourceError::Syntax {
-                line,
-                column,
-                message,
-                ..
-            }) => (line, column, message),
+            Err(SourceError::Syntax { line, column, message, .. }) => (line, column, message),
             Err(other) => panic!("expected a syntax error, got {other}"),
             Ok(_) => panic!("expected a syntax error, got a tree"),
         }
@@ -704,8 +623,7 @@ mod tests {
 
     #[test]
     fn paths_number_only_repeated_siblings() {
-        let doc = Doc::parse(b"<r xmlns='urn:hl7-org:v3'><a/><b><c/></b><a><c/></a></r>")
-            .expect("parses");
+        let doc = Doc::parse(b"<r xmlns='urn:hl7-org:v3'><a/><b><c/></b><a><c/></a></r>").expect("parses");
         let r = doc.root();
         let a2 = doc.peek_kids(r, "a").nth(1).expect("second a");
         let c = doc.peek_kids(a2, "c").next().expect("c");
@@ -717,15 +635,10 @@ mod tests {
     #[test]
     fn namespaces_are_resolved_not_prefixes() {
         let doc =
-            Doc::parse(b"<h:r xmlns:h='urn:hl7-org:v3' xmlns:x='urn:other'><h:a/><x:a/><a/></h:r>")
-                .expect("parses");
+            Doc::parse(b"<h:r xmlns:h='urn:hl7-org:v3' xmlns:x='urn:other'><h:a/><x:a/><a/></h:r>").expect("parses");
         let r = doc.root();
         assert!(doc.is(r, "r"));
-        assert_eq!(
-            doc.peek_kids(r, "a").count(),
-            1,
-            "only the HL7v3 <a> counts"
-        );
+        assert_eq!(doc.peek_kids(r, "a").count(), 1, "only the HL7v3 <a> counts");
         let (unmapped, _) = doc.unmapped(10);
         assert_eq!(unmapped, vec!["/r",]);
         doc.use_node(r);
@@ -736,10 +649,8 @@ mod tests {
 
     #[test]
     fn text_keeps_entities_and_inner_space() {
-        let doc = Doc::parse(
-            b"<r xmlns='urn:hl7-org:v3'><t>  a &amp; b &#233;<![CDATA[ <c> ]]> </t></r>",
-        )
-        .expect("parses");
+        let doc =
+            Doc::parse(b"<r xmlns='urn:hl7-org:v3'><t>  a &amp; b &#233;<![CDATA[ <c> ]]> </t></r>").expect("parses");
         let t = doc.peek_kids(doc.root(), "t").next().expect("t");
         assert_eq!(doc.text(t), Some("a & b \u{e9} <c>"));
     }
@@ -763,14 +674,10 @@ mod tests {
 
     #[test]
     fn truncated_input_gives_line_and_column() {
-        let (line, column, message) =
-            syntax_at(Doc::parse(b"<r xmlns='urn:hl7-org:v3'>\n  <a>\n    <b/>\n"));
+        let (line, column, message) = syntax_at(Doc::parse(b"<r xmlns='urn:hl7-org:v3'>\n  <a>\n    <b/>\n"));
         assert_eq!(line, 4);
         assert_eq!(column, 1);
-        assert!(
-            message.contains("<a>") && message.contains("line 2, column 3"),
-            "{message}"
-        );
+        assert!(message.contains("<a>") && message.contains("line 2, column 3"), "{message}");
         let (line, column, _) = syntax_at(Doc::parse(b"<r>\n  <a value='1"));
         assert_eq!((line, column), (2, 3));
     }
@@ -794,11 +701,7 @@ mod tests {
         match Doc::parse(xxe) {
             Err(SourceError::Invalid(o)) => {
                 assert_eq!(o.issues[0].code, IssueCode::Security);
-                assert!(
-                    o.issues[0].diagnostics.contains("line 2, column 1"),
-                    "{}",
-                    o.issues[0].diagnostics
-                );
+                assert!(o.issues[0].diagnostics.contains("line 2, column 1"), "{}", o.issues[0].diagnostics);
             }
             other => panic!("expected a security error, got {other:?}"),
         }
@@ -812,11 +715,7 @@ mod tests {
         let deep = "<a>".repeat(MAX_DEPTH + 1);
         let (_, _, message) = syntax_at(Doc::parse(deep.as_bytes()));
         assert!(message.contains("nested"), "{message}");
-        let ok = format!(
-            "{}{}",
-            "<a>".repeat(MAX_DEPTH - 1),
-            "</a>".repeat(MAX_DEPTH - 1)
-        );
+        let ok = format!("{}{}", "<a>".repeat(MAX_DEPTH - 1), "</a>".repeat(MAX_DEPTH - 1));
         assert!(Doc::parse(ok.as_bytes()).is_ok());
     }
 
@@ -845,9 +744,6 @@ mod tests {
         let input = include_bytes!("../../../tests/fixtures/hl7v3/professional-summary.xml");
         let doc = Doc::parse(input).expect("the fixture parses");
         let ratio = doc.heap_bytes() as f64 / input.len() as f64;
-        assert!(
-            ratio < 3.0,
-            "the tree takes {ratio:.2} bytes per input byte"
-        );
+        assert!(ratio < 3.0, "the tree takes {ratio:.2} bytes per input byte");
     }
 }

@@ -1,0 +1,245 @@
+//! The patient's say: objections to sharing and explicit consents, as FHIR Consent.
+//!
+//! Two kinds are understood (anything else is rejected with a clear issue rather than
+//! half-understood, because a misread objection would leak data):
+//!
+//! - an **objection** (`provision.type = deny`, `policyRule` OPTOUT): to sharing some data
+//!   categories (`provision.securityLabel`, codes of our data-category system; none listed =
+//!   all data), with everyone or only with particular team members (`provision.actor`, by
+//!   UZI number);
+//! - an **explicit consent for an agreement** whose legal basis is consent
+//!   (`provision.type = permit`, `policyRule` OPTIN, `policy.uri` = the agreement's URI
+//!   [`AGREEMENT_URI_BASE`]`<id>`).
+//!
+//! Periods are calendar days (`provision.period`, or from `dateTime` when absent).
+
+use std::collections::BTreeSet;
+
+use chrono::NaiveDate;
+use serde_json::{json, Value};
+
+use super::{array, resource_id, DayPeriod};
+use crate::model::{Bsn, DataCategory, DATA_CATEGORY_SYSTEM};
+use crate::terminology::uri;
+use crate::validate::{Issue, IssueCode, Outcome};
+
+/// Profile claimed by the Consent resources we read and write.
+pub const CONSENT_PROFILE: &str = "https://w3id.org/overdracht/fhir/StructureDefinition/sharing-consent";
+/// `Consent.policy.uri` of an explicit consent for an agreement: this base plus the agreement id.
+pub const AGREEMENT_URI_BASE: &str = "https://w3id.org/overdracht/agreement/";
+const ACT_CODE: &str = "http://terminology.hl7.org/CodeSystem/v3-ActCode";
+const PARTICIPATION: &str = "http://terminology.hl7.org/CodeSystem/v3-ParticipationType";
+
+/// A patient's objection or explicit consent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PatientConsent {
+    pub id: String,
+    pub patient: Bsn,
+    /// Only an `active` Consent is in force; other statuses are kept but ignored.
+    pub active: bool,
+    pub period: DayPeriod,
+    pub kind: ConsentKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConsentKind {
+    /// Do not share `categories` (`None` = all data) with `members` (UZI numbers; empty = anyone).
+    Objection { categories: Option<BTreeSet<DataCategory>>, members: BTreeSet<String> },
+    /// Explicit consent for transfer under the agreement with this id.
+    AgreementConsent { agreement_id: String },
+}
+
+impl PatientConsent {
+    pub fn in_force(&self, day: NaiveDate) -> bool {
+        self.active && self.period.contains(day)
+    }
+
+    /// Reads a FHIR R4 Consent. Problems come back as issues with FHIRPath expressions.
+    pub fn from_fhir(v: &Value) -> Result<PatientConsent, Outcome> {
+        let mut out = Outcome::new();
+        let Some(id) = resource_id(v, "Consent", &mut out) else {
+            return Err(out);
+        };
+        let mut fail = |path: &str, code: IssueCode, msg: String| {
+            out.push(Issue::error(code, msg).at(path));
+        };
+        let patient = match v["patient"]["identifier"].as_object() {
+            Some(i) if i.get("system").and_then(Value::as_str) == Some(uri::BSN) => {
+                match Bsn::parse(i.get("value").and_then(Value::as_str).unwrap_or_default()) {
+                    Ok(b) => Some(b),
+                    Err(e) => {
+                        fail("Consent.patient.identifier.value", IssueCode::Value, e.to_string());
+                        None
+                    }
+                }
+            }
+            _ => {
+                fail(
+                    "Consent.patient.identifier",
+                    IssueCode::Required,
+                    format!("the patient is identified by BSN ({})", uri::BSN),
+                );
+                None
+            }
+        };
+        let active = match v["status"].as_str() {
+            Some("active") => true,
+            Some("draft" | "proposed" | "rejected" | "inactive" | "entered-in-error") => false,
+            other => {
+                fail("Consent.status", IssueCode::Value, format!("unknown status {other:?}"));
+                false
+            }
+        };
+        let provision = &v["provision"];
+        let date_time = v["dateTime"].as_str().and_then(day_prefix);
+        let start = match provision["period"]["start"].as_str() {
+            Some(s) => day_prefix(s),
+            None => date_time,
+        };
+        let end = provision["period"]["end"].as_str().map(day_prefix);
+        let period = match (start, end) {
+            (Some(start), None) => Some(DayPeriod::new(start, None)),
+            (Some(start), Some(Some(end))) if end >= start => Some(DayPeriod::new(start, Some(end))),
+            (Some(_), Some(_)) => {
+                fail(
+                    "Consent.provision.period.end",
+                    IssueCode::Value,
+                    "the end is not a date on or after the start".into(),
+                );
+                None
+            }
+            (None, _) => {
+                fail(
+                    "Consent.provision.period.start",
+                    IssueCode::Required,
+                    "give provision.period.start (or dateTime) as a date".into(),
+                );
+                None
+            }
+        };
+        let kind = match provision["type"].as_str() {
+            Some("deny") => {
+                let mut categories = BTreeSet::new();
+                for (i, label) in array(&provision["securityLabel"]).iter().enumerate() {
+                    let code = label["code"].as_str().unwrap_or_default();
+                    match (label["system"].as_str(), DataCategory::from_code(code)) {
+                        (Some(DATA_CATEGORY_SYSTEM), Some(c)) => {
+                            categories.insert(c);
+                        }
+                        _ => fail(
+                            &format!("Consent.provision.securityLabel[{i}]"),
+                            IssueCode::CodeInvalid,
+                            format!(
+                                "an objection names data categories of {DATA_CATEGORY_SYSTEM}; '{code}' is not one"
+                            ),
+                        ),
+                    }
+                }
+                let mut members = BTreeSet::new();
+                for (i, actor) in array(&provision["actor"]).iter().enumerate() {
+                    let ident = &actor["reference"]["identifier"];
+                    match (ident["system"].as_str(), ident["value"].as_str()) {
+                        (Some(uri::UZI_PERSON), Some(v)) if !v.trim().is_empty() => {
+                            members.insert(v.trim().to_owned());
+                        }
+                        _ => fail(
+                            &format!("Consent.provision.actor[{i}].reference.identifier"),
+                            IssueCode::Required,
+                            format!("a member is named by UZI number ({})", uri::UZI_PERSON),
+                        ),
+                    }
+                }
+                Some(ConsentKind::Objection { categories: (!categories.is_empty()).then_some(categories), members })
+            }
+            Some("permit") => {
+                let agreement = array(&v["policy"]).iter().find_map(|p| {
+                    p["uri"]
+                        .as_str()
+                        .and_then(|u| u.strip_prefix(AGREEMENT_URI_BASE))
+                        .filter(|id| !id.is_empty())
+                        .map(str::to_owned)
+                });
+                match agreement {
+                    Some(agreement_id) => Some(ConsentKind::AgreementConsent { agreement_id }),
+                    None => {
+                        fail(
+                            "Consent.policy",
+                            IssueCode::Required,
+                            format!("an explicit consent names its agreement as policy.uri {AGREEMENT_URI_BASE}<id>"),
+                        );
+                        None
+                    }
+                }
+            }
+            other => {
+                fail(
+                    "Consent.provision.type",
+                    IssueCode::NotSupported,
+                    format!("expected 'deny' (an objection) or 'permit' (consent for an agreement), got {other:?}"),
+                );
+                None
+            }
+        };
+        match (patient, period, kind, out.has_errors()) {
+            (Some(patient), Some(period), Some(kind), false) => {
+                Ok(PatientConsent { id, patient, active, period, kind })
+            }
+            _ => Err(out),
+        }
+    }
+
+    /// This consent as a FHIR R4 Consent resource.
+    pub fn to_fhir(&self) -> Value {
+        let mut period = json!({"start": self.period.start.to_string()});
+        if let Some(end) = self.period.end {
+            period["end"] = json!(end.to_string());
+        }
+        let (rule, provision, policy) = match &self.kind {
+            ConsentKind::Objection { categories, members } => {
+                let mut p = json!({"type": "deny", "period": period});
+                if let Some(cats) = categories {
+                    p["securityLabel"] = cats
+                        .iter()
+                        .map(|c| json!({"system": DATA_CATEGORY_SYSTEM, "code": c.code(), "display": c.display()}))
+                        .collect();
+                }
+                if !members.is_empty() {
+                    p["actor"] = members
+                        .iter()
+                        .map(|m| json!({
+                            "role": {"coding": [{"system": PARTICIPATION, "code": "IRCP", "display": "information recipient"}]},
+                            "reference": {"identifier": {"system": uri::UZI_PERSON, "value": m}}
+                        }))
+                        .collect();
+                }
+                ("OPTOUT", p, None)
+            }
+            ConsentKind::AgreementConsent { agreement_id } => (
+                "OPTIN",
+                json!({"type": "permit", "period": period}),
+                Some(json!([{"uri": format!("{AGREEMENT_URI_BASE}{agreement_id}")}])),
+            ),
+        };
+        let mut v = json!({
+            "resourceType": "Consent",
+            "id": self.id,
+            "meta": {"profile": [CONSENT_PROFILE]},
+            "status": if self.active { "active" } else { "inactive" },
+            "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]},
+            "category": [{"coding": [{"system": uri::LOINC, "code": "59284-0", "display": "Patient Consent"}]}],
+            "patient": {"identifier": {"system": uri::BSN, "value": self.patient.as_str()}},
+            "dateTime": self.period.start.to_string(),
+            "policyRule": {"coding": [{"system": ACT_CODE, "code": rule}]},
+        });
+        if let Some(p) = policy {
+            v["policy"] = p;
+        }
+        v["provision"] = provision;
+        v
+    }
+}
+
+/// The calendar day of a FHIR date or dateTime (`2025-03-01`, `2025-03-01T10:00:00+01:00`).
+pub(crate) fn day_prefix(s: &str) -> Option<NaiveDate> {
+    s.get(..10).and_then(|d| d.parse().ok())
+}

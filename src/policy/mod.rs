@@ -1,0 +1,210 @@
+//! Policy: data-transfer agreements, care teams, patient consent and access decisions.
+//!
+//! Insurers contract a GZSP provider only when it has agreements on the transfer of medical
+//! data from the GP or paediatrician, and on access to that data inside the multidisciplinary
+//! team (DOMAIN.md). This module makes both executable:
+//!
+//! - [`agreement`]: the versioned [`Agreement`] file format and [`decide_transfer`], which
+//!   refuses a handover without an agreement in force and removes the categories it does not
+//!   cover (data minimisation that can be shown).
+//! - [`care_team`]: the typed nl-core-CareTeam ([`CareTeam`], its [`LeadPractitioner`]) and the
+//!   GZSP rules checked when a team is saved ([`check_care_team`]).
+//! - [`consent`]: the patient's objections and explicit consents as FHIR Consent ([`PatientConsent`]).
+//! - [`access`]: the read facade's engine. [`PolicyEngine`] evaluates the Rego policy in
+//!   `policies/` in-process (crate `regorus`) with the access matrix as data, and returns an
+//!   [`AccessDecision`]. Deny by default. `native` is the shipped policy compiled by hand,
+//!   the fast path while the policy is not adapted.
+//! - [`roles`]: the UZI role codes the GZSP rules depend on, in one place.
+//!
+//! All dates here are calendar days (`chrono::NaiveDate`, inclusive periods): agreements,
+//! memberships and consents are stated in days, and an instant is first turned into the
+//! Europe/Amsterdam calendar day ([`day_of`]).
+
+pub mod access;
+pub mod agreement;
+pub mod care_team;
+pub mod consent;
+mod native;
+pub mod roles;
+
+use chrono::{DateTime, NaiveDate, TimeZone};
+use serde::{Deserialize, Serialize};
+
+use crate::terminology::uri;
+
+pub use access::{AccessDecision, AccessRequest, PolicyEngine, PolicyError, Requested, Requester};
+pub use agreement::{decide_transfer, Agreement, AgreementError, TransferDecision, TransferRequest};
+pub use care_team::{check_care_team, CareTeam, LeadPractitioner, MemberRole, TreatmentState};
+pub use consent::{ConsentKind, PatientConsent};
+
+/// An inclusive period of calendar days; an absent end is open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DayPeriod {
+    #[serde(with = "day_serde")]
+    pub start: NaiveDate,
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "day_serde::option")]
+    pub end: Option<NaiveDate>,
+}
+
+/// `YYYY-MM-DD` in JSON (chrono's serde feature is not enabled in this crate).
+mod day_serde {
+    use chrono::NaiveDate;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &NaiveDate, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(d)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<NaiveDate, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(|_| serde::de::Error::custom(format!("'{s}' is not a date; write YYYY-MM-DD")))
+    }
+
+    pub mod option {
+        use super::*;
+
+        pub fn serialize<S: Serializer>(d: &Option<NaiveDate>, s: S) -> Result<S::Ok, S::Error> {
+            match d {
+                Some(d) => super::serialize(d, s),
+                None => s.serialize_none(),
+            }
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<NaiveDate>, D::Error> {
+            super::deserialize(d).map(Some)
+        }
+    }
+}
+
+impl DayPeriod {
+    pub fn new(start: NaiveDate, end: Option<NaiveDate>) -> Self {
+        DayPeriod { start, end }
+    }
+
+    /// Whether `day` lies in the period (both ends inclusive).
+    pub fn contains(&self, day: NaiveDate) -> bool {
+        self.start <= day && self.end.is_none_or(|e| day <= e)
+    }
+
+    /// Whether `inner` lies entirely inside this period.
+    pub fn covers(&self, inner: &DayPeriod) -> bool {
+        self.start <= inner.start
+            && match (self.end, inner.end) {
+                (None, _) => true,
+                (Some(_), None) => false,
+                (Some(e), Some(ie)) => ie <= e,
+            }
+    }
+
+    /// Whether the two periods share at least one day.
+    pub fn overlaps(&self, other: &DayPeriod) -> bool {
+        self.end.is_none_or(|e| other.start <= e) && other.end.is_none_or(|oe| self.start <= oe)
+    }
+}
+
+/// The Europe/Amsterdam calendar day of an instant: periods in agreements, teams and consents
+/// are Dutch calendar days.
+pub fn day_of<Tz: TimeZone>(at: &DateTime<Tz>) -> NaiveDate {
+    at.with_timezone(&chrono_tz::Europe::Amsterdam).date_naive()
+}
+
+/// A care organisation as agreements and teams name it: by AGB (Vektis) or URA (UZI register).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(tag = "system", content = "value", rename_all = "lowercase")]
+pub enum PartyId {
+    Agb(String),
+    Ura(String),
+}
+
+impl PartyId {
+    /// From a FHIR identifier (`system` the AGB or URA naming system); other systems are not parties.
+    pub fn from_identifier(system: &str, value: &str) -> Option<PartyId> {
+        match system {
+            uri::AGB => Some(PartyId::Agb(value.trim().to_owned())),
+            uri::URA => Some(PartyId::Ura(value.trim().to_owned())),
+            _ => None,
+        }
+    }
+
+    pub fn system(&self) -> &'static str {
+        match self {
+            PartyId::Agb(_) => uri::AGB,
+            PartyId::Ura(_) => uri::URA,
+        }
+    }
+
+    pub fn value(&self) -> &str {
+        match self {
+            PartyId::Agb(v) | PartyId::Ura(v) => v,
+        }
+    }
+}
+
+impl std::fmt::Display for PartyId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PartyId::Agb(v) => write!(f, "AGB {v}"),
+            PartyId::Ura(v) => write!(f, "URA {v}"),
+        }
+    }
+}
+
+/// Checks `resourceType` and returns the resource id; `None` (with the issue recorded) when
+/// the document is not a `resource_type` at all, `Some("")` when only the id is missing.
+pub(crate) fn resource_id(
+    v: &serde_json::Value,
+    resource_type: &str,
+    out: &mut crate::validate::Outcome,
+) -> Option<String> {
+    use crate::validate::{Issue, IssueCode};
+    if v["resourceType"] != resource_type {
+        out.push(Issue::error(IssueCode::Structure, format!("expected a {resource_type} resource")).at(resource_type));
+        return None;
+    }
+    let id = v["id"].as_str().unwrap_or_default().to_owned();
+    if id.is_empty() {
+        out.push(
+            Issue::error(IssueCode::Required, format!("a {resource_type} needs an id"))
+                .at(format!("{resource_type}.id")),
+        );
+    }
+    Some(id)
+}
+
+/// A JSON array's elements; nothing for anything else.
+pub(crate) fn array(v: &serde_json::Value) -> &[serde_json::Value] {
+    v.as_array().map(Vec::as_slice).unwrap_or_default()
+}
+
+/// AGB and URA codes are eight digits.
+pub(crate) fn is_eight_digits(s: &str) -> bool {
+    s.len() == 8 && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(s: &str) -> NaiveDate {
+        s.parse().expect("date")
+    }
+
+    #[test]
+    fn periods_are_inclusive_and_open_ended() {
+        let p = DayPeriod::new(d("2025-01-01"), Some(d("2025-06-30")));
+        assert!(p.contains(d("2025-01-01")) && p.contains(d("2025-06-30")));
+        assert!(!p.contains(d("2024-12-31")) && !p.contains(d("2025-07-01")));
+        let open = DayPeriod::new(d("2025-01-01"), None);
+        assert!(open.contains(d("2099-01-01")));
+        assert!(open.covers(&p) && !p.covers(&open));
+        assert!(p.overlaps(&DayPeriod::new(d("2025-06-30"), None)));
+        assert!(!p.overlaps(&DayPeriod::new(d("2025-07-01"), None)));
+    }
+
+    #[test]
+    fn an_instant_is_judged_on_the_dutch_calendar_day() {
+        let late: DateTime<chrono::Utc> = "2025-03-31T22:30:00Z".parse().expect("instant");
+        assert_eq!(day_of(&late), d("2025-04-01"));
+    }
+}
