@@ -14,12 +14,16 @@
 //! back into an earlier one. The command line (`src/main.rs`) and the HTTP API are thin
 //! shells over the same library calls, chiefly [`convert::convert`].
 
+pub mod api;
 pub mod batch;
+pub mod config;
 pub mod convert;
 pub mod deliver;
 pub mod fhir;
 pub mod model;
 pub mod policy;
 pub mod source;
+pub mod store;
+pub mod telemetry;
 pub mod terminology;
 pub mod validate;

@@ -26,6 +26,16 @@ enum Command {
     ///
     /// Exit status: 0 all converted, 1 some records rejected, 2 usage or I/O error.
     Convert(ConvertArgs),
+    /// Run the HTTP API (handovers, $convert, $validate) with an embedded database.
+    ///
+    /// Zero configuration: a SQLite file and a demo signing key are created in the data
+    /// directory on first start. Settings: --config FILE or OVERDRACHT_* variables
+    /// (see docs/configuration.md); the flags below win.
+    Serve(ServeArgs),
+    /// Mint a bearer token with the local demo key (development and tests only).
+    ///
+    /// Refuses when the service is configured with real token issuers.
+    Token(TokenArgs),
     /// Validate FHIR R4 JSON (files, directories, NDJSON, or -) against R4 and the profiles each resource claims.
     ///
     /// Exit status: 0 valid, 1 invalid, 2 usage or I/O error.
@@ -86,6 +96,49 @@ struct ValidateArgs {
 }
 
 #[derive(Args)]
+struct StoreArgs {
+    /// Directory of the database and the demo key [env: OVERDRACHT_DATA_DIR] [default: ./overdracht-data]
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Configuration file (TOML, or JSON if it ends in .json) [env: OVERDRACHT_CONFIG]
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Address to listen on [env: OVERDRACHT_LISTEN] [default: 127.0.0.1:8080]
+    #[arg(long)]
+    listen: Option<std::net::SocketAddr>,
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Print a ready-to-use demo token and a curl line that posts an example handover.
+    #[arg(long)]
+    demo: bool,
+}
+
+#[derive(Args)]
+struct TokenArgs {
+    /// UZI number of the person (or of a HIS's server certificate).
+    #[arg(long)]
+    uzi: String,
+    /// UZI role code, e.g. 01.015 (GP), 01.047 (SO), 01.056 (AVG).
+    #[arg(long)]
+    role: String,
+    /// URA number of the organisation (8 digits).
+    #[arg(long)]
+    ura: String,
+    /// Purpose of use (HL7 v3 PurposeOfUse): TREAT, COC, ETREAT, ...
+    #[arg(long, default_value = "TREAT")]
+    purpose: String,
+    /// Lifetime of the token in minutes.
+    #[arg(long, default_value_t = 60)]
+    ttl_minutes: i64,
+    #[command(flatten)]
+    store: StoreArgs,
+}
+
+#[derive(Args)]
 struct ConvertArgs {
     /// Input files or directories (*.json, *.xml, *.ndjson; searched recursively), or - for standard input.
     /// NDJSON inputs hold one record per line.
@@ -123,6 +176,8 @@ fn main() -> ExitCode {
         Command::Convert(args) => finish(run_convert(args)),
         Command::Validate(args) => finish(run_validate(args)),
         Command::Deliver(args) => finish(run_deliver(args)),
+        Command::Serve(args) => finish(run_serve(args).map(|()| ExitCode::SUCCESS)),
+        Command::Token(args) => finish(run_token(args).map(|()| ExitCode::SUCCESS)),
     }
 }
 
@@ -168,6 +223,84 @@ fn run_validate(a: ValidateArgs) -> anyhow::Result<ExitCode> {
     }
     eprintln!("valid {valid}, invalid {invalid}");
     Ok(if invalid > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+fn settings(store: &StoreArgs) -> anyhow::Result<overdracht::config::Settings> {
+    let mut s = overdracht::config::Settings::load(store.config.as_deref())?;
+    if let Some(d) = &store.data_dir {
+        s.data_dir = d.clone();
+    }
+    Ok(s)
+}
+
+fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
+    let mut settings = settings(&args.store)?;
+    if let Some(l) = args.listen {
+        settings.listen = l;
+    }
+    overdracht::telemetry::init(&settings.log, settings.log_format, std::io::stderr);
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(async move {
+        let app = overdracht::api::Application::build(&settings).await?;
+        let addr = app.addr();
+        tracing::info!(%addr, data_dir = %settings.data_dir.display(), "overdracht is listening");
+        if args.demo {
+            print_demo(&settings, addr);
+        }
+        app.run_until_stopped(overdracht::api::startup::shutdown_signal()).await?;
+        Ok(())
+    })
+}
+
+/// The demo identities: a GP practice's HIS sending to a GZSP provider.
+const DEMO_SENDER_URA: &str = "00001234";
+const DEMO_RECEIVER_URA: &str = "87654321";
+
+fn print_demo(settings: &overdracht::config::Settings, addr: std::net::SocketAddr) {
+    use overdracht::api::auth::{mint_demo_token, TokenRequest};
+    let req = TokenRequest {
+        uzi: "900012345".to_owned(),
+        uzi_role: "01.015".to_owned(),
+        ura: DEMO_SENDER_URA.to_owned(),
+        purpose_of_use: "TREAT".to_owned(),
+        ttl_seconds: 8 * 3600,
+    };
+    let token = match mint_demo_token(settings, &req) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("overdracht: --demo: {e}");
+            return;
+        }
+    };
+    let host = if addr.ip().is_unspecified() { format!("127.0.0.1:{}", addr.port()) } else { addr.to_string() };
+    let example = "examples/records/gp-frail-elderly.stu3.json";
+    println!(
+        "Demo token (GP practice URA {DEMO_SENDER_URA}, UZI 900012345, role 01.015, purpose TREAT; valid 8 hours):\n"
+    );
+    println!("export TOKEN={token}\n");
+    println!("Hand over the example record to GZSP provider URA {DEMO_RECEIVER_URA} (expects 201 Created):\n");
+    println!(
+        "curl -i -X POST 'http://{host}/handovers?receiver=ura%7C{DEMO_RECEIVER_URA}&care-form=group-frail' -H \"Authorization: Bearer $TOKEN\" -H 'Content-Type: application/fhir+json' --data-binary @{example}\n"
+    );
+    if !std::path::Path::new(example).exists() {
+        println!("(run it from the root of the overdracht repository, where {example} is)\n");
+    }
+}
+
+fn run_token(args: TokenArgs) -> anyhow::Result<()> {
+    let settings = settings(&args.store)?;
+    let token = overdracht::api::auth::mint_demo_token(
+        &settings,
+        &overdracht::api::auth::TokenRequest {
+            uzi: args.uzi,
+            uzi_role: args.role,
+            ura: args.ura,
+            purpose_of_use: args.purpose,
+            ttl_seconds: args.ttl_minutes.saturating_mul(60),
+        },
+    )?;
+    println!("{token}");
+    Ok(())
 }
 
 fn run_convert(args: ConvertArgs) -> anyhow::Result<ExitCode> {

@@ -1,0 +1,138 @@
+//! Open-loop load generator for `bench/handover_load.sh`.
+//!
+//! Sends requests at a fixed rate (not "as fast as the server answers", which hides queueing:
+//! coordinated omission), and measures each latency from the moment the request was due.
+//! `--mode handover` posts a 20-resource dossier cut from `examples/records/gp-frail-elderly.stu3.json`,
+//! made unique per request (the Bundle id), so every request stores a new handover;
+//! `--mode live` requests `GET /health/live` as the baseline.
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+struct Args {
+    url: String,
+    token: String,
+    mode: String,
+    rate: u64,
+    seconds: u64,
+    resources: usize,
+}
+
+fn args() -> Result<Args, String> {
+    let mut a = Args {
+        url: "http://127.0.0.1:8080".into(),
+        token: String::new(),
+        mode: "handover".into(),
+        rate: 500,
+        seconds: 10,
+        resources: 20,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(k) = it.next() {
+        let v = it.next().ok_or(format!("{k} needs a value"))?;
+        match k.as_str() {
+            "--url" => a.url = v,
+            "--token" => a.token = v,
+            "--mode" => a.mode = v,
+            "--rate" => a.rate = v.parse().map_err(|e| format!("--rate: {e}"))?,
+            "--seconds" => a.seconds = v.parse().map_err(|e| format!("--seconds: {e}"))?,
+            "--resources" => a.resources = v.parse().map_err(|e| format!("--resources: {e}"))?,
+            _ => return Err(format!("unknown option {k}")),
+        }
+    }
+    Ok(a)
+}
+
+/// The example cut to the first entries whose conversion yields `n` resources or more.
+fn dossier(n: usize) -> Result<Value, String> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/records/gp-frail-elderly.stu3.json");
+    let full: Value =
+        serde_json::from_slice(&std::fs::read(path).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+    let entries = full["entry"].as_array().cloned().unwrap_or_default();
+    for k in 1..=entries.len() {
+        let mut b = full.clone();
+        b["entry"] = Value::Array(entries[..k].to_vec());
+        let bytes = serde_json::to_vec(&b).map_err(|e| e.to_string())?;
+        let c = overdracht::convert::convert(&bytes, &Default::default()).map_err(|e| e.to_string())?;
+        if c.resources.len() >= n {
+            eprintln!("dossier: {k} source entries, {} output resources, {} bytes", c.resources.len(), bytes.len());
+            return Ok(b);
+        }
+    }
+    Err("the example has too few resources".into())
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i].as_secs_f64() * 1000.0
+}
+
+#[tokio::main]
+async fn main() -> Result<(), String> {
+    let a = args()?;
+    let client = reqwest::Client::builder().pool_max_idle_per_host(256).build().map_err(|e| e.to_string())?;
+    let template = if a.mode == "handover" { Some(dossier(a.resources)?) } else { None };
+    let interval = Duration::from_secs_f64(1.0 / a.rate as f64);
+    let total = a.rate * a.seconds;
+    let start = Instant::now();
+    let mut tasks = Vec::with_capacity(total as usize);
+    for i in 0..total {
+        let due = start + interval.mul_f64(i as f64);
+        tokio::time::sleep_until(due.into()).await;
+        let req = match &template {
+            Some(t) => {
+                let mut b = t.clone();
+                b["id"] = Value::String(format!("load-{i}"));
+                client
+                    .post(format!("{}/handovers?receiver=ura%7C87654321", a.url))
+                    .bearer_auth(&a.token)
+                    .header("Content-Type", "application/fhir+json")
+                    .body(serde_json::to_vec(&b).map_err(|e| e.to_string())?)
+            }
+            None => client.get(format!("{}/health/live", a.url)),
+        };
+        tasks.push(tokio::spawn(async move {
+            let r = req.send().await;
+            let ok = match r {
+                Ok(r) => {
+                    let s = r.status().as_u16();
+                    let _ = r.bytes().await;
+                    s
+                }
+                Err(_) => 0,
+            };
+            (due.elapsed(), ok)
+        }));
+    }
+    let mut lat = Vec::with_capacity(tasks.len());
+    let mut errors = 0u64;
+    let mut statuses = std::collections::BTreeMap::new();
+    for t in tasks {
+        let (d, s) = t.await.map_err(|e| e.to_string())?;
+        *statuses.entry(s).or_insert(0u64) += 1;
+        if !(200..300).contains(&s) {
+            errors += 1;
+        }
+        lat.push(d);
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    lat.sort();
+    println!(
+        "mode={} target_rate={} requests={} achieved_rate={:.0}/s p50={:.2}ms p90={:.2}ms p99={:.2}ms max={:.2}ms errors={} statuses={:?}",
+        a.mode,
+        a.rate,
+        lat.len(),
+        lat.len() as f64 / elapsed,
+        percentile(&lat, 0.50),
+        percentile(&lat, 0.90),
+        percentile(&lat, 0.99),
+        lat.last().map(|d| d.as_secs_f64() * 1000.0).unwrap_or(f64::NAN),
+        errors,
+        statuses
+    );
+    Ok(())
+}

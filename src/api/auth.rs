@@ -1,0 +1,364 @@
+//! Authentication: bearer JWTs carrying who acts (UZI), in which role, for which
+//! organisation (URA) and why (purpose of use).
+//!
+//! A token is accepted when its signature verifies with a trusted issuer's key and its
+//! `iss`, `aud`, `exp` and `nbf` hold (with a small leeway). Trusted issuers come from the
+//! configuration (PEM public keys or JWKS files). Without any configured issuer the service
+//! runs in demo mode: it generates an Ed25519 key pair in the data directory on first start
+//! and trusts only that key, and `overdracht token` mints tokens with it. With real issuers
+//! configured the demo key is neither trusted nor used for minting.
+//!
+//! Claims (besides `iss`, `aud`, `exp`, `nbf`, `iat`, `sub`):
+//! - `uzi`: the UZI number of the person, or of the server certificate for a machine
+//!   client (a HIS); digits.
+//! - `uzi_role`: the UZI role code (`01.015` GP, `01.047` SO, ...), `NN.NNN`.
+//! - `ura`: the organisation's URA number, 8 digits.
+//! - `purpose_of_use`: an HL7 v3 PurposeOfUse code (`TREAT`, `COC`, `ETREAT`, ...).
+//!
+//! Machine clients are identified the same way: a HIS calling on behalf of a GP practice
+//! carries the practice's URA and the UZI number of its server certificate.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use axum::extract::FromRequestParts;
+use axum::http::header;
+use axum::http::request::Parts;
+use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use sha2::Digest;
+
+use super::error::ApiError;
+use super::state::AppState;
+use crate::config::{AuthSettings, Settings, DEMO_ISSUER};
+
+/// Purposes of use that may send or convert patient data.
+pub const TREATMENT_PURPOSES: &[&str] = &["TREAT", "COC", "ETREAT"];
+
+/// The claims overdracht reads from a token.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Claims {
+    pub iss: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub sub: String,
+    /// Serialised when minting; verification reads `aud` itself (string or list).
+    #[serde(default, skip_deserializing)]
+    pub aud: String,
+    pub exp: i64,
+    #[serde(default)]
+    pub nbf: i64,
+    #[serde(default)]
+    pub iat: i64,
+    pub uzi: String,
+    pub uzi_role: String,
+    pub ura: String,
+    pub purpose_of_use: String,
+}
+
+/// Why a token is not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("key file {path}: {message}")]
+    Key { path: PathBuf, message: String },
+    #[error("tokens can only be minted with the local demo key, and this service is configured with real token issuers ({0}); ask your identity provider for a token")]
+    RealIssuers(String),
+    #[error("cannot mint: {0}")]
+    Mint(String),
+}
+
+/// A verified caller: the token's identity claims.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub uzi: String,
+    pub uzi_role: String,
+    pub ura: String,
+    pub purpose_of_use: String,
+    pub issuer: String,
+}
+
+impl Caller {
+    /// 403 unless the purpose of use allows handling patient data for care.
+    pub fn require_treatment_purpose(&self) -> Result<(), ApiError> {
+        if TREATMENT_PURPOSES.contains(&self.purpose_of_use.as_str()) {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(format!(
+                "purpose of use {:?} does not allow sending or converting patient data; one of {} is required",
+                self.purpose_of_use,
+                TREATMENT_PURPOSES.join(", ")
+            )))
+        }
+    }
+}
+
+struct TrustedKey {
+    issuer: String,
+    kid: Option<String>,
+    key: DecodingKey,
+    algorithms: Vec<Algorithm>,
+}
+
+/// Verifies tokens against the trusted keys.
+pub struct Verifier {
+    keys: Vec<TrustedKey>,
+    audience: String,
+    leeway: u64,
+}
+
+impl Verifier {
+    /// The verifier for these settings; in demo mode it creates the demo key if needed.
+    pub fn from_settings(settings: &Settings) -> Result<Verifier, AuthError> {
+        let auth: &AuthSettings = &settings.auth;
+        let mut keys = Vec::new();
+        if settings.demo_auth() {
+            let demo = DemoKey::load_or_create(&settings.data_dir)?;
+            keys.push(TrustedKey {
+                issuer: DEMO_ISSUER.to_owned(),
+                kid: Some(demo.kid.clone()),
+                key: demo.decoding_key(),
+                algorithms: vec![Algorithm::EdDSA],
+            });
+        }
+        for issuer in &auth.issuers {
+            if let Some(p) = &issuer.public_key_file {
+                let (key, algorithms) = load_pem_public_key(p)?;
+                keys.push(TrustedKey { issuer: issuer.issuer.clone(), kid: None, key, algorithms });
+            }
+            if let Some(p) = &issuer.jwks_file {
+                keys.extend(load_jwks(p)?.into_iter().map(|(kid, key, algorithms)| TrustedKey {
+                    issuer: issuer.issuer.clone(),
+                    kid,
+                    key,
+                    algorithms,
+                }));
+            }
+        }
+        Ok(Verifier { keys, audience: auth.audience.clone(), leeway: auth.leeway_seconds })
+    }
+
+    /// Checks a compact JWT and returns the caller, or a 401 error.
+    pub fn verify(&self, token: &str) -> Result<Caller, ApiError> {
+        let invalid = |m: &str| ApiError::unauthorized(Some("invalid_token"), m);
+        let header =
+            jsonwebtoken::decode_header(token).map_err(|_| invalid("the bearer token is not a well-formed JWT"))?;
+        let candidates = self.keys.iter().filter(|k| {
+            k.algorithms.contains(&header.alg)
+                && match (&k.kid, &header.kid) {
+                    (Some(a), Some(b)) => a == b,
+                    _ => true,
+                }
+        });
+        let mut last = None;
+        for k in candidates {
+            let mut v = Validation::new(header.alg);
+            v.set_issuer(&[&k.issuer]);
+            v.set_audience(&[&self.audience]);
+            v.set_required_spec_claims(&["exp", "iss", "aud"]);
+            v.validate_nbf = true;
+            v.leeway = self.leeway;
+            match jsonwebtoken::decode::<Claims>(token, &k.key, &v) {
+                Ok(data) => return caller_from(data.claims),
+                Err(e) => last = Some(e),
+            }
+        }
+        use jsonwebtoken::errors::ErrorKind as K;
+        let message = match last.as_ref().map(|e| e.kind()) {
+            None => "the token is not signed by a trusted issuer (unknown key or algorithm)",
+            Some(K::ExpiredSignature) => "the token has expired",
+            Some(K::ImmatureSignature) => "the token is not valid yet (nbf is in the future)",
+            Some(K::InvalidIssuer) => "the token's issuer (iss) is not trusted",
+            Some(K::InvalidAudience) => "the token's audience (aud) is not this service",
+            Some(K::MissingRequiredClaim(_)) => "the token lacks a required claim (exp, iss, aud)",
+            Some(K::InvalidSignature) => "the token's signature does not verify",
+            Some(K::Json(_)) => {
+                "the token lacks the claims uzi, uzi_role, ura and purpose_of_use, or has the wrong types"
+            }
+            Some(_) => "the token is not valid",
+        };
+        Err(invalid(message))
+    }
+}
+
+fn caller_from(c: Claims) -> Result<Caller, ApiError> {
+    let invalid = |m: String| ApiError::unauthorized(Some("invalid_token"), m);
+    let digits = |s: &str| !s.is_empty() && s.len() <= 20 && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(&c.uzi) {
+        return Err(invalid("claim uzi must be a UZI number (digits)".into()));
+    }
+    if !(c.ura.len() == 8 && digits(&c.ura)) {
+        return Err(invalid("claim ura must be a URA number (8 digits)".into()));
+    }
+    let role = c.uzi_role.as_bytes();
+    let role_ok =
+        role.len() == 6 && role[2] == b'.' && role.iter().enumerate().all(|(i, b)| i == 2 || b.is_ascii_digit());
+    if !role_ok {
+        return Err(invalid("claim uzi_role must be a UZI role code like 01.015".into()));
+    }
+    if c.purpose_of_use.is_empty() || c.purpose_of_use.len() > 32 {
+        return Err(invalid("claim purpose_of_use must be a PurposeOfUse code".into()));
+    }
+    Ok(Caller { uzi: c.uzi, uzi_role: c.uzi_role, ura: c.ura, purpose_of_use: c.purpose_of_use, issuer: c.iss })
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
+            return Err(ApiError::unauthorized(
+                None,
+                "this endpoint needs a bearer token (Authorization: Bearer <JWT>)",
+            ));
+        };
+        let token = value
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .map(str::trim)
+            .ok_or_else(|| {
+                ApiError::unauthorized(Some("invalid_request"), "the Authorization header must be: Bearer <JWT>")
+            })?;
+        let caller = state.verifier.verify(token)?;
+        tracing::Span::current().record("ura", caller.ura.as_str());
+        Ok(caller)
+    }
+}
+
+/// The local Ed25519 demo key, kept as PKCS#8 PEM in `<data_dir>/keys/`.
+pub struct DemoKey {
+    signing: ed25519_dalek::SigningKey,
+    pub kid: String,
+}
+
+impl DemoKey {
+    const FILE: &'static str = "keys/demo-signing-key.pem";
+    const PUBLIC_FILE: &'static str = "keys/demo-public-key.pem";
+
+    /// Loads the key, generating and saving it on first use.
+    pub fn load_or_create(data_dir: &Path) -> Result<DemoKey, AuthError> {
+        let path = data_dir.join(Self::FILE);
+        let key_err = |message: String| AuthError::Key { path: path.clone(), message };
+        let signing = if path.exists() {
+            let pem = std::fs::read_to_string(&path).map_err(|e| key_err(e.to_string()))?;
+            ed25519_dalek::SigningKey::from_pkcs8_pem(&pem).map_err(|e| key_err(e.to_string()))?
+        } else {
+            let key = ed25519_dalek::SigningKey::generate(&mut rand_core::OsRng);
+            let pem = key.to_pkcs8_pem(Default::default()).map_err(|e| key_err(e.to_string()))?;
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).map_err(|e| key_err(e.to_string()))?;
+            }
+            write_private(&path, pem.as_bytes()).map_err(|e| key_err(e.to_string()))?;
+            let public =
+                key.verifying_key().to_public_key_pem(Default::default()).map_err(|e| key_err(e.to_string()))?;
+            std::fs::write(data_dir.join(Self::PUBLIC_FILE), public).map_err(|e| key_err(e.to_string()))?;
+            tracing::info!(path = %path.display(), "generated the demo signing key");
+            key
+        };
+        let digest = sha2::Sha256::digest(signing.verifying_key().as_bytes());
+        let kid = format!("demo-{}", hex::encode(&digest[..6]));
+        Ok(DemoKey { signing, kid })
+    }
+
+    fn decoding_key(&self) -> DecodingKey {
+        DecodingKey::from_ed_der(self.signing.verifying_key().as_bytes())
+    }
+
+    /// Signs any claims (tests use this for expired or foreign tokens).
+    pub fn sign<T: Serialize>(&self, claims: &T) -> Result<String, AuthError> {
+        let der = self.signing.to_pkcs8_der().map_err(|e| AuthError::Mint(e.to_string()))?;
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(self.kid.clone());
+        jsonwebtoken::encode(&header, claims, &EncodingKey::from_ed_der(der.as_bytes()))
+            .map_err(|e| AuthError::Mint(e.to_string()))
+    }
+}
+
+/// What `overdracht token` asks for.
+#[derive(Debug, Clone)]
+pub struct TokenRequest {
+    pub uzi: String,
+    pub uzi_role: String,
+    pub ura: String,
+    pub purpose_of_use: String,
+    pub ttl_seconds: i64,
+}
+
+/// Mints a demo token; refuses when real issuers are configured.
+pub fn mint_demo_token(settings: &Settings, req: &TokenRequest) -> Result<String, AuthError> {
+    if !settings.demo_auth() {
+        let names: Vec<&str> = settings.auth.issuers.iter().map(|i| i.issuer.as_str()).collect();
+        return Err(AuthError::RealIssuers(names.join(", ")));
+    }
+    let now = chrono::Utc::now().timestamp();
+    let claims = Claims {
+        iss: DEMO_ISSUER.to_owned(),
+        sub: req.uzi.clone(),
+        aud: settings.auth.audience.clone(),
+        exp: now + req.ttl_seconds,
+        nbf: now,
+        iat: now,
+        uzi: req.uzi.clone(),
+        uzi_role: req.uzi_role.clone(),
+        ura: req.ura.clone(),
+        purpose_of_use: req.purpose_of_use.clone(),
+    };
+    caller_from(claims.clone())
+        .map_err(|e| AuthError::Mint(e.outcome.issues.first().map(|i| i.diagnostics.clone()).unwrap_or_default()))?;
+    DemoKey::load_or_create(&settings.data_dir)?.sign(&claims)
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    opts.open(path)?.write_all(bytes)
+}
+
+fn load_pem_public_key(path: &Path) -> Result<(DecodingKey, Vec<Algorithm>), AuthError> {
+    let pem = std::fs::read(path).map_err(|e| AuthError::Key { path: path.to_owned(), message: e.to_string() })?;
+    use Algorithm::*;
+    if let Ok(k) = DecodingKey::from_rsa_pem(&pem) {
+        return Ok((k, vec![RS256, RS384, RS512, PS256, PS384, PS512]));
+    }
+    if let Ok(k) = DecodingKey::from_ec_pem(&pem) {
+        return Ok((k, vec![ES256, ES384]));
+    }
+    if let Ok(k) = DecodingKey::from_ed_pem(&pem) {
+        return Ok((k, vec![EdDSA]));
+    }
+    Err(AuthError::Key { path: path.to_owned(), message: "not a PEM public key (RSA, EC or Ed25519)".to_owned() })
+}
+
+type JwksKey = (Option<String>, DecodingKey, Vec<Algorithm>);
+
+fn load_jwks(path: &Path) -> Result<Vec<JwksKey>, AuthError> {
+    let err = |message: String| AuthError::Key { path: path.to_owned(), message };
+    let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+    let set: jsonwebtoken::jwk::JwkSet = serde_json::from_str(&text).map_err(|e| err(format!("not a JWKS: {e}")))?;
+    let mut out = Vec::new();
+    for jwk in &set.keys {
+        use jsonwebtoken::jwk::AlgorithmParameters as P;
+        use Algorithm::*;
+        let algorithms = match &jwk.algorithm {
+            P::RSA(_) => vec![RS256, RS384, RS512, PS256, PS384, PS512],
+            P::EllipticCurve(_) => vec![ES256, ES384],
+            P::OctetKeyPair(_) => vec![EdDSA],
+            _ => continue,
+        };
+        let key = DecodingKey::from_jwk(jwk).map_err(|e| err(e.to_string()))?;
+        out.push((jwk.common.key_id.clone(), key, algorithms));
+    }
+    if out.is_empty() {
+        return Err(err("the JWKS holds no usable public key".to_owned()));
+    }
+    Ok(out)
+}
+
+/// Shared verifier handle.
+pub type SharedVerifier = Arc<Verifier>;

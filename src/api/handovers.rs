@@ -1,0 +1,372 @@
+//! `POST /handovers` and `GET /handovers/{id}`: a sender hands a patient record over to a
+//! receiving GZSP provider and its lead practitioner.
+//!
+//! The handover's id is a UUID v5 of sender, receiver and the SHA-256 of the source bytes,
+//! so the same record sent again is the same handover: the insert is
+//! `ON CONFLICT DO NOTHING` and the second caller gets the stored handover back with
+//! `200 OK` (as FHIR's conditional create does) instead of `201 Created`. An
+//! `Idempotency-Key` (scoped to the caller's URA) additionally pins a key to one request:
+//! the same key with the same request replays the handover; with a different request it
+//! is refused with `422` (the rule of the IETF Idempotency-Key draft). The whole decision
+//! is one database transaction, so parallel identical requests store one handover.
+//!
+//! Conversion runs on the blocking pool: it is CPU work, and the async workers must keep
+//! answering health checks and other requests meanwhile.
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use super::auth::Caller;
+use super::error::ApiError;
+use super::input::{self, BodyKind, PartyId};
+use super::state::AppState;
+use crate::convert::{self, Conversion, ConvertError, ConvertOptions, OutputKind};
+use crate::store::{IdempotencyClaim, NewHandover};
+use crate::validate::Severity;
+
+/// Namespace of handover ids (UUID v5).
+const HANDOVER_NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x6f76_6572_6472_4854_8000_0000_0000_0001);
+
+/// Header carrying the referral question (free text, percent-encoded UTF-8). A header, not
+/// a query parameter, because query strings end up in proxies' access logs.
+pub const REFERRAL_REASON_HEADER: &str = "referral-reason";
+pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
+
+/// Query parameters of `POST /handovers`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct HandoverParams {
+    /// The receiving GZSP provider, `ura|<8 digits>` (required).
+    pub receiver: Option<String>,
+    /// The sending practice or department, `agb-z|<8 digits>` or `ura|<8 digits>`;
+    /// default: the record's authoring organisation, else the caller's URA. A `ura|`
+    /// sender must be the caller's own organisation (403 otherwise).
+    pub sender: Option<String>,
+    /// The lead practitioner (regiebehandelaar) at the receiver, `uzi|<number>` or
+    /// `big|<11 digits>`.
+    #[serde(rename = "lead-practitioner")]
+    #[param(rename = "lead-practitioner")]
+    pub lead_practitioner: Option<String>,
+    /// The form of GZSP care: individual-so, individual-avg, individual-behavioural,
+    /// individual-allied-health, group-frail, group-lg-nah, group-huntington, group-sglvg.
+    #[serde(rename = "care-form")]
+    #[param(rename = "care-form")]
+    pub care_form: Option<String>,
+    /// Force the input format: fhir-stu3, fhir-r4, flat, hl7v3-ps (default: from the
+    /// Content-Type, else detected).
+    pub format: Option<String>,
+}
+
+/// The parsed, checked parameters.
+struct Parties {
+    receiver: PartyId,
+    sender: Option<PartyId>,
+    lead_practitioner: Option<PartyId>,
+    care_form: Option<String>,
+    referral_reason: Option<String>,
+}
+
+fn parties(p: &HandoverParams, headers: &HeaderMap, caller: &Caller) -> Result<Parties, ApiError> {
+    let receiver = match &p.receiver {
+        Some(r) => PartyId::parse("receiver", r, &["ura"])?,
+        None => {
+            return Err(ApiError::bad_request(
+                "receiver",
+                "the receiving GZSP provider is required: ?receiver=ura|<URA>",
+            ))
+        }
+    };
+    let sender = p.sender.as_deref().map(|s| PartyId::parse("sender", s, &["agb-z", "ura"])).transpose()?;
+    if let Some(s) = &sender {
+        if s.system == "ura" && s.value != caller.ura {
+            return Err(ApiError::forbidden(
+                "a handover can only be sent on behalf of your own organisation: the sender's URA differs from the token's ura",
+            ));
+        }
+    }
+    let lead_practitioner =
+        p.lead_practitioner.as_deref().map(|s| PartyId::parse("lead-practitioner", s, &["uzi", "big"])).transpose()?;
+    let care_form = p.care_form.as_deref().map(input::care_form).transpose()?;
+    let referral_reason = input::text_header(headers, REFERRAL_REASON_HEADER, 4000)?;
+    Ok(Parties { receiver, sender, lead_practitioner, care_form, referral_reason })
+}
+
+/// Maps a conversion failure: unreadable input is 400, input that breaks a rule (a BSN
+/// failing the eleven test) 422, a defect of our own mapping 500.
+pub fn convert_error(e: &ConvertError) -> ApiError {
+    use crate::source::SourceError;
+    let status = match e {
+        ConvertError::Source(SourceError::Syntax { .. } | SourceError::UnknownFormat(_)) => StatusCode::BAD_REQUEST,
+        ConvertError::Source(SourceError::Invalid(_)) => StatusCode::UNPROCESSABLE_ENTITY,
+        ConvertError::InvalidOutput { mapping, .. } => {
+            tracing::error!(mapping = %mapping, "conversion produced invalid output");
+            StatusCode::INTERNAL_SERVER_ERROR
+        }
+    };
+    ApiError::new(status, e.to_outcome())
+}
+
+/// Converts on the blocking pool.
+pub async fn convert_blocking(body: Bytes, opts: ConvertOptions) -> Result<Conversion, ApiError> {
+    tokio::task::spawn_blocking(move || convert::convert(&body, &opts))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(|e| convert_error(&e))
+}
+
+#[utoipa::path(
+    post,
+    path = "/handovers",
+    tag = "handovers",
+    params(
+        HandoverParams,
+        ("referral-reason" = Option<String>, Header, description = "The referral question, percent-encoded UTF-8 (max 4000 bytes)"),
+        ("idempotency-key" = Option<String>, Header, description = "Client-chosen key; the same key with a different request is refused with 422"),
+    ),
+    request_body(content = String, description = "The patient record: FHIR STU3/R4 JSON, flat JSON or NHG Professional Summary XML", content_type = "application/fhir+json"),
+    responses(
+        (status = 201, description = "Handover stored; Location names it; body is the summary", content_type = "application/json"),
+        (status = 200, description = "The same record was handed over before: the stored handover", content_type = "application/json"),
+        (status = 400, description = "Malformed input or parameters (OperationOutcome)"),
+        (status = 401, description = "No valid bearer token"),
+        (status = 403, description = "Valid token, not allowed (purpose of use, sender)"),
+        (status = 413, description = "Body too large"),
+        (status = 415, description = "Unsupported media type"),
+        (status = 422, description = "Record breaks a rule, or Idempotency-Key reused for another request"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(params): Query<HandoverParams>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    caller.require_treatment_purpose()?;
+    let parties = parties(&params, &headers, &caller)?;
+    let kind = input::body_kind(&headers, params.format.as_deref())?;
+    input::require_body(&body)?;
+    let idempotency_key = match headers.get(IDEMPOTENCY_KEY_HEADER) {
+        None => None,
+        Some(v) => match v.to_str() {
+            Ok(k) if !k.trim().is_empty() && k.len() <= 255 => Some(k.trim().to_owned()),
+            _ => {
+                return Err(ApiError::bad_request(
+                    "Idempotency-Key",
+                    "the Idempotency-Key must be 1 to 255 visible ASCII characters",
+                ))
+            }
+        },
+    };
+
+    let source_sha256 = hex::encode(Sha256::digest(&body));
+    let conversion = convert_for_handover(&body, &kind, &parties, &caller).await;
+    let conversion = match conversion {
+        Ok(c) => c,
+        Err(e) => {
+            state.metrics.handover("rejected");
+            return Err(e);
+        }
+    };
+    let sender = match &parties.sender {
+        Some(s) => s.to_string(),
+        None => conversion.sender.clone(),
+    };
+    let id =
+        uuid::Uuid::new_v5(&HANDOVER_NAMESPACE, format!("{sender}\n{}\n{source_sha256}", parties.receiver).as_bytes())
+            .to_string();
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let summary = summary(&id, &now, &sender, &parties, &conversion);
+    let (patient_resource_id, patient_bsn) = patient_of(&conversion);
+    let bundle = conversion.bundle();
+    let new = NewHandover {
+        id: id.clone(),
+        created_at: now.clone(),
+        status: "accepted".to_owned(),
+        sender,
+        receiver: parties.receiver.to_string(),
+        lead_practitioner: parties.lead_practitioner.as_ref().map(ToString::to_string),
+        referral_reason: parties.referral_reason.clone(),
+        care_form: parties.care_form.clone(),
+        patient_bsn,
+        patient_resource_id,
+        source_format: conversion.format.name().to_owned(),
+        source_media_type: kind.media_type.clone(),
+        source_sha256,
+        source: body.to_vec(),
+        output_bundle: serde_json::to_string(&bundle).map_err(ApiError::internal)?,
+        resource_count: i64::try_from(conversion.resources.len()).unwrap_or(i64::MAX),
+        summary: serde_json::to_string(&summary).map_err(ApiError::internal)?,
+        submitted_by_uzi: caller.uzi.clone(),
+        submitted_by_role: caller.uzi_role.clone(),
+        submitted_by_ura: caller.ura.clone(),
+    };
+
+    let mut tx = state.store.begin().await?;
+    let inserted = tx.insert_handover(&new).await?;
+    let mut handover_id = id;
+    if let Some(key) = &idempotency_key {
+        let fingerprint = request_fingerprint(&params, &parties, &kind, &body);
+        match tx.claim_idempotency_key(&caller.ura, key, &fingerprint, &handover_id, &now).await? {
+            IdempotencyClaim::New => {}
+            IdempotencyClaim::Replay { handover_id: h } => handover_id = h,
+            IdempotencyClaim::Mismatch => {
+                drop(tx);
+                return Err(ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    crate::validate::Issue::error(
+                        crate::validate::IssueCode::BusinessRule,
+                        "this Idempotency-Key was used before for a different request; use a new key for a new request",
+                    )
+                    .at("Idempotency-Key"),
+                ));
+            }
+        }
+    }
+    // Issue 7 appends the audit entry and issue 8 the outbox row here, in `tx`.
+    tx.commit().await?;
+
+    let location = format!("/handovers/{handover_id}");
+    if inserted && handover_id == new.id {
+        state.metrics.handover("created");
+        tracing::info!(handover = %handover_id, resources = new.resource_count, "handover stored");
+        Ok(summary_response(StatusCode::CREATED, &location, summary))
+    } else {
+        state.metrics.handover("duplicate");
+        tracing::info!(handover = %handover_id, "handover received again; returning the stored one");
+        let stored = state
+            .store
+            .handover(&handover_id)
+            .await?
+            .ok_or_else(|| ApiError::internal("idempotent handover vanished"))?;
+        let body: Value = serde_json::from_str(&stored.summary).map_err(ApiError::internal)?;
+        Ok(summary_response(StatusCode::OK, &location, body))
+    }
+}
+
+async fn convert_for_handover(
+    body: &Bytes,
+    kind: &BodyKind,
+    parties: &Parties,
+    caller: &Caller,
+) -> Result<Conversion, ApiError> {
+    let opts = ConvertOptions {
+        format: kind.format,
+        sender: parties.sender.as_ref().map(ToString::to_string),
+        output: OutputKind::Bundle,
+    };
+    let conversion = convert_blocking(body.clone(), opts.clone()).await?;
+    if parties.sender.is_none() && conversion.sender == "unknown-sender" {
+        // The record does not name its author: the caller's organisation is the sender.
+        let opts = ConvertOptions { sender: Some(format!("ura|{}", caller.ura)), ..opts };
+        return convert_blocking(body.clone(), opts).await;
+    }
+    Ok(conversion)
+}
+
+/// What identifies a request for the Idempotency-Key rule.
+fn request_fingerprint(p: &HandoverParams, parties: &Parties, kind: &BodyKind, body: &[u8]) -> String {
+    let mut h = Sha256::new();
+    for part in [
+        Some(parties.receiver.to_string()),
+        parties.sender.as_ref().map(ToString::to_string),
+        parties.lead_practitioner.as_ref().map(ToString::to_string),
+        parties.care_form.clone(),
+        parties.referral_reason.clone(),
+        p.format.clone(),
+        kind.media_type.clone(),
+    ] {
+        h.update(part.unwrap_or_default().as_bytes());
+        h.update([0u8]);
+    }
+    h.update(body);
+    hex::encode(h.finalize())
+}
+
+/// The Patient resource's id and BSN, from the output.
+fn patient_of(c: &Conversion) -> (Option<String>, Option<String>) {
+    let Some(p) = c.resources.iter().find(|r| r.resource_type == "Patient") else {
+        return (None, None);
+    };
+    let bsn = p.resource["identifier"].as_array().and_then(|ids| {
+        ids.iter()
+            .find(|i| i["system"] == crate::terminology::uri::BSN)
+            .and_then(|i| i["value"].as_str())
+            .map(str::to_owned)
+    });
+    (Some(p.id.clone()), bsn)
+}
+
+/// The summary returned (and stored): counts, parties and what was not mapped. It names
+/// no patient data beyond the Patient resource id.
+fn summary(id: &str, now: &str, sender: &str, parties: &Parties, c: &Conversion) -> Value {
+    let by_type: serde_json::Map<String, Value> = c.counts().into_iter().map(|(t, n)| (t, json!(n))).collect();
+    let unmapped =
+        c.outcome.issues.iter().filter(|i| matches!(i.severity, Severity::Warning | Severity::Information)).count();
+    let patient = c.resources.iter().find(|r| r.resource_type == "Patient").map(|p| format!("Patient/{}", p.id));
+    json!({
+        "id": id,
+        "status": "accepted",
+        "created": now,
+        "sender": sender,
+        "receiver": parties.receiver.to_string(),
+        "leadPractitioner": parties.lead_practitioner.as_ref().map(ToString::to_string),
+        "careForm": parties.care_form,
+        "format": c.format.name(),
+        "patient": patient,
+        "resources": { "total": c.resources.len(), "byType": by_type },
+        "unmapped": { "count": unmapped, "outcome": c.outcome.to_fhir() },
+    })
+}
+
+fn summary_response(status: StatusCode, location: &str, body: Value) -> Response {
+    let mut r = (status, axum::Json(body)).into_response();
+    if let Ok(v) = HeaderValue::from_str(location) {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    r
+}
+
+#[utoipa::path(
+    get,
+    path = "/handovers/{id}",
+    tag = "handovers",
+    params(("id" = String, Path, description = "The handover id (UUID)")),
+    responses(
+        (status = 200, description = "The handover's status and summary", content_type = "application/json"),
+        (status = 401, description = "No valid bearer token"),
+        (status = 404, description = "No such handover visible to the caller's organisation"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn get(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let not_found = || ApiError::not_found(format!("no handover {id} is visible to your organisation"));
+    if uuid::Uuid::parse_str(&id).is_err() {
+        return Err(not_found());
+    }
+    let Some(h) = state.store.handover(&id).await? else {
+        return Err(not_found());
+    };
+    // Sender and receiver organisations see a handover; anyone else does not learn that it
+    // exists. Issue 6 replaces this with the policy decision.
+    if h.submitted_by_ura != caller.ura && h.receiver != format!("ura|{}", caller.ura) {
+        return Err(not_found());
+    }
+    let mut body: Value = serde_json::from_str(&h.summary).map_err(ApiError::internal)?;
+    body["status"] = json!(h.status);
+    body["referralReason"] = json!(h.referral_reason);
+    body["source"] = json!({
+        "format": h.source_format,
+        "sha256": h.source_sha256,
+        "size": h.source_size,
+    });
+    body["submittedBy"] = json!({ "ura": h.submitted_by_ura });
+    body["delivery"] = Value::Null;
+    Ok((StatusCode::OK, axum::Json(body)).into_response())
+}

@@ -1,0 +1,32 @@
+//! Liveness and readiness for orchestrators and load balancers.
+//!
+//! Live means the process answers; ready means it can do its work, which needs the
+//! database. Neither needs a token or says anything about patients.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde_json::json;
+
+use super::error::ApiError;
+use super::state::AppState;
+use axum::response::IntoResponse;
+
+#[utoipa::path(get, path = "/health/live", tag = "health",
+    responses((status = 200, description = "The process answers")))]
+pub async fn live() -> Response {
+    (StatusCode::OK, axum::Json(json!({"status": "live"}))).into_response()
+}
+
+#[utoipa::path(get, path = "/health/ready", tag = "health",
+    responses((status = 200, description = "The database answers"),
+              (status = 503, description = "Not ready (OperationOutcome)")))]
+pub async fn ready(State(state): State<AppState>) -> Response {
+    match state.store.ping().await {
+        Ok(()) => (StatusCode::OK, axum::Json(json!({"status": "ready"}))).into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness check failed");
+            ApiError::unavailable("the database does not answer").into_response()
+        }
+    }
+}

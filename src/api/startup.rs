@@ -1,0 +1,220 @@
+//! Building and running the service: settings in, a bound listener and a router out.
+//!
+//! [`Application::build`] does everything that can fail at start (database, migrations,
+//! keys, binding the port) so that `serve` reports it before accepting a request; tests
+//! build it on port 0 and read the port back. The layers, from the outside in: request id,
+//! tracing span, request-id echo, metrics, OperationOutcome for bare errors, panic catcher,
+//! overload/timeout guard, body limit, handler.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderName, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tracing::Level;
+
+use super::auth::{AuthError, Verifier};
+use super::error::{outcome_for_bare_errors, ApiError};
+use super::metrics::{self, Metrics};
+use super::state::AppState;
+use super::{fhir, handovers, health, openapi, validate};
+use crate::config::{Limits, Settings};
+use crate::store::{Store, StoreError};
+use crate::validate::{Issue, IssueCode};
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir { path: std::path::PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+}
+
+/// A built, bound, not yet running service.
+pub struct Application {
+    listener: TcpListener,
+    addr: SocketAddr,
+    router: Router,
+    state: AppState,
+    grace: Duration,
+}
+
+impl Application {
+    pub async fn build(settings: &Settings) -> Result<Application, StartupError> {
+        std::fs::create_dir_all(&settings.data_dir)
+            .map_err(|source| StartupError::DataDir { path: settings.data_dir.clone(), source })?;
+        let store = Store::open(&settings.database_url(), settings.database_max_connections).await?;
+        let verifier = Arc::new(Verifier::from_settings(settings)?);
+        let state = AppState { store, verifier, metrics: Metrics::new(), validator: validate::default_validator() };
+        let listener = TcpListener::bind(settings.listen)
+            .await
+            .map_err(|source| StartupError::Bind { addr: settings.listen, source })?;
+        let addr = listener.local_addr().map_err(|source| StartupError::Bind { addr: settings.listen, source })?;
+        Ok(Application {
+            listener,
+            addr,
+            router: router(state.clone(), &settings.limits),
+            state,
+            grace: Duration::from_secs(settings.limits.shutdown_grace_seconds),
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn store(&self) -> Store {
+        self.state.store.clone()
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting and lets in-flight requests
+    /// finish (at most the configured grace period).
+    pub async fn run_until_stopped<F>(self, shutdown: F) -> std::io::Result<()>
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let server = axum::serve(self.listener, self.router).with_graceful_shutdown(async move {
+            shutdown.await;
+            let _ = tx.send(());
+        });
+        let grace = self.grace;
+        let store = self.state.store.clone();
+        let mut server = std::pin::pin!(std::future::IntoFuture::into_future(server));
+        let result = tokio::select! {
+            r = &mut server => r,
+            _ = async { if rx.await.is_ok() { tokio::time::sleep(grace).await } else { std::future::pending::<()>().await } } => {
+                tracing::warn!("in-flight requests did not finish within the shutdown grace period");
+                Ok(())
+            }
+        };
+        store.close().await;
+        result
+    }
+}
+
+/// Waits for Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}
+
+#[derive(Clone)]
+struct Guard {
+    permits: Arc<Semaphore>,
+    timeout: Duration,
+}
+
+/// Overload and timeout: a request beyond the concurrency limit is refused at once (503,
+/// Retry-After) rather than queued, so latency stays bounded; one that takes longer than
+/// the timeout is answered with 408.
+async fn guard(State(g): State<Guard>, req: Request, next: Next) -> Response {
+    let Ok(_permit) = g.permits.clone().try_acquire_owned() else {
+        return ApiError::unavailable("the server is at its concurrency limit; retry shortly").into_response();
+    };
+    match tokio::time::timeout(g.timeout, next.run(req)).await {
+        Ok(r) => r,
+        Err(_) => ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            Issue::error(
+                IssueCode::Timeout,
+                "the request took longer than the server's limit (limits.request_timeout_ms)",
+            ),
+        )
+        .into_response(),
+    }
+}
+
+fn panic_response(_payload: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    // The payload may quote data from the request; it is not logged.
+    tracing::error!("a request handler panicked");
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        Issue::error(
+            IssueCode::Exception,
+            "internal error; the request id in the x-request-id header finds it in the log",
+        ),
+    )
+    .into_response()
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such endpoint; see /openapi.json")
+}
+
+/// The routes and layers.
+pub fn router(state: AppState, limits: &Limits) -> Router {
+    let request_id = HeaderName::from_static("x-request-id");
+    let guard_state =
+        Guard { permits: Arc::new(Semaphore::new(limits.concurrency_limit.max(1))), timeout: limits.request_timeout() };
+    let trace = TraceLayer::new_for_http()
+        .make_span_with(|req: &Request| {
+            let id = req
+                .extensions()
+                .get::<RequestId>()
+                .and_then(|r| r.header_value().to_str().ok())
+                .unwrap_or("-")
+                .to_owned();
+            let route = req
+                .extensions()
+                .get::<MatchedPath>()
+                .map(|p| p.as_str().to_owned())
+                .unwrap_or_else(|| "unmatched".to_owned());
+            tracing::info_span!("request", request_id = %id, method = %req.method(), route = %route, ura = tracing::field::Empty)
+        })
+        .on_request(())
+        .on_response(DefaultOnResponse::new().level(Level::INFO));
+    Router::new()
+        .route("/handovers", post(handovers::create))
+        .route("/handovers/{id}", get(handovers::get))
+        .route("/fhir/$convert", post(fhir::convert))
+        .route("/fhir/$validate", post(fhir::validate))
+        .route("/fhir/metadata", get(fhir::metadata))
+        .route("/health/live", get(health::live))
+        .route("/health/ready", get(health::ready))
+        .route("/metrics", get(metrics::metrics))
+        .route("/openapi.json", get(openapi::openapi_json))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(limits.body_limit_bytes))
+        .layer(middleware::from_fn_with_state(guard_state, guard))
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(middleware::from_fn(outcome_for_bare_errors))
+        .layer(middleware::from_fn_with_state(state.clone(), metrics::track))
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(trace)
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .with_state(state)
+}

@@ -1,0 +1,76 @@
+//! The adapter between `POST /fhir/$validate` and the validator stage.
+//!
+//! [`Embedded`] calls [`crate::validate::Validator::embedded`]: base R4 structure plus the
+//! nl-core profiles shipped with overdracht. The trait keeps the endpoint independent of
+//! how validation is configured (a validator with extra packages can be slotted in), and
+//! [`StructuralOnly`] remains for tests of the endpoint that must not depend on it.
+
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::validate::{Issue, IssueCode, Outcome, Validator};
+
+/// Validates one FHIR R4 resource, optionally against a profile.
+pub trait ResourceValidator: Send + Sync {
+    fn validate(&self, resource: &Value, profile: Option<&str>) -> Outcome;
+    /// Short description for the CapabilityStatement.
+    fn description(&self) -> &'static str;
+}
+
+/// The validator the service uses.
+pub fn default_validator() -> Arc<dyn ResourceValidator> {
+    Arc::new(Embedded)
+}
+
+/// The shipped validator (base R4 and the nl-core profiles in `profiles/`).
+pub struct Embedded;
+
+impl ResourceValidator for Embedded {
+    fn validate(&self, resource: &Value, profile: Option<&str>) -> Outcome {
+        let v = Validator::embedded();
+        match profile {
+            None => v.validate(resource),
+            Some(url) if v.knows_profile(url) => v.validate_against(resource, url),
+            Some(url) => Issue::error(
+                IssueCode::NotSupported,
+                format!("profile {url} is not known to this server; validate against a profile listed in profiles/ or omit it"),
+            )
+            .at("profile")
+            .into(),
+        }
+    }
+
+    fn description(&self) -> &'static str {
+        "FHIR R4 structure and the nl-core profiles shipped with overdracht (meta.profile, or the profile parameter)"
+    }
+}
+
+/// A JSON object with a well-formed `resourceType`, nothing more, and a warning that says so.
+pub struct StructuralOnly;
+
+impl ResourceValidator for StructuralOnly {
+    fn validate(&self, resource: &Value, profile: Option<&str>) -> Outcome {
+        let mut o = Outcome::new();
+        match resource.get("resourceType").and_then(Value::as_str) {
+            None => o.push(Issue::error(IssueCode::Required, "the resource has no resourceType").at("resourceType")),
+            Some(t) if t.is_empty() || !t.bytes().all(|b| b.is_ascii_alphabetic()) => o.push(
+                Issue::error(IssueCode::Value, "resourceType is not a FHIR resource type name").at("resourceType"),
+            ),
+            Some(_) => {}
+        }
+        let what = match profile {
+            Some(_) => "validation against the requested profile",
+            None => "profile and structure validation",
+        };
+        o.push(Issue::warning(
+            IssueCode::NotSupported,
+            format!("{what} is not available in this build; only the resourceType was checked"),
+        ));
+        o
+    }
+
+    fn description(&self) -> &'static str {
+        "resourceType check only"
+    }
+}

@@ -1,0 +1,306 @@
+//! All settings of the service in one typed struct.
+//!
+//! Settings come, in increasing order of precedence, from built-in defaults (which run
+//! everything embedded: a SQLite file and a demo signing key in the data directory), an
+//! optional file (TOML, or JSON when the name ends in `.json`), environment variables
+//! (`OVERDRACHT_*`) and finally command-line flags, which `main.rs` applies on top.
+//! Every key is documented in `docs/configuration.md`; keep the two in step.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Default listen address: loopback only, so that a first start exposes nothing.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// Default data directory, relative to the working directory.
+pub const DEFAULT_DATA_DIR: &str = "overdracht-data";
+/// Issuer of tokens signed with the local demo key.
+pub const DEMO_ISSUER: &str = "urn:overdracht:demo";
+/// Default audience every token must name.
+pub const DEFAULT_AUDIENCE: &str = "overdracht";
+
+/// Why the settings could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read the configuration file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("configuration file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("environment variable {name}={value:?}: {message}")]
+    Env { name: &'static str, value: String, message: String },
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Address and port to listen on.
+    pub listen: SocketAddr,
+    /// Directory for the SQLite database and the demo signing key.
+    pub data_dir: PathBuf,
+    /// Database URL; default `sqlite://<data_dir>/overdracht.db`.
+    pub database_url: Option<String>,
+    /// Maximum number of database connections.
+    pub database_max_connections: u32,
+    pub auth: AuthSettings,
+    pub limits: Limits,
+    /// `tracing` filter directive, e.g. `info` or `overdracht=debug,info`.
+    pub log: String,
+    /// Log format: `text` (human) or `json` (one object per line).
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Token verification.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthSettings {
+    /// The `aud` every token must carry.
+    pub audience: String,
+    /// Trusted token issuers. Empty: the local demo key (in the data directory) is the only
+    /// issuer and `overdracht token` may mint tokens. Non-empty: the demo key is not trusted.
+    pub issuers: Vec<IssuerSettings>,
+    /// Clock skew tolerated for `exp` and `nbf`, in seconds.
+    pub leeway_seconds: u64,
+}
+
+/// One trusted issuer and where its public key(s) are.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssuerSettings {
+    /// The `iss` value.
+    pub issuer: String,
+    /// A PEM public key (RSA, EC P-256/P-384 or Ed25519).
+    #[serde(default)]
+    pub public_key_file: Option<PathBuf>,
+    /// A JWKS document (JSON); keys are selected by `kid`.
+    #[serde(default)]
+    pub jwks_file: Option<PathBuf>,
+}
+
+/// Protection of the service itself.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Largest accepted request body, in bytes (413 above).
+    pub body_limit_bytes: usize,
+    /// Time a request may take before it is answered with 408, in milliseconds.
+    pub request_timeout_ms: u64,
+    /// Requests processed at once; further requests are refused with 503 at once.
+    pub concurrency_limit: usize,
+    /// How long graceful shutdown waits for in-flight requests, in seconds.
+    pub shutdown_grace_seconds: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            listen: DEFAULT_LISTEN.parse().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 8080))),
+            data_dir: PathBuf::from(DEFAULT_DATA_DIR),
+            database_url: None,
+            database_max_connections: 8,
+            auth: AuthSettings::default(),
+            limits: Limits::default(),
+            log: "info".to_owned(),
+            log_format: LogFormat::Text,
+        }
+    }
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        AuthSettings { audience: DEFAULT_AUDIENCE.to_owned(), issuers: Vec::new(), leeway_seconds: 30 }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            body_limit_bytes: 16 * 1024 * 1024,
+            request_timeout_ms: 30_000,
+            concurrency_limit: 256,
+            shutdown_grace_seconds: 30,
+        }
+    }
+}
+
+impl Limits {
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
+    }
+}
+
+impl Settings {
+    /// Defaults, then the file (if any), then the process environment.
+    pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
+        Self::load_from(file, |name| std::env::var(name).ok())
+    }
+
+    /// As [`Settings::load`], with the environment given as a function (for tests).
+    pub fn load_from(file: Option<&Path>, env: impl Fn(&str) -> Option<String>) -> Result<Settings, ConfigError> {
+        let file = file.map(Path::to_path_buf).or_else(|| env("OVERDRACHT_CONFIG").map(PathBuf::from));
+        let mut s = match file {
+            Some(path) => Self::from_file(&path)?,
+            None => Settings::default(),
+        };
+        s.apply_env(env)?;
+        Ok(s)
+    }
+
+    fn from_file(path: &Path) -> Result<Settings, ConfigError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        let parsed = if path.extension().is_some_and(|e| e == "json") {
+            serde_json::from_str(&text).map_err(|e| e.to_string())
+        } else {
+            toml::from_str(&text).map_err(|e| e.to_string())
+        };
+        parsed.map_err(|message| ConfigError::Parse { path: path.to_owned(), message })
+    }
+
+    fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        fn parse<T: std::str::FromStr>(name: &'static str, value: String) -> Result<T, ConfigError>
+        where
+            T::Err: std::fmt::Display,
+        {
+            value.parse().map_err(|e: T::Err| ConfigError::Env { name, message: e.to_string(), value })
+        }
+        if let Some(v) = env("OVERDRACHT_LISTEN") {
+            self.listen = parse("OVERDRACHT_LISTEN", v)?;
+        }
+        if let Some(v) = env("OVERDRACHT_DATA_DIR") {
+            self.data_dir = PathBuf::from(v);
+        }
+        if let Some(v) = env("OVERDRACHT_DATABASE_URL") {
+            self.database_url = Some(v);
+        }
+        if let Some(v) = env("OVERDRACHT_DATABASE_MAX_CONNECTIONS") {
+            self.database_max_connections = parse("OVERDRACHT_DATABASE_MAX_CONNECTIONS", v)?;
+        }
+        if let Some(v) = env("OVERDRACHT_AUDIENCE") {
+            self.auth.audience = v;
+        }
+        if let Some(issuer) = env("OVERDRACHT_ISSUER") {
+            let public_key_file = env("OVERDRACHT_ISSUER_PUBLIC_KEY_FILE").map(PathBuf::from);
+            let jwks_file = env("OVERDRACHT_ISSUER_JWKS_FILE").map(PathBuf::from);
+            if public_key_file.is_none() && jwks_file.is_none() {
+                return Err(ConfigError::Env {
+                    name: "OVERDRACHT_ISSUER",
+                    value: issuer,
+                    message: "set OVERDRACHT_ISSUER_PUBLIC_KEY_FILE or OVERDRACHT_ISSUER_JWKS_FILE too".to_owned(),
+                });
+            }
+            self.auth.issuers.push(IssuerSettings { issuer, public_key_file, jwks_file });
+        }
+        if let Some(v) = env("OVERDRACHT_AUTH_LEEWAY_SECONDS") {
+            self.auth.leeway_seconds = parse("OVERDRACHT_AUTH_LEEWAY_SECONDS", v)?;
+        }
+        if let Some(v) = env("OVERDRACHT_BODY_LIMIT_BYTES") {
+            self.limits.body_limit_bytes = parse("OVERDRACHT_BODY_LIMIT_BYTES", v)?;
+        }
+        if let Some(v) = env("OVERDRACHT_REQUEST_TIMEOUT_MS") {
+            self.limits.request_timeout_ms = parse("OVERDRACHT_REQUEST_TIMEOUT_MS", v)?;
+        }
+        if let Some(v) = env("OVERDRACHT_CONCURRENCY_LIMIT") {
+            self.limits.concurrency_limit = parse("OVERDRACHT_CONCURRENCY_LIMIT", v)?;
+        }
+        if let Some(v) = env("OVERDRACHT_SHUTDOWN_GRACE_SECONDS") {
+            self.limits.shutdown_grace_seconds = parse("OVERDRACHT_SHUTDOWN_GRACE_SECONDS", v)?;
+        }
+        if let Some(v) = env("OVERDRACHT_LOG") {
+            self.log = v;
+        }
+        if let Some(v) = env("OVERDRACHT_LOG_FORMAT") {
+            self.log_format = match v.as_str() {
+                "text" => LogFormat::Text,
+                "json" => LogFormat::Json,
+                _ => {
+                    return Err(ConfigError::Env {
+                        name: "OVERDRACHT_LOG_FORMAT",
+                        value: v,
+                        message: "expected text or json".to_owned(),
+                    })
+                }
+            };
+        }
+        Ok(())
+    }
+
+    /// The database URL, defaulting to a SQLite file in the data directory.
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(u) => u.clone(),
+            None => format!("sqlite://{}?mode=rwc", self.data_dir.join("overdracht.db").display()),
+        }
+    }
+
+    /// True when only the local demo key is trusted (no real issuer configured).
+    pub fn demo_auth(&self) -> bool {
+        self.auth.issuers.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let m: HashMap<String, String> = pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        move |k| m.get(k).cloned()
+    }
+
+    #[test]
+    fn defaults_run_embedded() {
+        let s = Settings::load_from(None, env(&[])).expect("defaults");
+        assert_eq!(s.listen.to_string(), DEFAULT_LISTEN);
+        assert!(s.demo_auth());
+        assert!(s.database_url().starts_with("sqlite://overdracht-data/"));
+    }
+
+    #[test]
+    fn environment_overrides() {
+        let s = Settings::load_from(
+            None,
+            env(&[
+                ("OVERDRACHT_LISTEN", "0.0.0.0:9000"),
+                ("OVERDRACHT_BODY_LIMIT_BYTES", "1000"),
+                ("OVERDRACHT_ISSUER", "https://idp.example"),
+                ("OVERDRACHT_ISSUER_JWKS_FILE", "/etc/jwks.json"),
+            ]),
+        )
+        .expect("env");
+        assert_eq!(s.listen.port(), 9000);
+        assert_eq!(s.limits.body_limit_bytes, 1000);
+        assert!(!s.demo_auth());
+    }
+
+    #[test]
+    fn bad_environment_value_names_the_variable() {
+        let e = Settings::load_from(None, env(&[("OVERDRACHT_CONCURRENCY_LIMIT", "many")])).expect_err("must fail");
+        assert!(e.to_string().contains("OVERDRACHT_CONCURRENCY_LIMIT"));
+    }
+
+    #[test]
+    fn toml_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("o.toml");
+        std::fs::write(
+            &p,
+            "listen = \"127.0.0.1:1\"\n[limits]\nconcurrency_limit = 3\n[[auth.issuers]]\nissuer = \"x\"\npublic_key_file = \"k.pem\"\n",
+        )
+        .expect("write");
+        let s = Settings::load_from(Some(&p), env(&[])).expect("file");
+        assert_eq!(s.limits.concurrency_limit, 3);
+        assert_eq!(s.auth.issuers.len(), 1);
+        assert_eq!(s.limits.body_limit_bytes, Limits::default().body_limit_bytes);
+    }
+}

@@ -1,0 +1,204 @@
+//! The `handovers` and `idempotency_keys` tables.
+//!
+//! A handover's id is derived from what it is (sender, receiver, the source bytes), so
+//! "store it unless it is already there" is one `INSERT ... ON CONFLICT DO NOTHING`: many
+//! parallel deliveries of the same record race on the primary key and exactly one row
+//! wins, without a read-then-write window.
+
+use sqlx::Row;
+
+use super::{Store, StoreError, Tx};
+
+/// A handover to store. The caller has converted the record already.
+#[derive(Debug, Clone)]
+pub struct NewHandover {
+    pub id: String,
+    pub created_at: String,
+    pub status: String,
+    pub sender: String,
+    pub receiver: String,
+    pub lead_practitioner: Option<String>,
+    pub referral_reason: Option<String>,
+    pub care_form: Option<String>,
+    pub patient_bsn: Option<String>,
+    pub patient_resource_id: Option<String>,
+    pub source_format: String,
+    pub source_media_type: Option<String>,
+    pub source_sha256: String,
+    pub source: Vec<u8>,
+    /// The transaction Bundle, serialised.
+    pub output_bundle: String,
+    pub resource_count: i64,
+    /// The summary returned to the caller (JSON).
+    pub summary: String,
+    pub submitted_by_uzi: String,
+    pub submitted_by_role: String,
+    pub submitted_by_ura: String,
+}
+
+/// A stored handover as `GET /handovers/{id}` shows it (without the source and output).
+#[derive(Debug, Clone)]
+pub struct HandoverRow {
+    pub id: String,
+    pub created_at: String,
+    pub status: String,
+    pub sender: String,
+    pub receiver: String,
+    pub lead_practitioner: Option<String>,
+    pub referral_reason: Option<String>,
+    pub care_form: Option<String>,
+    pub patient_resource_id: Option<String>,
+    pub source_format: String,
+    pub source_sha256: String,
+    pub source_size: i64,
+    pub resource_count: i64,
+    pub summary: String,
+    pub submitted_by_ura: String,
+}
+
+/// The result of recording an `Idempotency-Key`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdempotencyClaim {
+    /// First use of the key.
+    New,
+    /// The key was used before for the same request, for this handover.
+    Replay { handover_id: String },
+    /// The key was used before for a different request.
+    Mismatch,
+}
+
+impl Tx {
+    /// Inserts the handover unless one with the same id exists. True when inserted.
+    pub async fn insert_handover(&mut self, h: &NewHandover) -> Result<bool, StoreError> {
+        use base64::Engine as _;
+        let source_b64 = base64::engine::general_purpose::STANDARD.encode(&h.source);
+        let size =
+            i64::try_from(h.source.len()).map_err(|_| StoreError::Corrupt("source larger than i64".to_owned()))?;
+        let done = sqlx::query(
+            "INSERT INTO handovers (id, created_at, status, sender, receiver, lead_practitioner, \
+             referral_reason, care_form, patient_bsn, patient_resource_id, source_format, \
+             source_media_type, source_sha256, source_size, source_base64, output_bundle, \
+             resource_count, summary, submitted_by_uzi, submitted_by_role, submitted_by_ura) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
+             $18, $19, $20, $21) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(&h.id)
+        .bind(&h.created_at)
+        .bind(&h.status)
+        .bind(&h.sender)
+        .bind(&h.receiver)
+        .bind(&h.lead_practitioner)
+        .bind(&h.referral_reason)
+        .bind(&h.care_form)
+        .bind(&h.patient_bsn)
+        .bind(&h.patient_resource_id)
+        .bind(&h.source_format)
+        .bind(&h.source_media_type)
+        .bind(&h.source_sha256)
+        .bind(size)
+        .bind(source_b64)
+        .bind(&h.output_bundle)
+        .bind(h.resource_count)
+        .bind(&h.summary)
+        .bind(&h.submitted_by_uzi)
+        .bind(&h.submitted_by_role)
+        .bind(&h.submitted_by_ura)
+        .execute(self.conn())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Records `key` of client `client_ura` for this request and handover, or reports how
+    /// it was used before. Call after [`Tx::insert_handover`] (the key refers to it).
+    pub async fn claim_idempotency_key(
+        &mut self,
+        client_ura: &str,
+        key: &str,
+        request_sha256: &str,
+        handover_id: &str,
+        now: &str,
+    ) -> Result<IdempotencyClaim, StoreError> {
+        let done = sqlx::query(
+            "INSERT INTO idempotency_keys (client_ura, idempotency_key, request_sha256, \
+             handover_id, created_at) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (client_ura, idempotency_key) DO NOTHING",
+        )
+        .bind(client_ura)
+        .bind(key)
+        .bind(request_sha256)
+        .bind(handover_id)
+        .bind(now)
+        .execute(self.conn())
+        .await?;
+        if done.rows_affected() == 1 {
+            return Ok(IdempotencyClaim::New);
+        }
+        let row = sqlx::query(
+            "SELECT request_sha256, handover_id FROM idempotency_keys \
+             WHERE client_ura = $1 AND idempotency_key = $2",
+        )
+        .bind(client_ura)
+        .bind(key)
+        .fetch_one(self.conn())
+        .await?;
+        let stored: String = row.try_get("request_sha256")?;
+        if stored == request_sha256 {
+            Ok(IdempotencyClaim::Replay { handover_id: row.try_get("handover_id")? })
+        } else {
+            Ok(IdempotencyClaim::Mismatch)
+        }
+    }
+}
+
+impl Store {
+    /// One handover, without its source and output.
+    pub async fn handover(&self, id: &str) -> Result<Option<HandoverRow>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, created_at, status, sender, receiver, lead_practitioner, referral_reason, \
+             care_form, patient_resource_id, source_format, source_sha256, source_size, \
+             resource_count, summary, submitted_by_ura FROM handovers WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await?;
+        let Some(r) = row else { return Ok(None) };
+        Ok(Some(HandoverRow {
+            id: r.try_get("id")?,
+            created_at: r.try_get("created_at")?,
+            status: r.try_get("status")?,
+            sender: r.try_get("sender")?,
+            receiver: r.try_get("receiver")?,
+            lead_practitioner: r.try_get("lead_practitioner")?,
+            referral_reason: r.try_get("referral_reason")?,
+            care_form: r.try_get("care_form")?,
+            patient_resource_id: r.try_get("patient_resource_id")?,
+            source_format: r.try_get("source_format")?,
+            source_sha256: r.try_get("source_sha256")?,
+            source_size: r.try_get("source_size")?,
+            resource_count: r.try_get("resource_count")?,
+            summary: r.try_get("summary")?,
+            submitted_by_ura: r.try_get("submitted_by_ura")?,
+        }))
+    }
+
+    /// The source bytes of a handover (for re-conversion and audit).
+    pub async fn handover_source(&self, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        use base64::Engine as _;
+        let row = sqlx::query("SELECT source_base64 FROM handovers WHERE id = $1")
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?;
+        let Some(r) = row else { return Ok(None) };
+        let b64: String = r.try_get("source_base64")?;
+        base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .map(Some)
+            .map_err(|e| StoreError::Corrupt(format!("handover {id}: source is not base64: {e}")))
+    }
+
+    /// Number of handovers stored (for tests and metrics).
+    pub async fn handover_count(&self) -> Result<i64, StoreError> {
+        let r = sqlx::query("SELECT COUNT(*) AS n FROM handovers").fetch_one(self.pool()).await?;
+        Ok(r.try_get("n")?)
+    }
+}

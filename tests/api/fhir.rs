@@ -1,0 +1,67 @@
+use serde_json::{json, Value};
+
+use crate::helpers::{assert_outcome, example, spawn_app};
+
+#[tokio::test]
+async fn convert_returns_a_transaction_bundle_and_stores_nothing() {
+    let app = spawn_app().await;
+    let r = app.post("/fhir/$convert", app.token(), "application/fhir+json", example()).await;
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["content-type"].to_str().expect("ascii").starts_with("application/fhir+json"));
+    let b: Value = r.json().await.expect("json");
+    assert_eq!(b["resourceType"], "Bundle");
+    assert_eq!(b["type"], "transaction");
+    assert!(b["entry"].as_array().is_some_and(|e| e.len() > 10));
+    assert_eq!(app.store.handover_count().await.expect("count"), 0);
+}
+
+#[tokio::test]
+async fn convert_to_ndjson() {
+    let app = spawn_app().await;
+    let r = app
+        .client
+        .post(app.url("/fhir/$convert?_output=ndjson&format=fhir-stu3"))
+        .bearer_auth(app.token())
+        .body(example())
+        .send()
+        .await
+        .expect("req");
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "application/fhir+ndjson");
+    let text = r.text().await.expect("text");
+    assert!(text.lines().all(|l| serde_json::from_str::<Value>(l).is_ok()));
+}
+
+async fn validate(app: &crate::helpers::TestApp, body: Value) -> Value {
+    let r = app.post("/fhir/$validate", app.token(), "application/fhir+json", body.to_string()).await;
+    assert_eq!(r.status(), 200);
+    r.json().await.expect("json")
+}
+
+#[tokio::test]
+async fn validate_answers_with_an_operation_outcome() {
+    let app = spawn_app().await;
+    let ok = validate(&app, json!({"resourceType": "Patient", "gender": "female"})).await;
+    assert_eq!(ok["resourceType"], "OperationOutcome");
+    assert!(!ok["issue"].as_array().expect("issues").iter().any(|i| i["severity"] == "error"), "{ok}");
+    let bad = validate(&app, json!({"resourceType": "Patient", "gender": "banana", "birthDate": "1974-13-45"})).await;
+    let errors = bad["issue"].as_array().expect("issues").iter().filter(|i| i["severity"] == "error").count();
+    assert!(errors >= 2, "{bad}");
+    let no_type = validate(&app, json!({"gender": "female"})).await;
+    assert!(no_type["issue"].as_array().expect("issues").iter().any(|i| i["severity"] == "error"));
+    let params = validate(
+        &app,
+        json!({"resourceType": "Parameters", "parameter": [{"name": "resource", "resource": {"resourceType": "Patient"}}]}),
+    )
+    .await;
+    assert_eq!(params["resourceType"], "OperationOutcome");
+}
+
+#[tokio::test]
+async fn validate_rejects_non_json() {
+    let app = spawn_app().await;
+    let r = app.post("/fhir/$validate", app.token(), "application/fhir+json", "{oops").await;
+    assert_outcome(r, 400).await;
+    let r = app.post("/fhir/$validate", app.token(), "application/xml", "<Patient/>").await;
+    assert_outcome(r, 415).await;
+}

@@ -1,0 +1,153 @@
+use serde_json::Value;
+
+use crate::helpers::{assert_outcome, example, receiver_query, spawn_app, RECEIVER_URA, SENDER_URA};
+
+#[tokio::test]
+async fn handover_is_stored_and_summarised() {
+    let app = spawn_app().await;
+    let r =
+        app.client
+            .post(app.url(&format!(
+                "/handovers?{}&care-form=group-frail&lead-practitioner=uzi%7C900099999",
+                receiver_query()
+            )))
+            .bearer_auth(app.token())
+            .header("Content-Type", "application/fhir+json; fhirVersion=3.0")
+            .header("Referral-Reason", "Valrisico%20en%20geheugenklachten")
+            .body(example())
+            .send()
+            .await
+            .expect("req");
+    assert_eq!(r.status(), 201);
+    let location = r.headers()["location"].to_str().expect("ascii").to_owned();
+    let v: Value = r.json().await.expect("json");
+    assert_eq!(location, format!("/handovers/{}", v["id"].as_str().expect("id")));
+    assert_eq!(v["receiver"], format!("ura|{RECEIVER_URA}"));
+    assert_eq!(v["format"], "fhir-stu3");
+    assert_eq!(v["careForm"], "group-frail");
+    assert_eq!(v["leadPractitioner"], "uzi|900099999");
+    assert_eq!(v["resources"]["byType"]["Patient"], 1);
+    let total = v["resources"]["total"].as_u64().expect("total");
+    let by_type: u64 = v["resources"]["byType"].as_object().expect("obj").values().filter_map(Value::as_u64).sum();
+    assert_eq!(total, by_type);
+    assert!(v["unmapped"]["count"].is_u64());
+    assert_eq!(v["unmapped"]["outcome"]["resourceType"], "OperationOutcome");
+    assert!(!v.to_string().contains(crate::helpers::EXAMPLE_BSN), "the summary names no BSN");
+
+    // The sender reads it back.
+    let g = app.client.get(app.url(&location)).bearer_auth(app.token()).send().await.expect("get");
+    assert_eq!(g.status(), 200);
+    let h: Value = g.json().await.expect("json");
+    assert_eq!(h["status"], "accepted");
+    assert_eq!(h["referralReason"], "Valrisico en geheugenklachten");
+    assert_eq!(h["submittedBy"]["ura"], SENDER_URA);
+    assert_eq!(h["source"]["size"].as_u64(), Some(example().len() as u64));
+
+    // So does the receiver; a third organisation does not learn that it exists.
+    let receiver = app.token_with(|c| c.ura = RECEIVER_URA.to_owned());
+    let g = app.client.get(app.url(&location)).bearer_auth(receiver).send().await.expect("get");
+    assert_eq!(g.status(), 200);
+    let outsider = app.token_with(|c| c.ura = "55556666".to_owned());
+    let g = app.client.get(app.url(&location)).bearer_auth(outsider).send().await.expect("get");
+    assert_outcome(g, 404).await;
+
+    // The source bytes are kept as they came.
+    let id = v["id"].as_str().expect("id");
+    assert_eq!(app.store.handover_source(id).await.expect("src"), Some(example()));
+}
+
+#[tokio::test]
+async fn unknown_handover_is_404() {
+    let app = spawn_app().await;
+    for id in ["0d0c6f2e-7a5f-5d3c-9e57-3d2b6c1b0a11", "not-a-uuid"] {
+        let r =
+            app.client.get(app.url(&format!("/handovers/{id}"))).bearer_auth(app.token()).send().await.expect("req");
+        assert_outcome(r, 404).await;
+    }
+}
+
+#[tokio::test]
+async fn sending_the_same_record_again_returns_the_same_handover() {
+    let app = spawn_app().await;
+    let first = app.post_handover(&receiver_query(), example()).await;
+    assert_eq!(first.status(), 201);
+    let loc1 = first.headers()["location"].clone();
+    let second = app.post_handover(&receiver_query(), example()).await;
+    assert_eq!(second.status(), 200);
+    assert_eq!(second.headers()["location"], loc1);
+    assert_eq!(app.store.handover_count().await.expect("count"), 1);
+    // The same record for another receiver is another handover.
+    let third = app.post_handover("receiver=ura%7C99998888", example()).await;
+    assert_eq!(third.status(), 201);
+    assert_eq!(app.store.handover_count().await.expect("count"), 2);
+}
+
+async fn post_keyed(app: &crate::helpers::TestApp, key: &str, body: Vec<u8>) -> reqwest::Response {
+    app.client
+        .post(app.url(&format!("/handovers?{}", receiver_query())))
+        .bearer_auth(app.token())
+        .header("Content-Type", "application/fhir+json")
+        .header("Idempotency-Key", key)
+        .body(body)
+        .send()
+        .await
+        .expect("req")
+}
+
+#[tokio::test]
+async fn idempotency_key_replays_and_refuses_reuse_for_another_request() {
+    let app = spawn_app().await;
+    let a = post_keyed(&app, "key-1", example()).await;
+    assert_eq!(a.status(), 201);
+    let b = post_keyed(&app, "key-1", example()).await;
+    assert_eq!(b.status(), 200);
+    assert_eq!(a.headers()["location"], b.headers()["location"]);
+    // Same key, different record: 422, nothing stored.
+    let flat =
+        std::fs::read(crate::helpers::repo_file("examples/records/paediatrician-young-adult.flat.json")).expect("flat");
+    let c = post_keyed(&app, "key-1", flat.clone()).await;
+    let v = assert_outcome(c, 422).await;
+    assert_eq!(v["issue"][0]["expression"][0], "Idempotency-Key");
+    assert_eq!(app.store.handover_count().await.expect("count"), 1);
+    // A new key for the new record works.
+    let d = post_keyed(&app, "key-2", flat).await;
+    assert_eq!(d.status(), 201);
+}
+
+#[tokio::test]
+async fn parallel_identical_handovers_store_one() {
+    let app = spawn_app().await;
+    let results: Vec<(u16, String)> = app
+        .parallel_handovers(20)
+        .await
+        .into_iter()
+        .map(|r| {
+            let loc = r.headers()["location"].to_str().expect("ascii").to_owned();
+            (r.status().as_u16(), loc)
+        })
+        .collect();
+    let created = results.iter().filter(|(s, _)| *s == 201).count();
+    let replayed = results.iter().filter(|(s, _)| *s == 200).count();
+    assert_eq!((created, replayed), (1, 19), "{results:?}");
+    assert!(results.windows(2).all(|w| w[0].1 == w[1].1), "one location");
+    assert_eq!(app.store.handover_count().await.expect("count"), 1);
+}
+
+#[tokio::test]
+async fn flat_json_and_forced_format() {
+    let app = spawn_app().await;
+    let flat =
+        std::fs::read(crate::helpers::repo_file("examples/records/paediatrician-young-adult.flat.json")).expect("flat");
+    let r = app
+        .client
+        .post(app.url(&format!("/handovers?{}&format=flat&care-form=individual-avg", receiver_query())))
+        .bearer_auth(app.token())
+        .header("Content-Type", "application/json")
+        .body(flat)
+        .send()
+        .await
+        .expect("req");
+    assert_eq!(r.status(), 201);
+    let v: Value = r.json().await.expect("json");
+    assert_eq!(v["format"], "flat");
+}

@@ -1,0 +1,71 @@
+use crate::helpers::{spawn_app, SENDER_URA};
+
+#[tokio::test]
+async fn live_and_ready() {
+    let app = spawn_app().await;
+    for path in ["/health/live", "/health/ready"] {
+        let r = app.client.get(app.url(path)).send().await.expect("req");
+        assert_eq!(r.status(), 200, "{path}");
+        assert!(r.headers().contains_key("x-request-id"));
+    }
+}
+
+#[tokio::test]
+async fn ready_fails_when_the_database_is_gone() {
+    let app = spawn_app().await;
+    app.store.close().await;
+    let r = app.client.get(app.url("/health/ready")).send().await.expect("req");
+    assert_eq!(r.headers().get("retry-after").map(|v| v.as_bytes()), Some(&b"1"[..]));
+    crate::helpers::assert_outcome(r, 503).await;
+    // Liveness does not depend on the database.
+    let r = app.client.get(app.url("/health/live")).send().await.expect("req");
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test]
+async fn metrics_count_requests_by_route() {
+    let app = spawn_app().await;
+    let _ = app.client.get(app.url("/health/live")).send().await;
+    let r = app.client.get(app.url("/metrics")).send().await.expect("req");
+    assert_eq!(r.status(), 200);
+    let text = r.text().await.expect("text");
+    assert!(
+        text.contains("overdracht_http_requests_total{method=\"GET\",route=\"/health/live\",status=\"200\"} 1"),
+        "{text}"
+    );
+    assert!(!text.contains(SENDER_URA));
+}
+
+#[tokio::test]
+async fn openapi_describes_the_endpoints() {
+    let app = spawn_app().await;
+    let v: serde_json::Value =
+        app.client.get(app.url("/openapi.json")).send().await.expect("req").json().await.expect("json");
+    for p in [
+        "/handovers",
+        "/handovers/{id}",
+        "/fhir/$convert",
+        "/fhir/$validate",
+        "/fhir/metadata",
+        "/health/ready",
+        "/metrics",
+    ] {
+        assert!(v["paths"][p].is_object(), "missing {p}");
+    }
+    assert_eq!(v["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
+}
+
+#[tokio::test]
+async fn metadata_is_public_and_truthful() {
+    let app = spawn_app().await;
+    let r = app.client.get(app.url("/fhir/metadata")).send().await.expect("req");
+    assert_eq!(r.status(), 200);
+    let v: serde_json::Value = r.json().await.expect("json");
+    assert_eq!(v["resourceType"], "CapabilityStatement");
+    assert_eq!(v["fhirVersion"], "4.0.1");
+    let ops: Vec<&str> =
+        v["rest"][0]["operation"].as_array().expect("operations").iter().filter_map(|o| o["name"].as_str()).collect();
+    assert_eq!(ops, ["convert", "validate"]);
+    // No resource interactions are served yet, so none are claimed.
+    assert!(v["rest"][0].get("resource").is_none());
+}

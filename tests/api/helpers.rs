@@ -1,0 +1,197 @@
+//! One helper to start the service for a test, as zero2prod does.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use overdracht::api::auth::{Claims, DemoKey};
+use overdracht::api::Application;
+use overdracht::config::{Settings, DEMO_ISSUER};
+use overdracht::store::Store;
+use serde_json::Value;
+
+/// Everything any test in this binary logged (one global subscriber per process).
+pub fn captured_logs() -> String {
+    let buf = log_buffer().lock().map(|b| b.clone()).unwrap_or_default();
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+fn log_buffer() -> &'static Arc<Mutex<Vec<u8>>> {
+    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    LOGS.get_or_init(|| Arc::new(Mutex::new(Vec::new())))
+}
+
+#[derive(Clone)]
+struct Capture;
+
+impl Write for Capture {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        if let Ok(mut v) = log_buffer().lock() {
+            v.extend_from_slice(b);
+        }
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn init_logs() {
+    static ONCE: OnceLock<()> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        // Verbose on purpose: the BSN must not appear at any level we emit.
+        overdracht::telemetry::init(
+            "debug,hyper=info,hyper_util=info,reqwest=info,h2=info",
+            overdracht::config::LogFormat::Text,
+            || Capture,
+        );
+    });
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub store: Store,
+    pub data_dir: tempfile::TempDir,
+    pub client: reqwest::Client,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    pub server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
+    init_logs();
+    let data_dir = tempfile::tempdir().expect("temp dir");
+    let mut settings = Settings {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        data_dir: data_dir.path().to_path_buf(),
+        ..Settings::default()
+    };
+    configure(&mut settings);
+    let app = Application::build(&settings).await.expect("app builds");
+    let address = format!("http://{}", app.addr());
+    let store = app.store();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until_stopped(async move {
+        let _ = rx.await;
+    }));
+    TestApp { address, store, data_dir, client: reqwest::Client::new(), shutdown: Some(tx), server }
+}
+
+pub const SENDER_URA: &str = "00001234";
+pub const RECEIVER_URA: &str = "87654321";
+/// The example's patient BSN (a test BSN that passes the eleven test).
+pub const EXAMPLE_BSN: &str = "999911120";
+
+pub fn repo_file(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+pub fn example() -> Vec<u8> {
+    std::fs::read(repo_file("examples/records/gp-frail-elderly.stu3.json")).expect("example")
+}
+
+/// Claims of the demo GP practice's HIS, valid for an hour.
+pub fn claims() -> Claims {
+    let now = chrono::Utc::now().timestamp();
+    Claims {
+        iss: DEMO_ISSUER.to_owned(),
+        sub: "900012345".to_owned(),
+        aud: "overdracht".to_owned(),
+        exp: now + 3600,
+        nbf: now - 5,
+        iat: now,
+        uzi: "900012345".to_owned(),
+        uzi_role: "01.015".to_owned(),
+        ura: SENDER_URA.to_owned(),
+        purpose_of_use: "TREAT".to_owned(),
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    /// A token signed with this app's demo key.
+    pub fn token(&self) -> String {
+        self.token_with(|_| {})
+    }
+
+    pub fn token_with(&self, f: impl FnOnce(&mut Claims)) -> String {
+        let mut c = claims();
+        f(&mut c);
+        DemoKey::load_or_create(self.data_dir.path()).expect("demo key").sign(&c).expect("sign")
+    }
+
+    /// `POST /handovers?<query>` with the demo token.
+    pub async fn post_handover(&self, query: &str, body: Vec<u8>) -> reqwest::Response {
+        self.post(&format!("/handovers?{query}"), self.token(), "application/fhir+json", body).await
+    }
+
+    /// `POST <path>` with a token and a media type.
+    pub async fn post(
+        &self,
+        path: &str,
+        token: String,
+        content_type: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .bearer_auth(token)
+            .header("Content-Type", content_type)
+            .body(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// `n` identical handovers of the example at once; their responses.
+    pub async fn parallel_handovers(&self, n: usize) -> Vec<reqwest::Response> {
+        let mut tasks = Vec::new();
+        for _ in 0..n {
+            let client = self.client.clone();
+            let url = self.url(&format!("/handovers?{}", receiver_query()));
+            let token = self.token();
+            tasks.push(tokio::spawn(async move {
+                client
+                    .post(url)
+                    .bearer_auth(token)
+                    .header("Content-Type", "application/fhir+json")
+                    .body(example())
+                    .send()
+                    .await
+                    .expect("request")
+            }));
+        }
+        let mut out = Vec::new();
+        for t in tasks {
+            out.push(t.await.expect("task"));
+        }
+        out
+    }
+
+    pub fn trigger_shutdown(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+pub fn receiver_query() -> String {
+    format!("receiver=ura%7C{RECEIVER_URA}")
+}
+
+/// Asserts an OperationOutcome body with the FHIR media type; returns it.
+pub async fn assert_outcome(r: reqwest::Response, status: u16) -> Value {
+    assert_eq!(r.status().as_u16(), status, "status");
+    let ct = r.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    assert!(ct.starts_with("application/fhir+json"), "content type {ct}");
+    let v: Value = r.json().await.expect("json body");
+    assert_eq!(v["resourceType"], "OperationOutcome", "{v}");
+    assert!(v["issue"][0]["diagnostics"].as_str().is_some_and(|d| !d.is_empty()));
+    v
+}

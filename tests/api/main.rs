@@ -1,0 +1,11 @@
+//! API tests: the real service on 127.0.0.1:0 with a temporary data directory, one
+//! `TestApp` per test (see `helpers`).
+
+mod auth;
+mod fhir;
+mod handovers;
+mod health;
+mod helpers;
+mod limits;
+mod logs;
+mod token_cli;
