@@ -46,6 +46,56 @@ enum Command {
     /// the server refuses transactions. Bundles not delivered go to the dead-letter file (--rejects)
     /// with the reason. Exit status: 0 all delivered, 1 some not delivered, 2 usage or I/O error.
     Deliver(DeliverArgs),
+    /// Operate the delivery outbox of `serve`: list deliveries, retry dead letters, drop deliveries.
+    ///
+    /// Retries and drops are recorded in the delivery history (who, when, why).
+    /// Exit status: 0 done, 1 a named delivery was not found (or not in a state that allows it), 2 usage or I/O error.
+    Outbox {
+        #[command(subcommand)]
+        action: OutboxAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum OutboxAction {
+    /// List deliveries: those not yet delivered, or --state ..., or --all.
+    List {
+        /// Only deliveries in this state (repeatable): queued, in-flight, retrying, delivered, dead-letter.
+        #[arg(long = "state")]
+        states: Vec<String>,
+        /// Every delivery, delivered ones included.
+        #[arg(long, conflicts_with = "states")]
+        all: bool,
+        /// One JSON object per line instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Queue deliveries again (dead letters, or waiting ones), due now, with a fresh count of attempts.
+    Retry {
+        /// Handover ids.
+        #[arg(required = true)]
+        handovers: Vec<String>,
+        /// Who does this (recorded) [default: $USER].
+        #[arg(long)]
+        actor: Option<String>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Remove a delivery that will not be made (e.g. the receiver has the data another way); recorded.
+    Drop {
+        /// Handover id.
+        handover: String,
+        /// Why (recorded).
+        #[arg(long)]
+        reason: String,
+        /// Who does this (recorded) [default: $USER].
+        #[arg(long)]
+        actor: Option<String>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
 }
 
 #[derive(Args)]
@@ -176,6 +226,7 @@ fn main() -> ExitCode {
         Command::Convert(args) => finish(run_convert(args)),
         Command::Validate(args) => finish(run_validate(args)),
         Command::Deliver(args) => finish(run_deliver(args)),
+        Command::Outbox { action } => finish(run_outbox(action)),
         Command::Serve(args) => finish(run_serve(args).map(|()| ExitCode::SUCCESS)),
         Command::Token(args) => finish(run_token(args).map(|()| ExitCode::SUCCESS)),
     }
@@ -249,6 +300,85 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
         }
         app.run_until_stopped(overdracht::api::startup::shutdown_signal()).await?;
         Ok(())
+    })
+}
+
+fn run_outbox(action: OutboxAction) -> anyhow::Result<ExitCode> {
+    use overdracht::deliver::outbox::{self, State};
+    let store_args = match &action {
+        OutboxAction::List { store, .. } | OutboxAction::Retry { store, .. } | OutboxAction::Drop { store, .. } => {
+            store
+        }
+    };
+    let settings = settings(store_args)?;
+    let actor =
+        |a: &Option<String>| a.clone().or_else(|| std::env::var("USER").ok()).unwrap_or_else(|| "operator".into());
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    rt.block_on(async move {
+        let store = overdracht::store::Store::open(&settings.database_url(), 1).await?;
+        let code = match action {
+            OutboxAction::List { states, all, json, .. } => {
+                let mut wanted = vec![];
+                for s in &states {
+                    wanted.push(State::parse(s).ok_or_else(|| {
+                        anyhow::anyhow!("unknown state {s}: queued, in-flight, retrying, delivered or dead-letter")
+                    })?);
+                }
+                if wanted.is_empty() && !all {
+                    wanted = State::ALL.into_iter().filter(|s| s.pending() || *s == State::DeadLetter).collect();
+                }
+                let rows = outbox::list(&store, if all { &[] } else { &wanted }).await?;
+                for e in &rows {
+                    if json {
+                        println!("{}", serde_json::to_string(e)?);
+                    } else {
+                        println!(
+                            "{}  {:<11} attempts {:<3} next {:<24} {}  {}",
+                            e.handover_id,
+                            e.state.as_str(),
+                            e.attempts,
+                            e.next_attempt_at.as_deref().unwrap_or("-"),
+                            e.receiver,
+                            e.last_error.as_deref().unwrap_or("")
+                        );
+                    }
+                }
+                let counts = outbox::counts(&store).await?;
+                let summary: Vec<String> = State::ALL
+                    .iter()
+                    .map(|s| format!("{} {}", s.as_str(), counts.get(s).copied().unwrap_or(0)))
+                    .collect();
+                eprintln!("{}", summary.join(", "));
+                ExitCode::SUCCESS
+            }
+            OutboxAction::Retry { handovers, actor: a, .. } => {
+                let mut missing = 0;
+                for h in &handovers {
+                    if outbox::retry(&store, h, &actor(&a)).await? {
+                        eprintln!("queued again: {h}");
+                    } else {
+                        eprintln!("not retried: {h} (no such delivery, or delivered or in flight)");
+                        missing += 1;
+                    }
+                }
+                if missing > 0 {
+                    ExitCode::from(1)
+                } else {
+                    ExitCode::SUCCESS
+                }
+            }
+            OutboxAction::Drop { handover, reason, actor: a, .. } => {
+                if outbox::drop(&store, &handover, &actor(&a), &reason).await? {
+                    eprintln!("dropped: {handover} (recorded in the delivery history)");
+                    ExitCode::SUCCESS
+                } else {
+                    eprintln!("not dropped: {handover} (no such delivery, or in flight)");
+                    ExitCode::from(1)
+                }
+            }
+        };
+        store.close().await;
+        Ok(code)
     })
 }
 

@@ -19,6 +19,8 @@
 mod auth;
 pub mod bundle;
 pub mod client;
+pub mod metrics;
+pub mod outbox;
 pub mod push;
 pub mod response;
 pub mod target;
