@@ -109,7 +109,7 @@ pub(crate) fn format_hint(fhir_type: &str) -> &'static str {
 }
 
 fn is_leap(y: u32) -> bool {
-    (y % 4 == 0 && y % 100 != 0) || y % 400 == 0
+    (y.is_multiple_of(4) && !y.is_multiple_of(100)) || y.is_multiple_of(400)
 }
 
 /// Calendar check for date, dateTime and instant values that passed the regex: the day must exist.
