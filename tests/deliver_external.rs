@@ -3,8 +3,11 @@
 //! `npm ci --prefix tests/fhir-server/medplum`; `.ci/run` does both and runs these with
 //! `cargo test --test deliver_external -- --ignored external_`.
 //!
-//! `EXTERNAL_FAULT_RUN_N` sets the number of handovers of the fault run (default 200).
+//! `EXTERNAL_FAULT_RUN_N` sets the number of handovers of the client fault run (default
+//! 200), `EXTERNAL_OUTBOX_RUN_N` that of the service's outbox fault run (default 200).
 
+#[path = "deliver/service.rs"]
+mod service;
 #[path = "deliver/support.rs"]
 mod support;
 
@@ -196,4 +199,49 @@ async fn external_medplum_fault_run() {
         elapsed.as_secs_f64()
     );
     assert!(elapsed < Duration::from_secs(600));
+}
+
+/// The service's outbox under faults: N handovers (each from another sender, so each with
+/// resources of its own) posted to `overdracht serve`, delivered in the background to the
+/// flaky Medplum; half-way the service is killed with SIGKILL and started again. Every
+/// resource of every handover must end up on the server exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs node + npm ci --prefix tests/fhir-server/medplum (run by .ci/run)"]
+async fn external_medplum_outbox_fault_run_with_kill_9() {
+    use service::*;
+    let n: usize = std::env::var("EXTERNAL_OUTBOX_RUN_N").ok().and_then(|s| s.parse().ok()).unwrap_or(200);
+    let server = start_medplum(&[("FAULT_RATE", "0.3"), ("FAULT_SEED", "9"), ("FAULT_SLOW_MS", "1500")]);
+    let dir = tempfile::tempdir().expect("tmp");
+    let config = write_config_with(dir.path(), &server.base, 30, 1_000);
+    let port = free_port();
+    let token = token(dir.path());
+    let example = example_record();
+    let started = Instant::now();
+    let mut service = start(dir.path(), &config, port).await;
+    for i in 0..n {
+        if i == n / 2 {
+            drop(service); // SIGKILL, with deliveries under way
+            service = start(dir.path(), &config, port).await;
+        }
+        post_handover(&service, &token, &format!("&sender=agb-z%7C{:08}", 10_000_000 + i), example.clone()).await;
+    }
+    let summary = tokio::task::block_in_place(|| wait_all_delivered(dir.path(), n, Duration::from_secs(600)));
+    let elapsed = started.elapsed();
+    let urls: Vec<String> = stored_entry_urls(dir.path()).await.into_iter().collect();
+    assert_each_once(&server.base, &urls).await;
+    let listed = outbox_cli(dir.path(), &["list", "--all", "--json"]);
+    let attempts: i64 = String::from_utf8_lossy(&listed.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter_map(|v| v["attempts"].as_i64())
+        .sum();
+    let faults: Value =
+        reqwest::get(format!("{}/$faults", server.base)).await.expect("faults").json().await.expect("json");
+    println!(
+        "outbox fault run: {n} handovers, {} resources, kill -9 once, {attempts} attempts, {:.1} s; {summary}; \
+         injected faults {faults}",
+        urls.len(),
+        elapsed.as_secs_f64()
+    );
+    drop(service);
 }

@@ -2,174 +2,18 @@
 //! background; a `kill -9` during delivery loses nothing and duplicates nothing; dead
 //! letters can be retried and dropped by an operator.
 
+#[path = "deliver/service.rs"]
+mod service;
 #[path = "deliver/support.rs"]
 mod support;
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use service::*;
 use support::*;
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer};
-
-const RECEIVER: &str = "87654321";
-
-fn overdracht() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_overdracht"));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("OVERDRACHT_") {
-            c.env_remove(k);
-        }
-    }
-    c
-}
-
-/// A service process on a data directory; killed (SIGKILL) when dropped.
-struct Service {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The configuration of a test service: a target with quick retries on `fhir_base`.
-fn write_config(dir: &Path, fhir_base: &str) -> PathBuf {
-    let path = dir.join("overdracht.toml");
-    let text = format!(
-        r#"log = "info"
-[delivery]
-concurrency = 2
-poll_interval_ms = 100
-[[delivery.targets]]
-receiver = "{RECEIVER}"
-base_url = "{fhir_base}"
-request_timeout_ms = 10000
-max_attempts = 3
-backoff = {{ initial_ms = 50, max_ms = 200, multiplier = 2.0 }}
-"#
-    );
-    std::fs::write(&path, text).expect("config");
-    path
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
-}
-
-async fn start(data_dir: &Path, config: &Path, port: u16) -> Service {
-    let child = overdracht()
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--config"])
-        .arg(config)
-        .arg("--data-dir")
-        .arg(data_dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("serve starts");
-    let service = Service { child, base: format!("http://127.0.0.1:{port}") };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if reqwest::get(format!("{}/health/live", service.base)).await.is_ok_and(|r| r.status().is_success()) {
-            return service;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("the service did not come up on port {port}");
-}
-
-fn token(data_dir: &Path) -> String {
-    let out = overdracht()
-        .args(["token", "--uzi", "900012345", "--role", "01.015", "--ura", "00001234", "--data-dir"])
-        .arg(data_dir)
-        .output()
-        .expect("token");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
-/// `n` different handovers of the example record (the bytes differ by trailing spaces, so
-/// each is a handover of its own; their resources are the same ones).
-async fn post_handovers(s: &Service, token: &str, n: usize) -> Vec<String> {
-    let example =
-        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/records/gp-frail-elderly.stu3.json"))
-            .expect("example");
-    let http = reqwest::Client::new();
-    let mut ids = vec![];
-    for i in 0..n {
-        let mut body = example.clone();
-        body.extend(std::iter::repeat_n(b' ', i));
-        let r = http
-            .post(format!("{}/handovers?receiver=ura%7C{RECEIVER}", s.base))
-            .bearer_auth(token)
-            .header("Content-Type", "application/fhir+json")
-            .body(body)
-            .send()
-            .await
-            .expect("post");
-        assert_eq!(r.status().as_u16(), 201, "{}", r.text().await.unwrap_or_default());
-        let v: Value = r.json().await.expect("json");
-        ids.push(v["id"].as_str().expect("id").to_owned());
-    }
-    ids
-}
-
-async fn delivery(s: &Service, token: &str, id: &str) -> Value {
-    let v: Value = reqwest::Client::new()
-        .get(format!("{}/handovers/{id}", s.base))
-        .bearer_auth(token)
-        .send()
-        .await
-        .expect("get")
-        .json()
-        .await
-        .expect("json");
-    v["delivery"].clone()
-}
-
-/// Waits until every handover's delivery is in `state`.
-async fn wait_for(s: &Service, token: &str, ids: &[String], state: &str) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let mut states = vec![];
-        for id in ids {
-            states.push(delivery(s, token, id).await["state"].as_str().unwrap_or("none").to_owned());
-        }
-        if states.iter().all(|x| x == state) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "not all {state}: {states:?}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-/// `Type/id` of every entry of every stored handover's Bundle, read from the database.
-async fn stored_entry_urls(data_dir: &Path) -> HashSet<String> {
-    let url = format!("sqlite://{}?mode=ro", data_dir.join("overdracht.db").display());
-    let pool = sqlx::SqlitePool::connect(&url).await.expect("database");
-    let rows: Vec<(String,)> =
-        sqlx::query_as("SELECT output_bundle FROM handovers").fetch_all(&pool).await.expect("query");
-    pool.close().await;
-    let mut urls = HashSet::new();
-    for (b,) in rows {
-        let v: Value = serde_json::from_str(&b).expect("bundle");
-        for e in v["entry"].as_array().expect("entries") {
-            urls.insert(e["request"]["url"].as_str().expect("url").to_owned());
-        }
-    }
-    urls
-}
-
-fn outbox_cli(data_dir: &Path, args: &[&str]) -> std::process::Output {
-    overdracht().arg("outbox").args(args).arg("--data-dir").arg(data_dir).output().expect("outbox")
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_during_delivery_loses_nothing_and_duplicates_nothing() {

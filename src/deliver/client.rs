@@ -289,13 +289,12 @@ impl FhirClient {
                     let why = if refreshed { " (also with a new token)" } else { "" };
                     return self.retry(p, Some(401), format!("HTTP 401: not authorised{why}"), None);
                 }
-                Answer::TransactionRefused(reason) if mode == Mode::Transaction => {
+                Answer::TransactionRefused(_) if mode == Mode::Transaction => {
                     tracing::info!(
                         target_label = self.target.label(),
                         status,
                         "the server refuses transactions; sending batches"
                     );
-                    tracing::debug!(reason, "transaction refused");
                     self.batch_only.store(true, Ordering::Relaxed);
                 }
                 Answer::TransactionRefused(reason) => return Step::Failed(rejected(Some(status), reason, None)),
