@@ -245,3 +245,70 @@ async fn external_medplum_outbox_fault_run_with_kill_9() {
     );
     drop(service);
 }
+
+/// A test PKI made with the `openssl` command: a CA, a server certificate for 127.0.0.1 and
+/// a client certificate, as PEM files in `dir`.
+fn make_pki(dir: &std::path::Path) {
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl").args(args).current_dir(dir).output().expect("openssl is installed");
+        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+    run(&[&["req", "-x509"][..], &ec, &["-keyout", "ca.key", "-out", "ca.pem", "-days", "1", "-subj", "/CN=Test CA"]]
+        .concat());
+    std::fs::write(dir.join("server.ext"), "subjectAltName=IP:127.0.0.1\n").expect("ext");
+    std::fs::write(dir.join("client.ext"), "extendedKeyUsage=clientAuth\n").expect("ext");
+    for who in ["server", "client"] {
+        let (key, csr, pem, ext) =
+            (format!("{who}.key"), format!("{who}.csr"), format!("{who}.pem"), format!("{who}.ext"));
+        run(&[&["req"][..], &ec, &["-keyout", &key, "-out", &csr, "-subj", &format!("/CN={who}")]].concat());
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            &pem,
+            "-days",
+            "1",
+            "-extfile",
+            &ext,
+        ]);
+    }
+}
+
+/// A server that requires a TLS client certificate (mutual TLS, as with UZI server
+/// certificates): delivery works with the target's `tls` settings and fails without.
+#[tokio::test]
+#[ignore = "needs node + npm ci --prefix tests/fhir-server/medplum (run by .ci/run)"]
+async fn external_medplum_tls_client_certificate() {
+    use overdracht::deliver::{FailureKind, Tls};
+    let pki = tempfile::tempdir().expect("tmp");
+    make_pki(pki.path());
+    let p = |f: &str| pki.path().join(f);
+    let (cert, key, ca) = (p("server.pem"), p("server.key"), p("ca.pem"));
+    let server = start_medplum(&[
+        ("TLS_CERT", cert.to_str().expect("utf-8")),
+        ("TLS_KEY", key.to_str().expect("utf-8")),
+        ("TLS_CA", ca.to_str().expect("utf-8")),
+    ]);
+    assert!(server.base.starts_with("https://"));
+    let mut target = quick_target(&server.base);
+    target.max_attempts = 1;
+    target.tls = Some(Tls { client_cert_pem: None, client_key_pem: None, ca_pem: Some(p("ca.pem")) });
+    let without = FhirClient::new(&target).expect("client").deliver(small_bundle()).await;
+    assert_eq!(without.result.expect_err("no client certificate").kind, FailureKind::Exhausted);
+
+    target.tls = Some(Tls {
+        client_cert_pem: Some(p("client.pem")),
+        client_key_pem: Some(p("client.key")),
+        ca_pem: Some(p("ca.pem")),
+    });
+    let with = FhirClient::new(&target).expect("client").deliver(small_bundle()).await;
+    assert_eq!(with.result, Ok(Mode::Transaction));
+}

@@ -8,8 +8,11 @@
 //                             must survive (500, 503 and 429 with Retry-After before storing; after
 //                             storing: an answer too late, a malformed answer, a dropped connection)
 //   FAULT_SEED=42             makes the faults repeatable
+//   TLS_CERT, TLS_KEY, TLS_CA PEM files: serve HTTPS and require a client certificate issued by TLS_CA
 'use strict';
 const http = require('node:http');
+const https = require('node:https');
+const fs = require('node:fs');
 // @medplum/core touches the WebSocket global when it loads (Node 22 has one; Node 20 has it only
 // behind a flag). Nothing here uses it.
 globalThis.WebSocket ??= class WebSocket {};
@@ -43,7 +46,17 @@ function send(res, status, body) {
   res.end(JSON.stringify(body));
 }
 
-const server = http.createServer((req, res) => {
+const tls = process.env.TLS_CERT
+  ? {
+      cert: fs.readFileSync(process.env.TLS_CERT),
+      key: fs.readFileSync(process.env.TLS_KEY),
+      ca: fs.readFileSync(process.env.TLS_CA),
+      requestCert: true,
+      rejectUnauthorized: true,
+    }
+  : undefined;
+
+function handler(req, res) {
   if (req.url === '/$faults') return send(res, 200, faultCounts);
   const chunks = [];
   req.on('data', (c) => chunks.push(c));
@@ -83,8 +96,9 @@ const server = http.createServer((req, res) => {
       send(res, 400, badRequest(String((err && err.message) || err)));
     }
   });
-});
+}
 
+const server = tls ? https.createServer(tls, handler) : http.createServer(handler);
 server.listen(Number(process.env.PORT || 0), '127.0.0.1', () => {
-  console.log(`listening on http://127.0.0.1:${server.address().port}`);
+  console.log(`listening on ${tls ? 'https' : 'http'}://127.0.0.1:${server.address().port}`);
 });
