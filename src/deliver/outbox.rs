@@ -599,73 +599,45 @@ impl Worker {
     async fn record(&self, c: &Claimed, step: &Step) -> Result<(), StoreError> {
         let at = now();
         let attempt = i64::from(c.attempts) + 1;
-        let mut tx = self.store.begin().await?;
-        match step {
-            Step::Delivered { mode } => {
-                sqlx::query(
-                    "UPDATE outbox SET state = 'delivered', delivered_at = $2, updated_at = $2, lease_until = NULL, \
-                     next_attempt_at = NULL, last_status = NULL, last_error = NULL WHERE handover_id = $1",
-                )
-                .bind(&c.handover_id)
-                .bind(&at)
-                .execute(tx.conn())
-                .await?;
-                event(tx.conn(), &c.handover_id, &at, "delivered", Some(attempt), None, Some(mode.as_str()), None)
-                    .await?;
-            }
-            Step::Retry { status, reason, after } => {
-                let next = later(after.unwrap_or_default());
-                sqlx::query(
-                    "UPDATE outbox SET state = 'retrying', next_attempt_at = $2, updated_at = $3, lease_until = NULL, \
-                     last_status = $4, last_error = $5 WHERE handover_id = $1",
-                )
-                .bind(&c.handover_id)
-                .bind(&next)
-                .bind(&at)
-                .bind(status.map(i64::from))
-                .bind(reason)
-                .execute(tx.conn())
-                .await?;
-                event(
-                    tx.conn(),
-                    &c.handover_id,
-                    &at,
-                    "attempt-failed",
-                    Some(attempt),
-                    status.map(i64::from),
-                    Some(reason),
-                    None,
-                )
-                .await?;
-            }
-            Step::Failed(f) => {
-                let detail = serde_json::to_string(
+        // (state, next attempt, last status, last error, history event, history detail)
+        let (state, next, status, error, what, detail) = match step {
+            Step::Delivered { mode } => (State::Delivered, None, None, None, "delivered", mode.as_str().to_owned()),
+            Step::Retry { status, reason, after } => (
+                State::Retrying,
+                Some(later(after.unwrap_or_default())),
+                status.map(i64::from),
+                Some(reason.clone()),
+                "attempt-failed",
+                reason.clone(),
+            ),
+            Step::Failed(f) => (
+                State::DeadLetter,
+                None,
+                f.status.map(i64::from),
+                Some(f.reason.clone()),
+                "dead-lettered",
+                serde_json::to_string(
                     &json!({"reason": f.reason, "kind": f.kind, "outcome": f.outcome, "entries": f.entries}),
                 )
-                .unwrap_or_else(|_| f.reason.clone());
-                sqlx::query(
-                    "UPDATE outbox SET state = 'dead-letter', next_attempt_at = NULL, updated_at = $2, lease_until = NULL, \
-                     last_status = $3, last_error = $4 WHERE handover_id = $1",
-                )
-                .bind(&c.handover_id)
-                .bind(&at)
-                .bind(f.status.map(i64::from))
-                .bind(&f.reason)
-                .execute(tx.conn())
-                .await?;
-                event(
-                    tx.conn(),
-                    &c.handover_id,
-                    &at,
-                    "dead-lettered",
-                    Some(attempt),
-                    f.status.map(i64::from),
-                    Some(&detail),
-                    None,
-                )
-                .await?;
-            }
-        }
+                .unwrap_or_else(|_| f.reason.clone()),
+            ),
+        };
+        let delivered_at = (state == State::Delivered).then(|| at.clone());
+        let mut tx = self.store.begin().await?;
+        sqlx::query(
+            "UPDATE outbox SET state = $2, next_attempt_at = $3, last_status = $4, last_error = $5, \
+             delivered_at = $6, updated_at = $7, lease_until = NULL WHERE handover_id = $1",
+        )
+        .bind(&c.handover_id)
+        .bind(state.as_str())
+        .bind(&next)
+        .bind(status)
+        .bind(&error)
+        .bind(&delivered_at)
+        .bind(&at)
+        .execute(tx.conn())
+        .await?;
+        event(tx.conn(), &c.handover_id, &at, what, Some(attempt), status, Some(&detail), None).await?;
         let created: String = sqlx::query("SELECT created_at FROM outbox WHERE handover_id = $1")
             .bind(&c.handover_id)
             .fetch_one(tx.conn())
