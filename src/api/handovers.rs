@@ -233,6 +233,7 @@ pub async fn create(
     // transaction: a stored handover always has its outbox row (a replay finds it queued).
     crate::deliver::outbox::enqueue(&mut tx, &new.id, &new.receiver).await?;
     tx.commit().await?;
+    crate::deliver::outbox::wake();
 
     let location = format!("/handovers/{handover_id}");
     if inserted && handover_id == new.id {

@@ -361,13 +361,22 @@ impl DeliveryMetrics for NoMetrics {
     fn states(&self, _: &HashMap<State, i64>) {}
 }
 
+/// Wakes the worker before its next poll: [`wake`] after committing a transaction that
+/// queued a delivery, and each finished delivery (its permit frees room for another).
+static WAKE: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
+/// Tells the worker that a delivery was queued (call after the commit): it is attempted at
+/// once instead of at the next poll. Spurious wake-ups are harmless.
+pub fn wake() {
+    WAKE.notify_one();
+}
+
 /// The background deliverer.
 pub struct Worker {
     store: Store,
     clients: HashMap<String, Arc<FhirClient>>,
     settings: DeliverySettings,
     metrics: Arc<dyn DeliveryMetrics>,
-    wake: Arc<tokio::sync::Notify>,
 }
 
 /// The receiver key of a target: handovers name receivers as `ura|<number>`.
@@ -389,12 +398,7 @@ impl Worker {
         for t in settings.load_targets()?.targets {
             clients.insert(receiver_key(&t.receiver), Arc::new(FhirClient::new(&t)?));
         }
-        Ok(Worker { store, clients, settings, metrics, wake: Arc::new(tokio::sync::Notify::new()) })
-    }
-
-    /// Wakes the worker at once (after a handover was queued) instead of at the next poll.
-    pub fn waker(&self) -> Arc<tokio::sync::Notify> {
-        self.wake.clone()
+        Ok(Worker { store, clients, settings, metrics })
     }
 
     /// Delivers until `shutdown` completes. In-flight requests are abandoned at shutdown;
@@ -422,7 +426,7 @@ impl Worker {
                             tokio::spawn(async move {
                                 let _permit = permit;
                                 this.deliver(c).await;
-                                this.wake.notify_one();
+                                WAKE.notify_one();
                             });
                         }
                     }
@@ -432,12 +436,29 @@ impl Worker {
             if let Ok(counts) = counts(&this.store).await {
                 this.metrics.states(&counts);
             }
+            // Sleep until the next retry is due, the poll interval at most. Rows due already
+            // wait for a free permit (a finished delivery wakes us) or for a target (poll).
+            let nap = match this.next_due().await {
+                Some(d) if !d.is_zero() => d.clamp(Duration::from_millis(10), poll),
+                _ => poll,
+            };
             tokio::select! {
                 _ = &mut shutdown => return,
-                _ = this.wake.notified() => {}
-                _ = tokio::time::sleep(poll) => {}
+                _ = WAKE.notified() => {}
+                _ = tokio::time::sleep(nap) => {}
             }
         }
+    }
+
+    /// Time until the earliest waiting delivery is due (`None`: nothing waits).
+    async fn next_due(&self) -> Option<Duration> {
+        let row = sqlx::query("SELECT MIN(next_attempt_at) AS due FROM outbox WHERE state IN ('queued', 'retrying')")
+            .fetch_one(self.store.pool())
+            .await
+            .ok()?;
+        let due: Option<String> = row.try_get("due").ok()?;
+        let due = chrono::DateTime::parse_from_rfc3339(&due?).ok()?;
+        Some((due.with_timezone(&chrono::Utc) - chrono::Utc::now()).to_std().unwrap_or(Duration::ZERO))
     }
 
     /// Deliveries left in flight by a process that stopped (or was killed) during an

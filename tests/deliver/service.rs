@@ -45,7 +45,7 @@ pub fn write_config_with(dir: &Path, fhir_base: &str, max_attempts: u32, request
         r#"log = "info"
 [delivery]
 concurrency = 4
-poll_interval_ms = 100
+poll_interval_ms = 1000
 [[delivery.targets]]
 receiver = "{RECEIVER}"
 base_url = "{fhir_base}"
