@@ -491,6 +491,7 @@ fn run_deliver(a: DeliverArgs) -> anyhow::Result<ExitCode> {
     if files.is_empty() {
         anyhow::bail!("no input files found (looked for *.json, *.ndjson)");
     }
+    target.check()?;
     let client = std::sync::Arc::new(FhirClient::new(&target)?);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let mut dead = push::DeadLetters::new(a.rejects.clone());

@@ -57,6 +57,9 @@ impl Default for DeliverySettings {
 impl DeliverySettings {
     /// The inline targets and those of the file.
     pub fn load_targets(&self) -> Result<Targets, DeliverError> {
+        for t in &self.targets {
+            t.check()?;
+        }
         let mut all = Targets { targets: self.targets.clone() };
         if let Some(f) = &self.targets_file {
             all.targets.extend(Targets::load(f)?.targets);

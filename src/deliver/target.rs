@@ -134,7 +134,8 @@ impl Target {
         }
     }
 
-    fn check(&self) -> Result<(), DeliverError> {
+    /// Refuses settings that cannot work (a base URL that is not http(s), no attempts, ...).
+    pub fn check(&self) -> Result<(), DeliverError> {
         let bad = |what: &str| DeliverError::Config(format!("delivery target {}: {what}", self.label()));
         if !(self.base_url.starts_with("http://") || self.base_url.starts_with("https://")) {
             return Err(bad("base_url must start with http:// or https://"));
