@@ -68,6 +68,13 @@ async fn kill_9_during_delivery_loses_nothing_and_duplicates_nothing() {
     assert!(
         String::from_utf8_lossy(&list.stderr).contains("queued 0, in-flight 0, retrying 0, delivered 6, dead-letter 0")
     );
+
+    // The service's own log (at debug level) names handovers, never the patient.
+    let log = std::fs::read_to_string(dir.path().join("serve.log")).expect("log");
+    assert!(log.contains("handover delivered"), "{log}");
+    for secret in ["999911120", "Hendriks"] {
+        assert!(!log.contains(secret), "the log shows {secret}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

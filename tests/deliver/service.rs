@@ -42,7 +42,7 @@ pub fn write_config(dir: &Path, fhir_base: &str) -> PathBuf {
 pub fn write_config_with(dir: &Path, fhir_base: &str, max_attempts: u32, request_timeout_ms: u64) -> PathBuf {
     let path = dir.join("overdracht.toml");
     let text = format!(
-        r#"log = "info"
+        r#"log = "overdracht=debug,info"
 [delivery]
 concurrency = 4
 poll_interval_ms = 1000
@@ -69,7 +69,9 @@ pub async fn start(data_dir: &Path, config: &Path, port: u16) -> Service {
         .arg("--data-dir")
         .arg(data_dir)
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(Stdio::from(
+            std::fs::OpenOptions::new().create(true).append(true).open(data_dir.join("serve.log")).expect("log file"),
+        ))
         .spawn()
         .expect("serve starts");
     let service = Service { child, base: format!("http://127.0.0.1:{port}") };
