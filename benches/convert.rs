@@ -16,6 +16,10 @@ use std::time::{Duration, Instant};
 
 use overdracht::convert::{convert, ConvertOptions};
 
+/// The same allocator as the `overdracht` binary, so the figures are the CLI's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn median(mut xs: Vec<Duration>) -> Duration {
     xs.sort();
     xs[xs.len() / 2]
