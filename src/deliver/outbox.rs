@@ -69,7 +69,7 @@ impl DeliverySettings {
 }
 
 /// Where a delivery stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum State {
     Queued,
@@ -329,12 +329,6 @@ pub async fn counts(store: &Store) -> Result<HashMap<State, i64>, StoreError> {
         }
     }
     Ok(out)
-}
-
-impl std::hash::Hash for State {
-    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
-        self.as_str().hash(h);
-    }
 }
 
 /// A due delivery, claimed by this worker.
