@@ -50,6 +50,8 @@ pub struct Settings {
     pub log: String,
     /// Log format: `text` (human) or `json` (one object per line).
     pub log_format: LogFormat,
+    /// Delivery to the receivers' FHIR servers (the outbox worker).
+    pub delivery: crate::deliver::outbox::DeliverySettings,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -111,6 +113,7 @@ impl Default for Settings {
             limits: Limits::default(),
             log: "info".to_owned(),
             log_format: LogFormat::Text,
+            delivery: Default::default(),
         }
     }
 }
@@ -214,6 +217,9 @@ impl Settings {
         }
         if let Some(v) = env("OVERDRACHT_SHUTDOWN_GRACE_SECONDS") {
             self.limits.shutdown_grace_seconds = parse("OVERDRACHT_SHUTDOWN_GRACE_SECONDS", v)?;
+        }
+        if let Some(v) = env("OVERDRACHT_DELIVERY_TARGETS") {
+            self.delivery.targets_file = Some(PathBuf::from(v));
         }
         if let Some(v) = env("OVERDRACHT_LOG") {
             self.log = v;

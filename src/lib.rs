@@ -18,6 +18,7 @@ pub mod api;
 pub mod batch;
 pub mod config;
 pub mod convert;
+pub mod deliver;
 pub mod fhir;
 pub mod model;
 pub mod policy;

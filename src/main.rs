@@ -45,6 +45,96 @@ enum Command {
     ///
     /// Exit status: 0 valid, 1 invalid, 2 usage or I/O error.
     Validate(ValidateArgs),
+    /// Deliver transaction Bundles (files, directories, NDJSON from `convert`, or -) to a receiving FHIR server.
+    ///
+    /// Retries timeouts, connection errors, 429 and 5xx with backoff; falls back to a batch where
+    /// the server refuses transactions. Bundles not delivered go to the dead-letter file (--rejects)
+    /// with the reason. Exit status: 0 all delivered, 1 some not delivered, 2 usage or I/O error.
+    Deliver(DeliverArgs),
+    /// Operate the delivery outbox of `serve`: list deliveries, retry dead letters, drop deliveries.
+    ///
+    /// Retries and drops are recorded in the delivery history (who, when, why).
+    /// Exit status: 0 done, 1 a named delivery was not found (or not in a state that allows it), 2 usage or I/O error.
+    Outbox {
+        #[command(subcommand)]
+        action: OutboxAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum OutboxAction {
+    /// List deliveries: those not yet delivered, or --state ..., or --all.
+    List {
+        /// Only deliveries in this state (repeatable): queued, in-flight, retrying, delivered, dead-letter.
+        #[arg(long = "state")]
+        states: Vec<String>,
+        /// Every delivery, delivered ones included.
+        #[arg(long, conflicts_with = "states")]
+        all: bool,
+        /// One JSON object per line instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Queue deliveries again (dead letters, or waiting ones), due now, with a fresh count of attempts.
+    Retry {
+        /// Handover ids.
+        #[arg(required = true)]
+        handovers: Vec<String>,
+        /// Who does this (recorded) [default: $USER].
+        #[arg(long)]
+        actor: Option<String>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Remove a delivery that will not be made (e.g. the receiver has the data another way); recorded.
+    Drop {
+        /// Handover id.
+        handover: String,
+        /// Why (recorded).
+        #[arg(long)]
+        reason: String,
+        /// Who does this (recorded) [default: $USER].
+        #[arg(long)]
+        actor: Option<String>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+#[derive(Args)]
+struct DeliverArgs {
+    /// Input files or directories (*.json: one Bundle each; *.ndjson: one Bundle per line), or -.
+    #[arg(required = true)]
+    inputs: Vec<PathBuf>,
+    /// The FHIR base URL to deliver to (the transaction is POSTed to it).
+    #[arg(long, required_unless_present = "targets", conflicts_with = "targets")]
+    target: Option<String>,
+    /// A bearer token for --target.
+    #[arg(long, env = "OVERDRACHT_DELIVER_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// A delivery targets file (see examples/delivery-targets.json); use with --receiver.
+    #[arg(long, requires = "receiver")]
+    targets: Option<PathBuf>,
+    /// The receiving provider's URA number: picks its target from --targets.
+    #[arg(long, requires = "targets")]
+    receiver: Option<String>,
+    /// Number of Bundles delivered at once.
+    #[arg(long, default_value_t = 4)]
+    jobs: usize,
+    /// Where Bundles that were not delivered are kept, with their reasons (NDJSON).
+    #[arg(long, default_value = "overdracht-deliver-rejects.ndjson")]
+    rejects: PathBuf,
+    /// Attempts per Bundle before it is given up (default: the target's, else 10).
+    #[arg(long)]
+    max_attempts: Option<u32>,
+    /// Seconds a request may take (default: the target's, else 60).
+    #[arg(long)]
+    timeout: Option<f64>,
+    /// Milliseconds to wait after the first failed attempt; doubles per attempt (default: the target's, else 1000).
+    #[arg(long)]
+    backoff_ms: Option<u64>,
 }
 
 #[derive(Args)]
@@ -140,6 +230,8 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Convert(args) => finish(run_convert(args)),
         Command::Validate(args) => finish(run_validate(args)),
+        Command::Deliver(args) => finish(run_deliver(args)),
+        Command::Outbox { action } => finish(run_outbox(action)),
         Command::Serve(args) => finish(run_serve(args).map(|()| ExitCode::SUCCESS)),
         Command::Token(args) => finish(run_token(args).map(|()| ExitCode::SUCCESS)),
     }
@@ -213,6 +305,85 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
         }
         app.run_until_stopped(overdracht::api::startup::shutdown_signal()).await?;
         Ok(())
+    })
+}
+
+fn run_outbox(action: OutboxAction) -> anyhow::Result<ExitCode> {
+    use overdracht::deliver::outbox::{self, State};
+    let store_args = match &action {
+        OutboxAction::List { store, .. } | OutboxAction::Retry { store, .. } | OutboxAction::Drop { store, .. } => {
+            store
+        }
+    };
+    let settings = settings(store_args)?;
+    let actor =
+        |a: &Option<String>| a.clone().or_else(|| std::env::var("USER").ok()).unwrap_or_else(|| "operator".into());
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    rt.block_on(async move {
+        let store = overdracht::store::Store::open(&settings.database_url(), 1).await?;
+        let code = match action {
+            OutboxAction::List { states, all, json, .. } => {
+                let mut wanted = vec![];
+                for s in &states {
+                    wanted.push(State::parse(s).ok_or_else(|| {
+                        anyhow::anyhow!("unknown state {s}: queued, in-flight, retrying, delivered or dead-letter")
+                    })?);
+                }
+                if wanted.is_empty() && !all {
+                    wanted = State::ALL.into_iter().filter(|s| s.pending() || *s == State::DeadLetter).collect();
+                }
+                let rows = outbox::list(&store, if all { &[] } else { &wanted }).await?;
+                for e in &rows {
+                    if json {
+                        println!("{}", serde_json::to_string(e)?);
+                    } else {
+                        println!(
+                            "{}  {:<11} attempts {:<3} next {:<24} {}  {}",
+                            e.handover_id,
+                            e.state.as_str(),
+                            e.attempts,
+                            e.next_attempt_at.as_deref().unwrap_or("-"),
+                            e.receiver,
+                            e.last_error.as_deref().unwrap_or("")
+                        );
+                    }
+                }
+                let counts = outbox::counts(&store).await?;
+                let summary: Vec<String> = State::ALL
+                    .iter()
+                    .map(|s| format!("{} {}", s.as_str(), counts.get(s).copied().unwrap_or(0)))
+                    .collect();
+                eprintln!("{}", summary.join(", "));
+                ExitCode::SUCCESS
+            }
+            OutboxAction::Retry { handovers, actor: a, .. } => {
+                let mut missing = 0;
+                for h in &handovers {
+                    if outbox::retry(&store, h, &actor(&a)).await? {
+                        eprintln!("queued again: {h}");
+                    } else {
+                        eprintln!("not retried: {h} (no such delivery, or delivered or in flight)");
+                        missing += 1;
+                    }
+                }
+                if missing > 0 {
+                    ExitCode::from(1)
+                } else {
+                    ExitCode::SUCCESS
+                }
+            }
+            OutboxAction::Drop { handover, reason, actor: a, .. } => {
+                if outbox::drop(&store, &handover, &actor(&a), &reason).await? {
+                    eprintln!("dropped: {handover} (recorded in the delivery history)");
+                    ExitCode::SUCCESS
+                } else {
+                    eprintln!("not dropped: {handover} (no such delivery, or in flight)");
+                    ExitCode::from(1)
+                }
+            }
+        };
+        store.close().await;
+        Ok(code)
     })
 }
 
@@ -291,6 +462,52 @@ fn run_convert(args: ConvertArgs) -> anyhow::Result<ExitCode> {
     Ok(if summary.rejected > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 
+fn run_deliver(a: DeliverArgs) -> anyhow::Result<ExitCode> {
+    use overdracht::deliver::{push, Auth, FhirClient, Target, Targets};
+    let mut target = match (&a.target, &a.targets, &a.receiver) {
+        (Some(url), None, _) => {
+            let mut t = Target::default_for(url.clone());
+            if let Some(token) = &a.token {
+                t.auth = Auth::Bearer { token: Some(token.clone()), token_env: None };
+            }
+            t
+        }
+        (None, Some(file), Some(ura)) => {
+            if a.token.is_some() {
+                anyhow::bail!("--token goes with --target; a targets file names its own authentication");
+            }
+            Targets::load(file)?
+                .for_receiver(ura)
+                .cloned()
+                .ok_or_else(|| anyhow::anyhow!("{} has no target for receiver {ura}", file.display()))?
+        }
+        _ => anyhow::bail!("give --target URL, or --targets FILE with --receiver URA"),
+    };
+    if let Some(n) = a.max_attempts {
+        target.max_attempts = n.max(1);
+    }
+    if let Some(s) = a.timeout {
+        target.request_timeout_ms = (s * 1000.0) as u64;
+    }
+    if let Some(ms) = a.backoff_ms {
+        target.backoff.initial_ms = ms;
+    }
+    let files = batch::expand_inputs(&a.inputs)?;
+    if files.is_empty() {
+        anyhow::bail!("no input files found (looked for *.json, *.ndjson)");
+    }
+    target.check()?;
+    let client = std::sync::Arc::new(FhirClient::new(&target)?);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let mut dead = push::DeadLetters::new(a.rejects.clone());
+    let mut progress = Reporter::new(false);
+    let summary = runtime.block_on(push::push(&files, client, a.jobs, &mut dead, &mut progress))?;
+    if dead.used() {
+        eprintln!("Bundles not delivered and their reasons are in {}", dead.path().display());
+    }
+    Ok(if summary.failed > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
 /// Progress on a terminal (a bar), plain lines otherwise; problems one line each.
 struct Reporter {
     bar: Option<ProgressBar>,
@@ -347,6 +564,31 @@ impl Progress for Reporter {
         self.line(&format!(
             "converted {}, rejected {}, resources {}, warnings {}{hint}, time {:.2} s ({:.0} records/s)",
             s.converted, s.rejected, s.resources, s.warnings, secs, rate
+        ));
+    }
+}
+
+impl overdracht::deliver::push::PushProgress for Reporter {
+    fn done(&mut self, origin: &Origin, d: &overdracht::deliver::Delivery) {
+        if let Some(b) = &self.bar {
+            b.inc(1);
+        }
+        if let Err(f) = &d.result {
+            self.line(&format!("not delivered {origin}: {f}"));
+        }
+    }
+
+    fn finish(&mut self, s: &overdracht::deliver::push::PushSummary, elapsed: Duration) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+        self.line(&format!(
+            "delivered {}, not delivered {}, resources {}, retries {}, time {:.2} s",
+            s.delivered,
+            s.failed,
+            s.resources,
+            s.retries,
+            elapsed.as_secs_f64()
         ));
     }
 }

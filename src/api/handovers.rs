@@ -229,8 +229,11 @@ pub async fn create(
             }
         }
     }
-    // Issue 7 appends the audit entry and issue 8 the outbox row here, in `tx`.
+    // Issue 7 appends the audit entry here, in `tx`. The delivery is queued in the same
+    // transaction: a stored handover always has its outbox row (a replay finds it queued).
+    crate::deliver::outbox::enqueue(&mut tx, &new.id, &new.receiver).await?;
     tx.commit().await?;
+    crate::deliver::outbox::wake();
 
     let location = format!("/handovers/{handover_id}");
     if inserted && handover_id == new.id {
@@ -367,6 +370,6 @@ pub async fn get(State(state): State<AppState>, caller: Caller, Path(id): Path<S
         "size": h.source_size,
     });
     body["submittedBy"] = json!({ "ura": h.submitted_by_ura });
-    body["delivery"] = Value::Null;
+    body["delivery"] = crate::deliver::outbox::delivery_json(&state.store, &id).await?;
     Ok((StatusCode::OK, axum::Json(body)).into_response())
 }

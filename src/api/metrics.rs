@@ -41,6 +41,8 @@ pub struct Metrics {
     requests: Family<RequestLabels, Counter>,
     duration: Family<RouteLabels, Histogram>,
     pub handovers: Family<ResultLabels, Counter>,
+    /// Deliveries to the receivers (issue 8), updated by the outbox worker.
+    pub delivery: Arc<crate::deliver::metrics::Metrics>,
 }
 
 impl Metrics {
@@ -58,7 +60,8 @@ impl Metrics {
             "Handovers received, by result (created, duplicate, rejected)",
             handovers.clone(),
         );
-        Arc::new(Metrics { registry, requests, duration, handovers })
+        let delivery = Arc::new(crate::deliver::metrics::Metrics::new(&mut registry));
+        Arc::new(Metrics { registry, requests, duration, handovers, delivery })
     }
 
     pub fn handover(&self, result: &'static str) {

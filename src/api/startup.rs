@@ -44,6 +44,8 @@ pub enum StartupError {
     Auth(#[from] AuthError),
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("delivery: {0}")]
+    Delivery(#[from] crate::deliver::DeliverError),
 }
 
 /// A built, bound, not yet running service.
@@ -53,6 +55,8 @@ pub struct Application {
     router: Router,
     state: AppState,
     grace: Duration,
+    /// Delivers the outbox in the background while the service runs (issue 8).
+    worker: crate::deliver::outbox::Worker,
 }
 
 impl Application {
@@ -66,12 +70,18 @@ impl Application {
             .await
             .map_err(|source| StartupError::Bind { addr: settings.listen, source })?;
         let addr = listener.local_addr().map_err(|source| StartupError::Bind { addr: settings.listen, source })?;
+        let worker = crate::deliver::outbox::Worker::new(
+            state.store.clone(),
+            settings.delivery.clone(),
+            state.metrics.delivery.clone(),
+        )?;
         Ok(Application {
             listener,
             addr,
             router: router(state.clone(), &settings.limits),
             state,
             grace: Duration::from_secs(settings.limits.shutdown_grace_seconds),
+            worker,
         })
     }
 
@@ -96,6 +106,10 @@ impl Application {
         });
         let grace = self.grace;
         let store = self.state.store.clone();
+        let (stop_worker, worker_stopped) = tokio::sync::oneshot::channel::<()>();
+        let worker = tokio::spawn(self.worker.run(async move {
+            let _ = worker_stopped.await;
+        }));
         let mut server = std::pin::pin!(std::future::IntoFuture::into_future(server));
         let result = tokio::select! {
             r = &mut server => r,
@@ -104,6 +118,8 @@ impl Application {
                 Ok(())
             }
         };
+        let _ = stop_worker.send(());
+        let _ = worker.await;
         store.close().await;
         result
     }

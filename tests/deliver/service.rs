@@ -1,0 +1,194 @@
+//! The real `overdracht serve` for delivery tests: start it on a data directory with a
+//! delivery target, post handovers, read their delivery state, run `overdracht outbox`.
+#![allow(dead_code)]
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const RECEIVER: &str = "87654321";
+
+pub fn overdracht() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_overdracht"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("OVERDRACHT_") {
+            c.env_remove(k);
+        }
+    }
+    c
+}
+
+/// A service process on a data directory; killed (SIGKILL) when dropped.
+pub struct Service {
+    child: Child,
+    pub base: String,
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The configuration of a test service: a target with quick retries on `fhir_base`.
+pub fn write_config(dir: &Path, fhir_base: &str) -> PathBuf {
+    write_config_with(dir, fhir_base, 3, 10_000)
+}
+
+pub fn write_config_with(dir: &Path, fhir_base: &str, max_attempts: u32, request_timeout_ms: u64) -> PathBuf {
+    let path = dir.join("overdracht.toml");
+    let text = format!(
+        r#"log = "overdracht=debug,info"
+[delivery]
+concurrency = 4
+poll_interval_ms = 1000
+[[delivery.targets]]
+receiver = "{RECEIVER}"
+base_url = "{fhir_base}"
+request_timeout_ms = {request_timeout_ms}
+max_attempts = {max_attempts}
+backoff = {{ initial_ms = 50, max_ms = 200, multiplier = 2.0 }}
+"#
+    );
+    std::fs::write(&path, text).expect("config");
+    path
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+pub async fn start(data_dir: &Path, config: &Path, port: u16) -> Service {
+    let child = overdracht()
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--config"])
+        .arg(config)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(
+            std::fs::OpenOptions::new().create(true).append(true).open(data_dir.join("serve.log")).expect("log file"),
+        ))
+        .spawn()
+        .expect("serve starts");
+    let service = Service { child, base: format!("http://127.0.0.1:{port}") };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if reqwest::get(format!("{}/health/live", service.base)).await.is_ok_and(|r| r.status().is_success()) {
+            return service;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the service did not come up on port {port}");
+}
+
+pub fn token(data_dir: &Path) -> String {
+    let out = overdracht()
+        .args(["token", "--uzi", "900012345", "--role", "01.015", "--ura", "00001234", "--data-dir"])
+        .arg(data_dir)
+        .output()
+        .expect("token");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+pub fn example_record() -> Vec<u8> {
+    std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/records/gp-frail-elderly.stu3.json"))
+        .expect("example")
+}
+
+/// `POST /handovers?receiver=...&<query>`; the new handover's id.
+pub async fn post_handover(s: &Service, token: &str, query: &str, body: Vec<u8>) -> String {
+    let r = reqwest::Client::new()
+        .post(format!("{}/handovers?receiver=ura%7C{RECEIVER}{query}", s.base))
+        .bearer_auth(token)
+        .header("Content-Type", "application/fhir+json")
+        .body(body)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status().as_u16(), 201, "{}", r.text().await.unwrap_or_default());
+    let v: Value = r.json().await.expect("json");
+    v["id"].as_str().expect("id").to_owned()
+}
+
+/// `n` different handovers of the example record (the bytes differ by trailing spaces, so
+/// each is a handover of its own; their resources are the same ones).
+pub async fn post_handovers(s: &Service, token: &str, n: usize) -> Vec<String> {
+    let example = example_record();
+    let mut ids = vec![];
+    for i in 0..n {
+        let mut body = example.clone();
+        body.extend(std::iter::repeat_n(b' ', i));
+        ids.push(post_handover(s, token, "", body).await);
+    }
+    ids
+}
+
+pub async fn delivery(s: &Service, token: &str, id: &str) -> Value {
+    let v: Value = reqwest::Client::new()
+        .get(format!("{}/handovers/{id}", s.base))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    v["delivery"].clone()
+}
+
+/// Waits until every handover's delivery is in `state`.
+pub async fn wait_for(s: &Service, token: &str, ids: &[String], state: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut states = vec![];
+        for id in ids {
+            states.push(delivery(s, token, id).await["state"].as_str().unwrap_or("none").to_owned());
+        }
+        if states.iter().all(|x| x == state) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "not all {state}: {states:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// `Type/id` of every entry of every stored handover's Bundle, read from the database.
+pub async fn stored_entry_urls(data_dir: &Path) -> HashSet<String> {
+    let url = format!("sqlite://{}?mode=ro", data_dir.join("overdracht.db").display());
+    let pool = sqlx::SqlitePool::connect(&url).await.expect("database");
+    let rows: Vec<(String,)> =
+        sqlx::query_as("SELECT output_bundle FROM handovers").fetch_all(&pool).await.expect("query");
+    pool.close().await;
+    let mut urls = HashSet::new();
+    for (b,) in rows {
+        let v: Value = serde_json::from_str(&b).expect("bundle");
+        for e in v["entry"].as_array().expect("entries") {
+            urls.insert(e["request"]["url"].as_str().expect("url").to_owned());
+        }
+    }
+    urls
+}
+
+pub fn outbox_cli(data_dir: &Path, args: &[&str]) -> std::process::Output {
+    overdracht().arg("outbox").args(args).arg("--data-dir").arg(data_dir).output().expect("outbox")
+}
+
+/// Waits until `overdracht outbox list` reports `n` delivered and nothing else; its summary.
+pub fn wait_all_delivered(data_dir: &Path, n: usize, within: Duration) -> String {
+    let deadline = Instant::now() + within;
+    let want = format!("queued 0, in-flight 0, retrying 0, delivered {n}, dead-letter 0");
+    loop {
+        let out = outbox_cli(data_dir, &["list"]);
+        let summary = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+        if summary.contains(&want) {
+            return summary;
+        }
+        assert!(Instant::now() < deadline, "not all delivered: {summary}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}

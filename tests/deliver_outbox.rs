@@ -1,0 +1,124 @@
+//! The outbox of `overdracht serve`, with the real binary: handovers are delivered in the
+//! background; a `kill -9` during delivery loses nothing and duplicates nothing; dead
+//! letters can be retried and dropped by an operator.
+
+#[path = "deliver/service.rs"]
+mod service;
+#[path = "deliver/support.rs"]
+mod support;
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use service::*;
+use support::*;
+use wiremock::matchers::method;
+use wiremock::{Mock, MockServer};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_delivery_loses_nothing_and_duplicates_nothing() {
+    let fhir = MockServer::start().await;
+    // Every answer takes 1.5 s; the server stores the entries when the request arrives, so a
+    // kill during the wait loses the answer, not the data.
+    let fake = FakeFhir::new(|_, _| Fault::SlowAfterStoring(Duration::from_millis(1500)));
+    Mock::given(method("POST")).respond_with(fake.clone()).mount(&fhir).await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let config = write_config(dir.path(), &format!("{}/fhir", fhir.uri()));
+    let port = free_port();
+    let token = token(dir.path());
+
+    let service = start(dir.path(), &config, port).await;
+    let ids = post_handovers(&service, &token, 6).await;
+    // Kill as soon as the first delivery request is with the server.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while fake.requests() == 0 {
+        assert!(Instant::now() < deadline, "no delivery started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(service); // SIGKILL
+    let requests_at_kill = fake.requests();
+    let pending = outbox_cli(dir.path(), &["list", "--json"]);
+    let pending_rows = String::from_utf8_lossy(&pending.stdout).lines().count();
+    assert!(pending_rows > 0, "deliveries were still under way when the process died");
+
+    let service = start(dir.path(), &config, port).await;
+    wait_for(&service, &token, &ids, "delivered").await;
+
+    // Every resource of every handover is on the server, once (a repeated PUT of the same
+    // Type/id is the same resource), and some were indeed sent twice.
+    let expected = stored_entry_urls(dir.path()).await;
+    let writes = fake.writes();
+    let on_server: HashSet<String> = writes.keys().cloned().collect();
+    assert_eq!(on_server, expected);
+    assert!(writes.values().any(|&n| n > 1), "the interrupted delivery was made again");
+    assert!(fake.requests() > requests_at_kill);
+
+    // The history tells what happened; the outbox has nothing left to do.
+    let interrupted = {
+        let mut n = 0;
+        for id in &ids {
+            let d = delivery(&service, &token, id).await;
+            n += d["history"].as_array().expect("history").iter().filter(|e| e["event"] == "interrupted").count();
+        }
+        n
+    };
+    assert!(interrupted > 0, "the restart recorded the interrupted deliveries");
+    let list = outbox_cli(dir.path(), &["list"]);
+    assert!(list.stdout.is_empty(), "{}", String::from_utf8_lossy(&list.stdout));
+    assert!(
+        String::from_utf8_lossy(&list.stderr).contains("queued 0, in-flight 0, retrying 0, delivered 6, dead-letter 0")
+    );
+
+    // The service's own log (at debug level) names handovers, never the patient.
+    let log = std::fs::read_to_string(dir.path().join("serve.log")).expect("log");
+    assert!(log.contains("handover delivered"), "{log}");
+    for secret in ["999911120", "Hendriks"] {
+        assert!(!log.contains(secret), "the log shows {secret}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_show_the_reason_and_can_be_retried_or_dropped() {
+    let fhir = MockServer::start().await;
+    // The receiving server refuses the first two transactions, then accepts everything.
+    let fake = FakeFhir::new(|n, _| if n < 2 { Fault::Status(422) } else { Fault::None });
+    Mock::given(method("POST")).respond_with(fake.clone()).mount(&fhir).await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let config = write_config(dir.path(), &fhir.uri());
+    let token = token(dir.path());
+    let service = start(dir.path(), &config, free_port()).await;
+    let ids = post_handovers(&service, &token, 2).await;
+    wait_for(&service, &token, &ids, "dead-letter").await;
+    let d = delivery(&service, &token, &ids[0]).await;
+    assert_eq!(d["lastStatus"], 422);
+    assert!(d["lastError"].as_str().unwrap_or("").contains("try again"), "the server's reason: {d}");
+
+    let metrics = reqwest::get(format!("{}/metrics", service.base)).await.expect("metrics").text().await.expect("text");
+    assert!(metrics.contains(r#"overdracht_deliveries_total{result="dead-letter"} 2"#), "{metrics}");
+
+    let listed = outbox_cli(dir.path(), &["list", "--state", "dead-letter"]);
+    assert_eq!(String::from_utf8_lossy(&listed.stdout).lines().count(), 2);
+
+    let retried = outbox_cli(dir.path(), &["retry", &ids[0], "--actor", "j.jansen"]);
+    assert!(retried.status.success(), "{}", String::from_utf8_lossy(&retried.stderr));
+    wait_for(&service, &token, &ids[..1], "delivered").await;
+
+    let dropped = outbox_cli(dir.path(), &["drop", &ids[1], "--reason", "sent by post", "--actor", "j.jansen"]);
+    assert!(dropped.status.success(), "{}", String::from_utf8_lossy(&dropped.stderr));
+    // The row is gone from the outbox; the history kept who dropped it and why.
+    let d = delivery(&service, &token, &ids[1]).await;
+    assert_eq!(d["state"], "dropped");
+    assert_eq!(d["history"].as_array().and_then(|h| h.last()).map(|e| e["actor"].clone()), Some("j.jansen".into()));
+    let url = format!("sqlite://{}?mode=ro", dir.path().join("overdracht.db").display());
+    let pool = sqlx::SqlitePool::connect(&url).await.expect("database");
+    let (actor, detail): (String, String) = sqlx::query_as(
+        "SELECT actor, detail FROM outbox_events WHERE handover_id = $1 AND event = 'dropped-by-operator'",
+    )
+    .bind(&ids[1])
+    .fetch_one(&pool)
+    .await
+    .expect("drop recorded");
+    assert_eq!((actor.as_str(), detail.as_str()), ("j.jansen", "sent by post"));
+    let missing = outbox_cli(dir.path(), &["retry", &ids[1]]);
+    assert_eq!(missing.status.code(), Some(1));
+}
