@@ -1,0 +1,1 @@
+//! The BALP AuditEvent view of an entry (filled in below).
