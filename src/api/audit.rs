@@ -68,11 +68,10 @@ pub fn refusal(mut entry: AuditEntry, action: AuditAction, e: &ApiError) -> Audi
     entry.action = action;
     entry.outcome = outcome_of(e);
     if entry.reason.is_none() {
-        entry.reason = e
-            .outcome
-            .issues
-            .first()
-            .map(|i| format!("HTTP {}: {}", e.status.as_u16(), i.diagnostics.chars().take(500).collect::<String>()));
+        entry.reason =
+            e.outcome.issues.first().map(|i| {
+                format!("HTTP {}: {}", e.status.as_u16(), i.diagnostics.chars().take(500).collect::<String>())
+            });
     }
     entry
 }
@@ -103,7 +102,8 @@ fn query_pairs(raw: Option<&str>) -> Vec<(String, String)> {
         .filter(|p| !p.is_empty())
         .map(|p| {
             let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            let dec = |s: &str| percent_encoding::percent_decode_str(&s.replace('+', " ")).decode_utf8_lossy().into_owned();
+            let dec =
+                |s: &str| percent_encoding::percent_decode_str(&s.replace('+', " ")).decode_utf8_lossy().into_owned();
             (dec(k), dec(v))
         })
         .collect()
@@ -343,8 +343,8 @@ const NL: Words = Words {
 
 fn action_words(a: AuditAction, nl: bool) -> &'static str {
     match (a, nl) {
-        (AuditAction::HandoverReceived, false) => "received your record from your doctor",
-        (AuditAction::HandoverReceived, true) => "ontving uw dossier van uw arts",
+        (AuditAction::HandoverReceived, false) => "handed your record over to your care provider",
+        (AuditAction::HandoverReceived, true) => "droeg uw dossier over aan uw zorgaanbieder",
         (AuditAction::HandoverRefused, false) => "tried to hand over your record (refused)",
         (AuditAction::HandoverRefused, true) => "probeerde uw dossier over te dragen (geweigerd)",
         (AuditAction::Conversion, false) => "converted your record",

@@ -201,10 +201,8 @@ pub fn audit_event(s: &StoredEntry) -> Value {
     for c in &e.categories {
         push(ext::CATEGORY, "valueCoding", json!({ "system": CATEGORY_SYSTEM, "code": c }));
     }
-    let mut chain = vec![
-        json!({ "url": "hash", "valueString": s.hash }),
-        json!({ "url": "previous", "valueString": s.prev_hash }),
-    ];
+    let mut chain =
+        vec![json!({ "url": "hash", "valueString": s.hash }), json!({ "url": "previous", "valueString": s.prev_hash })];
     if let Ok(p) = i32::try_from(s.seq) {
         chain.insert(0, json!({ "url": "position", "valueInteger": p }));
     }

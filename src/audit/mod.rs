@@ -205,7 +205,7 @@ impl AuditEntry {
     pub fn entity_types(&self) -> Vec<&str> {
         let mut types: Vec<&str> = Vec::new();
         for o in &self.objects {
-            let t = o.split('/').next().unwrap_or(o);
+            let t = o.split(['/', '?']).next().unwrap_or(o);
             if !t.is_empty() && !types.contains(&t) {
                 types.push(t);
             }
