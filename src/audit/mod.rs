@@ -245,6 +245,9 @@ pub enum AuditError {
 pub struct Content {
     /// Format version of the content.
     pub v: u32,
+    /// The position in the chain (also hashed outside the content): tells `verify` where a
+    /// moved row came from.
+    pub seq: i64,
     pub id: String,
     /// RFC 3339 UTC with milliseconds.
     pub recorded: String,
@@ -276,7 +279,7 @@ async fn append(conn: &mut sqlx::SqliteConnection, entry: &AuditEntry) -> Result
         .ok_or_else(|| AuditError::Corrupt("the chain head row is missing".to_owned()))?;
     let seq: i64 = head.try_get("seq")?;
     let prev_hash: String = head.try_get("hash")?;
-    let content = Content { v: 1, id: new_id(), recorded: now(), entry: entry.clone() };
+    let content = Content { v: 1, seq, id: new_id(), recorded: now(), entry: entry.clone() };
     let text = serde_json::to_string(&content)?;
     let hash = chain::entry_hash(seq, &prev_hash, &text);
     sqlx::query(
