@@ -15,6 +15,7 @@
 //! shells over the same library calls, chiefly [`convert::convert`].
 
 pub mod api;
+pub mod audit;
 pub mod batch;
 pub mod config;
 pub mod convert;

@@ -21,10 +21,12 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
+use super::audit as audit_api;
 use super::auth::Caller;
 use super::error::ApiError;
 use super::input::{self, BodyKind, PartyId};
 use super::state::AppState;
+use crate::audit::{self, AuditAction, AuditEntry};
 use crate::convert::{self, Conversion, ConvertError, ConvertOptions, OutputKind};
 use crate::store::{IdempotencyClaim, NewHandover};
 use crate::validate::Severity;
@@ -148,6 +150,27 @@ pub async fn create(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    // One audit entry per request: the handler fills in what it learns and appends it in
+    // the handover's transaction; a refused request is recorded here, on its own.
+    let mut entry = audit_api::draft(AuditAction::HandoverReceived, &caller, &headers);
+    let result = create_handover(&state, caller, params, headers, body, &mut entry).await;
+    if let Err(e) = &result {
+        let refused = audit_api::refusal(entry, AuditAction::HandoverRefused, e);
+        if let Err(audit_error) = audit::record_alone(&state.store, &refused).await {
+            return Err(ApiError::internal(audit_error));
+        }
+    }
+    result
+}
+
+async fn create_handover(
+    state: &AppState,
+    caller: Caller,
+    params: HandoverParams,
+    headers: HeaderMap,
+    body: Bytes,
+    entry: &mut AuditEntry,
+) -> Result<Response, ApiError> {
     caller.require_treatment_purpose()?;
     let parties = parties(&params, &headers, &caller)?;
     let kind = input::body_kind(&headers, params.format.as_deref())?;
@@ -184,6 +207,11 @@ pub async fn create(
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let summary = summary(&id, &now, &sender, &parties, &conversion);
     let (patient_resource_id, patient_bsn) = patient_of(&conversion);
+    entry.patient_bsn = patient_bsn.clone();
+    entry.objects = std::iter::once(format!("Handover/{id}"))
+        .chain(conversion.resources.iter().map(|r| format!("{}/{}", r.resource_type, r.id)))
+        .collect();
+    entry.categories = categories_of(&conversion);
     let bundle = conversion.bundle();
     let new = NewHandover {
         id: id.clone(),
@@ -229,8 +257,15 @@ pub async fn create(
             }
         }
     }
-    // Issue 7 appends the audit entry here, in `tx`. The delivery is queued in the same
-    // transaction: a stored handover always has its outbox row (a replay finds it queued).
+    // The audit entry and the outbox row are written in the handover's transaction: a stored
+    // handover always has both (a replay finds its delivery queued).
+    if !(inserted && handover_id == new.id) {
+        entry.reason = Some(format!("received again; the stored handover {handover_id} is returned"));
+        if handover_id != new.id {
+            entry.objects[0] = format!("Handover/{handover_id}");
+        }
+    }
+    audit::record(&mut tx, entry).await.map_err(ApiError::internal)?;
     crate::deliver::outbox::enqueue(&mut tx, &new.id, &new.receiver).await?;
     tx.commit().await?;
     crate::deliver::outbox::wake();
@@ -290,6 +325,18 @@ fn request_fingerprint(p: &HandoverParams, parties: &Parties, kind: &BodyKind, b
     }
     h.update(body);
     hex::encode(h.finalize())
+}
+
+/// The data categories of the output, each once, in order of first appearance.
+fn categories_of(c: &Conversion) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for r in &c.resources {
+        let code = r.category.code();
+        if !out.iter().any(|c| c == code) {
+            out.push(code.to_owned());
+        }
+    }
+    out
 }
 
 /// The Patient resource's id and BSN, from the output.

@@ -12,6 +12,7 @@
 //! are the endpoints, [`health`], [`metrics`] and [`openapi`] serve operators, and
 //! [`validate`] adapts the validator stage.
 
+pub mod audit;
 pub mod auth;
 pub mod error;
 pub mod fhir;

@@ -28,7 +28,7 @@ use super::auth::{AuthError, Verifier};
 use super::error::{outcome_for_bare_errors, ApiError};
 use super::metrics::{self, Metrics};
 use super::state::AppState;
-use super::{fhir, handovers, health, openapi, validate};
+use super::{audit, fhir, handovers, health, openapi, validate};
 use crate::config::{Limits, Settings};
 use crate::store::{Store, StoreError};
 use crate::validate::{Issue, IssueCode};
@@ -219,6 +219,8 @@ pub fn router(state: AppState, limits: &Limits) -> Router {
         .route("/fhir/$convert", post(fhir::convert))
         .route("/fhir/$validate", post(fhir::validate))
         .route("/fhir/metadata", get(fhir::metadata))
+        .route("/fhir/AuditEvent", get(audit::search))
+        .route("/patients/{bsn}/access-log", get(audit::access_log))
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))
         .route("/metrics", get(metrics::metrics))

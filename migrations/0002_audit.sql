@@ -1,0 +1,45 @@
+-- The audit trail (NEN 7513), append-only and hash-chained.
+--
+-- Portable SQL (SQLite now, PostgreSQL later), as in 0001. Every entry is one row of
+-- `audit_entries`; `content` holds the entry's canonical JSON exactly as hashed, the other
+-- columns are copies of some of its fields for searching (verify checks that they agree).
+--
+-- The chain: hash(n) = SHA-256("overdracht-audit-v1" 0x00 seq 0x00 prev_hash 0x00 content),
+-- prev_hash(1) = 64 zeros. `audit_chain_head` is a single row holding the last seq and hash.
+-- A writer first updates that row (seq = seq + 1), which serialises writers: in SQLite
+-- the update takes the database's write lock, in PostgreSQL the row lock; both are held
+-- until the action's transaction commits, so the chain stays linear and gap-free.
+--
+-- Nothing in overdracht updates or deletes rows of audit_entries. On PostgreSQL grant the
+-- service role INSERT and SELECT only on audit_entries (REVOKE UPDATE, DELETE).
+
+CREATE TABLE audit_entries (
+    seq          BIGINT PRIMARY KEY,
+    id           TEXT NOT NULL UNIQUE,
+    recorded_at  TEXT NOT NULL,
+    action       TEXT NOT NULL,
+    outcome      TEXT NOT NULL,
+    patient_bsn  TEXT,
+    user_uzi     TEXT,
+    user_ura     TEXT,
+    -- The resource types of the entry's objects, space-separated and space-framed
+    -- (" Patient Condition "), for entity-type searches with LIKE.
+    entity_types TEXT NOT NULL,
+    content      TEXT NOT NULL,
+    prev_hash    TEXT NOT NULL,
+    hash         TEXT NOT NULL
+);
+
+CREATE INDEX audit_entries_patient ON audit_entries (patient_bsn, recorded_at);
+CREATE INDEX audit_entries_time ON audit_entries (recorded_at);
+CREATE INDEX audit_entries_user ON audit_entries (user_uzi, recorded_at);
+
+CREATE TABLE audit_chain_head (
+    id          BIGINT PRIMARY KEY CHECK (id = 1),
+    seq         BIGINT NOT NULL,
+    hash        TEXT NOT NULL,
+    updated_at  TEXT
+);
+
+INSERT INTO audit_chain_head (id, seq, hash, updated_at)
+VALUES (1, 0, '0000000000000000000000000000000000000000000000000000000000000000', NULL);

@@ -1,0 +1,332 @@
+//! The audit trail: one append-only, hash-chained entry per action on patient data
+//! (NEN 7513), shown as IHE BALP `AuditEvent`s.
+//!
+//! Every stage that acts on patient data builds an [`AuditEntry`] and appends it with
+//! [`record`] inside the same [`Tx`] as the action itself: if the action commits, its entry
+//! does; if the entry cannot be written, the action fails with it. Read-only actions (a
+//! facade read, a search, an audit query) have no transaction of their own and use
+//! [`record_alone`], which appends in a short transaction before the answer is sent; a
+//! read whose entry cannot be written must not be answered.
+//!
+//! Tamper evidence: each entry's hash covers its canonical content, its sequence number and
+//! the previous entry's hash ([`chain`]). A single-row chain head, updated in the writer's
+//! transaction, serialises writers so the chain stays linear. [`chain::verify`] walks the
+//! chain and names the first entry that was changed, removed, inserted or reordered;
+//! [`chain::head`] gives the head hash for external anchoring. No function here updates or
+//! deletes an entry.
+//!
+//! There is no in-memory queue (HAPI's BALP sink loses its queue at shutdown): an entry is
+//! in the database when the action's transaction commits, or the action did not happen.
+
+pub mod access;
+pub mod chain;
+pub mod event;
+pub mod query;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use sqlx::Row;
+
+use crate::store::{Store, StoreError, Tx};
+
+pub use chain::{head, verify, ChainHead, Tamper, VerifyReport};
+pub use query::{search, AuditSearch, StoredEntry};
+
+/// What was done. The `code()` is stored and is the `subtype` code in our CodeSystem
+/// `https://w3id.org/overdracht/fhir/CodeSystem/audit-action`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AuditAction {
+    /// A handover was received and stored (`POST /handovers`).
+    HandoverReceived,
+    /// A handover was refused (invalid, no agreement, not allowed); nothing stored.
+    HandoverRefused,
+    /// A record was converted without storing it (`$convert`).
+    Conversion,
+    /// One resource or a handover was read.
+    Read,
+    /// A search (one entry per search, not per hit).
+    Search,
+    /// An access was refused by policy (when the attempted action has no action of its own).
+    Denied,
+    /// Emergency access (break-the-glass) with a stated reason; always flagged for review.
+    BreakGlass,
+    /// A data-transfer agreement was created, changed or ended.
+    AgreementChange,
+    /// A care team (members, roles, treatment state) was created or changed.
+    CareTeamChange,
+    /// A patient's consent or objection was recorded or changed.
+    ConsentChange,
+    /// A handover was delivered to a receiving FHIR server.
+    Delivery,
+    /// A delivery was given up (the outbox dropped it).
+    OutboxDrop,
+    /// Data left overdracht in bulk (e.g. `audit export`, `$everything`).
+    Export,
+    /// Someone looked at the audit trail or a patient's access log.
+    AuditQuery,
+}
+
+impl AuditAction {
+    pub const ALL: [AuditAction; 14] = [
+        AuditAction::HandoverReceived,
+        AuditAction::HandoverRefused,
+        AuditAction::Conversion,
+        AuditAction::Read,
+        AuditAction::Search,
+        AuditAction::Denied,
+        AuditAction::BreakGlass,
+        AuditAction::AgreementChange,
+        AuditAction::CareTeamChange,
+        AuditAction::ConsentChange,
+        AuditAction::Delivery,
+        AuditAction::OutboxDrop,
+        AuditAction::Export,
+        AuditAction::AuditQuery,
+    ];
+
+    /// The stored code (kebab-case), e.g. `handover-received`.
+    pub fn code(self) -> &'static str {
+        match self {
+            AuditAction::HandoverReceived => "handover-received",
+            AuditAction::HandoverRefused => "handover-refused",
+            AuditAction::Conversion => "conversion",
+            AuditAction::Read => "read",
+            AuditAction::Search => "search",
+            AuditAction::Denied => "denied",
+            AuditAction::BreakGlass => "break-glass",
+            AuditAction::AgreementChange => "agreement-change",
+            AuditAction::CareTeamChange => "care-team-change",
+            AuditAction::ConsentChange => "consent-change",
+            AuditAction::Delivery => "delivery",
+            AuditAction::OutboxDrop => "outbox-drop",
+            AuditAction::Export => "export",
+            AuditAction::AuditQuery => "audit-query",
+        }
+    }
+
+    pub fn from_code(code: &str) -> Option<AuditAction> {
+        Self::ALL.into_iter().find(|a| a.code() == code)
+    }
+}
+
+/// How it ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AuditOutcome {
+    Success,
+    /// Refused by the access policy or an agreement (AuditEvent outcome 4, minor failure).
+    Denied,
+    /// Refused because the request was malformed or broke a rule (outcome 4, minor failure).
+    Invalid,
+    /// Failed on our side (AuditEvent outcome 8, serious failure).
+    Failure,
+}
+
+impl AuditOutcome {
+    pub fn code(self) -> &'static str {
+        match self {
+            AuditOutcome::Success => "success",
+            AuditOutcome::Denied => "denied",
+            AuditOutcome::Invalid => "invalid",
+            AuditOutcome::Failure => "failure",
+        }
+    }
+}
+
+/// A person or system acting: UZI number, UZI role code, organisation URA (all from the
+/// token). For a machine client (a HIS) the UZI is its server certificate's number.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Actor {
+    pub uzi: String,
+    pub uzi_role: String,
+    pub ura: String,
+}
+
+/// One audit entry, as the acting stage describes it. The time and id are added by
+/// [`record`]. Only `action` and `outcome` are required; fill in everything you know.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    pub action: AuditAction,
+    pub outcome: AuditOutcome,
+    /// Who acted (NEN 7513 "gebruiker").
+    pub user: Option<Actor>,
+    /// The responsible user the actor acted for (e.g. the SO a PA works under).
+    pub on_behalf_of: Option<Actor>,
+    /// Access point: client application and/or address (User-Agent, forwarded address).
+    pub client: Option<String>,
+    /// The patient's BSN.
+    pub patient_bsn: Option<String>,
+    /// The objects touched, as FHIR-style references `Type/id` (e.g. `Handover/…`,
+    /// `Condition/…`, `CareTeam/…`).
+    pub objects: Vec<String>,
+    /// The authorisation rule that decided (policy rule id), if any.
+    pub rule: Option<String>,
+    /// The reason of the decision or of the action (no clinical content).
+    pub reason: Option<String>,
+    /// Data categories involved: permitted/seen categories for a read; for a handover the
+    /// categories stored (and, in `reason`, those removed).
+    pub categories: Vec<String>,
+    /// The consent profile that applied (e.g. a Consent reference or "no-objection").
+    pub consent: Option<String>,
+    /// Emergency access (break-the-glass) was used.
+    pub emergency: bool,
+    /// To be reviewed by the privacy officer (always true for emergency access).
+    pub flag_for_review: bool,
+    /// Purpose of use (HL7 v3 PurposeOfUse: TREAT, COC, ETREAT, ...).
+    pub purpose: Option<String>,
+    /// The request id (`x-request-id`) that ties the entry to the application log.
+    pub request_id: Option<String>,
+}
+
+impl AuditEntry {
+    /// An entry with only action and outcome; set the other fields directly.
+    pub fn new(action: AuditAction, outcome: AuditOutcome) -> AuditEntry {
+        AuditEntry {
+            action,
+            outcome,
+            user: None,
+            on_behalf_of: None,
+            client: None,
+            patient_bsn: None,
+            objects: Vec::new(),
+            rule: None,
+            reason: None,
+            categories: Vec::new(),
+            consent: None,
+            emergency: false,
+            flag_for_review: false,
+            purpose: None,
+            request_id: None,
+        }
+    }
+
+    /// The resource types of `objects` (`Condition/1` → `Condition`), deduplicated.
+    pub fn entity_types(&self) -> Vec<&str> {
+        let mut types: Vec<&str> = Vec::new();
+        for o in &self.objects {
+            let t = o.split(['/', '?']).next().unwrap_or(o);
+            if !t.is_empty() && !types.contains(&t) {
+                types.push(t);
+            }
+        }
+        types
+    }
+}
+
+/// Where an entry sits in the chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditId {
+    /// Position in the chain, from 1.
+    pub seq: i64,
+    /// The entry's id (UUID v4-like, random), the AuditEvent id.
+    pub id: String,
+    /// The entry's hash (hex SHA-256).
+    pub hash: String,
+}
+
+/// Why an entry could not be written or read.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    #[error("audit trail database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("audit entry cannot be serialised: {0}")]
+    Serialise(#[from] serde_json::Error),
+    #[error("audit trail is inconsistent: {0}")]
+    Corrupt(String),
+}
+
+/// What is hashed and stored in `content`: the entry plus the id and time given to it.
+/// Field order is the canonical order (serde serialises struct fields in declaration
+/// order); the stored bytes are hashed as they are, so verifying never re-serialises.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Content {
+    /// Format version of the content.
+    pub v: u32,
+    /// The position in the chain (also hashed outside the content): tells `verify` where a
+    /// moved row came from.
+    pub seq: i64,
+    pub id: String,
+    /// RFC 3339 UTC with milliseconds.
+    pub recorded: String,
+    pub entry: AuditEntry,
+}
+
+/// Appends `entry` in the action's transaction. Call it after the action's own writes
+/// (the first write of a transaction takes SQLite's write lock) and before `commit`.
+pub async fn record(tx: &mut Tx, entry: &AuditEntry) -> Result<AuditId, AuditError> {
+    append(tx.conn(), entry).await
+}
+
+/// Appends `entry` in a transaction of its own (for read-only actions). Returns when the
+/// entry is committed.
+pub async fn record_alone(store: &Store, entry: &AuditEntry) -> Result<AuditId, AuditError> {
+    let mut tx = store.begin().await?;
+    let id = append(tx.conn(), entry).await?;
+    tx.commit().await?;
+    Ok(id)
+}
+
+async fn append(conn: &mut sqlx::SqliteConnection, entry: &AuditEntry) -> Result<AuditId, AuditError> {
+    // First statement: a write, which takes the write lock (SQLite) or the head row's lock
+    // (PostgreSQL) until the transaction ends. Writers queue here, so seq and prev_hash
+    // are those of the last committed entry.
+    let head = sqlx::query("UPDATE audit_chain_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or_else(|| AuditError::Corrupt("the chain head row is missing".to_owned()))?;
+    let seq: i64 = head.try_get("seq")?;
+    let prev_hash: String = head.try_get("hash")?;
+    let content = Content { v: 1, seq, id: new_id(), recorded: now(), entry: entry.clone() };
+    let text = serde_json::to_string(&content)?;
+    let hash = chain::entry_hash(seq, &prev_hash, &text);
+    sqlx::query(
+        "INSERT INTO audit_entries (seq, id, recorded_at, action, outcome, patient_bsn, user_uzi, user_ura, \
+         entity_types, content, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+    )
+    .bind(seq)
+    .bind(&content.id)
+    .bind(&content.recorded)
+    .bind(entry.action.code())
+    .bind(entry.outcome.code())
+    .bind(&entry.patient_bsn)
+    .bind(entry.user.as_ref().map(|u| u.uzi.as_str()))
+    .bind(entry.user.as_ref().map(|u| u.ura.as_str()))
+    .bind(chain::entity_types_column(entry))
+    .bind(&text)
+    .bind(&prev_hash)
+    .bind(&hash)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("UPDATE audit_chain_head SET hash = $1, updated_at = $2 WHERE id = 1")
+        .bind(&hash)
+        .bind(&content.recorded)
+        .execute(&mut *conn)
+        .await?;
+    Ok(AuditId { seq, id: content.id, hash })
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// A random id in UUID form (v4 layout) from the OS random source, without the `uuid`
+/// crate's v4 feature.
+fn new_id() -> String {
+    let mut b = [0u8; 16];
+    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut b);
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    uuid::Uuid::from_bytes(b).to_string()
+}
+
+/// SHA-256 hex of bytes (shared by the chain).
+pub(crate) fn sha256_hex(parts: &[&[u8]]) -> String {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update(p);
+    }
+    hex::encode(h.finalize())
+}
