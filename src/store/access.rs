@@ -343,6 +343,15 @@ impl Store {
         rows.iter().map(|r| policy_row(r, false)).collect()
     }
 
+    /// The stored output Bundle of a handover (after minimisation).
+    pub async fn handover_output(&self, handover_id: &str) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query("SELECT output_bundle FROM handovers WHERE id = $1")
+            .bind(handover_id)
+            .fetch_optional(self.pool())
+            .await?;
+        row.map(|r| r.try_get("output_bundle")).transpose().map_err(Into::into)
+    }
+
     /// The BSN behind a Patient resource id, if any handover stored it.
     pub async fn patient_bsn_of(&self, patient_id: &str) -> Result<Option<String>, StoreError> {
         let row = sqlx::query(
