@@ -258,7 +258,9 @@ fn print_demo(settings: &overdracht::config::Settings, addr: std::net::SocketAdd
     let Some(pid) = overdracht::api::demo::gp_patient_id() else { return };
     let everything = format!("http://{host}/fhir/Patient/{pid}/$everything");
     println!("2. The lead practitioner reads the whole dossier (except lifestyle: the patient objected, examples/consents):\n");
-    println!("curl -s '{everything}' -H \"Authorization: Bearer $LEAD\" | jq '.total, [.entry[].resource.resourceType]'\n");
+    println!(
+        "curl -s '{everything}' -H \"Authorization: Bearer $LEAD\" | jq '.total, [.entry[].resource.resourceType]'\n"
+    );
     println!("3. The supporting discipline sees only alerts, allergies, contact persons, directives and care plan:\n");
     println!("curl -s '{everything}' -H \"Authorization: Bearer $SUPPORT\" | jq '.total, [.entry[].resource.resourceType]'\n");
     println!("4. The outsider sees nothing (404, as for an unknown patient); with a stated reason, break-the-glass (flagged for review):\n");

@@ -31,9 +31,8 @@ async fn entries_chain_and_verify() {
     assert!(r.problem.is_none(), "{:?}", r.problem);
     assert_eq!(r.checked, 2);
     assert_eq!(r.head.hash, b.hash);
-    let found = audit::search(&s, &AuditSearch { entity_type: Some("Condition".into()), ..Default::default() })
-        .await
-        .unwrap();
+    let found =
+        audit::search(&s, &AuditSearch { entity_type: Some("Condition".into()), ..Default::default() }).await.unwrap();
     assert_eq!(found.len(), 2);
     assert_eq!(found[0].entry, entry(AuditAction::Search));
 }

@@ -168,7 +168,8 @@ pub fn parse_consents(rows: &[StoredPolicyResource]) -> Result<Vec<PatientConsen
     rows.iter()
         .map(|r| {
             let v: serde_json::Value = serde_json::from_str(&r.resource).map_err(ApiError::internal)?;
-            PatientConsent::from_fhir(&v).map_err(|_| ApiError::internal(format!("stored consent {} does not parse", r.id)))
+            PatientConsent::from_fhir(&v)
+                .map_err(|_| ApiError::internal(format!("stored consent {} does not parse", r.id)))
         })
         .collect()
 }

@@ -68,11 +68,10 @@ pub fn refusal(mut entry: AuditEntry, action: AuditAction, e: &ApiError) -> Audi
     entry.action = action;
     entry.outcome = outcome_of(e);
     if entry.reason.is_none() {
-        entry.reason = e
-            .outcome
-            .issues
-            .first()
-            .map(|i| format!("HTTP {}: {}", e.status.as_u16(), i.diagnostics.chars().take(500).collect::<String>()));
+        entry.reason =
+            e.outcome.issues.first().map(|i| {
+                format!("HTTP {}: {}", e.status.as_u16(), i.diagnostics.chars().take(500).collect::<String>())
+            });
     }
     entry
 }

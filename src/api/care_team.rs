@@ -98,10 +98,8 @@ fn write_response(
     warnings: Outcome,
     headers: &HeaderMap,
 ) -> Response {
-    let representation = headers
-        .get("prefer")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|p| p.contains("return=representation"));
+    let representation =
+        headers.get("prefer").and_then(|v| v.to_str().ok()).is_some_and(|p| p.contains("return=representation"));
     let status = if created { StatusCode::CREATED } else { StatusCode::OK };
     let mut r = if representation {
         let mut resource = resource;
@@ -239,7 +237,8 @@ pub async fn get_team(
 ) -> Result<Response, ApiError> {
     let not_found = || ApiError::not_found(format!("CareTeam/{id} is not known, or not visible to you"));
     let row = if is_id(&id) { state.store.care_team(&id).await? } else { None };
-    let visible = row.as_ref().and_then(|r| stored_team(r).map(|t| (r, t))).filter(|(_, t)| may_read_team(&state, t, &caller));
+    let visible =
+        row.as_ref().and_then(|r| stored_team(r).map(|t| (r, t))).filter(|(_, t)| may_read_team(&state, t, &caller));
     let mut entry = audit_api::draft(AuditAction::Read, &caller, &headers);
     entry.objects = vec![format!("CareTeam/{id}")];
     match &visible {
@@ -386,8 +385,7 @@ pub async fn put_consent(
     let text = serde_json::to_string(&v).map_err(ApiError::internal)?;
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let mut tx = state.store.begin().await?;
-    let version =
-        tx.put_consent(&id, &bsn, &text, &Writer { uzi: &caller.uzi, ura: &caller.ura, at: &now }).await?;
+    let version = tx.put_consent(&id, &bsn, &text, &Writer { uzi: &caller.uzi, ura: &caller.ura, at: &now }).await?;
     entry.rule = Some("consent.write".to_owned());
     entry.reason = Some(consent_summary(&consent, version));
     if let ConsentKind::Objection { categories: Some(c), .. } = &consent.kind {
@@ -403,8 +401,16 @@ fn consent_summary(c: &PatientConsent, version: i64) -> String {
         ConsentKind::AgreementConsent { agreement_id } => format!("explicit consent for agreement {agreement_id}"),
         ConsentKind::Objection { categories, members } => format!(
             "objection to sharing {} with {}",
-            categories.as_ref().map_or("all data".to_owned(), |s| s.iter().map(|c| c.code()).collect::<Vec<_>>().join(", ")),
-            if members.is_empty() { "anyone".to_owned() } else { members.iter().cloned().collect::<Vec<_>>().join(", ") }
+            categories.as_ref().map_or("all data".to_owned(), |s| s
+                .iter()
+                .map(|c| c.code())
+                .collect::<Vec<_>>()
+                .join(", ")),
+            if members.is_empty() {
+                "anyone".to_owned()
+            } else {
+                members.iter().cloned().collect::<Vec<_>>().join(", ")
+            }
         ),
     };
     let end = c.period.end.map(|e| e.to_string()).unwrap_or_default();
@@ -425,7 +431,12 @@ pub async fn get_consent(
                 let mut entry = audit_api::draft(AuditAction::Read, &caller, &headers);
                 entry.objects = vec![format!("Consent/{id}")];
                 entry.patient_bsn = Some(row.patient_bsn.clone());
-                audit_hook::outcome(&mut entry, AuditOutcome::Success, "consent.read", "lead practitioner or administrator");
+                audit_hook::outcome(
+                    &mut entry,
+                    AuditOutcome::Success,
+                    "consent.read",
+                    "lead practitioner or administrator",
+                );
                 audit_hook::audit_decision(&state, &entry).await?;
                 return Ok(fhir_response(StatusCode::OK, &with_version(&row)?));
             }

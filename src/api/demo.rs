@@ -49,7 +49,8 @@ pub async fn seed(store: &Store) -> Result<(), String> {
     let mut tx = store.begin().await.map_err(|e| e.to_string())?;
     for text in TEAMS {
         let v: serde_json::Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
-        let (team, _) = check_care_team(&v, rule_day(&v, today)).map_err(|o| format!("example team: {:?}", o.issues.first()))?;
+        let (team, _) =
+            check_care_team(&v, rule_day(&v, today)).map_err(|o| format!("example team: {:?}", o.issues.first()))?;
         if tx.care_team(&team.id).await.map_err(|e| e.to_string())?.is_some() {
             continue;
         }

@@ -337,7 +337,13 @@ fn page_links(base: &str, ty: &str, q: &SearchQuery, total: usize) -> Vec<(&'sta
 /// A searchset Bundle written around the stored JSON (no parse, no intermediate document).
 pub fn bundle_response(base: &str, total: usize, links: &[(&str, String)], hits: &[&FacadeResource]) -> Response {
     let mut out = Vec::with_capacity(hits.iter().map(|r| r.resource.len() + 128).sum::<usize>() + 256);
-    write_searchset(&mut out, base, total, links, hits.iter().map(|r| (&*r.resource_type, &*r.resource_id, &*r.resource)));
+    write_searchset(
+        &mut out,
+        base,
+        total,
+        links,
+        hits.iter().map(|r| (&*r.resource_type, &*r.resource_id, &*r.resource)),
+    );
     fhir_bytes(StatusCode::OK, out)
 }
 

@@ -172,8 +172,8 @@ async fn create_handover(
     entry: &mut AuditEntry,
 ) -> Result<Response, ApiError> {
     caller.require_treatment_purpose()?;
-    let parties = parties(&params, &headers, &caller)?;
-    let kind = input::body_kind(&headers, params.format.as_deref())?;
+    let parties = parties(&params, headers, caller)?;
+    let kind = input::body_kind(headers, params.format.as_deref())?;
     input::require_body(&body)?;
     let idempotency_key = match headers.get(IDEMPOTENCY_KEY_HEADER) {
         None => None,
@@ -189,7 +189,7 @@ async fn create_handover(
     };
 
     let source_sha256 = hex::encode(Sha256::digest(&body));
-    let conversion = convert_for_handover(&body, &kind, &parties, &caller).await;
+    let conversion = convert_for_handover(&body, &kind, &parties, caller).await;
     let mut conversion = match conversion {
         Ok(c) => c,
         Err(e) => {

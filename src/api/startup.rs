@@ -66,7 +66,11 @@ impl Application {
         let store = Store::open(&settings.database_url(), settings.database_max_connections).await?;
         let verifier = Arc::new(Verifier::from_settings(settings)?);
         let access = super::access::AccessControl::from_settings(&settings.policy)?;
-        tracing::info!(agreements = access.agreements.len(), native_policy = access.engine.is_native(), "access control ready");
+        tracing::info!(
+            agreements = access.agreements.len(),
+            native_policy = access.engine.is_native(),
+            "access control ready"
+        );
         if settings.policy.demo_examples {
             super::demo::seed(&store).await.map_err(StartupError::Demo)?;
         }

@@ -279,14 +279,14 @@ async fn check_row(
                     r.seq - 1
                 ),
             ),
-            _ => at(
-                TamperKind::Changed,
-                format!("neither its hash nor its link to entry {} holds", r.seq - 1),
-            ),
+            _ => at(TamperKind::Changed, format!("neither its hash nor its link to entry {} holds", r.seq - 1)),
         });
     }
     if !self_consistent {
-        return Ok(at(TamperKind::Changed, "its content, position or hash was altered (the hash does not match)".into()));
+        return Ok(at(
+            TamperKind::Changed,
+            "its content, position or hash was altered (the hash does not match)".into(),
+        ));
     }
     let content: Content = match serde_json::from_str(&r.content) {
         Ok(c) => c,

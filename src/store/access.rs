@@ -151,12 +151,11 @@ impl Tx {
 
     /// A team inside this transaction (to check the writer against the stored version).
     pub async fn care_team(&mut self, id: &str) -> Result<Option<StoredPolicyResource>, StoreError> {
-        let row = sqlx::query(
-            "SELECT id, patient_bsn, organisation_ura, version, resource FROM care_teams WHERE id = $1",
-        )
-        .bind(id)
-        .fetch_optional(self.conn())
-        .await?;
+        let row =
+            sqlx::query("SELECT id, patient_bsn, organisation_ura, version, resource FROM care_teams WHERE id = $1")
+                .bind(id)
+                .fetch_optional(self.conn())
+                .await?;
         row.map(|r| policy_row(&r, true)).transpose()
     }
 
@@ -229,10 +228,10 @@ impl Store {
     /// Every held copy of `Type/id` (one per holder; usually one).
     pub async fn facade_resource(&self, resource_type: &str, id: &str) -> Result<Vec<FacadeResource>, StoreError> {
         let rows = sqlx::query(facade_select!("WHERE resource_type = $1 AND resource_id = $2 ORDER BY holder_ura"))
-        .bind(resource_type)
-        .bind(id)
-        .fetch_all(self.pool())
-        .await?;
+            .bind(resource_type)
+            .bind(id)
+            .fetch_all(self.pool())
+            .await?;
         rows.iter().map(facade_row).collect()
     }
 
@@ -303,12 +302,11 @@ impl Store {
     }
 
     pub async fn care_team(&self, id: &str) -> Result<Option<StoredPolicyResource>, StoreError> {
-        let row = sqlx::query(
-            "SELECT id, patient_bsn, organisation_ura, version, resource FROM care_teams WHERE id = $1",
-        )
-        .bind(id)
-        .fetch_optional(self.pool())
-        .await?;
+        let row =
+            sqlx::query("SELECT id, patient_bsn, organisation_ura, version, resource FROM care_teams WHERE id = $1")
+                .bind(id)
+                .fetch_optional(self.pool())
+                .await?;
         row.map(|r| policy_row(&r, true)).transpose()
     }
 

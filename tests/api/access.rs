@@ -154,12 +154,15 @@ async fn lead_reads_everything_supporting_member_its_categories_outsider_nothing
     assert_eq!(some["total"].as_u64(), Some(entries(&some) as u64));
 
     // A resource outside its categories is invisible (404), not forbidden.
-    let condition =
-        all["entry"].as_array().expect("entries").iter().find(|e| e["resource"]["resourceType"] == "Condition").expect("c")
-            ["resource"]["id"]
-            .as_str()
-            .expect("id")
-            .to_owned();
+    let condition = all["entry"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .find(|e| e["resource"]["resourceType"] == "Condition")
+        .expect("c")["resource"]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
     assert_eq!(get(&app, &format!("/fhir/Condition/{condition}"), &lead(&app)).await.status(), 200);
     assert_outcome(get(&app, &format!("/fhir/Condition/{condition}"), &support).await, 404).await;
     assert_outcome(get(&app, "/fhir/Condition/no-such-id", &support).await, 404).await;
