@@ -7,8 +7,10 @@
 //! the agreements are those recorded with the patient's handovers to it (not every agreement
 //! the provider signed: a GP agreement does not open data that came from the paediatrician).
 
-use std::collections::BTreeSet;
-use std::sync::Arc;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::http::HeaderMap;
 use chrono::NaiveDate;
@@ -32,6 +34,7 @@ pub struct AccessControl {
     pub engine: PolicyEngine,
     pub agreements: Arc<Vec<Agreement>>,
     pub admins: Arc<BTreeSet<String>>,
+    cache: Arc<FactsCache>,
 }
 
 /// Why access control could not be set up.
@@ -66,6 +69,7 @@ impl AccessControl {
             engine,
             agreements: Arc::new(agreements),
             admins: Arc::new(p.admins.iter().cloned().collect()),
+            cache: Arc::default(),
         })
     }
 
@@ -174,42 +178,86 @@ pub fn parse_consents(rows: &[StoredPolicyResource]) -> Result<Vec<PatientConsen
         .collect()
 }
 
-/// One patient's facts, for decisions at any of the holders.
-pub struct PatientFacts {
+/// What a decision about one patient's data at one holder depends on, besides the
+/// requester and the day.
+#[derive(Debug)]
+pub struct HolderFacts {
     pub bsn: Bsn,
+    /// The patient's teams managed by the holder.
     pub teams: Vec<CareTeam>,
     pub consents: Vec<PatientConsent>,
+    /// The agreements under which the patient's data arrived at the holder (loaded versions).
+    pub agreements: Vec<Agreement>,
 }
 
-impl PatientFacts {
-    pub async fn load(store: &Store, bsn: &str) -> Result<Option<PatientFacts>, ApiError> {
-        let Ok(parsed) = Bsn::parse(bsn) else { return Ok(None) };
-        let (teams, consents) = tokio::try_join!(store.care_teams_of(bsn), store.consents_of(bsn))?;
-        Ok(Some(PatientFacts { bsn: parsed, teams: parse_teams(&teams), consents: parse_consents(&consents)? }))
+/// Parsed facts per (patient, holder), so that a read does not query and parse teams,
+/// consents and agreements every time.
+///
+/// Correctness: every write of a team, consent or handover bumps the generation after its
+/// commit ([`AccessControl::invalidate`]), and a reader notes the generation *before* it
+/// loads, so an entry can only be used when nothing was committed since it was loaded. An
+/// entry is also dropped after [`FACTS_TTL`], which bounds staleness should another process
+/// ever write the same database (not a supported set-up with SQLite).
+#[derive(Debug, Default)]
+pub struct FactsCache {
+    generation: AtomicU64,
+    entries: Mutex<HashMap<(String, String), (u64, Instant, Arc<HolderFacts>)>>,
+}
+
+/// Longest time cached facts are used.
+pub const FACTS_TTL: Duration = Duration::from_secs(5);
+const FACTS_CACHE_MAX: usize = 10_000;
+
+impl AccessControl {
+    /// Forget every cached fact: call after committing a change to teams, consents or handovers.
+    pub fn invalidate(&self) {
+        self.cache.generation.fetch_add(1, Ordering::SeqCst);
     }
-}
 
-/// Decides whether `requester` may read this patient's data held by `holder_ura`.
-pub async fn decide(
-    ac: &AccessControl,
-    store: &Store,
-    requester: &Requester,
-    facts: &PatientFacts,
-    holder_ura: &str,
-    day: NaiveDate,
-) -> Result<AccessDecision, ApiError> {
-    let names = store.agreements_of_patient(facts.bsn.as_str(), holder_ura).await?;
-    let agreements = ac.agreements_named(&names);
-    let teams: Vec<CareTeam> = facts.teams.iter().filter(|t| t.organisation_ura == holder_ura).cloned().collect();
-    Ok(ac.engine.decide(&AccessRequest {
-        requester,
-        patient: &facts.bsn,
-        teams: &teams,
-        agreements: &agreements,
-        consents: &facts.consents,
-        day,
-        requested: &Requested::All,
-    }))
+    /// The facts of this patient's data at this holder; `None` when the BSN is not valid.
+    pub async fn facts(&self, store: &Store, bsn: &str, holder: &str) -> Result<Option<Arc<HolderFacts>>, ApiError> {
+        let key = (bsn.to_owned(), holder.to_owned());
+        let generation = self.cache.generation.load(Ordering::SeqCst);
+        if let Ok(map) = self.cache.entries.lock() {
+            if let Some((g, at, f)) = map.get(&key) {
+                if *g == generation && at.elapsed() < FACTS_TTL {
+                    return Ok(Some(f.clone()));
+                }
+            }
+        }
+        let Ok(parsed) = Bsn::parse(bsn) else { return Ok(None) };
+        let (teams, consents, names) = tokio::try_join!(
+            store.care_teams_of(bsn),
+            store.consents_of(bsn),
+            store.agreements_of_patient(bsn, holder)
+        )?;
+        let facts = Arc::new(HolderFacts {
+            bsn: parsed,
+            teams: parse_teams(&teams).into_iter().filter(|t| t.organisation_ura == holder).collect(),
+            consents: parse_consents(&consents)?,
+            agreements: self.agreements_named(&names),
+        });
+        if let Ok(mut map) = self.cache.entries.lock() {
+            if map.len() >= FACTS_CACHE_MAX {
+                map.clear();
+            }
+            map.insert(key, (generation, Instant::now(), facts.clone()));
+        }
+        Ok(Some(facts))
+    }
+
+    /// Decides whether `requester` may read the patient's data described by `facts`.
+    pub fn decide(&self, requester: &Requester, facts: &HolderFacts, day: NaiveDate) -> AccessDecision {
+        self.engine.decide(&AccessRequest {
+            requester,
+            patient: &facts.bsn,
+            teams: &facts.teams,
+            agreements: &facts.agreements,
+            consents: &facts.consents,
+            day,
+            requested: &Requested::All,
+        })
+    }
 }
 
 /// Whether a decision lets this category through.

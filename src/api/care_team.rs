@@ -205,6 +205,7 @@ pub async fn put_team(
     entry.reason = Some(team_summary(&team, version));
     audit_hook::audit_in(&mut tx, &entry).await?;
     tx.commit().await?;
+    state.access.invalidate();
     tracing::info!(team = %id, version, "care team stored");
     Ok(write_response(version == 1, "CareTeam", &id, version, v, warnings, &headers))
 }
@@ -393,6 +394,7 @@ pub async fn put_consent(
     }
     audit_hook::audit_in(&mut tx, &entry).await?;
     tx.commit().await?;
+    state.access.invalidate();
     Ok(write_response(version == 1, "Consent", &id, version, v, Outcome::new(), &headers))
 }
 

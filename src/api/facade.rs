@@ -29,7 +29,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 
-use super::access::{self, PatientFacts};
+use super::access;
 use super::audit_hook;
 use super::auth::Caller;
 use super::error::{ApiError, FHIR_JSON};
@@ -88,27 +88,20 @@ pub(crate) struct Decisions<'a> {
     state: &'a AppState,
     requester: &'a Requester,
     day: chrono::NaiveDate,
-    facts: BTreeMap<String, Option<PatientFacts>>,
     decided: BTreeMap<(String, String), AccessDecision>,
 }
 
 impl<'a> Decisions<'a> {
     pub(crate) fn new(state: &'a AppState, requester: &'a Requester) -> Self {
-        Decisions { state, requester, day: access::today(), facts: BTreeMap::new(), decided: BTreeMap::new() }
+        Decisions { state, requester, day: access::today(), decided: BTreeMap::new() }
     }
 
     /// The decision for this patient's data at this holder.
     pub(crate) async fn decide(&mut self, bsn: &str, holder: &str) -> Result<&AccessDecision, ApiError> {
         let key = (bsn.to_owned(), holder.to_owned());
         if !self.decided.contains_key(&key) {
-            if !self.facts.contains_key(bsn) {
-                let f = PatientFacts::load(&self.state.store, bsn).await?;
-                self.facts.insert(bsn.to_owned(), f);
-            }
-            let d = match self.facts.get(bsn).and_then(Option::as_ref) {
-                Some(f) => {
-                    access::decide(&self.state.access, &self.state.store, self.requester, f, holder, self.day).await?
-                }
+            let d = match self.state.access.facts(&self.state.store, bsn, holder).await? {
+                Some(f) => self.state.access.decide(self.requester, &f, self.day),
                 None => AccessDecision {
                     permit: false,
                     reason: "the stored patient has no valid BSN".into(),

@@ -290,6 +290,10 @@ async fn create_handover(
     }
     audit::record(&mut tx, entry).await.map_err(ApiError::internal)?;
     tx.commit().await?;
+    if inserted {
+        // New facade rows and agreements for the patient: cached access facts are stale.
+        state.access.invalidate();
+    }
 
     let location = format!("/handovers/{handover_id}");
     if inserted && handover_id == new.id {
