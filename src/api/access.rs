@@ -158,7 +158,8 @@ pub fn parse_teams(rows: &[StoredPolicyResource]) -> Vec<CareTeam> {
             match CareTeam::from_fhir(&v) {
                 Ok(t) => Some(t),
                 Err(_) => {
-                    tracing::error!(team = %r.id, "a stored care team no longer parses; ignored");
+                    // No id in the log: clients choose team ids and may put a BSN in them.
+                    tracing::error!("a stored care team no longer parses; ignored");
                     None
                 }
             }
@@ -172,8 +173,7 @@ pub fn parse_consents(rows: &[StoredPolicyResource]) -> Result<Vec<PatientConsen
     rows.iter()
         .map(|r| {
             let v: serde_json::Value = serde_json::from_str(&r.resource).map_err(ApiError::internal)?;
-            PatientConsent::from_fhir(&v)
-                .map_err(|_| ApiError::internal(format!("stored consent {} does not parse", r.id)))
+            PatientConsent::from_fhir(&v).map_err(|_| ApiError::internal("a stored consent no longer parses"))
         })
         .collect()
 }
@@ -201,8 +201,11 @@ pub struct HolderFacts {
 #[derive(Debug, Default)]
 pub struct FactsCache {
     generation: AtomicU64,
-    entries: Mutex<HashMap<(String, String), (u64, Instant, Arc<HolderFacts>)>>,
+    entries: Mutex<HashMap<(String, String), CachedFacts>>,
 }
+
+/// Generation and time of loading, and the facts.
+type CachedFacts = (u64, Instant, Arc<HolderFacts>);
 
 /// Longest time cached facts are used.
 pub const FACTS_TTL: Duration = Duration::from_secs(5);

@@ -206,7 +206,8 @@ pub async fn put_team(
     audit_hook::audit_in(&mut tx, &entry).await?;
     tx.commit().await?;
     state.access.invalidate();
-    tracing::info!(team = %id, version, "care team stored");
+    // No id in the log: clients choose team ids and may put a BSN in them.
+    tracing::info!(version, "care team stored");
     Ok(write_response(version == 1, "CareTeam", &id, version, v, warnings, &headers))
 }
 
