@@ -8,6 +8,7 @@
 //!   a searchset Bundle;
 //! - **facade**: the same plus what the facade adds: the patient's teams and consents, the
 //!   agreements the data arrived under, the policy decision, the per-item filter;
+//! - **facade, cold**: the same right after a change (cached facts reloaded from the store);
 //! - **facade + audit**: plus the audit entry (issue 7's own transaction), for reference;
 //! - **HTTP**: the whole request through the real endpoint (token, routing, audit), absolute.
 //!
@@ -120,7 +121,7 @@ async fn main() {
     assert_eq!(a, b, "the lead sees everything: the same bytes");
     println!("$everything of the GP example as the lead practitioner: {a} bytes\n");
 
-    let (mut tb, mut tf, mut ta) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut tb, mut tf, mut ta, mut tc) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for i in 0..iterations + 200 {
         let t = Instant::now();
         std::hint::black_box(baseline().await);
@@ -134,10 +135,16 @@ async fn main() {
         e.rule = Some(d.rule);
         overdracht::audit::record_alone(&store, &e).await.expect("audit");
         let a = t.elapsed();
+        // Cold: as after a team, consent or handover change (the cached facts are reloaded).
+        ac.invalidate();
+        let t = Instant::now();
+        std::hint::black_box(filtered().await);
+        let c = t.elapsed();
         if i >= 200 {
             tb.push(b);
             tf.push(f);
             ta.push(a);
+            tc.push(c);
         }
     }
     let b = stats("baseline", tb);

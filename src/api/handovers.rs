@@ -201,6 +201,9 @@ async fn create_handover(
         Some(s) => s.to_string(),
         None => conversion.sender.clone(),
     };
+    // Read before minimisation: the patient stays the handover's patient even if the
+    // agreement does not pass the Patient resource on.
+    let (patient_resource_id, patient_bsn) = patient_of(&conversion);
     // The agreement decides before anything is stored: refused without one in force,
     // otherwise the categories it does not cover are removed (issue 6).
     let transfer = match decide_transfer(state, &sender, &parties, &mut conversion, entry).await {
@@ -216,7 +219,6 @@ async fn create_handover(
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let mut summary = summary(&id, &now, &sender, &parties, &conversion);
     summary["transfer"] = transfer.summary.clone();
-    let (patient_resource_id, patient_bsn) = patient_of(&conversion);
     entry.patient_bsn = patient_bsn.clone();
     entry.objects = std::iter::once(format!("Handover/{id}"))
         .chain(conversion.resources.iter().map(|r| format!("{}/{}", r.resource_type, r.id)))
