@@ -149,10 +149,12 @@ async fn main() {
     }
     let b = stats("baseline", tb);
     let f = stats("facade", tf);
+    let c = stats("facade, cold", tc);
     let a = stats("facade + audit", ta);
     println!(
-        "\nfacade overhead (p50): {:+.1} %   with the audit entry: {:+.1} %",
+        "\nfacade overhead (p50): {:+.1} %   cold facts: {:+.1} %   with the audit entry: {:+.1} %",
         (f / b - 1.0) * 100.0,
+        (c / b - 1.0) * 100.0,
         (a / b - 1.0) * 100.0
     );
 
