@@ -46,6 +46,7 @@ pub struct Settings {
     pub database_max_connections: u32,
     pub auth: AuthSettings,
     pub limits: Limits,
+    pub policy: PolicySettings,
     /// `tracing` filter directive, e.g. `info` or `overdracht=debug,info`.
     pub log: String,
     /// Log format: `text` (human) or `json` (one object per line).
@@ -88,6 +89,28 @@ pub struct IssuerSettings {
     pub jwks_file: Option<PathBuf>,
 }
 
+/// Agreements and access control (issue 6).
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct PolicySettings {
+    /// Directory of the data-transfer agreements (`*.json`, format `overdracht-agreement/1`).
+    /// None: no agreement is in force and every handover is refused (deny by default).
+    pub agreements_dir: Option<PathBuf>,
+    /// Directory of an adapted access policy (`*.rego` and `access-config.json`); None: the
+    /// policy shipped in `policies/`.
+    pub dir: Option<PathBuf>,
+    /// Overrides `grace_period_days` of the policy's configuration: days after the end of a
+    /// treatment in which the roles of `grace_period_roles` may still read (closing letter).
+    pub grace_period_days: Option<u32>,
+    /// UZI numbers of administrators: they may write the care teams and consents of the
+    /// organisation named in their token, besides the teams' lead practitioners.
+    pub admins: Vec<String>,
+    /// Load the example agreements, care teams and consents built into the binary (set by
+    /// `serve --demo` when no agreements directory is configured; not a file key).
+    #[serde(skip)]
+    pub demo_examples: bool,
+}
+
 /// Protection of the service itself.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -111,6 +134,7 @@ impl Default for Settings {
             database_max_connections: 8,
             auth: AuthSettings::default(),
             limits: Limits::default(),
+            policy: PolicySettings::default(),
             log: "info".to_owned(),
             log_format: LogFormat::Text,
             delivery: Default::default(),
@@ -220,6 +244,18 @@ impl Settings {
         }
         if let Some(v) = env("OVERDRACHT_DELIVERY_TARGETS") {
             self.delivery.targets_file = Some(PathBuf::from(v));
+        }
+        if let Some(v) = env("OVERDRACHT_AGREEMENTS_DIR") {
+            self.policy.agreements_dir = Some(PathBuf::from(v));
+        }
+        if let Some(v) = env("OVERDRACHT_POLICY_DIR") {
+            self.policy.dir = Some(PathBuf::from(v));
+        }
+        if let Some(v) = env("OVERDRACHT_GRACE_PERIOD_DAYS") {
+            self.policy.grace_period_days = Some(parse("OVERDRACHT_GRACE_PERIOD_DAYS", v)?);
+        }
+        if let Some(v) = env("OVERDRACHT_ADMINS") {
+            self.policy.admins = v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect();
         }
         if let Some(v) = env("OVERDRACHT_LOG") {
             self.log = v;

@@ -338,6 +338,10 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(l) = args.listen {
         settings.listen = l;
     }
+    if args.demo && settings.policy.agreements_dir.is_none() {
+        // The example agreements, teams and consents built into the binary.
+        settings.policy.demo_examples = true;
+    }
     overdracht::telemetry::init(&settings.log, settings.log_format, std::io::stderr);
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async move {
@@ -431,39 +435,61 @@ fn run_outbox(action: OutboxAction) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// The demo identities: a GP practice's HIS sending to a GZSP provider.
-const DEMO_SENDER_URA: &str = "00001234";
-const DEMO_RECEIVER_URA: &str = "87654321";
+/// The demo identities (see `examples/`): De Linde's HIS sends to Zorggroep Zuid, whose team
+/// for the patient has a lead practitioner (SO) and a supporting discipline (nurse); the
+/// outsider is a colleague at Zorggroep Zuid who is not in the team.
+const DEMO_SENDER_URA: &str = overdracht::api::demo::GP_URA;
+const DEMO_RECEIVER_URA: &str = overdracht::api::demo::PROVIDER_URA;
+const DEMO_IDENTITIES: &[(&str, &str, &str, &str, &str)] = &[
+    ("GP", "GP practice De Linde's HIS", "900012345", "01.015", DEMO_SENDER_URA),
+    ("LEAD", "lead practitioner drs. A. Visser (SO)", "900000101", "01.047", DEMO_RECEIVER_URA),
+    ("SUPPORT", "supporting discipline R. Bos (nurse)", "900000104", "30.000", DEMO_RECEIVER_URA),
+    ("OUTSIDER", "SO at Zorggroep Zuid, not in the team", "900000999", "01.047", DEMO_RECEIVER_URA),
+];
 
 fn print_demo(settings: &overdracht::config::Settings, addr: std::net::SocketAddr) {
     use overdracht::api::auth::{mint_demo_token, TokenRequest};
-    let req = TokenRequest {
-        uzi: "900012345".to_owned(),
-        uzi_role: "01.015".to_owned(),
-        ura: DEMO_SENDER_URA.to_owned(),
-        purpose_of_use: "TREAT".to_owned(),
-        ttl_seconds: 8 * 3600,
-    };
-    let token = match mint_demo_token(settings, &req) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("overdracht: --demo: {e}");
-            return;
-        }
-    };
     let host = if addr.ip().is_unspecified() { format!("127.0.0.1:{}", addr.port()) } else { addr.to_string() };
+    println!("Demo tokens (valid 8 hours, purpose TREAT):\n");
+    for (var, who, uzi, role, ura) in DEMO_IDENTITIES {
+        let req = TokenRequest {
+            uzi: (*uzi).to_owned(),
+            uzi_role: (*role).to_owned(),
+            ura: (*ura).to_owned(),
+            purpose_of_use: "TREAT".to_owned(),
+            ttl_seconds: 8 * 3600,
+        };
+        match mint_demo_token(settings, &req) {
+            Ok(t) => println!("# {who}: UZI {uzi}, role {role}, URA {ura}\nexport {var}={t}\n"),
+            Err(e) => {
+                eprintln!("overdracht: --demo: {e}");
+                return;
+            }
+        }
+    }
     let example = "examples/records/gp-frail-elderly.stu3.json";
+    println!("1. The GP hands the example record over to Zorggroep Zuid (URA {DEMO_RECEIVER_URA}) under agreement de-linde-to-zorggroep-zuid@1.0 (201 Created):\n");
     println!(
-        "Demo token (GP practice URA {DEMO_SENDER_URA}, UZI 900012345, role 01.015, purpose TREAT; valid 8 hours):\n"
-    );
-    println!("export TOKEN={token}\n");
-    println!("Hand over the example record to GZSP provider URA {DEMO_RECEIVER_URA} (expects 201 Created):\n");
-    println!(
-        "curl -i -X POST 'http://{host}/handovers?receiver=ura%7C{DEMO_RECEIVER_URA}&care-form=group-frail' -H \"Authorization: Bearer $TOKEN\" -H 'Content-Type: application/fhir+json' --data-binary @{example}\n"
+        "curl -i -X POST 'http://{host}/handovers?receiver=ura%7C{DEMO_RECEIVER_URA}&care-form=group-frail' -H \"Authorization: Bearer $GP\" -H 'Content-Type: application/fhir+json' --data-binary @{example}\n"
     );
     if !std::path::Path::new(example).exists() {
         println!("(run it from the root of the overdracht repository, where {example} is)\n");
     }
+    let Some(pid) = overdracht::api::demo::gp_patient_id() else { return };
+    let everything = format!("http://{host}/fhir/Patient/{pid}/$everything");
+    println!("2. The lead practitioner reads the whole dossier (except lifestyle: the patient objected, examples/consents):\n");
+    println!(
+        "curl -s '{everything}' -H \"Authorization: Bearer $LEAD\" | jq '.total, [.entry[].resource.resourceType]'\n"
+    );
+    println!("3. The supporting discipline sees only alerts, allergies, contact persons, directives and care plan:\n");
+    println!("curl -s '{everything}' -H \"Authorization: Bearer $SUPPORT\" | jq '.total, [.entry[].resource.resourceType]'\n");
+    println!("4. The outsider sees nothing (404, as for an unknown patient); with a stated reason, break-the-glass (flagged for review):\n");
+    println!("curl -s -o /dev/null -w '%{{http_code}}\\n' '{everything}' -H \"Authorization: Bearer $OUTSIDER\"");
+    println!(
+        "curl -s '{everything}' -H \"Authorization: Bearer $OUTSIDER\" -H 'X-Break-Glass-Reason: patient%20collapsed%2C%20lead%20unreachable' | jq .total\n"
+    );
+    println!("5. The care team (visible to its members and the organisation's administrators only):\n");
+    println!("curl -s 'http://{host}/fhir/CareTeam/zuid-999911120-2026' -H \"Authorization: Bearer $LEAD\" | jq '.participant | length'\n");
 }
 
 /// Opens the existing database of these settings (never creates one: verifying an empty,

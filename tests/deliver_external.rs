@@ -212,7 +212,8 @@ async fn external_medplum_outbox_fault_run_with_kill_9() {
     let n: usize = std::env::var("EXTERNAL_OUTBOX_RUN_N").ok().and_then(|s| s.parse().ok()).unwrap_or(200);
     let server = start_medplum(&[("FAULT_RATE", "0.3"), ("FAULT_SEED", "9"), ("FAULT_SLOW_MS", "1500")]);
     let dir = tempfile::tempdir().expect("tmp");
-    let config = write_config_with(dir.path(), &server.base, 30, 1_000);
+    let agreements = many_sender_agreements(dir.path(), n);
+    let config = write_config_with_agreements(dir.path(), &server.base, 30, 1_000, &agreements);
     let port = free_port();
     let token = token(dir.path());
     let example = example_record();

@@ -1,8 +1,9 @@
 //! The FHIR side of the API: `$convert`, `$validate` and the CapabilityStatement.
 //!
 //! Both operations take patient data, so both need a token with a care purpose. The
-//! CapabilityStatement lists exactly what this build serves: no resource interactions yet
-//! (the read facade is issue 6), two system-level operations.
+//! CapabilityStatement lists exactly what this build serves: the read facade's types with
+//! their search parameters, CareTeam and Consent updates, `Patient/$everything`, and two
+//! system-level operations.
 
 use axum::body::Bytes;
 use axum::extract::{Query, State};
@@ -178,6 +179,59 @@ pub async fn metadata(State(state): State<AppState>) -> Response {
     fhir_response(StatusCode::OK, &capability_statement(state.validator.description()))
 }
 
+/// The resource types and their interactions: the facade's types (read, search by
+/// patient), CareTeam (read, update, search by patient), Consent (also update: the patient's
+/// objections and explicit consents).
+fn resources() -> Value {
+    let search = |extra: &[(&str, &str, &str)]| -> Value {
+        let mut params = vec![
+            json!({"name": "_id", "type": "token", "documentation": "the resource id"}),
+            json!({"name": "_count", "type": "number", "documentation": "page size (default 50, at most 500)"}),
+            json!({"name": "_offset", "type": "number", "documentation": "position of the first result (paging over the filtered results)"}),
+        ];
+        params.extend(extra.iter().map(|(n, t, d)| json!({"name": n, "type": t, "documentation": d})));
+        Value::Array(params)
+    };
+    let patient = [("patient", "reference", "required: Patient/<id> or <id>; one patient per search")];
+    let mut out: Vec<Value> = super::facade::SERVED_TYPES
+        .iter()
+        .filter(|t| **t != "Consent")
+        .map(|t| {
+            let mut r = json!({
+                "type": t,
+                "interaction": [{"code": "read"}, {"code": "search-type"}],
+                "searchParam": if *t == "Patient" { search(&[]) } else { search(&patient) },
+                "documentation": "Read-only; filtered by the access policy per resource (data category in meta.security). _include/_revinclude are not supported and refused with 400."
+            });
+            if *t == "Patient" {
+                r["operation"] = json!([{"name": "everything", "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything",
+                    "documentation": "GET /fhir/Patient/{id}/$everything: every resource of the patient the caller may see; 404 when none"}]);
+                r["documentation"] = json!("Read-only; search needs _id. Filtered by the access policy.");
+            }
+            r
+        })
+        .collect();
+    out.push(json!({
+        "type": "CareTeam",
+        "profile": crate::policy::care_team::CARE_TEAM_PROFILE,
+        "interaction": [{"code": "read"}, {"code": "update"}, {"code": "search-type"}],
+        "updateCreate": true,
+        "searchParam": [
+            {"name": "patient", "type": "reference", "documentation": "Patient/<id> of a handed-over patient"},
+            {"name": "patient:identifier", "type": "token", "documentation": "http://fhir.nl/fhir/NamingSystem/bsn|<BSN>"}
+        ],
+        "documentation": "GZSP rules checked on update (422 with the rule id; warnings in the OperationOutcome answer, or Prefer: return=representation). Written by the team's lead practitioner or an administrator of its managing organisation; read by its members and administrators."
+    }));
+    out.push(json!({
+        "type": "Consent",
+        "interaction": [{"code": "read"}, {"code": "update"}, {"code": "search-type"}],
+        "updateCreate": true,
+        "searchParam": search(&patient),
+        "documentation": "update: a patient's objection or explicit consent (profile https://w3id.org/overdracht/fhir/StructureDefinition/sharing-consent), by the lead practitioner of one of the patient's teams or an administrator. read: such consents for those who may write them, else the treatment directives handovers brought (facade). search-type: the facade's Consent resources."
+    }));
+    Value::Array(out)
+}
+
 /// What this build serves, and nothing more.
 pub fn capability_statement(validator: &str) -> Value {
     json!({
@@ -191,7 +245,8 @@ pub fn capability_statement(validator: &str) -> Value {
         "format": ["application/fhir+json"],
         "rest": [{
             "mode": "server",
-            "documentation": "No resource interactions are served yet. Handovers are posted to /handovers (see /openapi.json).",
+            "documentation": "The read facade serves what handovers brought, filtered by the access policy (team role, membership period, treatment state, the patient's agreements and consents; deny by default). A resource the caller may not see answers 404 as if absent. Searches are for one patient; results are filtered item by item before total and paging. Break-the-glass: header X-Break-Glass-Reason (percent-encoded), audited and flagged. Handovers are posted to /handovers (see /openapi.json).",
+            "resource": resources(),
             "security": {
                 "service": [{ "coding": [{ "system": "http://terminology.hl7.org/CodeSystem/restful-security-service", "code": "OAuth", "display": "OAuth" }] }],
                 "description": "Bearer JWT (RS256, ES256 or EdDSA) from a trusted issuer, with the claims uzi, uzi_role, ura and purpose_of_use; purpose TREAT, COC or ETREAT for patient data."

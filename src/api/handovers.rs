@@ -190,7 +190,7 @@ async fn create_handover(
 
     let source_sha256 = hex::encode(Sha256::digest(&body));
     let conversion = convert_for_handover(&body, &kind, &parties, &caller).await;
-    let conversion = match conversion {
+    let mut conversion = match conversion {
         Ok(c) => c,
         Err(e) => {
             state.metrics.handover("rejected");
@@ -201,12 +201,24 @@ async fn create_handover(
         Some(s) => s.to_string(),
         None => conversion.sender.clone(),
     };
+    // Read before minimisation: the patient stays the handover's patient even if the
+    // agreement does not pass the Patient resource on.
+    let (patient_resource_id, patient_bsn) = patient_of(&conversion);
+    // The agreement decides before anything is stored: refused without one in force,
+    // otherwise the categories it does not cover are removed (issue 6).
+    let transfer = match decide_transfer(state, &sender, &parties, &mut conversion, entry).await {
+        Ok(t) => t,
+        Err(e) => {
+            state.metrics.handover("refused");
+            return Err(e);
+        }
+    };
     let id =
         uuid::Uuid::new_v5(&HANDOVER_NAMESPACE, format!("{sender}\n{}\n{source_sha256}", parties.receiver).as_bytes())
             .to_string();
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    let summary = summary(&id, &now, &sender, &parties, &conversion);
-    let (patient_resource_id, patient_bsn) = patient_of(&conversion);
+    let mut summary = summary(&id, &now, &sender, &parties, &conversion);
+    summary["transfer"] = transfer.summary.clone();
     entry.patient_bsn = patient_bsn.clone();
     entry.objects = std::iter::once(format!("Handover/{id}"))
         .chain(conversion.resources.iter().map(|r| format!("{}/{}", r.resource_type, r.id)))
@@ -238,6 +250,20 @@ async fn create_handover(
 
     let mut tx = state.store.begin().await?;
     let inserted = tx.insert_handover(&new).await?;
+    if inserted {
+        for (agreement, version) in &transfer.agreements {
+            tx.insert_handover_agreement(&new.id, agreement, version).await?;
+        }
+        let rows = super::transfer::facade_rows(
+            &conversion,
+            &parties.receiver.value,
+            &transfer.bsn,
+            new.patient_resource_id.as_deref(),
+        );
+        for r in &rows {
+            tx.upsert_facade_resource(r, &new.id, &now).await?;
+        }
+    }
     let mut handover_id = id;
     if let Some(key) = &idempotency_key {
         let fingerprint = request_fingerprint(&params, &parties, &kind, &body);
@@ -269,6 +295,10 @@ async fn create_handover(
     crate::deliver::outbox::enqueue(&mut tx, &new.id, &new.receiver).await?;
     tx.commit().await?;
     crate::deliver::outbox::wake();
+    if inserted {
+        // New facade rows and agreements for the patient: cached access facts are stale.
+        state.access.invalidate();
+    }
 
     let location = format!("/handovers/{handover_id}");
     if inserted && handover_id == new.id {
@@ -325,6 +355,104 @@ fn request_fingerprint(p: &HandoverParams, parties: &Parties, kind: &BodyKind, b
     }
     h.update(body);
     hex::encode(h.finalize())
+}
+
+/// What the transfer decision let through.
+struct Transfer {
+    bsn: String,
+    /// `(id, version)` of the agreements in force that cover the handover.
+    agreements: Vec<(String, String)>,
+    /// For the summary: agreements, removed categories and why.
+    summary: Value,
+}
+
+/// Decides the handover under the agreements ([`crate::policy::decide_transfer`]) and
+/// minimises the conversion in place. A refusal is `403` with the rule and reason, and the
+/// audit entry says which rule refused; a permit records in the entry which categories were
+/// removed and why.
+async fn decide_transfer(
+    state: &AppState,
+    sender: &str,
+    parties: &Parties,
+    conversion: &mut Conversion,
+    entry: &mut AuditEntry,
+) -> Result<Transfer, ApiError> {
+    use crate::policy::{PartyId as Party, TransferDecision, TransferRequest};
+    let (_, bsn) = patient_of(conversion);
+    entry.patient_bsn = bsn.clone();
+    let Some(bsn) = bsn.and_then(|b| crate::model::Bsn::parse(&b).ok()) else {
+        entry.rule = Some("transfer.no-bsn".to_owned());
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            crate::validate::Issue::error(
+                crate::validate::IssueCode::BusinessRule,
+                "the record does not identify the patient by BSN; a handover under an agreement needs it (consent and access are per patient)",
+            ),
+        ));
+    };
+    let senders: Vec<Party> = match sender.split_once('|') {
+        Some(("agb-z", v)) => vec![Party::Agb(v.to_owned())],
+        Some(("ura", v)) => vec![Party::Ura(v.to_owned())],
+        _ => Vec::new(),
+    };
+    let receiver = [Party::Ura(parties.receiver.value.clone())];
+    let categories: std::collections::BTreeSet<_> = conversion.resources.iter().map(|r| r.category).collect();
+    let consents = super::access::parse_consents(&state.store.consents_of(bsn.as_str()).await?)?;
+    let decision = crate::policy::decide_transfer(
+        &state.access.agreements,
+        &TransferRequest {
+            senders: &senders,
+            receiver: &receiver,
+            patient: &bsn,
+            day: super::access::today(),
+            categories: &categories,
+            consents: &consents,
+        },
+    );
+    match decision {
+        TransferDecision::Refused { rule, ref reason } => {
+            entry.rule = Some(rule.to_owned());
+            entry.reason = Some(format!("HTTP 403: {reason}"));
+            Err(ApiError::new(StatusCode::FORBIDDEN, decision.to_outcome()))
+        }
+        TransferDecision::Permitted { ref agreements, ref removed, .. } => {
+            let gone: std::collections::BTreeSet<_> = removed.keys().copied().collect();
+            let done = super::transfer::minimise(conversion, &gone);
+            let removed_json: Vec<Value> = removed
+                .iter()
+                .map(|(c, why)| {
+                    json!({
+                        "category": c.code(),
+                        "reason": why,
+                        "resources": done.removed.get(c).copied().unwrap_or(0),
+                    })
+                })
+                .collect();
+            let mut summary = json!({ "agreements": agreements, "removed": removed_json });
+            if !done.dependent.is_empty() {
+                summary["removedAsDependent"] =
+                    done.dependent.iter().map(|(c, n)| json!({"category": c.code(), "resources": n})).collect();
+            }
+            if done.references_cut > 0 {
+                summary["referencesMadeDisplayOnly"] = json!(done.references_cut);
+            }
+            summary["outcome"] = decision.to_outcome().to_fhir();
+            entry.rule = Some("transfer.permitted".to_owned());
+            let mut reason = format!("under {}", agreements.join(", "));
+            for (c, why) in removed {
+                reason.push_str(&format!("; removed {c}: {why}"));
+            }
+            entry.reason = Some(reason);
+            let agreements = state
+                .access
+                .agreements
+                .iter()
+                .filter(|a| agreements.contains(&a.label()))
+                .map(|a| (a.id.clone(), a.version.clone()))
+                .collect();
+            Ok(Transfer { bsn: bsn.as_str().to_owned(), agreements, summary })
+        }
+    }
 }
 
 /// The data categories of the output, each once, in order of first appearance.

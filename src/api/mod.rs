@@ -10,11 +10,19 @@
 //! Modules: [`startup`] builds the app (routes and layers), [`auth`] verifies and mints
 //! tokens, [`input`] parses media types and party identifiers, [`handovers`] and [`fhir`]
 //! are the endpoints, [`health`], [`metrics`] and [`openapi`] serve operators, and
-//! [`validate`] adapts the validator stage.
+//! [`validate`] adapts the validator stage. Issue 6: [`access`] (policy engine, agreements,
+//! a patient's facts), [`facade`] (the FHIR read facade), [`care_team`] (teams and
+//! consents), [`transfer`] (data minimisation of handovers), [`audit_hook`] (decisions into
+//! the audit trail), [`demo`] (the built-in example agreements, teams and consents).
 
+pub mod access;
 pub mod audit;
+pub mod audit_hook;
 pub mod auth;
+pub mod care_team;
+pub mod demo;
 pub mod error;
+pub mod facade;
 pub mod fhir;
 pub mod handovers;
 pub mod health;
@@ -23,6 +31,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod startup;
 pub mod state;
+pub mod transfer;
 pub mod validate;
 
 pub use startup::{Application, StartupError};

@@ -15,7 +15,7 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{HeaderName, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -28,7 +28,7 @@ use super::auth::{AuthError, Verifier};
 use super::error::{outcome_for_bare_errors, ApiError};
 use super::metrics::{self, Metrics};
 use super::state::AppState;
-use super::{audit, fhir, handovers, health, openapi, validate};
+use super::{audit, care_team, facade, fhir, handovers, health, openapi, validate};
 use crate::config::{Limits, Settings};
 use crate::store::{Store, StoreError};
 use crate::validate::{Issue, IssueCode};
@@ -42,6 +42,10 @@ pub enum StartupError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Auth(#[from] AuthError),
+    #[error(transparent)]
+    Access(#[from] super::access::AccessSetupError),
+    #[error("demo data: {0}")]
+    Demo(String),
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: SocketAddr, source: std::io::Error },
     #[error("delivery: {0}")]
@@ -65,7 +69,17 @@ impl Application {
             .map_err(|source| StartupError::DataDir { path: settings.data_dir.clone(), source })?;
         let store = Store::open(&settings.database_url(), settings.database_max_connections).await?;
         let verifier = Arc::new(Verifier::from_settings(settings)?);
-        let state = AppState { store, verifier, metrics: Metrics::new(), validator: validate::default_validator() };
+        let access = super::access::AccessControl::from_settings(&settings.policy)?;
+        tracing::info!(
+            agreements = access.agreements.len(),
+            native_policy = access.engine.is_native(),
+            "access control ready"
+        );
+        if settings.policy.demo_examples {
+            super::demo::seed(&store).await.map_err(StartupError::Demo)?;
+        }
+        let state =
+            AppState { store, verifier, metrics: Metrics::new(), validator: validate::default_validator(), access };
         let listener = TcpListener::bind(settings.listen)
             .await
             .map_err(|source| StartupError::Bind { addr: settings.listen, source })?;
@@ -221,6 +235,12 @@ pub fn router(state: AppState, limits: &Limits) -> Router {
         .route("/fhir/metadata", get(fhir::metadata))
         .route("/fhir/AuditEvent", get(audit::search))
         .route("/patients/{bsn}/access-log", get(audit::access_log))
+        .route("/fhir/CareTeam", get(care_team::search_teams))
+        .route("/fhir/CareTeam/{id}", put(care_team::put_team).get(care_team::get_team))
+        .route("/fhir/Consent/{id}", put(care_team::put_consent).get(care_team::get_consent))
+        .route("/fhir/Patient/{id}/$everything", get(facade::everything))
+        .route("/fhir/{type}", get(facade::search))
+        .route("/fhir/{type}/{id}", get(facade::read))
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))
         .route("/metrics", get(metrics::metrics))

@@ -1,7 +1,9 @@
-//! What every handler can reach: the store, the token verifier, metrics, the validator.
+//! What every handler can reach: the store, the token verifier, metrics, the validator,
+//! access control.
 
 use std::sync::Arc;
 
+use super::access::AccessControl;
 use super::auth::Verifier;
 use super::metrics::Metrics;
 use super::validate::ResourceValidator;
@@ -13,4 +15,6 @@ pub struct AppState {
     pub verifier: Arc<Verifier>,
     pub metrics: Arc<Metrics>,
     pub validator: Arc<dyn ResourceValidator>,
+    /// The access policy, the agreements in force and the administrators.
+    pub access: AccessControl,
 }

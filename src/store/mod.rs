@@ -1,4 +1,5 @@
-//! Persistence: handovers and idempotency keys, in SQLite by default.
+//! Persistence: handovers and idempotency keys, the read facade's index, care teams and
+//! consents ([`access`]), in SQLite by default.
 //!
 //! Everything that changes state goes through a [`Tx`], one database transaction. That is
 //! the seam for the later stages: the audit entry of an action (issue 7) and the outbox row
@@ -9,6 +10,7 @@
 //! [`Db`], so that PostgreSQL can follow by changing the driver here, not the queries.
 //! Queries are checked at run time (`sqlx::query`), so building needs no database.
 
+pub mod access;
 pub mod handovers;
 
 use std::str::FromStr;
@@ -16,6 +18,7 @@ use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
+pub use access::{FacadeResource, StoredPolicyResource, Writer};
 pub use handovers::{HandoverRow, IdempotencyClaim, NewHandover};
 
 /// The database driver in use.

@@ -66,6 +66,15 @@ async fn metadata_is_public_and_truthful() {
     let ops: Vec<&str> =
         v["rest"][0]["operation"].as_array().expect("operations").iter().filter_map(|o| o["name"].as_str()).collect();
     assert_eq!(ops, ["convert", "validate"]);
-    // No resource interactions are served yet, so none are claimed.
-    assert!(v["rest"][0].get("resource").is_none());
+    // The read facade (issue 6): every type read + search by patient; CareTeam and Consent
+    // also update; Patient $everything.
+    let resources = v["rest"][0]["resource"].as_array().expect("resources");
+    let of = |t: &str| resources.iter().find(|r| r["type"] == t).expect("type listed");
+    let codes = |r: &serde_json::Value| -> Vec<String> {
+        r["interaction"].as_array().expect("i").iter().filter_map(|i| i["code"].as_str().map(str::to_owned)).collect()
+    };
+    assert_eq!(codes(of("Condition")), ["read", "search-type"]);
+    assert_eq!(codes(of("CareTeam")), ["read", "update", "search-type"]);
+    assert!(of("Condition")["searchParam"].to_string().contains("\"patient\""));
+    assert_eq!(of("Patient")["operation"][0]["name"], "everything");
 }

@@ -69,6 +69,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
         data_dir: data_dir.path().to_path_buf(),
         ..Settings::default()
     };
+    settings.policy.agreements_dir = Some(test_agreements(data_dir.path()));
     configure(&mut settings);
     let app = Application::build(&settings).await.expect("app builds");
     let address = format!("http://{}", app.addr());
@@ -78,6 +79,35 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
         let _ = rx.await;
     }));
     TestApp { address, store, data_dir, client: reqwest::Client::new(), shutdown: Some(tx), server }
+}
+
+/// Agreements covering every category from the example records' senders (and the test
+/// token's organisation) to the test receivers, so that tests about other things are not
+/// refused for want of an agreement (issue 6). Access tests use `examples/agreements`.
+fn test_agreements(data_dir: &Path) -> PathBuf {
+    let dir = data_dir.join("test-agreements");
+    std::fs::create_dir_all(&dir).expect("agreements dir");
+    let categories: Vec<&str> = overdracht::model::DataCategory::ALL.iter().map(|c| c.code()).collect();
+    let senders = [("agb", "01234567"), ("agb", "06010101"), ("ura", SENDER_URA)];
+    for (i, (kind, sender)) in senders.iter().enumerate() {
+        for receiver in [RECEIVER_URA, "99998888"] {
+            let a = serde_json::json!({
+                "format": "overdracht-agreement/1",
+                "id": format!("test-{i}-{receiver}"),
+                "version": "1",
+                "title": "test agreement",
+                "sender": {"name": "sender", "kind": "gp-practice", *kind: sender},
+                "receiver": {"name": "receiver", "kind": "gzsp-provider", "ura": receiver},
+                "categories": categories,
+                "valid": {"start": "2000-01-01"},
+                "legal_basis": "treatment-relationship",
+                "purpose": "tests",
+                "retention": "P20Y"
+            });
+            std::fs::write(dir.join(format!("test-{i}-{receiver}.json")), a.to_string()).expect("write agreement");
+        }
+    }
+    dir
 }
 
 pub const SENDER_URA: &str = "00001234";

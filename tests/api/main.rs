@@ -1,6 +1,7 @@
 //! API tests: the real service on 127.0.0.1:0 with a temporary data directory, one
 //! `TestApp` per test (see `helpers`).
 
+mod access;
 mod audit;
 mod auth;
 mod fhir;

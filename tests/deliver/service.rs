@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-pub const RECEIVER: &str = "87654321";
+/// Zorggroep Zuid: the receiver of the example agreement with GP practice De Linde, the sender
+/// of the example record (handovers without an agreement in force are refused).
+pub const RECEIVER: &str = "11112222";
 
 pub fn overdracht() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_overdracht"));
@@ -40,9 +42,44 @@ pub fn write_config(dir: &Path, fhir_base: &str) -> PathBuf {
 }
 
 pub fn write_config_with(dir: &Path, fhir_base: &str, max_attempts: u32, request_timeout_ms: u64) -> PathBuf {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/agreements");
+    write_config_with_agreements(dir, fhir_base, max_attempts, request_timeout_ms, &examples)
+}
+
+/// Agreements for senders AGB 10000000 + i (i < n) with the receiver, like the example agreement
+/// of GP practice De Linde: runs that hand over from many senders need one each.
+pub fn many_sender_agreements(dir: &Path, n: usize) -> PathBuf {
+    let template: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/agreements/de-linde-to-zorggroep-zuid.json"),
+        )
+        .expect("example agreement"),
+    )
+    .expect("agreement JSON");
+    let out = dir.join("agreements");
+    std::fs::create_dir_all(&out).expect("agreements dir");
+    for i in 0..n {
+        let agb = format!("{:08}", 10_000_000 + i);
+        let mut a = template.clone();
+        a["id"] = Value::String(format!("sender-{agb}"));
+        a["sender"] = serde_json::json!({"name": format!("GP practice {agb}"), "kind": "gp-practice", "agb": agb});
+        std::fs::write(out.join(format!("sender-{agb}.json")), a.to_string()).expect("write agreement");
+    }
+    out
+}
+
+pub fn write_config_with_agreements(
+    dir: &Path,
+    fhir_base: &str,
+    max_attempts: u32,
+    request_timeout_ms: u64,
+    agreements: &Path,
+) -> PathBuf {
     let path = dir.join("overdracht.toml");
     let text = format!(
         r#"log = "overdracht=debug,info"
+[policy]
+agreements_dir = "{agreements}"
 [delivery]
 concurrency = 4
 poll_interval_ms = 1000
@@ -52,7 +89,8 @@ base_url = "{fhir_base}"
 request_timeout_ms = {request_timeout_ms}
 max_attempts = {max_attempts}
 backoff = {{ initial_ms = 50, max_ms = 200, multiplier = 2.0 }}
-"#
+"#,
+        agreements = agreements.display()
     );
     std::fs::write(&path, text).expect("config");
     path

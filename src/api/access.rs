@@ -1,0 +1,269 @@
+//! What the API needs to make access decisions: the policy engine, the agreements in force,
+//! the administrators, and the facts of one patient at one provider (teams, the agreements
+//! under which the patient's data arrived there, consents), gathered from the store.
+//!
+//! A decision is always about one patient's data held by one provider (the *holder*: the
+//! receiver of the handovers). The teams are those that provider manages for the patient;
+//! the agreements are those recorded with the patient's handovers to it (not every agreement
+//! the provider signed: a GP agreement does not open data that came from the paediatrician).
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::http::HeaderMap;
+use chrono::NaiveDate;
+
+use super::auth::Caller;
+use super::error::ApiError;
+use super::input;
+use crate::config::PolicySettings;
+use crate::model::{Bsn, DataCategory};
+use crate::policy::{
+    AccessDecision, AccessRequest, Agreement, CareTeam, PatientConsent, PolicyEngine, Requested, Requester,
+};
+use crate::store::{Store, StoredPolicyResource};
+
+/// The header carrying the stated reason for break-the-glass access (percent-encoded UTF-8).
+pub const BREAK_GLASS_HEADER: &str = "x-break-glass-reason";
+
+/// The access-control state of the service, built once at start.
+#[derive(Debug, Clone)]
+pub struct AccessControl {
+    pub engine: PolicyEngine,
+    pub agreements: Arc<Vec<Agreement>>,
+    pub admins: Arc<BTreeSet<String>>,
+    cache: Arc<FactsCache>,
+}
+
+/// Why access control could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum AccessSetupError {
+    #[error(transparent)]
+    Agreement(#[from] crate::policy::AgreementError),
+    #[error(transparent)]
+    Policy(#[from] crate::policy::PolicyError),
+}
+
+impl AccessControl {
+    pub fn from_settings(p: &PolicySettings) -> Result<AccessControl, AccessSetupError> {
+        let engine = match (&p.dir, p.grace_period_days) {
+            (None, None) => PolicyEngine::embedded()?,
+            (None, Some(days)) => PolicyEngine::from_sources(
+                &[("policies/access.rego", SHIPPED_POLICY)],
+                &with_grace(SHIPPED_CONFIG, days),
+                "policies/access-config.json",
+            )?,
+            (Some(dir), None) => PolicyEngine::from_dir(dir)?,
+            (Some(dir), Some(days)) => adapted_with_grace(dir, days)?,
+        };
+        let mut agreements = match &p.agreements_dir {
+            Some(dir) => Agreement::load_dir(dir)?,
+            None => Vec::new(),
+        };
+        if p.demo_examples && p.agreements_dir.is_none() {
+            agreements.extend(super::demo::agreements()?);
+        }
+        Ok(AccessControl {
+            engine,
+            agreements: Arc::new(agreements),
+            admins: Arc::new(p.admins.iter().cloned().collect()),
+            cache: Arc::default(),
+        })
+    }
+
+    /// The loaded agreements named `(id, version)`; versions no longer loaded are left out
+    /// (data that arrived under them is then not readable: deny by default).
+    pub fn agreements_named(&self, names: &[(String, String)]) -> Vec<Agreement> {
+        self.agreements.iter().filter(|a| names.iter().any(|(id, v)| *id == a.id && *v == a.version)).cloned().collect()
+    }
+
+    pub fn is_admin(&self, caller: &Caller) -> bool {
+        self.admins.contains(&caller.uzi)
+    }
+}
+
+// The shipped policy, byte for byte, so an engine with only the grace period changed keeps
+// the fast path (`PolicyEngine::is_native`).
+const SHIPPED_POLICY: &str = include_str!("../../policies/access.rego");
+const SHIPPED_CONFIG: &str = include_str!("../../policies/access-config.json");
+
+/// An adapted policy directory with the grace period overridden.
+fn adapted_with_grace(dir: &std::path::Path, days: u32) -> Result<PolicyEngine, crate::policy::PolicyError> {
+    use crate::policy::PolicyError;
+    let io = |p: &std::path::Path| {
+        let file = p.display().to_string();
+        move |source| PolicyError::Io { file, source }
+    };
+    let config_path = dir.join("access-config.json");
+    let config = std::fs::read_to_string(&config_path).map_err(io(&config_path))?;
+    let mut sources = Vec::new();
+    for e in std::fs::read_dir(dir).map_err(io(dir))?.filter_map(Result::ok) {
+        let path = e.path();
+        if path.extension().is_some_and(|x| x == "rego") {
+            sources.push((path.display().to_string(), std::fs::read_to_string(&path).map_err(io(&path))?));
+        }
+    }
+    sources.sort();
+    let borrowed: Vec<(&str, &str)> = sources.iter().map(|(n, t)| (n.as_str(), t.as_str())).collect();
+    PolicyEngine::from_sources(&borrowed, &with_grace(&config, days), &config_path.display().to_string())
+}
+
+fn with_grace(config: &str, days: u32) -> String {
+    match serde_json::from_str::<serde_json::Value>(config) {
+        Ok(mut v) => {
+            v["overdracht"]["config"]["grace_period_days"] = days.into();
+            v.to_string()
+        }
+        // Let the policy loader report the malformed file.
+        Err(_) => config.to_owned(),
+    }
+}
+
+/// The requester of a facade request: the token's claims plus the optional stated
+/// break-the-glass reason.
+pub fn requester(caller: &Caller, headers: &HeaderMap) -> Result<Requester, ApiError> {
+    let reason = input::text_header(headers, BREAK_GLASS_HEADER, 1000)?.filter(|r| !r.trim().is_empty());
+    Ok(Requester {
+        uzi: caller.uzi.clone(),
+        uzi_role: caller.uzi_role.clone(),
+        ura: caller.ura.clone(),
+        purpose_of_use: caller.purpose_of_use.clone(),
+        break_glass_reason: reason,
+    })
+}
+
+/// Today, as the policy counts days.
+pub fn today() -> NaiveDate {
+    crate::policy::day_of(&chrono::Utc::now())
+}
+
+/// The day on which a team's GZSP rules are checked: today, or the team's first day when it
+/// starts later (a team planned from a patient's 18th birthday has no lead today yet).
+pub fn rule_day(team: &serde_json::Value, today: NaiveDate) -> NaiveDate {
+    team["period"]["start"]
+        .as_str()
+        .and_then(|s| s.get(..10))
+        .and_then(|s| s.parse::<NaiveDate>().ok())
+        .map_or(today, |start| start.max(today))
+}
+
+/// Parses stored teams; a stored team that no longer parses is left out (and logged), which
+/// can only take access away.
+pub fn parse_teams(rows: &[StoredPolicyResource]) -> Vec<CareTeam> {
+    rows.iter()
+        .filter_map(|r| {
+            let v: serde_json::Value = serde_json::from_str(&r.resource).ok()?;
+            match CareTeam::from_fhir(&v) {
+                Ok(t) => Some(t),
+                Err(_) => {
+                    // No id in the log: clients choose team ids and may put a BSN in them.
+                    tracing::error!("a stored care team no longer parses; ignored");
+                    None
+                }
+            }
+        })
+        .collect()
+}
+
+/// Parses stored consents. A consent that no longer parses is an error: ignoring an
+/// objection would leak data.
+pub fn parse_consents(rows: &[StoredPolicyResource]) -> Result<Vec<PatientConsent>, ApiError> {
+    rows.iter()
+        .map(|r| {
+            let v: serde_json::Value = serde_json::from_str(&r.resource).map_err(ApiError::internal)?;
+            PatientConsent::from_fhir(&v).map_err(|_| ApiError::internal("a stored consent no longer parses"))
+        })
+        .collect()
+}
+
+/// What a decision about one patient's data at one holder depends on, besides the
+/// requester and the day.
+#[derive(Debug)]
+pub struct HolderFacts {
+    pub bsn: Bsn,
+    /// The patient's teams managed by the holder.
+    pub teams: Vec<CareTeam>,
+    pub consents: Vec<PatientConsent>,
+    /// The agreements under which the patient's data arrived at the holder (loaded versions).
+    pub agreements: Vec<Agreement>,
+}
+
+/// Parsed facts per (patient, holder), so that a read does not query and parse teams,
+/// consents and agreements every time.
+///
+/// Correctness: every write of a team, consent or handover bumps the generation after its
+/// commit ([`AccessControl::invalidate`]), and a reader notes the generation *before* it
+/// loads, so an entry can only be used when nothing was committed since it was loaded. An
+/// entry is also dropped after [`FACTS_TTL`], which bounds staleness should another process
+/// ever write the same database (not a supported set-up with SQLite).
+#[derive(Debug, Default)]
+pub struct FactsCache {
+    generation: AtomicU64,
+    entries: Mutex<HashMap<(String, String), CachedFacts>>,
+}
+
+/// Generation and time of loading, and the facts.
+type CachedFacts = (u64, Instant, Arc<HolderFacts>);
+
+/// Longest time cached facts are used.
+pub const FACTS_TTL: Duration = Duration::from_secs(5);
+const FACTS_CACHE_MAX: usize = 10_000;
+
+impl AccessControl {
+    /// Forget every cached fact: call after committing a change to teams, consents or handovers.
+    pub fn invalidate(&self) {
+        self.cache.generation.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// The facts of this patient's data at this holder; `None` when the BSN is not valid.
+    pub async fn facts(&self, store: &Store, bsn: &str, holder: &str) -> Result<Option<Arc<HolderFacts>>, ApiError> {
+        let key = (bsn.to_owned(), holder.to_owned());
+        let generation = self.cache.generation.load(Ordering::SeqCst);
+        if let Ok(map) = self.cache.entries.lock() {
+            if let Some((g, at, f)) = map.get(&key) {
+                if *g == generation && at.elapsed() < FACTS_TTL {
+                    return Ok(Some(f.clone()));
+                }
+            }
+        }
+        let Ok(parsed) = Bsn::parse(bsn) else { return Ok(None) };
+        let (teams, consents, names) = tokio::try_join!(
+            store.care_teams_of(bsn),
+            store.consents_of(bsn),
+            store.agreements_of_patient(bsn, holder)
+        )?;
+        let facts = Arc::new(HolderFacts {
+            bsn: parsed,
+            teams: parse_teams(&teams).into_iter().filter(|t| t.organisation_ura == holder).collect(),
+            consents: parse_consents(&consents)?,
+            agreements: self.agreements_named(&names),
+        });
+        if let Ok(mut map) = self.cache.entries.lock() {
+            if map.len() >= FACTS_CACHE_MAX {
+                map.clear();
+            }
+            map.insert(key, (generation, Instant::now(), facts.clone()));
+        }
+        Ok(Some(facts))
+    }
+
+    /// Decides whether `requester` may read the patient's data described by `facts`.
+    pub fn decide(&self, requester: &Requester, facts: &HolderFacts, day: NaiveDate) -> AccessDecision {
+        self.engine.decide(&AccessRequest {
+            requester,
+            patient: &facts.bsn,
+            teams: &facts.teams,
+            agreements: &facts.agreements,
+            consents: &facts.consents,
+            day,
+            requested: &Requested::All,
+        })
+    }
+}
+
+/// Whether a decision lets this category through.
+pub fn allows(d: &AccessDecision, category: &str) -> bool {
+    d.permit && DataCategory::from_code(category).is_some_and(|c| d.allowed_categories.contains(&c))
+}

@@ -1,0 +1,363 @@
+//! What access decisions read and the read facade serves: the agreements recorded with each
+//! handover, the index of stored resources, care teams and patient consents.
+//!
+//! The facade index holds each resource's JSON next to the columns the policy filters on
+//! (holder, patient, data category), so a read is one indexed query and filtering never
+//! parses a resource. Teams and consents are kept as the FHIR the client sent (after the
+//! policy library accepted it) and parsed again when a decision needs them.
+
+use sqlx::Row;
+
+use super::{Store, StoreError, Tx};
+
+/// One resource of a handover as the facade serves it.
+#[derive(Debug, Clone)]
+pub struct FacadeResource {
+    pub holder_ura: String,
+    pub resource_type: String,
+    pub resource_id: String,
+    pub patient_bsn: String,
+    pub patient_resource_id: Option<String>,
+    /// The data category code (`meta.security`).
+    pub category: String,
+    /// The resource, compact JSON.
+    pub resource: String,
+}
+
+/// A stored team or consent: its FHIR JSON and who wrote it last.
+#[derive(Debug, Clone)]
+pub struct StoredPolicyResource {
+    pub id: String,
+    pub patient_bsn: String,
+    /// The managing organisation (teams only; empty for consents).
+    pub organisation_ura: String,
+    pub version: i64,
+    pub resource: String,
+}
+
+/// Who wrote a team or consent, and when.
+#[derive(Debug, Clone)]
+pub struct Writer<'a> {
+    pub uzi: &'a str,
+    pub ura: &'a str,
+    pub at: &'a str,
+}
+
+impl Tx {
+    /// Records that handover `handover_id` was accepted under agreement `id@version`.
+    pub async fn insert_handover_agreement(
+        &mut self,
+        handover_id: &str,
+        agreement_id: &str,
+        version: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO handover_agreements (handover_id, agreement_id, agreement_version) VALUES ($1, $2, $3) \
+             ON CONFLICT (handover_id, agreement_id, agreement_version) DO NOTHING",
+        )
+        .bind(handover_id)
+        .bind(agreement_id)
+        .bind(version)
+        .execute(self.conn())
+        .await?;
+        Ok(())
+    }
+
+    /// Stores (or replaces) one resource in the facade index.
+    pub async fn upsert_facade_resource(
+        &mut self,
+        r: &FacadeResource,
+        handover_id: &str,
+        now: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO facade_resources (holder_ura, resource_type, resource_id, patient_bsn, \
+             patient_resource_id, category, handover_id, updated_at, resource) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+             ON CONFLICT (holder_ura, resource_type, resource_id) DO UPDATE SET \
+             patient_bsn = excluded.patient_bsn, patient_resource_id = excluded.patient_resource_id, \
+             category = excluded.category, handover_id = excluded.handover_id, \
+             updated_at = excluded.updated_at, resource = excluded.resource",
+        )
+        .bind(&r.holder_ura)
+        .bind(&r.resource_type)
+        .bind(&r.resource_id)
+        .bind(&r.patient_bsn)
+        .bind(&r.patient_resource_id)
+        .bind(&r.category)
+        .bind(handover_id)
+        .bind(now)
+        .bind(&r.resource)
+        .execute(self.conn())
+        .await?;
+        Ok(())
+    }
+
+    /// Creates or replaces a care team; returns its new version (1 for a new team).
+    pub async fn put_care_team(
+        &mut self,
+        id: &str,
+        patient_bsn: &str,
+        organisation_ura: &str,
+        resource: &str,
+        by: &Writer<'_>,
+    ) -> Result<i64, StoreError> {
+        let row = sqlx::query(
+            "INSERT INTO care_teams (id, patient_bsn, organisation_ura, version, updated_at, updated_by_uzi, \
+             updated_by_ura, resource) VALUES ($1, $2, $3, 1, $4, $5, $6, $7) \
+             ON CONFLICT (id) DO UPDATE SET patient_bsn = excluded.patient_bsn, \
+             organisation_ura = excluded.organisation_ura, version = care_teams.version + 1, \
+             updated_at = excluded.updated_at, updated_by_uzi = excluded.updated_by_uzi, \
+             updated_by_ura = excluded.updated_by_ura, resource = excluded.resource RETURNING version",
+        )
+        .bind(id)
+        .bind(patient_bsn)
+        .bind(organisation_ura)
+        .bind(by.at)
+        .bind(by.uzi)
+        .bind(by.ura)
+        .bind(resource)
+        .fetch_one(self.conn())
+        .await?;
+        Ok(row.try_get("version")?)
+    }
+
+    /// Creates or replaces a patient consent; returns its new version.
+    pub async fn put_consent(
+        &mut self,
+        id: &str,
+        patient_bsn: &str,
+        resource: &str,
+        by: &Writer<'_>,
+    ) -> Result<i64, StoreError> {
+        let row = sqlx::query(
+            "INSERT INTO patient_consents (id, patient_bsn, version, updated_at, updated_by_uzi, updated_by_ura, \
+             resource) VALUES ($1, $2, 1, $3, $4, $5, $6) \
+             ON CONFLICT (id) DO UPDATE SET patient_bsn = excluded.patient_bsn, \
+             version = patient_consents.version + 1, updated_at = excluded.updated_at, \
+             updated_by_uzi = excluded.updated_by_uzi, updated_by_ura = excluded.updated_by_ura, \
+             resource = excluded.resource RETURNING version",
+        )
+        .bind(id)
+        .bind(patient_bsn)
+        .bind(by.at)
+        .bind(by.uzi)
+        .bind(by.ura)
+        .bind(resource)
+        .fetch_one(self.conn())
+        .await?;
+        Ok(row.try_get("version")?)
+    }
+
+    /// A team inside this transaction (to check the writer against the stored version).
+    pub async fn care_team(&mut self, id: &str) -> Result<Option<StoredPolicyResource>, StoreError> {
+        let row =
+            sqlx::query("SELECT id, patient_bsn, organisation_ura, version, resource FROM care_teams WHERE id = $1")
+                .bind(id)
+                .fetch_optional(self.conn())
+                .await?;
+        row.map(|r| policy_row(&r, true)).transpose()
+    }
+
+    pub async fn consent(&mut self, id: &str) -> Result<Option<StoredPolicyResource>, StoreError> {
+        let row = sqlx::query("SELECT id, patient_bsn, version, resource FROM patient_consents WHERE id = $1")
+            .bind(id)
+            .fetch_optional(self.conn())
+            .await?;
+        row.map(|r| policy_row(&r, false)).transpose()
+    }
+
+    /// The patient's teams, inside this transaction.
+    pub async fn care_teams_of(&mut self, patient_bsn: &str) -> Result<Vec<StoredPolicyResource>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, patient_bsn, organisation_ura, version, resource FROM care_teams WHERE patient_bsn = $1 \
+             ORDER BY id",
+        )
+        .bind(patient_bsn)
+        .fetch_all(self.conn())
+        .await?;
+        rows.iter().map(|r| policy_row(r, true)).collect()
+    }
+
+    /// The patient's consents, inside this transaction.
+    pub async fn consents_of(&mut self, patient_bsn: &str) -> Result<Vec<StoredPolicyResource>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, patient_bsn, version, resource FROM patient_consents WHERE patient_bsn = $1 ORDER BY id",
+        )
+        .bind(patient_bsn)
+        .fetch_all(self.conn())
+        .await?;
+        rows.iter().map(|r| policy_row(r, false)).collect()
+    }
+}
+
+fn policy_row(r: &sqlx::sqlite::SqliteRow, team: bool) -> Result<StoredPolicyResource, StoreError> {
+    Ok(StoredPolicyResource {
+        id: r.try_get("id")?,
+        patient_bsn: r.try_get("patient_bsn")?,
+        organisation_ura: if team { r.try_get("organisation_ura")? } else { String::new() },
+        version: r.try_get("version")?,
+        resource: r.try_get("resource")?,
+    })
+}
+
+fn facade_row(r: &sqlx::sqlite::SqliteRow) -> Result<FacadeResource, StoreError> {
+    Ok(FacadeResource {
+        holder_ura: r.try_get("holder_ura")?,
+        resource_type: r.try_get("resource_type")?,
+        resource_id: r.try_get("resource_id")?,
+        patient_bsn: r.try_get("patient_bsn")?,
+        patient_resource_id: r.try_get("patient_resource_id")?,
+        category: r.try_get("category")?,
+        resource: r.try_get("resource")?,
+    })
+}
+
+/// The columns of a [`FacadeResource`], as a literal (sqlx takes static SQL only).
+macro_rules! facade_select {
+    ($rest:literal) => {
+        concat!(
+            "SELECT holder_ura, resource_type, resource_id, patient_bsn, patient_resource_id, category, resource \
+             FROM facade_resources ",
+            $rest
+        )
+    };
+}
+
+impl Store {
+    /// Every held copy of `Type/id` (one per holder; usually one).
+    pub async fn facade_resource(&self, resource_type: &str, id: &str) -> Result<Vec<FacadeResource>, StoreError> {
+        let rows = sqlx::query(facade_select!("WHERE resource_type = $1 AND resource_id = $2 ORDER BY holder_ura"))
+            .bind(resource_type)
+            .bind(id)
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter().map(facade_row).collect()
+    }
+
+    /// The resources that belong to Patient `patient_id` (the Patient itself included), of one
+    /// type or of all, in a stable order.
+    pub async fn facade_resources_of_patient(
+        &self,
+        patient_id: &str,
+        resource_type: Option<&str>,
+    ) -> Result<Vec<FacadeResource>, StoreError> {
+        let rows = match resource_type {
+            Some(t) => {
+                sqlx::query(facade_select!(
+                    "WHERE patient_resource_id = $1 AND resource_type = $2 \
+                     ORDER BY holder_ura, resource_type, resource_id"
+                ))
+                .bind(patient_id)
+                .bind(t)
+                .fetch_all(self.pool())
+                .await?
+            }
+            None => {
+                sqlx::query(facade_select!(
+                    "WHERE patient_resource_id = $1 ORDER BY holder_ura, resource_type, resource_id"
+                ))
+                .bind(patient_id)
+                .fetch_all(self.pool())
+                .await?
+            }
+        };
+        rows.iter().map(facade_row).collect()
+    }
+
+    /// The agreements (`(id, version)`) under which this patient's data arrived at `holder_ura`.
+    pub async fn agreements_of_patient(
+        &self,
+        patient_bsn: &str,
+        holder_ura: &str,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT a.agreement_id, a.agreement_version FROM handover_agreements a \
+             JOIN handovers h ON h.id = a.handover_id WHERE h.patient_bsn = $1 AND h.receiver = $2 \
+             ORDER BY a.agreement_id, a.agreement_version",
+        )
+        .bind(patient_bsn)
+        .bind(format!("ura|{holder_ura}"))
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(|r| Ok((r.try_get("agreement_id")?, r.try_get("agreement_version")?))).collect()
+    }
+
+    /// The agreements recorded with one handover, as `id@version`.
+    pub async fn handover_agreements(&self, handover_id: &str) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT agreement_id, agreement_version FROM handover_agreements WHERE handover_id = $1 \
+             ORDER BY agreement_id, agreement_version",
+        )
+        .bind(handover_id)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let id: String = r.try_get("agreement_id")?;
+                let v: String = r.try_get("agreement_version")?;
+                Ok(format!("{id}@{v}"))
+            })
+            .collect()
+    }
+
+    pub async fn care_team(&self, id: &str) -> Result<Option<StoredPolicyResource>, StoreError> {
+        let row =
+            sqlx::query("SELECT id, patient_bsn, organisation_ura, version, resource FROM care_teams WHERE id = $1")
+                .bind(id)
+                .fetch_optional(self.pool())
+                .await?;
+        row.map(|r| policy_row(&r, true)).transpose()
+    }
+
+    /// The patient's teams.
+    pub async fn care_teams_of(&self, patient_bsn: &str) -> Result<Vec<StoredPolicyResource>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, patient_bsn, organisation_ura, version, resource FROM care_teams WHERE patient_bsn = $1 \
+             ORDER BY id",
+        )
+        .bind(patient_bsn)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(|r| policy_row(r, true)).collect()
+    }
+
+    pub async fn consent(&self, id: &str) -> Result<Option<StoredPolicyResource>, StoreError> {
+        let row = sqlx::query("SELECT id, patient_bsn, version, resource FROM patient_consents WHERE id = $1")
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?;
+        row.map(|r| policy_row(&r, false)).transpose()
+    }
+
+    /// The patient's consents and objections.
+    pub async fn consents_of(&self, patient_bsn: &str) -> Result<Vec<StoredPolicyResource>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, patient_bsn, version, resource FROM patient_consents WHERE patient_bsn = $1 ORDER BY id",
+        )
+        .bind(patient_bsn)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(|r| policy_row(r, false)).collect()
+    }
+
+    /// The stored output Bundle of a handover (after minimisation).
+    pub async fn handover_output(&self, handover_id: &str) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query("SELECT output_bundle FROM handovers WHERE id = $1")
+            .bind(handover_id)
+            .fetch_optional(self.pool())
+            .await?;
+        row.map(|r| r.try_get("output_bundle")).transpose().map_err(Into::into)
+    }
+
+    /// The BSN behind a Patient resource id, if any handover stored it.
+    pub async fn patient_bsn_of(&self, patient_id: &str) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query(
+            "SELECT patient_bsn FROM facade_resources WHERE resource_type = 'Patient' AND resource_id = $1 LIMIT 1",
+        )
+        .bind(patient_id)
+        .fetch_optional(self.pool())
+        .await?;
+        row.map(|r| r.try_get("patient_bsn")).transpose().map_err(Into::into)
+    }
+}

@@ -1,0 +1,431 @@
+//! Issue 6 through the API: transfer under agreements, care teams, consents and the FHIR read
+//! facade, with the example agreements, teams and consents of `examples/`.
+
+use std::collections::BTreeSet;
+
+use overdracht::audit::{AuditAction, AuditSearch};
+use serde_json::{json, Value};
+
+use crate::helpers::{assert_outcome, example, repo_file, spawn_app_with, TestApp};
+
+const PROVIDER: &str = "11112222";
+const GP_URA: &str = "87654321";
+const AMALIA_URA: &str = "12345678";
+const BSN: &str = "999911120";
+const YOUNG_BSN: &str = "999911132";
+const LEAD: &str = "900000101";
+const VS: &str = "900000103";
+const PHYSIO: &str = "900000102";
+const SUPPORT: &str = "900000104";
+const ADMIN: &str = "900000900";
+const TEAM: &str = "zuid-999911120-2026";
+const SUPPORT_CATEGORIES: &[&str] = &["alerts", "allergies", "contact-persons", "directives", "care-plan"];
+
+/// The app with the example agreements (made open-ended, so the tests do not expire) and
+/// one administrator of Zorggroep Zuid.
+async fn app() -> TestApp {
+    spawn_app_with(|s| {
+        let dir = s.data_dir.join("example-agreements");
+        std::fs::create_dir_all(&dir).expect("dir");
+        for f in ["de-linde-to-zorggroep-zuid.json", "amalia-paediatrics-to-zorggroep-zuid.json"] {
+            let mut a = read_json(&format!("examples/agreements/{f}"));
+            a["valid"].as_object_mut().expect("valid").remove("end");
+            std::fs::write(dir.join(f), a.to_string()).expect("write");
+        }
+        s.policy.agreements_dir = Some(dir);
+        s.policy.admins = vec![ADMIN.to_owned()];
+    })
+    .await
+}
+
+fn read_json(rel: &str) -> Value {
+    serde_json::from_slice(&std::fs::read(repo_file(rel)).expect("file")).expect("json")
+}
+
+fn token(app: &TestApp, uzi: &str, role: &str, ura: &str) -> String {
+    app.token_with(|c| {
+        c.uzi = uzi.to_owned();
+        c.sub = uzi.to_owned();
+        c.uzi_role = role.to_owned();
+        c.ura = ura.to_owned();
+    })
+}
+
+fn lead(app: &TestApp) -> String {
+    token(app, LEAD, "01.047", PROVIDER)
+}
+
+fn admin(app: &TestApp) -> String {
+    token(app, ADMIN, "01.047", PROVIDER)
+}
+
+async fn put(app: &TestApp, path: &str, tok: &str, body: &Value) -> reqwest::Response {
+    app.client
+        .put(app.url(path))
+        .bearer_auth(tok)
+        .header("Content-Type", "application/fhir+json")
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("put")
+}
+
+async fn get(app: &TestApp, path: &str, tok: &str) -> reqwest::Response {
+    app.client.get(app.url(path)).bearer_auth(tok).send().await.expect("get")
+}
+
+async fn get_json(app: &TestApp, path: &str, tok: &str) -> Value {
+    let r = get(app, path, tok).await;
+    assert_eq!(r.status(), 200, "{path}");
+    r.json().await.expect("json")
+}
+
+/// Stores the frail-elderly team (by its lead) and hands the GP record over; returns the
+/// handover summary.
+async fn gp_scenario(app: &TestApp) -> Value {
+    let team = read_json("examples/care-teams/frail-elderly-group-care.json");
+    let r = put(app, &format!("/fhir/CareTeam/{TEAM}"), &lead(app), &team).await;
+    assert_eq!(r.status(), 201, "{:?}", r.text().await);
+    handover_gp(app, PROVIDER).await
+}
+
+async fn handover_gp(app: &TestApp, receiver: &str) -> Value {
+    let r = app
+        .post(
+            &format!("/handovers?receiver=ura%7C{receiver}"),
+            token(app, "900012345", "01.015", GP_URA),
+            "application/fhir+json",
+            example(),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    r.json().await.expect("summary")
+}
+
+fn patient_id(summary: &Value) -> String {
+    summary["patient"].as_str().expect("patient").trim_start_matches("Patient/").to_owned()
+}
+
+fn categories(bundle: &Value) -> BTreeSet<String> {
+    bundle["entry"]
+        .as_array()
+        .map(|es| {
+            es.iter()
+                .flat_map(|e| e["resource"]["meta"]["security"].as_array().cloned().unwrap_or_default())
+                .filter_map(|s| s["code"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn entries(bundle: &Value) -> usize {
+    bundle["entry"].as_array().map_or(0, Vec::len)
+}
+
+async fn audit(app: &TestApp, actions: Vec<AuditAction>) -> Vec<overdracht::audit::AuditEntry> {
+    overdracht::audit::search(&app.store, &AuditSearch { actions, oldest_first: true, ..Default::default() })
+        .await
+        .expect("audit")
+        .into_iter()
+        .map(|e| e.entry)
+        .collect()
+}
+
+#[tokio::test]
+async fn lead_reads_everything_supporting_member_its_categories_outsider_nothing() {
+    let app = app().await;
+    let summary = gp_scenario(&app).await;
+    let pid = patient_id(&summary);
+    let total = summary["resources"]["total"].as_u64().expect("total");
+    let everything = format!("/fhir/Patient/{pid}/$everything");
+
+    // The lead practitioner: the whole dossier.
+    let all = get_json(&app, &everything, &lead(&app)).await;
+    assert_eq!(all["total"].as_u64(), Some(total));
+    assert_eq!(entries(&all) as u64, total);
+    assert!(categories(&all).contains("journal") && categories(&all).contains("problems"));
+
+    // The supporting discipline: only its five categories.
+    let support = token(&app, SUPPORT, "30.000", PROVIDER);
+    let some = get_json(&app, &everything, &support).await;
+    let seen = categories(&some);
+    assert!(!seen.is_empty());
+    assert!(seen.iter().all(|c| SUPPORT_CATEGORIES.contains(&c.as_str())), "{seen:?}");
+    assert_eq!(some["total"].as_u64(), Some(entries(&some) as u64));
+
+    // A resource outside its categories is invisible (404), not forbidden.
+    let condition = all["entry"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .find(|e| e["resource"]["resourceType"] == "Condition")
+        .expect("c")["resource"]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    assert_eq!(get(&app, &format!("/fhir/Condition/{condition}"), &lead(&app)).await.status(), 200);
+    assert_outcome(get(&app, &format!("/fhir/Condition/{condition}"), &support).await, 404).await;
+    assert_outcome(get(&app, "/fhir/Condition/no-such-id", &support).await, 404).await;
+
+    // Search: filtered before counting and paging.
+    let s = get_json(&app, &format!("/fhir/Condition?patient={pid}"), &support).await;
+    assert_eq!((s["total"].as_u64(), entries(&s)), (Some(0), 0));
+    assert!(!s["link"].to_string().contains("next"));
+    let page = get_json(&app, &format!("/fhir/Observation?patient=Patient/{pid}&_count=3"), &lead(&app)).await;
+    assert!(page["total"].as_u64().expect("total") > 3);
+    assert_eq!(entries(&page), 3);
+    assert!(page["link"].to_string().contains("\"next\""));
+    let r = get(&app, &format!("/fhir/Observation?patient={pid}&_include=Observation:subject"), &lead(&app)).await;
+    assert_outcome(r, 400).await;
+
+    // Outsiders: a colleague outside the team, and another organisation: nothing at all.
+    for outsider in [token(&app, "900000999", "01.047", PROVIDER), token(&app, LEAD, "01.047", "55556666")] {
+        assert_outcome(get(&app, &everything, &outsider).await, 404).await;
+        let s = get_json(&app, &format!("/fhir/Condition?patient={pid}"), &outsider).await;
+        assert_eq!(s["total"], 0);
+        assert_outcome(get(&app, &format!("/fhir/Condition/{condition}"), &outsider).await, 404).await;
+    }
+
+    // Every decision is audited, one entry per request, permits and denials.
+    let reads = audit(&app, vec![AuditAction::Export, AuditAction::Read, AuditAction::Search]).await;
+    let exports: Vec<_> = reads.iter().filter(|e| e.action == AuditAction::Export).collect();
+    assert_eq!(exports.len(), 4);
+    assert_eq!(exports[0].rule.as_deref(), Some("access.member"));
+    assert_eq!(exports[0].patient_bsn.as_deref(), Some(BSN));
+    assert_eq!(exports[2].outcome, overdracht::audit::AuditOutcome::Denied);
+    assert_eq!(exports[2].rule.as_deref(), Some("default.not-a-member"));
+    assert!(reads.len() >= 12);
+}
+
+#[tokio::test]
+async fn break_the_glass_needs_a_reason_and_is_flagged() {
+    let app = app().await;
+    let pid = patient_id(&gp_scenario(&app).await);
+    let outsider = token(&app, "900000999", "01.047", PROVIDER);
+    let path = format!("/fhir/Patient/{pid}/$everything");
+    let r = app
+        .client
+        .get(app.url(&path))
+        .bearer_auth(&outsider)
+        .header("X-Break-Glass-Reason", "patient%20collapsed%2C%20lead%20unreachable")
+        .send()
+        .await
+        .expect("req");
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.expect("json");
+    assert!(v["total"].as_u64().expect("total") > 0);
+    let bg = audit(&app, vec![AuditAction::BreakGlass]).await;
+    assert_eq!(bg.len(), 1);
+    assert!(bg[0].emergency && bg[0].flag_for_review);
+    assert!(bg[0].reason.as_deref().is_some_and(|r| r.contains("patient collapsed")), "{:?}", bg[0].reason);
+    // Another organisation cannot break the glass.
+    let other = token(&app, "900000999", "01.047", "55556666");
+    let r = app
+        .client
+        .get(app.url(&path))
+        .bearer_auth(&other)
+        .header("X-Break-Glass-Reason", "curious")
+        .send()
+        .await
+        .expect("req");
+    assert_outcome(r, 404).await;
+}
+
+#[tokio::test]
+async fn objections_are_honoured() {
+    let app = app().await;
+    let summary = gp_scenario(&app).await;
+    let pid = patient_id(&summary);
+    let lifestyle = format!("/fhir/Observation?patient={pid}");
+    let before = get_json(&app, &lifestyle, &lead(&app)).await;
+    assert!(categories(&before).contains("lifestyle"));
+
+    // The patient objects to sharing lifestyle with anyone: gone for the lead too.
+    let objection = read_json("examples/consents/objection-lifestyle.json");
+    let id = objection["id"].as_str().expect("id").to_owned();
+    let r = put(&app, &format!("/fhir/Consent/{id}"), &lead(&app), &objection).await;
+    assert_eq!(r.status(), 201, "{:?}", r.text().await);
+    let after = get_json(&app, &lifestyle, &lead(&app)).await;
+    assert!(!categories(&after).contains("lifestyle"));
+    assert_eq!(after["total"].as_u64(), Some(entries(&before) as u64 - 1));
+
+    // The patient objects to the physiotherapist seeing problems.
+    let physio = token(&app, PHYSIO, "04.000", "44443333");
+    let conditions = format!("/fhir/Condition?patient={pid}");
+    assert!(get_json(&app, &conditions, &physio).await["total"].as_u64().expect("n") > 0);
+    let objection = read_json("examples/consents/objection-member.json");
+    let id = objection["id"].as_str().expect("id").to_owned();
+    // Only the lead or an administrator records it.
+    assert_outcome(put(&app, &format!("/fhir/Consent/{id}"), &physio, &objection).await, 403).await;
+    assert_eq!(put(&app, &format!("/fhir/Consent/{id}"), &admin(&app), &objection).await.status(), 201);
+    assert_eq!(get_json(&app, &conditions, &physio).await["total"], 0);
+    assert!(get_json(&app, &format!("/fhir/Observation?patient={pid}"), &physio).await["total"].as_u64() > Some(0));
+    // The sharing consent reads back for the lead.
+    let c = get_json(&app, &format!("/fhir/Consent/{id}"), &lead(&app)).await;
+    assert_eq!(c["meta"]["versionId"], "1");
+    let changes = audit(&app, vec![AuditAction::ConsentChange]).await;
+    assert_eq!(changes.len(), 3, "two stored, one refused");
+}
+
+fn day(offset: i64) -> String {
+    (chrono::Utc::now().date_naive() + chrono::Duration::days(offset)).to_string()
+}
+
+#[tokio::test]
+async fn membership_period_and_ended_treatment() {
+    let app = app().await;
+    let pid = patient_id(&gp_scenario(&app).await);
+    let everything = format!("/fhir/Patient/{pid}/$everything");
+    let support = token(&app, SUPPORT, "30.000", PROVIDER);
+    let vs = token(&app, VS, "30.070", PROVIDER);
+    assert_eq!(get(&app, &everything, &support).await.status(), 200);
+
+    // The supporting member's membership ended yesterday: nothing.
+    let mut team = read_json("examples/care-teams/frail-elderly-group-care.json");
+    team["participant"][3]["period"]["end"] = json!(day(-1));
+    assert_eq!(put(&app, &format!("/fhir/CareTeam/{TEAM}"), &lead(&app), &team).await.status(), 200);
+    assert_outcome(get(&app, &everything, &support).await, 404).await;
+
+    // The treatment ended ten days ago: the lead keeps access for the closing letter (grace
+    // period 30 days), the co-practitioner does not.
+    let mut ended = read_json("examples/care-teams/frail-elderly-group-care.json");
+    ended["status"] = json!("inactive");
+    ended["period"]["end"] = json!(day(-10));
+    ended["extension"] = json!([{
+        "url": "https://w3id.org/overdracht/fhir/StructureDefinition/care-team-exit-reason",
+        "valueCoding": {"system": "https://w3id.org/overdracht/fhir/CodeSystem/gzsp-exit-reason", "code": "goal-reached"}
+    }]);
+    for p in ended["participant"].as_array_mut().expect("participants") {
+        p["period"]["end"] = json!(day(-10));
+    }
+    let r = put(&app, &format!("/fhir/CareTeam/{TEAM}"), &lead(&app), &ended).await;
+    assert_eq!(r.status(), 200, "{:?}", r.text().await);
+    assert_eq!(get(&app, &everything, &lead(&app)).await.status(), 200);
+    assert_outcome(get(&app, &everything, &vs).await, 404).await;
+
+    // Ended 40 days ago: beyond the grace period, nobody. (The lead is no longer lead today,
+    // so the administrator records it.)
+    for p in ended["participant"].as_array_mut().expect("participants") {
+        p["period"]["end"] = json!(day(-40));
+    }
+    ended["period"]["end"] = json!(day(-40));
+    assert_outcome(put(&app, &format!("/fhir/CareTeam/{TEAM}"), &lead(&app), &ended).await, 403).await;
+    assert_eq!(put(&app, &format!("/fhir/CareTeam/{TEAM}"), &admin(&app), &ended).await.status(), 200);
+    assert_outcome(get(&app, &everything, &lead(&app)).await, 404).await;
+    let denied = audit(&app, vec![AuditAction::Export]).await;
+    assert_eq!(denied.last().and_then(|e| e.rule.as_deref()), Some("treatment.ended"));
+
+    // A membership that starts tomorrow gives nothing today.
+    let mut future = read_json("examples/care-teams/frail-elderly-group-care.json");
+    future["id"] = json!("zuid-future");
+    future["participant"][3]["period"]["start"] = json!(day(1));
+    assert_eq!(put(&app, "/fhir/CareTeam/zuid-future", &lead(&app), &future).await.status(), 201);
+    assert_outcome(get(&app, &everything, &support).await, 404).await;
+}
+
+#[tokio::test]
+async fn handover_without_agreement_is_refused_and_audited() {
+    let app = app().await;
+    let r = app
+        .post(
+            "/handovers?receiver=ura%7C99998888",
+            token(&app, "900012345", "01.015", GP_URA),
+            "application/fhir+json",
+            example(),
+        )
+        .await;
+    let v = assert_outcome(r, 403).await;
+    assert!(v["issue"][0]["diagnostics"].as_str().expect("d").contains("transfer.no-agreement"), "{v}");
+    assert_eq!(app.store.handover_count().await.expect("count"), 0);
+    let refused = audit(&app, vec![AuditAction::HandoverRefused]).await;
+    assert_eq!(refused.len(), 1);
+    assert_eq!(refused[0].rule.as_deref(), Some("transfer.no-agreement"));
+    assert_eq!(refused[0].patient_bsn.as_deref(), Some(BSN));
+}
+
+#[tokio::test]
+async fn paediatric_handover_needs_consent_and_loses_vital_signs() {
+    let app = app().await;
+    let flat = std::fs::read(repo_file("examples/records/paediatrician-young-adult.flat.json")).expect("flat");
+    let path = format!("/handovers?receiver=ura%7C{PROVIDER}&care-form=individual-avg");
+    let send = || app.post(&path, token(&app, "900003333", "01.019", AMALIA_URA), "application/json", flat.clone());
+    // The agreement's legal basis is explicit consent: none recorded yet.
+    let v = assert_outcome(send().await, 403).await;
+    assert!(v.to_string().contains("transfer.no-consent"), "{v}");
+
+    // The team (planned from the 18th birthday) and the patient's consent, by the administrator.
+    let team = read_json("examples/care-teams/young-adult-avg-individual.json");
+    let id = team["id"].as_str().expect("id").to_owned();
+    let r = put(&app, &format!("/fhir/CareTeam/{id}"), &admin(&app), &team).await;
+    assert_eq!(r.status(), 201, "{:?}", r.text().await);
+    let consent = read_json("examples/consents/consent-amalia-agreement.json");
+    let cid = consent["id"].as_str().expect("id").to_owned();
+    assert_eq!(put(&app, &format!("/fhir/Consent/{cid}"), &admin(&app), &consent).await.status(), 201);
+
+    let r = send().await;
+    assert_eq!(r.status(), 201);
+    let s: Value = r.json().await.expect("summary");
+    assert_eq!(s["transfer"]["agreements"], json!(["amalia-paediatrics-to-zorggroep-zuid@2.1"]));
+    let removed = s["transfer"]["removed"].as_array().expect("removed");
+    assert_eq!(removed.len(), 1, "{removed:?}");
+    assert_eq!(removed[0]["category"], "vital-signs");
+    assert_eq!(removed[0]["resources"], 6);
+    assert!(removed[0]["reason"].as_str().expect("reason").contains("not covered by agreement"));
+
+    // Nothing of it was stored: not in the output Bundle, not in the facade.
+    let handover_id = s["id"].as_str().expect("id");
+    let bundle = app.store.handover_output(handover_id).await.expect("output").expect("stored");
+    assert!(!bundle.contains("vital-signs"));
+    let bundle: Value = serde_json::from_str(&bundle).expect("bundle");
+    assert_eq!(entries(&bundle) as u64, s["resources"]["total"].as_u64().expect("total"));
+    let received = audit(&app, vec![AuditAction::HandoverReceived]).await;
+    assert!(received[0].reason.as_deref().is_some_and(|r| r.contains("removed vital-signs")), "{:?}", received[0]);
+    assert_eq!(received[0].patient_bsn.as_deref(), Some(YOUNG_BSN));
+}
+
+#[tokio::test]
+async fn care_team_rules_and_writers() {
+    let app = app().await;
+    let path = format!("/fhir/CareTeam/{TEAM}");
+    let team = read_json("examples/care-teams/frail-elderly-group-care.json");
+
+    // An ineligible lead practitioner (a physiotherapist): 422 naming the rule.
+    let mut bad = team.clone();
+    bad["participant"][0]["role"][1]["coding"][0]["code"] = json!("04.000");
+    let v = assert_outcome(put(&app, &path, &admin(&app), &bad).await, 422).await;
+    assert!(v.to_string().contains("team.lead-eligible"), "{v}");
+
+    // A VS without a supervising SO/AVG (the lead is a GZ-psycholoog): 422.
+    let mut bad = team.clone();
+    bad["participant"][0]["role"][1]["coding"][0]["code"] = json!("25.000");
+    let v = assert_outcome(put(&app, &path, &admin(&app), &bad).await, 422).await;
+    assert!(v.to_string().contains("team.supervision"), "{v}");
+
+    // Writers: not a member, not the lead, another organisation: 403.
+    let support = token(&app, SUPPORT, "30.000", PROVIDER);
+    assert_outcome(put(&app, &path, &support, &team).await, 403).await;
+    assert_outcome(put(&app, &path, &token(&app, LEAD, "01.047", "55556666"), &team).await, 403).await;
+    // The lead creates it; the answer carries the rules' warnings, if any.
+    let r = put(&app, &path, &lead(&app), &team).await;
+    assert_eq!(r.status(), 201);
+    assert_eq!(r.headers()["etag"], "W/\"1\"");
+    let o: Value = r.json().await.expect("outcome");
+    assert_eq!(o["resourceType"], "OperationOutcome");
+    // Nobody takes a team over by naming themselves lead.
+    let mut takeover = team.clone();
+    takeover["participant"][0]["member"]["identifier"]["value"] = json!("900000999");
+    let r = put(&app, &path, &token(&app, "900000999", "01.047", PROVIDER), &takeover).await;
+    assert_outcome(r, 403).await;
+
+    // Reading: members and administrators; others do not learn it exists.
+    assert_eq!(get_json(&app, &path, &support).await["id"], TEAM);
+    assert_eq!(get_json(&app, &path, &admin(&app)).await["meta"]["versionId"], "1");
+    assert_outcome(get(&app, &path, &token(&app, "900000999", "01.047", PROVIDER)).await, 404).await;
+    let search = format!("/fhir/CareTeam?patient:identifier=http://fhir.nl/fhir/NamingSystem/bsn%7C{BSN}");
+    assert_eq!(get_json(&app, &search, &support).await["total"], 1);
+    assert_eq!(get_json(&app, &search, &token(&app, "900000999", "01.047", PROVIDER)).await["total"], 0);
+
+    let changes = audit(&app, vec![AuditAction::CareTeamChange]).await;
+    assert_eq!(changes.iter().filter(|e| e.outcome == overdracht::audit::AuditOutcome::Success).count(), 1);
+    assert!(changes.len() >= 6, "refusals are audited too");
+}
