@@ -327,6 +327,7 @@ fn run_audit(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
                         println!("audit trail TAMPERED: {p}");
                         let trusted = match report.checked {
                             0 => "no entry before it can be trusted".to_owned(),
+                            1 => "entry 1 is intact".to_owned(),
                             n => format!("entries 1 to {n} are intact"),
                         };
                         println!("{trusted}; restore the database from a backup and compare with the anchored head");
