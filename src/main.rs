@@ -40,6 +40,49 @@ enum Command {
     ///
     /// Exit status: 0 valid, 1 invalid, 2 usage or I/O error.
     Validate(ValidateArgs),
+    /// The NEN 7513 audit trail: verify its hash chain, print its head, export it.
+    ///
+    /// Exit status of verify: 0 intact, 1 tampered, 2 usage or I/O error.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Walk the hash chain and report the first entry that was changed, removed, inserted or reordered.
+    Verify {
+        /// An externally anchored head, SEQ:HASH as `audit head` printed it (repeatable): the
+        /// entry at SEQ must still have HASH (catches a rewritten tail).
+        #[arg(long = "anchor")]
+        anchors: Vec<overdracht::audit::chain::Anchor>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Print the chain head (SEQ:HASH, time) for anchoring outside overdracht.
+    Head {
+        /// As JSON ({"count", "hash", "updated_at"}).
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Write the entries as NDJSON AuditEvents (IHE BALP), oldest first. Recorded as an Export entry.
+    Export {
+        /// From this date (YYYY-MM-DD, UTC) or date-time with offset, inclusive.
+        #[arg(long)]
+        from: Option<String>,
+        /// Up to this date or date-time, exclusive.
+        #[arg(long)]
+        to: Option<String>,
+        /// Only this patient's entries (BSN).
+        #[arg(long)]
+        patient: Option<String>,
+        /// Output file (default: standard output).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
 }
 
 #[derive(Args)]
@@ -137,6 +180,7 @@ fn main() -> ExitCode {
         Command::Validate(args) => finish(run_validate(args)),
         Command::Serve(args) => finish(run_serve(args).map(|()| ExitCode::SUCCESS)),
         Command::Token(args) => finish(run_token(args).map(|()| ExitCode::SUCCESS)),
+        Command::Audit(cmd) => finish(run_audit(cmd)),
     }
 }
 
@@ -270,6 +314,120 @@ fn print_demo(settings: &overdracht::config::Settings, addr: std::net::SocketAdd
     );
     println!("5. The care team (visible to its members and the organisation's administrators only):\n");
     println!("curl -s 'http://{host}/fhir/CareTeam/zuid-999911120-2026' -H \"Authorization: Bearer $LEAD\" | jq '.participant | length'\n");
+}
+
+/// Opens the existing database of these settings (never creates one: verifying an empty,
+/// new database would wrongly report an intact trail).
+async fn open_existing_store(args: &StoreArgs) -> anyhow::Result<overdracht::store::Store> {
+    let settings = settings(args)?;
+    if settings.database_url.is_none() {
+        let file = settings.data_dir.join("overdracht.db");
+        if !file.exists() {
+            anyhow::bail!("no database at {}; pass --data-dir DIR (the directory `serve` uses)", file.display());
+        }
+    }
+    Ok(overdracht::store::Store::open(&settings.database_url(), 2).await?)
+}
+
+fn run_audit(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
+    use overdracht::audit;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    rt.block_on(async move {
+        match cmd {
+            AuditCommand::Verify { anchors, store } => {
+                let store = open_existing_store(&store).await?;
+                let report = audit::verify(&store, &anchors).await?;
+                store.close().await;
+                match report.problem {
+                    None => {
+                        println!(
+                            "audit trail intact: {} entries, head {}:{} ({})",
+                            report.checked,
+                            report.head.count,
+                            report.head.hash,
+                            report.head.updated_at.as_deref().unwrap_or("never written")
+                        );
+                        Ok(ExitCode::SUCCESS)
+                    }
+                    Some(p) => {
+                        println!("audit trail TAMPERED: {p}");
+                        println!(
+                            "entries 1 to {} verified; restore the database from a backup and compare with the anchored head",
+                            report.checked
+                        );
+                        Ok(ExitCode::from(1))
+                    }
+                }
+            }
+            AuditCommand::Head { json, store } => {
+                let store = open_existing_store(&store).await?;
+                let head = audit::head(&store).await?;
+                store.close().await;
+                if json {
+                    println!("{}", serde_json::to_string(&head)?);
+                } else {
+                    println!(
+                        "{}:{} {}",
+                        head.count,
+                        head.hash,
+                        head.updated_at.as_deref().unwrap_or("never written")
+                    );
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            AuditCommand::Export { from, to, patient, out, store } => {
+                let bound = |s: Option<String>| {
+                    s.map(|s| audit::query::time_bound(&s)).transpose().map_err(anyhow::Error::msg)
+                };
+                let (from, to) = (bound(from)?, bound(to)?);
+                let patient = patient
+                    .map(|p| overdracht::model::types::Bsn::parse(&p).map(|b| b.as_str().to_owned()))
+                    .transpose()
+                    .map_err(|e| anyhow::anyhow!("--patient: {e}"))?;
+                let store = open_existing_store(&store).await?;
+                let mut sink: Box<dyn Write> = match &out {
+                    Some(p) => Box::new(std::io::BufWriter::new(std::fs::File::create(p)?)),
+                    None => Box::new(std::io::BufWriter::new(std::io::stdout())),
+                };
+                // The export is an action on patient data: recorded before anything is written.
+                let mut entry = audit::AuditEntry::new(audit::AuditAction::Export, audit::AuditOutcome::Success);
+                entry.client = Some(format!(
+                    "overdracht audit export (command line, user {})",
+                    std::env::var("USER").unwrap_or_else(|_| "unknown".to_owned())
+                ));
+                entry.patient_bsn = patient.clone();
+                entry.objects = vec![format!(
+                    "AuditEvent?from={}&to={}",
+                    from.as_deref().unwrap_or(""),
+                    to.as_deref().unwrap_or("")
+                )];
+                let mark = audit::record_alone(&store, &entry).await?;
+                let mut q = audit::AuditSearch {
+                    patient_bsn: patient,
+                    from,
+                    to,
+                    limit: Some(1000),
+                    oldest_first: true,
+                    ..Default::default()
+                };
+                let mut n = 0u64;
+                loop {
+                    let page = audit::search(&store, &q).await?;
+                    let Some(last) = page.last() else { break };
+                    q.after_seq = Some(last.seq);
+                    for e in page.iter().filter(|e| e.seq < mark.seq) {
+                        serde_json::to_writer(&mut sink, &audit::event::audit_event(e))?;
+                        sink.write_all(b"\n")?;
+                        n += 1;
+                    }
+                }
+                sink.flush()?;
+                store.close().await;
+                eprintln!("exported {n} audit events");
+                Ok(ExitCode::SUCCESS)
+            }
+        }
+    })
 }
 
 fn run_token(args: TokenArgs) -> anyhow::Result<()> {

@@ -75,3 +75,486 @@ pub fn refusal(mut entry: AuditEntry, action: AuditAction, e: &ApiError) -> Audi
     }
     entry
 }
+
+// ---------------------------------------------------------------------------------------
+// The views
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{header as h, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Value};
+
+use super::error::FHIR_JSON;
+use super::state::AppState;
+use crate::audit::access::{self, ViewDecision};
+use crate::audit::{event, AuditSearch, StoredEntry};
+use crate::model::category::DataCategory;
+use crate::model::types::Bsn;
+
+/// Most entries one request returns.
+pub const MAX_COUNT: i64 = 1000;
+const DEFAULT_COUNT: i64 = 100;
+
+/// Decodes `a=b&c=d` (percent-decoding, `+` as space), keeping repeats.
+fn query_pairs(raw: Option<&str>) -> Vec<(String, String)> {
+    let Some(raw) = raw else { return Vec::new() };
+    raw.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            let dec =
+                |s: &str| percent_encoding::percent_decode_str(&s.replace('+', " ")).decode_utf8_lossy().into_owned();
+            (dec(k), dec(v))
+        })
+        .collect()
+}
+
+/// A BSN from `999911120` or `http://fhir.nl/fhir/NamingSystem/bsn|999911120`.
+fn parse_patient(name: &str, v: &str) -> Result<String, ApiError> {
+    let value = match v.split_once('|') {
+        Some((system, value)) if system == crate::terminology::uri::BSN || system.is_empty() => value,
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                name,
+                "patient must be a BSN: 999911120 or http://fhir.nl/fhir/NamingSystem/bsn|999911120",
+            ))
+        }
+        None => v,
+    };
+    Bsn::parse(value).map(|b| b.as_str().to_owned()).map_err(|e| ApiError::bad_request(name, format!("patient: {e}")))
+}
+
+/// `date` bounds: `[ge|gt|le|lt|eq]YYYY-MM-DD` or a full date-time with offset, to a
+/// half-open UTC range `[from, to)` of RFC 3339 texts comparable with `recorded_at`.
+fn date_bounds(v: &str, from: &mut Option<String>, to: &mut Option<String>) -> Result<(), ApiError> {
+    let bad = || {
+        ApiError::bad_request(
+            "date",
+            "date must be [ge|gt|le|lt|eq]YYYY-MM-DD or a date-time with offset, e.g. ge2026-01-01 or lt2026-02-01T00:00:00+01:00",
+        )
+    };
+    let (prefix, value) = match v.get(..2) {
+        Some(p @ ("ge" | "gt" | "le" | "lt" | "eq")) => (p, &v[2..]),
+        _ => ("eq", v),
+    };
+    let fmt = |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let (start, end) = if let Ok(d) = chrono::NaiveDate::parse_from_str(value, "%Y-%m-%d") {
+        let s = d.and_hms_opt(0, 0, 0).ok_or_else(bad)?.and_utc();
+        (s, s + chrono::Duration::days(1))
+    } else if let Ok(t) = chrono::DateTime::parse_from_rfc3339(value) {
+        let s = t.with_timezone(&chrono::Utc);
+        (s, s + chrono::Duration::milliseconds(1))
+    } else {
+        return Err(bad());
+    };
+    let tighten_from = |f: &mut Option<String>, v: String| {
+        if f.as_ref().is_none_or(|old| v > *old) {
+            *f = Some(v);
+        }
+    };
+    let tighten_to = |t: &mut Option<String>, v: String| {
+        if t.as_ref().is_none_or(|old| v < *old) {
+            *t = Some(v);
+        }
+    };
+    match prefix {
+        "ge" => tighten_from(from, fmt(start)),
+        "gt" => tighten_from(from, fmt(end)),
+        "le" => tighten_to(to, fmt(end)),
+        "lt" => tighten_to(to, fmt(start)),
+        _ => {
+            tighten_from(from, fmt(start));
+            tighten_to(to, fmt(end));
+        }
+    }
+    Ok(())
+}
+
+/// Decides access to audit entries of `patient` (None: all), records the AuditQuery entry
+/// (permitted or denied) and returns the 403 on denial. The entry is written before any
+/// data is returned; if it cannot be written, nothing is returned.
+async fn guard_view(
+    state: &AppState,
+    caller: &Caller,
+    headers: &HeaderMap,
+    patient: Option<&str>,
+    query: String,
+) -> Result<(), ApiError> {
+    let decision: ViewDecision =
+        access::decide(&state.store, &caller.ura, &caller.uzi_role, patient, &access::privacy_officer_roles())
+            .await
+            .map_err(ApiError::internal)?;
+    let mut entry = draft(AuditAction::AuditQuery, caller, headers);
+    entry.patient_bsn = patient.map(str::to_owned);
+    entry.objects = vec![query];
+    entry.rule = Some(decision.rule.to_owned());
+    entry.reason = Some(decision.reason.clone());
+    if !decision.permit {
+        entry.outcome = AuditOutcome::Denied;
+    }
+    crate::audit::record_alone(&state.store, &entry).await.map_err(ApiError::internal)?;
+    if decision.permit {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(format!("you may not view this audit information: {}", decision.reason)))
+    }
+}
+
+fn fhir_json(body: &Value) -> Response {
+    let mut r = (StatusCode::OK, axum::Json(body)).into_response();
+    r.headers_mut().insert(h::CONTENT_TYPE, HeaderValue::from_static(FHIR_JSON));
+    r
+}
+
+#[utoipa::path(
+    get,
+    path = "/fhir/AuditEvent",
+    tag = "audit",
+    params(
+        ("patient" = Option<String>, Query, description = "The patient's BSN (999911120 or http://fhir.nl/fhir/NamingSystem/bsn|999911120); required unless you are a privacy officer"),
+        ("date" = Option<String>, Query, description = "Repeatable: [ge|gt|le|lt|eq]YYYY-MM-DD or a date-time with offset (UTC days)"),
+        ("agent" = Option<String>, Query, description = "The acting user's UZI number or organisation's URA (system|value accepted)"),
+        ("entity-type" = Option<String>, Query, description = "A resource type among the entry's objects, e.g. Condition, Handover"),
+        ("subtype" = Option<String>, Query, description = "An overdracht audit action code, e.g. read, handover-received (comma-separated for several)"),
+        ("_count" = Option<i64>, Query, description = "At most this many, newest first (default 100, max 1000)"),
+    ),
+    responses(
+        (status = 200, description = "A searchset Bundle of AuditEvents (IHE BALP shape)", content_type = "application/fhir+json"),
+        (status = 400, description = "A malformed parameter"),
+        (status = 401, description = "No valid bearer token"),
+        (status = 403, description = "Not a privacy officer, and not the sending or receiving organisation of a handover of this patient"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn search(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let mut q = AuditSearch { limit: Some(DEFAULT_COUNT + 1), ..Default::default() };
+    let mut count = DEFAULT_COUNT;
+    for (k, v) in query_pairs(raw.as_deref()) {
+        match k.as_str() {
+            "patient" | "patient.identifier" => q.patient_bsn = Some(parse_patient(&k, &v)?),
+            "date" => date_bounds(&v, &mut q.from, &mut q.to)?,
+            "agent" | "agent.identifier" => {
+                let value = v.rsplit('|').next().unwrap_or(&v);
+                if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err(ApiError::bad_request("agent", "agent must be a UZI or URA number"));
+                }
+                q.agent = Some(value.to_owned());
+            }
+            "entity-type" => {
+                if v.is_empty() || !v.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                    return Err(ApiError::bad_request("entity-type", "entity-type must be a resource type, e.g. Condition"));
+                }
+                q.entity_type = Some(v);
+            }
+            "subtype" => {
+                for code in v.split(',') {
+                    let code = code.rsplit('|').next().unwrap_or(code);
+                    let a = AuditAction::from_code(code).ok_or_else(|| {
+                        ApiError::bad_request("subtype", format!("unknown audit action {code:?}; see CodeSystem audit-action"))
+                    })?;
+                    q.actions.push(a);
+                }
+            }
+            "_count" => {
+                count = v
+                    .parse::<i64>()
+                    .ok()
+                    .filter(|n| (0..=MAX_COUNT).contains(n))
+                    .ok_or_else(|| ApiError::bad_request("_count", format!("_count must be 0 to {MAX_COUNT}")))?;
+                q.limit = Some(count + 1);
+            }
+            "_format" => {}
+            other => {
+                return Err(ApiError::bad_request(
+                    other,
+                    format!("unsupported search parameter {other:?}; supported: patient, date, agent, entity-type, subtype, _count"),
+                ))
+            }
+        }
+    }
+    let query = format!("AuditEvent?{}", raw.as_deref().unwrap_or(""));
+    guard_view(&state, &caller, &headers, q.patient_bsn.as_deref(), query).await?;
+    let mut found = crate::audit::search(&state.store, &q).await.map_err(ApiError::internal)?;
+    let more = i64::try_from(found.len()).unwrap_or(i64::MAX) > count;
+    found.truncate(usize::try_from(count).unwrap_or(0));
+    let entries: Vec<Value> = found
+        .iter()
+        .map(|s| {
+            json!({
+                "fullUrl": format!("urn:uuid:{}", s.id),
+                "resource": event::audit_event(s),
+                "search": { "mode": "match" },
+            })
+        })
+        .collect();
+    let mut bundle = json!({
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+    });
+    if !more {
+        bundle["total"] = json!(entries.len());
+    }
+    bundle["entry"] = Value::Array(entries);
+    Ok(fhir_json(&bundle))
+}
+
+/// Wording of the access log, in English and Dutch.
+struct Words {
+    title: &'static str,
+    intro: &'static str,
+    when: &'static str,
+    who: &'static str,
+    what: &'static str,
+    data: &'static str,
+    result: &'static str,
+    none: &'static str,
+    emergency: &'static str,
+}
+
+const EN: Words = Words {
+    title: "Who saw your data",
+    intro: "Every time someone opened, received or looked for your medical data through overdracht, it is listed here.",
+    when: "When",
+    who: "Who",
+    what: "What happened",
+    data: "Which data",
+    result: "Result",
+    none: "Nobody has looked at your data yet.",
+    emergency: "Emergency access",
+};
+
+const NL: Words = Words {
+    title: "Wie uw gegevens heeft ingezien",
+    intro: "Elke keer dat iemand via overdracht uw medische gegevens opende, ontving of zocht, staat hier.",
+    when: "Wanneer",
+    who: "Wie",
+    what: "Wat er gebeurde",
+    data: "Welke gegevens",
+    result: "Resultaat",
+    none: "Nog niemand heeft uw gegevens ingezien.",
+    emergency: "Noodtoegang",
+};
+
+fn action_words(a: AuditAction, nl: bool) -> &'static str {
+    match (a, nl) {
+        (AuditAction::HandoverReceived, false) => "handed your record over to your care provider",
+        (AuditAction::HandoverReceived, true) => "droeg uw dossier over aan uw zorgaanbieder",
+        (AuditAction::HandoverRefused, false) => "tried to hand over your record (refused)",
+        (AuditAction::HandoverRefused, true) => "probeerde uw dossier over te dragen (geweigerd)",
+        (AuditAction::Conversion, false) => "converted your record",
+        (AuditAction::Conversion, true) => "zette uw dossier om",
+        (AuditAction::Read, false) => "looked at your data",
+        (AuditAction::Read, true) => "bekeek uw gegevens",
+        (AuditAction::Search, false) => "searched your data",
+        (AuditAction::Search, true) => "zocht in uw gegevens",
+        (AuditAction::Denied, false) => "was refused access to your data",
+        (AuditAction::Denied, true) => "kreeg geen toegang tot uw gegevens",
+        (AuditAction::BreakGlass, false) => "looked at your data in an emergency",
+        (AuditAction::BreakGlass, true) => "bekeek uw gegevens in een noodsituatie",
+        (AuditAction::AgreementChange, false) => "changed an agreement about your data",
+        (AuditAction::AgreementChange, true) => "wijzigde een afspraak over uw gegevens",
+        (AuditAction::CareTeamChange, false) => "changed your care team",
+        (AuditAction::CareTeamChange, true) => "wijzigde uw behandelteam",
+        (AuditAction::ConsentChange, false) => "recorded your consent or objection",
+        (AuditAction::ConsentChange, true) => "legde uw toestemming of bezwaar vast",
+        (AuditAction::Delivery, false) => "sent your data on to the care provider's system",
+        (AuditAction::Delivery, true) => "stuurde uw gegevens door naar het systeem van de zorgaanbieder",
+        (AuditAction::OutboxDrop, false) => "could not send your data on",
+        (AuditAction::OutboxDrop, true) => "kon uw gegevens niet doorsturen",
+        (AuditAction::Export, false) => "exported your data",
+        (AuditAction::Export, true) => "exporteerde uw gegevens",
+        (AuditAction::AuditQuery, false) => "looked at this list",
+        (AuditAction::AuditQuery, true) => "bekeek deze lijst",
+    }
+}
+
+fn outcome_words(o: AuditOutcome, nl: bool) -> &'static str {
+    match (o, nl) {
+        (AuditOutcome::Success, false) => "done",
+        (AuditOutcome::Success, true) => "gelukt",
+        (AuditOutcome::Denied, false) => "refused",
+        (AuditOutcome::Denied, true) => "geweigerd",
+        (AuditOutcome::Invalid, false) => "not accepted",
+        (AuditOutcome::Invalid, true) => "niet geaccepteerd",
+        (AuditOutcome::Failure, false) => "failed",
+        (AuditOutcome::Failure, true) => "mislukt",
+    }
+}
+
+fn local_time(rfc3339: &str) -> String {
+    chrono::DateTime::parse_from_rfc3339(rfc3339)
+        .map(|t| t.with_timezone(&chrono_tz::Europe::Amsterdam).format("%Y-%m-%d %H:%M").to_string())
+        .unwrap_or_else(|_| rfc3339.to_owned())
+}
+
+fn access_log_item(s: &StoredEntry, nl: bool) -> Value {
+    let e = &s.entry;
+    let who = e.user.as_ref().map(|u| {
+        json!({
+            "uzi": u.uzi,
+            "role": u.uzi_role,
+            "roleName": crate::policy::roles::name(&u.uzi_role),
+            "organisation": format!("ura|{}", u.ura),
+        })
+    });
+    let categories: Vec<Value> = e
+        .categories
+        .iter()
+        .map(|c| json!({ "code": c, "display": DataCategory::from_code(c).map_or(c.as_str(), |d| d.display()) }))
+        .collect();
+    json!({
+        "id": s.id,
+        "when": s.recorded,
+        "whenLocal": local_time(&s.recorded),
+        "action": e.action.code(),
+        "summary": action_words(e.action, nl),
+        "who": who,
+        "onBehalfOf": e.on_behalf_of.as_ref().map(|u| json!({ "uzi": u.uzi, "role": u.uzi_role, "organisation": format!("ura|{}", u.ura) })),
+        "categories": categories,
+        "outcome": e.outcome.code(),
+        "outcomeText": outcome_words(e.outcome, nl),
+        "emergency": e.emergency,
+        "reason": e.reason,
+    })
+}
+
+fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn access_log_html(items: &[Value], nl: bool) -> String {
+    let w = if nl { &NL } else { &EN };
+    let lang = if nl { "nl" } else { "en" };
+    let mut html = format!(
+        "<!DOCTYPE html>\n<html lang=\"{lang}\">\n<head><meta charset=\"utf-8\"><title>{t}</title>\
+         <style>body{{font-family:sans-serif;max-width:60em;margin:2em auto;padding:0 1em}}table{{border-collapse:collapse;width:100%}}\
+         th,td{{text-align:left;border-bottom:1px solid #ccc;padding:.4em}}.nood{{color:#a00;font-weight:bold}}</style></head>\n\
+         <body>\n<h1>{t}</h1>\n<p>{i}</p>\n",
+        t = w.title,
+        i = w.intro
+    );
+    if items.is_empty() {
+        html.push_str(&format!("<p>{}</p>\n", w.none));
+    } else {
+        html.push_str(&format!(
+            "<table>\n<tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr>\n",
+            w.when, w.who, w.what, w.data, w.result
+        ));
+        for it in items {
+            let who = match &it["who"] {
+                Value::Null => "-".to_owned(),
+                who => format!(
+                    "{} (UZI {}), {} {}",
+                    who["roleName"].as_str().unwrap_or(""),
+                    who["uzi"].as_str().unwrap_or(""),
+                    if nl { "organisatie" } else { "organisation" },
+                    who["organisation"].as_str().unwrap_or("").trim_start_matches("ura|")
+                ),
+            };
+            let data: Vec<&str> = it["categories"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|c| c["display"].as_str()).collect())
+                .unwrap_or_default();
+            let mut what = esc(it["summary"].as_str().unwrap_or(""));
+            if it["emergency"] == json!(true) {
+                what.push_str(&format!(
+                    " <span class=\"nood\">{}</span>: {}",
+                    w.emergency,
+                    esc(it["reason"].as_str().unwrap_or(""))
+                ));
+            }
+            html.push_str(&format!(
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+                esc(it["whenLocal"].as_str().unwrap_or("")),
+                esc(&who),
+                what,
+                esc(&data.join(", ")),
+                esc(it["outcomeText"].as_str().unwrap_or(""))
+            ));
+        }
+        html.push_str("</table>\n");
+    }
+    html.push_str("</body>\n</html>\n");
+    html
+}
+
+fn wants_html(headers: &HeaderMap, pairs: &[(String, String)]) -> bool {
+    if let Some((_, f)) = pairs.iter().find(|(k, _)| k == "format" || k == "_format") {
+        return f == "html" || f == "text/html";
+    }
+    headers
+        .get(h::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/html") && !a.starts_with("application/json"))
+}
+
+fn wants_dutch(headers: &HeaderMap, pairs: &[(String, String)]) -> bool {
+    if let Some((_, l)) = pairs.iter().find(|(k, _)| k == "lang") {
+        return l.starts_with("nl");
+    }
+    headers.get(h::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()).is_some_and(|l| l.trim_start().starts_with("nl"))
+}
+
+#[utoipa::path(
+    get,
+    path = "/patients/{bsn}/access-log",
+    tag = "audit",
+    params(
+        ("bsn" = String, Path, description = "The patient's BSN"),
+        ("format" = Option<String>, Query, description = "html for a readable page (or Accept: text/html); JSON otherwise"),
+        ("lang" = Option<String>, Query, description = "nl or en (default from Accept-Language, else en)"),
+    ),
+    responses(
+        (status = 200, description = "Who saw which categories of this patient's data, when (newest first)", content_type = "application/json"),
+        (status = 400, description = "Not a valid BSN"),
+        (status = 401, description = "No valid bearer token"),
+        (status = 403, description = "Not a privacy officer, and not the sending or receiving organisation of a handover of this patient"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn access_log(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(bsn): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let bsn = parse_patient("bsn", &bsn)?;
+    let pairs = query_pairs(raw.as_deref());
+    guard_view(&state, &caller, &headers, Some(&bsn), "AccessLog?patient=(path)".to_owned()).await?;
+    let q = AuditSearch { patient_bsn: Some(bsn.clone()), limit: Some(MAX_COUNT), ..Default::default() };
+    let found = crate::audit::search(&state.store, &q).await.map_err(ApiError::internal)?;
+    let nl = wants_dutch(&headers, &pairs);
+    let items: Vec<Value> = found.iter().map(|s| access_log_item(s, nl)).collect();
+    if wants_html(&headers, &pairs) {
+        let mut r = (StatusCode::OK, access_log_html(&items, nl)).into_response();
+        r.headers_mut().insert(h::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+        return Ok(r);
+    }
+    Ok((
+        StatusCode::OK,
+        axum::Json(json!({
+            "patient": bsn,
+            "generated": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            "entries": items,
+        })),
+    )
+        .into_response())
+}

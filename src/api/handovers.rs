@@ -153,7 +153,7 @@ pub async fn create(
     // One audit entry per request: the handler fills in what it learns and appends it in
     // the handover's transaction; a refused request is recorded here, on its own.
     let mut entry = audit_api::draft(AuditAction::HandoverReceived, &caller, &headers);
-    let result = create_handover(&state, &caller, params, &headers, body, &mut entry).await;
+    let result = create_handover(&state, caller, params, headers, body, &mut entry).await;
     if let Err(e) = &result {
         let refused = audit_api::refusal(entry, AuditAction::HandoverRefused, e);
         if let Err(audit_error) = audit::record_alone(&state.store, &refused).await {
@@ -165,15 +165,15 @@ pub async fn create(
 
 async fn create_handover(
     state: &AppState,
-    caller: &Caller,
+    caller: Caller,
     params: HandoverParams,
-    headers: &HeaderMap,
+    headers: HeaderMap,
     body: Bytes,
     entry: &mut AuditEntry,
 ) -> Result<Response, ApiError> {
     caller.require_treatment_purpose()?;
-    let parties = parties(&params, headers, caller)?;
-    let kind = input::body_kind(headers, params.format.as_deref())?;
+    let parties = parties(&params, &headers, &caller)?;
+    let kind = input::body_kind(&headers, params.format.as_deref())?;
     input::require_body(&body)?;
     let idempotency_key = match headers.get(IDEMPOTENCY_KEY_HEADER) {
         None => None,
@@ -189,7 +189,7 @@ async fn create_handover(
     };
 
     let source_sha256 = hex::encode(Sha256::digest(&body));
-    let conversion = convert_for_handover(&body, &kind, &parties, caller).await;
+    let conversion = convert_for_handover(&body, &kind, &parties, &caller).await;
     let mut conversion = match conversion {
         Ok(c) => c,
         Err(e) => {

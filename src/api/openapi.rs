@@ -5,7 +5,7 @@ use axum::response::{IntoResponse, Response};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{fhir, handovers, health};
+use super::{audit, fhir, handovers, health};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -19,6 +19,8 @@ use super::{fhir, handovers, health};
         fhir::convert,
         fhir::validate,
         fhir::metadata,
+        audit::search,
+        audit::access_log,
         health::live,
         health::ready,
         metrics_doc,
@@ -35,6 +37,7 @@ use super::{fhir, handovers, health};
         (name = "handovers", description = "A sender hands a patient record over to a GZSP provider"),
         (name = "fhir", description = "FHIR operations and the CapabilityStatement"),
         (name = "facade", description = "The FHIR read facade for care-team members, decided by the access policy; CareTeam and Consent management"),
+        (name = "audit", description = "The NEN 7513 audit trail: AuditEvents and the patient's access log"),
         (name = "health", description = "Liveness, readiness and metrics"),
     )
 )]

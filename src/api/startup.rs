@@ -28,7 +28,7 @@ use super::auth::{AuthError, Verifier};
 use super::error::{outcome_for_bare_errors, ApiError};
 use super::metrics::{self, Metrics};
 use super::state::AppState;
-use super::{care_team, facade, fhir, handovers, health, openapi, validate};
+use super::{audit, care_team, facade, fhir, handovers, health, openapi, validate};
 use crate::config::{Limits, Settings};
 use crate::store::{Store, StoreError};
 use crate::validate::{Issue, IssueCode};
@@ -217,6 +217,8 @@ pub fn router(state: AppState, limits: &Limits) -> Router {
         .route("/fhir/$convert", post(fhir::convert))
         .route("/fhir/$validate", post(fhir::validate))
         .route("/fhir/metadata", get(fhir::metadata))
+        .route("/fhir/AuditEvent", get(audit::search))
+        .route("/patients/{bsn}/access-log", get(audit::access_log))
         .route("/fhir/CareTeam", get(care_team::search_teams))
         .route("/fhir/CareTeam/{id}", put(care_team::put_team).get(care_team::get_team))
         .route("/fhir/Consent/{id}", put(care_team::put_consent).get(care_team::get_consent))

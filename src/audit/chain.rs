@@ -178,6 +178,7 @@ pub async fn verify(store: &Store, anchors: &[Anchor]) -> Result<VerifyReport, A
     let head = head(store).await?;
     let mut expected_seq = 1i64;
     let mut prev = GENESIS.to_owned();
+    let mut prev_prev = String::new();
     let mut after = 0i64;
     let report = |checked: i64, problem: Option<Tamper>| VerifyReport { checked, head: head.clone(), problem };
     loop {
@@ -186,10 +187,10 @@ pub async fn verify(store: &Store, anchors: &[Anchor]) -> Result<VerifyReport, A
             break;
         }
         for r in &rows {
-            if let Some(problem) = check_row(store, r, expected_seq, &prev, anchors).await? {
-                return Ok(report(expected_seq - 1, Some(problem)));
+            if let Some(problem) = check_row(r, expected_seq, &prev, &prev_prev, anchors) {
+                return Ok(report(problem.seq.min(expected_seq) - 1, Some(problem)));
             }
-            prev = r.hash.clone();
+            prev_prev = std::mem::replace(&mut prev, r.hash.clone());
             expected_seq += 1;
         }
         after = rows.last().map_or(after, |r| r.seq);
@@ -237,61 +238,77 @@ pub async fn verify(store: &Store, anchors: &[Anchor]) -> Result<VerifyReport, A
     Ok(report(last, None))
 }
 
-async fn check_row(
-    store: &Store,
-    r: &ChainRow,
-    expected_seq: i64,
-    prev: &str,
-    anchors: &[Anchor],
-) -> Result<Option<Tamper>, AuditError> {
-    let at = |kind: TamperKind, detail: String| Some(Tamper { seq: r.seq, id: Some(r.id.clone()), kind, detail });
+fn check_row(r: &ChainRow, expected_seq: i64, prev: &str, prev_prev: &str, anchors: &[Anchor]) -> Option<Tamper> {
+    let tamper = |seq: i64, id: Option<&str>, kind: TamperKind, detail: String| {
+        Some(Tamper { seq, id: id.map(str::to_owned), kind, detail })
+    };
+    let here = |kind: TamperKind, detail: String| tamper(r.seq, Some(&r.id), kind, detail);
     if r.seq != expected_seq {
         let missing = if r.seq == expected_seq + 1 {
             format!("entry {expected_seq} is missing")
         } else {
             format!("entries {expected_seq} to {} are missing", r.seq - 1)
         };
-        return Ok(Some(Tamper {
-            seq: expected_seq,
-            id: None,
-            kind: TamperKind::Removed,
-            detail: format!("{missing}; the chain jumps from {} to {}", expected_seq - 1, r.seq),
-        }));
-    }
-    let self_consistent = entry_hash(r.seq, &r.prev_hash, &r.content) == r.hash;
-    if r.prev_hash != prev {
-        // Does it point at another entry? Then it was moved.
-        let origin = sqlx::query("SELECT seq FROM audit_entries WHERE hash = $1")
-            .bind(&r.prev_hash)
-            .fetch_optional(store.pool())
-            .await?
-            .map(|row| row.try_get::<i64, _>("seq"))
-            .transpose()?;
-        return Ok(match origin {
-            Some(q) if q != r.seq - 1 => at(
-                TamperKind::Reordered,
-                format!("this entry was written after entry {q}, not after entry {}", r.seq - 1),
-            ),
-            _ if self_consistent => at(
-                TamperKind::Inserted,
-                format!(
-                    "its previous-hash does not link to entry {}: an entry was inserted here, or removed before it",
-                    r.seq - 1
-                ),
-            ),
-            _ => at(TamperKind::Changed, format!("neither its hash nor its link to entry {} holds", r.seq - 1)),
-        });
-    }
-    if !self_consistent {
-        return Ok(at(
-            TamperKind::Changed,
-            "its content, position or hash was altered (the hash does not match)".into(),
-        ));
+        return tamper(
+            expected_seq,
+            None,
+            TamperKind::Removed,
+            format!("{missing}; the chain jumps from {} to {}", expected_seq - 1, r.seq),
+        );
     }
     let content: Content = match serde_json::from_str(&r.content) {
         Ok(c) => c,
-        Err(e) => return Ok(at(TamperKind::Changed, format!("its content is not a readable entry: {e}"))),
+        Err(e) => return here(TamperKind::Changed, format!("its content is not a readable entry: {e}")),
     };
+    if content.seq != r.seq {
+        let written = content.seq;
+        return if written == r.seq + 1 {
+            here(
+                TamperKind::Removed,
+                format!("this row holds entry {written}; entry {} was removed and the later entries renumbered", r.seq),
+            )
+        } else if written == r.seq - 1 {
+            here(
+                TamperKind::Inserted,
+                format!(
+                    "this row holds entry {written}, one position later than written: an entry was inserted here or just before, and the later entries renumbered"
+                ),
+            )
+        } else {
+            here(
+                TamperKind::Reordered,
+                format!("this entry was written as entry {written} and moved to position {}", r.seq),
+            )
+        };
+    }
+    if entry_hash(r.seq, &r.prev_hash, &r.content) != r.hash {
+        return here(
+            TamperKind::Changed,
+            "its content or hash was altered (the hash does not match the content)".into(),
+        );
+    }
+    if r.prev_hash != prev {
+        let before = r.seq - 1;
+        return if r.prev_hash == prev_prev {
+            tamper(
+                before,
+                None,
+                TamperKind::Inserted,
+                format!(
+                    "entry {before} does not belong: entry {} was written directly after entry {}",
+                    r.seq,
+                    before - 1
+                ),
+            )
+        } else {
+            tamper(
+                before,
+                None,
+                TamperKind::Changed,
+                format!("entry {before} was changed or replaced: its hash is not the one entry {} recorded", r.seq),
+            )
+        };
+    }
     let e = &content.entry;
     let columns: [(&str, Option<&str>, Option<&str>); 8] = [
         ("id", Some(&r.id), Some(&content.id)),
@@ -301,17 +318,17 @@ async fn check_row(
         ("patient_bsn", r.patient_bsn.as_deref(), e.patient_bsn.as_deref()),
         ("user_uzi", r.user_uzi.as_deref(), e.user.as_ref().map(|u| u.uzi.as_str())),
         ("user_ura", r.user_ura.as_deref(), e.user.as_ref().map(|u| u.ura.as_str())),
-        ("entity_types", Some(&r.entity_types), Some(&super::chain::entity_types_column(e))),
+        ("entity_types", Some(&r.entity_types), Some(&entity_types_column(e))),
     ];
     for (name, column, hashed) in columns {
         if column != hashed {
-            return Ok(at(TamperKind::Changed, format!("column {name} differs from the hashed content")));
+            return here(TamperKind::Changed, format!("column {name} differs from the hashed content"));
         }
     }
     for a in anchors {
         if a.seq == r.seq && a.hash != r.hash {
-            return Ok(at(TamperKind::Changed, format!("the anchored hash {} does not match", a.hash)));
+            return here(TamperKind::Changed, format!("its hash differs from the anchored hash {}", a.hash));
         }
     }
-    Ok(None)
+    None
 }

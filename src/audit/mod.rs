@@ -18,6 +18,7 @@
 //! There is no in-memory queue (HAPI's BALP sink loses its queue at shutdown): an entry is
 //! in the database when the action's transaction commits, or the action did not happen.
 
+pub mod access;
 pub mod chain;
 pub mod event;
 pub mod query;
@@ -204,7 +205,7 @@ impl AuditEntry {
     pub fn entity_types(&self) -> Vec<&str> {
         let mut types: Vec<&str> = Vec::new();
         for o in &self.objects {
-            let t = o.split('/').next().unwrap_or(o);
+            let t = o.split(['/', '?']).next().unwrap_or(o);
             if !t.is_empty() && !types.contains(&t) {
                 types.push(t);
             }
@@ -244,6 +245,9 @@ pub enum AuditError {
 pub struct Content {
     /// Format version of the content.
     pub v: u32,
+    /// The position in the chain (also hashed outside the content): tells `verify` where a
+    /// moved row came from.
+    pub seq: i64,
     pub id: String,
     /// RFC 3339 UTC with milliseconds.
     pub recorded: String,
@@ -275,7 +279,7 @@ async fn append(conn: &mut sqlx::SqliteConnection, entry: &AuditEntry) -> Result
         .ok_or_else(|| AuditError::Corrupt("the chain head row is missing".to_owned()))?;
     let seq: i64 = head.try_get("seq")?;
     let prev_hash: String = head.try_get("hash")?;
-    let content = Content { v: 1, id: new_id(), recorded: now(), entry: entry.clone() };
+    let content = Content { v: 1, seq, id: new_id(), recorded: now(), entry: entry.clone() };
     let text = serde_json::to_string(&content)?;
     let hash = chain::entry_hash(seq, &prev_hash, &text);
     sqlx::query(

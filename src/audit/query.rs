@@ -108,3 +108,17 @@ pub async fn count(store: &Store) -> Result<i64, AuditError> {
     let r = sqlx::query("SELECT COUNT(*) AS n FROM audit_entries").fetch_one(store.pool()).await?;
     Ok(r.try_get("n")?)
 }
+
+/// A command-line time bound: `YYYY-MM-DD` (start of that UTC day) or an RFC 3339
+/// date-time, as the RFC 3339 UTC text `recorded_at` compares with.
+pub fn time_bound(s: &str) -> Result<String, String> {
+    let fmt = |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        if let Some(t) = d.and_hms_opt(0, 0, 0) {
+            return Ok(fmt(t.and_utc()));
+        }
+    }
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|t| fmt(t.with_timezone(&chrono::Utc)))
+        .map_err(|_| format!("{s:?} is not a date (YYYY-MM-DD) or a date-time with offset (2026-01-01T00:00:00+01:00)"))
+}

@@ -2,6 +2,7 @@
 //! `TestApp` per test (see `helpers`).
 
 mod access;
+mod audit;
 mod auth;
 mod fhir;
 mod handovers;
