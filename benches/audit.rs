@@ -127,8 +127,8 @@ async fn main() {
     let token = overdracht::api::auth::DemoKey::load_or_create(dir.path()).expect("key").sign(&claims).expect("token");
     let client = reqwest::Client::new();
 
-    let (mut tx_base, mut tx_audit, mut post, mut read_req, mut read_audit) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut tx_base, mut tx_audit, mut post, mut read_req, mut read_audit, mut empty_tx) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut n = 0usize;
     for round in 0..ROUNDS {
         for i in 0..PER_ROUND {
@@ -181,9 +181,16 @@ async fn main() {
             let t = Instant::now();
             audit::record_alone(&store, &read_entry()).await.expect("audit");
             let a = t.elapsed();
+            // The floor of any write: an empty write transaction.
+            let t = Instant::now();
+            let mut tx = store.begin().await.expect("begin");
+            sqlx::query("UPDATE audit_chain_head SET seq = seq WHERE id = 1").execute(tx.conn()).await.expect("noop");
+            tx.commit().await.expect("commit");
+            let e = t.elapsed();
             if round > 0 {
                 read_req.push(d);
                 read_audit.push(a);
+                empty_tx.push(e);
             }
         }
     }
@@ -199,6 +206,7 @@ async fn main() {
     println!("read");
     println!("  GET /handovers/{{id}}      {:>9.1} µs   (baseline, writes no entry)", us(rq));
     println!("  record_alone (read)      {:>9.1} µs", us(ra));
+    println!("  empty write transaction  {:>9.1} µs   (the floor of any write)", us(median(&mut empty_tx)));
     println!("  overhead                 {:>9.1} %    of the read request (target <= 10 %)", 100.0 * us(ra) / us(rq));
 
     // Concurrent writers.

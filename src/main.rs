@@ -351,10 +351,12 @@ fn run_audit(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
                     }
                     Some(p) => {
                         println!("audit trail TAMPERED: {p}");
-                        println!(
-                            "entries 1 to {} verified; restore the database from a backup and compare with the anchored head",
-                            report.checked
-                        );
+                        let trusted = match report.checked {
+                            0 => "no entry before it can be trusted".to_owned(),
+                            1 => "entry 1 is intact".to_owned(),
+                            n => format!("entries 1 to {n} are intact"),
+                        };
+                        println!("{trusted}; restore the database from a backup and compare with the anchored head");
                         Ok(ExitCode::from(1))
                     }
                 }
@@ -366,19 +368,13 @@ fn run_audit(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
                 if json {
                     println!("{}", serde_json::to_string(&head)?);
                 } else {
-                    println!(
-                        "{}:{} {}",
-                        head.count,
-                        head.hash,
-                        head.updated_at.as_deref().unwrap_or("never written")
-                    );
+                    println!("{}:{} {}", head.count, head.hash, head.updated_at.as_deref().unwrap_or("never written"));
                 }
                 Ok(ExitCode::SUCCESS)
             }
             AuditCommand::Export { from, to, patient, out, store } => {
-                let bound = |s: Option<String>| {
-                    s.map(|s| audit::query::time_bound(&s)).transpose().map_err(anyhow::Error::msg)
-                };
+                let bound =
+                    |s: Option<String>| s.map(|s| audit::query::time_bound(&s)).transpose().map_err(anyhow::Error::msg);
                 let (from, to) = (bound(from)?, bound(to)?);
                 let patient = patient
                     .map(|p| overdracht::model::types::Bsn::parse(&p).map(|b| b.as_str().to_owned()))

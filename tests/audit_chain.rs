@@ -75,3 +75,62 @@ async fn concurrent_writers_keep_the_chain_linear() {
     assert!(r.problem.is_none(), "{:?}", r.problem);
     assert_eq!(r.head.count, 40);
 }
+
+/// The access rule of the audit views, rule by rule.
+#[tokio::test]
+async fn view_access_rule() {
+    use overdracht::audit::access::{decide, RULE_DEFAULT_DENY, RULE_PRIVACY_OFFICER, RULE_TREATING_ORGANISATION};
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(&dir).await;
+    let officers = vec!["99.999".to_owned()];
+    let bsn = Some("999911120");
+    // No handover of the patient yet: denied, with or without naming the patient.
+    let d = decide(&s, "87654321", "01.047", bsn, &officers).await.unwrap();
+    assert_eq!((d.permit, d.rule), (false, RULE_DEFAULT_DENY));
+    let d = decide(&s, "87654321", "01.047", None, &officers).await.unwrap();
+    assert_eq!((d.permit, d.rule), (false, RULE_DEFAULT_DENY));
+    // A privacy officer may search everything.
+    let d = decide(&s, "11112222", "99.999", None, &officers).await.unwrap();
+    assert_eq!((d.permit, d.rule), (true, RULE_PRIVACY_OFFICER));
+    // ...but only when the role is configured.
+    let d = decide(&s, "11112222", "99.999", None, &[]).await.unwrap();
+    assert!(!d.permit);
+
+    let mut tx = s.begin().await.unwrap();
+    tx.insert_handover(&overdracht::store::NewHandover {
+        id: "h1".into(),
+        created_at: "2026-11-23T10:00:00.000Z".into(),
+        status: "accepted".into(),
+        sender: "agb-z|01990140".into(),
+        receiver: "ura|87654321".into(),
+        lead_practitioner: None,
+        referral_reason: None,
+        care_form: None,
+        patient_bsn: Some("999911120".into()),
+        patient_resource_id: None,
+        source_format: "flat".into(),
+        source_media_type: None,
+        source_sha256: "00".into(),
+        source: b"{}".to_vec(),
+        output_bundle: "{}".into(),
+        resource_count: 0,
+        summary: "{}".into(),
+        submitted_by_uzi: "900012345".into(),
+        submitted_by_role: "01.015".into(),
+        submitted_by_ura: "00001234".into(),
+    })
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    // Receiver and submitting organisation: permitted for this patient only.
+    for ura in ["87654321", "00001234"] {
+        let d = decide(&s, ura, "01.047", bsn, &[]).await.unwrap();
+        assert_eq!((d.permit, d.rule), (true, RULE_TREATING_ORGANISATION), "{ura}");
+        let d = decide(&s, ura, "01.047", Some("123456782"), &[]).await.unwrap();
+        assert!(!d.permit, "{ura}: another patient");
+        let d = decide(&s, ura, "01.047", None, &[]).await.unwrap();
+        assert!(!d.permit, "{ura}: the whole trail");
+    }
+    let d = decide(&s, "11112222", "01.047", bsn, &[]).await.unwrap();
+    assert_eq!((d.permit, d.rule), (false, RULE_DEFAULT_DENY));
+}

@@ -91,7 +91,7 @@ async fn edited_content_is_found() {
         .await;
     let out = assert_tampered(&dir, "entry 3 (id ");
     assert!(out.contains(": changed: "), "{out}");
-    assert!(out.contains("entries 1 to 2 verified"), "{out}");
+    assert!(out.contains("entries 1 to 2 are intact"), "{out}");
 }
 
 #[tokio::test]
@@ -253,6 +253,20 @@ async fn reordered_entries_are_found() {
     .await;
     assert_tampered(&dir, "entry 2 (id ");
     assert_tampered(&dir, "reordered: this entry was written as entry 5 and moved to position 2");
+
+    // Neighbours swapped.
+    let dir = trail().await;
+    tamper(
+        &dir,
+        &[
+            "UPDATE audit_entries SET seq = 100 WHERE seq = 3",
+            "UPDATE audit_entries SET seq = 3 WHERE seq = 4",
+            "UPDATE audit_entries SET seq = 4 WHERE seq = 100",
+        ],
+    )
+    .await;
+    assert_tampered(&dir, "entry 3 (id ");
+    assert_tampered(&dir, "reordered: this row holds entry 4 and the next row entry 3: the two were swapped");
 }
 
 #[tokio::test]

@@ -186,8 +186,8 @@ pub async fn verify(store: &Store, anchors: &[Anchor]) -> Result<VerifyReport, A
         if rows.is_empty() {
             break;
         }
-        for r in &rows {
-            if let Some(problem) = check_row(r, expected_seq, &prev, &prev_prev, anchors) {
+        for (i, r) in rows.iter().enumerate() {
+            if let Some(problem) = check_row(r, rows.get(i + 1), expected_seq, &prev, &prev_prev, anchors) {
                 return Ok(report(problem.seq.min(expected_seq) - 1, Some(problem)));
             }
             prev_prev = std::mem::replace(&mut prev, r.hash.clone());
@@ -238,7 +238,19 @@ pub async fn verify(store: &Store, anchors: &[Anchor]) -> Result<VerifyReport, A
     Ok(report(last, None))
 }
 
-fn check_row(r: &ChainRow, expected_seq: i64, prev: &str, prev_prev: &str, anchors: &[Anchor]) -> Option<Tamper> {
+/// The position a row's content says it was written at.
+fn written_seq(r: &ChainRow) -> Option<i64> {
+    serde_json::from_str::<Content>(&r.content).ok().map(|c| c.seq)
+}
+
+fn check_row(
+    r: &ChainRow,
+    next: Option<&ChainRow>,
+    expected_seq: i64,
+    prev: &str,
+    prev_prev: &str,
+    anchors: &[Anchor],
+) -> Option<Tamper> {
     let tamper = |seq: i64, id: Option<&str>, kind: TamperKind, detail: String| {
         Some(Tamper { seq, id: id.map(str::to_owned), kind, detail })
     };
@@ -262,7 +274,13 @@ fn check_row(r: &ChainRow, expected_seq: i64, prev: &str, prev_prev: &str, ancho
     };
     if content.seq != r.seq {
         let written = content.seq;
-        return if written == r.seq + 1 {
+        let swapped = written == r.seq + 1 && next.and_then(written_seq) == Some(r.seq);
+        return if swapped {
+            here(
+                TamperKind::Reordered,
+                format!("this row holds entry {written} and the next row entry {}: the two were swapped", r.seq),
+            )
+        } else if written == r.seq + 1 {
             here(
                 TamperKind::Removed,
                 format!("this row holds entry {written}; entry {} was removed and the later entries renumbered", r.seq),
