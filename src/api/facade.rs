@@ -5,10 +5,10 @@
 //! serve the resources of stored handovers (the `facade_resources` index, filled in the
 //! handover's transaction). Every request:
 //!
-//! 1. builds a [`Requester`](crate::policy::Requester) from the token (UZI, role, URA,
+//! 1. builds a [`crate::policy::Requester`] from the token (UZI, role, URA,
 //!    purpose) and the optional `X-Break-Glass-Reason` header;
 //! 2. decides per patient and holder (the provider that received the data) with the
-//!    [`PolicyEngine`](crate::policy::PolicyEngine): the provider's teams for the patient,
+//!    [`crate::policy::PolicyEngine`]: the provider's teams for the patient,
 //!    the agreements under which the patient's data arrived there, the patient's consents,
 //!    today's date. Deny by default;
 //! 3. filters item by item on each resource's data category (`meta.security`) *before*
