@@ -326,6 +326,23 @@ mod tests {
     }
 
     #[test]
+    fn policy_settings_from_the_environment() {
+        let s = Settings::load_from(
+            None,
+            env(&[
+                ("OVERDRACHT_AGREEMENTS_DIR", "/etc/overdracht/agreements"),
+                ("OVERDRACHT_GRACE_PERIOD_DAYS", "14"),
+                ("OVERDRACHT_ADMINS", "900000900, 900000901"),
+            ]),
+        )
+        .expect("env");
+        assert_eq!(s.policy.agreements_dir.as_deref(), Some(Path::new("/etc/overdracht/agreements")));
+        assert_eq!(s.policy.grace_period_days, Some(14));
+        assert_eq!(s.policy.admins, ["900000900", "900000901"]);
+        assert!(!s.policy.demo_examples, "not settable from outside");
+    }
+
+    #[test]
     fn bad_environment_value_names_the_variable() {
         let e = Settings::load_from(None, env(&[("OVERDRACHT_CONCURRENCY_LIMIT", "many")])).expect_err("must fail");
         assert!(e.to_string().contains("OVERDRACHT_CONCURRENCY_LIMIT"));

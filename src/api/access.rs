@@ -267,3 +267,34 @@ impl AccessControl {
 pub fn allows(d: &AccessDecision, category: &str) -> bool {
     d.permit && DataCategory::from_code(category).is_some_and(|c| d.allowed_categories.contains(&c))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_grace_period_setting_keeps_the_fast_path() {
+        let p = PolicySettings { grace_period_days: Some(10), ..PolicySettings::default() };
+        let ac = AccessControl::from_settings(&p).expect("access control");
+        assert_eq!(ac.engine.config().grace_period_days, 10);
+        assert!(ac.engine.is_native(), "only the data changed, not the Rego");
+        assert!(ac.agreements.is_empty(), "no agreements configured: every handover is refused");
+    }
+
+    #[test]
+    fn demo_examples_bring_the_example_agreements() {
+        let p = PolicySettings { demo_examples: true, ..PolicySettings::default() };
+        let ac = AccessControl::from_settings(&p).expect("access control");
+        let labels: Vec<String> = ac.agreements.iter().map(Agreement::label).collect();
+        assert_eq!(labels, ["de-linde-to-zorggroep-zuid@1.0", "amalia-paediatrics-to-zorggroep-zuid@2.1"]);
+    }
+
+    #[test]
+    fn teams_are_checked_on_their_first_day_when_they_start_later() {
+        let today: NaiveDate = "2026-11-23".parse().expect("day");
+        let later = serde_json::json!({"period": {"start": "2026-12-05"}});
+        assert_eq!(rule_day(&later, today).to_string(), "2026-12-05");
+        let earlier = serde_json::json!({"period": {"start": "2026-09-01"}});
+        assert_eq!(rule_day(&earlier, today), today);
+    }
+}

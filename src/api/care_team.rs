@@ -115,7 +115,7 @@ fn write_response(
         o.extend(warnings);
         fhir_response(status, &o.to_fhir())
     };
-    if let Ok(v) = HeaderValue::from_str(&format!("/fhir/{ty}/{id}/_history/{version}")) {
+    if let Ok(v) = HeaderValue::from_str(&format!("/fhir/{ty}/{id}")) {
         r.headers_mut().insert(header::LOCATION, v);
     }
     if let Ok(v) = HeaderValue::from_str(&format!("W/\"{version}\"")) {
@@ -338,6 +338,37 @@ async fn may_handle_consents(state: &AppState, caller: &Caller, bsn: &str) -> Re
     let teams = access::parse_teams(&state.store.care_teams_of(bsn).await?);
     let admin = state.access.is_admin(caller);
     Ok(teams.iter().any(|t| is_lead(t, caller, today) || (admin && t.organisation_ura == caller.ura)))
+}
+
+/// The sharing consents of the patient behind Patient `patient_id`, as facade rows, for a
+/// caller who may handle them (none otherwise). Their category column is empty: they are
+/// not clinical data and not subject to the access matrix.
+pub async fn sharing_consents(
+    state: &AppState,
+    caller: &Caller,
+    patient_id: &str,
+    only_id: Option<&str>,
+) -> Result<Vec<crate::store::FacadeResource>, ApiError> {
+    let mut out = Vec::new();
+    let Some(bsn) = state.store.patient_bsn_of(patient_id).await? else { return Ok(out) };
+    if !may_handle_consents(state, caller, &bsn).await? {
+        return Ok(out);
+    }
+    for row in state.store.consents_of(&bsn).await? {
+        if only_id.is_some_and(|id| id != row.id) {
+            continue;
+        }
+        out.push(crate::store::FacadeResource {
+            holder_ura: caller.ura.clone(),
+            resource_type: "Consent".to_owned(),
+            resource_id: row.id.clone(),
+            patient_bsn: bsn.clone(),
+            patient_resource_id: Some(patient_id.to_owned()),
+            category: String::new(),
+            resource: with_version(&row)?.to_string(),
+        });
+    }
+    Ok(out)
 }
 
 /// `PUT /fhir/Consent/{id}`.

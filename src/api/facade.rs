@@ -5,10 +5,10 @@
 //! serve the resources of stored handovers (the `facade_resources` index, filled in the
 //! handover's transaction). Every request:
 //!
-//! 1. builds a [`Requester`](crate::policy::Requester) from the token (UZI, role, URA,
+//! 1. builds a [`crate::policy::Requester`] from the token (UZI, role, URA,
 //!    purpose) and the optional `X-Break-Glass-Reason` header;
 //! 2. decides per patient and holder (the provider that received the data) with the
-//!    [`PolicyEngine`](crate::policy::PolicyEngine): the provider's teams for the patient,
+//!    [`crate::policy::PolicyEngine`]: the provider's teams for the patient,
 //!    the agreements under which the patient's data arrived there, the patient's consents,
 //!    today's date. Deny by default;
 //! 3. filters item by item on each resource's data category (`meta.security`) *before*
@@ -242,7 +242,14 @@ pub async fn search(
             decisions.decide(&p.patient_bsn, &p.holder_ura).await?;
         }
     }
-    let mut hits = Vec::new();
+    // Consent: the patient's own objections and consents come first, for those who may
+    // handle them (see `care_team`), then the treatment directives handovers brought.
+    let sharing = if ty == "Consent" {
+        super::care_team::sharing_consents(&state, &caller, &patient, q.id.as_deref()).await?
+    } else {
+        Vec::new()
+    };
+    let mut hits: Vec<&FacadeResource> = sharing.iter().collect();
     for r in &rows {
         if q.id.as_ref().is_some_and(|id| *id != r.resource_id) {
             continue;
@@ -251,7 +258,7 @@ pub async fn search(
             hits.push(r);
         }
     }
-    let seen: BTreeSet<String> = hits.iter().map(|r| r.category.clone()).collect();
+    let seen: BTreeSet<String> = hits.iter().skip(sharing.len()).map(|r| r.category.clone()).collect();
     let page: Vec<&FacadeResource> = hits.iter().skip(q.offset).take(q.count).copied().collect();
     let mut entry = audit_hook::draft(AuditAction::Search, &caller, &requester, &headers);
     entry.objects = vec![format!("Patient/{patient}"), ty.clone()];

@@ -227,7 +227,7 @@ fn resources() -> Value {
         "interaction": [{"code": "read"}, {"code": "update"}, {"code": "search-type"}],
         "updateCreate": true,
         "searchParam": search(&patient),
-        "documentation": "update: a patient's objection or explicit consent (profile https://w3id.org/overdracht/fhir/StructureDefinition/sharing-consent), by the lead practitioner of one of the patient's teams or an administrator. read: such consents for those who may write them, else the treatment directives handovers brought (facade). search-type: the facade's Consent resources."
+        "documentation": "update: a patient's objection or explicit consent (profile https://w3id.org/overdracht/fhir/StructureDefinition/sharing-consent), by the lead practitioner of one of the patient's teams or an administrator. read and search-type: such consents for those who may write them, and the treatment directives handovers brought (facade, by the access policy)."
     }));
     Value::Array(out)
 }

@@ -263,6 +263,17 @@ async fn objections_are_honoured() {
     // The sharing consent reads back for the lead.
     let c = get_json(&app, &format!("/fhir/Consent/{id}"), &lead(&app)).await;
     assert_eq!(c["meta"]["versionId"], "1");
+    // Searching Consent: the sharing consents for the lead, only the directives for others.
+    let ids = |b: &Value| -> Vec<String> {
+        b["entry"]
+            .as_array()
+            .map_or(vec![], |es| es.iter().filter_map(|e| e["resource"]["id"].as_str().map(str::to_owned)).collect())
+    };
+    let consents = format!("/fhir/Consent?patient={pid}");
+    let for_lead = ids(&get_json(&app, &consents, &lead(&app)).await);
+    assert!(for_lead.contains(&id) && for_lead.len() == 3, "{for_lead:?}");
+    let for_physio = ids(&get_json(&app, &consents, &physio).await);
+    assert_eq!(for_physio.len(), 1, "the directive only: {for_physio:?}");
     let changes = audit(&app, vec![AuditAction::ConsentChange]).await;
     assert_eq!(changes.len(), 3, "two stored, one refused");
 }
