@@ -53,6 +53,17 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// Delivery to the receivers' FHIR servers (the outbox worker).
     pub delivery: crate::deliver::outbox::DeliverySettings,
+    /// Who may see the whole audit trail and review flagged entries.
+    pub audit: AuditSettings,
+}
+
+/// The audit trail's own access rules (issue 7).
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditSettings {
+    /// UZI role codes of privacy officers: they may search the whole audit trail and
+    /// review flagged entries (break-the-glass). Empty: nobody (deny by default).
+    pub privacy_officer_roles: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -138,6 +149,7 @@ impl Default for Settings {
             log: "info".to_owned(),
             log_format: LogFormat::Text,
             delivery: Default::default(),
+            audit: AuditSettings::default(),
         }
     }
 }
@@ -255,7 +267,10 @@ impl Settings {
             self.policy.grace_period_days = Some(parse("OVERDRACHT_GRACE_PERIOD_DAYS", v)?);
         }
         if let Some(v) = env("OVERDRACHT_ADMINS") {
-            self.policy.admins = v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect();
+            self.policy.admins = split_list(&v);
+        }
+        if let Some(v) = env("OVERDRACHT_AUDIT_PRIVACY_OFFICER_ROLES") {
+            self.audit.privacy_officer_roles = split_list(&v);
         }
         if let Some(v) = env("OVERDRACHT_LOG") {
             self.log = v;
@@ -288,6 +303,11 @@ impl Settings {
     pub fn demo_auth(&self) -> bool {
         self.auth.issuers.is_empty()
     }
+}
+
+/// A comma-separated list from an environment variable.
+fn split_list(v: &str) -> Vec<String> {
+    v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
 }
 
 #[cfg(test)]

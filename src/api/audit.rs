@@ -181,7 +181,7 @@ async fn guard_view(
     query: String,
 ) -> Result<(), ApiError> {
     let decision: ViewDecision =
-        access::decide(&state.store, &caller.ura, &caller.uzi_role, patient, &access::privacy_officer_roles())
+        access::decide(&state.store, &caller.ura, &caller.uzi_role, patient, &state.audit.privacy_officer_roles)
             .await
             .map_err(ApiError::internal)?;
     let mut entry = draft(AuditAction::AuditQuery, caller, headers);
@@ -371,6 +371,10 @@ fn action_words(a: AuditAction, nl: bool) -> &'static str {
         (AuditAction::Export, true) => "exporteerde uw gegevens",
         (AuditAction::AuditQuery, false) => "looked at this list",
         (AuditAction::AuditQuery, true) => "bekeek deze lijst",
+        (AuditAction::Review, false) => "checked an emergency access to your data",
+        (AuditAction::Review, true) => "controleerde een noodtoegang tot uw gegevens",
+        (AuditAction::Report, false) => "counted this access in a report (no data shown)",
+        (AuditAction::Report, true) => "telde deze toegang mee in een rapportage (zonder gegevens)",
     }
 }
 

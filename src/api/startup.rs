@@ -78,8 +78,14 @@ impl Application {
         if settings.policy.demo_examples {
             super::demo::seed(&store).await.map_err(StartupError::Demo)?;
         }
-        let state =
-            AppState { store, verifier, metrics: Metrics::new(), validator: validate::default_validator(), access };
+        let state = AppState {
+            store,
+            verifier,
+            metrics: Metrics::new(),
+            validator: validate::default_validator(),
+            access,
+            audit: Arc::new(settings.audit.clone()),
+        };
         let listener = TcpListener::bind(settings.listen)
             .await
             .map_err(|source| StartupError::Bind { addr: settings.listen, source })?;

@@ -17,4 +17,6 @@ pub struct AppState {
     pub validator: Arc<dyn ResourceValidator>,
     /// The access policy, the agreements in force and the administrators.
     pub access: AccessControl,
+    /// Who may see the whole audit trail and review flagged entries.
+    pub audit: Arc<crate::config::AuditSettings>,
 }

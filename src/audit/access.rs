@@ -2,7 +2,8 @@
 //!
 //! A simple, documented rule until the access policy covers it:
 //! - a **privacy officer** (a caller whose UZI role code is in the configured list,
-//!   `OVERDRACHT_AUDIT_PRIVACY_OFFICER_ROLES`, comma-separated) may search the whole trail;
+//!   `audit.privacy_officer_roles`, environment `OVERDRACHT_AUDIT_PRIVACY_OFFICER_ROLES`,
+//!   comma-separated) may search the whole trail and review flagged entries;
 //! - anyone else must name one patient, and their organisation (the token's URA) must be
 //!   the receiving or the sending organisation of a handover of that patient; they then see
 //!   every entry about that patient (who saw what is the patient's business and that of
@@ -13,9 +14,6 @@ use sqlx::Row;
 
 use super::AuditError;
 use crate::store::Store;
-
-/// Environment variable naming the privacy-officer UZI role codes.
-pub const PRIVACY_OFFICER_ROLES_ENV: &str = "OVERDRACHT_AUDIT_PRIVACY_OFFICER_ROLES";
 
 /// Rule ids, as recorded in the AuditQuery entries.
 pub const RULE_PRIVACY_OFFICER: &str = "audit-view/privacy-officer";
@@ -28,14 +26,6 @@ pub struct ViewDecision {
     pub permit: bool,
     pub rule: &'static str,
     pub reason: String,
-}
-
-/// The configured privacy-officer role codes (read at each call, so a restart is not
-/// needed to change them; an empty or absent variable means nobody).
-pub fn privacy_officer_roles() -> Vec<String> {
-    std::env::var(PRIVACY_OFFICER_ROLES_ENV)
-        .map(|v| v.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect())
-        .unwrap_or_default()
 }
 
 /// Decides whether a caller (URA, UZI role) may view audit entries of `patient_bsn`

@@ -62,10 +62,13 @@ pub fn codes(a: AuditAction) -> (Value, Option<Value>, &'static str) {
         AuditAction::Read | AuditAction::BreakGlass => (rest, interaction("read", "read"), "R"),
         AuditAction::Search | AuditAction::AuditQuery => (rest, interaction("search-type", "search type"), "E"),
         AuditAction::Denied => (json!({ "system": DCM, "code": "110113", "display": "Security Alert" }), None, "E"),
-        AuditAction::AgreementChange | AuditAction::CareTeamChange | AuditAction::ConsentChange => {
-            (rest, interaction("update", "update"), "U")
+        AuditAction::AgreementChange
+        | AuditAction::CareTeamChange
+        | AuditAction::ConsentChange
+        | AuditAction::Review => (rest, interaction("update", "update"), "U"),
+        AuditAction::Delivery | AuditAction::OutboxDrop | AuditAction::Export | AuditAction::Report => {
+            (export, None, "R")
         }
-        AuditAction::Delivery | AuditAction::OutboxDrop | AuditAction::Export => (export, None, "R"),
     }
 }
 

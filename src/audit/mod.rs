@@ -65,10 +65,16 @@ pub enum AuditAction {
     Export,
     /// Someone looked at the audit trail or a patient's access log.
     AuditQuery,
+    /// A privacy officer reviewed a flagged entry (break-the-glass); `objects` names the
+    /// reviewed entry as `AuditEvent/<id>`, `reason` holds the conclusion. Entries are never
+    /// changed, so a review is an entry of its own.
+    Review,
+    /// An evidence report was produced (`overdracht report`, `GET /report`).
+    Report,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 14] = [
+    pub const ALL: [AuditAction; 16] = [
         AuditAction::HandoverReceived,
         AuditAction::HandoverRefused,
         AuditAction::Conversion,
@@ -83,6 +89,8 @@ impl AuditAction {
         AuditAction::OutboxDrop,
         AuditAction::Export,
         AuditAction::AuditQuery,
+        AuditAction::Review,
+        AuditAction::Report,
     ];
 
     /// The stored code (kebab-case), e.g. `handover-received`.
@@ -102,6 +110,8 @@ impl AuditAction {
             AuditAction::OutboxDrop => "outbox-drop",
             AuditAction::Export => "export",
             AuditAction::AuditQuery => "audit-query",
+            AuditAction::Review => "review",
+            AuditAction::Report => "report",
         }
     }
 
