@@ -76,6 +76,80 @@ async fn concurrent_writers_keep_the_chain_linear() {
     assert_eq!(r.head.count, 40);
 }
 
+/// Two handles on one database (as two processes: `serve` and a CLI command) writing lone
+/// entries and entries inside transactions, some of which roll back: every lone writer's
+/// cached head goes stale again and again, and the database refuses each stale entry until
+/// it is rebuilt on the actual head. The chain ends linear, gap-free and intact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn lone_and_transactional_writers_of_two_processes_keep_the_chain_linear() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s1, s2) = (store(&dir).await, store(&dir).await);
+    let mut tasks = Vec::new();
+    for i in 0..60 {
+        let s = if i % 3 == 0 { s2.clone() } else { s1.clone() };
+        tasks.push(tokio::spawn(async move {
+            match i % 4 {
+                0 => {
+                    let mut tx = s.begin().await.unwrap();
+                    let id = audit::record(&mut tx, &entry(AuditAction::CareTeamChange)).await.unwrap();
+                    if i % 8 == 0 {
+                        drop(tx); // rolled back: its entry never existed
+                        None
+                    } else {
+                        tx.commit().await.unwrap();
+                        Some(id.seq)
+                    }
+                }
+                _ => Some(audit::record_alone(&s, &entry(AuditAction::Read)).await.unwrap().seq),
+            }
+        }));
+    }
+    let mut seqs = Vec::new();
+    for t in tasks {
+        seqs.extend(t.await.unwrap());
+    }
+    seqs.sort_unstable();
+    let n = i64::try_from(seqs.len()).unwrap();
+    assert_eq!(seqs, (1..=n).collect::<Vec<i64>>(), "committed entries are numbered 1..=n without gaps");
+    let r = audit::verify(&s1, &[]).await.unwrap();
+    assert!(r.problem.is_none(), "{:?}", r.problem);
+    assert_eq!((r.checked, r.head.count), (n, n));
+}
+
+/// The database itself keeps the trail append-only and linear: rows cannot be updated or
+/// deleted, and an entry that does not extend the head is refused.
+#[tokio::test]
+async fn the_database_refuses_updates_deletes_and_entries_off_the_head() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(&dir).await;
+    audit::record_alone(&s, &entry(AuditAction::Read)).await.unwrap();
+    audit::record_alone(&s, &entry(AuditAction::Read)).await.unwrap();
+    let url = format!("sqlite://{}/overdracht.db", dir.path().display());
+    let mut c = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url).await.unwrap();
+    for (sql, why) in [
+        ("UPDATE audit_entries SET outcome = 'denied' WHERE seq = 1", "append-only"),
+        ("DELETE FROM audit_entries WHERE seq = 2", "append-only"),
+        (
+            "INSERT INTO audit_entries (seq, id, recorded_at, action, outcome, entity_types, content, prev_hash, \
+             hash) SELECT 3, 'x', recorded_at, action, outcome, entity_types, content, prev_hash, hash \
+             FROM audit_entries WHERE seq = 2",
+            "head moved",
+        ),
+        (
+            "INSERT INTO audit_entries (seq, id, recorded_at, action, outcome, entity_types, content, prev_hash, \
+             hash) SELECT 2, 'x', recorded_at, action, outcome, entity_types, content, prev_hash, hash \
+             FROM audit_entries WHERE seq = 2",
+            "head moved",
+        ),
+    ] {
+        let e = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut c).await.expect_err(sql);
+        assert!(e.to_string().contains(why), "{sql}: {e}");
+    }
+    let r = audit::verify(&s, &[]).await.unwrap();
+    assert!(r.problem.is_none(), "{:?}", r.problem);
+    assert_eq!(r.head.count, 2);
+}
+
 /// The access rule of the audit views, rule by rule.
 #[tokio::test]
 async fn view_access_rule() {

@@ -31,14 +31,31 @@ fn db_url(dir: &tempfile::TempDir) -> String {
     format!("sqlite://{}/overdracht.db?mode=rwc", dir.path().display())
 }
 
-/// Runs SQL directly on the file, as someone with access to the database could.
+/// Runs SQL directly on the file, as someone with access to the database could: first
+/// dropping the guard triggers (append-only, extend-the-head), which such a person can.
 async fn tamper(dir: &tempfile::TempDir, statements: &[&str]) {
-    let mut c = sqlx::SqliteConnection::connect(&db_url(dir)).await.unwrap();
+    let mut c = unguarded(dir).await;
     for s in statements {
         sqlx::query(sqlx::AssertSqlSafe(*s)).execute(&mut c).await.unwrap_or_else(|e| panic!("{s}: {e}"));
     }
     c.close().await.unwrap();
 }
+
+/// A direct connection to the file with the guard triggers dropped.
+async fn unguarded(dir: &tempfile::TempDir) -> sqlx::SqliteConnection {
+    let mut c = sqlx::SqliteConnection::connect(&db_url(dir)).await.unwrap();
+    for s in DROP_GUARDS {
+        sqlx::query(*s).execute(&mut c).await.unwrap();
+    }
+    c
+}
+
+const DROP_GUARDS: &[&str] = &[
+    "DROP TRIGGER audit_entries_extend_head",
+    "DROP TRIGGER audit_entries_move_head",
+    "DROP TRIGGER audit_entries_no_update",
+    "DROP TRIGGER audit_entries_no_delete",
+];
 
 fn overdracht(args: &[&str], dir: &tempfile::TempDir) -> (i32, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_overdracht"))
@@ -111,7 +128,7 @@ async fn edited_and_rehashed_entry_is_found_by_the_next_link() {
     let rows = audit::search(&store, &audit::AuditSearch { oldest_first: true, ..Default::default() }).await.unwrap();
     store.close().await;
     let third = &rows[2];
-    let mut c = sqlx::SqliteConnection::connect(&db_url(&dir)).await.unwrap();
+    let mut c = unguarded(&dir).await;
     let content: String =
         sqlx::query_scalar("SELECT content FROM audit_entries WHERE seq = 3").fetch_one(&mut c).await.unwrap();
     let forged = content.replace("900012342", "900099999");
@@ -210,7 +227,7 @@ async fn inserted_entries_are_found() {
 async fn an_inserted_self_consistent_entry_is_found() {
     // The forger computes a correct hash for the inserted entry and renumbers the rest.
     let dir = trail().await;
-    let mut c = sqlx::SqliteConnection::connect(&db_url(&dir)).await.unwrap();
+    let mut c = unguarded(&dir).await;
     let (content, prev): (String, String) =
         sqlx::query_as("SELECT content, hash FROM audit_entries WHERE seq = 2").fetch_one(&mut c).await.unwrap();
     let forged = content.replace("\"seq\":2", "\"seq\":3");

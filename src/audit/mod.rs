@@ -5,12 +5,13 @@
 //! [`record`] inside the same [`Tx`] as the action itself: if the action commits, its entry
 //! does; if the entry cannot be written, the action fails with it. Read-only actions (a
 //! facade read, a search, an audit query) have no transaction of their own and use
-//! [`record_alone`], which appends in a short transaction before the answer is sent; a
-//! read whose entry cannot be written must not be answered.
+//! [`record_alone`], which appends the entry in one statement of its own before the answer
+//! is sent; a read whose entry cannot be written must not be answered.
 //!
 //! Tamper evidence: each entry's hash covers its canonical content, its sequence number and
-//! the previous entry's hash ([`chain`]). A single-row chain head, updated in the writer's
-//! transaction, serialises writers so the chain stays linear. [`chain::verify`] walks the
+//! the previous entry's hash ([`chain`]). A single-row chain head, moved by the database with
+//! every accepted entry, keeps the chain linear: an entry that does not extend the current
+//! head is refused (`migrations/0009_audit_guards.sql`), and so are updates and deletes. [`chain::verify`] walks the
 //! chain and names the first entry that was changed, removed, inserted or reordered;
 //! [`chain::head`] gives the head hash for external anchoring. No function here updates or
 //! deletes an entry.
@@ -267,31 +268,129 @@ pub struct Content {
 /// Appends `entry` in the action's transaction. Call it after the action's own writes
 /// (the first write of a transaction takes SQLite's write lock) and before `commit`.
 pub async fn record(tx: &mut Tx, entry: &AuditEntry) -> Result<AuditId, AuditError> {
-    append(tx.conn(), entry).await
+    let conn = tx.conn();
+    // A write first (a no-op on the head row): it takes the write lock (SQLite) or the head
+    // row's lock (PostgreSQL) until the transaction ends, so the head read here is the one
+    // the entry extends, even if the action itself wrote nothing before.
+    let head = sqlx::query("UPDATE audit_chain_head SET seq = seq WHERE id = 1 RETURNING seq, hash")
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or_else(|| AuditError::Corrupt("the chain head row is missing".to_owned()))?;
+    let head = (head.try_get("seq")?, head.try_get("hash")?);
+    let (id, _) = extend(&mut *conn, &head, entry).await?;
+    Ok(id)
 }
 
-/// Appends `entry` in a transaction of its own (for read-only actions). Returns when the
-/// entry is committed.
+/// Appends `entry` on its own (for read-only actions: a read, a search, an audit query).
+/// Returns when the entry is committed; an action whose entry cannot be written must not
+/// be answered.
+///
+/// One statement, committed on its own, on a connection kept for lone entries
+/// ([`LoneWriter`]): the entry is built on the head this process last wrote, and the
+/// database accepts it only if it extends the actual head (`migrations/0009_audit_guards.sql`),
+/// which also moves the head. If another writer (a handover's transaction, another
+/// process) moved the head meanwhile, the insert is refused and rebuilt on the new head.
+/// Compared with a transaction from the pool (acquire, begin, lock the head, insert,
+/// update the head, commit, release) this saves five round trips to the database thread.
 pub async fn record_alone(store: &Store, entry: &AuditEntry) -> Result<AuditId, AuditError> {
+    let writer = store.audit_writer();
+    let mut w = writer.state.lock().await;
+    if w.closed {
+        return Err(AuditError::Database(sqlx::Error::PoolClosed));
+    }
+    for _ in 0..HEAD_RETRIES {
+        let mut conn = match w.conn.take() {
+            Some(c) => c,
+            None => sqlx::ConnectOptions::connect(&writer.options).await?,
+        };
+        let head = match w.head.take() {
+            Some(h) => h,
+            None => current_head(&mut conn).await?,
+        };
+        match extend(&mut conn, &head, entry).await {
+            Ok((id, moved_to)) => {
+                w.head = Some(moved_to);
+                w.conn = Some(conn);
+                return Ok(id);
+            }
+            Err(AuditError::Database(e)) if head_moved(&e) => w.conn = Some(conn),
+            // Anything else: the connection is dropped and opened afresh next time.
+            Err(e) => return Err(e),
+        }
+    }
+    // Writers in other processes keep moving the head: queue for the lock instead.
+    drop(w);
     let mut tx = store.begin().await?;
-    let id = append(tx.conn(), entry).await?;
+    let id = record(&mut tx, entry).await?;
     tx.commit().await?;
     Ok(id)
 }
 
-async fn append(conn: &mut sqlx::SqliteConnection, entry: &AuditEntry) -> Result<AuditId, AuditError> {
-    // First statement: a write, which takes the write lock (SQLite) or the head row's lock
-    // (PostgreSQL) until the transaction ends. Writers queue here, so seq and prev_hash
-    // are those of the last committed entry.
-    let head = sqlx::query("UPDATE audit_chain_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
+/// How often [`record_alone`] rebuilds its entry on a moved head before it takes the lock.
+const HEAD_RETRIES: usize = 4;
+
+/// The writer of lone entries: one connection of its own (no pool round trip) and the chain
+/// head this process wrote last (`None` until the first entry, or after it was found to
+/// have moved). Its lock serialises this process's lone entries, which would otherwise
+/// refuse each other's; the database serialises them with everything else.
+pub struct LoneWriter {
+    options: sqlx::sqlite::SqliteConnectOptions,
+    state: tokio::sync::Mutex<LoneState>,
+}
+
+#[derive(Default)]
+struct LoneState {
+    conn: Option<sqlx::SqliteConnection>,
+    head: Option<(i64, String)>,
+    closed: bool,
+}
+
+impl LoneWriter {
+    pub(crate) fn new(options: sqlx::sqlite::SqliteConnectOptions) -> LoneWriter {
+        LoneWriter { options, state: Default::default() }
+    }
+
+    /// Closes the connection; later entries fail (as the pool's do after `Store::close`).
+    pub(crate) async fn close(&self) {
+        let mut w = self.state.lock().await;
+        w.closed = true;
+        if let Some(c) = w.conn.take() {
+            let _ = sqlx::Connection::close(c).await;
+        }
+    }
+}
+
+impl std::fmt::Debug for LoneWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LoneWriter")
+    }
+}
+
+async fn current_head(conn: &mut sqlx::SqliteConnection) -> Result<(i64, String), AuditError> {
+    let r = sqlx::query("SELECT seq, hash FROM audit_chain_head WHERE id = 1")
         .fetch_optional(&mut *conn)
         .await?
         .ok_or_else(|| AuditError::Corrupt("the chain head row is missing".to_owned()))?;
-    let seq: i64 = head.try_get("seq")?;
-    let prev_hash: String = head.try_get("hash")?;
+    Ok((r.try_get("seq")?, r.try_get("hash")?))
+}
+
+/// The guard trigger's refusal: the entry did not extend the head.
+fn head_moved(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.message().contains("audit chain head moved"))
+}
+
+/// Inserts `entry` as the successor of `head`; the database checks that `head` is the
+/// actual head and moves it. Returns the entry's place and the new head.
+async fn extend(
+    conn: &mut sqlx::SqliteConnection,
+    head: &(i64, String),
+    entry: &AuditEntry,
+) -> Result<(AuditId, (i64, String)), AuditError> {
+    let (prev_seq, prev_hash) = head;
+    let seq = prev_seq + 1;
     let content = Content { v: 1, seq, id: new_id(), recorded: now(), entry: entry.clone() };
     let text = serde_json::to_string(&content)?;
-    let hash = chain::entry_hash(seq, &prev_hash, &text);
+    let hash = chain::entry_hash(seq, prev_hash, &text);
     sqlx::query(
         "INSERT INTO audit_entries (seq, id, recorded_at, action, outcome, patient_bsn, user_uzi, user_ura, \
          entity_types, content, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
@@ -306,16 +405,11 @@ async fn append(conn: &mut sqlx::SqliteConnection, entry: &AuditEntry) -> Result
     .bind(entry.user.as_ref().map(|u| u.ura.as_str()))
     .bind(chain::entity_types_column(entry))
     .bind(&text)
-    .bind(&prev_hash)
+    .bind(prev_hash)
     .bind(&hash)
     .execute(&mut *conn)
     .await?;
-    sqlx::query("UPDATE audit_chain_head SET hash = $1, updated_at = $2 WHERE id = 1")
-        .bind(&hash)
-        .bind(&content.recorded)
-        .execute(&mut *conn)
-        .await?;
-    Ok(AuditId { seq, id: content.id, hash })
+    Ok((AuditId { seq, id: content.id, hash: hash.clone() }, (seq, hash)))
 }
 
 fn now() -> String {

@@ -43,6 +43,8 @@ pub enum StoreError {
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: Pool,
+    /// The connection and chain head of lone audit entries (see [`crate::audit::record_alone`]).
+    audit_writer: std::sync::Arc<crate::audit::LoneWriter>,
 }
 
 impl Store {
@@ -59,10 +61,13 @@ impl Store {
         let pool = SqlitePoolOptions::new()
             .max_connections(max_connections.max(1))
             .acquire_timeout(Duration::from_secs(10))
-            .connect_with(options)
+            // A local file does not go away between uses: no ping before every acquire (a
+            // round trip to the SQLite worker thread that every request would pay).
+            .test_before_acquire(false)
+            .connect_with(options.clone())
             .await?;
         MIGRATOR.run(&pool).await?;
-        Ok(Store { pool })
+        Ok(Store { pool, audit_writer: std::sync::Arc::new(crate::audit::LoneWriter::new(options)) })
     }
 
     /// Starts a transaction. Write before you read inside it: SQLite then takes the write
@@ -79,11 +84,16 @@ impl Store {
 
     /// Closes every connection; later calls fail. Used at shutdown (and by tests).
     pub async fn close(&self) {
+        self.audit_writer.close().await;
         self.pool.close().await;
     }
 
     pub(crate) fn pool(&self) -> &Pool {
         &self.pool
+    }
+
+    pub(crate) fn audit_writer(&self) -> &crate::audit::LoneWriter {
+        &self.audit_writer
     }
 }
 
