@@ -119,6 +119,28 @@ async fn dead_letters_show_the_reason_and_can_be_retried_or_dropped() {
     .await
     .expect("drop recorded");
     assert_eq!((actor.as_str(), detail.as_str()), ("j.jansen", "sent by post"));
+    // The audit trail: per handover a dead letter (failure), then a delivery (success) for
+    // the retried one and a drop for the other, each naming the handover and its patient.
+    let audit: Vec<(String, String, String, String)> = sqlx::query_as(
+        "SELECT action, outcome, content, COALESCE(patient_bsn, '') FROM audit_entries \
+         WHERE action IN ('delivery', 'outbox-drop') ORDER BY seq",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("audit entries");
+    let of = |id: &str| -> Vec<(String, String)> {
+        audit
+            .iter()
+            .filter(|(_, _, content, bsn)| content.contains(&format!("Handover/{id}")) && bsn.len() == 9)
+            .map(|(a, o, _, _)| (a.clone(), o.clone()))
+            .collect()
+    };
+    let pair = |a: &str, o: &str| (a.to_owned(), o.to_owned());
+    assert_eq!(of(&ids[0]), vec![pair("delivery", "failure"), pair("delivery", "success")], "{audit:?}");
+    assert_eq!(of(&ids[1]), vec![pair("delivery", "failure"), pair("outbox-drop", "success")], "{audit:?}");
+    assert!(audit
+        .iter()
+        .any(|(a, _, c, _)| a == "outbox-drop" && c.contains("j.jansen") && c.contains("sent by post")));
     let missing = outbox_cli(dir.path(), &["retry", &ids[1]]);
     assert_eq!(missing.status.code(), Some(1));
 }

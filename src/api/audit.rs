@@ -23,19 +23,45 @@ impl From<&Caller> for Actor {
 pub fn draft(action: AuditAction, caller: &Caller, headers: &HeaderMap) -> AuditEntry {
     let mut e = AuditEntry::new(action, AuditOutcome::Success);
     e.user = Some(caller.into());
-    e.client = access_point(headers);
+    e.client = access_point(headers, caller.peer);
     e.purpose = Some(caller.purpose_of_use.clone());
     e.request_id = header(headers, "x-request-id", 200);
     e
 }
 
-/// The access point: the client application (User-Agent) and, behind a proxy, the
-/// address it forwarded (`X-Forwarded-For`, first hop).
-pub fn access_point(headers: &HeaderMap) -> Option<String> {
+/// The entry of a request refused for want of a valid token (401): no user, the access
+/// point, and the request line without its query (which may hold search values).
+pub fn unauthenticated(
+    method: &axum::http::Method,
+    path: &str,
+    headers: &HeaderMap,
+    peer: Option<std::net::SocketAddr>,
+    e: &ApiError,
+) -> AuditEntry {
+    let mut entry = AuditEntry::new(AuditAction::Denied, AuditOutcome::Denied);
+    entry.client = access_point(headers, peer);
+    entry.request_id = header(headers, "x-request-id", 200);
+    entry.rule = Some("auth.bearer-token".to_owned());
+    let why = e.outcome.issues.first().map(|i| i.diagnostics.as_str()).unwrap_or("no valid token");
+    let path: String = path.chars().take(300).collect();
+    entry.reason = Some(format!("HTTP 401 on {method} {path}: {}", why.chars().take(300).collect::<String>()));
+    entry
+}
+
+/// The access point: the client application (User-Agent) and the address the request came
+/// from (the TCP peer); behind a proxy also the address the proxy says it forwarded for
+/// (`X-Forwarded-For`, first hop; as claimed, not verified).
+pub fn access_point(headers: &HeaderMap, peer: Option<std::net::SocketAddr>) -> Option<String> {
     let agent = header(headers, "user-agent", 200);
-    let addr = header(headers, "x-forwarded-for", 200)
+    let forwarded = header(headers, "x-forwarded-for", 200)
         .and_then(|v| v.split(',').next().map(|s| s.trim().to_owned()))
         .filter(|s| !s.is_empty());
+    let addr = match (peer.map(|p| p.ip().to_string()), forwarded) {
+        (Some(p), Some(f)) => Some(format!("{p} (forwarded for {f})")),
+        (Some(p), None) => Some(p),
+        (None, Some(f)) => Some(format!("forwarded for {f}")),
+        (None, None) => None,
+    };
     match (agent, addr) {
         (Some(a), Some(ip)) => Some(format!("{a} @ {ip}")),
         (Some(a), None) => Some(a),

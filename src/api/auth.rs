@@ -75,6 +75,8 @@ pub struct Caller {
     pub ura: String,
     pub purpose_of_use: String,
     pub issuer: String,
+    /// The network address the request came from (the TCP peer), for the audit trail.
+    pub peer: Option<std::net::SocketAddr>,
 }
 
 impl Caller {
@@ -198,31 +200,53 @@ fn caller_from(c: Claims) -> Result<Caller, ApiError> {
     if c.purpose_of_use.is_empty() || c.purpose_of_use.len() > 32 {
         return Err(invalid("claim purpose_of_use must be a PurposeOfUse code".into()));
     }
-    Ok(Caller { uzi: c.uzi, uzi_role: c.uzi_role, ura: c.ura, purpose_of_use: c.purpose_of_use, issuer: c.iss })
+    Ok(Caller {
+        uzi: c.uzi,
+        uzi_role: c.uzi_role,
+        ura: c.ura,
+        purpose_of_use: c.purpose_of_use,
+        issuer: c.iss,
+        peer: None,
+    })
 }
 
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
+    /// Every endpoint that takes a `Caller` concerns patient data or the audit trail, so a
+    /// request refused here (no, malformed, expired or untrusted token) is an access
+    /// decision too: it is recorded as a `denied` entry without a user, with the access
+    /// point and the path, before the 401 is sent.
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
-            return Err(ApiError::unauthorized(
-                None,
-                "this endpoint needs a bearer token (Authorization: Bearer <JWT>)",
-            ));
-        };
-        let token = value
-            .to_str()
-            .ok()
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-            .map(str::trim)
-            .ok_or_else(|| {
-                ApiError::unauthorized(Some("invalid_request"), "the Authorization header must be: Bearer <JWT>")
-            })?;
-        let caller = state.verifier.verify(token)?;
-        tracing::Span::current().record("ura", caller.ura.as_str());
-        Ok(caller)
+        let peer = parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0);
+        match authenticate(parts, state) {
+            Ok(mut caller) => {
+                caller.peer = peer;
+                tracing::Span::current().record("ura", caller.ura.as_str());
+                Ok(caller)
+            }
+            Err(e) => {
+                let entry = super::audit::unauthenticated(&parts.method, parts.uri.path(), &parts.headers, peer, &e);
+                crate::audit::record_alone(&state.store, &entry).await.map_err(ApiError::internal)?;
+                Err(e)
+            }
+        }
     }
+}
+
+fn authenticate(parts: &Parts, state: &AppState) -> Result<Caller, ApiError> {
+    let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
+        return Err(ApiError::unauthorized(None, "this endpoint needs a bearer token (Authorization: Bearer <JWT>)"));
+    };
+    let token = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim)
+        .ok_or_else(|| {
+            ApiError::unauthorized(Some("invalid_request"), "the Authorization header must be: Bearer <JWT>")
+        })?;
+    state.verifier.verify(token)
 }
 
 /// The local Ed25519 demo key, kept as PKCS#8 PEM in `<data_dir>/keys/`.

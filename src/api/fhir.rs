@@ -12,11 +12,13 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::audit as audit_api;
 use super::auth::Caller;
 use super::error::{fhir_response, ApiError};
 use super::handovers::convert_blocking;
 use super::input::{self, PartyId};
 use super::state::AppState;
+use crate::audit::{AuditAction, AuditEntry};
 use crate::convert::{ConvertOptions, OutputKind};
 use crate::validate::{Issue, IssueCode};
 
@@ -53,13 +55,32 @@ pub struct ConvertParams {
     security(("bearer" = []))
 )]
 pub async fn convert(
+    State(state): State<AppState>,
     caller: Caller,
     Query(params): Query<ConvertParams>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    // A conversion handles patient data even though nothing is stored: one entry per
+    // request (patient, categories; no objects, as nothing is kept), before the answer.
+    let mut entry = audit_api::draft(AuditAction::Conversion, &caller, &headers);
+    let result = convert_record(&caller, params, &headers, body, &mut entry).await;
+    if let Err(e) = &result {
+        entry = audit_api::refusal(entry, AuditAction::Conversion, e);
+    }
+    crate::audit::record_alone(&state.store, &entry).await.map_err(ApiError::internal)?;
+    result
+}
+
+async fn convert_record(
+    caller: &Caller,
+    params: ConvertParams,
+    headers: &HeaderMap,
+    body: Bytes,
+    entry: &mut AuditEntry,
+) -> Result<Response, ApiError> {
     caller.require_treatment_purpose()?;
-    let kind = input::body_kind(&headers, params.format.as_deref())?;
+    let kind = input::body_kind(headers, params.format.as_deref())?;
     let sender = params
         .sender
         .as_deref()
@@ -74,6 +95,9 @@ pub async fn convert(
     };
     input::require_body(&body)?;
     let c = convert_blocking(body, ConvertOptions { format: kind.format, sender, output }).await?;
+    entry.patient_bsn = super::handovers::patient_of(&c).1;
+    entry.categories = super::handovers::categories_of(&c);
+    entry.reason = Some(format!("converted {} resources; nothing stored", c.resources.len()));
     let unmapped = c.outcome.issues.len().to_string();
     let mut r = match output {
         OutputKind::Bundle => fhir_response(StatusCode::OK, &c.bundle()),
@@ -228,6 +252,21 @@ fn resources() -> Value {
         "updateCreate": true,
         "searchParam": search(&patient),
         "documentation": "update: a patient's objection or explicit consent (profile https://w3id.org/overdracht/fhir/StructureDefinition/sharing-consent), by the lead practitioner of one of the patient's teams or an administrator. read and search-type: such consents for those who may write them, and the treatment directives handovers brought (facade, by the access policy)."
+    }));
+    out.push(json!({
+        "type": "AuditEvent",
+        "profile": crate::audit::event::PROFILE,
+        "supportedProfile": ["https://profiles.ihe.net/ITI/BALP/StructureDefinition/IHE.BasicAudit.PatientRead", "https://profiles.ihe.net/ITI/BALP/StructureDefinition/IHE.BasicAudit.PatientQuery"],
+        "interaction": [{"code": "search-type"}],
+        "searchParam": [
+            {"name": "patient", "type": "reference", "documentation": "the patient's BSN (999911120 or http://fhir.nl/fhir/NamingSystem/bsn|999911120); required unless the caller is a privacy officer"},
+            {"name": "date", "type": "date", "documentation": "repeatable: [ge|gt|le|lt|eq]YYYY-MM-DD or a date-time with offset"},
+            {"name": "agent", "type": "token", "documentation": "the acting user's UZI number (or organisation URA)"},
+            {"name": "entity-type", "type": "token", "documentation": "resource type of an object (e.g. Condition, Handover)"},
+            {"name": "subtype", "type": "token", "documentation": "action codes of https://w3id.org/overdracht/fhir/CodeSystem/audit-action, comma-separated"},
+            {"name": "_count", "type": "number", "documentation": "page size (default 100, at most 1000)"}
+        ],
+        "documentation": "The NEN 7513 audit trail as IHE BALP AuditEvents, newest first; append-only and hash-chained (overdracht audit verify). Every search is itself recorded. Who may search: privacy officers (audit.privacy_officer_roles) all entries; otherwise one patient, for the organisations that sent or received that patient's handover."
     }));
     Value::Array(out)
 }

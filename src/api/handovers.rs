@@ -26,7 +26,7 @@ use super::auth::Caller;
 use super::error::ApiError;
 use super::input::{self, BodyKind, PartyId};
 use super::state::AppState;
-use crate::audit::{self, AuditAction, AuditEntry};
+use crate::audit::{self, AuditAction, AuditEntry, AuditOutcome};
 use crate::convert::{self, Conversion, ConvertError, ConvertOptions, OutputKind};
 use crate::store::{IdempotencyClaim, NewHandover};
 use crate::validate::Severity;
@@ -456,7 +456,7 @@ async fn decide_transfer(
 }
 
 /// The data categories of the output, each once, in order of first appearance.
-fn categories_of(c: &Conversion) -> Vec<String> {
+pub(super) fn categories_of(c: &Conversion) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for r in &c.resources {
         let code = r.category.code();
@@ -468,7 +468,7 @@ fn categories_of(c: &Conversion) -> Vec<String> {
 }
 
 /// The Patient resource's id and BSN, from the output.
-fn patient_of(c: &Conversion) -> (Option<String>, Option<String>) {
+pub(super) fn patient_of(c: &Conversion) -> (Option<String>, Option<String>) {
     let Some(p) = c.resources.iter().find(|r| r.resource_type == "Patient") else {
         return (None, None);
     };
@@ -523,19 +523,32 @@ fn summary_response(status: StatusCode, location: &str, body: Value) -> Response
     ),
     security(("bearer" = []))
 )]
-pub async fn get(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Response, ApiError> {
-    let not_found = || ApiError::not_found(format!("no handover {id} is visible to your organisation"));
-    if uuid::Uuid::parse_str(&id).is_err() {
-        return Err(not_found());
-    }
-    let Some(h) = state.store.handover(&id).await? else {
-        return Err(not_found());
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    // One entry per request, permitted or not, written before the answer is sent.
+    let mut entry = audit_api::draft(AuditAction::Read, &caller, &headers);
+    entry.objects = vec![format!("Handover/{}", id.chars().take(64).collect::<String>())];
+    let h = match visible_handover(&state, &caller, &id, &mut entry).await {
+        Ok(h) => h,
+        Err(e) => {
+            if entry.outcome == AuditOutcome::Success {
+                entry = audit_api::refusal(entry, AuditAction::Read, &e);
+            }
+            audit::record_alone(&state.store, &entry).await.map_err(ApiError::internal)?;
+            return Err(e);
+        }
     };
-    // Sender and receiver organisations see a handover; anyone else does not learn that it
-    // exists. Issue 6 replaces this with the policy decision.
-    if h.submitted_by_ura != caller.ura && h.receiver != format!("ura|{}", caller.ura) {
-        return Err(not_found());
-    }
+    // Permitted: the entry is written while the delivery state is read (two connections),
+    // and the answer waits for both.
+    let (delivery, recorded) = tokio::join!(
+        crate::deliver::outbox::delivery_json(&state.store, &id),
+        audit::record_alone(&state.store, &entry)
+    );
+    recorded.map_err(ApiError::internal)?;
     let mut body: Value = serde_json::from_str(&h.summary).map_err(ApiError::internal)?;
     body["status"] = json!(h.status);
     body["referralReason"] = json!(h.referral_reason);
@@ -545,6 +558,39 @@ pub async fn get(State(state): State<AppState>, caller: Caller, Path(id): Path<S
         "size": h.source_size,
     });
     body["submittedBy"] = json!({ "ura": h.submitted_by_ura });
-    body["delivery"] = crate::deliver::outbox::delivery_json(&state.store, &id).await?;
+    body["delivery"] = delivery?;
     Ok((StatusCode::OK, axum::Json(body)).into_response())
+}
+
+/// The handover if the caller's organisation sent or received it; the decision goes into
+/// `entry`.
+async fn visible_handover(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    entry: &mut AuditEntry,
+) -> Result<crate::store::HandoverRow, ApiError> {
+    let not_found = || ApiError::not_found(format!("no handover {id} is visible to your organisation"));
+    if uuid::Uuid::parse_str(id).is_err() {
+        entry.rule = Some("handover.unknown".to_owned());
+        return Err(not_found());
+    }
+    let Some(h) = state.store.handover(id).await? else {
+        entry.rule = Some("handover.unknown".to_owned());
+        return Err(not_found());
+    };
+    entry.patient_bsn = h.patient_bsn.clone();
+    // Sender and receiver organisations see a handover; anyone else does not learn that it
+    // exists (404, recorded as a denial).
+    let sender = h.submitted_by_ura == caller.ura;
+    if !sender && h.receiver != format!("ura|{}", caller.ura) {
+        entry.rule = Some("handover.not-a-party".to_owned());
+        entry.reason = Some("the caller's organisation neither sent nor received this handover".to_owned());
+        entry.outcome = AuditOutcome::Denied; // answered as unknown, recorded as refused
+        return Err(not_found());
+    }
+    entry.rule = Some("handover.party".to_owned());
+    let why = if sender { "the caller's organisation sent it" } else { "the caller's organisation received it" };
+    entry.reason = Some(why.to_owned());
+    Ok(h)
 }

@@ -120,7 +120,9 @@ impl Application {
         F: Future<Output = ()> + Send + 'static,
     {
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let server = axum::serve(self.listener, self.router).with_graceful_shutdown(async move {
+        // The peer address goes into the audit trail's access point (NEN 7513 "toegangspunt").
+        let app = self.router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+        let server = axum::serve(self.listener, app).with_graceful_shutdown(async move {
             shutdown.await;
             let _ = tx.send(());
         });

@@ -14,8 +14,8 @@
 //! → `in-flight` → ..., or → `dead-letter` (refused by the server, or out of attempts).
 //! Operators move a dead letter back with `overdracht outbox retry` or remove it with
 //! `overdracht outbox drop`; both are recorded in `outbox_events`, the delivery history
-//! (which `GET /handovers/{id}` shows). When the audit trail (issue 7) lands, `drop` should
-//! also write an audit entry; until then `outbox_events` is the record.
+//! (which `GET /handovers/{id}` shows). A delivery, a dead letter and a drop also write an
+//! audit entry (`delivery`, `outbox-drop`) in the same transaction as the state change.
 //!
 //! Rows of receivers without a configured target stay `queued` (nothing is lost); the
 //! worker names them in a warning at start and `outbox list` shows them.
@@ -32,6 +32,7 @@ use sqlx::{AssertSqlSafe, Row};
 use super::client::{FhirClient, Pending, Step};
 use super::target::{Target, Targets};
 use super::DeliverError;
+use crate::audit::{AuditAction, AuditEntry, AuditOutcome};
 use crate::store::{Store, StoreError, Tx};
 
 /// Delivery settings of the service (`[delivery]` in the configuration file).
@@ -282,6 +283,21 @@ pub async fn delivery_json(store: &Store, handover_id: &str) -> Result<Value, St
     })
 }
 
+/// Appends the audit entry of a delivery step in its transaction: the handover and its
+/// patient (the categories it carries are in the handover's own entry).
+async fn audit_delivery(tx: &mut Tx, handover_id: &str, mut e: AuditEntry) -> Result<(), StoreError> {
+    e.patient_bsn = sqlx::query_scalar("SELECT patient_bsn FROM handovers WHERE id = $1")
+        .bind(handover_id)
+        .fetch_optional(tx.conn())
+        .await?
+        .flatten();
+    e.objects = vec![format!("Handover/{handover_id}")];
+    crate::audit::record(tx, &e).await.map(|_| ()).map_err(|err| match err {
+        crate::audit::AuditError::Database(d) => StoreError::Database(d),
+        other => StoreError::Corrupt(other.to_string()),
+    })
+}
+
 /// Puts a dead letter (or a waiting delivery) back in the queue, due now, with a fresh
 /// count of attempts. False if there is no such row or it was delivered.
 pub async fn retry(store: &Store, handover_id: &str, actor: &str) -> Result<bool, StoreError> {
@@ -313,6 +329,10 @@ pub async fn drop(store: &Store, handover_id: &str, actor: &str, reason: &str) -
         .await?;
     if done.rows_affected() == 1 {
         event(tx.conn(), handover_id, &at, "dropped-by-operator", None, None, Some(reason), Some(actor)).await?;
+        let mut e = AuditEntry::new(AuditAction::OutboxDrop, AuditOutcome::Success);
+        e.client = Some(format!("overdracht outbox drop (operator {})", actor.chars().take(100).collect::<String>()));
+        e.reason = Some(format!("delivery given up by the operator: {}", reason.chars().take(500).collect::<String>()));
+        audit_delivery(&mut tx, handover_id, e).await?;
     }
     tx.commit().await?;
     Ok(done.rows_affected() == 1)
@@ -656,6 +676,29 @@ impl Worker {
         .execute(tx.conn())
         .await?;
         event(tx.conn(), &c.handover_id, &at, what, Some(attempt), status, Some(&detail), None).await?;
+        // The audit trail records where the data went (delivered) or that it did not get
+        // there (dead letter); attempts that will be retried are in the history only.
+        let audited = match step {
+            Step::Delivered { mode } => Some((
+                AuditOutcome::Success,
+                format!("delivered to the FHIR server of ura|{} ({}), attempt {attempt}", c.receiver, mode.as_str()),
+            )),
+            Step::Failed(f) => Some((
+                AuditOutcome::Failure,
+                format!(
+                    "not delivered to the FHIR server of ura|{} after {attempt} attempts (dead letter): {}",
+                    c.receiver,
+                    f.reason.chars().take(300).collect::<String>()
+                ),
+            )),
+            Step::Retry { .. } => None,
+        };
+        if let Some((outcome, reason)) = audited {
+            let mut e = AuditEntry::new(AuditAction::Delivery, outcome);
+            e.client = Some("overdracht outbox worker".to_owned());
+            e.reason = Some(reason);
+            audit_delivery(&mut tx, &c.handover_id, e).await?;
+        }
         let created: String = sqlx::query("SELECT created_at FROM outbox WHERE handover_id = $1")
             .bind(&c.handover_id)
             .fetch_one(tx.conn())

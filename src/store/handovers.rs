@@ -54,6 +54,8 @@ pub struct HandoverRow {
     pub resource_count: i64,
     pub summary: String,
     pub submitted_by_ura: String,
+    /// The patient's BSN (for the audit entry of a read; never shown in the summary).
+    pub patient_bsn: Option<String>,
 }
 
 /// The result of recording an `Idempotency-Key`.
@@ -156,7 +158,7 @@ impl Store {
         let row = sqlx::query(
             "SELECT id, created_at, status, sender, receiver, lead_practitioner, referral_reason, \
              care_form, patient_resource_id, source_format, source_sha256, source_size, \
-             resource_count, summary, submitted_by_ura FROM handovers WHERE id = $1",
+             resource_count, summary, submitted_by_ura, patient_bsn FROM handovers WHERE id = $1",
         )
         .bind(id)
         .fetch_optional(self.pool())
@@ -178,6 +180,7 @@ impl Store {
             resource_count: r.try_get("resource_count")?,
             summary: r.try_get("summary")?,
             submitted_by_ura: r.try_get("submitted_by_ura")?,
+            patient_bsn: r.try_get("patient_bsn")?,
         }))
     }
 

@@ -70,7 +70,9 @@ async fn a_stored_handover_has_exactly_one_entry_with_the_nen7513_fields() {
     assert!(e.categories.iter().any(|c| c == "medication"), "{:?}", e.categories);
     assert_eq!(e.purpose.as_deref(), Some("TREAT"));
     assert!(e.request_id.as_deref().is_some_and(|r| !r.is_empty()), "request id");
-    assert_eq!(e.client.as_deref(), Some("test-his/1.0 @ 192.0.2.7"), "access point");
+    // The access point: the client application, the TCP peer, and the address a proxy says
+    // it forwarded for.
+    assert_eq!(e.client.as_deref(), Some("test-his/1.0 @ 127.0.0.1 (forwarded for 192.0.2.7)"), "access point");
     assert!(!e.emergency);
 
     // Re-sent: the same handover, and one more entry saying so.
@@ -243,15 +245,25 @@ async fn views_follow_the_access_rule_and_are_audited() {
     assert_outcome(r, 403).await;
     let r = get(&app, "/fhir/AuditEvent", &receiver_token(&app)).await;
     assert_outcome(r, 403).await;
-    // Without a token: 401, nothing to attribute.
-    let r = app.client.get(app.url("/fhir/AuditEvent")).send().await.unwrap();
+    // Without a token: 401, recorded as a denial without a user (the access point and the
+    // request line say where it came from).
+    let r = app.client.get(app.url("/fhir/AuditEvent")).header("User-Agent", "probe/0.1").send().await.unwrap();
     assert_outcome(r, 401).await;
     // A bad parameter: 400, before any decision.
     let r = get(&app, "/fhir/AuditEvent?patient=123456789", &receiver_token(&app)).await;
     assert_outcome(r, 400).await;
 
     let all = entries(&app).await;
-    let queries: Vec<&StoredEntry> = all[base..].iter().collect();
+    let (unauthenticated, queries): (Vec<&StoredEntry>, Vec<&StoredEntry>) =
+        all[base..].iter().partition(|q| q.entry.action == AuditAction::Denied);
+    assert_eq!(unauthenticated.len(), 1, "the 401 is one denial");
+    let u = &unauthenticated[0].entry;
+    assert_eq!(
+        (u.outcome, u.user.as_ref(), u.rule.as_deref()),
+        (AuditOutcome::Denied, None, Some("auth.bearer-token"))
+    );
+    assert_eq!(u.client.as_deref(), Some("probe/0.1 @ 127.0.0.1"));
+    assert!(u.reason.as_deref().is_some_and(|r| r.starts_with("HTTP 401 on GET /fhir/AuditEvent: ")), "{u:?}");
     assert_eq!(queries.len(), 7, "one AuditQuery entry per view request");
     assert!(queries.iter().all(|q| q.entry.action == AuditAction::AuditQuery));
     let outcomes: Vec<AuditOutcome> = queries.iter().map(|q| q.entry.outcome).collect();
@@ -329,5 +341,78 @@ async fn the_access_log_is_readable_json_and_html() {
         assert!(html.contains("Wie uw gegevens heeft ingezien"), "{html}");
         assert!(html.contains("droeg uw dossier over"), "{html}");
         assert!(html.contains("Medication"), "{html}");
+    }
+}
+
+#[tokio::test]
+async fn reading_a_handover_is_recorded_permitted_or_not() {
+    let app = spawn_app().await;
+    let summary = hand_over(&app).await;
+    let id = summary["id"].as_str().unwrap();
+    let base = entries(&app).await.len();
+    // The sender and the receiver read it; an outsider is told it does not exist; an id
+    // that is not a handover is an invalid request.
+    assert_eq!(get(&app, &format!("/handovers/{id}"), &app.token()).await.status().as_u16(), 200);
+    assert_eq!(get(&app, &format!("/handovers/{id}"), &receiver_token(&app)).await.status().as_u16(), 200);
+    assert_outcome(get(&app, &format!("/handovers/{id}"), &outsider_token(&app)).await, 404).await;
+    assert_outcome(get(&app, "/handovers/not-a-uuid", &app.token()).await, 404).await;
+    let all = entries(&app).await;
+    let reads: Vec<_> = all[base..].iter().map(|s| &s.entry).collect();
+    assert_eq!(reads.len(), 4, "one entry per request");
+    assert!(reads.iter().all(|e| e.action == AuditAction::Read));
+    let rules: Vec<_> = reads.iter().map(|e| (e.outcome, e.rule.as_deref().unwrap_or_default())).collect();
+    use AuditOutcome::{Denied, Invalid, Success};
+    assert_eq!(
+        rules,
+        vec![
+            (Success, "handover.party"),
+            (Success, "handover.party"),
+            (Denied, "handover.not-a-party"),
+            (Invalid, "handover.unknown")
+        ]
+    );
+    for e in &reads[..3] {
+        assert_eq!(e.patient_bsn.as_deref(), Some(EXAMPLE_BSN));
+        assert_eq!(e.objects, vec![format!("Handover/{id}")]);
+    }
+    assert_eq!(reads[2].user.as_ref().unwrap().uzi, "900099999");
+    assert_eq!(reads[3].patient_bsn, None, "an unknown id names no patient");
+}
+
+#[tokio::test]
+async fn a_conversion_is_recorded_with_its_patient_and_categories() {
+    let app = spawn_app().await;
+    let convert = |body: Vec<u8>| {
+        app.client
+            .post(app.url("/fhir/$convert"))
+            .bearer_auth(app.token())
+            .header("Content-Type", "application/fhir+json")
+            .body(body)
+            .send()
+    };
+    assert_eq!(convert(example()).await.unwrap().status().as_u16(), 200);
+    assert_outcome(convert(b"{\"resourceType\": ".to_vec()).await.unwrap(), 400).await;
+    let all = entries(&app).await;
+    assert_eq!(all.len(), 2);
+    let (ok, bad) = (&all[0].entry, &all[1].entry);
+    assert_eq!((ok.action, ok.outcome), (AuditAction::Conversion, AuditOutcome::Success));
+    assert_eq!(ok.patient_bsn.as_deref(), Some(EXAMPLE_BSN));
+    assert!(ok.categories.iter().any(|c| c == "medication"), "{:?}", ok.categories);
+    assert!(ok.objects.is_empty(), "nothing is stored, so no objects");
+    assert!(ok.reason.as_deref().is_some_and(|r| r.ends_with("nothing stored")));
+    assert_eq!((bad.action, bad.outcome), (AuditAction::Conversion, AuditOutcome::Invalid));
+    assert!(bad.reason.as_deref().is_some_and(|r| r.starts_with("HTTP 400")), "{bad:?}");
+}
+
+#[tokio::test]
+async fn the_capability_statement_declares_the_audit_event_search() {
+    let app = spawn_app().await;
+    let cs: Value = app.client.get(app.url("/fhir/metadata")).send().await.unwrap().json().await.unwrap();
+    let resources = cs["rest"][0]["resource"].as_array().unwrap();
+    let ae = resources.iter().find(|r| r["type"] == "AuditEvent").expect("AuditEvent declared");
+    assert_eq!(ae["profile"], audit::event::PROFILE);
+    let params: Vec<&str> = ae["searchParam"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+    for p in ["patient", "date", "agent", "entity-type", "subtype", "_count"] {
+        assert!(params.contains(&p), "{p} in {params:?}");
     }
 }

@@ -96,16 +96,30 @@ async fn unknown_route_and_wrong_method_are_outcomes() {
 #[tokio::test]
 async fn graceful_shutdown_finishes_in_flight_requests() {
     let mut app = spawn_app().await;
-    let client = app.client.clone();
-    let url = app.url(&format!("/handovers?{}", receiver_query()));
-    let token = app.token();
-    let in_flight = tokio::spawn(async move {
-        client.post(url).bearer_auth(token).header("Content-Type", "application/fhir+json").body(example()).send().await
-    });
-    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    // A request that is surely in flight when shutdown starts: its headers and half its
+    // body are sent on an open connection, the rest only after the shutdown was triggered.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let host = app.address.trim_start_matches("http://").to_owned();
+    let body = example();
+    let head = format!(
+        "POST /handovers?{} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/fhir+json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        receiver_query(),
+        app.token(),
+        body.len()
+    );
+    let mut conn = tokio::net::TcpStream::connect(&host).await.expect("connect");
+    let half = body.len() / 2;
+    conn.write_all(head.as_bytes()).await.expect("headers");
+    conn.write_all(&body[..half]).await.expect("first half");
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     app.trigger_shutdown();
-    let r = in_flight.await.expect("task").expect("answered");
-    assert_eq!(r.status(), 201);
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    conn.write_all(&body[half..]).await.expect("second half");
+    let mut answer = Vec::new();
+    conn.read_to_end(&mut answer).await.expect("answered");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 201"), "{}", answer.lines().next().unwrap_or_default());
     let _ = (&mut app.server).await;
     // Stopped: new connections are refused.
     assert!(app.client.get(app.url("/health/live")).send().await.is_err());
