@@ -144,6 +144,24 @@ enum AuditCommand {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// List the flagged entries (break-the-glass) nobody has reviewed yet. Recorded as an audit query.
+    Flagged {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Record a privacy officer's review of a flagged entry (an audit entry of its own; entries are never changed).
+    Review {
+        /// The id of the flagged entry (as `audit flagged` lists it).
+        entry: String,
+        /// justified or not-justified.
+        #[arg(long)]
+        conclusion: overdracht::audit::review::Conclusion,
+        /// What was found (no clinical content).
+        #[arg(long)]
+        note: Option<String>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
 }
 
 #[derive(Args)]
@@ -492,6 +510,14 @@ fn print_demo(settings: &overdracht::config::Settings, addr: std::net::SocketAdd
     println!("curl -s 'http://{host}/fhir/CareTeam/zuid-999911120-2026' -H \"Authorization: Bearer $LEAD\" | jq '.participant | length'\n");
 }
 
+/// The access point of a command-line action: the command and the OS user.
+fn command_line_client(command: &str) -> String {
+    format!(
+        "overdracht {command} (command line, user {})",
+        std::env::var("USER").unwrap_or_else(|_| "unknown".to_owned())
+    )
+}
+
 /// Opens the existing database of these settings (never creates one: verifying an empty,
 /// new database would wrongly report an intact trail).
 async fn open_existing_store(args: &StoreArgs) -> anyhow::Result<overdracht::store::Store> {
@@ -597,6 +623,56 @@ fn run_audit(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
                 store.close().await;
                 eprintln!("exported {n} audit events");
                 Ok(ExitCode::SUCCESS)
+            }
+            AuditCommand::Flagged { store } => {
+                let store = open_existing_store(&store).await?;
+                let mut entry = audit::AuditEntry::new(audit::AuditAction::AuditQuery, audit::AuditOutcome::Success);
+                entry.client = Some(command_line_client("audit flagged"));
+                entry.objects = vec!["AuditEvent?flagged=true&reviewed=false".to_owned()];
+                entry.reason = Some("flagged entries listed on the command line".to_owned());
+                audit::record_alone(&store, &entry).await?;
+                let pending = audit::review::pending(&store).await?;
+                store.close().await;
+                for p in &pending {
+                    let who = p.entry.user.as_ref().map(|u| format!("UZI {} ({}, URA {})", u.uzi, u.uzi_role, u.ura));
+                    println!(
+                        "{}  {}  {}  {}  {}",
+                        p.id,
+                        p.recorded,
+                        p.entry.action.code(),
+                        who.as_deref().unwrap_or("-"),
+                        p.entry.reason.as_deref().unwrap_or("-")
+                    );
+                }
+                eprintln!("{} flagged entries to review", pending.len());
+                Ok(ExitCode::SUCCESS)
+            }
+            AuditCommand::Review { entry, conclusion, note, store } => {
+                let store = open_existing_store(&store).await?;
+                let new = audit::review::NewReview {
+                    entry_id: &entry,
+                    conclusion,
+                    note: note.as_deref(),
+                    reviewer: None,
+                    client: Some(command_line_client("audit review")),
+                    request_id: None,
+                };
+                let result = audit::review::review(&store, &new).await;
+                store.close().await;
+                match result {
+                    Ok(id) => {
+                        println!(
+                            "review recorded: entry {entry} {conclusion} (review entry {}, position {})",
+                            id.id, id.seq
+                        );
+                        Ok(ExitCode::SUCCESS)
+                    }
+                    Err(audit::review::ReviewError::Audit(e)) => Err(e.into()),
+                    Err(e) => {
+                        eprintln!("overdracht: {e}");
+                        Ok(ExitCode::from(1))
+                    }
+                }
             }
         }
     })

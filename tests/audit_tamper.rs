@@ -320,3 +320,32 @@ async fn export_writes_ndjson_audit_events_and_is_itself_recorded() {
     let (code, out) = overdracht(&["audit", "export", "--from", "yesterday"], &dir);
     assert_eq!(code, 2, "{out}");
 }
+
+/// The privacy officer's command-line workflow: list what is flagged, review it, and the
+/// list is empty; a second review is refused (exit 1).
+#[tokio::test]
+async fn flagged_entries_are_listed_and_reviewed_on_the_command_line() {
+    let dir = trail().await;
+    let store = Store::open(&db_url(&dir), 1).await.unwrap();
+    let mut glass = AuditEntry::new(AuditAction::BreakGlass, AuditOutcome::Success);
+    glass.emergency = true;
+    glass.flag_for_review = true;
+    glass.reason = Some("break-the-glass reason: night shift".into());
+    let flagged = audit::record_alone(&store, &glass).await.unwrap();
+    store.close().await;
+    let (code, out) = overdracht(&["audit", "flagged"], &dir);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains(&flagged.id) && out.contains("1 flagged entries to review"), "{out}");
+    let (code, out) =
+        overdracht(&["audit", "review", &flagged.id, "--conclusion", "not-justified", "--note", "no emergency"], &dir);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.starts_with(&format!("review recorded: entry {} not-justified", flagged.id)), "{out}");
+    let (code, out) = overdracht(&["audit", "flagged"], &dir);
+    assert_eq!(code, 0);
+    assert!(out.contains("0 flagged entries to review"), "{out}");
+    let (code, out) = overdracht(&["audit", "review", &flagged.id, "--conclusion", "justified"], &dir);
+    assert_eq!(code, 1);
+    assert!(out.contains("already reviewed"), "{out}");
+    let (code, out) = verify(&dir);
+    assert_eq!(code, 0, "{out}");
+}

@@ -21,6 +21,8 @@ use super::{audit, fhir, handovers, health};
         fhir::metadata,
         audit::search,
         audit::access_log,
+        audit::flagged,
+        audit::create_review,
         health::live,
         health::ready,
         metrics_doc,

@@ -243,6 +243,8 @@ pub fn router(state: AppState, limits: &Limits) -> Router {
         .route("/fhir/metadata", get(fhir::metadata))
         .route("/fhir/AuditEvent", get(audit::search))
         .route("/patients/{bsn}/access-log", get(audit::access_log))
+        .route("/audit/flagged", get(audit::flagged))
+        .route("/audit/reviews", post(audit::create_review))
         .route("/fhir/CareTeam", get(care_team::search_teams))
         .route("/fhir/CareTeam/{id}", put(care_team::put_team).get(care_team::get_team))
         .route("/fhir/Consent/{id}", put(care_team::put_consent).get(care_team::get_consent))

@@ -23,6 +23,7 @@ pub mod access;
 pub mod chain;
 pub mod event;
 pub mod query;
+pub mod review;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};

@@ -416,3 +416,78 @@ async fn the_capability_statement_declares_the_audit_event_search() {
         assert!(params.contains(&p), "{p} in {params:?}");
     }
 }
+
+/// A privacy officer lists the flagged entries and reviews them; each review is an entry
+/// of its own, refusals are recorded too, and nobody else may review.
+#[tokio::test]
+async fn privacy_officers_review_flagged_entries() {
+    let app = crate::helpers::spawn_app_with(|s| s.audit.privacy_officer_roles = vec!["99.999".into()]).await;
+    let officer = app.token_with(|c| {
+        c.uzi = "900077777".into();
+        c.sub = "900077777".into();
+        c.uzi_role = "99.999".into();
+        c.ura = RECEIVER_URA.into();
+    });
+    let mut glass = audit::AuditEntry::new(AuditAction::BreakGlass, AuditOutcome::Success);
+    glass.patient_bsn = Some(EXAMPLE_BSN.into());
+    glass.emergency = true;
+    glass.flag_for_review = true;
+    glass.reason = Some("break-the-glass reason: patient collapsed".into());
+    let flagged = audit::record_alone(&app.store, &glass).await.unwrap();
+    let plain = audit::record_alone(&app.store, &audit::AuditEntry::new(AuditAction::Read, AuditOutcome::Success))
+        .await
+        .unwrap();
+    let base = entries(&app).await.len();
+
+    let post =
+        |token: String, body: Value| app.client.post(app.url("/audit/reviews")).bearer_auth(token).json(&body).send();
+    // Not an officer: 403.
+    let r = post(receiver_token(&app), serde_json::json!({"entry": flagged.id, "conclusion": "justified"})).await;
+    assert_outcome(r.unwrap(), 403).await;
+    assert_outcome(get(&app, "/audit/flagged", &receiver_token(&app)).await, 403).await;
+    // The officer sees the one flagged entry.
+    let list: Value = get(&app, "/audit/flagged", &officer).await.json().await.unwrap();
+    assert_eq!(list["total"], 1);
+    assert_eq!(list["entries"][0]["id"], flagged.id.as_str());
+    // Refusals: unknown conclusion, unknown entry, an entry that is not flagged.
+    let r = post(officer.clone(), serde_json::json!({"entry": flagged.id, "conclusion": "fine"})).await;
+    assert_outcome(r.unwrap(), 400).await;
+    let r = post(officer.clone(), serde_json::json!({"entry": "nope", "conclusion": "justified"})).await;
+    assert_outcome(r.unwrap(), 404).await;
+    let r = post(officer.clone(), serde_json::json!({"entry": plain.id, "conclusion": "justified"})).await;
+    assert_outcome(r.unwrap(), 422).await;
+    // The review, once.
+    let body = serde_json::json!({"entry": flagged.id, "conclusion": "justified", "note": "lead unreachable, checked with the team"});
+    let r = post(officer.clone(), body.clone()).await.unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    let created: Value = r.json().await.unwrap();
+    assert_outcome(post(officer.clone(), body).await.unwrap(), 409).await;
+    let list: Value = get(&app, "/audit/flagged", &officer).await.json().await.unwrap();
+    assert_eq!(list["total"], 0);
+
+    let all = entries(&app).await;
+    let new: Vec<_> = all[base..].iter().map(|s| &s.entry).collect();
+    // 2 refused (not an officer), 2 lists, 4 refused reviews, 1 review, 1 list.
+    let summary: Vec<(AuditAction, AuditOutcome)> = new.iter().map(|e| (e.action, e.outcome)).collect();
+    use AuditAction::{AuditQuery, Review};
+    use AuditOutcome::{Denied, Invalid, Success};
+    assert_eq!(
+        summary,
+        vec![
+            (Review, Denied),
+            (AuditQuery, Denied),
+            (AuditQuery, Success),
+            (Review, Invalid),
+            (Review, Invalid),
+            (Review, Invalid),
+            (Review, Success),
+            (Review, Invalid),
+            (AuditQuery, Success)
+        ]
+    );
+    let review = all.iter().find(|s| s.id == created["review"].as_str().unwrap()).expect("the review entry");
+    assert_eq!(review.entry.objects, vec![format!("AuditEvent/{}", flagged.id)]);
+    assert_eq!(review.entry.patient_bsn.as_deref(), Some(EXAMPLE_BSN));
+    assert_eq!(review.entry.reason.as_deref(), Some("justified: lead unreachable, checked with the team"));
+    assert_eq!(review.entry.user.as_ref().unwrap().uzi, "900077777");
+}

@@ -1,0 +1,221 @@
+//! Reviews of flagged entries: a privacy officer looks at every emergency access
+//! (break-the-glass) and concludes whether it was justified.
+//!
+//! Entries are never changed, so a review is an entry of its own ([`AuditAction::Review`])
+//! naming the reviewed entry as `AuditEvent/<id>` in its objects, with the conclusion and a
+//! note in its reason. An entry is reviewed when such an entry exists; it is reviewed once.
+//! [`pending`] lists the flagged entries nobody has reviewed yet; the contracting report
+//! counts them.
+
+use std::fmt;
+use std::str::FromStr;
+
+use sqlx::Row;
+
+use super::query::StoredEntry;
+use super::{record, Actor, AuditAction, AuditEntry, AuditError, AuditId, AuditOutcome, Content};
+use crate::store::Store;
+
+/// The rule recorded on a review entry.
+pub const RULE: &str = "audit-review/privacy-officer";
+
+/// The privacy officer's conclusion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Conclusion {
+    /// The emergency access was justified.
+    Justified,
+    /// It was not; follow-up is the organisation's (the note says what).
+    NotJustified,
+}
+
+impl Conclusion {
+    pub fn code(self) -> &'static str {
+        match self {
+            Conclusion::Justified => "justified",
+            Conclusion::NotJustified => "not-justified",
+        }
+    }
+}
+
+impl FromStr for Conclusion {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Conclusion, String> {
+        match s {
+            "justified" => Ok(Conclusion::Justified),
+            "not-justified" => Ok(Conclusion::NotJustified),
+            other => Err(format!("unknown conclusion {other:?}; use justified or not-justified")),
+        }
+    }
+}
+
+impl fmt::Display for Conclusion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+/// Why a review was not recorded.
+#[derive(Debug, thiserror::Error)]
+pub enum ReviewError {
+    #[error("no audit entry has the id {0}")]
+    NotFound(String),
+    #[error("audit entry {0} is not flagged for review")]
+    NotFlagged(String),
+    #[error("audit entry {id} was already reviewed (review entry {by})")]
+    AlreadyReviewed { id: String, by: String },
+    #[error(transparent)]
+    Audit(#[from] AuditError),
+}
+
+impl From<sqlx::Error> for ReviewError {
+    fn from(e: sqlx::Error) -> Self {
+        ReviewError::Audit(AuditError::Database(e))
+    }
+}
+
+impl From<crate::store::StoreError> for ReviewError {
+    fn from(e: crate::store::StoreError) -> Self {
+        ReviewError::Audit(AuditError::Store(e))
+    }
+}
+
+/// A review to record.
+#[derive(Debug, Clone)]
+pub struct NewReview<'a> {
+    /// The id of the flagged entry (the AuditEvent id).
+    pub entry_id: &'a str,
+    pub conclusion: Conclusion,
+    /// What the officer found (no clinical content); at most 1000 characters are kept.
+    pub note: Option<&'a str>,
+    /// The reviewer (from the token), or `None` on the command line.
+    pub reviewer: Option<Actor>,
+    /// The access point (API client, or the command line and OS user).
+    pub client: Option<String>,
+    pub request_id: Option<String>,
+}
+
+/// The review entry for `r`, about the reviewed entry.
+fn review_entry(r: &NewReview<'_>, reviewed: &AuditEntry) -> AuditEntry {
+    let mut e = AuditEntry::new(AuditAction::Review, AuditOutcome::Success);
+    e.user = r.reviewer.clone();
+    e.client = r.client.clone();
+    e.patient_bsn = reviewed.patient_bsn.clone();
+    e.objects = vec![format!("AuditEvent/{}", r.entry_id)];
+    e.rule = Some(RULE.to_owned());
+    let note: Option<String> = r.note.map(|n| n.chars().take(1000).collect());
+    e.reason = Some(match note {
+        Some(n) if !n.trim().is_empty() => format!("{}: {}", r.conclusion, n.trim()),
+        _ => r.conclusion.to_string(),
+    });
+    e.request_id = r.request_id.clone();
+    e
+}
+
+/// Records the review of a flagged entry, in one transaction with the checks (the entry
+/// exists, is flagged, and is not reviewed yet).
+pub async fn review(store: &Store, r: &NewReview<'_>) -> Result<AuditId, ReviewError> {
+    let mut tx = store.begin().await?;
+    // Lock the chain head first, so that two reviews of one entry cannot both pass the check.
+    sqlx::query("UPDATE audit_chain_head SET seq = seq WHERE id = 1").execute(tx.conn()).await?;
+    let row = sqlx::query("SELECT content FROM audit_entries WHERE id = $1")
+        .bind(r.entry_id)
+        .fetch_optional(tx.conn())
+        .await?
+        .ok_or_else(|| ReviewError::NotFound(r.entry_id.to_owned()))?;
+    let content: String = row.try_get("content")?;
+    let reviewed: Content = serde_json::from_str(&content).map_err(AuditError::from)?;
+    if !reviewed.entry.flag_for_review {
+        return Err(ReviewError::NotFlagged(r.entry_id.to_owned()));
+    }
+    if let Some(by) = reviews_of(tx.conn(), r.entry_id).await?.into_iter().next() {
+        return Err(ReviewError::AlreadyReviewed { id: r.entry_id.to_owned(), by });
+    }
+    let id = record(&mut tx, &review_entry(r, &reviewed.entry)).await?;
+    tx.commit().await?;
+    Ok(id)
+}
+
+/// The ids of the review entries of entry `id`.
+async fn reviews_of(conn: &mut sqlx::SqliteConnection, id: &str) -> Result<Vec<String>, ReviewError> {
+    let rows = sqlx::query("SELECT content FROM audit_entries WHERE action = 'review' AND content LIKE $1")
+        .bind(format!("%\"AuditEvent/{}\"%", like_escape(id)))
+        .fetch_all(&mut *conn)
+        .await?;
+    let mut ids = Vec::new();
+    for r in rows {
+        let c: Content = serde_json::from_str(&r.try_get::<String, _>("content")?).map_err(AuditError::from)?;
+        if c.entry.objects.iter().any(|o| o.strip_prefix("AuditEvent/") == Some(id)) {
+            ids.push(c.id);
+        }
+    }
+    Ok(ids)
+}
+
+fn like_escape(s: &str) -> String {
+    s.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').collect()
+}
+
+/// The flagged entries nobody has reviewed yet, oldest first.
+pub async fn pending(store: &Store) -> Result<Vec<StoredEntry>, AuditError> {
+    let flagged = sqlx::query(
+        "SELECT seq, content, hash, prev_hash FROM audit_entries \
+         WHERE content LIKE '%\"flag_for_review\":true%' ORDER BY seq",
+    )
+    .fetch_all(store.pool())
+    .await?;
+    let reviews =
+        sqlx::query("SELECT content FROM audit_entries WHERE action = 'review'").fetch_all(store.pool()).await?;
+    let mut reviewed = std::collections::HashSet::new();
+    for r in reviews {
+        let c: Content = serde_json::from_str(&r.try_get::<String, _>("content")?)?;
+        reviewed.extend(c.entry.objects.iter().filter_map(|o| o.strip_prefix("AuditEvent/").map(str::to_owned)));
+    }
+    let mut out = Vec::new();
+    for r in flagged {
+        let c: Content = serde_json::from_str(&r.try_get::<String, _>("content")?)?;
+        if c.entry.flag_for_review && !reviewed.contains(&c.id) {
+            out.push(StoredEntry {
+                seq: r.try_get("seq")?,
+                id: c.id,
+                recorded: c.recorded,
+                hash: r.try_get("hash")?,
+                prev_hash: r.try_get("prev_hash")?,
+                entry: c.entry,
+            });
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conclusions_parse_and_print() {
+        for c in [Conclusion::Justified, Conclusion::NotJustified] {
+            assert_eq!(c.code().parse::<Conclusion>(), Ok(c));
+        }
+        assert!("maybe".parse::<Conclusion>().is_err());
+    }
+
+    #[test]
+    fn the_review_entry_names_the_reviewed_entry_and_keeps_the_note_short() {
+        let mut reviewed = AuditEntry::new(AuditAction::BreakGlass, AuditOutcome::Success);
+        reviewed.patient_bsn = Some("999911120".into());
+        let long = "x".repeat(5000);
+        let r = NewReview {
+            entry_id: "abc",
+            conclusion: Conclusion::NotJustified,
+            note: Some(&long),
+            reviewer: None,
+            client: None,
+            request_id: None,
+        };
+        let e = review_entry(&r, &reviewed);
+        assert_eq!(e.objects, vec!["AuditEvent/abc".to_owned()]);
+        assert_eq!(e.patient_bsn.as_deref(), Some("999911120"));
+        assert_eq!(e.reason.as_deref().map(|s| s.chars().count()), Some("not-justified: ".len() + 1000));
+        assert_eq!(like_escape("a%b_c'd-1"), "abcd-1");
+    }
+}
