@@ -46,6 +46,8 @@ pub enum StartupError {
     Access(#[from] super::access::AccessSetupError),
     #[error("demo data: {0}")]
     Demo(String),
+    #[error("{0}")]
+    Agreements(String),
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: SocketAddr, source: std::io::Error },
     #[error("delivery: {0}")]
@@ -75,6 +77,15 @@ impl Application {
             native_policy = access.engine.is_native(),
             "access control ready"
         );
+        let source = match &settings.policy.agreements_dir {
+            Some(dir) => format!("policy.agreements_dir {}", dir.display()),
+            None if settings.policy.demo_examples => "the built-in example agreements (serve --demo)".to_owned(),
+            None => "none configured".to_owned(),
+        };
+        let changed = access.record_agreement_changes(&store, &source).await.map_err(StartupError::Agreements)?;
+        if changed > 0 {
+            tracing::info!(changed, "agreement changes recorded in the audit trail");
+        }
         if settings.policy.demo_examples {
             super::demo::seed(&store).await.map_err(StartupError::Demo)?;
         }

@@ -43,7 +43,50 @@ pub struct Writer<'a> {
     pub at: &'a str,
 }
 
+/// An agreement as the service last loaded it: `(id, version, sha256)`.
+pub type LoadedAgreement = (String, String, String);
+
 impl Tx {
+    /// The agreements the service last ran with.
+    pub async fn loaded_agreements(&mut self) -> Result<Vec<LoadedAgreement>, StoreError> {
+        let rows =
+            sqlx::query("SELECT agreement_id, version, sha256 FROM agreements_loaded ORDER BY agreement_id, version")
+                .fetch_all(self.conn())
+                .await?;
+        rows.iter().map(|r| Ok((r.try_get("agreement_id")?, r.try_get("version")?, r.try_get("sha256")?))).collect()
+    }
+
+    /// Records that agreement `id@version` with this content hash is loaded.
+    pub async fn mark_agreement_loaded(
+        &mut self,
+        id: &str,
+        version: &str,
+        sha256: &str,
+        at: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO agreements_loaded (agreement_id, version, sha256, loaded_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (agreement_id, version) DO UPDATE SET sha256 = excluded.sha256, loaded_at = excluded.loaded_at",
+        )
+        .bind(id)
+        .bind(version)
+        .bind(sha256)
+        .bind(at)
+        .execute(self.conn())
+        .await?;
+        Ok(())
+    }
+
+    /// Records that agreement `id@version` is no longer loaded.
+    pub async fn forget_loaded_agreement(&mut self, id: &str, version: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM agreements_loaded WHERE agreement_id = $1 AND version = $2")
+            .bind(id)
+            .bind(version)
+            .execute(self.conn())
+            .await?;
+        Ok(())
+    }
+
     /// Records that handover `handover_id` was accepted under agreement `id@version`.
     pub async fn insert_handover_agreement(
         &mut self,

@@ -9,9 +9,12 @@ use crate::helpers::{
     assert_outcome, example, receiver_query, spawn_app, TestApp, EXAMPLE_BSN, RECEIVER_URA, SENDER_URA,
 };
 
-/// All entries, oldest first.
+/// All entries, oldest first, without the `agreement-change` entries every start writes
+/// for the test agreements (see `agreement_changes_are_recorded_at_start`).
 async fn entries(app: &TestApp) -> Vec<StoredEntry> {
-    audit::search(&app.store, &AuditSearch { oldest_first: true, ..Default::default() }).await.expect("search")
+    let all =
+        audit::search(&app.store, &AuditSearch { oldest_first: true, ..Default::default() }).await.expect("search");
+    all.into_iter().filter(|e| e.entry.action != AuditAction::AgreementChange).collect()
 }
 
 /// A token of the receiving GZSP provider's SO.
@@ -128,10 +131,11 @@ async fn a_handover_whose_entry_cannot_be_written_is_not_stored() {
     .execute(&mut conn)
     .await
     .expect("trigger");
+    let before = audit::head(&app.store).await.unwrap();
     let r = app.post_handover(&receiver_query(), example()).await;
     assert_outcome(r, 500).await;
     assert_eq!(app.store.handover_count().await.unwrap(), 0, "the handover must roll back with its entry");
-    assert_eq!(audit::head(&app.store).await.unwrap().count, 0, "the chain head rolls back too");
+    assert_eq!(audit::head(&app.store).await.unwrap(), before, "the chain head rolls back too");
 
     sqlx::query("DROP TRIGGER audit_fails").execute(&mut conn).await.expect("drop trigger");
     hand_over(&app).await;
@@ -490,4 +494,66 @@ async fn privacy_officers_review_flagged_entries() {
     assert_eq!(review.entry.patient_bsn.as_deref(), Some(EXAMPLE_BSN));
     assert_eq!(review.entry.reason.as_deref(), Some("justified: lead unreachable, checked with the team"));
     assert_eq!(review.entry.user.as_ref().unwrap().uzi, "900077777");
+}
+
+/// The agreements a service starts with are recorded: each that came into use, changed or
+/// is no longer loaded gets one `agreement-change` entry; an unchanged restart none.
+#[tokio::test]
+async fn agreement_changes_are_recorded_at_start() {
+    let changes = |app: &TestApp| {
+        let store = app.store.clone();
+        async move {
+            let q =
+                AuditSearch { actions: vec![AuditAction::AgreementChange], oldest_first: true, ..Default::default() };
+            audit::search(&store, &q).await.unwrap()
+        }
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let agreements = dir.path().join("agreements");
+    std::fs::create_dir_all(&agreements).unwrap();
+    for f in ["de-linde-to-zorggroep-zuid.json", "amalia-paediatrics-to-zorggroep-zuid.json"] {
+        std::fs::copy(crate::helpers::repo_file(&format!("examples/agreements/{f}")), agreements.join(f)).unwrap();
+    }
+    let data = dir.path().join("data");
+    let start = |agreements: std::path::PathBuf, data: std::path::PathBuf| {
+        crate::helpers::spawn_app_with(move |s| {
+            s.policy.agreements_dir = Some(agreements);
+            s.data_dir = data;
+        })
+    };
+    let app = start(agreements.clone(), data.clone()).await;
+    let first = changes(&app).await;
+    assert_eq!(first.len(), 2, "two agreements came into use");
+    assert!(first.iter().all(|e| e
+        .entry
+        .reason
+        .as_deref()
+        .unwrap()
+        .contains(" came into use; source: policy.agreements_dir ")));
+    assert!(first.iter().any(|e| e.entry.objects == vec!["Agreement/de-linde-to-zorggroep-zuid@1.0".to_owned()]));
+    app.store.close().await;
+    drop(app);
+
+    // Unchanged restart: nothing new.
+    let app = start(agreements.clone(), data.clone()).await;
+    assert_eq!(changes(&app).await.len(), 2);
+    app.store.close().await;
+    drop(app);
+
+    // One agreement edited without a new version, the other removed.
+    let f = agreements.join("de-linde-to-zorggroep-zuid.json");
+    let mut v: Value = serde_json::from_str(&std::fs::read_to_string(&f).unwrap()).unwrap();
+    v["purpose"] = Value::String("changed purpose".into());
+    std::fs::write(&f, v.to_string()).unwrap();
+    std::fs::remove_file(agreements.join("amalia-paediatrics-to-zorggroep-zuid.json")).unwrap();
+    let app = start(agreements.clone(), data.clone()).await;
+    let all = changes(&app).await;
+    let reasons: Vec<&str> = all[2..].iter().map(|e| e.entry.reason.as_deref().unwrap()).collect();
+    assert_eq!(reasons.len(), 2, "{reasons:?}");
+    assert!(
+        reasons[0].starts_with("agreement de-linde-to-zorggroep-zuid@1.0 changed (same version, other content)"),
+        "{reasons:?}"
+    );
+    assert!(reasons[1].contains("is no longer loaded"), "{reasons:?}");
+    assert!(audit::verify(&app.store, &[]).await.unwrap().problem.is_none());
 }

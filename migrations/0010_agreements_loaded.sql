@@ -1,0 +1,13 @@
+-- The data-transfer agreements the service last ran with (issue 7): at every start the
+-- loaded agreements are compared with these rows, and each agreement that came into use,
+-- changed or was no longer loaded gets an `agreement-change` audit entry, in the same
+-- transaction as the update of this table.
+
+CREATE TABLE agreements_loaded (
+    agreement_id  TEXT NOT NULL,
+    version       TEXT NOT NULL,
+    -- SHA-256 of the agreement as read (canonical JSON).
+    sha256        TEXT NOT NULL,
+    loaded_at     TEXT NOT NULL,
+    PRIMARY KEY (agreement_id, version)
+);
