@@ -47,6 +47,7 @@ table{border-collapse:collapse;width:100%;margin:.5rem 0 1rem;font-size:.9rem}
 th,td{text-align:left;vertical-align:top;border-bottom:1px solid var(--line);padding:.35rem .45rem}
 th{background:var(--bg);font-weight:600}
 td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
+td.m{white-space:nowrap}
 .badge{display:inline-block;border-radius:999px;padding:0 .55rem;font-size:.8rem;font-weight:600;border:1px solid currentColor;white-space:nowrap}
 .b-ok{color:var(--ok)}.b-warn{color:var(--warn)}.b-bad{color:var(--bad)}.b-muted{color:var(--muted)}
 .card{border:1px solid var(--line);border-radius:8px;padding:.4rem .9rem .7rem;margin:.7rem 0;break-inside:avoid}
@@ -111,11 +112,14 @@ fn nice_max(max: i64) -> (i64, i64) {
     }
 }
 
+/// One series of a column chart: name, a value per column, colour.
+type Series<'a> = (String, Vec<i64>, &'a str);
+
 /// Vertical stacked columns: one column per label, one series per colour.
-fn stacked_columns(id: &str, title: &str, desc: &str, labels: &[String], series: &[(String, Vec<i64>)]) -> String {
+fn stacked_columns(id: &str, title: &str, desc: &str, labels: &[String], series: &[Series<'_>]) -> String {
     let (w, h, left, bottom, top) = (720.0_f64, 280.0_f64, 44.0_f64, 40.0_f64, 12.0_f64);
     let totals: Vec<i64> =
-        (0..labels.len()).map(|i| series.iter().map(|(_, v)| v.get(i).copied().unwrap_or(0)).sum()).collect();
+        (0..labels.len()).map(|i| series.iter().map(|(_, v, _)| v.get(i).copied().unwrap_or(0)).sum()).collect();
     let (max, step) = nice_max(totals.iter().copied().max().unwrap_or(0));
     let plot_h = h - bottom - top;
     let slot = (w - left - 8.0) / labels.len().max(1) as f64;
@@ -145,7 +149,7 @@ fn stacked_columns(id: &str, title: &str, desc: &str, labels: &[String], series:
     for (i, label) in labels.iter().enumerate() {
         let x = left + slot * i as f64 + (slot - bar_w) / 2.0;
         let mut acc = 0i64;
-        for (k, (name, values)) in series.iter().enumerate() {
+        for (name, values, colour) in series {
             let v = values.get(i).copied().unwrap_or(0);
             if v == 0 {
                 continue;
@@ -156,7 +160,7 @@ fn stacked_columns(id: &str, title: &str, desc: &str, labels: &[String], series:
                 s,
                 "<rect x=\"{x:.1}\" y=\"{y1:.1}\" width=\"{bar_w:.1}\" height=\"{:.1}\" fill=\"{}\"><title>{}: {}: {v}</title></rect>",
                 (y0 - y1).max(0.5),
-                PALETTE[k % PALETTE.len()],
+                colour,
                 esc(&month_label(label)),
                 esc(name)
             );
@@ -196,7 +200,7 @@ fn stacked_columns(id: &str, title: &str, desc: &str, labels: &[String], series:
         y(0),
         y(0)
     );
-    s.push_str(&legend(series.iter().enumerate().map(|(k, (n, _))| (n.as_str(), PALETTE[k % PALETTE.len()]))));
+    s.push_str(&legend(series.iter().map(|(n, _, c)| (n.as_str(), *c))));
     s.push_str("</figure>");
     s
 }
@@ -284,6 +288,25 @@ fn hbars(id: &str, title: &str, desc: &str, rows: &[Bar<'_>]) -> String {
     }
     s.push_str("</figure>");
     s
+}
+
+/// `P20Y` → `20 years (P20Y)`; anything else as it is.
+pub(crate) fn retention_words(iso: &str) -> String {
+    let body = iso.strip_prefix('P').unwrap_or("");
+    let (n, unit) = body.split_at(body.len().saturating_sub(1));
+    let unit = match (unit, n) {
+        ("Y", "1") => "year",
+        ("Y", _) => "years",
+        ("M", "1") => "month",
+        ("M", _) => "months",
+        ("D", "1") => "day",
+        ("D", _) => "days",
+        _ => return iso.to_owned(),
+    };
+    if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
+        return iso.to_owned();
+    }
+    format!("{n} {unit} ({iso})")
 }
 
 fn num(n: impl std::fmt::Display) -> String {
@@ -458,7 +481,7 @@ fn agreements(s: &mut String, r: &Report) {
             esc(ag.valid_to.as_deref().unwrap_or("open-ended")),
             esc(ag.legal_basis_text),
             esc(&ag.purpose),
-            esc(&ag.retention),
+            esc(&retention_words(&ag.retention)),
             esc(&ag.label)
         );
     }
@@ -613,16 +636,22 @@ fn handovers(s: &mut String, r: &Report) {
             labels.push(m.month.clone());
         }
     }
-    let series: Vec<(String, Vec<i64>)> = senders
-        .iter()
-        .map(|sn| {
-            let v = labels
-                .iter()
-                .map(|m| h.per_month.iter().filter(|x| &x.month == m && &x.sender == sn).map(|x| x.received).sum())
-                .collect();
-            (sn.clone(), v)
-        })
-        .collect();
+    // One colour per sender that sent something; refusals (of any sender) on top, in red.
+    let mut series: Vec<Series<'_>> = Vec::new();
+    for sn in &senders {
+        let v: Vec<i64> = labels
+            .iter()
+            .map(|m| h.per_month.iter().filter(|x| &x.month == m && &x.sender == sn).map(|x| x.received).sum())
+            .collect();
+        if v.iter().any(|n| *n > 0) {
+            series.push((sn.clone(), v, PALETTE[series.len() % PALETTE.len()]));
+        }
+    }
+    let refused: Vec<i64> =
+        labels.iter().map(|m| h.per_month.iter().filter(|x| &x.month == m).map(|x| x.refused).sum()).collect();
+    if refused.iter().any(|n| *n > 0) {
+        series.push(("refused (any sender)".to_owned(), refused, DENIED));
+    }
     s.push_str(&stacked_columns(
         "chart-handovers",
         "Handovers received per month, by sender",
@@ -642,7 +671,7 @@ fn handovers(s: &mut String, r: &Report) {
         }
         s.push_str("</tr>\n");
         for m in &labels {
-            let _ = write!(s, "<tr><td>{}</td>", esc(&month_label(m)));
+            let _ = write!(s, "<tr><td class=\"m\">{}</td>", esc(&month_label(m)));
             for sn in &senders {
                 let x = h.per_month.iter().find(|x| &x.month == m && &x.sender == sn);
                 s.push_str(&num(x.map_or(0, |x| x.received)));

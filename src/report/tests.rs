@@ -331,3 +331,11 @@ fn the_page_is_self_contained_and_has_no_script() {
         assert!(!html.contains(needle) || allowed, "{needle} in the page");
     }
 }
+
+#[test]
+fn retention_is_shown_in_words() {
+    assert_eq!(super::html::retention_words("P20Y"), "20 years (P20Y)");
+    assert_eq!(super::html::retention_words("P1M"), "1 month (P1M)");
+    assert_eq!(super::html::retention_words("P"), "P");
+    assert_eq!(super::html::retention_words("PxY"), "PxY");
+}
