@@ -221,7 +221,7 @@ type Bar<'a> = (String, Vec<Segment<'a>>);
 
 /// Horizontal bars, one row per label, each row stacked from its segments.
 fn hbars(id: &str, title: &str, desc: &str, rows: &[Bar<'_>]) -> String {
-    let (w, row_h, label_w) = (720.0_f64, 30.0_f64, 250.0_f64);
+    let (w, row_h, label_w) = (720.0_f64, 30.0_f64, 300.0_f64);
     let h = row_h * rows.len().max(1) as f64 + 10.0;
     let max = rows.iter().map(|(_, segs)| segs.iter().map(|s| s.1).sum::<i64>()).max().unwrap_or(0).max(1);
     let plot_w = w - label_w - 50.0;
@@ -235,8 +235,8 @@ fn hbars(id: &str, title: &str, desc: &str, rows: &[Bar<'_>]) -> String {
     );
     for (i, (label, segs)) in rows.iter().enumerate() {
         let y = 5.0 + row_h * i as f64;
-        let short: String = if label.chars().count() > 38 {
-            format!("{}…", label.chars().take(37).collect::<String>())
+        let short: String = if label.chars().count() > 46 {
+            format!("{}…", label.chars().take(45).collect::<String>())
         } else {
             label.clone()
         };
@@ -288,6 +288,13 @@ fn hbars(id: &str, title: &str, desc: &str, rows: &[Bar<'_>]) -> String {
     }
     s.push_str("</figure>");
     s
+}
+
+/// An RFC 3339 instant as Europe/Amsterdam local time, `2026-11-23 12:07`; as given if unreadable.
+fn local_time(rfc3339: &str) -> String {
+    chrono::DateTime::parse_from_rfc3339(rfc3339)
+        .map(|t| t.with_timezone(&chrono_tz::Europe::Amsterdam).format("%Y-%m-%d %H:%M").to_string())
+        .unwrap_or_else(|_| rfc3339.to_owned())
 }
 
 /// `P20Y` → `20 years (P20Y)`; anything else as it is.
@@ -745,6 +752,7 @@ pub fn rule_words(rule: &str) -> &'static str {
         "transfer.patient-objection" => "the patient objects to sharing any data",
         "transfer.nothing-covered" => "none of the categories sent is covered",
         "transfer.no-bsn" => "the record does not identify the patient by BSN",
+        "request.invalid" => "the request or the record was malformed or broke a rule",
         "default.not-a-member" => "not a member of the patient's care team",
         "treatment.ended" => "the treatment has ended",
         "purpose.not-allowed" => "purpose of use not allowed",
@@ -855,13 +863,13 @@ fn break_glass(s: &mut String, b: &BreakGlassSection) {
         s.push_str("<p class=\"none\">No emergency access in this period.</p>\n</section>\n");
         return;
     }
-    s.push_str("<table><tr><th>When (UTC)</th><th>Who</th><th>Stated reason</th><th>Review</th></tr>\n");
+    s.push_str("<table><tr><th>When</th><th>Who</th><th>Stated reason</th><th>Review</th></tr>\n");
     for e in &b.events {
         let review = match &e.review {
             Some(rv) => format!(
                 "{}<br><span class=\"sub\">{} by UZI {}: {}</span>",
                 badge("b-ok", "reviewed"),
-                esc(&rv.recorded),
+                esc(&local_time(&rv.recorded)),
                 esc(rv.reviewer_uzi.as_deref().unwrap_or("?")),
                 esc(rv.conclusion.as_deref().unwrap_or(""))
             ),
@@ -870,7 +878,7 @@ fn break_glass(s: &mut String, b: &BreakGlassSection) {
         let _ = writeln!(
             s,
             "<tr><td>{}<br><span class=\"sub mono\">AuditEvent/{}</span></td><td>{} (UZI {}, URA {})</td><td>{}</td><td>{review}</td></tr>",
-            esc(&e.recorded),
+            esc(&local_time(&e.recorded)),
             esc(&e.id),
             esc(e.role_name.unwrap_or("?")),
             esc(e.user_uzi.as_deref().unwrap_or("?")),

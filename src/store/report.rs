@@ -144,7 +144,8 @@ impl Store {
     pub async fn report_refused(&self, s: Scope<'_>) -> Result<Vec<RefusedRow>, StoreError> {
         let rows = sqlx::query(
             "SELECT substr(a.recorded_at, 1, 13) AS hour, a.user_ura AS sender, \
-             json_extract(a.content, '$.entry.rule') AS rule, COUNT(*) AS n \
+             COALESCE(json_extract(a.content, '$.entry.rule'), \
+             CASE a.outcome WHEN 'invalid' THEN 'request.invalid' END) AS rule, COUNT(*) AS n \
              FROM audit_entries a \
              WHERE a.action = 'handover-refused' AND a.recorded_at >= $2 AND a.recorded_at < $3 \
              AND EXISTS (SELECT 1 FROM json_each(a.content, '$.entry.objects') o WHERE o.value = $1) \

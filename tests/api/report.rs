@@ -31,6 +31,7 @@ const GP_NEW: i64 = 3;
 const GP_AGAIN: i64 = 1;
 const AMALIA_NEW: i64 = 2;
 const REFUSED_HERE: i64 = 2;
+const INVALID_HERE: i64 = 1;
 const LEAD_EXPORTS: i64 = 2;
 const LEAD_READS: i64 = 1;
 const VS_SEARCHES: i64 = 2;
@@ -106,6 +107,12 @@ async fn scenario(app: &TestApp) -> Scenario {
     for _ in 0..REFUSED_HERE {
         let path = format!("/handovers?receiver=ura%7C{PROVIDER}&sender=ura%7C{STRANGER_URA}");
         assert_outcome(app.post(&path, stranger.clone(), "application/fhir+json", example()).await, 403).await;
+    }
+    // A record that cannot be read: refused as invalid (counted, rule `request.invalid`).
+    for _ in 0..INVALID_HERE {
+        let path = format!("/handovers?receiver=ura%7C{PROVIDER}&sender=ura%7C{STRANGER_URA}");
+        let r = app.post(&path, stranger.clone(), "application/fhir+json", b"{\"resourceType\": 42}".to_vec()).await;
+        assert!(r.status().is_client_error() && r.status() != 403, "{}", r.status());
     }
     assert_outcome(
         app.post("/handovers?receiver=ura%7C99998888", gp.clone(), "application/fhir+json", example()).await,
@@ -229,7 +236,13 @@ async fn independent(app: &TestApp) -> Independent {
         }
         if x.action == AuditAction::HandoverRefused && x.objects.contains(&format!("Organization/ura-{PROVIDER}")) {
             let sender = x.user.as_ref().map(|u| u.ura.clone()).unwrap_or_default();
-            let key = (sender_name(&sender).to_owned(), x.rule.clone().unwrap_or_default());
+            // A refusal without a rule is a malformed request or record (documented as `request.invalid`).
+            let rule = match (&x.rule, x.outcome) {
+                (Some(r), _) => r.clone(),
+                (None, AuditOutcome::Invalid) => "request.invalid".to_owned(),
+                (None, _) => String::new(),
+            };
+            let key = (sender_name(&sender).to_owned(), rule);
             *out.refused.entry(key).or_insert(0) += 1;
         }
     }
@@ -384,10 +397,11 @@ async fn report_figures_match_the_audit_trail_and_the_script() {
     let h = &report["handovers"];
     assert_eq!(n(&h["received"]), GP_NEW + GP_AGAIN + AMALIA_NEW);
     assert_eq!(n(&h["received_again"]), GP_AGAIN);
-    assert_eq!(n(&h["refused"]), REFUSED_HERE, "the refusal for another receiver is not counted");
+    assert_eq!(n(&h["refused"]), REFUSED_HERE + INVALID_HERE, "the refusal for another receiver is not counted");
     assert_eq!(counted.received["Huisartsenpraktijk De Linde"], GP_NEW + GP_AGAIN);
     assert_eq!(counted.received["Radboudumc Amalia kinderziekenhuis"], AMALIA_NEW);
     assert_eq!(counted.refused[&("URA 55556666".to_owned(), "transfer.no-agreement".to_owned())], REFUSED_HERE);
+    assert_eq!(counted.refused[&("URA 55556666".to_owned(), "request.invalid".to_owned())], INVALID_HERE);
     let this_month = chrono::Utc::now().with_timezone(&chrono_tz::Europe::Amsterdam).format("%Y-%m").to_string();
     assert_eq!(counted.months, BTreeSet::from([this_month.clone()]));
     let month_total: i64 = h["per_month"]
@@ -549,7 +563,7 @@ async fn browser_report_renders_without_console_errors() {
         "3. Teams and lead practitioners",
         "drs. A. Visser",
         "4. Handovers",
-        "6 handover(s) received (1 of them the same record sent again, stored once) and 2 refused",
+        "6 handover(s) received (1 of them the same record sent again, stored once) and 3 refused",
         "5. Reads and denials",
         "6. Emergency access (break-the-glass)",
         "2 emergency access(es) in the period; 1 reviewed by the privacy officer, 1 not (yet) reviewed",
