@@ -616,3 +616,48 @@ fn check_page(file: &std::path::Path, shot: Option<&std::path::Path>, pdf: Optio
     );
     serde_json::from_slice(&out.stdout).expect("check-page.mjs prints JSON")
 }
+
+/// `overdracht report` on the service's database: the same figures as `GET /report`, one
+/// `report` entry naming the operator and the command line, HTML with `--out x.html`.
+#[tokio::test]
+async fn report_on_the_command_line_matches_the_api() {
+    let app = app().await;
+    scenario(&app).await;
+    let api = report_json(&app, &admin(&app)).await;
+    let run = |args: &[&str]| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_overdracht"));
+        c.arg("report").args(args).arg("--data-dir").arg(app.data_dir.path());
+        for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("OVERDRACHT_")) {
+            c.env_remove(k);
+        }
+        c.env("USER", "contract-manager");
+        c.output().expect("runs")
+    };
+    let out = run(&["--demo", "--format", "json", "--operator", "900000800"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let cli: Value = serde_json::from_slice(&out.stdout).expect("json");
+    for section in ["handovers", "reads", "denials", "agreements", "teams", "access"] {
+        // Both report requests were permitted, so they add nothing to these sections.
+        assert_eq!(cli[section], api[section], "{section}");
+    }
+    let last = entries(&app, vec![AuditAction::Report]).await.pop().expect("entry").entry;
+    assert_eq!(last.rule.as_deref(), Some("report/local-operator"));
+    assert_eq!(last.user.as_ref().map(|u| u.uzi.as_str()), Some("900000800"));
+    assert!(
+        last.client.as_deref().is_some_and(|c| c.contains("command line, user contract-manager")),
+        "{:?}",
+        last.client
+    );
+    assert_eq!(n(&cli["audit_chain"]["entries"]), audit::head(&app.store).await.expect("head").count);
+
+    let html = app.data_dir.path().join("report.html");
+    let out = run(&["--demo", "--out", html.to_str().expect("path")]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(std::fs::read_to_string(&html).expect("page").starts_with("<!DOCTYPE html>"));
+    // Without agreements the provider must be named; a bad period is a usage error (exit 2).
+    let out = run(&["--format", "json"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--provider"));
+    let out = run(&["--demo", "--from", "2026-02-30"]);
+    assert_eq!(out.status.code(), Some(2));
+}
