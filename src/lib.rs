@@ -23,6 +23,7 @@ pub mod deliver;
 pub mod fhir;
 pub mod model;
 pub mod policy;
+pub mod report;
 pub mod source;
 pub mod store;
 pub mod telemetry;

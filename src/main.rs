@@ -64,6 +64,40 @@ enum Command {
     /// Exit status of verify: 0 intact, 1 tampered, 2 usage or I/O error.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// The contracting evidence report for the health insurer: agreements, team access, teams and
+    /// their lead practitioners, handovers, reads, denials, break-the-glass reviews, audit chain.
+    ///
+    /// Reads the database of `serve` (same --data-dir/--config) and the agreements of
+    /// policy.agreements_dir (or the built-in examples with --demo). Recorded as a `report` audit
+    /// entry. Fields of the JSON and the page: docs/report.md. Exit status: 0 done, 2 usage or I/O error.
+    Report(ReportArgs),
+}
+
+#[derive(Args)]
+struct ReportArgs {
+    /// First day, YYYY-MM-DD (Europe/Amsterdam), inclusive [default: twelve months before --to]
+    #[arg(long)]
+    from: Option<String>,
+    /// Last day, YYYY-MM-DD, inclusive [default: today]
+    #[arg(long)]
+    to: Option<String>,
+    /// html (one self-contained page) or json [default: html when --out ends in .html, else json]
+    #[arg(long, value_parser = ["html", "json"])]
+    format: Option<String>,
+    /// Write to this file instead of standard output.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// The GZSP provider (URA) [default: the only receiver in the agreements]
+    #[arg(long)]
+    provider: Option<String>,
+    /// Your UZI number, recorded in the audit entry (the OS user name is recorded always).
+    #[arg(long)]
+    operator: Option<String>,
+    /// Use the example agreements built into the binary, as `serve --demo` does.
+    #[arg(long)]
+    demo: bool,
+    #[command(flatten)]
+    store: StoreArgs,
 }
 
 #[derive(Subcommand)]
@@ -296,6 +330,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => finish(run_serve(args).map(|()| ExitCode::SUCCESS)),
         Command::Token(args) => finish(run_token(args).map(|()| ExitCode::SUCCESS)),
         Command::Audit(cmd) => finish(run_audit(cmd)),
+        Command::Report(args) => finish(run_report(args)),
     }
 }
 
@@ -529,6 +564,45 @@ async fn open_existing_store(args: &StoreArgs) -> anyhow::Result<overdracht::sto
         }
     }
     Ok(overdracht::store::Store::open(&settings.database_url(), 2).await?)
+}
+
+fn run_report(a: ReportArgs) -> anyhow::Result<ExitCode> {
+    use overdracht::report;
+    let mut settings = settings(&a.store)?;
+    if a.demo && settings.policy.agreements_dir.is_none() {
+        settings.policy.demo_examples = true;
+    }
+    let access = overdracht::api::access::AccessControl::from_settings(&settings.policy)?;
+    let today = overdracht::api::access::today();
+    let period = report::Period::parse(a.from.as_deref(), a.to.as_deref(), today)?;
+    let provider = match a.provider {
+        Some(p) => p,
+        None => report::default_provider(&access.agreements)?,
+    };
+    let html = match a.format.as_deref() {
+        Some(f) => f == "html",
+        None => a.out.as_ref().and_then(|p| p.extension()).is_some_and(|x| x == "html" || x == "htm"),
+    };
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let text = rt.block_on(async {
+        let store = open_existing_store(&a.store).await?;
+        let entry =
+            report::operator_entry(&provider, &period, if html { "html" } else { "json" }, a.operator.as_deref());
+        overdracht::audit::record_alone(&store, &entry).await?;
+        let sources = report::Sources { store: &store, agreements: &access.agreements, policy: &access.engine };
+        let r = report::gather(sources, &provider, period, today).await;
+        store.close().await;
+        let r = r?;
+        anyhow::Ok(if html { report::html::render(&r) } else { serde_json::to_string_pretty(&r)? + "\n" })
+    })?;
+    match &a.out {
+        Some(p) => {
+            std::fs::write(p, text)?;
+            eprintln!("report written to {}", p.display());
+        }
+        None => std::io::stdout().write_all(text.as_bytes())?,
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn run_audit(cmd: AuditCommand) -> anyhow::Result<ExitCode> {

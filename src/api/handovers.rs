@@ -173,6 +173,9 @@ async fn create_handover(
 ) -> Result<Response, ApiError> {
     caller.require_treatment_purpose()?;
     let parties = parties(&params, &headers, &caller)?;
+    // The intended receiver, so that a refusal counts for that provider (the evidence
+    // report); a stored handover replaces the objects with the handover and its resources.
+    entry.objects = vec![format!("Organization/ura-{}", parties.receiver.value)];
     let kind = input::body_kind(&headers, params.format.as_deref())?;
     input::require_body(&body)?;
     let idempotency_key = match headers.get(IDEMPOTENCY_KEY_HEADER) {

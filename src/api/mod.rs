@@ -14,6 +14,7 @@
 //! a patient's facts), [`facade`] (the FHIR read facade), [`care_team`] (teams and
 //! consents), [`transfer`] (data minimisation of handovers), [`audit_hook`] (decisions into
 //! the audit trail), [`demo`] (the built-in example agreements, teams and consents).
+//! Issue 9: [`report`] (the contracting evidence report).
 
 pub mod access;
 pub mod audit;
@@ -29,6 +30,7 @@ pub mod health;
 pub mod input;
 pub mod metrics;
 pub mod openapi;
+pub mod report;
 pub mod startup;
 pub mod state;
 pub mod transfer;

@@ -5,7 +5,7 @@ use axum::response::{IntoResponse, Response};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{audit, fhir, handovers, health};
+use super::{audit, fhir, handovers, health, report};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -23,6 +23,7 @@ use super::{audit, fhir, handovers, health};
         audit::access_log,
         audit::flagged,
         audit::create_review,
+        report::report,
         health::live,
         health::ready,
         metrics_doc,
@@ -40,6 +41,7 @@ use super::{audit, fhir, handovers, health};
         (name = "fhir", description = "FHIR operations and the CapabilityStatement"),
         (name = "audit", description = "The NEN 7513 audit trail: AuditEvents and the patient's access log"),
         (name = "facade", description = "The FHIR read facade for care-team members, decided by the access policy; CareTeam and Consent management"),
+        (name = "report", description = "The contracting evidence report: agreements, team access, and how they were enforced"),
         (name = "health", description = "Liveness, readiness and metrics"),
     )
 )]

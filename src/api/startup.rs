@@ -28,7 +28,7 @@ use super::auth::{AuthError, Verifier};
 use super::error::{outcome_for_bare_errors, ApiError};
 use super::metrics::{self, Metrics};
 use super::state::AppState;
-use super::{audit, care_team, facade, fhir, handovers, health, openapi, validate};
+use super::{audit, care_team, facade, fhir, handovers, health, openapi, report, validate};
 use crate::config::{Limits, Settings};
 use crate::store::{Store, StoreError};
 use crate::validate::{Issue, IssueCode};
@@ -256,6 +256,7 @@ pub fn router(state: AppState, limits: &Limits) -> Router {
         .route("/patients/{bsn}/access-log", get(audit::access_log))
         .route("/audit/flagged", get(audit::flagged))
         .route("/audit/reviews", post(audit::create_review))
+        .route("/report", get(report::report))
         .route("/fhir/CareTeam", get(care_team::search_teams))
         .route("/fhir/CareTeam/{id}", put(care_team::put_team).get(care_team::get_team))
         .route("/fhir/Consent/{id}", put(care_team::put_consent).get(care_team::get_consent))

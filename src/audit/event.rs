@@ -163,7 +163,10 @@ pub fn audit_event(s: &StoredEntry) -> Value {
             continue;
         }
         let (ty, id) = o.split_once('/').unwrap_or((o.as_str(), ""));
-        let what = if OWN_OBJECT_TYPES.contains(&ty) {
+        let what = if let (true, Some(ura)) = (ty == "Organization", id.strip_prefix("ura-")) {
+            // An organisation named by URA (the intended receiver of a refused handover).
+            json!({ "identifier": identifier(uri::URA, ura), "display": "Organization" })
+        } else if OWN_OBJECT_TYPES.contains(&ty) {
             json!({ "identifier": identifier(&format!("{BASE}/NamingSystem/{}", ty.to_ascii_lowercase()), id), "display": ty })
         } else {
             json!({ "reference": o })

@@ -435,6 +435,30 @@ impl CareTeam {
         v
     }
 
+    /// Whether `m` may be this team's lead practitioner by profession (rule
+    /// `team.lead-eligible`, DOMAIN.md): `Ok` with why, or `Err` with why not.
+    pub fn lead_eligibility(&self, m: &TeamMember) -> Result<String, String> {
+        if roles::ELIGIBLE_LEADS.contains(&m.uzi_role.as_str()) {
+            Ok(format!("a {} (UZI role {}) may be lead practitioner", roles::name(&m.uzi_role), m.uzi_role))
+        } else if m.uzi_role == roles::PSYCHIATRIST && self.care_form == CareForm::GroupSglvg {
+            Ok("a psychiatrist may be lead practitioner in SGLVG group care".to_owned())
+        } else if m.uzi_role == roles::PSYCHIATRIST {
+            Err(format!(
+                "a psychiatrist is lead practitioner only in SGLVG group care; this team's care form is '{}'",
+                self.care_form.code()
+            ))
+        } else {
+            Err(format!("a {} (UZI role {}) cannot be lead practitioner; eligible: SO 01.047, AVG 01.056, GZ-psycholoog 25.000, klinisch psycholoog 25.061, klinisch neuropsycholoog 25.063, orthopedagoog-generalist 31.000, and psychiatrist 01.035 for SGLVG", roles::name(&m.uzi_role), m.uzi_role))
+        }
+    }
+
+    /// Whether the six-monthly evaluation rule does not apply: individual care led by an SO
+    /// or AVG (DOMAIN.md; rule `team.evaluation`).
+    pub fn evaluation_exempt(&self, today: NaiveDate) -> bool {
+        self.care_form == CareForm::Individual
+            && self.lead_practitioner(today).is_some_and(|l| roles::is_so_or_avg(&l.uzi_role))
+    }
+
     /// The GZSP rules, as they stand on `today`. Each issue names its rule id in brackets
     /// and points at the participant or element concerned.
     pub fn check(&self, today: NaiveDate) -> Outcome {
@@ -467,17 +491,7 @@ impl CareTeam {
 
         // team.lead-eligible: the lead's profession, by UZI role code.
         for m in &leads {
-            let eligible = roles::ELIGIBLE_LEADS.contains(&m.uzi_role.as_str())
-                || (m.uzi_role == roles::PSYCHIATRIST && self.care_form == CareForm::GroupSglvg);
-            if !eligible {
-                let why = if m.uzi_role == roles::PSYCHIATRIST {
-                    format!(
-                        "a psychiatrist is lead practitioner only in SGLVG group care; this team's care form is '{}'",
-                        self.care_form.code()
-                    )
-                } else {
-                    format!("a {} (UZI role {}) cannot be lead practitioner; eligible: SO 01.047, AVG 01.056, GZ-psycholoog 25.000, klinisch psycholoog 25.061, klinisch neuropsycholoog 25.063, orthopedagoog-generalist 31.000, and psychiatrist 01.035 for SGLVG", roles::name(&m.uzi_role), m.uzi_role)
-                };
+            if let Err(why) = self.lead_eligibility(m) {
                 out.push(rule(
                     Severity::Error,
                     IssueCode::BusinessRule,
@@ -503,8 +517,7 @@ impl CareTeam {
         // team.evaluation: the plan states its next multidisciplinary evaluation, at most
         // six months ahead (individual SO/AVG care excepted).
         if active {
-            let so_avg_individual = self.care_form == CareForm::Individual
-                && self.lead_practitioner(today).is_some_and(|l| roles::is_so_or_avg(&l.uzi_role));
+            let so_avg_individual = self.evaluation_exempt(today);
             match self.next_evaluation {
                 None if !so_avg_individual => out.push(rule(Severity::Error, IssueCode::Required, "CareTeam.extension('care-team-next-evaluation')".into(), "team.evaluation",
                     "the plan is evaluated at least every six months; state the date of the next evaluation (only individual SO/AVG care is excepted)".into())),

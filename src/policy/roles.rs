@@ -67,6 +67,7 @@ pub fn name(code: &str) -> &'static str {
         "01.015" => "general practitioner",
         "01.019" => "paediatrician",
         "16.000" => "psychotherapist",
+        "30.000" => "nurse (verpleegkundige)",
         c if is_nurse_practitioner(c) => "nurse practitioner (VS)",
         _ => "profession",
     }

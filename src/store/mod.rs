@@ -12,6 +12,7 @@
 
 pub mod access;
 pub mod handovers;
+pub mod report;
 
 use std::str::FromStr;
 use std::time::Duration;

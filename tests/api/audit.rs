@@ -205,7 +205,12 @@ async fn every_action_type_gives_a_valid_audit_event() {
         e.on_behalf_of =
             Some(audit::Actor { uzi: "900011111".into(), uzi_role: "01.056".into(), ura: RECEIVER_URA.into() });
         e.patient_bsn = Some(EXAMPLE_BSN.into());
-        e.objects = vec!["Condition/c1".into(), "Condition?patient=Patient/p1".into(), "Handover/h1".into()];
+        e.objects = vec![
+            "Condition/c1".into(),
+            "Condition?patient=Patient/p1".into(),
+            "Handover/h1".into(),
+            "Organization/ura-87654321".into(),
+        ];
         e.rule = Some("rule-1".into());
         e.reason = Some("because".into());
         e.categories = vec!["problems".into()];
@@ -226,6 +231,8 @@ async fn every_action_type_gives_a_valid_audit_event() {
         assert!(!outcome.has_errors(), "{a:?}: {:?}", outcome.issues);
         assert!(ev["agent"].as_array().unwrap().iter().any(|g| g["type"]["coding"][0]["code"] == "RESP"));
         assert!(ev["entity"].as_array().unwrap().iter().any(|g| g["role"]["code"] == "24" && g["query"].is_string()));
+        // An organisation named by URA is shown by identifier, not as a reference to nothing.
+        assert!(ev["entity"].as_array().unwrap().iter().any(|g| g["what"]["identifier"]["value"] == "87654321"));
     }
     assert!(audit::verify(&app.store, &[]).await.unwrap().problem.is_none());
 }

@@ -10,4 +10,5 @@ mod health;
 mod helpers;
 mod limits;
 mod logs;
+mod report;
 mod token_cli;

@@ -1,0 +1,132 @@
+//! `GET /report`: the contracting evidence report ([`crate::report`]) of the caller's
+//! organisation, as JSON or as a self-contained HTML page.
+//!
+//! Deny by default: the provider is the caller's organisation (token URA), and only its
+//! administrators (`policy.admins`) and privacy officers (`audit.privacy_officer_roles`) may
+//! see it. Every request, permitted, denied or malformed, is one `report` audit entry,
+//! written before the answer; if it cannot be written, nothing is answered.
+
+use axum::extract::{RawQuery, State};
+use axum::http::{header as h, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+use super::audit as audit_api;
+use super::auth::Caller;
+use super::error::ApiError;
+use super::state::AppState;
+use crate::audit::{self, Actor, AuditOutcome};
+use crate::report::{self, Period, Sources};
+
+fn query_pairs(raw: Option<&str>) -> Vec<(String, String)> {
+    let Some(raw) = raw else { return Vec::new() };
+    raw.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            let dec =
+                |s: &str| percent_encoding::percent_decode_str(&s.replace('+', " ")).decode_utf8_lossy().into_owned();
+            (dec(k), dec(v))
+        })
+        .collect()
+}
+
+/// `?format=html|json` wins; otherwise HTML when the client asks for `text/html`.
+fn wants_html(headers: &HeaderMap, format: Option<&str>) -> bool {
+    match format {
+        Some(f) => f == "html" || f == "text/html",
+        None => headers
+            .get(h::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|a| a.contains("text/html") && !a.trim_start().starts_with("application/json")),
+    }
+}
+
+#[utoipa::path(
+    get,
+    path = "/report",
+    tag = "report",
+    params(
+        ("from" = Option<String>, Query, description = "First day (YYYY-MM-DD, Europe/Amsterdam), inclusive; default: twelve months before `to`"),
+        ("to" = Option<String>, Query, description = "Last day (YYYY-MM-DD), inclusive; default: today"),
+        ("format" = Option<String>, Query, description = "html or json (default: html when Accept asks for text/html, else json)"),
+    ),
+    responses(
+        (status = 200, description = "The contracting evidence report of the caller's organisation: JSON (docs/report.md) or a self-contained HTML page", content_type = "application/json"),
+        (status = 400, description = "A malformed parameter"),
+        (status = 401, description = "No valid bearer token"),
+        (status = 403, description = "Not an administrator or privacy officer of the organisation in the token"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn report(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let pairs = query_pairs(raw.as_deref());
+    let get = |name: &str| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    let today = super::access::today();
+    let provider = caller.ura.clone();
+    let actor: Actor = (&caller).into();
+    let decision = report::decide_view(&actor, &provider, &state.access.admins, &state.audit.privacy_officer_roles);
+    let format_param = get("format").or_else(|| get("_format"));
+    let html = wants_html(&headers, format_param);
+    let checked = Period::parse(get("from"), get("to"), today).map_err(|e| e.to_string()).and_then(|p| {
+        match pairs.iter().find(|(k, _)| !matches!(k.as_str(), "from" | "to" | "format" | "_format")) {
+            Some((k, _)) => Err(format!("unsupported parameter {k:?}; supported: from, to, format")),
+            None => match format_param {
+                Some("html" | "text/html" | "json" | "application/json") | None => Ok(p),
+                Some(f) => Err(format!("format {f:?} is not supported; use html or json")),
+            },
+        }
+    });
+    let period = checked.as_ref().copied().unwrap_or_else(|_| Period::last_year(today));
+    let mut entry =
+        report::audit_entry(&decision, report::audit_object(&provider, &period, if html { "html" } else { "json" }));
+    let draft = audit_api::draft(entry.action, &caller, &headers);
+    entry.user = draft.user;
+    entry.client = draft.client;
+    entry.purpose = draft.purpose;
+    entry.request_id = draft.request_id;
+    if let Err(message) = &checked {
+        if decision.permit {
+            entry.outcome = AuditOutcome::Invalid;
+            entry.reason = Some(format!("HTTP 400: {message}"));
+        }
+    }
+    audit::record_alone(&state.store, &entry).await.map_err(ApiError::internal)?;
+    if !decision.permit {
+        return Err(ApiError::forbidden(format!("you may not see this report: {}", decision.reason)));
+    }
+    let period = checked.map_err(|m| ApiError::bad_request("from", m))?;
+    let sources =
+        Sources { store: &state.store, agreements: state.access.agreements.as_slice(), policy: &state.access.engine };
+    let r = report::gather(sources, &provider, period, today).await.map_err(ApiError::internal)?;
+    if html {
+        let mut resp = (StatusCode::OK, report::html::render(&r)).into_response();
+        let hs = resp.headers_mut();
+        hs.insert(h::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+        hs.insert(h::CONTENT_SECURITY_POLICY, HeaderValue::from_static(report::html::CSP));
+        hs.insert(h::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        return Ok(resp);
+    }
+    let mut resp = (StatusCode::OK, axum::Json(&r)).into_response();
+    resp.headers_mut().insert(h::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn html_is_chosen_by_parameter_or_accept_header() {
+        let mut headers = HeaderMap::new();
+        assert!(!wants_html(&headers, None));
+        headers.insert(h::ACCEPT, HeaderValue::from_static("text/html,application/xhtml+xml,*/*;q=0.8"));
+        assert!(wants_html(&headers, None));
+        assert!(!wants_html(&headers, Some("json")));
+        assert!(wants_html(&HeaderMap::new(), Some("html")));
+    }
+}

@@ -1,0 +1,1106 @@
+//! The contracting evidence report: what a GZSP provider shows its insurer to prove that it
+//! has agreements on data transfer and on access within its teams, and that they are
+//! enforced (DOMAIN.md, "What insurers require before contracting").
+//!
+//! [`gather`] builds a [`Report`] (its serde form is the JSON of `GET /report` and
+//! `overdracht report --format json`, documented field by field in `docs/report.md`) from
+//! what overdracht already holds: the agreements in force, the access policy's configuration,
+//! the stored care teams, and the audit trail. Every count comes from the database by SQL
+//! aggregation ([`crate::store::report`]); the hash chain is verified as part of the report,
+//! so figures are never shown without saying whether the trail behind them is intact.
+//! [`html`] renders the same report as one self-contained, printable page.
+//!
+//! Nothing here writes, except that the callers record one `report` audit entry per report
+//! ([`audit_entry`]); the report itself contains no BSN (team ids that contain a nine-digit
+//! number are masked) and no clinical content.
+
+pub mod html;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Datelike, Months, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use serde::Serialize;
+
+use crate::audit::{self, Actor, AuditAction, AuditEntry, AuditError, AuditOutcome};
+use crate::model::DataCategory;
+use crate::policy::access::{AccessConfig, MatrixEntry, BREAK_GLASS_KEY};
+use crate::policy::agreement::{LegalBasis, Party, PartyKind};
+use crate::policy::care_team::{CareTeam, MemberRole, TreatmentState};
+use crate::policy::{roles, Agreement, PolicyEngine};
+use crate::store::report::Scope;
+use crate::store::{Store, StoreError};
+
+/// The `format` of the JSON report; a later, incompatible shape gets a new number.
+pub const FORMAT: &str = "overdracht-report/1";
+/// An agreement in force "expires soon" when its last day is at most this many days away.
+pub const EXPIRING_SOON_DAYS: i64 = 90;
+/// A team's evaluation is "due" when it is planned at most this many days ahead.
+pub const EVALUATION_DUE_DAYS: i64 = 30;
+/// At most this many break-the-glass events are listed one by one (all are counted).
+pub const BREAK_GLASS_LIST_MAX: i64 = 1000;
+
+/// Rule ids of the report's access decision, as recorded in its audit entry.
+pub const RULE_ADMIN: &str = "report/administrator";
+pub const RULE_PRIVACY_OFFICER: &str = "report/privacy-officer";
+pub const RULE_OTHER_PROVIDER: &str = "report/other-provider";
+pub const RULE_DEFAULT_DENY: &str = "report/deny";
+pub const RULE_LOCAL_OPERATOR: &str = "report/local-operator";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Audit(#[from] AuditError),
+    #[error("{0}")]
+    Usage(String),
+}
+
+/// The days the report covers, both inclusive (Europe/Amsterdam calendar days).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Period {
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+}
+
+impl Period {
+    /// The default: the twelve months up to and including `today`.
+    pub fn last_year(today: NaiveDate) -> Period {
+        let from = today.checked_sub_months(Months::new(12)).map_or(today, |d| d.succ_opt().unwrap_or(d));
+        Period { from, to: today }
+    }
+
+    /// From optional `--from`/`--to` texts (`YYYY-MM-DD`); the default fills what is missing.
+    pub fn parse(from: Option<&str>, to: Option<&str>, today: NaiveDate) -> Result<Period, ReportError> {
+        let day = |name: &str, s: &str| {
+            s.trim()
+                .parse::<NaiveDate>()
+                .map_err(|_| ReportError::Usage(format!("{name} {s:?} is not a date; write YYYY-MM-DD")))
+        };
+        let to = match to {
+            Some(s) => day("to", s)?,
+            None => today,
+        };
+        let from = match from {
+            Some(s) => day("from", s)?,
+            None => Period::last_year(to).from,
+        };
+        if from > to {
+            return Err(ReportError::Usage(format!("the period starts ({from}) after it ends ({to})")));
+        }
+        if (to - from).num_days() > 366 * 10 {
+            return Err(ReportError::Usage("a report covers at most ten years".into()));
+        }
+        Ok(Period { from, to })
+    }
+
+    /// The period as RFC 3339 UTC bounds `[from, to)` comparable with `recorded_at`: from
+    /// local midnight of the first day to local midnight after the last.
+    pub fn utc_bounds(&self) -> (String, String) {
+        let start = |d: NaiveDate| {
+            let local = d.and_hms_opt(0, 0, 0).unwrap_or_default();
+            let t = chrono_tz::Europe::Amsterdam
+                .from_local_datetime(&local)
+                .earliest()
+                .map_or_else(|| local.and_utc(), |t| t.with_timezone(&Utc));
+            t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        };
+        (start(self.from), start(self.to.succ_opt().unwrap_or(self.to)))
+    }
+
+    /// The calendar months the period touches, `YYYY-MM`, in order.
+    pub fn months(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut m = NaiveDate::from_ymd_opt(self.from.year(), self.from.month(), 1).unwrap_or(self.from);
+        while m <= self.to {
+            out.push(m.format("%Y-%m").to_string());
+            m = match m.checked_add_months(Months::new(1)) {
+                Some(n) => n,
+                None => break,
+            };
+        }
+        out
+    }
+}
+
+/// The Europe/Amsterdam month (`YYYY-MM`) of a UTC hour `YYYY-MM-DDTHH`; `None` if malformed.
+pub fn month_of_hour(hour: &str) -> Option<String> {
+    let t = NaiveDateTime::parse_from_str(&format!("{hour}:00:00"), "%Y-%m-%dT%H:%M:%S").ok()?;
+    let local: DateTime<chrono_tz::Tz> = t.and_utc().with_timezone(&chrono_tz::Europe::Amsterdam);
+    Some(local.format("%Y-%m").to_string())
+}
+
+/// Adds per-hour counts into per-(month, key) counts. Hours that do not parse are counted
+/// under the month `unknown` (they cannot occur with entries written by overdracht).
+pub fn bucket_months<K: Ord + Clone>(rows: impl IntoIterator<Item = (String, K, i64)>) -> BTreeMap<(String, K), i64> {
+    let mut out = BTreeMap::new();
+    for (hour, key, n) in rows {
+        let month = month_of_hour(&hour).unwrap_or_else(|| "unknown".to_owned());
+        *out.entry((month, key)).or_insert(0) += n;
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------
+// The report (its serde form is the JSON, documented in docs/report.md)
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub format: &'static str,
+    /// When the report was made (RFC 3339 UTC).
+    pub generated: String,
+    /// The day the states (in force, due, overdue) are judged on.
+    pub today: String,
+    pub provider: Provider,
+    pub period: PeriodOut,
+    pub agreements: AgreementsSection,
+    pub access: AccessArrangement,
+    pub teams: TeamsSection,
+    pub handovers: HandoversSection,
+    pub reads: ReadsSection,
+    pub denials: DenialsSection,
+    pub break_glass: BreakGlassSection,
+    pub audit_chain: ChainStatus,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Provider {
+    pub ura: String,
+    /// The name in the agreements (receiver), if any names it.
+    pub name: Option<String>,
+    pub agb: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PeriodOut {
+    pub from: String,
+    pub to: String,
+    pub months: Vec<String>,
+    pub time_zone: &'static str,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AgreementsSection {
+    pub expiring_soon_days: i64,
+    /// Agreements with this provider as receiver that are in force today.
+    pub in_force: Vec<AgreementOut>,
+    /// Labels (`id@version`) of agreements in force whose last day is near.
+    pub expiring_soon: Vec<String>,
+    /// Agreements with this provider that are not in force today (expired or future).
+    pub not_in_force: Vec<AgreementOut>,
+    /// Sender names with an agreement in force (one line each).
+    pub senders_in_force: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AgreementOut {
+    pub id: String,
+    pub version: String,
+    pub label: String,
+    pub title: String,
+    pub sender: PartyOut,
+    pub categories: Vec<CategoryOut>,
+    pub valid_from: String,
+    pub valid_to: Option<String>,
+    /// `in-force`, `expiring-soon`, `not-yet-in-force` or `expired`.
+    pub status: &'static str,
+    /// Days from today to the last day (in force only, with an end).
+    pub days_left: Option<i64>,
+    pub legal_basis: &'static str,
+    pub legal_basis_text: &'static str,
+    pub purpose: String,
+    pub retention: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PartyOut {
+    pub name: String,
+    pub kind: &'static str,
+    pub department: Option<String>,
+    pub agb: Option<String>,
+    pub ura: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CategoryOut {
+    pub code: String,
+    pub display: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AccessArrangement {
+    /// `shipped` (policies/access.rego as released) or `adapted` (the provider's own Rego).
+    pub policy: &'static str,
+    /// One rule per column of the access matrix.
+    pub rules: Vec<AccessRuleOut>,
+    /// The arrangement in words, one sentence each, generated from the configuration.
+    pub statements: Vec<String>,
+    pub purposes_of_use: Vec<String>,
+    pub grace_period_days: u32,
+    pub grace_period_roles: Vec<String>,
+    pub break_glass_enabled: bool,
+    pub break_glass_overrides_objection: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AccessRuleOut {
+    /// The matrix key: `lead-practitioner`, `co-practitioner`, `supporting-discipline`, `break-glass`.
+    pub key: String,
+    pub who: String,
+    /// `all`, `all-except` or `only`.
+    pub scope: &'static str,
+    /// The categories excepted (`all-except`) or allowed (`only`).
+    pub categories: Vec<CategoryOut>,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TeamsSection {
+    pub count: usize,
+    pub active: usize,
+    pub leads_not_eligible: usize,
+    pub without_lead: usize,
+    pub evaluations_due: usize,
+    pub evaluations_overdue: usize,
+    pub evaluation_due_days: i64,
+    pub teams: Vec<TeamOut>,
+    /// Stored teams that no longer parse (left out of the list).
+    pub unreadable: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TeamOut {
+    /// The team id, with any nine-digit number (possibly a BSN) masked.
+    pub id: String,
+    pub name: Option<String>,
+    pub care_form: &'static str,
+    pub care_form_text: &'static str,
+    /// `active` or `ended`.
+    pub state: &'static str,
+    pub exit_reason: Option<&'static str>,
+    pub lead: Option<LeadOut>,
+    pub lead_eligible: bool,
+    pub lead_eligibility: String,
+    pub next_evaluation: Option<String>,
+    /// `planned`, `due`, `overdue`, `not-planned`, `not-required` or `not-applicable`.
+    pub evaluation: &'static str,
+    pub members: usize,
+    /// The GZSP rule findings of today (`CareTeam::check`), errors and warnings.
+    pub findings: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LeadOut {
+    pub uzi: String,
+    pub name: Option<String>,
+    pub uzi_role: String,
+    pub role_name: &'static str,
+    pub big: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HandoversSection {
+    /// Accepted handover requests (replays of the same record included).
+    pub received: i64,
+    /// Of `received`, the same record sent again (idempotent, stored once).
+    pub received_again: i64,
+    pub refused: i64,
+    pub per_month: Vec<HandoverMonth>,
+    pub per_sender: Vec<SenderOut>,
+    pub refused_by_rule: Vec<RuleCount>,
+    pub removed_categories: Vec<RemovedOut>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HandoverMonth {
+    pub month: String,
+    pub sender: String,
+    pub received: i64,
+    pub refused: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SenderOut {
+    /// The sender's name from an agreement, or its identifier.
+    pub sender: String,
+    /// The identifiers seen (`AGB 01234567`, `URA 87654321`).
+    pub ids: Vec<String>,
+    pub has_agreement: bool,
+    pub received: i64,
+    pub received_again: i64,
+    pub refused: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RuleCount {
+    pub rule: String,
+    pub count: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RemovedOut {
+    pub sender: String,
+    pub category: String,
+    pub display: String,
+    pub handovers: i64,
+    pub resources: i64,
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ReadsSection {
+    /// Read-type requests: read, search, export (`$everything`), break-glass.
+    pub requests: i64,
+    pub permitted: i64,
+    pub denied: i64,
+    pub by_role: Vec<RoleReads>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RoleReads {
+    pub uzi_role: String,
+    pub role_name: &'static str,
+    pub read: i64,
+    pub search: i64,
+    pub export: i64,
+    pub break_glass: i64,
+    pub permitted: i64,
+    pub denied: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DenialsSection {
+    /// Every request refused by policy, handovers excepted (those are under `handovers`).
+    pub total: i64,
+    pub by_rule: Vec<RuleCount>,
+    pub by_action: Vec<RuleCount>,
+    pub per_month: Vec<MonthCount>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MonthCount {
+    pub month: String,
+    pub count: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BreakGlassSection {
+    pub count: usize,
+    pub reviewed: usize,
+    pub not_reviewed: usize,
+    pub events: Vec<BreakGlassEvent>,
+    /// More events than [`BREAK_GLASS_LIST_MAX`]; only the first are listed and counted.
+    pub truncated: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BreakGlassEvent {
+    /// The audit entry's id (`AuditEvent/<id>`).
+    pub id: String,
+    pub recorded: String,
+    pub user_uzi: Option<String>,
+    pub uzi_role: Option<String>,
+    pub role_name: Option<&'static str>,
+    pub user_ura: Option<String>,
+    pub reason: Option<String>,
+    pub reviewed: bool,
+    pub review: Option<ReviewOut>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ReviewOut {
+    pub id: String,
+    pub recorded: String,
+    pub reviewer_uzi: Option<String>,
+    pub conclusion: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ChainStatus {
+    pub intact: bool,
+    /// `intact`, or the first problem in words.
+    pub status: String,
+    pub entries: i64,
+    pub checked: i64,
+    pub head_hash: String,
+    pub head_time: Option<String>,
+}
+
+// ---------------------------------------------------------------------------------------
+// Gathering
+
+/// What a report is made from besides the database.
+#[derive(Debug, Clone, Copy)]
+pub struct Sources<'a> {
+    pub store: &'a Store,
+    /// The agreements loaded (all receivers; the report picks the provider's).
+    pub agreements: &'a [Agreement],
+    pub policy: &'a PolicyEngine,
+}
+
+/// The only receiver among the agreements, for the CLI's default `--provider`.
+pub fn default_provider(agreements: &[Agreement]) -> Result<String, ReportError> {
+    let receivers: BTreeSet<&str> = agreements.iter().filter_map(|a| a.receiver.ura.as_deref()).collect();
+    match receivers.len() {
+        1 => Ok(receivers.into_iter().next().unwrap_or_default().to_owned()),
+        0 => Err(ReportError::Usage(
+            "no agreements are loaded, so the provider is unknown: pass --provider URA (and configure \
+             policy.agreements_dir, or use --demo)"
+                .into(),
+        )),
+        _ => Err(ReportError::Usage(format!(
+            "the agreements name several receivers; choose one with --provider: {}",
+            receivers.into_iter().collect::<Vec<_>>().join(", ")
+        ))),
+    }
+}
+
+/// Builds the report of `provider` (URA) for `period`, judging states on `today`.
+pub async fn gather(src: Sources<'_>, provider: &str, period: Period, today: NaiveDate) -> Result<Report, ReportError> {
+    let (from, to) = period.utc_bounds();
+    let scope = Scope { ura: provider, from: &from, to: &to };
+    let store = src.store;
+    let ours: Vec<&Agreement> = src.agreements.iter().filter(|a| a.receiver.ura.as_deref() == Some(provider)).collect();
+    let (received, refused, removed, reads, denials, break_glass, reviews, team_rows) = tokio::try_join!(
+        store.report_received(scope),
+        store.report_refused(scope),
+        store.report_removed(scope),
+        store.report_reads(scope),
+        store.report_denials(scope),
+        store.report_break_glass(scope, BREAK_GLASS_LIST_MAX + 1),
+        store.report_reviews(),
+        store.report_care_teams(provider),
+    )?;
+    let chain = audit::verify(store, &[]).await?;
+
+    let senders = SenderNames::new(&ours);
+    let months = period.months();
+    Ok(Report {
+        format: FORMAT,
+        generated: Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        today: today.to_string(),
+        provider: Provider {
+            ura: provider.to_owned(),
+            name: ours.first().map(|a| a.receiver.name.clone()),
+            agb: ours.iter().find_map(|a| a.receiver.agb.clone()),
+        },
+        period: PeriodOut {
+            from: period.from.to_string(),
+            to: period.to.to_string(),
+            months: months.clone(),
+            time_zone: "Europe/Amsterdam",
+        },
+        agreements: agreements_section(&ours, today),
+        access: access_arrangement(src.policy),
+        teams: teams_section(&team_rows, today),
+        handovers: handovers_section(&senders, &months, &received, &refused, &removed),
+        reads: reads_section(&reads),
+        denials: denials_section(&months, &denials),
+        break_glass: break_glass_section(break_glass, &reviews),
+        audit_chain: ChainStatus {
+            intact: chain.problem.is_none(),
+            status: chain.problem.as_ref().map_or_else(|| "intact".to_owned(), ToString::to_string),
+            entries: chain.head.count,
+            checked: chain.checked,
+            head_hash: chain.head.hash.clone(),
+            head_time: chain.head.updated_at.clone(),
+        },
+    })
+}
+
+/// The status of an agreement on `today`, and the days left when it ends.
+pub fn agreement_status(a: &Agreement, today: NaiveDate) -> (&'static str, Option<i64>) {
+    if a.valid.start > today {
+        return ("not-yet-in-force", None);
+    }
+    match a.valid.end {
+        Some(end) if end < today => ("expired", None),
+        Some(end) => {
+            let left = (end - today).num_days();
+            (if left <= EXPIRING_SOON_DAYS { "expiring-soon" } else { "in-force" }, Some(left))
+        }
+        None => ("in-force", None),
+    }
+}
+
+fn category(c: DataCategory) -> CategoryOut {
+    CategoryOut { code: c.code().to_owned(), display: c.display().to_owned() }
+}
+
+fn party(p: &Party) -> PartyOut {
+    PartyOut {
+        name: p.name.clone(),
+        kind: match p.kind {
+            PartyKind::GpPractice => "gp-practice",
+            PartyKind::HospitalDepartment => "hospital-department",
+            PartyKind::GzspProvider => "gzsp-provider",
+        },
+        department: p.department.clone(),
+        agb: p.agb.clone(),
+        ura: p.ura.clone(),
+    }
+}
+
+fn agreements_section(ours: &[&Agreement], today: NaiveDate) -> AgreementsSection {
+    let mut in_force = Vec::new();
+    let mut not_in_force = Vec::new();
+    let mut expiring_soon = Vec::new();
+    let mut senders = BTreeSet::new();
+    for a in ours {
+        let (status, days_left) = agreement_status(a, today);
+        let out = AgreementOut {
+            id: a.id.clone(),
+            version: a.version.clone(),
+            label: a.label(),
+            title: a.title.clone(),
+            sender: party(&a.sender),
+            categories: a.categories.iter().copied().map(category).collect(),
+            valid_from: a.valid.start.to_string(),
+            valid_to: a.valid.end.map(|d| d.to_string()),
+            status,
+            days_left,
+            legal_basis: match a.legal_basis {
+                LegalBasis::ExplicitConsent => "explicit-consent",
+                LegalBasis::TreatmentRelationship => "treatment-relationship",
+            },
+            legal_basis_text: match a.legal_basis {
+                LegalBasis::ExplicitConsent => {
+                    "the patient's explicit consent (AVG art. 9(2)(a)); in force per patient once the consent is recorded"
+                }
+                LegalBasis::TreatmentRelationship => {
+                    "the treatment relationship (WGBO; AVG art. 9(2)(h)): the provider treats the patient on referral"
+                }
+            },
+            purpose: a.purpose.clone(),
+            retention: a.retention.to_string(),
+        };
+        match status {
+            "in-force" | "expiring-soon" => {
+                if status == "expiring-soon" {
+                    expiring_soon.push(a.label());
+                }
+                senders.insert(a.sender.name.clone());
+                in_force.push(out);
+            }
+            _ => not_in_force.push(out),
+        }
+    }
+    AgreementsSection {
+        expiring_soon_days: EXPIRING_SOON_DAYS,
+        in_force,
+        expiring_soon,
+        not_in_force,
+        senders_in_force: senders.into_iter().collect(),
+    }
+}
+
+fn role_who(key: &str) -> String {
+    match key {
+        "lead-practitioner" => "Lead practitioner (regiebehandelaar)".to_owned(),
+        "co-practitioner" => "Co-practitioner (medebehandelaar)".to_owned(),
+        "supporting-discipline" => "Supporting discipline (ondersteunende discipline)".to_owned(),
+        BREAK_GLASS_KEY => "Break-the-glass (emergency access by anyone else at the provider)".to_owned(),
+        other => other.to_owned(),
+    }
+}
+
+fn list_words(cats: &BTreeSet<DataCategory>) -> String {
+    let names: Vec<&str> = cats.iter().map(|c| c.display()).collect();
+    match names.as_slice() {
+        [] => String::new(),
+        [one] => (*one).to_owned(),
+        [init @ .., last] => format!("{} and {last}", init.join(", ")),
+    }
+}
+
+/// The access matrix and the policy settings in words, generated from the configuration.
+pub fn access_arrangement(engine: &PolicyEngine) -> AccessArrangement {
+    let config: &AccessConfig = engine.config();
+    let mut rules = Vec::new();
+    let keys = MemberRole::ALL.iter().map(|r| r.key()).chain([BREAK_GLASS_KEY]);
+    for key in keys {
+        let Some(entry) = config.matrix.get(key) else { continue };
+        let who = role_who(key);
+        let (scope, cats, text) = match entry {
+            MatrixEntry::AllExcept(set) if set.is_empty() => {
+                ("all", set, format!("{who}: every data category the agreements brought"))
+            }
+            MatrixEntry::AllExcept(set) => (
+                "all-except",
+                set,
+                format!("{who}: every data category the agreements brought except {}", list_words(set)),
+            ),
+            MatrixEntry::Only(set) if set.is_empty() => ("only", set, format!("{who}: nothing")),
+            MatrixEntry::Only(set) => ("only", set, format!("{who}: only {}", list_words(set))),
+        };
+        rules.push(AccessRuleOut {
+            key: key.to_owned(),
+            who,
+            scope,
+            categories: cats.iter().copied().map(category).collect(),
+            text,
+        });
+    }
+    let mut statements: Vec<String> =
+        rules.iter().filter(|r| r.key != BREAK_GLASS_KEY).map(|r| r.text.clone()).collect();
+    statements.push(
+        "Nobody outside the patient's care team at this provider has access; access is denied unless a rule permits it."
+            .into(),
+    );
+    statements.push(
+        "A member reads only while their membership and the treatment run, only categories that an agreement in \
+         force brought for this patient, and never what the patient objected to."
+            .into(),
+    );
+    statements.push(format!(
+        "Access is only for the purpose of use {}.",
+        config.purposes_of_use.iter().map(String::as_str).collect::<Vec<_>>().join(" or ")
+    ));
+    if config.grace_period_days > 0 && !config.grace_period_roles.is_empty() {
+        let who: Vec<String> = config.grace_period_roles.iter().map(|k| role_who(k)).collect();
+        statements.push(format!(
+            "After a treatment ends, the {} keeps access for {} days (the closing letter); everyone else loses it on the last day.",
+            who.join(" and ").to_lowercase(),
+            config.grace_period_days
+        ));
+    } else {
+        statements.push("When a treatment ends, every member loses access on the last day.".into());
+    }
+    if config.break_glass.enabled {
+        let scope = rules.iter().find(|r| r.key == BREAK_GLASS_KEY).map(|r| r.text.clone()).unwrap_or_default();
+        statements.push(format!(
+            "Emergency access (break-the-glass) needs a stated reason, is always audited and flagged for review \
+             by the privacy officer; {}. {}",
+            scope.split_once(": ").map_or(scope.as_str(), |(_, s)| s),
+            if config.break_glass.overrides_objection {
+                "It overrides the patient's objections."
+            } else {
+                "The patient's objections still apply."
+            }
+        ));
+    } else {
+        statements.push("Emergency access (break-the-glass) is switched off.".into());
+    }
+    if !engine.is_native() {
+        statements.push(
+            "This provider runs an adapted access policy: these sentences describe its configuration; its rules \
+             (the Rego files) may differ from the shipped policy."
+                .into(),
+        );
+    }
+    AccessArrangement {
+        policy: if engine.is_native() { "shipped" } else { "adapted" },
+        rules,
+        statements,
+        purposes_of_use: config.purposes_of_use.clone(),
+        grace_period_days: config.grace_period_days,
+        grace_period_roles: config.grace_period_roles.clone(),
+        break_glass_enabled: config.break_glass.enabled,
+        break_glass_overrides_objection: config.break_glass.overrides_objection,
+    }
+}
+
+/// The evaluation state of a team on `today` (`next_evaluation` per the plan).
+pub fn evaluation_state(active: bool, exempt: bool, next: Option<NaiveDate>, today: NaiveDate) -> &'static str {
+    if !active {
+        return "not-applicable";
+    }
+    match next {
+        None if exempt => "not-required",
+        None => "not-planned",
+        Some(d) if d < today => "overdue",
+        Some(d) if (d - today).num_days() <= EVALUATION_DUE_DAYS => "due",
+        Some(_) => "planned",
+    }
+}
+
+/// Replaces every run of exactly nine digits that passes the BSN eleven test with asterisks:
+/// free texts from the trail (reasons, consent and team ids) may name a patient by BSN.
+pub fn mask_bsn_like(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut run = String::new();
+    let flush = |run: &mut String, out: &mut String| {
+        if run.len() == 9 && crate::model::Bsn::parse(run).is_ok() {
+            out.push_str("*********");
+        } else {
+            out.push_str(run);
+        }
+        run.clear();
+    };
+    for c in s.chars() {
+        if c.is_ascii_digit() {
+            run.push(c);
+        } else {
+            flush(&mut run, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut run, &mut out);
+    out
+}
+
+fn teams_section(rows: &[String], today: NaiveDate) -> TeamsSection {
+    let mut teams = Vec::new();
+    let mut unreadable = 0;
+    for text in rows {
+        let team = serde_json::from_str::<serde_json::Value>(text).ok().and_then(|v| CareTeam::from_fhir(&v).ok());
+        match team {
+            Some(t) => teams.push(team_out(&t, today)),
+            None => unreadable += 1,
+        }
+    }
+    TeamsSection {
+        count: teams.len(),
+        active: teams.iter().filter(|t| t.state == "active").count(),
+        leads_not_eligible: teams.iter().filter(|t| t.lead.is_some() && !t.lead_eligible).count(),
+        without_lead: teams.iter().filter(|t| t.state == "active" && t.lead.is_none()).count(),
+        evaluations_due: teams.iter().filter(|t| t.evaluation == "due").count(),
+        evaluations_overdue: teams.iter().filter(|t| matches!(t.evaluation, "overdue" | "not-planned")).count(),
+        evaluation_due_days: EVALUATION_DUE_DAYS,
+        teams,
+        unreadable,
+    }
+}
+
+fn team_out(t: &CareTeam, today: NaiveDate) -> TeamOut {
+    let active = t.state == TreatmentState::Active;
+    // A team planned to start later (a patient's 18th birthday) is judged on its first day,
+    // as when it was stored.
+    let today = today.max(t.period.start);
+    // The lead today; for an ended (or not yet started) team the most recent lead.
+    let lead = t
+        .lead_practitioner(today)
+        .map(|l| l.0)
+        .or_else(|| t.members.iter().filter(|m| m.role == MemberRole::LeadPractitioner).max_by_key(|m| m.period.start));
+    let eligibility = lead.map(|m| t.lead_eligibility(m));
+    let findings = t
+        .check(today)
+        .issues
+        .iter()
+        .filter(|i| !matches!(i.severity, crate::validate::Severity::Information))
+        .map(|i| mask_bsn_like(&i.diagnostics))
+        .collect();
+    TeamOut {
+        id: mask_bsn_like(&t.id),
+        name: t.name.as_deref().map(mask_bsn_like),
+        care_form: t.care_form.code(),
+        care_form_text: t.care_form.display(),
+        state: if active { "active" } else { "ended" },
+        exit_reason: match t.state {
+            TreatmentState::Ended { reason } => Some(reason.display()),
+            TreatmentState::Active => None,
+        },
+        lead: lead.map(|m| LeadOut {
+            uzi: m.uzi.clone(),
+            name: m.name.clone(),
+            uzi_role: m.uzi_role.clone(),
+            role_name: roles::name(&m.uzi_role),
+            big: m.big.clone(),
+        }),
+        lead_eligible: matches!(eligibility, Some(Ok(_))),
+        lead_eligibility: match eligibility {
+            Some(Ok(why) | Err(why)) => why,
+            None => "no lead practitioner on this day".to_owned(),
+        },
+        next_evaluation: t.next_evaluation.map(|d| d.to_string()),
+        evaluation: evaluation_state(active, t.evaluation_exempt(today), t.next_evaluation, today),
+        members: t.members.len(),
+        findings,
+    }
+}
+
+/// Names senders by the agreements: `agb-z|…` / `ura|…` / a bare URA → the party's name.
+struct SenderNames<'a> {
+    agreements: &'a [&'a Agreement],
+}
+
+impl<'a> SenderNames<'a> {
+    fn new(agreements: &'a [&'a Agreement]) -> Self {
+        SenderNames { agreements }
+    }
+
+    /// `(display name, identifier text, has an agreement)`.
+    fn name(&self, raw: &str) -> (String, String, bool) {
+        let (kind, value) = match raw.split_once('|') {
+            Some(("agb-z" | "agb", v)) => ("AGB", v),
+            Some(("ura", v)) => ("URA", v),
+            Some((_, v)) => ("", v),
+            None => ("URA", raw),
+        };
+        let id = if kind.is_empty() { raw.to_owned() } else { format!("{kind} {value}") };
+        let found = self.agreements.iter().find(|a| match kind {
+            "AGB" => a.sender.agb.as_deref() == Some(value),
+            "URA" => a.sender.ura.as_deref() == Some(value),
+            _ => false,
+        });
+        match found {
+            Some(a) => (a.sender.name.clone(), id, true),
+            None => (id.clone(), id, false),
+        }
+    }
+}
+
+fn handovers_section(
+    names: &SenderNames<'_>,
+    months: &[String],
+    received: &[crate::store::report::ReceivedRow],
+    refused: &[crate::store::report::RefusedRow],
+    removed: &[crate::store::report::RemovedRow],
+) -> HandoversSection {
+    let mut per_sender: BTreeMap<String, SenderOut> = BTreeMap::new();
+    fn sender_entry<'m>(
+        per_sender: &'m mut BTreeMap<String, SenderOut>,
+        names: &SenderNames<'_>,
+        raw: &str,
+    ) -> &'m mut SenderOut {
+        let (name, id, has) = names.name(raw);
+        let e = per_sender.entry(name.clone()).or_insert_with(|| SenderOut {
+            sender: name,
+            ids: Vec::new(),
+            has_agreement: has,
+            received: 0,
+            received_again: 0,
+            refused: 0,
+        });
+        if !e.ids.contains(&id) {
+            e.ids.push(id);
+        }
+        e
+    }
+    let mut recv_rows = Vec::new();
+    for r in received {
+        let e = sender_entry(&mut per_sender, names, &r.sender);
+        e.received += r.count;
+        e.received_again += r.again;
+        recv_rows.push((r.hour.clone(), e.sender.clone(), r.count));
+    }
+    let mut ref_rows = Vec::new();
+    let mut by_rule: BTreeMap<String, i64> = BTreeMap::new();
+    for r in refused {
+        let raw = r.sender_ura.clone().unwrap_or_else(|| "unknown".to_owned());
+        let e = sender_entry(&mut per_sender, names, &raw);
+        e.refused += r.count;
+        ref_rows.push((r.hour.clone(), e.sender.clone(), r.count));
+        *by_rule.entry(r.rule.clone().unwrap_or_else(|| "(no rule recorded)".into())).or_insert(0) += r.count;
+    }
+    let recv_months = bucket_months(recv_rows);
+    let ref_months = bucket_months(ref_rows);
+    let mut per_month = Vec::new();
+    let keys: BTreeSet<&(String, String)> = recv_months.keys().chain(ref_months.keys()).collect();
+    // Every month of the period for every sender with figures (zeros included), so the chart
+    // and the table show quiet months too.
+    let senders: BTreeSet<&String> = keys.iter().map(|(_, s)| s).collect();
+    let mut all_months: Vec<String> = months.to_vec();
+    for (m, _) in &keys {
+        if !all_months.contains(m) {
+            all_months.push(m.clone());
+        }
+    }
+    for m in &all_months {
+        for s in &senders {
+            let k = (m.clone(), (*s).clone());
+            per_month.push(HandoverMonth {
+                month: m.clone(),
+                sender: (*s).clone(),
+                received: recv_months.get(&k).copied().unwrap_or(0),
+                refused: ref_months.get(&k).copied().unwrap_or(0),
+            });
+        }
+    }
+    let removed_categories = removed
+        .iter()
+        .map(|r| RemovedOut {
+            sender: names.name(&r.sender).0,
+            category: r.category.clone(),
+            display: DataCategory::from_code(&r.category).map_or(r.category.clone(), |c| c.display().to_owned()),
+            handovers: r.handovers,
+            resources: r.resources,
+            reason: r.reason.as_deref().map(mask_bsn_like),
+        })
+        .collect();
+    HandoversSection {
+        received: received.iter().map(|r| r.count).sum(),
+        received_again: received.iter().map(|r| r.again).sum(),
+        refused: refused.iter().map(|r| r.count).sum(),
+        per_month,
+        per_sender: per_sender.into_values().collect(),
+        refused_by_rule: by_rule.into_iter().map(|(rule, count)| RuleCount { rule, count }).collect(),
+        removed_categories,
+    }
+}
+
+fn reads_section(rows: &[crate::store::report::ReadRow]) -> ReadsSection {
+    let mut by_role: BTreeMap<String, RoleReads> = BTreeMap::new();
+    for r in rows {
+        let role = r.uzi_role.clone().unwrap_or_else(|| "unknown".to_owned());
+        let e = by_role.entry(role.clone()).or_insert_with(|| RoleReads {
+            role_name: roles::name(&role),
+            uzi_role: role,
+            read: 0,
+            search: 0,
+            export: 0,
+            break_glass: 0,
+            permitted: 0,
+            denied: 0,
+        });
+        if r.outcome == AuditOutcome::Denied.code() {
+            e.denied += r.count;
+            continue;
+        }
+        e.permitted += r.count;
+        match r.action.as_str() {
+            "read" => e.read += r.count,
+            "search" => e.search += r.count,
+            "export" => e.export += r.count,
+            _ => e.break_glass += r.count,
+        }
+    }
+    let by_role: Vec<RoleReads> = by_role.into_values().collect();
+    let permitted = by_role.iter().map(|r| r.permitted).sum();
+    let denied = by_role.iter().map(|r| r.denied).sum();
+    ReadsSection { requests: permitted + denied, permitted, denied, by_role }
+}
+
+fn denials_section(months: &[String], rows: &[crate::store::report::DenialRow]) -> DenialsSection {
+    let mut by_rule: BTreeMap<String, i64> = BTreeMap::new();
+    let mut by_action: BTreeMap<String, i64> = BTreeMap::new();
+    for r in rows {
+        *by_rule.entry(r.rule.clone().unwrap_or_else(|| "(no rule recorded)".into())).or_insert(0) += r.count;
+        *by_action.entry(r.action.clone()).or_insert(0) += r.count;
+    }
+    let buckets = bucket_months(rows.iter().map(|r| (r.hour.clone(), (), r.count)));
+    let mut per_month: Vec<MonthCount> = months
+        .iter()
+        .map(|m| MonthCount { month: m.clone(), count: buckets.get(&(m.clone(), ())).copied().unwrap_or(0) })
+        .collect();
+    for ((m, ()), n) in &buckets {
+        if !months.contains(m) {
+            per_month.push(MonthCount { month: m.clone(), count: *n });
+        }
+    }
+    let mut by_rule: Vec<RuleCount> = by_rule.into_iter().map(|(rule, count)| RuleCount { rule, count }).collect();
+    by_rule.sort_by(|a, b| b.count.cmp(&a.count).then(a.rule.cmp(&b.rule)));
+    DenialsSection {
+        total: rows.iter().map(|r| r.count).sum(),
+        by_rule,
+        by_action: by_action.into_iter().map(|(rule, count)| RuleCount { rule, count }).collect(),
+        per_month,
+    }
+}
+
+fn break_glass_section(
+    mut rows: Vec<crate::store::report::BreakGlassRow>,
+    reviews: &[crate::store::report::ReviewRow],
+) -> BreakGlassSection {
+    let truncated = i64::try_from(rows.len()).unwrap_or(i64::MAX) > BREAK_GLASS_LIST_MAX;
+    rows.truncate(usize::try_from(BREAK_GLASS_LIST_MAX).unwrap_or(usize::MAX));
+    let events: Vec<BreakGlassEvent> = rows
+        .into_iter()
+        .map(|b| {
+            // The first later review entry naming this entry (a review never precedes it).
+            let review = reviews.iter().find(|r| r.reviewed_id == b.id && r.seq > b.seq && r.outcome == "success");
+            BreakGlassEvent {
+                role_name: b.uzi_role.as_deref().map(roles::name),
+                id: b.id,
+                recorded: b.recorded_at,
+                user_uzi: b.user_uzi,
+                uzi_role: b.uzi_role,
+                user_ura: b.user_ura,
+                reason: b.reason.as_deref().map(mask_bsn_like),
+                reviewed: review.is_some(),
+                review: review.map(|r| ReviewOut {
+                    id: r.id.clone(),
+                    recorded: r.recorded_at.clone(),
+                    reviewer_uzi: r.user_uzi.clone(),
+                    conclusion: r.conclusion.as_deref().map(mask_bsn_like),
+                }),
+            }
+        })
+        .collect();
+    let reviewed = events.iter().filter(|e| e.reviewed).count();
+    BreakGlassSection { count: events.len(), reviewed, not_reviewed: events.len() - reviewed, events, truncated }
+}
+
+// ---------------------------------------------------------------------------------------
+// Who may see it, and its audit entry
+
+/// The decision on a report request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ViewDecision {
+    pub permit: bool,
+    pub rule: &'static str,
+    pub reason: String,
+}
+
+/// Deny by default: the caller's organisation must be the provider, and the caller an
+/// administrator (`policy.admins`) or a privacy officer (`audit.privacy_officer_roles`).
+pub fn decide_view(
+    caller: &Actor,
+    provider: &str,
+    admins: &BTreeSet<String>,
+    privacy_officer_roles: &[String],
+) -> ViewDecision {
+    let deny = |rule, reason: String| ViewDecision { permit: false, rule, reason };
+    if caller.ura != provider {
+        return deny(
+            RULE_OTHER_PROVIDER,
+            format!("the report of provider {provider} is for that organisation only (token URA {})", caller.ura),
+        );
+    }
+    if admins.contains(&caller.uzi) {
+        return ViewDecision {
+            permit: true,
+            rule: RULE_ADMIN,
+            reason: format!("UZI {} is an administrator of organisation {provider}", caller.uzi),
+        };
+    }
+    if privacy_officer_roles.contains(&caller.uzi_role) {
+        return ViewDecision {
+            permit: true,
+            rule: RULE_PRIVACY_OFFICER,
+            reason: format!("UZI role {} is a configured privacy-officer role", caller.uzi_role),
+        };
+    }
+    deny(
+        RULE_DEFAULT_DENY,
+        "only the provider's administrators (policy.admins) and privacy officers (audit.privacy_officer_roles) may see the report"
+            .to_owned(),
+    )
+}
+
+/// The query object of a report's audit entry: `Report?provider=…&from=…&to=…&format=…`.
+pub fn audit_object(provider: &str, period: &Period, format: &str) -> String {
+    format!("Report?provider={provider}&from={}&to={}&format={format}", period.from, period.to)
+}
+
+/// The `report` audit entry (outcome and rule from the decision); the caller adds the
+/// user, access point and request id it knows.
+pub fn audit_entry(decision: &ViewDecision, object: String) -> AuditEntry {
+    let mut e = AuditEntry::new(
+        AuditAction::Report,
+        if decision.permit { AuditOutcome::Success } else { AuditOutcome::Denied },
+    );
+    e.objects = vec![object];
+    e.rule = Some(decision.rule.to_owned());
+    e.reason = Some(decision.reason.clone());
+    e
+}
+
+/// The `report` audit entry of `overdracht report`: a local operator with access to the
+/// database (and so to the whole trail) made it. `operator` is the UZI number given with
+/// `--operator`; the OS user name is always recorded as the access point.
+pub fn operator_entry(provider: &str, period: &Period, format: &str, operator: Option<&str>) -> AuditEntry {
+    let os_user = std::env::var("USER").or_else(|_| std::env::var("USERNAME")).unwrap_or_else(|_| "unknown".into());
+    let decision = ViewDecision {
+        permit: true,
+        rule: RULE_LOCAL_OPERATOR,
+        reason: "made on the command line by an operator with access to the database".to_owned(),
+    };
+    let mut e = audit_entry(&decision, audit_object(provider, period, format));
+    e.user = operator.map(|uzi| Actor { uzi: uzi.to_owned(), uzi_role: String::new(), ura: provider.to_owned() });
+    e.client = Some(format!("overdracht report (command line, user {os_user})"));
+    e
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,323 @@
+//! Read-only aggregation for the contracting evidence report ([`crate::report`]).
+//!
+//! Every figure is counted by the database (`GROUP BY`), never by loading the rows: a
+//! year's audit trail of a busy provider is hundreds of thousands of entries. Times are
+//! grouped per UTC hour (`substr(recorded_at, 1, 13)`), which the report turns into
+//! Europe/Amsterdam months (offsets are whole hours, so an hour lies in one local month).
+//!
+//! The entry fields that have no search column (`rule`, `reason`, the user's role, the
+//! objects) are read from the canonical `content` JSON with SQLite's `json_extract` /
+//! `json_each`; on PostgreSQL these become `content::jsonb ->> …` / `jsonb_array_elements`.
+//!
+//! "Of the provider" means: handovers whose receiver is the provider (`handovers.receiver`,
+//! joined through the entry's `Handover/<id>` object); refusals that named the provider as
+//! receiver (object `Organization/ura-<URA>`, recorded since the report exists); reads and
+//! denials by the provider's own staff (`user_ura`) or about patients whose data the provider
+//! received (the patient has a handover to it).
+
+use sqlx::Row;
+
+use super::{Store, StoreError};
+
+/// Handovers received per UTC hour and sender.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceivedRow {
+    /// `YYYY-MM-DDTHH` (UTC).
+    pub hour: String,
+    /// As stored: `agb-z|01234567` or `ura|87654321`.
+    pub sender: String,
+    pub count: i64,
+    /// Of which the same record received again (idempotent replays).
+    pub again: i64,
+}
+
+/// Refused handovers per UTC hour, sending organisation (the token's URA) and rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefusedRow {
+    pub hour: String,
+    pub sender_ura: Option<String>,
+    pub rule: Option<String>,
+    pub count: i64,
+}
+
+/// Categories removed from accepted handovers (the handover summary's `transfer.removed`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemovedRow {
+    pub sender: String,
+    pub category: String,
+    /// Handovers from which it was removed.
+    pub handovers: i64,
+    /// Resources removed.
+    pub resources: i64,
+    /// One of the recorded reasons (the alphabetically first).
+    pub reason: Option<String>,
+}
+
+/// Read-type requests (read, search, export, break-glass) per UZI role, action and outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadRow {
+    pub uzi_role: Option<String>,
+    pub action: String,
+    pub outcome: String,
+    pub count: i64,
+}
+
+/// Requests refused by policy (handovers excepted), per action and rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DenialRow {
+    pub hour: String,
+    pub action: String,
+    pub rule: Option<String>,
+    pub count: i64,
+}
+
+/// One break-the-glass entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BreakGlassRow {
+    pub seq: i64,
+    pub id: String,
+    pub recorded_at: String,
+    pub user_uzi: Option<String>,
+    pub uzi_role: Option<String>,
+    pub user_ura: Option<String>,
+    pub reason: Option<String>,
+    pub outcome: String,
+}
+
+/// One review entry and the entry it reviews (`AuditEvent/<id>` among its objects).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReviewRow {
+    pub seq: i64,
+    pub id: String,
+    pub recorded_at: String,
+    pub user_uzi: Option<String>,
+    pub reviewed_id: String,
+    pub conclusion: Option<String>,
+    pub outcome: String,
+}
+
+/// The period as RFC 3339 UTC texts, `[from, to)`, and the provider's URA.
+#[derive(Debug, Clone, Copy)]
+pub struct Scope<'a> {
+    pub ura: &'a str,
+    pub from: &'a str,
+    pub to: &'a str,
+}
+
+impl Scope<'_> {
+    fn receiver(&self) -> String {
+        format!("ura|{}", self.ura)
+    }
+}
+
+/// Reads and denials of the provider: by its staff, or about a patient whose data it received.
+const OF_PROVIDER: &str = "(a.user_ura = $1 OR a.patient_bsn IN (SELECT h.patient_bsn FROM handovers h \
+                           WHERE h.receiver = $4 AND h.patient_bsn IS NOT NULL))";
+
+impl Store {
+    pub async fn report_received(&self, s: Scope<'_>) -> Result<Vec<ReceivedRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT substr(a.recorded_at, 1, 13) AS hour, h.sender AS sender, COUNT(*) AS n, \
+             SUM(CASE WHEN json_extract(a.content, '$.entry.reason') LIKE 'received again%' THEN 1 ELSE 0 END) AS again \
+             FROM audit_entries a JOIN handovers h ON h.id = substr(json_extract(a.content, '$.entry.objects[0]'), 10) \
+             WHERE a.action = 'handover-received' AND a.outcome = 'success' AND h.receiver = $1 \
+             AND a.recorded_at >= $2 AND a.recorded_at < $3 \
+             GROUP BY hour, h.sender ORDER BY hour, h.sender",
+        )
+        .bind(s.receiver())
+        .bind(s.from)
+        .bind(s.to)
+        .fetch_all(self.pool())
+        .await?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(ReceivedRow {
+                    hour: r.try_get("hour")?,
+                    sender: r.try_get("sender")?,
+                    count: r.try_get("n")?,
+                    again: r.try_get::<Option<i64>, _>("again")?.unwrap_or(0),
+                })
+            })
+            .collect()
+    }
+
+    pub async fn report_refused(&self, s: Scope<'_>) -> Result<Vec<RefusedRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT substr(a.recorded_at, 1, 13) AS hour, a.user_ura AS sender, \
+             COALESCE(json_extract(a.content, '$.entry.rule'), \
+             CASE a.outcome WHEN 'invalid' THEN 'request.invalid' END) AS rule, COUNT(*) AS n \
+             FROM audit_entries a \
+             WHERE a.action = 'handover-refused' AND a.recorded_at >= $2 AND a.recorded_at < $3 \
+             AND EXISTS (SELECT 1 FROM json_each(a.content, '$.entry.objects') o WHERE o.value = $1) \
+             GROUP BY hour, sender, rule ORDER BY hour, sender, rule",
+        )
+        .bind(format!("Organization/ura-{}", s.ura))
+        .bind(s.from)
+        .bind(s.to)
+        .fetch_all(self.pool())
+        .await?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(RefusedRow {
+                    hour: r.try_get("hour")?,
+                    sender_ura: r.try_get("sender")?,
+                    rule: r.try_get("rule")?,
+                    count: r.try_get("n")?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn report_removed(&self, s: Scope<'_>) -> Result<Vec<RemovedRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT h.sender AS sender, json_extract(r.value, '$.category') AS category, COUNT(*) AS handovers, \
+             SUM(COALESCE(json_extract(r.value, '$.resources'), 0)) AS resources, \
+             MIN(json_extract(r.value, '$.reason')) AS reason \
+             FROM handovers h, json_each(h.summary, '$.transfer.removed') r \
+             WHERE h.receiver = $1 AND h.created_at >= $2 AND h.created_at < $3 \
+             GROUP BY h.sender, category ORDER BY h.sender, category",
+        )
+        .bind(s.receiver())
+        .bind(s.from)
+        .bind(s.to)
+        .fetch_all(self.pool())
+        .await?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(RemovedRow {
+                    sender: r.try_get("sender")?,
+                    category: r.try_get::<Option<String>, _>("category")?.unwrap_or_default(),
+                    handovers: r.try_get("handovers")?,
+                    resources: r.try_get::<Option<i64>, _>("resources")?.unwrap_or(0),
+                    reason: r.try_get("reason")?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn report_reads(&self, s: Scope<'_>) -> Result<Vec<ReadRow>, StoreError> {
+        let sql = format!(
+            "SELECT json_extract(a.content, '$.entry.user.uzi_role') AS role, a.action AS action, a.outcome AS outcome, \
+             COUNT(*) AS n FROM audit_entries a \
+             WHERE a.action IN ('read', 'search', 'export', 'break-glass') \
+             AND a.recorded_at >= $2 AND a.recorded_at < $3 AND {OF_PROVIDER} \
+             GROUP BY role, a.action, a.outcome ORDER BY role, a.action, a.outcome"
+        );
+        // Safe: the SQL is built from fixed fragments only; every value is bound.
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(s.ura)
+            .bind(s.from)
+            .bind(s.to)
+            .bind(s.receiver())
+            .fetch_all(self.pool())
+            .await?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(ReadRow {
+                    uzi_role: r.try_get("role")?,
+                    action: r.try_get("action")?,
+                    outcome: r.try_get("outcome")?,
+                    count: r.try_get("n")?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn report_denials(&self, s: Scope<'_>) -> Result<Vec<DenialRow>, StoreError> {
+        let sql = format!(
+            "SELECT substr(a.recorded_at, 1, 13) AS hour, a.action AS action, \
+             json_extract(a.content, '$.entry.rule') AS rule, COUNT(*) AS n FROM audit_entries a \
+             WHERE a.outcome = 'denied' AND a.action <> 'handover-refused' \
+             AND a.recorded_at >= $2 AND a.recorded_at < $3 AND {OF_PROVIDER} \
+             GROUP BY hour, a.action, rule ORDER BY hour, a.action, rule"
+        );
+        // Safe: as above.
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(s.ura)
+            .bind(s.from)
+            .bind(s.to)
+            .bind(s.receiver())
+            .fetch_all(self.pool())
+            .await?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(DenialRow {
+                    hour: r.try_get("hour")?,
+                    action: r.try_get("action")?,
+                    rule: r.try_get("rule")?,
+                    count: r.try_get("n")?,
+                })
+            })
+            .collect()
+    }
+
+    /// The break-the-glass entries of the period (oldest first), at most `limit`.
+    pub async fn report_break_glass(&self, s: Scope<'_>, limit: i64) -> Result<Vec<BreakGlassRow>, StoreError> {
+        let sql = format!(
+            "SELECT a.seq AS seq, a.id AS id, a.recorded_at AS recorded_at, a.user_uzi AS user_uzi, a.user_ura AS user_ura, \
+             json_extract(a.content, '$.entry.user.uzi_role') AS role, json_extract(a.content, '$.entry.reason') AS reason, \
+             a.outcome AS outcome FROM audit_entries a \
+             WHERE a.action = 'break-glass' AND a.recorded_at >= $2 AND a.recorded_at < $3 AND {OF_PROVIDER} \
+             ORDER BY a.seq LIMIT {}",
+            limit.max(0)
+        );
+        // Safe: fixed fragments and an integer limit; every value is bound.
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(s.ura)
+            .bind(s.from)
+            .bind(s.to)
+            .bind(s.receiver())
+            .fetch_all(self.pool())
+            .await?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(BreakGlassRow {
+                    seq: r.try_get("seq")?,
+                    id: r.try_get("id")?,
+                    recorded_at: r.try_get("recorded_at")?,
+                    user_uzi: r.try_get("user_uzi")?,
+                    uzi_role: r.try_get("role")?,
+                    user_ura: r.try_get("user_ura")?,
+                    reason: r.try_get("reason")?,
+                    outcome: r.try_get("outcome")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Every review entry (any time: a review may come after the period), with the entry
+    /// it names (`AuditEvent/<id>`), oldest first.
+    pub async fn report_reviews(&self) -> Result<Vec<ReviewRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT a.seq AS seq, a.id AS id, a.recorded_at AS recorded_at, a.user_uzi AS user_uzi, \
+             substr(o.value, 12) AS reviewed, json_extract(a.content, '$.entry.reason') AS conclusion, \
+             a.outcome AS outcome \
+             FROM audit_entries a, json_each(a.content, '$.entry.objects') o \
+             WHERE a.action = 'review' AND o.value LIKE 'AuditEvent/%' ORDER BY a.seq",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(ReviewRow {
+                    seq: r.try_get("seq")?,
+                    id: r.try_get("id")?,
+                    recorded_at: r.try_get("recorded_at")?,
+                    user_uzi: r.try_get("user_uzi")?,
+                    reviewed_id: r.try_get("reviewed")?,
+                    conclusion: r.try_get("conclusion")?,
+                    outcome: r.try_get("outcome")?,
+                })
+            })
+            .collect()
+    }
+
+    /// The care teams the provider manages (FHIR JSON as stored), by id.
+    pub async fn report_care_teams(&self, ura: &str) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query("SELECT resource FROM care_teams WHERE organisation_ura = $1 ORDER BY id")
+            .bind(ura)
+            .fetch_all(self.pool())
+            .await?;
+        rows.into_iter().map(|r| Ok(r.try_get("resource")?)).collect()
+    }
+}
