@@ -116,6 +116,7 @@ use crate::audit::access::{self, ViewDecision};
 use crate::audit::{event, AuditSearch, StoredEntry};
 use crate::model::category::DataCategory;
 use crate::model::types::Bsn;
+use crate::report::html::esc;
 
 /// Most entries one request returns.
 pub const MAX_COUNT: i64 = 1000;
@@ -452,21 +453,6 @@ fn access_log_item(s: &StoredEntry, nl: bool) -> Value {
         "emergency": e.emergency,
         "reason": e.reason,
     })
-}
-
-fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 fn access_log_html(items: &[Value], nl: bool) -> String {

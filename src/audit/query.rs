@@ -81,20 +81,21 @@ pub async fn search(store: &Store, q: &AuditSearch) -> Result<Vec<StoredEntry>, 
         query = query.bind(b);
     }
     let rows = query.fetch_all(store.pool()).await?;
-    rows.into_iter()
-        .map(|r| {
-            let content: String = r.try_get("content")?;
-            let c: Content = serde_json::from_str(&content)?;
-            Ok(StoredEntry {
-                seq: r.try_get("seq")?,
-                id: c.id,
-                recorded: c.recorded,
-                hash: r.try_get("hash")?,
-                prev_hash: r.try_get("prev_hash")?,
-                entry: c.entry,
-            })
-        })
-        .collect()
+    rows.iter().map(stored_entry).collect()
+}
+
+/// An entry from a row with the columns `seq, content, hash, prev_hash`.
+pub(crate) fn stored_entry(r: &sqlx::sqlite::SqliteRow) -> Result<StoredEntry, AuditError> {
+    let content: String = r.try_get("content")?;
+    let c: Content = serde_json::from_str(&content)?;
+    Ok(StoredEntry {
+        seq: r.try_get("seq")?,
+        id: c.id,
+        recorded: c.recorded,
+        hash: r.try_get("hash")?,
+        prev_hash: r.try_get("prev_hash")?,
+        entry: c.entry,
+    })
 }
 
 /// Appends `clause` with every `?` replaced by the placeholder of `value`.

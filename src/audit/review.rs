@@ -171,17 +171,10 @@ pub async fn pending(store: &Store) -> Result<Vec<StoredEntry>, AuditError> {
         reviewed.extend(c.entry.objects.iter().filter_map(|o| o.strip_prefix("AuditEvent/").map(str::to_owned)));
     }
     let mut out = Vec::new();
-    for r in flagged {
-        let c: Content = serde_json::from_str(&r.try_get::<String, _>("content")?)?;
-        if c.entry.flag_for_review && !reviewed.contains(&c.id) {
-            out.push(StoredEntry {
-                seq: r.try_get("seq")?,
-                id: c.id,
-                recorded: c.recorded,
-                hash: r.try_get("hash")?,
-                prev_hash: r.try_get("prev_hash")?,
-                entry: c.entry,
-            });
+    for r in &flagged {
+        let e = super::query::stored_entry(r)?;
+        if e.entry.flag_for_review && !reviewed.contains(&e.id) {
+            out.push(e);
         }
     }
     Ok(out)

@@ -115,6 +115,19 @@ const OF_PROVIDER: &str = "(a.user_ura = $1 OR a.patient_bsn IN (SELECT h.patien
                            WHERE h.receiver = $4 AND h.patient_bsn IS NOT NULL))";
 
 impl Store {
+    /// Runs `sql`, built from fixed fragments (with [`OF_PROVIDER`]) and an integer limit at
+    /// most, with `$1` the provider's URA, `$2`/`$3` the period and `$4` its receiver id.
+    async fn scoped_rows(&self, sql: String, s: Scope<'_>) -> Result<Vec<sqlx::sqlite::SqliteRow>, StoreError> {
+        // Safe: the callers build `sql` from fixed fragments only; every value is bound here.
+        Ok(sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(s.ura)
+            .bind(s.from)
+            .bind(s.to)
+            .bind(s.receiver())
+            .fetch_all(self.pool())
+            .await?)
+    }
+
     pub async fn report_received(&self, s: Scope<'_>) -> Result<Vec<ReceivedRow>, StoreError> {
         let rows = sqlx::query(
             "SELECT substr(a.recorded_at, 1, 13) AS hour, h.sender AS sender, COUNT(*) AS n, \
@@ -203,14 +216,7 @@ impl Store {
              AND a.recorded_at >= $2 AND a.recorded_at < $3 AND {OF_PROVIDER} \
              GROUP BY role, a.action, a.outcome ORDER BY role, a.action, a.outcome"
         );
-        // Safe: the SQL is built from fixed fragments only; every value is bound.
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(s.ura)
-            .bind(s.from)
-            .bind(s.to)
-            .bind(s.receiver())
-            .fetch_all(self.pool())
-            .await?;
+        let rows = self.scoped_rows(sql, s).await?;
         rows.into_iter()
             .map(|r| {
                 Ok(ReadRow {
@@ -231,14 +237,7 @@ impl Store {
              AND a.recorded_at >= $2 AND a.recorded_at < $3 AND {OF_PROVIDER} \
              GROUP BY hour, a.action, rule ORDER BY hour, a.action, rule"
         );
-        // Safe: as above.
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(s.ura)
-            .bind(s.from)
-            .bind(s.to)
-            .bind(s.receiver())
-            .fetch_all(self.pool())
-            .await?;
+        let rows = self.scoped_rows(sql, s).await?;
         rows.into_iter()
             .map(|r| {
                 Ok(DenialRow {
@@ -261,14 +260,7 @@ impl Store {
              ORDER BY a.seq LIMIT {}",
             limit.max(0)
         );
-        // Safe: fixed fragments and an integer limit; every value is bound.
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(s.ura)
-            .bind(s.from)
-            .bind(s.to)
-            .bind(s.receiver())
-            .fetch_all(self.pool())
-            .await?;
+        let rows = self.scoped_rows(sql, s).await?;
         rows.into_iter()
             .map(|r| {
                 Ok(BreakGlassRow {
