@@ -245,6 +245,7 @@ decision := d if {
 		"permit": true,
 		"rule": "access.member",
 		"reason": sprintf("member of the care team as %s", [concat(" and ", roles)]),
+		"roles": roles,
 		"categories": sort(member_final),
 		"break_glass": false,
 		"flag_for_review": false,

@@ -45,6 +45,7 @@ pub fn decisions(e: &mut AuditEntry, made: &[(&str, &AccessDecision)], shown: bo
     match chosen {
         Some((bsn, d)) => {
             e.patient_bsn = Some((*bsn).to_owned());
+            e.team_roles = d.team_roles.clone();
             let o = if shown || d.permit { AuditOutcome::Success } else { AuditOutcome::Denied };
             outcome(e, o, &d.rule, &d.reason);
             if d.permit && !shown {

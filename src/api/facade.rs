@@ -109,6 +109,7 @@ impl<'a> Decisions<'a> {
                     allowed_categories: BTreeSet::new(),
                     break_glass: false,
                     flag_for_review: false,
+                    team_roles: Vec::new(),
                 },
             };
             self.decided.insert(key.clone(), d);

@@ -107,7 +107,15 @@ pub fn audit_event(s: &StoredEntry) -> Value {
 
     let mut agents = Vec::new();
     if let Some(u) = &e.user {
-        agents.push(actor_agent(u, (PARTICIPATION, "IRCP", "information recipient"), true, purpose.as_ref()));
+        let mut agent = actor_agent(u, (PARTICIPATION, "IRCP", "information recipient"), true, purpose.as_ref());
+        // The care-team role(s) under which the user was permitted, beside the UZI role.
+        for role in e.team_roles.iter().filter_map(|k| crate::policy::MemberRole::from_key(k)) {
+            let (system, code) = role.coding();
+            if let Some(roles) = agent["role"].as_array_mut() {
+                roles.push(json!({ "coding": [{ "system": system, "code": code }], "text": role.key() }));
+            }
+        }
+        agents.push(agent);
     }
     if let Some(b) = &e.on_behalf_of {
         agents.push(actor_agent(b, (PARTICIPATION, "RESP", "responsible party"), false, None));

@@ -189,6 +189,12 @@ pub struct AuditEntry {
     pub purpose: Option<String>,
     /// The request id (`x-request-id`) that ties the entry to the application log.
     pub request_id: Option<String>,
+    /// The care-team roles under which the user was permitted (`lead-practitioner`,
+    /// `co-practitioner`, ...; keys of `policy::MemberRole`). Absent from entries written
+    /// before it existed, and from entries without a team decision (not serialised when
+    /// empty, so their hashed content is unchanged).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub team_roles: Vec<String>,
 }
 
 impl AuditEntry {
@@ -210,6 +216,7 @@ impl AuditEntry {
             flag_for_review: false,
             purpose: None,
             request_id: None,
+            team_roles: Vec::new(),
         }
     }
 

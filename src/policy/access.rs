@@ -89,6 +89,9 @@ pub struct AccessDecision {
     pub break_glass: bool,
     /// Someone must look at this access afterwards (every break-the-glass attempt).
     pub flag_for_review: bool,
+    /// The care-team roles under which a member was permitted (`MemberRole` keys, sorted:
+    /// `lead-practitioner`, `co-practitioner`, ...); empty for other decisions.
+    pub team_roles: Vec<String>,
 }
 
 impl AccessDecision {
@@ -100,6 +103,7 @@ impl AccessDecision {
             allowed_categories: BTreeSet::new(),
             break_glass: false,
             flag_for_review: true,
+            team_roles: Vec::new(),
         }
     }
 }
@@ -380,6 +384,15 @@ fn parse_decision(v: &R) -> Result<AccessDecision, String> {
         allowed_categories,
         break_glass: flag("break_glass")?,
         flag_for_review: flag("flag_for_review")?,
+        team_roles: match &v["roles"] {
+            R::Undefined => Vec::new(),
+            roles => roles
+                .as_array()
+                .map_err(|_| "`roles` is not an array".to_owned())?
+                .iter()
+                .map(|r| r.as_string().map(|s| s.to_string()).map_err(|_| "a role is not a string".to_owned()))
+                .collect::<Result<_, _>>()?,
+        },
     };
     if decision.permit && decision.allowed_categories.is_empty() {
         return Err("a permit without categories".into());

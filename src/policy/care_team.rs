@@ -85,6 +85,11 @@ impl MemberRole {
         }
     }
 
+    /// The role of a matrix key (`lead-practitioner`, ...).
+    pub fn from_key(key: &str) -> Option<MemberRole> {
+        MemberRole::ALL.into_iter().find(|r| r.key() == key)
+    }
+
     fn from_coding(system: &str, code: &str) -> Option<MemberRole> {
         MemberRole::ALL.into_iter().find(|r| r.coding() == (system, code))
     }

@@ -37,6 +37,7 @@ pub(crate) fn decide(cfg: &AccessConfig, req: &AccessRequest<'_>) -> AccessDecis
         allowed_categories: Set::new(),
         break_glass: false,
         flag_for_review: bg_requested,
+        team_roles: Vec::new(),
     };
     if !cfg.purposes_of_use.contains(&r.purpose_of_use) {
         return deny(
@@ -112,13 +113,15 @@ pub(crate) fn decide(cfg: &AccessConfig, req: &AccessRequest<'_>) -> AccessDecis
     let member_final: Set = member_unobjected.iter().copied().filter(wanted).collect();
     if !member_final.is_empty() {
         let roles: BTreeSet<&str> = current.iter().map(|(_, m)| m.role.key()).collect();
+        let team_roles: Vec<String> = roles.into_iter().map(str::to_owned).collect();
         return AccessDecision {
             permit: true,
-            reason: format!("member of the care team as {}", roles.into_iter().collect::<Vec<_>>().join(" and ")),
+            reason: format!("member of the care team as {}", team_roles.join(" and ")),
             rule: "access.member".into(),
             allowed_categories: member_final,
             break_glass: false,
             flag_for_review: false,
+            team_roles,
         };
     }
 
@@ -138,6 +141,7 @@ pub(crate) fn decide(cfg: &AccessConfig, req: &AccessRequest<'_>) -> AccessDecis
             allowed_categories: bg_final,
             break_glass: true,
             flag_for_review: true,
+            team_roles: Vec::new(),
         };
     }
 

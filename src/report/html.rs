@@ -817,6 +817,44 @@ fn reads(s: &mut String, r: &Report) {
         }
         s.push_str("</table>\n");
     }
+    s.push_str("<h3>Permitted reads per team role</h3>\n");
+    if rd.by_team_role.is_empty() {
+        s.push_str("<p class=\"none\">No permitted reads in this period.</p>\n");
+    } else {
+        let rows: Vec<Bar<'_>> = rd
+            .by_team_role
+            .iter()
+            .map(|x| {
+                (
+                    x.role_name.clone(),
+                    vec![
+                        ("reads", x.read, PALETTE[0]),
+                        ("searches", x.search, PALETTE[2]),
+                        ("whole record", x.export, PALETTE[3]),
+                    ],
+                )
+            })
+            .collect();
+        s.push_str(&hbars(
+            "chart-team-reads",
+            "Permitted read requests per care-team role",
+            "Reads, searches and whole-record exports per role in the patient's care team; the table below gives the same figures.",
+            &rows,
+        ));
+        s.push_str("<table><tr><th>Team role</th><th class=\"n\">Reads</th><th class=\"n\">Searches</th><th class=\"n\">Whole record</th><th class=\"n\">Total</th></tr>\n");
+        for x in &rd.by_team_role {
+            let _ = writeln!(
+                s,
+                "<tr><td>{}</td>{}{}{}{}</tr>",
+                esc(&x.role_name),
+                num(x.read),
+                num(x.search),
+                num(x.export),
+                num(x.total)
+            );
+        }
+        s.push_str("</table>\n");
+    }
     let _ = writeln!(
         s,
         "<h3>Denials by rule</h3>\n<p>{} request(s) refused by policy in the period (reads, searches, exports, team \

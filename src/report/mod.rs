@@ -354,6 +354,22 @@ pub struct ReadsSection {
     pub permitted: i64,
     pub denied: i64,
     pub by_role: Vec<RoleReads>,
+    /// Permitted reads, searches and exports per care-team role of the reader.
+    pub by_team_role: Vec<TeamRoleReads>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TeamRoleReads {
+    /// The care-team role(s) under which the reader was permitted, joined with `+`
+    /// (`lead-practitioner`, `co-practitioner`, `supporting-discipline`); `none` when the
+    /// entry records no team role: a handover's status read by its sender or receiver, or
+    /// an entry from before team roles were recorded.
+    pub team_role: String,
+    pub role_name: String,
+    pub read: i64,
+    pub search: i64,
+    pub export: i64,
+    pub total: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -461,11 +477,12 @@ pub async fn gather(src: Sources<'_>, provider: &str, period: Period, today: Nai
     let scope = Scope { ura: provider, from: &from, to: &to };
     let store = src.store;
     let ours: Vec<&Agreement> = src.agreements.iter().filter(|a| a.receiver.ura.as_deref() == Some(provider)).collect();
-    let (received, refused, removed, reads, denials, break_glass, reviews, team_rows) = tokio::try_join!(
+    let (received, refused, removed, reads, team_reads, denials, break_glass, reviews, team_rows) = tokio::try_join!(
         store.report_received(scope),
         store.report_refused(scope),
         store.report_removed(scope),
         store.report_reads(scope),
+        store.report_team_reads(scope),
         store.report_denials(scope),
         store.report_break_glass(scope, BREAK_GLASS_LIST_MAX + 1),
         store.report_reviews(),
@@ -494,7 +511,7 @@ pub async fn gather(src: Sources<'_>, provider: &str, period: Period, today: Nai
         access: access_arrangement(src.policy),
         teams: teams_section(&team_rows, today),
         handovers: handovers_section(&senders, &months, &received, &refused, &removed),
-        reads: reads_section(&reads),
+        reads: reads_section(&reads, &team_reads),
         denials: denials_section(&months, &denials),
         break_glass: break_glass_section(break_glass, &reviews),
         audit_chain: ChainStatus {
@@ -929,7 +946,7 @@ fn handovers_section(
     }
 }
 
-fn reads_section(rows: &[crate::store::report::ReadRow]) -> ReadsSection {
+fn reads_section(rows: &[crate::store::report::ReadRow], team: &[crate::store::report::TeamReadRow]) -> ReadsSection {
     let mut by_role: BTreeMap<String, RoleReads> = BTreeMap::new();
     for r in rows {
         let role = r.uzi_role.clone().unwrap_or_else(|| "unknown".to_owned());
@@ -958,7 +975,45 @@ fn reads_section(rows: &[crate::store::report::ReadRow]) -> ReadsSection {
     let by_role: Vec<RoleReads> = by_role.into_values().collect();
     let permitted = by_role.iter().map(|r| r.permitted).sum();
     let denied = by_role.iter().map(|r| r.denied).sum();
-    ReadsSection { requests: permitted + denied, permitted, denied, by_role }
+    ReadsSection { requests: permitted + denied, permitted, denied, by_role, by_team_role: team_role_reads(team) }
+}
+
+/// Reads per care-team role; the recorded JSON array of role keys becomes `a+b`.
+fn team_role_reads(rows: &[crate::store::report::TeamReadRow]) -> Vec<TeamRoleReads> {
+    let mut out: BTreeMap<String, TeamRoleReads> = BTreeMap::new();
+    for r in rows {
+        let keys: Vec<String> = r.team_roles.as_deref().and_then(|t| serde_json::from_str(t).ok()).unwrap_or_default();
+        let key = if keys.is_empty() { "none".to_owned() } else { keys.join("+") };
+        let e = out.entry(key.clone()).or_insert_with(|| TeamRoleReads {
+            role_name: if keys.is_empty() {
+                "No team role (the handover's sender or receiver)".to_owned()
+            } else {
+                keys.iter().map(|k| role_who(k)).collect::<Vec<_>>().join(" and ")
+            },
+            team_role: key,
+            read: 0,
+            search: 0,
+            export: 0,
+            total: 0,
+        });
+        match r.action.as_str() {
+            "read" => e.read += r.count,
+            "search" => e.search += r.count,
+            _ => e.export += r.count,
+        }
+        e.total += r.count;
+    }
+    // Team roles in the matrix's order (lead first), then combinations, `none` last.
+    let rank = |k: &str| match k {
+        "lead-practitioner" => 0,
+        "co-practitioner" => 1,
+        "supporting-discipline" => 2,
+        "none" => 4,
+        _ => 3,
+    };
+    let mut v: Vec<TeamRoleReads> = out.into_values().collect();
+    v.sort_by_key(|x| (rank(&x.team_role), x.team_role.clone()));
+    v
 }
 
 fn denials_section(months: &[String], rows: &[crate::store::report::DenialRow]) -> DenialsSection {

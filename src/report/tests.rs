@@ -271,6 +271,14 @@ fn hostile_report() -> Report {
                 permitted: 1,
                 denied: 0,
             }],
+            by_team_role: vec![TeamRoleReads {
+                team_role: X.into(),
+                role_name: X.into(),
+                read: 1,
+                search: 0,
+                export: 0,
+                total: 1,
+            }],
         },
         denials: DenialsSection {
             total: 1,
@@ -338,4 +346,28 @@ fn retention_is_shown_in_words() {
     assert_eq!(super::html::retention_words("P1M"), "1 month (P1M)");
     assert_eq!(super::html::retention_words("P"), "P");
     assert_eq!(super::html::retention_words("PxY"), "PxY");
+}
+
+#[test]
+fn reads_per_team_role_name_and_order_the_roles() {
+    use crate::store::report::TeamReadRow;
+    let row = |roles: Option<&str>, action: &str, count| TeamReadRow {
+        team_roles: roles.map(str::to_owned),
+        action: action.to_owned(),
+        count,
+    };
+    let rows = [
+        row(None, "read", 3),
+        row(Some(r#"["co-practitioner","lead-practitioner"]"#), "search", 1),
+        row(Some(r#"["lead-practitioner"]"#), "read", 2),
+        row(Some(r#"["lead-practitioner"]"#), "export", 4),
+        row(Some(r#"["supporting-discipline"]"#), "export", 1),
+    ];
+    let v = team_role_reads(&rows);
+    let keys: Vec<&str> = v.iter().map(|x| x.team_role.as_str()).collect();
+    assert_eq!(keys, ["lead-practitioner", "supporting-discipline", "co-practitioner+lead-practitioner", "none"]);
+    assert_eq!((v[0].read, v[0].search, v[0].export, v[0].total), (2, 0, 4, 6));
+    assert_eq!(v[0].role_name, "Lead practitioner (regiebehandelaar)");
+    assert_eq!(v[2].role_name, "Co-practitioner (medebehandelaar) and Lead practitioner (regiebehandelaar)");
+    assert_eq!((v[3].read, v[3].total), (3, 3));
 }

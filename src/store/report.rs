@@ -62,6 +62,15 @@ pub struct ReadRow {
     pub count: i64,
 }
 
+/// Permitted reads, searches and exports per set of care-team roles the reader held (the
+/// entry's `team_roles` as JSON array text; `None` when the entry records none).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TeamReadRow {
+    pub team_roles: Option<String>,
+    pub action: String,
+    pub count: i64,
+}
+
 /// Requests refused by policy (handovers excepted), per action and rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DenialRow {
@@ -203,6 +212,25 @@ impl Store {
                     handovers: r.try_get("handovers")?,
                     resources: r.try_get::<Option<i64>, _>("resources")?.unwrap_or(0),
                     reason: r.try_get("reason")?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn report_team_reads(&self, s: Scope<'_>) -> Result<Vec<TeamReadRow>, StoreError> {
+        let sql = format!(
+            "SELECT json_extract(a.content, '$.entry.team_roles') AS roles, a.action AS action, COUNT(*) AS n \
+             FROM audit_entries a WHERE a.action IN ('read', 'search', 'export') AND a.outcome = 'success' \
+             AND a.recorded_at >= $2 AND a.recorded_at < $3 AND {OF_PROVIDER} \
+             GROUP BY roles, a.action ORDER BY roles, a.action"
+        );
+        let rows = self.scoped_rows(sql, s).await?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(TeamReadRow {
+                    team_roles: r.try_get("roles")?,
+                    action: r.try_get("action")?,
+                    count: r.try_get("n")?,
                 })
             })
             .collect()

@@ -194,6 +194,10 @@ async fn lead_reads_everything_supporting_member_its_categories_outsider_nothing
     assert_eq!(exports[0].patient_bsn.as_deref(), Some(BSN));
     assert_eq!(exports[2].outcome, overdracht::audit::AuditOutcome::Denied);
     assert_eq!(exports[2].rule.as_deref(), Some("default.not-a-member"));
+    // The team role under which each member was permitted is recorded; denials have none.
+    assert_eq!(exports[0].team_roles, vec!["lead-practitioner".to_owned()]);
+    assert_eq!(exports[1].team_roles, vec!["supporting-discipline".to_owned()]);
+    assert!(exports[2].team_roles.is_empty());
     assert!(reads.len() >= 12);
 }
 

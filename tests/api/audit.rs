@@ -220,6 +220,7 @@ async fn every_action_type_gives_a_valid_audit_event() {
         e.purpose = Some("TREAT".into());
         e.request_id = Some("req-1".into());
         e.client = Some("his/1.0 @ 10.0.0.1".into());
+        e.team_roles = vec!["lead-practitioner".into()];
         let before = audit::query::count(&app.store).await.unwrap();
         audit::record_alone(&app.store, &e).await.unwrap();
         assert_eq!(audit::query::count(&app.store).await.unwrap(), before + 1, "{a:?}: exactly one entry");
@@ -231,6 +232,9 @@ async fn every_action_type_gives_a_valid_audit_event() {
         assert!(!outcome.has_errors(), "{a:?}: {:?}", outcome.issues);
         assert!(ev["agent"].as_array().unwrap().iter().any(|g| g["type"]["coding"][0]["code"] == "RESP"));
         assert!(ev["entity"].as_array().unwrap().iter().any(|g| g["role"]["code"] == "24" && g["query"].is_string()));
+        // The team role sits beside the UZI role of the requesting user.
+        let requestor = ev["agent"].as_array().unwrap().iter().find(|g| g["requestor"] == true).unwrap().clone();
+        assert_eq!(requestor["role"][1]["coding"][0]["code"], "RESP", "{requestor}");
         // An organisation named by URA is shown by identifier, not as a reference to nothing.
         assert!(ev["entity"].as_array().unwrap().iter().any(|g| g["what"]["identifier"]["value"] == "87654321"));
     }

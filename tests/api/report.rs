@@ -441,6 +441,33 @@ async fn report_figures_match_the_audit_trail_and_the_script() {
         role_names.contains(&"nurse practitioner (VS)") && role_names.contains(&"nurse (verpleegkundige)"),
         "{role_names:?}"
     );
+    // Per care-team role: counted from the entries' recorded team roles (not the report's
+    // SQL), and as scripted: the lead reads and exports, the VS (co-practitioner) searches,
+    // the nurse (supporting discipline) exports; break-the-glass has no team role.
+    let mut by_team: BTreeMap<String, [i64; 3]> = BTreeMap::new();
+    for e in entries(&app, vec![AuditAction::Read, AuditAction::Search, AuditAction::Export]).await {
+        let x = &e.entry;
+        if x.outcome != AuditOutcome::Success || x.user.as_ref().is_none_or(|u| u.ura != PROVIDER) {
+            continue;
+        }
+        let key = if x.team_roles.is_empty() { "none".to_owned() } else { x.team_roles.join("+") };
+        let slot = match x.action {
+            AuditAction::Read => 0,
+            AuditAction::Search => 1,
+            _ => 2,
+        };
+        by_team.entry(key).or_insert([0; 3])[slot] += 1;
+    }
+    let reported: BTreeMap<String, [i64; 3]> = reads["by_team_role"]
+        .as_array()
+        .expect("by_team_role")
+        .iter()
+        .map(|x| (x["team_role"].as_str().expect("k").to_owned(), [n(&x["read"]), n(&x["search"]), n(&x["export"])]))
+        .collect();
+    assert_eq!(reported, by_team, "the report's team-role figures are the audit trail's");
+    assert_eq!(by_team["lead-practitioner"], [LEAD_READS, 0, LEAD_EXPORTS]);
+    assert_eq!(by_team["co-practitioner"], [0, VS_SEARCHES, 0]);
+    assert_eq!(by_team["supporting-discipline"], [0, 0, SUPPORT_EXPORTS]);
     // Denials: the outsider's three reads and the refused report request.
     assert_eq!(counted.denials["default.not-a-member"], OUTSIDER_DENIED);
     assert_eq!(counted.denials["report/deny"], 1);
