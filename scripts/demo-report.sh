@@ -8,9 +8,9 @@
 # Tokens are minted with `overdracht token` from the demo key in DATA_DIR (default
 # ./overdracht-data, where `serve --demo` keeps it). The report is for Zorggroep Zuid
 # (URA 11112222); it needs an administrator (policy.admins) or a privacy officer
-# (audit.privacy_officer_roles): start serve with OVERDRACHT_AUDIT_PRIVACY_OFFICER_ROLES=99.001
-# for the officer token below to be allowed. Otherwise the script still writes the report with
-# the command line (`overdracht report --demo`), which needs no token.
+# (audit.privacy_officer_roles). `serve --demo` makes UZI 900000900 the administrator when none
+# is configured; if that was overridden, the script writes the report with the command line
+# (`overdracht report --demo`), which needs no token.
 #
 # For humans: the test that checks the figures is tests/api/report.rs.
 set -euo pipefail
@@ -26,7 +26,7 @@ STRANGER=$(tok 900077777 01.015 55556666)
 LEAD=$(tok 900000101 01.047 $PROVIDER)
 SUPPORT=$(tok 900000104 30.000 $PROVIDER)
 OUTSIDER=$(tok 900000999 01.047 $PROVIDER)
-OFFICER=$(tok 900000800 99.001 $PROVIDER)
+ADMIN=$(tok 900000900 01.047 $PROVIDER)
 code() { curl -s -o /dev/null -w '%{http_code}' "$@"; }
 
 echo "handovers:"
@@ -54,13 +54,13 @@ echo "  outsider (denied, 404): $(code "$EVERYTHING" -H "Authorization: Bearer $
 echo "  outsider, break-the-glass: $(code "$EVERYTHING" -H "Authorization: Bearer $OUTSIDER" -H 'X-Break-Glass-Reason: patient%20collapsed%2C%20lead%20unreachable')"
 
 echo "the report:"
-status=$(code "$BASE/report?format=html" -H "Authorization: Bearer $OFFICER")
+status=$(code "$BASE/report?format=html" -H "Authorization: Bearer $ADMIN")
 if [ "$status" = 200 ]; then
-  curl -s "$BASE/report?format=html" -H "Authorization: Bearer $OFFICER" -o overdracht-report.html
-  curl -s "$BASE/report" -H "Authorization: Bearer $OFFICER" -o overdracht-report.json
+  curl -s "$BASE/report?format=html" -H "Authorization: Bearer $ADMIN" -o overdracht-report.html
+  curl -s "$BASE/report" -H "Authorization: Bearer $ADMIN" -o overdracht-report.json
   echo "  GET /report: overdracht-report.html and overdracht-report.json"
 else
-  echo "  GET /report as privacy officer: $status (start serve with OVERDRACHT_AUDIT_PRIVACY_OFFICER_ROLES=99.001)"
+  echo "  GET /report as the demo administrator: $status (policy.admins was configured otherwise)"
   $OVERDRACHT report --demo --data-dir "$DATA" --out overdracht-report.html
   $OVERDRACHT report --demo --data-dir "$DATA" --out overdracht-report.json
 fi

@@ -395,6 +395,11 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
         // The example agreements, teams and consents built into the binary.
         settings.policy.demo_examples = true;
     }
+    if args.demo && settings.policy.admins.is_empty() && settings.demo_auth() {
+        // The demo's administrator of Zorggroep Zuid, who may fetch the evidence report
+        // (only with the demo key: never when real token issuers are configured).
+        settings.policy.admins = vec![DEMO_ADMIN_UZI.to_owned()];
+    }
     overdracht::telemetry::init(&settings.log, settings.log_format, std::io::stderr);
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async move {
@@ -498,7 +503,17 @@ const DEMO_IDENTITIES: &[(&str, &str, &str, &str, &str)] = &[
     ("LEAD", "lead practitioner drs. A. Visser (SO)", "900000101", "01.047", DEMO_RECEIVER_URA),
     ("SUPPORT", "supporting discipline R. Bos (nurse)", "900000104", "30.000", DEMO_RECEIVER_URA),
     ("OUTSIDER", "SO at Zorggroep Zuid, not in the team", "900000999", "01.047", DEMO_RECEIVER_URA),
+    (
+        "ADMIN",
+        "administrator of Zorggroep Zuid (policy.admins), for the evidence report",
+        DEMO_ADMIN_UZI,
+        "01.047",
+        DEMO_RECEIVER_URA,
+    ),
 ];
+/// The demo administrator (`serve --demo` makes this UZI number the only administrator when
+/// none is configured).
+const DEMO_ADMIN_UZI: &str = "900000900";
 
 fn print_demo(settings: &overdracht::config::Settings, addr: std::net::SocketAddr) {
     use overdracht::api::auth::{mint_demo_token, TokenRequest};
@@ -543,6 +558,11 @@ fn print_demo(settings: &overdracht::config::Settings, addr: std::net::SocketAdd
     );
     println!("5. The care team (visible to its members and the organisation's administrators only):\n");
     println!("curl -s 'http://{host}/fhir/CareTeam/zuid-999911120-2026' -H \"Authorization: Bearer $LEAD\" | jq '.participant | length'\n");
+    println!("6. The contracting evidence report for the health insurer (agreements, team access, handovers, reads, denials, emergency access, audit trail); open it in a browser:\n");
+    println!(
+        "curl -s 'http://{host}/report?format=html' -H \"Authorization: Bearer $ADMIN\" -o overdracht-report.html\n"
+    );
+    println!("(scripts/demo-report.sh makes a few more handovers and reads first.)\n");
 }
 
 /// The access point of a command-line action: the command and the OS user.
