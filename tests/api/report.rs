@@ -599,6 +599,8 @@ async fn browser_report_renders_without_console_errors() {
         "4. Handovers",
         "6 handover(s) received (1 of them the same record sent again, stored once) and 3 refused",
         "5. Reads and denials",
+        "Permitted reads per team role",
+        "Lead practitioner (regiebehandelaar)",
         "6. Emergency access (break-the-glass)",
         "2 emergency access(es) in the period; 1 reviewed by the privacy officer, 1 not (yet) reviewed",
         "7. The audit trail",
@@ -606,7 +608,7 @@ async fn browser_report_renders_without_console_errors() {
     ] {
         assert!(text.contains(needle), "the rendered page lacks {needle:?}");
     }
-    assert_eq!(result["svgs"].as_u64(), Some(3), "three charts rendered");
+    assert_eq!(result["svgs"].as_u64(), Some(4), "four charts rendered");
     assert!(result["width"].as_u64().expect("width") <= 1280, "no horizontal overflow: {}", result["width"]);
     assert!(std::fs::metadata(&shot).expect("screenshot written").len() > 10_000);
     assert!(std::fs::metadata(&pdf).expect("pdf written").len() > 10_000);
