@@ -47,8 +47,13 @@ pub struct ChainHead {
 
 /// The chain head as stored.
 pub async fn head(store: &Store) -> Result<ChainHead, AuditError> {
+    let mut conn = store.pool().acquire().await?;
+    head_on(&mut conn).await
+}
+
+async fn head_on(conn: &mut sqlx::SqliteConnection) -> Result<ChainHead, AuditError> {
     let r = sqlx::query("SELECT seq, hash, updated_at FROM audit_chain_head WHERE id = 1")
-        .fetch_optional(store.pool())
+        .fetch_optional(&mut *conn)
         .await?
         .ok_or_else(|| AuditError::Corrupt("the chain head row is missing".to_owned()))?;
     Ok(ChainHead { count: r.try_get("seq")?, hash: r.try_get("hash")?, updated_at: r.try_get("updated_at")? })
@@ -142,14 +147,14 @@ struct ChainRow {
 
 const PAGE: i64 = 2000;
 
-async fn page(store: &Store, after: i64) -> Result<Vec<ChainRow>, AuditError> {
+async fn page(conn: &mut sqlx::SqliteConnection, after: i64) -> Result<Vec<ChainRow>, AuditError> {
     let rows = sqlx::query(
         "SELECT seq, id, recorded_at, action, outcome, patient_bsn, user_uzi, user_ura, entity_types, content, \
          prev_hash, hash FROM audit_entries WHERE seq > $1 ORDER BY seq LIMIT $2",
     )
     .bind(after)
     .bind(PAGE)
-    .fetch_all(store.pool())
+    .fetch_all(&mut *conn)
     .await?;
     rows.into_iter()
         .map(|r| {
@@ -174,15 +179,21 @@ async fn page(store: &Store, after: i64) -> Result<Vec<ChainRow>, AuditError> {
 /// Walks the whole chain from the first entry and reports the first place it breaks.
 /// With `anchors`, also checks that the entry at each anchored position still has the
 /// anchored hash (catches a rewritten tail together with a rewritten head row).
+///
+/// The head and every page are read in one read transaction: one snapshot of the
+/// database, so entries that a running service appends meanwhile are neither seen nor
+/// mistaken for rows inserted behind the head's back.
 pub async fn verify(store: &Store, anchors: &[Anchor]) -> Result<VerifyReport, AuditError> {
-    let head = head(store).await?;
+    let mut tx = store.begin().await?;
+    let conn = tx.conn();
+    let head = head_on(conn).await?;
     let mut expected_seq = 1i64;
     let mut prev = GENESIS.to_owned();
     let mut prev_prev = String::new();
     let mut after = 0i64;
     let report = |checked: i64, problem: Option<Tamper>| VerifyReport { checked, head: head.clone(), problem };
     loop {
-        let rows = page(store, after).await?;
+        let rows = page(conn, after).await?;
         if rows.is_empty() {
             break;
         }
