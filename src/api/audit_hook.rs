@@ -38,12 +38,14 @@ pub fn outcome(e: &mut AuditEntry, outcome: AuditOutcome, rule: &str, reason: &s
 }
 
 /// Fills in the decisions of a facade request (one per patient and holder; usually one):
-/// the decision that let data through, else the first denial. Break-the-glass turns the
-/// action into `break-glass`, always flagged for review.
-pub fn decisions(e: &mut AuditEntry, made: &[(&str, &AccessDecision)], shown: bool) {
-    let chosen = made.iter().find(|(_, d)| d.permit).or_else(|| made.first());
+/// the decision that let data through, else the first denial. The holder (the provider
+/// whose copy of the data was asked for) is named as an object `Organization/ura-<URA>`, so
+/// that each provider's evidence report counts the accesses to its own data only.
+/// Break-the-glass turns the action into `break-glass`, always flagged for review.
+pub fn decisions(e: &mut AuditEntry, made: &[(&str, &str, &AccessDecision)], shown: bool) {
+    let chosen = made.iter().find(|(_, _, d)| d.permit).or_else(|| made.first());
     match chosen {
-        Some((bsn, d)) => {
+        Some((bsn, holder, d)) => {
             e.patient_bsn = Some((*bsn).to_owned());
             e.team_roles = d.team_roles.clone();
             let o = if shown || d.permit { AuditOutcome::Success } else { AuditOutcome::Denied };
@@ -52,14 +54,18 @@ pub fn decisions(e: &mut AuditEntry, made: &[(&str, &AccessDecision)], shown: bo
                 let r = e.reason.take().unwrap_or_default();
                 e.reason = Some(format!("{r}; nothing matched in the permitted categories"));
             }
+            let holder = format!("Organization/ura-{holder}");
+            if !e.objects.contains(&holder) {
+                e.objects.push(holder);
+            }
         }
         None => outcome(e, AuditOutcome::Denied, "facade.not-found", "no stored data matches the request"),
     }
-    if made.iter().any(|(_, d)| d.break_glass && d.permit) {
+    if made.iter().any(|(_, _, d)| d.break_glass && d.permit) {
         e.action = AuditAction::BreakGlass;
         e.emergency = true;
     }
-    e.flag_for_review |= made.iter().any(|(_, d)| d.flag_for_review);
+    e.flag_for_review |= made.iter().any(|(_, _, d)| d.flag_for_review);
 }
 
 /// THE single call site for a facade request's decision: appends the entry in a

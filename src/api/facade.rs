@@ -123,9 +123,9 @@ impl<'a> Decisions<'a> {
         Ok(access::allows(d, &r.category))
     }
 
-    /// The decisions made, for the audit entry.
-    pub(crate) fn made(&self) -> Vec<(&str, &AccessDecision)> {
-        self.decided.iter().map(|((bsn, _), d)| (bsn.as_str(), d)).collect()
+    /// The decisions made, `(patient BSN, holder URA, decision)`, for the audit entry.
+    pub(crate) fn made(&self) -> Vec<(&str, &str, &AccessDecision)> {
+        self.decided.iter().map(|((bsn, holder), d)| (bsn.as_str(), holder.as_str(), d)).collect()
     }
 }
 

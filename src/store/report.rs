@@ -12,8 +12,9 @@
 //! "Of the provider" means: handovers whose receiver is the provider (`handovers.receiver`,
 //! joined through the entry's `Handover/<id>` object); refusals that named the provider as
 //! receiver (object `Organization/ura-<URA>`, recorded since the report exists); reads and
-//! denials by the provider's own staff (`user_ura`) or about patients whose data the provider
-//! received (the patient has a handover to it).
+//! denials by the provider's own staff (`user_ura`) or of the provider's copy of a patient's
+//! data (the facade names the holder as object `Organization/ura-<URA>`). Not: accesses by
+//! other organisations to their own copy of a patient the provider also received.
 
 use sqlx::Row;
 
@@ -117,22 +118,29 @@ impl Scope<'_> {
     fn receiver(&self) -> String {
         format!("ura|{}", self.ura)
     }
+
+    /// The provider as an entry object (the holder of data read, the intended receiver of a
+    /// refused handover).
+    fn as_object(&self) -> String {
+        format!("Organization/ura-{}", self.ura)
+    }
 }
 
-/// Reads and denials of the provider: by its staff, or about a patient whose data it received.
-const OF_PROVIDER: &str = "(a.user_ura = $1 OR a.patient_bsn IN (SELECT h.patient_bsn FROM handovers h \
-                           WHERE h.receiver = $4 AND h.patient_bsn IS NOT NULL))";
+/// Reads and denials of the provider: by its staff, or of its copy of a patient's data.
+const OF_PROVIDER: &str = "(a.user_ura = $1 OR EXISTS (SELECT 1 FROM json_each(a.content, '$.entry.objects') o \
+                           WHERE o.value = $4))";
 
 impl Store {
     /// Runs `sql`, built from fixed fragments (with [`OF_PROVIDER`]) and an integer limit at
-    /// most, with `$1` the provider's URA, `$2`/`$3` the period and `$4` its receiver id.
+    /// most, with `$1` the provider's URA, `$2`/`$3` the period and `$4` the provider as an
+    /// entry object (`Organization/ura-<URA>`).
     async fn scoped_rows(&self, sql: String, s: Scope<'_>) -> Result<Vec<sqlx::sqlite::SqliteRow>, StoreError> {
         // Safe: the callers build `sql` from fixed fragments only; every value is bound here.
         Ok(sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(s.ura)
             .bind(s.from)
             .bind(s.to)
-            .bind(s.receiver())
+            .bind(s.as_object())
             .fetch_all(self.pool())
             .await?)
     }
@@ -169,11 +177,12 @@ impl Store {
              COALESCE(json_extract(a.content, '$.entry.rule'), \
              CASE a.outcome WHEN 'invalid' THEN 'request.invalid' END) AS rule, COUNT(*) AS n \
              FROM audit_entries a \
-             WHERE a.action = 'handover-refused' AND a.recorded_at >= $2 AND a.recorded_at < $3 \
+             WHERE a.action = 'handover-refused' AND a.outcome IN ('denied', 'invalid') \
+             AND a.recorded_at >= $2 AND a.recorded_at < $3 \
              AND EXISTS (SELECT 1 FROM json_each(a.content, '$.entry.objects') o WHERE o.value = $1) \
              GROUP BY hour, sender, rule ORDER BY hour, sender, rule",
         )
-        .bind(format!("Organization/ura-{}", s.ura))
+        .bind(s.as_object())
         .bind(s.from)
         .bind(s.to)
         .fetch_all(self.pool())
@@ -240,7 +249,7 @@ impl Store {
         let sql = format!(
             "SELECT json_extract(a.content, '$.entry.user.uzi_role') AS role, a.action AS action, a.outcome AS outcome, \
              COUNT(*) AS n FROM audit_entries a \
-             WHERE a.action IN ('read', 'search', 'export', 'break-glass') \
+             WHERE a.action IN ('read', 'search', 'export', 'break-glass') AND a.outcome IN ('success', 'denied') \
              AND a.recorded_at >= $2 AND a.recorded_at < $3 AND {OF_PROVIDER} \
              GROUP BY role, a.action, a.outcome ORDER BY role, a.action, a.outcome"
         );

@@ -234,7 +234,10 @@ async fn independent(app: &TestApp) -> Independent {
             }
             out.months.insert(month(&e.recorded));
         }
-        if x.action == AuditAction::HandoverRefused && x.objects.contains(&format!("Organization/ura-{PROVIDER}")) {
+        if x.action == AuditAction::HandoverRefused
+            && matches!(x.outcome, AuditOutcome::Denied | AuditOutcome::Invalid)
+            && x.objects.contains(&format!("Organization/ura-{PROVIDER}"))
+        {
             let sender = x.user.as_ref().map(|u| u.ura.clone()).unwrap_or_default();
             // A refusal without a rule is a malformed request or record (documented as `request.invalid`).
             let rule = match (&x.rule, x.outcome) {
@@ -262,9 +265,11 @@ async fn independent(app: &TestApp) -> Independent {
             c.1 += n(&r["resources"]);
         }
     }
+    // The provider's own staff, or the provider's copy of the data (the holder object).
+    let _ = &provider_patients;
     let of_provider = |x: &AuditEntry| {
         x.user.as_ref().is_some_and(|u| u.ura == PROVIDER)
-            || x.patient_bsn.as_ref().is_some_and(|b| provider_patients.contains(b))
+            || x.objects.contains(&format!("Organization/ura-{PROVIDER}"))
     };
     for e in &all {
         let x = &e.entry;
@@ -279,6 +284,8 @@ async fn independent(app: &TestApp) -> Independent {
             AuditAction::BreakGlass => Some(3),
             _ => None,
         };
+        // Failed requests (invalid, server errors) are neither permitted nor denied reads.
+        let slot = slot.filter(|_| matches!(x.outcome, AuditOutcome::Success | AuditOutcome::Denied));
         if let Some(i) = slot {
             let c = out.reads.entry(role).or_insert([0; 5]);
             if x.outcome == AuditOutcome::Denied {
@@ -383,6 +390,35 @@ async fn report_figures_match_the_audit_trail_and_the_script() {
     assert_eq!(other["agreements"]["in_force"], serde_json::json!([]));
     assert_eq!(n(&other["teams"]["count"]), 0);
 
+    // Noise that must not count for this provider: another organisation reading (and being
+    // refused) its own copy of this provider's patient, a failed read by this provider's
+    // staff, and a handover refusal that failed on the server's side.
+    let other_org = Actor { uzi: "900055555".into(), uzi_role: "01.047".into(), ura: "44443333".into() };
+    for (outcome, action) in [(AuditOutcome::Success, AuditAction::Export), (AuditOutcome::Denied, AuditAction::Read)] {
+        let mut e = AuditEntry::new(action, outcome);
+        e.user = Some(other_org.clone());
+        e.patient_bsn = Some("999911120".into());
+        e.objects = vec!["Patient/p".into(), "Organization/ura-44443333".into()];
+        e.rule = Some("access.member".into());
+        audit::record_alone(&app.store, &e).await.expect("audit");
+    }
+    let mut failed = AuditEntry::new(AuditAction::Read, AuditOutcome::Invalid);
+    failed.user = Some(Actor { uzi: LEAD.into(), uzi_role: "01.047".into(), ura: PROVIDER.into() });
+    failed.objects = vec!["Handover/not-a-uuid".into()];
+    failed.rule = Some("handover.unknown".into());
+    audit::record_alone(&app.store, &failed).await.expect("audit");
+    let mut crashed = AuditEntry::new(AuditAction::HandoverRefused, AuditOutcome::Failure);
+    crashed.user = Some(Actor { uzi: "900012345".into(), uzi_role: "01.015".into(), ura: "55556666".into() });
+    crashed.objects = vec![format!("Organization/ura-{PROVIDER}")];
+    audit::record_alone(&app.store, &crashed).await.expect("audit");
+    // And one that must: another organisation refused access to this provider's copy.
+    let mut theirs = AuditEntry::new(AuditAction::Read, AuditOutcome::Denied);
+    theirs.user = Some(Actor { uzi: "900066666".into(), uzi_role: "01.015".into(), ura: "44443333".into() });
+    theirs.patient_bsn = Some("999911120".into());
+    theirs.objects = vec!["Condition/c".into(), format!("Organization/ura-{PROVIDER}")];
+    theirs.rule = Some("default.not-a-member".into());
+    audit::record_alone(&app.store, &theirs).await.expect("audit");
+
     // The administrator's report.
     let report = report_json(&app, &admin(&app)).await;
     let reports = entries(&app, vec![AuditAction::Report]).await;
@@ -432,9 +468,10 @@ async fn report_figures_match_the_audit_trail_and_the_script() {
     assert_eq!(counted.reads["30.000"], [0, 0, SUPPORT_EXPORTS, 0, 0]);
     assert_eq!(
         n(&reads["requests"]),
-        LEAD_EXPORTS + LEAD_READS + VS_SEARCHES + SUPPORT_EXPORTS + OUTSIDER_DENIED + BREAK_GLASS
+        LEAD_EXPORTS + LEAD_READS + VS_SEARCHES + SUPPORT_EXPORTS + OUTSIDER_DENIED + BREAK_GLASS + 1
     );
-    assert_eq!(n(&reads["denied"]), OUTSIDER_DENIED);
+    assert_eq!(n(&reads["denied"]), OUTSIDER_DENIED + 1, "with the other organisation refused this provider's copy");
+    assert_eq!(counted.reads["01.015"], [0, 0, 0, 0, 1], "another organisation, refused this provider's copy");
     let role_names: Vec<&str> =
         reads["by_role"].as_array().expect("r").iter().map(|r| r["role_name"].as_str().expect("n")).collect();
     assert!(
@@ -469,9 +506,9 @@ async fn report_figures_match_the_audit_trail_and_the_script() {
     assert_eq!(by_team["co-practitioner"], [0, VS_SEARCHES, 0]);
     assert_eq!(by_team["supporting-discipline"], [0, 0, SUPPORT_EXPORTS]);
     // Denials: the outsider's three reads and the refused report request.
-    assert_eq!(counted.denials["default.not-a-member"], OUTSIDER_DENIED);
+    assert_eq!(counted.denials["default.not-a-member"], OUTSIDER_DENIED + 1);
     assert_eq!(counted.denials["report/deny"], 1);
-    assert_eq!(n(&report["denials"]["total"]), OUTSIDER_DENIED + 1);
+    assert_eq!(n(&report["denials"]["total"]), OUTSIDER_DENIED + 1 + 1);
 
     let bg = &report["break_glass"];
     assert_eq!((n(&bg["count"]), n(&bg["reviewed"]), n(&bg["not_reviewed"])), (BREAK_GLASS, 1, BREAK_GLASS - 1));
