@@ -901,7 +901,11 @@ fn break_glass(s: &mut String, b: &BreakGlassSection) {
         s.push_str("<p class=\"none\">No emergency access in this period.</p>\n</section>\n");
         return;
     }
-    s.push_str("<table><tr><th>When</th><th>Who</th><th>Stated reason</th><th>Review</th></tr>\n");
+    s.push_str(
+        "<p>The stated reasons and the privacy officer's notes stay in the audit trail (they may describe the \
+         patient); this report shows that a reason was stated and the officer's conclusion.</p>\n\
+         <table><tr><th>When</th><th>Who</th><th>Reason stated</th><th>Review</th></tr>\n",
+    );
     for e in &b.events {
         let review = match &e.review {
             Some(rv) => format!(
@@ -909,7 +913,7 @@ fn break_glass(s: &mut String, b: &BreakGlassSection) {
                 badge("b-ok", "reviewed"),
                 esc(&local_time(&rv.recorded)),
                 esc(rv.reviewer_uzi.as_deref().unwrap_or("?")),
-                esc(rv.conclusion.as_deref().unwrap_or(""))
+                esc(rv.conclusion)
             ),
             None => badge("b-warn", "not reviewed"),
         };
@@ -921,7 +925,7 @@ fn break_glass(s: &mut String, b: &BreakGlassSection) {
             esc(e.role_name.unwrap_or("?")),
             esc(e.user_uzi.as_deref().unwrap_or("?")),
             esc(e.user_ura.as_deref().unwrap_or("?")),
-            esc(e.reason.as_deref().unwrap_or(""))
+            if e.reason_stated { "yes" } else { "no" }
         );
     }
     s.push_str("</table>\n</section>\n");

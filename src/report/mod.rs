@@ -418,7 +418,10 @@ pub struct BreakGlassEvent {
     pub uzi_role: Option<String>,
     pub role_name: Option<&'static str>,
     pub user_ura: Option<String>,
-    pub reason: Option<String>,
+    /// Whether a reason was stated. The text itself may describe the patient's condition and
+    /// stays in the audit trail (the privacy officer's views); the insurer's report has no
+    /// clinical content.
+    pub reason_stated: bool,
     pub reviewed: bool,
     pub review: Option<ReviewOut>,
 }
@@ -428,7 +431,9 @@ pub struct ReviewOut {
     pub id: String,
     pub recorded: String,
     pub reviewer_uzi: Option<String>,
-    pub conclusion: Option<String>,
+    /// `justified` or `not-justified` (the officer's note stays in the audit trail);
+    /// `recorded` for a review entry without one of these codes.
+    pub conclusion: &'static str,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -1061,19 +1066,35 @@ fn break_glass_section(
                 user_uzi: b.user_uzi,
                 uzi_role: b.uzi_role,
                 user_ura: b.user_ura,
-                reason: b.reason.as_deref().map(mask_bsn_like),
+                reason_stated: b.reason.as_deref().is_some_and(stated_reason),
                 reviewed: review.is_some(),
                 review: review.map(|r| ReviewOut {
                     id: r.id.clone(),
                     recorded: r.recorded_at.clone(),
                     reviewer_uzi: r.user_uzi.clone(),
-                    conclusion: r.conclusion.as_deref().map(mask_bsn_like),
+                    conclusion: conclusion_code(r.conclusion.as_deref()),
                 }),
             }
         })
         .collect();
     let reviewed = events.iter().filter(|e| e.reviewed).count();
     BreakGlassSection { count: events.len(), reviewed, not_reviewed: events.len() - reviewed, events, truncated }
+}
+
+/// Whether a break-the-glass entry's reason holds a stated reason (the facade records it as
+/// `…; break-the-glass reason: <text>`).
+fn stated_reason(reason: &str) -> bool {
+    reason.split_once("break-the-glass reason:").is_some_and(|(_, text)| !text.trim().is_empty())
+}
+
+/// The conclusion code of a review entry's reason (`<code>: <note>`), without the note.
+fn conclusion_code(reason: Option<&str>) -> &'static str {
+    let code = reason.map(|r| r.split(':').next().unwrap_or("").trim());
+    match code {
+        Some("justified") => "justified",
+        Some("not-justified") => "not-justified",
+        _ => "recorded",
+    }
 }
 
 // ---------------------------------------------------------------------------------------

@@ -297,13 +297,13 @@ fn hostile_report() -> Report {
                 uzi_role: Some(X.into()),
                 role_name: Some("x"),
                 user_ura: Some(X.into()),
-                reason: Some(X.into()),
+                reason_stated: true,
                 reviewed: true,
                 review: Some(ReviewOut {
                     id: X.into(),
                     recorded: X.into(),
                     reviewer_uzi: Some(X.into()),
-                    conclusion: Some(X.into()),
+                    conclusion: "justified",
                 }),
             }],
             truncated: false,
@@ -370,4 +370,15 @@ fn reads_per_team_role_name_and_order_the_roles() {
     assert_eq!(v[0].role_name, "Lead practitioner (regiebehandelaar)");
     assert_eq!(v[2].role_name, "Co-practitioner (medebehandelaar) and Lead practitioner (regiebehandelaar)");
     assert_eq!((v[3].read, v[3].total), (3, 3));
+}
+
+#[test]
+fn the_report_keeps_stated_reasons_and_review_notes_out() {
+    assert!(stated_reason("access.break-glass granted; break-the-glass reason: patient collapsed"));
+    assert!(!stated_reason("break-the-glass reason:   "));
+    assert!(!stated_reason("no reason"));
+    assert_eq!(conclusion_code(Some("justified: fell at home, lead unreachable")), "justified");
+    assert_eq!(conclusion_code(Some("not-justified: curiosity")), "not-justified");
+    assert_eq!(conclusion_code(Some("something else")), "recorded");
+    assert_eq!(conclusion_code(None), "recorded");
 }
