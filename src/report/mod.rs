@@ -730,6 +730,8 @@ pub fn evaluation_state(active: bool, exempt: bool, next: Option<NaiveDate>, tod
     match next {
         None if exempt => "not-required",
         None => "not-planned",
+        // Individual SO/AVG care need not be evaluated six-monthly: a past date is no omission.
+        Some(d) if d < today && exempt => "not-required",
         Some(d) if d < today => "overdue",
         Some(d) if (d - today).num_days() <= EVALUATION_DUE_DAYS => "due",
         Some(_) => "planned",
@@ -789,11 +791,13 @@ fn team_out(t: &CareTeam, today: NaiveDate) -> TeamOut {
     // A team planned to start later (a patient's 18th birthday) is judged on its first day,
     // as when it was stored.
     let today = today.max(t.period.start);
-    // The lead today; for an ended (or not yet started) team the most recent lead.
-    let lead = t
-        .lead_practitioner(today)
-        .map(|l| l.0)
-        .or_else(|| t.members.iter().filter(|m| m.role == MemberRole::LeadPractitioner).max_by_key(|m| m.period.start));
+    // The lead today; for an ended team the most recent lead. An active team whose lead's
+    // membership has ended has no lead (and counts as a team without one).
+    let lead = t.lead_practitioner(today).map(|l| l.0).or_else(|| {
+        (!active)
+            .then(|| t.members.iter().filter(|m| m.role == MemberRole::LeadPractitioner).max_by_key(|m| m.period.start))
+            .flatten()
+    });
     let eligibility = lead.map(|m| t.lead_eligibility(m));
     let findings = t
         .check(today)

@@ -118,6 +118,8 @@ fn evaluations_are_due_within_thirty_days_and_overdue_after() {
     assert_eq!(evaluation_state(true, false, Some(d("2026-11-22")), today), "overdue");
     assert_eq!(evaluation_state(true, false, None, today), "not-planned");
     assert_eq!(evaluation_state(true, true, None, today), "not-required");
+    assert_eq!(evaluation_state(true, true, Some(d("2026-11-22")), today), "not-required", "exempt: never overdue");
+    assert_eq!(evaluation_state(true, true, Some(d("2026-12-01")), today), "due");
     assert_eq!(evaluation_state(false, false, Some(d("2020-01-01")), today), "not-applicable");
 }
 
@@ -381,4 +383,20 @@ fn the_report_keeps_stated_reasons_and_review_notes_out() {
     assert_eq!(conclusion_code(Some("not-justified: curiosity")), "not-justified");
     assert_eq!(conclusion_code(Some("something else")), "recorded");
     assert_eq!(conclusion_code(None), "recorded");
+}
+
+#[test]
+fn an_active_team_whose_lead_left_has_no_lead() {
+    let mut v: serde_json::Value =
+        serde_json::from_str(include_str!("../../examples/care-teams/frail-elderly-group-care.json")).unwrap();
+    let today = NaiveDate::from_ymd_opt(2026, 11, 23).unwrap();
+    let t = CareTeam::from_fhir(&v).unwrap();
+    assert_eq!(team_out(&t, today).lead.map(|l| l.uzi), Some("900000101".to_owned()));
+    // The lead's membership ended last month; the treatment goes on.
+    v["participant"][0]["period"]["end"] = "2026-10-31".into();
+    let t = CareTeam::from_fhir(&v).unwrap();
+    let out = team_out(&t, today);
+    assert_eq!(out.state, "active");
+    assert!(out.lead.is_none(), "the former lead is not shown as the lead of an active team");
+    assert_eq!(teams_section(&[v.to_string()], today).without_lead, 1);
 }
