@@ -405,7 +405,7 @@ pub struct BreakGlassSection {
     pub reviewed: usize,
     pub not_reviewed: usize,
     pub events: Vec<BreakGlassEvent>,
-    /// More events than [`BREAK_GLASS_LIST_MAX`]; only the first are listed and counted.
+    /// More events than [`BREAK_GLASS_LIST_MAX`]; only the first are listed (all are counted).
     pub truncated: bool,
 }
 
@@ -482,7 +482,7 @@ pub async fn gather(src: Sources<'_>, provider: &str, period: Period, today: Nai
     let scope = Scope { ura: provider, from: &from, to: &to };
     let store = src.store;
     let ours: Vec<&Agreement> = src.agreements.iter().filter(|a| a.receiver.ura.as_deref() == Some(provider)).collect();
-    let (received, refused, removed, reads, team_reads, denials, break_glass, reviews, team_rows) = tokio::try_join!(
+    let (received, refused, removed, reads, team_reads, denials, break_glass, break_glass_ids, reviews, team_rows) = tokio::try_join!(
         store.report_received(scope),
         store.report_refused(scope),
         store.report_removed(scope),
@@ -490,6 +490,7 @@ pub async fn gather(src: Sources<'_>, provider: &str, period: Period, today: Nai
         store.report_team_reads(scope),
         store.report_denials(scope),
         store.report_break_glass(scope, BREAK_GLASS_LIST_MAX + 1),
+        store.report_break_glass_ids(scope),
         store.report_reviews(),
         store.report_care_teams(provider),
     )?;
@@ -518,7 +519,7 @@ pub async fn gather(src: Sources<'_>, provider: &str, period: Period, today: Nai
         handovers: handovers_section(&senders, &months, &received, &refused, &removed),
         reads: reads_section(&reads, &team_reads),
         denials: denials_section(&months, &denials),
-        break_glass: break_glass_section(break_glass, &reviews),
+        break_glass: break_glass_section(break_glass, &break_glass_ids, &reviews),
         audit_chain: ChainStatus {
             intact: chain.problem.is_none(),
             status: chain.problem.as_ref().map_or_else(|| "intact".to_owned(), ToString::to_string),
@@ -1054,8 +1055,14 @@ fn denials_section(months: &[String], rows: &[crate::store::report::DenialRow]) 
 
 fn break_glass_section(
     mut rows: Vec<crate::store::report::BreakGlassRow>,
+    all: &[(i64, String)],
     reviews: &[crate::store::report::ReviewRow],
 ) -> BreakGlassSection {
+    // Counted over every event of the period; reviewed = a later successful review naming it.
+    let is_reviewed =
+        |seq: i64, id: &str| reviews.iter().any(|r| r.reviewed_id == id && r.seq > seq && r.outcome == "success");
+    let count = all.len();
+    let reviewed_count = all.iter().filter(|(seq, id)| is_reviewed(*seq, id)).count();
     let truncated = i64::try_from(rows.len()).unwrap_or(i64::MAX) > BREAK_GLASS_LIST_MAX;
     rows.truncate(usize::try_from(BREAK_GLASS_LIST_MAX).unwrap_or(usize::MAX));
     let events: Vec<BreakGlassEvent> = rows
@@ -1081,8 +1088,7 @@ fn break_glass_section(
             }
         })
         .collect();
-    let reviewed = events.iter().filter(|e| e.reviewed).count();
-    BreakGlassSection { count: events.len(), reviewed, not_reviewed: events.len() - reviewed, events, truncated }
+    BreakGlassSection { count, reviewed: reviewed_count, not_reviewed: count - reviewed_count, events, truncated }
 }
 
 /// Whether a break-the-glass entry's reason holds a stated reason (the facade records it as

@@ -287,6 +287,17 @@ impl Store {
             .collect()
     }
 
+    /// `(seq, id)` of every break-the-glass entry of the period, oldest first: for the counts
+    /// (the list of [`Store::report_break_glass`] is limited).
+    pub async fn report_break_glass_ids(&self, s: Scope<'_>) -> Result<Vec<(i64, String)>, StoreError> {
+        let sql = format!(
+            "SELECT a.seq AS seq, a.id AS id FROM audit_entries a WHERE a.action = 'break-glass' \
+             AND a.recorded_at >= $2 AND a.recorded_at < $3 AND {OF_PROVIDER} ORDER BY a.seq"
+        );
+        let rows = self.scoped_rows(sql, s).await?;
+        rows.into_iter().map(|r| Ok((r.try_get("seq")?, r.try_get("id")?))).collect()
+    }
+
     /// The break-the-glass entries of the period (oldest first), at most `limit`.
     pub async fn report_break_glass(&self, s: Scope<'_>, limit: i64) -> Result<Vec<BreakGlassRow>, StoreError> {
         let sql = format!(

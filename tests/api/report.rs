@@ -738,3 +738,37 @@ async fn report_on_the_command_line_matches_the_api() {
     let out = run(&["--demo", "--from", "2026-02-30"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// More break-the-glass events than the page lists: all are counted, and a review of one
+/// beyond the list counts as reviewed.
+#[tokio::test]
+async fn every_break_the_glass_event_is_counted_beyond_the_list() {
+    let app = app().await;
+    let n_events = overdracht::report::BREAK_GLASS_LIST_MAX + 2;
+    let mut tx = app.store.begin().await.expect("tx");
+    let mut last = None;
+    for _ in 0..n_events {
+        let mut e = AuditEntry::new(AuditAction::BreakGlass, AuditOutcome::Success);
+        e.user = Some(Actor { uzi: OUTSIDER.into(), uzi_role: "01.047".into(), ura: PROVIDER.into() });
+        e.objects = vec!["Patient/p".into(), format!("Organization/ura-{PROVIDER}")];
+        e.emergency = true;
+        e.flag_for_review = true;
+        last = Some(audit::record(&mut tx, &e).await.expect("entry"));
+    }
+    tx.commit().await.expect("commit");
+    let last = last.expect("events");
+    let mut review = AuditEntry::new(AuditAction::Review, AuditOutcome::Success);
+    review.objects = vec![format!("AuditEvent/{}", last.id)];
+    review.reason = Some("not-justified: no emergency".into());
+    audit::record_alone(&app.store, &review).await.expect("review");
+    let report = report_json(&app, &admin(&app)).await;
+    let bg = &report["break_glass"];
+    assert_eq!(n(&bg["count"]), n_events);
+    assert_eq!(
+        (n(&bg["reviewed"]), n(&bg["not_reviewed"])),
+        (1, n_events - 1),
+        "the newest, beyond the list, was reviewed"
+    );
+    assert_eq!(bg["truncated"], true);
+    assert_eq!(bg["events"].as_array().expect("events").len() as i64, overdracht::report::BREAK_GLASS_LIST_MAX);
+}
