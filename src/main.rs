@@ -69,7 +69,7 @@ enum Command {
     ///
     /// Reads the database of `serve` (same --data-dir/--config) and the agreements of
     /// policy.agreements_dir (or the built-in examples with --demo). Recorded as a `report` audit
-    /// entry. Fields of the JSON and the page: docs/report.md. Exit status: 0 done, 2 usage or I/O error.
+    /// entry. Fields of the JSON and the page: docs/report.md. Exit status: 0 done, 1 the audit trail is not intact, 2 usage or I/O error.
     Report(ReportArgs),
 }
 
@@ -603,8 +603,11 @@ fn run_report(a: ReportArgs) -> anyhow::Result<ExitCode> {
         Some(f) => f == "html",
         None => a.out.as_ref().and_then(|p| p.extension()).is_some_and(|x| x == "html" || x == "htm"),
     };
+    if !access.agreements.iter().any(|ag| ag.receiver.ura.as_deref() == Some(provider.as_str())) {
+        eprintln!("overdracht: warning: no loaded agreement names URA {provider} as receiver; check --provider");
+    }
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let text = rt.block_on(async {
+    let (text, intact) = rt.block_on(async {
         let store = open_existing_store(&a.store).await?;
         let entry =
             report::operator_entry(&provider, &period, if html { "html" } else { "json" }, a.operator.as_deref());
@@ -613,14 +616,26 @@ fn run_report(a: ReportArgs) -> anyhow::Result<ExitCode> {
         let r = report::gather(sources, &provider, period, today).await;
         store.close().await;
         let r = r?;
-        anyhow::Ok(if html { report::html::render(&r) } else { serde_json::to_string_pretty(&r)? + "\n" })
+        let text = if html { report::html::render(&r) } else { serde_json::to_string_pretty(&r)? + "\n" };
+        anyhow::Ok((text, r.audit_chain.intact))
     })?;
     match &a.out {
         Some(p) => {
-            std::fs::write(p, text)?;
+            // It names staff (UZI numbers): readable by its owner only.
+            let mut f = std::fs::OpenOptions::new();
+            f.write(true).create(true).truncate(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut f, 0o600);
+            f.open(p)?.write_all(text.as_bytes())?;
             eprintln!("report written to {}", p.display());
         }
         None => std::io::stdout().write_all(text.as_bytes())?,
+    }
+    if !intact {
+        eprintln!(
+            "overdracht: the audit trail is NOT intact (see the report's last section; `overdracht audit verify`)"
+        );
+        return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)
 }
