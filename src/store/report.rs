@@ -8,6 +8,9 @@
 //! The entry fields that have no search column (`rule`, `reason`, the user's role, the
 //! objects) are read from the canonical `content` JSON with SQLite's `json_extract` /
 //! `json_each`; on PostgreSQL these become `content::jsonb ->> …` / `jsonb_array_elements`.
+//! SQLite's JSON functions fail the whole query on one malformed document, so every one is
+//! guarded with `json_valid` (a tampered row then counts as nothing here; the report's chain
+//! status shows the tampering).
 //!
 //! "Of the provider" means: handovers whose receiver is the provider (`handovers.receiver`,
 //! joined through the entry's `Handover/<id>` object); refusals that named the provider as
@@ -127,7 +130,7 @@ impl Scope<'_> {
 }
 
 /// Reads and denials of the provider: by its staff, or of its copy of a patient's data.
-const OF_PROVIDER: &str = "(a.user_ura = $1 OR EXISTS (SELECT 1 FROM json_each(a.content, '$.entry.objects') o \
+const OF_PROVIDER: &str = "(a.user_ura = $1 OR EXISTS (SELECT 1 FROM json_each(CASE WHEN json_valid(a.content) THEN a.content ELSE '[]' END, '$.entry.objects') o \
                            WHERE o.value = $4))";
 
 impl Store {
@@ -148,8 +151,8 @@ impl Store {
     pub async fn report_received(&self, s: Scope<'_>) -> Result<Vec<ReceivedRow>, StoreError> {
         let rows = sqlx::query(
             "SELECT substr(a.recorded_at, 1, 13) AS hour, h.sender AS sender, COUNT(*) AS n, \
-             SUM(CASE WHEN json_extract(a.content, '$.entry.reason') LIKE 'received again%' THEN 1 ELSE 0 END) AS again \
-             FROM audit_entries a JOIN handovers h ON h.id = substr(json_extract(a.content, '$.entry.objects[0]'), 10) \
+             SUM(CASE WHEN json_extract(CASE WHEN json_valid(a.content) THEN a.content ELSE '[]' END, '$.entry.reason') LIKE 'received again%' THEN 1 ELSE 0 END) AS again \
+             FROM audit_entries a JOIN handovers h ON h.id = substr(json_extract(CASE WHEN json_valid(a.content) THEN a.content ELSE '[]' END, '$.entry.objects[0]'), 10) \
              WHERE a.action = 'handover-received' AND a.outcome = 'success' AND h.receiver = $1 \
              AND a.recorded_at >= $2 AND a.recorded_at < $3 \
              GROUP BY hour, h.sender ORDER BY hour, h.sender",
@@ -174,12 +177,12 @@ impl Store {
     pub async fn report_refused(&self, s: Scope<'_>) -> Result<Vec<RefusedRow>, StoreError> {
         let rows = sqlx::query(
             "SELECT substr(a.recorded_at, 1, 13) AS hour, a.user_ura AS sender, \
-             COALESCE(json_extract(a.content, '$.entry.rule'), \
+             COALESCE(json_extract(CASE WHEN json_valid(a.content) THEN a.content ELSE '[]' END, '$.entry.rule'), \
              CASE a.outcome WHEN 'invalid' THEN 'request.invalid' END) AS rule, COUNT(*) AS n \
              FROM audit_entries a \
              WHERE a.action = 'handover-refused' AND a.outcome IN ('denied', 'invalid') \
              AND a.recorded_at >= $2 AND a.recorded_at < $3 \
-             AND EXISTS (SELECT 1 FROM json_each(a.content, '$.entry.objects') o WHERE o.value = $1) \
+             AND EXISTS (SELECT 1 FROM json_each(CASE WHEN json_valid(a.content) THEN a.content ELSE '[]' END, '$.entry.objects') o WHERE o.value = $1) \
              GROUP BY hour, sender, rule ORDER BY hour, sender, rule",
         )
         .bind(s.as_object())
@@ -204,7 +207,7 @@ impl Store {
             "SELECT h.sender AS sender, json_extract(r.value, '$.category') AS category, COUNT(*) AS handovers, \
              SUM(COALESCE(json_extract(r.value, '$.resources'), 0)) AS resources, \
              MIN(json_extract(r.value, '$.reason')) AS reason \
-             FROM handovers h, json_each(h.summary, '$.transfer.removed') r \
+             FROM handovers h, json_each(CASE WHEN json_valid(h.summary) THEN h.summary ELSE '[]' END, '$.transfer.removed') r \
              WHERE h.receiver = $1 AND h.created_at >= $2 AND h.created_at < $3 \
              GROUP BY h.sender, category ORDER BY h.sender, category",
         )
@@ -228,7 +231,7 @@ impl Store {
 
     pub async fn report_team_reads(&self, s: Scope<'_>) -> Result<Vec<TeamReadRow>, StoreError> {
         let sql = format!(
-            "SELECT json_extract(a.content, '$.entry.team_roles') AS roles, a.action AS action, COUNT(*) AS n \
+            "SELECT json_extract(CASE WHEN json_valid(a.content) THEN a.content ELSE '[]' END, '$.entry.team_roles') AS roles, a.action AS action, COUNT(*) AS n \
              FROM audit_entries a WHERE a.action IN ('read', 'search', 'export') AND a.outcome = 'success' \
              AND a.recorded_at >= $2 AND a.recorded_at < $3 AND {OF_PROVIDER} \
              GROUP BY roles, a.action ORDER BY roles, a.action"
@@ -247,7 +250,7 @@ impl Store {
 
     pub async fn report_reads(&self, s: Scope<'_>) -> Result<Vec<ReadRow>, StoreError> {
         let sql = format!(
-            "SELECT json_extract(a.content, '$.entry.user.uzi_role') AS role, a.action AS action, a.outcome AS outcome, \
+            "SELECT json_extract(CASE WHEN json_valid(a.content) THEN a.content ELSE '[]' END, '$.entry.user.uzi_role') AS role, a.action AS action, a.outcome AS outcome, \
              COUNT(*) AS n FROM audit_entries a \
              WHERE a.action IN ('read', 'search', 'export', 'break-glass') AND a.outcome IN ('success', 'denied') \
              AND a.recorded_at >= $2 AND a.recorded_at < $3 AND {OF_PROVIDER} \
@@ -269,7 +272,7 @@ impl Store {
     pub async fn report_denials(&self, s: Scope<'_>) -> Result<Vec<DenialRow>, StoreError> {
         let sql = format!(
             "SELECT substr(a.recorded_at, 1, 13) AS hour, a.action AS action, \
-             json_extract(a.content, '$.entry.rule') AS rule, COUNT(*) AS n FROM audit_entries a \
+             json_extract(CASE WHEN json_valid(a.content) THEN a.content ELSE '[]' END, '$.entry.rule') AS rule, COUNT(*) AS n FROM audit_entries a \
              WHERE a.outcome = 'denied' AND a.action <> 'handover-refused' \
              AND a.recorded_at >= $2 AND a.recorded_at < $3 AND {OF_PROVIDER} \
              GROUP BY hour, a.action, rule ORDER BY hour, a.action, rule"
@@ -302,7 +305,7 @@ impl Store {
     pub async fn report_break_glass(&self, s: Scope<'_>, limit: i64) -> Result<Vec<BreakGlassRow>, StoreError> {
         let sql = format!(
             "SELECT a.seq AS seq, a.id AS id, a.recorded_at AS recorded_at, a.user_uzi AS user_uzi, a.user_ura AS user_ura, \
-             json_extract(a.content, '$.entry.user.uzi_role') AS role, json_extract(a.content, '$.entry.reason') AS reason, \
+             json_extract(CASE WHEN json_valid(a.content) THEN a.content ELSE '[]' END, '$.entry.user.uzi_role') AS role, json_extract(CASE WHEN json_valid(a.content) THEN a.content ELSE '[]' END, '$.entry.reason') AS reason, \
              a.outcome AS outcome FROM audit_entries a \
              WHERE a.action = 'break-glass' AND a.recorded_at >= $2 AND a.recorded_at < $3 AND {OF_PROVIDER} \
              ORDER BY a.seq LIMIT {}",
@@ -330,9 +333,9 @@ impl Store {
     pub async fn report_reviews(&self) -> Result<Vec<ReviewRow>, StoreError> {
         let rows = sqlx::query(
             "SELECT a.seq AS seq, a.id AS id, a.recorded_at AS recorded_at, a.user_uzi AS user_uzi, \
-             substr(o.value, 12) AS reviewed, json_extract(a.content, '$.entry.reason') AS conclusion, \
+             substr(o.value, 12) AS reviewed, json_extract(CASE WHEN json_valid(a.content) THEN a.content ELSE '[]' END, '$.entry.reason') AS conclusion, \
              a.outcome AS outcome \
-             FROM audit_entries a, json_each(a.content, '$.entry.objects') o \
+             FROM audit_entries a, json_each(CASE WHEN json_valid(a.content) THEN a.content ELSE '[]' END, '$.entry.objects') o \
              WHERE a.action = 'review' AND o.value LIKE 'AuditEvent/%' ORDER BY a.seq",
         )
         .fetch_all(self.pool())

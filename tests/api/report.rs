@@ -772,3 +772,25 @@ async fn every_break_the_glass_event_is_counted_beyond_the_list() {
     assert_eq!(bg["truncated"], true);
     assert_eq!(bg["events"].as_array().expect("events").len() as i64, overdracht::report::BREAK_GLASS_LIST_MAX);
 }
+
+/// A tampered trail whose content is no longer JSON: the report is still made (counting by
+/// the search columns where the content cannot be read) and says the trail is broken,
+/// instead of failing with a 500.
+#[tokio::test]
+async fn a_report_on_a_tampered_trail_says_so() {
+    let app = app().await;
+    let mut e = AuditEntry::new(AuditAction::Read, AuditOutcome::Success);
+    e.user = Some(Actor { uzi: LEAD.into(), uzi_role: "01.047".into(), ura: PROVIDER.into() });
+    e.objects = vec!["Patient/p".into(), format!("Organization/ura-{PROVIDER}")];
+    let id = audit::record_alone(&app.store, &e).await.expect("entry");
+    audit::record_alone(&app.store, &e).await.expect("entry");
+    let db = format!("sqlite://{}/overdracht.db", app.data_dir.path().display());
+    let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&db).await.expect("connect");
+    for sql in ["DROP TRIGGER audit_entries_no_update", "UPDATE audit_entries SET content = '{not json' WHERE seq = ?"]
+    {
+        sqlx::query(sql).bind(id.seq).execute(&mut conn).await.expect(sql);
+    }
+    let report = report_json(&app, &admin(&app)).await;
+    assert_eq!(report["audit_chain"]["intact"], false, "{}", report["audit_chain"]);
+    assert_eq!(n(&report["reads"]["permitted"]), 2, "both reads, by their search columns");
+}
