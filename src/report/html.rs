@@ -9,7 +9,8 @@ use std::fmt::Write as _;
 use super::{BreakGlassSection, Report, TeamOut};
 
 /// The page's Content-Security-Policy: nothing can load from anywhere, and no script runs.
-pub const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src data:";
+pub const CSP: &str =
+    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'";
 
 /// Escapes text for HTML element content and quoted attribute values.
 pub fn esc(s: &str) -> String {

@@ -1045,12 +1045,9 @@ fn denials_section(months: &[String], rows: &[crate::store::report::DenialRow]) 
     }
     let mut by_rule: Vec<RuleCount> = by_rule.into_iter().map(|(rule, count)| RuleCount { rule, count }).collect();
     by_rule.sort_by(|a, b| b.count.cmp(&a.count).then(a.rule.cmp(&b.rule)));
-    DenialsSection {
-        total: rows.iter().map(|r| r.count).sum(),
-        by_rule,
-        by_action: by_action.into_iter().map(|(rule, count)| RuleCount { rule, count }).collect(),
-        per_month,
-    }
+    let mut by_action: Vec<RuleCount> = by_action.into_iter().map(|(rule, count)| RuleCount { rule, count }).collect();
+    by_action.sort_by(|a, b| b.count.cmp(&a.count).then(a.rule.cmp(&b.rule)));
+    DenialsSection { total: rows.iter().map(|r| r.count).sum(), by_rule, by_action, per_month }
 }
 
 fn break_glass_section(
