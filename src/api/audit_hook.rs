@@ -22,7 +22,7 @@ use crate::store::Tx;
 pub fn draft(action: AuditAction, caller: &Caller, requester: &Requester, headers: &HeaderMap) -> AuditEntry {
     let mut e = audit_api::draft(action, caller, headers);
     if let Some(r) = &requester.break_glass_reason {
-        e.reason = Some(format!("break-the-glass reason: {}", r.chars().take(1000).collect::<String>()));
+        e.reason = Some(format!("{} {}", audit::BREAK_GLASS_REASON, r.chars().take(1000).collect::<String>()));
     }
     e
 }

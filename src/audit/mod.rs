@@ -34,6 +34,10 @@ use crate::store::{Store, StoreError, Tx};
 pub use chain::{head, verify, ChainHead, Tamper, VerifyReport};
 pub use query::{search, AuditSearch, StoredEntry};
 
+/// How an entry's `reason` carries the stated break-the-glass reason:
+/// `…; break-the-glass reason: <text>` (written by the facade, read by the report).
+pub const BREAK_GLASS_REASON: &str = "break-the-glass reason:";
+
 /// What was done. The `code()` is stored and is the `subtype` code in our CodeSystem
 /// `https://w3id.org/overdracht/fhir/CodeSystem/audit-action`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -29,6 +29,11 @@ pub enum Conclusion {
 }
 
 impl Conclusion {
+    /// The conclusion of a review entry's reason (`<code>: <note>`, as [`review`] writes it).
+    pub fn of_review_reason(reason: &str) -> Option<Conclusion> {
+        reason.split(':').next()?.trim().parse().ok()
+    }
+
     pub fn code(self) -> &'static str {
         match self {
             Conclusion::Justified => "justified",
@@ -190,6 +195,8 @@ mod tests {
             assert_eq!(c.code().parse::<Conclusion>(), Ok(c));
         }
         assert!("maybe".parse::<Conclusion>().is_err());
+        assert_eq!(Conclusion::of_review_reason("not-justified: no emergency"), Some(Conclusion::NotJustified));
+        assert_eq!(Conclusion::of_review_reason("justified"), Some(Conclusion::Justified));
     }
 
     #[test]

@@ -1088,20 +1088,16 @@ fn break_glass_section(
     BreakGlassSection { count, reviewed: reviewed_count, not_reviewed: count - reviewed_count, events, truncated }
 }
 
-/// Whether a break-the-glass entry's reason holds a stated reason (the facade records it as
-/// `…; break-the-glass reason: <text>`).
+/// Whether a break-the-glass entry's reason holds a stated reason
+/// ([`crate::audit::BREAK_GLASS_REASON`]).
 fn stated_reason(reason: &str) -> bool {
-    reason.split_once("break-the-glass reason:").is_some_and(|(_, text)| !text.trim().is_empty())
+    reason.split_once(crate::audit::BREAK_GLASS_REASON).is_some_and(|(_, text)| !text.trim().is_empty())
 }
 
-/// The conclusion code of a review entry's reason (`<code>: <note>`), without the note.
+/// The conclusion code of a review entry's reason, without the note; `recorded` when it has
+/// none.
 fn conclusion_code(reason: Option<&str>) -> &'static str {
-    let code = reason.map(|r| r.split(':').next().unwrap_or("").trim());
-    match code {
-        Some("justified") => "justified",
-        Some("not-justified") => "not-justified",
-        _ => "recorded",
-    }
+    reason.and_then(crate::audit::review::Conclusion::of_review_reason).map_or("recorded", |c| c.code())
 }
 
 // ---------------------------------------------------------------------------------------
