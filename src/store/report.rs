@@ -129,9 +129,21 @@ impl Scope<'_> {
     }
 }
 
+/// An audit entry's content for SQLite's JSON functions, which fail the whole query on one
+/// malformed document: a row whose content is not JSON reads as an empty array.
+macro_rules! doc {
+    () => {
+        "(CASE WHEN json_valid(a.content) THEN a.content ELSE '[]' END)"
+    };
+}
+const DOC: &str = doc!();
+
 /// Reads and denials of the provider: by its staff, or of its copy of a patient's data.
-const OF_PROVIDER: &str = "(a.user_ura = $1 OR EXISTS (SELECT 1 FROM json_each(CASE WHEN json_valid(a.content) THEN a.content ELSE '[]' END, '$.entry.objects') o \
-                           WHERE o.value = $4))";
+const OF_PROVIDER: &str = concat!(
+    "(a.user_ura = $1 OR EXISTS (SELECT 1 FROM json_each(",
+    doc!(),
+    ", '$.entry.objects') o WHERE o.value = $4))"
+);
 
 impl Store {
     /// Runs `sql`, built from fixed fragments (with [`OF_PROVIDER`]) and an integer limit at
@@ -149,14 +161,15 @@ impl Store {
     }
 
     pub async fn report_received(&self, s: Scope<'_>) -> Result<Vec<ReceivedRow>, StoreError> {
-        let rows = sqlx::query(
+        // Safe: fixed fragments only ([`DOC`]); every value is bound.
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT substr(a.recorded_at, 1, 13) AS hour, h.sender AS sender, COUNT(*) AS n, \
-             SUM(CASE WHEN json_extract(CASE WHEN json_valid(a.content) THEN a.content ELSE '[]' END, '$.entry.reason') LIKE 'received again%' THEN 1 ELSE 0 END) AS again \
-             FROM audit_entries a JOIN handovers h ON h.id = substr(json_extract(CASE WHEN json_valid(a.content) THEN a.content ELSE '[]' END, '$.entry.objects[0]'), 10) \
+             SUM(CASE WHEN json_extract({DOC}, '$.entry.reason') LIKE 'received again%' THEN 1 ELSE 0 END) AS again \
+             FROM audit_entries a JOIN handovers h ON h.id = substr(json_extract({DOC}, '$.entry.objects[0]'), 10) \
              WHERE a.action = 'handover-received' AND a.outcome = 'success' AND h.receiver = $1 \
              AND a.recorded_at >= $2 AND a.recorded_at < $3 \
-             GROUP BY hour, h.sender ORDER BY hour, h.sender",
-        )
+             GROUP BY hour, h.sender ORDER BY hour, h.sender"
+        )))
         .bind(s.receiver())
         .bind(s.from)
         .bind(s.to)
@@ -175,16 +188,17 @@ impl Store {
     }
 
     pub async fn report_refused(&self, s: Scope<'_>) -> Result<Vec<RefusedRow>, StoreError> {
-        let rows = sqlx::query(
+        // Safe: fixed fragments only ([`DOC`]); every value is bound.
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT substr(a.recorded_at, 1, 13) AS hour, a.user_ura AS sender, \
-             COALESCE(json_extract(CASE WHEN json_valid(a.content) THEN a.content ELSE '[]' END, '$.entry.rule'), \
+             COALESCE(json_extract({DOC}, '$.entry.rule'), \
              CASE a.outcome WHEN 'invalid' THEN 'request.invalid' END) AS rule, COUNT(*) AS n \
              FROM audit_entries a \
              WHERE a.action = 'handover-refused' AND a.outcome IN ('denied', 'invalid') \
              AND a.recorded_at >= $2 AND a.recorded_at < $3 \
-             AND EXISTS (SELECT 1 FROM json_each(CASE WHEN json_valid(a.content) THEN a.content ELSE '[]' END, '$.entry.objects') o WHERE o.value = $1) \
-             GROUP BY hour, sender, rule ORDER BY hour, sender, rule",
-        )
+             AND EXISTS (SELECT 1 FROM json_each({DOC}, '$.entry.objects') o WHERE o.value = $1) \
+             GROUP BY hour, sender, rule ORDER BY hour, sender, rule"
+        )))
         .bind(s.as_object())
         .bind(s.from)
         .bind(s.to)
@@ -231,7 +245,7 @@ impl Store {
 
     pub async fn report_team_reads(&self, s: Scope<'_>) -> Result<Vec<TeamReadRow>, StoreError> {
         let sql = format!(
-            "SELECT json_extract(CASE WHEN json_valid(a.content) THEN a.content ELSE '[]' END, '$.entry.team_roles') AS roles, a.action AS action, COUNT(*) AS n \
+            "SELECT json_extract({DOC}, '$.entry.team_roles') AS roles, a.action AS action, COUNT(*) AS n \
              FROM audit_entries a WHERE a.action IN ('read', 'search', 'export') AND a.outcome = 'success' \
              AND a.recorded_at >= $2 AND a.recorded_at < $3 AND {OF_PROVIDER} \
              GROUP BY roles, a.action ORDER BY roles, a.action"
@@ -250,7 +264,7 @@ impl Store {
 
     pub async fn report_reads(&self, s: Scope<'_>) -> Result<Vec<ReadRow>, StoreError> {
         let sql = format!(
-            "SELECT json_extract(CASE WHEN json_valid(a.content) THEN a.content ELSE '[]' END, '$.entry.user.uzi_role') AS role, a.action AS action, a.outcome AS outcome, \
+            "SELECT json_extract({DOC}, '$.entry.user.uzi_role') AS role, a.action AS action, a.outcome AS outcome, \
              COUNT(*) AS n FROM audit_entries a \
              WHERE a.action IN ('read', 'search', 'export', 'break-glass') AND a.outcome IN ('success', 'denied') \
              AND a.recorded_at >= $2 AND a.recorded_at < $3 AND {OF_PROVIDER} \
@@ -272,7 +286,7 @@ impl Store {
     pub async fn report_denials(&self, s: Scope<'_>) -> Result<Vec<DenialRow>, StoreError> {
         let sql = format!(
             "SELECT substr(a.recorded_at, 1, 13) AS hour, a.action AS action, \
-             json_extract(CASE WHEN json_valid(a.content) THEN a.content ELSE '[]' END, '$.entry.rule') AS rule, COUNT(*) AS n FROM audit_entries a \
+             json_extract({DOC}, '$.entry.rule') AS rule, COUNT(*) AS n FROM audit_entries a \
              WHERE a.outcome = 'denied' AND a.action <> 'handover-refused' \
              AND a.recorded_at >= $2 AND a.recorded_at < $3 AND {OF_PROVIDER} \
              GROUP BY hour, a.action, rule ORDER BY hour, a.action, rule"
@@ -305,7 +319,7 @@ impl Store {
     pub async fn report_break_glass(&self, s: Scope<'_>, limit: i64) -> Result<Vec<BreakGlassRow>, StoreError> {
         let sql = format!(
             "SELECT a.seq AS seq, a.id AS id, a.recorded_at AS recorded_at, a.user_uzi AS user_uzi, a.user_ura AS user_ura, \
-             json_extract(CASE WHEN json_valid(a.content) THEN a.content ELSE '[]' END, '$.entry.user.uzi_role') AS role, json_extract(CASE WHEN json_valid(a.content) THEN a.content ELSE '[]' END, '$.entry.reason') AS reason, \
+             json_extract({DOC}, '$.entry.user.uzi_role') AS role, json_extract({DOC}, '$.entry.reason') AS reason, \
              a.outcome AS outcome FROM audit_entries a \
              WHERE a.action = 'break-glass' AND a.recorded_at >= $2 AND a.recorded_at < $3 AND {OF_PROVIDER} \
              ORDER BY a.seq LIMIT {}",
@@ -331,13 +345,14 @@ impl Store {
     /// Every review entry (any time: a review may come after the period), with the entry
     /// it names (`AuditEvent/<id>`), oldest first.
     pub async fn report_reviews(&self) -> Result<Vec<ReviewRow>, StoreError> {
-        let rows = sqlx::query(
+        // Safe: fixed fragments only ([`DOC`]); every value is bound.
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT a.seq AS seq, a.id AS id, a.recorded_at AS recorded_at, a.user_uzi AS user_uzi, \
-             substr(o.value, 12) AS reviewed, json_extract(CASE WHEN json_valid(a.content) THEN a.content ELSE '[]' END, '$.entry.reason') AS conclusion, \
+             substr(o.value, 12) AS reviewed, json_extract({DOC}, '$.entry.reason') AS conclusion, \
              a.outcome AS outcome \
-             FROM audit_entries a, json_each(CASE WHEN json_valid(a.content) THEN a.content ELSE '[]' END, '$.entry.objects') o \
-             WHERE a.action = 'review' AND o.value LIKE 'AuditEvent/%' ORDER BY a.seq",
-        )
+             FROM audit_entries a, json_each({DOC}, '$.entry.objects') o \
+             WHERE a.action = 'review' AND o.value LIKE 'AuditEvent/%' ORDER BY a.seq"
+        )))
         .fetch_all(self.pool())
         .await?;
         rows.into_iter()
