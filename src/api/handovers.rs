@@ -264,7 +264,15 @@ async fn create_handover(
             new.patient_resource_id.as_deref(),
         );
         for r in &rows {
-            tx.upsert_facade_resource(r, &new.id, &now).await?;
+            if !tx.upsert_facade_resource(r, &new.id, &now).await? {
+                // An id bound to another patient: nothing of this handover is written.
+                drop(tx);
+                state.metrics.handover("refused");
+                let e = bound_to_another_patient(&r.resource_type, &r.resource_id);
+                entry.rule = Some(IDENTITY_RULE.to_owned());
+                entry.reason = e.outcome.issues.first().map(|i| format!("HTTP 409: {}", i.diagnostics));
+                return Err(e);
+            }
         }
     }
     let mut handover_id = id;
@@ -319,6 +327,24 @@ async fn create_handover(
         let body: Value = serde_json::from_str(&stored.summary).map_err(ApiError::internal)?;
         Ok(summary_response(StatusCode::OK, &location, body))
     }
+}
+
+/// The rule that refuses a handover whose resource ids are held for another patient.
+const IDENTITY_RULE: &str = "identity.bound-to-another-patient";
+
+/// The answer when a resource id is already bound to another patient (see `fhir::ids`).
+fn bound_to_another_patient(resource_type: &str, id: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::CONFLICT,
+        crate::validate::Issue::error(
+            crate::validate::IssueCode::Conflict,
+            format!(
+                "{resource_type}/{id} is already held for another patient; nothing of this handover was stored \
+                 (two patients' records never share a resource)"
+            ),
+        )
+        .at(format!("{resource_type}/{id}")),
+    )
 }
 
 async fn convert_for_handover(

@@ -1,26 +1,25 @@
 //! Model → FHIR R4 resources claiming the nl-core (zib2020) and MP9 profiles.
 //!
-//! Every resource gets a deterministic id (UUID v5 of the sender, the resource type and
-//! the item's source key), `meta.profile`, and exactly one data-category label in
-//! `meta.security`. References between items resolve inside the output; a reference to
+//! Every resource gets a deterministic id (see [`ids`]: the sender, the patient, the
+//! resource type and the item's stable source key), `meta.profile`, and exactly one
+//! data-category label in `meta.security`. References between items resolve inside the output; a reference to
 //! something that is not in the input keeps its display text and identifier, and is
 //! reported once.
 
 pub mod bundle;
 pub mod datatypes;
+pub mod ids;
 mod resources;
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{json, Value};
-use uuid::Uuid;
 
 use crate::model::*;
 use crate::terminology::Terminology;
 use crate::validate::{Issue, IssueCode, Outcome};
 
-/// Namespace of our UUID v5 resource ids (fixed forever: changing it changes every id).
-pub const ID_NAMESPACE: Uuid = Uuid::from_u128(0x6f76_6572_6472_4163_9874_6e6c_2d66_6869);
+pub use ids::{resource_id, ID_NAMESPACE};
 
 /// Canonical base of our own conformance resources.
 pub const OVERDRACHT_BASE: &str = "https://w3id.org/overdracht/fhir";
@@ -59,17 +58,14 @@ pub struct FhirOutput {
     pub outcome: Outcome,
 }
 
-/// The deterministic id of a resource.
-pub fn resource_id(sender: &str, resource_type: &str, key: &str) -> String {
-    Uuid::new_v5(&ID_NAMESPACE, format!("{sender}|{resource_type}|{key}").as_bytes()).to_string()
-}
-
 pub(crate) struct Emitter<'a> {
     pub opts: &'a FhirOptions,
     pub term: &'a Terminology,
     /// item key → (resource type, id)
     targets: BTreeMap<Key, (String, String)>,
     patient: Option<(String, Option<String>)>,
+    /// Whose data this is (see [`ids`]).
+    scope: String,
     unresolved: BTreeSet<Key>,
     pub outcome: Outcome,
     current_path: String,
@@ -134,8 +130,9 @@ impl<'a> Emitter<'a> {
         }
     }
 
+    /// The id of a resource of the patient's that has no item of its own (a journal line).
     pub fn id_for(&self, resource_type: &str, key: &str) -> String {
-        resource_id(&self.opts.sender, resource_type, key)
+        resource_id(&self.opts.sender, &self.scope, resource_type, key)
     }
 }
 
@@ -168,16 +165,28 @@ pub(crate) fn resource_type_of(c: &ItemConcept) -> &str {
 /// Converts a dossier to R4 resources.
 pub fn emit(dossier: &Dossier, opts: &FhirOptions) -> FhirOutput {
     let term = Terminology::embedded();
+    let scope = ids::patient_scope(dossier);
     let mut targets = BTreeMap::new();
     let patient = dossier.patient.as_ref().map(|p| {
-        let id = resource_id(&opts.sender, "Patient", &p.key);
+        let id = resource_id(&opts.sender, &scope, "Patient", &p.key);
         targets.insert(p.key.clone(), ("Patient".to_owned(), id.clone()));
         (id, p.names.first().and_then(|n| n.text.clone().or_else(|| n.family_name())))
     });
-    for item in &dossier.items {
-        let ty = resource_type_of(&item.concept).to_owned();
-        let id = resource_id(&opts.sender, &ty, &item.key);
-        targets.entry(item.key.clone()).or_insert((ty, id));
+    // Each item's id, computed once: the patient's scope, or a shared identity.
+    let item_ids: Vec<(String, String)> = dossier
+        .items
+        .iter()
+        .map(|item| {
+            let ty = resource_type_of(&item.concept).to_owned();
+            let id = match ids::shared_key(&ty, &item.concept) {
+                Some(key) => resource_id(&opts.sender, "shared", &ty, &key),
+                None => resource_id(&opts.sender, &scope, &ty, &item.key),
+            };
+            (ty, id)
+        })
+        .collect();
+    for (item, (ty, id)) in dossier.items.iter().zip(&item_ids) {
+        targets.entry(item.key.clone()).or_insert((ty.clone(), id.clone()));
     }
     // An R4 input refers to its own ids: make those resolve too.
     for item in &dossier.items {
@@ -196,6 +205,7 @@ pub fn emit(dossier: &Dossier, opts: &FhirOptions) -> FhirOutput {
         term,
         targets,
         patient,
+        scope,
         unresolved: BTreeSet::new(),
         outcome: Outcome::new(),
         current_path: String::new(),
@@ -207,16 +217,19 @@ pub fn emit(dossier: &Dossier, opts: &FhirOptions) -> FhirOutput {
             "the input has no Patient: resources refer to the patient by display text only; send the Patient with the record",
         ));
     }
-    if let Some(p) = &dossier.patient {
+    if let (Some(p), Some((id, _))) = (&dossier.patient, e.patient.clone()) {
         e.current_path = p.source_path.clone();
-        let id = e.id_for("Patient", &p.key);
         let r = resources::patient(&mut e, p, &id);
         out.resources.push(finish(r, "Patient", id, DataCategory::Identification, "Patient", &p.source_path));
     }
-    for item in &dossier.items {
+    // Two items of one record may be the same shared resource (one practice named twice):
+    // it is emitted once.
+    let mut emitted = BTreeSet::new();
+    for (item, (ty, id)) in dossier.items.iter().zip(item_ids) {
+        if !emitted.insert(id.clone()) {
+            continue;
+        }
         e.current_path = item.source_path.clone();
-        let ty = resource_type_of(&item.concept).to_owned();
-        let id = e.id_for(&ty, &item.key);
         for (resource, rid, profile_name) in resources::item(&mut e, item, &ty, &id) {
             let rty = resource.get("resourceType").and_then(Value::as_str).unwrap_or(&ty).to_owned();
             out.resources.push(finish(resource, &rty, rid, item.category(), profile_name, &item.source_path));

@@ -164,3 +164,99 @@ pub fn read_json(v: serde_json::Value, format: Format) -> Result<Dossier, Source
         Format::Hl7v3Ps => Err(SourceError::UnknownFormat("a Professional Summary is XML, not JSON".into())),
     }
 }
+
+/// The keys of one record's items, and the stable key of an item that has no source id.
+///
+/// An item without an id is keyed by its type and a hash of its own content (canonical
+/// JSON: object keys sorted), never by its position: the same item sent again, alone or
+/// in a reordered Bundle, gets the same key, and the patient's part of its resource id is
+/// added later (`fhir::ids`). A second item with identical content in the same record
+/// gets `#2`, and so on.
+#[derive(Debug, Default)]
+pub(crate) struct Keys {
+    seen: std::collections::HashSet<crate::model::Key>,
+}
+
+impl Keys {
+    /// The content key of an id-less item of `kind` whose content is `content` (not claimed).
+    pub(crate) fn of_content(kind: &str, content: &[u8]) -> crate::model::Key {
+        use sha2::{Digest, Sha256};
+        format!("{kind}/#{}", hex::encode(&Sha256::digest(content)[..16]))
+    }
+
+    /// The content key of an id-less JSON item (not claimed).
+    pub(crate) fn of_json(kind: &str, v: &serde_json::Value) -> crate::model::Key {
+        let mut text = String::new();
+        canonical_json(v, &mut text);
+        Keys::of_content(kind, text.as_bytes())
+    }
+
+    /// Whether `key` was made from content (and so may need [`Keys::claim`] to stay unique).
+    pub(crate) fn is_content_key(key: &str) -> bool {
+        key.contains("/#")
+    }
+
+    /// `key` if it is still free, else `key#2`, `key#3`, …
+    pub(crate) fn claim(&mut self, key: crate::model::Key) -> crate::model::Key {
+        if self.seen.insert(key.clone()) {
+            return key;
+        }
+        let mut n = 2;
+        loop {
+            let k = format!("{key}#{n}");
+            if self.seen.insert(k.clone()) {
+                return k;
+            }
+            n += 1;
+        }
+    }
+}
+
+/// JSON with object keys sorted, no white space: one text per content.
+pub(crate) fn canonical_json(v: &serde_json::Value, out: &mut String) {
+    use serde_json::Value;
+    match v {
+        Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, k) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String(k.clone()).to_string());
+                out.push(':');
+                canonical_json(&m[k], out);
+            }
+            out.push('}');
+        }
+        Value::Array(a) => {
+            out.push('[');
+            for (i, x) in a.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                canonical_json(x, out);
+            }
+            out.push(']');
+        }
+        other => out.push_str(&other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod key_tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn content_keys_ignore_key_order_and_count_duplicates() {
+        let mut k = Keys::default();
+        let a = k.claim(Keys::of_json("Condition", &json!({"code": {"text": "x"}, "onsetDateTime": "2020"})));
+        let b = k.claim(Keys::of_json("Condition", &json!({"onsetDateTime": "2020", "code": {"text": "x"}})));
+        assert_eq!(b, format!("{a}#2"));
+        let c = Keys::of_json("Condition", &json!({"onsetDateTime": "2021", "code": {"text": "x"}}));
+        assert_ne!(a, c);
+        assert!(a.starts_with("Condition/#") && Keys::is_content_key(&a));
+    }
+}

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::consume::leftovers;
 use super::stu3::{patient, Cx};
-use super::SourceError;
+use super::{Keys, SourceError};
 use crate::model::*;
 use crate::terminology::{maps, Terminology};
 use crate::validate::{Issue, IssueCode, Outcome};
@@ -163,11 +163,13 @@ pub fn read(v: Value) -> Result<Dossier, SourceError> {
         Some(rt) => vec![(rt.to_owned(), v.clone())],
         None => return Err(SourceError::invalid("$", "not a FHIR resource: 'resourceType' is missing")),
     };
+    let mut keys = Keys::default();
     for (path, mut r) in resources {
         let rt = r.get("resourceType").and_then(Value::as_str).unwrap_or("").to_owned();
+        // Its id, or its content (never its position in the Bundle).
         let key = match r.get("id").and_then(Value::as_str) {
             Some(id) => format!("{rt}/{id}"),
-            None => format!("{rt}/{path}"),
+            None => keys.claim(Keys::of_json(&rt, &r)),
         };
         if rt == "Patient" {
             if d.patient.is_some() {

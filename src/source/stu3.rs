@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use super::consume::*;
 use super::fhir_types::*;
-use super::SourceError;
+use super::{Keys, SourceError};
 use crate::model::*;
 use crate::terminology::{maps, uri};
 use crate::validate::{Issue, IssueCode, Outcome};
@@ -39,7 +39,7 @@ pub fn read(v: Value) -> Result<Dossier, SourceError> {
     // Find the patient first, so that subjects can be checked against it.
     for (path, res) in &resources {
         if res.get("resourceType").and_then(Value::as_str) == Some("Patient") {
-            let key = key_of(res, path);
+            let key = key_of(res);
             if let Some(existing) = &reader.patient_key {
                 if *existing != key {
                     return Err(SourceError::invalid(
@@ -99,11 +99,12 @@ fn collect(mut v: Value, out: &mut Outcome) -> Result<Vec<(String, Value)>, Sour
     Ok(found)
 }
 
-fn key_of(res: &Value, path: &str) -> Key {
+/// The source key of a resource: its id, or its content (see [`Keys`]); never its position.
+fn key_of(res: &Value) -> Key {
     let rt = res.get("resourceType").and_then(Value::as_str).unwrap_or("Resource");
     match res.get("id").and_then(Value::as_str) {
         Some(id) => format!("{rt}/{id}"),
-        None => format!("{rt}/{path}"),
+        None => Keys::of_json(rt, res),
     }
 }
 
@@ -123,6 +124,8 @@ struct Reader {
     journal: BTreeMap<Key, JournalDraft>,
     /// Observation keys that a gp-EncounterReport lists, with the report's key.
     report_of_line: BTreeMap<Key, Key>,
+    /// Content keys of id-less resources, kept unique.
+    keys: Keys,
 }
 
 #[derive(Default)]
@@ -136,7 +139,17 @@ impl Reader {
     /// Maps one resource. `key` is given for contained resources (`Container/id#local`).
     fn resource(&mut self, path: String, mut res: Value, key: Option<Key>) -> Result<(), SourceError> {
         let rt = res.get("resourceType").and_then(Value::as_str).unwrap_or("").to_owned();
-        let key = key.unwrap_or_else(|| key_of(&res, &path));
+        let key = match key {
+            Some(k) => k,
+            None => {
+                let k = key_of(&res);
+                if Keys::is_content_key(&k) {
+                    self.keys.claim(k)
+                } else {
+                    k
+                }
+            }
+        };
         let profiles = profiles(&res);
         consume(&mut res, "resourceType");
         consume(&mut res, "id");

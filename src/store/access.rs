@@ -106,19 +106,27 @@ impl Tx {
         Ok(())
     }
 
-    /// Stores (or replaces) one resource in the facade index.
+    /// Stores (or replaces) one resource in the facade index, in one statement.
+    ///
+    /// A resource bound to a patient (every type but the shared ones, see
+    /// [`crate::fhir::ids::is_patient_bound`]) is never written for another patient: when
+    /// its type and id are held for a different BSN (by any holder), nothing is written and
+    /// the answer is `false`. Shared resources are held once per patient.
     pub async fn upsert_facade_resource(
         &mut self,
         r: &FacadeResource,
         handover_id: &str,
         now: &str,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
+    ) -> Result<bool, StoreError> {
+        let bound = crate::fhir::ids::is_patient_bound(&r.resource_type);
+        let done = sqlx::query(
             "INSERT INTO facade_resources (holder_ura, resource_type, resource_id, patient_bsn, \
              patient_resource_id, category, handover_id, updated_at, resource) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-             ON CONFLICT (holder_ura, resource_type, resource_id) DO UPDATE SET \
-             patient_bsn = excluded.patient_bsn, patient_resource_id = excluded.patient_resource_id, \
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9 \
+             WHERE NOT ($10 AND EXISTS (SELECT 1 FROM facade_resources \
+                 WHERE resource_type = $2 AND resource_id = $3 AND patient_bsn <> $4)) \
+             ON CONFLICT (holder_ura, resource_type, resource_id, patient_bsn) DO UPDATE SET \
+             patient_resource_id = excluded.patient_resource_id, \
              category = excluded.category, handover_id = excluded.handover_id, \
              updated_at = excluded.updated_at, resource = excluded.resource",
         )
@@ -131,9 +139,10 @@ impl Tx {
         .bind(handover_id)
         .bind(now)
         .bind(&r.resource)
+        .bind(bound)
         .execute(self.conn())
         .await?;
-        Ok(())
+        Ok(done.rows_affected() == 1)
     }
 
     /// Creates or replaces a care team; returns its new version (1 for a new team).

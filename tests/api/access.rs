@@ -444,3 +444,155 @@ async fn care_team_rules_and_writers() {
     assert_eq!(changes.iter().filter(|e| e.outcome == overdracht::audit::AuditOutcome::Success).count(), 1);
     assert!(changes.len() >= 6, "refusals are audited too");
 }
+
+/// A record whose resources carry no ids (as collection Bundles with `urn:uuid` fullUrls,
+/// per-export numbering or flat items often do), for patient `bsn`.
+fn id_less_record(bsn: &str) -> Vec<u8> {
+    let mut v: Value = serde_json::from_slice(&example()).expect("json");
+    for e in v["entry"].as_array_mut().expect("entries") {
+        let e = e.as_object_mut().expect("entry");
+        e.remove("fullUrl");
+        e.get_mut("resource").and_then(Value::as_object_mut).expect("resource").remove("id");
+    }
+    // Nothing has an id, so nothing is referred to by one.
+    fn drop_references(v: &mut Value) {
+        match v {
+            Value::Object(m) => {
+                if m.get("reference").is_some_and(Value::is_string) {
+                    m.remove("reference");
+                    m.entry("display").or_insert(json!("(no id)"));
+                }
+                m.values_mut().for_each(drop_references);
+            }
+            Value::Array(a) => a.iter_mut().for_each(drop_references),
+            _ => {}
+        }
+    }
+    drop_references(&mut v);
+    v.to_string().replace(BSN, bsn).into_bytes()
+}
+
+/// Two patients' id-less records from one GP: both stored (201), each lead sees only their
+/// own patient, complete, and nothing of the first was overwritten.
+#[tokio::test]
+async fn two_patients_id_less_records_stay_apart() {
+    const OTHER_BSN: &str = "999911144";
+    const OTHER_LEAD: &str = "900000111";
+    let app = app().await;
+    let team = read_json("examples/care-teams/frail-elderly-group-care.json");
+    assert_eq!(put(&app, &format!("/fhir/CareTeam/{TEAM}"), &admin(&app), &team).await.status(), 201);
+    let other_team: Value = serde_json::from_str(
+        &team.to_string().replace(TEAM, "zuid-other-2026").replace(BSN, OTHER_BSN).replace(LEAD, OTHER_LEAD),
+    )
+    .expect("json");
+    let r = put(&app, "/fhir/CareTeam/zuid-other-2026", &admin(&app), &other_team).await;
+    assert_eq!(r.status(), 201, "{:?}", r.text().await);
+
+    let gp = token(&app, "900012345", "01.015", GP_URA);
+    let query = format!("/handovers?receiver=ura%7C{PROVIDER}");
+    let first = app.post(&query, gp.clone(), "application/fhir+json", id_less_record(BSN)).await;
+    assert_eq!(first.status(), 201);
+    let first: Value = first.json().await.expect("summary");
+    let second = app.post(&query, gp, "application/fhir+json", id_less_record(OTHER_BSN)).await;
+    assert_eq!(second.status(), 201);
+    let second: Value = second.json().await.expect("summary");
+    let (pa, pb) = (patient_id(&first), patient_id(&second));
+    assert_ne!(pa, pb, "two patients, two Patient resources");
+
+    let other_lead = token(&app, OTHER_LEAD, "01.047", PROVIDER);
+    let a = get_json(&app, &format!("/fhir/Patient/{pa}/$everything"), &lead(&app)).await;
+    let b = get_json(&app, &format!("/fhir/Patient/{pb}/$everything"), &other_lead).await;
+    assert_eq!(a["total"], first["resources"]["total"], "the first patient's dossier is complete");
+    assert_eq!(b["total"], second["resources"]["total"]);
+    let bsns = |bundle: &Value| -> BTreeSet<String> {
+        let mut found = BTreeSet::new();
+        for e in bundle["entry"].as_array().expect("entries") {
+            for i in e["resource"]["identifier"].as_array().into_iter().flatten() {
+                if i["system"] == "http://fhir.nl/fhir/NamingSystem/bsn" {
+                    found.insert(i["value"].as_str().unwrap_or("").to_owned());
+                }
+            }
+        }
+        found
+    };
+    assert_eq!(bsns(&a), BTreeSet::from([BSN.to_owned()]));
+    assert_eq!(bsns(&b), BTreeSet::from([OTHER_BSN.to_owned()]));
+    // Each lead sees only their own patient.
+    assert_outcome(get(&app, &format!("/fhir/Patient/{pb}"), &lead(&app)).await, 404).await;
+    assert_outcome(get(&app, &format!("/fhir/Patient/{pa}"), &other_lead).await, 404).await;
+}
+
+/// The store never rebinds an id held for one patient to another: the write is refused
+/// (409), audited, and nothing of the handover is stored.
+#[tokio::test]
+async fn an_id_bound_to_another_patient_is_refused_and_audited() {
+    const OTHER_BSN: &str = "999911144";
+    let app = app().await;
+    let summary = gp_scenario(&app).await;
+    let pid = patient_id(&summary);
+    let condition = {
+        let all = get_json(&app, &format!("/fhir/Patient/{pid}/$everything"), &lead(&app)).await;
+        all["entry"]
+            .as_array()
+            .expect("entries")
+            .iter()
+            .find(|e| e["resource"]["resourceType"] == "Condition")
+            .expect("a Condition")["resource"]["id"]
+            .as_str()
+            .expect("id")
+            .to_owned()
+    };
+
+    // Through the store: the Condition's id cannot be written for another patient.
+    let row = overdracht::store::access::FacadeResource {
+        holder_ura: PROVIDER.to_owned(),
+        resource_type: "Condition".to_owned(),
+        resource_id: condition.clone(),
+        patient_bsn: OTHER_BSN.to_owned(),
+        patient_resource_id: None,
+        category: "problems".to_owned(),
+        resource: "{}".to_owned(),
+    };
+    let mut tx = app.store.begin().await.expect("tx");
+    let written = tx
+        .upsert_facade_resource(&row, summary["id"].as_str().expect("handover id"), "2026-12-01T00:00:00Z")
+        .await
+        .expect("statement runs");
+    assert!(!written, "the store refuses to write the id for another patient");
+    tx.commit().await.expect("commit");
+    assert_eq!(get_json(&app, &format!("/fhir/Condition/{condition}"), &lead(&app)).await["id"], condition.as_str());
+
+    // Through the API: a foreign writer (or old data) has bound this patient's Patient id to
+    // another BSN; the GP's next record for the patient is refused whole and audited.
+    let db = format!("sqlite://{}/overdracht.db", app.data_dir.path().display());
+    let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&db).await.expect("connect");
+    sqlx::query("UPDATE facade_resources SET patient_bsn = $1 WHERE resource_type = 'Patient' AND resource_id = $2")
+        .bind(OTHER_BSN)
+        .bind(&pid)
+        .execute(&mut conn)
+        .await
+        .expect("rebind");
+    let handovers_before = app.store.handover_count().await.expect("count");
+    let refused_before = audit(&app, vec![AuditAction::HandoverRefused]).await.len();
+    let mut changed: Value = serde_json::from_slice(&example()).expect("json");
+    changed["meta"] = json!({"lastUpdated": "2026-12-03T10:00:00+01:00"});
+    let r = app
+        .post(
+            &format!("/handovers?receiver=ura%7C{PROVIDER}"),
+            token(&app, "900012345", "01.015", GP_URA),
+            "application/fhir+json",
+            changed.to_string(),
+        )
+        .await;
+    let outcome = assert_outcome(r, 409).await;
+    assert!(outcome["issue"][0]["diagnostics"].as_str().unwrap_or("").contains("another patient"), "{outcome}");
+    assert_eq!(outcome["issue"][0]["expression"][0], format!("Patient/{pid}"));
+    assert_eq!(app.store.handover_count().await.expect("count"), handovers_before, "nothing stored");
+    let refused = audit(&app, vec![AuditAction::HandoverRefused]).await;
+    assert_eq!(refused.len(), refused_before + 1, "the refusal is audited");
+    assert!(
+        refused.last().and_then(|e| e.reason.as_deref()).is_some_and(|r| r.contains("409")),
+        "{:?}",
+        refused.last()
+    );
+}

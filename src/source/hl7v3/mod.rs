@@ -38,7 +38,7 @@ use quick_xml::name::ResolveResult;
 use quick_xml::NsReader;
 
 use self::xml::{Doc, NodeId, V3};
-use super::SourceError;
+use super::{Keys, SourceError};
 use crate::model::{Dossier, Identifier, Item, ItemConcept, Key, Patient};
 use crate::terminology::Terminology;
 use crate::validate::{Issue, IssueCode, Outcome};
@@ -141,11 +141,12 @@ impl<'d> Mapper<'d> {
         }
     }
 
-    /// A key for an item: its identifier if it has one and it is still free, else its path.
+    /// A key for an item: its identifier if it has one and it is still free, else its
+    /// content (never its position in the message; see `source::Keys`).
     pub(crate) fn key_for(&mut self, id: Option<&Identifier>, node: NodeId, kind: &str) -> Key {
         let candidate = match id {
             Some(i) => format!("{kind}/{}|{}", i.system.as_deref().unwrap_or(""), i.value),
-            None => format!("{kind}{}", self.doc.path(node)),
+            None => Keys::of_content(kind, self.doc.canonical(node).as_bytes()),
         };
         if self.keys.insert(candidate.clone()) {
             return candidate;
@@ -159,9 +160,12 @@ impl<'d> Mapper<'d> {
                 .at(self.doc.path(node)),
             );
         }
+        // The second use of an id, or a second element with the same content: its own content,
+        // counted.
+        let base = Keys::of_content(kind, self.doc.canonical(node).as_bytes());
         let mut n = 2;
         loop {
-            let k = format!("{kind}{}#{n}", self.doc.path(node));
+            let k = format!("{base}#{n}");
             if self.keys.insert(k.clone()) {
                 return k;
             }

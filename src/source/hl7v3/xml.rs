@@ -237,6 +237,39 @@ impl Doc {
         self.n(id).text.as_deref()
     }
 
+    /// The element's whole content (names, attributes in name order, text, children in
+    /// order) as one text, for a stable key of an element that has no id. Marks nothing.
+    pub(crate) fn canonical(&self, id: NodeId) -> String {
+        let mut out = String::new();
+        self.canonical_into(id, &mut out);
+        out
+    }
+
+    fn canonical_into(&self, id: NodeId, out: &mut String) {
+        let n = self.n(id);
+        out.push('<');
+        out.push_str(self.ns(id));
+        out.push(' ');
+        out.push_str(self.name(id));
+        let start = n.attr_start as usize;
+        let mut attrs: Vec<(&str, &str, &str)> = self.attrs[start..start + usize::from(n.attr_len)]
+            .iter()
+            .map(|a| (&*self.namespaces[usize::from(a.ns)], &*self.names[a.name as usize], &*a.value))
+            .collect();
+        attrs.sort_unstable();
+        for (ns, name, value) in attrs {
+            out.push_str(&format!(" {ns}:{name}={value:?}"));
+        }
+        out.push('>');
+        if let Some(t) = &n.text {
+            out.push_str(&format!("{t:?}"));
+        }
+        for c in self.children(id) {
+            self.canonical_into(c, out);
+        }
+        out.push_str("</>");
+    }
+
     /// The XPath-like location of an element, e.g.
     /// `/QUPC_IN990002NL/ControlActProcess/subject/PrimaryCareProvision/component1[3]/encounter`.
     /// Elements outside the HL7v3 namespace are written `{namespace}name`.
