@@ -167,6 +167,9 @@ pub struct Converted {
     pub warnings: usize,
     bytes: Vec<u8>,
     extension: &'static str,
+    /// The Patient resource's id and every `(type, id)` written, for the identity guard.
+    patient: Option<String>,
+    ids: Vec<(String, String)>,
 }
 
 /// How workers render output.
@@ -188,7 +191,17 @@ fn render(c: Conversion, how: Render) -> Converted {
     if how.kind == OutputKind::Bundle {
         bytes.push(b'\n');
     }
-    Converted { warnings: c.warnings(), resources: c.resources.len(), outcome: c.outcome, bytes, extension }
+    let patient = c.patient_id().map(str::to_owned);
+    let ids = c.resources.iter().map(|r| (r.resource_type.clone(), r.id.clone())).collect();
+    Converted {
+        warnings: c.warnings(),
+        resources: c.resources.len(),
+        outcome: c.outcome,
+        bytes,
+        extension,
+        patient,
+        ids,
+    }
 }
 
 /// Totals of a batch run.
@@ -290,6 +303,9 @@ pub fn run(
     let work_rx = Arc::new(Mutex::new(work_rx));
     let mut summary = Summary::default();
     let mut write_error: Option<BatchError> = None;
+    // Which patient each written id belongs to: a record that would write another
+    // patient's id is rejected, not written.
+    let mut bindings = crate::fhir::ids::Bindings::default();
 
     // Files in a directory are for people to read; streams are one Bundle per line.
     let how = Render { kind: opts.output, pretty: pretty || matches!(sink, Sink::Directory(_)) };
@@ -318,6 +334,7 @@ pub fn run(
                 if write_error.is_some() {
                     continue;
                 }
+                let outcome = guard_identity(&mut bindings, outcome);
                 progress.record_done(&record.origin, &outcome);
                 if let Err(e) = write_one(&mut sink, rejects, &record, &outcome, &mut summary) {
                     write_error = Some(e);
@@ -357,6 +374,16 @@ fn worker(
     }
 }
 
+/// A converted record whose ids are already bound to another patient becomes a reject.
+fn guard_identity(bindings: &mut crate::fhir::ids::Bindings, outcome: Outcome) -> Outcome {
+    let Outcome::Converted(c) = &outcome else { return outcome };
+    let Some(patient) = &c.patient else { return outcome };
+    match bindings.bind(patient, c.ids.iter().map(|(t, id)| (t.as_str(), id.as_str()))) {
+        Ok(()) => outcome,
+        Err(resource) => Outcome::Rejected(ConvertError::BoundToAnotherPatient { resource }),
+    }
+}
+
 fn write_one(
     sink: &mut Sink,
     rejects: &mut Rejects,
@@ -383,6 +410,42 @@ fn write_one(
                         .map_err(|e| BatchError::Write { path: path.display().to_string(), source: e })
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn converted(patient: &str, ids: &[(&str, &str)]) -> Outcome {
+        Outcome::Converted(Box::new(Converted {
+            outcome: crate::validate::Outcome::new(),
+            resources: ids.len(),
+            warnings: 0,
+            bytes: vec![],
+            extension: "ndjson",
+            patient: Some(patient.to_owned()),
+            ids: ids.iter().map(|(t, id)| ((*t).to_owned(), (*id).to_owned())).collect(),
+        }))
+    }
+
+    /// A record that would write an id already written for another patient in this run is
+    /// rejected with the reason; the same patient's record again is not.
+    #[test]
+    fn a_record_reusing_another_patients_id_is_rejected() {
+        let mut b = crate::fhir::ids::Bindings::default();
+        let first = converted("pa", &[("Patient", "pa"), ("Condition", "c1"), ("Organization", "o")]);
+        assert!(matches!(guard_identity(&mut b, first), Outcome::Converted(_)));
+        let again = converted("pa", &[("Patient", "pa"), ("Condition", "c1")]);
+        assert!(matches!(guard_identity(&mut b, again), Outcome::Converted(_)));
+        let other = converted("pb", &[("Patient", "pb"), ("Organization", "o"), ("Condition", "c1")]);
+        match guard_identity(&mut b, other) {
+            Outcome::Rejected(e @ ConvertError::BoundToAnotherPatient { .. }) => {
+                assert!(e.to_string().contains("Condition/c1"));
+                assert!(e.to_outcome().has_errors());
+            }
+            _ => panic!("rejected"),
         }
     }
 }

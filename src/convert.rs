@@ -53,6 +53,10 @@ pub enum ConvertError {
     Source(#[from] SourceError),
     #[error("the output of mapping {mapping} (from {source_path}) is not valid FHIR: {}", first_error(.outcome))]
     InvalidOutput { mapping: String, source_path: String, outcome: Outcome },
+    /// A resource id of this record was already written for another patient in the same
+    /// run (see `fhir::ids::Bindings`); nothing of the record is written.
+    #[error("{resource} was already written for another patient; this record is not written (two patients' records never share a resource)")]
+    BoundToAnotherPatient { resource: String },
 }
 
 fn first_error(o: &Outcome) -> String {
@@ -74,11 +78,19 @@ impl ConvertError {
                 o.extend(outcome.clone());
                 o
             }
+            ConvertError::BoundToAnotherPatient { resource } => {
+                Issue::error(IssueCode::Conflict, self.to_string()).at(resource.clone()).into()
+            }
         }
     }
 }
 
 impl Conversion {
+    /// The id of the Patient resource, if the record has one.
+    pub fn patient_id(&self) -> Option<&str> {
+        self.resources.iter().find(|r| r.resource_type == "Patient").map(|r| r.id.as_str())
+    }
+
     /// The transaction Bundle.
     pub fn bundle(&self) -> Value {
         fhir::bundle::transaction(&self.resources)

@@ -124,3 +124,50 @@ async fn input_that_is_not_a_bundle_is_a_dead_letter_too() {
     let text = std::fs::read_to_string(&rejects).expect("dead letters");
     assert!(text.contains("not a Bundle") && text.contains(r#"\"resourceType\": \"Patient\""#), "{text}");
 }
+
+/// Two Bundles for two patients that name the same Condition id (as a foreign converter or
+/// an old id scheme could): the first is delivered, the second is not sent but kept as a
+/// dead letter with the reason; the receiving server never sees the id rebound.
+#[tokio::test]
+async fn a_bundle_that_reuses_another_patients_id_is_a_dead_letter() {
+    let server = MockServer::start().await;
+    let fake = FakeFhir::new(|_, _| Fault::None);
+    Mock::given(method("POST")).respond_with(fake.clone()).mount(&server).await;
+    let [first, second] = [0, 1].map(|i| example_bundles()[i].clone());
+    let condition = |b: &Value| -> Value {
+        b["entry"]
+            .as_array()
+            .expect("entries")
+            .iter()
+            .find(|e| e["resource"]["resourceType"] == "Condition")
+            .cloned()
+            .expect("a Condition")
+    };
+    let mut second = second;
+    // The second patient's Bundle carries the first patient's Condition id.
+    let taken = condition(&first)["resource"]["id"].clone();
+    let mine = second["entry"]
+        .as_array_mut()
+        .expect("entries")
+        .iter_mut()
+        .find(|e| e["resource"]["resourceType"] == "Condition")
+        .expect("a Condition");
+    mine["resource"]["id"] = taken.clone();
+    mine["request"]["url"] = json!(format!("Condition/{}", taken.as_str().expect("id")));
+    let dir = tempfile::tempdir().expect("tmp");
+    let input = dir.path().join("bundles.ndjson");
+    std::fs::write(&input, format!("{first}\n{second}\n")).expect("write");
+    let rejects = dir.path().join("rejects.ndjson");
+    let out = deliver(&server.uri(), &rejects, &["--jobs", "1"], &input);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("delivered 1, not delivered 1"), "{stderr}");
+    assert_eq!(server.received_requests().await.expect("requests").len(), 1, "the second Bundle is never sent");
+    let text = std::fs::read_to_string(&rejects).expect("dead letters");
+    let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).expect("json line")).collect();
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0]["line"], json!(2));
+    let reason = lines[0]["failure"]["reason"].as_str().unwrap_or("");
+    assert!(reason.contains("another patient") && reason.contains(taken.as_str().expect("id")), "{reason}");
+    assert_eq!(lines[0]["bundle"], second, "the Bundle is kept whole");
+}

@@ -313,3 +313,76 @@ async fn external_medplum_tls_client_certificate() {
     let with = FhirClient::new(&target).expect("client").deliver(small_bundle()).await;
     assert_eq!(with.result, Ok(Mode::Transaction));
 }
+
+/// The example GP record for patient `bsn`, with no resource ids, no fullUrls and no
+/// references (as id-less exports are): before patient-scoped ids, two such records of one
+/// GP got the same ids and the second overwrote the first on the receiving server.
+fn id_less_record(bsn: &str) -> Vec<u8> {
+    fn strip(v: &mut Value) {
+        match v {
+            Value::Object(m) => {
+                if m.get("reference").is_some_and(Value::is_string) {
+                    m.remove("reference");
+                    m.entry("display").or_insert(Value::String("(no id)".into()));
+                }
+                m.values_mut().for_each(strip);
+            }
+            Value::Array(a) => a.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/records/gp-frail-elderly.stu3.json");
+    let mut v: Value = serde_json::from_slice(&std::fs::read(path).expect("example")).expect("json");
+    for e in v["entry"].as_array_mut().expect("entries") {
+        let e = e.as_object_mut().expect("entry");
+        e.remove("fullUrl");
+        e.get_mut("resource").and_then(Value::as_object_mut).expect("resource").remove("id");
+    }
+    strip(&mut v);
+    v.to_string().replace("999911120", bsn).into_bytes()
+}
+
+/// Two patients' id-less records from one GP, delivered to a real server: every resource
+/// of each is on the server as delivered, and each patient's resources point to their own
+/// Patient, which carries their own BSN.
+#[tokio::test]
+#[ignore = "needs node + npm ci --prefix tests/fhir-server/medplum (run by .ci/run)"]
+async fn external_medplum_two_patients_id_less_records_stay_apart() {
+    use overdracht::convert::{convert, ConvertOptions};
+    let server = start_medplum(&[]);
+    let client = FhirClient::new(&quick_target(&server.base)).expect("client");
+    let bundles: Vec<Value> = ["999911120", "999911144"]
+        .iter()
+        .map(|bsn| convert(&id_less_record(bsn), &ConvertOptions::default()).expect("converts").bundle())
+        .collect();
+    for b in &bundles {
+        assert_eq!(client.deliver(b.clone()).await.result, Ok(Mode::Transaction));
+    }
+    let http = reqwest::Client::new();
+    for (b, bsn) in bundles.iter().zip(["999911120", "999911144"]) {
+        let entries = b["entry"].as_array().expect("entries");
+        let patient = entries.iter().find(|e| e["resource"]["resourceType"] == "Patient").expect("Patient");
+        let patient_id = patient["resource"]["id"].as_str().expect("id");
+        for e in entries {
+            let (t, id) =
+                (e["resource"]["resourceType"].as_str().expect("type"), e["resource"]["id"].as_str().expect("id"));
+            let held: Value =
+                http.get(format!("{}/{t}/{id}", server.base)).send().await.expect("read").json().await.expect("json");
+            assert_eq!(held["id"], id, "{t}/{id} is on the server");
+            if t == "Patient" {
+                assert_eq!(held["identifier"][0]["value"], bsn, "the Patient keeps its own BSN");
+            }
+            for field in ["subject", "patient"] {
+                if let Some(r) = held[field]["reference"].as_str() {
+                    assert_eq!(r, format!("Patient/{patient_id}"), "{t}/{id}.{field} points to its own patient");
+                }
+            }
+            // What the server holds is what this patient's Bundle delivered (not overwritten).
+            for k in ["code", "valueQuantity", "note", "effectiveDateTime"] {
+                assert_eq!(held[k], e["resource"][k], "{t}/{id}.{k}");
+            }
+        }
+    }
+    let patients = ids_on_server(&http, &server.base, "Patient").await;
+    assert_eq!(patients.len(), 2, "two patients, two Patient resources");
+}

@@ -109,6 +109,7 @@ pub fn convert_error(e: &ConvertError) -> ApiError {
             tracing::error!(mapping = %mapping, "conversion produced invalid output");
             StatusCode::INTERNAL_SERVER_ERROR
         }
+        ConvertError::BoundToAnotherPatient { .. } => StatusCode::CONFLICT,
     };
     ApiError::new(status, e.to_outcome())
 }
@@ -268,7 +269,8 @@ async fn create_handover(
                 // An id bound to another patient: nothing of this handover is written.
                 drop(tx);
                 state.metrics.handover("refused");
-                let e = bound_to_another_patient(&r.resource_type, &r.resource_id);
+                let resource = format!("{}/{}", r.resource_type, r.resource_id);
+                let e = convert_error(&ConvertError::BoundToAnotherPatient { resource });
                 entry.rule = Some(IDENTITY_RULE.to_owned());
                 entry.reason = e.outcome.issues.first().map(|i| format!("HTTP 409: {}", i.diagnostics));
                 return Err(e);
@@ -331,21 +333,6 @@ async fn create_handover(
 
 /// The rule that refuses a handover whose resource ids are held for another patient.
 const IDENTITY_RULE: &str = "identity.bound-to-another-patient";
-
-/// The answer when a resource id is already bound to another patient (see `fhir::ids`).
-fn bound_to_another_patient(resource_type: &str, id: &str) -> ApiError {
-    ApiError::new(
-        StatusCode::CONFLICT,
-        crate::validate::Issue::error(
-            crate::validate::IssueCode::Conflict,
-            format!(
-                "{resource_type}/{id} is already held for another patient; nothing of this handover was stored \
-                 (two patients' records never share a resource)"
-            ),
-        )
-        .at(format!("{resource_type}/{id}")),
-    )
-}
 
 async fn convert_for_handover(
     body: &Bytes,

@@ -2,7 +2,8 @@
 //! duplicated.
 //!
 //! A handover becomes a FHIR transaction Bundle of `PUT Type/id` entries whose ids are
-//! derived from the sender and the source identifiers (UUID v5). That makes delivery
+//! derived from the sender, the patient and the source identifiers (UUID v5, see
+//! [`crate::fhir::ids`]). That makes delivery
 //! *idempotent*: sending the same Bundle twice leaves the server as sending it once. So
 //! the delivery side never has to know whether an attempt that timed out arrived; it sends
 //! again. At-least-once delivery plus idempotent writes gives an exactly-once effect.

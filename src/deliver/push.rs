@@ -94,6 +94,32 @@ impl DeadLetters {
     }
 }
 
+/// A Bundle that would write an id already written for another patient in this run is not
+/// sent: it becomes a dead letter with the reason (see `fhir::ids::Bindings`).
+fn guard_identity(bindings: &mut crate::fhir::ids::Bindings, v: Value) -> Result<Value, (String, Option<Value>)> {
+    let entries = bundle::entries(&v);
+    let resources: Vec<(&str, &str)> = entries
+        .iter()
+        .filter_map(|e| {
+            let r = e.get("resource")?;
+            Some((r.get("resourceType")?.as_str()?, r.get("id")?.as_str()?))
+        })
+        .collect();
+    let Some(patient) = resources.iter().find(|(t, _)| *t == "Patient").map(|(_, id)| *id) else {
+        return Ok(v);
+    };
+    match bindings.bind(patient, resources.iter().copied()) {
+        Ok(()) => Ok(v),
+        Err(resource) => {
+            let reason = format!(
+                "{resource} was already delivered for another patient in this run; this Bundle is not sent \
+                 (two patients' records never share a resource)"
+            );
+            Err((reason, Some(v)))
+        }
+    }
+}
+
 /// Delivers every Bundle in `files` through `client`, `jobs` at a time.
 pub async fn push(
     files: &[PathBuf],
@@ -109,6 +135,7 @@ pub async fn push(
     let reader = tokio::task::spawn_blocking(move || batch::read_records(&files, |r| tx.blocking_send(r).is_ok()));
 
     let mut summary = PushSummary::default();
+    let mut bindings = crate::fhir::ids::Bindings::default();
     let mut running: JoinSet<(Origin, Vec<u8>, Option<Value>, Delivery)> = JoinSet::new();
     let mut input_done = false;
     while !input_done || !running.is_empty() {
@@ -117,19 +144,21 @@ pub async fn push(
                 None => input_done = true,
                 Some(record) => {
                     let client = client.clone();
+                    // A refusal keeps the Bundle when there is one, else the raw bytes.
+                    let parsed: Result<Value, (String, Option<Value>)> = serde_json::from_slice(&record.bytes)
+                        .map_err(|e| (format!("not JSON: {e}"), None))
+                        .and_then(|v| bundle::check(&v).map(|()| v).map_err(|r| (r, None)))
+                        .and_then(|v| guard_identity(&mut bindings, v));
                     running.spawn(async move {
-                        let parsed: Result<Value, String> = serde_json::from_slice(&record.bytes)
-                            .map_err(|e| format!("not JSON: {e}"))
-                            .and_then(|v| bundle::check(&v).map(|()| v));
                         match parsed {
                             Ok(v) => {
                                 let d = client.deliver(v.clone()).await;
                                 (record.origin, vec![], Some(v), d)
                             }
-                            Err(reason) => {
+                            Err((reason, kept)) => {
                                 let failure = Failure { kind: FailureKind::Rejected, status: None, reason, outcome: None, entries: vec![] };
                                 let d = Delivery { result: Err(failure), attempts: 0, elapsed: Duration::ZERO };
-                                (record.origin, record.bytes, None, d)
+                                (record.origin, record.bytes, kept, d)
                             }
                         }
                     });
