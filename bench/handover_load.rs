@@ -4,7 +4,10 @@
 //! coordinated omission), and measures each latency from the moment the request was due.
 //! `--mode handover` posts a 20-resource dossier cut from `examples/records/gp-frail-elderly.stu3.json`,
 //! made unique per request (the Bundle id), so every request stores a new handover;
-//! `--mode live` requests `GET /health/live` as the baseline.
+//! `--mode live` requests `GET /health/live` as the baseline; `--mode dump --rate N`
+//! writes N of those unique dossiers as NDJSON to standard output (the CLI's input for the
+//! same work). `--expect STATUS` makes the run fail unless every answer had that status, so
+//! that a benchmark of refusals or 503s can never pass for one of accepted handovers.
 
 use std::time::{Duration, Instant};
 
@@ -17,6 +20,7 @@ struct Args {
     rate: u64,
     seconds: u64,
     resources: usize,
+    expect: Option<u16>,
 }
 
 fn args() -> Result<Args, String> {
@@ -27,6 +31,7 @@ fn args() -> Result<Args, String> {
         rate: 500,
         seconds: 10,
         resources: 20,
+        expect: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -38,6 +43,7 @@ fn args() -> Result<Args, String> {
             "--rate" => a.rate = v.parse().map_err(|e| format!("--rate: {e}"))?,
             "--seconds" => a.seconds = v.parse().map_err(|e| format!("--seconds: {e}"))?,
             "--resources" => a.resources = v.parse().map_err(|e| format!("--resources: {e}"))?,
+            "--expect" => a.expect = Some(v.parse().map_err(|e| format!("--expect: {e}"))?),
             _ => return Err(format!("unknown option {k}")),
         }
     }
@@ -75,7 +81,18 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
 async fn main() -> Result<(), String> {
     let a = args()?;
     let client = reqwest::Client::builder().pool_max_idle_per_host(256).build().map_err(|e| e.to_string())?;
-    let template = if a.mode == "handover" { Some(dossier(a.resources)?) } else { None };
+    let template = if a.mode == "live" { None } else { Some(dossier(a.resources)?) };
+    if a.mode == "dump" {
+        let t = template.as_ref().ok_or("no dossier")?;
+        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+        for i in 0..a.rate {
+            let mut b = t.clone();
+            b["id"] = Value::String(format!("load-{i}"));
+            serde_json::to_writer(&mut out, &b).map_err(|e| e.to_string())?;
+            std::io::Write::write_all(&mut out, b"\n").map_err(|e| e.to_string())?;
+        }
+        return std::io::Write::flush(&mut out).map_err(|e| e.to_string());
+    }
     let interval = Duration::from_secs_f64(1.0 / a.rate as f64);
     let total = a.rate * a.seconds;
     let start = Instant::now();
@@ -134,5 +151,11 @@ async fn main() -> Result<(), String> {
         errors,
         statuses
     );
+    if let Some(expected) = a.expect {
+        let wrong: u64 = statuses.iter().filter(|(s, _)| **s != expected).map(|(_, n)| n).sum();
+        if wrong > 0 {
+            return Err(format!("{wrong} of {} answers were not {expected}: {statuses:?}", lat.len()));
+        }
+    }
     Ok(())
 }
