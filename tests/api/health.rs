@@ -1,4 +1,4 @@
-use crate::helpers::{spawn_app, SENDER_URA};
+use crate::helpers::{example, receiver_query, spawn_app, EXAMPLE_BSN, SENDER_URA};
 
 #[tokio::test]
 async fn live_and_ready() {
@@ -26,6 +26,9 @@ async fn ready_fails_when_the_database_is_gone() {
 async fn metrics_count_requests_by_route() {
     let app = spawn_app().await;
     let _ = app.client.get(app.url("/health/live")).send().await;
+    // A handover first, so that the metrics have had an organisation, a patient and a
+    // practitioner pass by: none of them may show up in the labels.
+    assert_eq!(app.post_handover(&receiver_query(), example()).await.status(), 201);
     let r = app.client.get(app.url("/metrics")).send().await.expect("req");
     assert_eq!(r.status(), 200);
     let text = r.text().await.expect("text");
@@ -33,7 +36,10 @@ async fn metrics_count_requests_by_route() {
         text.contains("overdracht_http_requests_total{method=\"GET\",route=\"/health/live\",status=\"200\"} 1"),
         "{text}"
     );
-    assert!(!text.contains(SENDER_URA));
+    assert!(text.contains("overdracht_handovers_total{result=\"created\"} 1"), "{text}");
+    for private in [SENDER_URA, EXAMPLE_BSN, "900012345", "Hendriks"] {
+        assert!(!text.contains(private), "{private} in the metrics");
+    }
 }
 
 #[tokio::test]
