@@ -151,3 +151,45 @@ async fn flat_json_and_forced_format() {
     let v: Value = r.json().await.expect("json");
     assert_eq!(v["format"], "flat");
 }
+
+/// The work of one accepted handover, in a unit that does not depend on the machine: the
+/// SQL statements it runs (counted from sqlx's own statement log, inside the request's span).
+/// A regression guard for the handover path's cost (bench/handover_load.sh measures time).
+#[tokio::test]
+async fn sql_statements_per_handover_do_not_grow() {
+    let app = crate::helpers::spawn_app().await;
+    let count = |request_id: &str| {
+        crate::helpers::captured_logs().lines().filter(|l| l.contains(request_id) && l.contains("sqlx::query")).count()
+    };
+    let send = |id: &'static str, body: Vec<u8>| {
+        let app = &app;
+        async move {
+            app.client
+                .post(app.url(&format!("/handovers?{}", crate::helpers::receiver_query())))
+                .bearer_auth(app.token())
+                .header("Content-Type", "application/fhir+json")
+                .header("X-Request-Id", id)
+                .body(body)
+                .send()
+                .await
+                .expect("request")
+        }
+    };
+    let r = send("sql-count-first-handover", crate::helpers::example()).await;
+    assert_eq!(r.status(), 201);
+    let new = count("sql-count-first-handover");
+    let r = send("sql-count-same-handover", crate::helpers::example()).await;
+    assert_eq!(r.status(), 200);
+    let again = count("sql-count-same-handover");
+    eprintln!("SQL statements: new handover {new}, the same record again {again}");
+    assert!(new > 0 && again > 0, "the statement log is captured");
+    // Today's budget for the 35-resource example: one upsert per stored resource (35) plus
+    // the handover, its agreement, the audit entry (head lock + insert), the outbox row and
+    // the transaction; a replay reads and records only. Lower these when the path gets
+    // cheaper; a change that makes them grow must say why.
+    assert!(new <= NEW_HANDOVER_STATEMENTS, "a new handover ran {new} statements (budget {NEW_HANDOVER_STATEMENTS})");
+    assert!(again <= REPLAY_STATEMENTS, "a replay ran {again} statements (budget {REPLAY_STATEMENTS})");
+}
+
+const NEW_HANDOVER_STATEMENTS: usize = 42;
+const REPLAY_STATEMENTS: usize = 6;
