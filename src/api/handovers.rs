@@ -264,17 +264,14 @@ async fn create_handover(
             &transfer.bsn,
             new.patient_resource_id.as_deref(),
         );
-        for r in &rows {
-            if !tx.upsert_facade_resource(r, &new.id, &now).await? {
-                // An id bound to another patient: nothing of this handover is written.
-                drop(tx);
-                state.metrics.handover("refused");
-                let resource = format!("{}/{}", r.resource_type, r.resource_id);
-                let e = convert_error(&ConvertError::BoundToAnotherPatient { resource });
-                entry.rule = Some(IDENTITY_RULE.to_owned());
-                entry.reason = e.outcome.issues.first().map(|i| format!("HTTP 409: {}", i.diagnostics));
-                return Err(e);
-            }
+        if let Err(resource) = tx.put_facade_resources(&rows, &new.id, &now).await? {
+            // An id bound to another patient: nothing of this handover is written.
+            drop(tx);
+            state.metrics.handover("refused");
+            let e = convert_error(&ConvertError::BoundToAnotherPatient { resource });
+            entry.rule = Some(IDENTITY_RULE.to_owned());
+            entry.reason = e.outcome.issues.first().map(|i| format!("HTTP 409: {}", i.diagnostics));
+            return Err(e);
         }
     }
     let mut handover_id = id;

@@ -24,6 +24,10 @@ pub struct FacadeResource {
     pub resource: String,
 }
 
+/// Rows of one facade insert statement: 10 values a row, well under SQLite's 32,766 bound
+/// values per statement.
+pub const FACADE_ROWS_PER_STATEMENT: usize = 500;
+
 /// A stored team or consent: its FHIR JSON and who wrote it last.
 #[derive(Debug, Clone)]
 pub struct StoredPolicyResource {
@@ -106,43 +110,76 @@ impl Tx {
         Ok(())
     }
 
-    /// Stores (or replaces) one resource in the facade index, in one statement.
+    /// Stores (or replaces) a handover's resources in the facade index: one statement per
+    /// [`FACADE_ROWS_PER_STATEMENT`] rows, not one per resource.
     ///
     /// A resource bound to a patient (every type but the shared ones, see
     /// [`crate::fhir::ids::is_patient_bound`]) is never written for another patient: when
-    /// its type and id are held for a different BSN (by any holder), nothing is written and
-    /// the answer is `false`. Shared resources are held once per patient.
-    pub async fn upsert_facade_resource(
+    /// its type and id are held for a different BSN (by any holder), that row is not
+    /// written, and the answer names it (`Err("Type/id")`); the caller then drops the
+    /// transaction, so nothing of the handover is kept. The check is part of each insert
+    /// statement itself, so no other writer can slip in between a check and the write.
+    /// Shared resources are held once per patient.
+    pub async fn put_facade_resources(
         &mut self,
-        r: &FacadeResource,
+        rows: &[FacadeResource],
         handover_id: &str,
         now: &str,
-    ) -> Result<bool, StoreError> {
-        let bound = crate::fhir::ids::is_patient_bound(&r.resource_type);
-        let done = sqlx::query(
-            "INSERT INTO facade_resources (holder_ura, resource_type, resource_id, patient_bsn, \
-             patient_resource_id, category, handover_id, updated_at, resource) \
-             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9 \
-             WHERE NOT ($10 AND EXISTS (SELECT 1 FROM facade_resources \
-                 WHERE resource_type = $2 AND resource_id = $3 AND patient_bsn <> $4)) \
-             ON CONFLICT (holder_ura, resource_type, resource_id, patient_bsn) DO UPDATE SET \
-             patient_resource_id = excluded.patient_resource_id, \
-             category = excluded.category, handover_id = excluded.handover_id, \
-             updated_at = excluded.updated_at, resource = excluded.resource",
-        )
-        .bind(&r.holder_ura)
-        .bind(&r.resource_type)
-        .bind(&r.resource_id)
-        .bind(&r.patient_bsn)
-        .bind(&r.patient_resource_id)
-        .bind(&r.category)
-        .bind(handover_id)
-        .bind(now)
-        .bind(&r.resource)
-        .bind(bound)
-        .execute(self.conn())
-        .await?;
-        Ok(done.rows_affected() == 1)
+    ) -> Result<Result<(), String>, StoreError> {
+        for chunk in rows.chunks(FACADE_ROWS_PER_STATEMENT) {
+            let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                "WITH v (holder_ura, resource_type, resource_id, patient_bsn, patient_resource_id, category, \
+                 handover_id, updated_at, resource, bound) AS (",
+            );
+            q.push_values(chunk, |mut b, r| {
+                b.push_bind(&r.holder_ura)
+                    .push_bind(&r.resource_type)
+                    .push_bind(&r.resource_id)
+                    .push_bind(&r.patient_bsn)
+                    .push_bind(&r.patient_resource_id)
+                    .push_bind(&r.category)
+                    .push_bind(handover_id)
+                    .push_bind(now)
+                    .push_bind(&r.resource)
+                    .push_bind(crate::fhir::ids::is_patient_bound(&r.resource_type));
+            });
+            q.push(
+                ") INSERT INTO facade_resources (holder_ura, resource_type, resource_id, patient_bsn, \
+                 patient_resource_id, category, handover_id, updated_at, resource) \
+                 SELECT holder_ura, resource_type, resource_id, patient_bsn, patient_resource_id, category, \
+                 handover_id, updated_at, resource FROM v \
+                 WHERE NOT (v.bound AND EXISTS (SELECT 1 FROM facade_resources f \
+                     WHERE f.resource_type = v.resource_type AND f.resource_id = v.resource_id \
+                     AND f.patient_bsn <> v.patient_bsn)) \
+                 ON CONFLICT (holder_ura, resource_type, resource_id, patient_bsn) DO UPDATE SET \
+                 patient_resource_id = excluded.patient_resource_id, \
+                 category = excluded.category, handover_id = excluded.handover_id, \
+                 updated_at = excluded.updated_at, resource = excluded.resource",
+            );
+            let done = q.build().execute(self.conn()).await?;
+            if done.rows_affected() != chunk.len() as u64 {
+                return Ok(Err(self.bound_elsewhere(chunk).await?.unwrap_or_else(|| "a resource".to_owned())));
+            }
+        }
+        Ok(Ok(()))
+    }
+
+    /// The first of `rows` whose id is held for another patient (the refusal's message).
+    async fn bound_elsewhere(&mut self, rows: &[FacadeResource]) -> Result<Option<String>, StoreError> {
+        for r in rows.iter().filter(|r| crate::fhir::ids::is_patient_bound(&r.resource_type)) {
+            let other = sqlx::query(
+                "SELECT 1 FROM facade_resources WHERE resource_type = $1 AND resource_id = $2 AND patient_bsn <> $3 LIMIT 1",
+            )
+            .bind(&r.resource_type)
+            .bind(&r.resource_id)
+            .bind(&r.patient_bsn)
+            .fetch_optional(self.conn())
+            .await?;
+            if other.is_some() {
+                return Ok(Some(format!("{}/{}", r.resource_type, r.resource_id)));
+            }
+        }
+        Ok(None)
     }
 
     /// Creates or replaces a care team; returns its new version (1 for a new team).

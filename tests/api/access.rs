@@ -555,10 +555,10 @@ async fn an_id_bound_to_another_patient_is_refused_and_audited() {
     };
     let mut tx = app.store.begin().await.expect("tx");
     let written = tx
-        .upsert_facade_resource(&row, summary["id"].as_str().expect("handover id"), "2026-12-01T00:00:00Z")
+        .put_facade_resources(&[row], summary["id"].as_str().expect("handover id"), "2026-12-01T00:00:00Z")
         .await
         .expect("statement runs");
-    assert!(!written, "the store refuses to write the id for another patient");
+    assert_eq!(written, Err(format!("Condition/{condition}")), "the store refuses to write the id for another patient");
     tx.commit().await.expect("commit");
     assert_eq!(get_json(&app, &format!("/fhir/Condition/{condition}"), &lead(&app)).await["id"], condition.as_str());
 
