@@ -596,3 +596,35 @@ async fn an_id_bound_to_another_patient_is_refused_and_audited() {
         refused.last()
     );
 }
+
+/// Resources beyond one insert statement's rows are all written, and the patient guard holds
+/// in every statement (a refused row in the last chunk still refuses the whole write).
+#[tokio::test]
+async fn facade_rows_over_several_statements() {
+    let app = app().await;
+    let summary = gp_scenario(&app).await;
+    let handover = summary["id"].as_str().expect("handover id").to_owned();
+    let n = overdracht::store::access::FACADE_ROWS_PER_STATEMENT * 2 + 1;
+    let row = |i: usize, bsn: &str| overdracht::store::access::FacadeResource {
+        holder_ura: PROVIDER.to_owned(),
+        resource_type: "Observation".to_owned(),
+        resource_id: format!("obs-{i}"),
+        patient_bsn: bsn.to_owned(),
+        patient_resource_id: Some("p-many".to_owned()),
+        category: "vital-signs".to_owned(),
+        resource: format!("{{\"resourceType\":\"Observation\",\"id\":\"obs-{i}\"}}"),
+    };
+    let rows: Vec<_> = (0..n).map(|i| row(i, "999911144")).collect();
+    let mut tx = app.store.begin().await.expect("tx");
+    assert_eq!(tx.put_facade_resources(&rows, &handover, "2026-12-01T00:00:00Z").await.expect("runs"), Ok(()));
+    tx.commit().await.expect("commit");
+    let held = app.store.facade_resources_of_patient("p-many", None).await.expect("read");
+    assert_eq!(held.len(), n);
+
+    // Another patient's rows, the last of which takes an id of the first patient.
+    let mut other: Vec<_> = (n..2 * n).map(|i| row(i, "999911156")).collect();
+    other.push(row(n - 1, "999911156"));
+    let mut tx = app.store.begin().await.expect("tx");
+    let refused = tx.put_facade_resources(&other, &handover, "2026-12-01T00:00:00Z").await.expect("runs");
+    assert_eq!(refused, Err(format!("Observation/obs-{}", n - 1)));
+}
