@@ -12,3 +12,5 @@ mod limits;
 mod logs;
 mod report;
 mod token_cli;
+#[path = "../security/mod.rs"]
+mod security;
