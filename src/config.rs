@@ -113,8 +113,10 @@ pub struct PolicySettings {
     /// Overrides `grace_period_days` of the policy's configuration: days after the end of a
     /// treatment in which the roles of `grace_period_roles` may still read (closing letter).
     pub grace_period_days: Option<u32>,
-    /// UZI numbers of administrators: they may write the care teams and consents of the
-    /// organisation named in their token, besides the teams' lead practitioners.
+    /// Administrators, each `URA:UZI` (the organisation they administer and their UZI
+    /// number): they may write the care teams and consents of that organisation, besides the
+    /// teams' lead practitioners, and see its evidence report — only with a token for that
+    /// organisation. A bare UZI number (the form before issue 14) is refused at start.
     pub admins: Vec<String>,
     /// Load the example agreements, care teams and consents built into the binary (set by
     /// `serve --demo` when no agreements directory is configured; not a file key).
@@ -352,13 +354,13 @@ mod tests {
             env(&[
                 ("OVERDRACHT_AGREEMENTS_DIR", "/etc/overdracht/agreements"),
                 ("OVERDRACHT_GRACE_PERIOD_DAYS", "14"),
-                ("OVERDRACHT_ADMINS", "900000900, 900000901"),
+                ("OVERDRACHT_ADMINS", "11112222:900000900, 11112222:900000901"),
             ]),
         )
         .expect("env");
         assert_eq!(s.policy.agreements_dir.as_deref(), Some(Path::new("/etc/overdracht/agreements")));
         assert_eq!(s.policy.grace_period_days, Some(14));
-        assert_eq!(s.policy.admins, ["900000900", "900000901"]);
+        assert_eq!(s.policy.admins, ["11112222:900000900", "11112222:900000901"]);
         assert!(!s.policy.demo_examples, "not settable from outside");
     }
 

@@ -246,6 +246,23 @@ fn an_objection_to_a_member_shuts_them_out() {
 }
 
 #[test]
+fn a_membership_counts_only_with_the_profession_in_the_token() {
+    // Issue 14: the team records the nurse (UZI 900000104) as an SO; her token says 30.000.
+    let mut demo = demo();
+    for m in demo.teams.iter_mut().flat_map(|t| t.members.iter_mut()).filter(|m| m.uzi == "900000104") {
+        m.uzi_role = "01.047".into();
+    }
+    let nurse = requester("900000104", "30.000", PROVIDER);
+    let req = demo_request(&demo, &nurse, TODAY, &Requested::All);
+    for d in [engine().decide(&req), engine().decide_rego(&req)] {
+        assert_eq!((d.permit, d.rule.as_str()), (false, "membership.role-mismatch"), "{d:?}");
+    }
+    // With the SO's token she is the member the team records.
+    let as_recorded = requester("900000104", "01.047", PROVIDER);
+    assert!(decide_demo(&demo, &as_recorded, TODAY, &Requested::All).permit);
+}
+
+#[test]
 fn break_the_glass_needs_a_reason_and_the_providers_ura_and_is_flagged() {
     let demo = demo();
     let mut colleague = requester("900000777", "01.047", PROVIDER);
@@ -464,10 +481,12 @@ fn table_request(c: &Cell) -> (CareTeam, Vec<Agreement>, Vec<PatientConsent>) {
         participant_index: i,
     };
     let mut members = vec![];
+    // The table's requester acts with token role 01.047; a membership counts only with the
+    // profession the token states (issue 14), so every own membership records 01.047.
     let own_role = match c.role {
         Role::Lead => Some((MemberRole::LeadPractitioner, "01.047")),
-        Role::Co => Some((MemberRole::CoPractitioner, "04.000")),
-        Role::Supporting => Some((MemberRole::SupportingDiscipline, "30.000")),
+        Role::Co => Some((MemberRole::CoPractitioner, "01.047")),
+        Role::Supporting => Some((MemberRole::SupportingDiscipline, "01.047")),
         Role::NotMember => None,
     };
     if let Some((role, code)) = own_role {

@@ -281,6 +281,7 @@ impl PolicyEngine {
                 memberships.push(obj([
                     ("team", R::from(t.id.as_str())),
                     ("role", R::from(m.role.key())),
+                    ("uzi_role", R::from(m.uzi_role.as_str())),
                     ("ura", R::from(m.organisation_ura.as_str())),
                     ("start", day(m.period.start)),
                     ("end", opt_day(m.period.end)),

@@ -48,8 +48,14 @@ pub(crate) fn decide(cfg: &AccessConfig, req: &AccessRequest<'_>) -> AccessDecis
     let teams: Vec<&CareTeam> = req.teams.iter().filter(|t| t.patient == *req.patient).collect();
     let memberships: Vec<(&CareTeam, &TeamMember)> =
         teams.iter().flat_map(|t| t.members.iter().filter(|m| m.uzi == r.uzi).map(move |m| (*t, m))).collect();
-    let own: Vec<(&CareTeam, &TeamMember)> =
-        memberships.iter().copied().filter(|(_, m)| m.organisation_ura == r.ura).collect();
+    // A membership counts for the organisation in the token, and only with the profession
+    // the token states: the team's UZI role code is a claim until the member acts.
+    let own: Vec<(&CareTeam, &TeamMember)> = memberships
+        .iter()
+        .copied()
+        .filter(|(_, m)| m.organisation_ura == r.ura && m.uzi_role == r.uzi_role)
+        .collect();
+    let role_mismatch = memberships.iter().any(|(_, m)| m.organisation_ura == r.ura && m.uzi_role != r.uzi_role);
     let grace = Days::new(u64::from(cfg.grace_period_days));
     let current: Vec<(&CareTeam, &TeamMember)> = own
         .iter()
@@ -187,11 +193,12 @@ pub(crate) fn decide(cfg: &AccessConfig, req: &AccessRequest<'_>) -> AccessDecis
             ),
         );
     }
-    not_a_member(&own, !memberships.is_empty(), now, deny)
+    not_a_member(&own, role_mismatch, !memberships.is_empty(), now, deny)
 }
 
 fn not_a_member(
     own: &[(&CareTeam, &TeamMember)],
+    role_mismatch: bool,
     any_membership: bool,
     now: NaiveDate,
     deny: impl Fn(&str, String) -> AccessDecision,
@@ -205,6 +212,11 @@ fn not_a_member(
         )
     } else if !own.is_empty() {
         deny("membership.ended", "the requester's membership of the care team has ended".into())
+    } else if role_mismatch {
+        deny(
+            "membership.role-mismatch",
+            "the care team records another profession (UZI role) for the requester than the token states".into(),
+        )
     } else if any_membership {
         deny(
             "membership.other-organisation",

@@ -1116,7 +1116,7 @@ pub struct ViewDecision {
 pub fn decide_view(
     caller: &Actor,
     provider: &str,
-    admins: &BTreeSet<String>,
+    admins: &crate::policy::Admins,
     privacy_officer_roles: &[String],
 ) -> ViewDecision {
     let deny = |rule, reason: String| ViewDecision { permit: false, rule, reason };
@@ -1126,7 +1126,7 @@ pub fn decide_view(
             format!("the report of provider {provider} is for that organisation only (token URA {})", caller.ura),
         );
     }
-    if admins.contains(&caller.uzi) {
+    if admins.is_admin(provider, &caller.uzi) {
         return ViewDecision {
             permit: true,
             rule: RULE_ADMIN,

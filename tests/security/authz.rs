@@ -193,7 +193,11 @@ async fn self_made_teams() {
     let mut current = read_json("examples/care-teams/frail-elderly-group-care.json");
     let end = (chrono::Utc::now().date_naive() + chrono::Duration::days(399)).to_string();
     current["period"]["end"] = json!(end);
-    assert_eq!(put(&app, &format!("/fhir/CareTeam/{TEAM}"), &lead(&app), &current).await.status(), 200);
+    for p in current["participant"].as_array_mut().expect("participants") {
+        p["period"]["end"] = json!(end);
+    }
+    let r = put(&app, &format!("/fhir/CareTeam/{TEAM}"), &lead(&app), &current).await;
+    assert_eq!(r.status(), 200, "{:?}", r.text().await);
     let r = put(&app, "/fhir/CareTeam/next-team", &lead(&app), &next).await;
     assert_eq!(r.status(), 201, "{:?}", r.text().await);
 

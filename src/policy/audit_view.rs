@@ -1,0 +1,1 @@
+//! Who sees which part of the audit trail (filled in below).
