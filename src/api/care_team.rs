@@ -33,7 +33,8 @@ use super::error::{fhir_response, ApiError};
 use super::facade::{self, is_id};
 use super::state::AppState;
 use crate::audit::{AuditAction, AuditEntry, AuditOutcome};
-use crate::policy::writes::{self, StoredTeam, TeamWrite};
+use crate::policy::consent;
+use crate::policy::writes::{self, ConsentWrite, StoredConsent, StoredTeam, TeamWrite};
 use crate::policy::{check_care_team, rules, CareTeam, ConsentKind, Decision, MemberRole, PatientConsent};
 use crate::store::{StoredPolicyResource, Writer};
 use crate::validate::{Issue, IssueCode, Outcome, Severity};
@@ -334,14 +335,22 @@ pub async fn search_teams(
     Ok(r)
 }
 
-/// The caller may write or read consents of this patient: lead practitioner of one of the
-/// patient's teams at the caller's organisation, or administrator of an organisation that
-/// manages a team for the patient.
-async fn may_handle_consents(state: &AppState, caller: &Caller, bsn: &str) -> Result<bool, ApiError> {
-    let today = access::today();
-    let teams = access::parse_teams(&state.store.care_teams_of(bsn).await?);
-    let actor = state.access.actor(caller);
-    Ok(teams.iter().any(|t| writes::is_lead(t, &actor, today) || (actor.admin && t.organisation_ura == caller.ura)))
+/// The custodians of a stored consent (`Consent.organization`, recording organisation
+/// first); for a consent stored before consents named them, the organisation that wrote it.
+async fn stored_custodians(state: &AppState, row: &StoredPolicyResource) -> Result<Vec<String>, ApiError> {
+    let v: Value = serde_json::from_str(&row.resource).map_err(ApiError::internal)?;
+    let named = consent::custodians(&v);
+    if !named.is_empty() {
+        return Ok(named);
+    }
+    Ok(state.store.consent_written_by_ura(&row.id).await?.into_iter().collect())
+}
+
+/// The policy's decision on reading stored consent `row` ([`writes::decide_consent_read`]).
+async fn consent_read(state: &AppState, caller: &Caller, row: &StoredPolicyResource) -> Result<Decision, ApiError> {
+    let teams = access::parse_teams(&state.store.care_teams_of(&row.patient_bsn).await?);
+    let custodians = stored_custodians(state, row).await?;
+    Ok(writes::decide_consent_read(&state.access.actor(caller), &custodians, &teams, access::today()))
 }
 
 /// The sharing consents of the patient behind Patient `patient_id`, as facade rows, for a
@@ -355,11 +364,8 @@ pub async fn sharing_consents(
 ) -> Result<Vec<crate::store::FacadeResource>, ApiError> {
     let mut out = Vec::new();
     let Some(bsn) = state.store.patient_bsn_of(patient_id).await? else { return Ok(out) };
-    if !may_handle_consents(state, caller, &bsn).await? {
-        return Ok(out);
-    }
     for row in state.store.consents_of(&bsn).await? {
-        if only_id.is_some_and(|id| id != row.id) {
+        if only_id.is_some_and(|id| id != row.id) || !consent_read(state, caller, &row).await?.permit {
             continue;
         }
         out.push(crate::store::FacadeResource {
@@ -400,20 +406,41 @@ pub async fn put_consent(
     entry.patient_bsn = Some(bsn.clone());
     entry.consent = Some(format!("Consent/{id}"));
     let existing = state.store.consent(&id).await?;
-    let mut allowed = may_handle_consents(&state, &caller, &bsn).await?;
-    if let Some(e) = existing.as_ref().filter(|e| e.patient_bsn != bsn) {
-        allowed &= may_handle_consents(&state, &caller, &e.patient_bsn).await?;
+    let stored = match &existing {
+        Some(row) => {
+            let v: Value = serde_json::from_str(&row.resource).map_err(ApiError::internal)?;
+            let c = PatientConsent::from_fhir(&v).map_err(|_| ApiError::internal("a stored consent no longer parses"))?;
+            Some((c, stored_custodians(&state, row).await?))
+        }
+        None => None,
+    };
+    // The custodians of the new version: as written, else those of the stored version, else
+    // the writer's organisation (recorded in the resource, so that the rule can be read there).
+    let mut custodians = consent::custodians(&v);
+    if custodians.is_empty() {
+        custodians = stored.as_ref().map(|(_, c)| c.clone()).unwrap_or_else(|| vec![caller.ura.clone()]);
+        v["organization"] = consent::custodians_json(&custodians);
     }
-    if !allowed {
-        entry.rule = Some("consent.write.not-allowed".to_owned());
-        return Err(refuse(
-            &state,
-            entry,
-            ApiError::forbidden(
-                "a patient's consent is recorded by the lead practitioner of one of the patient's care teams, or by an administrator of its organisation",
-            ),
-        )
-        .await);
+    let statement = consent::patient_statement(&v);
+    let teams = access::parse_teams(&state.store.care_teams_of(&bsn).await?);
+    let actor = state.access.actor(&caller);
+    let decision = writes::decide_consent_write(&ConsentWrite {
+        actor: &actor,
+        consent: &consent,
+        custodians: &custodians,
+        statement: statement.as_deref(),
+        stored: stored.as_ref().map(|(c, u)| StoredConsent { consent: c, custodians: u }),
+        patient_teams: &teams,
+        day: access::today(),
+    });
+    if !decision.permit {
+        entry.rule = Some(decision.rule.to_owned());
+        let e = if decision.rule == rules::CONSENT_WITHDRAW_NO_STATEMENT {
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, Issue::error(IssueCode::BusinessRule, decision.reason))
+        } else {
+            ApiError::forbidden(decision.reason)
+        };
+        return Err(refuse(&state, entry, e).await);
     }
     if let Some(m) = v.get_mut("meta").and_then(Value::as_object_mut) {
         m.remove("versionId");
@@ -423,8 +450,8 @@ pub async fn put_consent(
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let mut tx = state.store.begin().await?;
     let version = tx.put_consent(&id, &bsn, &text, &Writer { uzi: &caller.uzi, ura: &caller.ura, at: &now }).await?;
-    entry.rule = Some("consent.write".to_owned());
-    entry.reason = Some(consent_summary(&consent, version));
+    entry.rule = Some(decision.rule.to_owned());
+    entry.reason = Some(format!("{}; {}", consent_summary(&consent, version), decision.reason));
     if let ConsentKind::Objection { categories: Some(c), .. } = &consent.kind {
         entry.categories = c.iter().map(|c| c.code().to_owned()).collect();
     }
@@ -465,16 +492,12 @@ pub async fn get_consent(
 ) -> Result<Response, ApiError> {
     if is_id(&id) {
         if let Some(row) = state.store.consent(&id).await? {
-            if may_handle_consents(&state, &caller, &row.patient_bsn).await? {
+            let decision = consent_read(&state, &caller, &row).await?;
+            if decision.permit {
                 let mut entry = audit_api::draft(AuditAction::Read, &caller, &headers);
                 entry.objects = vec![format!("Consent/{id}")];
                 entry.patient_bsn = Some(row.patient_bsn.clone());
-                audit_hook::outcome(
-                    &mut entry,
-                    AuditOutcome::Success,
-                    "consent.read",
-                    "lead practitioner or administrator",
-                );
+                audit_hook::outcome(&mut entry, AuditOutcome::Success, decision.rule, &decision.reason);
                 audit_hook::audit_decision(&state, &entry).await?;
                 return Ok(fhir_response(StatusCode::OK, &with_version(&row)?));
             }
