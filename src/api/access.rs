@@ -34,6 +34,8 @@ pub struct AccessControl {
     pub engine: PolicyEngine,
     pub agreements: Arc<Vec<Agreement>>,
     pub admins: Arc<crate::policy::Admins>,
+    /// AGB codes configured as identities of organisations (`policy.agb_codes`).
+    pub senders: Arc<crate::policy::parties::SenderIdentities>,
     cache: Arc<FactsCache>,
 }
 
@@ -46,6 +48,8 @@ pub enum AccessSetupError {
     Policy(#[from] crate::policy::PolicyError),
     #[error(transparent)]
     Admins(#[from] crate::policy::AdminsError),
+    #[error(transparent)]
+    Senders(#[from] crate::policy::parties::SenderIdentitiesError),
 }
 
 impl AccessControl {
@@ -71,6 +75,7 @@ impl AccessControl {
             engine,
             agreements: Arc::new(agreements),
             admins: Arc::new(crate::policy::Admins::parse(&p.admins)?),
+            senders: Arc::new(crate::policy::parties::SenderIdentities::parse(&p.agb_codes)?),
             cache: Arc::default(),
         })
     }

@@ -113,6 +113,7 @@ use serde_json::{json, Value};
 use super::error::FHIR_JSON;
 use super::state::AppState;
 use crate::audit::access::{self, ViewDecision};
+use crate::policy::audit_view::ViewScope;
 use crate::audit::{event, AuditSearch, StoredEntry};
 use crate::model::category::DataCategory;
 use crate::model::types::Bsn;
@@ -198,14 +199,16 @@ fn date_bounds(v: &str, from: &mut Option<String>, to: &mut Option<String>) -> R
 }
 
 /// Decides access to audit entries of `patient` (None: all), records the AuditQuery entry
-/// (permitted or denied) and returns the 403 on denial. The entry is written before any
-/// data is returned; if it cannot be written, nothing is returned.
+/// (permitted or denied) and returns the 403 on denial, or the search limited to the
+/// entries the permit covers. The entry is written before any data is returned; if it
+/// cannot be written, nothing is returned.
 async fn guard_view(
     state: &AppState,
     caller: &Caller,
     headers: &HeaderMap,
     patient: Option<&str>,
     query: String,
+    search: &mut AuditSearch,
 ) -> Result<(), ApiError> {
     let decision: ViewDecision =
         access::decide(&state.store, &caller.ura, &caller.uzi_role, patient, &state.audit.privacy_officer_roles)
@@ -221,6 +224,12 @@ async fn guard_view(
     }
     crate::audit::record_alone(&state.store, &entry).await.map_err(ApiError::internal)?;
     if decision.permit {
+        match decision.scope {
+            Some(ViewScope::Organisation(ura)) => search.of_organisation = Some(ura),
+            Some(ViewScope::OwnEntries(ura)) => search.by_organisation = Some(ura),
+            Some(ViewScope::Patient) => {}
+            None => return Err(ApiError::internal("a permitted audit view without a scope")),
+        }
         Ok(())
     } else {
         Err(ApiError::forbidden(format!("you may not view this audit information: {}", decision.reason)))
@@ -305,7 +314,8 @@ pub async fn search(
         }
     }
     let query = format!("AuditEvent?{}", raw.as_deref().unwrap_or(""));
-    guard_view(&state, &caller, &headers, q.patient_bsn.as_deref(), query).await?;
+    let patient = q.patient_bsn.clone();
+    guard_view(&state, &caller, &headers, patient.as_deref(), query, &mut q).await?;
     let mut found = crate::audit::search(&state.store, &q).await.map_err(ApiError::internal)?;
     let more = i64::try_from(found.len()).unwrap_or(i64::MAX) > count;
     found.truncate(usize::try_from(count).unwrap_or(0));
@@ -554,8 +564,8 @@ pub async fn access_log(
 ) -> Result<Response, ApiError> {
     let bsn = parse_patient("bsn", &bsn)?;
     let pairs = query_pairs(raw.as_deref());
-    guard_view(&state, &caller, &headers, Some(&bsn), "AccessLog?patient=(path)".to_owned()).await?;
-    let q = AuditSearch { patient_bsn: Some(bsn.clone()), limit: Some(MAX_COUNT), ..Default::default() };
+    let mut q = AuditSearch { patient_bsn: Some(bsn.clone()), limit: Some(MAX_COUNT), ..Default::default() };
+    guard_view(&state, &caller, &headers, Some(&bsn), "AccessLog?patient=(path)".to_owned(), &mut q).await?;
     let found = crate::audit::search(&state.store, &q).await.map_err(ApiError::internal)?;
     let nl = wants_dutch(&headers, &pairs);
     let items: Vec<Value> = found.iter().map(|s| access_log_item(s, nl)).collect();

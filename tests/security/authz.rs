@@ -39,7 +39,7 @@ async fn demo_app() -> TestApp {
         s.policy.agreements_dir = Some(dir);
         s.policy.demo_examples = true;
         s.policy.admins = vec![format!("{PROVIDER}:{ADMIN}")];
-        // (finding 3) s.policy.agb_codes.insert(GP_URA.to_owned(), vec![GP_AGB.to_owned()]);
+        s.policy.agb_codes.insert(GP_URA.to_owned(), vec![GP_AGB.to_owned()]);
         s.audit.privacy_officer_roles = vec![OFFICER_ROLE.to_owned()];
     })
     .await
@@ -274,12 +274,13 @@ async fn sender_not_bound_to_the_token() {
     }
     // De Linde itself may use its AGB, configured as an identity of its URA.
     let r = app.post(&format!("{to_provider}&sender=agb-z%7C{GP_AGB}"), gp(&app), "application/fhir+json", example()).await;
-    assert_eq!(r.status(), 201, "{:?}", r.text().await);
+    assert_eq!(r.status(), 201);
+    let summary: Value = r.json().await.expect("summary");
+    assert_eq!(summary["sender"], format!("agb-z|{GP_AGB}"));
     let refused = entries(&app, vec![AuditAction::HandoverRefused]).await;
     assert!(refused.iter().any(|e| e.rule.as_deref() == Some("handover.sender.not-token-organisation")), "{refused:?}");
 
     // The lead reads; the GP (the sender) sees what it did itself, not who read at the receiver.
-    let summary = gp_handover(&app).await;
     assert_eq!(get(&app, &everything(&summary), &lead(&app)).await.status(), 200);
     let log: Value = get(&app, &format!("/patients/{BSN}/access-log"), &gp(&app)).await.json().await.expect("log");
     let log_text = log.to_string();
