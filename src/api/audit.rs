@@ -113,7 +113,7 @@ use serde_json::{json, Value};
 use super::error::FHIR_JSON;
 use super::state::AppState;
 use crate::audit::access::{self, ViewDecision};
-use crate::policy::audit_view::ViewScope;
+use crate::policy::audit_view::{self, ViewScope};
 use crate::audit::{event, AuditSearch, StoredEntry};
 use crate::model::category::DataCategory;
 use crate::model::types::Bsn;
@@ -590,15 +590,16 @@ pub async fn access_log(
 
 use crate::audit::review::{self, Conclusion, NewReview, ReviewError};
 
-/// The privacy-officer check of the review endpoints; the entry records the decision.
+/// The privacy-officer check of the review endpoints ([`audit_view::decide_review`]); the
+/// entry records the decision.
 fn officer_decision(state: &AppState, caller: &Caller, entry: &mut AuditEntry) -> bool {
-    let officer = state.audit.privacy_officer_roles.contains(&caller.uzi_role);
-    entry.rule = Some(review::RULE.to_owned());
-    if !officer {
+    let d = audit_view::decide_review(&caller.uzi_role, &caller.ura, &state.audit.privacy_officer_roles, None);
+    entry.rule = Some(d.rule.to_owned());
+    if !d.permit {
         entry.outcome = AuditOutcome::Denied;
-        entry.reason = Some(format!("UZI role {} is not a configured privacy-officer role", caller.uzi_role));
+        entry.reason = Some(d.reason);
     }
-    officer
+    d.permit
 }
 
 fn not_an_officer() -> ApiError {
@@ -639,9 +640,11 @@ pub async fn flagged(State(state): State<AppState>, caller: Caller, headers: Hea
     if !officer {
         return Err(not_an_officer());
     }
+    // Only the entries of the officer's own organisation.
     let pending = review::pending(&state.store).await.map_err(ApiError::internal)?;
     let items: Vec<Value> = pending
         .iter()
+        .filter(|s| audit_view::entry_is_of(s.entry.user.as_ref().map(|u| u.ura.as_str()), &s.entry.objects, &caller.ura))
         .map(|s| {
             json!({
                 "id": s.id,
@@ -717,7 +720,16 @@ pub async fn create_review(
     };
     // The review entry is the audit entry of this request (written in the review's own
     // transaction); a refused review is recorded as such.
-    match review::review(&state.store, &new).await {
+    let (role, ura, officers) = (&caller.uzi_role, &caller.ura, &state.audit.privacy_officer_roles);
+    let authorise = |e: &AuditEntry| {
+        let d = audit_view::decide_review(role, ura, officers, Some((e.user.as_ref().map(|u| u.ura.as_str()), &e.objects)));
+        if d.permit {
+            Ok(())
+        } else {
+            Err(d)
+        }
+    };
+    match review::review_scoped(&state.store, &new, authorise).await {
         Ok(id) => Ok((
             StatusCode::CREATED,
             axum::Json(json!({ "review": id.id, "entry": req.entry, "conclusion": conclusion.code() })),
@@ -725,6 +737,17 @@ pub async fn create_review(
             .into_response()),
         Err(ReviewError::Audit(e)) => Err(ApiError::internal(e)),
         Err(e @ ReviewError::NotFound(_)) => refuse(entry, ApiError::not_found(e.to_string())).await,
+        Err(ReviewError::Refused(d)) => {
+            // Answered as unknown (another organisation's officer does not learn what the
+            // entry is), recorded as the denial it is.
+            let e = ApiError::not_found(format!("no audit entry {} is visible to your organisation", req.entry));
+            let mut entry = refusal(entry, AuditAction::Review, &e);
+            entry.outcome = AuditOutcome::Denied;
+            entry.rule = Some(d.rule.to_owned());
+            entry.reason = Some(d.reason);
+            crate::audit::record_alone(store, &entry).await.map_err(ApiError::internal)?;
+            Err(e)
+        }
         Err(e @ ReviewError::AlreadyReviewed { .. }) => {
             let issue = crate::validate::Issue::error(crate::validate::IssueCode::Conflict, e.to_string());
             refuse(entry, ApiError::new(StatusCode::CONFLICT, issue)).await
