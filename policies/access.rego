@@ -195,10 +195,15 @@ bg_teams contains t if {
 	t.ura == input.requester.ura
 }
 
+# Only the professions the policy names (UZI role codes; the shipped list is the
+# BIG-registered professions) may break the glass.
+bg_profession if input.requester.uzi_role in cfg.break_glass.professions
+
 break_glass_allowed if {
 	cfg.break_glass.enabled
 	break_glass_requested
 	count(bg_teams) > 0
+	bg_profession
 }
 
 bg_agreed contains c if {
@@ -279,6 +284,10 @@ decision := d if {
 } else := d if {
 	break_glass_allowed
 	d := shortfall("break-the-glass", bg_agreed, bg_grants, bg_unobjected)
+} else := d if {
+	break_glass_requested
+	count(bg_teams) > 0
+	d := deny("break-glass.profession", sprintf("break-the-glass is for the professions the policy names (break_glass.professions); UZI role %s is not one", [input.requester.uzi_role]))
 } else := d if {
 	break_glass_requested
 	d := deny("break-glass.other-organisation", sprintf("break-the-glass is for members of the provider that manages the patient's team; URA %s does not", [input.requester.ura]))

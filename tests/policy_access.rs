@@ -288,13 +288,33 @@ fn break_the_glass_needs_a_reason_and_the_providers_ura_and_is_flagged() {
 #[test]
 fn a_member_may_break_the_glass_for_categories_beyond_the_role() {
     let demo = demo();
-    let mut nurse = requester("900000104", "30.000", PROVIDER);
-    let medication = Requested::Only(cats(&["medication"]));
-    assert_eq!(decide_demo(&demo, &nurse, TODAY, &medication).rule, "category.not-allowed");
-    nurse.break_glass_reason = Some("suspected overdose".into());
-    let decision = decide_demo(&demo, &nurse, TODAY, &medication);
+    // The nurse practitioner (VS, a BIG-registered profession) is a co-practitioner: no journal.
+    let mut vs = requester("900000103", "30.070", PROVIDER);
+    let journal = Requested::Only(cats(&["journal"]));
+    assert_eq!(decide_demo(&demo, &vs, TODAY, &journal).rule, "category.not-allowed");
+    vs.break_glass_reason = Some("suspected overdose".into());
+    let decision = decide_demo(&demo, &vs, TODAY, &journal);
     assert!(decision.permit && decision.break_glass);
-    assert_eq!(decision.allowed_categories, cats(&["medication"]));
+    assert_eq!(decision.allowed_categories, cats(&["journal"]));
+}
+
+#[test]
+fn only_the_professions_the_policy_names_break_the_glass() {
+    // Issue 14: the nurse (30.000, no VS) and a non-BIG role (99.999) are refused, flagged;
+    // both engines agree.
+    let demo = demo();
+    // (A member's own shortfall is named first: the nurse is a supporting member.)
+    for (uzi, role, rule) in
+        [("900000104", "30.000", "category.not-allowed"), ("900000998", "99.999", "break-glass.profession")]
+    {
+        let mut r = requester(uzi, role, PROVIDER);
+        r.break_glass_reason = Some("suspected overdose".into());
+        let medication = Requested::Only(cats(&["medication"]));
+        let req = demo_request(&demo, &r, TODAY, &medication);
+        for d in [engine().decide(&req), engine().decide_rego(&req)] {
+            assert_eq!((d.permit, d.rule.as_str(), d.flag_for_review), (false, rule, true), "{d:?}");
+        }
+    }
 }
 
 #[test]

@@ -98,7 +98,8 @@ pub(crate) fn decide(cfg: &AccessConfig, req: &AccessRequest<'_>) -> AccessDecis
     let matrix_allows = |key: &str, c: DataCategory| cfg.matrix.get(key).is_some_and(|e| e.allows(c));
 
     let bg_teams: Vec<&CareTeam> = teams.iter().copied().filter(|t| t.organisation_ura == r.ura).collect();
-    let bg_allowed = cfg.break_glass.enabled && bg_requested && !bg_teams.is_empty();
+    let bg_profession = cfg.break_glass.professions.contains(&r.uzi_role);
+    let bg_allowed = cfg.break_glass.enabled && bg_requested && !bg_teams.is_empty() && bg_profession;
     let overridden = bg_allowed && cfg.break_glass.overrides_objection;
 
     if member_objection && !overridden {
@@ -183,6 +184,15 @@ pub(crate) fn decide(cfg: &AccessConfig, req: &AccessRequest<'_>) -> AccessDecis
     }
     if bg_allowed {
         return shortfall("break-the-glass", &bg_agreed, &bg_grants, &bg_unobjected);
+    }
+    if bg_requested && !bg_teams.is_empty() {
+        return deny(
+            "break-glass.profession",
+            format!(
+                "break-the-glass is for the professions the policy names (break_glass.professions); UZI role {} is not one",
+                r.uzi_role
+            ),
+        );
     }
     if bg_requested {
         return deny(

@@ -692,8 +692,9 @@ pub fn access_arrangement(engine: &PolicyEngine) -> AccessArrangement {
     if config.break_glass.enabled {
         let scope = rules.iter().find(|r| r.key == BREAK_GLASS_KEY).map(|r| r.text.clone()).unwrap_or_default();
         statements.push(format!(
-            "Emergency access (break-the-glass) needs a stated reason, is always audited and flagged for review \
-             by the privacy officer; {}. {}",
+            "Emergency access (break-the-glass) needs a stated reason, is open to {} UZI role(s) only (by default \
+             the BIG-registered professions), is always audited and flagged for review by the privacy officer; {}. {}",
+            config.break_glass.professions.len(),
             scope.split_once(": ").map_or(scope.as_str(), |(_, s)| s),
             if config.break_glass.overrides_objection {
                 "It overrides the patient's objections."
