@@ -545,7 +545,7 @@ pub async fn get(
     // One entry per request, permitted or not, written before the answer is sent.
     let mut entry = audit_api::draft(AuditAction::Read, &caller, &headers);
     entry.objects = vec![format!("Handover/{}", id.chars().take(64).collect::<String>())];
-    let h = match visible_handover(&state, &caller, &id, &mut entry).await {
+    let (h, show_reason) = match visible_handover(&state, &caller, &id, &mut entry).await {
         Ok(h) => h,
         Err(e) => {
             if entry.outcome == AuditOutcome::Success {
@@ -564,7 +564,8 @@ pub async fn get(
     recorded.map_err(ApiError::internal)?;
     let mut body: Value = serde_json::from_str(&h.summary).map_err(ApiError::internal)?;
     body["status"] = json!(h.status);
-    body["referralReason"] = json!(h.referral_reason);
+    // The referral question is for the patient's team and the sender only.
+    body["referralReason"] = if show_reason { json!(h.referral_reason) } else { Value::Null };
     body["source"] = json!({
         "format": h.source_format,
         "sha256": h.source_sha256,
@@ -575,35 +576,43 @@ pub async fn get(
     Ok((StatusCode::OK, axum::Json(body)).into_response())
 }
 
-/// The handover if the caller's organisation sent or received it; the decision goes into
-/// `entry`.
+/// The handover if the caller's organisation sent or received it, and whether the caller
+/// may see its referral reason ([`crate::policy::parties::decide_handover_read`]); the
+/// decision goes into `entry`.
 async fn visible_handover(
     state: &AppState,
     caller: &Caller,
     id: &str,
     entry: &mut AuditEntry,
-) -> Result<crate::store::HandoverRow, ApiError> {
+) -> Result<(crate::store::HandoverRow, bool), ApiError> {
+    use crate::policy::parties::{decide_handover_read, HandoverParties};
     let not_found = || ApiError::not_found(format!("no handover {id} is visible to your organisation"));
     if uuid::Uuid::parse_str(id).is_err() {
-        entry.rule = Some("handover.unknown".to_owned());
+        entry.rule = Some(crate::policy::rules::HANDOVER_UNKNOWN.to_owned());
         return Err(not_found());
     }
     let Some(h) = state.store.handover(id).await? else {
-        entry.rule = Some("handover.unknown".to_owned());
+        entry.rule = Some(crate::policy::rules::HANDOVER_UNKNOWN.to_owned());
         return Err(not_found());
     };
     entry.patient_bsn = h.patient_bsn.clone();
-    // Sender and receiver organisations see a handover; anyone else does not learn that it
-    // exists (404, recorded as a denial).
-    let sender = h.submitted_by_ura == caller.ura;
-    if !sender && h.receiver != format!("ura|{}", caller.ura) {
-        entry.rule = Some("handover.not-a-party".to_owned());
-        entry.reason = Some("the caller's organisation neither sent nor received this handover".to_owned());
-        entry.outcome = AuditOutcome::Denied; // answered as unknown, recorded as refused
-        return Err(not_found());
+    let teams = match &h.patient_bsn {
+        Some(bsn) => super::access::parse_teams(&state.store.care_teams_of(bsn).await?),
+        None => Vec::new(),
+    };
+    let parties = HandoverParties { submitted_by_ura: &h.submitted_by_ura, receiver: &h.receiver };
+    match decide_handover_read(&caller.uzi, &caller.uzi_role, &caller.ura, parties, &teams, super::access::today()) {
+        Ok((d, show_reason)) => {
+            entry.rule = Some(d.rule.to_owned());
+            entry.reason = Some(d.reason);
+            Ok((h, show_reason))
+        }
+        Err(d) => {
+            // Anyone else does not learn that it exists (404, recorded as a denial).
+            entry.rule = Some(d.rule.to_owned());
+            entry.reason = Some(d.reason);
+            entry.outcome = AuditOutcome::Denied;
+            Err(not_found())
+        }
     }
-    entry.rule = Some("handover.party".to_owned());
-    let why = if sender { "the caller's organisation sent it" } else { "the caller's organisation received it" };
-    entry.reason = Some(why.to_owned());
-    Ok(h)
 }

@@ -380,8 +380,9 @@ async fn reading_a_handover_is_recorded_permitted_or_not() {
     assert_eq!(
         rules,
         vec![
-            (Success, "handover.party"),
-            (Success, "handover.party"),
+            (Success, "handover.sender"),
+            // The receiving organisation, outside the patient's team: no referral reason (issue 14).
+            (Success, "handover.referral-reason.hidden"),
             (Denied, "handover.not-a-party"),
             (Invalid, "handover.unknown")
         ]
