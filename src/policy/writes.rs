@@ -298,6 +298,71 @@ mod tests {
         }
     }
 
+    fn example_team() -> CareTeam {
+        let v: serde_json::Value =
+            serde_json::from_str(include_str!("../../examples/care-teams/frail-elderly-group-care.json")).expect("json");
+        CareTeam::from_fhir(&v).expect("team")
+    }
+
+    fn actor<'a>(uzi: &'a str, role: &'a str, admin: bool) -> Actor<'a> {
+        Actor { uzi, uzi_role: role, ura: "11112222", admin }
+    }
+
+    const DAY: &str = "2026-12-03";
+
+    #[test]
+    fn team_writes_rule_by_rule() {
+        let day = DAY.parse().expect("day");
+        let team = example_team();
+        let stored = [team.clone()];
+        let write = |a: &Actor<'_>, stored_team: Option<&CareTeam>, others: &[CareTeam], t: &CareTeam| {
+            decide_team_write(&TeamWrite {
+                actor: a,
+                team: t,
+                stored: stored_team.map(|s| StoredTeam { organisation_ura: "11112222", team: Some(s) }),
+                patient_teams: others,
+                day,
+            })
+            .rule
+        };
+        let lead = actor("900000101", "01.047", false);
+        let admin = actor("900000900", "01.047", true);
+        let outsider = actor("900000999", "01.047", false);
+        // Creating: an administrator, never the lead it names on its own say.
+        assert_eq!(write(&admin, None, &[], &team), TEAM_CREATE_ADMIN);
+        assert_eq!(write(&lead, None, &[], &team), TEAM_CREATE_NOT_ALLOWED);
+        assert_eq!(write(&outsider, None, &[], &team), TEAM_CREATE_NOT_ALLOWED);
+        // Changing: the stored team's lead, or an administrator; the lead's profession is the token's.
+        assert_eq!(write(&lead, Some(&team), &stored, &team), TEAM_WRITE_LEAD);
+        assert_eq!(write(&outsider, Some(&team), &stored, &team), TEAM_WRITE_NOT_LEAD);
+        assert_eq!(write(&actor("900000101", "01.056", false), Some(&team), &stored, &team), TEAM_MEMBER_ROLE_MISMATCH);
+        assert_eq!(write(&actor("900000104", "01.047", true), Some(&team), &stored, &team), TEAM_MEMBER_ROLE_MISMATCH);
+        // A second active team: refused even for an administrator; the current lead may
+        // create a team once the other is not active in that period.
+        let mut second = team.clone();
+        second.id = "second".into();
+        assert_eq!(write(&admin, None, &stored, &second), TEAM_ONE_ACTIVE);
+        assert_eq!(write(&lead, None, &stored, &second), TEAM_ONE_ACTIVE);
+        second.period = DayPeriod::new("2030-01-01".parse().expect("d"), None);
+        let mut ending = team.clone();
+        ending.period.end = Some("2029-12-31".parse().expect("d"));
+        assert_eq!(write(&lead, None, &[ending], &second), TEAM_CREATE_CURRENT_LEAD);
+        // Another organisation's token.
+        let other = Actor { ura: "55556666", ..admin };
+        assert_eq!(write(&other, None, &[], &team), TEAM_WRITE_ORGANISATION);
+    }
+
+    #[test]
+    fn team_reads_need_a_treatment_purpose_and_the_members_profession() {
+        let team = example_team();
+        let purposes = vec!["TREAT".to_owned(), "ETREAT".to_owned()];
+        let nurse = actor("900000104", "30.000", false);
+        assert_eq!(decide_team_read(&nurse, "TREAT", &purposes, &team).rule, TEAM_READ);
+        assert_eq!(decide_team_read(&nurse, "HRESCH", &purposes, &team).rule, PURPOSE_NOT_PERMITTED);
+        assert_eq!(decide_team_read(&actor("900000104", "01.047", false), "TREAT", &purposes, &team).rule, TEAM_READ_NOT_VISIBLE);
+        assert_eq!(decide_team_read(&actor("900000900", "01.047", true), "TREAT", &purposes, &team).rule, TEAM_READ_ADMIN);
+    }
+
     #[test]
     fn what_weakens_an_objection() {
         let old = objection(true, Some(&[DataCategory::Lifestyle]), &[], None);
