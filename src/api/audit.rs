@@ -258,7 +258,7 @@ fn fhir_json(body: &Value) -> Response {
         (status = 200, description = "A searchset Bundle of AuditEvents (IHE BALP shape)", content_type = "application/fhir+json"),
         (status = 400, description = "A malformed parameter"),
         (status = 401, description = "No valid bearer token"),
-        (status = 403, description = "Not a privacy officer, and not the sending or receiving organisation of a handover of this patient"),
+        (status = 403, description = "Not a privacy officer, and not the sending or receiving organisation of a handover of this patient (a sender sees its own entries only; an officer those of their organisation)"),
     ),
     security(("bearer" = []))
 )]
@@ -551,7 +551,7 @@ fn wants_dutch(headers: &HeaderMap, pairs: &[(String, String)]) -> bool {
         (status = 200, description = "Who saw which categories of this patient's data, when (newest first)", content_type = "application/json"),
         (status = 400, description = "Not a valid BSN"),
         (status = 401, description = "No valid bearer token"),
-        (status = 403, description = "Not a privacy officer, and not the sending or receiving organisation of a handover of this patient"),
+        (status = 403, description = "Not a privacy officer, and not the sending or receiving organisation of a handover of this patient (a sender sees its own entries only; an officer those of their organisation)"),
     ),
     security(("bearer" = []))
 )]
