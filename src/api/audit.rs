@@ -113,10 +113,10 @@ use serde_json::{json, Value};
 use super::error::FHIR_JSON;
 use super::state::AppState;
 use crate::audit::access::{self, ViewDecision};
-use crate::policy::audit_view::{self, ViewScope};
 use crate::audit::{event, AuditSearch, StoredEntry};
 use crate::model::category::DataCategory;
 use crate::model::types::Bsn;
+use crate::policy::audit_view::{self, ViewScope};
 use crate::report::html::esc;
 
 /// Most entries one request returns.
@@ -644,7 +644,9 @@ pub async fn flagged(State(state): State<AppState>, caller: Caller, headers: Hea
     let pending = review::pending(&state.store).await.map_err(ApiError::internal)?;
     let items: Vec<Value> = pending
         .iter()
-        .filter(|s| audit_view::entry_is_of(s.entry.user.as_ref().map(|u| u.ura.as_str()), &s.entry.objects, &caller.ura))
+        .filter(|s| {
+            audit_view::entry_is_of(s.entry.user.as_ref().map(|u| u.ura.as_str()), &s.entry.objects, &caller.ura)
+        })
         .map(|s| {
             json!({
                 "id": s.id,
@@ -722,7 +724,8 @@ pub async fn create_review(
     // transaction); a refused review is recorded as such.
     let (role, ura, officers) = (&caller.uzi_role, &caller.ura, &state.audit.privacy_officer_roles);
     let authorise = |e: &AuditEntry| {
-        let d = audit_view::decide_review(role, ura, officers, Some((e.user.as_ref().map(|u| u.ura.as_str()), &e.objects)));
+        let d =
+            audit_view::decide_review(role, ura, officers, Some((e.user.as_ref().map(|u| u.ura.as_str()), &e.objects)));
         if d.permit {
             Ok(())
         } else {

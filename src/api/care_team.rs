@@ -409,7 +409,8 @@ pub async fn put_consent(
     let stored = match &existing {
         Some(row) => {
             let v: Value = serde_json::from_str(&row.resource).map_err(ApiError::internal)?;
-            let c = PatientConsent::from_fhir(&v).map_err(|_| ApiError::internal("a stored consent no longer parses"))?;
+            let c =
+                PatientConsent::from_fhir(&v).map_err(|_| ApiError::internal("a stored consent no longer parses"))?;
             Some((c, stored_custodians(&state, row).await?))
         }
         None => None,

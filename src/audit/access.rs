@@ -49,13 +49,7 @@ pub async fn decide(
         received = row.try_get::<i64, _>("received")? > 0;
         sent = row.try_get::<i64, _>("sent")? > 0;
     }
-    let (d, scope) = decide_audit_view(&ViewFacts {
-        ura,
-        uzi_role,
-        officer_roles,
-        patient: patient_bsn,
-        received,
-        sent,
-    });
+    let (d, scope) =
+        decide_audit_view(&ViewFacts { ura, uzi_role, officer_roles, patient: patient_bsn, received, sent });
     Ok(ViewDecision { permit: d.permit, rule: d.rule, reason: d.reason, scope })
 }

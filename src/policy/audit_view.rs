@@ -56,13 +56,19 @@ pub fn decide_audit_view(f: &ViewFacts<'_>) -> (Decision, Option<ViewScope>) {
     if officer {
         let d = Decision::permit(
             AUDIT_VIEW_PRIVACY_OFFICER,
-            format!("UZI role {} is a configured privacy-officer role; entries of organisation ura|{}", f.uzi_role, f.ura),
+            format!(
+                "UZI role {} is a configured privacy-officer role; entries of organisation ura|{}",
+                f.uzi_role, f.ura
+            ),
         );
         return (d, Some(ViewScope::Organisation(f.ura.to_owned())));
     }
     let Some(_) = f.patient else {
         return (
-            Decision::deny(AUDIT_VIEW_DENY, "only a privacy officer may search the audit trail without naming a patient"),
+            Decision::deny(
+                AUDIT_VIEW_DENY,
+                "only a privacy officer may search the audit trail without naming a patient",
+            ),
             None,
         );
     };
@@ -98,7 +104,10 @@ pub fn decide_review(
     entry: Option<(Option<&str>, &[String])>,
 ) -> Decision {
     if !officer_roles.iter().any(|r| r == uzi_role) {
-        return Decision::deny(AUDIT_REVIEW_NOT_OFFICER, format!("UZI role {uzi_role} is not a configured privacy-officer role"));
+        return Decision::deny(
+            AUDIT_REVIEW_NOT_OFFICER,
+            format!("UZI role {uzi_role} is not a configured privacy-officer role"),
+        );
     }
     match entry {
         Some((user_ura, objects)) if !entry_is_of(user_ura, objects, ura) => Decision::deny(
@@ -113,7 +122,13 @@ pub fn decide_review(
 mod tests {
     use super::*;
 
-    fn facts<'a>(officers: &'a [String], role: &'a str, patient: Option<&'a str>, received: bool, sent: bool) -> ViewFacts<'a> {
+    fn facts<'a>(
+        officers: &'a [String],
+        role: &'a str,
+        patient: Option<&'a str>,
+        received: bool,
+        sent: bool,
+    ) -> ViewFacts<'a> {
         ViewFacts { ura: "11112222", uzi_role: role, officer_roles: officers, patient, received, sent }
     }
 

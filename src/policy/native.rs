@@ -50,11 +50,8 @@ pub(crate) fn decide(cfg: &AccessConfig, req: &AccessRequest<'_>) -> AccessDecis
         teams.iter().flat_map(|t| t.members.iter().filter(|m| m.uzi == r.uzi).map(move |m| (*t, m))).collect();
     // A membership counts for the organisation in the token, and only with the profession
     // the token states: the team's UZI role code is a claim until the member acts.
-    let own: Vec<(&CareTeam, &TeamMember)> = memberships
-        .iter()
-        .copied()
-        .filter(|(_, m)| m.organisation_ura == r.ura && m.uzi_role == r.uzi_role)
-        .collect();
+    let own: Vec<(&CareTeam, &TeamMember)> =
+        memberships.iter().copied().filter(|(_, m)| m.organisation_ura == r.ura && m.uzi_role == r.uzi_role).collect();
     let role_mismatch = memberships.iter().any(|(_, m)| m.organisation_ura == r.ura && m.uzi_role != r.uzi_role);
     let grace = Days::new(u64::from(cfg.grace_period_days));
     let current: Vec<(&CareTeam, &TeamMember)> = own

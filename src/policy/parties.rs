@@ -80,7 +80,10 @@ pub fn decide_sender(
     identities.extend(ids.agb_codes(token_ura).map(|a| PartyId::Agb(a.to_owned())));
     let configured = |agb: &str| ids.agb_codes(token_ura).any(|a| a == agb);
     let own = || {
-        let d = Decision::permit(SENDER_TOKEN_ORGANISATION, format!("sender ura|{token_ura}, the organisation in the token"));
+        let d = Decision::permit(
+            SENDER_TOKEN_ORGANISATION,
+            format!("sender ura|{token_ura}, the organisation in the token"),
+        );
         (Sender { id: format!("ura|{token_ura}"), identities: identities.clone() }, d)
     };
     let agb = |a: &str| {
@@ -137,7 +140,10 @@ pub fn decide_handover_read(
     let in_team = patient_teams.iter().filter(|t| t.organisation_ura == receiver).any(|t| {
         t.ended_on().is_none_or(|end| day <= end)
             && t.members.iter().any(|m| {
-                m.uzi == actor_uzi && m.organisation_ura == actor_ura && m.uzi_role == actor_role && m.period.contains(day)
+                m.uzi == actor_uzi
+                    && m.organisation_ura == actor_ura
+                    && m.uzi_role == actor_role
+                    && m.period.contains(day)
             })
     });
     if in_team {

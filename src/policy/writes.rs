@@ -42,9 +42,9 @@ use super::{Actor, Decision};
 /// organisation, with the profession the team records for the lead.
 pub fn is_lead(team: &CareTeam, actor: &Actor<'_>, day: NaiveDate) -> bool {
     team.organisation_ura == actor.ura
-        && team.lead_practitioner(day).is_some_and(|l| {
-            l.uzi == actor.uzi && l.organisation_ura == actor.ura && l.uzi_role == actor.uzi_role
-        })
+        && team
+            .lead_practitioner(day)
+            .is_some_and(|l| l.uzi == actor.uzi && l.organisation_ura == actor.ura && l.uzi_role == actor.uzi_role)
 }
 
 /// A stored team: its managing organisation, and the team when it still parses.
@@ -77,7 +77,8 @@ pub fn decide_team_write(w: &TeamWrite<'_>) -> Decision {
             "a care team is written by its managing organisation: the token's URA is not the team's managing organisation",
         );
     }
-    if let Some(m) = w.team.members.iter().find(|m| m.uzi == a.uzi && m.organisation_ura == a.ura && m.uzi_role != a.uzi_role)
+    if let Some(m) =
+        w.team.members.iter().find(|m| m.uzi == a.uzi && m.organisation_ura == a.ura && m.uzi_role != a.uzi_role)
     {
         return Decision::deny(
             TEAM_MEMBER_ROLE_MISMATCH,
@@ -151,7 +152,11 @@ pub fn decide_team_read(actor: &Actor<'_>, purpose_of_use: &str, purposes: &[Str
             format!("purpose of use '{purpose_of_use}' is not one of {purposes:?}"),
         );
     }
-    if team.members.iter().any(|m| m.uzi == actor.uzi && m.organisation_ura == actor.ura && m.uzi_role == actor.uzi_role) {
+    if team
+        .members
+        .iter()
+        .any(|m| m.uzi == actor.uzi && m.organisation_ura == actor.ura && m.uzi_role == actor.uzi_role)
+    {
         return Decision::permit(TEAM_READ, "member of the team");
     }
     if actor.admin && team.organisation_ura == actor.ura {
@@ -300,7 +305,8 @@ mod tests {
 
     fn example_team() -> CareTeam {
         let v: serde_json::Value =
-            serde_json::from_str(include_str!("../../examples/care-teams/frail-elderly-group-care.json")).expect("json");
+            serde_json::from_str(include_str!("../../examples/care-teams/frail-elderly-group-care.json"))
+                .expect("json");
         CareTeam::from_fhir(&v).expect("team")
     }
 
@@ -359,8 +365,14 @@ mod tests {
         let nurse = actor("900000104", "30.000", false);
         assert_eq!(decide_team_read(&nurse, "TREAT", &purposes, &team).rule, TEAM_READ);
         assert_eq!(decide_team_read(&nurse, "HRESCH", &purposes, &team).rule, PURPOSE_NOT_PERMITTED);
-        assert_eq!(decide_team_read(&actor("900000104", "01.047", false), "TREAT", &purposes, &team).rule, TEAM_READ_NOT_VISIBLE);
-        assert_eq!(decide_team_read(&actor("900000900", "01.047", true), "TREAT", &purposes, &team).rule, TEAM_READ_ADMIN);
+        assert_eq!(
+            decide_team_read(&actor("900000104", "01.047", false), "TREAT", &purposes, &team).rule,
+            TEAM_READ_NOT_VISIBLE
+        );
+        assert_eq!(
+            decide_team_read(&actor("900000900", "01.047", true), "TREAT", &purposes, &team).rule,
+            TEAM_READ_ADMIN
+        );
     }
 
     #[test]

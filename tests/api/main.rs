@@ -11,6 +11,6 @@ mod helpers;
 mod limits;
 mod logs;
 mod report;
-mod token_cli;
 #[path = "../security/mod.rs"]
 mod security;
+mod token_cli;

@@ -239,8 +239,12 @@ async fn consent_takeover() {
     assert_eq!(r.status(), 422, "{:?}", r.text().await);
     // ... and the GP's next handover still leaves the lifestyle data out.
     let summary = gp_handover(&app).await;
-    let removed: Vec<&str> =
-        summary["transfer"]["removed"].as_array().expect("removed").iter().filter_map(|r| r["category"].as_str()).collect();
+    let removed: Vec<&str> = summary["transfer"]["removed"]
+        .as_array()
+        .expect("removed")
+        .iter()
+        .filter_map(|r| r["category"].as_str())
+        .collect();
     assert!(removed.contains(&"lifestyle"), "{removed:?}");
     // With the statement (a Consent.sourceAttachment), it may.
     withdrawn["sourceAttachment"] = json!({
@@ -273,7 +277,8 @@ async fn sender_not_bound_to_the_token() {
         assert_eq!(r.status(), 403, "{query}: {:?}", r.text().await);
     }
     // De Linde itself may use its AGB, configured as an identity of its URA.
-    let r = app.post(&format!("{to_provider}&sender=agb-z%7C{GP_AGB}"), gp(&app), "application/fhir+json", example()).await;
+    let r =
+        app.post(&format!("{to_provider}&sender=agb-z%7C{GP_AGB}"), gp(&app), "application/fhir+json", example()).await;
     assert_eq!(r.status(), 201);
     let summary: Value = r.json().await.expect("summary");
     assert_eq!(summary["sender"], format!("agb-z|{GP_AGB}"));
