@@ -298,3 +298,30 @@ pub fn patient_statement(v: &Value) -> Option<String> {
 pub(crate) fn day_prefix(s: &str) -> Option<NaiveDate> {
     s.get(..10).and_then(|d| d.parse().ok())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn custodians_and_the_patients_statement_are_read_from_the_consent() {
+        let v = json!({
+            "organization": [
+                {"identifier": {"system": uri::URA, "value": "11112222"}},
+                {"identifier": {"system": uri::URA, "value": "11112222"}},
+                {"identifier": {"system": uri::AGB, "value": "01234567"}},
+                {"identifier": {"system": uri::URA, "value": "5555"}},
+                {"identifier": {"system": uri::URA, "value": "55556666"}}
+            ]
+        });
+        assert_eq!(custodians(&v), ["11112222", "55556666"]);
+        assert_eq!(custodians(&json!({"organization": custodians_json(&custodians(&v))})), custodians(&v));
+        assert_eq!(patient_statement(&json!({})), None);
+        let no_date = json!({"sourceAttachment": {"url": "https://dms.example/1"}});
+        assert_eq!(patient_statement(&no_date), None, "a statement has a creation date");
+        let a = json!({"sourceAttachment": {"creation": "2026-12-01T10:00:00+01:00", "data": "SGk="}});
+        assert_eq!(patient_statement(&a).as_deref(), Some("Consent.sourceAttachment created 2026-12-01"));
+        let r = json!({"sourceReference": {"reference": "DocumentReference/abc"}});
+        assert_eq!(patient_statement(&r).as_deref(), Some("Consent.sourceReference"));
+    }
+}

@@ -376,6 +376,52 @@ mod tests {
     }
 
     #[test]
+    fn consent_writes_rule_by_rule() {
+        let day = DAY.parse().expect("day");
+        let teams = [example_team()];
+        let lead = actor("900000101", "01.047", false);
+        let old = objection(true, Some(&[DataCategory::Lifestyle]), &[], None);
+        let withdrawn = objection(false, Some(&[DataCategory::Lifestyle]), &[], None);
+        let ours = ["11112222".to_owned()];
+        let designated = ["55556666".to_owned(), "11112222".to_owned()];
+        let theirs = ["55556666".to_owned()];
+        let write = |a: &Actor<'_>,
+                     new: &PatientConsent,
+                     custodians: &[String],
+                     statement,
+                     stored: Option<StoredConsent<'_>>| {
+            decide_consent_write(&ConsentWrite {
+                actor: a,
+                consent: new,
+                custodians,
+                statement,
+                stored,
+                patient_teams: &teams,
+                day,
+            })
+            .rule
+        };
+        let stored = |custodians| Some(StoredConsent { consent: &old, custodians });
+        // Recording: the lead (or an administrator), naming its organisation first.
+        assert_eq!(write(&lead, &old, &ours, None, None), CONSENT_WRITE);
+        assert_eq!(write(&lead, &old, &theirs, None, None), CONSENT_WRITE_CUSTODIAN);
+        assert_eq!(write(&actor("900000104", "30.000", false), &old, &ours, None, None), CONSENT_WRITE_NOT_ALLOWED);
+        // Changing: only a custodian; the recorder stays first among them.
+        assert_eq!(write(&lead, &old, &ours, None, stored(&theirs)), CONSENT_WRITE_OTHER_ORGANISATION);
+        assert_eq!(write(&lead, &old, &designated, None, stored(&designated)), CONSENT_WRITE);
+        assert_eq!(write(&lead, &old, &ours, None, stored(&designated)), CONSENT_WRITE_CUSTODIAN);
+        // Withdrawing an objection: only with the patient's statement.
+        assert_eq!(write(&lead, &withdrawn, &ours, None, stored(&ours)), CONSENT_WITHDRAW_NO_STATEMENT);
+        assert_eq!(
+            write(&lead, &withdrawn, &ours, Some("Consent.sourceAttachment created 2026-12-01"), stored(&ours)),
+            CONSENT_WITHDRAW_WITH_STATEMENT
+        );
+        // Reading: the custodians only.
+        assert_eq!(decide_consent_read(&lead, &ours, &teams, day).rule, CONSENT_READ);
+        assert_eq!(decide_consent_read(&lead, &theirs, &teams, day).rule, CONSENT_READ_OTHER_ORGANISATION);
+    }
+
+    #[test]
     fn what_weakens_an_objection() {
         let old = objection(true, Some(&[DataCategory::Lifestyle]), &[], None);
         assert!(!weakens(&old, &old.clone()));
