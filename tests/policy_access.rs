@@ -663,13 +663,16 @@ fn arb_categories() -> impl Strategy<Value = BTreeSet<DataCategory>> {
 
 const UZIS: [&str; 4] = ["900000011", "900000012", "900000013", "900000014"];
 const URAS: [&str; 2] = [PROVIDER, "44443333"];
+/// Professions of members and requesters: an SO (may break the glass), a nurse and a
+/// non-BIG role (may not); a membership counts only when token and team agree (issue 14).
+const ROLES: [&str; 3] = ["01.047", "30.000", "99.999"];
 
 prop_compose! {
-    fn arb_member()(role in 0usize..3, uzi in 0usize..3, ura in 0usize..2, period in arb_period()) -> TeamMember {
+    fn arb_member()(role in 0usize..3, uzi in 0usize..3, ura in 0usize..2, code in 0usize..2, period in arb_period()) -> TeamMember {
         TeamMember {
             role: MemberRole::ALL[role],
             uzi: UZIS[uzi].into(),
-            uzi_role: "01.047".into(),
+            uzi_role: ROLES[code].into(),
             big: None,
             organisation_ura: URAS[ura].into(),
             name: None,
@@ -737,6 +740,7 @@ prop_compose! {
         consents in proptest::collection::vec(arb_consent(), 0..3),
         uzi in 0usize..4,
         ura in 0usize..2,
+        code in 0usize..3,
         reason in proptest::option::of("[a-z ]{0,12}"),
         requested in proptest::option::of(arb_categories()),
         day in 0u64..500,
@@ -744,7 +748,7 @@ prop_compose! {
     ) -> (Vec<CareTeam>, Vec<Agreement>, Vec<PatientConsent>, Requester, Requested, NaiveDate) {
         let r = Requester {
             uzi: UZIS[uzi].into(),
-            uzi_role: "01.047".into(),
+            uzi_role: ROLES[code].into(),
             ura: URAS[ura].into(),
             purpose_of_use: purpose.into(),
             break_glass_reason: reason,
@@ -812,6 +816,12 @@ proptest! {
             prop_assert!(decision.flag_for_review && decision.permit);
             prop_assert!(r.break_glass_reason.as_deref().is_some_and(|s| !s.trim().is_empty()));
             prop_assert_eq!(r.ura.as_str(), PROVIDER);
+            prop_assert_eq!(r.uzi_role.as_str(), "01.047", "only a listed profession breaks the glass");
+        }
+        if decision.rule == "access.member" {
+            // A membership counted only with the profession the token states.
+            let (teams, ..) = &case;
+            prop_assert!(teams.iter().flat_map(|t| &t.members).any(|m| m.uzi == r.uzi && m.organisation_ura == r.ura && m.uzi_role == r.uzi_role));
         }
     }
 
