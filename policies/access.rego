@@ -14,7 +14,7 @@
 #   requester           {uzi, uzi_role, ura, purpose_of_use, break_glass_reason ("" = none)}
 #   requested_all       true when every category is asked for, else `requested` lists them
 #   memberships         the requester's memberships (by UZI) in the patient's teams:
-#                       {team, role, ura, start, end|null, team_ura, team_ended|null}
+#                       {team, role, uzi_role, ura, start, end|null, team_ura, team_ended|null}
 #   teams               the patient's teams: {id, ura, ended|null}
 #   agreements          {id, receivers: [URA...], categories, start, end|null, needs_consent}
 #   agreement_consents  the patient's explicit consents in force: {agreement, start, end|null}
@@ -72,10 +72,18 @@ purpose_ok if input.requester.purpose_of_use in cfg.purposes_of_use
 
 # ------------------------------------------------------------------ membership
 
-# Memberships in which the requester acts for the organisation named in the token.
+# Memberships in which the requester acts for the organisation named in the token, with the
+# profession (UZI role) the token states: the team's role code is a claim until the member acts.
 own_memberships contains m if {
 	some m in input.memberships
 	m.ura == input.requester.ura
+	m.uzi_role == input.requester.uzi_role
+}
+
+role_mismatch if {
+	some m in input.memberships
+	m.ura == input.requester.ura
+	m.uzi_role != input.requester.uzi_role
 }
 
 treatment_running(m) if m.team_ended == null
@@ -187,10 +195,15 @@ bg_teams contains t if {
 	t.ura == input.requester.ura
 }
 
+# Only the professions the policy names (UZI role codes; the shipped list is the
+# BIG-registered professions) may break the glass.
+bg_profession if input.requester.uzi_role in cfg.break_glass.professions
+
 break_glass_allowed if {
 	cfg.break_glass.enabled
 	break_glass_requested
 	count(bg_teams) > 0
+	bg_profession
 }
 
 bg_agreed contains c if {
@@ -273,6 +286,10 @@ decision := d if {
 	d := shortfall("break-the-glass", bg_agreed, bg_grants, bg_unobjected)
 } else := d if {
 	break_glass_requested
+	count(bg_teams) > 0
+	d := deny("break-glass.profession", sprintf("break-the-glass is for the professions the policy names (break_glass.professions); UZI role %s is not one", [input.requester.uzi_role]))
+} else := d if {
+	break_glass_requested
 	d := deny("break-glass.other-organisation", sprintf("break-the-glass is for members of the provider that manages the patient's team; URA %s does not", [input.requester.ura]))
 } else := d if {
 	d := not_a_member
@@ -299,6 +316,8 @@ not_a_member := deny("membership.not-started", "the requester's membership of th
 	m.team_ended < now
 } else := deny("membership.ended", "the requester's membership of the care team has ended") if {
 	count(own_memberships) > 0
+} else := deny("membership.role-mismatch", "the care team records another profession (UZI role) for the requester than the token states") if {
+	role_mismatch
 } else := deny("membership.other-organisation", "the requester is a member of the care team for another organisation than the one in the token") if {
 	count(input.memberships) > 0
 } else := deny("default.not-a-member", "the requester is not a member of any of the patient's care teams")

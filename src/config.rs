@@ -113,9 +113,16 @@ pub struct PolicySettings {
     /// Overrides `grace_period_days` of the policy's configuration: days after the end of a
     /// treatment in which the roles of `grace_period_roles` may still read (closing letter).
     pub grace_period_days: Option<u32>,
-    /// UZI numbers of administrators: they may write the care teams and consents of the
-    /// organisation named in their token, besides the teams' lead practitioners.
+    /// Administrators, each `URA:UZI` (the organisation they administer and their UZI
+    /// number): they may write the care teams and consents of that organisation, besides the
+    /// teams' lead practitioners, and see its evidence report — only with a token for that
+    /// organisation. A bare UZI number (the form before issue 14) is refused at start.
     pub admins: Vec<String>,
+    /// AGB codes that are additional identities of an organisation, by URA
+    /// (`"87654321" = ["01234567"]`): a token of that URA may send a handover as
+    /// `sender=agb-z|<code>`, and agreements naming the code cover it. The sender is otherwise
+    /// always the URA in the token.
+    pub agb_codes: std::collections::BTreeMap<String, Vec<String>>,
     /// Load the example agreements, care teams and consents built into the binary (set by
     /// `serve --demo` when no agreements directory is configured; not a file key).
     #[serde(skip)]
@@ -269,6 +276,20 @@ impl Settings {
         if let Some(v) = env("OVERDRACHT_ADMINS") {
             self.policy.admins = split_list(&v);
         }
+        if let Some(v) = env("OVERDRACHT_AGB_CODES") {
+            let mut map = std::collections::BTreeMap::<String, Vec<String>>::new();
+            for pair in split_list(&v) {
+                let Some((ura, agb)) = pair.split_once(':') else {
+                    return Err(ConfigError::Env {
+                        name: "OVERDRACHT_AGB_CODES",
+                        value: v.clone(),
+                        message: "expected URA:AGB pairs, comma-separated".to_owned(),
+                    });
+                };
+                map.entry(ura.trim().to_owned()).or_default().push(agb.trim().to_owned());
+            }
+            self.policy.agb_codes = map;
+        }
         if let Some(v) = env("OVERDRACHT_AUDIT_PRIVACY_OFFICER_ROLES") {
             self.audit.privacy_officer_roles = split_list(&v);
         }
@@ -352,13 +373,15 @@ mod tests {
             env(&[
                 ("OVERDRACHT_AGREEMENTS_DIR", "/etc/overdracht/agreements"),
                 ("OVERDRACHT_GRACE_PERIOD_DAYS", "14"),
-                ("OVERDRACHT_ADMINS", "900000900, 900000901"),
+                ("OVERDRACHT_ADMINS", "11112222:900000900, 11112222:900000901"),
+                ("OVERDRACHT_AGB_CODES", "87654321:01234567, 87654321:01234568"),
             ]),
         )
         .expect("env");
         assert_eq!(s.policy.agreements_dir.as_deref(), Some(Path::new("/etc/overdracht/agreements")));
         assert_eq!(s.policy.grace_period_days, Some(14));
-        assert_eq!(s.policy.admins, ["900000900", "900000901"]);
+        assert_eq!(s.policy.admins, ["11112222:900000900", "11112222:900000901"]);
+        assert_eq!(s.policy.agb_codes["87654321"], ["01234567", "01234568"]);
         assert!(!s.policy.demo_examples, "not settable from outside");
     }
 

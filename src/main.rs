@@ -398,7 +398,7 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
     if args.demo && settings.policy.admins.is_empty() && settings.demo_auth() {
         // The demo's administrator of Zorggroep Zuid, who may fetch the evidence report
         // (only with the demo key: never when real token issuers are configured).
-        settings.policy.admins = vec![DEMO_ADMIN_UZI.to_owned()];
+        settings.policy.admins = vec![format!("{DEMO_RECEIVER_URA}:{DEMO_ADMIN_UZI}")];
     }
     overdracht::telemetry::init(&settings.log, settings.log_format, std::io::stderr);
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;

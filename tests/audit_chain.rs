@@ -153,7 +153,9 @@ async fn the_database_refuses_updates_deletes_and_entries_off_the_head() {
 /// The access rule of the audit views, rule by rule.
 #[tokio::test]
 async fn view_access_rule() {
-    use overdracht::audit::access::{decide, RULE_DEFAULT_DENY, RULE_PRIVACY_OFFICER, RULE_TREATING_ORGANISATION};
+    use overdracht::audit::access::{
+        decide, RULE_DEFAULT_DENY, RULE_PRIVACY_OFFICER, RULE_SENDER_OWN_ENTRIES, RULE_TREATING_ORGANISATION,
+    };
     let dir = tempfile::tempdir().unwrap();
     let s = store(&dir).await;
     let officers = vec!["99.999".to_owned()];
@@ -163,9 +165,10 @@ async fn view_access_rule() {
     assert_eq!((d.permit, d.rule), (false, RULE_DEFAULT_DENY));
     let d = decide(&s, "87654321", "01.047", None, &officers).await.unwrap();
     assert_eq!((d.permit, d.rule), (false, RULE_DEFAULT_DENY));
-    // A privacy officer may search everything.
+    // A privacy officer may search the trail of their own organisation (issue 14).
     let d = decide(&s, "11112222", "99.999", None, &officers).await.unwrap();
     assert_eq!((d.permit, d.rule), (true, RULE_PRIVACY_OFFICER));
+    assert_eq!(d.scope, Some(overdracht::policy::audit_view::ViewScope::Organisation("11112222".into())));
     // ...but only when the role is configured.
     let d = decide(&s, "11112222", "99.999", None, &[]).await.unwrap();
     assert!(!d.permit);
@@ -196,10 +199,11 @@ async fn view_access_rule() {
     .await
     .unwrap();
     tx.commit().await.unwrap();
-    // Receiver and submitting organisation: permitted for this patient only.
-    for ura in ["87654321", "00001234"] {
+    // Receiver and submitting organisation: permitted for this patient only; the sender
+    // sees its own entries only (issue 14).
+    for (ura, rule) in [("87654321", RULE_TREATING_ORGANISATION), ("00001234", RULE_SENDER_OWN_ENTRIES)] {
         let d = decide(&s, ura, "01.047", bsn, &[]).await.unwrap();
-        assert_eq!((d.permit, d.rule), (true, RULE_TREATING_ORGANISATION), "{ura}");
+        assert_eq!((d.permit, d.rule), (true, rule), "{ura}");
         let d = decide(&s, ura, "01.047", Some("123456782"), &[]).await.unwrap();
         assert!(!d.permit, "{ura}: another patient");
         let d = decide(&s, ura, "01.047", None, &[]).await.unwrap();

@@ -246,6 +246,23 @@ fn an_objection_to_a_member_shuts_them_out() {
 }
 
 #[test]
+fn a_membership_counts_only_with_the_profession_in_the_token() {
+    // Issue 14: the team records the nurse (UZI 900000104) as an SO; her token says 30.000.
+    let mut demo = demo();
+    for m in demo.teams.iter_mut().flat_map(|t| t.members.iter_mut()).filter(|m| m.uzi == "900000104") {
+        m.uzi_role = "01.047".into();
+    }
+    let nurse = requester("900000104", "30.000", PROVIDER);
+    let req = demo_request(&demo, &nurse, TODAY, &Requested::All);
+    for d in [engine().decide(&req), engine().decide_rego(&req)] {
+        assert_eq!((d.permit, d.rule.as_str()), (false, "membership.role-mismatch"), "{d:?}");
+    }
+    // With the SO's token she is the member the team records.
+    let as_recorded = requester("900000104", "01.047", PROVIDER);
+    assert!(decide_demo(&demo, &as_recorded, TODAY, &Requested::All).permit);
+}
+
+#[test]
 fn break_the_glass_needs_a_reason_and_the_providers_ura_and_is_flagged() {
     let demo = demo();
     let mut colleague = requester("900000777", "01.047", PROVIDER);
@@ -271,13 +288,33 @@ fn break_the_glass_needs_a_reason_and_the_providers_ura_and_is_flagged() {
 #[test]
 fn a_member_may_break_the_glass_for_categories_beyond_the_role() {
     let demo = demo();
-    let mut nurse = requester("900000104", "30.000", PROVIDER);
-    let medication = Requested::Only(cats(&["medication"]));
-    assert_eq!(decide_demo(&demo, &nurse, TODAY, &medication).rule, "category.not-allowed");
-    nurse.break_glass_reason = Some("suspected overdose".into());
-    let decision = decide_demo(&demo, &nurse, TODAY, &medication);
+    // The nurse practitioner (VS, a BIG-registered profession) is a co-practitioner: no journal.
+    let mut vs = requester("900000103", "30.070", PROVIDER);
+    let journal = Requested::Only(cats(&["journal"]));
+    assert_eq!(decide_demo(&demo, &vs, TODAY, &journal).rule, "category.not-allowed");
+    vs.break_glass_reason = Some("suspected overdose".into());
+    let decision = decide_demo(&demo, &vs, TODAY, &journal);
     assert!(decision.permit && decision.break_glass);
-    assert_eq!(decision.allowed_categories, cats(&["medication"]));
+    assert_eq!(decision.allowed_categories, cats(&["journal"]));
+}
+
+#[test]
+fn only_the_professions_the_policy_names_break_the_glass() {
+    // Issue 14: the nurse (30.000, no VS) and a non-BIG role (99.999) are refused, flagged;
+    // both engines agree.
+    let demo = demo();
+    // (A member's own shortfall is named first: the nurse is a supporting member.)
+    for (uzi, role, rule) in
+        [("900000104", "30.000", "category.not-allowed"), ("900000998", "99.999", "break-glass.profession")]
+    {
+        let mut r = requester(uzi, role, PROVIDER);
+        r.break_glass_reason = Some("suspected overdose".into());
+        let medication = Requested::Only(cats(&["medication"]));
+        let req = demo_request(&demo, &r, TODAY, &medication);
+        for d in [engine().decide(&req), engine().decide_rego(&req)] {
+            assert_eq!((d.permit, d.rule.as_str(), d.flag_for_review), (false, rule, true), "{d:?}");
+        }
+    }
 }
 
 #[test]
@@ -464,10 +501,12 @@ fn table_request(c: &Cell) -> (CareTeam, Vec<Agreement>, Vec<PatientConsent>) {
         participant_index: i,
     };
     let mut members = vec![];
+    // The table's requester acts with token role 01.047; a membership counts only with the
+    // profession the token states (issue 14), so every own membership records 01.047.
     let own_role = match c.role {
         Role::Lead => Some((MemberRole::LeadPractitioner, "01.047")),
-        Role::Co => Some((MemberRole::CoPractitioner, "04.000")),
-        Role::Supporting => Some((MemberRole::SupportingDiscipline, "30.000")),
+        Role::Co => Some((MemberRole::CoPractitioner, "01.047")),
+        Role::Supporting => Some((MemberRole::SupportingDiscipline, "01.047")),
         Role::NotMember => None,
     };
     if let Some((role, code)) = own_role {
@@ -624,13 +663,16 @@ fn arb_categories() -> impl Strategy<Value = BTreeSet<DataCategory>> {
 
 const UZIS: [&str; 4] = ["900000011", "900000012", "900000013", "900000014"];
 const URAS: [&str; 2] = [PROVIDER, "44443333"];
+/// Professions of members and requesters: an SO (may break the glass), a nurse and a
+/// non-BIG role (may not); a membership counts only when token and team agree (issue 14).
+const ROLES: [&str; 3] = ["01.047", "30.000", "99.999"];
 
 prop_compose! {
-    fn arb_member()(role in 0usize..3, uzi in 0usize..3, ura in 0usize..2, period in arb_period()) -> TeamMember {
+    fn arb_member()(role in 0usize..3, uzi in 0usize..3, ura in 0usize..2, code in 0usize..2, period in arb_period()) -> TeamMember {
         TeamMember {
             role: MemberRole::ALL[role],
             uzi: UZIS[uzi].into(),
-            uzi_role: "01.047".into(),
+            uzi_role: ROLES[code].into(),
             big: None,
             organisation_ura: URAS[ura].into(),
             name: None,
@@ -698,6 +740,7 @@ prop_compose! {
         consents in proptest::collection::vec(arb_consent(), 0..3),
         uzi in 0usize..4,
         ura in 0usize..2,
+        code in 0usize..3,
         reason in proptest::option::of("[a-z ]{0,12}"),
         requested in proptest::option::of(arb_categories()),
         day in 0u64..500,
@@ -705,7 +748,7 @@ prop_compose! {
     ) -> (Vec<CareTeam>, Vec<Agreement>, Vec<PatientConsent>, Requester, Requested, NaiveDate) {
         let r = Requester {
             uzi: UZIS[uzi].into(),
-            uzi_role: "01.047".into(),
+            uzi_role: ROLES[code].into(),
             ura: URAS[ura].into(),
             purpose_of_use: purpose.into(),
             break_glass_reason: reason,
@@ -773,6 +816,12 @@ proptest! {
             prop_assert!(decision.flag_for_review && decision.permit);
             prop_assert!(r.break_glass_reason.as_deref().is_some_and(|s| !s.trim().is_empty()));
             prop_assert_eq!(r.ura.as_str(), PROVIDER);
+            prop_assert_eq!(r.uzi_role.as_str(), "01.047", "only a listed profession breaks the glass");
+        }
+        if decision.rule == "access.member" {
+            // A membership counted only with the profession the token states.
+            let (teams, ..) = &case;
+            prop_assert!(teams.iter().flat_map(|t| &t.members).any(|m| m.uzi == r.uzi && m.organisation_ura == r.ura && m.uzi_role == r.uzi_role));
         }
     }
 

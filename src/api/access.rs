@@ -7,7 +7,7 @@
 //! the agreements are those recorded with the patient's handovers to it (not every agreement
 //! the provider signed: a GP agreement does not open data that came from the paediatrician).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -33,7 +33,9 @@ pub const BREAK_GLASS_HEADER: &str = "x-break-glass-reason";
 pub struct AccessControl {
     pub engine: PolicyEngine,
     pub agreements: Arc<Vec<Agreement>>,
-    pub admins: Arc<BTreeSet<String>>,
+    pub admins: Arc<crate::policy::Admins>,
+    /// AGB codes configured as identities of organisations (`policy.agb_codes`).
+    pub senders: Arc<crate::policy::parties::SenderIdentities>,
     cache: Arc<FactsCache>,
 }
 
@@ -44,6 +46,10 @@ pub enum AccessSetupError {
     Agreement(#[from] crate::policy::AgreementError),
     #[error(transparent)]
     Policy(#[from] crate::policy::PolicyError),
+    #[error(transparent)]
+    Admins(#[from] crate::policy::AdminsError),
+    #[error(transparent)]
+    Senders(#[from] crate::policy::parties::SenderIdentitiesError),
 }
 
 impl AccessControl {
@@ -68,7 +74,8 @@ impl AccessControl {
         Ok(AccessControl {
             engine,
             agreements: Arc::new(agreements),
-            admins: Arc::new(p.admins.iter().cloned().collect()),
+            admins: Arc::new(crate::policy::Admins::parse(&p.admins)?),
+            senders: Arc::new(crate::policy::parties::SenderIdentities::parse(&p.agb_codes)?),
             cache: Arc::default(),
         })
     }
@@ -123,8 +130,19 @@ impl AccessControl {
         self.agreements.iter().filter(|a| names.iter().any(|(id, v)| *id == a.id && *v == a.version)).cloned().collect()
     }
 
+    /// Whether the caller is an administrator of the organisation in the token.
     pub fn is_admin(&self, caller: &Caller) -> bool {
-        self.admins.contains(&caller.uzi)
+        self.admins.is_admin(&caller.ura, &caller.uzi)
+    }
+
+    /// The caller as the policy's [`crate::policy::Actor`].
+    pub fn actor<'a>(&self, caller: &'a Caller) -> crate::policy::Actor<'a> {
+        crate::policy::Actor {
+            uzi: &caller.uzi,
+            uzi_role: &caller.uzi_role,
+            ura: &caller.ura,
+            admin: self.is_admin(caller),
+        }
     }
 }
 

@@ -116,6 +116,7 @@ use crate::audit::access::{self, ViewDecision};
 use crate::audit::{event, AuditSearch, StoredEntry};
 use crate::model::category::DataCategory;
 use crate::model::types::Bsn;
+use crate::policy::audit_view::{self, ViewScope};
 use crate::report::html::esc;
 
 /// Most entries one request returns.
@@ -198,14 +199,16 @@ fn date_bounds(v: &str, from: &mut Option<String>, to: &mut Option<String>) -> R
 }
 
 /// Decides access to audit entries of `patient` (None: all), records the AuditQuery entry
-/// (permitted or denied) and returns the 403 on denial. The entry is written before any
-/// data is returned; if it cannot be written, nothing is returned.
+/// (permitted or denied) and returns the 403 on denial, or the search limited to the
+/// entries the permit covers. The entry is written before any data is returned; if it
+/// cannot be written, nothing is returned.
 async fn guard_view(
     state: &AppState,
     caller: &Caller,
     headers: &HeaderMap,
     patient: Option<&str>,
     query: String,
+    search: &mut AuditSearch,
 ) -> Result<(), ApiError> {
     let decision: ViewDecision =
         access::decide(&state.store, &caller.ura, &caller.uzi_role, patient, &state.audit.privacy_officer_roles)
@@ -221,6 +224,12 @@ async fn guard_view(
     }
     crate::audit::record_alone(&state.store, &entry).await.map_err(ApiError::internal)?;
     if decision.permit {
+        match decision.scope {
+            Some(ViewScope::Organisation(ura)) => search.of_organisation = Some(ura),
+            Some(ViewScope::OwnEntries(ura)) => search.by_organisation = Some(ura),
+            Some(ViewScope::Patient) => {}
+            None => return Err(ApiError::internal("a permitted audit view without a scope")),
+        }
         Ok(())
     } else {
         Err(ApiError::forbidden(format!("you may not view this audit information: {}", decision.reason)))
@@ -249,7 +258,7 @@ fn fhir_json(body: &Value) -> Response {
         (status = 200, description = "A searchset Bundle of AuditEvents (IHE BALP shape)", content_type = "application/fhir+json"),
         (status = 400, description = "A malformed parameter"),
         (status = 401, description = "No valid bearer token"),
-        (status = 403, description = "Not a privacy officer, and not the sending or receiving organisation of a handover of this patient"),
+        (status = 403, description = "Not a privacy officer, and not the sending or receiving organisation of a handover of this patient (a sender sees its own entries only; an officer those of their organisation)"),
     ),
     security(("bearer" = []))
 )]
@@ -305,7 +314,8 @@ pub async fn search(
         }
     }
     let query = format!("AuditEvent?{}", raw.as_deref().unwrap_or(""));
-    guard_view(&state, &caller, &headers, q.patient_bsn.as_deref(), query).await?;
+    let patient = q.patient_bsn.clone();
+    guard_view(&state, &caller, &headers, patient.as_deref(), query, &mut q).await?;
     let mut found = crate::audit::search(&state.store, &q).await.map_err(ApiError::internal)?;
     let more = i64::try_from(found.len()).unwrap_or(i64::MAX) > count;
     found.truncate(usize::try_from(count).unwrap_or(0));
@@ -541,7 +551,7 @@ fn wants_dutch(headers: &HeaderMap, pairs: &[(String, String)]) -> bool {
         (status = 200, description = "Who saw which categories of this patient's data, when (newest first)", content_type = "application/json"),
         (status = 400, description = "Not a valid BSN"),
         (status = 401, description = "No valid bearer token"),
-        (status = 403, description = "Not a privacy officer, and not the sending or receiving organisation of a handover of this patient"),
+        (status = 403, description = "Not a privacy officer, and not the sending or receiving organisation of a handover of this patient (a sender sees its own entries only; an officer those of their organisation)"),
     ),
     security(("bearer" = []))
 )]
@@ -554,8 +564,8 @@ pub async fn access_log(
 ) -> Result<Response, ApiError> {
     let bsn = parse_patient("bsn", &bsn)?;
     let pairs = query_pairs(raw.as_deref());
-    guard_view(&state, &caller, &headers, Some(&bsn), "AccessLog?patient=(path)".to_owned()).await?;
-    let q = AuditSearch { patient_bsn: Some(bsn.clone()), limit: Some(MAX_COUNT), ..Default::default() };
+    let mut q = AuditSearch { patient_bsn: Some(bsn.clone()), limit: Some(MAX_COUNT), ..Default::default() };
+    guard_view(&state, &caller, &headers, Some(&bsn), "AccessLog?patient=(path)".to_owned(), &mut q).await?;
     let found = crate::audit::search(&state.store, &q).await.map_err(ApiError::internal)?;
     let nl = wants_dutch(&headers, &pairs);
     let items: Vec<Value> = found.iter().map(|s| access_log_item(s, nl)).collect();
@@ -580,15 +590,16 @@ pub async fn access_log(
 
 use crate::audit::review::{self, Conclusion, NewReview, ReviewError};
 
-/// The privacy-officer check of the review endpoints; the entry records the decision.
+/// The privacy-officer check of the review endpoints ([`audit_view::decide_review`]); the
+/// entry records the decision.
 fn officer_decision(state: &AppState, caller: &Caller, entry: &mut AuditEntry) -> bool {
-    let officer = state.audit.privacy_officer_roles.contains(&caller.uzi_role);
-    entry.rule = Some(review::RULE.to_owned());
-    if !officer {
+    let d = audit_view::decide_review(&caller.uzi_role, &caller.ura, &state.audit.privacy_officer_roles, None);
+    entry.rule = Some(d.rule.to_owned());
+    if !d.permit {
         entry.outcome = AuditOutcome::Denied;
-        entry.reason = Some(format!("UZI role {} is not a configured privacy-officer role", caller.uzi_role));
+        entry.reason = Some(d.reason);
     }
-    officer
+    d.permit
 }
 
 fn not_an_officer() -> ApiError {
@@ -629,9 +640,13 @@ pub async fn flagged(State(state): State<AppState>, caller: Caller, headers: Hea
     if !officer {
         return Err(not_an_officer());
     }
+    // Only the entries of the officer's own organisation.
     let pending = review::pending(&state.store).await.map_err(ApiError::internal)?;
     let items: Vec<Value> = pending
         .iter()
+        .filter(|s| {
+            audit_view::entry_is_of(s.entry.user.as_ref().map(|u| u.ura.as_str()), &s.entry.objects, &caller.ura)
+        })
         .map(|s| {
             json!({
                 "id": s.id,
@@ -707,7 +722,17 @@ pub async fn create_review(
     };
     // The review entry is the audit entry of this request (written in the review's own
     // transaction); a refused review is recorded as such.
-    match review::review(&state.store, &new).await {
+    let (role, ura, officers) = (&caller.uzi_role, &caller.ura, &state.audit.privacy_officer_roles);
+    let authorise = |e: &AuditEntry| {
+        let d =
+            audit_view::decide_review(role, ura, officers, Some((e.user.as_ref().map(|u| u.ura.as_str()), &e.objects)));
+        if d.permit {
+            Ok(())
+        } else {
+            Err(d)
+        }
+    };
+    match review::review_scoped(&state.store, &new, authorise).await {
         Ok(id) => Ok((
             StatusCode::CREATED,
             axum::Json(json!({ "review": id.id, "entry": req.entry, "conclusion": conclusion.code() })),
@@ -715,6 +740,17 @@ pub async fn create_review(
             .into_response()),
         Err(ReviewError::Audit(e)) => Err(ApiError::internal(e)),
         Err(e @ ReviewError::NotFound(_)) => refuse(entry, ApiError::not_found(e.to_string())).await,
+        Err(ReviewError::Refused(d)) => {
+            // Answered as unknown (another organisation's officer does not learn what the
+            // entry is), recorded as the denial it is.
+            let e = ApiError::not_found(format!("no audit entry {} is visible to your organisation", req.entry));
+            let mut entry = refusal(entry, AuditAction::Review, &e);
+            entry.outcome = AuditOutcome::Denied;
+            entry.rule = Some(d.rule.to_owned());
+            entry.reason = Some(d.reason);
+            crate::audit::record_alone(store, &entry).await.map_err(ApiError::internal)?;
+            Err(e)
+        }
         Err(e @ ReviewError::AlreadyReviewed { .. }) => {
             let issue = crate::validate::Issue::error(crate::validate::IssueCode::Conflict, e.to_string());
             refuse(entry, ApiError::new(StatusCode::CONFLICT, issue)).await

@@ -4,21 +4,20 @@
 //! A team is stored only when the GZSP rules accept it ([`check_care_team`]): errors are
 //! `422` with the OperationOutcome, warnings come back with the stored team.
 //!
-//! **Who may write.** A care team is written by its organisation: the token's URA must be
-//! the team's managing organisation (and, for a change, the stored team's), and the person
-//! must be
-//! - the team's lead practitioner on that day (for a new team: the lead it names; for a
-//!   change: the lead of the stored team, so nobody takes a team over by naming themselves), or
-//! - an administrator of the organisation (`policy.admins`, UZI numbers).
+//! **Who may write, who may read**: decided by [`crate::policy::writes`] (rule ids and
+//! their order are documented there): a team is written by its managing organisation's
+//! administrators or its lead practitioner, created by an administrator or the patient's
+//! current lead, with the writer's profession as the token states it, one active team per
+//! patient and organisation; a consent is changed only by the organisation that recorded it
+//! (or one the patient designated in `Consent.organization`), and an objection is withdrawn
+//! only with the patient's recorded statement (`Consent.sourceAttachment` or
+//! `sourceReference`). Every write, refused or not, is audited (a stored one in the
+//! transaction of the write).
 //!
-//! A patient's consent or objection is written by the lead practitioner of one of the
-//! patient's teams at the caller's organisation, or by an administrator of an organisation
-//! that manages a team for the patient. Every write, refused or not, is audited in the
-//! transaction of the write.
-//!
-//! **Who may read.** A team: its members (acting for the organisation they are a member
-//! for) and the administrators of its organisation; for anyone else it does not exist (404).
-//! A consent: whoever may write it. Search results are filtered item by item.
+//! A team is read by its members (acting for the organisation and with the profession of
+//! their membership) and the administrators of its organisation, for a purpose of use the
+//! access policy accepts; for anyone else it does not exist (404). A consent: whoever may
+//! change it. Search results are filtered item by item.
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -34,7 +33,9 @@ use super::error::{fhir_response, ApiError};
 use super::facade::{self, is_id};
 use super::state::AppState;
 use crate::audit::{AuditAction, AuditEntry, AuditOutcome};
-use crate::policy::{check_care_team, CareTeam, ConsentKind, MemberRole, PatientConsent};
+use crate::policy::consent;
+use crate::policy::writes::{self, ConsentWrite, StoredConsent, StoredTeam, TeamWrite};
+use crate::policy::{check_care_team, rules, CareTeam, ConsentKind, Decision, MemberRole, PatientConsent};
 use crate::store::{StoredPolicyResource, Writer};
 use crate::validate::{Issue, IssueCode, Outcome, Severity};
 
@@ -65,17 +66,10 @@ fn check_id(v: &Value, ty: &str, id: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// The caller is the lead practitioner of `team` today, acting for the team's organisation.
-fn is_lead(team: &CareTeam, caller: &Caller, today: chrono::NaiveDate) -> bool {
-    team.organisation_ura == caller.ura
-        && team.lead_practitioner(today).is_some_and(|l| l.uzi == caller.uzi && l.organisation_ura == caller.ura)
-}
-
-/// The caller may read `team`: a member acting for the organisation of their membership,
-/// or an administrator of the managing organisation.
-fn may_read_team(state: &AppState, team: &CareTeam, caller: &Caller) -> bool {
-    team.members.iter().any(|m| m.uzi == caller.uzi && m.organisation_ura == caller.ura)
-        || (state.access.is_admin(caller) && team.organisation_ura == caller.ura)
+/// The policy's decision on reading `team` ([`writes::decide_team_read`]).
+fn team_read(state: &AppState, team: &CareTeam, caller: &Caller) -> Decision {
+    let actor = state.access.actor(caller);
+    writes::decide_team_read(&actor, &caller.purpose_of_use, &state.access.engine.config().purposes_of_use, team)
 }
 
 fn stored_team(row: &StoredPolicyResource) -> Option<CareTeam> {
@@ -161,29 +155,17 @@ pub async fn put_team(
     entry.patient_bsn = Some(team.patient.as_str().to_owned());
     let existing = state.store.care_team(&id).await?;
     let old = existing.as_ref().and_then(stored_team);
-    let admin = state.access.is_admin(&caller);
-    let denied = if team.organisation_ura != caller.ura
-        || existing.as_ref().is_some_and(|e| e.organisation_ura != caller.ura)
-    {
-        Some(("team.write.organisation", "a care team is written by its managing organisation: the token's URA is not the team's managing organisation"))
-    } else if admin {
-        None
-    } else if let Some(old) = &old {
-        (!is_lead(old, &caller, today)).then_some((
-            "team.write.not-lead",
-            "only the team's lead practitioner or an administrator of the organisation may change a care team",
-        ))
-    } else if existing.is_some() {
-        Some(("team.write.not-lead", "the stored team cannot be read; only an administrator may replace it"))
-    } else {
-        (!is_lead(&team, &caller, today)).then_some((
-            "team.write.not-lead",
-            "a new care team is created by the lead practitioner it names, or by an administrator of the organisation",
-        ))
-    };
-    if let Some((rule, reason)) = denied {
-        entry.rule = Some(rule.to_owned());
-        return Err(refuse(&state, entry, ApiError::forbidden(reason)).await);
+    let patient_teams = access::parse_teams(&state.store.care_teams_of(team.patient.as_str()).await?);
+    let actor = state.access.actor(&caller);
+    let decision = writes::decide_team_write(&TeamWrite {
+        actor: &actor,
+        team: &team,
+        stored: existing.as_ref().map(|e| StoredTeam { organisation_ura: &e.organisation_ura, team: old.as_ref() }),
+        patient_teams: &patient_teams,
+        day: today,
+    });
+    if !decision.permit {
+        return Err(refuse_team(&state, entry, &decision).await);
     }
     if let Some(m) = v.get_mut("meta").and_then(Value::as_object_mut) {
         m.remove("versionId");
@@ -201,14 +183,33 @@ pub async fn put_team(
             &Writer { uzi: &caller.uzi, ura: &caller.ura, at: &now },
         )
         .await?;
-    entry.rule = Some(if admin { "team.write.admin" } else { "team.write.lead" }.to_owned());
-    entry.reason = Some(team_summary(&team, version));
+    // Again under the write lock the write took: two parallel creations of an active team
+    // for one patient cannot both pass `team.one-active`.
+    let now_stored = access::parse_teams(&tx.care_teams_of(team.patient.as_str()).await?);
+    if let Some(conflict) = writes::one_active_conflict(&team, &now_stored) {
+        drop(tx);
+        return Err(refuse_team(&state, entry, &conflict).await);
+    }
+    entry.rule = Some(decision.rule.to_owned());
+    entry.reason = Some(format!("{}; {}", decision.reason, team_summary(&team, version)));
     audit_hook::audit_in(&mut tx, &entry).await?;
     tx.commit().await?;
     state.access.invalidate();
     // No id in the log: clients choose team ids and may put a BSN in them.
     tracing::info!(version, "care team stored");
     Ok(write_response(version == 1, "CareTeam", &id, version, v, warnings, &headers))
+}
+
+/// Records a refused team write with the policy's rule and returns the error: `409` for a
+/// second active team, `403` otherwise.
+async fn refuse_team(state: &AppState, mut entry: AuditEntry, d: &Decision) -> ApiError {
+    entry.rule = Some(d.rule.to_owned());
+    let e = if d.rule == rules::TEAM_ONE_ACTIVE {
+        ApiError::new(StatusCode::CONFLICT, Issue::error(IssueCode::Conflict, d.reason.clone()))
+    } else {
+        ApiError::forbidden(d.reason.clone())
+    };
+    refuse(state, entry, e).await
 }
 
 /// What changed, for the audit trail: state, members and roles (no names).
@@ -239,23 +240,18 @@ pub async fn get_team(
 ) -> Result<Response, ApiError> {
     let not_found = || ApiError::not_found(format!("CareTeam/{id} is not known, or not visible to you"));
     let row = if is_id(&id) { state.store.care_team(&id).await? } else { None };
-    let visible =
-        row.as_ref().and_then(|r| stored_team(r).map(|t| (r, t))).filter(|(_, t)| may_read_team(&state, t, &caller));
+    let decision = match row.as_ref().and_then(stored_team) {
+        Some(t) => team_read(&state, &t, &caller),
+        None => Decision::deny(rules::TEAM_READ_NOT_VISIBLE, "no such team"),
+    };
     let mut entry = audit_api::draft(AuditAction::Read, &caller, &headers);
     entry.objects = vec![format!("CareTeam/{id}")];
-    match &visible {
-        Some((r, _)) => {
-            entry.patient_bsn = Some(r.patient_bsn.clone());
-            audit_hook::outcome(&mut entry, AuditOutcome::Success, "team.read", "member or administrator of the team");
-        }
-        None => {
-            entry.patient_bsn = row.as_ref().map(|r| r.patient_bsn.clone());
-            audit_hook::outcome(&mut entry, AuditOutcome::Denied, "team.read.not-visible", "not a member of the team");
-        }
-    }
+    entry.patient_bsn = row.as_ref().map(|r| r.patient_bsn.clone());
+    let o = if decision.permit { AuditOutcome::Success } else { AuditOutcome::Denied };
+    audit_hook::outcome(&mut entry, o, decision.rule, &decision.reason);
     audit_hook::audit_decision(&state, &entry).await?;
-    match visible {
-        Some((r, _)) => Ok(fhir_response(StatusCode::OK, &with_version(r)?)),
+    match row.filter(|_| decision.permit) {
+        Some(r) => Ok(fhir_response(StatusCode::OK, &with_version(&r)?)),
         None => Err(not_found()),
     }
 }
@@ -305,16 +301,25 @@ pub async fn search_teams(
         None => Vec::new(),
     };
     let mut hits = Vec::new();
+    // The rule recorded: the first permit, else the first denial (as the facade does).
+    let mut recorded: Option<Decision> = None;
     for r in &rows {
-        if stored_team(r).is_some_and(|t| may_read_team(&state, &t, &caller)) {
+        let Some(t) = stored_team(r) else { continue };
+        let d = team_read(&state, &t, &caller);
+        if d.permit {
             hits.push((r.id.clone(), serde_json::to_string(&with_version(r)?).map_err(ApiError::internal)?));
+        }
+        if recorded.as_ref().is_none_or(|x| !x.permit && d.permit) {
+            recorded = Some(d);
         }
     }
     let mut entry = audit_api::draft(AuditAction::Search, &caller, &headers);
     entry.patient_bsn = bsn.clone();
     entry.objects = hits.iter().map(|(id, _)| format!("CareTeam/{id}")).collect();
     let o = if hits.is_empty() { AuditOutcome::Denied } else { AuditOutcome::Success };
-    audit_hook::outcome(&mut entry, o, "team.search", &format!("{} of {} teams visible", hits.len(), rows.len()));
+    let rule = recorded.as_ref().map_or("team.search", |d| d.rule);
+    let why = recorded.as_ref().map_or("no team", |d| d.reason.as_str());
+    audit_hook::outcome(&mut entry, o, rule, &format!("{} of {} teams visible; {why}", hits.len(), rows.len()));
     audit_hook::audit_decision(&state, &entry).await?;
     let base = facade::base_url(&headers);
     let mut out = Vec::new();
@@ -330,14 +335,22 @@ pub async fn search_teams(
     Ok(r)
 }
 
-/// The caller may write or read consents of this patient: lead practitioner of one of the
-/// patient's teams at the caller's organisation, or administrator of an organisation that
-/// manages a team for the patient.
-async fn may_handle_consents(state: &AppState, caller: &Caller, bsn: &str) -> Result<bool, ApiError> {
-    let today = access::today();
-    let teams = access::parse_teams(&state.store.care_teams_of(bsn).await?);
-    let admin = state.access.is_admin(caller);
-    Ok(teams.iter().any(|t| is_lead(t, caller, today) || (admin && t.organisation_ura == caller.ura)))
+/// The custodians of a stored consent (`Consent.organization`, recording organisation
+/// first); for a consent stored before consents named them, the organisation that wrote it.
+async fn stored_custodians(state: &AppState, row: &StoredPolicyResource) -> Result<Vec<String>, ApiError> {
+    let v: Value = serde_json::from_str(&row.resource).map_err(ApiError::internal)?;
+    let named = consent::custodians(&v);
+    if !named.is_empty() {
+        return Ok(named);
+    }
+    Ok(state.store.consent_written_by_ura(&row.id).await?.into_iter().collect())
+}
+
+/// The policy's decision on reading stored consent `row` ([`writes::decide_consent_read`]).
+async fn consent_read(state: &AppState, caller: &Caller, row: &StoredPolicyResource) -> Result<Decision, ApiError> {
+    let teams = access::parse_teams(&state.store.care_teams_of(&row.patient_bsn).await?);
+    let custodians = stored_custodians(state, row).await?;
+    Ok(writes::decide_consent_read(&state.access.actor(caller), &custodians, &teams, access::today()))
 }
 
 /// The sharing consents of the patient behind Patient `patient_id`, as facade rows, for a
@@ -351,11 +364,8 @@ pub async fn sharing_consents(
 ) -> Result<Vec<crate::store::FacadeResource>, ApiError> {
     let mut out = Vec::new();
     let Some(bsn) = state.store.patient_bsn_of(patient_id).await? else { return Ok(out) };
-    if !may_handle_consents(state, caller, &bsn).await? {
-        return Ok(out);
-    }
     for row in state.store.consents_of(&bsn).await? {
-        if only_id.is_some_and(|id| id != row.id) {
+        if only_id.is_some_and(|id| id != row.id) || !consent_read(state, caller, &row).await?.permit {
             continue;
         }
         out.push(crate::store::FacadeResource {
@@ -396,20 +406,42 @@ pub async fn put_consent(
     entry.patient_bsn = Some(bsn.clone());
     entry.consent = Some(format!("Consent/{id}"));
     let existing = state.store.consent(&id).await?;
-    let mut allowed = may_handle_consents(&state, &caller, &bsn).await?;
-    if let Some(e) = existing.as_ref().filter(|e| e.patient_bsn != bsn) {
-        allowed &= may_handle_consents(&state, &caller, &e.patient_bsn).await?;
+    let stored = match &existing {
+        Some(row) => {
+            let v: Value = serde_json::from_str(&row.resource).map_err(ApiError::internal)?;
+            let c =
+                PatientConsent::from_fhir(&v).map_err(|_| ApiError::internal("a stored consent no longer parses"))?;
+            Some((c, stored_custodians(&state, row).await?))
+        }
+        None => None,
+    };
+    // The custodians of the new version: as written, else those of the stored version, else
+    // the writer's organisation (recorded in the resource, so that the rule can be read there).
+    let mut custodians = consent::custodians(&v);
+    if custodians.is_empty() {
+        custodians = stored.as_ref().map(|(_, c)| c.clone()).unwrap_or_else(|| vec![caller.ura.clone()]);
+        v["organization"] = consent::custodians_json(&custodians);
     }
-    if !allowed {
-        entry.rule = Some("consent.write.not-allowed".to_owned());
-        return Err(refuse(
-            &state,
-            entry,
-            ApiError::forbidden(
-                "a patient's consent is recorded by the lead practitioner of one of the patient's care teams, or by an administrator of its organisation",
-            ),
-        )
-        .await);
+    let statement = consent::patient_statement(&v);
+    let teams = access::parse_teams(&state.store.care_teams_of(&bsn).await?);
+    let actor = state.access.actor(&caller);
+    let decision = writes::decide_consent_write(&ConsentWrite {
+        actor: &actor,
+        consent: &consent,
+        custodians: &custodians,
+        statement: statement.as_deref(),
+        stored: stored.as_ref().map(|(c, u)| StoredConsent { consent: c, custodians: u }),
+        patient_teams: &teams,
+        day: access::today(),
+    });
+    if !decision.permit {
+        entry.rule = Some(decision.rule.to_owned());
+        let e = if decision.rule == rules::CONSENT_WITHDRAW_NO_STATEMENT {
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, Issue::error(IssueCode::BusinessRule, decision.reason))
+        } else {
+            ApiError::forbidden(decision.reason)
+        };
+        return Err(refuse(&state, entry, e).await);
     }
     if let Some(m) = v.get_mut("meta").and_then(Value::as_object_mut) {
         m.remove("versionId");
@@ -419,8 +451,8 @@ pub async fn put_consent(
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let mut tx = state.store.begin().await?;
     let version = tx.put_consent(&id, &bsn, &text, &Writer { uzi: &caller.uzi, ura: &caller.ura, at: &now }).await?;
-    entry.rule = Some("consent.write".to_owned());
-    entry.reason = Some(consent_summary(&consent, version));
+    entry.rule = Some(decision.rule.to_owned());
+    entry.reason = Some(format!("{}; {}", consent_summary(&consent, version), decision.reason));
     if let ConsentKind::Objection { categories: Some(c), .. } = &consent.kind {
         entry.categories = c.iter().map(|c| c.code().to_owned()).collect();
     }
@@ -461,16 +493,12 @@ pub async fn get_consent(
 ) -> Result<Response, ApiError> {
     if is_id(&id) {
         if let Some(row) = state.store.consent(&id).await? {
-            if may_handle_consents(&state, &caller, &row.patient_bsn).await? {
+            let decision = consent_read(&state, &caller, &row).await?;
+            if decision.permit {
                 let mut entry = audit_api::draft(AuditAction::Read, &caller, &headers);
                 entry.objects = vec![format!("Consent/{id}")];
                 entry.patient_bsn = Some(row.patient_bsn.clone());
-                audit_hook::outcome(
-                    &mut entry,
-                    AuditOutcome::Success,
-                    "consent.read",
-                    "lead practitioner or administrator",
-                );
+                audit_hook::outcome(&mut entry, AuditOutcome::Success, decision.rule, &decision.reason);
                 audit_hook::audit_decision(&state, &entry).await?;
                 return Ok(fhir_response(StatusCode::OK, &with_version(&row)?));
             }

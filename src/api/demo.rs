@@ -82,8 +82,10 @@ async fn record(tx: &mut crate::store::Tx, action: AuditAction, object: &str, bs
 /// The GP example record (`examples/records/gp-frail-elderly.stu3.json`).
 pub const GP_RECORD: &[u8] = include_bytes!("../../examples/records/gp-frail-elderly.stu3.json");
 
-/// The id of the Patient resource the GP example becomes (ids are deterministic).
+/// The id of the Patient resource the GP example becomes when De Linde's HIS hands it over
+/// (ids are deterministic, and the sender is the organisation in the token: `ura|87654321`).
 pub fn gp_patient_id() -> Option<String> {
-    let c = crate::convert::convert(GP_RECORD, &crate::convert::ConvertOptions::default()).ok()?;
+    let opts = crate::convert::ConvertOptions { sender: Some(format!("ura|{GP_URA}")), ..Default::default() };
+    let c = crate::convert::convert(GP_RECORD, &opts).ok()?;
     c.resources.iter().find(|r| r.resource_type == "Patient").map(|r| r.id.clone())
 }

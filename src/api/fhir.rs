@@ -266,7 +266,7 @@ fn resources() -> Value {
             {"name": "subtype", "type": "token", "documentation": "action codes of https://w3id.org/overdracht/fhir/CodeSystem/audit-action, comma-separated"},
             {"name": "_count", "type": "number", "documentation": "page size (default 100, at most 1000)"}
         ],
-        "documentation": "The NEN 7513 audit trail as IHE BALP AuditEvents, newest first; append-only and hash-chained (overdracht audit verify). Every search is itself recorded. Who may search: privacy officers (audit.privacy_officer_roles) all entries; otherwise one patient, for the organisations that sent or received that patient's handover."
+        "documentation": "The NEN 7513 audit trail as IHE BALP AuditEvents, newest first; append-only and hash-chained (overdracht audit verify). Every search is itself recorded. Who may search: privacy officers (audit.privacy_officer_roles) the entries of their own organisation; otherwise one patient: every entry for the organisation that received that patient's handover, the sender's own entries for the organisation that sent it."
     }));
     Value::Array(out)
 }

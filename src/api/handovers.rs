@@ -28,6 +28,8 @@ use super::input::{self, BodyKind, PartyId};
 use super::state::AppState;
 use crate::audit::{self, AuditAction, AuditEntry, AuditOutcome};
 use crate::convert::{self, Conversion, ConvertError, ConvertOptions, OutputKind};
+use crate::policy::parties::{decide_sender, Sender};
+use crate::policy::Decision;
 use crate::store::{IdempotencyClaim, NewHandover};
 use crate::validate::Severity;
 
@@ -45,9 +47,10 @@ pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
 pub struct HandoverParams {
     /// The receiving GZSP provider, `ura|<8 digits>` (required).
     pub receiver: Option<String>,
-    /// The sending practice or department, `agb-z|<8 digits>` or `ura|<8 digits>`;
-    /// default: the record's authoring organisation, else the caller's URA. A `ura|`
-    /// sender must be the caller's own organisation (403 otherwise).
+    /// The sending organisation: always the organisation in the token. `ura|<token URA>`,
+    /// or `agb-z|<8 digits>` when that code is configured as an AGB code of the token's URA
+    /// (`policy.agb_codes`); anything else is refused (403). Default: the record's author
+    /// when it is such a configured AGB code, else `ura|<token URA>`.
     pub sender: Option<String>,
     /// The lead practitioner (regiebehandelaar) at the receiver, `uzi|<number>` or
     /// `big|<11 digits>`.
@@ -73,7 +76,7 @@ struct Parties {
     referral_reason: Option<String>,
 }
 
-fn parties(p: &HandoverParams, headers: &HeaderMap, caller: &Caller) -> Result<Parties, ApiError> {
+fn parties(p: &HandoverParams, headers: &HeaderMap) -> Result<Parties, ApiError> {
     let receiver = match &p.receiver {
         Some(r) => PartyId::parse("receiver", r, &["ura"])?,
         None => {
@@ -84,13 +87,6 @@ fn parties(p: &HandoverParams, headers: &HeaderMap, caller: &Caller) -> Result<P
         }
     };
     let sender = p.sender.as_deref().map(|s| PartyId::parse("sender", s, &["agb-z", "ura"])).transpose()?;
-    if let Some(s) = &sender {
-        if s.system == "ura" && s.value != caller.ura {
-            return Err(ApiError::forbidden(
-                "a handover can only be sent on behalf of your own organisation: the sender's URA differs from the token's ura",
-            ));
-        }
-    }
     let lead_practitioner =
         p.lead_practitioner.as_deref().map(|s| PartyId::parse("lead-practitioner", s, &["uzi", "big"])).transpose()?;
     let care_form = p.care_form.as_deref().map(input::care_form).transpose()?;
@@ -173,7 +169,7 @@ async fn create_handover(
     entry: &mut AuditEntry,
 ) -> Result<Response, ApiError> {
     caller.require_treatment_purpose()?;
-    let parties = parties(&params, &headers, &caller)?;
+    let parties = parties(&params, &headers)?;
     // The intended receiver, so that a refusal counts for that provider (the evidence
     // report); a stored handover replaces the objects with the handover and its resources.
     entry.objects = vec![format!("Organization/ura-{}", parties.receiver.value)];
@@ -193,30 +189,32 @@ async fn create_handover(
     };
 
     let source_sha256 = hex::encode(Sha256::digest(&body));
-    let conversion = convert_for_handover(&body, &kind, &parties, &caller).await;
-    let mut conversion = match conversion {
+    let conversion = convert_for_handover(state, &body, &kind, &parties, &caller, entry).await;
+    let (mut conversion, sender_decision) = match conversion {
         Ok(c) => c,
         Err(e) => {
             state.metrics.handover("rejected");
             return Err(e);
         }
     };
-    let sender = match &parties.sender {
-        Some(s) => s.to_string(),
-        None => conversion.sender.clone(),
-    };
+    let sender = sender_decision.0.id.clone();
     // Read before minimisation: the patient stays the handover's patient even if the
     // agreement does not pass the Patient resource on.
     let (patient_resource_id, patient_bsn) = patient_of(&conversion);
     // The agreement decides before anything is stored: refused without one in force,
     // otherwise the categories it does not cover are removed (issue 6).
-    let transfer = match decide_transfer(state, &sender, &parties, &mut conversion, entry).await {
+    let transfer = match decide_transfer(state, &sender_decision.0.identities, &parties, &mut conversion, entry).await {
         Ok(t) => t,
         Err(e) => {
             state.metrics.handover("refused");
             return Err(e);
         }
     };
+    let sender_rule = sender_decision.1;
+    entry.reason = Some(match entry.reason.take() {
+        Some(r) => format!("{r}; {} [{}]", sender_rule.reason, sender_rule.rule),
+        None => format!("{} [{}]", sender_rule.reason, sender_rule.rule),
+    });
     let id =
         uuid::Uuid::new_v5(&HANDOVER_NAMESPACE, format!("{sender}\n{}\n{source_sha256}", parties.receiver).as_bytes())
             .to_string();
@@ -269,7 +267,7 @@ async fn create_handover(
             drop(tx);
             state.metrics.handover("refused");
             let e = convert_error(&ConvertError::BoundToAnotherPatient { resource });
-            entry.rule = Some(IDENTITY_RULE.to_owned());
+            entry.rule = Some(crate::policy::rules::IDENTITY_BOUND_TO_ANOTHER_PATIENT.to_owned());
             entry.reason = e.outcome.issues.first().map(|i| format!("HTTP 409: {}", i.diagnostics));
             return Err(e);
         }
@@ -328,27 +326,41 @@ async fn create_handover(
     }
 }
 
-/// The rule that refuses a handover whose resource ids are held for another patient.
-const IDENTITY_RULE: &str = "identity.bound-to-another-patient";
-
+/// Decides the sender ([`crate::policy::parties::decide_sender`]: the organisation in the
+/// token, or one of its configured AGB codes) and converts with it, so that resource ids
+/// are those of the real sender. The record's author is only consulted (one extra
+/// conversion at most) when the token's organisation has configured AGB codes and no
+/// sender was named.
 async fn convert_for_handover(
+    state: &AppState,
     body: &Bytes,
     kind: &BodyKind,
     parties: &Parties,
     caller: &Caller,
-) -> Result<Conversion, ApiError> {
-    let opts = ConvertOptions {
-        format: kind.format,
-        sender: parties.sender.as_ref().map(ToString::to_string),
-        output: OutputKind::Bundle,
+    entry: &mut AuditEntry,
+) -> Result<(Conversion, (Sender, Decision)), ApiError> {
+    let senders = &state.access.senders;
+    let claimed = parties.sender.as_ref().map(|s| (s.system, s.value.as_str()));
+    let mut decide = |author: Option<&str>| {
+        decide_sender(&caller.ura, claimed, author, senders).map_err(|d| {
+            entry.rule = Some(d.rule.to_owned());
+            entry.reason = Some(format!("HTTP 403: {}", d.reason));
+            ApiError::forbidden(d.reason)
+        })
     };
-    let conversion = convert_blocking(body.clone(), opts.clone()).await?;
-    if parties.sender.is_none() && conversion.sender == "unknown-sender" {
-        // The record does not name its author: the caller's organisation is the sender.
-        let opts = ConvertOptions { sender: Some(format!("ura|{}", caller.ura)), ..opts };
-        return convert_blocking(body.clone(), opts).await;
+    let opts = |sender: Option<String>| ConvertOptions { format: kind.format, sender, output: OutputKind::Bundle };
+    if claimed.is_some() || senders.agb_codes(&caller.ura).next().is_none() {
+        let decided = decide(None)?;
+        let conversion = convert_blocking(body.clone(), opts(Some(decided.0.id.clone()))).await?;
+        return Ok((conversion, decided));
     }
-    Ok(conversion)
+    let conversion = convert_blocking(body.clone(), opts(None)).await?;
+    let decided = decide(Some(&conversion.sender))?;
+    if decided.0.id == conversion.sender {
+        return Ok((conversion, decided));
+    }
+    let conversion = convert_blocking(body.clone(), opts(Some(decided.0.id.clone()))).await?;
+    Ok((conversion, decided))
 }
 
 /// What identifies a request for the Idempotency-Key rule.
@@ -385,7 +397,7 @@ struct Transfer {
 /// removed and why.
 async fn decide_transfer(
     state: &AppState,
-    sender: &str,
+    senders: &[crate::policy::PartyId],
     parties: &Parties,
     conversion: &mut Conversion,
     entry: &mut AuditEntry,
@@ -403,18 +415,13 @@ async fn decide_transfer(
             ),
         ));
     };
-    let senders: Vec<Party> = match sender.split_once('|') {
-        Some(("agb-z", v)) => vec![Party::Agb(v.to_owned())],
-        Some(("ura", v)) => vec![Party::Ura(v.to_owned())],
-        _ => Vec::new(),
-    };
     let receiver = [Party::Ura(parties.receiver.value.clone())];
     let categories: std::collections::BTreeSet<_> = conversion.resources.iter().map(|r| r.category).collect();
     let consents = super::access::parse_consents(&state.store.consents_of(bsn.as_str()).await?)?;
     let decision = crate::policy::decide_transfer(
         &state.access.agreements,
         &TransferRequest {
-            senders: &senders,
+            senders,
             receiver: &receiver,
             patient: &bsn,
             day: super::access::today(),
@@ -545,7 +552,7 @@ pub async fn get(
     // One entry per request, permitted or not, written before the answer is sent.
     let mut entry = audit_api::draft(AuditAction::Read, &caller, &headers);
     entry.objects = vec![format!("Handover/{}", id.chars().take(64).collect::<String>())];
-    let h = match visible_handover(&state, &caller, &id, &mut entry).await {
+    let (h, show_reason) = match visible_handover(&state, &caller, &id, &mut entry).await {
         Ok(h) => h,
         Err(e) => {
             if entry.outcome == AuditOutcome::Success {
@@ -564,7 +571,8 @@ pub async fn get(
     recorded.map_err(ApiError::internal)?;
     let mut body: Value = serde_json::from_str(&h.summary).map_err(ApiError::internal)?;
     body["status"] = json!(h.status);
-    body["referralReason"] = json!(h.referral_reason);
+    // The referral question is for the patient's team and the sender only.
+    body["referralReason"] = if show_reason { json!(h.referral_reason) } else { Value::Null };
     body["source"] = json!({
         "format": h.source_format,
         "sha256": h.source_sha256,
@@ -575,35 +583,43 @@ pub async fn get(
     Ok((StatusCode::OK, axum::Json(body)).into_response())
 }
 
-/// The handover if the caller's organisation sent or received it; the decision goes into
-/// `entry`.
+/// The handover if the caller's organisation sent or received it, and whether the caller
+/// may see its referral reason ([`crate::policy::parties::decide_handover_read`]); the
+/// decision goes into `entry`.
 async fn visible_handover(
     state: &AppState,
     caller: &Caller,
     id: &str,
     entry: &mut AuditEntry,
-) -> Result<crate::store::HandoverRow, ApiError> {
+) -> Result<(crate::store::HandoverRow, bool), ApiError> {
+    use crate::policy::parties::{decide_handover_read, HandoverParties};
     let not_found = || ApiError::not_found(format!("no handover {id} is visible to your organisation"));
     if uuid::Uuid::parse_str(id).is_err() {
-        entry.rule = Some("handover.unknown".to_owned());
+        entry.rule = Some(crate::policy::rules::HANDOVER_UNKNOWN.to_owned());
         return Err(not_found());
     }
     let Some(h) = state.store.handover(id).await? else {
-        entry.rule = Some("handover.unknown".to_owned());
+        entry.rule = Some(crate::policy::rules::HANDOVER_UNKNOWN.to_owned());
         return Err(not_found());
     };
     entry.patient_bsn = h.patient_bsn.clone();
-    // Sender and receiver organisations see a handover; anyone else does not learn that it
-    // exists (404, recorded as a denial).
-    let sender = h.submitted_by_ura == caller.ura;
-    if !sender && h.receiver != format!("ura|{}", caller.ura) {
-        entry.rule = Some("handover.not-a-party".to_owned());
-        entry.reason = Some("the caller's organisation neither sent nor received this handover".to_owned());
-        entry.outcome = AuditOutcome::Denied; // answered as unknown, recorded as refused
-        return Err(not_found());
+    let teams = match &h.patient_bsn {
+        Some(bsn) => super::access::parse_teams(&state.store.care_teams_of(bsn).await?),
+        None => Vec::new(),
+    };
+    let parties = HandoverParties { submitted_by_ura: &h.submitted_by_ura, receiver: &h.receiver };
+    match decide_handover_read(&caller.uzi, &caller.uzi_role, &caller.ura, parties, &teams, super::access::today()) {
+        Ok((d, show_reason)) => {
+            entry.rule = Some(d.rule.to_owned());
+            entry.reason = Some(d.reason);
+            Ok((h, show_reason))
+        }
+        Err(d) => {
+            // Anyone else does not learn that it exists (404, recorded as a denial).
+            entry.rule = Some(d.rule.to_owned());
+            entry.reason = Some(d.reason);
+            entry.outcome = AuditOutcome::Denied;
+            Err(not_found())
+        }
     }
-    entry.rule = Some("handover.party".to_owned());
-    let why = if sender { "the caller's organisation sent it" } else { "the caller's organisation received it" };
-    entry.reason = Some(why.to_owned());
-    Ok(h)
 }

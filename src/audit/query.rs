@@ -28,6 +28,12 @@ pub struct AuditSearch {
     pub to: Option<String>,
     /// The acting user's UZI number or organisation's URA.
     pub agent: Option<String>,
+    /// Only entries by this organisation's staff (URA): a sender's view (issue 14).
+    pub by_organisation: Option<String>,
+    /// Only entries *of* this organisation (URA): by its staff, naming it as the holder of
+    /// the data (`Organization/ura-<URA>`), or about handovers it received — a privacy
+    /// officer's view ([`crate::policy::audit_view`]).
+    pub of_organisation: Option<String>,
     /// A resource type among the entry's objects (`Condition`, `Handover`, ...).
     pub entity_type: Option<String>,
     pub actions: Vec<AuditAction>,
@@ -53,6 +59,21 @@ pub async fn search(store: &Store, q: &AuditSearch) -> Result<Vec<StoredEntry>, 
     }
     if let Some(a) = &q.agent {
         param(&mut sql, &mut binds, " AND (user_uzi = ? OR user_ura = ?)", a.clone());
+    }
+    if let Some(u) = &q.by_organisation {
+        param(&mut sql, &mut binds, " AND user_ura = ?", u.clone());
+    }
+    if let Some(u) = &q.of_organisation {
+        binds.push(u.clone());
+        let ura = binds.len();
+        binds.push(format!("Organization/ura-{u}"));
+        let holder = binds.len();
+        binds.push(format!("ura|{u}"));
+        let receiver = binds.len();
+        sql.push_str(&format!(
+            " AND (user_ura = ${ura} OR EXISTS (SELECT 1 FROM json_each(CASE WHEN json_valid(content) THEN content ELSE '[]' END, '$.entry.objects') o \
+             WHERE o.value = ${holder} OR o.value IN (SELECT 'Handover/' || h.id FROM handovers h WHERE h.receiver = ${receiver})))"
+        ));
     }
     if let Some(t) = &q.entity_type {
         let clean: String = t.chars().filter(|c| c.is_ascii_alphanumeric()).collect();

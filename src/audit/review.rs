@@ -68,6 +68,9 @@ pub enum ReviewError {
     NotFlagged(String),
     #[error("audit entry {id} was already reviewed (review entry {by})")]
     AlreadyReviewed { id: String, by: String },
+    /// The policy refused this reviewer this entry (another organisation's entry).
+    #[error("{}", .0.reason)]
+    Refused(crate::policy::Decision),
     #[error(transparent)]
     Audit(#[from] AuditError),
 }
@@ -117,8 +120,20 @@ fn review_entry(r: &NewReview<'_>, reviewed: &AuditEntry) -> AuditEntry {
 }
 
 /// Records the review of a flagged entry, in one transaction with the checks (the entry
-/// exists, is flagged, and is not reviewed yet).
+/// exists, is flagged, and is not reviewed yet). For the command line (an operator with
+/// access to the database); the API uses [`review_scoped`].
 pub async fn review(store: &Store, r: &NewReview<'_>) -> Result<AuditId, ReviewError> {
+    review_scoped(store, r, |_| Ok(())).await
+}
+
+/// [`review`], with `authorise` deciding on the reviewed entry (before anything else about
+/// it is told): the privacy officer reviews only their own organisation's entries
+/// ([`crate::policy::audit_view::decide_review`]).
+pub async fn review_scoped(
+    store: &Store,
+    r: &NewReview<'_>,
+    authorise: impl FnOnce(&AuditEntry) -> Result<(), crate::policy::Decision>,
+) -> Result<AuditId, ReviewError> {
     let mut tx = store.begin().await?;
     // Lock the chain head first, so that two reviews of one entry cannot both pass the check.
     sqlx::query("UPDATE audit_chain_head SET seq = seq WHERE id = 1").execute(tx.conn()).await?;
@@ -129,6 +144,7 @@ pub async fn review(store: &Store, r: &NewReview<'_>) -> Result<AuditId, ReviewE
         .ok_or_else(|| ReviewError::NotFound(r.entry_id.to_owned()))?;
     let content: String = row.try_get("content")?;
     let reviewed: Content = serde_json::from_str(&content).map_err(AuditError::from)?;
+    authorise(&reviewed.entry).map_err(ReviewError::Refused)?;
     if !reviewed.entry.flag_for_review {
         return Err(ReviewError::NotFlagged(r.entry_id.to_owned()));
     }
@@ -149,7 +165,10 @@ async fn reviews_of(conn: &mut sqlx::SqliteConnection, id: &str) -> Result<Vec<S
     let mut ids = Vec::new();
     for r in rows {
         let c: Content = serde_json::from_str(&r.try_get::<String, _>("content")?).map_err(AuditError::from)?;
-        if c.entry.objects.iter().any(|o| o.strip_prefix("AuditEvent/") == Some(id)) {
+        // Only a review that was recorded counts: a refused attempt names the entry too.
+        if c.entry.outcome == AuditOutcome::Success
+            && c.entry.objects.iter().any(|o| o.strip_prefix("AuditEvent/") == Some(id))
+        {
             ids.push(c.id);
         }
     }
@@ -173,6 +192,11 @@ pub async fn pending(store: &Store) -> Result<Vec<StoredEntry>, AuditError> {
     let mut reviewed = std::collections::HashSet::new();
     for r in reviews {
         let c: Content = serde_json::from_str(&r.try_get::<String, _>("content")?)?;
+        // A refused review (another organisation's officer, a conflict) names the entry too,
+        // and must not take it off the list (issue 14).
+        if c.entry.outcome != AuditOutcome::Success {
+            continue;
+        }
         reviewed.extend(c.entry.objects.iter().filter_map(|o| o.strip_prefix("AuditEvent/").map(str::to_owned)));
     }
     let mut out = Vec::new();

@@ -133,6 +133,11 @@ pub struct AccessConfig {
 pub struct BreakGlassConfig {
     pub enabled: bool,
     pub overrides_objection: bool,
+    /// UZI role codes that may break the glass (issue 14). The shipped list: the
+    /// BIG-registered professions of DOMAIN.md (physicians, behavioural scientists, nurse
+    /// practitioners 30.065–30.076, PA, physiotherapist, psychotherapist); a nurse (30.000)
+    /// or any other role is refused (`break-glass.profession`), and the attempt flagged.
+    pub professions: Vec<String>,
 }
 
 /// One column of the access matrix: a list of categories, or all but a list.
@@ -154,12 +159,22 @@ impl MatrixEntry {
     }
 }
 
+fn bad_profession(file: &str, code: &str) -> PolicyError {
+    PolicyError::Config {
+        file: file.to_owned(),
+        message: format!("overdracht.config.break_glass.professions: {code:?} is not a UZI role code (NN.NNN)"),
+    }
+}
+
 impl AccessConfig {
     fn parse(text: &str, file: &str) -> Result<(AccessConfig, serde_json::Value), PolicyError> {
         let bad = |message: String| PolicyError::Config { file: file.to_owned(), message };
         let doc: serde_json::Value = serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
         let config: AccessConfig = serde_path_to_error::deserialize(&doc["overdracht"]["config"])
             .map_err(|e| bad(format!("overdracht.config.{}: {}", e.path(), e.inner())))?;
+        if let Some(bad) = config.break_glass.professions.iter().find(|c| !super::roles::is_well_formed(c)) {
+            return Err(bad_profession(file, bad));
+        }
         let roles = MemberRole::ALL.map(MemberRole::key);
         for key in roles.iter().chain([&BREAK_GLASS_KEY]) {
             if !config.matrix.contains_key(*key) {
@@ -281,6 +296,7 @@ impl PolicyEngine {
                 memberships.push(obj([
                     ("team", R::from(t.id.as_str())),
                     ("role", R::from(m.role.key())),
+                    ("uzi_role", R::from(m.uzi_role.as_str())),
                     ("ura", R::from(m.organisation_ura.as_str())),
                     ("start", day(m.period.start)),
                     ("end", opt_day(m.period.end)),

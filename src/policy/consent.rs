@@ -12,6 +12,18 @@
 //!   [`AGREEMENT_URI_BASE`]`<id>`).
 //!
 //! Periods are calendar days (`provision.period`, or from `dateTime` when absent).
+//!
+//! Who may change a recorded consent ([`crate::policy::writes`]) is read from the resource
+//! too:
+//!
+//! - its **custodians**, `Consent.organization` (by URA identifier): the recording
+//!   organisation first, then any organisation the patient designated to manage it. A
+//!   consent written without them gets the writer's organisation ([`custodians`]);
+//! - the **patient's statement** that withdraws or narrows an objection:
+//!   `Consent.sourceAttachment` (the signed statement or a note of the conversation, with its
+//!   `creation` date and a `url` or inline `data`) or `Consent.sourceReference` (a
+//!   `reference` or `identifier` of the document or QuestionnaireResponse that holds it)
+//!   ([`patient_statement`]). Without one, an objection in force cannot be withdrawn.
 
 use std::collections::BTreeSet;
 
@@ -239,7 +251,77 @@ impl PatientConsent {
     }
 }
 
+/// The custodians of a Consent: the URAs of `Consent.organization[].identifier`, in order
+/// (the recording organisation first); malformed entries are left out.
+pub fn custodians(v: &Value) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for o in array(&v["organization"]) {
+        let i = &o["identifier"];
+        if let (Some(uri::URA), Some(u)) = (i["system"].as_str(), i["value"].as_str()) {
+            let u = u.trim();
+            if super::is_eight_digits(u) && !out.iter().any(|x| x == u) {
+                out.push(u.to_owned());
+            }
+        }
+    }
+    out
+}
+
+/// `Consent.organization` naming these custodians (URAs).
+pub fn custodians_json(uras: &[String]) -> Value {
+    uras.iter().map(|u| json!({"type": "Organization", "identifier": {"system": uri::URA, "value": u}})).collect()
+}
+
+/// The patient's recorded statement on a Consent, described for the audit trail (no free
+/// text from the resource): `sourceAttachment` with a `creation` date and a `url` or `data`,
+/// or `sourceReference` with a `reference` or an `identifier`. `None` when there is none.
+pub fn patient_statement(v: &Value) -> Option<String> {
+    let a = &v["sourceAttachment"];
+    if a.is_object() {
+        let created = a["creation"].as_str().and_then(day_prefix);
+        let content = a["url"].as_str().is_some_and(|u| !u.trim().is_empty())
+            || a["data"].as_str().is_some_and(|d| !d.trim().is_empty());
+        if let (Some(day), true) = (created, content) {
+            return Some(format!("Consent.sourceAttachment created {day}"));
+        }
+    }
+    let r = &v["sourceReference"];
+    if r["reference"].as_str().is_some_and(|s| !s.trim().is_empty())
+        || r["identifier"]["value"].as_str().is_some_and(|s| !s.trim().is_empty())
+    {
+        return Some("Consent.sourceReference".to_owned());
+    }
+    None
+}
+
 /// The calendar day of a FHIR date or dateTime (`2025-03-01`, `2025-03-01T10:00:00+01:00`).
 pub(crate) fn day_prefix(s: &str) -> Option<NaiveDate> {
     s.get(..10).and_then(|d| d.parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn custodians_and_the_patients_statement_are_read_from_the_consent() {
+        let v = json!({
+            "organization": [
+                {"identifier": {"system": uri::URA, "value": "11112222"}},
+                {"identifier": {"system": uri::URA, "value": "11112222"}},
+                {"identifier": {"system": uri::AGB, "value": "01234567"}},
+                {"identifier": {"system": uri::URA, "value": "5555"}},
+                {"identifier": {"system": uri::URA, "value": "55556666"}}
+            ]
+        });
+        assert_eq!(custodians(&v), ["11112222", "55556666"]);
+        assert_eq!(custodians(&json!({"organization": custodians_json(&custodians(&v))})), custodians(&v));
+        assert_eq!(patient_statement(&json!({})), None);
+        let no_date = json!({"sourceAttachment": {"url": "https://dms.example/1"}});
+        assert_eq!(patient_statement(&no_date), None, "a statement has a creation date");
+        let a = json!({"sourceAttachment": {"creation": "2026-12-01T10:00:00+01:00", "data": "SGk="}});
+        assert_eq!(patient_statement(&a).as_deref(), Some("Consent.sourceAttachment created 2026-12-01"));
+        let r = json!({"sourceReference": {"reference": "DocumentReference/abc"}});
+        assert_eq!(patient_statement(&r).as_deref(), Some("Consent.sourceReference"));
+    }
 }

@@ -15,6 +15,10 @@
 //!   [`AccessDecision`]. Deny by default. `native` is the shipped policy compiled by hand,
 //!   the fast path while the policy is not adapted.
 //! - [`roles`]: the UZI role codes the GZSP rules depend on, in one place.
+//! - [`writes`]: who may write (and read) teams and consents; [`parties`]: the sender of a
+//!   handover and who reads it; [`audit_view`]: who sees which part of the audit trail.
+//!   These decisions are made in Rust and return a [`Decision`] with a rule id.
+//! - [`rules`]: every rule id made in Rust, and the plain words of all rule ids.
 //!
 //! All dates here are calendar days (`chrono::NaiveDate`, inclusive periods): agreements,
 //! memberships and consents are stated in days, and an instant is first turned into the
@@ -22,10 +26,14 @@
 
 pub mod access;
 pub mod agreement;
+pub mod audit_view;
 pub mod care_team;
 pub mod consent;
 mod native;
+pub mod parties;
 pub mod roles;
+pub mod rules;
+pub mod writes;
 
 use chrono::{DateTime, NaiveDate, TimeZone};
 use serde::{Deserialize, Serialize};
@@ -36,6 +44,79 @@ pub use access::{AccessDecision, AccessRequest, PolicyEngine, PolicyError, Reque
 pub use agreement::{decide_transfer, Agreement, AgreementError, TransferDecision, TransferRequest};
 pub use care_team::{check_care_team, CareTeam, LeadPractitioner, MemberRole, TreatmentState};
 pub use consent::{ConsentKind, PatientConsent};
+
+/// Who acts, as the verified token states it, and whether the configuration makes that
+/// person an administrator of the organisation in the token ([`Admins`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Actor<'a> {
+    pub uzi: &'a str,
+    pub uzi_role: &'a str,
+    pub ura: &'a str,
+    pub admin: bool,
+}
+
+/// A decision made in Rust (team and consent writes, audit views, handover parties): permit
+/// or deny, the rule id ([`rules`]) and a reason for the audit trail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    pub permit: bool,
+    pub rule: &'static str,
+    pub reason: String,
+}
+
+impl Decision {
+    pub fn permit(rule: &'static str, reason: impl Into<String>) -> Decision {
+        Decision { permit: true, rule, reason: reason.into() }
+    }
+
+    pub fn deny(rule: &'static str, reason: impl Into<String>) -> Decision {
+        Decision { permit: false, rule, reason: reason.into() }
+    }
+}
+
+/// Administrators (`policy.admins`): each a UZI number *at one organisation*, written
+/// `URA:UZI`. An administrator writes the teams and consents of that organisation and sees
+/// its evidence report, and only when the token names that organisation.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Admins(std::collections::BTreeSet<(String, String)>);
+
+/// A `policy.admins` entry that is not `URA:UZI`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AdminsError {
+    #[error("policy.admins entry {0:?} is a UZI number without its organisation; an administrator is now written URA:UZI (e.g. 11112222:{0}) for the organisation they administer (docs/configuration.md, \"policy.admins\")")]
+    WithoutOrganisation(String),
+    #[error("policy.admins entry {0:?} is not URA:UZI (an eight-digit URA, a colon, the UZI number's digits)")]
+    Malformed(String),
+}
+
+impl Admins {
+    /// Parses `URA:UZI` entries; a bare UZI number (the form before issue 14) is refused with
+    /// an error that says how to write it now.
+    pub fn parse(entries: &[String]) -> Result<Admins, AdminsError> {
+        let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        let mut set = std::collections::BTreeSet::new();
+        for e in entries {
+            let e = e.trim();
+            match e.split_once(':') {
+                Some((ura, uzi)) if is_eight_digits(ura.trim()) && digits(uzi.trim()) => {
+                    set.insert((ura.trim().to_owned(), uzi.trim().to_owned()));
+                }
+                None if digits(e) => return Err(AdminsError::WithoutOrganisation(e.to_owned())),
+                _ => return Err(AdminsError::Malformed(e.to_owned())),
+            }
+        }
+        Ok(Admins(set))
+    }
+
+    /// Whether UZI `uzi` is an administrator of organisation `ura`.
+    pub fn is_admin(&self, ura: &str, uzi: &str) -> bool {
+        self.0.iter().any(|(u, z)| u == ura && z == uzi)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
 
 /// An inclusive period of calendar days; an absent end is open.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -200,6 +281,16 @@ mod tests {
         assert!(open.covers(&p) && !p.covers(&open));
         assert!(p.overlaps(&DayPeriod::new(d("2025-06-30"), None)));
         assert!(!p.overlaps(&DayPeriod::new(d("2025-07-01"), None)));
+    }
+
+    #[test]
+    fn administrators_are_scoped_to_an_organisation() {
+        let a = Admins::parse(&["11112222:900000900".into(), " 55556666 : 1 ".into()]).expect("admins");
+        assert!(a.is_admin("11112222", "900000900") && a.is_admin("55556666", "1"));
+        assert!(!a.is_admin("55556666", "900000900"), "not an administrator of another organisation");
+        let e = Admins::parse(&["900000900".into()]).expect_err("old form");
+        assert!(e.to_string().contains("11112222:900000900"), "{e}");
+        assert!(matches!(Admins::parse(&["1111:900".into()]), Err(AdminsError::Malformed(_))));
     }
 
     #[test]

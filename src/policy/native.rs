@@ -48,8 +48,11 @@ pub(crate) fn decide(cfg: &AccessConfig, req: &AccessRequest<'_>) -> AccessDecis
     let teams: Vec<&CareTeam> = req.teams.iter().filter(|t| t.patient == *req.patient).collect();
     let memberships: Vec<(&CareTeam, &TeamMember)> =
         teams.iter().flat_map(|t| t.members.iter().filter(|m| m.uzi == r.uzi).map(move |m| (*t, m))).collect();
+    // A membership counts for the organisation in the token, and only with the profession
+    // the token states: the team's UZI role code is a claim until the member acts.
     let own: Vec<(&CareTeam, &TeamMember)> =
-        memberships.iter().copied().filter(|(_, m)| m.organisation_ura == r.ura).collect();
+        memberships.iter().copied().filter(|(_, m)| m.organisation_ura == r.ura && m.uzi_role == r.uzi_role).collect();
+    let role_mismatch = memberships.iter().any(|(_, m)| m.organisation_ura == r.ura && m.uzi_role != r.uzi_role);
     let grace = Days::new(u64::from(cfg.grace_period_days));
     let current: Vec<(&CareTeam, &TeamMember)> = own
         .iter()
@@ -92,7 +95,8 @@ pub(crate) fn decide(cfg: &AccessConfig, req: &AccessRequest<'_>) -> AccessDecis
     let matrix_allows = |key: &str, c: DataCategory| cfg.matrix.get(key).is_some_and(|e| e.allows(c));
 
     let bg_teams: Vec<&CareTeam> = teams.iter().copied().filter(|t| t.organisation_ura == r.ura).collect();
-    let bg_allowed = cfg.break_glass.enabled && bg_requested && !bg_teams.is_empty();
+    let bg_profession = cfg.break_glass.professions.contains(&r.uzi_role);
+    let bg_allowed = cfg.break_glass.enabled && bg_requested && !bg_teams.is_empty() && bg_profession;
     let overridden = bg_allowed && cfg.break_glass.overrides_objection;
 
     if member_objection && !overridden {
@@ -178,6 +182,15 @@ pub(crate) fn decide(cfg: &AccessConfig, req: &AccessRequest<'_>) -> AccessDecis
     if bg_allowed {
         return shortfall("break-the-glass", &bg_agreed, &bg_grants, &bg_unobjected);
     }
+    if bg_requested && !bg_teams.is_empty() {
+        return deny(
+            "break-glass.profession",
+            format!(
+                "break-the-glass is for the professions the policy names (break_glass.professions); UZI role {} is not one",
+                r.uzi_role
+            ),
+        );
+    }
     if bg_requested {
         return deny(
             "break-glass.other-organisation",
@@ -187,11 +200,12 @@ pub(crate) fn decide(cfg: &AccessConfig, req: &AccessRequest<'_>) -> AccessDecis
             ),
         );
     }
-    not_a_member(&own, !memberships.is_empty(), now, deny)
+    not_a_member(&own, role_mismatch, !memberships.is_empty(), now, deny)
 }
 
 fn not_a_member(
     own: &[(&CareTeam, &TeamMember)],
+    role_mismatch: bool,
     any_membership: bool,
     now: NaiveDate,
     deny: impl Fn(&str, String) -> AccessDecision,
@@ -205,6 +219,11 @@ fn not_a_member(
         )
     } else if !own.is_empty() {
         deny("membership.ended", "the requester's membership of the care team has ended".into())
+    } else if role_mismatch {
+        deny(
+            "membership.role-mismatch",
+            "the care team records another profession (UZI role) for the requester than the token states".into(),
+        )
     } else if any_membership {
         deny(
             "membership.other-organisation",

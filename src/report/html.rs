@@ -744,28 +744,10 @@ fn handovers(s: &mut String, r: &Report) {
     s.push_str("</section>\n");
 }
 
-/// Plain words for the rule ids of refusals and denials that overdracht ships.
+/// Plain words for the rule ids of refusals and denials that overdracht ships (kept with
+/// the rule ids, in [`crate::policy::rules`]).
 pub fn rule_words(rule: &str) -> &'static str {
-    match rule {
-        "transfer.no-agreement" => "no agreement between sender and receiver",
-        "transfer.not-in-force" => "the agreement is not in force on that day",
-        "transfer.no-consent" => "the agreement needs the patient's explicit consent; none recorded",
-        "transfer.patient-objection" => "the patient objects to sharing any data",
-        "transfer.nothing-covered" => "none of the categories sent is covered",
-        "transfer.no-bsn" => "the record does not identify the patient by BSN",
-        "request.invalid" => "the request or the record was malformed or broke a rule",
-        "default.not-a-member" => "not a member of the patient's care team",
-        "treatment.ended" => "the treatment has ended",
-        "purpose.not-allowed" => "purpose of use not allowed",
-        "facade.not-found" => "nothing held for the request",
-        "engine.error" => "the policy could not decide (denied)",
-        r if r.starts_with("report/") => "report requested by someone not entitled",
-        r if r.starts_with("audit-view/") => "audit trail viewed by someone not entitled",
-        r if r.starts_with("consent.") => "the patient's objection",
-        r if r.starts_with("membership.") => "outside the membership period",
-        r if r.starts_with("break-glass") => "emergency access refused",
-        _ => "",
-    }
+    crate::policy::rules::words(rule)
 }
 
 fn reads(s: &mut String, r: &Report) {

@@ -692,8 +692,9 @@ pub fn access_arrangement(engine: &PolicyEngine) -> AccessArrangement {
     if config.break_glass.enabled {
         let scope = rules.iter().find(|r| r.key == BREAK_GLASS_KEY).map(|r| r.text.clone()).unwrap_or_default();
         statements.push(format!(
-            "Emergency access (break-the-glass) needs a stated reason, is always audited and flagged for review \
-             by the privacy officer; {}. {}",
+            "Emergency access (break-the-glass) needs a stated reason, is open to {} UZI role(s) only (by default \
+             the BIG-registered professions), is always audited and flagged for review by the privacy officer; {}. {}",
+            config.break_glass.professions.len(),
             scope.split_once(": ").map_or(scope.as_str(), |(_, s)| s),
             if config.break_glass.overrides_objection {
                 "It overrides the patient's objections."
@@ -1116,7 +1117,7 @@ pub struct ViewDecision {
 pub fn decide_view(
     caller: &Actor,
     provider: &str,
-    admins: &BTreeSet<String>,
+    admins: &crate::policy::Admins,
     privacy_officer_roles: &[String],
 ) -> ViewDecision {
     let deny = |rule, reason: String| ViewDecision { permit: false, rule, reason };
@@ -1126,7 +1127,7 @@ pub fn decide_view(
             format!("the report of provider {provider} is for that organisation only (token URA {})", caller.ura),
         );
     }
-    if admins.contains(&caller.uzi) {
+    if admins.is_admin(provider, &caller.uzi) {
         return ViewDecision {
             permit: true,
             rule: RULE_ADMIN,

@@ -1,8 +1,6 @@
 //! Unit tests of the pure parts of the report: periods and month buckets, agreement and
 //! evaluation states, the access arrangement in words, the view rule, and HTML escaping.
 
-use std::collections::BTreeSet;
-
 use proptest::prelude::*;
 
 use super::html::{esc, render};
@@ -160,7 +158,7 @@ fn the_access_arrangement_is_generated_from_the_configuration() {
 
 #[test]
 fn only_administrators_and_privacy_officers_of_the_provider_may_see_the_report() {
-    let admins: BTreeSet<String> = ["900000900".to_owned()].into();
+    let admins = crate::policy::Admins::parse(&["11112222:900000900".to_owned()]).expect("admins");
     let officers = vec!["99.999".to_owned()];
     let actor = |uzi: &str, role: &str, ura: &str| Actor { uzi: uzi.into(), uzi_role: role.into(), ura: ura.into() };
     let v = decide_view(&actor("900000900", "01.047", "11112222"), "11112222", &admins, &officers);
@@ -170,6 +168,9 @@ fn only_administrators_and_privacy_officers_of_the_provider_may_see_the_report()
     let v = decide_view(&actor("900000900", "99.999", "55556666"), "11112222", &admins, &officers);
     assert!(!v.permit && v.rule == RULE_OTHER_PROVIDER, "another organisation, even an admin");
     let v = decide_view(&actor("900000101", "01.047", "11112222"), "11112222", &admins, &officers);
+    assert!(!v.permit && v.rule == RULE_DEFAULT_DENY);
+    // An administrator of one organisation is not one of another (issue 14).
+    let v = decide_view(&actor("900000900", "01.047", "55556666"), "55556666", &admins, &officers);
     assert!(!v.permit && v.rule == RULE_DEFAULT_DENY);
     let e = audit_entry(&v, "Report?x".into());
     assert_eq!((e.action, e.outcome), (AuditAction::Report, AuditOutcome::Denied));

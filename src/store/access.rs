@@ -314,6 +314,16 @@ macro_rules! facade_select {
 }
 
 impl Store {
+    /// The organisation (URA) that last wrote consent `id`: the custodian of a consent stored
+    /// before consents named their custodians (`Consent.organization`, issue 14).
+    pub async fn consent_written_by_ura(&self, id: &str) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query("SELECT updated_by_ura FROM patient_consents WHERE id = $1")
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(row.map(|r| r.try_get("updated_by_ura")).transpose()?)
+    }
+
     /// Every held copy of `Type/id` (one per holder; usually one).
     pub async fn facade_resource(&self, resource_type: &str, id: &str) -> Result<Vec<FacadeResource>, StoreError> {
         let rows = sqlx::query(facade_select!("WHERE resource_type = $1 AND resource_id = $2 ORDER BY holder_ura"))

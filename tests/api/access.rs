@@ -33,7 +33,7 @@ async fn app() -> TestApp {
             std::fs::write(dir.join(f), a.to_string()).expect("write");
         }
         s.policy.agreements_dir = Some(dir);
-        s.policy.admins = vec![ADMIN.to_owned()];
+        s.policy.admins = vec![format!("{PROVIDER}:{ADMIN}")];
     })
     .await
 }
@@ -80,11 +80,11 @@ async fn get_json(app: &TestApp, path: &str, tok: &str) -> Value {
     r.json().await.expect("json")
 }
 
-/// Stores the frail-elderly team (by its lead) and hands the GP record over; returns the
-/// handover summary.
+/// Stores the frail-elderly team (by the administrator: nobody names themselves into a new
+/// team, issue 14) and hands the GP record over; returns the handover summary.
 async fn gp_scenario(app: &TestApp) -> Value {
     let team = read_json("examples/care-teams/frail-elderly-group-care.json");
-    let r = put(app, &format!("/fhir/CareTeam/{TEAM}"), &lead(app), &team).await;
+    let r = put(app, &format!("/fhir/CareTeam/{TEAM}"), &admin(app), &team).await;
     assert_eq!(r.status(), 201, "{:?}", r.text().await);
     handover_gp(app, PROVIDER).await
 }
@@ -334,7 +334,7 @@ async fn membership_period_and_ended_treatment() {
     let mut future = read_json("examples/care-teams/frail-elderly-group-care.json");
     future["id"] = json!("zuid-future");
     future["participant"][3]["period"]["start"] = json!(day(1));
-    assert_eq!(put(&app, "/fhir/CareTeam/zuid-future", &lead(&app), &future).await.status(), 201);
+    assert_eq!(put(&app, "/fhir/CareTeam/zuid-future", &admin(&app), &future).await.status(), 201);
     assert_outcome(get(&app, &everything, &support).await, 404).await;
 }
 
@@ -420,8 +420,11 @@ async fn care_team_rules_and_writers() {
     let support = token(&app, SUPPORT, "30.000", PROVIDER);
     assert_outcome(put(&app, &path, &support, &team).await, 403).await;
     assert_outcome(put(&app, &path, &token(&app, LEAD, "01.047", "55556666"), &team).await, 403).await;
-    // The lead creates it; the answer carries the rules' warnings, if any.
-    let r = put(&app, &path, &lead(&app), &team).await;
+    // The lead it names may not create it (issue 14: nobody names themselves into a team
+    // that does not exist yet); an administrator does; the answer carries the rules'
+    // warnings, if any.
+    assert_outcome(put(&app, &path, &lead(&app), &team).await, 403).await;
+    let r = put(&app, &path, &admin(&app), &team).await;
     assert_eq!(r.status(), 201);
     assert_eq!(r.headers()["etag"], "W/\"1\"");
     let o: Value = r.json().await.expect("outcome");

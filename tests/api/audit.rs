@@ -380,8 +380,9 @@ async fn reading_a_handover_is_recorded_permitted_or_not() {
     assert_eq!(
         rules,
         vec![
-            (Success, "handover.party"),
-            (Success, "handover.party"),
+            (Success, "handover.sender"),
+            // The receiving organisation, outside the patient's team: no referral reason (issue 14).
+            (Success, "handover.referral-reason.hidden"),
             (Denied, "handover.not-a-party"),
             (Invalid, "handover.unknown")
         ]
@@ -445,13 +446,15 @@ async fn privacy_officers_review_flagged_entries() {
     });
     let mut glass = audit::AuditEntry::new(AuditAction::BreakGlass, AuditOutcome::Success);
     glass.patient_bsn = Some(EXAMPLE_BSN.into());
+    // An access to the officer's own organisation's data (officers are scoped to it, issue 14).
+    glass.objects = vec![format!("Organization/ura-{RECEIVER_URA}")];
     glass.emergency = true;
     glass.flag_for_review = true;
     glass.reason = Some("break-the-glass reason: patient collapsed".into());
     let flagged = audit::record_alone(&app.store, &glass).await.unwrap();
-    let plain = audit::record_alone(&app.store, &audit::AuditEntry::new(AuditAction::Read, AuditOutcome::Success))
-        .await
-        .unwrap();
+    let mut plain = audit::AuditEntry::new(AuditAction::Read, AuditOutcome::Success);
+    plain.objects = vec![format!("Organization/ura-{RECEIVER_URA}")];
+    let plain = audit::record_alone(&app.store, &plain).await.unwrap();
     let base = entries(&app).await.len();
 
     let post =

@@ -43,7 +43,9 @@ async fn app() -> TestApp {
     spawn_app_with(|s| {
         s.policy.agreements_dir = None;
         s.policy.demo_examples = true;
-        s.policy.admins = vec![ADMIN.to_owned()];
+        // Administrators are per organisation (issue 14): the same person administers
+        // Zorggroep Zuid and, for the test of another organisation's report, 44443333.
+        s.policy.admins = vec![format!("{PROVIDER}:{ADMIN}"), format!("44443333:{ADMIN}")];
         s.audit.privacy_officer_roles = vec![OFFICER_ROLE.to_owned()];
     })
     .await

@@ -76,10 +76,21 @@ pub fn write_config_with_agreements(
     agreements: &Path,
 ) -> PathBuf {
     let path = dir.join("overdracht.toml");
+    // The sender is the organisation in the token (issue 14): the test token is De Linde's
+    // (URA 87654321), and the AGB codes the agreements name are configured as its identities.
+    let mut agbs: Vec<String> = std::fs::read_dir(agreements)
+        .expect("agreements dir")
+        .filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
+        .filter_map(|t| serde_json::from_str::<Value>(&t).ok())
+        .filter_map(|a| a["sender"]["agb"].as_str().map(|s| format!("\"{s}\"")))
+        .collect();
+    agbs.sort();
     let text = format!(
         r#"log = "overdracht=debug,info"
 [policy]
 agreements_dir = "{agreements}"
+[policy.agb_codes]
+"{GP_URA}" = [{agbs}]
 [delivery]
 concurrency = 4
 poll_interval_ms = 1000
@@ -90,7 +101,8 @@ request_timeout_ms = {request_timeout_ms}
 max_attempts = {max_attempts}
 backoff = {{ initial_ms = 50, max_ms = 200, multiplier = 2.0 }}
 "#,
-        agreements = agreements.display()
+        agreements = agreements.display(),
+        agbs = agbs.join(", ")
     );
     std::fs::write(&path, text).expect("config");
     path
@@ -123,9 +135,12 @@ pub async fn start(data_dir: &Path, config: &Path, port: u16) -> Service {
     panic!("the service did not come up on port {port}");
 }
 
+/// De Linde GP practice (URA), whose HIS the test token is.
+pub const GP_URA: &str = "87654321";
+
 pub fn token(data_dir: &Path) -> String {
     let out = overdracht()
-        .args(["token", "--uzi", "900012345", "--role", "01.015", "--ura", "00001234", "--data-dir"])
+        .args(["token", "--uzi", "900012345", "--role", "01.015", "--ura", GP_URA, "--data-dir"])
         .arg(data_dir)
         .output()
         .expect("token");

@@ -1,0 +1,160 @@
+//! Who sees which part of the audit trail (`GET /fhir/AuditEvent`, the patient's access
+//! log, the flagged entries and their reviews).
+//!
+//! Every right here is scoped to the organisation in the token:
+//! - the **receiving (treating) organisation** of a handover of the patient sees every entry
+//!   about that patient — who saw what is the business of the patient and of those treating
+//!   them (`audit-view/treating-organisation`);
+//! - a **privacy officer** (a UZI role in `audit.privacy_officer_roles`) sees the entries *of
+//!   their organisation*: by its staff, or about the data it holds (the facade names the
+//!   holder as `Organization/ura-<URA>`), or handovers it received; with or without naming a
+//!   patient (`audit-view/privacy-officer`). Reviews of flagged entries likewise: only of
+//!   their organisation's entries (`audit-review/other-organisation` otherwise);
+//! - the **sending organisation** sees only the entries of its own staff about the patient
+//!   (what it did itself), not who read at the receiver (`audit-view/sender-own-entries`);
+//! - anyone else: denied (`audit-view/deny`). Every decision is itself audited.
+
+use super::rules::*;
+use super::Decision;
+
+/// Which entries a permitted view may return.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ViewScope {
+    /// Every entry about the patient named.
+    Patient,
+    /// Entries of this organisation (URA): by its staff, about data it holds, or handovers it
+    /// received ([`entry_is_of`] and the same condition in SQL).
+    Organisation(String),
+    /// Entries by this organisation's staff only.
+    OwnEntries(String),
+}
+
+/// What a view decision depends on, gathered by the caller.
+#[derive(Debug, Clone, Copy)]
+pub struct ViewFacts<'a> {
+    pub ura: &'a str,
+    pub uzi_role: &'a str,
+    pub officer_roles: &'a [String],
+    /// The patient named (`None`: the whole trail).
+    pub patient: Option<&'a str>,
+    /// The organisation received a handover of the patient.
+    pub received: bool,
+    /// The organisation sent a handover of the patient.
+    pub sent: bool,
+}
+
+/// Decides a view of the audit trail; a permit comes with the scope the answer is limited to.
+pub fn decide_audit_view(f: &ViewFacts<'_>) -> (Decision, Option<ViewScope>) {
+    let officer = f.officer_roles.iter().any(|r| r == f.uzi_role);
+    if f.patient.is_some() && f.received {
+        let d = Decision::permit(
+            AUDIT_VIEW_TREATING_ORGANISATION,
+            format!("organisation ura|{} received a handover of this patient", f.ura),
+        );
+        return (d, Some(ViewScope::Patient));
+    }
+    if officer {
+        let d = Decision::permit(
+            AUDIT_VIEW_PRIVACY_OFFICER,
+            format!(
+                "UZI role {} is a configured privacy-officer role; entries of organisation ura|{}",
+                f.uzi_role, f.ura
+            ),
+        );
+        return (d, Some(ViewScope::Organisation(f.ura.to_owned())));
+    }
+    let Some(_) = f.patient else {
+        return (
+            Decision::deny(
+                AUDIT_VIEW_DENY,
+                "only a privacy officer may search the audit trail without naming a patient",
+            ),
+            None,
+        );
+    };
+    if f.sent {
+        let d = Decision::permit(
+            AUDIT_VIEW_SENDER_OWN_ENTRIES,
+            format!("organisation ura|{} sent a handover of this patient: its own entries only", f.ura),
+        );
+        return (d, Some(ViewScope::OwnEntries(f.ura.to_owned())));
+    }
+    (
+        Decision::deny(
+            AUDIT_VIEW_DENY,
+            format!("organisation ura|{} neither sent nor received a handover of this patient", f.ura),
+        ),
+        None,
+    )
+}
+
+/// Whether an entry is of organisation `ura` as far as its own fields tell: made by its
+/// staff, or naming it as the holder of the data (`Organization/ura-<URA>`). (Handovers it
+/// received are found through the handover table, in SQL.)
+pub fn entry_is_of(user_ura: Option<&str>, objects: &[String], ura: &str) -> bool {
+    user_ura == Some(ura) || objects.iter().any(|o| o.strip_prefix("Organization/ura-") == Some(ura))
+}
+
+/// Decides a privacy officer's review of a flagged entry (or the listing of flagged entries,
+/// with `entry` `None`).
+pub fn decide_review(
+    uzi_role: &str,
+    ura: &str,
+    officer_roles: &[String],
+    entry: Option<(Option<&str>, &[String])>,
+) -> Decision {
+    if !officer_roles.iter().any(|r| r == uzi_role) {
+        return Decision::deny(
+            AUDIT_REVIEW_NOT_OFFICER,
+            format!("UZI role {uzi_role} is not a configured privacy-officer role"),
+        );
+    }
+    match entry {
+        Some((user_ura, objects)) if !entry_is_of(user_ura, objects, ura) => Decision::deny(
+            AUDIT_REVIEW_OTHER_ORGANISATION,
+            format!("the entry is not one of organisation ura|{ura}; its own privacy officer reviews it"),
+        ),
+        _ => Decision::permit(AUDIT_REVIEW_OFFICER, format!("privacy officer of organisation ura|{ura}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts<'a>(
+        officers: &'a [String],
+        role: &'a str,
+        patient: Option<&'a str>,
+        received: bool,
+        sent: bool,
+    ) -> ViewFacts<'a> {
+        ViewFacts { ura: "11112222", uzi_role: role, officer_roles: officers, patient, received, sent }
+    }
+
+    #[test]
+    fn views_are_scoped_to_the_organisation_in_the_token() {
+        let officers = vec!["99.998".to_owned()];
+        let (d, s) = decide_audit_view(&facts(&officers, "99.998", None, false, false));
+        assert_eq!((d.rule, s), (AUDIT_VIEW_PRIVACY_OFFICER, Some(ViewScope::Organisation("11112222".into()))));
+        let (d, s) = decide_audit_view(&facts(&officers, "01.047", Some("999911120"), true, true));
+        assert_eq!((d.rule, s), (AUDIT_VIEW_TREATING_ORGANISATION, Some(ViewScope::Patient)));
+        let (d, s) = decide_audit_view(&facts(&officers, "01.015", Some("999911120"), false, true));
+        assert_eq!((d.rule, s), (AUDIT_VIEW_SENDER_OWN_ENTRIES, Some(ViewScope::OwnEntries("11112222".into()))));
+        let (d, _) = decide_audit_view(&facts(&officers, "01.047", None, true, true));
+        assert!(!d.permit);
+        let (d, _) = decide_audit_view(&facts(&officers, "01.047", Some("999911120"), false, false));
+        assert_eq!((d.permit, d.rule), (false, AUDIT_VIEW_DENY));
+    }
+
+    #[test]
+    fn reviews_are_of_the_officers_organisation() {
+        let officers = vec!["99.998".to_owned()];
+        let objects = vec!["Organization/ura-11112222".to_owned()];
+        assert!(decide_review("99.998", "11112222", &officers, Some((None, &objects))).permit);
+        assert!(decide_review("99.998", "11112222", &officers, Some((Some("11112222"), &[]))).permit);
+        let d = decide_review("99.998", "55556666", &officers, Some((Some("11112222"), &objects)));
+        assert_eq!(d.rule, AUDIT_REVIEW_OTHER_ORGANISATION);
+        assert_eq!(decide_review("01.047", "11112222", &officers, None).rule, AUDIT_REVIEW_NOT_OFFICER);
+    }
+}
