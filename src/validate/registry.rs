@@ -386,6 +386,22 @@ fn compile(raw: RawStructureDefinition) -> Result<StructureDef, DefinitionError>
         }
         by_id.insert(id, i);
     }
+    let kind = match raw.kind.as_str() {
+        "primitive-type" => Kind::Primitive,
+        "resource" => Kind::Resource,
+        _ => Kind::Complex,
+    };
+    if kind == Kind::Resource {
+        // R4 4.0.1 types `Resource.id` as `System.String` (with a `structuredefinition-fhir-type`
+        // of `string`), a known technical error: a resource id is an `id`, and the HL7 reference
+        // validator checks it against the `id` regex ([A-Za-z0-9\-\.]{1,64}) as well.
+        let id_path = format!("{}.id", elements[0].path);
+        for el in elements.iter_mut().filter(|e| e.path == id_path) {
+            for t in el.types.iter_mut().filter(|t| t.code == "string") {
+                t.code = "id".to_string();
+            }
+        }
+    }
     for i in 0..elements.len() {
         let mut keys = FastMap::default();
         for &c in &elements[i].children {
@@ -400,11 +416,6 @@ fn compile(raw: RawStructureDefinition) -> Result<StructureDef, DefinitionError>
         }
         elements[i].keys = keys;
     }
-    let kind = match raw.kind.as_str() {
-        "primitive-type" => Kind::Primitive,
-        "resource" => Kind::Resource,
-        _ => Kind::Complex,
-    };
     Ok(StructureDef {
         url,
         type_name: raw.type_name,
