@@ -118,7 +118,7 @@ pub async fn push(
                 Some(record) => {
                     let client = client.clone();
                     running.spawn(async move {
-                        let parsed: Result<Value, String> = serde_json::from_slice(&record.bytes)
+                        let parsed: Result<Value, String> = serde_json::from_slice(crate::source::without_bom(&record.bytes))
                             .map_err(|e| format!("not JSON: {e}"))
                             .and_then(|v| bundle::check(&v).map(|()| v));
                         match parsed {
