@@ -51,16 +51,27 @@ impl<'r> Walker<'r> {
             return;
         }
         self.depth += 1;
+        self.resources.push((rt.to_string(), expr.len()));
         let saved_refs = (rt == "Bundle").then(|| self.enter_bundle(obj));
+        // References are collected per Bundle: a document's must resolve inside it.
+        let saved_doc = (rt == "Bundle").then(|| {
+            let is_doc = obj.get("type").and_then(Value::as_str) == Some("document");
+            std::mem::replace(&mut self.doc_refs, is_doc.then(Vec::new))
+        });
         self.object(sd, 0, obj, v, &expr);
-        if rt == "Bundle" {
-            self.bundle_rules(obj, &expr);
+        if let Some(saved) = saved_doc {
+            let doc_refs = std::mem::replace(&mut self.doc_refs, saved);
+            self.bundle_rules(obj, &expr, doc_refs);
         }
         if let Some(saved) = saved_refs {
             self.refs = saved;
         }
+        self.resources.pop();
         self.depth -= 1;
         self.claimed_profiles(v, rt, &expr);
+        if rt == "Observation" {
+            self.profiles_by_content(v, &expr);
+        }
     }
 
     /// Walk one JSON object that element `el_idx` of `sd` describes.
@@ -244,6 +255,13 @@ impl<'r> Walker<'r> {
             Kind::Primitive => {
                 if let Some((code, msg)) = primitive_problem(tdef, ty, item) {
                     self.err(code, &loc.render(), msg);
+                } else if let (true, Some(div)) = (ty == "xhtml", item.as_str()) {
+                    for p in super::xhtml::check(div) {
+                        match p.key {
+                            Some(key) => self.err(IssueCode::Invariant, &loc.render(), format!("{key}: {}", p.message)),
+                            None => self.err(IssueCode::Invalid, &loc.render(), p.message),
+                        }
+                    }
                 } else if let Some(vs) = &el.required_binding {
                     self.binding(vs, ty, item, &loc.render());
                 }
@@ -262,11 +280,20 @@ impl<'r> Walker<'r> {
                 if ty == "Coding" {
                     self.coding_in_known_system(item, &expr);
                 }
+                if ty == "Attachment" {
+                    self.attachment(o, &expr);
+                }
                 if ty == "Extension" {
-                    self.extension_definition(item, &expr);
+                    let parent = el.path.rsplit_once('.').map_or(el.path.as_str(), |(p, _)| p);
+                    self.extension_definition(item, &expr, Some(parent));
                 }
                 if ty == "Reference" {
                     self.reference_target(&el.types, item, &expr);
+                    if let (Some(refs), Some(r)) =
+                        (self.doc_refs.as_mut(), item.get("reference").and_then(Value::as_str))
+                    {
+                        refs.push((expr.clone(), r.to_string()));
+                    }
                 }
                 if let Some((nsd, nidx)) = self.node(sd, el_idx, Some(ty)) {
                     self.depth += 1;
@@ -319,6 +346,12 @@ fn primitive_problem(tdef: &StructureDef, ty: &str, item: &Value) -> Option<(Iss
         }
         None if s.is_empty() => return Some((IssueCode::Value, format!("empty {ty}: leave the element out instead"))),
         _ => {}
+    }
+    if let Some(max) = tdef.value_max_length() {
+        // Bytes first: a string of at most `max` bytes has at most `max` characters.
+        if s.len() > max && s.chars().count() > max {
+            return Some((IssueCode::TooLong, format!("a {ty} may have at most {max} characters, found {}", s.chars().count())));
+        }
     }
     if matches!(ty, "date" | "dateTime" | "instant") {
         if let Some(msg) = check_calendar(s) {
