@@ -110,7 +110,8 @@ enum Tok {
     Sym(&'static str),
 }
 
-const SYMS: &[&str] = &["<=", ">=", "!=", "!~", "=", "~", "<", ">", "|", "+", "-", "*", "/", "&", "(", ")", "[", "]", ".", ","];
+const SYMS: &[&str] =
+    &["<=", ">=", "!=", "!~", "=", "~", "<", ">", "|", "+", "-", "*", "/", "&", "(", ")", "[", "]", ".", ","];
 
 fn tokenize(s: &str) -> Option<Vec<Tok>> {
     let mut out = Vec::new();
@@ -162,7 +163,9 @@ fn tokenize(s: &str) -> Option<Vec<Tok>> {
         }
         if c.is_ascii_digit() {
             let start = i;
-            while i < b.len() && (b[i].is_ascii_digit() || (b[i] == b'.' && b.get(i + 1).is_some_and(u8::is_ascii_digit))) {
+            while i < b.len()
+                && (b[i].is_ascii_digit() || (b[i] == b'.' && b.get(i + 1).is_some_and(u8::is_ascii_digit)))
+            {
                 i += 1;
             }
             out.push(Tok::Num(s[start..i].parse().ok()?));
@@ -871,7 +874,9 @@ fn call<'a>(func: &Func, base: Coll<'a>, args: &[Expr]) -> R<Coll<'a>> {
             Ok(boolean(Some(all)))
         }
         Func::Not => Ok(boolean(truth(&base)?.map(|b| !b))),
-        Func::HasValue => Ok(boolean(Some(matches!(base.as_slice(), [Item::J(v, _)] if !v.is_object() && !v.is_array())))),
+        Func::HasValue => {
+            Ok(boolean(Some(matches!(base.as_slice(), [Item::J(v, _)] if !v.is_object() && !v.is_array()))))
+        }
         Func::Count => Ok(vec![Item::N(base.len() as f64)]),
         Func::First => Ok(base.into_iter().take(1).collect()),
         Func::Last => Ok(base.into_iter().last().into_iter().collect()),
@@ -1079,7 +1084,8 @@ mod tests {
         assert_eq!(ev(que10, json!({"type": "date", "maxLength": 3})), Some(false));
         assert_eq!(ev(que10, json!({"type": "string", "maxLength": 3})), Some(true));
         // bdl-7
-        let bdl7 = "(type = 'history') or entry.where(fullUrl.exists()).select(fullUrl&resource.meta.versionId).isDistinct()";
+        let bdl7 =
+            "(type = 'history') or entry.where(fullUrl.exists()).select(fullUrl&resource.meta.versionId).isDistinct()";
         assert_eq!(ev(bdl7, json!({"type": "collection", "entry": [{"fullUrl": "a"}, {"fullUrl": "a"}]})), Some(false));
         // matches, count, comparison
         assert_eq!(ev("value.matches('[0-9]+')", json!({"value": "12a"})), Some(false));

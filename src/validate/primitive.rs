@@ -89,7 +89,9 @@ pub(crate) fn fast_format(fhir_type: &str, s: &str) -> Option<bool> {
             Some(!s.is_empty() && !prev_ws)
         }
         // [A-Za-z0-9\-\.]{1,64}: every resource has one
-        "id" => Some((1..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')),
+        "id" => {
+            Some((1..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.'))
+        }
         _ => None,
     }
 }

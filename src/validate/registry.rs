@@ -537,7 +537,9 @@ impl Registry {
             let Some(i) = sd.element_by_path("Observation.code") else { continue };
             let pattern = sd.elements[i].pattern.as_ref().or(sd.elements[i].fixed.as_ref());
             for c in pattern.and_then(|p| p.get("coding")).and_then(Value::as_array).into_iter().flatten() {
-                if let (Some(s), Some(k)) = (c.get("system").and_then(Value::as_str), c.get("code").and_then(Value::as_str)) {
+                if let (Some(s), Some(k)) =
+                    (c.get("system").and_then(Value::as_str), c.get("code").and_then(Value::as_str))
+                {
                     self.by_code.insert(format!("{s}|{k}"), sd.url.clone());
                 }
             }

@@ -350,7 +350,10 @@ fn primitive_problem(tdef: &StructureDef, ty: &str, item: &Value) -> Option<(Iss
     if let Some(max) = tdef.value_max_length() {
         // Bytes first: a string of at most `max` bytes has at most `max` characters.
         if s.len() > max && s.chars().count() > max {
-            return Some((IssueCode::TooLong, format!("a {ty} may have at most {max} characters, found {}", s.chars().count())));
+            return Some((
+                IssueCode::TooLong,
+                format!("a {ty} may have at most {max} characters, found {}", s.chars().count()),
+            ));
         }
     }
     if matches!(ty, "date" | "dateTime" | "instant") {

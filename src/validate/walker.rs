@@ -7,8 +7,8 @@ use std::collections::{HashMap, HashSet};
 use serde_json::{Map, Value};
 
 use super::outcome::{Issue, IssueCode, Severity};
-use super::Settings;
 use super::registry::{Element, Inherited, Kind, Registry, TypeRef};
+use super::Settings;
 
 pub(crate) struct Walker<'r> {
     pub reg: &'r Registry,
@@ -27,15 +27,7 @@ pub(crate) struct Walker<'r> {
 
 impl<'r> Walker<'r> {
     pub fn new(reg: &'r Registry, settings: Settings) -> Self {
-        Walker {
-            reg,
-            out: Vec::new(),
-            refs: HashMap::new(),
-            doc_refs: None,
-            depth: 0,
-            settings,
-            resources: Vec::new(),
-        }
+        Walker { reg, out: Vec::new(), refs: HashMap::new(), doc_refs: None, depth: 0, settings, resources: Vec::new() }
     }
 
     pub fn err(&mut self, code: IssueCode, expr: &str, msg: impl Into<String>) {
@@ -339,7 +331,11 @@ impl<'r> Walker<'r> {
                 self.err(IssueCode::Invariant, expr, "bdl-10: a document must have a date (Bundle.timestamp)");
             }
             if first != Some("Composition") {
-                self.err(IssueCode::Invariant, expr, "bdl-11: a document must have a Composition as the first resource");
+                self.err(
+                    IssueCode::Invariant,
+                    expr,
+                    "bdl-11: a document must have a Composition as the first resource",
+                );
             }
         }
         if ty == "message" && first != Some("MessageHeader") {

@@ -14,6 +14,7 @@ use quick_xml::Reader;
 
 pub(crate) const XHTML_NS: &str = "http://www.w3.org/1999/xhtml";
 
+#[rustfmt::skip]
 const ELEMENTS: &[&str] = &[
     "p", "br", "div", "h1", "h2", "h3", "h4", "h5", "h6", "a", "span", "b", "em", "i", "strong", "small", "big", "tt",
     "dfn", "q", "var", "abbr", "acronym", "cite", "blockquote", "hr", "address", "bdo", "kbd", "sub", "sup", "ul",
@@ -22,12 +23,14 @@ const ELEMENTS: &[&str] = &[
 ];
 
 /// Attributes allowed on any element.
+#[rustfmt::skip]
 const ATTRIBUTES: &[&str] = &[
     "title", "style", "class", "id", "lang", "xml:lang", "dir", "accesskey", "tabindex", // tables:
     "span", "width", "align", "valign", "char", "charoff", "abbr", "axis", "headers", "scope", "rowspan", "colspan",
 ];
 
 /// Attributes allowed on one element (`element.attribute`).
+#[rustfmt::skip]
 const ELEMENT_ATTRIBUTES: &[&str] = &[
     "a.href", "a.name", "a.charset", "a.type", "a.hreflang", "a.rel", "a.rev", "a.shape", "a.coords", "img.src",
     "img.border", "img.alt", "img.longdesc", "img.height", "img.width", "img.usemap", "img.ismap", "blockquote.cite",
@@ -56,9 +59,9 @@ fn entity_problem(name: &str) -> Option<Problem> {
             Some(hex) => u32::from_str_radix(hex, 16).ok(),
             None => num.parse::<u32>().ok(),
         };
-        let ok = code.and_then(char::from_u32).is_some_and(|c| {
-            matches!(c, '\t' | '\n' | '\r') || (c >= ' ' && !matches!(c as u32, 0xFFFE | 0xFFFF))
-        });
+        let ok = code
+            .and_then(char::from_u32)
+            .is_some_and(|c| matches!(c, '\t' | '\n' | '\r') || (c >= ' ' && !matches!(c as u32, 0xFFFE | 0xFFFF)));
         return (!ok).then(|| problem(None, format!("'&{name};' is not a valid XML character reference")));
     }
     (!XML_ENTITIES.contains(&name)).then(|| {
@@ -101,7 +104,10 @@ fn check_element(e: &BytesStart<'_>, root: bool, out: &mut Vec<Problem>) -> Opti
         };
         let ns = e.attributes().flatten().find(|a| a.key.as_ref() == decl.as_bytes()).map(|a| a.value.into_owned());
         if ns.as_deref() != Some(XHTML_NS.as_bytes()) {
-            out.push(problem(None, format!("the narrative <div> must be in the XHTML namespace ({decl}=\"{XHTML_NS}\")")));
+            out.push(problem(
+                None,
+                format!("the narrative <div> must be in the XHTML namespace ({decl}=\"{XHTML_NS}\")"),
+            ));
         }
     }
     if !ELEMENTS.contains(&local.as_str()) {
@@ -120,7 +126,10 @@ fn check_element(e: &BytesStart<'_>, root: bool, out: &mut Vec<Problem>) -> Opti
             || ATTRIBUTES.contains(&name.as_str())
             || ELEMENT_ATTRIBUTES.contains(&format!("{local}.{name}").as_str());
         if !ok {
-            out.push(problem(Some("txt-1"), format!("the attribute '{name}' is not allowed on <{local}> in a narrative")));
+            out.push(problem(
+                Some("txt-1"),
+                format!("the attribute '{name}' is not allowed on <{local}> in a narrative"),
+            ));
         }
         attribute_entities(&a.value, out);
     }
@@ -146,7 +155,10 @@ pub(crate) fn check(div: &str) -> Vec<Problem> {
         match event {
             Event::Start(e) | Event::Empty(e) if depth == 0 && roots > 0 => {
                 let _ = e;
-                out.push(problem(None, "the narrative must be a single <div> element, found a second element after it"));
+                out.push(problem(
+                    None,
+                    "the narrative must be a single <div> element, found a second element after it",
+                ));
                 return out;
             }
             Event::Start(e) => {

@@ -70,7 +70,8 @@ async fn validate_rejects_non_json() {
 async fn a_utf8_byte_order_mark_before_json_is_tolerated() {
     let app = spawn_app().await;
     let bom = |text: &str| [b"\xEF\xBB\xBF".as_slice(), text.as_bytes()].concat();
-    let r = app.post("/fhir/$validate", app.token(), "application/fhir+json", bom(r#"{"resourceType": "Patient"}"#)).await;
+    let r =
+        app.post("/fhir/$validate", app.token(), "application/fhir+json", bom(r#"{"resourceType": "Patient"}"#)).await;
     assert_eq!(r.status(), 200);
     let o: Value = r.json().await.expect("json");
     assert!(!o["issue"].as_array().expect("issues").iter().any(|i| i["severity"] == "error"), "{o}");
