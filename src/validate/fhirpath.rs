@@ -18,6 +18,12 @@ use serde_json::Value;
 pub(crate) enum Expr {
     /// The focus (`$this`, or the start of a path).
     This,
+    /// `%context`: the element the invariant is evaluated on.
+    Context,
+    /// `%resource`: the resource that holds it.
+    Resource,
+    /// `%rootResource`: the resource a contained resource is contained in (else `%resource`).
+    RootResource,
     Lit(Lit),
     /// `focus.name`; a choice element `value` also matches `valueQuantity`, ...
     Member(Box<Expr>, String),
@@ -94,6 +100,10 @@ pub(crate) enum Func {
     Combine,
     AllTrue,
     AnyTrue,
+    AllFalse,
+    AnyFalse,
+    ToInteger,
+    ReplaceMatches,
     Single,
     ToStringFn,
 }
@@ -197,6 +207,29 @@ fn tokenize(s: &str) -> Option<Vec<Tok>> {
 }
 
 // ---------------------------------------------------------------- parser
+
+/// Types whose test (`is`, `as`, `ofType`) can be decided on the JSON in general: not the
+/// string-like primitives (`as(canonical)` on a JSON string depends on the definition). Complex
+/// types are decided through the choice key (`valueQuantity`), or not at all.
+fn checkable_type(t: &str) -> bool {
+    !matches!(
+        t.to_ascii_lowercase().as_str(),
+        "string"
+            | "uri"
+            | "url"
+            | "canonical"
+            | "code"
+            | "id"
+            | "oid"
+            | "uuid"
+            | "markdown"
+            | "base64binary"
+            | "date"
+            | "datetime"
+            | "instant"
+            | "time"
+    )
+}
 
 struct Parser {
     toks: Vec<Tok>,
@@ -309,6 +342,10 @@ impl Parser {
         }
     }
     fn type_name(&mut self) -> Option<String> {
+        let name = self.type_name_any()?;
+        checkable_type(&name).then_some(name)
+    }
+    fn type_name_any(&mut self) -> Option<String> {
         let Some(Tok::Ident(mut name)) = self.peek().cloned() else { return None };
         self.pos += 1;
         // FHIR.Quantity, System.String
@@ -413,12 +450,12 @@ impl Parser {
             ("descendants", 0) => Func::Descendants,
             ("trace", 1 | 2) => Func::Trace,
             ("ofType", 1) => match &args[0] {
-                Expr::Member(f, t) if matches!(**f, Expr::This) => Func::OfType(t.clone()),
+                Expr::Member(f, t) if matches!(**f, Expr::This) && checkable_type(t) => Func::OfType(t.clone()),
                 _ => return None,
             },
             ("is", 1) | ("as", 1) => {
                 let Expr::Member(f, t) = &args[0] else { return None };
-                if !matches!(**f, Expr::This) {
+                if !matches!(**f, Expr::This) || !checkable_type(t) {
                     return None;
                 }
                 let t = t.clone();
@@ -429,6 +466,10 @@ impl Parser {
             ("union", 1) => Func::UnionFn,
             ("combine", 1) => Func::Combine,
             ("allTrue", 0) => Func::AllTrue,
+            ("allFalse", 0) => Func::AllFalse,
+            ("anyFalse", 0) => Func::AnyFalse,
+            ("toInteger", 0) => Func::ToInteger,
+            ("replaceMatches", 2) => Func::ReplaceMatches,
             ("anyTrue", 0) => Func::AnyTrue,
             ("single", 0) => Func::Single,
             ("toString", 0) => Func::ToStringFn,
@@ -449,6 +490,9 @@ impl Parser {
             Tok::Num(n) => Some(Expr::Lit(Lit::Num(n))),
             Tok::Const(c) => {
                 let v = match c.as_str() {
+                    "context" => return Some(Expr::Context),
+                    "resource" => return Some(Expr::Resource),
+                    "rootResource" => return Some(Expr::RootResource),
                     "ucum" => "http://unitsofmeasure.org",
                     "loinc" => "http://loinc.org",
                     "sct" => "http://snomed.info/sct",
@@ -479,6 +523,13 @@ enum Item<'a> {
     B(bool),
     S(String),
     N(f64),
+}
+
+/// What `%context`, `%resource` and `%rootResource` are.
+struct Env<'a> {
+    context: &'a Value,
+    resource: Option<&'a Value>,
+    root: Option<&'a Value>,
 }
 
 /// Evaluation gave up: the result would depend on something the JSON does not say.
@@ -623,21 +674,32 @@ impl Expr {
     /// Evaluate against a context element: `Some(true/false)`, or `None` for the empty result
     /// (which an invariant treats as satisfied) and for a result that cannot be told exactly.
     pub fn eval(&self, ctx: &Value) -> Option<bool> {
+        self.eval_in(ctx, None, None)
+    }
+
+    /// [`eval`](Self::eval) with `%resource` (the resource holding `ctx`) and `%rootResource`
+    /// (the resource that contains it, if it is contained); without them, an invariant that
+    /// names them is not evaluated.
+    pub fn eval_in(&self, ctx: &Value, resource: Option<&Value>, root: Option<&Value>) -> Option<bool> {
         let focus = vec![Item::J(ctx, None)];
-        let c = self.ev(&focus).ok()?;
+        let env = Env { context: ctx, resource, root };
+        let c = self.ev(&focus, &env).ok()?;
         truth(&c).ok().flatten()
     }
 
-    fn ev<'a>(&self, focus: &Coll<'a>) -> R<Coll<'a>> {
+    fn ev<'a>(&self, focus: &Coll<'a>, env: &Env<'a>) -> R<Coll<'a>> {
         match self {
             Expr::This => Ok(focus.clone()),
+            Expr::Context => Ok(vec![Item::J(env.context, None)]),
+            Expr::Resource => Ok(vec![Item::J(env.resource.ok_or(Unknown)?, None)]),
+            Expr::RootResource => Ok(vec![Item::J(env.root.or(env.resource).ok_or(Unknown)?, None)]),
             Expr::Lit(l) => Ok(match l {
                 Lit::Bool(b) => vec![Item::B(*b)],
                 Lit::Str(s) => vec![Item::S(s.clone())],
                 Lit::Num(n) => vec![Item::N(*n)],
             }),
             Expr::Member(f, name) => {
-                let base = f.ev(focus)?;
+                let base = f.ev(focus, env)?;
                 let mut out = Vec::new();
                 let mut tmp = Vec::new();
                 for i in &base {
@@ -650,26 +712,26 @@ impl Expr {
                 Ok(out)
             }
             Expr::Index(f, idx) => {
-                let base = f.ev(focus)?;
-                let i = single(&idx.ev(focus)?)?.and_then(as_num).ok_or(Unknown)?;
+                let base = f.ev(focus, env)?;
+                let i = single(&idx.ev(focus, env)?)?.and_then(as_num).ok_or(Unknown)?;
                 Ok(base.into_iter().nth(i as usize).into_iter().collect())
             }
             Expr::Neg(e) => {
-                let c = e.ev(focus)?;
+                let c = e.ev(focus, env)?;
                 match single(&c)? {
                     None => Ok(vec![]),
                     Some(i) => Ok(vec![Item::N(-as_num(i).ok_or(Unknown)?)]),
                 }
             }
             Expr::Is(e, t) => {
-                let c = e.ev(focus)?;
+                let c = e.ev(focus, env)?;
                 match single(&c)? {
                     None => Ok(vec![]),
                     Some(i) => Ok(vec![Item::B(is_type(i, t)?)]),
                 }
             }
             Expr::As(e, t) => {
-                let c = e.ev(focus)?;
+                let c = e.ev(focus, env)?;
                 let mut out = Vec::new();
                 for i in c {
                     if is_type(&i, t)? {
@@ -678,16 +740,16 @@ impl Expr {
                 }
                 Ok(out)
             }
-            Expr::Bin(op, a, b) => self.binary(*op, a, b, focus),
+            Expr::Bin(op, a, b) => self.binary(*op, a, b, focus, env),
             Expr::Call(f, func, args) => {
-                let base = f.ev(focus)?;
-                call(func, base, args)
+                let base = f.ev(focus, env)?;
+                call(func, base, args, env)
             }
         }
     }
 
-    fn binary<'a>(&self, op: Op, a: &Expr, b: &Expr, focus: &Coll<'a>) -> R<Coll<'a>> {
-        let logic = |x: &Expr| -> R<Option<bool>> { truth(&x.ev(focus)?) };
+    fn binary<'a>(&self, op: Op, a: &Expr, b: &Expr, focus: &Coll<'a>, env: &Env<'a>) -> R<Coll<'a>> {
+        let logic = |x: &Expr| -> R<Option<bool>> { truth(&x.ev(focus, env)?) };
         match op {
             Op::And => {
                 let l = logic(a)?;
@@ -730,8 +792,8 @@ impl Expr {
                 }))
             }
             _ => {
-                let l = a.ev(focus)?;
-                let r = b.ev(focus)?;
+                let l = a.ev(focus, env)?;
+                let r = b.ev(focus, env)?;
                 binary_values(op, l, r)
             }
         }
@@ -818,9 +880,9 @@ fn binary_values<'a>(op: Op, l: Coll<'a>, r: Coll<'a>) -> R<Coll<'a>> {
     }
 }
 
-fn each<'a>(base: &Coll<'a>, e: &Expr, mut f: impl FnMut(&Item<'a>, Coll<'a>) -> R<bool>) -> R<()> {
+fn each<'a>(base: &Coll<'a>, e: &Expr, env: &Env<'a>, mut f: impl FnMut(&Item<'a>, Coll<'a>) -> R<bool>) -> R<()> {
     for i in base {
-        let r = e.ev(&vec![i.clone()])?;
+        let r = e.ev(&vec![i.clone()], env)?;
         if !f(i, r)? {
             break;
         }
@@ -846,8 +908,8 @@ fn all_descendants<'a>(v: &'a Value, out: &mut Coll<'a>) {
     }
 }
 
-fn call<'a>(func: &Func, base: Coll<'a>, args: &[Expr]) -> R<Coll<'a>> {
-    let arg = |k: usize| -> R<Coll<'a>> { args[k].ev(&base) };
+fn call<'a>(func: &Func, base: Coll<'a>, args: &[Expr], env: &Env<'a>) -> R<Coll<'a>> {
+    let arg = |k: usize| -> R<Coll<'a>> { args[k].ev(&base, env) };
     let string_fn = |f: &dyn Fn(&str) -> R<Coll<'a>>| -> R<Coll<'a>> {
         match single(&base)? {
             None => Ok(vec![]),
@@ -859,7 +921,7 @@ fn call<'a>(func: &Func, base: Coll<'a>, args: &[Expr]) -> R<Coll<'a>> {
         Func::Exists if args.is_empty() => Ok(boolean(Some(!base.is_empty()))),
         Func::Exists => {
             let mut any = false;
-            each(&base, &args[0], |_, r| {
+            each(&base, &args[0], env, |_, r| {
                 any = truth(&r)? == Some(true);
                 Ok(!any)
             })?;
@@ -867,7 +929,7 @@ fn call<'a>(func: &Func, base: Coll<'a>, args: &[Expr]) -> R<Coll<'a>> {
         }
         Func::All => {
             let mut all = true;
-            each(&base, &args[0], |_, r| {
+            each(&base, &args[0], env, |_, r| {
                 all = truth(&r)? == Some(true);
                 Ok(all)
             })?;
@@ -887,7 +949,7 @@ fn call<'a>(func: &Func, base: Coll<'a>, args: &[Expr]) -> R<Coll<'a>> {
         },
         Func::Where => {
             let mut out = Vec::new();
-            each(&base, &args[0], |i, r| {
+            each(&base, &args[0], env, |i, r| {
                 if truth(&r)? == Some(true) {
                     out.push(i.clone());
                 }
@@ -897,7 +959,7 @@ fn call<'a>(func: &Func, base: Coll<'a>, args: &[Expr]) -> R<Coll<'a>> {
         }
         Func::Select => {
             let mut out = Vec::new();
-            each(&base, &args[0], |_, r| {
+            each(&base, &args[0], env, |_, r| {
                 out.extend(r);
                 Ok(true)
             })?;
@@ -966,11 +1028,11 @@ fn call<'a>(func: &Func, base: Coll<'a>, args: &[Expr]) -> R<Coll<'a>> {
             })
         }
         Func::Iif => {
-            let c = truth(&args[0].ev(&base)?)?;
+            let c = truth(&args[0].ev(&base, env)?)?;
             if c == Some(true) {
-                args[1].ev(&base)
+                args[1].ev(&base, env)
             } else if args.len() > 2 {
-                args[2].ev(&base)
+                args[2].ev(&base, env)
             } else {
                 Ok(vec![])
             }
@@ -1035,16 +1097,35 @@ fn call<'a>(func: &Func, base: Coll<'a>, args: &[Expr]) -> R<Coll<'a>> {
             out.extend(arg(0)?);
             Ok(out)
         }
-        Func::AllTrue | Func::AnyTrue => {
+        Func::AllTrue | Func::AnyTrue | Func::AllFalse | Func::AnyFalse => {
+            let want = matches!(func, Func::AllTrue | Func::AnyTrue);
             let mut all = true;
             let mut any = false;
             for i in &base {
-                let b = truth(&vec![i.clone()])? == Some(true);
+                let b = match i {
+                    Item::B(b) | Item::J(Value::Bool(b), _) => *b == want,
+                    _ => return Err(Unknown),
+                };
                 all &= b;
                 any |= b;
             }
-            Ok(boolean(Some(if matches!(func, Func::AllTrue) { all } else { any })))
+            Ok(boolean(Some(if matches!(func, Func::AllTrue | Func::AllFalse) { all } else { any })))
         }
+        Func::ReplaceMatches => {
+            let (re, with) = (arg(0)?, arg(1)?);
+            let (Some(re), Some(with)) = (single(&re)?, single(&with)?) else { return Ok(vec![]) };
+            let re = Regex::new(as_str(re).ok_or(Unknown)?).map_err(|_| Unknown)?;
+            let with = as_str(with).ok_or(Unknown)?.to_string();
+            string_fn(&|s| Ok(vec![Item::S(re.replace_all(s, with.as_str()).into_owned())]))
+        }
+        Func::ToInteger => match single(&base)? {
+            None => Ok(vec![]),
+            Some(i) => match (as_num(i), as_str(i)) {
+                (Some(n), _) if n.fract() == 0.0 => Ok(vec![Item::N(n)]),
+                (_, Some(s)) => Ok(s.parse::<i64>().map(|n| vec![Item::N(n as f64)]).unwrap_or_default()),
+                _ => Ok(vec![]),
+            },
+        },
     }
 }
 
@@ -1094,9 +1175,36 @@ mod tests {
     }
 
     #[test]
+    fn evaluates_context_resource_and_conversions() {
+        let eld3 = Expr::parse("empty() or ($this = '*') or (toInteger() >= 0)").expect("eld-3");
+        assert_eq!(eld3.eval(&json!("*")), Some(true));
+        assert_eq!(eld3.eval(&json!("-1")), Some(false));
+        let tim9 = "offset.empty() or (when.exists() and when.select($this in ('C' | 'CM' | 'CD' | 'CV')).allFalse())";
+        assert_eq!(ev(tim9, json!({"offset": 10, "when": ["C"]})), Some(false));
+        assert_eq!(ev(tim9, json!({"offset": 10, "when": ["HS"]})), Some(true));
+        let obs7 = Expr::parse(
+            "value.empty() or component.code.where(coding.intersect(%resource.code.coding).exists()).empty()",
+        )
+        .expect("obs-7");
+        let o = json!({"code": {"coding": [{"system": "http://loinc.org", "code": "1"}]}, "valueString": "x",
+            "component": [{"code": {"coding": [{"system": "http://loinc.org", "code": "1"}]}}]});
+        assert_eq!(obs7.eval_in(&o, Some(&o), None), Some(false));
+        assert_eq!(obs7.eval(&o), None); // without the resource: not evaluated
+        let ref1 = Expr::parse(
+            "reference.startsWith('#').not() or (reference.substring(1).trace('url') in %rootResource.contained.id.trace('ids'))",
+        )
+        .expect("ref-1");
+        let p = json!({"contained": [{"resourceType": "Organization", "id": "o1"}]});
+        assert_eq!(ref1.eval_in(&json!({"reference": "#o1"}), Some(&p), None), Some(true));
+        assert_eq!(ref1.eval_in(&json!({"reference": "#o2"}), Some(&p), None), Some(false));
+        let sdf8a = "differential.element.first().path.replaceMatches('\\\\..*','') = 'Patient'";
+        assert_eq!(ev(sdf8a, json!({"differential": {"element": [{"path": "Patient.name"}]}})), Some(true));
+    }
+
+    #[test]
     fn gives_up_rather_than_guess() {
         // the FHIR type of a plain string is in the definition, not in the JSON
-        assert_eq!(ev("value is dateTime", json!({"value": "2020"})), None);
+        assert_eq!(ev("value is Quantity", json!({"value": {"value": 1}})), None);
         assert_eq!(ev("(a | 'x').count() = 2", json!({"a": {"x": 1}})), None);
     }
 
@@ -1104,8 +1212,10 @@ mod tests {
     fn rejects_what_it_cannot_evaluate() {
         assert!(Expr::parse("reference.resolve().exists()").is_none());
         assert!(Expr::parse("code.memberOf('http://x')").is_none());
-        assert!(Expr::parse("%resource.type = 'x'").is_none());
+        assert!(Expr::parse("%vsUnknown = 'x'").is_none());
         assert!(Expr::parse("a or").is_none());
         assert!(Expr::parse("htmlChecks()").is_none());
+        // the FHIR type of a JSON string is in the definition
+        assert!(Expr::parse("descendants().as(canonical)").is_none());
     }
 }

@@ -213,7 +213,7 @@ impl Validator {
     /// (`Patient.identifier[0].system`) or `Bundle.entry[i].resource`.
     pub fn validate(&self, resource: &Value) -> Outcome {
         let mut w = Walker::new(&self.reg, self.settings);
-        w.resource(resource, None);
+        w.resource(resource, None, None);
         Outcome { issues: w.finish() }
     }
 
@@ -221,7 +221,7 @@ impl Validator {
     /// the resource claims it.
     pub fn validate_against(&self, resource: &Value, profile_url: &str) -> Outcome {
         let mut w = Walker::new(&self.reg, self.settings);
-        w.resource(resource, None);
+        w.resource(resource, None, None);
         let claimed = resource
             .pointer("/meta/profile")
             .and_then(Value::as_array)

@@ -20,7 +20,7 @@ use super::UnknownExtensions;
 
 const VITALSIGNS: &str = "http://hl7.org/fhir/StructureDefinition/vitalsigns";
 use super::structure::MAX_DEPTH;
-use super::walker::Walker;
+use super::walker::{Res, Walker};
 
 /// One value an element of the profile applies to.
 #[derive(Clone)]
@@ -32,6 +32,8 @@ pub(crate) struct Item<'v> {
     expr: String,
     /// The type of a choice element's value (from the JSON key).
     ty: Option<String>,
+    /// The resource the value is in.
+    res: Res<'v>,
 }
 
 impl<'r> Walker<'r> {
@@ -99,7 +101,8 @@ impl<'r> Walker<'r> {
             ),
             Some(sd) if !sd.is_constraint => {} // a base definition: the structure walk did it
             Some(sd) => {
-                let item = Item { value: Some(resource), twin: None, expr: expr.to_string(), ty: None };
+                let res = Res { resource, root: None };
+                let item = Item { value: Some(resource), twin: None, expr: expr.to_string(), ty: None, res };
                 self.profile_element(sd, 0, std::slice::from_ref(&item));
             }
         }
@@ -109,7 +112,7 @@ impl<'r> Walker<'r> {
     /// content, and whether it may be used here (`parent`: the definition path of the element
     /// that holds it). An extension we do not know is reported as the settings say (the HL7
     /// reference validator's default is an information hint, see [`UnknownExtensions`]).
-    pub(crate) fn extension_definition(&mut self, ext: &Value, expr: &str, parent: Option<&str>) {
+    pub(crate) fn extension_definition(&mut self, ext: &Value, expr: &str, parent: Option<&str>, res: Res<'_>) {
         let Some(url) = ext.get("url").and_then(Value::as_str) else {
             return;
         };
@@ -119,7 +122,7 @@ impl<'r> Walker<'r> {
                 if let Some(parent) = parent {
                     self.extension_context(sd, expr, parent);
                 }
-                let item = Item { value: Some(ext), twin: None, expr: expr.to_string(), ty: None };
+                let item = Item { value: Some(ext), twin: None, expr: expr.to_string(), ty: None, res };
                 self.profile_element(sd, 0, std::slice::from_ref(&item));
             }
             // Relative URLs name the parts of a complex extension, checked by its definition.
@@ -301,7 +304,7 @@ impl<'r> Walker<'r> {
                 self.err(IssueCode::Value, &item.expr, format!("must match {p} (pattern of profile {profile})"));
             }
         }
-        self.invariants(el, v, &item.expr, Some((profile, base)));
+        self.invariants(el, v, &item.expr, Some((profile, base)), item.res);
         if let (Some(max), Some(s)) = (el.max_length, v.as_str()) {
             if s.chars().count() > max {
                 self.err(
@@ -336,7 +339,8 @@ impl<'r> Walker<'r> {
         for t in el.types.iter().filter(|t| t.code.eq_ignore_ascii_case(ty)) {
             for p in &t.profiles {
                 if let Some(psd) = reg.profile(p).filter(|psd| psd.is_constraint && !std::ptr::eq(*psd, sd)) {
-                    let sub = Item { value: item.value, twin: item.twin, expr: item.expr.clone(), ty: None };
+                    let sub =
+                        Item { value: item.value, twin: item.twin, expr: item.expr.clone(), ty: None, res: item.res };
                     self.profile_element(psd, 0, std::slice::from_ref(&sub));
                 }
             }
@@ -487,6 +491,7 @@ fn gather<'v>(parent: &Item<'v>, el: &Element) -> Vec<Item<'v>> {
                             twin: tw,
                             expr: format!("{base}[{i}]"),
                             ty: ty.clone(),
+                            res: parent.res,
                         });
                     }
                 }
@@ -494,11 +499,19 @@ fn gather<'v>(parent: &Item<'v>, el: &Element) -> Vec<Item<'v>> {
             (None, Some(Value::Array(t))) => {
                 let base = base();
                 for (i, tw) in t.iter().enumerate().filter(|(_, x)| !x.is_null()) {
-                    out.push(Item { value: None, twin: Some(tw), expr: format!("{base}[{i}]"), ty: ty.clone() });
+                    out.push(Item {
+                        value: None,
+                        twin: Some(tw),
+                        expr: format!("{base}[{i}]"),
+                        ty: ty.clone(),
+                        res: parent.res,
+                    });
                 }
             }
             (None, None) | (Some(Value::Null), None) => {}
-            (v, tw) => out.push(Item { value: v.filter(|x| !x.is_null()), twin: tw, expr: base(), ty }),
+            (v, tw) => {
+                out.push(Item { value: v.filter(|x| !x.is_null()), twin: tw, expr: base(), ty, res: parent.res })
+            }
         }
     };
     if el.choice {

@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 use super::outcome::IssueCode;
 use super::primitive::{check_calendar, check_json_type, describe, fast_format, format_hint};
 use super::registry::{Element, FastMap, Kind, StructureDef};
-use super::walker::Walker;
+use super::walker::{Res, Walker};
 
 /// Limit of nesting, so that hostile input cannot overflow the stack.
 pub(crate) const MAX_DEPTH: u32 = 96;
@@ -20,7 +20,8 @@ pub(crate) const MAX_DEPTH: u32 = 96;
 impl<'r> Walker<'r> {
     /// Validate `v` as a resource; `expr` is the FHIRPath of the resource itself (its type name at
     /// the top, `Bundle.entry[3].resource` inside a Bundle).
-    pub(crate) fn resource(&mut self, v: &Value, expr: Option<&str>) {
+    /// `container`: the resource `v` is contained in, if it is a contained resource.
+    pub(crate) fn resource(&mut self, v: &Value, expr: Option<&str>, container: Option<&Value>) {
         let Some(obj) = v.as_object() else {
             let at = expr.unwrap_or("$this");
             self.err(IssueCode::Structure, at, format!("a resource must be a JSON object, found {}", describe(v)));
@@ -58,7 +59,7 @@ impl<'r> Walker<'r> {
             let is_doc = obj.get("type").and_then(Value::as_str) == Some("document");
             std::mem::replace(&mut self.doc_refs, is_doc.then(Vec::new))
         });
-        self.object(sd, 0, obj, v, &expr);
+        self.object(sd, 0, obj, v, &expr, Res { resource: v, root: container });
         if let Some(saved) = saved_doc {
             let doc_refs = std::mem::replace(&mut self.doc_refs, saved);
             self.bundle_rules(obj, &expr, doc_refs);
@@ -75,16 +76,24 @@ impl<'r> Walker<'r> {
     }
 
     /// Walk one JSON object that element `el_idx` of `sd` describes.
-    fn object(&mut self, sd: &'r StructureDef, el_idx: usize, obj: &Map<String, Value>, v: &Value, expr: &str) {
+    fn object(
+        &mut self,
+        sd: &'r StructureDef,
+        el_idx: usize,
+        obj: &Map<String, Value>,
+        v: &Value,
+        expr: &str,
+        res: Res<'_>,
+    ) {
         let reg = self.reg;
-        self.invariants(&sd.elements[el_idx], v, expr, None);
+        self.invariants(&sd.elements[el_idx], v, expr, None, res);
         let (orig_sd, orig_idx) = (sd, el_idx);
         let Some((sd, el_idx)) = self.node(sd, el_idx, None) else {
             return;
         };
         let node = &sd.elements[el_idx];
         if !(std::ptr::eq(sd, orig_sd) && el_idx == orig_idx) {
-            self.invariants(node, v, expr, None);
+            self.invariants(node, v, expr, None, res);
         }
         if obj.is_empty() {
             self.err(
@@ -165,7 +174,7 @@ impl<'r> Walker<'r> {
                         Value::Null if indexed => {}
                         Value::Object(o) => {
                             if let Some(element) = reg.base("Element") {
-                                self.object(element, 0, o, item, &loc.render());
+                                self.object(element, 0, o, item, &loc.render(), res);
                             }
                         }
                         other => {
@@ -185,7 +194,7 @@ impl<'r> Walker<'r> {
                         );
                     }
                 } else {
-                    self.value(sd, *ci, ty, item, loc);
+                    self.value(sd, *ci, ty, item, loc, res);
                 }
             }
         }
@@ -243,7 +252,7 @@ impl<'r> Walker<'r> {
     }
 
     /// One value of a known element and type.
-    fn value(&mut self, sd: &'r StructureDef, el_idx: usize, ty: &str, item: &Value, loc: Loc<'_>) {
+    fn value(&mut self, sd: &'r StructureDef, el_idx: usize, ty: &str, item: &Value, loc: Loc<'_>, res: Res<'_>) {
         let reg = self.reg;
         let el = &sd.elements[el_idx];
         let Some(tdef) = reg.base(ty) else {
@@ -266,7 +275,10 @@ impl<'r> Walker<'r> {
                     self.binding(vs, ty, item, &loc.render());
                 }
             }
-            Kind::Resource => self.resource(item, Some(&loc.render())),
+            Kind::Resource => {
+                let container = (el.name == "contained").then_some(res.root.unwrap_or(res.resource));
+                self.resource(item, Some(&loc.render()), container)
+            }
             Kind::Complex => {
                 let expr = loc.render();
                 let Some(o) = item.as_object() else {
@@ -285,7 +297,7 @@ impl<'r> Walker<'r> {
                 }
                 if ty == "Extension" {
                     let parent = el.path.rsplit_once('.').map_or(el.path.as_str(), |(p, _)| p);
-                    self.extension_definition(item, &expr, Some(parent));
+                    self.extension_definition(item, &expr, Some(parent), res);
                 }
                 if ty == "Reference" {
                     self.reference_target(&el.types, item, &expr);
@@ -300,7 +312,7 @@ impl<'r> Walker<'r> {
                     if self.depth > MAX_DEPTH {
                         self.err(IssueCode::TooCostly, &expr, "nested too deeply to validate");
                     } else {
-                        self.object(nsd, nidx, o, item, &expr);
+                        self.object(nsd, nidx, o, item, &expr, res);
                     }
                     self.depth -= 1;
                 }

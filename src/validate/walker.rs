@@ -10,6 +10,14 @@ use super::outcome::{Issue, IssueCode, Severity};
 use super::registry::{Element, Inherited, Kind, Registry, TypeRef};
 use super::Settings;
 
+/// The resources around a value, for `%resource` and `%rootResource` in invariants.
+#[derive(Clone, Copy)]
+pub(crate) struct Res<'v> {
+    pub resource: &'v Value,
+    /// The resource this one is contained in, if it is contained.
+    pub root: Option<&'v Value>,
+}
+
 pub(crate) struct Walker<'r> {
     pub reg: &'r Registry,
     pub out: Vec<Issue>,
@@ -46,14 +54,21 @@ impl<'r> Walker<'r> {
 
     /// The invariants of an element that fail on `v`. For a profile, `(name, base)`: its
     /// invariants that the base element already has are not evaluated again.
-    pub fn invariants(&mut self, el: &Element, v: &Value, expr: &str, profile: Option<(&str, Option<&Inherited>)>) {
+    pub fn invariants(
+        &mut self,
+        el: &Element,
+        v: &Value,
+        expr: &str,
+        profile: Option<(&str, Option<&Inherited>)>,
+        res: Res<'_>,
+    ) {
         for inv in &el.invariants {
             if let Some((_, Some(base))) = profile {
                 if base.invariant_keys.contains(&inv.key) {
                     continue;
                 }
             }
-            if inv.expr.eval(v) == Some(false) {
+            if inv.expr.eval_in(v, Some(res.resource), res.root) == Some(false) {
                 let msg = match profile {
                     Some((name, _)) => format!("{}: {} (profile {name})", inv.key, inv.human),
                     None => format!("{}: {}", inv.key, inv.human),
