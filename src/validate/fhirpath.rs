@@ -673,11 +673,12 @@ impl Expr {
 
     /// Evaluate against a context element: `Some(true/false)`, or `None` for the empty result
     /// (which an invariant treats as satisfied) and for a result that cannot be told exactly.
+    #[cfg(test)]
     pub fn eval(&self, ctx: &Value) -> Option<bool> {
         self.eval_in(ctx, None, None)
     }
 
-    /// [`eval`](Self::eval) with `%resource` (the resource holding `ctx`) and `%rootResource`
+    /// Evaluate on `ctx` (see `eval`) with `%resource` (the resource holding `ctx`) and `%rootResource`
     /// (the resource that contains it, if it is contained); without them, an invariant that
     /// names them is not evaluated.
     pub fn eval_in(&self, ctx: &Value, resource: Option<&Value>, root: Option<&Value>) -> Option<bool> {
