@@ -111,7 +111,7 @@ pub fn read_records(files: &[PathBuf], mut send: impl FnMut(Record) -> bool) -> 
         let ndjson = is_ndjson_name(path)
             || (stdin
                 && !first.iter().all(u8::is_ascii_whitespace)
-                && serde_json::from_slice::<serde::de::IgnoredAny>(&first).is_ok());
+                && serde_json::from_slice::<serde::de::IgnoredAny>(crate::source::without_bom(&first)).is_ok());
         let mut reader: Box<dyn BufRead> = Box::new(io::Cursor::new(first).chain(reader));
         if ndjson {
             let mut line = Vec::new();
@@ -267,7 +267,7 @@ impl Rejects {
 
 fn convert_record(r: &Record, opts: &ConvertOptions, how: Render) -> Outcome {
     let result = if r.origin.line.is_some() {
-        match serde_json::from_slice::<Value>(&r.bytes) {
+        match serde_json::from_slice::<Value>(crate::source::without_bom(&r.bytes)) {
             Ok(v) => convert_json(v, opts),
             Err(e) => Err(ConvertError::Source(crate::source::SourceError::Syntax {
                 format: "JSON",

@@ -135,7 +135,7 @@ pub fn convert(bytes: &[u8], opts: &ConvertOptions) -> Result<Conversion, Conver
         let dossier = source::read(bytes, Format::Hl7v3Ps)?;
         return finish(dossier, Format::Hl7v3Ps, opts);
     }
-    let v: Value = serde_json::from_slice(bytes).map_err(|e| SourceError::json(&e))?;
+    let v: Value = serde_json::from_slice(source::without_bom(bytes)).map_err(|e| SourceError::json(&e))?;
     convert_json(v, opts)
 }
 

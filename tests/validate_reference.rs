@@ -76,3 +76,24 @@ fn reference_unknown_profiles_are_information_only() {
         }
     }
 }
+
+/// How many of the official R4 error invariants the validator evaluates, computed from
+/// the official definitions (not from our tables), so the number in the notes is not hand-written.
+#[test]
+#[ignore = "reads ../shared/reference; run with --ignored"]
+fn reference_r4_error_invariant_coverage() {
+    let dir = reference().join("fhir-r4");
+    let defs: Vec<Value> = ["profiles-types.json", "profiles-resources.json"]
+        .iter()
+        .map(|f| {
+            let text = std::fs::read_to_string(dir.join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
+            serde_json::from_str(&text).expect("JSON")
+        })
+        .collect();
+    let (covered, missing) = overdracht::validate::invariant_coverage(&defs);
+    let total = covered.len() + missing.len();
+    eprintln!("R4 error invariants evaluated: {} of {total}", covered.len());
+    eprintln!("not evaluated ({}): {}", missing.len(), missing.join(" "));
+    assert!(total >= 200, "{total}");
+    assert!(covered.len() >= 150, "{} of {total}", covered.len());
+}

@@ -152,7 +152,7 @@ pub async fn validate(
         }
     }
     input::require_body(&body)?;
-    let doc: Value = serde_json::from_slice(&body).map_err(|e| {
+    let doc: Value = serde_json::from_slice(crate::source::without_bom(&body)).map_err(|e| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
             Issue::error(IssueCode::Structure, format!("not JSON: {e}")).at(format!(

@@ -145,7 +145,7 @@ pub async fn push(
                 Some(record) => {
                     let client = client.clone();
                     // A refusal keeps the Bundle when there is one, else the raw bytes.
-                    let parsed: Result<Value, (String, Option<Value>)> = serde_json::from_slice(&record.bytes)
+                    let parsed: Result<Value, (String, Option<Value>)> = serde_json::from_slice(crate::source::without_bom(&record.bytes))
                         .map_err(|e| (format!("not JSON: {e}"), None))
                         .and_then(|v| bundle::check(&v).map(|()| v).map_err(|r| (r, None)))
                         .and_then(|v| guard_identity(&mut bindings, v));

@@ -95,6 +95,13 @@ impl SourceError {
     }
 }
 
+/// `bytes` without a leading UTF-8 byte-order mark. JSON must not start with one (RFC 8259
+/// section 8.1), but parsers may ignore it and Windows tools write it, so every place that parses
+/// JSON from outside (convert, validate, the API) reads it through here.
+pub fn without_bom(bytes: &[u8]) -> &[u8] {
+    bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes)
+}
+
 /// What the first bytes of an input say: XML (a Professional Summary) or JSON.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Syntax {
@@ -126,7 +133,7 @@ pub fn detect(bytes: &[u8]) -> Result<Format, SourceError> {
     match sniff(bytes)? {
         Syntax::Xml => Ok(Format::Hl7v3Ps),
         Syntax::Json => {
-            let v: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| SourceError::json(&e))?;
+            let v: serde_json::Value = serde_json::from_slice(without_bom(bytes)).map_err(|e| SourceError::json(&e))?;
             Ok(detect_json(&v))
         }
     }
@@ -149,7 +156,7 @@ pub fn read(bytes: &[u8], format: Format) -> Result<Dossier, SourceError> {
     match format {
         Format::Hl7v3Ps => hl7v3::read(bytes),
         json_format => {
-            let v: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| SourceError::json(&e))?;
+            let v: serde_json::Value = serde_json::from_slice(without_bom(bytes)).map_err(|e| SourceError::json(&e))?;
             read_json(v, json_format)
         }
     }

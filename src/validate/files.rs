@@ -39,7 +39,7 @@ fn fatal(msg: String) -> Outcome {
 }
 
 fn one(v: &Validator, text: &[u8], profile: Option<&str>) -> Outcome {
-    match serde_json::from_slice::<Value>(text) {
+    match serde_json::from_slice::<Value>(crate::source::without_bom(text)) {
         Ok(resource) => match profile {
             Some(url) => v.validate_against(&resource, url),
             None => v.validate(&resource),

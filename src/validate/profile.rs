@@ -15,9 +15,12 @@ use serde_json::Value;
 
 use super::fhirpath::children;
 use super::outcome::{IssueCode, Severity};
-use super::registry::{Element, Inherited, Slicing, StructureDef};
+use super::registry::{Element, ExtensionContext, Inherited, Kind, Slicing, StructureDef};
+use super::UnknownExtensions;
+
+const VITALSIGNS: &str = "http://hl7.org/fhir/StructureDefinition/vitalsigns";
 use super::structure::MAX_DEPTH;
-use super::walker::Walker;
+use super::walker::{Res, Walker};
 
 /// One value an element of the profile applies to.
 #[derive(Clone)]
@@ -29,6 +32,8 @@ pub(crate) struct Item<'v> {
     expr: String,
     /// The type of a choice element's value (from the JSON key).
     ty: Option<String>,
+    /// The resource the value is in.
+    res: Res<'v>,
 }
 
 impl<'r> Walker<'r> {
@@ -39,6 +44,43 @@ impl<'r> Walker<'r> {
         };
         for p in profiles.iter().filter_map(Value::as_str) {
             self.against(resource, rt, expr, p);
+        }
+    }
+
+    /// R4 applies some core profiles by content, whatever the resource claims: an Observation
+    /// with a vital sign's LOINC code must meet that vital sign's profile (`bodytemp`, `bp`, ...;
+    /// as the HL7 reference validator's `ObservationValidator` does), and one in the vital-signs
+    /// category without such a code the generic `vitalsigns` profile.
+    pub(crate) fn profiles_by_content(&mut self, resource: &Value, expr: &str) {
+        let reg = self.reg;
+        if reg.by_code.is_empty() {
+            return;
+        }
+        let codings = resource.pointer("/code/coding").and_then(Value::as_array);
+        let by_code = codings.into_iter().flatten().find_map(|c| {
+            let (s, k) = (c.get("system")?.as_str()?, c.get("code")?.as_str()?);
+            reg.by_code.get(&format!("{s}|{k}"))
+        });
+        let vital_category = || {
+            resource.get("category").and_then(Value::as_array).into_iter().flatten().any(|cc| {
+                cc.get("coding").and_then(Value::as_array).into_iter().flatten().any(|c| {
+                    c.get("code").and_then(Value::as_str) == Some("vital-signs")
+                        && c.get("system").and_then(Value::as_str)
+                            == Some("http://terminology.hl7.org/CodeSystem/observation-category")
+                })
+            })
+        };
+        let url = match by_code {
+            Some(u) => u.as_str(),
+            None if vital_category() && reg.profile(VITALSIGNS).is_some() => VITALSIGNS,
+            None => return,
+        };
+        let claimed = resource
+            .pointer("/meta/profile")
+            .and_then(Value::as_array)
+            .is_some_and(|a| a.iter().any(|p| p.as_str() == Some(url)));
+        if !claimed {
+            self.against(resource, "Observation", expr, url);
         }
     }
 
@@ -59,22 +101,112 @@ impl<'r> Walker<'r> {
             ),
             Some(sd) if !sd.is_constraint => {} // a base definition: the structure walk did it
             Some(sd) => {
-                let item = Item { value: Some(resource), twin: None, expr: expr.to_string(), ty: None };
+                let res = Res { resource, root: None };
+                let item = Item { value: Some(resource), twin: None, expr: expr.to_string(), ty: None, res };
                 self.profile_element(sd, 0, std::slice::from_ref(&item));
             }
         }
     }
 
-    /// An extension whose definition we know is checked against it wherever it occurs.
-    pub(crate) fn extension_definition(&mut self, ext: &Value, expr: &str) {
+    /// An extension whose definition we know is checked against it wherever it occurs: its
+    /// content, and whether it may be used here (`parent`: the definition path of the element
+    /// that holds it). An extension we do not know is reported as the settings say (the HL7
+    /// reference validator's default is an information hint, see [`UnknownExtensions`]).
+    pub(crate) fn extension_definition(&mut self, ext: &Value, expr: &str, parent: Option<&str>, res: Res<'_>) {
         let Some(url) = ext.get("url").and_then(Value::as_str) else {
             return;
         };
         let reg = self.reg;
-        if let Some(sd) = reg.profile(url).filter(|sd| sd.is_constraint && sd.type_name == "Extension") {
-            let item = Item { value: Some(ext), twin: None, expr: expr.to_string(), ty: None };
-            self.profile_element(sd, 0, std::slice::from_ref(&item));
+        match reg.profile(url).filter(|sd| sd.is_constraint && sd.type_name == "Extension") {
+            Some(sd) => {
+                if let Some(parent) = parent {
+                    self.extension_context(sd, expr, parent);
+                }
+                let item = Item { value: Some(ext), twin: None, expr: expr.to_string(), ty: None, res };
+                self.profile_element(sd, 0, std::slice::from_ref(&item));
+            }
+            // Relative URLs name the parts of a complex extension, checked by its definition.
+            None if super::walker::is_absolute(url) && parent.is_some() => self.unknown_extension(url, expr),
+            None => {}
         }
+    }
+
+    fn unknown_extension(&mut self, url: &str, expr: &str) {
+        // The reference validator always allows these (`InstanceValidator.allowUnknownExtension`).
+        let allowed = url.contains("nema.org") || url.starts_with("http://hl7.org/fhir/tools/StructureDefinition/");
+        let severity = match self.settings.unknown_extensions {
+            UnknownExtensions::Ignore => return,
+            UnknownExtensions::Error if !allowed => Severity::Error,
+            UnknownExtensions::Warning if !allowed => Severity::Warning,
+            _ => Severity::Information,
+        };
+        self.issue(
+            severity,
+            IssueCode::Extension,
+            expr,
+            format!("unknown extension {url}: no definition of it is loaded, so its content and context were not checked (add its package with --package)"),
+        );
+    }
+
+    /// `StructureDefinition.context`: the extension must be used on one of the elements (or
+    /// types) it names. Only a certain mismatch is reported: where the place cannot be told
+    /// (a primitive's `_name`, `fhirpath` contexts, extensions on extensions), it is accepted.
+    fn extension_context(&mut self, sd: &StructureDef, expr: &str, parent: &str) {
+        if sd.contexts.is_empty() {
+            return;
+        }
+        let instance = self.instance_path(expr);
+        let reg = self.reg;
+        let parent_kind = reg.base(parent).map(|b| b.kind);
+        let fits = |c: &ExtensionContext| -> bool {
+            let e = c.expression.as_str();
+            match c.kind.as_str() {
+                "element" => {
+                    e == parent
+                        || Some(e) == instance.as_deref()
+                        || e == "Element"
+                        || e == "Base"
+                        || (matches!(e, "Resource" | "DomainResource") && parent_kind == Some(Kind::Resource))
+                        || (e == "BackboneElement" && parent.contains('.'))
+                        || parent == "Element"
+                        || parent == "Extension"
+                }
+                _ => true,
+            }
+        };
+        if sd.contexts.iter().any(fits) {
+            return;
+        }
+        let allowed: Vec<String> = sd.contexts.iter().map(|c| c.expression.clone()).collect();
+        let here = instance.unwrap_or_else(|| parent.to_string());
+        self.err(
+            IssueCode::BusinessRule,
+            expr,
+            format!(
+                "extension {} is not allowed here ({here}); its definition allows it on {}",
+                sd.url,
+                allowed.join(", ")
+            ),
+        );
+    }
+
+    /// `Patient.name[0].extension[1]` → `Patient.name` (the element path of the extension's
+    /// holder), also inside Bundles and contained resources.
+    fn instance_path(&self, expr: &str) -> Option<String> {
+        let (rt, start) = self.resources.last()?;
+        let rest = expr.get(*start..)?;
+        let rest = rest.rsplit_once('.').map_or("", |(p, _)| p);
+        let mut out = rt.clone();
+        let mut depth = 0;
+        for c in rest.chars() {
+            match c {
+                '[' => depth += 1,
+                ']' => depth -= 1,
+                _ if depth == 0 => out.push(c),
+                _ => {}
+            }
+        }
+        Some(out.replace("._", "."))
     }
 
     fn profile_element(&mut self, sd: &'r StructureDef, idx: usize, items: &[Item<'_>]) {
@@ -172,7 +304,16 @@ impl<'r> Walker<'r> {
                 self.err(IssueCode::Value, &item.expr, format!("must match {p} (pattern of profile {profile})"));
             }
         }
-        self.invariants(el, v, &item.expr, Some((profile, base)));
+        self.invariants(el, v, &item.expr, Some((profile, base)), item.res);
+        if let (Some(max), Some(s)) = (el.max_length, v.as_str()) {
+            if s.chars().count() > max {
+                self.err(
+                    IssueCode::TooLong,
+                    &item.expr,
+                    format!("at most {max} characters allowed by profile {profile}, found {}", s.chars().count()),
+                );
+            }
+        }
         let ty: Option<&str> = item.ty.as_deref().or_else(|| el.types.first().map(|t| t.code.as_str()));
         if let Some(t) = item.ty.as_deref() {
             if !el.types.is_empty() && !el.types.iter().any(|x| x.code.eq_ignore_ascii_case(t)) {
@@ -198,7 +339,8 @@ impl<'r> Walker<'r> {
         for t in el.types.iter().filter(|t| t.code.eq_ignore_ascii_case(ty)) {
             for p in &t.profiles {
                 if let Some(psd) = reg.profile(p).filter(|psd| psd.is_constraint && !std::ptr::eq(*psd, sd)) {
-                    let sub = Item { value: item.value, twin: item.twin, expr: item.expr.clone(), ty: None };
+                    let sub =
+                        Item { value: item.value, twin: item.twin, expr: item.expr.clone(), ty: None, res: item.res };
                     self.profile_element(psd, 0, std::slice::from_ref(&sub));
                 }
             }
@@ -349,6 +491,7 @@ fn gather<'v>(parent: &Item<'v>, el: &Element) -> Vec<Item<'v>> {
                             twin: tw,
                             expr: format!("{base}[{i}]"),
                             ty: ty.clone(),
+                            res: parent.res,
                         });
                     }
                 }
@@ -356,11 +499,19 @@ fn gather<'v>(parent: &Item<'v>, el: &Element) -> Vec<Item<'v>> {
             (None, Some(Value::Array(t))) => {
                 let base = base();
                 for (i, tw) in t.iter().enumerate().filter(|(_, x)| !x.is_null()) {
-                    out.push(Item { value: None, twin: Some(tw), expr: format!("{base}[{i}]"), ty: ty.clone() });
+                    out.push(Item {
+                        value: None,
+                        twin: Some(tw),
+                        expr: format!("{base}[{i}]"),
+                        ty: ty.clone(),
+                        res: parent.res,
+                    });
                 }
             }
             (None, None) | (Some(Value::Null), None) => {}
-            (v, tw) => out.push(Item { value: v.filter(|x| !x.is_null()), twin: tw, expr: base(), ty }),
+            (v, tw) => {
+                out.push(Item { value: v.filter(|x| !x.is_null()), twin: tw, expr: base(), ty, res: parent.res })
+            }
         }
     };
     if el.choice {

@@ -65,6 +65,18 @@ pub(crate) struct RawStructureDefinition {
     pub is_abstract: bool,
     #[serde(default)]
     pub snapshot: Option<RawSnapshot>,
+    /// Where an extension may be used.
+    #[serde(default)]
+    pub context: Vec<ExtensionContext>,
+}
+
+/// `StructureDefinition.context`: where an extension may be used (`element` + a path or type
+/// name, `extension` + a URL, or `fhirpath`).
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct ExtensionContext {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub expression: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -132,6 +144,8 @@ pub(crate) struct Element {
     pub invariants: Vec<Invariant>,
     /// Regex of a primitive's value (only on `<primitive>.value` elements of the base types).
     pub regex: Option<Regex>,
+    /// `maxLength`: the most characters a string value may have (R4: 1 MiB on `string.value`).
+    pub max_length: Option<usize>,
     pub children: Vec<usize>,
     pub slices: Vec<usize>,
     /// JSON key → (child element index, type code for choice expansions).
@@ -161,6 +175,8 @@ pub(crate) struct StructureDef {
     pub kind: Kind,
     pub is_constraint: bool,
     pub is_abstract: bool,
+    /// For extension definitions: where the extension may be used.
+    pub contexts: Vec<ExtensionContext>,
     pub elements: Vec<Element>,
     by_path: FastMap<String, usize>,
 }
@@ -171,6 +187,11 @@ impl StructureDef {
     }
     pub fn element_by_path(&self, path: &str) -> Option<usize> {
         self.by_path.get(path).copied()
+    }
+    /// The `maxLength` of this primitive type's value, if it has one.
+    pub fn value_max_length(&self) -> Option<usize> {
+        let root = self.root();
+        root.keys.get("value").and_then(|(i, _)| self.elements[*i].max_length)
     }
     /// The regex of this primitive type's value, if it is a primitive.
     pub fn value_regex(&self) -> Option<&Regex> {
@@ -202,10 +223,22 @@ pub(crate) struct Registry {
     pub valuesets: FastMap<String, FastSet<(String, String)>>,
     /// Complete code systems: URL → codes.
     pub codesystems: FastMap<String, FastSet<String>>,
+    /// Core profiles R4 applies by content: `system|code` of `Observation.code` → profile URL
+    /// (the vital signs profiles, by their LOINC code).
+    pub by_code: FastMap<String, String>,
     pending_valuesets: Vec<Value>,
 }
 
 const REGEX_EXT: &str = "http://hl7.org/fhir/StructureDefinition/regex";
+const CORE_SD: &str = "http://hl7.org/fhir/StructureDefinition/";
+
+/// R4 error invariants the walk checks in code rather than by their FHIRPath (which needs
+/// `%resource`, `htmlChecks()` or `children()` of the model): `ele-1` and `ext-1` in the
+/// structure walk, the Bundle rules in `Walker::bundle_rules`, the narrative rules in `xhtml`.
+pub(crate) const NATIVE_INVARIANTS: &[&str] = &[
+    "ele-1", "ext-1", "bdl-1", "bdl-2", "bdl-3", "bdl-4", "bdl-5", "bdl-7", "bdl-8", "bdl-9", "bdl-10", "bdl-11",
+    "bdl-12", "txt-1", "txt-2",
+];
 
 fn map_system_type(code: &str) -> &str {
     match code {
@@ -306,8 +339,8 @@ fn parse_element(raw: &Value, url: &str) -> Result<Element, DefinitionError> {
         .filter(|c| c.get("severity").and_then(Value::as_str) == Some("error"))
         .filter_map(|c| {
             let key = c.get("key")?.as_str()?;
-            // ele-1 and ext-1 are checked natively by the structure walk.
-            if key.starts_with("ele-") || key.starts_with("ext-") {
+            // Checked natively by the structure walk.
+            if NATIVE_INVARIANTS.contains(&key) {
                 return None;
             }
             let expr = Expr::parse(c.get("expression")?.as_str()?)?;
@@ -337,6 +370,7 @@ fn parse_element(raw: &Value, url: &str) -> Result<Element, DefinitionError> {
         slicing,
         invariants,
         regex,
+        max_length: raw.get("maxLength").and_then(Value::as_u64).and_then(|m| usize::try_from(m).ok()),
         children: Vec::new(),
         slices: Vec::new(),
         keys: FastMap::default(),
@@ -386,6 +420,22 @@ fn compile(raw: RawStructureDefinition) -> Result<StructureDef, DefinitionError>
         }
         by_id.insert(id, i);
     }
+    let kind = match raw.kind.as_str() {
+        "primitive-type" => Kind::Primitive,
+        "resource" => Kind::Resource,
+        _ => Kind::Complex,
+    };
+    if kind == Kind::Resource {
+        // R4 4.0.1 types `Resource.id` as `System.String` (with a `structuredefinition-fhir-type`
+        // of `string`), a known technical error: a resource id is an `id`, and the HL7 reference
+        // validator checks it against the `id` regex ([A-Za-z0-9\-\.]{1,64}) as well.
+        let id_path = format!("{}.id", elements[0].path);
+        for el in elements.iter_mut().filter(|e| e.path == id_path) {
+            for t in el.types.iter_mut().filter(|t| t.code == "string") {
+                t.code = "id".to_string();
+            }
+        }
+    }
     for i in 0..elements.len() {
         let mut keys = FastMap::default();
         for &c in &elements[i].children {
@@ -400,17 +450,13 @@ fn compile(raw: RawStructureDefinition) -> Result<StructureDef, DefinitionError>
         }
         elements[i].keys = keys;
     }
-    let kind = match raw.kind.as_str() {
-        "primitive-type" => Kind::Primitive,
-        "resource" => Kind::Resource,
-        _ => Kind::Complex,
-    };
     Ok(StructureDef {
         url,
         type_name: raw.type_name,
         kind,
         is_constraint: raw.derivation.as_deref() == Some("constraint"),
         is_abstract: raw.is_abstract,
+        contexts: raw.context,
         elements,
         by_path,
     })
@@ -470,11 +516,32 @@ impl Registry {
     /// filters or unknown code systems stay unknown: their bindings are then not checked.
     pub fn finish(&mut self) {
         self.link_profiles_to_base();
+        self.index_by_content();
         let pending = std::mem::take(&mut self.pending_valuesets);
         let by_url: HashMap<&str, &Value> = pending.iter().filter_map(|v| Some((v.get("url")?.as_str()?, v))).collect();
         for (url, vs) in &by_url {
             if let Some(codes) = self.expand(vs, &by_url, 0) {
                 self.valuesets.insert((*url).to_string(), codes);
+            }
+        }
+    }
+
+    /// The core (`http://hl7.org/fhir/StructureDefinition/`) Observation profiles that fix
+    /// `Observation.code` to a coding: R4 requires them of every Observation with that code.
+    fn index_by_content(&mut self) {
+        self.by_code.clear();
+        for sd in self.sds.iter().filter(|sd| sd.is_constraint && sd.type_name == "Observation") {
+            if !sd.url.starts_with(CORE_SD) {
+                continue;
+            }
+            let Some(i) = sd.element_by_path("Observation.code") else { continue };
+            let pattern = sd.elements[i].pattern.as_ref().or(sd.elements[i].fixed.as_ref());
+            for c in pattern.and_then(|p| p.get("coding")).and_then(Value::as_array).into_iter().flatten() {
+                if let (Some(s), Some(k)) =
+                    (c.get("system").and_then(Value::as_str), c.get("code").and_then(Value::as_str))
+                {
+                    self.by_code.insert(format!("{s}|{k}"), sd.url.clone());
+                }
             }
         }
     }

@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 use super::outcome::IssueCode;
 use super::primitive::{check_calendar, check_json_type, describe, fast_format, format_hint};
 use super::registry::{Element, FastMap, Kind, StructureDef};
-use super::walker::Walker;
+use super::walker::{Res, Walker};
 
 /// Limit of nesting, so that hostile input cannot overflow the stack.
 pub(crate) const MAX_DEPTH: u32 = 96;
@@ -20,7 +20,8 @@ pub(crate) const MAX_DEPTH: u32 = 96;
 impl<'r> Walker<'r> {
     /// Validate `v` as a resource; `expr` is the FHIRPath of the resource itself (its type name at
     /// the top, `Bundle.entry[3].resource` inside a Bundle).
-    pub(crate) fn resource(&mut self, v: &Value, expr: Option<&str>) {
+    /// `container`: the resource `v` is contained in, if it is a contained resource.
+    pub(crate) fn resource(&mut self, v: &Value, expr: Option<&str>, container: Option<&Value>) {
         let Some(obj) = v.as_object() else {
             let at = expr.unwrap_or("$this");
             self.err(IssueCode::Structure, at, format!("a resource must be a JSON object, found {}", describe(v)));
@@ -51,29 +52,48 @@ impl<'r> Walker<'r> {
             return;
         }
         self.depth += 1;
+        self.resources.push((rt.to_string(), expr.len()));
         let saved_refs = (rt == "Bundle").then(|| self.enter_bundle(obj));
-        self.object(sd, 0, obj, v, &expr);
-        if rt == "Bundle" {
-            self.bundle_rules(obj, &expr);
+        // References are collected per Bundle: a document's must resolve inside it.
+        let saved_doc = (rt == "Bundle").then(|| {
+            let is_doc = obj.get("type").and_then(Value::as_str) == Some("document");
+            std::mem::replace(&mut self.doc_refs, is_doc.then(Vec::new))
+        });
+        self.object(sd, 0, obj, v, &expr, Res { resource: v, root: container });
+        if let Some(saved) = saved_doc {
+            let doc_refs = std::mem::replace(&mut self.doc_refs, saved);
+            self.bundle_rules(obj, &expr, doc_refs);
         }
         if let Some(saved) = saved_refs {
             self.refs = saved;
         }
+        self.resources.pop();
         self.depth -= 1;
         self.claimed_profiles(v, rt, &expr);
+        if rt == "Observation" {
+            self.profiles_by_content(v, &expr);
+        }
     }
 
     /// Walk one JSON object that element `el_idx` of `sd` describes.
-    fn object(&mut self, sd: &'r StructureDef, el_idx: usize, obj: &Map<String, Value>, v: &Value, expr: &str) {
+    fn object(
+        &mut self,
+        sd: &'r StructureDef,
+        el_idx: usize,
+        obj: &Map<String, Value>,
+        v: &Value,
+        expr: &str,
+        res: Res<'_>,
+    ) {
         let reg = self.reg;
-        self.invariants(&sd.elements[el_idx], v, expr, None);
+        self.invariants(&sd.elements[el_idx], v, expr, None, res);
         let (orig_sd, orig_idx) = (sd, el_idx);
         let Some((sd, el_idx)) = self.node(sd, el_idx, None) else {
             return;
         };
         let node = &sd.elements[el_idx];
         if !(std::ptr::eq(sd, orig_sd) && el_idx == orig_idx) {
-            self.invariants(node, v, expr, None);
+            self.invariants(node, v, expr, None, res);
         }
         if obj.is_empty() {
             self.err(
@@ -154,7 +174,7 @@ impl<'r> Walker<'r> {
                         Value::Null if indexed => {}
                         Value::Object(o) => {
                             if let Some(element) = reg.base("Element") {
-                                self.object(element, 0, o, item, &loc.render());
+                                self.object(element, 0, o, item, &loc.render(), res);
                             }
                         }
                         other => {
@@ -174,7 +194,7 @@ impl<'r> Walker<'r> {
                         );
                     }
                 } else {
-                    self.value(sd, *ci, ty, item, loc);
+                    self.value(sd, *ci, ty, item, loc, res);
                 }
             }
         }
@@ -232,7 +252,7 @@ impl<'r> Walker<'r> {
     }
 
     /// One value of a known element and type.
-    fn value(&mut self, sd: &'r StructureDef, el_idx: usize, ty: &str, item: &Value, loc: Loc<'_>) {
+    fn value(&mut self, sd: &'r StructureDef, el_idx: usize, ty: &str, item: &Value, loc: Loc<'_>, res: Res<'_>) {
         let reg = self.reg;
         let el = &sd.elements[el_idx];
         let Some(tdef) = reg.base(ty) else {
@@ -244,11 +264,21 @@ impl<'r> Walker<'r> {
             Kind::Primitive => {
                 if let Some((code, msg)) = primitive_problem(tdef, ty, item) {
                     self.err(code, &loc.render(), msg);
+                } else if let (true, Some(div)) = (ty == "xhtml", item.as_str()) {
+                    for p in super::xhtml::check(div) {
+                        match p.key {
+                            Some(key) => self.err(IssueCode::Invariant, &loc.render(), format!("{key}: {}", p.message)),
+                            None => self.err(IssueCode::Invalid, &loc.render(), p.message),
+                        }
+                    }
                 } else if let Some(vs) = &el.required_binding {
                     self.binding(vs, ty, item, &loc.render());
                 }
             }
-            Kind::Resource => self.resource(item, Some(&loc.render())),
+            Kind::Resource => {
+                let container = (el.name == "contained").then_some(res.root.unwrap_or(res.resource));
+                self.resource(item, Some(&loc.render()), container)
+            }
             Kind::Complex => {
                 let expr = loc.render();
                 let Some(o) = item.as_object() else {
@@ -262,18 +292,27 @@ impl<'r> Walker<'r> {
                 if ty == "Coding" {
                     self.coding_in_known_system(item, &expr);
                 }
+                if ty == "Attachment" {
+                    self.attachment(o, &expr);
+                }
                 if ty == "Extension" {
-                    self.extension_definition(item, &expr);
+                    let parent = el.path.rsplit_once('.').map_or(el.path.as_str(), |(p, _)| p);
+                    self.extension_definition(item, &expr, Some(parent), res);
                 }
                 if ty == "Reference" {
                     self.reference_target(&el.types, item, &expr);
+                    if let (Some(refs), Some(r)) =
+                        (self.doc_refs.as_mut(), item.get("reference").and_then(Value::as_str))
+                    {
+                        refs.push((expr.clone(), r.to_string()));
+                    }
                 }
                 if let Some((nsd, nidx)) = self.node(sd, el_idx, Some(ty)) {
                     self.depth += 1;
                     if self.depth > MAX_DEPTH {
                         self.err(IssueCode::TooCostly, &expr, "nested too deeply to validate");
                     } else {
-                        self.object(nsd, nidx, o, item, &expr);
+                        self.object(nsd, nidx, o, item, &expr, res);
                     }
                     self.depth -= 1;
                 }
@@ -319,6 +358,15 @@ fn primitive_problem(tdef: &StructureDef, ty: &str, item: &Value) -> Option<(Iss
         }
         None if s.is_empty() => return Some((IssueCode::Value, format!("empty {ty}: leave the element out instead"))),
         _ => {}
+    }
+    if let Some(max) = tdef.value_max_length() {
+        // Bytes first: a string of at most `max` bytes has at most `max` characters.
+        if s.len() > max && s.chars().count() > max {
+            return Some((
+                IssueCode::TooLong,
+                format!("a {ty} may have at most {max} characters, found {}", s.chars().count()),
+            ));
+        }
     }
     if matches!(ty, "date" | "dateTime" | "instant") {
         if let Some(msg) = check_calendar(s) {

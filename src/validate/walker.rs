@@ -8,18 +8,34 @@ use serde_json::{Map, Value};
 
 use super::outcome::{Issue, IssueCode, Severity};
 use super::registry::{Element, Inherited, Kind, Registry, TypeRef};
+use super::Settings;
+
+/// The resources around a value, for `%resource` and `%rootResource` in invariants.
+#[derive(Clone, Copy)]
+pub(crate) struct Res<'v> {
+    pub resource: &'v Value,
+    /// The resource this one is contained in, if it is contained.
+    pub root: Option<&'v Value>,
+}
 
 pub(crate) struct Walker<'r> {
     pub reg: &'r Registry,
     pub out: Vec<Issue>,
     /// Within a Bundle: fullUrl → resourceType, to check references to `urn:uuid:` entries.
     pub refs: HashMap<String, String>,
+    /// Within a document Bundle: every `Reference.reference` met (expression, reference), to be
+    /// resolved against the document's entries when the Bundle is done.
+    pub doc_refs: Option<Vec<(String, String)>>,
     pub depth: u32,
+    pub settings: Settings,
+    /// The resources being walked, outermost first: (resource type, length of its expression),
+    /// to turn an expression into the element path an extension context names.
+    pub resources: Vec<(String, usize)>,
 }
 
 impl<'r> Walker<'r> {
-    pub fn new(reg: &'r Registry) -> Self {
-        Walker { reg, out: Vec::new(), refs: HashMap::new(), depth: 0 }
+    pub fn new(reg: &'r Registry, settings: Settings) -> Self {
+        Walker { reg, out: Vec::new(), refs: HashMap::new(), doc_refs: None, depth: 0, settings, resources: Vec::new() }
     }
 
     pub fn err(&mut self, code: IssueCode, expr: &str, msg: impl Into<String>) {
@@ -38,19 +54,57 @@ impl<'r> Walker<'r> {
 
     /// The invariants of an element that fail on `v`. For a profile, `(name, base)`: its
     /// invariants that the base element already has are not evaluated again.
-    pub fn invariants(&mut self, el: &Element, v: &Value, expr: &str, profile: Option<(&str, Option<&Inherited>)>) {
+    pub fn invariants(
+        &mut self,
+        el: &Element,
+        v: &Value,
+        expr: &str,
+        profile: Option<(&str, Option<&Inherited>)>,
+        res: Res<'_>,
+    ) {
         for inv in &el.invariants {
             if let Some((_, Some(base))) = profile {
                 if base.invariant_keys.contains(&inv.key) {
                     continue;
                 }
             }
-            if inv.expr.eval(v) == Some(false) {
+            if inv.expr.eval_in(v, Some(res.resource), res.root) == Some(false) {
                 let msg = match profile {
                     Some((name, _)) => format!("{}: {} (profile {name})", inv.key, inv.human),
                     None => format!("{}: {}", inv.key, inv.human),
                 };
                 self.err(IssueCode::Invariant, expr, msg);
+            }
+        }
+    }
+
+    /// An Attachment's `size` and `hash` must agree with its `data` (R4: size in bytes, hash the
+    /// base64 SHA-1 of the data), as the HL7 reference validator checks.
+    pub fn attachment(&mut self, att: &Map<String, Value>, expr: &str) {
+        use base64::Engine;
+        let Some(data) = att.get("data").and_then(Value::as_str) else { return };
+        let compact: String = data.chars().filter(|c| !c.is_whitespace()).collect();
+        // A malformed base64Binary is reported by its own format check.
+        let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(compact.as_bytes()) else { return };
+        if let Some(size) = att.get("size").and_then(Value::as_u64) {
+            if size != bytes.len() as u64 {
+                self.err(
+                    IssueCode::Value,
+                    &format!("{expr}.size"),
+                    format!("size {size} does not match the data, which has {} bytes", bytes.len()),
+                );
+            }
+        }
+        if let Some(hash) = att.get("hash").and_then(Value::as_str) {
+            use sha1::Digest;
+            let actual = base64::engine::general_purpose::STANDARD.encode(sha1::Sha1::digest(&bytes));
+            let stated: String = hash.chars().filter(|c| !c.is_whitespace()).collect();
+            if stated != actual {
+                self.err(
+                    IssueCode::Value,
+                    &format!("{expr}.hash"),
+                    format!("hash '{hash}' is not the SHA-1 of the data (base64: {actual})"),
+                );
             }
         }
     }
@@ -198,9 +252,14 @@ impl<'r> Walker<'r> {
         std::mem::replace(&mut self.refs, refs)
     }
 
-    /// The Bundle invariants bdl-1..bdl-8 (hand-coded: their FHIRPath is beyond our subset).
-    pub fn bundle_rules(&mut self, bundle: &Map<String, Value>, expr: &str) {
+    /// The Bundle invariants bdl-1..bdl-12 (hand-coded: their FHIRPath is beyond our subset),
+    /// and what the HL7 reference validator checks beyond them: absolute fullUrls that agree with
+    /// the entry's resource, link relations that occur once, and references in a document that
+    /// resolve to exactly one of its entries. `doc_refs` are the references met in a document.
+    pub fn bundle_rules(&mut self, bundle: &Map<String, Value>, expr: &str, doc_refs: Option<Vec<(String, String)>>) {
         let ty = bundle.get("type").and_then(Value::as_str).unwrap_or("");
+        self.bundle_type_rules(bundle, expr, ty);
+        duplicate_relations(self, bundle.get("link"), &format!("{expr}.link"));
         let needs_request = matches!(ty, "batch" | "transaction" | "history");
         if bundle.contains_key("total") && !matches!(ty, "searchset" | "history") {
             self.err(IssueCode::Invariant, &format!("{expr}.total"), "bdl-1: total only when a search or history");
@@ -223,14 +282,26 @@ impl<'r> Walker<'r> {
                     IssueCode::Invariant,
                     &format!("{at}.request"),
                     format!(
-                        "bdl-4: entry.request is only allowed in batch, transaction or history Bundles, not in a {ty}"
+                        "bdl-3: entry.request is only allowed in batch, transaction or history Bundles, not in a {ty}"
                     ),
                 );
+            }
+            let needs_response = matches!(ty, "batch-response" | "transaction-response" | "history");
+            if needs_response != e.get("response").is_some() {
+                let msg = if needs_response {
+                    format!("bdl-4: every entry of a {ty} Bundle needs a response")
+                } else {
+                    format!("bdl-4: entry.response is only allowed in batch-response, transaction-response or history Bundles, not in a {ty}")
+                };
+                let at = if needs_response { at.clone() } else { format!("{at}.response") };
+                self.err(IssueCode::Invariant, &at, msg);
             }
             if e.get("resource").is_none() && e.get("request").is_none() && e.get("response").is_none() {
                 self.err(IssueCode::Invariant, &at, "bdl-5: an entry must have a resource, a request or a response");
             }
+            duplicate_relations(self, e.get("link"), &format!("{at}.link"));
             if let Some(full) = e.get("fullUrl").and_then(Value::as_str) {
+                self.full_url(e, full, &format!("{at}.fullUrl"));
                 if full.contains("/_history/") {
                     self.err(
                         IssueCode::Invariant,
@@ -253,6 +324,123 @@ impl<'r> Walker<'r> {
                 self.transaction_request(e, &at);
             }
         }
+        if let Some(refs) = doc_refs {
+            self.document_references(bundle, refs);
+        }
+    }
+
+    /// bdl-9..12: what a document and a message Bundle must have.
+    fn bundle_type_rules(&mut self, bundle: &Map<String, Value>, expr: &str, ty: &str) {
+        let first = bundle.get("entry").and_then(|e| e.get(0)).and_then(|e| e.pointer("/resource/resourceType"));
+        let first = first.and_then(Value::as_str);
+        if ty == "document" {
+            let id = bundle.get("identifier");
+            if !id.is_some_and(|i| i.get("system").is_some() && i.get("value").is_some()) {
+                self.err(
+                    IssueCode::Invariant,
+                    expr,
+                    "bdl-9: a document must have an identifier with a system and a value",
+                );
+            }
+            if !bundle.get("timestamp").is_some_and(Value::is_string) {
+                self.err(IssueCode::Invariant, expr, "bdl-10: a document must have a date (Bundle.timestamp)");
+            }
+            if first != Some("Composition") {
+                self.err(
+                    IssueCode::Invariant,
+                    expr,
+                    "bdl-11: a document must have a Composition as the first resource",
+                );
+            }
+        }
+        if ty == "message" && first != Some("MessageHeader") {
+            self.err(IssueCode::Invariant, expr, "bdl-12: a message must have a MessageHeader as the first resource");
+        }
+    }
+
+    /// A fullUrl is absolute; a RESTful one ends with the type and id of the entry's resource.
+    fn full_url(&mut self, entry: &Value, full: &str, at: &str) {
+        if !is_absolute(full) {
+            self.err(
+                IssueCode::Invalid,
+                at,
+                format!("fullUrl '{full}' must be an absolute URL (e.g. urn:uuid:… or https://server/fhir/Patient/1)"),
+            );
+            return;
+        }
+        let rt = entry.pointer("/resource/resourceType").and_then(Value::as_str);
+        let id = entry.pointer("/resource/id").and_then(Value::as_str);
+        if let (Some(rt), Some(id), false) = (rt, id, full.starts_with("urn:")) {
+            let plain = full.split("/_history/").next().unwrap_or(full);
+            if !plain.ends_with(&format!("/{rt}/{id}")) {
+                self.err(
+                    IssueCode::Invalid,
+                    at,
+                    format!("fullUrl '{full}' looks like a RESTful server URL, so it must end with the type and id of its resource (/{rt}/{id})"),
+                );
+            }
+        }
+    }
+
+    /// In a document every reference resolves to exactly one entry (a document is self-contained);
+    /// a versioned reference to the entry with that `meta.versionId`.
+    fn document_references(&mut self, bundle: &Map<String, Value>, refs: Vec<(String, String)>) {
+        // (fullUrl, "Type/id", versionId) per entry
+        let entries: Vec<(Option<&str>, Option<String>, Option<&str>)> = bundle
+            .get("entry")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .map(|e| {
+                let rt = e.pointer("/resource/resourceType").and_then(Value::as_str);
+                let id = e.pointer("/resource/id").and_then(Value::as_str);
+                (
+                    e.get("fullUrl").and_then(Value::as_str),
+                    rt.zip(id).map(|(t, i)| format!("{t}/{i}")),
+                    e.pointer("/resource/meta/versionId").and_then(Value::as_str),
+                )
+            })
+            .collect();
+        for (expr, reference) in refs {
+            if reference.starts_with('#') {
+                continue;
+            }
+            let (target, version) = match reference.split_once("/_history/") {
+                Some((t, v)) => (t, Some(v)),
+                None => (reference.as_str(), None),
+            };
+            let absolute = is_absolute(target);
+            let matches: Vec<&(Option<&str>, Option<String>, Option<&str>)> = entries
+                .iter()
+                .filter(|(full, local, _)| {
+                    if absolute {
+                        *full == Some(target)
+                    } else {
+                        local.as_deref() == Some(target) || full.is_some_and(|f| f.ends_with(&format!("/{target}")))
+                    }
+                })
+                .filter(|(_, _, v)| version.is_none() || *v == version)
+                .collect();
+            let at = format!("{expr}.reference");
+            match (matches.len(), version) {
+                (1, _) => {}
+                (0, Some(v)) => self.err(
+                    IssueCode::NotFound,
+                    &at,
+                    format!("versioned reference '{reference}' does not resolve in this document: no entry {target} with meta.versionId '{v}'"),
+                ),
+                (0, None) => self.err(
+                    IssueCode::NotFound,
+                    &at,
+                    format!("reference '{reference}' does not resolve in this document: a document Bundle must contain every resource it references"),
+                ),
+                (n, _) => self.err(
+                    IssueCode::Invalid,
+                    &at,
+                    format!("reference '{reference}' matches {n} entries of this document; a reference must identify one entry (give the version: {target}/_history/…)"),
+                ),
+            }
+        }
     }
 
     /// In a transaction, `PUT Type/id` should address the resource it carries.
@@ -273,6 +461,31 @@ impl<'r> Walker<'r> {
                     IssueCode::BusinessRule,
                     &format!("{at}.request.url"),
                     format!("PUT {url} does not address the resource in this entry ({expected})"),
+                );
+            }
+        }
+    }
+}
+
+/// Whether a URI is absolute (has a scheme: `urn:uuid:…`, `https://…`).
+pub(crate) fn is_absolute(uri: &str) -> bool {
+    let Some((scheme, _)) = uri.split_once(':') else { return false };
+    scheme.len() > 1
+        && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        && scheme.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+}
+
+/// Bundle.link (or entry.link): each relation at most once.
+fn duplicate_relations(w: &mut Walker<'_>, links: Option<&Value>, expr: &str) {
+    let Some(links) = links.and_then(Value::as_array) else { return };
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    for (i, l) in links.iter().enumerate() {
+        if let Some(rel) = l.get("relation").and_then(Value::as_str) {
+            if let Some(first) = seen.insert(rel, i) {
+                w.err(
+                    IssueCode::Invalid,
+                    &format!("{expr}[{i}].relation"),
+                    format!("link relation '{rel}' occurs more than once (also link[{first}]); each relation may occur once"),
                 );
             }
         }

@@ -65,3 +65,17 @@ async fn validate_rejects_non_json() {
     let r = app.post("/fhir/$validate", app.token(), "application/xml", "<Patient/>").await;
     assert_outcome(r, 415).await;
 }
+
+#[tokio::test]
+async fn a_utf8_byte_order_mark_before_json_is_tolerated() {
+    let app = spawn_app().await;
+    let bom = |text: &str| [b"\xEF\xBB\xBF".as_slice(), text.as_bytes()].concat();
+    let r =
+        app.post("/fhir/$validate", app.token(), "application/fhir+json", bom(r#"{"resourceType": "Patient"}"#)).await;
+    assert_eq!(r.status(), 200);
+    let o: Value = r.json().await.expect("json");
+    assert!(!o["issue"].as_array().expect("issues").iter().any(|i| i["severity"] == "error"), "{o}");
+    let body = [b"\xEF\xBB\xBF".as_slice(), &example()].concat();
+    let r = app.post("/fhir/$convert", app.token(), "application/fhir+json", body).await;
+    assert_eq!(r.status(), 200);
+}

@@ -1,0 +1,344 @@
+//! Conformance with the HL7 reference validator on base R4 (issue 18): for each rule a valid
+//! and an invalid fixture of our own (tests/fixtures/validate/conformance/). The invalid fixture
+//! must be reported at exactly the expression the reference validator uses, with the severity it
+//! uses; its valid twin must have no issue of that severity or worse.
+
+use std::path::PathBuf;
+
+use overdracht::validate::{Outcome, Severity, Validator};
+use serde_json::Value;
+
+fn fixture(name: &str) -> Value {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/validate/conformance")
+        .join(format!("{name}.json"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// A rule, the fixture pair that shows it, and what must be reported for the invalid one.
+struct Case {
+    rule: &'static str,
+    valid: &'static str,
+    invalid: &'static str,
+    expression: &'static str,
+    severity: Severity,
+    says: &'static str,
+}
+
+const fn case(
+    rule: &'static str,
+    valid: &'static str,
+    invalid: &'static str,
+    expression: &'static str,
+    says: &'static str,
+) -> Case {
+    Case { rule, valid, invalid, expression, severity: Severity::Error, says }
+}
+
+const fn info(
+    rule: &'static str,
+    valid: &'static str,
+    invalid: &'static str,
+    expression: &'static str,
+    says: &'static str,
+) -> Case {
+    Case { rule, valid, invalid, expression, severity: Severity::Information, says }
+}
+
+fn cases() -> Vec<Case> {
+    vec![
+        // 1. the R4 id datatype
+        case("id: Resource.id", "id.valid", "id.invalid", "Patient.id", "not a valid id"),
+        case("id: Resource.id length", "id.valid", "id-length.invalid", "Patient.id", "not a valid id"),
+        case("id: element of type id", "id.valid", "id-element.invalid", "Patient.meta.versionId", "not a valid id"),
+        case(
+            "id: in a Bundle entry",
+            "bundle.valid",
+            "id-bundle.invalid",
+            "Bundle.entry[1].resource.id",
+            "not a valid id",
+        ),
+        // 3. Bundle rules
+        case(
+            "bundle: fullUrl absolute",
+            "bundle.valid",
+            "bundle-fullurl-relative.invalid",
+            "Bundle.entry[0].fullUrl",
+            "must be an absolute URL",
+        ),
+        case(
+            "bundle: fullUrl agrees with type and id",
+            "bundle.valid",
+            "bundle-fullurl-id.invalid",
+            "Bundle.entry[0].fullUrl",
+            "must end with the type and id",
+        ),
+        case(
+            "bundle: link relation once",
+            "bundle.valid",
+            "bundle-link-twice.invalid",
+            "Bundle.link[1].relation",
+            "link relation 'self' occurs more than once",
+        ),
+        case(
+            "bundle: document reference resolves",
+            "document.valid",
+            "document-unresolved.invalid",
+            "Bundle.entry[0].resource.subject.reference",
+            "does not resolve in this document",
+        ),
+        case(
+            "bundle: versioned reference resolves",
+            "document.valid",
+            "document-version-unresolved.invalid",
+            "Bundle.entry[0].resource.author[0].reference",
+            "no entry http://example.org/fhir/Practitioner/pr1 with meta.versionId '3'",
+        ),
+        case(
+            "bundle: reference matches one entry",
+            "document.valid",
+            "document-version-ambiguous.invalid",
+            "Bundle.entry[0].resource.author[0].reference",
+            "matches 2 entries",
+        ),
+        case("bundle: bdl-9", "document.valid", "document-bdl.invalid", "Bundle", "bdl-9"),
+        case("bundle: bdl-10", "document.valid", "document-bdl.invalid", "Bundle", "bdl-10"),
+        case("bundle: bdl-11", "document.valid", "document-bdl.invalid", "Bundle", "bdl-11"),
+        case("bundle: bdl-12", "message.valid", "message-bdl12.invalid", "Bundle", "bdl-12"),
+        // 4. narrative XHTML
+        case(
+            "narrative: entity",
+            "narrative.valid",
+            "narrative-entity.invalid",
+            "Patient.text.div",
+            "the entity '&reg;' is not defined",
+        ),
+        case(
+            "narrative: txt-1 element",
+            "narrative.valid",
+            "narrative-element.invalid",
+            "Patient.text.div",
+            "txt-1: the element <script>",
+        ),
+        case(
+            "narrative: txt-1 attribute",
+            "narrative.valid",
+            "narrative-attribute.invalid",
+            "Patient.text.div",
+            "txt-1: the attribute 'onclick'",
+        ),
+        case("narrative: txt-2", "narrative.valid", "narrative-empty.invalid", "Patient.text.div", "txt-2"),
+        case(
+            "narrative: well-formed",
+            "narrative.valid",
+            "narrative-malformed.invalid",
+            "Patient.text.div",
+            "not well-formed XHTML",
+        ),
+        case(
+            "narrative: XHTML namespace",
+            "narrative.valid",
+            "narrative-namespace.invalid",
+            "Patient.text.div",
+            "XHTML namespace",
+        ),
+        // 5. extensions (unknown extensions: see unknown_extensions_follow_the_setting)
+        case(
+            "extension: value type",
+            "extension.valid",
+            "extension-type.invalid",
+            "Observation.extension[0].valueString",
+            "type string is not allowed here",
+        ),
+        case(
+            "extension: context",
+            "extension.valid",
+            "extension-context.invalid",
+            "Patient.extension[0]",
+            "is not allowed here (Patient); its definition allows it on Observation",
+        ),
+        info(
+            "extension: unknown",
+            "extension.valid",
+            "extension-unknown.invalid",
+            "Patient.extension[0]",
+            "unknown extension https://example.net/fhir/StructureDefinition/shoe-size",
+        ),
+        // 6. core profiles applied by content
+        case(
+            "vital signs: unit",
+            "vitals-bodytemp.valid",
+            "vitals-bodytemp-unit.invalid",
+            "Observation.valueQuantity.code",
+            "ucum-bodytemp",
+        ),
+        case(
+            "vital signs: category",
+            "vitals-bodytemp.valid",
+            "vitals-bodytemp-category.invalid",
+            "Observation.category",
+            "profile bodytemp",
+        ),
+        case(
+            "vital signs: subject, whatever is claimed",
+            "vitals-bodytemp.valid",
+            "vitals-bodytemp-subject.invalid",
+            "Observation.subject",
+            "profile bodytemp",
+        ),
+        case(
+            "vital signs: UCUM",
+            "vitals-bodytemp.valid",
+            "vitals-bodytemp-system.invalid",
+            "Observation.valueQuantity.system",
+            "profile bodytemp",
+        ),
+        case(
+            "vital signs: value type",
+            "vitals-bodytemp.valid",
+            "vitals-heartrate-type.invalid",
+            "Observation.valueString",
+            "type string is not allowed here by profile heartrate",
+        ),
+        case(
+            "vital signs: bp components",
+            "vitals-bp.valid",
+            "vitals-bp-diastolic.invalid",
+            "Observation.component",
+            "slice 'DiastolicBP'",
+        ),
+        case(
+            "vital signs: category alone",
+            "vitals-bodytemp.valid",
+            "vitals-category.invalid",
+            "Observation.effective",
+            "profile vitalsigns",
+        ),
+        // 7. data consistency
+        case(
+            "attachment: size",
+            "attachment.valid",
+            "attachment-size.invalid",
+            "Patient.photo[0].size",
+            "does not match the data, which has 23 bytes",
+        ),
+        case(
+            "attachment: hash",
+            "attachment.valid",
+            "attachment-hash.invalid",
+            "Patient.photo[0].hash",
+            "is not the SHA-1 of the data",
+        ),
+        // 8. FHIRPath invariants beyond the old subset
+        case(
+            "invariant: ras-2",
+            "invariant-ras.valid",
+            "invariant-ras-2.invalid",
+            "RiskAssessment.prediction[0]",
+            "ras-2",
+        ),
+        case("invariant: que-2", "invariant-que.valid", "invariant-que-2.invalid", "Questionnaire", "que-2"),
+        case("invariant: que-10", "invariant-que.valid", "invariant-que-10.invalid", "Questionnaire.item[0]", "que-10"),
+    ]
+}
+
+fn show(o: &Outcome) -> String {
+    o.issues.iter().map(|i| format!("\n  {i}")).collect()
+}
+
+fn at_least(s: Severity, min: Severity) -> bool {
+    match min {
+        Severity::Information => true,
+        Severity::Warning => s == Severity::Warning || s.is_error(),
+        _ => s.is_error(),
+    }
+}
+
+#[test]
+fn every_rule_rejects_its_invalid_fixture_at_the_expression() {
+    let v = Validator::embedded();
+    let mut failures = Vec::new();
+    for c in cases() {
+        let o = v.validate(&fixture(c.invalid));
+        let hit = o.issues.iter().any(|i| {
+            i.severity == c.severity && i.expression.as_deref() == Some(c.expression) && i.diagnostics.contains(c.says)
+        });
+        if !hit {
+            failures.push(format!(
+                "{}: {} not reported at {} ({:?}, '{}'):{}",
+                c.rule,
+                c.invalid,
+                c.expression,
+                c.severity,
+                c.says,
+                show(&o)
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn every_rule_accepts_its_valid_fixture() {
+    let v = Validator::embedded();
+    let mut failures = Vec::new();
+    for c in cases() {
+        let o = v.validate(&fixture(c.valid));
+        if o.issues.iter().any(|i| at_least(i.severity, c.severity)) {
+            failures.push(format!("{}: {} is reported:{}", c.rule, c.valid, show(&o)));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn rules_covered() {
+    let rules: std::collections::BTreeSet<&str> =
+        cases().iter().map(|c| c.rule.split(':').next().unwrap_or(c.rule)).collect();
+    let n = cases().len();
+    eprintln!("{n} conformance cases over {} rule groups: {rules:?}", rules.len());
+    assert!(n >= 4);
+}
+
+#[test]
+fn unknown_extensions_follow_the_setting() {
+    use overdracht::validate::{Settings, UnknownExtensions};
+    let ext = fixture("extension-unknown.invalid");
+    let severity_with = |u: UnknownExtensions| {
+        let v = Validator::embedded().with_settings(Settings { unknown_extensions: u });
+        let o = v.validate(&ext);
+        let at: Vec<Severity> = o
+            .issues
+            .iter()
+            .filter(|i| i.expression.as_deref() == Some("Patient.extension[0]"))
+            .map(|i| i.severity)
+            .collect();
+        at
+    };
+    assert_eq!(severity_with(UnknownExtensions::default()), vec![Severity::Information]);
+    assert_eq!(severity_with(UnknownExtensions::Warning), vec![Severity::Warning]);
+    assert_eq!(severity_with(UnknownExtensions::Error), vec![Severity::Error]);
+    assert_eq!(severity_with(UnknownExtensions::Ignore), vec![]);
+    // A known extension is never "unknown", whatever the setting.
+    let v = Validator::embedded().with_settings(Settings { unknown_extensions: UnknownExtensions::Error });
+    assert!(!v.validate(&fixture("extension.valid")).has_errors());
+}
+
+#[test]
+fn strings_longer_than_1_mib_are_refused() {
+    let v = Validator::embedded();
+    let max = 1024 * 1024;
+    let mut p = serde_json::json!({"resourceType": "Patient", "name": [{"text": "é".repeat(max)}]});
+    let o = v.validate(&p);
+    assert!(!o.has_errors(), "{}", show(&o)); // 1 MiB characters, 2 MiB bytes: allowed
+    p["name"][0]["text"] = Value::String("x".repeat(max + 1));
+    let o = v.validate(&p);
+    assert!(
+        o.issues.iter().any(|i| i.severity.is_error()
+            && i.expression.as_deref() == Some("Patient.name[0].text")
+            && i.diagnostics.contains("at most 1048576 characters")),
+        "{}",
+        show(&o)
+    );
+}
