@@ -134,6 +134,16 @@ pub struct Limits {
     pub concurrency_limit: usize,
     /// How long graceful shutdown waits for in-flight requests, in seconds.
     pub shutdown_grace_seconds: u64,
+    /// Most issues one `$validate` answer or conversion outcome lists; the rest are counted
+    /// in a closing "N more issues" issue.
+    pub max_issues: usize,
+    /// Most JSON values (objects, arrays, strings, numbers, ...) or XML elements in one
+    /// request body: the work one request may cause (422 too-costly above; counted before
+    /// the body is parsed).
+    pub max_json_values: usize,
+    /// Largest `$validate` answer, in bytes: issues are left out (and counted) until the
+    /// OperationOutcome fits.
+    pub max_response_bytes: usize,
 }
 
 impl Default for Settings {
@@ -167,6 +177,9 @@ impl Default for Limits {
             request_timeout_ms: 30_000,
             concurrency_limit: 256,
             shutdown_grace_seconds: 30,
+            max_issues: 1000,
+            max_json_values: 2_000_000,
+            max_response_bytes: 4 * 1024 * 1024,
         }
     }
 }
@@ -253,6 +266,15 @@ impl Settings {
         }
         if let Some(v) = env("OVERDRACHT_SHUTDOWN_GRACE_SECONDS") {
             self.limits.shutdown_grace_seconds = parse("OVERDRACHT_SHUTDOWN_GRACE_SECONDS", v)?;
+        }
+        if let Some(v) = env("OVERDRACHT_MAX_ISSUES") {
+            self.limits.max_issues = parse("OVERDRACHT_MAX_ISSUES", v)?;
+        }
+        if let Some(v) = env("OVERDRACHT_MAX_JSON_VALUES") {
+            self.limits.max_json_values = parse("OVERDRACHT_MAX_JSON_VALUES", v)?;
+        }
+        if let Some(v) = env("OVERDRACHT_MAX_RESPONSE_BYTES") {
+            self.limits.max_response_bytes = parse("OVERDRACHT_MAX_RESPONSE_BYTES", v)?;
         }
         if let Some(v) = env("OVERDRACHT_DELIVERY_TARGETS") {
             self.delivery.targets_file = Some(PathBuf::from(v));

@@ -27,11 +27,13 @@ pub struct ConvertOptions {
     /// from the record (the authoring organisation), else `unknown-sender`.
     pub sender: Option<String>,
     pub output: OutputKind,
+    /// Most issues the conversion's outcome keeps (the rest are counted); `None`: all.
+    pub max_issues: Option<usize>,
 }
 
 impl Default for ConvertOptions {
     fn default() -> Self {
-        ConvertOptions { format: None, sender: None, output: OutputKind::Bundle }
+        ConvertOptions { format: None, sender: None, output: OutputKind::Bundle, max_issues: None }
     }
 }
 
@@ -163,6 +165,9 @@ fn finish(dossier: Dossier, format: Format, opts: &ConvertOptions) -> Result<Con
     };
     let out = fhir::emit(&dossier, &FhirOptions { sender: sender.clone(), ref_style });
     let mut outcome = dossier.outcome;
+    if let Some(max) = opts.max_issues {
+        outcome.limit(max);
+    }
     outcome.extend(out.outcome);
     // Everything we emit is validated before anyone sees it. An error is a defect of the
     // mapping that produced the resource, never something to pass on as if valid.

@@ -64,7 +64,7 @@ pub async fn convert(
     // A conversion handles patient data even though nothing is stored: one entry per
     // request (patient, categories; no objects, as nothing is kept), before the answer.
     let mut entry = audit_api::draft(AuditAction::Conversion, &caller, &headers);
-    let result = convert_record(&caller, params, &headers, body, &mut entry).await;
+    let result = convert_record(&state, &caller, params, &headers, body, &mut entry).await;
     if let Err(e) = &result {
         entry = audit_api::refusal(entry, AuditAction::Conversion, e);
     }
@@ -73,6 +73,7 @@ pub async fn convert(
 }
 
 async fn convert_record(
+    state: &AppState,
     caller: &Caller,
     params: ConvertParams,
     headers: &HeaderMap,
@@ -94,11 +95,13 @@ async fn convert_record(
         }
     };
     input::require_body(&body)?;
-    let c = convert_blocking(body, ConvertOptions { format: kind.format, sender, output }).await?;
+    input::check_work(&body, state.limits.max_json_values)?;
+    let opts = ConvertOptions { format: kind.format, sender, output, max_issues: Some(state.limits.max_issues) };
+    let c = convert_blocking(body, opts).await?;
     entry.patient_bsn = super::handovers::patient_of(&c).1;
     entry.categories = super::handovers::categories_of(&c);
     entry.reason = Some(format!("converted {} resources; nothing stored", c.resources.len()));
-    let unmapped = c.outcome.issues.len().to_string();
+    let unmapped = (c.outcome.issues.len() + c.outcome.omitted()).to_string();
     let mut r = match output {
         OutputKind::Bundle => fhir_response(StatusCode::OK, &c.bundle()),
         OutputKind::Ndjson => {
@@ -152,6 +155,7 @@ pub async fn validate(
         }
     }
     input::require_body(&body)?;
+    input::check_work(&body, state.limits.max_json_values)?;
     let doc: Value = serde_json::from_slice(&body).map_err(|e| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -162,12 +166,18 @@ pub async fn validate(
             )),
         )
     })?;
+    drop(body);
     let (resource, mut profile) = if doc["resourceType"] == "Parameters" {
-        let params = doc["parameter"].as_array().cloned().unwrap_or_default();
-        let resource = params
+        let mut doc = doc;
+        let params = doc["parameter"].as_array_mut().map(std::mem::take).unwrap_or_default();
+        let profile = params
             .iter()
+            .find(|p| p["name"] == "profile")
+            .and_then(|p| p["valueUri"].as_str().or_else(|| p["valueCanonical"].as_str()).map(str::to_owned));
+        let resource = params
+            .into_iter()
             .find(|p| p["name"] == "resource")
-            .map(|p| p["resource"].clone())
+            .map(|mut p| p["resource"].take())
             .filter(Value::is_object)
             .ok_or_else(|| {
                 ApiError::bad_request(
@@ -175,10 +185,6 @@ pub async fn validate(
                     "Parameters must hold a parameter named resource with the resource to validate",
                 )
             })?;
-        let profile = params
-            .iter()
-            .find(|p| p["name"] == "profile")
-            .and_then(|p| p["valueUri"].as_str().or_else(|| p["valueCanonical"].as_str()).map(str::to_owned));
         (resource, profile)
     } else {
         (doc, None)
@@ -187,10 +193,16 @@ pub async fn validate(
         profile = params.profile;
     }
     let validator = state.validator.clone();
-    let outcome = tokio::task::spawn_blocking(move || validator.validate(&resource, profile.as_deref()))
-        .await
-        .map_err(ApiError::internal)?;
-    Ok(fhir_response(StatusCode::OK, &outcome.to_fhir()))
+    let (max_issues, max_bytes) = (state.limits.max_issues, state.limits.max_response_bytes);
+    let answer = tokio::task::spawn_blocking(move || {
+        let outcome = validator.validate(&resource, profile.as_deref(), max_issues);
+        super::validate::bounded_outcome(outcome, max_bytes)
+    })
+    .await
+    .map_err(ApiError::internal)?;
+    let mut r = Response::new(axum::body::Body::from(answer));
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(super::error::FHIR_JSON));
+    Ok(r)
 }
 
 #[utoipa::path(

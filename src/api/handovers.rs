@@ -192,7 +192,7 @@ async fn create_handover(
     };
 
     let source_sha256 = hex::encode(Sha256::digest(&body));
-    let conversion = convert_for_handover(&body, &kind, &parties, &caller).await;
+    let conversion = convert_for_handover(state, &body, &kind, &parties, &caller).await;
     let mut conversion = match conversion {
         Ok(c) => c,
         Err(e) => {
@@ -322,15 +322,18 @@ async fn create_handover(
 }
 
 async fn convert_for_handover(
+    state: &AppState,
     body: &Bytes,
     kind: &BodyKind,
     parties: &Parties,
     caller: &Caller,
 ) -> Result<Conversion, ApiError> {
+    input::check_work(body, state.limits.max_json_values)?;
     let opts = ConvertOptions {
         format: kind.format,
         sender: parties.sender.as_ref().map(ToString::to_string),
         output: OutputKind::Bundle,
+        max_issues: Some(state.limits.max_issues),
     };
     let conversion = convert_blocking(body.clone(), opts.clone()).await?;
     if parties.sender.is_none() && conversion.sender == "unknown-sender" {
@@ -488,8 +491,9 @@ pub(super) fn patient_of(c: &Conversion) -> (Option<String>, Option<String>) {
 /// no patient data beyond the Patient resource id.
 fn summary(id: &str, now: &str, sender: &str, parties: &Parties, c: &Conversion) -> Value {
     let by_type: serde_json::Map<String, Value> = c.counts().into_iter().map(|(t, n)| (t, json!(n))).collect();
-    let unmapped =
-        c.outcome.issues.iter().filter(|i| matches!(i.severity, Severity::Warning | Severity::Information)).count();
+    // Issues beyond the limit are counted too (a conversion outcome never holds errors).
+    let unmapped = c.outcome.issues.iter().filter(|i| matches!(i.severity, Severity::Warning | Severity::Information)).count()
+        + c.outcome.omitted();
     let patient = c.resources.iter().find(|r| r.resource_type == "Patient").map(|p| format!("Patient/{}", p.id));
     json!({
         "id": id,

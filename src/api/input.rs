@@ -73,6 +73,60 @@ pub fn require_body(bytes: &[u8]) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// 422 (too-costly) when the body holds more than `max` values: the work one request may
+/// cause is bounded before anything is parsed (issue 14: a 15 MB Patient with 5 M empty
+/// names kept the server busy for a minute and took 5.7 GB).
+pub fn check_work(body: &[u8], max: usize) -> Result<(), ApiError> {
+    if structural_tokens(body, max) > max {
+        return Err(ApiError::new(
+            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+            crate::validate::Issue::error(
+                crate::validate::IssueCode::TooCostly,
+                format!(
+                    "the body holds more than {max} values or elements (limits.max_json_values); send a smaller record"
+                ),
+            )
+            .at("body"),
+        ));
+    }
+    Ok(())
+}
+
+/// A cheap upper estimate of the values in a JSON document (`{`, `[`, `,` and `:` outside
+/// strings) or the elements of an XML one (`<`), counted up to just past `stop_after`.
+fn structural_tokens(body: &[u8], stop_after: usize) -> usize {
+    let xml = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'<');
+    let (mut n, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in body {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+            continue;
+        }
+        let counts = match b {
+            b'<' => xml,
+            b'"' => {
+                in_string = !xml;
+                false
+            }
+            b'{' | b'[' | b',' | b':' => !xml,
+            _ => false,
+        };
+        if counts {
+            n += 1;
+            if n > stop_after {
+                break;
+            }
+        }
+    }
+    n
+}
+
 /// A party identifier, normalised to `system|value` with a short system name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PartyId {
@@ -180,6 +234,16 @@ mod tests {
         assert_eq!(e.status, 415);
         let e = body_kind(&headers("application/json"), Some("pdf")).expect_err("400");
         assert_eq!(e.status, 400);
+    }
+
+    #[test]
+    fn work_is_counted_outside_strings() {
+        assert_eq!(structural_tokens(br#"{"a": [1, 2, {"b": "x,y:{["}]}"#, 100), 7);
+        assert_eq!(structural_tokens(br#"{"a\"{": 1}"#, 100), 2);
+        assert_eq!(structural_tokens(b"<a><b x=\"{,\"/></a>", 100), 3);
+        assert!(check_work(b"[1,2,3]", 3).is_ok());
+        let e = check_work(b"[1,2,3,4]", 3).expect_err("too many");
+        assert_eq!(e.status, 422);
     }
 
     #[test]

@@ -96,6 +96,7 @@ impl Application {
             validator: validate::default_validator(),
             access,
             audit: Arc::new(settings.audit.clone()),
+            limits: Arc::new(settings.limits.clone()),
         };
         let listener = TcpListener::bind(settings.listen)
             .await

@@ -19,4 +19,6 @@ pub struct AppState {
     pub access: AccessControl,
     /// Who may see the whole audit trail and review flagged entries.
     pub audit: Arc<crate::config::AuditSettings>,
+    /// Protection of the service itself (caps per request).
+    pub limits: Arc<crate::config::Limits>,
 }

@@ -11,4 +11,6 @@ mod helpers;
 mod limits;
 mod logs;
 mod report;
+#[path = "../security/mod.rs"]
+mod security;
 mod token_cli;
