@@ -242,7 +242,7 @@ async fn create_handover(
         source_format: conversion.format.name().to_owned(),
         source_media_type: kind.media_type.clone(),
         source_sha256,
-        source: body.to_vec(),
+        source_size: i64::try_from(body.len()).unwrap_or(i64::MAX),
         output_bundle: serde_json::to_string(&bundle).map_err(ApiError::internal)?,
         resource_count: i64::try_from(conversion.resources.len()).unwrap_or(i64::MAX),
         summary: serde_json::to_string(&summary).map_err(ApiError::internal)?,

@@ -196,6 +196,43 @@ async fn minimised_data_is_not_kept() {
     assert_eq!(send().await.status(), 200, "idempotent");
 }
 
+/// A database from before the fix: its handover row keeps the original, which the upgrade
+/// removes; the row itself stays readable.
+#[tokio::test]
+async fn minimised_data_is_not_kept_in_old_rows_either() {
+    let dir = tempfile::tempdir().expect("dir");
+    let old = dir.path().join("old-migrations");
+    std::fs::create_dir_all(&old).expect("dir");
+    for f in std::fs::read_dir(repo_file("migrations")).expect("migrations") {
+        let f = f.expect("entry").path();
+        let name = f.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
+        if name.as_str() < "0011" {
+            std::fs::copy(&f, old.join(&name)).expect("copy");
+        }
+    }
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("overdracht.db").display());
+    let pool = sqlx::SqlitePool::connect(&url).await.expect("db");
+    sqlx::migrate::Migrator::new(old.as_path()).await.expect("migrator").run(&pool).await.expect("old schema");
+    sqlx::query(
+        "INSERT INTO handovers (id, created_at, status, sender, receiver, source_format, source_sha256, \
+         source_size, source_base64, output_bundle, resource_count, summary, submitted_by_uzi, \
+         submitted_by_role, submitted_by_ura) VALUES ('h1', '2026-01-01T00:00:00Z', 'accepted', 'ura|1', \
+         'ura|2', 'flat', 'abc', 4, 'SGVhZENpcmN1bWZlcmVuY2U=', '{}', 0, '{}', '1', '01.015', '1')",
+    )
+    .execute(&pool)
+    .await
+    .expect("old row");
+    pool.close().await;
+
+    let store = overdracht::store::Store::open(&url, 1).await.expect("upgraded");
+    let row = store.handover("h1").await.expect("read").expect("kept");
+    assert_eq!((row.source_sha256.as_str(), row.source_size), ("abc", 4));
+    store.close().await;
+    let pool = sqlx::SqlitePool::connect(&url).await.expect("db");
+    let r = sqlx::query("SELECT source_base64 FROM handovers").fetch_all(&pool).await;
+    assert!(r.is_err(), "the column with the originals is gone");
+}
+
 // ---------------------------------------------------------------------------------------
 // 8. Low: crit/jku tokens, demo key without issuers, CSP on the access log, $validate audit
 
