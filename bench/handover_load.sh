@@ -24,7 +24,7 @@ BIN="$CARGO_TARGET_DIR/release/overdracht"
 LOAD="$CARGO_TARGET_DIR/release/examples/handover_load"
 
 DATA="$(mktemp -d)"
-OVERDRACHT_LOG=warn "$BIN" serve --listen "127.0.0.1:$PORT" --data-dir "$DATA" &
+OVERDRACHT_LOG=warn "$BIN" serve --insecure-trust-demo-key --listen "127.0.0.1:$PORT" --data-dir "$DATA" &
 SERVER=$!
 trap 'kill "$SERVER" 2>/dev/null; wait "$SERVER" 2>/dev/null; rm -rf "$DATA"' EXIT
 for _ in $(seq 50); do

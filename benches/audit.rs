@@ -108,6 +108,7 @@ async fn main() {
         ..Default::default()
     };
     settings.policy.demo_examples = true;
+    settings.auth.insecure_trust_demo_key = true;
     let app = overdracht::api::Application::build(&settings).await.expect("service");
     let base = format!("http://{}", app.addr());
     let store: Store = app.store();

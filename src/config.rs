@@ -84,6 +84,10 @@ pub struct AuthSettings {
     pub issuers: Vec<IssuerSettings>,
     /// Clock skew tolerated for `exp` and `nbf`, in seconds.
     pub leeway_seconds: u64,
+    /// Trust the local demo key although no issuer is configured. Without issuers and
+    /// without this (or `serve --demo`), the service refuses to start: anyone who can read
+    /// the data directory could otherwise mint tokens for any organisation.
+    pub insecure_trust_demo_key: bool,
 }
 
 /// One trusted issuer and where its public key(s) are.
@@ -166,7 +170,12 @@ impl Default for Settings {
 
 impl Default for AuthSettings {
     fn default() -> Self {
-        AuthSettings { audience: DEFAULT_AUDIENCE.to_owned(), issuers: Vec::new(), leeway_seconds: 30 }
+        AuthSettings {
+            audience: DEFAULT_AUDIENCE.to_owned(),
+            issuers: Vec::new(),
+            leeway_seconds: 30,
+            insecure_trust_demo_key: false,
+        }
     }
 }
 
@@ -254,6 +263,9 @@ impl Settings {
         }
         if let Some(v) = env("OVERDRACHT_AUTH_LEEWAY_SECONDS") {
             self.auth.leeway_seconds = parse("OVERDRACHT_AUTH_LEEWAY_SECONDS", v)?;
+        }
+        if let Some(v) = env("OVERDRACHT_INSECURE_TRUST_DEMO_KEY") {
+            self.auth.insecure_trust_demo_key = parse("OVERDRACHT_INSECURE_TRUST_DEMO_KEY", v)?;
         }
         if let Some(v) = env("OVERDRACHT_BODY_LIMIT_BYTES") {
             self.limits.body_limit_bytes = parse("OVERDRACHT_BODY_LIMIT_BYTES", v)?;

@@ -263,8 +263,13 @@ struct ServeArgs {
     #[command(flatten)]
     store: StoreArgs,
     /// Print a ready-to-use demo token and a curl line that posts an example handover.
+    /// Without configured token issuers, this trusts the local demo key.
     #[arg(long)]
     demo: bool,
+    /// Trust the local demo key although no token issuer is configured (insecure: for
+    /// demonstrations and tests only) [env: OVERDRACHT_INSECURE_TRUST_DEMO_KEY]
+    #[arg(long)]
+    insecure_trust_demo_key: bool,
 }
 
 #[derive(Args)]
@@ -394,6 +399,9 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
     if args.demo && settings.policy.agreements_dir.is_none() {
         // The example agreements, teams and consents built into the binary.
         settings.policy.demo_examples = true;
+    }
+    if args.demo || args.insecure_trust_demo_key {
+        settings.auth.insecure_trust_demo_key = true;
     }
     if args.demo && settings.policy.admins.is_empty() && settings.demo_auth() {
         // The demo's administrator of Zorggroep Zuid, who may fetch the evidence report

@@ -376,6 +376,8 @@ fn action_words(a: AuditAction, nl: bool) -> &'static str {
         (AuditAction::HandoverRefused, true) => "probeerde uw dossier over te dragen (geweigerd)",
         (AuditAction::Conversion, false) => "converted your record",
         (AuditAction::Conversion, true) => "zette uw dossier om",
+        (AuditAction::Validation, false) => "checked a record's form (nothing stored)",
+        (AuditAction::Validation, true) => "controleerde de vorm van een dossier (niets bewaard)",
         (AuditAction::Read, false) => "looked at your data",
         (AuditAction::Read, true) => "bekeek uw gegevens",
         (AuditAction::Search, false) => "searched your data",
@@ -561,7 +563,7 @@ pub async fn access_log(
     let items: Vec<Value> = found.iter().map(|s| access_log_item(s, nl)).collect();
     if wants_html(&headers, &pairs) {
         let mut r = (StatusCode::OK, access_log_html(&items, nl)).into_response();
-        r.headers_mut().insert(h::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+        super::report::page_headers(r.headers_mut());
         return Ok(r);
     }
     Ok((

@@ -142,6 +142,7 @@ impl Verifier {
     /// Checks a compact JWT and returns the caller, or a 401 error.
     pub fn verify(&self, token: &str) -> Result<Caller, ApiError> {
         let invalid = |m: &str| ApiError::unauthorized(Some("invalid_token"), m);
+        refuse_header_parameters(token)?;
         let header =
             jsonwebtoken::decode_header(token).map_err(|_| invalid("the bearer token is not a well-formed JWT"))?;
         let candidates = self.keys.iter().filter(|k| {
@@ -180,6 +181,28 @@ impl Verifier {
         };
         Err(invalid(message))
     }
+}
+
+/// JOSE header parameters a token may not carry: `crit` names extensions the verifier must
+/// understand (we understand none, so RFC 7515 says reject), `b64` changes what is signed
+/// (RFC 7797), and `jku`/`jwk`/`x5u`/`x5c` point at or embed a key. Keys come only from the
+/// configuration, so these are never used; a token that carries them is refused rather
+/// than silently verified against another key than the one it names.
+const REFUSED_HEADER_PARAMETERS: &[&str] = &["crit", "b64", "jku", "jwk", "x5u", "x5c"];
+
+fn refuse_header_parameters(token: &str) -> Result<(), ApiError> {
+    use base64::Engine as _;
+    let invalid = |m: String| ApiError::unauthorized(Some("invalid_token"), m);
+    let malformed = || invalid("the bearer token is not a well-formed JWT (its header is not base64url JSON)".to_owned());
+    let head = token.split('.').next().unwrap_or_default();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(head.trim_end_matches('=')).map_err(|_| malformed())?;
+    let header: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&bytes).map_err(|_| malformed())?;
+    if let Some(p) = REFUSED_HEADER_PARAMETERS.iter().find(|p| header.contains_key(**p)) {
+        return Err(invalid(format!(
+            "the token's header carries the parameter {p:?}, which this service does not accept (crit, b64, jku, jwk, x5u and x5c are refused; keys come from the configuration)"
+        )));
+    }
+    Ok(())
 }
 
 fn caller_from(c: Claims) -> Result<Caller, ApiError> {

@@ -144,6 +144,31 @@ pub async fn validate(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    // Validation handles a (possibly real) patient's data as $convert does: one entry per
+    // request with who, when and the resource type; nothing of the content (issue 14).
+    let mut entry = audit_api::draft(AuditAction::Validation, &caller, &headers);
+    let result = validate_resource(&state, &caller, params, &headers, body, &mut entry).await;
+    if let Err(e) = &result {
+        entry = audit_api::refusal(entry, AuditAction::Validation, e);
+    }
+    crate::audit::record_alone(&state.store, &entry).await.map_err(ApiError::internal)?;
+    result
+}
+
+/// The resource type named in a document, if it looks like one (for the audit entry).
+fn type_name(doc: &Value) -> Option<String> {
+    let t = doc.get("resourceType")?.as_str()?;
+    (!t.is_empty() && t.len() <= 64 && t.bytes().all(|b| b.is_ascii_alphabetic())).then(|| t.to_owned())
+}
+
+async fn validate_resource(
+    state: &AppState,
+    caller: &Caller,
+    params: ValidateParams,
+    headers: &HeaderMap,
+    body: Bytes,
+    entry: &mut AuditEntry,
+) -> Result<Response, ApiError> {
     caller.require_treatment_purpose()?;
     let media = headers.get(header::CONTENT_TYPE).map(|v| String::from_utf8_lossy(v.as_bytes()).to_ascii_lowercase());
     if let Some(m) = &media {
@@ -192,14 +217,20 @@ pub async fn validate(
     if params.profile.is_some() {
         profile = params.profile;
     }
+    entry.objects = type_name(&resource).into_iter().collect();
     let validator = state.validator.clone();
     let (max_issues, max_bytes) = (state.limits.max_issues, state.limits.max_response_bytes);
-    let answer = tokio::task::spawn_blocking(move || {
+    let (answer, issues, invalid) = tokio::task::spawn_blocking(move || {
         let outcome = validator.validate(&resource, profile.as_deref(), max_issues);
-        super::validate::bounded_outcome(outcome, max_bytes)
+        let counts = (outcome.issues.len() + outcome.omitted(), outcome.has_errors());
+        (super::validate::bounded_outcome(outcome, max_bytes), counts.0, counts.1)
     })
     .await
     .map_err(ApiError::internal)?;
+    entry.reason = Some(format!(
+        "validated: {issues} issues, {}; nothing stored",
+        if invalid { "invalid" } else { "valid" }
+    ));
     let mut r = Response::new(axum::body::Body::from(answer));
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(super::error::FHIR_JSON));
     Ok(r)

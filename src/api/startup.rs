@@ -36,6 +36,8 @@ use crate::validate::{Issue, IssueCode};
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
+    #[error("no token issuer is configured (auth.issuers), so only the local demo key in the data directory would be trusted, and anyone who can read it could mint tokens for any organisation. Configure auth.issuers, or start a demonstration with `serve --demo` (or --insecure-trust-demo-key / auth.insecure_trust_demo_key = true)")]
+    NoIssuers,
     #[error("cannot create the data directory {path}: {source}")]
     DataDir { path: std::path::PathBuf, source: std::io::Error },
     #[error(transparent)]
@@ -67,6 +69,12 @@ pub struct Application {
 
 impl Application {
     pub async fn build(settings: &Settings) -> Result<Application, StartupError> {
+        if settings.demo_auth() && !settings.auth.insecure_trust_demo_key {
+            return Err(StartupError::NoIssuers);
+        }
+        if settings.demo_auth() {
+            tracing::warn!("INSECURE: no token issuer configured; trusting the local demo key (demonstration only)");
+        }
         std::fs::create_dir_all(&settings.data_dir)
             .map_err(|source| StartupError::DataDir { path: settings.data_dir.clone(), source })?;
         let store = Store::open(&settings.database_url(), settings.database_max_connections).await?;

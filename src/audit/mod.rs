@@ -77,10 +77,13 @@ pub enum AuditAction {
     Review,
     /// An evidence report was produced (`overdracht report`, `GET /report`).
     Report,
+    /// A resource was validated (`$validate`); who, when and the resource type, nothing of
+    /// its content (issue 14).
+    Validation,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 16] = [
+    pub const ALL: [AuditAction; 17] = [
         AuditAction::HandoverReceived,
         AuditAction::HandoverRefused,
         AuditAction::Conversion,
@@ -97,6 +100,7 @@ impl AuditAction {
         AuditAction::AuditQuery,
         AuditAction::Review,
         AuditAction::Report,
+        AuditAction::Validation,
     ];
 
     /// The stored code (kebab-case), e.g. `handover-received`.
@@ -118,6 +122,7 @@ impl AuditAction {
             AuditAction::AuditQuery => "audit-query",
             AuditAction::Review => "review",
             AuditAction::Report => "report",
+            AuditAction::Validation => "validation",
         }
     }
 

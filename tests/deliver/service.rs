@@ -78,6 +78,8 @@ pub fn write_config_with_agreements(
     let path = dir.join("overdracht.toml");
     let text = format!(
         r#"log = "overdracht=debug,info"
+[auth]
+insecure_trust_demo_key = true
 [policy]
 agreements_dir = "{agreements}"
 [delivery]

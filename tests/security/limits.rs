@@ -285,6 +285,17 @@ async fn serve_without_issuers_refuses_to_start() {
     };
     let e = overdracht::api::Application::build(&settings).await.err().expect("must refuse to start");
     assert!(e.to_string().contains("auth.issuers"), "{e}");
+    assert!(!dir.path().join("keys/demo-signing-key.pem").exists(), "no demo key made");
+    // Explicitly, loudly, insecure: it starts (as `serve --demo` does).
+    let settings = overdracht::config::Settings {
+        auth: overdracht::config::AuthSettings { insecure_trust_demo_key: true, ..Default::default() },
+        ..settings
+    };
+    assert!(overdracht::api::Application::build(&settings).await.is_ok());
+    // The environment can say so too, and a configured issuer needs no flag.
+    let env = |k: &str| (k == "OVERDRACHT_INSECURE_TRUST_DEMO_KEY").then(|| "true".to_owned());
+    let s = overdracht::config::Settings::load_from(None, env).expect("settings");
+    assert!(s.auth.insecure_trust_demo_key);
 }
 
 #[tokio::test]
