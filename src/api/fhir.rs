@@ -254,7 +254,7 @@ fn resources() -> Value {
         let mut params = vec![
             json!({"name": "_id", "type": "token", "documentation": "the resource id"}),
             json!({"name": "_count", "type": "number", "documentation": "page size (default 50, at most 500)"}),
-            json!({"name": "_offset", "type": "number", "documentation": "position of the first result (paging over the filtered results)"}),
+            json!({"name": "_offset", "type": "number", "documentation": "position of the first result (paging over the filtered results; 0 to 1000000, 400 above)"}),
         ];
         params.extend(extra.iter().map(|(n, t, d)| json!({"name": n, "type": t, "documentation": d})));
         Value::Array(params)
