@@ -293,7 +293,7 @@ impl DemoKey {
             let key = ed25519_dalek::SigningKey::generate(&mut rand_core::OsRng);
             let pem = key.to_pkcs8_pem(Default::default()).map_err(|e| key_err(e.to_string()))?;
             if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir).map_err(|e| key_err(e.to_string()))?;
+                super::startup::private_dir(dir).map_err(|e| key_err(e.to_string()))?;
             }
             write_private(&path, pem.as_bytes()).map_err(|e| key_err(e.to_string()))?;
             let public =

@@ -75,7 +75,7 @@ impl Application {
         if settings.demo_auth() {
             tracing::warn!("INSECURE: no token issuer configured; trusting the local demo key (demonstration only)");
         }
-        std::fs::create_dir_all(&settings.data_dir)
+        private_dir(&settings.data_dir)
             .map_err(|source| StartupError::DataDir { path: settings.data_dir.clone(), source })?;
         let store = Store::open(&settings.database_url(), settings.database_max_connections).await?;
         let verifier = Arc::new(Verifier::from_settings(settings)?);
@@ -165,6 +165,25 @@ impl Application {
         store.close().await;
         result
     }
+}
+
+/// Creates the data directory (and missing parents) with mode 0700, and narrows an existing
+/// one to 0700: it holds the database and the demo key (issue 14). Explicit modes, so the
+/// umask cannot widen them.
+pub fn private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+        let mode = std::fs::metadata(dir)?.permissions().mode();
+        if mode & 0o077 != 0 {
+            tracing::warn!(dir = %dir.display(), mode = format!("{:o}", mode & 0o777), "narrowing the data directory to mode 0700");
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+        }
+        Ok(())
+    }
+    #[cfg(not(unix))]
+    std::fs::create_dir_all(dir)
 }
 
 /// Waits for Ctrl-C or SIGTERM.

@@ -388,6 +388,23 @@ async fn database_files_are_private() {
     }
     assert!(checked >= 2, "the database and its WAL exist");
     assert_eq!(mode(&dir.join("keys")), 0o700, "key dir");
+    drop(app);
+
+    // An installation from before: a 0755 directory with a 0644 database is narrowed.
+    let app = spawn_app_with(|s| {
+        let dir = s.data_dir.join("older");
+        std::fs::create_dir_all(&dir).expect("dir");
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let db = dir.join("overdracht.db");
+        std::fs::write(&db, b"").expect("db");
+        std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        s.data_dir = dir;
+    })
+    .await;
+    let dir = app.data_dir.path().join("older");
+    assert_eq!(mode(&dir), 0o700, "old data dir");
+    assert_eq!(mode(&dir.join("overdracht.db")), 0o600, "old database");
+    assert_eq!(mode(&dir.join("overdracht.db-wal")), 0o600, "old database's WAL");
 }
 
 // ---------------------------------------------------------------------------------------
