@@ -752,13 +752,14 @@ fn run_audit(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
                 store.close().await;
                 for p in &pending {
                     let who = p.entry.user.as_ref().map(|u| format!("UZI {} ({}, URA {})", u.uzi, u.uzi_role, u.ura));
+                    // Every field through audit::printable: a reason is the caller's text.
                     println!(
                         "{}  {}  {}  {}  {}",
-                        p.id,
-                        p.recorded,
+                        audit::printable(&p.id),
+                        audit::printable(&p.recorded),
                         p.entry.action.code(),
-                        who.as_deref().unwrap_or("-"),
-                        p.entry.reason.as_deref().unwrap_or("-")
+                        audit::printable(who.as_deref().unwrap_or("-")),
+                        audit::printable(p.entry.reason.as_deref().unwrap_or("-"))
                     );
                 }
                 eprintln!("{} flagged entries to review", pending.len());

@@ -210,7 +210,31 @@ pub fn text_header(headers: &HeaderMap, name: &'static str, max: usize) -> Resul
     if text.len() > max {
         return Err(ApiError::bad_request(name, format!("header {name} is longer than {max} bytes")));
     }
+    let text = plain_text(text);
+    let text = text.trim();
     Ok((!text.is_empty()).then(|| text.to_owned()))
+}
+
+/// Free text from outside made safe to store, log and print: line breaks and tabs become
+/// spaces; other control characters (terminal escapes, BEL, C1 controls) and the Unicode
+/// direction overrides that reorder what a reader sees are dropped (issue 14: a reason
+/// could rewrite the reviewer's screen).
+pub fn plain_text(s: &str) -> String {
+    s.chars()
+        .filter_map(|c| match c {
+            '\r' | '\n' | '\t' => Some(' '),
+            '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' => None,
+            c if c.is_control() => None,
+            c => Some(c),
+        })
+        .collect()
+}
+
+/// A request id the caller may choose (`X-Request-Id`): 1 to 64 letters, digits and
+/// `.`, `_`, `-`, `:`. Anything else is replaced by one of ours, because the id goes into
+/// the text log, where spaces and `=` would forge fields (issue 14).
+pub fn is_safe_request_id(v: &[u8]) -> bool {
+    (1..=64).contains(&v.len()) && v.iter().all(|b| b.is_ascii_alphanumeric() || b"._-:".contains(b))
 }
 
 #[cfg(test)]
@@ -234,6 +258,15 @@ mod tests {
         assert_eq!(e.status, 415);
         let e = body_kind(&headers("application/json"), Some("pdf")).expect_err("400");
         assert_eq!(e.status, 400);
+    }
+
+    #[test]
+    fn free_text_loses_control_characters() {
+        assert_eq!(plain_text("a\u{1b}[2J\u{1b}[Hb\r\nc\u{7}\u{202E}d\u{9b}"), "a[2J[Hb  cd");
+        assert!(is_safe_request_id(b"4f1c-aa_01.x:y"));
+        assert!(!is_safe_request_id(b"abc request_id=forged"));
+        assert!(!is_safe_request_id(b""));
+        assert!(!is_safe_request_id(&[b'a'; 65]));
     }
 
     #[test]

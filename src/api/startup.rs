@@ -235,6 +235,16 @@ async fn guard(State(g): State<Guard>, req: Request, next: Next) -> Response {
     }
 }
 
+/// A caller's `X-Request-Id` is kept only when it is a plain token; otherwise it is removed
+/// and the request gets one of ours (it goes into the text log and the audit trail).
+async fn unsafe_request_id_replaced(mut req: Request, next: Next) -> Response {
+    let unsafe_id = req.headers().get("x-request-id").is_some_and(|v| !super::input::is_safe_request_id(v.as_bytes()));
+    if unsafe_id {
+        req.headers_mut().remove("x-request-id");
+    }
+    next.run(req).await
+}
+
 fn panic_response(_payload: Box<dyn std::any::Any + Send + 'static>) -> Response {
     // The payload may quote data from the request; it is not logged.
     tracing::error!("a request handler panicked");
@@ -304,5 +314,6 @@ pub fn router(state: AppState, limits: &Limits) -> Router {
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(trace)
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .layer(middleware::from_fn(unsafe_request_id_replaced))
         .with_state(state)
 }

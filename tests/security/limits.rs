@@ -455,6 +455,24 @@ async fn untrusted_header_values_are_sanitised() {
     let client = bg[0].client.clone().unwrap_or_default();
     assert!(client.contains("claimed"), "User-Agent and X-Forwarded-For are marked as claimed: {client}");
     assert!(bg[0].request_id.as_deref() != Some(forged_id));
+
+    // An entry from before the cleaning (raw escapes in its reason) is escaped when
+    // `overdracht audit flagged` prints it.
+    let mut old = overdracht::audit::AuditEntry::new(AuditAction::BreakGlass, overdracht::audit::AuditOutcome::Success);
+    old.reason = Some("break-glass: x\u{1b}[2J\u{1b}[Hnothing to see\r\n".to_owned());
+    old.emergency = true;
+    old.flag_for_review = true;
+    overdracht::audit::record_alone(&app.store, &old).await.expect("old entry");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_overdracht"))
+        .args(["audit", "flagged", "--data-dir"])
+        .arg(app.data_dir.path())
+        .output()
+        .expect("overdracht audit flagged");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout} {}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("nothing to see"), "{stdout}");
+    assert!(!stdout.contains('\u{1b}') && !stdout.contains('\r'), "raw escapes printed: {stdout:?}");
+    assert!(stdout.contains("\\u{1b}[2J"), "{stdout}");
 }
 
 // ---------------------------------------------------------------------------------------
