@@ -134,8 +134,18 @@ pub struct Limits {
     pub body_limit_bytes: usize,
     /// Time a request may take before it is answered with 408, in milliseconds.
     pub request_timeout_ms: u64,
-    /// Requests processed at once; further requests are refused with 503 at once.
+    /// Authenticated requests processed at once; further requests are refused with 503 at
+    /// once. Health, metrics, metadata and OpenAPI requests do not count.
     pub concurrency_limit: usize,
+    /// Authenticated requests of one organisation (token issuer and URA) processed at once.
+    pub per_caller_concurrency: usize,
+    /// Requests without a valid token one address may make per window; more: 429.
+    pub unauthenticated_per_window: u32,
+    /// The window of `unauthenticated_per_window` and of the audit summary of requests
+    /// without a valid token, in milliseconds.
+    pub unauthenticated_window_ms: u64,
+    /// Time a client has to send a request's headers, in milliseconds (slowloris).
+    pub header_read_timeout_ms: u64,
     /// How long graceful shutdown waits for in-flight requests, in seconds.
     pub shutdown_grace_seconds: u64,
     /// Most issues one `$validate` answer or conversion outcome lists; the rest are counted
@@ -185,6 +195,10 @@ impl Default for Limits {
             body_limit_bytes: 16 * 1024 * 1024,
             request_timeout_ms: 30_000,
             concurrency_limit: 256,
+            per_caller_concurrency: 32,
+            unauthenticated_per_window: 120,
+            unauthenticated_window_ms: 60_000,
+            header_read_timeout_ms: 10_000,
             shutdown_grace_seconds: 30,
             max_issues: 1000,
             max_json_values: 2_000_000,
@@ -196,6 +210,10 @@ impl Default for Limits {
 impl Limits {
     pub fn request_timeout(&self) -> Duration {
         Duration::from_millis(self.request_timeout_ms)
+    }
+
+    pub fn header_read_timeout(&self) -> Duration {
+        Duration::from_millis(self.header_read_timeout_ms.max(1))
     }
 }
 
@@ -275,6 +293,18 @@ impl Settings {
         }
         if let Some(v) = env("OVERDRACHT_CONCURRENCY_LIMIT") {
             self.limits.concurrency_limit = parse("OVERDRACHT_CONCURRENCY_LIMIT", v)?;
+        }
+        if let Some(v) = env("OVERDRACHT_PER_CALLER_CONCURRENCY") {
+            self.limits.per_caller_concurrency = parse("OVERDRACHT_PER_CALLER_CONCURRENCY", v)?;
+        }
+        if let Some(v) = env("OVERDRACHT_UNAUTHENTICATED_PER_WINDOW") {
+            self.limits.unauthenticated_per_window = parse("OVERDRACHT_UNAUTHENTICATED_PER_WINDOW", v)?;
+        }
+        if let Some(v) = env("OVERDRACHT_UNAUTHENTICATED_WINDOW_MS") {
+            self.limits.unauthenticated_window_ms = parse("OVERDRACHT_UNAUTHENTICATED_WINDOW_MS", v)?;
+        }
+        if let Some(v) = env("OVERDRACHT_HEADER_READ_TIMEOUT_MS") {
+            self.limits.header_read_timeout_ms = parse("OVERDRACHT_HEADER_READ_TIMEOUT_MS", v)?;
         }
         if let Some(v) = env("OVERDRACHT_SHUTDOWN_GRACE_SECONDS") {
             self.limits.shutdown_grace_seconds = parse("OVERDRACHT_SHUTDOWN_GRACE_SECONDS", v)?;

@@ -246,12 +246,31 @@ impl FromRequestParts<AppState> for Caller {
             Ok(mut caller) => {
                 caller.peer = peer;
                 tracing::Span::current().record("ura", caller.ura.as_str());
+                // The permits are taken once the caller is known, before the body is read
+                // (see `guard`).
+                let key = format!("{}|{}", caller.issuer, caller.ura);
+                state.guard.admit(&key, parts.extensions.get::<super::guard::PermitSlot>())?;
                 Ok(caller)
             }
             Err(e) => {
-                let entry = super::audit::unauthenticated(&parts.method, parts.uri.path(), &parts.headers, peer, &e);
-                crate::audit::record_alone(&state.store, &entry).await.map_err(ApiError::internal)?;
-                Err(e)
+                use super::guard::Unauthenticated;
+                let (decision, summary) = state.guard.unauthenticated(peer.map(|p| p.ip()));
+                if let Some(s) = summary {
+                    crate::audit::record_alone(&state.store, &s).await.map_err(ApiError::internal)?;
+                }
+                match decision {
+                    Unauthenticated::Audit => {
+                        let entry =
+                            super::audit::unauthenticated(&parts.method, parts.uri.path(), &parts.headers, peer, &e);
+                        crate::audit::record_alone(&state.store, &entry).await.map_err(ApiError::internal)?;
+                        Err(e)
+                    }
+                    Unauthenticated::Counted => Err(e),
+                    Unauthenticated::Limited => Err(ApiError::too_many_requests(
+                        "too many requests without a valid token from this address; retry later",
+                        state.guard.window_length().as_secs().max(1),
+                    )),
+                }
             }
         }
     }

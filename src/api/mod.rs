@@ -25,6 +25,7 @@ pub mod demo;
 pub mod error;
 pub mod facade;
 pub mod fhir;
+pub mod guard;
 pub mod handovers;
 pub mod health;
 pub mod input;

@@ -21,4 +21,6 @@ pub struct AppState {
     pub audit: Arc<crate::config::AuditSettings>,
     /// Protection of the service itself (caps per request).
     pub limits: Arc<crate::config::Limits>,
+    /// Concurrency permits and the rate limit of requests without a valid token.
+    pub guard: Arc<super::guard::Guard>,
 }

@@ -59,6 +59,7 @@ pub enum IssueCode {
     Exception,
     Timeout,
     TooCostly,
+    Throttled,
     Incomplete,
     Informational,
     /// Some information was not passed on (data minimisation, consent, policy).
@@ -89,6 +90,7 @@ impl IssueCode {
             IssueCode::Exception => "exception",
             IssueCode::Timeout => "timeout",
             IssueCode::TooCostly => "too-costly",
+            IssueCode::Throttled => "throttled",
             IssueCode::Incomplete => "incomplete",
             IssueCode::Informational => "informational",
             IssueCode::Suppressed => "suppressed",

@@ -498,28 +498,95 @@ async fn slow_upload(app: &TestApp, token: &str) -> tokio::net::TcpStream {
 
 #[tokio::test]
 async fn slow_uploads_do_not_starve_health_checks() {
-    let app = spawn_app_with(|s| s.limits.concurrency_limit = 4).await;
+    let app = spawn_app_with(|s| {
+        s.limits.concurrency_limit = 6;
+        s.limits.per_caller_concurrency = 3;
+    })
+    .await;
     let tok = app.token();
     let mut held = Vec::new();
     for _ in 0..8 {
         held.push(slow_upload(&app, &tok).await);
     }
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let r = app.client.get(app.url("/health/live")).send().await.expect("live");
     assert_eq!(r.status(), 200, "health checks are exempt from the concurrency limit");
     let r = app.client.get(app.url("/health/ready")).send().await.expect("ready");
     assert_eq!(r.status(), 200);
+
+    // The uploader's organisation has its 3 permits in use: its next request waits its turn
+    // (503), another organisation's does not.
+    let patient = r#"{"resourceType":"Patient","gender":"male"}"#;
+    let r = app.post("/fhir/$validate", app.token(), "application/fhir+json", patient).await;
+    let v = assert_outcome(r, 503).await;
+    assert!(v.to_string().contains("per_caller_concurrency"), "{v}");
+    let other = token(&app, "900077777", "01.015", "55556666");
+    let r = app.post("/fhir/$validate", other, "application/fhir+json", patient).await;
+    assert_eq!(r.status(), 200, "another organisation is served");
     drop(held);
 }
 
 #[tokio::test]
+async fn slowloris_headers_are_cut_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_app_with(|s| s.limits.header_read_timeout_ms = 300).await;
+    let host = app.address.trim_start_matches("http://").to_owned();
+    let mut conn = tokio::net::TcpStream::connect(&host).await.expect("connect");
+    conn.write_all(format!("GET /health/live HTTP/1.1\r\nHost: {host}\r\nX-A: ").as_bytes()).await.expect("part");
+    let started = std::time::Instant::now();
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            // Trickle a byte now and then, as a slowloris client does.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if conn.write_all(b"a").await.is_err() {
+                break;
+            }
+            let mut chunk = [0u8; 512];
+            match tokio::time::timeout(Duration::from_millis(10), conn.read(&mut chunk)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => break,
+                Ok(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
+                Err(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "the connection was still open after 5 s");
+    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    let answer = String::from_utf8_lossy(&buf);
+    assert!(!answer.contains("200 OK"), "{answer}");
+    // A normal client is served.
+    let r = app.client.get(app.url("/health/live")).send().await.expect("live");
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test]
 async fn unauthenticated_requests_are_audited_in_aggregate() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(|s| {
+        s.limits.unauthenticated_window_ms = 2_000;
+        s.limits.unauthenticated_per_window = 20;
+    })
+    .await;
+    let mut statuses = Vec::new();
     for _ in 0..30 {
         let r = app.client.get(app.url("/fhir/Condition?patient=abc")).send().await.expect("req");
-        assert_eq!(r.status(), 401);
+        statuses.push(r.status().as_u16());
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(statuses[..20].iter().all(|s| *s == 401), "{statuses:?}");
+    assert!(statuses[20..].iter().all(|s| *s == 429), "rate limited: {statuses:?}");
+    // A valid token from the same address is still served.
+    let r = app.client.get(app.url("/fhir/Condition?patient=abc")).bearer_auth(app.token()).send().await.expect("req");
+    assert_eq!(r.status(), 200);
+
+    tokio::time::sleep(Duration::from_millis(2_600)).await;
     let denied = audit_entries(&app, vec![AuditAction::Denied]).await;
-    assert!(denied.len() < 30, "one audit entry per unauthenticated request ({})", denied.len());
+    assert!(denied.len() <= 3, "one audit entry per unauthenticated request ({})", denied.len());
+    let individual = denied.iter().filter(|e| e.reason.as_deref().is_some_and(|r| r.starts_with("HTTP 401"))).count();
+    let counted: u64 = denied
+        .iter()
+        .filter_map(|e| e.reason.as_deref()?.split(" requests without a valid token").next()?.parse::<u64>().ok())
+        .sum();
+    assert_eq!(individual as u64 + counted, 30, "{denied:?}");
+    let summary = denied.iter().find(|e| e.reason.as_deref().is_some_and(|r| r.contains("429"))).expect("summary");
+    assert!(summary.reason.as_deref().is_some_and(|r| r.contains("10 refused with 429")), "{summary:?}");
 }
