@@ -249,7 +249,7 @@ impl FromRequestParts<AppState> for Caller {
                 // The permits are taken once the caller is known, before the body is read
                 // (see `guard`).
                 let key = format!("{}|{}", caller.issuer, caller.ura);
-                state.guard.admit(&key, parts.extensions.get::<super::guard::PermitSlot>())?;
+                state.guard.admit(&key, body_size(parts), parts.extensions.get::<super::guard::PermitSlot>())?;
                 Ok(caller)
             }
             Err(e) => {
@@ -273,6 +273,18 @@ impl FromRequestParts<AppState> for Caller {
                 }
             }
         }
+    }
+}
+
+/// The size of the request's body as announced: 0 for methods without one, `None` when a
+/// body may come without a Content-Length (chunked).
+fn body_size(parts: &Parts) -> Option<u64> {
+    use axum::http::Method;
+    let length = parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok());
+    match (&parts.method, length) {
+        (_, Some(n)) => Some(n),
+        (&Method::GET | &Method::HEAD | &Method::DELETE | &Method::OPTIONS, None) => Some(0),
+        _ => None,
     }
 }
 

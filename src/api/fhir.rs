@@ -15,6 +15,7 @@ use serde_json::{json, Value};
 use super::audit as audit_api;
 use super::auth::Caller;
 use super::error::{fhir_response, ApiError};
+use super::guard::PermitSlot;
 use super::handovers::convert_blocking;
 use super::input::{self, PartyId};
 use super::state::AppState;
@@ -57,6 +58,7 @@ pub struct ConvertParams {
 pub async fn convert(
     State(state): State<AppState>,
     caller: Caller,
+    axum::Extension(permits): axum::Extension<PermitSlot>,
     Query(params): Query<ConvertParams>,
     headers: HeaderMap,
     body: Bytes,
@@ -64,7 +66,7 @@ pub async fn convert(
     // A conversion handles patient data even though nothing is stored: one entry per
     // request (patient, categories; no objects, as nothing is kept), before the answer.
     let mut entry = audit_api::draft(AuditAction::Conversion, &caller, &headers);
-    let result = convert_record(&state, &caller, params, &headers, body, &mut entry).await;
+    let result = convert_record(&state, &caller, params, &headers, body, permits, &mut entry).await;
     if let Err(e) = &result {
         entry = audit_api::refusal(entry, AuditAction::Conversion, e);
     }
@@ -78,6 +80,7 @@ async fn convert_record(
     params: ConvertParams,
     headers: &HeaderMap,
     body: Bytes,
+    permits: PermitSlot,
     entry: &mut AuditEntry,
 ) -> Result<Response, ApiError> {
     caller.require_treatment_purpose()?;
@@ -96,8 +99,9 @@ async fn convert_record(
     };
     input::require_body(&body)?;
     input::check_work(&body, state.limits.max_json_values)?;
-    let opts = ConvertOptions { format: kind.format, sender, output, max_issues: Some(state.limits.max_issues) };
-    let c = convert_blocking(body, opts).await?;
+    let opts =
+        ConvertOptions { format: kind.format, sender, output, max_issues: Some(state.limits.max_issues), cancel: None };
+    let c = convert_blocking(body, opts, permits).await?;
     entry.patient_bsn = super::handovers::patient_of(&c).1;
     entry.categories = super::handovers::categories_of(&c);
     entry.reason = Some(format!("converted {} resources; nothing stored", c.resources.len()));
@@ -140,6 +144,7 @@ pub struct ValidateParams {
 pub async fn validate(
     State(state): State<AppState>,
     caller: Caller,
+    axum::Extension(permits): axum::Extension<PermitSlot>,
     Query(params): Query<ValidateParams>,
     headers: HeaderMap,
     body: Bytes,
@@ -147,7 +152,7 @@ pub async fn validate(
     // Validation handles a (possibly real) patient's data as $convert does: one entry per
     // request with who, when and the resource type; nothing of the content (issue 14).
     let mut entry = audit_api::draft(AuditAction::Validation, &caller, &headers);
-    let result = validate_resource(&state, &caller, params, &headers, body, &mut entry).await;
+    let result = validate_resource(&state, &caller, params, &headers, body, permits, &mut entry).await;
     if let Err(e) = &result {
         entry = audit_api::refusal(entry, AuditAction::Validation, e);
     }
@@ -167,6 +172,7 @@ async fn validate_resource(
     params: ValidateParams,
     headers: &HeaderMap,
     body: Bytes,
+    permits: PermitSlot,
     entry: &mut AuditEntry,
 ) -> Result<Response, ApiError> {
     caller.require_treatment_purpose()?;
@@ -222,6 +228,7 @@ async fn validate_resource(
     let (max_issues, max_bytes) = (state.limits.max_issues, state.limits.max_response_bytes);
     let (answer, issues, invalid) = tokio::task::spawn_blocking(move || {
         let outcome = validator.validate(&resource, profile.as_deref(), max_issues);
+        drop((resource, permits));
         let counts = (outcome.issues.len() + outcome.omitted(), outcome.has_errors());
         (super::validate::bounded_outcome(outcome, max_bytes), counts.0, counts.1)
     })

@@ -35,7 +35,8 @@ const TRACKED_ADDRESSES: usize = 10_000;
 /// The bucket of addresses beyond [`TRACKED_ADDRESSES`] and of requests without a peer.
 const SHARED_BUCKET: IpAddr = IpAddr::V6(Ipv6Addr::UNSPECIFIED);
 
-/// The permits of one request, held until its response is made.
+/// The permits of one request, held until its response is made and until any blocking
+/// work it started has finished (a clone goes with that work).
 #[derive(Clone, Default)]
 pub struct PermitSlot(Arc<Mutex<Vec<OwnedSemaphorePermit>>>);
 
@@ -70,6 +71,11 @@ struct Window {
 
 pub struct Guard {
     global: Arc<Semaphore>,
+    /// The memory budget in KiB; a request reserves its estimate before its body is read.
+    memory: Arc<Semaphore>,
+    memory_kib: u64,
+    memory_per_body_byte: u64,
+    body_limit: u64,
     per_caller: Mutex<HashMap<String, Arc<Semaphore>>>,
     per_caller_limit: usize,
     window: Mutex<Window>,
@@ -79,8 +85,13 @@ pub struct Guard {
 
 impl Guard {
     pub fn new(limits: &Limits) -> Guard {
+        let memory_kib = (limits.memory_budget_bytes / 1024).clamp(1, Semaphore::MAX_PERMITS as u64);
         Guard {
             global: Arc::new(Semaphore::new(limits.concurrency_limit.max(1))),
+            memory: Arc::new(Semaphore::new(usize::try_from(memory_kib).unwrap_or(Semaphore::MAX_PERMITS))),
+            memory_kib,
+            memory_per_body_byte: limits.memory_per_body_byte,
+            body_limit: u64::try_from(limits.body_limit_bytes).unwrap_or(u64::MAX),
             per_caller: Mutex::new(HashMap::new()),
             per_caller_limit: limits.per_caller_concurrency.max(1),
             window: Mutex::new(Window::default()),
@@ -93,11 +104,35 @@ impl Guard {
         self.window_length
     }
 
-    /// Takes a permit of the service and one of the caller's organisation into `slot`, or
-    /// refuses with 503 at once (no queueing: latency stays bounded).
-    pub fn admit(&self, key: &str, slot: Option<&PermitSlot>) -> Result<(), ApiError> {
+    /// Takes a permit of the service, one of the caller's organisation and the memory a body
+    /// of `body` bytes needs (`None`: a body of unknown size, counted at the body limit) into
+    /// `slot`, or refuses with 503 at once (no queueing: latency stays bounded).
+    pub fn admit(&self, key: &str, body: Option<u64>, slot: Option<&PermitSlot>) -> Result<(), ApiError> {
+        let body = body.unwrap_or(self.body_limit).min(self.body_limit);
+        let kib = body.saturating_mul(self.memory_per_body_byte).div_ceil(1024);
+        if kib > self.memory_kib {
+            return Err(ApiError::new(
+                axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+                crate::validate::Issue::error(
+                    crate::validate::IssueCode::TooLong,
+                    "this body needs more working memory than the server's whole budget (limits.memory_budget_bytes); send a smaller record",
+                ),
+            ));
+        }
         let Ok(global) = self.global.clone().try_acquire_owned() else {
             return Err(ApiError::unavailable("the server is at its concurrency limit; retry shortly"));
+        };
+        let memory = match u32::try_from(kib) {
+            Ok(0) => None,
+            Ok(n) => match self.memory.clone().try_acquire_many_owned(n) {
+                Ok(p) => Some(p),
+                Err(_) => {
+                    return Err(ApiError::unavailable(
+                        "the server's memory budget is in use by other requests (limits.memory_budget_bytes); retry shortly",
+                    ))
+                }
+            },
+            Err(_) => return Err(ApiError::internal("memory estimate out of range")),
         };
         let sem = {
             let Ok(mut map) = self.per_caller.lock() else {
@@ -119,6 +154,9 @@ impl Guard {
         if let Some(slot) = slot {
             slot.hold(global);
             slot.hold(own);
+            if let Some(m) = memory {
+                slot.hold(m);
+            }
         }
         Ok(())
     }
@@ -229,10 +267,24 @@ mod tests {
         let l = Limits { per_caller_concurrency: 1, concurrency_limit: 10, ..Limits::default() };
         let g = Guard::new(&l);
         let slot = PermitSlot::default();
-        g.admit("a", Some(&slot)).expect("first");
-        assert_eq!(g.admit("a", Some(&PermitSlot::default())).expect_err("second").status, 503);
-        g.admit("b", Some(&PermitSlot::default())).expect("another organisation");
+        g.admit("a", Some(0), Some(&slot)).expect("first");
+        assert_eq!(g.admit("a", Some(0), Some(&PermitSlot::default())).expect_err("second").status, 503);
+        g.admit("b", Some(0), Some(&PermitSlot::default())).expect("another organisation");
         drop(slot);
-        g.admit("a", Some(&PermitSlot::default())).expect("released");
+        g.admit("a", Some(0), Some(&PermitSlot::default())).expect("released");
+    }
+
+    #[test]
+    fn memory_budget() {
+        let l = Limits { memory_budget_bytes: 100 * 1024, memory_per_body_byte: 10, ..Limits::default() };
+        let g = Guard::new(&l);
+        let slot = PermitSlot::default();
+        g.admit("a", Some(6 * 1024), Some(&slot)).expect("60 KiB of 100");
+        let e = g.admit("b", Some(6 * 1024), Some(&PermitSlot::default())).expect_err("120 > 100");
+        assert_eq!(e.status, 503);
+        assert_eq!(g.admit("b", Some(11 * 1024), None).expect_err("never fits").status, 413);
+        g.admit("b", None, None).expect_err("unknown size counts as the body limit");
+        drop(slot);
+        g.admit("b", Some(6 * 1024), None).expect("released");
     }
 }

@@ -24,6 +24,7 @@ use sha2::{Digest, Sha256};
 use super::audit as audit_api;
 use super::auth::Caller;
 use super::error::ApiError;
+use super::guard::PermitSlot;
 use super::input::{self, BodyKind, PartyId};
 use super::state::AppState;
 use crate::audit::{self, AuditAction, AuditEntry, AuditOutcome};
@@ -109,16 +110,32 @@ pub fn convert_error(e: &ConvertError) -> ApiError {
             tracing::error!(mapping = %mapping, "conversion produced invalid output");
             StatusCode::INTERNAL_SERVER_ERROR
         }
+        ConvertError::Cancelled => StatusCode::REQUEST_TIMEOUT,
     };
     ApiError::new(status, e.to_outcome())
 }
 
-/// Converts on the blocking pool.
-pub async fn convert_blocking(body: Bytes, opts: ConvertOptions) -> Result<Conversion, ApiError> {
-    tokio::task::spawn_blocking(move || convert::convert(&body, &opts))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(|e| convert_error(&e))
+/// Converts on the blocking pool. The request's permits go with the work (its memory is in
+/// use until the conversion ends), and the conversion is cancelled when this future is
+/// dropped, as the timeout does (work on the blocking pool is not cancelled by itself).
+pub async fn convert_blocking(body: Bytes, mut opts: ConvertOptions, permits: PermitSlot) -> Result<Conversion, ApiError> {
+    struct CancelOnDrop(convert::Cancel);
+    impl Drop for CancelOnDrop {
+        fn drop(&mut self) {
+            self.0.cancel();
+        }
+    }
+    let cancel = convert::Cancel::new();
+    opts.cancel = Some(cancel.clone());
+    let _cancel_on_drop = CancelOnDrop(cancel);
+    tokio::task::spawn_blocking(move || {
+        let r = convert::convert(&body, &opts);
+        drop(permits);
+        r
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(|e| convert_error(&e))
 }
 
 #[utoipa::path(
@@ -146,6 +163,7 @@ pub async fn convert_blocking(body: Bytes, opts: ConvertOptions) -> Result<Conve
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
+    axum::Extension(permits): axum::Extension<PermitSlot>,
     Query(params): Query<HandoverParams>,
     headers: HeaderMap,
     body: Bytes,
@@ -153,7 +171,7 @@ pub async fn create(
     // One audit entry per request: the handler fills in what it learns and appends it in
     // the handover's transaction; a refused request is recorded here, on its own.
     let mut entry = audit_api::draft(AuditAction::HandoverReceived, &caller, &headers);
-    let result = create_handover(&state, caller, params, headers, body, &mut entry).await;
+    let result = create_handover(&state, caller, params, headers, body, permits, &mut entry).await;
     if let Err(e) = &result {
         let refused = audit_api::refusal(entry, AuditAction::HandoverRefused, e);
         if let Err(audit_error) = audit::record_alone(&state.store, &refused).await {
@@ -169,6 +187,7 @@ async fn create_handover(
     params: HandoverParams,
     headers: HeaderMap,
     body: Bytes,
+    permits: PermitSlot,
     entry: &mut AuditEntry,
 ) -> Result<Response, ApiError> {
     caller.require_treatment_purpose()?;
@@ -192,7 +211,7 @@ async fn create_handover(
     };
 
     let source_sha256 = hex::encode(Sha256::digest(&body));
-    let conversion = convert_for_handover(state, &body, &kind, &parties, &caller).await;
+    let conversion = convert_for_handover(state, &body, &kind, &parties, &caller, permits).await;
     let mut conversion = match conversion {
         Ok(c) => c,
         Err(e) => {
@@ -327,6 +346,7 @@ async fn convert_for_handover(
     kind: &BodyKind,
     parties: &Parties,
     caller: &Caller,
+    permits: PermitSlot,
 ) -> Result<Conversion, ApiError> {
     input::check_work(body, state.limits.max_json_values)?;
     let opts = ConvertOptions {
@@ -334,12 +354,13 @@ async fn convert_for_handover(
         sender: parties.sender.as_ref().map(ToString::to_string),
         output: OutputKind::Bundle,
         max_issues: Some(state.limits.max_issues),
+        cancel: None,
     };
-    let conversion = convert_blocking(body.clone(), opts.clone()).await?;
+    let conversion = convert_blocking(body.clone(), opts.clone(), permits.clone()).await?;
     if parties.sender.is_none() && conversion.sender == "unknown-sender" {
         // The record does not name its author: the caller's organisation is the sender.
         let opts = ConvertOptions { sender: Some(format!("ura|{}", caller.ura)), ..opts };
-        return convert_blocking(body.clone(), opts).await;
+        return convert_blocking(body.clone(), opts, permits).await;
     }
     Ok(conversion)
 }

@@ -590,3 +590,101 @@ async fn unauthenticated_requests_are_audited_in_aggregate() {
     let summary = denied.iter().find(|e| e.reason.as_deref().is_some_and(|r| r.contains("429"))).expect("summary");
     assert!(summary.reason.as_deref().is_some_and(|r| r.contains("10 refused with 429")), "{summary:?}");
 }
+
+// ---------------------------------------------------------------------------------------
+// 3. Medium: memory per request and in total, work after the timeout
+
+/// The example record with its clinical entries repeated `copies` times (new ids), as a
+/// large GP record.
+fn big_stu3(copies: usize) -> Vec<u8> {
+    let mut record: Value = serde_json::from_slice(&example()).expect("example");
+    let shared = ["Patient", "Organization", "Practitioner", "PractitionerRole", "RelatedPerson"];
+    let clinical: Vec<Value> = record["entry"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .filter(|e| !shared.contains(&e["resource"]["resourceType"].as_str().unwrap_or_default()))
+        .cloned()
+        .collect();
+    let ids: Vec<String> =
+        clinical.iter().filter_map(|e| e["resource"]["id"].as_str().map(|i| format!("{i}\""))).collect();
+    let entries = record["entry"].as_array_mut().expect("entries");
+    for k in 1..copies {
+        for e in &clinical {
+            let mut text = e.to_string();
+            for id in &ids {
+                text = text.replace(id.as_str(), &format!("{}-{k}\"", id.trim_end_matches('"')));
+            }
+            entries.push(serde_json::from_str(&text).expect("entry"));
+        }
+    }
+    record.to_string().into_bytes()
+}
+
+#[tokio::test]
+async fn memory_is_bounded_per_request_and_in_total() {
+    let size = example().len() as u64;
+    // Room for one example-sized request at a time (10 bytes of memory per body byte).
+    let app = spawn_app_with(|s| {
+        s.limits.memory_per_body_byte = 10;
+        s.limits.memory_budget_bytes = size * 15;
+    })
+    .await;
+    let held = slow_upload(&app, &app.token()).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let other = token(&app, "900077777", "01.015", "55556666");
+    let r = app.post("/fhir/$convert", other.clone(), "application/fhir+json", example()).await;
+    let v = assert_outcome(r, 503).await;
+    assert!(v.to_string().contains("memory_budget_bytes"), "{v}");
+    let r = app.client.get(app.url("/health/live")).send().await.expect("live");
+    assert_eq!(r.status(), 200);
+    drop(held);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let r = app.post("/fhir/$convert", other.clone(), "application/fhir+json", example()).await;
+    assert_eq!(r.status(), 200, "the memory is free again");
+    // A body that could never fit is refused before it is read.
+    let r = app.post("/fhir/$convert", other, "application/fhir+json", vec![b' '; 2 * size as usize]).await;
+    assert_outcome(r, 413).await;
+}
+
+#[tokio::test]
+async fn conversion_stops_after_the_timeout() {
+    // The memory budget fits one large conversion. The first times out (408); its memory
+    // stays reserved until its conversion ends. Were the conversion to go on after the
+    // 408 (as it did), the next one would be refused (503) for seconds.
+    let big = big_stu3(60);
+    let budget = big.len() as u64 * 15;
+    let app = spawn_app_with(|s| {
+        s.limits.request_timeout_ms = 300;
+        s.limits.memory_per_body_byte = 10;
+        s.limits.memory_budget_bytes = budget;
+    })
+    .await;
+    let started = std::time::Instant::now();
+    let r = app.post("/fhir/$convert", app.token(), "application/fhir+json", big.clone()).await;
+    assert_outcome(r, 408).await;
+    let mut statuses = Vec::new();
+    let admitted = loop {
+        let r = app.post("/fhir/$convert", app.token(), "application/fhir+json", big.clone()).await;
+        statuses.push(r.status().as_u16());
+        if r.status() != 503 || started.elapsed() > Duration::from_secs(20) {
+            break started.elapsed();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(statuses.last(), Some(&408), "{statuses:?}");
+    // Without cancellation a conversion of this record takes far longer in a debug build.
+    let full = {
+        let t = std::time::Instant::now();
+        let c = overdracht::convert::convert(&big, &Default::default()).expect("converts");
+        assert!(c.resources.len() > 100);
+        t.elapsed()
+    };
+    assert!(admitted < full, "admitted after {admitted:?}; a whole conversion takes {full:?}; {statuses:?}");
+
+    // The cancellation itself, in the library.
+    let cancel = overdracht::convert::Cancel::new();
+    cancel.cancel();
+    let opts = overdracht::convert::ConvertOptions { cancel: Some(cancel), ..Default::default() };
+    assert!(matches!(overdracht::convert::convert(&big, &opts), Err(overdracht::convert::ConvertError::Cancelled)));
+}
