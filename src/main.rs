@@ -825,7 +825,8 @@ fn run_convert(args: ConvertArgs) -> anyhow::Result<ExitCode> {
         Some(p) => Sink::Stream(Box::new(std::io::BufWriter::new(std::fs::File::create(p)?))),
         None => Sink::Stream(Box::new(std::io::BufWriter::new(std::io::stdout()))),
     };
-    let opts = ConvertOptions { format: args.from, sender: args.sender.clone(), output: args.output, ..Default::default() };
+    let opts =
+        ConvertOptions { format: args.from, sender: args.sender.clone(), output: args.output, ..Default::default() };
     let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
     let mut rejects = Rejects::new(args.rejects.clone());
     let mut progress = Reporter::new(args.verbose);

@@ -193,9 +193,11 @@ const REFUSED_HEADER_PARAMETERS: &[&str] = &["crit", "b64", "jku", "jwk", "x5u",
 fn refuse_header_parameters(token: &str) -> Result<(), ApiError> {
     use base64::Engine as _;
     let invalid = |m: String| ApiError::unauthorized(Some("invalid_token"), m);
-    let malformed = || invalid("the bearer token is not a well-formed JWT (its header is not base64url JSON)".to_owned());
+    let malformed =
+        || invalid("the bearer token is not a well-formed JWT (its header is not base64url JSON)".to_owned());
     let head = token.split('.').next().unwrap_or_default();
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(head.trim_end_matches('=')).map_err(|_| malformed())?;
+    let bytes =
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(head.trim_end_matches('=')).map_err(|_| malformed())?;
     let header: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&bytes).map_err(|_| malformed())?;
     if let Some(p) = REFUSED_HEADER_PARAMETERS.iter().find(|p| header.contains_key(**p)) {
         return Err(invalid(format!(

@@ -234,10 +234,8 @@ async fn validate_resource(
     })
     .await
     .map_err(ApiError::internal)?;
-    entry.reason = Some(format!(
-        "validated: {issues} issues, {}; nothing stored",
-        if invalid { "invalid" } else { "valid" }
-    ));
+    entry.reason =
+        Some(format!("validated: {issues} issues, {}; nothing stored", if invalid { "invalid" } else { "valid" }));
     let mut r = Response::new(axum::body::Body::from(answer));
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(super::error::FHIR_JSON));
     Ok(r)

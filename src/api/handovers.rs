@@ -118,7 +118,11 @@ pub fn convert_error(e: &ConvertError) -> ApiError {
 /// Converts on the blocking pool. The request's permits go with the work (its memory is in
 /// use until the conversion ends), and the conversion is cancelled when this future is
 /// dropped, as the timeout does (work on the blocking pool is not cancelled by itself).
-pub async fn convert_blocking(body: Bytes, mut opts: ConvertOptions, permits: PermitSlot) -> Result<Conversion, ApiError> {
+pub async fn convert_blocking(
+    body: Bytes,
+    mut opts: ConvertOptions,
+    permits: PermitSlot,
+) -> Result<Conversion, ApiError> {
     struct CancelOnDrop(convert::Cancel);
     impl Drop for CancelOnDrop {
         fn drop(&mut self) {
@@ -513,8 +517,9 @@ pub(super) fn patient_of(c: &Conversion) -> (Option<String>, Option<String>) {
 fn summary(id: &str, now: &str, sender: &str, parties: &Parties, c: &Conversion) -> Value {
     let by_type: serde_json::Map<String, Value> = c.counts().into_iter().map(|(t, n)| (t, json!(n))).collect();
     // Issues beyond the limit are counted too (a conversion outcome never holds errors).
-    let unmapped = c.outcome.issues.iter().filter(|i| matches!(i.severity, Severity::Warning | Severity::Information)).count()
-        + c.outcome.omitted();
+    let unmapped =
+        c.outcome.issues.iter().filter(|i| matches!(i.severity, Severity::Warning | Severity::Information)).count()
+            + c.outcome.omitted();
     let patient = c.resources.iter().find(|r| r.resource_type == "Patient").map(|p| format!("Patient/{}", p.id));
     json!({
         "id": id,

@@ -214,7 +214,12 @@ pub fn private_dir(dir: &std::path::Path) -> std::io::Result<()> {
 /// cannot set hyper's header-read timeout: a client that trickles its headers (slowloris)
 /// is cut off after `header_read_timeout` (issue 14). The peer address is given to each
 /// request as `ConnectInfo` (the audit trail's access point, NEN 7513 "toegangspunt").
-async fn serve<F>(listener: TcpListener, router: Router, header_read_timeout: Duration, shutdown: F) -> std::io::Result<()>
+async fn serve<F>(
+    listener: TcpListener,
+    router: Router,
+    header_read_timeout: Duration,
+    shutdown: F,
+) -> std::io::Result<()>
 where
     F: Future<Output = ()> + Send + 'static,
 {
@@ -238,10 +243,11 @@ where
             _ = &mut shutdown => break,
         };
         let router = router.clone();
-        let service = TowerToHyperService::new(tower::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
-            req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
-            router.clone().oneshot(req.map(axum::body::Body::new))
-        }));
+        let service =
+            TowerToHyperService::new(tower::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+                router.clone().oneshot(req.map(axum::body::Body::new))
+            }));
         let mut stop = stop_rx.clone();
         tokio::spawn(async move {
             let mut builder = hyper::server::conn::http1::Builder::new();

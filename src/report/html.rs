@@ -15,7 +15,6 @@ pub const CSP: &str =
 /// and a patient's access log), which can also forbid framing (ignored in a `<meta>`).
 pub const CSP_HEADER: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
-
 /// Escapes text for HTML element content and quoted attribute values.
 pub fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());

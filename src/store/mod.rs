@@ -61,8 +61,8 @@ impl Store {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
-        let file = (!url.contains(":memory:") && !url.contains("mode=memory"))
-            .then(|| options.get_filename().to_path_buf());
+        let file =
+            (!url.contains(":memory:") && !url.contains("mode=memory")).then(|| options.get_filename().to_path_buf());
         if let Some(f) = &file {
             private_database_files(f)?;
         }
@@ -127,7 +127,13 @@ fn private_database_files(db: &std::path::Path) -> Result<(), StoreError> {
             if let Some(dir) = db.parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir).map_err(err(dir))?;
             }
-            std::fs::OpenOptions::new().write(true).create(true).truncate(false).mode(0o600).open(db).map_err(err(db))?;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600)
+                .open(db)
+                .map_err(err(db))?;
         }
         for suffix in ["", "-wal", "-shm", "-journal"] {
             let mut name = db.as_os_str().to_owned();

@@ -8,8 +8,7 @@ use overdracht::audit::{AuditAction, AuditSearch};
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    assert_outcome, captured_logs, example, receiver_query, repo_file, spawn_app, spawn_app_with, TestApp,
-    RECEIVER_URA,
+    assert_outcome, captured_logs, example, receiver_query, repo_file, spawn_app, spawn_app_with, TestApp, RECEIVER_URA,
 };
 
 const PROVIDER: &str = "11112222";
@@ -132,7 +131,8 @@ async fn validate_blow_up_is_capped() {
     let app = spawn_app_with(|s| s.limits.max_issues = 1).await;
     let mut record: Value = serde_json::from_slice(&example()).expect("example");
     for i in 0..4 {
-        let appointment = json!({"resource": {"resourceType": "Appointment", "id": format!("a{i}"), "status": "booked"}});
+        let appointment =
+            json!({"resource": {"resourceType": "Appointment", "id": format!("a{i}"), "status": "booked"}});
         record["entry"].as_array_mut().expect("entries").push(appointment);
     }
     let r = app.post_handover(&receiver_query(), record.to_string().into_bytes()).await;
@@ -269,7 +269,8 @@ async fn tokens_with_crit_or_jku_are_refused() {
         json!({"x5u": "https://attacker.example/cert.pem"}),
         json!({"jwk": {"kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}}),
     ] {
-        let r = app.post("/fhir/$validate", token_with_header(&app, extra.clone()), "application/fhir+json", patient).await;
+        let r =
+            app.post("/fhir/$validate", token_with_header(&app, extra.clone()), "application/fhir+json", patient).await;
         let v = assert_outcome(r, 401).await;
         assert!(v.to_string().contains("header"), "{extra}: {v}");
     }
