@@ -153,7 +153,8 @@ impl Application {
         let guard = self.state.guard.clone();
         let summaries_store = self.state.store.clone();
         let summaries = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(guard.window_length());
+            // A window is summarised at most a quarter window after it closed.
+            let mut tick = tokio::time::interval((guard.window_length() / 4).max(Duration::from_millis(10)));
             loop {
                 tick.tick().await;
                 if let Some(e) = guard.take_summary(false) {
