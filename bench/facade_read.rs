@@ -59,6 +59,7 @@ async fn main() {
         ..Settings::default()
     };
     settings.policy.demo_examples = true;
+    settings.auth.insecure_trust_demo_key = true;
     let app = Application::build(&settings).await.expect("app");
     let base = format!("http://{}", app.addr());
     let store = app.store();

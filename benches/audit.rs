@@ -79,7 +79,7 @@ fn new_handover(n: usize, bundle: &str, source: &[u8], resources: i64) -> NewHan
         source_format: "fhir-stu3".into(),
         source_media_type: Some("application/fhir+json".into()),
         source_sha256: format!("{n:064}"),
-        source: source.to_vec(),
+        source_size: i64::try_from(source.len()).unwrap_or(0),
         output_bundle: bundle.to_owned(),
         resource_count: resources,
         summary: "{}".into(),
@@ -108,6 +108,7 @@ async fn main() {
         ..Default::default()
     };
     settings.policy.demo_examples = true;
+    settings.auth.insecure_trust_demo_key = true;
     let app = overdracht::api::Application::build(&settings).await.expect("service");
     let base = format!("http://{}", app.addr());
     let store: Store = app.store();

@@ -86,7 +86,7 @@ async fn fill(store: &Store, total: usize) {
                 source_format: "fhir-stu3".into(),
                 source_media_type: Some("application/fhir+json".into()),
                 source_sha256: format!("{i:064}"),
-                source: b"{}".to_vec(),
+                source_size: 2,
                 output_bundle: "{}".into(),
                 resource_count: 20,
                 summary: format!(r#"{{"transfer":{{"agreements":["x@1"],"removed":{removed}}}}}"#),

@@ -84,6 +84,10 @@ pub struct AuthSettings {
     pub issuers: Vec<IssuerSettings>,
     /// Clock skew tolerated for `exp` and `nbf`, in seconds.
     pub leeway_seconds: u64,
+    /// Trust the local demo key although no issuer is configured. Without issuers and
+    /// without this (or `serve --demo`), the service refuses to start: anyone who can read
+    /// the data directory could otherwise mint tokens for any organisation.
+    pub insecure_trust_demo_key: bool,
 }
 
 /// One trusted issuer and where its public key(s) are.
@@ -137,10 +141,38 @@ pub struct Limits {
     pub body_limit_bytes: usize,
     /// Time a request may take before it is answered with 408, in milliseconds.
     pub request_timeout_ms: u64,
-    /// Requests processed at once; further requests are refused with 503 at once.
+    /// Authenticated requests processed at once; further requests are refused with 503 at
+    /// once. Health, metrics, metadata and OpenAPI requests do not count.
     pub concurrency_limit: usize,
+    /// Authenticated requests of one organisation (token issuer and URA) processed at once.
+    pub per_caller_concurrency: usize,
+    /// Requests without a valid token one address may make per window; more: 429.
+    pub unauthenticated_per_window: u32,
+    /// The window of `unauthenticated_per_window` and of the audit summary of requests
+    /// without a valid token, in milliseconds.
+    pub unauthenticated_window_ms: u64,
+    /// Time a client has to send a request's headers, in milliseconds (slowloris).
+    pub header_read_timeout_ms: u64,
+    /// Memory all requests in progress may use together, in bytes: each authenticated
+    /// request reserves `memory_per_body_byte` times its body size (Content-Length, or
+    /// `body_limit_bytes` when it is not given) before its body is read; a request that
+    /// does not fit is refused with 503 (413 when it could never fit).
+    pub memory_budget_bytes: u64,
+    /// Working memory per byte of request body (parsed JSON, model, FHIR output, answer);
+    /// measured at about 74 for a 9.8 MB STU3 Bundle to `$convert`.
+    pub memory_per_body_byte: u64,
     /// How long graceful shutdown waits for in-flight requests, in seconds.
     pub shutdown_grace_seconds: u64,
+    /// Most issues one `$validate` answer or conversion outcome lists; the rest are counted
+    /// in a closing "N more issues" issue.
+    pub max_issues: usize,
+    /// Most JSON values (objects, arrays, strings, numbers, ...) or XML elements in one
+    /// request body: the work one request may cause (422 too-costly above; counted before
+    /// the body is parsed).
+    pub max_json_values: usize,
+    /// Largest `$validate` answer, in bytes: issues are left out (and counted) until the
+    /// OperationOutcome fits.
+    pub max_response_bytes: usize,
 }
 
 impl Default for Settings {
@@ -163,7 +195,12 @@ impl Default for Settings {
 
 impl Default for AuthSettings {
     fn default() -> Self {
-        AuthSettings { audience: DEFAULT_AUDIENCE.to_owned(), issuers: Vec::new(), leeway_seconds: 30 }
+        AuthSettings {
+            audience: DEFAULT_AUDIENCE.to_owned(),
+            issuers: Vec::new(),
+            leeway_seconds: 30,
+            insecure_trust_demo_key: false,
+        }
     }
 }
 
@@ -173,7 +210,16 @@ impl Default for Limits {
             body_limit_bytes: 16 * 1024 * 1024,
             request_timeout_ms: 30_000,
             concurrency_limit: 256,
+            per_caller_concurrency: 32,
+            unauthenticated_per_window: 120,
+            unauthenticated_window_ms: 60_000,
+            header_read_timeout_ms: 10_000,
+            memory_budget_bytes: 2 * 1024 * 1024 * 1024,
+            memory_per_body_byte: 80,
             shutdown_grace_seconds: 30,
+            max_issues: 1000,
+            max_json_values: 2_000_000,
+            max_response_bytes: 4 * 1024 * 1024,
         }
     }
 }
@@ -181,6 +227,10 @@ impl Default for Limits {
 impl Limits {
     pub fn request_timeout(&self) -> Duration {
         Duration::from_millis(self.request_timeout_ms)
+    }
+
+    pub fn header_read_timeout(&self) -> Duration {
+        Duration::from_millis(self.header_read_timeout_ms.max(1))
     }
 }
 
@@ -249,6 +299,9 @@ impl Settings {
         if let Some(v) = env("OVERDRACHT_AUTH_LEEWAY_SECONDS") {
             self.auth.leeway_seconds = parse("OVERDRACHT_AUTH_LEEWAY_SECONDS", v)?;
         }
+        if let Some(v) = env("OVERDRACHT_INSECURE_TRUST_DEMO_KEY") {
+            self.auth.insecure_trust_demo_key = parse("OVERDRACHT_INSECURE_TRUST_DEMO_KEY", v)?;
+        }
         if let Some(v) = env("OVERDRACHT_BODY_LIMIT_BYTES") {
             self.limits.body_limit_bytes = parse("OVERDRACHT_BODY_LIMIT_BYTES", v)?;
         }
@@ -258,8 +311,35 @@ impl Settings {
         if let Some(v) = env("OVERDRACHT_CONCURRENCY_LIMIT") {
             self.limits.concurrency_limit = parse("OVERDRACHT_CONCURRENCY_LIMIT", v)?;
         }
+        if let Some(v) = env("OVERDRACHT_PER_CALLER_CONCURRENCY") {
+            self.limits.per_caller_concurrency = parse("OVERDRACHT_PER_CALLER_CONCURRENCY", v)?;
+        }
+        if let Some(v) = env("OVERDRACHT_UNAUTHENTICATED_PER_WINDOW") {
+            self.limits.unauthenticated_per_window = parse("OVERDRACHT_UNAUTHENTICATED_PER_WINDOW", v)?;
+        }
+        if let Some(v) = env("OVERDRACHT_UNAUTHENTICATED_WINDOW_MS") {
+            self.limits.unauthenticated_window_ms = parse("OVERDRACHT_UNAUTHENTICATED_WINDOW_MS", v)?;
+        }
+        if let Some(v) = env("OVERDRACHT_HEADER_READ_TIMEOUT_MS") {
+            self.limits.header_read_timeout_ms = parse("OVERDRACHT_HEADER_READ_TIMEOUT_MS", v)?;
+        }
+        if let Some(v) = env("OVERDRACHT_MEMORY_BUDGET_BYTES") {
+            self.limits.memory_budget_bytes = parse("OVERDRACHT_MEMORY_BUDGET_BYTES", v)?;
+        }
+        if let Some(v) = env("OVERDRACHT_MEMORY_PER_BODY_BYTE") {
+            self.limits.memory_per_body_byte = parse("OVERDRACHT_MEMORY_PER_BODY_BYTE", v)?;
+        }
         if let Some(v) = env("OVERDRACHT_SHUTDOWN_GRACE_SECONDS") {
             self.limits.shutdown_grace_seconds = parse("OVERDRACHT_SHUTDOWN_GRACE_SECONDS", v)?;
+        }
+        if let Some(v) = env("OVERDRACHT_MAX_ISSUES") {
+            self.limits.max_issues = parse("OVERDRACHT_MAX_ISSUES", v)?;
+        }
+        if let Some(v) = env("OVERDRACHT_MAX_JSON_VALUES") {
+            self.limits.max_json_values = parse("OVERDRACHT_MAX_JSON_VALUES", v)?;
+        }
+        if let Some(v) = env("OVERDRACHT_MAX_RESPONSE_BYTES") {
+            self.limits.max_response_bytes = parse("OVERDRACHT_MAX_RESPONSE_BYTES", v)?;
         }
         if let Some(v) = env("OVERDRACHT_DELIVERY_TARGETS") {
             self.delivery.targets_file = Some(PathBuf::from(v));

@@ -2,6 +2,9 @@
 //!
 //! This is the library call that the command line and the HTTP API share.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
 use serde_json::Value;
 
 use crate::fhir::{self, Emitted, FhirOptions, RefStyle};
@@ -27,11 +30,41 @@ pub struct ConvertOptions {
     /// from the record (the authoring organisation), else `unknown-sender`.
     pub sender: Option<String>,
     pub output: OutputKind,
+    /// Most issues the conversion's outcome keeps (the rest are counted); `None`: all.
+    pub max_issues: Option<usize>,
+    /// Stops the conversion between its steps once set (the request it served timed out).
+    pub cancel: Option<Cancel>,
 }
 
 impl Default for ConvertOptions {
     fn default() -> Self {
-        ConvertOptions { format: None, sender: None, output: OutputKind::Bundle }
+        ConvertOptions { format: None, sender: None, output: OutputKind::Bundle, max_issues: None, cancel: None }
+    }
+}
+
+/// A flag that stops a conversion at its next step: parsing, reading the source, emitting,
+/// and validating each emitted resource. Work on a blocking thread is not cancelled when
+/// the request that started it is dropped (issue 14: conversion went on after the 408),
+/// so the request sets this flag when it goes away.
+#[derive(Debug, Clone, Default)]
+pub struct Cancel(Arc<AtomicBool>);
+
+impl Cancel {
+    pub fn new() -> Cancel {
+        Cancel::default()
+    }
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+fn check(opts: &ConvertOptions) -> Result<(), ConvertError> {
+    match &opts.cancel {
+        Some(c) if c.is_cancelled() => Err(ConvertError::Cancelled),
+        _ => Ok(()),
     }
 }
 
@@ -57,6 +90,9 @@ pub enum ConvertError {
     /// run (see `fhir::ids::Bindings`); nothing of the record is written.
     #[error("{resource} was already written for another patient; this record is not written (two patients' records never share a resource)")]
     BoundToAnotherPatient { resource: String },
+    /// Stopped through [`ConvertOptions::cancel`].
+    #[error("the conversion was stopped (its request timed out or went away)")]
+    Cancelled,
 }
 
 fn first_error(o: &Outcome) -> String {
@@ -81,6 +117,7 @@ impl ConvertError {
             ConvertError::BoundToAnotherPatient { resource } => {
                 Issue::error(IssueCode::Conflict, self.to_string()).at(resource.clone()).into()
             }
+            ConvertError::Cancelled => Issue::error(IssueCode::Timeout, self.to_string()).into(),
         }
     }
 }
@@ -127,6 +164,7 @@ impl Conversion {
 /// Converts one record (a file's bytes).
 pub fn convert(bytes: &[u8], opts: &ConvertOptions) -> Result<Conversion, ConvertError> {
     // JSON is parsed once, both to detect its format and to read it.
+    check(opts)?;
     let is_xml = match opts.format {
         Some(f) => f == Format::Hl7v3Ps,
         None => source::sniff(bytes)? == source::Syntax::Xml,
@@ -141,6 +179,7 @@ pub fn convert(bytes: &[u8], opts: &ConvertOptions) -> Result<Conversion, Conver
 
 /// Converts one already parsed JSON record (an NDJSON line).
 pub fn convert_json(v: Value, opts: &ConvertOptions) -> Result<Conversion, ConvertError> {
+    check(opts)?;
     let format = opts.format.unwrap_or_else(|| source::detect_json(&v));
     let dossier = source::read_json(v, format)?;
     finish(dossier, format, opts)
@@ -168,6 +207,7 @@ fn sender_of(dossier: &Dossier, explicit: &Option<String>) -> String {
 }
 
 fn finish(dossier: Dossier, format: Format, opts: &ConvertOptions) -> Result<Conversion, ConvertError> {
+    check(opts)?;
     let sender = sender_of(&dossier, &opts.sender);
     let ref_style = match opts.output {
         OutputKind::Bundle => RefStyle::Urn,
@@ -175,11 +215,15 @@ fn finish(dossier: Dossier, format: Format, opts: &ConvertOptions) -> Result<Con
     };
     let out = fhir::emit(&dossier, &FhirOptions { sender: sender.clone(), ref_style });
     let mut outcome = dossier.outcome;
+    if let Some(max) = opts.max_issues {
+        outcome.limit(max);
+    }
     outcome.extend(out.outcome);
     // Everything we emit is validated before anyone sees it. An error is a defect of the
     // mapping that produced the resource, never something to pass on as if valid.
     let validator = Validator::embedded();
     for r in &out.resources {
+        check(opts)?;
         let checked = validator.validate(&r.resource);
         if checked.has_errors() {
             return Err(ConvertError::InvalidOutput {

@@ -263,8 +263,13 @@ struct ServeArgs {
     #[command(flatten)]
     store: StoreArgs,
     /// Print a ready-to-use demo token and a curl line that posts an example handover.
+    /// Without configured token issuers, this trusts the local demo key.
     #[arg(long)]
     demo: bool,
+    /// Trust the local demo key although no token issuer is configured (insecure: for
+    /// demonstrations and tests only) [env: OVERDRACHT_INSECURE_TRUST_DEMO_KEY]
+    #[arg(long)]
+    insecure_trust_demo_key: bool,
 }
 
 #[derive(Args)]
@@ -394,6 +399,9 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
     if args.demo && settings.policy.agreements_dir.is_none() {
         // The example agreements, teams and consents built into the binary.
         settings.policy.demo_examples = true;
+    }
+    if args.demo || args.insecure_trust_demo_key {
+        settings.auth.insecure_trust_demo_key = true;
     }
     if args.demo && settings.policy.admins.is_empty() && settings.demo_auth() {
         // The demo's administrator of Zorggroep Zuid, who may fetch the evidence report
@@ -744,13 +752,14 @@ fn run_audit(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
                 store.close().await;
                 for p in &pending {
                     let who = p.entry.user.as_ref().map(|u| format!("UZI {} ({}, URA {})", u.uzi, u.uzi_role, u.ura));
+                    // Every field through audit::printable: a reason is the caller's text.
                     println!(
                         "{}  {}  {}  {}  {}",
-                        p.id,
-                        p.recorded,
+                        audit::printable(&p.id),
+                        audit::printable(&p.recorded),
                         p.entry.action.code(),
-                        who.as_deref().unwrap_or("-"),
-                        p.entry.reason.as_deref().unwrap_or("-")
+                        audit::printable(who.as_deref().unwrap_or("-")),
+                        audit::printable(p.entry.reason.as_deref().unwrap_or("-"))
                     );
                 }
                 eprintln!("{} flagged entries to review", pending.len());
@@ -816,7 +825,8 @@ fn run_convert(args: ConvertArgs) -> anyhow::Result<ExitCode> {
         Some(p) => Sink::Stream(Box::new(std::io::BufWriter::new(std::fs::File::create(p)?))),
         None => Sink::Stream(Box::new(std::io::BufWriter::new(std::io::stdout()))),
     };
-    let opts = ConvertOptions { format: args.from, sender: args.sender.clone(), output: args.output };
+    let opts =
+        ConvertOptions { format: args.from, sender: args.sender.clone(), output: args.output, ..Default::default() };
     let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
     let mut rejects = Rejects::new(args.rejects.clone());
     let mut progress = Reporter::new(args.verbose);

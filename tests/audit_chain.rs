@@ -188,7 +188,7 @@ async fn view_access_rule() {
         source_format: "flat".into(),
         source_media_type: None,
         source_sha256: "00".into(),
-        source: b"{}".to_vec(),
+        source_size: 2,
         output_bundle: "{}".into(),
         resource_count: 0,
         summary: "{}".into(),

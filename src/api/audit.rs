@@ -50,16 +50,19 @@ pub fn unauthenticated(
 
 /// The access point: the client application (User-Agent) and the address the request came
 /// from (the TCP peer); behind a proxy also the address the proxy says it forwarded for
-/// (`X-Forwarded-For`, first hop; as claimed, not verified).
+/// (`X-Forwarded-For`, first hop). The caller chooses the User-Agent and X-Forwarded-For, so
+/// both are marked "claimed", stripped of control characters and bounded (issue 14); only
+/// the peer address is known.
 pub fn access_point(headers: &HeaderMap, peer: Option<std::net::SocketAddr>) -> Option<String> {
-    let agent = header(headers, "user-agent", 200);
+    // " @ " separates application and address in the stored form: not in a claimed value.
+    let agent = header(headers, "user-agent", 200).map(|a| format!("{} (claimed)", a.replace(" @ ", " at ")));
     let forwarded = header(headers, "x-forwarded-for", 200)
-        .and_then(|v| v.split(',').next().map(|s| s.trim().to_owned()))
+        .and_then(|v| v.split(',').next().map(|s| s.trim().chars().take(64).collect::<String>()))
         .filter(|s| !s.is_empty());
     let addr = match (peer.map(|p| p.ip().to_string()), forwarded) {
-        (Some(p), Some(f)) => Some(format!("{p} (forwarded for {f})")),
+        (Some(p), Some(f)) => Some(format!("{p} (forwarded for {f}, claimed)")),
         (Some(p), None) => Some(p),
-        (None, Some(f)) => Some(format!("forwarded for {f}")),
+        (None, Some(f)) => Some(format!("forwarded for {f}, claimed")),
         (None, None) => None,
     };
     match (agent, addr) {
@@ -70,12 +73,12 @@ pub fn access_point(headers: &HeaderMap, peer: Option<std::net::SocketAddr>) -> 
     }
 }
 
+/// A header's value as text: control characters dropped, at most `max` characters; bytes
+/// that are not ASCII are replaced (header values are not UTF-8 by definition).
 fn header(headers: &HeaderMap, name: &str, max: usize) -> Option<String> {
-    let v = headers.get(name)?.to_str().ok()?.trim();
-    if v.is_empty() {
-        return None;
-    }
-    Some(v.chars().take(max).collect())
+    let raw = String::from_utf8_lossy(headers.get(name)?.as_bytes()).into_owned();
+    let v: String = super::input::plain_text(&raw).trim().chars().take(max).collect();
+    (!v.is_empty()).then_some(v)
 }
 
 /// The outcome an error answer stands for: 401/403 denied, 5xx failure, other 4xx invalid.
@@ -386,6 +389,8 @@ fn action_words(a: AuditAction, nl: bool) -> &'static str {
         (AuditAction::HandoverRefused, true) => "probeerde uw dossier over te dragen (geweigerd)",
         (AuditAction::Conversion, false) => "converted your record",
         (AuditAction::Conversion, true) => "zette uw dossier om",
+        (AuditAction::Validation, false) => "checked a record's form (nothing stored)",
+        (AuditAction::Validation, true) => "controleerde de vorm van een dossier (niets bewaard)",
         (AuditAction::Read, false) => "looked at your data",
         (AuditAction::Read, true) => "bekeek uw gegevens",
         (AuditAction::Search, false) => "searched your data",
@@ -571,7 +576,7 @@ pub async fn access_log(
     let items: Vec<Value> = found.iter().map(|s| access_log_item(s, nl)).collect();
     if wants_html(&headers, &pairs) {
         let mut r = (StatusCode::OK, access_log_html(&items, nl)).into_response();
-        r.headers_mut().insert(h::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+        super::report::page_headers(r.headers_mut());
         return Ok(r);
     }
     Ok((

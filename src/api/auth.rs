@@ -142,6 +142,7 @@ impl Verifier {
     /// Checks a compact JWT and returns the caller, or a 401 error.
     pub fn verify(&self, token: &str) -> Result<Caller, ApiError> {
         let invalid = |m: &str| ApiError::unauthorized(Some("invalid_token"), m);
+        refuse_header_parameters(token)?;
         let header =
             jsonwebtoken::decode_header(token).map_err(|_| invalid("the bearer token is not a well-formed JWT"))?;
         let candidates = self.keys.iter().filter(|k| {
@@ -180,6 +181,30 @@ impl Verifier {
         };
         Err(invalid(message))
     }
+}
+
+/// JOSE header parameters a token may not carry: `crit` names extensions the verifier must
+/// understand (we understand none, so RFC 7515 says reject), `b64` changes what is signed
+/// (RFC 7797), and `jku`/`jwk`/`x5u`/`x5c` point at or embed a key. Keys come only from the
+/// configuration, so these are never used; a token that carries them is refused rather
+/// than silently verified against another key than the one it names.
+const REFUSED_HEADER_PARAMETERS: &[&str] = &["crit", "b64", "jku", "jwk", "x5u", "x5c"];
+
+fn refuse_header_parameters(token: &str) -> Result<(), ApiError> {
+    use base64::Engine as _;
+    let invalid = |m: String| ApiError::unauthorized(Some("invalid_token"), m);
+    let malformed =
+        || invalid("the bearer token is not a well-formed JWT (its header is not base64url JSON)".to_owned());
+    let head = token.split('.').next().unwrap_or_default();
+    let bytes =
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(head.trim_end_matches('=')).map_err(|_| malformed())?;
+    let header: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&bytes).map_err(|_| malformed())?;
+    if let Some(p) = REFUSED_HEADER_PARAMETERS.iter().find(|p| header.contains_key(**p)) {
+        return Err(invalid(format!(
+            "the token's header carries the parameter {p:?}, which this service does not accept (crit, b64, jku, jwk, x5u and x5c are refused; keys come from the configuration)"
+        )));
+    }
+    Ok(())
 }
 
 fn caller_from(c: Claims) -> Result<Caller, ApiError> {
@@ -223,14 +248,45 @@ impl FromRequestParts<AppState> for Caller {
             Ok(mut caller) => {
                 caller.peer = peer;
                 tracing::Span::current().record("ura", caller.ura.as_str());
+                // The permits are taken once the caller is known, before the body is read
+                // (see `guard`).
+                let key = format!("{}|{}", caller.issuer, caller.ura);
+                state.guard.admit(&key, body_size(parts), parts.extensions.get::<super::guard::PermitSlot>())?;
                 Ok(caller)
             }
             Err(e) => {
-                let entry = super::audit::unauthenticated(&parts.method, parts.uri.path(), &parts.headers, peer, &e);
-                crate::audit::record_alone(&state.store, &entry).await.map_err(ApiError::internal)?;
-                Err(e)
+                use super::guard::Unauthenticated;
+                let (decision, summary) = state.guard.unauthenticated(peer.map(|p| p.ip()));
+                if let Some(s) = summary {
+                    crate::audit::record_alone(&state.store, &s).await.map_err(ApiError::internal)?;
+                }
+                match decision {
+                    Unauthenticated::Audit => {
+                        let entry =
+                            super::audit::unauthenticated(&parts.method, parts.uri.path(), &parts.headers, peer, &e);
+                        crate::audit::record_alone(&state.store, &entry).await.map_err(ApiError::internal)?;
+                        Err(e)
+                    }
+                    Unauthenticated::Counted => Err(e),
+                    Unauthenticated::Limited => Err(ApiError::too_many_requests(
+                        "too many requests without a valid token from this address; retry later",
+                        state.guard.window_length().as_secs().max(1),
+                    )),
+                }
             }
         }
+    }
+}
+
+/// The size of the request's body as announced: 0 for methods without one, `None` when a
+/// body may come without a Content-Length (chunked).
+fn body_size(parts: &Parts) -> Option<u64> {
+    use axum::http::Method;
+    let length = parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok());
+    match (&parts.method, length) {
+        (_, Some(n)) => Some(n),
+        (&Method::GET | &Method::HEAD | &Method::DELETE | &Method::OPTIONS, None) => Some(0),
+        _ => None,
     }
 }
 
@@ -270,7 +326,7 @@ impl DemoKey {
             let key = ed25519_dalek::SigningKey::generate(&mut rand_core::OsRng);
             let pem = key.to_pkcs8_pem(Default::default()).map_err(|e| key_err(e.to_string()))?;
             if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir).map_err(|e| key_err(e.to_string()))?;
+                super::startup::private_dir(dir).map_err(|e| key_err(e.to_string()))?;
             }
             write_private(&path, pem.as_bytes()).map_err(|e| key_err(e.to_string()))?;
             let public =

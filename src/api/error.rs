@@ -22,7 +22,7 @@ pub struct ApiError {
     pub outcome: Outcome,
     /// `WWW-Authenticate` for 401.
     pub www_authenticate: Option<String>,
-    /// `Retry-After` (seconds) for 503.
+    /// `Retry-After` (seconds) for 503 and 429.
     pub retry_after: Option<u32>,
 }
 
@@ -74,6 +74,13 @@ impl ApiError {
                 "internal error; the request id in the x-request-id header finds it in the log",
             ),
         )
+    }
+
+    /// 429 with `Retry-After` (seconds).
+    pub fn too_many_requests(message: impl Into<String>, retry_after_seconds: u64) -> Self {
+        let mut e = Self::new(StatusCode::TOO_MANY_REQUESTS, Issue::error(IssueCode::Throttled, message));
+        e.retry_after = Some(u32::try_from(retry_after_seconds).unwrap_or(u32::MAX));
+        e
     }
 
     pub fn unavailable(message: impl Into<String>) -> Self {

@@ -43,6 +43,8 @@ pub const SEARCH_PARAMS: &[&str] = &["patient", "_id", "_count", "_offset"];
 /// Default and largest page size.
 pub const DEFAULT_COUNT: usize = 50;
 pub const MAX_COUNT: usize = 500;
+/// Largest `_offset`: beyond any patient's number of resources, and far from overflow.
+pub const MAX_OFFSET: usize = 1_000_000;
 
 /// The resource types handovers produce (R4 pass-through may bring others, which are served
 /// the same way).
@@ -194,7 +196,15 @@ pub fn parse_search(ty: &str, params: &[(String, String)]) -> Result<SearchQuery
                 q.id = Some(v.clone());
             }
             "_count" => q.count = number("_count")?.min(MAX_COUNT),
-            "_offset" => q.offset = number("_offset")?,
+            "_offset" => {
+                q.offset = number("_offset")?;
+                if q.offset > MAX_OFFSET {
+                    return Err(ApiError::bad_request(
+                        "_offset",
+                        format!("_offset must be 0 to {MAX_OFFSET}; follow the Bundle's next links"),
+                    ));
+                }
+            }
             "_format" if v.contains("json") => {}
             other => {
                 return Err(ApiError::bad_request(
@@ -326,8 +336,10 @@ fn page_links(base: &str, ty: &str, q: &SearchQuery, total: usize) -> Vec<(&'sta
     }
     let url = |offset: usize| format!("{base}/{ty}?{query}_count={}&_offset={offset}", q.count);
     let mut links = vec![("self", url(q.offset))];
-    if q.offset + q.count < total && q.count > 0 {
-        links.push(("next", url(q.offset + q.count)));
+    // Checked: offset and count come from the caller (bounded by parse_search, and checked
+    // here again so that no bound elsewhere is needed for this to be right).
+    if let Some(next) = q.offset.checked_add(q.count).filter(|n| *n < total && q.count > 0) {
+        links.push(("next", url(next)));
     }
     if q.offset > 0 {
         links.push(("previous", url(q.offset.saturating_sub(q.count))));
@@ -418,6 +430,8 @@ mod tests {
         assert!(parse_search("Condition", &p(&[])).is_err(), "a patient is required");
         assert!(parse_search("Condition", &p(&[("patient", "a"), ("_include", "Condition:subject")])).is_err());
         assert!(parse_search("Condition", &p(&[("patient", "a"), ("_count", "x")])).is_err());
+        assert!(parse_search("Condition", &p(&[("patient", "a"), ("_offset", "18446744073709551615")])).is_err());
+        assert!(parse_search("Condition", &p(&[("patient", "a"), ("_offset", "1000000")])).is_ok());
         assert!(parse_search("Patient", &p(&[("_id", "a")])).is_ok());
         assert!(parse_search("Patient", &p(&[("patient", "a")])).is_err());
     }

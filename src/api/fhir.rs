@@ -15,6 +15,7 @@ use serde_json::{json, Value};
 use super::audit as audit_api;
 use super::auth::Caller;
 use super::error::{fhir_response, ApiError};
+use super::guard::PermitSlot;
 use super::handovers::convert_blocking;
 use super::input::{self, PartyId};
 use super::state::AppState;
@@ -57,6 +58,7 @@ pub struct ConvertParams {
 pub async fn convert(
     State(state): State<AppState>,
     caller: Caller,
+    axum::Extension(permits): axum::Extension<PermitSlot>,
     Query(params): Query<ConvertParams>,
     headers: HeaderMap,
     body: Bytes,
@@ -64,7 +66,7 @@ pub async fn convert(
     // A conversion handles patient data even though nothing is stored: one entry per
     // request (patient, categories; no objects, as nothing is kept), before the answer.
     let mut entry = audit_api::draft(AuditAction::Conversion, &caller, &headers);
-    let result = convert_record(&caller, params, &headers, body, &mut entry).await;
+    let result = convert_record(&state, &caller, params, &headers, body, permits, &mut entry).await;
     if let Err(e) = &result {
         entry = audit_api::refusal(entry, AuditAction::Conversion, e);
     }
@@ -73,10 +75,12 @@ pub async fn convert(
 }
 
 async fn convert_record(
+    state: &AppState,
     caller: &Caller,
     params: ConvertParams,
     headers: &HeaderMap,
     body: Bytes,
+    permits: PermitSlot,
     entry: &mut AuditEntry,
 ) -> Result<Response, ApiError> {
     caller.require_treatment_purpose()?;
@@ -94,11 +98,14 @@ async fn convert_record(
         }
     };
     input::require_body(&body)?;
-    let c = convert_blocking(body, ConvertOptions { format: kind.format, sender, output }).await?;
+    input::check_work(&body, state.limits.max_json_values)?;
+    let opts =
+        ConvertOptions { format: kind.format, sender, output, max_issues: Some(state.limits.max_issues), cancel: None };
+    let c = convert_blocking(body, opts, permits).await?;
     entry.patient_bsn = super::handovers::patient_of(&c).1;
     entry.categories = super::handovers::categories_of(&c);
     entry.reason = Some(format!("converted {} resources; nothing stored", c.resources.len()));
-    let unmapped = c.outcome.issues.len().to_string();
+    let unmapped = (c.outcome.issues.len() + c.outcome.omitted()).to_string();
     let mut r = match output {
         OutputKind::Bundle => fhir_response(StatusCode::OK, &c.bundle()),
         OutputKind::Ndjson => {
@@ -137,9 +144,36 @@ pub struct ValidateParams {
 pub async fn validate(
     State(state): State<AppState>,
     caller: Caller,
+    axum::Extension(permits): axum::Extension<PermitSlot>,
     Query(params): Query<ValidateParams>,
     headers: HeaderMap,
     body: Bytes,
+) -> Result<Response, ApiError> {
+    // Validation handles a (possibly real) patient's data as $convert does: one entry per
+    // request with who, when and the resource type; nothing of the content (issue 14).
+    let mut entry = audit_api::draft(AuditAction::Validation, &caller, &headers);
+    let result = validate_resource(&state, &caller, params, &headers, body, permits, &mut entry).await;
+    if let Err(e) = &result {
+        entry = audit_api::refusal(entry, AuditAction::Validation, e);
+    }
+    crate::audit::record_alone(&state.store, &entry).await.map_err(ApiError::internal)?;
+    result
+}
+
+/// The resource type named in a document, if it looks like one (for the audit entry).
+fn type_name(doc: &Value) -> Option<String> {
+    let t = doc.get("resourceType")?.as_str()?;
+    (!t.is_empty() && t.len() <= 64 && t.bytes().all(|b| b.is_ascii_alphabetic())).then(|| t.to_owned())
+}
+
+async fn validate_resource(
+    state: &AppState,
+    caller: &Caller,
+    params: ValidateParams,
+    headers: &HeaderMap,
+    body: Bytes,
+    permits: PermitSlot,
+    entry: &mut AuditEntry,
 ) -> Result<Response, ApiError> {
     caller.require_treatment_purpose()?;
     let media = headers.get(header::CONTENT_TYPE).map(|v| String::from_utf8_lossy(v.as_bytes()).to_ascii_lowercase());
@@ -152,6 +186,7 @@ pub async fn validate(
         }
     }
     input::require_body(&body)?;
+    input::check_work(&body, state.limits.max_json_values)?;
     let doc: Value = serde_json::from_slice(crate::source::without_bom(&body)).map_err(|e| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -162,12 +197,18 @@ pub async fn validate(
             )),
         )
     })?;
+    drop(body);
     let (resource, mut profile) = if doc["resourceType"] == "Parameters" {
-        let params = doc["parameter"].as_array().cloned().unwrap_or_default();
-        let resource = params
+        let mut doc = doc;
+        let params = doc["parameter"].as_array_mut().map(std::mem::take).unwrap_or_default();
+        let profile = params
             .iter()
+            .find(|p| p["name"] == "profile")
+            .and_then(|p| p["valueUri"].as_str().or_else(|| p["valueCanonical"].as_str()).map(str::to_owned));
+        let resource = params
+            .into_iter()
             .find(|p| p["name"] == "resource")
-            .map(|p| p["resource"].clone())
+            .map(|mut p| p["resource"].take())
             .filter(Value::is_object)
             .ok_or_else(|| {
                 ApiError::bad_request(
@@ -175,10 +216,6 @@ pub async fn validate(
                     "Parameters must hold a parameter named resource with the resource to validate",
                 )
             })?;
-        let profile = params
-            .iter()
-            .find(|p| p["name"] == "profile")
-            .and_then(|p| p["valueUri"].as_str().or_else(|| p["valueCanonical"].as_str()).map(str::to_owned));
         (resource, profile)
     } else {
         (doc, None)
@@ -186,11 +223,22 @@ pub async fn validate(
     if params.profile.is_some() {
         profile = params.profile;
     }
+    entry.objects = type_name(&resource).into_iter().collect();
     let validator = state.validator.clone();
-    let outcome = tokio::task::spawn_blocking(move || validator.validate(&resource, profile.as_deref()))
-        .await
-        .map_err(ApiError::internal)?;
-    Ok(fhir_response(StatusCode::OK, &outcome.to_fhir()))
+    let (max_issues, max_bytes) = (state.limits.max_issues, state.limits.max_response_bytes);
+    let (answer, issues, invalid) = tokio::task::spawn_blocking(move || {
+        let outcome = validator.validate(&resource, profile.as_deref(), max_issues);
+        drop((resource, permits));
+        let counts = (outcome.issues.len() + outcome.omitted(), outcome.has_errors());
+        (super::validate::bounded_outcome(outcome, max_bytes), counts.0, counts.1)
+    })
+    .await
+    .map_err(ApiError::internal)?;
+    entry.reason =
+        Some(format!("validated: {issues} issues, {}; nothing stored", if invalid { "invalid" } else { "valid" }));
+    let mut r = Response::new(axum::body::Body::from(answer));
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(super::error::FHIR_JSON));
+    Ok(r)
 }
 
 #[utoipa::path(
@@ -211,7 +259,7 @@ fn resources() -> Value {
         let mut params = vec![
             json!({"name": "_id", "type": "token", "documentation": "the resource id"}),
             json!({"name": "_count", "type": "number", "documentation": "page size (default 50, at most 500)"}),
-            json!({"name": "_offset", "type": "number", "documentation": "position of the first result (paging over the filtered results)"}),
+            json!({"name": "_offset", "type": "number", "documentation": "position of the first result (paging over the filtered results; 0 to 1000000, 400 above)"}),
         ];
         params.extend(extra.iter().map(|(n, t, d)| json!({"name": n, "type": t, "documentation": d})));
         Value::Array(params)

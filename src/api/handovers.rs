@@ -24,6 +24,7 @@ use sha2::{Digest, Sha256};
 use super::audit as audit_api;
 use super::auth::Caller;
 use super::error::ApiError;
+use super::guard::PermitSlot;
 use super::input::{self, BodyKind, PartyId};
 use super::state::AppState;
 use crate::audit::{self, AuditAction, AuditEntry, AuditOutcome};
@@ -106,16 +107,36 @@ pub fn convert_error(e: &ConvertError) -> ApiError {
             StatusCode::INTERNAL_SERVER_ERROR
         }
         ConvertError::BoundToAnotherPatient { .. } => StatusCode::CONFLICT,
+        ConvertError::Cancelled => StatusCode::REQUEST_TIMEOUT,
     };
     ApiError::new(status, e.to_outcome())
 }
 
-/// Converts on the blocking pool.
-pub async fn convert_blocking(body: Bytes, opts: ConvertOptions) -> Result<Conversion, ApiError> {
-    tokio::task::spawn_blocking(move || convert::convert(&body, &opts))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(|e| convert_error(&e))
+/// Converts on the blocking pool. The request's permits go with the work (its memory is in
+/// use until the conversion ends), and the conversion is cancelled when this future is
+/// dropped, as the timeout does (work on the blocking pool is not cancelled by itself).
+pub async fn convert_blocking(
+    body: Bytes,
+    mut opts: ConvertOptions,
+    permits: PermitSlot,
+) -> Result<Conversion, ApiError> {
+    struct CancelOnDrop(convert::Cancel);
+    impl Drop for CancelOnDrop {
+        fn drop(&mut self) {
+            self.0.cancel();
+        }
+    }
+    let cancel = convert::Cancel::new();
+    opts.cancel = Some(cancel.clone());
+    let _cancel_on_drop = CancelOnDrop(cancel);
+    tokio::task::spawn_blocking(move || {
+        let r = convert::convert(&body, &opts);
+        drop(permits);
+        r
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(|e| convert_error(&e))
 }
 
 #[utoipa::path(
@@ -143,6 +164,7 @@ pub async fn convert_blocking(body: Bytes, opts: ConvertOptions) -> Result<Conve
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
+    axum::Extension(permits): axum::Extension<PermitSlot>,
     Query(params): Query<HandoverParams>,
     headers: HeaderMap,
     body: Bytes,
@@ -150,7 +172,7 @@ pub async fn create(
     // One audit entry per request: the handler fills in what it learns and appends it in
     // the handover's transaction; a refused request is recorded here, on its own.
     let mut entry = audit_api::draft(AuditAction::HandoverReceived, &caller, &headers);
-    let result = create_handover(&state, caller, params, headers, body, &mut entry).await;
+    let result = create_handover(&state, caller, params, headers, body, permits, &mut entry).await;
     if let Err(e) = &result {
         let refused = audit_api::refusal(entry, AuditAction::HandoverRefused, e);
         if let Err(audit_error) = audit::record_alone(&state.store, &refused).await {
@@ -166,6 +188,7 @@ async fn create_handover(
     params: HandoverParams,
     headers: HeaderMap,
     body: Bytes,
+    permits: PermitSlot,
     entry: &mut AuditEntry,
 ) -> Result<Response, ApiError> {
     caller.require_treatment_purpose()?;
@@ -189,7 +212,7 @@ async fn create_handover(
     };
 
     let source_sha256 = hex::encode(Sha256::digest(&body));
-    let conversion = convert_for_handover(state, &body, &kind, &parties, &caller, entry).await;
+    let conversion = convert_for_handover(state, &body, &kind, &parties, &caller, entry, permits).await;
     let (mut conversion, sender_decision) = match conversion {
         Ok(c) => c,
         Err(e) => {
@@ -241,7 +264,7 @@ async fn create_handover(
         source_format: conversion.format.name().to_owned(),
         source_media_type: kind.media_type.clone(),
         source_sha256,
-        source: body.to_vec(),
+        source_size: i64::try_from(body.len()).unwrap_or(i64::MAX),
         output_bundle: serde_json::to_string(&bundle).map_err(ApiError::internal)?,
         resource_count: i64::try_from(conversion.resources.len()).unwrap_or(i64::MAX),
         summary: serde_json::to_string(&summary).map_err(ApiError::internal)?,
@@ -338,7 +361,9 @@ async fn convert_for_handover(
     parties: &Parties,
     caller: &Caller,
     entry: &mut AuditEntry,
+    permits: PermitSlot,
 ) -> Result<(Conversion, (Sender, Decision)), ApiError> {
+    input::check_work(body, state.limits.max_json_values)?;
     let senders = &state.access.senders;
     let claimed = parties.sender.as_ref().map(|s| (s.system, s.value.as_str()));
     let mut decide = |author: Option<&str>| {
@@ -348,18 +373,24 @@ async fn convert_for_handover(
             ApiError::forbidden(d.reason)
         })
     };
-    let opts = |sender: Option<String>| ConvertOptions { format: kind.format, sender, output: OutputKind::Bundle };
+    let opts = |sender: Option<String>| ConvertOptions {
+        format: kind.format,
+        sender,
+        output: OutputKind::Bundle,
+        max_issues: Some(state.limits.max_issues),
+        cancel: None,
+    };
     if claimed.is_some() || senders.agb_codes(&caller.ura).next().is_none() {
         let decided = decide(None)?;
-        let conversion = convert_blocking(body.clone(), opts(Some(decided.0.id.clone()))).await?;
+        let conversion = convert_blocking(body.clone(), opts(Some(decided.0.id.clone())), permits).await?;
         return Ok((conversion, decided));
     }
-    let conversion = convert_blocking(body.clone(), opts(None)).await?;
+    let conversion = convert_blocking(body.clone(), opts(None), permits.clone()).await?;
     let decided = decide(Some(&conversion.sender))?;
     if decided.0.id == conversion.sender {
         return Ok((conversion, decided));
     }
-    let conversion = convert_blocking(body.clone(), opts(Some(decided.0.id.clone()))).await?;
+    let conversion = convert_blocking(body.clone(), opts(Some(decided.0.id.clone())), permits).await?;
     Ok((conversion, decided))
 }
 
@@ -505,8 +536,10 @@ pub(super) fn patient_of(c: &Conversion) -> (Option<String>, Option<String>) {
 /// no patient data beyond the Patient resource id.
 fn summary(id: &str, now: &str, sender: &str, parties: &Parties, c: &Conversion) -> Value {
     let by_type: serde_json::Map<String, Value> = c.counts().into_iter().map(|(t, n)| (t, json!(n))).collect();
+    // Issues beyond the limit are counted too (a conversion outcome never holds errors).
     let unmapped =
-        c.outcome.issues.iter().filter(|i| matches!(i.severity, Severity::Warning | Severity::Information)).count();
+        c.outcome.issues.iter().filter(|i| matches!(i.severity, Severity::Warning | Severity::Information)).count()
+            + c.outcome.omitted();
     let patient = c.resources.iter().find(|r| r.resource_type == "Patient").map(|p| format!("Patient/{}", p.id));
     json!({
         "id": id,

@@ -1,7 +1,7 @@
 //! The HTTP API for HIS and EHR systems (axum).
 //!
 //! A sender's HIS posts a patient record to `/handovers`; overdracht converts it with the
-//! same library call as the command line ([`crate::convert::convert`]), stores source,
+//! same library call as the command line ([`crate::convert::convert`]), stores the source's hash,
 //! output and parties in one transaction, and answers with a summary. `/fhir/$convert`
 //! and `/fhir/$validate` are the stateless operations. Every endpoint that takes or shows
 //! patient data needs a bearer token ([`auth`]); every error is a FHIR OperationOutcome
@@ -25,6 +25,7 @@ pub mod demo;
 pub mod error;
 pub mod facade;
 pub mod fhir;
+pub mod guard;
 pub mod handovers;
 pub mod health;
 pub mod input;

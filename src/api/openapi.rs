@@ -82,7 +82,7 @@ fn facade_read_doc() {}
         ("patient" = Option<String>, Query, description = "Required except for Patient: Patient/<id> or <id>"),
         ("_id" = Option<String>, Query, description = "Resource id (required for Patient)"),
         ("_count" = Option<u32>, Query, description = "Page size (default 50, max 500)"),
-        ("_offset" = Option<u32>, Query, description = "First result (paging over the filtered results)"),
+        ("_offset" = Option<u32>, Query, description = "First result (paging over the filtered results; at most 1000000)"),
         ("x-break-glass-reason" = Option<String>, Header, description = "Break-the-glass reason, percent-encoded")),
     responses((status = 200, description = "searchset Bundle, filtered item by item before total and paging", content_type = "application/fhir+json"),
         (status = 400, description = "Unsupported parameter (_include, _revinclude, ...) or no patient")),

@@ -105,15 +105,20 @@ pub async fn report(
     let r = report::gather(sources, &provider, period, today).await.map_err(ApiError::internal)?;
     if html {
         let mut resp = (StatusCode::OK, report::html::render(&r)).into_response();
-        let hs = resp.headers_mut();
-        hs.insert(h::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
-        hs.insert(h::CONTENT_SECURITY_POLICY, HeaderValue::from_static(report::html::CSP));
-        hs.insert(h::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        page_headers(resp.headers_mut());
         return Ok(resp);
     }
     let mut resp = (StatusCode::OK, axum::Json(&r)).into_response();
     resp.headers_mut().insert(h::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(resp)
+}
+
+/// The headers of an HTML page of ours: its policy, no MIME sniffing, not cached.
+pub fn page_headers(hs: &mut HeaderMap) {
+    hs.insert(h::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    hs.insert(h::CONTENT_SECURITY_POLICY, HeaderValue::from_static(report::html::CSP_HEADER));
+    hs.insert(h::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    hs.insert(h::CACHE_CONTROL, HeaderValue::from_static("no-store"));
 }
 
 #[cfg(test)]

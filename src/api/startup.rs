@@ -18,7 +18,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::Router;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
@@ -26,6 +25,7 @@ use tracing::Level;
 
 use super::auth::{AuthError, Verifier};
 use super::error::{outcome_for_bare_errors, ApiError};
+use super::guard::{Guard, PermitSlot};
 use super::metrics::{self, Metrics};
 use super::state::AppState;
 use super::{audit, care_team, facade, fhir, handovers, health, openapi, report, validate};
@@ -36,6 +36,8 @@ use crate::validate::{Issue, IssueCode};
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
+    #[error("no token issuer is configured (auth.issuers), so only the local demo key in the data directory would be trusted, and anyone who can read it could mint tokens for any organisation. Configure auth.issuers, or start a demonstration with `serve --demo` (or --insecure-trust-demo-key / auth.insecure_trust_demo_key = true)")]
+    NoIssuers,
     #[error("cannot create the data directory {path}: {source}")]
     DataDir { path: std::path::PathBuf, source: std::io::Error },
     #[error(transparent)]
@@ -61,13 +63,21 @@ pub struct Application {
     router: Router,
     state: AppState,
     grace: Duration,
+    /// Time a client has to send a request's headers.
+    header_read_timeout: Duration,
     /// Delivers the outbox in the background while the service runs (issue 8).
     worker: crate::deliver::outbox::Worker,
 }
 
 impl Application {
     pub async fn build(settings: &Settings) -> Result<Application, StartupError> {
-        std::fs::create_dir_all(&settings.data_dir)
+        if settings.demo_auth() && !settings.auth.insecure_trust_demo_key {
+            return Err(StartupError::NoIssuers);
+        }
+        if settings.demo_auth() {
+            tracing::warn!("INSECURE: no token issuer configured; trusting the local demo key (demonstration only)");
+        }
+        private_dir(&settings.data_dir)
             .map_err(|source| StartupError::DataDir { path: settings.data_dir.clone(), source })?;
         let store = Store::open(&settings.database_url(), settings.database_max_connections).await?;
         let verifier = Arc::new(Verifier::from_settings(settings)?);
@@ -96,6 +106,8 @@ impl Application {
             validator: validate::default_validator(),
             access,
             audit: Arc::new(settings.audit.clone()),
+            limits: Arc::new(settings.limits.clone()),
+            guard: Arc::new(Guard::new(&settings.limits)),
         };
         let listener = TcpListener::bind(settings.listen)
             .await
@@ -112,6 +124,7 @@ impl Application {
             router: router(state.clone(), &settings.limits),
             state,
             grace: Duration::from_secs(settings.limits.shutdown_grace_seconds),
+            header_read_timeout: settings.limits.header_read_timeout(),
             worker,
         })
     }
@@ -131,11 +144,25 @@ impl Application {
         F: Future<Output = ()> + Send + 'static,
     {
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        // The peer address goes into the audit trail's access point (NEN 7513 "toegangspunt").
-        let app = self.router.into_make_service_with_connect_info::<std::net::SocketAddr>();
-        let server = axum::serve(self.listener, app).with_graceful_shutdown(async move {
+        let server = serve(self.listener, self.router, self.header_read_timeout, async move {
             shutdown.await;
             let _ = tx.send(());
+        });
+        // Requests without a valid token are summarised per window (see `guard`): the
+        // summary of a quiet window is written here, the last one at shutdown.
+        let guard = self.state.guard.clone();
+        let summaries_store = self.state.store.clone();
+        let summaries = tokio::spawn(async move {
+            // A window is summarised at most a quarter window after it closed.
+            let mut tick = tokio::time::interval((guard.window_length() / 4).max(Duration::from_millis(10)));
+            loop {
+                tick.tick().await;
+                if let Some(e) = guard.take_summary(false) {
+                    if let Err(err) = crate::audit::record_alone(&summaries_store, &e).await {
+                        tracing::error!(error = %err, "cannot record the summary of unauthenticated requests");
+                    }
+                }
+            }
         });
         let grace = self.grace;
         let store = self.state.store.clone();
@@ -153,9 +180,102 @@ impl Application {
         };
         let _ = stop_worker.send(());
         let _ = worker.await;
+        summaries.abort();
+        if let Some(e) = self.state.guard.take_summary(true) {
+            if let Err(err) = crate::audit::record_alone(&store, &e).await {
+                tracing::error!(error = %err, "cannot record the summary of unauthenticated requests");
+            }
+        }
         store.close().await;
         result
     }
+}
+
+/// Creates the data directory (and missing parents) with mode 0700, and narrows an existing
+/// one to 0700: it holds the database and the demo key (issue 14). Explicit modes, so the
+/// umask cannot widen them.
+pub fn private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+        let mode = std::fs::metadata(dir)?.permissions().mode();
+        if mode & 0o077 != 0 {
+            tracing::warn!(dir = %dir.display(), mode = format!("{:o}", mode & 0o777), "narrowing the data directory to mode 0700");
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+        }
+        Ok(())
+    }
+    #[cfg(not(unix))]
+    std::fs::create_dir_all(dir)
+}
+
+/// Accepts connections and serves them over HTTP/1.1 until `shutdown` completes, then
+/// lets open connections finish their requests. Instead of `axum::serve` because that
+/// cannot set hyper's header-read timeout: a client that trickles its headers (slowloris)
+/// is cut off after `header_read_timeout` (issue 14). The peer address is given to each
+/// request as `ConnectInfo` (the audit trail's access point, NEN 7513 "toegangspunt").
+async fn serve<F>(
+    listener: TcpListener,
+    router: Router,
+    header_read_timeout: Duration,
+    shutdown: F,
+) -> std::io::Result<()>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::service::TowerToHyperService;
+    use tower::ServiceExt as _;
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(());
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait a little rather than spin.
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let router = router.clone();
+        let service =
+            TowerToHyperService::new(tower::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+                router.clone().oneshot(req.map(axum::body::Body::new))
+            }));
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder.timer(TokioTimer::new()).header_read_timeout(header_read_timeout);
+            let conn = builder.serve_connection(TokioIo::new(stream), service);
+            let mut conn = std::pin::pin!(conn);
+            tokio::select! {
+                r = conn.as_mut() => {
+                    if let Err(e) = r {
+                        tracing::debug!(error = %e, "connection ended with an error");
+                    }
+                    return;
+                }
+                _ = stop.changed() => conn.as_mut().graceful_shutdown(),
+            }
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+            drop(stop);
+        });
+    }
+    drop(listener);
+    drop(stop_rx);
+    let _ = stop_tx.send(());
+    // Every connection task holds a receiver: closed when the last one has finished.
+    stop_tx.closed().await;
+    Ok(())
 }
 
 /// Waits for Ctrl-C or SIGTERM.
@@ -181,20 +301,16 @@ pub async fn shutdown_signal() {
     tracing::info!("shutting down: finishing in-flight requests");
 }
 
-#[derive(Clone)]
-struct Guard {
-    permits: Arc<Semaphore>,
-    timeout: Duration,
-}
-
-/// Overload and timeout: a request beyond the concurrency limit is refused at once (503,
-/// Retry-After) rather than queued, so latency stays bounded; one that takes longer than
-/// the timeout is answered with 408.
-async fn guard(State(g): State<Guard>, req: Request, next: Next) -> Response {
-    let Ok(_permit) = g.permits.clone().try_acquire_owned() else {
-        return ApiError::unavailable("the server is at its concurrency limit; retry shortly").into_response();
-    };
-    match tokio::time::timeout(g.timeout, next.run(req)).await {
+/// Timeout and the permits' lifetime: a request that takes longer than the timeout is
+/// answered with 408; the permits its caller takes once authenticated (see `guard`) are
+/// held in the request's [`PermitSlot`] until its response is made. Overload is refused at
+/// once (503, Retry-After) rather than queued, so latency stays bounded.
+async fn guard(State(timeout): State<Duration>, mut req: Request, next: Next) -> Response {
+    let slot = PermitSlot::default();
+    req.extensions_mut().insert(slot.clone());
+    let answer = tokio::time::timeout(timeout, next.run(req)).await;
+    drop(slot);
+    match answer {
         Ok(r) => r,
         Err(_) => ApiError::new(
             StatusCode::REQUEST_TIMEOUT,
@@ -205,6 +321,16 @@ async fn guard(State(g): State<Guard>, req: Request, next: Next) -> Response {
         )
         .into_response(),
     }
+}
+
+/// A caller's `X-Request-Id` is kept only when it is a plain token; otherwise it is removed
+/// and the request gets one of ours (it goes into the text log and the audit trail).
+async fn unsafe_request_id_replaced(mut req: Request, next: Next) -> Response {
+    let unsafe_id = req.headers().get("x-request-id").is_some_and(|v| !super::input::is_safe_request_id(v.as_bytes()));
+    if unsafe_id {
+        req.headers_mut().remove("x-request-id");
+    }
+    next.run(req).await
 }
 
 fn panic_response(_payload: Box<dyn std::any::Any + Send + 'static>) -> Response {
@@ -227,8 +353,6 @@ async fn not_found() -> ApiError {
 /// The routes and layers.
 pub fn router(state: AppState, limits: &Limits) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
-    let guard_state =
-        Guard { permits: Arc::new(Semaphore::new(limits.concurrency_limit.max(1))), timeout: limits.request_timeout() };
     let trace = TraceLayer::new_for_http()
         .make_span_with(|req: &Request| {
             let id = req
@@ -269,12 +393,13 @@ pub fn router(state: AppState, limits: &Limits) -> Router {
         .route("/openapi.json", get(openapi::openapi_json))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(limits.body_limit_bytes))
-        .layer(middleware::from_fn_with_state(guard_state, guard))
+        .layer(middleware::from_fn_with_state(limits.request_timeout(), guard))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(middleware::from_fn(outcome_for_bare_errors))
         .layer(middleware::from_fn_with_state(state.clone(), metrics::track))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(trace)
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .layer(middleware::from_fn(unsafe_request_id_replaced))
         .with_state(state)
 }

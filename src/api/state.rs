@@ -19,4 +19,8 @@ pub struct AppState {
     pub access: AccessControl,
     /// Who may see the whole audit trail and review flagged entries.
     pub audit: Arc<crate::config::AuditSettings>,
+    /// Protection of the service itself (caps per request).
+    pub limits: Arc<crate::config::Limits>,
+    /// Concurrency permits and the rate limit of requests without a valid token.
+    pub guard: Arc<super::guard::Guard>,
 }

@@ -58,7 +58,7 @@ pub fn codes(a: AuditAction) -> (Value, Option<Value>, &'static str) {
     let export = json!({ "system": DCM, "code": "110106", "display": "Export" });
     match a {
         AuditAction::HandoverReceived | AuditAction::HandoverRefused => (rest, interaction("create", "create"), "C"),
-        AuditAction::Conversion => (rest, interaction("operation", "operation"), "E"),
+        AuditAction::Conversion | AuditAction::Validation => (rest, interaction("operation", "operation"), "E"),
         AuditAction::Read | AuditAction::BreakGlass => (rest, interaction("read", "read"), "R"),
         AuditAction::Search | AuditAction::AuditQuery => (rest, interaction("search-type", "search type"), "E"),
         AuditAction::Denied => (json!({ "system": DCM, "code": "110113", "display": "Security Alert" }), None, "E"),

@@ -77,10 +77,13 @@ pub enum AuditAction {
     Review,
     /// An evidence report was produced (`overdracht report`, `GET /report`).
     Report,
+    /// A resource was validated (`$validate`); who, when and the resource type, nothing of
+    /// its content (issue 14).
+    Validation,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 16] = [
+    pub const ALL: [AuditAction; 17] = [
         AuditAction::HandoverReceived,
         AuditAction::HandoverRefused,
         AuditAction::Conversion,
@@ -97,6 +100,7 @@ impl AuditAction {
         AuditAction::AuditQuery,
         AuditAction::Review,
         AuditAction::Report,
+        AuditAction::Validation,
     ];
 
     /// The stored code (kebab-case), e.g. `handover-received`.
@@ -118,6 +122,7 @@ impl AuditAction {
             AuditAction::AuditQuery => "audit-query",
             AuditAction::Review => "review",
             AuditAction::Report => "report",
+            AuditAction::Validation => "validation",
         }
     }
 
@@ -445,4 +450,30 @@ pub(crate) fn sha256_hex(parts: &[&[u8]]) -> String {
         h.update(p);
     }
     hex::encode(h.finalize())
+}
+
+/// `s` for a terminal: control characters (escape sequences, line breaks, BEL) and Unicode
+/// direction overrides are shown as `\u{..}` escapes instead of acting on the screen. The
+/// trail holds text callers chose (reasons, access points), also from before such text was
+/// cleaned on the way in (issue 14).
+pub fn printable(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        let hidden = matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}');
+        if c.is_control() || hidden {
+            out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod printable_tests {
+    #[test]
+    fn escapes_act_on_no_screen() {
+        assert_eq!(super::printable("ok\u{1b}[2J\r\nfine\u{202e}"), "ok\\u{1b}[2J\\u{d}\\u{a}fine\\u{202e}");
+        assert_eq!(super::printable("gewoon één reden"), "gewoon één reden");
+    }
 }

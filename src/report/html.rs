@@ -11,6 +11,9 @@ use super::{BreakGlassSection, Report, TeamOut};
 /// The page's Content-Security-Policy: nothing can load from anywhere, and no script runs.
 pub const CSP: &str =
     "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'";
+/// The same policy as an HTTP header, for every HTML page the service serves (the report
+/// and a patient's access log), which can also forbid framing (ignored in a `<meta>`).
+pub const CSP_HEADER: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 /// Escapes text for HTML element content and quoted attribute values.
 pub fn esc(s: &str) -> String {

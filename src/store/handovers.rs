@@ -24,9 +24,12 @@ pub struct NewHandover {
     pub patient_resource_id: Option<String>,
     pub source_format: String,
     pub source_media_type: Option<String>,
+    /// SHA-256 (hex) and size of the original record. The record itself is not kept: it
+    /// may hold categories the agreement or an objection removed (issue 14); only what was
+    /// passed on (`output_bundle`) is stored.
     pub source_sha256: String,
-    pub source: Vec<u8>,
-    /// The transaction Bundle, serialised.
+    pub source_size: i64,
+    /// The transaction Bundle as passed on (after minimisation), serialised.
     pub output_bundle: String,
     pub resource_count: i64,
     /// The summary returned to the caller (JSON).
@@ -72,17 +75,13 @@ pub enum IdempotencyClaim {
 impl Tx {
     /// Inserts the handover unless one with the same id exists. True when inserted.
     pub async fn insert_handover(&mut self, h: &NewHandover) -> Result<bool, StoreError> {
-        use base64::Engine as _;
-        let source_b64 = base64::engine::general_purpose::STANDARD.encode(&h.source);
-        let size =
-            i64::try_from(h.source.len()).map_err(|_| StoreError::Corrupt("source larger than i64".to_owned()))?;
         let done = sqlx::query(
             "INSERT INTO handovers (id, created_at, status, sender, receiver, lead_practitioner, \
              referral_reason, care_form, patient_bsn, patient_resource_id, source_format, \
-             source_media_type, source_sha256, source_size, source_base64, output_bundle, \
+             source_media_type, source_sha256, source_size, output_bundle, \
              resource_count, summary, submitted_by_uzi, submitted_by_role, submitted_by_ura) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
-             $18, $19, $20, $21) ON CONFLICT (id) DO NOTHING",
+             $18, $19, $20) ON CONFLICT (id) DO NOTHING",
         )
         .bind(&h.id)
         .bind(&h.created_at)
@@ -97,8 +96,7 @@ impl Tx {
         .bind(&h.source_format)
         .bind(&h.source_media_type)
         .bind(&h.source_sha256)
-        .bind(size)
-        .bind(source_b64)
+        .bind(h.source_size)
         .bind(&h.output_bundle)
         .bind(h.resource_count)
         .bind(&h.summary)
@@ -182,21 +180,6 @@ impl Store {
             submitted_by_ura: r.try_get("submitted_by_ura")?,
             patient_bsn: r.try_get("patient_bsn")?,
         }))
-    }
-
-    /// The source bytes of a handover (for re-conversion and audit).
-    pub async fn handover_source(&self, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        use base64::Engine as _;
-        let row = sqlx::query("SELECT source_base64 FROM handovers WHERE id = $1")
-            .bind(id)
-            .fetch_optional(self.pool())
-            .await?;
-        let Some(r) = row else { return Ok(None) };
-        let b64: String = r.try_get("source_base64")?;
-        base64::engine::general_purpose::STANDARD
-            .decode(b64)
-            .map(Some)
-            .map_err(|e| StoreError::Corrupt(format!("handover {id}: source is not base64: {e}")))
     }
 
     /// Number of handovers stored (for tests and metrics).

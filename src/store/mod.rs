@@ -38,6 +38,8 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("stored data is inconsistent: {0}")]
     Corrupt(String),
+    #[error("cannot make the database file {path} private (mode 0600): {source}")]
+    Permissions { path: std::path::PathBuf, source: std::io::Error },
 }
 
 /// The handle to the database; cheap to clone.
@@ -59,6 +61,11 @@ impl Store {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
+        let file =
+            (!url.contains(":memory:") && !url.contains("mode=memory")).then(|| options.get_filename().to_path_buf());
+        if let Some(f) = &file {
+            private_database_files(f)?;
+        }
         let pool = SqlitePoolOptions::new()
             .max_connections(max_connections.max(1))
             .acquire_timeout(Duration::from_secs(10))
@@ -68,6 +75,11 @@ impl Store {
             .connect_with(options.clone())
             .await?;
         MIGRATOR.run(&pool).await?;
+        if let Some(f) = &file {
+            // The WAL and shared-memory files exist now; SQLite gives them the database
+            // file's mode, this makes sure of it (and of files left by older versions).
+            private_database_files(f)?;
+        }
         Ok(Store { pool, audit_writer: std::sync::Arc::new(crate::audit::LoneWriter::new(options)) })
     }
 
@@ -96,6 +108,50 @@ impl Store {
     pub(crate) fn audit_writer(&self) -> &crate::audit::LoneWriter {
         &self.audit_writer
     }
+}
+
+/// The database file and its companions (`-wal`, `-shm`, `-journal`) readable and writable
+/// by the service's user only (issue 14: they were 0644, holding every handover). The file
+/// is created with mode 0600 before SQLite opens it, so the umask cannot widen it, and
+/// SQLite creates the companions with the database file's mode; existing files are
+/// narrowed.
+fn private_database_files(db: &std::path::Path) -> Result<(), StoreError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let err = |path: &std::path::Path| {
+            let path = path.to_path_buf();
+            move |source| StoreError::Permissions { path, source }
+        };
+        if !db.exists() {
+            if let Some(dir) = db.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(err(dir))?;
+            }
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600)
+                .open(db)
+                .map_err(err(db))?;
+        }
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let mut name = db.as_os_str().to_owned();
+            name.push(suffix);
+            let p = std::path::PathBuf::from(name);
+            match std::fs::metadata(&p) {
+                Ok(m) if m.permissions().mode() & 0o077 != 0 => {
+                    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).map_err(err(&p))?;
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(err(&p)(e)),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = db;
+    Ok(())
 }
 
 /// One database transaction. Dropped without [`Tx::commit`], it rolls back.

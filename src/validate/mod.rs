@@ -212,15 +212,26 @@ impl Validator {
     /// (and, for Bundles, every entry against its own). Expressions start with the resource type
     /// (`Patient.identifier[0].system`) or `Bundle.entry[i].resource`.
     pub fn validate(&self, resource: &Value) -> Outcome {
-        let mut w = Walker::new(&self.reg, self.settings);
+        self.validate_limited(resource, usize::MAX)
+    }
+
+    /// [`validate`](Self::validate), keeping at most `max_issues` issues (the rest are
+    /// counted): what a service uses for documents from outside.
+    pub fn validate_limited(&self, resource: &Value, max_issues: usize) -> Outcome {
+        let mut w = Walker::new(&self.reg, self.settings, max_issues);
         w.resource(resource, None, None);
-        Outcome { issues: w.finish() }
+        w.finish()
     }
 
     /// Like [`validate`](Self::validate), and additionally against `profile_url`, whether or not
     /// the resource claims it.
     pub fn validate_against(&self, resource: &Value, profile_url: &str) -> Outcome {
-        let mut w = Walker::new(&self.reg, self.settings);
+        self.validate_against_limited(resource, profile_url, usize::MAX)
+    }
+
+    /// [`validate_against`](Self::validate_against) with at most `max_issues` issues kept.
+    pub fn validate_against_limited(&self, resource: &Value, profile_url: &str, max_issues: usize) -> Outcome {
+        let mut w = Walker::new(&self.reg, self.settings, max_issues);
         w.resource(resource, None, None);
         let claimed = resource
             .pointer("/meta/profile")
@@ -229,7 +240,7 @@ impl Validator {
         if let (false, Some(rt)) = (claimed, resource.get("resourceType").and_then(Value::as_str)) {
             w.against(resource, rt, rt, profile_url);
         }
-        Outcome { issues: w.finish() }
+        w.finish()
     }
 
     /// Whether a profile (or base definition) with this canonical URL is known.

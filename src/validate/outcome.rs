@@ -59,6 +59,7 @@ pub enum IssueCode {
     Exception,
     Timeout,
     TooCostly,
+    Throttled,
     Incomplete,
     Informational,
     /// Some information was not passed on (data minimisation, consent, policy).
@@ -89,6 +90,7 @@ impl IssueCode {
             IssueCode::Exception => "exception",
             IssueCode::Timeout => "timeout",
             IssueCode::TooCostly => "too-costly",
+            IssueCode::Throttled => "throttled",
             IssueCode::Incomplete => "incomplete",
             IssueCode::Informational => "informational",
             IssueCode::Suppressed => "suppressed",
@@ -151,23 +153,79 @@ impl std::fmt::Display for Issue {
 }
 
 /// A list of issues; becomes one `OperationOutcome`.
+///
+/// An outcome may be limited ([`Outcome::limit`]): beyond the limit issues are only counted,
+/// and the FHIR form ends with one issue saying how many more there were. A document with
+/// millions of faults would otherwise make an answer (and the memory behind it) of its own
+/// size several times over (issue 14: 5 M empty names gave an 889 MB answer).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Outcome {
     pub issues: Vec<Issue>,
+    /// Most issues kept; `None`: all.
+    #[serde(skip)]
+    pub(crate) max: Option<usize>,
+    /// Issues counted but not kept, and whether any of them was an error.
+    #[serde(skip)]
+    pub(crate) omitted: usize,
+    #[serde(skip)]
+    pub(crate) omitted_errors: bool,
 }
 
 impl Outcome {
     pub fn new() -> Self {
         Self::default()
     }
+    /// An outcome built from issues (no limit).
+    pub fn of(issues: Vec<Issue>) -> Self {
+        Outcome { issues, ..Self::default() }
+    }
+    /// Keeps at most `max` issues from now on (drops those beyond it already kept); the
+    /// rest are counted ([`Outcome::omitted`]).
+    pub fn limit(&mut self, max: usize) {
+        self.max = Some(max);
+        if self.issues.len() > max {
+            for i in self.issues.drain(max..) {
+                self.omitted += 1;
+                self.omitted_errors |= i.severity.is_error();
+            }
+        }
+    }
+    /// Issues counted beyond the limit and not kept.
+    pub fn omitted(&self) -> usize {
+        self.omitted
+    }
     pub fn push(&mut self, issue: Issue) {
-        self.issues.push(issue);
+        if self.max.is_some_and(|m| self.issues.len() >= m) {
+            self.omitted += 1;
+            self.omitted_errors |= issue.severity.is_error();
+        } else {
+            self.issues.push(issue);
+        }
     }
     pub fn extend(&mut self, other: Outcome) {
-        self.issues.extend(other.issues);
+        self.omitted += other.omitted;
+        self.omitted_errors |= other.omitted_errors;
+        for i in other.issues {
+            self.push(i);
+        }
     }
     pub fn has_errors(&self) -> bool {
-        self.issues.iter().any(|i| i.severity.is_error())
+        self.omitted_errors || self.issues.iter().any(|i| i.severity.is_error())
+    }
+    /// The closing issue of a limited outcome: how many more issues there were.
+    pub fn omitted_issue(&self) -> Option<Issue> {
+        (self.omitted > 0).then(|| {
+            let severity = if self.omitted_errors { Severity::Error } else { Severity::Warning };
+            Issue::new(
+                severity,
+                IssueCode::TooCostly,
+                format!(
+                    "{} more issues not shown (at most {} are reported; fix these and validate again)",
+                    self.omitted,
+                    self.issues.len()
+                ),
+            )
+        })
     }
     pub fn count(&self, severity: Severity) -> usize {
         self.issues.iter().filter(|i| i.severity == severity).count()
@@ -179,18 +237,18 @@ impl Outcome {
     /// The FHIR `OperationOutcome`. An empty outcome states so explicitly, because
     /// `OperationOutcome.issue` is 1..* in R4.
     pub fn to_fhir(&self) -> Value {
-        let issues: Vec<Value> = if self.issues.is_empty() {
-            vec![json!({"severity": "information", "code": "informational", "diagnostics": "No issues found."})]
-        } else {
-            self.issues.iter().map(Issue::to_fhir).collect()
-        };
+        let mut issues: Vec<Value> = self.issues.iter().map(Issue::to_fhir).collect();
+        issues.extend(self.omitted_issue().map(|i| i.to_fhir()));
+        if issues.is_empty() {
+            issues.push(json!({"severity": "information", "code": "informational", "diagnostics": "No issues found."}));
+        }
         json!({"resourceType": "OperationOutcome", "issue": issues})
     }
 }
 
 impl From<Issue> for Outcome {
     fn from(issue: Issue) -> Self {
-        Outcome { issues: vec![issue] }
+        Outcome::of(vec![issue])
     }
 }
 
@@ -203,6 +261,25 @@ mod tests {
         let v = Outcome::new().to_fhir();
         assert_eq!(v["issue"].as_array().map(Vec::len), Some(1));
         assert_eq!(v["issue"][0]["severity"], "information");
+    }
+
+    #[test]
+    fn a_limited_outcome_counts_what_it_does_not_keep() {
+        let mut o = Outcome::new();
+        o.push(Issue::warning(IssueCode::Value, "w0"));
+        o.push(Issue::error(IssueCode::Value, "e1"));
+        o.limit(1);
+        for n in 2..10 {
+            o.push(Issue::warning(IssueCode::Value, format!("w{n}")));
+        }
+        assert_eq!((o.issues.len(), o.omitted()), (1, 9));
+        assert!(o.has_errors(), "an omitted error still makes the outcome invalid");
+        let v = o.to_fhir();
+        let issues = v["issue"].as_array().expect("issues");
+        assert_eq!(issues.len(), 2);
+        assert_eq!(issues[1]["code"], "too-costly");
+        assert_eq!(issues[1]["severity"], "error");
+        assert!(issues[1]["diagnostics"].as_str().is_some_and(|d| d.starts_with("9 more issues")));
     }
 
     #[test]

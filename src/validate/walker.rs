@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 
 use serde_json::{Map, Value};
 
-use super::outcome::{Issue, IssueCode, Severity};
+use super::outcome::{Issue, IssueCode, Outcome, Severity};
 use super::registry::{Element, Inherited, Kind, Registry, TypeRef};
 use super::Settings;
 
@@ -20,7 +20,11 @@ pub(crate) struct Res<'v> {
 
 pub(crate) struct Walker<'r> {
     pub reg: &'r Registry,
-    pub out: Vec<Issue>,
+    /// The issues found so far, at most `max` of them (the rest are counted in it).
+    out: Outcome,
+    /// What `out` holds, so that the same problem found by the base and by a profile is
+    /// reported once (deduplicated as found, so duplicates never fill the limit).
+    seen: HashSet<(Option<String>, IssueCode, String)>,
     /// Within a Bundle: fullUrl → resourceType, to check references to `urn:uuid:` entries.
     pub refs: HashMap<String, String>,
     /// Within a document Bundle: every `Reference.reference` met (expression, reference), to be
@@ -34,22 +38,41 @@ pub(crate) struct Walker<'r> {
 }
 
 impl<'r> Walker<'r> {
-    pub fn new(reg: &'r Registry, settings: Settings) -> Self {
-        Walker { reg, out: Vec::new(), refs: HashMap::new(), doc_refs: None, depth: 0, settings, resources: Vec::new() }
+    pub fn new(reg: &'r Registry, settings: Settings, max_issues: usize) -> Self {
+        let mut out = Outcome::new();
+        out.limit(max_issues);
+        Walker {
+            reg,
+            out,
+            seen: HashSet::new(),
+            refs: HashMap::new(),
+            doc_refs: None,
+            depth: 0,
+            settings,
+            resources: Vec::new(),
+        }
     }
 
     pub fn err(&mut self, code: IssueCode, expr: &str, msg: impl Into<String>) {
-        self.out.push(Issue::error(code, msg).at(expr));
+        self.push(Issue::error(code, msg).at(expr));
     }
 
     pub fn issue(&mut self, severity: Severity, code: IssueCode, expr: &str, msg: impl Into<String>) {
-        self.out.push(Issue::new(severity, code, msg).at(expr));
+        self.push(Issue::new(severity, code, msg).at(expr));
     }
 
-    /// The same problem found by the base and by a profile is reported once.
-    pub fn finish(self) -> Vec<Issue> {
-        let mut seen = HashSet::new();
-        self.out.into_iter().filter(|i| seen.insert((i.expression.clone(), i.code, i.diagnostics.clone()))).collect()
+    fn push(&mut self, i: Issue) {
+        if self.out.max.is_some_and(|m| self.out.issues.len() >= m) {
+            // Beyond the limit only counted: no key kept either (memory stays bounded).
+            self.out.push(i);
+        } else if self.seen.insert((i.expression.clone(), i.code, i.diagnostics.clone())) {
+            self.out.push(i);
+        }
+    }
+
+    /// The outcome: the issues found (each once), and how many more beyond the limit.
+    pub fn finish(self) -> Outcome {
+        self.out
     }
 
     /// The invariants of an element that fail on `v`. For a profile, `(name, base)`: its

@@ -75,7 +75,11 @@ async fn a_stored_handover_has_exactly_one_entry_with_the_nen7513_fields() {
     assert!(e.request_id.as_deref().is_some_and(|r| !r.is_empty()), "request id");
     // The access point: the client application, the TCP peer, and the address a proxy says
     // it forwarded for.
-    assert_eq!(e.client.as_deref(), Some("test-his/1.0 @ 127.0.0.1 (forwarded for 192.0.2.7)"), "access point");
+    assert_eq!(
+        e.client.as_deref(),
+        Some("test-his/1.0 (claimed) @ 127.0.0.1 (forwarded for 192.0.2.7, claimed)"),
+        "access point"
+    );
     assert!(!e.emergency);
 
     // Re-sent: the same handover, and one more entry saying so.
@@ -277,7 +281,7 @@ async fn views_follow_the_access_rule_and_are_audited() {
         (u.outcome, u.user.as_ref(), u.rule.as_deref()),
         (AuditOutcome::Denied, None, Some("auth.bearer-token"))
     );
-    assert_eq!(u.client.as_deref(), Some("probe/0.1 @ 127.0.0.1"));
+    assert_eq!(u.client.as_deref(), Some("probe/0.1 (claimed) @ 127.0.0.1"));
     assert!(u.reason.as_deref().is_some_and(|r| r.starts_with("HTTP 401 on GET /fhir/AuditEvent: ")), "{u:?}");
     assert_eq!(queries.len(), 7, "one AuditQuery entry per view request");
     assert!(queries.iter().all(|q| q.entry.action == AuditAction::AuditQuery));

@@ -70,6 +70,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
         ..Settings::default()
     };
     settings.policy.agreements_dir = Some(test_agreements(data_dir.path()));
+    settings.auth.insecure_trust_demo_key = true;
     configure(&mut settings);
     let app = Application::build(&settings).await.expect("app builds");
     let address = format!("http://{}", app.addr());

@@ -87,6 +87,8 @@ pub fn write_config_with_agreements(
     agbs.sort();
     let text = format!(
         r#"log = "overdracht=debug,info"
+[auth]
+insecure_trust_demo_key = true
 [policy]
 agreements_dir = "{agreements}"
 [policy.agb_codes]

@@ -3,3 +3,4 @@
 //! `api` test binary (`tests/api/main.rs`), with its `TestApp` helpers.
 
 pub mod authz;
+pub mod limits;
