@@ -23,8 +23,10 @@
 //!   a Bundle entry's `fullUrl`, an HL7v3 `id`), otherwise a canonical hash of the item's
 //!   own content (`Type/#<sha256>`; a second identical item in one record gets `#2`) —
 //!   never a position in a Bundle or a message. For shared resources the key is their
-//!   preferred identifier (`URA` before `AGB`, `UZI` before `BIG` before `AGB`, product
-//!   codes by system), so re-sends and other patients' records agree on it.
+//!   preferred identifier (`URA` before `AGB`, `UZI` before `BIG` before `AGB`; for a
+//!   Medication its product codes plus a hash of the product as described, so that only
+//!   identically described products are one resource), so re-sends and other patients'
+//!   records agree on it.
 //!
 //! Re-sending the same record gives byte-identical output. The store and delivery guard
 //! the rest: an id already bound to one patient is never written for another
@@ -119,9 +121,11 @@ pub fn shared_key(resource_type: &str, concept: &ItemConcept) -> Option<String> 
                 })
                 .collect();
             codes.sort();
-            // All codes together: a product coded as HPK and PRK in one record is not the
-            // product coded only as PRK in another.
-            (!codes.is_empty()).then(|| codes.join(";"))
+            // The codes and the whole product as described: a product is shared only by records
+            // that describe it alike (a compounded preparation coded "other", or one product
+            // described differently, is never one resource for two patients: the receiver would
+            // keep only the last patient's description).
+            (!codes.is_empty()).then(|| format!("{}#{}", codes.join(";"), &sha256_hex(format!("{m:?}").as_bytes())[..32]))
         }
         _ => None,
     }
@@ -213,6 +217,22 @@ mod tests {
         let org = resource_id("s", "shared", "Organization", "ura|1");
         assert!(b.bind(&pa, [("Organization", org.as_str())]).is_ok());
         assert!(b.bind(&pb, [("Organization", org.as_str())]).is_ok());
+    }
+
+    #[test]
+    fn medications_are_shared_only_when_described_alike() {
+        use crate::model::{Coding, Concept, Product};
+        let product = |text: &str| {
+            ItemConcept::Product(Product {
+                code: Concept::coded(Coding::new("urn:oid:2.16.840.1.113883.5.1008", "OTH", None)),
+                description: Some(text.to_owned()),
+                ..Default::default()
+            })
+        };
+        let a = shared_key("Medication", &product("zalf A, magistraal"));
+        assert_eq!(a, shared_key("Medication", &product("zalf A, magistraal")));
+        assert_ne!(a, shared_key("Medication", &product("capsules B, magistraal")));
+        assert!(a.is_some());
     }
 
     #[test]
