@@ -240,6 +240,14 @@ fn cases() -> Vec<Case> {
         ),
         case("invariant: que-2", "invariant-que.valid", "invariant-que-2.invalid", "Questionnaire", "que-2"),
         case("invariant: que-10", "invariant-que.valid", "invariant-que-10.invalid", "Questionnaire.item[0]", "que-10"),
+        case(
+            "invariant: ref-1 (%rootResource)",
+            "invariant-ref.valid",
+            "invariant-ref-1.invalid",
+            "Patient.generalPractitioner[0]",
+            "ref-1",
+        ),
+        case("invariant: obs-7 (%resource)", "invariant-obs.valid", "invariant-obs-7.invalid", "Observation", "obs-7"),
     ]
 }
 
