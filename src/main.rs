@@ -243,6 +243,10 @@ struct ValidateArgs {
     /// A FHIR package folder or .tgz to load profiles from (repeatable), e.g. nictiz.fhir.nl.r4.nl-core.
     #[arg(long = "package")]
     packages: Vec<PathBuf>,
+    /// How to report an extension whose definition is not loaded: information (the HL7 validator's
+    /// default), warning, error or ignore.
+    #[arg(long, default_value = "information")]
+    unknown_extensions: overdracht::validate::UnknownExtensions,
 }
 
 #[derive(Args)]
@@ -359,6 +363,7 @@ fn run_validate(a: ValidateArgs) -> anyhow::Result<ExitCode> {
         loaded = Validator::with_packages(&a.packages)?;
         &loaded
     };
+    let v = &v.with_settings(overdracht::validate::Settings { unknown_extensions: a.unknown_extensions });
     if let Some(p) = &a.profile {
         if !v.knows_profile(p) {
             anyhow::bail!("unknown profile {p}: add the package that defines it with --package");

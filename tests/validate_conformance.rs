@@ -240,6 +240,14 @@ fn cases() -> Vec<Case> {
         ),
         case("invariant: que-2", "invariant-que.valid", "invariant-que-2.invalid", "Questionnaire", "que-2"),
         case("invariant: que-10", "invariant-que.valid", "invariant-que-10.invalid", "Questionnaire.item[0]", "que-10"),
+        case(
+            "invariant: ref-1 (%rootResource)",
+            "invariant-ref.valid",
+            "invariant-ref-1.invalid",
+            "Patient.generalPractitioner[0]",
+            "ref-1",
+        ),
+        case("invariant: obs-7 (%resource)", "invariant-obs.valid", "invariant-obs-7.invalid", "Observation", "obs-7"),
     ]
 }
 
@@ -320,6 +328,8 @@ fn unknown_extensions_follow_the_setting() {
     assert_eq!(severity_with(UnknownExtensions::Warning), vec![Severity::Warning]);
     assert_eq!(severity_with(UnknownExtensions::Error), vec![Severity::Error]);
     assert_eq!(severity_with(UnknownExtensions::Ignore), vec![]);
+    assert_eq!("error".parse::<UnknownExtensions>(), Ok(UnknownExtensions::Error));
+    assert!("loud".parse::<UnknownExtensions>().is_err());
     // A known extension is never "unknown", whatever the setting.
     let v = Validator::embedded().with_settings(Settings { unknown_extensions: UnknownExtensions::Error });
     assert!(!v.validate(&fixture("extension.valid")).has_errors());
@@ -341,4 +351,24 @@ fn strings_longer_than_1_mib_are_refused() {
         "{}",
         show(&o)
     );
+}
+
+#[test]
+fn the_command_line_takes_the_unknown_extension_setting() {
+    let file = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/validate/conformance/extension-unknown.invalid.json");
+    let run = |extra: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_overdracht"))
+            .arg("validate")
+            .args(extra)
+            .arg(&file)
+            .output()
+            .expect("run overdracht")
+            .status
+            .code()
+    };
+    assert_eq!(run(&[]), Some(0));
+    assert_eq!(run(&["--unknown-extensions", "warning"]), Some(0));
+    assert_eq!(run(&["--unknown-extensions", "error"]), Some(1));
+    assert_eq!(run(&["--unknown-extensions", "loud"]), Some(2));
 }

@@ -148,13 +148,18 @@ fn tokenize(s: &str) -> Option<Vec<Tok>> {
                     }
                     '\\' => {
                         let n = *chars.get(k + 1)?;
-                        v.push(match n {
-                            'n' => '\n',
-                            't' => '\t',
-                            'r' => '\r',
-                            'f' => '\u{c}',
-                            other => other,
-                        });
+                        match n {
+                            'n' => v.push('\n'),
+                            't' => v.push('\t'),
+                            'r' => v.push('\r'),
+                            'f' => v.push('\u{c}'),
+                            '\'' | '"' | '`' | '\\' | '/' => v.push(n),
+                            // Not a FHIRPath escape: kept as written (a regex's `\s` stays `\s`).
+                            other => {
+                                v.push('\\');
+                                v.push(other);
+                            }
+                        }
                         k += 2;
                     }
                     ch => {
@@ -1171,6 +1176,7 @@ mod tests {
         assert_eq!(ev(bdl7, json!({"type": "collection", "entry": [{"fullUrl": "a"}, {"fullUrl": "a"}]})), Some(false));
         // matches, count, comparison
         assert_eq!(ev("value.matches('[0-9]+')", json!({"value": "12a"})), Some(false));
+        assert_eq!(ev("value.matches('a\\sb')", json!({"value": "a b"})), Some(true));
         assert_eq!(ev("name.count() > 1", json!({"name": ["a", "b"]})), Some(true));
         assert_eq!(ev("code = 'a' implies system.exists()", json!({"code": "a"})), Some(false));
     }

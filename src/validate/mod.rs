@@ -97,6 +97,20 @@ pub enum UnknownExtensions {
     Error,
 }
 
+impl std::str::FromStr for UnknownExtensions {
+    type Err = String;
+    /// `information`, `warning`, `error` or `ignore` (for `--unknown-extensions`).
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "information" | "info" => Ok(UnknownExtensions::Information),
+            "warning" => Ok(UnknownExtensions::Warning),
+            "error" => Ok(UnknownExtensions::Error),
+            "ignore" => Ok(UnknownExtensions::Ignore),
+            other => Err(format!("unknown setting {other:?}: use information, warning, error or ignore")),
+        }
+    }
+}
+
 /// Choices that change what is reported, not what is known.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Settings {
