@@ -116,12 +116,18 @@ impl Conversion {
 pub fn convert(bytes: &[u8], opts: &ConvertOptions) -> Result<Conversion, ConvertError> {
     // JSON is parsed once, both to detect its format and to read it.
     let is_xml = match opts.format {
-        Some(f) => f == Format::Hl7v3Ps,
+        Some(f) => f.is_xml(),
         None => source::sniff(bytes)? == source::Syntax::Xml,
     };
     if is_xml {
-        let dossier = source::read(bytes, Format::Hl7v3Ps)?;
-        return finish(dossier, Format::Hl7v3Ps, opts);
+        let (dossier, format) = match opts.format {
+            Some(Format::Hl7v3Ps) => (source::read(bytes, Format::Hl7v3Ps)?, Format::Hl7v3Ps),
+            None if source::hl7v3::is_professional_summary(bytes) => {
+                (source::read(bytes, Format::Hl7v3Ps)?, Format::Hl7v3Ps)
+            }
+            forced => source::read_xml(bytes, forced)?,
+        };
+        return finish(dossier, format, opts);
     }
     let v: Value = serde_json::from_slice(bytes).map_err(|e| SourceError::json(&e))?;
     convert_json(v, opts)
