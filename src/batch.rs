@@ -165,6 +165,10 @@ pub struct Converted {
     pub outcome: crate::validate::Outcome,
     pub resources: usize,
     pub warnings: usize,
+    /// Unmapped clinical / administrative source elements.
+    pub clinical: usize,
+    pub administrative: usize,
+    pub coverage: crate::model::Coverage,
     bytes: Vec<u8>,
     extension: &'static str,
 }
@@ -188,7 +192,16 @@ fn render(c: Conversion, how: Render) -> Converted {
     if how.kind == OutputKind::Bundle {
         bytes.push(b'\n');
     }
-    Converted { warnings: c.warnings(), resources: c.resources.len(), outcome: c.outcome, bytes, extension }
+    Converted {
+        warnings: c.warnings(),
+        resources: c.resources.len(),
+        clinical: c.clinical_leftovers(),
+        administrative: c.administrative_leftovers(),
+        coverage: c.coverage,
+        outcome: c.outcome,
+        bytes,
+        extension,
+    }
 }
 
 /// Totals of a batch run.
@@ -198,6 +211,11 @@ pub struct Summary {
     pub rejected: usize,
     pub warnings: usize,
     pub resources: usize,
+    /// Unmapped clinical / administrative source elements over the converted records.
+    pub clinical_leftovers: usize,
+    pub administrative_leftovers: usize,
+    /// Source elements of the converted records, and how many were mapped.
+    pub coverage: crate::model::Coverage,
 }
 
 /// Something to tell the user while the batch runs.
@@ -373,6 +391,9 @@ fn write_one(
             summary.converted += 1;
             summary.warnings += c.warnings;
             summary.resources += c.resources;
+            summary.clinical_leftovers += c.clinical;
+            summary.administrative_leftovers += c.administrative;
+            summary.coverage.add(c.coverage);
             match sink {
                 Sink::Stream(w) => {
                     w.write_all(&c.bytes).map_err(|e| BatchError::Write { path: "output".into(), source: e })

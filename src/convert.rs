@@ -5,10 +5,10 @@
 use serde_json::Value;
 
 use crate::fhir::{self, Emitted, FhirOptions, RefStyle};
-use crate::model::{Dossier, Identifier};
+use crate::model::{Coverage, Dossier, Identifier};
 use crate::source::{self, Format, SourceError};
 use crate::terminology::{uri, Terminology};
-use crate::validate::{Issue, IssueCode, Outcome, Severity, Validator};
+use crate::validate::{Issue, IssueCode, Leftover, Outcome, Severity, Validator};
 
 /// How the output is shaped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -27,11 +27,13 @@ pub struct ConvertOptions {
     /// from the record (the authoring organisation), else `unknown-sender`.
     pub sender: Option<String>,
     pub output: OutputKind,
+    /// Reject a record that leaves clinical source elements unmapped (`--strict`).
+    pub strict: bool,
 }
 
 impl Default for ConvertOptions {
     fn default() -> Self {
-        ConvertOptions { format: None, sender: None, output: OutputKind::Bundle }
+        ConvertOptions { format: None, sender: None, output: OutputKind::Bundle, strict: false }
     }
 }
 
@@ -44,6 +46,8 @@ pub struct Conversion {
     /// Everything the conversion has to say: unmapped source elements, unresolved
     /// references, validation warnings. Never contains errors (those reject the record).
     pub outcome: Outcome,
+    /// How much of the source was mapped.
+    pub coverage: Coverage,
 }
 
 /// Why a record was not converted.
@@ -53,6 +57,13 @@ pub enum ConvertError {
     Source(#[from] SourceError),
     #[error("the output of mapping {mapping} (from {source_path}) is not valid FHIR: {}", first_error(.outcome))]
     InvalidOutput { mapping: String, source_path: String, outcome: Outcome },
+    /// `strict`: clinical source elements were not mapped.
+    #[error("{} clinical source element(s) not mapped (strict), the first: {}", .outcome.issues.len(), first_issue(.outcome))]
+    ClinicalLeftovers { outcome: Outcome },
+}
+
+fn first_issue(o: &Outcome) -> String {
+    o.issues.first().map(|i| i.to_string()).unwrap_or_default()
 }
 
 fn first_error(o: &Outcome) -> String {
@@ -69,6 +80,18 @@ impl ConvertError {
                     IssueCode::Exception,
                     format!(
                         "conversion defect: mapping {mapping} produced invalid output; please report it with the input"
+                    ),
+                ));
+                o.extend(outcome.clone());
+                o
+            }
+            ConvertError::ClinicalLeftovers { outcome } => {
+                let mut o = Outcome::new();
+                o.push(Issue::error(
+                    IssueCode::Incomplete,
+                    format!(
+                        "strict conversion: {} clinical source element(s) would not be in the output; map them or convert without strict",
+                        outcome.issues.len()
                     ),
                 ));
                 o.extend(outcome.clone());
@@ -109,6 +132,27 @@ impl Conversion {
 
     pub fn warnings(&self) -> usize {
         self.outcome.count(Severity::Warning)
+    }
+
+    /// Unmapped clinical source elements (warnings; `strict` rejects them).
+    pub fn clinical_leftovers(&self) -> usize {
+        self.outcome.leftovers(Leftover::Clinical)
+    }
+
+    /// Unmapped administrative source elements (information).
+    pub fn administrative_leftovers(&self) -> usize {
+        self.outcome.leftovers(Leftover::Administrative)
+    }
+
+    /// The coverage figures as JSON (the API summary).
+    pub fn coverage_json(&self) -> Value {
+        serde_json::json!({
+            "sourceElements": self.coverage.source_elements,
+            "mappedElements": self.coverage.mapped_elements(),
+            "share": (self.coverage.share() * 10000.0).round() / 10000.0,
+            "clinicalLeftovers": self.clinical_leftovers(),
+            "administrativeLeftovers": self.administrative_leftovers(),
+        })
     }
 }
 
@@ -168,8 +212,13 @@ fn finish(dossier: Dossier, format: Format, opts: &ConvertOptions) -> Result<Con
         OutputKind::Ndjson => RefStyle::Relative,
     };
     let out = fhir::emit(&dossier, &FhirOptions { sender: sender.clone(), ref_style });
+    let coverage = dossier.coverage;
     let mut outcome = dossier.outcome;
     outcome.extend(out.outcome);
+    if opts.strict && outcome.leftovers(Leftover::Clinical) > 0 {
+        let clinical = outcome.issues.into_iter().filter(|i| i.leftover == Some(Leftover::Clinical)).collect();
+        return Err(ConvertError::ClinicalLeftovers { outcome: Outcome { issues: clinical } });
+    }
     // Everything we emit is validated before anyone sees it. An error is a defect of the
     // mapping that produced the resource, never something to pass on as if valid.
     let validator = Validator::embedded();
@@ -186,5 +235,5 @@ fn finish(dossier: Dossier, format: Format, opts: &ConvertOptions) -> Result<Con
         // for every resource.
         outcome.issues.extend(checked.issues.into_iter().filter(|i| i.severity == Severity::Warning));
     }
-    Ok(Conversion { format, sender, resources: out.resources, outcome })
+    Ok(Conversion { format, sender, resources: out.resources, outcome, coverage })
 }

@@ -5,13 +5,18 @@ use std::collections::BTreeMap;
 use overdracht::model::ItemConcept;
 use overdracht::source::hl7v3;
 
-const SAMPLE: &str =
-    concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/reference/professionele-samenvatting/QUPC_IN990002NL_01.xml");
+/// The NHG sample (`OVERDRACHT_REFERENCE_DIR` overrides ../shared/reference).
+fn sample() -> std::path::PathBuf {
+    let dir = std::env::var_os("OVERDRACHT_REFERENCE_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/reference"));
+    dir.join("professionele-samenvatting/QUPC_IN990002NL_01.xml")
+}
 
 #[test]
 #[ignore = "reads ../shared/reference; run with --ignored"]
 fn reference_professional_summary() {
-    let bytes = std::fs::read(SAMPLE).expect("the sample message is in ../shared/reference");
+    let bytes = std::fs::read(sample()).expect("the sample message is in ../shared/reference");
     assert!(hl7v3::is_professional_summary(&bytes));
     let dossier = hl7v3::read(&bytes).expect("the sample converts");
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();

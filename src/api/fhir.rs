@@ -94,7 +94,7 @@ async fn convert_record(
         }
     };
     input::require_body(&body)?;
-    let c = convert_blocking(body, ConvertOptions { format: kind.format, sender, output }).await?;
+    let c = convert_blocking(body, ConvertOptions { format: kind.format, sender, output, strict: false }).await?;
     entry.patient_bsn = super::handovers::patient_of(&c).1;
     entry.categories = super::handovers::categories_of(&c);
     entry.reason = Some(format!("converted {} resources; nothing stored", c.resources.len()));

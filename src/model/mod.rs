@@ -44,6 +44,34 @@ pub struct Dossier {
     pub author_organization: Option<Identifier>,
     /// What the source could not map (information and warnings, with source paths).
     pub outcome: Outcome,
+    /// How much of the source was mapped.
+    pub coverage: Coverage,
+}
+
+/// How much of a source record was mapped: its elements (primitive values, attributes,
+/// texts) and how many of them were left unmapped (and reported).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Coverage {
+    pub source_elements: usize,
+    pub unmapped_elements: usize,
+}
+
+impl Coverage {
+    pub fn mapped_elements(&self) -> usize {
+        self.source_elements.saturating_sub(self.unmapped_elements)
+    }
+    /// The share of source elements mapped (1.0 for an empty record).
+    pub fn share(&self) -> f64 {
+        if self.source_elements == 0 {
+            1.0
+        } else {
+            self.mapped_elements() as f64 / self.source_elements as f64
+        }
+    }
+    pub fn add(&mut self, other: Coverage) {
+        self.source_elements += other.source_elements;
+        self.unmapped_elements += other.unmapped_elements;
+    }
 }
 
 /// One zib concept instance from the source.

@@ -10,6 +10,7 @@ pub mod fhir_types;
 pub mod fhir_xml;
 pub mod flat;
 pub mod hl7v3;
+pub mod leftover;
 pub mod r4;
 pub mod stu3;
 
@@ -125,7 +126,7 @@ pub fn sniff(bytes: &[u8]) -> Result<Syntax, SourceError> {
         None => Err(SourceError::UnknownFormat("the input is empty".into())),
         Some(b'<') if hl7v3::is_professional_summary(bytes) || fhir_xml::is_fhir_xml(bytes) => Ok(Syntax::Xml),
         Some(b'<') => Err(SourceError::UnknownFormat(
-            "XML input, but neither an NHG Professional Summary (root element QUPC_IN990002NL) nor FHIR XML (namespace http://hl7.org/fhir)".into(),
+            "XML input, but not an NHG Professional Summary (root element QUPC_IN990002NL) and not FHIR XML (namespace http://hl7.org/fhir)".into(),
         )),
         Some(b'{') => Ok(Syntax::Json),
         Some(_) => Err(SourceError::UnknownFormat(

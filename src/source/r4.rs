@@ -8,7 +8,7 @@
 
 use serde_json::Value;
 
-use super::consume::leftovers;
+use super::consume::{count_elements, leftovers};
 use super::stu3::{patient, Cx};
 use super::SourceError;
 use crate::model::*;
@@ -163,6 +163,7 @@ pub fn read(v: Value) -> Result<Dossier, SourceError> {
         Some(rt) => vec![(rt.to_owned(), v.clone())],
         None => return Err(SourceError::invalid("$", "not a FHIR resource: 'resourceType' is missing")),
     };
+    d.coverage.source_elements = resources.iter().map(|(_, r)| count_elements(r)).sum();
     for (path, mut r) in resources {
         let rt = r.get("resourceType").and_then(Value::as_str).unwrap_or("").to_owned();
         let key = match r.get("id").and_then(Value::as_str) {
@@ -181,12 +182,14 @@ pub fn read(v: Value) -> Result<Dossier, SourceError> {
                 super::consume::consume(&mut r, k);
             }
             let p = patient(&mut r, &Cx { key: &key, path: &path }, &mut out)?;
+            d.coverage.unmapped_elements += count_elements(&r);
             leftovers(&path, &r, &mut out);
             d.outcome.extend(out);
             d.patient = Some(p);
             continue;
         }
         if rt == "OperationOutcome" {
+            d.coverage.unmapped_elements += count_elements(&r);
             continue;
         }
         let claimed = r
@@ -211,9 +214,10 @@ pub fn read(v: Value) -> Result<Dossier, SourceError> {
                     p
                 }
                 None => {
+                    d.coverage.unmapped_elements += count_elements(&r);
                     d.outcome.push(
-                        Issue::warning(
-                            IssueCode::NotSupported,
+                        Issue::leftover(
+                            super::leftover::resource_type(&rt),
                             format!("{rt} has no nl-core profile to carry it and is not passed on"),
                         )
                         .at(path.clone()),
@@ -223,9 +227,10 @@ pub fn read(v: Value) -> Result<Dossier, SourceError> {
             },
         };
         let Some(category) = category_of(&rt, Some(&profile)) else {
+            d.coverage.unmapped_elements += count_elements(&r);
             d.outcome.push(
-                Issue::warning(
-                    IssueCode::NotSupported,
+                Issue::leftover(
+                    super::leftover::resource_type(&rt),
                     format!("{rt} ({profile}) has no data category and is not passed on"),
                 )
                 .at(path.clone()),

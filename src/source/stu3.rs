@@ -35,7 +35,9 @@ const PROFILE_ENCOUNTER_REPORT: &str = "http://nictiz.nl/fhir/StructureDefinitio
 /// Reads an STU3 resource or Bundle.
 pub fn read(v: Value) -> Result<Dossier, SourceError> {
     let mut reader = Reader::default();
-    let resources = collect(v, &mut reader.dossier.outcome)?;
+    reader.dossier.coverage.source_elements = count_elements(&v);
+    let (resources, bundle_left) = collect(v, &mut reader.dossier.outcome)?;
+    reader.dossier.coverage.unmapped_elements += bundle_left;
     // Find the patient first, so that subjects can be checked against it.
     for (path, res) in &resources {
         if res.get("resourceType").and_then(Value::as_str) == Some("Patient") {
@@ -57,14 +59,16 @@ pub fn read(v: Value) -> Result<Dossier, SourceError> {
     reader.finish()
 }
 
-/// Unwraps Bundles into (path, resource) pairs.
-fn collect(mut v: Value, out: &mut Outcome) -> Result<Vec<(String, Value)>, SourceError> {
+/// Unwraps Bundles into (path, resource) pairs, with the number of Bundle-level elements
+/// left unmapped.
+fn collect(mut v: Value, out: &mut Outcome) -> Result<(Vec<(String, Value)>, usize), SourceError> {
     let Some(rt) = v.get("resourceType").and_then(Value::as_str).map(str::to_owned) else {
         return Err(SourceError::invalid("$", "not a FHIR resource: 'resourceType' is missing"));
     };
     if rt != "Bundle" {
-        return Ok(vec![(rt, v)]);
+        return Ok((vec![(rt, v)], 0));
     }
+    let mut left = 0;
     let mut found = vec![];
     for (i, e) in elements(&mut v, "entry") {
         let path = format!("Bundle.entry[{i}].resource");
@@ -74,9 +78,10 @@ fn collect(mut v: Value, out: &mut Outcome) -> Result<Vec<(String, Value)>, Sour
         consume(e, "response");
         if let Some(mut r) = take(e, "resource") {
             if r.get("resourceType").and_then(Value::as_str) == Some("OperationOutcome") {
+                left += count_elements(&r);
                 out.push(
-                    Issue::information(
-                        IssueCode::Informational,
+                    Issue::leftover(
+                        super::leftover::resource_type("OperationOutcome"),
                         "an OperationOutcome in the Bundle (search outcome) is not part of the dossier",
                     )
                     .at(path),
@@ -95,8 +100,9 @@ fn collect(mut v: Value, out: &mut Outcome) -> Result<Vec<(String, Value)>, Sour
     for k in ["resourceType", "id", "meta", "type", "total", "link", "timestamp", "identifier"] {
         consume(&mut v, k);
     }
+    left += count_elements(&v);
     leftovers("Bundle", &v, out);
-    Ok(found)
+    Ok((found, left))
 }
 
 fn key_of(res: &Value, path: &str) -> Key {
@@ -147,7 +153,7 @@ impl Reader {
                 consume(m, k);
             }
         }
-        narrative(&mut res, &rt, &mut self.dossier.outcome);
+        self.dossier.coverage.unmapped_elements += narrative(&mut res, &rt, &mut self.dossier.outcome);
         // Contained resources become items of their own, keyed under their container.
         let contained: Vec<Value> = match take(&mut res, "contained") {
             Some(Value::Array(a)) => a,
@@ -216,12 +222,15 @@ impl Reader {
                     _ => "this resource type is not mapped",
                 };
                 out.push(
-                    Issue::warning(IssueCode::NotSupported, format!("{other} not converted: {why}")).at(path.clone()),
+                    Issue::leftover(super::leftover::resource_type(other), format!("{other} not converted: {why}"))
+                        .at(path.clone()),
                 );
+                self.dossier.coverage.unmapped_elements += count_elements(&res);
                 self.dossier.outcome = out;
                 return Ok(());
             }
         };
+        self.dossier.coverage.unmapped_elements += count_elements(&res);
         leftovers(&rt, &res, &mut out);
         // Leftover paths are rooted at the resource type; prefix the Bundle path.
         if path != rt {
@@ -405,19 +414,24 @@ pub(crate) struct Cx<'a> {
     pub path: &'a str,
 }
 
-fn narrative(res: &mut Value, rt: &str, out: &mut Outcome) {
-    let Some(text) = res.get("text") else { return };
+/// Takes the narrative; one not generated from the structured data is reported (and its
+/// elements counted as unmapped, the number returned).
+fn narrative(res: &mut Value, rt: &str, out: &mut Outcome) -> usize {
+    let Some(text) = res.get("text") else { return 0 };
     let status = text.get("status").and_then(Value::as_str).unwrap_or("");
+    let mut unmapped = 0;
     if status != "generated" && text.get("div").is_some() {
+        unmapped = count_elements(text);
         out.push(
-            Issue::information(
-                IssueCode::Informational,
+            Issue::leftover(
+                super::leftover::fhir(&format!("{rt}.text"), None),
                 format!("the narrative (text.status '{status}') is not carried over; the output is generated from the structured data"),
             )
             .at(format!("{rt}.text")),
         );
     }
     consume(res, "text");
+    unmapped
 }
 
 fn is_journal_line(res: &Value) -> bool {
