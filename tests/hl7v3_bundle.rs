@@ -84,7 +84,8 @@ fn the_fixture_becomes_a_bundle_of_nl_core_resources() {
         ("Medication", 1),
         ("MedicationRequest", 2),
         ("AllergyIntolerance", 1),
-        ("Flag", 2),
+        // a contra-indication, an attention annotation, and the LOINC 74018-3 alert on an episode
+        ("Flag", 3),
     ] {
         assert_eq!(counts.get(rt).copied(), Some(n), "{rt}: {counts:?}");
     }

@@ -52,7 +52,8 @@ fn reference_professional_summary() {
     assert_eq!(counts["Encounter"], 13);
     assert_eq!(counts["MedicationAgreement"], 2);
     assert_eq!(counts["AllergyIntolerance"], 1);
-    assert_eq!(counts["Alert"], 3);
+    // the contra-indication and attention annotations (3), and the two LOINC 74018-3 alerts on episodes
+    assert_eq!(counts["Alert"], 5);
     // Journal entries point to their episode where the message links them.
     let linked = dossier
         .items
@@ -68,4 +69,14 @@ fn reference_professional_summary() {
     assert_eq!(attention, 2);
     // Nothing unexpected is left unmapped in the clinical part without being reported.
     assert!(!dossier.outcome.has_errors());
+    // Every clinical element of the sample is mapped (issue 17).
+    let clinical: Vec<_> = dossier
+        .outcome
+        .issues
+        .iter()
+        .filter(|i| i.leftover == Some(overdracht::validate::Leftover::Clinical))
+        .map(ToString::to_string)
+        .collect();
+    assert!(clinical.is_empty(), "clinical leftovers: {clinical:#?}");
+    assert!(dossier.coverage.share() > 0.9, "{:?}", dossier.coverage);
 }

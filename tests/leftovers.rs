@@ -116,3 +116,110 @@ fn the_cli_prints_coverage_and_strict_rejects() {
     assert_eq!(o.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("strict"), "{stderr}");
 }
+
+fn clinical(c: &overdracht::convert::Conversion) -> Vec<String> {
+    c.outcome.issues.iter().filter(|i| i.leftover == Some(Leftover::Clinical)).map(ToString::to_string).collect()
+}
+
+fn resource<'a>(bundle: &'a serde_json::Value, ty: &str) -> &'a serde_json::Value {
+    bundle["entry"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| &e["resource"])
+        .find(|r| r["resourceType"] == ty)
+        .unwrap_or_else(|| panic!("no {ty} in the output"))
+}
+
+#[test]
+fn gp_clinical_details_are_mapped() {
+    let bytes = std::fs::read(root().join("tests/fixtures/stu3-gp-clinical-details.json")).expect("fixture");
+    let c = convert(&bytes, &ConvertOptions { strict: true, ..Default::default() }).expect("nothing clinical left");
+    assert!(clinical(&c).is_empty());
+    let b = c.bundle();
+    // ICPC on the journal line (component) → SOAPLine code extension; the line keeps its id.
+    let line = b["entry"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| &e["resource"])
+        .find(|r| r["meta"]["profile"][0].as_str().is_some_and(|p| p.ends_with("SOAPReport.SOAPLine")))
+        .expect("a SOAP line");
+    assert_eq!(line["identifier"][0]["value"], "55501");
+    let code_ext = line["extension"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|x| x["url"].as_str().is_some_and(|u| u.ends_with("ext-SOAPReport.SOAPLineCode")))
+        .expect("the line's code");
+    assert_eq!(code_ext["valueCodeableConcept"]["coding"][0]["code"], "K77");
+    let comp = resource(&b, "Composition");
+    assert!(comp["title"].as_str().expect("title").contains("Decompensatio cordis"), "{}", comp["title"]);
+    // The directive's exception is a nested provision.
+    let consent = resource(&b, "Consent");
+    assert_eq!(consent["provision"]["type"], "permit");
+    assert_eq!(consent["provision"]["provision"][0]["type"], "deny");
+    assert_eq!(consent["provision"]["provision"][0]["code"][0]["coding"][0]["code"], "89666000");
+    // Episode first/last encounter dates.
+    let ep = resource(&b, "EpisodeOfCare");
+    let urls: Vec<&str> = ep["extension"].as_array().expect("ext").iter().filter_map(|x| x["url"].as_str()).collect();
+    assert!(urls.iter().any(|u| u.ends_with("EpisodeOfCare-DateFirstEncounter")), "{urls:?}");
+    assert!(urls.iter().any(|u| u.ends_with("EpisodeOfCare-DateLastEncounter")), "{urls:?}");
+    // Recorder and dispense request on the agreement.
+    let mr = resource(&b, "MedicationRequest");
+    assert!(mr["recorder"]["reference"].is_string(), "{mr}");
+    assert_eq!(mr["dispenseRequest"]["numberOfRepeatsAllowed"], 3);
+    assert_eq!(mr["dispenseRequest"]["quantity"]["value"], 90);
+    // Practitioner qualification and birth date.
+    let pr = resource(&b, "Practitioner");
+    assert_eq!(pr["birthDate"], "1970-02-03");
+    assert_eq!(pr["qualification"][0]["identifier"][0]["value"], "19012345601");
+    // References by fullUrl (urn:uuid, absolute URL) resolve.
+    assert!(line["subject"]["reference"].as_str().is_some_and(|r| r.starts_with("urn:uuid:")), "{line}");
+    assert!(line["performer"][0]["reference"].is_string(), "{line}");
+}
+
+/// The deliberate test cases of the Professional Summary fixture: an unknown future section
+/// and an episode listing an act id that is in no contact. Both must stay reported.
+const DELIBERATE: &[&str] = &["/PrimaryCareProvision/component9", "/episodOfCare/component[2]"];
+
+#[test]
+fn the_examples_and_fixtures_leave_nothing_clinical_behind() {
+    let mut files: Vec<_> = std::fs::read_dir(root().join("tests/fixtures"))
+        .expect("fixtures")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().and_then(|e| e.to_str()) == Some("json"))
+        .collect();
+    files.extend(std::fs::read_dir(root().join("tests/fixtures/xml")).expect("xml").filter_map(Result::ok).map(|e| e.path()));
+    files.push(root().join("tests/fixtures/hl7v3/professional-summary.xml"));
+    files.push(root().join("examples/records/gp-frail-elderly.stu3.json"));
+    files.push(root().join("examples/records/paediatrician-young-adult.flat.json"));
+    for f in files {
+        let c = convert(&std::fs::read(&f).expect("read"), &ConvertOptions::default()).expect("converts");
+        let left: Vec<String> =
+            clinical(&c).into_iter().filter(|i| !DELIBERATE.iter().any(|d| i.contains(d))).collect();
+        assert!(left.is_empty(), "{}: {left:#?}", f.display());
+    }
+}
+
+#[test]
+#[ignore = "reads ../shared/reference; run with --ignored"]
+fn reference_samples_leave_nothing_clinical_behind() {
+    let refdir = require_reference();
+    let mut files = vec![
+        refdir.join("professionele-samenvatting/QUPC_IN990002NL_01.xml"),
+        refdir.join("professionele-samenvatting/nictiz-stu3-conversion.xml"),
+    ];
+    for dir in ["zorgviewer-ig/examples", "nl-core-r4/examples"] {
+        files.extend(std::fs::read_dir(refdir.join(dir)).expect("examples").filter_map(Result::ok).map(|e| e.path()));
+    }
+    let mut n = 0;
+    for f in files {
+        let c = convert(&std::fs::read(&f).expect("read"), &ConvertOptions::default())
+            .unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+        assert!(clinical(&c).is_empty(), "{}: {:#?}", f.display(), clinical(&c));
+        n += 1;
+    }
+    assert!(n > 100, "{n}");
+}

@@ -612,6 +612,7 @@ pub fn read(v: Value) -> Result<Dossier, SourceError> {
                 kind: SoapKind::from_letter(&l.type_).unwrap_or(SoapKind::Evaluation),
                 code: l.code.as_ref().map(concept),
                 text: l.text.clone(),
+                identifiers: vec![],
             })
             .collect();
         item(
@@ -674,6 +675,8 @@ pub fn read(v: Value) -> Result<Dossier, SourceError> {
                 stopped: None,
                 encounter: None,
                 notes: notes(&m.note),
+                recorder: None,
+                dispense: None,
             })
         };
         item(&mut d, k("medication", &m.id), format!("/medication/{i}"), concept_item);

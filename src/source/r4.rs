@@ -8,7 +8,7 @@
 
 use serde_json::Value;
 
-use super::consume::{count_elements, leftovers};
+use super::consume::count_elements;
 use super::stu3::{patient, Cx};
 use super::SourceError;
 use crate::model::*;
@@ -85,6 +85,12 @@ fn category_of(resource_type: &str, profile: Option<&str>) -> Option<DataCategor
         z if z.starts_with("LegalSituation") => Some(LegalSituation),
         z if z.starts_with("HealthProfessional") || z.starts_with("HealthcareProvider") => Some(CareProviders),
         "CareTeam" => Some(CarePlan),
+        // zib MedicalDevice (aids the patient depends on) goes with functional status.
+        z if z.starts_with("MedicalDevice") => Some(FunctionalStatus),
+        // Wzd/Wvggz measures belong with the legal situation that authorises them.
+        "FreedomRestrictingIntervention" => Some(LegalSituation),
+        // zib Payer: the patient's insurance, part of identification data.
+        z if z.starts_with("Payer") => Some(Identification),
         _ => None,
     };
     by_profile.or(match resource_type {
@@ -177,13 +183,21 @@ pub fn read(v: Value) -> Result<Dossier, SourceError> {
                     "the input holds more than one Patient; send one dossier per patient",
                 ));
             }
+            // The Patient is read into the model (BSN rule, identity) and passed on as it is,
+            // with the nl-core-Patient profile: nothing it carries is lost.
+            let mut original = r.clone();
             let mut out = Outcome::new();
             for k in ["resourceType", "id", "meta", "text"] {
                 super::consume::consume(&mut r, k);
             }
-            let p = patient(&mut r, &Cx { key: &key, path: &path }, &mut out)?;
-            d.coverage.unmapped_elements += count_elements(&r);
-            leftovers(&path, &r, &mut out);
+            let mut p = patient(&mut r, &Cx { key: &key, path: &path }, &mut out)?;
+            if let Some(m) = original.as_object_mut() {
+                let meta = m.entry("meta").or_insert_with(|| serde_json::json!({}));
+                if let Some(mm) = meta.as_object_mut() {
+                    mm.insert("profile".into(), serde_json::json!([format!("{NICTIZ}nl-core-Patient")]));
+                }
+            }
+            p.r4 = Some(original);
             d.outcome.extend(out);
             d.patient = Some(p);
             continue;

@@ -29,6 +29,10 @@ const EXT_AD_DISORDER: &str = "http://nictiz.nl/fhir/StructureDefinition/zib-Adv
 const EXT_EPISODE_TITLE: &str = "http://nictiz.nl/fhir/StructureDefinition/EpisodeOfCare-Title";
 const EXT_EPISODE_ATTENTION: &str = "http://nictiz.nl/fhir/StructureDefinition/EpisodeOfCare-Attention";
 const EXT_EPISODE_CODE: &str = "http://nictiz.nl/fhir/StructureDefinition/EpisodeOfCare-DiagnosisCode";
+const EXT_EPISODE_FIRST: &str = "http://nictiz.nl/fhir/StructureDefinition/EpisodeOfCare-DateFirstEncounter";
+const EXT_EPISODE_LAST: &str = "http://nictiz.nl/fhir/StructureDefinition/EpisodeOfCare-DateLastEncounter";
+const EXT_EPIC_LEGAL_SEX: &str = "http://open.epic.com/FHIR/StructureDefinition/extension/legal-sex";
+const EXT_EPIC_CLINICAL_SEX: &str = "http://open.epic.com/FHIR/StructureDefinition/extension/sex-for-clinical-use";
 const PROFILE_JOURNAL_ENTRY: &str = "http://nictiz.nl/fhir/StructureDefinition/gp-JournalEntry";
 const PROFILE_ENCOUNTER_REPORT: &str = "http://nictiz.nl/fhir/StructureDefinition/gp-EncounterReport";
 
@@ -70,6 +74,9 @@ fn collect(mut v: Value, out: &mut Outcome) -> Result<(Vec<(String, Value)>, usi
     }
     let mut left = 0;
     let mut found = vec![];
+    // fullUrl → `Type/id`: references by fullUrl (urn:uuid:, urn:oid:, absolute URLs, as
+    // transaction and document Bundles write them) resolve like `Type/id` references.
+    let mut full_urls: BTreeMap<String, String> = BTreeMap::new();
     for (i, e) in elements(&mut v, "entry") {
         let path = format!("Bundle.entry[{i}].resource");
         let full_url = take_str(e, "fullUrl");
@@ -89,10 +96,17 @@ fn collect(mut v: Value, out: &mut Outcome) -> Result<(Vec<(String, Value)>, usi
                 continue;
             }
             if r.get("id").is_none() {
-                if let (Some(u), Some(o)) = (full_url, r.as_object_mut()) {
+                if let (Some(u), Some(o)) = (&full_url, r.as_object_mut()) {
                     // keep the fullUrl as identity for id-less entries
-                    o.insert("id".into(), Value::String(u.rsplit('/').next().unwrap_or(&u).to_owned()));
+                    o.insert("id".into(), Value::String(u.rsplit('/').next().unwrap_or(u).to_owned()));
                 }
+            }
+            if let (Some(u), Some(ty), Some(id)) = (
+                full_url,
+                r.get("resourceType").and_then(Value::as_str),
+                r.get("id").and_then(Value::as_str),
+            ) {
+                full_urls.insert(u, format!("{ty}/{id}"));
             }
             found.push((path, r));
         }
@@ -102,7 +116,30 @@ fn collect(mut v: Value, out: &mut Outcome) -> Result<(Vec<(String, Value)>, usi
     }
     left += count_elements(&v);
     leftovers("Bundle", &v, out);
+    if !full_urls.is_empty() {
+        for (_, r) in found.iter_mut() {
+            resolve_full_urls(r, &full_urls);
+        }
+    }
     Ok((found, left))
+}
+
+/// Rewrites `reference` values that name an entry by its fullUrl to that entry's `Type/id`.
+fn resolve_full_urls(v: &mut Value, full_urls: &BTreeMap<String, String>) {
+    match v {
+        Value::Object(m) => {
+            if let Some(Value::String(r)) = m.get_mut("reference") {
+                if let Some(local) = full_urls.get(r.as_str()) {
+                    *r = local.clone();
+                }
+            }
+            for (_, child) in m.iter_mut() {
+                resolve_full_urls(child, full_urls);
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(|c| resolve_full_urls(c, full_urls)),
+        _ => {}
+    }
 }
 
 fn key_of(res: &Value, path: &str) -> Key {
@@ -187,7 +224,7 @@ impl Reader {
                 self.dossier.patient = Some(p);
                 None
             }
-            "Practitioner" => Some(ItemConcept::HealthProfessional(practitioner(&mut res))),
+            "Practitioner" => Some(ItemConcept::HealthProfessional(practitioner(&mut res, &cx, &mut out))),
             "PractitionerRole" => Some(ItemConcept::ProfessionalRole(practitioner_role(&mut res, &cx))),
             "Organization" => Some(ItemConcept::HealthcareProvider(organization(&mut res, &cx))),
             "RelatedPerson" => Some(ItemConcept::ContactPerson(related_person(&mut res))),
@@ -313,6 +350,27 @@ impl Reader {
             take_extension(res, "http://nictiz.nl/fhir/StructureDefinition/gp-JournalEntry-ICPC")
                 .and_then(|mut e| take_concept(&mut e, "valueCodeableConcept"))
         });
+        // gp-JournalEntry: the ICPC code of the line may also come as a component.
+        let mut icpc = icpc;
+        for (_, c) in elements(res, "component") {
+            for key in ["code", "valueCodeableConcept"] {
+                let is_icpc = c
+                    .get(key)
+                    .and_then(|x| x.get("coding"))
+                    .and_then(Value::as_array)
+                    .is_some_and(|cs| {
+                        cs.iter().any(|x| {
+                            x.get("system").and_then(Value::as_str).map(|s| term().system_uri(s)).as_deref()
+                                == Some(uri::ICPC)
+                        })
+                    });
+                if is_icpc {
+                    if let Some(code) = take_concept(c, key) {
+                        icpc.get_or_insert(code);
+                    }
+                }
+            }
+        }
         let text = take_str(res, "valueString").or_else(|| take_str(res, "comment")).unwrap_or_default();
         let Some(kind) = kind else {
             out.push(
@@ -338,6 +396,7 @@ impl Reader {
     ) {
         consume(res, "status");
         consume(res, "category");
+        let identifiers = identifiers(res, "identifier");
         let encounter = take_reference(res, "context", cx.key).or_else(|| take_reference(res, "encounter", cx.key));
         let episode =
             take_extension(res, EXT_CONTEXT_EPISODE).and_then(|mut x| take_reference(&mut x, "valueReference", cx.key));
@@ -367,7 +426,7 @@ impl Reader {
         if e.author.is_none() {
             e.author = author;
         }
-        draft.lines.push((cx.key.to_owned(), SoapLine { kind, code, text }));
+        draft.lines.push((cx.key.to_owned(), SoapLine { kind, code, text, identifiers }));
     }
 
     fn finish(mut self) -> Result<Dossier, SourceError> {
@@ -487,6 +546,18 @@ pub(crate) fn patient(res: &mut Value, cx: &Cx, out: &mut Outcome) -> Result<Pat
     p.names = names(res, "name");
     p.gender = gender(res);
     p.gender_code = code_specification(res, "gender").and_then(|c| c.codings.into_iter().next());
+    // Epic's legal sex is the administrative gender: taken when it says the same.
+    let gender_code = p.gender.map(Gender::fhir_code);
+    let legal_sex_matches = res.get("extension").and_then(Value::as_array).is_some_and(|a| {
+        a.iter().any(|x| {
+            x.get("url").and_then(Value::as_str) == Some(EXT_EPIC_LEGAL_SEX)
+                && x.pointer("/valueCodeableConcept/coding/0/code").and_then(Value::as_str) == gender_code
+        })
+    });
+    if legal_sex_matches {
+        take_extension(res, EXT_EPIC_LEGAL_SEX);
+    }
+    p.sex_for_clinical_use = take_extension(res, EXT_EPIC_CLINICAL_SEX).and_then(|mut x| take_concept(&mut x, "valueCodeableConcept"));
     p.birth_date = when(res, "birthDate", cx.path, out);
     p.deceased = take_bool(res, "deceasedBoolean");
     p.deceased_at = when(res, "deceasedDateTime", cx.path, out);
@@ -518,15 +589,27 @@ fn contact_person(c: &mut Value) -> ContactPerson {
     p
 }
 
-fn practitioner(res: &mut Value) -> HealthProfessional {
+fn practitioner(res: &mut Value, cx: &Cx, out: &mut Outcome) -> HealthProfessional {
     consume(res, "active");
-    HealthProfessional {
+    let mut h = HealthProfessional {
         identifiers: identifiers(res, "identifier"),
         names: names(res, "name"),
         gender: gender(res),
         telecoms: telecoms(res, "telecom"),
         addresses: addresses(res, "address"),
+        birth_date: when(res, "birthDate", cx.path, out),
+        qualifications: vec![],
+    };
+    for (i, q) in elements(res, "qualification") {
+        let path = format!("{}.qualification[{i}]", cx.path);
+        h.qualifications.push(Qualification {
+            identifiers: identifiers(q, "identifier"),
+            code: take_concept(q, "code").unwrap_or_default(),
+            period: period(q, "period", &path, out),
+            issuer: take_reference(q, "issuer", cx.key),
+        });
     }
+    h
 }
 
 fn practitioner_role(res: &mut Value, cx: &Cx) -> ProfessionalRole {
@@ -574,8 +657,13 @@ fn related_person(res: &mut Value) -> ContactPerson {
 }
 
 /// STU3 status codes are plain codes; a code-specification extension may add the zib code.
+/// A status that is absent with a data-absent reason is "not known", which R4 says by
+/// leaving the status out.
 fn status_with_spec(res: &mut Value, key: &str) -> Option<String> {
     code_specification(res, key);
+    if let Some(u) = member(res, &format!("_{key}")) {
+        take_extension(u, "http://hl7.org/fhir/StructureDefinition/data-absent-reason");
+    }
     take_str(res, key)
 }
 
@@ -626,6 +714,8 @@ fn episode(res: &mut Value, cx: &Cx, out: &mut Outcome) -> Episode {
     e.title = take_extension(res, EXT_EPISODE_TITLE).and_then(|mut x| take_str(&mut x, "valueString"));
     e.attention = take_extension(res, EXT_EPISODE_ATTENTION).and_then(|mut x| take_bool(&mut x, "valueBoolean"));
     e.code = take_extension(res, EXT_EPISODE_CODE).and_then(|mut x| take_concept(&mut x, "valueCodeableConcept"));
+    e.first_encounter = take_extension(res, EXT_EPISODE_FIRST).and_then(|mut x| when(&mut x, "valueDateTime", cx.path, out));
+    e.last_encounter = take_extension(res, EXT_EPISODE_LAST).and_then(|mut x| when(&mut x, "valueDateTime", cx.path, out));
     for (_, d) in elements(res, "diagnosis") {
         if let Some(r) = take_reference(d, "condition", cx.key) {
             e.diagnoses.push(r);
@@ -659,6 +749,15 @@ fn encounter(res: &mut Value, cx: &Cx, out: &mut Outcome) -> Contact {
             c.participants.push(r);
         }
         consume(p, "type");
+    }
+    for (_, d) in elements(res, "diagnosis") {
+        if let Some(condition) = take_reference(d, "condition", cx.key) {
+            c.diagnoses.push(ContactDiagnosis {
+                condition,
+                use_: take_concept(d, "role"),
+                rank: take_i64(d, "rank"),
+            });
+        }
     }
     c
 }
@@ -733,7 +832,7 @@ fn allergy(res: &mut Value, cx: &Cx, out: &mut Outcome) -> Allergy {
         }
     }
     a.categories = take_strings(res, "category");
-    a.onset = when(res, "onsetDateTime", cx.path, out);
+    a.onset = when(res, "onsetDateTime", cx.path, out).or_else(|| period(res, "onsetPeriod", cx.path, out).start);
     a.recorded = when(res, "assertedDate", cx.path, out);
     consume(res, "lastOccurrence");
     for (i, r) in elements(res, "reaction") {
@@ -801,9 +900,31 @@ fn medication_request(res: &mut Value, cx: &Cx, out: &mut Outcome) -> Medication
         stopped: None,
         encounter: take_reference(res, "context", cx.key),
         notes: notes(res, "note"),
+        recorder: take_reference(res, "recorder", cx.key),
+        dispense: None,
     };
+    if let Some(dr) = member(res, "dispenseRequest") {
+        let path = format!("{}.dispenseRequest", cx.path);
+        let mut d = DispenseRequest {
+            validity: period(dr, "validityPeriod", &path, out),
+            repeats: take_i64(dr, "numberOfRepeatsAllowed"),
+            quantity: take_quantity(dr, "quantity"),
+            expected_duration: take_quantity(dr, "expectedSupplyDuration"),
+            performer: take_reference(dr, "performer", cx.key),
+        };
+        if d.performer.is_none() {
+            d.performer = None;
+        }
+        m.dispense = Some(d);
+    }
     if let Some(mut e) = take_extension(res, EXT_PERIOD_OF_USE) {
         m.period_of_use = period(&mut e, "valuePeriod", cx.path, out);
+    }
+    // The period of use may come as the dosage's timing bounds (Nictiz's own conversion).
+    if m.period_of_use.is_empty() {
+        if let Some(b) = m.dosages.iter().find_map(|d| d.bounds.clone()) {
+            m.period_of_use = b;
+        }
     }
     if let Some(mut e) = take_extension(res, EXT_USE_DURATION) {
         m.duration = take_quantity(&mut e, "valueDuration");
@@ -904,6 +1025,23 @@ fn treatment_directive(res: &mut Value, cx: &Cx, out: &mut Outcome) -> Treatment
             ver.date = when(&mut e, "valueDateTime", cx.path, out);
         }
         t.verification = Some(ver);
+    }
+    // Exceptions change the directive's meaning: each becomes a nested provision.
+    for (i, x) in elements(res, "except") {
+        let path = format!("{}.except[{i}]", cx.path);
+        let mut ex = DirectiveException {
+            type_: take_str(x, "type"),
+            period: period(x, "period", &path, out),
+            actions: take_concepts(x, "action"),
+            ..Default::default()
+        };
+        for (_, c) in elements(x, "code") {
+            let coding = coding(c);
+            if coding.code.is_some() || coding.display.is_some() {
+                ex.codes.push(Concept::coded(coding));
+            }
+        }
+        t.exceptions.push(ex);
     }
     consume(res, "category");
     consume(res, "policy");
