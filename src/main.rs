@@ -922,7 +922,9 @@ impl Progress for Reporter {
             }
             batch::Outcome::Converted(c) => {
                 // Clinical content that is not in the output is always shown.
-                for i in c.outcome.issues.iter().filter(|i| i.leftover == Some(overdracht::validate::Leftover::Clinical)) {
+                for i in
+                    c.outcome.issues.iter().filter(|i| i.leftover == Some(overdracht::validate::Leftover::Clinical))
+                {
                     self.line(&format!("{origin}: CLINICAL {i}"));
                 }
             }

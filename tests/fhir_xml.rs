@@ -149,11 +149,8 @@ fn assert_twins(name: &str, json: &[u8]) -> Format {
     assert_eq!(from_xml.bundle(), from_json.bundle(), "{name}: the XML twin converts to a different Bundle");
     assert_eq!(sorted_issues(&from_xml), sorted_issues(&from_json), "{name}: different conversion outcome");
     // The JSON shape of the XML is the JSON itself (up to member order).
-    let forced = if expected == Format::FhirR4Xml {
-        source::fhir_xml::Version::R4
-    } else {
-        source::fhir_xml::Version::Stu3
-    };
+    let forced =
+        if expected == Format::FhirR4Xml { source::fhir_xml::Version::R4 } else { source::fhir_xml::Version::Stu3 };
     let back = source::fhir_xml::to_json(xml.as_bytes(), forced).expect("reads back");
     assert_eq!(back, v, "{name}: XML → JSON is not the original JSON");
     expected
@@ -199,8 +196,8 @@ fn committed_xml_twins_convert_like_their_json() {
         assert_eq!(a.bundle(), b.bundle(), "{stem}");
         assert_eq!(sorted_issues(&a), sorted_issues(&b), "{stem}");
         // Forcing the format gives the same.
-        let forced = convert(&xml, &ConvertOptions { format: Some(Format::FhirStu3Xml), ..Default::default() })
-            .expect("forced");
+        let forced =
+            convert(&xml, &ConvertOptions { format: Some(Format::FhirStu3Xml), ..Default::default() }).expect("forced");
         assert_eq!(forced.bundle(), b.bundle());
         n += 1;
     }

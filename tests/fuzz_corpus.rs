@@ -46,7 +46,8 @@ fn the_fhir_xml_reader_never_panics_on_its_fuzz_corpus() {
             let _ = fhir_xml::to_json(&bytes, fhir_xml::Version::Stu3);
             let _ = fhir_xml::to_json(&bytes, fhir_xml::Version::R4);
             let _ = convert(&bytes, &ConvertOptions::default());
-            convert(&bytes, &ConvertOptions { format: Some(Format::FhirR4Xml), ..Default::default() }).map(|c| c.resources.len())
+            convert(&bytes, &ConvertOptions { format: Some(Format::FhirR4Xml), ..Default::default() })
+                .map(|c| c.resources.len())
         });
         assert!(r.is_ok(), "the FHIR XML reader panicked on {name}");
     }

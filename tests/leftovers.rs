@@ -86,11 +86,8 @@ fn hl7v3_coverage_counts_attributes_and_texts() {
 fn the_cli_prints_coverage_and_strict_rejects() {
     let dir = tempfile::tempdir().expect("tempdir");
     let input = dir.path().join("p.json");
-    std::fs::write(
-        &input,
-        patient_with(json!({"extension": [{"url": "http://example.org/x", "valueString": "?"}]})),
-    )
-    .expect("write");
+    std::fs::write(&input, patient_with(json!({"extension": [{"url": "http://example.org/x", "valueString": "?"}]})))
+        .expect("write");
     let run = |strict: bool| {
         let mut args = vec![
             "convert".to_owned(),
@@ -191,7 +188,9 @@ fn the_examples_and_fixtures_leave_nothing_clinical_behind() {
         .map(|e| e.path())
         .filter(|p| p.extension().and_then(|e| e.to_str()) == Some("json"))
         .collect();
-    files.extend(std::fs::read_dir(root().join("tests/fixtures/xml")).expect("xml").filter_map(Result::ok).map(|e| e.path()));
+    files.extend(
+        std::fs::read_dir(root().join("tests/fixtures/xml")).expect("xml").filter_map(Result::ok).map(|e| e.path()),
+    );
     files.push(root().join("tests/fixtures/hl7v3/professional-summary.xml"));
     files.push(root().join("examples/records/gp-frail-elderly.stu3.json"));
     files.push(root().join("examples/records/paediatrician-young-adult.flat.json"));

@@ -515,13 +515,8 @@ fn summary(id: &str, now: &str, sender: &str, parties: &Parties, c: &Conversion)
 
 /// The clinical leftovers as an OperationOutcome of their own (null when there are none).
 fn clinical_outcome(c: &Conversion) -> Value {
-    let issues: Vec<_> = c
-        .outcome
-        .issues
-        .iter()
-        .filter(|i| i.leftover == Some(crate::validate::Leftover::Clinical))
-        .cloned()
-        .collect();
+    let issues: Vec<_> =
+        c.outcome.issues.iter().filter(|i| i.leftover == Some(crate::validate::Leftover::Clinical)).cloned().collect();
     if issues.is_empty() {
         Value::Null
     } else {

@@ -8,6 +8,7 @@
 
 pub mod bundle;
 pub mod datatypes;
+pub mod narrative;
 mod resources;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -210,14 +211,16 @@ pub fn emit(dossier: &Dossier, opts: &FhirOptions) -> FhirOutput {
     if let Some(p) = &dossier.patient {
         e.current_path = p.source_path.clone();
         let id = e.id_for("Patient", &p.key);
-        let r = resources::patient(&mut e, p, &id);
+        let mut r = resources::patient(&mut e, p, &id);
+        narrative::add(&mut r);
         out.resources.push(finish(r, "Patient", id, DataCategory::Identification, "Patient", &p.source_path));
     }
     for item in &dossier.items {
         e.current_path = item.source_path.clone();
         let ty = resource_type_of(&item.concept).to_owned();
         let id = e.id_for(&ty, &item.key);
-        for (resource, rid, profile_name) in resources::item(&mut e, item, &ty, &id) {
+        for (mut resource, rid, profile_name) in resources::item(&mut e, item, &ty, &id) {
+            narrative::add(&mut resource);
             let rty = resource.get("resourceType").and_then(Value::as_str).unwrap_or(&ty).to_owned();
             out.resources.push(finish(resource, &rty, rid, item.category(), profile_name, &item.source_path));
         }

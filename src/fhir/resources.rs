@@ -127,10 +127,7 @@ pub(super) fn item(e: &mut Emitter, item: &Item, ty: &str, id: &str) -> Out {
             // nl-core puts the UZI role code (like the Vektis specialism) in `specialty`.
             let is_uzi_role = |c: &&Concept| c.coding_in(uri::UZI_ROLE).is_some();
             o.set("code", array(r.roles.iter().filter(|c| !is_uzi_role(c)).map(concept)));
-            o.set(
-                "specialty",
-                array(r.specialties.iter().chain(r.roles.iter().filter(is_uzi_role)).map(concept)),
-            );
+            o.set("specialty", array(r.specialties.iter().chain(r.roles.iter().filter(is_uzi_role)).map(concept)));
             o.set("telecom", telecoms(&r.telecoms));
             single(o.build(), "HealthProfessionalRole")
         }

@@ -101,11 +101,9 @@ fn collect(mut v: Value, out: &mut Outcome) -> Result<(Vec<(String, Value)>, usi
                     o.insert("id".into(), Value::String(u.rsplit('/').next().unwrap_or(u).to_owned()));
                 }
             }
-            if let (Some(u), Some(ty), Some(id)) = (
-                full_url,
-                r.get("resourceType").and_then(Value::as_str),
-                r.get("id").and_then(Value::as_str),
-            ) {
+            if let (Some(u), Some(ty), Some(id)) =
+                (full_url, r.get("resourceType").and_then(Value::as_str), r.get("id").and_then(Value::as_str))
+            {
                 full_urls.insert(u, format!("{ty}/{id}"));
             }
             found.push((path, r));
@@ -354,16 +352,12 @@ impl Reader {
         let mut icpc = icpc;
         for (_, c) in elements(res, "component") {
             for key in ["code", "valueCodeableConcept"] {
-                let is_icpc = c
-                    .get(key)
-                    .and_then(|x| x.get("coding"))
-                    .and_then(Value::as_array)
-                    .is_some_and(|cs| {
-                        cs.iter().any(|x| {
-                            x.get("system").and_then(Value::as_str).map(|s| term().system_uri(s)).as_deref()
-                                == Some(uri::ICPC)
-                        })
-                    });
+                let is_icpc = c.get(key).and_then(|x| x.get("coding")).and_then(Value::as_array).is_some_and(|cs| {
+                    cs.iter().any(|x| {
+                        x.get("system").and_then(Value::as_str).map(|s| term().system_uri(s)).as_deref()
+                            == Some(uri::ICPC)
+                    })
+                });
                 if is_icpc {
                     if let Some(code) = take_concept(c, key) {
                         icpc.get_or_insert(code);
@@ -557,7 +551,8 @@ pub(crate) fn patient(res: &mut Value, cx: &Cx, out: &mut Outcome) -> Result<Pat
     if legal_sex_matches {
         take_extension(res, EXT_EPIC_LEGAL_SEX);
     }
-    p.sex_for_clinical_use = take_extension(res, EXT_EPIC_CLINICAL_SEX).and_then(|mut x| take_concept(&mut x, "valueCodeableConcept"));
+    p.sex_for_clinical_use =
+        take_extension(res, EXT_EPIC_CLINICAL_SEX).and_then(|mut x| take_concept(&mut x, "valueCodeableConcept"));
     p.birth_date = when(res, "birthDate", cx.path, out);
     p.deceased = take_bool(res, "deceasedBoolean");
     p.deceased_at = when(res, "deceasedDateTime", cx.path, out);
@@ -714,8 +709,10 @@ fn episode(res: &mut Value, cx: &Cx, out: &mut Outcome) -> Episode {
     e.title = take_extension(res, EXT_EPISODE_TITLE).and_then(|mut x| take_str(&mut x, "valueString"));
     e.attention = take_extension(res, EXT_EPISODE_ATTENTION).and_then(|mut x| take_bool(&mut x, "valueBoolean"));
     e.code = take_extension(res, EXT_EPISODE_CODE).and_then(|mut x| take_concept(&mut x, "valueCodeableConcept"));
-    e.first_encounter = take_extension(res, EXT_EPISODE_FIRST).and_then(|mut x| when(&mut x, "valueDateTime", cx.path, out));
-    e.last_encounter = take_extension(res, EXT_EPISODE_LAST).and_then(|mut x| when(&mut x, "valueDateTime", cx.path, out));
+    e.first_encounter =
+        take_extension(res, EXT_EPISODE_FIRST).and_then(|mut x| when(&mut x, "valueDateTime", cx.path, out));
+    e.last_encounter =
+        take_extension(res, EXT_EPISODE_LAST).and_then(|mut x| when(&mut x, "valueDateTime", cx.path, out));
     for (_, d) in elements(res, "diagnosis") {
         if let Some(r) = take_reference(d, "condition", cx.key) {
             e.diagnoses.push(r);
@@ -752,11 +749,7 @@ fn encounter(res: &mut Value, cx: &Cx, out: &mut Outcome) -> Contact {
     }
     for (_, d) in elements(res, "diagnosis") {
         if let Some(condition) = take_reference(d, "condition", cx.key) {
-            c.diagnoses.push(ContactDiagnosis {
-                condition,
-                use_: take_concept(d, "role"),
-                rank: take_i64(d, "rank"),
-            });
+            c.diagnoses.push(ContactDiagnosis { condition, use_: take_concept(d, "role"), rank: take_i64(d, "rank") });
         }
     }
     c

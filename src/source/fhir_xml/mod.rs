@@ -250,10 +250,8 @@ impl<'i> Converter<'i> {
                     }
                 }
                 Event::CData(_) | Event::GeneralRef(_) => {
-                    return Err(self.err_at(
-                        before,
-                        "text inside a FHIR element (FHIR XML carries values in `value` attributes)",
-                    ));
+                    return Err(self
+                        .err_at(before, "text inside a FHIR element (FHIR XML carries values in `value` attributes)"));
                 }
                 Event::DocType(_) => return Err(doctype(self.text, before)),
                 Event::Decl(d) => {
@@ -275,7 +273,10 @@ impl<'i> Converter<'i> {
             let (l, c) = line_col(self.text, open.at);
             return Err(self.err_at(
                 self.text.len(),
-                format!("unexpected end of the document: element <{}> opened at line {l}, column {c} is not closed", open.name),
+                format!(
+                    "unexpected end of the document: element <{}> opened at line {l}, column {c} is not closed",
+                    open.name
+                ),
             ));
         }
         let end = self.err_at(self.text.len(), "the document has no root element");
@@ -499,7 +500,13 @@ fn insert(obj: &mut Map<String, Value>, name: &str, repeats: bool, v: Value) {
 
 /// Adds a primitive: its value as `name`, its id/extensions as `_name`, with the arrays of
 /// a repeating primitive aligned by `null`s.
-fn insert_primitive(obj: &mut Map<String, Value>, name: &str, repeats: bool, value: Option<Value>, twin: Option<Value>) {
+fn insert_primitive(
+    obj: &mut Map<String, Value>,
+    name: &str,
+    repeats: bool,
+    value: Option<Value>,
+    twin: Option<Value>,
+) {
     let twin_name = format!("_{name}");
     if !repeats && !obj.contains_key(name) && !obj.contains_key(&twin_name) {
         if let Some(v) = value {

@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 use super::xml::NodeId;
 use super::Mapper;
 use crate::model::{
-    Alert, Allergy, Coding, Concept, Contact, DispenseRequest, Dosage, Episode, Identifier, ItemConcept, JournalEntry, Key,
-    MedicationAgreement, MedicationRef, ObsValue, Observation, ObservationKind, Period, Problem, Product, Ref,
+    Alert, Allergy, Coding, Concept, Contact, DispenseRequest, Dosage, Episode, Identifier, ItemConcept, JournalEntry,
+    Key, MedicationAgreement, MedicationRef, ObsValue, Observation, ObservationKind, Period, Problem, Product, Ref,
     ReferenceRange, SoapKind, SoapLine, When,
 };
 use crate::terminology::maps;
