@@ -222,3 +222,23 @@ fn reference_samples_leave_nothing_clinical_behind() {
     }
     assert!(n > 100, "{n}");
 }
+
+#[test]
+fn every_mapping_decision_is_in_the_docs() {
+    let data: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(root().join("mappings/element-map.json")).expect("data"))
+            .expect("json");
+    let doc = std::fs::read_to_string(root().join("docs/mappings.md")).expect("docs/mappings.md");
+    let mut n = 0;
+    for p in data["profiles"].as_array().expect("profiles") {
+        assert!(doc.contains(p["source"].as_str().expect("source")), "{}", p["source"]);
+        for e in p["elements"].as_array().expect("elements") {
+            for k in ["from", "to"] {
+                let text = e[k].as_str().expect("text").replace('|', "\\|");
+                assert!(doc.contains(&text), "docs/mappings.md lacks {text:?}: run scripts/gen-mappings-doc.py");
+            }
+            n += 1;
+        }
+    }
+    assert!(n > 30, "{n}");
+}

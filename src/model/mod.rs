@@ -602,7 +602,7 @@ pub struct MedicationAgreement {
     /// Who recorded the agreement (when not the prescriber).
     pub recorder: Option<Ref>,
     /// The dispense request that came with the prescription.
-    pub dispense: Option<DispenseRequest>,
+    pub dispense: Option<Box<DispenseRequest>>,
 }
 
 /// MedicationRequest.dispenseRequest: how much, how often, for how long.

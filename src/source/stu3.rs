@@ -318,11 +318,34 @@ impl Reader {
         consume(res, "status");
         consume(res, "type");
         for (_, s) in elements(res, "section") {
+            // A section per journal line type. Its lines are the gp-JournalEntry Observations
+            // it lists; a section that lists none (Nictiz's conversion of a Professional
+            // Summary) holds its line only as text: that text is the line.
+            let kind = section_line_kind(s);
+            let lists_lines = s
+                .get("entry")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|en| en.get("reference").and_then(Value::as_str))
+                .filter_map(|r| reference_key(r, cx.key))
+                .any(|k| k.starts_with("Observation/"));
+            let text = s.pointer("/text/div").and_then(Value::as_str).map(div_text).filter(|t| !t.is_empty());
+            if let (Some(kind), Some(text), false) = (kind, text, lists_lines) {
+                let line = SoapLine { kind, code: None, text, identifiers: vec![] };
+                draft.lines.push((format!("{}/section/{kind:?}", cx.key), line));
+            }
             consume(s, "code");
             consume(s, "title");
             consume(s, "text");
             for (_, en) in elements(s, "entry") {
                 if let Some(k) = en.get("reference").and_then(Value::as_str).and_then(|r| reference_key(r, cx.key)) {
+                    // An entry that is the episode the lines are about.
+                    if k.starts_with("EpisodeOfCare/") {
+                        let r = reference(en, cx.key);
+                        draft.entry.episode.get_or_insert(r);
+                        continue;
+                    }
                     self.report_of_line.insert(k, cx.key.to_owned());
                     take(en, "reference");
                     consume(en, "display");
@@ -485,6 +508,40 @@ fn narrative(res: &mut Value, rt: &str, out: &mut Outcome) -> usize {
     }
     consume(res, "text");
     unmapped
+}
+
+/// The journal line type a Composition section is coded with (S/O/E/P), if any.
+fn section_line_kind(section: &Value) -> Option<SoapKind> {
+    let codings = section.pointer("/code/coding").and_then(Value::as_array)?;
+    codings.iter().find_map(|c| {
+        let system = c.get("system").and_then(Value::as_str).map(|s| term().system_uri(s)).unwrap_or_default();
+        let journal = system == uri::JOURNAL_LINE_TYPE || system.contains("journaalregel");
+        journal.then(|| c.get("code").and_then(Value::as_str).and_then(SoapKind::from_letter)).flatten()
+    })
+}
+
+/// The text of an XHTML div: tags removed, the five XML entities resolved, blanks collapsed.
+fn div_text(div: &str) -> String {
+    let mut out = String::with_capacity(div.len());
+    let mut in_tag = false;
+    for c in div.chars() {
+        match c {
+            '<' => {
+                in_tag = true;
+                out.push(' ');
+            }
+            '>' => in_tag = false,
+            c if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    let out = out
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&apos;", "'")
+        .replace("&amp;", "&");
+    out.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 fn is_journal_line(res: &Value) -> bool {
@@ -898,24 +955,21 @@ fn medication_request(res: &mut Value, cx: &Cx, out: &mut Outcome) -> Medication
     };
     if let Some(dr) = member(res, "dispenseRequest") {
         let path = format!("{}.dispenseRequest", cx.path);
-        let mut d = DispenseRequest {
+        let d = DispenseRequest {
             validity: period(dr, "validityPeriod", &path, out),
             repeats: take_i64(dr, "numberOfRepeatsAllowed"),
             quantity: take_quantity(dr, "quantity"),
             expected_duration: take_quantity(dr, "expectedSupplyDuration"),
             performer: take_reference(dr, "performer", cx.key),
         };
-        if d.performer.is_none() {
-            d.performer = None;
-        }
-        m.dispense = Some(d);
+        m.dispense = Some(Box::new(d));
     }
     if let Some(mut e) = take_extension(res, EXT_PERIOD_OF_USE) {
         m.period_of_use = period(&mut e, "valuePeriod", cx.path, out);
     }
     // The period of use may come as the dosage's timing bounds (Nictiz's own conversion).
     if m.period_of_use.is_empty() {
-        if let Some(b) = m.dosages.iter().find_map(|d| d.bounds.clone()) {
+        if let Some(b) = m.dosages.iter().find_map(|d| d.bounds) {
             m.period_of_use = b;
         }
     }

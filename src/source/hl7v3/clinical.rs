@@ -471,7 +471,7 @@ impl Mapper<'_> {
                     alerts.push(Alert {
                         code,
                         status: Some(status.to_owned()),
-                        period: ep.period.clone(),
+                        period: ep.period,
                         author: ep.care_manager.clone(),
                         detail: ep.diagnoses.first().cloned(),
                         ..Default::default()
@@ -569,7 +569,7 @@ impl Mapper<'_> {
                     let _ = d.attr(s, "nullFlavor");
                 }
             }
-            agreement.dispense = Some(dr);
+            agreement.dispense = Some(Box::new(dr));
         }
         for ta in d.kids(med, "therapeuticAgentOf").collect::<Vec<_>>() {
             let Some(mar) = d.kid(ta, "medicationAdministrationRequest") else {
