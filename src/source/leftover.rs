@@ -24,6 +24,8 @@ struct FhirRules {
 #[serde(rename_all = "camelCase")]
 struct Hl7v3Rules {
     clinical_parts: Vec<String>,
+    #[serde(default)]
+    administrative_parts: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -77,7 +79,11 @@ pub fn resource_type(resource_type: &str) -> Leftover {
 
 /// The class of an unmapped part of a Professional Summary at `xpath`.
 pub fn hl7v3(xpath: &str) -> Leftover {
-    if rules().hl7v3.clinical_parts.iter().any(|p| xpath.contains(p.as_str())) {
+    let r = &rules().hl7v3;
+    if r.administrative_parts.iter().any(|p| xpath.contains(p.as_str())) {
+        return Leftover::Administrative;
+    }
+    if r.clinical_parts.iter().any(|p| xpath.contains(p.as_str())) {
         Leftover::Clinical
     } else {
         Leftover::Administrative
@@ -105,6 +111,10 @@ mod tests {
         assert_eq!(resource_type("AuditEvent"), Leftover::Administrative);
         assert_eq!(resource_type("Basic"), Leftover::Clinical);
         assert_eq!(hl7v3("/QUPC_IN990002NL/id"), Leftover::Administrative);
+        assert_eq!(
+            hl7v3("/QUPC_IN990002NL/ControlActProcess/subject/PrimaryCareProvision/component1[1]/encounter/component[3]/Prescription/directTarget/prescribedMedication/therapeuticAgentOf/medicationAdministrationRequest/id"),
+            Leftover::Administrative
+        );
         assert_eq!(
             hl7v3("/QUPC_IN990002NL/ControlActProcess/subject/PrimaryCareProvision/component9"),
             Leftover::Clinical

@@ -575,7 +575,13 @@ impl Mapper<'_> {
             let Some(mar) = d.kid(ta, "medicationAdministrationRequest") else {
                 continue;
             };
-            agreement.identifiers.extend(self.ids(mar));
+            // The administration request's id identifies the dosing instruction, not the
+            // agreement: used as the agreement's identifier only when the prescription has none
+            // of its own (two prescriptions may share one; the id is then reported as
+            // administrative, mappings/leftover-classes.json).
+            if agreement.identifiers.is_empty() {
+                agreement.identifiers.extend(self.ids(mar));
+            }
             let mut dosage =
                 Dosage { text: d.kid(mar, "text").and_then(|t| d.text(t)).map(str::to_owned), ..Default::default() };
             if let Some(s) = d.peek_kids(mar, "statusCode").next() {
