@@ -165,6 +165,10 @@ pub struct Converted {
     pub outcome: crate::validate::Outcome,
     pub resources: usize,
     pub warnings: usize,
+    /// Unmapped clinical / administrative source elements.
+    pub clinical: usize,
+    pub administrative: usize,
+    pub coverage: crate::model::Coverage,
     bytes: Vec<u8>,
     extension: &'static str,
     /// The Patient resource's id and every `(type, id)` written, for the identity guard.
@@ -196,6 +200,9 @@ fn render(c: Conversion, how: Render) -> Converted {
     Converted {
         warnings: c.warnings(),
         resources: c.resources.len(),
+        clinical: c.clinical_leftovers(),
+        administrative: c.administrative_leftovers(),
+        coverage: c.coverage,
         outcome: c.outcome,
         bytes,
         extension,
@@ -211,6 +218,11 @@ pub struct Summary {
     pub rejected: usize,
     pub warnings: usize,
     pub resources: usize,
+    /// Unmapped clinical / administrative source elements over the converted records.
+    pub clinical_leftovers: usize,
+    pub administrative_leftovers: usize,
+    /// Source elements of the converted records, and how many were mapped.
+    pub coverage: crate::model::Coverage,
 }
 
 /// Something to tell the user while the batch runs.
@@ -400,6 +412,9 @@ fn write_one(
             summary.converted += 1;
             summary.warnings += c.warnings;
             summary.resources += c.resources;
+            summary.clinical_leftovers += c.clinical;
+            summary.administrative_leftovers += c.administrative;
+            summary.coverage.add(c.coverage);
             match sink {
                 Sink::Stream(w) => {
                     w.write_all(&c.bytes).map_err(|e| BatchError::Write { path: "output".into(), source: e })
@@ -423,6 +438,9 @@ mod tests {
             outcome: crate::validate::Outcome::new(),
             resources: ids.len(),
             warnings: 0,
+            clinical: 0,
+            administrative: 0,
+            coverage: Default::default(),
             bytes: vec![],
             extension: "ndjson",
             patient: Some(patient.to_owned()),

@@ -8,10 +8,10 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use crate::fhir::{self, Emitted, FhirOptions, RefStyle};
-use crate::model::{Dossier, Identifier};
+use crate::model::{Coverage, Dossier, Identifier};
 use crate::source::{self, Format, SourceError};
 use crate::terminology::{uri, Terminology};
-use crate::validate::{Issue, IssueCode, Outcome, Severity, Validator};
+use crate::validate::{Issue, IssueCode, Leftover, Outcome, Severity, Validator};
 
 /// How the output is shaped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -34,11 +34,20 @@ pub struct ConvertOptions {
     pub max_issues: Option<usize>,
     /// Stops the conversion between its steps once set (the request it served timed out).
     pub cancel: Option<Cancel>,
+    /// Reject a record that leaves clinical source elements unmapped (`--strict`).
+    pub strict: bool,
 }
 
 impl Default for ConvertOptions {
     fn default() -> Self {
-        ConvertOptions { format: None, sender: None, output: OutputKind::Bundle, max_issues: None, cancel: None }
+        ConvertOptions {
+            format: None,
+            sender: None,
+            output: OutputKind::Bundle,
+            max_issues: None,
+            cancel: None,
+            strict: false,
+        }
     }
 }
 
@@ -77,6 +86,8 @@ pub struct Conversion {
     /// Everything the conversion has to say: unmapped source elements, unresolved
     /// references, validation warnings. Never contains errors (those reject the record).
     pub outcome: Outcome,
+    /// How much of the source was mapped.
+    pub coverage: Coverage,
 }
 
 /// Why a record was not converted.
@@ -93,6 +104,13 @@ pub enum ConvertError {
     /// Stopped through [`ConvertOptions::cancel`].
     #[error("the conversion was stopped (its request timed out or went away)")]
     Cancelled,
+    /// `strict`: clinical source elements were not mapped.
+    #[error("{} clinical source element(s) not mapped (strict), the first: {}", .outcome.issues.len(), first_issue(.outcome))]
+    ClinicalLeftovers { outcome: Outcome },
+}
+
+fn first_issue(o: &Outcome) -> String {
+    o.issues.first().map(|i| i.to_string()).unwrap_or_default()
 }
 
 fn first_error(o: &Outcome) -> String {
@@ -118,6 +136,18 @@ impl ConvertError {
                 Issue::error(IssueCode::Conflict, self.to_string()).at(resource.clone()).into()
             }
             ConvertError::Cancelled => Issue::error(IssueCode::Timeout, self.to_string()).into(),
+            ConvertError::ClinicalLeftovers { outcome } => {
+                let mut o = Outcome::new();
+                o.push(Issue::error(
+                    IssueCode::Incomplete,
+                    format!(
+                        "strict conversion: {} clinical source element(s) would not be in the output; map them or convert without strict",
+                        outcome.issues.len()
+                    ),
+                ));
+                o.extend(outcome.clone());
+                o
+            }
         }
     }
 }
@@ -159,6 +189,27 @@ impl Conversion {
     pub fn warnings(&self) -> usize {
         self.outcome.count(Severity::Warning)
     }
+
+    /// Unmapped clinical source elements (warnings; `strict` rejects them).
+    pub fn clinical_leftovers(&self) -> usize {
+        self.outcome.leftovers(Leftover::Clinical)
+    }
+
+    /// Unmapped administrative source elements (information).
+    pub fn administrative_leftovers(&self) -> usize {
+        self.outcome.leftovers(Leftover::Administrative)
+    }
+
+    /// The coverage figures as JSON (the API summary).
+    pub fn coverage_json(&self) -> Value {
+        serde_json::json!({
+            "sourceElements": self.coverage.source_elements,
+            "mappedElements": self.coverage.mapped_elements(),
+            "share": (self.coverage.share() * 10000.0).round() / 10000.0,
+            "clinicalLeftovers": self.clinical_leftovers(),
+            "administrativeLeftovers": self.administrative_leftovers(),
+        })
+    }
 }
 
 /// Converts one record (a file's bytes).
@@ -166,12 +217,18 @@ pub fn convert(bytes: &[u8], opts: &ConvertOptions) -> Result<Conversion, Conver
     // JSON is parsed once, both to detect its format and to read it.
     check(opts)?;
     let is_xml = match opts.format {
-        Some(f) => f == Format::Hl7v3Ps,
+        Some(f) => f.is_xml(),
         None => source::sniff(bytes)? == source::Syntax::Xml,
     };
     if is_xml {
-        let dossier = source::read(bytes, Format::Hl7v3Ps)?;
-        return finish(dossier, Format::Hl7v3Ps, opts);
+        let (dossier, format) = match opts.format {
+            Some(Format::Hl7v3Ps) => (source::read(bytes, Format::Hl7v3Ps)?, Format::Hl7v3Ps),
+            None if source::hl7v3::is_professional_summary(bytes) => {
+                (source::read(bytes, Format::Hl7v3Ps)?, Format::Hl7v3Ps)
+            }
+            forced => source::read_xml(bytes, forced)?,
+        };
+        return finish(dossier, format, opts);
     }
     let v: Value = serde_json::from_slice(source::without_bom(bytes)).map_err(|e| SourceError::json(&e))?;
     convert_json(v, opts)
@@ -214,11 +271,16 @@ fn finish(dossier: Dossier, format: Format, opts: &ConvertOptions) -> Result<Con
         OutputKind::Ndjson => RefStyle::Relative,
     };
     let out = fhir::emit(&dossier, &FhirOptions { sender: sender.clone(), ref_style });
+    let coverage = dossier.coverage;
     let mut outcome = dossier.outcome;
     if let Some(max) = opts.max_issues {
         outcome.limit(max);
     }
     outcome.extend(out.outcome);
+    if opts.strict && outcome.leftovers(Leftover::Clinical) > 0 {
+        let clinical = outcome.issues.into_iter().filter(|i| i.leftover == Some(Leftover::Clinical)).collect();
+        return Err(ConvertError::ClinicalLeftovers { outcome: Outcome { issues: clinical, ..Default::default() } });
+    }
     // Everything we emit is validated before anyone sees it. An error is a defect of the
     // mapping that produced the resource, never something to pass on as if valid.
     let validator = Validator::embedded();
@@ -236,5 +298,5 @@ fn finish(dossier: Dossier, format: Format, opts: &ConvertOptions) -> Result<Con
         // for every resource.
         outcome.issues.extend(checked.issues.into_iter().filter(|i| i.severity == Severity::Warning));
     }
-    Ok(Conversion { format, sender, resources: out.resources, outcome })
+    Ok(Conversion { format, sender, resources: out.resources, outcome, coverage })
 }

@@ -324,9 +324,13 @@ struct ConvertArgs {
     /// Pretty-print Bundles.
     #[arg(long)]
     pretty: bool,
-    /// Print every warning about unmapped source data, not only the counts.
+    /// Print every warning about unmapped source data, not only the counts (clinical
+    /// leftovers are always printed).
     #[arg(long, short)]
     verbose: bool,
+    /// Reject a record that leaves clinical source elements unmapped.
+    #[arg(long)]
+    strict: bool,
 }
 
 fn main() -> ExitCode {
@@ -830,8 +834,13 @@ fn run_convert(args: ConvertArgs) -> anyhow::Result<ExitCode> {
         Some(p) => Sink::Stream(Box::new(std::io::BufWriter::new(std::fs::File::create(p)?))),
         None => Sink::Stream(Box::new(std::io::BufWriter::new(std::io::stdout()))),
     };
-    let opts =
-        ConvertOptions { format: args.from, sender: args.sender.clone(), output: args.output, ..Default::default() };
+    let opts = ConvertOptions {
+        format: args.from,
+        sender: args.sender.clone(),
+        output: args.output,
+        strict: args.strict,
+        ..Default::default()
+    };
     let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
     let mut rejects = Rejects::new(args.rejects.clone());
     let mut progress = Reporter::new(args.verbose);
@@ -930,7 +939,14 @@ impl Progress for Reporter {
                     self.line(&format!("{origin}: {i}"));
                 }
             }
-            batch::Outcome::Converted(_) => {}
+            batch::Outcome::Converted(c) => {
+                // Clinical content that is not in the output is always shown.
+                for i in
+                    c.outcome.issues.iter().filter(|i| i.leftover == Some(overdracht::validate::Leftover::Clinical))
+                {
+                    self.line(&format!("{origin}: CLINICAL {i}"));
+                }
+            }
         }
     }
 
@@ -942,8 +958,18 @@ impl Progress for Reporter {
         let rate = if secs > 0.0 { (s.converted + s.rejected) as f64 / secs } else { 0.0 };
         let hint = if s.warnings > 0 && !self.verbose { " (use --verbose to list the warnings)" } else { "" };
         self.line(&format!(
-            "converted {}, rejected {}, resources {}, warnings {}{hint}, time {:.2} s ({:.0} records/s)",
-            s.converted, s.rejected, s.resources, s.warnings, secs, rate
+            "converted {}, rejected {}, resources {}, clinical leftovers {}, administrative leftovers {}, coverage {:.1}% ({} of {} source elements mapped), warnings {}{hint}, time {:.2} s ({:.0} records/s)",
+            s.converted,
+            s.rejected,
+            s.resources,
+            s.clinical_leftovers,
+            s.administrative_leftovers,
+            s.coverage.share() * 100.0,
+            s.coverage.mapped_elements(),
+            s.coverage.source_elements,
+            s.warnings,
+            secs,
+            rate
         ));
     }
 }

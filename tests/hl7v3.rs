@@ -35,7 +35,7 @@ fn the_fixture_is_detected_and_converts() {
     assert_eq!(source::detect(FIXTURE).ok(), Some(Format::Hl7v3Ps));
     let d = fixture();
     let expected: BTreeMap<&str, usize> = [
-        ("Alert", 2),
+        ("Alert", 3), // contra-indication, attention annotation, the 74018-3 alert on an episode
         ("AllergyIntolerance", 1),
         ("BodyTemperature", 1),
         ("BodyWeight", 1),

@@ -99,8 +99,14 @@ async fn convert_record(
     };
     input::require_body(&body)?;
     input::check_work(&body, state.limits.max_json_values)?;
-    let opts =
-        ConvertOptions { format: kind.format, sender, output, max_issues: Some(state.limits.max_issues), cancel: None };
+    let opts = ConvertOptions {
+        format: kind.format,
+        sender,
+        output,
+        max_issues: Some(state.limits.max_issues),
+        cancel: None,
+        strict: false,
+    };
     let c = convert_blocking(body, opts, permits).await?;
     entry.patient_bsn = super::handovers::patient_of(&c).1;
     entry.categories = super::handovers::categories_of(&c);

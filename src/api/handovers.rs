@@ -101,7 +101,9 @@ pub fn convert_error(e: &ConvertError) -> ApiError {
     use crate::source::SourceError;
     let status = match e {
         ConvertError::Source(SourceError::Syntax { .. } | SourceError::UnknownFormat(_)) => StatusCode::BAD_REQUEST,
-        ConvertError::Source(SourceError::Invalid(_)) => StatusCode::UNPROCESSABLE_ENTITY,
+        ConvertError::Source(SourceError::Invalid(_)) | ConvertError::ClinicalLeftovers { .. } => {
+            StatusCode::UNPROCESSABLE_ENTITY
+        }
         ConvertError::InvalidOutput { mapping, .. } => {
             tracing::error!(mapping = %mapping, "conversion produced invalid output");
             StatusCode::INTERNAL_SERVER_ERROR
@@ -379,6 +381,7 @@ async fn convert_for_handover(
         output: OutputKind::Bundle,
         max_issues: Some(state.limits.max_issues),
         cancel: None,
+        strict: false,
     };
     if claimed.is_some() || senders.agb_codes(&caller.ura).next().is_none() {
         let decided = decide(None)?;
@@ -552,8 +555,23 @@ fn summary(id: &str, now: &str, sender: &str, parties: &Parties, c: &Conversion)
         "format": c.format.name(),
         "patient": patient,
         "resources": { "total": c.resources.len(), "byType": by_type },
+        // Clinical leftovers first and on their own: they are what a lead practitioner
+        // would miss; administrative ones are information.
+        "coverage": c.coverage_json(),
+        "clinicalLeftovers": clinical_outcome(c),
         "unmapped": { "count": unmapped, "outcome": c.outcome.to_fhir() },
     })
+}
+
+/// The clinical leftovers as an OperationOutcome of their own (null when there are none).
+fn clinical_outcome(c: &Conversion) -> Value {
+    let issues: Vec<_> =
+        c.outcome.issues.iter().filter(|i| i.leftover == Some(crate::validate::Leftover::Clinical)).cloned().collect();
+    if issues.is_empty() {
+        Value::Null
+    } else {
+        crate::validate::Outcome { issues, ..Default::default() }.to_fhir()
+    }
 }
 
 fn summary_response(status: StatusCode, location: &str, body: Value) -> Response {

@@ -26,7 +26,9 @@ pub fn body_kind(headers: &HeaderMap, format_param: Option<&str>) -> Result<Body
         Some(name) => Some(Format::from_name(name).ok_or_else(|| {
             ApiError::bad_request(
                 "format",
-                format!("unknown format {name:?}; use one of fhir-stu3, fhir-r4, flat, hl7v3-ps"),
+                format!(
+                    "unknown format {name:?}; use one of fhir-stu3, fhir-r4, flat, hl7v3-ps, fhir-stu3-xml, fhir-r4-xml"
+                ),
             )
         })?),
         None => None,
@@ -55,12 +57,19 @@ fn format_of_media_type(mt: &str) -> Result<Option<Format>, ApiError> {
             ))),
         },
         "application/json" | "application/x-ndjson" => Ok(None),
-        "application/xml" | "text/xml" | "application/hl7-v3+xml" => Ok(Some(Format::Hl7v3Ps)),
-        "application/fhir+xml" => {
-            Err(ApiError::unsupported_media_type("FHIR XML is not read; send FHIR JSON (application/fhir+json)"))
-        }
+        "application/hl7-v3+xml" => Ok(Some(Format::Hl7v3Ps)),
+        // A Professional Summary or FHIR XML: the root element says which.
+        "application/xml" | "text/xml" => Ok(None),
+        "application/fhir+xml" => match fhir_version.as_deref() {
+            None => Ok(None),
+            Some(v) if v.starts_with("3.0") => Ok(Some(Format::FhirStu3Xml)),
+            Some(v) if v.starts_with("4.0") => Ok(Some(Format::FhirR4Xml)),
+            Some(v) => Err(ApiError::unsupported_media_type(format!(
+                "fhirVersion {v} is not read; send FHIR 3.0 (STU3) or 4.0 (R4)"
+            ))),
+        },
         _ => Err(ApiError::unsupported_media_type(format!(
-            "media type {essence:?} is not read; send application/fhir+json, application/json or application/xml"
+            "media type {essence:?} is not read; send application/fhir+json, application/fhir+xml, application/json or application/xml"
         ))),
     }
 }

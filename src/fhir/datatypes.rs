@@ -266,7 +266,13 @@ pub fn period(p: &Period) -> Value {
 pub fn quantity(q: &Quantity) -> Value {
     let mut o = Obj::new();
     o.opt("value", q.value.as_ref().map(Decimal::to_json));
-    o.str("comparator", q.comparator.as_deref()).str("unit", q.unit.as_deref());
+    // A source that gives only the UCUM code (as Nictiz's own conversion does) still says
+    // which unit: R4's vital-signs profiles require `unit`, and a reader needs it.
+    let unit = q
+        .unit
+        .as_deref()
+        .or_else(|| q.code.as_deref().filter(|_| q.system.as_deref() == Some("http://unitsofmeasure.org")));
+    o.str("comparator", q.comparator.as_deref()).str("unit", unit);
     if q.code.is_some() {
         o.str("system", q.system.as_deref()).str("code", q.code.as_deref());
     }

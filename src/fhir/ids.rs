@@ -125,7 +125,8 @@ pub fn shared_key(resource_type: &str, concept: &ItemConcept) -> Option<String> 
             // that describe it alike (a compounded preparation coded "other", or one product
             // described differently, is never one resource for two patients: the receiver would
             // keep only the last patient's description).
-            (!codes.is_empty()).then(|| format!("{}#{}", codes.join(";"), &sha256_hex(format!("{m:?}").as_bytes())[..32]))
+            (!codes.is_empty())
+                .then(|| format!("{}#{}", codes.join(";"), &sha256_hex(format!("{m:?}").as_bytes())[..32]))
         }
         _ => None,
     }

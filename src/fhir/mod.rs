@@ -9,6 +9,7 @@
 pub mod bundle;
 pub mod datatypes;
 pub mod ids;
+pub mod narrative;
 mod resources;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -219,7 +220,8 @@ pub fn emit(dossier: &Dossier, opts: &FhirOptions) -> FhirOutput {
     }
     if let (Some(p), Some((id, _))) = (&dossier.patient, e.patient.clone()) {
         e.current_path = p.source_path.clone();
-        let r = resources::patient(&mut e, p, &id);
+        let mut r = resources::patient(&mut e, p, &id);
+        narrative::add(&mut r);
         out.resources.push(finish(r, "Patient", id, DataCategory::Identification, "Patient", &p.source_path));
     }
     // Two items of one record may be the same shared resource (one practice named twice):
@@ -230,7 +232,8 @@ pub fn emit(dossier: &Dossier, opts: &FhirOptions) -> FhirOutput {
             continue;
         }
         e.current_path = item.source_path.clone();
-        for (resource, rid, profile_name) in resources::item(&mut e, item, &ty, &id) {
+        for (mut resource, rid, profile_name) in resources::item(&mut e, item, &ty, &id) {
+            narrative::add(&mut resource);
             let rty = resource.get("resourceType").and_then(Value::as_str).unwrap_or(&ty).to_owned();
             out.resources.push(finish(resource, &rty, rid, item.category(), profile_name, &item.source_path));
         }

@@ -13,6 +13,8 @@ const EXT_CONTEXT_EPISODE: &str = "http://nictiz.nl/fhir/StructureDefinition/ext
 const EXT_EPISODE_NAME: &str = "http://nictiz.nl/fhir/StructureDefinition/ext-EpisodeOfCare.EpisodeOfCareName";
 const EXT_SOAP_LINE_CODE: &str = "http://nictiz.nl/fhir/StructureDefinition/ext-SOAPReport.SOAPLineCode";
 const EXT_FLAG_DETAIL: &str = "http://hl7.org/fhir/StructureDefinition/flag-detail";
+const EXT_EPISODE_FIRST: &str = "http://nictiz.nl/fhir/StructureDefinition/EpisodeOfCare-DateFirstEncounter";
+const EXT_EPISODE_LAST: &str = "http://nictiz.nl/fhir/StructureDefinition/EpisodeOfCare-DateLastEncounter";
 const EXT_AD_DISORDER: &str = "http://nictiz.nl/fhir/StructureDefinition/ext-AdvanceDirective.Disorder";
 const EXT_PRODUCT_DESCRIPTION: &str = "http://nictiz.nl/fhir/StructureDefinition/ext-PharmaceuticalProduct.Description";
 const EXT_DATA_ABSENT: &str = "http://hl7.org/fhir/StructureDefinition/data-absent-reason";
@@ -27,6 +29,9 @@ fn ext_attention() -> String {
 }
 
 pub(super) fn patient(e: &mut Emitter, p: &Patient, id: &str) -> Value {
+    if let Some(r4) = &p.r4 {
+        return pass_through(e, r4, id, DataCategory::Identification);
+    }
     let mut o = Obj::with("Patient");
     o.set("id", json!(id)).set("meta", meta(&nl_core("Patient"), DataCategory::Identification));
     let mut ids = vec![];
@@ -50,6 +55,18 @@ pub(super) fn patient(e: &mut Emitter, p: &Patient, id: &str) -> Value {
     };
     o.set("address", addresses(&p.addresses));
     o.opt("maritalStatus", opt_concept(&p.marital_status));
+    o.opt("active", p.active);
+    let mut exts = vec![];
+    if let Some(b) = &p.birth_place {
+        exts.push(ext("http://hl7.org/fhir/StructureDefinition/patient-birthPlace", "valueAddress", address(b)));
+    }
+    if let Some(s) = &p.sex_for_clinical_use {
+        exts.push(json!({
+            "url": "http://hl7.org/fhir/StructureDefinition/patient-sexParameterForClinicalUse",
+            "extension": [{"url": "value", "valueCodeableConcept": concept(s)}]
+        }));
+    }
+    o.set("extension", array(exts));
     o.opt("multipleBirthBoolean", p.multiple_birth);
     o.set("communication", array(p.languages.iter().map(|l| json!({"language": concept(l)}))));
     let gps = e.references(&p.general_practitioner);
@@ -86,6 +103,18 @@ pub(super) fn item(e: &mut Emitter, item: &Item, ty: &str, id: &str) -> Out {
                 .set("telecom", telecoms(&h.telecoms));
             o.set("address", addresses(&h.addresses));
             o.opt("gender", h.gender.map(|g| json!(g.fhir_code())));
+            o.opt("birthDate", h.birth_date.as_ref().map(|w| json!(date_only(w))));
+            let mut quals = vec![];
+            for q in &h.qualifications {
+                let mut x = Obj::new();
+                x.set("identifier", identifiers(&q.identifiers));
+                x.set("code", code_or_absent(&q.code));
+                x.set("period", period(&q.period));
+                let issuer = e.opt_reference(&q.issuer);
+                x.opt("issuer", issuer);
+                quals.push(x.build());
+            }
+            o.set("qualification", array(quals));
             single(o.build(), "HealthProfessional")
         }
         C::ProfessionalRole(r) => {
@@ -95,8 +124,10 @@ pub(super) fn item(e: &mut Emitter, item: &Item, ty: &str, id: &str) -> Out {
             o.opt("practitioner", p);
             let org = e.opt_reference(&r.organization);
             o.opt("organization", org);
-            o.set("code", array(r.roles.iter().map(concept)));
-            o.set("specialty", array(r.specialties.iter().map(concept)));
+            // nl-core puts the UZI role code (like the Vektis specialism) in `specialty`.
+            let is_uzi_role = |c: &&Concept| c.coding_in(uri::UZI_ROLE).is_some();
+            o.set("code", array(r.roles.iter().filter(|c| !is_uzi_role(c)).map(concept)));
+            o.set("specialty", array(r.specialties.iter().chain(r.roles.iter().filter(is_uzi_role)).map(concept)));
             o.set("telecom", telecoms(&r.telecoms));
             single(o.build(), "HealthProfessionalRole")
         }
@@ -160,6 +191,13 @@ pub(super) fn item(e: &mut Emitter, item: &Item, ty: &str, id: &str) -> Out {
                 exts.push(ext(&ext_attention(), "valueBoolean", json!(a)));
             }
             exts.extend(ep.notes.iter().map(|n| ext(EXT_COMMENT, "valueString", json!(n))));
+            // nl-core-EpisodeOfCare has no element for these zib dates: the zib extensions carry them.
+            if let Some(w) = &ep.first_encounter {
+                exts.push(ext(EXT_EPISODE_FIRST, "valueDateTime", json!(w.to_fhir())));
+            }
+            if let Some(w) = &ep.last_encounter {
+                exts.push(ext(EXT_EPISODE_LAST, "valueDateTime", json!(w.to_fhir())));
+            }
             o.set("extension", array(exts));
             o.set("identifier", identifiers(&ep.identifiers));
             o.set(
@@ -216,6 +254,19 @@ pub(super) fn item(e: &mut Emitter, item: &Item, ty: &str, id: &str) -> Out {
             o.set("participant", array(parts));
             o.set("period", period(&c.period));
             o.set("reasonCode", array(c.reasons.iter().map(concept)));
+            let mut diagnoses = vec![];
+            for dx in &c.diagnoses {
+                let r = e.reference(&dx.condition);
+                if r.get("reference").is_none() && r.get("display").is_none() && r.get("identifier").is_none() {
+                    continue;
+                }
+                let mut x = Obj::new();
+                x.set("condition", r);
+                x.opt("use", opt_concept(&dx.use_));
+                x.opt("rank", dx.rank.filter(|n| *n > 0));
+                diagnoses.push(x.build());
+            }
+            o.set("diagnosis", array(diagnoses));
             let sp = e.opt_reference(&c.service_provider);
             o.opt("serviceProvider", sp);
             single(o.build(), "Encounter")
@@ -309,6 +360,19 @@ pub(super) fn item(e: &mut Emitter, item: &Item, ty: &str, id: &str) -> Out {
             );
             prov.set("period", period(&t.period));
             prov.set("code", json!([concept(&t.treatment)]));
+            let exceptions: Vec<Value> = t
+                .exceptions
+                .iter()
+                .map(|x| {
+                    let mut p = Obj::new();
+                    p.opt("type", x.type_.as_deref().filter(|s| *s == "permit" || *s == "deny").map(|s| json!(s)));
+                    p.set("period", period(&x.period));
+                    p.set("action", array(x.actions.iter().map(concept)));
+                    p.set("code", array(x.codes.iter().map(concept)));
+                    p.build()
+                })
+                .collect();
+            prov.set("provision", array(exceptions));
             o.set("provision", prov.build());
             if permitted.as_deref() == Some("JA_MAAR") || t.restrictions.is_some() {
                 let spec = t.restrictions.clone().unwrap_or_else(|| "ja, maar met beperkingen".into());
@@ -402,8 +466,15 @@ pub(super) fn item(e: &mut Emitter, item: &Item, ty: &str, id: &str) -> Out {
             o.set("context", ctx.build());
             single(o.build(), "Document")
         }
-        C::R4(r) => {
-            let mut v = r.resource.clone();
+        C::R4(r) => single(pass_through(e, &r.resource, id, cat), "R4 pass-through"),
+    }
+}
+
+/// An R4 resource passed on as it is: our id, our data-category label, references rewritten.
+fn pass_through(e: &mut Emitter, resource: &Value, id: &str, cat: DataCategory) -> Value {
+    {
+        {
+            let mut v = resource.clone();
             if let Some(m) = v.as_object_mut() {
                 m.insert("id".into(), json!(id));
                 let meta_v = m.entry("meta").or_insert_with(|| json!({}));
@@ -418,7 +489,7 @@ pub(super) fn item(e: &mut Emitter, item: &Item, ty: &str, id: &str) -> Out {
                 }
             }
             rewrite_references(e, &mut v);
-            single(v, "R4 pass-through")
+            v
         }
     }
 }
@@ -677,6 +748,14 @@ fn observation(e: &mut Emitter, ob: &Observation, ty: &str, id: &str, cat: DataC
             other => set_value(&mut o, other),
         }
     }
+    if ob.value.is_none() && ob.components.is_empty() {
+        if let Some(code) = &ob.data_absent {
+            o.set(
+                "dataAbsentReason",
+                json!({"coding": [{"system": "http://terminology.hl7.org/CodeSystem/data-absent-reason", "code": code}]}),
+            );
+        }
+    }
     o.set("interpretation", array(ob.interpretation.iter().map(concept)));
     o.set("note", annotations(&ob.notes));
     o.opt("bodySite", opt_concept(&ob.body_site));
@@ -732,6 +811,7 @@ fn journal(e: &mut Emitter, item: &Item, j: &JournalEntry, id: &str) -> Out {
             exts.push(ext(EXT_SOAP_LINE_CODE, "valueCodeableConcept", concept(c)));
         }
         o.set("extension", array(exts));
+        o.set("identifier", identifiers(&line.identifiers));
         o.set("status", json!("final"));
         o.set("code", json!({"coding": [coding(&code)]}));
         o.set("subject", subject.clone());
@@ -772,10 +852,27 @@ fn journal(e: &mut Emitter, item: &Item, j: &JournalEntry, id: &str) -> Out {
             json!([{"display": "onbekend", "extension": [{"url": EXT_DATA_ABSENT, "valueCode": "unknown"}]}]),
         ),
     };
-    c.set("title", json!(j.title.clone().unwrap_or_else(|| "Journaal".to_owned())));
+    c.set("title", json!(j.title.clone().unwrap_or_else(|| journal_title(j))));
     c.set("section", Value::Array(sections));
     out.insert(0, (c.build(), id.to_owned(), "SOAPReport"));
     out
+}
+
+/// A Composition title that says which contact it reports ("Contactverslag 2019-03-12"),
+/// with the contact's type where the lines have a code.
+fn journal_title(j: &JournalEntry) -> String {
+    let date = j.date.as_ref().map(date_only);
+    let diagnosis = j
+        .lines
+        .iter()
+        .find_map(|l| l.code.as_ref())
+        .and_then(|c| c.text.clone().or_else(|| c.codings.first().and_then(|x| x.display.clone())));
+    match (date, diagnosis) {
+        (Some(d), Some(x)) => format!("Contactverslag {d}: {x}"),
+        (Some(d), None) => format!("Contactverslag {d}"),
+        (None, Some(x)) => format!("Contactverslag: {x}"),
+        (None, None) => "Contactverslag".to_owned(),
+    }
 }
 
 fn dosage(d: &Dosage) -> Value {
@@ -850,8 +947,23 @@ fn medication_agreement(e: &mut Emitter, m: &MedicationAgreement, mut o: Obj) ->
     o.opt("authoredOn", when(&m.authored_on));
     let req = e.opt_reference(&m.prescriber);
     o.opt("requester", req);
+    let rec = e.opt_reference(&m.recorder);
+    o.opt("recorder", rec);
     o.set("reasonCode", array(m.reasons.iter().map(concept)));
     o.set("note", annotations(&m.notes));
+    if let Some(d) = &m.dispense {
+        let mut x = Obj::new();
+        x.set("validityPeriod", period(&d.validity));
+        x.opt("numberOfRepeatsAllowed", d.repeats.filter(|n| *n >= 0));
+        x.opt("quantity", d.quantity.as_ref().map(quantity));
+        x.opt("expectedSupplyDuration", d.expected_duration.as_ref().map(quantity));
+        let p = e.opt_reference(&d.performer);
+        x.opt("performer", p);
+        let x = x.build();
+        if !is_empty(&x) {
+            o.set("dispenseRequest", x);
+        }
+    }
     let mut dosages: Vec<Value> = m.dosages.iter().map(dosage).collect();
     let ti = time_interval(&m.period_of_use, &m.duration);
     if !is_empty(&ti) {

@@ -44,6 +44,34 @@ pub struct Dossier {
     pub author_organization: Option<Identifier>,
     /// What the source could not map (information and warnings, with source paths).
     pub outcome: Outcome,
+    /// How much of the source was mapped.
+    pub coverage: Coverage,
+}
+
+/// How much of a source record was mapped: its elements (primitive values, attributes,
+/// texts) and how many of them were left unmapped (and reported).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Coverage {
+    pub source_elements: usize,
+    pub unmapped_elements: usize,
+}
+
+impl Coverage {
+    pub fn mapped_elements(&self) -> usize {
+        self.source_elements.saturating_sub(self.unmapped_elements)
+    }
+    /// The share of source elements mapped (1.0 for an empty record).
+    pub fn share(&self) -> f64 {
+        if self.source_elements == 0 {
+            1.0
+        } else {
+            self.mapped_elements() as f64 / self.source_elements as f64
+        }
+    }
+    pub fn add(&mut self, other: Coverage) {
+        self.source_elements += other.source_elements;
+        self.unmapped_elements += other.unmapped_elements;
+    }
 }
 
 /// One zib concept instance from the source.
@@ -111,6 +139,16 @@ pub struct Patient {
     pub multiple_birth: Option<bool>,
     pub general_practitioner: Vec<Ref>,
     pub managing_organization: Option<Ref>,
+    /// A Patient that arrived as FHIR R4: passed on as it is (like other R4 resources), so
+    /// that nothing nl-core carries is lost; the fields above still drive identity.
+    pub r4: Option<serde_json::Value>,
+    /// Where the patient was born (R4 extension patient-birthPlace).
+    pub birth_place: Option<Address>,
+    /// Whether the patient's record is in active use.
+    pub active: Option<bool>,
+    /// The sex to use in clinical decisions where the source distinguishes it from the
+    /// administrative gender (R5 patient-sexParameterForClinicalUse, usable in R4).
+    pub sex_for_clinical_use: Option<Concept>,
 }
 
 /// zib HealthProfessional, the person (Practitioner).
@@ -121,6 +159,18 @@ pub struct HealthProfessional {
     pub gender: Option<Gender>,
     pub telecoms: Vec<Telecom>,
     pub addresses: Vec<Address>,
+    pub birth_date: Option<When>,
+    /// Qualifications (BIG registration, specialist registration, ...).
+    pub qualifications: Vec<Qualification>,
+}
+
+/// A practitioner's qualification (Practitioner.qualification).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Qualification {
+    pub identifiers: Vec<Identifier>,
+    pub code: Concept,
+    pub period: Period,
+    pub issuer: Option<Ref>,
 }
 
 /// zib HealthProfessional, the role in an organisation (PractitionerRole).
@@ -195,6 +245,9 @@ pub struct Episode {
     pub care_manager: Option<Ref>,
     pub organization: Option<Ref>,
     pub notes: Vec<String>,
+    /// Dates of the first and last encounter in the episode (zib EpisodeOfCare).
+    pub first_encounter: Option<When>,
+    pub last_encounter: Option<When>,
 }
 
 /// zib Encounter (a contact).
@@ -211,6 +264,16 @@ pub struct Contact {
     pub reasons: Vec<Concept>,
     pub episodes: Vec<Ref>,
     pub service_provider: Option<Ref>,
+    /// The problems diagnosed or treated in this contact (Encounter.diagnosis).
+    pub diagnoses: Vec<ContactDiagnosis>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ContactDiagnosis {
+    pub condition: Ref,
+    /// The diagnosis's role in the contact (admission, discharge, ...).
+    pub use_: Option<Concept>,
+    pub rank: Option<i64>,
 }
 
 /// The four kinds of SOAP line (zib SOAPReport). The codes they get in FHIR come from the
@@ -250,6 +313,8 @@ pub struct SoapLine {
     /// The line's code (ICPC on an E line), if any.
     pub code: Option<Concept>,
     pub text: String,
+    /// The line's own identifiers (the source's journal-line ids).
+    pub identifiers: Vec<Identifier>,
 }
 
 /// zib SOAPReport: one journal entry of a contact, with its S/O/E/P lines.
@@ -386,6 +451,25 @@ pub struct Observation {
     pub encounter: Option<Ref>,
     pub episode: Option<Ref>,
     pub notes: Vec<String>,
+    /// Why there is no value (FHIR data-absent-reason code, e.g. from an HL7v3 nullFlavor).
+    pub data_absent: Option<String>,
+}
+
+/// The FHIR data-absent-reason code for an HL7v3 nullFlavor.
+pub fn data_absent_reason(null_flavor: &str) -> &'static str {
+    match null_flavor {
+        "ASKU" => "asked-unknown",
+        "NAV" => "temp-unknown",
+        "NASK" => "not-asked",
+        "MSK" => "masked",
+        "NA" => "not-applicable",
+        "NINF" => "negative-infinity",
+        "PINF" => "positive-infinity",
+        "OTH" => "unsupported",
+        "NAN" => "not-a-number",
+        // NI, UNK, NP and anything else: no information
+        _ => "unknown",
+    }
 }
 
 impl Observation {
@@ -408,6 +492,7 @@ impl Observation {
             encounter: None,
             episode: None,
             notes: vec![],
+            data_absent: None,
         }
     }
 }
@@ -482,6 +567,9 @@ pub enum MedicationRef {
 
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Dosage {
+    /// The period the instruction applies to (timing.repeat.boundsPeriod), where the source
+    /// gives it with the dosage rather than as the period of use.
+    pub bounds: Option<Period>,
     pub sequence: Option<i64>,
     pub text: Option<String>,
     pub additional_instructions: Vec<Concept>,
@@ -511,6 +599,20 @@ pub struct MedicationAgreement {
     pub stopped: Option<bool>,
     pub encounter: Option<Ref>,
     pub notes: Vec<String>,
+    /// Who recorded the agreement (when not the prescriber).
+    pub recorder: Option<Ref>,
+    /// The dispense request that came with the prescription.
+    pub dispense: Option<Box<DispenseRequest>>,
+}
+
+/// MedicationRequest.dispenseRequest: how much, how often, for how long.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct DispenseRequest {
+    pub validity: Period,
+    pub repeats: Option<i64>,
+    pub quantity: Option<Quantity>,
+    pub expected_duration: Option<Quantity>,
+    pub performer: Option<Ref>,
 }
 
 /// MP9 MedicationUse (MedicationStatement).
@@ -564,6 +666,19 @@ pub struct TreatmentDirective {
     pub date: Option<When>,
     pub verification: Option<Verification>,
     pub comment: Option<String>,
+    /// Exceptions to the directive (e.g. "no resuscitation" inside a directive about
+    /// admission): they change its meaning, so they are carried as nested provisions.
+    pub exceptions: Vec<DirectiveException>,
+}
+
+/// An exception to a treatment directive (STU3 Consent.except → R4 Consent.provision.provision).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct DirectiveException {
+    /// `permit` or `deny`.
+    pub type_: Option<String>,
+    pub period: Period,
+    pub codes: Vec<Concept>,
+    pub actions: Vec<Concept>,
 }
 
 /// zib AdvanceDirective (Consent): a written living will.

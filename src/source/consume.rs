@@ -9,7 +9,7 @@
 
 use serde_json::Value;
 
-use crate::validate::{Issue, IssueCode, Outcome};
+use crate::validate::{Issue, Outcome};
 
 /// Takes member `key` of an object, leaving a tombstone (None if absent, already taken,
 /// or `v` is not an object).
@@ -114,6 +114,17 @@ pub fn consume(v: &mut Value, key: &str) {
     take(v, key);
 }
 
+/// The number of source elements (primitive values) in `v`; tombstones are not counted.
+/// Before mapping this is the record's size; after, what is left of it (the unmapped part).
+pub fn count_elements(v: &Value) -> usize {
+    match v {
+        Value::Null => 0,
+        Value::Object(o) => o.values().map(count_elements).sum(),
+        Value::Array(a) => a.iter().map(count_elements).sum(),
+        _ => 1,
+    }
+}
+
 /// True if nothing is left: only tombstones (and empty containers).
 fn is_spent(v: &Value) -> bool {
     match v {
@@ -181,14 +192,8 @@ fn report(path: &str, left: &Value, out: &mut Outcome) {
         Some(url) => format!("extension {url}"),
         None => "element".to_owned(),
     };
-    let severity_warning = !path.ends_with(".text") && !path.contains(".meta.");
-    let msg = format!("{what} not mapped: it is not in the output");
-    let issue = if severity_warning {
-        Issue::warning(IssueCode::Incomplete, msg)
-    } else {
-        Issue::information(IssueCode::Informational, msg)
-    };
-    out.push(issue.at(path));
+    let class = super::leftover::fhir(path, left.get("url").and_then(Value::as_str));
+    out.push(Issue::leftover(class, format!("{what} not mapped: it is not in the output")).at(path));
 }
 
 #[cfg(test)]

@@ -337,6 +337,19 @@ pub fn dosage(v: &mut Value) -> Dosage {
             d.frequency = take_i64(r, "frequency").and_then(|f| u32::try_from(f).ok());
             d.period = take_number(r, "period").and_then(|p| Decimal::parse(&p));
             d.period_unit = take_str(r, "periodUnit");
+            if let Some(b) = member(r, "boundsPeriod") {
+                let mut p = Period::default();
+                // A bound that does not parse stays in place and is reported.
+                for (key, slot) in [("start", &mut p.start), ("end", &mut p.end)] {
+                    if let Some(w) = b.get(key).and_then(Value::as_str).and_then(|s| When::parse(s).ok()) {
+                        take(b, key);
+                        *slot = Some(w);
+                    }
+                }
+                if !p.is_empty() {
+                    d.bounds = Some(p);
+                }
+            }
         }
     }
     d

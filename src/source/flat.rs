@@ -419,11 +419,13 @@ pub fn read(v: Value) -> Result<Dossier, SourceError> {
     if schema_outcome.has_errors() {
         return Err(SourceError::Invalid(schema_outcome));
     }
+    // The schema admits no element the flat reader does not map (additionalProperties: false).
+    let coverage = Coverage { source_elements: super::consume::count_elements(&v), unmapped_elements: 0 };
     let f: Flat = serde_json::from_value(v)
         .map_err(|e| SourceError::invalid("/", format!("the dossier does not fit the flat format: {e}")))?;
     let bsn =
         Bsn::parse(&f.patient.bsn).map_err(|e| SourceError::invalid("/patient/bsn", format!("invalid BSN: {e}")))?;
-    let mut d = Dossier::default();
+    let mut d = Dossier { coverage, ..Dossier::default() };
     let item = |d: &mut Dossier, key: String, path: String, concept: ItemConcept| {
         d.items.push(Item { key, source_path: path, concept })
     };
@@ -610,6 +612,7 @@ pub fn read(v: Value) -> Result<Dossier, SourceError> {
                 kind: SoapKind::from_letter(&l.type_).unwrap_or(SoapKind::Evaluation),
                 code: l.code.as_ref().map(concept),
                 text: l.text.clone(),
+                identifiers: vec![],
             })
             .collect();
         item(
@@ -672,6 +675,8 @@ pub fn read(v: Value) -> Result<Dossier, SourceError> {
                 stopped: None,
                 encounter: None,
                 notes: notes(&m.note),
+                recorder: None,
+                dispense: None,
             })
         };
         item(&mut d, k("medication", &m.id), format!("/medication/{i}"), concept_item);

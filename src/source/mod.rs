@@ -7,8 +7,10 @@
 
 pub mod consume;
 pub mod fhir_types;
+pub mod fhir_xml;
 pub mod flat;
 pub mod hl7v3;
+pub mod leftover;
 pub mod r4;
 pub mod stu3;
 
@@ -30,6 +32,12 @@ pub enum Format {
     /// The NHG Professional Summary, HL7v3 XML (QUPC_IN990002NL).
     #[value(name = "hl7v3-ps")]
     Hl7v3Ps,
+    /// FHIR STU3 XML (as Nictiz publishes its examples; GP systems, LSP bridges).
+    #[value(name = "fhir-stu3-xml")]
+    FhirStu3Xml,
+    /// FHIR R4 XML.
+    #[value(name = "fhir-r4-xml")]
+    FhirR4Xml,
 }
 
 impl Format {
@@ -39,11 +47,20 @@ impl Format {
             Format::FhirR4 => "fhir-r4",
             Format::Flat => "flat",
             Format::Hl7v3Ps => "hl7v3-ps",
+            Format::FhirStu3Xml => "fhir-stu3-xml",
+            Format::FhirR4Xml => "fhir-r4-xml",
         }
     }
 
+    /// True for the XML formats (HL7v3 and FHIR XML).
+    pub fn is_xml(self) -> bool {
+        matches!(self, Format::Hl7v3Ps | Format::FhirStu3Xml | Format::FhirR4Xml)
+    }
+
     pub fn from_name(s: &str) -> Option<Format> {
-        [Format::FhirStu3, Format::FhirR4, Format::Flat, Format::Hl7v3Ps].into_iter().find(|f| f.name() == s)
+        [Format::FhirStu3, Format::FhirR4, Format::Flat, Format::Hl7v3Ps, Format::FhirStu3Xml, Format::FhirR4Xml]
+            .into_iter()
+            .find(|f| f.name() == s)
     }
 }
 
@@ -102,36 +119,38 @@ pub fn without_bom(bytes: &[u8]) -> &[u8] {
     bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes)
 }
 
-/// What the first bytes of an input say: XML (a Professional Summary) or JSON.
+/// What the first bytes of an input say: XML (a Professional Summary or FHIR XML) or JSON.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Syntax {
     Xml,
     Json,
 }
 
-/// Looks at the first bytes only: a Professional Summary's XML, or a JSON object.
+/// Looks at the first bytes only: a Professional Summary's or FHIR XML, or a JSON object.
 pub fn sniff(bytes: &[u8]) -> Result<Syntax, SourceError> {
     let start = bytes.iter().position(|b| !b.is_ascii_whitespace() && *b != 0xEF && *b != 0xBB && *b != 0xBF);
     match start.map(|i| bytes[i]) {
         None => Err(SourceError::UnknownFormat("the input is empty".into())),
-        Some(b'<') if hl7v3::is_professional_summary(bytes) => Ok(Syntax::Xml),
+        Some(b'<') if hl7v3::is_professional_summary(bytes) || fhir_xml::is_fhir_xml(bytes) => Ok(Syntax::Xml),
         Some(b'<') => Err(SourceError::UnknownFormat(
-            "XML input, but not an NHG Professional Summary (root element QUPC_IN990002NL)".into(),
+            "XML input, but not an NHG Professional Summary (root element QUPC_IN990002NL) and not FHIR XML (namespace http://hl7.org/fhir)".into(),
         )),
         Some(b'{') => Ok(Syntax::Json),
         Some(_) => Err(SourceError::UnknownFormat(
-            "expected JSON (FHIR or flat dossier) or XML (Professional Summary); use --from to force a format".into(),
+            "expected JSON (FHIR or flat dossier) or XML (FHIR or Professional Summary); use --from to force a format"
+                .into(),
         )),
     }
 }
 
 /// Recognises the format of an input by looking at it: XML with a Professional Summary
-/// root; JSON with a `resourceType` (FHIR, STU3 or R4 by its profiles and shapes); or JSON
+/// root, or FHIR XML (STU3 or R4 by the same profiles and shapes as JSON); JSON with a `resourceType` (FHIR, STU3 or R4 by its profiles and shapes); or JSON
 /// without one (the flat dossier). JSON is parsed to decide; [`crate::convert::convert`]
 /// avoids parsing twice by using [`sniff`] and [`detect_json`].
 pub fn detect(bytes: &[u8]) -> Result<Format, SourceError> {
     match sniff(bytes)? {
-        Syntax::Xml => Ok(Format::Hl7v3Ps),
+        Syntax::Xml if hl7v3::is_professional_summary(bytes) => Ok(Format::Hl7v3Ps),
+        Syntax::Xml => Ok(read_xml(bytes, None)?.1),
         Syntax::Json => {
             let v: serde_json::Value = serde_json::from_slice(without_bom(bytes)).map_err(|e| SourceError::json(&e))?;
             Ok(detect_json(&v))
@@ -155,6 +174,7 @@ pub fn detect_json(v: &serde_json::Value) -> Format {
 pub fn read(bytes: &[u8], format: Format) -> Result<Dossier, SourceError> {
     match format {
         Format::Hl7v3Ps => hl7v3::read(bytes),
+        Format::FhirStu3Xml | Format::FhirR4Xml => Ok(read_xml(bytes, Some(format))?.0),
         json_format => {
             let v: serde_json::Value = serde_json::from_slice(without_bom(bytes)).map_err(|e| SourceError::json(&e))?;
             read_json(v, json_format)
@@ -168,7 +188,9 @@ pub fn read_json(v: serde_json::Value, format: Format) -> Result<Dossier, Source
         Format::FhirStu3 => stu3::read(v),
         Format::FhirR4 => r4::read(v),
         Format::Flat => flat::read(v),
-        Format::Hl7v3Ps => Err(SourceError::UnknownFormat("a Professional Summary is XML, not JSON".into())),
+        Format::Hl7v3Ps | Format::FhirStu3Xml | Format::FhirR4Xml => {
+            Err(SourceError::UnknownFormat(format!("{format} is XML, not JSON")))
+        }
     }
 }
 
@@ -249,6 +271,20 @@ pub(crate) fn canonical_json(v: &serde_json::Value, out: &mut String) {
         }
         other => out.push_str(&other.to_string()),
     }
+}
+
+/// Reads FHIR XML: to the FHIR JSON shape, then through the STU3 or R4 reader. The version
+/// is `format`'s, or detected (see [`fhir_xml::to_json_detect`]); the format read is returned.
+pub fn read_xml(bytes: &[u8], format: Option<Format>) -> Result<(Dossier, Format), SourceError> {
+    let (v, version) = match format {
+        Some(Format::FhirR4Xml) => (fhir_xml::to_json(bytes, fhir_xml::Version::R4)?, fhir_xml::Version::R4),
+        Some(Format::FhirStu3Xml) => (fhir_xml::to_json(bytes, fhir_xml::Version::Stu3)?, fhir_xml::Version::Stu3),
+        _ => fhir_xml::to_json_detect(bytes)?,
+    };
+    Ok(match version {
+        fhir_xml::Version::Stu3 => (stu3::read(v)?, Format::FhirStu3Xml),
+        fhir_xml::Version::R4 => (r4::read(v)?, Format::FhirR4Xml),
+    })
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@
 
 use serde_json::Value;
 
-use super::consume::leftovers;
+use super::consume::count_elements;
 use super::stu3::{patient, Cx};
 use super::{Keys, SourceError};
 use crate::model::*;
@@ -85,6 +85,12 @@ fn category_of(resource_type: &str, profile: Option<&str>) -> Option<DataCategor
         z if z.starts_with("LegalSituation") => Some(LegalSituation),
         z if z.starts_with("HealthProfessional") || z.starts_with("HealthcareProvider") => Some(CareProviders),
         "CareTeam" => Some(CarePlan),
+        // zib MedicalDevice (aids the patient depends on) goes with functional status.
+        z if z.starts_with("MedicalDevice") => Some(FunctionalStatus),
+        // Wzd/Wvggz measures belong with the legal situation that authorises them.
+        "FreedomRestrictingIntervention" => Some(LegalSituation),
+        // zib Payer: the patient's insurance, part of identification data.
+        z if z.starts_with("Payer") => Some(Identification),
         _ => None,
     };
     by_profile.or(match resource_type {
@@ -163,6 +169,7 @@ pub fn read(v: Value) -> Result<Dossier, SourceError> {
         Some(rt) => vec![(rt.to_owned(), v.clone())],
         None => return Err(SourceError::invalid("$", "not a FHIR resource: 'resourceType' is missing")),
     };
+    d.coverage.source_elements = resources.iter().map(|(_, r)| count_elements(r)).sum();
     let mut keys = Keys::default();
     for (path, mut r) in resources {
         let rt = r.get("resourceType").and_then(Value::as_str).unwrap_or("").to_owned();
@@ -178,17 +185,27 @@ pub fn read(v: Value) -> Result<Dossier, SourceError> {
                     "the input holds more than one Patient; send one dossier per patient",
                 ));
             }
+            // The Patient is read into the model (BSN rule, identity) and passed on as it is,
+            // with the nl-core-Patient profile: nothing it carries is lost.
+            let mut original = r.clone();
             let mut out = Outcome::new();
             for k in ["resourceType", "id", "meta", "text"] {
                 super::consume::consume(&mut r, k);
             }
-            let p = patient(&mut r, &Cx { key: &key, path: &path }, &mut out)?;
-            leftovers(&path, &r, &mut out);
+            let mut p = patient(&mut r, &Cx { key: &key, path: &path }, &mut out)?;
+            if let Some(m) = original.as_object_mut() {
+                let meta = m.entry("meta").or_insert_with(|| serde_json::json!({}));
+                if let Some(mm) = meta.as_object_mut() {
+                    mm.insert("profile".into(), serde_json::json!([format!("{NICTIZ}nl-core-Patient")]));
+                }
+            }
+            p.r4 = Some(original);
             d.outcome.extend(out);
             d.patient = Some(p);
             continue;
         }
         if rt == "OperationOutcome" {
+            d.coverage.unmapped_elements += count_elements(&r);
             continue;
         }
         let claimed = r
@@ -213,9 +230,10 @@ pub fn read(v: Value) -> Result<Dossier, SourceError> {
                     p
                 }
                 None => {
+                    d.coverage.unmapped_elements += count_elements(&r);
                     d.outcome.push(
-                        Issue::warning(
-                            IssueCode::NotSupported,
+                        Issue::leftover(
+                            super::leftover::resource_type(&rt),
                             format!("{rt} has no nl-core profile to carry it and is not passed on"),
                         )
                         .at(path.clone()),
@@ -225,9 +243,10 @@ pub fn read(v: Value) -> Result<Dossier, SourceError> {
             },
         };
         let Some(category) = category_of(&rt, Some(&profile)) else {
+            d.coverage.unmapped_elements += count_elements(&r);
             d.outcome.push(
-                Issue::warning(
-                    IssueCode::NotSupported,
+                Issue::leftover(
+                    super::leftover::resource_type(&rt),
                     format!("{rt} ({profile}) has no data category and is not passed on"),
                 )
                 .at(path.clone()),

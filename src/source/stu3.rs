@@ -29,13 +29,19 @@ const EXT_AD_DISORDER: &str = "http://nictiz.nl/fhir/StructureDefinition/zib-Adv
 const EXT_EPISODE_TITLE: &str = "http://nictiz.nl/fhir/StructureDefinition/EpisodeOfCare-Title";
 const EXT_EPISODE_ATTENTION: &str = "http://nictiz.nl/fhir/StructureDefinition/EpisodeOfCare-Attention";
 const EXT_EPISODE_CODE: &str = "http://nictiz.nl/fhir/StructureDefinition/EpisodeOfCare-DiagnosisCode";
+const EXT_EPISODE_FIRST: &str = "http://nictiz.nl/fhir/StructureDefinition/EpisodeOfCare-DateFirstEncounter";
+const EXT_EPISODE_LAST: &str = "http://nictiz.nl/fhir/StructureDefinition/EpisodeOfCare-DateLastEncounter";
+const EXT_EPIC_LEGAL_SEX: &str = "http://open.epic.com/FHIR/StructureDefinition/extension/legal-sex";
+const EXT_EPIC_CLINICAL_SEX: &str = "http://open.epic.com/FHIR/StructureDefinition/extension/sex-for-clinical-use";
 const PROFILE_JOURNAL_ENTRY: &str = "http://nictiz.nl/fhir/StructureDefinition/gp-JournalEntry";
 const PROFILE_ENCOUNTER_REPORT: &str = "http://nictiz.nl/fhir/StructureDefinition/gp-EncounterReport";
 
 /// Reads an STU3 resource or Bundle.
 pub fn read(v: Value) -> Result<Dossier, SourceError> {
     let mut reader = Reader::default();
-    let resources = collect(v, &mut reader.dossier.outcome)?;
+    reader.dossier.coverage.source_elements = count_elements(&v);
+    let (resources, bundle_left) = collect(v, &mut reader.dossier.outcome)?;
+    reader.dossier.coverage.unmapped_elements += bundle_left;
     // Find the patient first, so that subjects can be checked against it.
     for (path, res) in &resources {
         if res.get("resourceType").and_then(Value::as_str) == Some("Patient") {
@@ -57,15 +63,20 @@ pub fn read(v: Value) -> Result<Dossier, SourceError> {
     reader.finish()
 }
 
-/// Unwraps Bundles into (path, resource) pairs.
-fn collect(mut v: Value, out: &mut Outcome) -> Result<Vec<(String, Value)>, SourceError> {
+/// Unwraps Bundles into (path, resource) pairs, with the number of Bundle-level elements
+/// left unmapped.
+fn collect(mut v: Value, out: &mut Outcome) -> Result<(Vec<(String, Value)>, usize), SourceError> {
     let Some(rt) = v.get("resourceType").and_then(Value::as_str).map(str::to_owned) else {
         return Err(SourceError::invalid("$", "not a FHIR resource: 'resourceType' is missing"));
     };
     if rt != "Bundle" {
-        return Ok(vec![(rt, v)]);
+        return Ok((vec![(rt, v)], 0));
     }
+    let mut left = 0;
     let mut found = vec![];
+    // fullUrl → `Type/id`: references by fullUrl (urn:uuid:, urn:oid:, absolute URLs, as
+    // transaction and document Bundles write them) resolve like `Type/id` references.
+    let mut full_urls: BTreeMap<String, String> = BTreeMap::new();
     for (i, e) in elements(&mut v, "entry") {
         let path = format!("Bundle.entry[{i}].resource");
         let full_url = take_str(e, "fullUrl");
@@ -74,9 +85,10 @@ fn collect(mut v: Value, out: &mut Outcome) -> Result<Vec<(String, Value)>, Sour
         consume(e, "response");
         if let Some(mut r) = take(e, "resource") {
             if r.get("resourceType").and_then(Value::as_str) == Some("OperationOutcome") {
+                left += count_elements(&r);
                 out.push(
-                    Issue::information(
-                        IssueCode::Informational,
+                    Issue::leftover(
+                        super::leftover::resource_type("OperationOutcome"),
                         "an OperationOutcome in the Bundle (search outcome) is not part of the dossier",
                     )
                     .at(path),
@@ -84,10 +96,15 @@ fn collect(mut v: Value, out: &mut Outcome) -> Result<Vec<(String, Value)>, Sour
                 continue;
             }
             if r.get("id").is_none() {
-                if let (Some(u), Some(o)) = (full_url, r.as_object_mut()) {
+                if let (Some(u), Some(o)) = (&full_url, r.as_object_mut()) {
                     // keep the fullUrl as identity for id-less entries
-                    o.insert("id".into(), Value::String(u.rsplit('/').next().unwrap_or(&u).to_owned()));
+                    o.insert("id".into(), Value::String(u.rsplit('/').next().unwrap_or(u).to_owned()));
                 }
+            }
+            if let (Some(u), Some(ty), Some(id)) =
+                (full_url, r.get("resourceType").and_then(Value::as_str), r.get("id").and_then(Value::as_str))
+            {
+                full_urls.insert(u, format!("{ty}/{id}"));
             }
             found.push((path, r));
         }
@@ -95,8 +112,32 @@ fn collect(mut v: Value, out: &mut Outcome) -> Result<Vec<(String, Value)>, Sour
     for k in ["resourceType", "id", "meta", "type", "total", "link", "timestamp", "identifier"] {
         consume(&mut v, k);
     }
+    left += count_elements(&v);
     leftovers("Bundle", &v, out);
-    Ok(found)
+    if !full_urls.is_empty() {
+        for (_, r) in found.iter_mut() {
+            resolve_full_urls(r, &full_urls);
+        }
+    }
+    Ok((found, left))
+}
+
+/// Rewrites `reference` values that name an entry by its fullUrl to that entry's `Type/id`.
+fn resolve_full_urls(v: &mut Value, full_urls: &BTreeMap<String, String>) {
+    match v {
+        Value::Object(m) => {
+            if let Some(Value::String(r)) = m.get_mut("reference") {
+                if let Some(local) = full_urls.get(r.as_str()) {
+                    *r = local.clone();
+                }
+            }
+            for (_, child) in m.iter_mut() {
+                resolve_full_urls(child, full_urls);
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(|c| resolve_full_urls(c, full_urls)),
+        _ => {}
+    }
 }
 
 /// The source key of a resource: its id, or its content (see [`Keys`]); never its position.
@@ -160,7 +201,7 @@ impl Reader {
                 consume(m, k);
             }
         }
-        narrative(&mut res, &rt, &mut self.dossier.outcome);
+        self.dossier.coverage.unmapped_elements += narrative(&mut res, &rt, &mut self.dossier.outcome);
         // Contained resources become items of their own, keyed under their container.
         let contained: Vec<Value> = match take(&mut res, "contained") {
             Some(Value::Array(a)) => a,
@@ -194,7 +235,7 @@ impl Reader {
                 self.dossier.patient = Some(p);
                 None
             }
-            "Practitioner" => Some(ItemConcept::HealthProfessional(practitioner(&mut res))),
+            "Practitioner" => Some(ItemConcept::HealthProfessional(practitioner(&mut res, &cx, &mut out))),
             "PractitionerRole" => Some(ItemConcept::ProfessionalRole(practitioner_role(&mut res, &cx))),
             "Organization" => Some(ItemConcept::HealthcareProvider(organization(&mut res, &cx))),
             "RelatedPerson" => Some(ItemConcept::ContactPerson(related_person(&mut res))),
@@ -229,12 +270,15 @@ impl Reader {
                     _ => "this resource type is not mapped",
                 };
                 out.push(
-                    Issue::warning(IssueCode::NotSupported, format!("{other} not converted: {why}")).at(path.clone()),
+                    Issue::leftover(super::leftover::resource_type(other), format!("{other} not converted: {why}"))
+                        .at(path.clone()),
                 );
+                self.dossier.coverage.unmapped_elements += count_elements(&res);
                 self.dossier.outcome = out;
                 return Ok(());
             }
         };
+        self.dossier.coverage.unmapped_elements += count_elements(&res);
         leftovers(&rt, &res, &mut out);
         // Leftover paths are rooted at the resource type; prefix the Bundle path.
         if path != rt {
@@ -287,11 +331,34 @@ impl Reader {
         consume(res, "status");
         consume(res, "type");
         for (_, s) in elements(res, "section") {
+            // A section per journal line type. Its lines are the gp-JournalEntry Observations
+            // it lists; a section that lists none (Nictiz's conversion of a Professional
+            // Summary) holds its line only as text: that text is the line.
+            let kind = section_line_kind(s);
+            let lists_lines = s
+                .get("entry")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|en| en.get("reference").and_then(Value::as_str))
+                .filter_map(|r| reference_key(r, cx.key))
+                .any(|k| k.starts_with("Observation/"));
+            let text = s.pointer("/text/div").and_then(Value::as_str).map(div_text).filter(|t| !t.is_empty());
+            if let (Some(kind), Some(text), false) = (kind, text, lists_lines) {
+                let line = SoapLine { kind, code: None, text, identifiers: vec![] };
+                draft.lines.push((format!("{}/section/{kind:?}", cx.key), line));
+            }
             consume(s, "code");
             consume(s, "title");
             consume(s, "text");
             for (_, en) in elements(s, "entry") {
                 if let Some(k) = en.get("reference").and_then(Value::as_str).and_then(|r| reference_key(r, cx.key)) {
+                    // An entry that is the episode the lines are about.
+                    if k.starts_with("EpisodeOfCare/") {
+                        let r = reference(en, cx.key);
+                        draft.entry.episode.get_or_insert(r);
+                        continue;
+                    }
                     self.report_of_line.insert(k, cx.key.to_owned());
                     take(en, "reference");
                     consume(en, "display");
@@ -317,6 +384,23 @@ impl Reader {
             take_extension(res, "http://nictiz.nl/fhir/StructureDefinition/gp-JournalEntry-ICPC")
                 .and_then(|mut e| take_concept(&mut e, "valueCodeableConcept"))
         });
+        // gp-JournalEntry: the ICPC code of the line may also come as a component.
+        let mut icpc = icpc;
+        for (_, c) in elements(res, "component") {
+            for key in ["code", "valueCodeableConcept"] {
+                let is_icpc = c.get(key).and_then(|x| x.get("coding")).and_then(Value::as_array).is_some_and(|cs| {
+                    cs.iter().any(|x| {
+                        x.get("system").and_then(Value::as_str).map(|s| term().system_uri(s)).as_deref()
+                            == Some(uri::ICPC)
+                    })
+                });
+                if is_icpc {
+                    if let Some(code) = take_concept(c, key) {
+                        icpc.get_or_insert(code);
+                    }
+                }
+            }
+        }
         let text = take_str(res, "valueString").or_else(|| take_str(res, "comment")).unwrap_or_default();
         let Some(kind) = kind else {
             out.push(
@@ -342,6 +426,7 @@ impl Reader {
     ) {
         consume(res, "status");
         consume(res, "category");
+        let identifiers = identifiers(res, "identifier");
         let encounter = take_reference(res, "context", cx.key).or_else(|| take_reference(res, "encounter", cx.key));
         let episode =
             take_extension(res, EXT_CONTEXT_EPISODE).and_then(|mut x| take_reference(&mut x, "valueReference", cx.key));
@@ -371,7 +456,7 @@ impl Reader {
         if e.author.is_none() {
             e.author = author;
         }
-        draft.lines.push((cx.key.to_owned(), SoapLine { kind, code, text }));
+        draft.lines.push((cx.key.to_owned(), SoapLine { kind, code, text, identifiers }));
     }
 
     fn finish(mut self) -> Result<Dossier, SourceError> {
@@ -418,19 +503,58 @@ pub(crate) struct Cx<'a> {
     pub path: &'a str,
 }
 
-fn narrative(res: &mut Value, rt: &str, out: &mut Outcome) {
-    let Some(text) = res.get("text") else { return };
+/// Takes the narrative; one not generated from the structured data is reported (and its
+/// elements counted as unmapped, the number returned).
+fn narrative(res: &mut Value, rt: &str, out: &mut Outcome) -> usize {
+    let Some(text) = res.get("text") else { return 0 };
     let status = text.get("status").and_then(Value::as_str).unwrap_or("");
+    let mut unmapped = 0;
     if status != "generated" && text.get("div").is_some() {
+        unmapped = count_elements(text);
         out.push(
-            Issue::information(
-                IssueCode::Informational,
+            Issue::leftover(
+                super::leftover::fhir(&format!("{rt}.text"), None),
                 format!("the narrative (text.status '{status}') is not carried over; the output is generated from the structured data"),
             )
             .at(format!("{rt}.text")),
         );
     }
     consume(res, "text");
+    unmapped
+}
+
+/// The journal line type a Composition section is coded with (S/O/E/P), if any.
+fn section_line_kind(section: &Value) -> Option<SoapKind> {
+    let codings = section.pointer("/code/coding").and_then(Value::as_array)?;
+    codings.iter().find_map(|c| {
+        let system = c.get("system").and_then(Value::as_str).map(|s| term().system_uri(s)).unwrap_or_default();
+        let journal = system == uri::JOURNAL_LINE_TYPE || system.contains("journaalregel");
+        journal.then(|| c.get("code").and_then(Value::as_str).and_then(SoapKind::from_letter)).flatten()
+    })
+}
+
+/// The text of an XHTML div: tags removed, the five XML entities resolved, blanks collapsed.
+fn div_text(div: &str) -> String {
+    let mut out = String::with_capacity(div.len());
+    let mut in_tag = false;
+    for c in div.chars() {
+        match c {
+            '<' => {
+                in_tag = true;
+                out.push(' ');
+            }
+            '>' => in_tag = false,
+            c if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    let out = out
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&apos;", "'")
+        .replace("&amp;", "&");
+    out.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 fn is_journal_line(res: &Value) -> bool {
@@ -486,6 +610,19 @@ pub(crate) fn patient(res: &mut Value, cx: &Cx, out: &mut Outcome) -> Result<Pat
     p.names = names(res, "name");
     p.gender = gender(res);
     p.gender_code = code_specification(res, "gender").and_then(|c| c.codings.into_iter().next());
+    // Epic's legal sex is the administrative gender: taken when it says the same.
+    let gender_code = p.gender.map(Gender::fhir_code);
+    let legal_sex_matches = res.get("extension").and_then(Value::as_array).is_some_and(|a| {
+        a.iter().any(|x| {
+            x.get("url").and_then(Value::as_str) == Some(EXT_EPIC_LEGAL_SEX)
+                && x.pointer("/valueCodeableConcept/coding/0/code").and_then(Value::as_str) == gender_code
+        })
+    });
+    if legal_sex_matches {
+        take_extension(res, EXT_EPIC_LEGAL_SEX);
+    }
+    p.sex_for_clinical_use =
+        take_extension(res, EXT_EPIC_CLINICAL_SEX).and_then(|mut x| take_concept(&mut x, "valueCodeableConcept"));
     p.birth_date = when(res, "birthDate", cx.path, out);
     p.deceased = take_bool(res, "deceasedBoolean");
     p.deceased_at = when(res, "deceasedDateTime", cx.path, out);
@@ -517,15 +654,27 @@ fn contact_person(c: &mut Value) -> ContactPerson {
     p
 }
 
-fn practitioner(res: &mut Value) -> HealthProfessional {
+fn practitioner(res: &mut Value, cx: &Cx, out: &mut Outcome) -> HealthProfessional {
     consume(res, "active");
-    HealthProfessional {
+    let mut h = HealthProfessional {
         identifiers: identifiers(res, "identifier"),
         names: names(res, "name"),
         gender: gender(res),
         telecoms: telecoms(res, "telecom"),
         addresses: addresses(res, "address"),
+        birth_date: when(res, "birthDate", cx.path, out),
+        qualifications: vec![],
+    };
+    for (i, q) in elements(res, "qualification") {
+        let path = format!("{}.qualification[{i}]", cx.path);
+        h.qualifications.push(Qualification {
+            identifiers: identifiers(q, "identifier"),
+            code: take_concept(q, "code").unwrap_or_default(),
+            period: period(q, "period", &path, out),
+            issuer: take_reference(q, "issuer", cx.key),
+        });
     }
+    h
 }
 
 fn practitioner_role(res: &mut Value, cx: &Cx) -> ProfessionalRole {
@@ -573,8 +722,13 @@ fn related_person(res: &mut Value) -> ContactPerson {
 }
 
 /// STU3 status codes are plain codes; a code-specification extension may add the zib code.
+/// A status that is absent with a data-absent reason is "not known", which R4 says by
+/// leaving the status out.
 fn status_with_spec(res: &mut Value, key: &str) -> Option<String> {
     code_specification(res, key);
+    if let Some(u) = member(res, &format!("_{key}")) {
+        take_extension(u, "http://hl7.org/fhir/StructureDefinition/data-absent-reason");
+    }
     take_str(res, key)
 }
 
@@ -625,6 +779,10 @@ fn episode(res: &mut Value, cx: &Cx, out: &mut Outcome) -> Episode {
     e.title = take_extension(res, EXT_EPISODE_TITLE).and_then(|mut x| take_str(&mut x, "valueString"));
     e.attention = take_extension(res, EXT_EPISODE_ATTENTION).and_then(|mut x| take_bool(&mut x, "valueBoolean"));
     e.code = take_extension(res, EXT_EPISODE_CODE).and_then(|mut x| take_concept(&mut x, "valueCodeableConcept"));
+    e.first_encounter =
+        take_extension(res, EXT_EPISODE_FIRST).and_then(|mut x| when(&mut x, "valueDateTime", cx.path, out));
+    e.last_encounter =
+        take_extension(res, EXT_EPISODE_LAST).and_then(|mut x| when(&mut x, "valueDateTime", cx.path, out));
     for (_, d) in elements(res, "diagnosis") {
         if let Some(r) = take_reference(d, "condition", cx.key) {
             e.diagnoses.push(r);
@@ -658,6 +816,11 @@ fn encounter(res: &mut Value, cx: &Cx, out: &mut Outcome) -> Contact {
             c.participants.push(r);
         }
         consume(p, "type");
+    }
+    for (_, d) in elements(res, "diagnosis") {
+        if let Some(condition) = take_reference(d, "condition", cx.key) {
+            c.diagnoses.push(ContactDiagnosis { condition, use_: take_concept(d, "role"), rank: take_i64(d, "rank") });
+        }
     }
     c
 }
@@ -732,7 +895,7 @@ fn allergy(res: &mut Value, cx: &Cx, out: &mut Outcome) -> Allergy {
         }
     }
     a.categories = take_strings(res, "category");
-    a.onset = when(res, "onsetDateTime", cx.path, out);
+    a.onset = when(res, "onsetDateTime", cx.path, out).or_else(|| period(res, "onsetPeriod", cx.path, out).start);
     a.recorded = when(res, "assertedDate", cx.path, out);
     consume(res, "lastOccurrence");
     for (i, r) in elements(res, "reaction") {
@@ -800,9 +963,28 @@ fn medication_request(res: &mut Value, cx: &Cx, out: &mut Outcome) -> Medication
         stopped: None,
         encounter: take_reference(res, "context", cx.key),
         notes: notes(res, "note"),
+        recorder: take_reference(res, "recorder", cx.key),
+        dispense: None,
     };
+    if let Some(dr) = member(res, "dispenseRequest") {
+        let path = format!("{}.dispenseRequest", cx.path);
+        let d = DispenseRequest {
+            validity: period(dr, "validityPeriod", &path, out),
+            repeats: take_i64(dr, "numberOfRepeatsAllowed"),
+            quantity: take_quantity(dr, "quantity"),
+            expected_duration: take_quantity(dr, "expectedSupplyDuration"),
+            performer: take_reference(dr, "performer", cx.key),
+        };
+        m.dispense = Some(Box::new(d));
+    }
     if let Some(mut e) = take_extension(res, EXT_PERIOD_OF_USE) {
         m.period_of_use = period(&mut e, "valuePeriod", cx.path, out);
+    }
+    // The period of use may come as the dosage's timing bounds (Nictiz's own conversion).
+    if m.period_of_use.is_empty() {
+        if let Some(b) = m.dosages.iter().find_map(|d| d.bounds) {
+            m.period_of_use = b;
+        }
     }
     if let Some(mut e) = take_extension(res, EXT_USE_DURATION) {
         m.duration = take_quantity(&mut e, "valueDuration");
@@ -903,6 +1085,23 @@ fn treatment_directive(res: &mut Value, cx: &Cx, out: &mut Outcome) -> Treatment
             ver.date = when(&mut e, "valueDateTime", cx.path, out);
         }
         t.verification = Some(ver);
+    }
+    // Exceptions change the directive's meaning: each becomes a nested provision.
+    for (i, x) in elements(res, "except") {
+        let path = format!("{}.except[{i}]", cx.path);
+        let mut ex = DirectiveException {
+            type_: take_str(x, "type"),
+            period: period(x, "period", &path, out),
+            actions: take_concepts(x, "action"),
+            ..Default::default()
+        };
+        for (_, c) in elements(x, "code") {
+            let coding = coding(c);
+            if coding.code.is_some() || coding.display.is_some() {
+                ex.codes.push(Concept::coded(coding));
+            }
+        }
+        t.exceptions.push(ex);
     }
     consume(res, "category");
     consume(res, "policy");

@@ -43,7 +43,7 @@ use std::sync::{Arc, OnceLock};
 use serde_json::Value;
 
 pub use files::{validate_files, FileOutcome};
-pub use outcome::{Issue, IssueCode, Outcome, Severity};
+pub use outcome::{Issue, IssueCode, Leftover, Outcome, Severity};
 pub use package::ValidateError;
 pub use registry::DefinitionError;
 

@@ -98,6 +98,36 @@ impl IssueCode {
     }
 }
 
+/// What an unmapped source element (a "leftover") is: clinical content that the output
+/// lacks (a warning; `--strict` rejects the record), or administrative content without
+/// clinical meaning (transport wrappers, vendor extensions, narrative; information).
+/// The classification rules are data: `mappings/leftover-classes.json`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Leftover {
+    Clinical,
+    Administrative,
+}
+
+impl Leftover {
+    /// Our code system for the class, in `OperationOutcome.issue.details`.
+    pub const SYSTEM: &'static str = "https://w3id.org/overdracht/fhir/CodeSystem/leftover-class";
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Leftover::Clinical => "clinical",
+            Leftover::Administrative => "administrative",
+        }
+    }
+
+    pub fn display(self) -> &'static str {
+        match self {
+            Leftover::Clinical => "clinical content not mapped",
+            Leftover::Administrative => "administrative content not mapped",
+        }
+    }
+}
+
 /// One problem, with where it is (`expression`, a FHIRPath or JSON-pointer-like path into the
 /// document it concerns) and a message a person can act on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -108,11 +138,14 @@ pub struct Issue {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expression: Option<String>,
     pub diagnostics: String,
+    /// Set when the issue reports an unmapped source element.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub leftover: Option<Leftover>,
 }
 
 impl Issue {
     pub fn new(severity: Severity, code: IssueCode, diagnostics: impl Into<String>) -> Self {
-        Issue { severity, code, expression: None, diagnostics: diagnostics.into() }
+        Issue { severity, code, expression: None, diagnostics: diagnostics.into(), leftover: None }
     }
     pub fn error(code: IssueCode, diagnostics: impl Into<String>) -> Self {
         Self::new(Severity::Error, code, diagnostics)
@@ -128,6 +161,16 @@ impl Issue {
         self
     }
 
+    /// An unmapped source element of `class`: a warning if clinical, information if not.
+    pub fn leftover(class: Leftover, diagnostics: impl Into<String>) -> Self {
+        let mut i = match class {
+            Leftover::Clinical => Self::warning(IssueCode::Incomplete, diagnostics),
+            Leftover::Administrative => Self::information(IssueCode::Informational, diagnostics),
+        };
+        i.leftover = Some(class);
+        i
+    }
+
     /// This issue as an `OperationOutcome.issue` element.
     pub fn to_fhir(&self) -> Value {
         let mut v = json!({
@@ -137,6 +180,9 @@ impl Issue {
         });
         if let Some(e) = &self.expression {
             v["expression"] = json!([e]);
+        }
+        if let Some(l) = self.leftover {
+            v["details"] = json!({"coding": [{"system": Leftover::SYSTEM, "code": l.code(), "display": l.display()}]});
         }
         v
     }
@@ -232,6 +278,10 @@ impl Outcome {
     }
     pub fn is_empty(&self) -> bool {
         self.issues.is_empty()
+    }
+    /// The number of unmapped source elements reported of `class`.
+    pub fn leftovers(&self, class: Leftover) -> usize {
+        self.issues.iter().filter(|i| i.leftover == Some(class)).count()
     }
 
     /// The FHIR `OperationOutcome`. An empty outcome states so explicitly, because

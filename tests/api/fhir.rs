@@ -79,3 +79,26 @@ async fn a_utf8_byte_order_mark_before_json_is_tolerated() {
     let r = app.post("/fhir/$convert", app.token(), "application/fhir+json", body).await;
     assert_eq!(r.status(), 200);
 }
+
+#[tokio::test]
+async fn convert_reads_fhir_xml() {
+    let app = spawn_app().await;
+    let xml = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/xml/stu3-patient.xml")).expect("twin");
+    let json = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/stu3-patient.json")).expect("json");
+    let from_xml = app.post("/fhir/$convert", app.token(), "application/fhir+xml", xml.clone()).await;
+    assert_eq!(from_xml.status(), 200);
+    let from_json = app.post("/fhir/$convert", app.token(), "application/fhir+json", json).await;
+    let (a, b): (Value, Value) = (from_xml.json().await.expect("json"), from_json.json().await.expect("json"));
+    assert_eq!(a, b, "the XML twin converts like its JSON");
+    // Forced by the format parameter, and by fhirVersion on the media type.
+    let forced = app
+        .client
+        .post(app.url("/fhir/$convert?format=fhir-stu3-xml"))
+        .bearer_auth(app.token())
+        .header("content-type", "application/fhir+xml; fhirVersion=3.0")
+        .body(xml)
+        .send()
+        .await
+        .expect("req");
+    assert_eq!(forced.status(), 200);
+}

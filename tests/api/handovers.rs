@@ -31,6 +31,8 @@ async fn handover_is_stored_and_summarised() {
     let by_type: u64 = v["resources"]["byType"].as_object().expect("obj").values().filter_map(Value::as_u64).sum();
     assert_eq!(total, by_type);
     assert!(v["unmapped"]["count"].is_u64());
+    assert!(v["coverage"]["share"].as_f64().is_some_and(|s| s > 0.5 && s <= 1.0), "{v}");
+    assert!(v["coverage"]["clinicalLeftovers"].is_u64());
     assert_eq!(v["unmapped"]["outcome"]["resourceType"], "OperationOutcome");
     assert!(!v.to_string().contains(crate::helpers::EXAMPLE_BSN), "the summary names no BSN");
 

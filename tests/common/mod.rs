@@ -10,8 +10,12 @@ pub fn root() -> PathBuf {
 
 /// `../shared/reference`, the public reference data next to the repository (not part of it).
 /// Tests that need it are named `reference_*` and `#[ignore]`d; CI runs them with `--ignored`.
+/// `OVERDRACHT_REFERENCE_DIR` points elsewhere (a worktree that is not next to shared/).
 pub fn reference_dir() -> PathBuf {
-    root().join("../shared/reference")
+    match std::env::var_os("OVERDRACHT_REFERENCE_DIR") {
+        Some(d) => PathBuf::from(d),
+        None => root().join("../shared/reference"),
+    }
 }
 
 /// Reads the reference folder or fails loudly: a `reference_*` test must never pass without it.

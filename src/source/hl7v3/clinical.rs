@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 use super::xml::NodeId;
 use super::Mapper;
 use crate::model::{
-    Alert, Allergy, Coding, Concept, Contact, Dosage, Episode, Identifier, ItemConcept, JournalEntry, Key,
-    MedicationAgreement, MedicationRef, ObsValue, Observation, ObservationKind, Period, Problem, Product, Ref,
+    Alert, Allergy, Coding, Concept, Contact, DispenseRequest, Dosage, Episode, Identifier, ItemConcept, JournalEntry,
+    Key, MedicationAgreement, MedicationRef, ObsValue, Observation, ObservationKind, Period, Problem, Product, Ref,
     ReferenceRange, SoapKind, SoapLine, When,
 };
 use crate::terminology::maps;
@@ -64,6 +64,11 @@ fn prescription_status(code: &str) -> Option<&'static str> {
     })
 }
 
+/// zib2020 ProblemType "diagnose" (SNOMED), for the v3 act code DISDX / DX of an ObservationDx.
+fn problem_type_diagnosis() -> Concept {
+    Concept::coded(Coding::new(crate::terminology::uri::SNOMED, "282291009", Some("Diagnose")))
+}
+
 impl Mapper<'_> {
     /// Reads a `statusCode` child through `map`; an unknown status is left to the report.
     fn status(&self, node: NodeId, map: fn(&str) -> Option<&'static str>) -> Option<String> {
@@ -102,6 +107,14 @@ impl Mapper<'_> {
         }
         // The acts (journal lines, results) that belong to this episode: linked later, and
         // only then marked as used, so that a listed id that matches nothing is reported.
+        // The episOfCare's own effectiveTime spans the first to the last encounter.
+        if let Some(eoc) = d.walk(e, &["component2", "episodOfCare"]) {
+            if let Some(t) = d.kid(eoc, "effectiveTime") {
+                let p = self.ivl_ts(t);
+                ep.first_encounter = p.start;
+                ep.last_encounter = p.end;
+            }
+        }
         if let Some(eoc) = d.walk(e, &["component2", "episodOfCare"]) {
             for c in d.peek_kids(eoc, "component").collect::<Vec<_>>() {
                 let Some(ar) = d.peek_kids(c, "actReference").next() else {
@@ -128,8 +141,8 @@ impl Mapper<'_> {
             if let Some(t) = d.kid(dx, "text").and_then(|t| d.text(t)) {
                 code.text = Some(t.to_owned());
             }
-            let _ = self.fixed_code(dx, &["DISDX", "DX"]);
-            let mut problem = Problem { identifiers: dx_ids, code: code.clone(), ..Default::default() };
+            let problem_type = self.fixed_code(dx, &["DISDX", "DX"]).map(|_| problem_type_diagnosis());
+            let mut problem = Problem { identifiers: dx_ids, code: code.clone(), problem_type, ..Default::default() };
             problem.clinical_status = match ep.status.as_deref() {
                 Some("active") => Some("active".into()),
                 Some("finished") => Some("inactive".into()),
@@ -243,27 +256,35 @@ impl Mapper<'_> {
                     .unwrap_or_default()
                     .to_owned();
                 link_ids.extend(line_ids.iter().cloned());
-                entry.identifiers.extend(line_ids);
-                entry.lines.push(SoapLine { kind, code: None, text });
+                // The line's JournalEntry ids stay with the line (the Composition is the contact part).
+                entry.lines.push(SoapLine { kind, code: None, text, identifiers: line_ids });
             }
             for dx in &part.diagnoses {
                 d.use_node(*dx);
                 let _ = self.fixed_code(*dx, &["DISDX", "DX"]);
                 let dx_ids = self.ids(*dx);
                 link_ids.extend(dx_ids.iter().cloned());
-                entry.identifiers.extend(dx_ids);
                 let code = d.kid(*dx, "value").map(|v| self.concept(v)).unwrap_or_default();
                 if let Some(ap) = d.walk(*dx, &["author", "AssignedPerson"]) {
                     let (practitioner, role, _) = self.assigned(ap);
                     entry.author.get_or_insert_with(|| Ref::to(role.unwrap_or(practitioner)));
                 }
+                // The ObservationDx codes the E line: its ids go with that line.
                 match entry.lines.iter_mut().find(|l| l.kind == SoapKind::Evaluation && l.code.is_none()) {
-                    Some(line) => line.code = Some(code),
+                    Some(line) => {
+                        line.code = Some(code);
+                        line.identifiers.extend(dx_ids);
+                    }
                     None => {
                         // The diagnosis of a part without an E line is the E line itself.
                         let text =
                             code.codings.first().and_then(|c| c.display.clone().or(c.code.clone())).unwrap_or_default();
-                        entry.lines.push(SoapLine { kind: SoapKind::Evaluation, code: Some(code), text });
+                        entry.lines.push(SoapLine {
+                            kind: SoapKind::Evaluation,
+                            code: Some(code),
+                            text,
+                            identifiers: dx_ids,
+                        });
                     }
                 }
             }
@@ -306,6 +327,8 @@ impl Mapper<'_> {
         let key = self.key_for(ids.first(), o, "Observation");
         let mut obs = Observation::new(kind, code);
         obs.identifiers = ids;
+        // A result known to be unknown (nullFlavor on the act): its data-absent reason.
+        obs.data_absent = d.attr(o, "nullFlavor").map(|nf| crate::model::data_absent_reason(nf).to_owned());
         obs.status = self.status(o, result_status);
         if let Some(t) = d.kid(o, "effectiveTime") {
             if d.peek_attr(t, "value").is_some() {
@@ -416,9 +439,12 @@ impl Mapper<'_> {
 
     /// `observation` LOINC 74018-3 "Alert" with `sourceOf/act/id` = an episode id: that
     /// episode is an attention point (aandachtspunt).
+    /// An "Alert" (LOINC 74018-3) on an episode: an nl-core Alert (Flag) about the episode's
+    /// concern (flag-detail to its problem), active while the episode is.
     fn attention(&mut self, o: NodeId, code_node: NodeId) {
         let d = self.doc;
         let mut matched = false;
+        let mut alerts = Vec::new();
         for s in d.peek_kids(o, "sourceOf").collect::<Vec<_>>() {
             let Some(act) = d.peek_kids(s, "act").next() else {
                 continue;
@@ -432,6 +458,24 @@ impl Mapper<'_> {
                 };
                 if let Some(ItemConcept::Episode(ep)) = self.item_mut(&key) {
                     ep.attention = Some(true);
+                    let code = ep.code.clone().map(|mut c| {
+                        c.text = ep.title.clone();
+                        c
+                    });
+                    let code = code.unwrap_or_else(|| Concept { codings: vec![], text: ep.title.clone() });
+                    let status = match ep.status.as_deref() {
+                        Some("finished") | Some("cancelled") => "inactive",
+                        Some("entered-in-error") => "entered-in-error",
+                        _ => "active",
+                    };
+                    alerts.push(Alert {
+                        code,
+                        status: Some(status.to_owned()),
+                        period: ep.period,
+                        author: ep.care_manager.clone(),
+                        detail: ep.diagnoses.first().cloned(),
+                        ..Default::default()
+                    });
                     matched = true;
                     for n in [s, act, id] {
                         d.use_node(n);
@@ -442,6 +486,10 @@ impl Mapper<'_> {
                     }
                 }
             }
+        }
+        for alert in alerts {
+            let key = self.key_for(None, o, "Flag");
+            self.push(key, o, ItemConcept::Alert(alert));
         }
         if matched {
             d.use_node(o);
@@ -493,12 +541,47 @@ impl Mapper<'_> {
             stopped: None,
             encounter: encounter.map(|k| Ref::to(k.clone())),
             notes: vec![],
+            recorder: None,
+            dispense: None,
         };
+        // productOf/medicationDispenseRequest: the quantity to dispense.
+        for po in d.kids(med, "productOf").collect::<Vec<_>>() {
+            let Some(mdr) = d.kid(po, "medicationDispenseRequest") else {
+                continue;
+            };
+            let mut dr = DispenseRequest::default();
+            if let Some(q) = d.kid(mdr, "quantity") {
+                dr.quantity = self.pq(q);
+                for t in d.kids(q, "translation").collect::<Vec<_>>() {
+                    // The G-Standaard unit of the same amount: the unit is kept from the translation.
+                    if let (Some(c), Some(quantity)) = (self.coding(t), dr.quantity.as_mut()) {
+                        if quantity.unit.as_deref().is_none_or(|u| u == "1") {
+                            quantity.unit = c.display.clone();
+                        }
+                        let _ = d.attr(t, "value");
+                    }
+                }
+            }
+            if let Some(s) = d.peek_kids(mdr, "statusCode").next() {
+                if d.peek_attr(s, "nullFlavor").is_some() {
+                    // A dispense request has no status of its own here.
+                    d.use_node(s);
+                    let _ = d.attr(s, "nullFlavor");
+                }
+            }
+            agreement.dispense = Some(Box::new(dr));
+        }
         for ta in d.kids(med, "therapeuticAgentOf").collect::<Vec<_>>() {
             let Some(mar) = d.kid(ta, "medicationAdministrationRequest") else {
                 continue;
             };
-            agreement.identifiers.extend(self.ids(mar));
+            // The administration request's id identifies the dosing instruction, not the
+            // agreement: used as the agreement's identifier only when the prescription has none
+            // of its own (two prescriptions may share one; the id is then reported as
+            // administrative, mappings/leftover-classes.json).
+            if agreement.identifiers.is_empty() {
+                agreement.identifiers.extend(self.ids(mar));
+            }
             let mut dosage =
                 Dosage { text: d.kid(mar, "text").and_then(|t| d.text(t)).map(str::to_owned), ..Default::default() };
             if let Some(s) = d.peek_kids(mar, "statusCode").next() {

@@ -31,6 +31,8 @@ mod datatypes;
 mod parties;
 mod xml;
 
+pub(crate) use xml::line_col;
+
 use std::collections::{HashMap, HashSet};
 
 use quick_xml::events::Event;
@@ -303,8 +305,7 @@ impl<'d> Mapper<'d> {
     fn finish(mut self) -> Dossier {
         let (paths, more) = self.doc.unmapped(MAX_UNMAPPED_ISSUES);
         for p in paths {
-            let clinical = p.contains("/PrimaryCareProvision/component")
-                || p.contains("/PrimaryCareProvision/pertinentInformation");
+            let class = super::leftover::hl7v3(&p);
             let what = if p.contains("/@") {
                 "attribute"
             } else if p.ends_with("/text()") {
@@ -312,27 +313,28 @@ impl<'d> Mapper<'d> {
             } else {
                 "element (with its content)"
             };
-            let issue = if clinical {
-                Issue::warning(IssueCode::Incomplete, format!("clinical {what} not mapped: it is not in the output"))
-            } else {
-                Issue::information(IssueCode::Informational, format!("{what} not mapped: it is not in the output"))
+            let msg = match class {
+                crate::validate::Leftover::Clinical => format!("clinical {what} not mapped: it is not in the output"),
+                crate::validate::Leftover::Administrative => format!("{what} not mapped: it is not in the output"),
             };
-            self.outcome.push(issue.at(p));
+            self.outcome.push(Issue::leftover(class, msg).at(p));
         }
         if more > 0 {
             self.outcome.push(
-                Issue::warning(
-                    IssueCode::Incomplete,
+                Issue::leftover(
+                    crate::validate::Leftover::Clinical,
                     format!("{more} more unmapped parts of the message are not listed"),
                 )
                 .at(self.doc.path(self.doc.root())),
             );
         }
+        let coverage = self.doc.coverage();
         Dossier {
             patient: self.patient,
             items: self.items,
             author_organization: self.author_organization,
             outcome: self.outcome,
+            coverage,
         }
     }
 }

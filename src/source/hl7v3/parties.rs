@@ -83,6 +83,12 @@ impl Mapper<'_> {
                 let c = self.concept(x);
                 p.marital_status = (!c.is_empty()).then_some(c);
             }
+            if let Some(a) = d.walk(person, &["birthplace", "addr"]) {
+                p.birth_place = Some(self.address(a));
+            }
+        }
+        if let Some(s) = d.kid(node, "statusCode") {
+            p.active = d.attr(s, "code").map(|c| c == "active");
         }
         Ok(p)
     }

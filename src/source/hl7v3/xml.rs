@@ -344,6 +344,41 @@ impl Doc {
         (out, more)
     }
 
+    /// The message's data items (non-structural attributes and texts, outside `templateId`)
+    /// and how many of them the mapper did not read.
+    pub(crate) fn coverage(&self) -> crate::model::Coverage {
+        let mut c = crate::model::Coverage::default();
+        // (node, inside an unread element)
+        let mut stack = vec![(self.root(), false)];
+        while let Some((id, unread_above)) = stack.pop() {
+            if self.is(id, "templateId") {
+                continue;
+            }
+            let unread = unread_above || !self.is_used(id);
+            let n = self.n(id);
+            let start = n.attr_start as usize;
+            for a in &self.attrs[start..start + usize::from(n.attr_len)] {
+                let ns = &*self.namespaces[usize::from(a.ns)];
+                let name = &*self.names[a.name as usize];
+                if ns == XSI || (ns.is_empty() && STRUCTURAL_ATTRS.contains(&name)) {
+                    continue;
+                }
+                c.source_elements += 1;
+                if unread || !a.used.get() {
+                    c.unmapped_elements += 1;
+                }
+            }
+            if n.text.is_some() {
+                c.source_elements += 1;
+                if unread || n.flags.get() & TEXT_USED == 0 {
+                    c.unmapped_elements += 1;
+                }
+            }
+            stack.extend(self.children(id).map(|k| (k, unread)));
+        }
+        c
+    }
+
     /// An estimate of the heap the tree occupies, for the memory test.
     #[cfg(test)]
     pub(crate) fn heap_bytes(&self) -> usize {
