@@ -13,6 +13,7 @@ pub const TEAM_MEMBER_ROLE_MISMATCH: &str = "team.member.role-mismatch";
 pub const TEAM_WRITE_NOT_LEAD: &str = "team.write.not-lead";
 pub const TEAM_WRITE_LEAD: &str = "team.write.lead";
 pub const TEAM_WRITE_ADMIN: &str = "team.write.admin";
+pub const TEAM_WRITE_OTHER_PATIENT: &str = "team.write.other-patient";
 pub const TEAM_CREATE_ADMIN: &str = "team.create.admin";
 pub const TEAM_CREATE_CURRENT_LEAD: &str = "team.create.current-lead";
 pub const TEAM_CREATE_NOT_ALLOWED: &str = "team.create.not-allowed";
@@ -78,6 +79,7 @@ const WORDS: &[(&str, &str)] = &[
     (TEAM_WRITE_NOT_LEAD, "only the team's lead practitioner or an administrator changes a team"),
     (TEAM_WRITE_LEAD, "care team changed by its lead practitioner"),
     (TEAM_WRITE_ADMIN, "care team changed by an administrator of its organisation"),
+    (TEAM_WRITE_OTHER_PATIENT, "a care team cannot be moved to another patient"),
     (TEAM_CREATE_ADMIN, "care team created by an administrator of its organisation"),
     (TEAM_CREATE_CURRENT_LEAD, "care team created by the patient's current lead practitioner"),
     (TEAM_CREATE_NOT_ALLOWED, "a new team is created by an administrator or the patient's current lead"),
