@@ -436,6 +436,7 @@ pub async fn put_consent(
         statement: statement.as_deref(),
         stored: stored.as_ref().map(|(c, u)| StoredConsent { consent: c, custodians: u }),
         patient_teams: &teams,
+        agreements: &state.access.agreements,
         day: access::today(),
     });
     if !decision.permit {

@@ -30,6 +30,10 @@ pub const CONSENT_WRITE_NOT_ALLOWED: &str = "consent.write.not-allowed";
 pub const CONSENT_WRITE_OTHER_ORGANISATION: &str = "consent.write.other-organisation";
 pub const CONSENT_WRITE_OTHER_PATIENT: &str = "consent.write.other-patient";
 pub const CONSENT_WRITE_CUSTODIAN: &str = "consent.write.custodian";
+pub const CONSENT_WRITE_NOT_AGREEMENT_PARTY: &str = "consent.write.not-agreement-party";
+pub const CONSENT_WRITE_UNKNOWN_AGREEMENT: &str = "consent.write.unknown-agreement";
+// ---- transfers (policy::agreement)
+pub const TRANSFER_CONSENT_NOT_AGREEMENT_PARTY: &str = "transfer.consent-not-agreement-party";
 pub const CONSENT_WITHDRAW_NO_STATEMENT: &str = "consent.withdraw.no-statement";
 pub const CONSENT_WITHDRAW_WITH_STATEMENT: &str = "consent.withdraw.with-statement";
 pub const CONSENT_READ: &str = "consent.read";
@@ -92,6 +96,12 @@ const WORDS: &[(&str, &str)] = &[
     (CONSENT_WRITE_OTHER_ORGANISATION, "the consent was recorded by another organisation"),
     (CONSENT_WRITE_OTHER_PATIENT, "a consent cannot be moved to another patient"),
     (CONSENT_WRITE_CUSTODIAN, "the recording organisation must stay named on the consent"),
+    (CONSENT_WRITE_NOT_AGREEMENT_PARTY, "a consent for an agreement is recorded by its sender or receiver only"),
+    (CONSENT_WRITE_UNKNOWN_AGREEMENT, "the consent names an agreement that is not known"),
+    (
+        TRANSFER_CONSENT_NOT_AGREEMENT_PARTY,
+        "the only consent for the agreement was recorded by an organisation that is not a party to it",
+    ),
     (CONSENT_WITHDRAW_NO_STATEMENT, "an objection is withdrawn only with the patient's recorded statement"),
     (CONSENT_WITHDRAW_WITH_STATEMENT, "objection withdrawn with the patient's recorded statement"),
     (CONSENT_READ, "consent read by its organisation"),

@@ -31,10 +31,15 @@
 //! patient designated) — `consent.write.other-organisation`; and an objection in force is
 //! withdrawn or narrowed only when the new version carries the patient's recorded statement
 //! (`Consent.sourceAttachment` or `Consent.sourceReference`, see
-//! [`super::consent::patient_statement`]) — `consent.withdraw.no-statement`.
+//! [`super::consent::patient_statement`]) — `consent.withdraw.no-statement`. An explicit
+//! consent for an agreement is recorded only by the agreement's sender or receiver
+//! organisation, for a known agreement — `consent.write.not-agreement-party`,
+//! `consent.write.unknown-agreement` (review R2; the transfer decision, too, counts only a
+//! consent whose recording organisation is a party, [`super::agreement::Agreement::counts_consent`]).
 
 use chrono::NaiveDate;
 
+use super::agreement::Agreement;
 use super::care_team::{CareTeam, TreatmentState};
 use super::consent::{ConsentKind, PatientConsent};
 use super::rules::*;
@@ -201,6 +206,8 @@ pub struct ConsentWrite<'a> {
     pub stored: Option<StoredConsent<'a>>,
     /// The patient's stored teams (any organisation).
     pub patient_teams: &'a [CareTeam],
+    /// The agreements known to the service (to check who may record a consent for one).
+    pub agreements: &'a [Agreement],
     pub day: NaiveDate,
 }
 
@@ -217,6 +224,21 @@ pub fn decide_consent_write(w: &ConsentWrite<'_>) -> Decision {
             CONSENT_WRITE_NOT_ALLOWED,
             "a patient's consent is recorded by the lead practitioner of one of the patient's care teams, or by an administrator of its organisation",
         );
+    }
+    if let ConsentKind::AgreementConsent { agreement_id } = &w.consent.kind {
+        let named: Vec<&Agreement> = w.agreements.iter().filter(|g| g.id == *agreement_id).collect();
+        if named.is_empty() {
+            return Decision::deny(
+                CONSENT_WRITE_UNKNOWN_AGREEMENT,
+                format!("no agreement with id {agreement_id} is known; a consent is recorded for a known agreement"),
+            );
+        }
+        if !named.iter().any(|g| g.is_party(a.ura)) {
+            return Decision::deny(
+                CONSENT_WRITE_NOT_AGREEMENT_PARTY,
+                "a consent for an agreement is recorded by the agreement's sender or receiver organisation only; the token's URA is neither",
+            );
+        }
     }
     match w.stored {
         Some(s) => {
@@ -310,6 +332,7 @@ mod tests {
                 categories: cats.map(|c| c.iter().copied().collect()),
                 members: members.iter().map(|m| (*m).to_owned()).collect(),
             },
+            custodians: vec!["11112222".to_owned()],
         }
     }
 
@@ -416,6 +439,7 @@ mod tests {
                 statement,
                 stored,
                 patient_teams: &teams,
+                agreements: &[],
                 day,
             })
             .rule

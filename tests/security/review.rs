@@ -101,3 +101,59 @@ async fn review_lead_moves_team_to_another_patient() {
         .collect();
     assert!(rules.iter().any(|r| r == "team.write.other-patient"), "{rules:?}");
 }
+
+/// R2 (high): an organisation with no part in an agreement recorded the patient's explicit
+/// consent for it, and so opened the transfer Amalia -> Zorggroep Zuid.
+#[tokio::test]
+async fn review_non_party_records_consent_for_an_agreement() {
+    const NEW_BSN: &str = "999911156";
+    let app = review_app().await;
+    let flat = std::fs::read_to_string(repo_file("examples/records/paediatrician-young-adult.flat.json"))
+        .expect("flat")
+        .replace("999911132", NEW_BSN);
+    let send = || async {
+        app.client
+            .post(app.url(&format!("/handovers?receiver=ura%7C{PROVIDER}&care-form=individual-avg")))
+            .bearer_auth(token(&app, "900003333", "01.019", "12345678"))
+            .header("Content-Type", "application/json")
+            .body(flat.clone())
+            .send()
+            .await
+            .expect("post")
+            .status()
+    };
+    assert_eq!(send().await, 403);
+    let admin = token(&app, OTHER_ADMIN, "01.047", OTHER_ORG);
+    let mut team = read_json("examples/care-teams/young-adult-avg-individual.json");
+    let text = team.to_string().replace(PROVIDER, OTHER_ORG).replace("999911132", NEW_BSN);
+    team = serde_json::from_str(&text).expect("json");
+    team["id"] = json!("other-org-team");
+    let r = put(&app, "/fhir/CareTeam/other-org-team", &admin, &team).await;
+    assert_eq!(r.status(), 201, "{:?}", r.text().await);
+    let mut consent = read_json("examples/consents/consent-amalia-agreement.json");
+    let text = consent.to_string().replace("999911132", NEW_BSN);
+    consent = serde_json::from_str(&text).expect("json");
+    consent["id"] = json!("forged-consent");
+    // Recorded by the outsider (the custodian defaults to its URA) ...
+    consent.as_object_mut().expect("object").remove("organization");
+    let r = put(&app, "/fhir/Consent/forged-consent", &admin, &consent).await;
+    let forged = r.status();
+    // ... or naming a party of the agreement after itself.
+    consent["organization"] = json!([
+        {"identifier": {"system": "http://fhir.nl/fhir/NamingSystem/ura", "value": OTHER_ORG}},
+        {"identifier": {"system": "http://fhir.nl/fhir/NamingSystem/ura", "value": PROVIDER}}
+    ]);
+    let named = put(&app, "/fhir/Consent/forged-consent", &admin, &consent).await.status();
+    assert_eq!(
+        (forged.as_u16(), named.as_u16(), send().await.as_u16()),
+        (403, 403, 403),
+        "a non-party organisation's consent opened the Amalia -> Zorggroep Zuid transfer"
+    );
+    let rules: Vec<String> = overdracht::audit::search(&app.store, &Default::default())
+        .await
+        .expect("audit")
+        .into_iter()
+        .filter_map(|e| e.entry.rule)
+        .collect();
+    assert!(rules.iter().any(|r| r == "consent.write.not-agreement-party"), "{rules:?}");
+}
