@@ -56,6 +56,7 @@ pub const AUDIT_VIEW_PRIVACY_OFFICER: &str = "audit-view/privacy-officer";
 pub const AUDIT_VIEW_TREATING_ORGANISATION: &str = "audit-view/treating-organisation";
 pub const AUDIT_VIEW_SENDER_OWN_ENTRIES: &str = "audit-view/sender-own-entries";
 pub const AUDIT_VIEW_DENY: &str = "audit-view/deny";
+pub const AUDIT_VIEW_NOT_IN_TEAM: &str = "audit-view/not-in-team";
 pub const AUDIT_REVIEW_OFFICER: &str = "audit-review/privacy-officer";
 pub const AUDIT_REVIEW_NOT_OFFICER: &str = "audit-review/not-an-officer";
 pub const AUDIT_REVIEW_OTHER_ORGANISATION: &str = "audit-review/other-organisation";
@@ -116,6 +117,10 @@ const WORDS: &[(&str, &str)] = &[
     (HANDOVER_UNKNOWN, "no such handover"),
     (IDENTITY_BOUND_TO_ANOTHER_PATIENT, "a resource of the record is held for another patient: nothing stored"),
     (AUDIT_VIEW_SENDER_OWN_ENTRIES, "the sender sees its own entries only"),
+    (
+        AUDIT_VIEW_NOT_IN_TEAM,
+        "at the receiving organisation, the patient's trail is for the patient's care team and the privacy officers",
+    ),
     (AUDIT_REVIEW_NOT_OFFICER, "reviews are for privacy officers"),
     (AUDIT_REVIEW_OTHER_ORGANISATION, "the entry belongs to another organisation"),
 ];

@@ -157,3 +157,33 @@ async fn review_non_party_records_consent_for_an_agreement() {
         .collect();
     assert!(rules.iter().any(|r| r == "consent.write.not-agreement-party"), "{rules:?}");
 }
+
+/// R4 (medium): any staff member of the receiving organisation (any UZI role, in no team)
+/// read the patient's whole audit trail, other organisations' entries included.
+#[tokio::test]
+async fn review_any_receiver_staff_reads_the_whole_trail() {
+    let app = review_app().await;
+    let a = gp_handover(&app, BSN).await;
+    let lead = token(&app, LEAD, "01.047", PROVIDER);
+    assert_eq!(get(&app, &everything(&a), &lead).await.status(), 200);
+    let receptionist = token(&app, "900000777", "99.999", PROVIDER);
+    let r = get(&app, &format!("/patients/{BSN}/access-log"), &receptionist).await;
+    let status = r.status();
+    let text = r.text().await.expect("body");
+    assert!(
+        status == 403 || !(text.contains(LEAD) || text.contains("900012345")),
+        "a receptionist in no team read the patient's trail: {status} {}",
+        &text[..text.len().min(300)]
+    );
+    // The patient's team member at the receiving organisation still reads it, limited to
+    // that organisation's entries.
+    let r = get(&app, &format!("/patients/{BSN}/access-log"), &lead).await;
+    assert_eq!(r.status(), 200);
+    let rules: Vec<String> = overdracht::audit::search(&app.store, &Default::default())
+        .await
+        .expect("audit")
+        .into_iter()
+        .filter_map(|e| e.entry.rule)
+        .collect();
+    assert!(rules.iter().any(|r| r == "audit-view/not-in-team"), "{rules:?}");
+}
