@@ -321,4 +321,12 @@ fn consents_and_objections_of_an_outsider_do_not_count() {
         decide_transfer(&examples(), &request(&gp, &receiver, &patient, d("2026-11-23"), &handover, &consents));
     let TransferDecision::Permitted { kept, .. } = &decision else { panic!("{decision:?}") };
     assert!(!kept.contains(&DataCategory::Lifestyle), "{decision:?}");
+    // An objection stored without any organisation still binds (in doubt, the objection holds).
+    let mut unnamed = consent("objection-lifestyle.json");
+    unnamed.custodians.clear();
+    let consents = [unnamed];
+    let decision =
+        decide_transfer(&examples(), &request(&gp, &receiver, &patient, d("2026-11-23"), &handover, &consents));
+    let TransferDecision::Permitted { kept, .. } = &decision else { panic!("{decision:?}") };
+    assert!(!kept.contains(&DataCategory::Lifestyle), "{decision:?}");
 }

@@ -470,11 +470,12 @@ fn outsider_consent(a: &Agreement, req: &TransferRequest<'_>) -> bool {
 
 /// Whether an objection binds this handover: recorded by its sender or receiver (the first
 /// custodian). An organisation outside the handover does not decide what passes between
-/// others (review R2).
+/// others (review R2). An objection that names no organisation (stored before consents
+/// named their custodians) still binds: in doubt, the patient's objection holds.
 fn binds_transfer(c: &PatientConsent, req: &TransferRequest<'_>) -> bool {
     c.custodians
         .first()
-        .is_some_and(|u| req.senders.iter().chain(req.receiver).any(|id| matches!(id, PartyId::Ura(v) if v == u)))
+        .is_none_or(|u| req.senders.iter().chain(req.receiver).any(|id| matches!(id, PartyId::Ura(v) if v == u)))
 }
 
 /// Categories the patient objects to sharing with anyone (objections without members), with
