@@ -160,17 +160,18 @@ async fn view_access_rule() {
     let s = store(&dir).await;
     let officers = vec!["99.999".to_owned()];
     let bsn = Some("999911120");
+    let day = chrono::NaiveDate::from_ymd_opt(2026, 12, 1).unwrap();
     // No handover of the patient yet: denied, with or without naming the patient.
-    let d = decide(&s, "87654321", "01.047", bsn, &officers).await.unwrap();
+    let d = decide(&s, "87654321", "900054321", "01.047", bsn, &officers, day).await.unwrap();
     assert_eq!((d.permit, d.rule), (false, RULE_DEFAULT_DENY));
-    let d = decide(&s, "87654321", "01.047", None, &officers).await.unwrap();
+    let d = decide(&s, "87654321", "900054321", "01.047", None, &officers, day).await.unwrap();
     assert_eq!((d.permit, d.rule), (false, RULE_DEFAULT_DENY));
     // A privacy officer may search the trail of their own organisation (issue 14).
-    let d = decide(&s, "11112222", "99.999", None, &officers).await.unwrap();
+    let d = decide(&s, "11112222", "900054321", "99.999", None, &officers, day).await.unwrap();
     assert_eq!((d.permit, d.rule), (true, RULE_PRIVACY_OFFICER));
     assert_eq!(d.scope, Some(overdracht::policy::audit_view::ViewScope::Organisation("11112222".into())));
     // ...but only when the role is configured.
-    let d = decide(&s, "11112222", "99.999", None, &[]).await.unwrap();
+    let d = decide(&s, "11112222", "900054321", "99.999", None, &[], day).await.unwrap();
     assert!(!d.permit);
 
     let mut tx = s.begin().await.unwrap();
@@ -199,17 +200,29 @@ async fn view_access_rule() {
     .await
     .unwrap();
     tx.commit().await.unwrap();
+    // Review R4: at the receiver, not for staff outside the patient's team there ...
+    let d = decide(&s, "87654321", "900054321", "01.047", bsn, &[], day).await.unwrap();
+    assert_eq!((d.permit, d.rule), (false, overdracht::policy::rules::AUDIT_VIEW_NOT_IN_TEAM));
+    // ... but for the team's lead (the example team, led by 900054321 at the receiver).
+    let team = std::fs::read_to_string("examples/care-teams/frail-elderly-group-care.json")
+        .unwrap()
+        .replace("11112222", "87654321")
+        .replace("900000101", "900054321");
+    let mut tx = s.begin().await.unwrap();
+    let by = overdracht::store::Writer { uzi: "0", ura: "87654321", at: "2026-11-23T10:00:00.000Z" };
+    tx.put_care_team("t1", "999911120", "87654321", &team, &by).await.unwrap();
+    tx.commit().await.unwrap();
     // Receiver and submitting organisation: permitted for this patient only; the sender
     // sees its own entries only (issue 14).
     for (ura, rule) in [("87654321", RULE_TREATING_ORGANISATION), ("00001234", RULE_SENDER_OWN_ENTRIES)] {
-        let d = decide(&s, ura, "01.047", bsn, &[]).await.unwrap();
+        let d = decide(&s, ura, "900054321", "01.047", bsn, &[], day).await.unwrap();
         assert_eq!((d.permit, d.rule), (true, rule), "{ura}");
-        let d = decide(&s, ura, "01.047", Some("123456782"), &[]).await.unwrap();
+        let d = decide(&s, ura, "900054321", "01.047", Some("123456782"), &[], day).await.unwrap();
         assert!(!d.permit, "{ura}: another patient");
-        let d = decide(&s, ura, "01.047", None, &[]).await.unwrap();
+        let d = decide(&s, ura, "900054321", "01.047", None, &[], day).await.unwrap();
         assert!(!d.permit, "{ura}: the whole trail");
     }
-    let d = decide(&s, "11112222", "01.047", bsn, &[]).await.unwrap();
+    let d = decide(&s, "11112222", "900054321", "01.047", bsn, &[], day).await.unwrap();
     assert_eq!((d.permit, d.rule), (false, RULE_DEFAULT_DENY));
 }
 

@@ -231,6 +231,7 @@ fn an_objection_to_a_member_shuts_them_out() {
         active: true,
         period: DayPeriod::new(d("2026-11-01"), None),
         kind: ConsentKind::Objection { categories: None, members: ["900000103".to_owned()].into() },
+        custodians: vec![PROVIDER.to_owned()],
     });
     let vs = requester("900000103", "30.070", PROVIDER);
     let decision = decide_demo(&demo, &vs, TODAY, &Requested::All);
@@ -560,6 +561,7 @@ fn table_request(c: &Cell) -> (CareTeam, Vec<Agreement>, Vec<PatientConsent>) {
         active: true,
         period: DayPeriod::new(d("2026-01-01"), None),
         kind: ConsentKind::Objection { categories, members },
+        custodians: vec![PROVIDER.to_owned()],
     };
     let consents = match c.consent {
         Consent::None => vec![],
@@ -718,7 +720,7 @@ prop_compose! {
 }
 
 prop_compose! {
-    fn arb_consent()(categories in proptest::option::of(arb_categories()), members in proptest::sample::subsequence(UZIS.to_vec(), 0..2), period in arb_period(), agreement in any::<bool>()) -> PatientConsent {
+    fn arb_consent()(categories in proptest::option::of(arb_categories()), members in proptest::sample::subsequence(UZIS.to_vec(), 0..2), period in arb_period(), agreement in any::<bool>(), recorder in proptest::sample::select(URAS.to_vec())) -> PatientConsent {
         PatientConsent {
             id: "c".into(),
             patient: Bsn::parse("999911120").expect("bsn"),
@@ -729,6 +731,8 @@ prop_compose! {
             } else {
                 ConsentKind::Objection { categories, members: members.into_iter().map(str::to_owned).collect() }
             },
+            // Either the agreement's receiver or an organisation outside it (review R2).
+            custodians: vec![recorder.to_owned()],
         }
     }
 }

@@ -279,3 +279,54 @@ fn categories_outside_the_agreement_or_objected_to_are_removed() {
     let decision = decide_transfer(&examples(), &request(&gp, &receiver, &patient, d("2026-11-23"), &only, &consents));
     assert!(matches!(decision, TransferDecision::Refused { rule: "transfer.nothing-covered", .. }));
 }
+
+/// Review R2: a consent or objection recorded by an organisation that is not a party to the
+/// agreement (the first `Consent.organization`) does not count in the transfer decision, even
+/// when it names a party later on.
+#[test]
+fn consents_and_objections_of_an_outsider_do_not_count() {
+    let outsider = |file: &str| {
+        let mut c = consent(file);
+        c.custodians = vec!["55556666".to_owned(), PROVIDER_URA.to_owned()];
+        c
+    };
+    let patient = Bsn::parse("999911132").expect("bsn");
+    let handover = cats(&["identification", "problems"]);
+    let senders = [PartyId::Agb(HOSPITAL_AGB.into())];
+    let receiver = [PartyId::Ura(PROVIDER_URA.into())];
+    let consents = [outsider("consent-amalia-agreement.json")];
+    let decision =
+        decide_transfer(&examples(), &request(&senders, &receiver, &patient, d("2026-12-01"), &handover, &consents));
+    assert!(
+        matches!(decision, TransferDecision::Refused { rule: "transfer.consent-not-agreement-party", .. }),
+        "{decision:?}"
+    );
+    // The receiver's own consent counts.
+    let consents = [consent("consent-amalia-agreement.json")];
+    let decision =
+        decide_transfer(&examples(), &request(&senders, &receiver, &patient, d("2026-12-01"), &handover, &consents));
+    assert!(decision.is_permitted(), "{decision:?}");
+
+    // An outsider's objection does not strip data from the GP's handover to Zorggroep Zuid.
+    let patient = Bsn::parse("999911120").expect("bsn");
+    let handover = cats(&["identification", "lifestyle"]);
+    let gp = [PartyId::Agb(GP_AGB.into())];
+    let consents = [outsider("objection-lifestyle.json")];
+    let decision =
+        decide_transfer(&examples(), &request(&gp, &receiver, &patient, d("2026-11-23"), &handover, &consents));
+    let TransferDecision::Permitted { kept, .. } = &decision else { panic!("{decision:?}") };
+    assert!(kept.contains(&DataCategory::Lifestyle), "{decision:?}");
+    let consents = [consent("objection-lifestyle.json")];
+    let decision =
+        decide_transfer(&examples(), &request(&gp, &receiver, &patient, d("2026-11-23"), &handover, &consents));
+    let TransferDecision::Permitted { kept, .. } = &decision else { panic!("{decision:?}") };
+    assert!(!kept.contains(&DataCategory::Lifestyle), "{decision:?}");
+    // An objection stored without any organisation still binds (in doubt, the objection holds).
+    let mut unnamed = consent("objection-lifestyle.json");
+    unnamed.custodians.clear();
+    let consents = [unnamed];
+    let decision =
+        decide_transfer(&examples(), &request(&gp, &receiver, &patient, d("2026-11-23"), &handover, &consents));
+    let TransferDecision::Permitted { kept, .. } = &decision else { panic!("{decision:?}") };
+    assert!(!kept.contains(&DataCategory::Lifestyle), "{decision:?}");
+}

@@ -213,10 +213,17 @@ async fn guard_view(
     query: String,
     search: &mut AuditSearch,
 ) -> Result<(), ApiError> {
-    let decision: ViewDecision =
-        access::decide(&state.store, &caller.ura, &caller.uzi_role, patient, &state.audit.privacy_officer_roles)
-            .await
-            .map_err(ApiError::internal)?;
+    let decision: ViewDecision = access::decide(
+        &state.store,
+        &caller.ura,
+        &caller.uzi,
+        &caller.uzi_role,
+        patient,
+        &state.audit.privacy_officer_roles,
+        super::access::today(),
+    )
+    .await
+    .map_err(ApiError::internal)?;
     let mut entry = draft(AuditAction::AuditQuery, caller, headers);
     entry.patient_bsn = patient.map(str::to_owned);
     entry.objects = vec![query];

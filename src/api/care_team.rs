@@ -160,7 +160,11 @@ pub async fn put_team(
     let decision = writes::decide_team_write(&TeamWrite {
         actor: &actor,
         team: &team,
-        stored: existing.as_ref().map(|e| StoredTeam { organisation_ura: &e.organisation_ura, team: old.as_ref() }),
+        stored: existing.as_ref().map(|e| StoredTeam {
+            organisation_ura: &e.organisation_ura,
+            patient_bsn: &e.patient_bsn,
+            team: old.as_ref(),
+        }),
         patient_teams: &patient_teams,
         day: today,
     });
@@ -432,6 +436,7 @@ pub async fn put_consent(
         statement: statement.as_deref(),
         stored: stored.as_ref().map(|(c, u)| StoredConsent { consent: c, custodians: u }),
         patient_teams: &teams,
+        agreements: &state.access.agreements,
         day: access::today(),
     });
     if !decision.permit {

@@ -2,10 +2,13 @@
 //! facts from the store, the decision by [`crate::policy::audit_view`] (the rules and their
 //! ids are documented there). Every decision is itself audited by the caller.
 
+use chrono::NaiveDate;
 use sqlx::Row;
 
 use super::AuditError;
 use crate::policy::audit_view::{decide_audit_view, ViewFacts, ViewScope};
+use crate::policy::care_team::CareTeam;
+use crate::policy::parties::in_patient_team;
 use crate::policy::rules;
 use crate::store::Store;
 
@@ -26,14 +29,17 @@ pub struct ViewDecision {
 
 /// Decides whether a caller (URA, UZI role) may view audit entries of `patient_bsn`
 /// (`None`: the whole trail), and which.
+#[allow(clippy::too_many_arguments)]
 pub async fn decide(
     store: &Store,
     ura: &str,
+    uzi: &str,
     uzi_role: &str,
     patient_bsn: Option<&str>,
     officer_roles: &[String],
+    day: NaiveDate,
 ) -> Result<ViewDecision, AuditError> {
-    let (mut received, mut sent) = (false, false);
+    let (mut received, mut sent, mut team_member) = (false, false, false);
     if let Some(bsn) = patient_bsn {
         let org = format!("ura|{ura}");
         let row = sqlx::query(
@@ -48,8 +54,26 @@ pub async fn decide(
         .await?;
         received = row.try_get::<i64, _>("received")? > 0;
         sent = row.try_get::<i64, _>("sent")? > 0;
+        if received {
+            // A team that no longer parses counts for nobody (deny by default).
+            let teams: Vec<CareTeam> = store
+                .care_teams_of(bsn)
+                .await?
+                .iter()
+                .filter_map(|r| serde_json::from_str(&r.resource).ok())
+                .filter_map(|v| CareTeam::from_fhir(&v).ok())
+                .collect();
+            team_member = in_patient_team(uzi, uzi_role, ura, &teams, day);
+        }
     }
-    let (d, scope) =
-        decide_audit_view(&ViewFacts { ura, uzi_role, officer_roles, patient: patient_bsn, received, sent });
+    let (d, scope) = decide_audit_view(&ViewFacts {
+        ura,
+        uzi_role,
+        officer_roles,
+        patient: patient_bsn,
+        received,
+        sent,
+        team_member,
+    });
     Ok(ViewDecision { permit: d.permit, rule: d.rule, reason: d.reason, scope })
 }

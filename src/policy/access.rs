@@ -334,6 +334,9 @@ impl PolicyEngine {
         let mut objections = Vec::new();
         for c in req.consents.iter().filter(|c| c.active && c.patient == *req.patient) {
             match &c.kind {
+                // Only a consent recorded by a party to the agreement counts (as in
+                // `Agreement::counts_consent`, review R2).
+                ConsentKind::AgreementConsent { .. } if !req.agreements.iter().any(|a| a.counts_consent(c)) => {}
                 ConsentKind::AgreementConsent { agreement_id } => agreement_consents.push(obj([
                     ("agreement", R::from(agreement_id.as_str())),
                     ("start", day(c.period.start)),

@@ -297,11 +297,22 @@ impl Agreement {
     }
 
     fn has_consent(&self, day: NaiveDate, patient: &Bsn, consents: &[PatientConsent]) -> bool {
-        consents.iter().any(|c| {
-            c.patient == *patient
-                && c.in_force(day)
-                && matches!(&c.kind, ConsentKind::AgreementConsent { agreement_id } if *agreement_id == self.id)
-        })
+        consents.iter().any(|c| c.patient == *patient && c.in_force(day) && self.counts_consent(c))
+    }
+
+    /// Whether `ura` is the sender's or the receiver's URA.
+    pub fn is_party(&self, ura: &str) -> bool {
+        self.sender.ura.as_deref() == Some(ura) || self.receiver.ura.as_deref() == Some(ura)
+    }
+
+    /// Whether `c` is an explicit consent for this agreement recorded by a party to it (the
+    /// recording organisation, the first custodian; naming a party later in
+    /// `Consent.organization` is not enough): a consent recorded by an organisation outside
+    /// the agreement is not the legal basis of a transfer between others (review R2; writing
+    /// one is refused with `consent.write.not-agreement-party`).
+    pub fn counts_consent(&self, c: &PatientConsent) -> bool {
+        matches!(&c.kind, ConsentKind::AgreementConsent { agreement_id } if *agreement_id == self.id)
+            && c.custodians.first().is_some_and(|u| self.is_party(u))
     }
 }
 
@@ -394,6 +405,11 @@ pub fn decide_transfer(agreements: &[Agreement], req: &TransferRequest<'_>) -> T
                         None => format!("from {}", a.valid.start),
                     };
                     format!("{} is valid {period}", a.label())
+                } else if outsider_consent(a, req) {
+                    format!(
+                        "{} requires the patient's explicit consent; the only one recorded was recorded by an organisation that is not a party to the agreement",
+                        a.label()
+                    )
                 } else {
                     format!("{} requires the patient's explicit consent, and none is recorded", a.label())
                 }
@@ -401,6 +417,8 @@ pub fn decide_transfer(agreements: &[Agreement], req: &TransferRequest<'_>) -> T
             .collect();
         let rule = if between.iter().all(|a| !a.valid.contains(req.day)) {
             "transfer.not-in-force"
+        } else if between.iter().any(|a| a.valid.contains(req.day) && outsider_consent(a, req)) {
+            super::rules::TRANSFER_CONSENT_NOT_AGREEMENT_PARTY
         } else {
             "transfer.no-consent"
         };
@@ -441,12 +459,31 @@ pub fn decide_transfer(agreements: &[Agreement], req: &TransferRequest<'_>) -> T
     TransferDecision::Permitted { agreements: labels, kept, removed }
 }
 
+/// A consent for `a` is in force for the patient, but none recorded by a party to `a`.
+fn outsider_consent(a: &Agreement, req: &TransferRequest<'_>) -> bool {
+    req.consents.iter().any(|c| {
+        c.patient == *req.patient
+            && c.in_force(req.day)
+            && matches!(&c.kind, ConsentKind::AgreementConsent { agreement_id } if *agreement_id == a.id)
+    }) && !a.has_consent(req.day, req.patient, req.consents)
+}
+
+/// Whether an objection binds this handover: recorded by its sender or receiver (the first
+/// custodian). An organisation outside the handover does not decide what passes between
+/// others (review R2). An objection that names no organisation (stored before consents
+/// named their custodians) still binds: in doubt, the patient's objection holds.
+fn binds_transfer(c: &PatientConsent, req: &TransferRequest<'_>) -> bool {
+    c.custodians
+        .first()
+        .is_none_or(|u| req.senders.iter().chain(req.receiver).any(|id| matches!(id, PartyId::Ura(v) if v == u)))
+}
+
 /// Categories the patient objects to sharing with anyone (objections without members), with
-/// the id of the Consent that says so.
+/// the id of the Consent that says so; only objections recorded by the sender or receiver.
 fn objected_categories<'a>(req: &TransferRequest<'a>) -> BTreeMap<DataCategory, &'a str> {
     let mut out = BTreeMap::new();
     for c in req.consents {
-        if c.patient != *req.patient || !c.in_force(req.day) {
+        if c.patient != *req.patient || !c.in_force(req.day) || !binds_transfer(c, req) {
             continue;
         }
         if let ConsentKind::Objection { categories, members } = &c.kind {

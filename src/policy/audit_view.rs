@@ -2,9 +2,11 @@
 //! log, the flagged entries and their reviews).
 //!
 //! Every right here is scoped to the organisation in the token:
-//! - the **receiving (treating) organisation** of a handover of the patient sees every entry
-//!   about that patient — who saw what is the business of the patient and of those treating
-//!   them (`audit-view/treating-organisation`);
+//! - at the **receiving (treating) organisation** of a handover of the patient, the members
+//!   of the patient's care team there see the entries *of that organisation* about the
+//!   patient (`audit-view/treating-organisation`); its other staff do not
+//!   (`audit-view/not-in-team`, review R4): who saw what is the business of the patient and
+//!   of those treating them, and other organisations' entries are theirs;
 //! - a **privacy officer** (a UZI role in `audit.privacy_officer_roles`) sees the entries *of
 //!   their organisation*: by its staff, or about the data it holds (the facade names the
 //!   holder as `Organization/ura-<URA>`), or handovers it received; with or without naming a
@@ -41,17 +43,23 @@ pub struct ViewFacts<'a> {
     pub received: bool,
     /// The organisation sent a handover of the patient.
     pub sent: bool,
+    /// The caller is a current member of the patient's care team at the organisation in the
+    /// token, with the profession of the token ([`super::parties::in_patient_team`]).
+    pub team_member: bool,
 }
 
 /// Decides a view of the audit trail; a permit comes with the scope the answer is limited to.
 pub fn decide_audit_view(f: &ViewFacts<'_>) -> (Decision, Option<ViewScope>) {
     let officer = f.officer_roles.iter().any(|r| r == f.uzi_role);
-    if f.patient.is_some() && f.received {
+    if f.patient.is_some() && f.received && f.team_member {
         let d = Decision::permit(
             AUDIT_VIEW_TREATING_ORGANISATION,
-            format!("organisation ura|{} received a handover of this patient", f.ura),
+            format!(
+                "member of the patient's care team at organisation ura|{}, which received a handover of this patient; entries of that organisation",
+                f.ura
+            ),
         );
-        return (d, Some(ViewScope::Patient));
+        return (d, Some(ViewScope::Organisation(f.ura.to_owned())));
     }
     if officer {
         let d = Decision::permit(
@@ -78,6 +86,18 @@ pub fn decide_audit_view(f: &ViewFacts<'_>) -> (Decision, Option<ViewScope>) {
             format!("organisation ura|{} sent a handover of this patient: its own entries only", f.ura),
         );
         return (d, Some(ViewScope::OwnEntries(f.ura.to_owned())));
+    }
+    if f.received {
+        return (
+            Decision::deny(
+                AUDIT_VIEW_NOT_IN_TEAM,
+                format!(
+                    "organisation ura|{} received a handover of this patient, but the caller is not a member of the patient's care team there nor a privacy officer",
+                    f.ura
+                ),
+            ),
+            None,
+        );
     }
     (
         Decision::deny(
@@ -129,7 +149,15 @@ mod tests {
         received: bool,
         sent: bool,
     ) -> ViewFacts<'a> {
-        ViewFacts { ura: "11112222", uzi_role: role, officer_roles: officers, patient, received, sent }
+        ViewFacts {
+            ura: "11112222",
+            uzi_role: role,
+            officer_roles: officers,
+            patient,
+            received,
+            sent,
+            team_member: true,
+        }
     }
 
     #[test]
@@ -138,7 +166,16 @@ mod tests {
         let (d, s) = decide_audit_view(&facts(&officers, "99.998", None, false, false));
         assert_eq!((d.rule, s), (AUDIT_VIEW_PRIVACY_OFFICER, Some(ViewScope::Organisation("11112222".into()))));
         let (d, s) = decide_audit_view(&facts(&officers, "01.047", Some("999911120"), true, true));
-        assert_eq!((d.rule, s), (AUDIT_VIEW_TREATING_ORGANISATION, Some(ViewScope::Patient)));
+        assert_eq!((d.rule, s), (AUDIT_VIEW_TREATING_ORGANISATION, Some(ViewScope::Organisation("11112222".into()))));
+        // Review R4: staff of the receiving organisation outside the patient's team.
+        let outside = ViewFacts { team_member: false, ..facts(&officers, "99.999", Some("999911120"), true, false) };
+        assert_eq!(decide_audit_view(&outside).0.rule, AUDIT_VIEW_NOT_IN_TEAM);
+        let officer = ViewFacts { team_member: false, ..facts(&officers, "99.998", Some("999911120"), true, false) };
+        assert_eq!(
+            decide_audit_view(&officer),
+            (decide_audit_view(&officer).0, Some(ViewScope::Organisation("11112222".into())))
+        );
+        assert_eq!(decide_audit_view(&officer).0.rule, AUDIT_VIEW_PRIVACY_OFFICER);
         let (d, s) = decide_audit_view(&facts(&officers, "01.015", Some("999911120"), false, true));
         assert_eq!((d.rule, s), (AUDIT_VIEW_SENDER_OWN_ENTRIES, Some(ViewScope::OwnEntries("11112222".into()))));
         let (d, _) = decide_audit_view(&facts(&officers, "01.047", None, true, true));

@@ -51,6 +51,11 @@ pub struct PatientConsent {
     pub active: bool,
     pub period: DayPeriod,
     pub kind: ConsentKind,
+    /// The organisations that recorded it or that the patient designated
+    /// (`Consent.organization`, recording organisation first; see [`custodians`]). A consent
+    /// for an agreement counts only when one of them is a party to the agreement, an
+    /// objection binds a handover only when one of them is its sender or receiver.
+    pub custodians: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -194,7 +199,7 @@ impl PatientConsent {
         };
         match (patient, period, kind, out.has_errors()) {
             (Some(patient), Some(period), Some(kind), false) => {
-                Ok(PatientConsent { id, patient, active, period, kind })
+                Ok(PatientConsent { id, patient, active, period, kind, custodians: custodians(v) })
             }
             _ => Err(out),
         }
@@ -243,6 +248,9 @@ impl PatientConsent {
             "dateTime": self.period.start.to_string(),
             "policyRule": {"coding": [{"system": ACT_CODE, "code": rule}]},
         });
+        if !self.custodians.is_empty() {
+            v["organization"] = custodians_json(&self.custodians);
+        }
         if let Some(p) = policy {
             v["policy"] = p;
         }

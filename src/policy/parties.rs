@@ -118,6 +118,27 @@ pub struct HandoverParties<'a> {
     pub receiver: &'a str,
 }
 
+/// The actor (UZI number, UZI role of the token, URA of the token) is on `day` a member of
+/// one of the patient's care teams at that organisation, with the profession the team
+/// records, and the team has not ended.
+pub fn in_patient_team(
+    actor_uzi: &str,
+    actor_role: &str,
+    actor_ura: &str,
+    patient_teams: &[CareTeam],
+    day: NaiveDate,
+) -> bool {
+    patient_teams.iter().filter(|t| t.organisation_ura == actor_ura).any(|t| {
+        t.ended_on().is_none_or(|end| day <= end)
+            && t.members.iter().any(|m| {
+                m.uzi == actor_uzi
+                    && m.organisation_ura == actor_ura
+                    && m.uzi_role == actor_role
+                    && m.period.contains(day)
+            })
+    })
+}
+
 /// Who reads a stored handover: `Ok` with the decision and whether the referral reason may
 /// be shown; `Err` with the denial (answered as unknown).
 pub fn decide_handover_read(
@@ -137,16 +158,7 @@ pub fn decide_handover_read(
             "the caller's organisation neither sent nor received this handover",
         ));
     };
-    let in_team = patient_teams.iter().filter(|t| t.organisation_ura == receiver).any(|t| {
-        t.ended_on().is_none_or(|end| day <= end)
-            && t.members.iter().any(|m| {
-                m.uzi == actor_uzi
-                    && m.organisation_ura == actor_ura
-                    && m.uzi_role == actor_role
-                    && m.period.contains(day)
-            })
-    });
-    if in_team {
+    if in_patient_team(actor_uzi, actor_role, receiver, patient_teams, day) {
         Ok((Decision::permit(HANDOVER_TEAM, "member of the patient's care team at the receiving organisation"), true))
     } else {
         Ok((

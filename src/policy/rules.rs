@@ -13,6 +13,7 @@ pub const TEAM_MEMBER_ROLE_MISMATCH: &str = "team.member.role-mismatch";
 pub const TEAM_WRITE_NOT_LEAD: &str = "team.write.not-lead";
 pub const TEAM_WRITE_LEAD: &str = "team.write.lead";
 pub const TEAM_WRITE_ADMIN: &str = "team.write.admin";
+pub const TEAM_WRITE_OTHER_PATIENT: &str = "team.write.other-patient";
 pub const TEAM_CREATE_ADMIN: &str = "team.create.admin";
 pub const TEAM_CREATE_CURRENT_LEAD: &str = "team.create.current-lead";
 pub const TEAM_CREATE_NOT_ALLOWED: &str = "team.create.not-allowed";
@@ -29,6 +30,10 @@ pub const CONSENT_WRITE_NOT_ALLOWED: &str = "consent.write.not-allowed";
 pub const CONSENT_WRITE_OTHER_ORGANISATION: &str = "consent.write.other-organisation";
 pub const CONSENT_WRITE_OTHER_PATIENT: &str = "consent.write.other-patient";
 pub const CONSENT_WRITE_CUSTODIAN: &str = "consent.write.custodian";
+pub const CONSENT_WRITE_NOT_AGREEMENT_PARTY: &str = "consent.write.not-agreement-party";
+pub const CONSENT_WRITE_UNKNOWN_AGREEMENT: &str = "consent.write.unknown-agreement";
+// ---- transfers (policy::agreement)
+pub const TRANSFER_CONSENT_NOT_AGREEMENT_PARTY: &str = "transfer.consent-not-agreement-party";
 pub const CONSENT_WITHDRAW_NO_STATEMENT: &str = "consent.withdraw.no-statement";
 pub const CONSENT_WITHDRAW_WITH_STATEMENT: &str = "consent.withdraw.with-statement";
 pub const CONSENT_READ: &str = "consent.read";
@@ -51,6 +56,7 @@ pub const AUDIT_VIEW_PRIVACY_OFFICER: &str = "audit-view/privacy-officer";
 pub const AUDIT_VIEW_TREATING_ORGANISATION: &str = "audit-view/treating-organisation";
 pub const AUDIT_VIEW_SENDER_OWN_ENTRIES: &str = "audit-view/sender-own-entries";
 pub const AUDIT_VIEW_DENY: &str = "audit-view/deny";
+pub const AUDIT_VIEW_NOT_IN_TEAM: &str = "audit-view/not-in-team";
 pub const AUDIT_REVIEW_OFFICER: &str = "audit-review/privacy-officer";
 pub const AUDIT_REVIEW_NOT_OFFICER: &str = "audit-review/not-an-officer";
 pub const AUDIT_REVIEW_OTHER_ORGANISATION: &str = "audit-review/other-organisation";
@@ -78,6 +84,7 @@ const WORDS: &[(&str, &str)] = &[
     (TEAM_WRITE_NOT_LEAD, "only the team's lead practitioner or an administrator changes a team"),
     (TEAM_WRITE_LEAD, "care team changed by its lead practitioner"),
     (TEAM_WRITE_ADMIN, "care team changed by an administrator of its organisation"),
+    (TEAM_WRITE_OTHER_PATIENT, "a care team cannot be moved to another patient"),
     (TEAM_CREATE_ADMIN, "care team created by an administrator of its organisation"),
     (TEAM_CREATE_CURRENT_LEAD, "care team created by the patient's current lead practitioner"),
     (TEAM_CREATE_NOT_ALLOWED, "a new team is created by an administrator or the patient's current lead"),
@@ -90,6 +97,12 @@ const WORDS: &[(&str, &str)] = &[
     (CONSENT_WRITE_OTHER_ORGANISATION, "the consent was recorded by another organisation"),
     (CONSENT_WRITE_OTHER_PATIENT, "a consent cannot be moved to another patient"),
     (CONSENT_WRITE_CUSTODIAN, "the recording organisation must stay named on the consent"),
+    (CONSENT_WRITE_NOT_AGREEMENT_PARTY, "a consent for an agreement is recorded by its sender or receiver only"),
+    (CONSENT_WRITE_UNKNOWN_AGREEMENT, "the consent names an agreement that is not known"),
+    (
+        TRANSFER_CONSENT_NOT_AGREEMENT_PARTY,
+        "the only consent for the agreement was recorded by an organisation that is not a party to it",
+    ),
     (CONSENT_WITHDRAW_NO_STATEMENT, "an objection is withdrawn only with the patient's recorded statement"),
     (CONSENT_WITHDRAW_WITH_STATEMENT, "objection withdrawn with the patient's recorded statement"),
     (CONSENT_READ, "consent read by its organisation"),
@@ -104,6 +117,10 @@ const WORDS: &[(&str, &str)] = &[
     (HANDOVER_UNKNOWN, "no such handover"),
     (IDENTITY_BOUND_TO_ANOTHER_PATIENT, "a resource of the record is held for another patient: nothing stored"),
     (AUDIT_VIEW_SENDER_OWN_ENTRIES, "the sender sees its own entries only"),
+    (
+        AUDIT_VIEW_NOT_IN_TEAM,
+        "at the receiving organisation, the patient's trail is for the patient's care team and the privacy officers",
+    ),
     (AUDIT_REVIEW_NOT_OFFICER, "reviews are for privacy officers"),
     (AUDIT_REVIEW_OTHER_ORGANISATION, "the entry belongs to another organisation"),
 ];

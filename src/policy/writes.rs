@@ -9,18 +9,20 @@
 //!
 //! **Care teams** ([`decide_team_write`]):
 //! 1. a team is written by its managing organisation (the token's URA) — `team.write.organisation`;
-//! 2. the profession a team records for the writer is the one in the writer's token: nobody
+//! 2. a stored team stays with its patient, for everyone (administrators included): a changed
+//!    subject would hand the team's access to another patient's dossier — `team.write.other-patient`;
+//! 3. the profession a team records for the writer is the one in the writer's token: nobody
 //!    writes themselves in as an SO with a nurse's token — `team.member.role-mismatch`. The
 //!    professions of the *other* members are checked the same way when they act: the access
 //!    engine counts a membership only when the token's UZI role equals the team's
 //!    (`membership.role-mismatch`), so a role claimed in the body alone never opens data;
-//! 3. a stored team is changed by its lead practitioner or an administrator of the
+//! 4. a stored team is changed by its lead practitioner or an administrator of the
 //!    organisation — `team.write.lead`, `team.write.admin`, `team.write.not-lead`;
-//! 4. a new team is created by an administrator of the managing organisation, or by the
+//! 5. a new team is created by an administrator of the managing organisation, or by the
 //!    patient's current lead practitioner at that organisation (the follow-up team); never
 //!    by someone who names themselves into a team that does not exist yet —
 //!    `team.create.admin`, `team.create.current-lead`, `team.create.not-allowed`;
-//! 5. one active team per patient and organisation at a time — `team.one-active`.
+//! 6. one active team per patient and organisation at a time — `team.one-active`.
 //!
 //! **Consents and objections** ([`decide_consent_write`]): recorded by the lead practitioner
 //! of one of the patient's teams at the caller's organisation or an administrator of it (as
@@ -29,10 +31,15 @@
 //! patient designated) — `consent.write.other-organisation`; and an objection in force is
 //! withdrawn or narrowed only when the new version carries the patient's recorded statement
 //! (`Consent.sourceAttachment` or `Consent.sourceReference`, see
-//! [`super::consent::patient_statement`]) — `consent.withdraw.no-statement`.
+//! [`super::consent::patient_statement`]) — `consent.withdraw.no-statement`. An explicit
+//! consent for an agreement is recorded only by the agreement's sender or receiver
+//! organisation, for a known agreement — `consent.write.not-agreement-party`,
+//! `consent.write.unknown-agreement` (review R2; the transfer decision, too, counts only a
+//! consent whose recording organisation is a party, [`super::agreement::Agreement::counts_consent`]).
 
 use chrono::NaiveDate;
 
+use super::agreement::Agreement;
 use super::care_team::{CareTeam, TreatmentState};
 use super::consent::{ConsentKind, PatientConsent};
 use super::rules::*;
@@ -47,10 +54,12 @@ pub fn is_lead(team: &CareTeam, actor: &Actor<'_>, day: NaiveDate) -> bool {
             .is_some_and(|l| l.uzi == actor.uzi && l.organisation_ura == actor.ura && l.uzi_role == actor.uzi_role)
 }
 
-/// A stored team: its managing organisation, and the team when it still parses.
+/// A stored team: its managing organisation and patient (from the stored row, so they hold
+/// even when the stored JSON no longer parses), and the team when it still parses.
 #[derive(Debug, Clone, Copy)]
 pub struct StoredTeam<'a> {
     pub organisation_ura: &'a str,
+    pub patient_bsn: &'a str,
     pub team: Option<&'a CareTeam>,
 }
 
@@ -75,6 +84,12 @@ pub fn decide_team_write(w: &TeamWrite<'_>) -> Decision {
         return Decision::deny(
             TEAM_WRITE_ORGANISATION,
             "a care team is written by its managing organisation: the token's URA is not the team's managing organisation",
+        );
+    }
+    if w.stored.is_some_and(|s| s.patient_bsn != w.team.patient.as_str()) {
+        return Decision::deny(
+            TEAM_WRITE_OTHER_PATIENT,
+            "a care team cannot be moved to another patient: the stored team is for another patient; create a new team for that patient",
         );
     }
     if let Some(m) =
@@ -191,6 +206,8 @@ pub struct ConsentWrite<'a> {
     pub stored: Option<StoredConsent<'a>>,
     /// The patient's stored teams (any organisation).
     pub patient_teams: &'a [CareTeam],
+    /// The agreements known to the service (to check who may record a consent for one).
+    pub agreements: &'a [Agreement],
     pub day: NaiveDate,
 }
 
@@ -207,6 +224,21 @@ pub fn decide_consent_write(w: &ConsentWrite<'_>) -> Decision {
             CONSENT_WRITE_NOT_ALLOWED,
             "a patient's consent is recorded by the lead practitioner of one of the patient's care teams, or by an administrator of its organisation",
         );
+    }
+    if let ConsentKind::AgreementConsent { agreement_id } = &w.consent.kind {
+        let named: Vec<&Agreement> = w.agreements.iter().filter(|g| g.id == *agreement_id).collect();
+        if named.is_empty() {
+            return Decision::deny(
+                CONSENT_WRITE_UNKNOWN_AGREEMENT,
+                format!("no agreement with id {agreement_id} is known; a consent is recorded for a known agreement"),
+            );
+        }
+        if !named.iter().any(|g| g.is_party(a.ura)) {
+            return Decision::deny(
+                CONSENT_WRITE_NOT_AGREEMENT_PARTY,
+                "a consent for an agreement is recorded by the agreement's sender or receiver organisation only; the token's URA is neither",
+            );
+        }
     }
     match w.stored {
         Some(s) => {
@@ -300,6 +332,7 @@ mod tests {
                 categories: cats.map(|c| c.iter().copied().collect()),
                 members: members.iter().map(|m| (*m).to_owned()).collect(),
             },
+            custodians: vec!["11112222".to_owned()],
         }
     }
 
@@ -325,7 +358,11 @@ mod tests {
             decide_team_write(&TeamWrite {
                 actor: a,
                 team: t,
-                stored: stored_team.map(|s| StoredTeam { organisation_ura: "11112222", team: Some(s) }),
+                stored: stored_team.map(|s| StoredTeam {
+                    organisation_ura: "11112222",
+                    patient_bsn: s.patient.as_str(),
+                    team: Some(s),
+                }),
                 patient_teams: others,
                 day,
             })
@@ -343,6 +380,11 @@ mod tests {
         assert_eq!(write(&outsider, Some(&team), &stored, &team), TEAM_WRITE_NOT_LEAD);
         assert_eq!(write(&actor("900000101", "01.056", false), Some(&team), &stored, &team), TEAM_MEMBER_ROLE_MISMATCH);
         assert_eq!(write(&actor("900000104", "01.047", true), Some(&team), &stored, &team), TEAM_MEMBER_ROLE_MISMATCH);
+        // Moving a stored team to another patient: refused for everyone, administrators included.
+        let mut moved = team.clone();
+        moved.patient = crate::model::types::Bsn::parse("999911144").expect("bsn");
+        assert_eq!(write(&lead, Some(&team), &stored, &moved), TEAM_WRITE_OTHER_PATIENT);
+        assert_eq!(write(&admin, Some(&team), &stored, &moved), TEAM_WRITE_OTHER_PATIENT);
         // A second active team: refused even for an administrator; the current lead may
         // create a team once the other is not active in that period.
         let mut second = team.clone();
@@ -397,6 +439,7 @@ mod tests {
                 statement,
                 stored,
                 patient_teams: &teams,
+                agreements: &[],
                 day,
             })
             .rule

@@ -6,7 +6,8 @@ use overdracht::audit::{self, AuditAction, AuditOutcome, AuditSearch, StoredEntr
 use serde_json::Value;
 
 use crate::helpers::{
-    assert_outcome, example, receiver_query, spawn_app, TestApp, EXAMPLE_BSN, RECEIVER_URA, SENDER_URA,
+    assert_outcome, example, receiver_query, spawn_app, store_team_led_by, TestApp, EXAMPLE_BSN, RECEIVER_URA,
+    SENDER_URA,
 };
 
 /// All entries, oldest first, without the `agreement-change` entries every start writes
@@ -15,6 +16,11 @@ async fn entries(app: &TestApp) -> Vec<StoredEntry> {
     let all =
         audit::search(&app.store, &AuditSearch { oldest_first: true, ..Default::default() }).await.expect("search");
     all.into_iter().filter(|e| e.entry.action != AuditAction::AgreementChange).collect()
+}
+
+/// The receiving GZSP provider's SO (`receiver_token`) leads the patient's team there.
+async fn in_team(app: &TestApp) {
+    store_team_led_by(app, "900054321", "01.047", RECEIVER_URA, EXAMPLE_BSN).await;
 }
 
 /// A token of the receiving GZSP provider's SO.
@@ -151,6 +157,8 @@ async fn a_handover_whose_entry_cannot_be_written_is_not_stored() {
 async fn audit_events_have_the_balp_shape_and_validate() {
     let app = spawn_app().await;
     hand_over(&app).await;
+    // Since review R4 the receiver's view is for the patient's team there: put the SO in it.
+    in_team(&app).await;
     let token = receiver_token(&app);
     let r = get(&app, &format!("/fhir/AuditEvent?patient={EXAMPLE_BSN}"), &token).await;
     assert_eq!(r.status().as_u16(), 200);
@@ -249,6 +257,8 @@ async fn every_action_type_gives_a_valid_audit_event() {
 async fn views_follow_the_access_rule_and_are_audited() {
     let app = spawn_app().await;
     hand_over(&app).await;
+    // Since review R4 the receiver's view is for the patient's team there: put the SO in it.
+    in_team(&app).await;
     let base = entries(&app).await.len();
     // The receiving and the sending organisation may look.
     for token in [receiver_token(&app), app.token()] {
@@ -297,6 +307,8 @@ async fn views_follow_the_access_rule_and_are_audited() {
 async fn search_parameters_filter() {
     let app = spawn_app().await;
     hand_over(&app).await;
+    // Since review R4 the receiver's view is for the patient's team there: put the SO in it.
+    in_team(&app).await;
     let token = receiver_token(&app);
     let total = |v: &Value| v["entry"].as_array().map_or(0, Vec::len);
     let search = |q: String| {
@@ -326,6 +338,8 @@ async fn search_parameters_filter() {
 async fn the_access_log_is_readable_json_and_html() {
     let app = spawn_app().await;
     hand_over(&app).await;
+    // Since review R4 the receiver's view is for the patient's team there: put the SO in it.
+    in_team(&app).await;
     let token = receiver_token(&app);
     let r = get(&app, &format!("/patients/{EXAMPLE_BSN}/access-log"), &token).await;
     assert_eq!(r.status().as_u16(), 200);

@@ -226,3 +226,23 @@ pub async fn assert_outcome(r: reqwest::Response, status: u16) -> Value {
     assert!(v["issue"][0]["diagnostics"].as_str().is_some_and(|d| !d.is_empty()));
     v
 }
+
+/// Stores (directly, no API call and no audit entry) the example care team for `bsn` at
+/// organisation `ura`, led by `uzi` with `uzi_role`: for tests whose caller must be in the
+/// patient's team (the audit views since review R4).
+pub async fn store_team_led_by(app: &TestApp, uzi: &str, uzi_role: &str, ura: &str, bsn: &str) {
+    let text = std::fs::read_to_string(repo_file("examples/care-teams/frail-elderly-group-care.json")).expect("team");
+    let mut t: Value = serde_json::from_str(&text.replace(EXAMPLE_BSN, bsn)).expect("json");
+    let id = format!("test-team-{ura}-{uzi}");
+    t["id"] = Value::from(id.clone());
+    let mut lead = t["participant"][0].clone();
+    lead["member"]["identifier"]["value"] = Value::from(uzi);
+    lead["role"][1]["coding"][0]["code"] = Value::from(uzi_role);
+    lead["onBehalfOf"]["identifier"]["value"] = Value::from(ura);
+    t["participant"] = Value::Array(vec![lead]);
+    t["managingOrganization"][0]["identifier"]["value"] = Value::from(ura);
+    let mut tx = app.store.begin().await.expect("begin");
+    let by = overdracht::store::Writer { uzi, ura, at: "2026-01-01T00:00:00Z" };
+    tx.put_care_team(&id, bsn, ura, &t.to_string(), &by).await.expect("team");
+    tx.commit().await.expect("commit");
+}

@@ -303,6 +303,8 @@ async fn serve_without_issuers_refuses_to_start() {
 async fn access_log_page_has_a_strict_csp() {
     let app = spawn_app().await;
     assert_eq!(app.post_handover(&receiver_query(), example()).await.status(), 201);
+    // Since review R4 the receiver's access-log view is for the patient's team there.
+    crate::helpers::store_team_led_by(&app, "900054321", "01.047", RECEIVER_URA, crate::helpers::EXAMPLE_BSN).await;
     let tok = token(&app, "900054321", "01.047", RECEIVER_URA);
     let r = app
         .client

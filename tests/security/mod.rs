@@ -4,3 +4,4 @@
 
 pub mod authz;
 pub mod limits;
+pub mod review;
