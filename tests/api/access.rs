@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use overdracht::audit::{AuditAction, AuditSearch};
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_outcome, example, repo_file, spawn_app_with, TestApp};
+use crate::helpers::{assert_outcome, example, get, put, read_json, repo_file, spawn_app_with, token, TestApp};
 
 const PROVIDER: &str = "11112222";
 const GP_URA: &str = "87654321";
@@ -25,30 +25,10 @@ const SUPPORT_CATEGORIES: &[&str] = &["alerts", "allergies", "contact-persons", 
 /// one administrator of Zorggroep Zuid.
 async fn app() -> TestApp {
     spawn_app_with(|s| {
-        let dir = s.data_dir.join("example-agreements");
-        std::fs::create_dir_all(&dir).expect("dir");
-        for f in ["de-linde-to-zorggroep-zuid.json", "amalia-paediatrics-to-zorggroep-zuid.json"] {
-            let mut a = read_json(&format!("examples/agreements/{f}"));
-            a["valid"].as_object_mut().expect("valid").remove("end");
-            std::fs::write(dir.join(f), a.to_string()).expect("write");
-        }
-        s.policy.agreements_dir = Some(dir);
+        s.policy.agreements_dir = Some(crate::helpers::open_ended_example_agreements(&s.data_dir));
         s.policy.admins = vec![format!("{PROVIDER}:{ADMIN}")];
     })
     .await
-}
-
-fn read_json(rel: &str) -> Value {
-    serde_json::from_slice(&std::fs::read(repo_file(rel)).expect("file")).expect("json")
-}
-
-fn token(app: &TestApp, uzi: &str, role: &str, ura: &str) -> String {
-    app.token_with(|c| {
-        c.uzi = uzi.to_owned();
-        c.sub = uzi.to_owned();
-        c.uzi_role = role.to_owned();
-        c.ura = ura.to_owned();
-    })
 }
 
 fn lead(app: &TestApp) -> String {
@@ -57,21 +37,6 @@ fn lead(app: &TestApp) -> String {
 
 fn admin(app: &TestApp) -> String {
     token(app, ADMIN, "01.047", PROVIDER)
-}
-
-async fn put(app: &TestApp, path: &str, tok: &str, body: &Value) -> reqwest::Response {
-    app.client
-        .put(app.url(path))
-        .bearer_auth(tok)
-        .header("Content-Type", "application/fhir+json")
-        .body(body.to_string())
-        .send()
-        .await
-        .expect("put")
-}
-
-async fn get(app: &TestApp, path: &str, tok: &str) -> reqwest::Response {
-    app.client.get(app.url(path)).bearer_auth(tok).send().await.expect("get")
 }
 
 async fn get_json(app: &TestApp, path: &str, tok: &str) -> Value {

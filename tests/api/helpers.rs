@@ -246,3 +246,52 @@ pub async fn store_team_led_by(app: &TestApp, uzi: &str, uzi_role: &str, ura: &s
     tx.put_care_team(&id, bsn, ura, &t.to_string(), &by).await.expect("team");
     tx.commit().await.expect("commit");
 }
+
+// ---------------------------------------------------------------------------------------
+// Shared by the access, security and report tests: tokens of any practitioner, JSON files
+// of the repository, PUT/GET with a token, and the example agreements made open-ended.
+
+/// A JSON file of the repository.
+pub fn read_json(rel: &str) -> Value {
+    serde_json::from_slice(&std::fs::read(repo_file(rel)).expect("file")).expect("json")
+}
+
+/// A token of this app's demo key for practitioner `uzi` with `role` at organisation `ura`.
+pub fn token(app: &TestApp, uzi: &str, role: &str, ura: &str) -> String {
+    app.token_with(|c| {
+        c.uzi = uzi.to_owned();
+        c.sub = uzi.to_owned();
+        c.uzi_role = role.to_owned();
+        c.ura = ura.to_owned();
+    })
+}
+
+/// `PUT <path>` of a FHIR JSON body with a token.
+pub async fn put(app: &TestApp, path: &str, tok: &str, body: &Value) -> reqwest::Response {
+    app.client
+        .put(app.url(path))
+        .bearer_auth(tok)
+        .header("Content-Type", "application/fhir+json")
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("put")
+}
+
+/// `GET <path>` with a token.
+pub async fn get(app: &TestApp, path: &str, tok: &str) -> reqwest::Response {
+    app.client.get(app.url(path)).bearer_auth(tok).send().await.expect("get")
+}
+
+/// The example agreements (`examples/agreements`) without their end date, so that tests do
+/// not expire, in a folder of `data_dir`; set it as `policy.agreements_dir`.
+pub fn open_ended_example_agreements(data_dir: &Path) -> PathBuf {
+    let dir = data_dir.join("example-agreements");
+    std::fs::create_dir_all(&dir).expect("dir");
+    for f in ["de-linde-to-zorggroep-zuid.json", "amalia-paediatrics-to-zorggroep-zuid.json"] {
+        let mut a = read_json(&format!("examples/agreements/{f}"));
+        a["valid"].as_object_mut().expect("valid").remove("end");
+        std::fs::write(dir.join(f), a.to_string()).expect("write");
+    }
+    dir
+}

@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use overdracht::audit::{self, Actor, AuditAction, AuditEntry, AuditOutcome, AuditSearch, StoredEntry};
 use serde_json::Value;
 
-use crate::helpers::{assert_outcome, example, repo_file, spawn_app_with, TestApp};
+use crate::helpers::{assert_outcome, example, repo_file, spawn_app_with, token, TestApp};
 
 const PROVIDER: &str = "11112222";
 const GP_URA: &str = "87654321";
@@ -49,15 +49,6 @@ async fn app() -> TestApp {
         s.audit.privacy_officer_roles = vec![OFFICER_ROLE.to_owned()];
     })
     .await
-}
-
-fn token(app: &TestApp, uzi: &str, role: &str, ura: &str) -> String {
-    app.token_with(|c| {
-        c.uzi = uzi.to_owned();
-        c.sub = uzi.to_owned();
-        c.uzi_role = role.to_owned();
-        c.ura = ura.to_owned();
-    })
 }
 
 async fn get(app: &TestApp, path: &str, tok: &str, break_glass: Option<&str>) -> reqwest::Response {

@@ -8,51 +8,21 @@ use overdracht::audit::{AuditAction, AuditSearch};
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    assert_outcome, captured_logs, example, receiver_query, repo_file, spawn_app, spawn_app_with, TestApp, RECEIVER_URA,
+    assert_outcome, captured_logs, example, put, read_json, receiver_query, repo_file, spawn_app, spawn_app_with,
+    token, TestApp, RECEIVER_URA,
 };
 
 const PROVIDER: &str = "11112222";
 const AMALIA_URA: &str = "12345678";
 const ADMIN: &str = "900000900";
 
-fn read_json(rel: &str) -> Value {
-    serde_json::from_slice(&std::fs::read(repo_file(rel)).expect("file")).expect("json")
-}
-
-fn token(app: &TestApp, uzi: &str, role: &str, ura: &str) -> String {
-    app.token_with(|c| {
-        c.uzi = uzi.to_owned();
-        c.sub = uzi.to_owned();
-        c.uzi_role = role.to_owned();
-        c.ura = ura.to_owned();
-    })
-}
-
 /// The app with the example agreements (open-ended) and one administrator of Zorggroep Zuid.
 async fn example_app() -> TestApp {
     spawn_app_with(|s| {
-        let dir = s.data_dir.join("example-agreements");
-        std::fs::create_dir_all(&dir).expect("dir");
-        for f in ["de-linde-to-zorggroep-zuid.json", "amalia-paediatrics-to-zorggroep-zuid.json"] {
-            let mut a = read_json(&format!("examples/agreements/{f}"));
-            a["valid"].as_object_mut().expect("valid").remove("end");
-            std::fs::write(dir.join(f), a.to_string()).expect("write");
-        }
-        s.policy.agreements_dir = Some(dir);
+        s.policy.agreements_dir = Some(crate::helpers::open_ended_example_agreements(&s.data_dir));
         s.policy.admins = vec![format!("{PROVIDER}:{ADMIN}")];
     })
     .await
-}
-
-async fn put(app: &TestApp, path: &str, tok: &str, body: &Value) -> reqwest::Response {
-    app.client
-        .put(app.url(path))
-        .bearer_auth(tok)
-        .header("Content-Type", "application/fhir+json")
-        .body(body.to_string())
-        .send()
-        .await
-        .expect("put")
 }
 
 async fn audit_entries(app: &TestApp, actions: Vec<AuditAction>) -> Vec<overdracht::audit::AuditEntry> {

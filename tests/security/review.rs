@@ -4,7 +4,7 @@
 
 use serde_json::{json, Value};
 
-use crate::helpers::{example, repo_file, spawn_app_with, TestApp};
+use crate::helpers::{example, get, put, read_json, repo_file, spawn_app_with, token, TestApp};
 
 const PROVIDER: &str = "11112222";
 const OTHER_ORG: &str = "55556666";
@@ -17,46 +17,11 @@ const LEAD: &str = "900000101";
 
 async fn review_app() -> TestApp {
     spawn_app_with(|s| {
-        let dir = s.data_dir.join("example-agreements");
-        std::fs::create_dir_all(&dir).expect("dir");
-        for f in ["de-linde-to-zorggroep-zuid.json", "amalia-paediatrics-to-zorggroep-zuid.json"] {
-            let mut a = read_json(&format!("examples/agreements/{f}"));
-            a["valid"].as_object_mut().expect("valid").remove("end");
-            std::fs::write(dir.join(f), a.to_string()).expect("write");
-        }
-        s.policy.agreements_dir = Some(dir);
+        s.policy.agreements_dir = Some(crate::helpers::open_ended_example_agreements(&s.data_dir));
         s.policy.demo_examples = true;
         s.policy.admins = vec![format!("{OTHER_ORG}:{OTHER_ADMIN}")];
     })
     .await
-}
-
-fn read_json(rel: &str) -> Value {
-    serde_json::from_slice(&std::fs::read(repo_file(rel)).expect("file")).expect("json")
-}
-
-fn token(app: &TestApp, uzi: &str, role: &str, ura: &str) -> String {
-    app.token_with(|c| {
-        c.uzi = uzi.to_owned();
-        c.sub = uzi.to_owned();
-        c.uzi_role = role.to_owned();
-        c.ura = ura.to_owned();
-    })
-}
-
-async fn put(app: &TestApp, path: &str, tok: &str, body: &Value) -> reqwest::Response {
-    app.client
-        .put(app.url(path))
-        .bearer_auth(tok)
-        .header("Content-Type", "application/fhir+json")
-        .body(body.to_string())
-        .send()
-        .await
-        .expect("put")
-}
-
-async fn get(app: &TestApp, path: &str, tok: &str) -> reqwest::Response {
-    app.client.get(app.url(path)).bearer_auth(tok).send().await.expect("get")
 }
 
 /// The GP hands the example record over to Zorggroep Zuid, with `bsn` for the patient.
