@@ -82,12 +82,14 @@ async fn main() -> Result<(), String> {
     let a = args()?;
     let client = reqwest::Client::builder().pool_max_idle_per_host(256).build().map_err(|e| e.to_string())?;
     let template = if a.mode == "live" { None } else { Some(dossier(a.resources)?) };
+    // Unique per run too: a second run against the same server must not replay the first's.
+    let run = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
     if a.mode == "dump" {
         let t = template.as_ref().ok_or("no dossier")?;
         let mut out = std::io::BufWriter::new(std::io::stdout().lock());
         for i in 0..a.rate {
             let mut b = t.clone();
-            b["id"] = Value::String(format!("load-{i}"));
+            b["id"] = Value::String(format!("load-{run}-{i}"));
             serde_json::to_writer(&mut out, &b).map_err(|e| e.to_string())?;
             std::io::Write::write_all(&mut out, b"\n").map_err(|e| e.to_string())?;
         }
@@ -103,7 +105,7 @@ async fn main() -> Result<(), String> {
         let req = match &template {
             Some(t) => {
                 let mut b = t.clone();
-                b["id"] = Value::String(format!("load-{i}"));
+                b["id"] = Value::String(format!("load-{run}-{i}"));
                 client
                     .post(format!("{}/handovers?receiver=ura%7C87654321", a.url))
                     .bearer_auth(&a.token)
