@@ -1,5 +1,5 @@
-//! Findings of the independent review of main after issue 14 (`/work/notes/review-security.md`,
-//! R1, R2, R4). Each test asserts the secure behaviour; each failed on the code the review
+//! Findings of an independent review of main after the issue-14 fixes (R1, R2, R4; R3 is in
+//! src/fhir/ids.rs's unit tests). Each test asserts the secure behaviour; each failed on the code the review
 //! found. Same demo set-up as `authz.rs`, plus an administrator of another organisation.
 
 use serde_json::{json, Value};
