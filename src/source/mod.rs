@@ -12,6 +12,7 @@ pub mod flat;
 pub mod hl7v3;
 pub mod leftover;
 pub mod r4;
+pub(crate) mod safe_xml;
 pub mod stu3;
 
 use crate::model::Dossier;

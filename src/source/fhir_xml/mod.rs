@@ -35,17 +35,14 @@ use quick_xml::name::ResolveResult;
 use quick_xml::NsReader;
 use serde_json::{Map, Value};
 
-use super::hl7v3::line_col;
+use super::safe_xml::{doctype_refused, encoding_problem, line_col};
 use super::SourceError;
 use crate::validate::{Issue, IssueCode};
 
 /// The FHIR namespace (all versions).
 pub const FHIR_NS: &str = "http://hl7.org/fhir";
 const XHTML_NS: &str = "http://www.w3.org/1999/xhtml";
-/// FHIR resources are far shallower than this (a deep Questionnaire is about 30 levels).
-pub const MAX_DEPTH: usize = 256;
-/// The same ceiling as the HL7v3 reader.
-pub const MAX_BYTES: usize = 128 * 1024 * 1024;
+pub(crate) use super::safe_xml::{MAX_BYTES, MAX_DEPTH};
 
 /// The FHIR version of an XML document (which table says what repeats).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -253,16 +250,10 @@ impl<'i> Converter<'i> {
                     return Err(self
                         .err_at(before, "text inside a FHIR element (FHIR XML carries values in `value` attributes)"));
                 }
-                Event::DocType(_) => return Err(doctype(self.text, before)),
+                Event::DocType(_) => return Err(doctype_refused(self.text, before)),
                 Event::Decl(d) => {
-                    if let Some(Ok(enc)) = d.encoding() {
-                        let enc = String::from_utf8_lossy(&enc).to_ascii_lowercase();
-                        if enc != "utf-8" && enc != "utf8" && !self.text.is_ascii() {
-                            return Err(self.err_at(
-                                before,
-                                format!("the document declares encoding {enc}; only UTF-8 is read (convert it first)"),
-                            ));
-                        }
+                    if let Some(problem) = encoding_problem(&d, self.text) {
+                        return Err(self.err_at(before, problem));
                     }
                 }
                 Event::Comment(_) | Event::PI(_) => {}
@@ -319,7 +310,7 @@ impl<'i> Converter<'i> {
                         ));
                     }
                 }
-                Event::DocType(_) => return Err(doctype(self.text, before)),
+                Event::DocType(_) => return Err(doctype_refused(self.text, before)),
                 Event::Eof => {
                     return Err(self.err_at(self.text.len(), "unexpected end of the document inside the narrative div"))
                 }
@@ -440,21 +431,6 @@ fn ns_str(ns: &ResolveResult<'_>) -> Option<String> {
         ResolveResult::Bound(n) => Some(String::from_utf8_lossy(n.as_ref()).into_owned()),
         _ => None,
     }
-}
-
-fn doctype(text: &str, at: usize) -> SourceError {
-    let (line, column) = line_col(text, at);
-    SourceError::Invalid(
-        Issue::error(
-            IssueCode::Security,
-            format!(
-                "the document contains a DOCTYPE declaration at line {line}, column {column}; DTDs are never read \
-                 (they enable external-entity and entity-expansion attacks): remove the DOCTYPE"
-            ),
-        )
-        .at(format!("line {line}, column {column}"))
-        .into(),
-    )
 }
 
 /// A primitive's value as JSON, typed by the element's FHIR type. A value that does not

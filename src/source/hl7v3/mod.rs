@@ -31,8 +31,6 @@ mod datatypes;
 mod parties;
 mod xml;
 
-pub(crate) use xml::line_col;
-
 use std::collections::{HashMap, HashSet};
 
 use quick_xml::events::Event;

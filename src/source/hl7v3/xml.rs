@@ -32,10 +32,7 @@ use crate::validate::{Issue, IssueCode};
 pub(crate) const V3: &str = "urn:hl7-org:v3";
 /// The XML Schema instance namespace (`xsi:type`).
 pub(crate) const XSI: &str = "http://www.w3.org/2001/XMLSchema-instance";
-/// Deeper nesting than this is hostile: the Professional Summary is about 15 levels deep.
-pub(crate) const MAX_DEPTH: usize = 256;
-/// Larger messages are refused (a Professional Summary is typically well under 10 MB).
-pub(crate) const MAX_BYTES: usize = 128 * 1024 * 1024;
+pub(crate) use crate::source::safe_xml::{line_col, MAX_BYTES, MAX_DEPTH};
 
 pub(crate) type NodeId = u32;
 const NONE: u32 = u32::MAX;
@@ -395,18 +392,6 @@ fn syntax(line: usize, column: usize, message: String) -> SourceError {
     SourceError::Syntax { format: "XML", line, column, message }
 }
 
-/// 1-based line and column (in characters) of byte offset `off` in `text`.
-pub(crate) fn line_col(text: &str, off: usize) -> (usize, usize) {
-    let mut off = off.min(text.len());
-    while !text.is_char_boundary(off) {
-        off -= 1;
-    }
-    let before = &text[..off];
-    let line = before.bytes().filter(|b| *b == b'\n').count() + 1;
-    let line_start = before.rfind('\n').map_or(0, |p| p + 1);
-    (line, before[line_start..].chars().count() + 1)
-}
-
 struct Frame {
     id: NodeId,
     /// (name, ns) → (count so far, first sibling with that name)
@@ -514,29 +499,10 @@ impl<'i> Parser<'i> {
                     };
                     self.append_text(&resolved, before)?;
                 }
-                Event::DocType(_) => {
-                    let (line, column) = line_col(self.text, before);
-                    return Err(SourceError::Invalid(
-                        Issue::error(
-                            IssueCode::Security,
-                            format!(
-                                "the message contains a DOCTYPE declaration at line {line}, column {column}; DTDs are never \
-                                 read (they enable external-entity and entity-expansion attacks): remove the DOCTYPE"
-                            ),
-                        )
-                        .at(format!("line {line}, column {column}"))
-                        .into(),
-                    ));
-                }
+                Event::DocType(_) => return Err(crate::source::safe_xml::doctype_refused(self.text, before)),
                 Event::Decl(d) => {
-                    if let Some(Ok(enc)) = d.encoding() {
-                        let enc = String::from_utf8_lossy(&enc).to_ascii_lowercase();
-                        if enc != "utf-8" && enc != "utf8" && !self.text.is_ascii() {
-                            return Err(self.err_at(
-                                before,
-                                format!("the message declares encoding {enc}; only UTF-8 is read (convert it first)"),
-                            ));
-                        }
+                    if let Some(problem) = crate::source::safe_xml::encoding_problem(&d, self.text) {
+                        return Err(self.err_at(before, problem));
                     }
                 }
                 Event::Comment(_) | Event::PI(_) => {}
@@ -754,13 +720,6 @@ mod tests {
     fn mismatched_tags_give_the_position_of_the_end_tag() {
         let (line, column, message) = syntax_at(Doc::parse(b"<r>\n <a>\n </b>\n</r>"));
         assert_eq!((line, column), (3, 2), "{message}");
-    }
-
-    #[test]
-    fn column_counts_characters() {
-        assert_eq!(line_col("ab\ncd", 4), (2, 2));
-        assert_eq!(line_col("\u{e9}\u{e9}x", 4), (1, 3));
-        assert_eq!(line_col("", 10), (1, 1));
     }
 
     #[test]
