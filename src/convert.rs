@@ -7,11 +7,12 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
+use crate::diagnostics::{Issue, IssueCode, Leftover, Outcome, Severity};
 use crate::fhir::{self, Emitted, FhirOptions, RefStyle};
 use crate::model::{Coverage, Dossier, Identifier};
 use crate::source::{self, Format, SourceError};
 use crate::terminology::{uri, Terminology};
-use crate::validate::{Issue, IssueCode, Leftover, Outcome, Severity, Validator};
+use crate::validate::Validator;
 
 /// How the output is shaped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -20,6 +20,7 @@ pub mod batch;
 pub mod config;
 pub mod convert;
 pub mod deliver;
+pub mod diagnostics;
 pub mod fhir;
 pub mod model;
 pub mod policy;

@@ -16,9 +16,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{json, Value};
 
+use crate::diagnostics::{Issue, IssueCode, Outcome};
 use crate::model::*;
 use crate::terminology::Terminology;
-use crate::validate::{Issue, IssueCode, Outcome};
 
 pub use ids::{resource_id, ID_NAMESPACE};
 

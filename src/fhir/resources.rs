@@ -4,9 +4,9 @@ use serde_json::{json, Value};
 
 use super::datatypes::*;
 use super::{meta, nl_core, Emitter, OVERDRACHT_BASE};
+use crate::diagnostics::{Issue, IssueCode};
 use crate::model::*;
 use crate::terminology::{maps, uri};
-use crate::validate::{Issue, IssueCode};
 
 const EXT_COMMENT: &str = "http://nictiz.nl/fhir/StructureDefinition/ext-Comment";
 const EXT_CONTEXT_EPISODE: &str = "http://nictiz.nl/fhir/StructureDefinition/ext-Context-EpisodeOfCare";

@@ -15,7 +15,7 @@ pub mod types;
 pub use category::{DataCategory, DATA_CATEGORY_SYSTEM};
 pub use types::*;
 
-use crate::validate::Outcome;
+use crate::diagnostics::Outcome;
 
 /// The identity of an item in its source; unique within a dossier.
 pub type Key = String;

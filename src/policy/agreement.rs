@@ -19,8 +19,8 @@ use serde::{Deserialize, Serialize};
 
 use super::consent::{ConsentKind, PatientConsent};
 use super::{is_eight_digits, DayPeriod, PartyId};
+use crate::diagnostics::{Issue, IssueCode, Outcome};
 use crate::model::{Bsn, DataCategory};
-use crate::validate::{Issue, IssueCode, Outcome};
 
 /// The value of `format` this code reads. A later, incompatible format gets a new number.
 pub const AGREEMENT_FORMAT: &str = "overdracht-agreement/1";

@@ -35,9 +35,9 @@ use serde_json::{json, Map, Value};
 use super::consent::day_prefix;
 use super::roles;
 use super::{array, is_eight_digits, resource_id, DayPeriod};
+use crate::diagnostics::{Issue, IssueCode, Outcome, Severity};
 use crate::model::Bsn;
 use crate::terminology::uri;
-use crate::validate::{Issue, IssueCode, Outcome, Severity};
 
 pub const CARE_TEAM_PROFILE: &str = "http://nictiz.nl/fhir/StructureDefinition/nl-core-CareTeam";
 /// v3 ParticipationType: `RESP` marks the lead practitioner.

@@ -31,9 +31,9 @@ use chrono::NaiveDate;
 use serde_json::{json, Value};
 
 use super::{array, resource_id, DayPeriod};
+use crate::diagnostics::{Issue, IssueCode, Outcome};
 use crate::model::{Bsn, DataCategory, DATA_CATEGORY_SYSTEM};
 use crate::terminology::uri;
-use crate::validate::{Issue, IssueCode, Outcome};
 
 /// Profile claimed by the Consent resources we read and write.
 pub const CONSENT_PROFILE: &str = "https://w3id.org/overdracht/fhir/StructureDefinition/sharing-consent";

@@ -236,9 +236,9 @@ impl std::fmt::Display for PartyId {
 pub(crate) fn resource_id(
     v: &serde_json::Value,
     resource_type: &str,
-    out: &mut crate::validate::Outcome,
+    out: &mut crate::diagnostics::Outcome,
 ) -> Option<String> {
-    use crate::validate::{Issue, IssueCode};
+    use crate::diagnostics::{Issue, IssueCode};
     if v["resourceType"] != resource_type {
         out.push(Issue::error(IssueCode::Structure, format!("expected a {resource_type} resource")).at(resource_type));
         return None;

@@ -805,7 +805,7 @@ fn team_out(t: &CareTeam, today: NaiveDate) -> TeamOut {
         .check(today)
         .issues
         .iter()
-        .filter(|i| !matches!(i.severity, crate::validate::Severity::Information))
+        .filter(|i| !matches!(i.severity, crate::diagnostics::Severity::Information))
         .map(|i| mask_bsn_like(&i.diagnostics))
         .collect();
     TeamOut {

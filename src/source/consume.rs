@@ -9,7 +9,7 @@
 
 use serde_json::Value;
 
-use crate::validate::{Issue, Outcome};
+use crate::diagnostics::{Issue, Outcome};
 
 /// Takes member `key` of an object, leaving a tombstone (None if absent, already taken,
 /// or `v` is not an object).

@@ -68,7 +68,7 @@ pub fn identifiers(v: &mut Value, key: &str) -> Vec<Identifier> {
     elements(v, key).into_iter().filter_map(|(_, i)| identifier(i)).collect()
 }
 
-pub fn when(v: &mut Value, key: &str, path: &str, out: &mut crate::validate::Outcome) -> Option<When> {
+pub fn when(v: &mut Value, key: &str, path: &str, out: &mut crate::diagnostics::Outcome) -> Option<When> {
     let s = v.get(key)?.as_str()?.to_owned();
     match When::parse(&s) {
         Ok(w) => {
@@ -77,7 +77,7 @@ pub fn when(v: &mut Value, key: &str, path: &str, out: &mut crate::validate::Out
         }
         Err(e) => {
             out.push(
-                crate::validate::Issue::warning(crate::validate::IssueCode::Value, e.to_string())
+                crate::diagnostics::Issue::warning(crate::diagnostics::IssueCode::Value, e.to_string())
                     .at(format!("{path}.{key}")),
             );
             None
@@ -85,7 +85,7 @@ pub fn when(v: &mut Value, key: &str, path: &str, out: &mut crate::validate::Out
     }
 }
 
-pub fn period(v: &mut Value, key: &str, path: &str, out: &mut crate::validate::Outcome) -> Period {
+pub fn period(v: &mut Value, key: &str, path: &str, out: &mut crate::diagnostics::Outcome) -> Period {
     let p = format!("{path}.{key}");
     match member(v, key) {
         Some(m) => Period { start: when(m, "start", &p, out), end: when(m, "end", &p, out) },
@@ -296,7 +296,7 @@ pub fn notes(v: &mut Value, key: &str) -> Vec<String> {
 }
 
 /// A FHIR observation/component value[x].
-pub fn obs_value(v: &mut Value, path: &str, out: &mut crate::validate::Outcome) -> Option<ObsValue> {
+pub fn obs_value(v: &mut Value, path: &str, out: &mut crate::diagnostics::Outcome) -> Option<ObsValue> {
     if let Some(q) = take_quantity(v, "valueQuantity") {
         return Some(ObsValue::Quantity(q));
     }

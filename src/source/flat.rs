@@ -11,9 +11,9 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::SourceError;
+use crate::diagnostics::{Issue, IssueCode, Outcome};
 use crate::model::*;
 use crate::terminology::{uri, Terminology};
-use crate::validate::{Issue, IssueCode, Outcome};
 
 /// The JSON Schema of the flat dossier, as published in profiles/.
 pub const SCHEMA: &str = include_str!("../../profiles/flat-dossier.schema.json");

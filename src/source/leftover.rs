@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 
 use serde::Deserialize;
 
-pub use crate::validate::Leftover;
+pub use crate::diagnostics::Leftover;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -15,8 +15,8 @@ pub mod r4;
 pub(crate) mod safe_xml;
 pub mod stu3;
 
+use crate::diagnostics::{Issue, IssueCode, Outcome};
 use crate::model::Dossier;
-use crate::validate::{Issue, IssueCode, Outcome};
 
 /// The input formats overdracht reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]

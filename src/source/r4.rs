@@ -11,9 +11,9 @@ use serde_json::Value;
 use super::consume::count_elements;
 use super::stu3::{patient, Cx};
 use super::{Keys, SourceError};
+use crate::diagnostics::{Issue, IssueCode, Outcome};
 use crate::model::*;
 use crate::terminology::{maps, Terminology};
-use crate::validate::{Issue, IssueCode, Outcome};
 
 const NICTIZ: &str = "http://nictiz.nl/fhir/StructureDefinition/";
 

@@ -5,7 +5,7 @@
 use quick_xml::events::BytesDecl;
 
 use super::SourceError;
-use crate::validate::{Issue, IssueCode};
+use crate::diagnostics::{Issue, IssueCode};
 
 /// Larger documents are refused (a Professional Summary is typically well under 10 MB).
 pub(crate) const MAX_BYTES: usize = 128 * 1024 * 1024;

@@ -12,9 +12,9 @@ use serde_json::Value;
 use super::consume::*;
 use super::fhir_types::*;
 use super::{Keys, SourceError};
+use crate::diagnostics::{Issue, IssueCode, Outcome};
 use crate::model::*;
 use crate::terminology::{maps, uri};
-use crate::validate::{Issue, IssueCode, Outcome};
 
 const EXT_FLAG_DETAIL: &str = "http://hl7.org/fhir/StructureDefinition/flag-detail";
 const EXT_CONTEXT_EPISODE: &str = "http://nictiz.nl/fhir/StructureDefinition/extension-context-nl-core-episodeofcare";

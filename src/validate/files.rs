@@ -11,9 +11,9 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use super::outcome::{Issue, IssueCode, Outcome, Severity};
 use super::package::ValidateError;
 use super::Validator;
+use crate::diagnostics::{Issue, IssueCode, Outcome, Severity};
 
 /// The outcome for one file, or for one line of an NDJSON file.
 #[derive(Debug)]

@@ -25,8 +25,6 @@
 //! into `profiles/r4/` by `scripts/gen-validation-tables.py` and embedded in the binary; more FHIR
 //! packages can be added with [`Validator::with_packages`].
 
-pub mod outcome;
-
 mod fhirpath;
 mod files;
 mod package;
@@ -42,8 +40,10 @@ use std::sync::{Arc, OnceLock};
 
 use serde_json::Value;
 
+/// The diagnostics types live in [`crate::diagnostics`], a leaf every stage may use; they are
+/// re-exported here because a validation result is made of them.
+pub use crate::diagnostics::{Issue, IssueCode, Leftover, Outcome, Severity};
 pub use files::{validate_files, FileOutcome};
-pub use outcome::{Issue, IssueCode, Leftover, Outcome, Severity};
 pub use package::ValidateError;
 pub use registry::DefinitionError;
 

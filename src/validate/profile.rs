@@ -14,9 +14,9 @@
 use serde_json::Value;
 
 use super::fhirpath::children;
-use super::outcome::{IssueCode, Severity};
 use super::registry::{Element, ExtensionContext, Inherited, Kind, Slicing, StructureDef};
 use super::UnknownExtensions;
+use crate::diagnostics::{IssueCode, Severity};
 
 const VITALSIGNS: &str = "http://hl7.org/fhir/StructureDefinition/vitalsigns";
 use super::structure::MAX_DEPTH;

@@ -9,10 +9,10 @@
 
 use serde_json::{Map, Value};
 
-use super::outcome::IssueCode;
 use super::primitive::{check_calendar, check_json_type, describe, fast_format, format_hint};
 use super::registry::{Element, FastMap, Kind, StructureDef};
 use super::walker::{Res, Walker};
+use crate::diagnostics::IssueCode;
 
 /// Limit of nesting, so that hostile input cannot overflow the stack.
 pub(crate) const MAX_DEPTH: u32 = 96;

@@ -6,9 +6,9 @@ use std::collections::{HashMap, HashSet};
 
 use serde_json::{Map, Value};
 
-use super::outcome::{Issue, IssueCode, Outcome, Severity};
 use super::registry::{Element, Inherited, Kind, Registry, TypeRef};
 use super::Settings;
+use crate::diagnostics::{Issue, IssueCode, Outcome, Severity};
 
 /// The resources around a value, for `%resource` and `%rootResource` in invariants.
 #[derive(Clone, Copy)]

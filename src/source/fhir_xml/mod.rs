@@ -37,7 +37,7 @@ use serde_json::{Map, Value};
 
 use super::safe_xml::{doctype_refused, encoding_problem, line_col};
 use super::SourceError;
-use crate::validate::{Issue, IssueCode};
+use crate::diagnostics::{Issue, IssueCode};
 
 /// The FHIR namespace (all versions).
 pub const FHIR_NS: &str = "http://hl7.org/fhir";

@@ -8,11 +8,11 @@ use chrono::{FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, TimeZone};
 
 use super::xml::NodeId;
 use super::Mapper;
+use crate::diagnostics::{Issue, IssueCode};
 use crate::model::{
     Address, Coding, Concept, Decimal, GivenKind, GivenName, HumanName, Identifier, Period, Quantity, Telecom, When,
 };
 use crate::terminology::uri;
-use crate::validate::{Issue, IssueCode};
 
 /// Parses an HL7v3 TS (`yyyy[MM[dd[HH[mm[ss[.fff]]]]]][+|-ZZzz]`). A time without an offset
 /// is Dutch local time; partial dates stay partial.

@@ -39,9 +39,9 @@ use quick_xml::NsReader;
 
 use self::xml::{Doc, NodeId, V3};
 use super::{Keys, SourceError};
+use crate::diagnostics::{Issue, IssueCode, Outcome};
 use crate::model::{Dossier, Identifier, Item, ItemConcept, Key, Patient};
 use crate::terminology::Terminology;
-use crate::validate::{Issue, IssueCode, Outcome};
 
 /// The root element's local name.
 const ROOT: &str = "QUPC_IN990002NL";
@@ -312,15 +312,17 @@ impl<'d> Mapper<'d> {
                 "element (with its content)"
             };
             let msg = match class {
-                crate::validate::Leftover::Clinical => format!("clinical {what} not mapped: it is not in the output"),
-                crate::validate::Leftover::Administrative => format!("{what} not mapped: it is not in the output"),
+                crate::diagnostics::Leftover::Clinical => {
+                    format!("clinical {what} not mapped: it is not in the output")
+                }
+                crate::diagnostics::Leftover::Administrative => format!("{what} not mapped: it is not in the output"),
             };
             self.outcome.push(Issue::leftover(class, msg).at(p));
         }
         if more > 0 {
             self.outcome.push(
                 Issue::leftover(
-                    crate::validate::Leftover::Clinical,
+                    crate::diagnostics::Leftover::Clinical,
                     format!("{more} more unmapped parts of the message are not listed"),
                 )
                 .at(self.doc.path(self.doc.root())),

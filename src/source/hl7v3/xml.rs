@@ -25,8 +25,8 @@ use quick_xml::events::{BytesStart, Event};
 use quick_xml::name::ResolveResult;
 use quick_xml::NsReader;
 
+use crate::diagnostics::{Issue, IssueCode};
 use crate::source::SourceError;
-use crate::validate::{Issue, IssueCode};
 
 /// The HL7v3 namespace.
 pub(crate) const V3: &str = "urn:hl7-org:v3";

@@ -1,4 +1,7 @@
-//! OperationOutcome building: the one shape in which every stage reports problems.
+//! Diagnostics: the one shape in which every stage reports problems (OperationOutcome).
+//!
+//! A leaf module: it depends on no other stage, so source, model, fhir, policy and validate
+//! may all report through it without depending on one another.
 //!
 //! Conversion reports unmapped source elements here, validation reports profile
 //! violations here, and the API turns these into `OperationOutcome` bodies. An
