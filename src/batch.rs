@@ -231,49 +231,95 @@ pub trait Progress: Send {
     fn finish(&mut self, summary: &Summary, elapsed: Duration);
 }
 
-/// The rejects file: one JSON line per rejected record, with the reason as an
-/// OperationOutcome and the record itself, so that nothing is lost.
-pub struct Rejects {
+/// A file of records kept with the reason they were not processed: one NDJSON line per
+/// record, created only when the first one comes. The rejects of `convert` and the dead
+/// letters of `deliver` are both such files, with the same fields:
+///
+/// - `input` (the file), `line` (its line, for NDJSON input), `reason` (one readable line);
+/// - what the stage adds: `outcome` (an OperationOutcome) for a reject, `failure` and
+///   `attempts` for a dead letter;
+/// - the record itself, byte for byte: `record` when it is UTF-8 text, `recordBase64`
+///   otherwise. Nothing is trimmed or replaced, so the record can be processed again once
+///   the cause is fixed (`jq -c '.record | fromjson' FILE` gives one record per line).
+pub struct Kept {
     path: PathBuf,
     out: Option<BufWriter<File>>,
 }
 
-impl Rejects {
+impl Kept {
     pub fn new(path: PathBuf) -> Self {
-        Rejects { path, out: None }
+        Kept { path, out: None }
     }
+
     pub fn path(&self) -> &Path {
         &self.path
     }
-    pub fn write(&mut self, origin: &Origin, record: &[u8], error: &ConvertError) -> Result<(), BatchError> {
-        let werr = |e| BatchError::Write { path: self.path.display().to_string(), source: e };
-        if self.out.is_none() {
-            self.out = Some(BufWriter::new(File::create(&self.path).map_err(werr)?));
-        }
-        let mut line = json!({
-            "input": origin.file,
-            "reason": error.to_string(),
-            "outcome": error.to_outcome().to_fhir(),
-        });
+
+    /// Whether anything was kept (the file exists).
+    pub fn used(&self) -> bool {
+        self.out.is_some()
+    }
+
+    /// Keeps `record` with its `reason` and the stage's own `details` (object fields).
+    pub fn keep(
+        &mut self,
+        origin: &Origin,
+        record: &[u8],
+        reason: &str,
+        details: serde_json::Map<String, Value>,
+    ) -> Result<(), BatchError> {
+        let path = self.path.display().to_string();
+        let werr = |e| BatchError::Write { path: path.clone(), source: e };
+        let out = match &mut self.out {
+            Some(o) => o,
+            None => self.out.insert(BufWriter::new(File::create(&self.path).map_err(werr)?)),
+        };
+        let mut line = serde_json::Map::new();
+        line.insert("input".into(), json!(origin.file));
         if let Some(l) = origin.line {
-            line["line"] = json!(l);
+            line.insert("line".into(), json!(l));
         }
+        line.insert("reason".into(), json!(reason));
+        line.extend(details);
         match std::str::from_utf8(record) {
-            Ok(s) => line["record"] = json!(s.trim_end_matches(['\n', '\r'])),
-            Err(_) => line["recordBase64"] = json!(base64::engine::general_purpose::STANDARD.encode(record)),
-        }
-        let out = self.out.as_mut().ok_or_else(|| BatchError::Usage("rejects file not open".into()))?;
+            Ok(s) => line.insert("record".into(), json!(s)),
+            Err(_) => {
+                line.insert("recordBase64".into(), json!(base64::engine::general_purpose::STANDARD.encode(record)))
+            }
+        };
         serde_json::to_writer(&mut *out, &line).map_err(|e| werr(io::Error::other(e)))?;
         out.write_all(b"\n").map_err(werr)
     }
+
     pub fn flush(&mut self) -> Result<(), BatchError> {
         if let Some(o) = self.out.as_mut() {
             o.flush().map_err(|e| BatchError::Write { path: self.path.display().to_string(), source: e })?;
         }
         Ok(())
     }
+}
+
+/// The rejects file of `convert`: each rejected record with the reason as text and as an
+/// OperationOutcome.
+pub struct Rejects(Kept);
+
+impl Rejects {
+    pub fn new(path: PathBuf) -> Self {
+        Rejects(Kept::new(path))
+    }
+    pub fn path(&self) -> &Path {
+        self.0.path()
+    }
+    pub fn write(&mut self, origin: &Origin, record: &[u8], error: &ConvertError) -> Result<(), BatchError> {
+        let mut details = serde_json::Map::new();
+        details.insert("outcome".into(), error.to_outcome().to_fhir());
+        self.0.keep(origin, record, &error.to_string(), details)
+    }
+    pub fn flush(&mut self) -> Result<(), BatchError> {
+        self.0.flush()
+    }
     pub fn used(&self) -> bool {
-        self.out.is_some()
+        self.0.used()
     }
 }
 
@@ -432,6 +478,33 @@ fn write_one(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kept_records_come_back_byte_for_byte() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("kept.ndjson");
+        let mut kept = Kept::new(path.clone());
+        assert!(!kept.used() && !path.exists(), "no file until something is kept");
+        let text = b"{\"a\": 1}\r\n\n".to_vec();
+        let binary = vec![0xff, 0xfe, b'{', 0x00];
+        let origin = Origin { file: "in.ndjson".into(), line: Some(3) };
+        kept.keep(&origin, &text, "first", serde_json::Map::new()).expect("kept");
+        kept.keep(&origin, &binary, "second", serde_json::Map::new()).expect("kept");
+        kept.flush().expect("flushed");
+        let lines: Vec<Value> = std::fs::read_to_string(&path)
+            .expect("file")
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("JSON"))
+            .collect();
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[0]["record"].as_str().map(str::as_bytes), Some(&text[..]), "not trimmed");
+        assert_eq!((lines[0]["input"].as_str(), lines[0]["line"].as_u64()), (Some("in.ndjson"), Some(3)));
+        assert_eq!(lines[0]["reason"], "first");
+        let b = base64::engine::general_purpose::STANDARD
+            .decode(lines[1]["recordBase64"].as_str().expect("base64"))
+            .expect("decodes");
+        assert_eq!(b, binary);
+    }
 
     fn converted(patient: &str, ids: &[(&str, &str)]) -> Outcome {
         Outcome::Converted(Box::new(Converted {

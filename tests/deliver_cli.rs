@@ -92,7 +92,8 @@ async fn a_refused_bundle_exits_1_and_is_kept_with_the_reason() {
     assert_eq!(lines[0]["line"], json!(2));
     assert_eq!(lines[0]["failure"]["status"], json!(422));
     assert!(lines[0]["failure"]["reason"].as_str().unwrap_or("").contains("does not know this practitioner"));
-    assert_eq!(lines[0]["bundle"], example_bundles()[1], "the Bundle is kept whole, to deliver again later");
+    let kept: Value = serde_json::from_str(lines[0]["record"].as_str().expect("record kept as text")).expect("JSON");
+    assert_eq!(kept, example_bundles()[1], "the Bundle is kept whole, to deliver again later");
 }
 
 #[test]
@@ -123,6 +124,29 @@ async fn input_that_is_not_a_bundle_is_a_dead_letter_too() {
     assert_eq!(out.status.code(), Some(1));
     let text = std::fs::read_to_string(&rejects).expect("dead letters");
     assert!(text.contains("not a Bundle") && text.contains(r#"\"resourceType\": \"Patient\""#), "{text}");
+}
+
+/// Input that is not UTF-8 is kept byte for byte (base64), not "repaired".
+#[tokio::test]
+async fn bytes_that_are_not_utf8_are_kept_exactly() {
+    use base64::Engine as _;
+    let server = MockServer::start().await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let input = dir.path().join("latin1.json");
+    let bytes = b"{\"resourceType\": \"Bundle\", \"naam\": \"Ren\xe9\"}".to_vec();
+    std::fs::write(&input, &bytes).expect("write");
+    let rejects = dir.path().join("rejects.ndjson");
+    let out = deliver(&server.uri(), &rejects, &[], &input);
+    assert_eq!(out.status.code(), Some(1));
+    let line: Value =
+        serde_json::from_str(std::fs::read_to_string(&rejects).expect("dead letters").trim()).expect("JSON");
+    assert!(line["record"].is_null(), "{line}");
+    let kept = base64::engine::general_purpose::STANDARD
+        .decode(line["recordBase64"].as_str().expect("recordBase64"))
+        .expect("base64");
+    assert_eq!(kept, bytes);
+    assert!(line["reason"].as_str().unwrap_or("").starts_with("not JSON"), "{line}");
+    assert_eq!(line["input"], json!(input.display().to_string()));
 }
 
 /// Two Bundles for two patients that name the same Condition id (as a foreign converter or
@@ -169,5 +193,6 @@ async fn a_bundle_that_reuses_another_patients_id_is_a_dead_letter() {
     assert_eq!(lines[0]["line"], json!(2));
     let reason = lines[0]["failure"]["reason"].as_str().unwrap_or("");
     assert!(reason.contains("another patient") && reason.contains(taken.as_str().expect("id")), "{reason}");
-    assert_eq!(lines[0]["bundle"], second, "the Bundle is kept whole");
+    let kept: Value = serde_json::from_str(lines[0]["record"].as_str().expect("record kept as text")).expect("JSON");
+    assert_eq!(kept, second, "the Bundle is kept whole");
 }

@@ -5,8 +5,6 @@
 //! deliveries run at once. Nothing is lost: every Bundle that is not delivered, or cannot
 //! be read as one, goes to the dead-letter file with its reason.
 
-use std::fs::File;
-use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -35,25 +33,22 @@ pub trait PushProgress {
     fn finish(&mut self, summary: &PushSummary, elapsed: Duration);
 }
 
-/// The dead-letter file: one NDJSON line per Bundle not delivered, with the reason and the
-/// Bundle itself, so that it can be delivered again once the cause is fixed. Created only
-/// when needed.
-pub struct DeadLetters {
-    path: PathBuf,
-    out: Option<BufWriter<File>>,
-}
+/// The dead-letter file of `deliver`: each Bundle not delivered (or not readable as one),
+/// byte for byte, with the reason, the failure and the number of attempts; a
+/// [`batch::Kept`] file like the rejects of `convert`, so that both read alike.
+pub struct DeadLetters(batch::Kept);
 
 impl DeadLetters {
     pub fn new(path: PathBuf) -> DeadLetters {
-        DeadLetters { path, out: None }
+        DeadLetters(batch::Kept::new(path))
     }
 
     pub fn path(&self) -> &Path {
-        &self.path
+        self.0.path()
     }
 
     pub fn used(&self) -> bool {
-        self.out.is_some()
+        self.0.used()
     }
 
     pub fn write(
@@ -61,42 +56,22 @@ impl DeadLetters {
         origin: &Origin,
         failure: &Failure,
         attempts: u32,
-        bundle: Option<&Value>,
-        raw: &[u8],
+        record: &[u8],
     ) -> Result<(), BatchError> {
-        let werr = |e| BatchError::Write { path: self.path.display().to_string(), source: e };
-        if self.out.is_none() {
-            self.out = Some(BufWriter::new(File::create(&self.path).map_err(werr)?));
-        }
-        let mut line = json!({
-            "origin": origin.file,
-            "line": origin.line,
-            "failure": failure,
-            "attempts": attempts,
-        });
-        match bundle {
-            Some(b) => line["bundle"] = b.clone(),
-            None => line["raw"] = Value::String(String::from_utf8_lossy(raw).into_owned()),
-        }
-        let werr = |e| BatchError::Write { path: self.path.display().to_string(), source: e };
-        if let Some(out) = self.out.as_mut() {
-            serde_json::to_writer(&mut *out, &line).map_err(|e| werr(e.into()))?;
-            out.write_all(b"\n").map_err(werr)?;
-        }
-        Ok(())
+        let mut details = serde_json::Map::new();
+        details.insert("failure".into(), json!(failure));
+        details.insert("attempts".into(), json!(attempts));
+        self.0.keep(origin, record, &failure.reason, details)
     }
 
     pub fn flush(&mut self) -> Result<(), BatchError> {
-        if let Some(out) = self.out.as_mut() {
-            out.flush().map_err(|e| BatchError::Write { path: self.path.display().to_string(), source: e })?;
-        }
-        Ok(())
+        self.0.flush()
     }
 }
 
 /// A Bundle that would write an id already written for another patient in this run is not
 /// sent: it becomes a dead letter with the reason (see `fhir::ids::Bindings`).
-fn guard_identity(bindings: &mut crate::fhir::ids::Bindings, v: Value) -> Result<Value, (String, Option<Value>)> {
+fn guard_identity(bindings: &mut crate::fhir::ids::Bindings, v: Value) -> Result<Value, String> {
     let entries = bundle::entries(&v);
     let resources: Vec<(&str, &str)> = entries
         .iter()
@@ -115,7 +90,7 @@ fn guard_identity(bindings: &mut crate::fhir::ids::Bindings, v: Value) -> Result
                 "{resource} was already delivered for another patient in this run; this Bundle is not sent \
                  (two patients' records never share a resource)"
             );
-            Err((reason, Some(v)))
+            Err(reason)
         }
     }
 }
@@ -136,7 +111,7 @@ pub async fn push(
 
     let mut summary = PushSummary::default();
     let mut bindings = crate::fhir::ids::Bindings::default();
-    let mut running: JoinSet<(Origin, Vec<u8>, Option<Value>, Delivery)> = JoinSet::new();
+    let mut running: JoinSet<(Origin, Vec<u8>, usize, Delivery)> = JoinSet::new();
     let mut input_done = false;
     while !input_done || !running.is_empty() {
         tokio::select! {
@@ -144,37 +119,37 @@ pub async fn push(
                 None => input_done = true,
                 Some(record) => {
                     let client = client.clone();
-                    // A refusal keeps the Bundle when there is one, else the raw bytes.
-                    let parsed: Result<Value, (String, Option<Value>)> = serde_json::from_slice(crate::source::without_bom(&record.bytes))
-                        .map_err(|e| (format!("not JSON: {e}"), None))
-                        .and_then(|v| bundle::check(&v).map(|()| v).map_err(|r| (r, None)))
+                    let parsed: Result<Value, String> = serde_json::from_slice(crate::source::without_bom(&record.bytes))
+                        .map_err(|e| format!("not JSON: {e}"))
+                        .and_then(|v| bundle::check(&v).map(|()| v))
                         .and_then(|v| guard_identity(&mut bindings, v));
                     running.spawn(async move {
                         match parsed {
                             Ok(v) => {
-                                let d = client.deliver(v.clone()).await;
-                                (record.origin, vec![], Some(v), d)
+                                let entries = bundle::entries(&v).len();
+                                let d = client.deliver(v).await;
+                                (record.origin, record.bytes, entries, d)
                             }
-                            Err((reason, kept)) => {
+                            Err(reason) => {
                                 let failure = Failure { kind: FailureKind::Rejected, status: None, reason, outcome: None, entries: vec![] };
                                 let d = Delivery { result: Err(failure), attempts: 0, elapsed: Duration::ZERO };
-                                (record.origin, record.bytes, kept, d)
+                                (record.origin, record.bytes, 0, d)
                             }
                         }
                     });
                 }
             },
             Some(joined) = running.join_next(), if !running.is_empty() => {
-                let (origin, raw, bundle, d) = joined.map_err(|e| BatchError::Usage(format!("a delivery task failed: {e}")))?;
+                let (origin, raw, entries, d) = joined.map_err(|e| BatchError::Usage(format!("a delivery task failed: {e}")))?;
                 summary.retries += u64::from(d.attempts.saturating_sub(1));
                 match &d.result {
                     Ok(_) => {
                         summary.delivered += 1;
-                        summary.resources += bundle.as_ref().map(|b| bundle::entries(b).len()).unwrap_or(0);
+                        summary.resources += entries;
                     }
                     Err(f) => {
                         summary.failed += 1;
-                        dead.write(&origin, f, d.attempts, bundle.as_ref(), &raw)?;
+                        dead.write(&origin, f, d.attempts, &raw)?;
                     }
                 }
                 progress.done(&origin, &d);
