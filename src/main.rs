@@ -405,17 +405,11 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(l) = args.listen {
         settings.listen = l;
     }
-    if args.demo && settings.policy.agreements_dir.is_none() {
-        // The example agreements, teams and consents built into the binary.
-        settings.policy.demo_examples = true;
+    if args.demo {
+        overdracht::api::demo::configure(&mut settings);
     }
-    if args.demo || args.insecure_trust_demo_key {
+    if args.insecure_trust_demo_key {
         settings.auth.insecure_trust_demo_key = true;
-    }
-    if args.demo && settings.policy.admins.is_empty() && settings.demo_auth() {
-        // The demo's administrator of Zorggroep Zuid, who may fetch the evidence report
-        // (only with the demo key: never when real token issuers are configured).
-        settings.policy.admins = vec![format!("{DEMO_RECEIVER_URA}:{DEMO_ADMIN_UZI}")];
     }
     overdracht::telemetry::init(&settings.log, settings.log_format, std::io::stderr);
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
@@ -424,7 +418,10 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
         let addr = app.addr();
         tracing::info!(%addr, data_dir = %settings.data_dir.display(), "overdracht is listening");
         if args.demo {
-            print_demo(&settings, addr);
+            match overdracht::api::demo::walkthrough(&settings, addr) {
+                Ok(text) => print!("{text}"),
+                Err(e) => eprintln!("overdracht: --demo: {e}"),
+            }
         }
         app.run_until_stopped(overdracht::api::startup::shutdown_signal()).await?;
         Ok(())
@@ -508,78 +505,6 @@ fn run_outbox(action: OutboxAction) -> anyhow::Result<ExitCode> {
         store.close().await;
         Ok(code)
     })
-}
-
-/// The demo identities (see `examples/`): De Linde's HIS sends to Zorggroep Zuid, whose team
-/// for the patient has a lead practitioner (SO) and a supporting discipline (nurse); the
-/// outsider is a colleague at Zorggroep Zuid who is not in the team.
-const DEMO_SENDER_URA: &str = overdracht::api::demo::GP_URA;
-const DEMO_RECEIVER_URA: &str = overdracht::api::demo::PROVIDER_URA;
-const DEMO_IDENTITIES: &[(&str, &str, &str, &str, &str)] = &[
-    ("GP", "GP practice De Linde's HIS", "900012345", "01.015", DEMO_SENDER_URA),
-    ("LEAD", "lead practitioner drs. A. Visser (SO)", "900000101", "01.047", DEMO_RECEIVER_URA),
-    ("SUPPORT", "supporting discipline R. Bos (nurse)", "900000104", "30.000", DEMO_RECEIVER_URA),
-    ("OUTSIDER", "SO at Zorggroep Zuid, not in the team", "900000999", "01.047", DEMO_RECEIVER_URA),
-    (
-        "ADMIN",
-        "administrator of Zorggroep Zuid (policy.admins), for the evidence report",
-        DEMO_ADMIN_UZI,
-        "01.047",
-        DEMO_RECEIVER_URA,
-    ),
-];
-/// The demo administrator (`serve --demo` makes this UZI number the only administrator when
-/// none is configured).
-const DEMO_ADMIN_UZI: &str = "900000900";
-
-fn print_demo(settings: &overdracht::config::Settings, addr: std::net::SocketAddr) {
-    use overdracht::api::auth::{mint_demo_token, TokenRequest};
-    let host = if addr.ip().is_unspecified() { format!("127.0.0.1:{}", addr.port()) } else { addr.to_string() };
-    println!("Demo tokens (valid 8 hours, purpose TREAT):\n");
-    for (var, who, uzi, role, ura) in DEMO_IDENTITIES {
-        let req = TokenRequest {
-            uzi: (*uzi).to_owned(),
-            uzi_role: (*role).to_owned(),
-            ura: (*ura).to_owned(),
-            purpose_of_use: "TREAT".to_owned(),
-            ttl_seconds: 8 * 3600,
-        };
-        match mint_demo_token(settings, &req) {
-            Ok(t) => println!("# {who}: UZI {uzi}, role {role}, URA {ura}\nexport {var}={t}\n"),
-            Err(e) => {
-                eprintln!("overdracht: --demo: {e}");
-                return;
-            }
-        }
-    }
-    let example = "examples/records/gp-frail-elderly.stu3.json";
-    println!("1. The GP hands the example record over to Zorggroep Zuid (URA {DEMO_RECEIVER_URA}) under agreement de-linde-to-zorggroep-zuid@1.0 (201 Created):\n");
-    println!(
-        "curl -i -X POST 'http://{host}/handovers?receiver=ura%7C{DEMO_RECEIVER_URA}&care-form=group-frail' -H \"Authorization: Bearer $GP\" -H 'Content-Type: application/fhir+json' --data-binary @{example}\n"
-    );
-    if !std::path::Path::new(example).exists() {
-        println!("(run it from the root of the overdracht repository, where {example} is)\n");
-    }
-    let Some(pid) = overdracht::api::demo::gp_patient_id() else { return };
-    let everything = format!("http://{host}/fhir/Patient/{pid}/$everything");
-    println!("2. The lead practitioner reads the whole dossier (except lifestyle: the patient objected, examples/consents):\n");
-    println!(
-        "curl -s '{everything}' -H \"Authorization: Bearer $LEAD\" | jq '.total, [.entry[].resource.resourceType]'\n"
-    );
-    println!("3. The supporting discipline sees only alerts, allergies, contact persons, directives and care plan:\n");
-    println!("curl -s '{everything}' -H \"Authorization: Bearer $SUPPORT\" | jq '.total, [.entry[].resource.resourceType]'\n");
-    println!("4. The outsider sees nothing (404, as for an unknown patient); with a stated reason, break-the-glass (flagged for review):\n");
-    println!("curl -s -o /dev/null -w '%{{http_code}}\\n' '{everything}' -H \"Authorization: Bearer $OUTSIDER\"");
-    println!(
-        "curl -s '{everything}' -H \"Authorization: Bearer $OUTSIDER\" -H 'X-Break-Glass-Reason: patient%20collapsed%2C%20lead%20unreachable' | jq .total\n"
-    );
-    println!("5. The care team (visible to its members and the organisation's administrators only):\n");
-    println!("curl -s 'http://{host}/fhir/CareTeam/zuid-999911120-2026' -H \"Authorization: Bearer $LEAD\" | jq '.participant | length'\n");
-    println!("6. The contracting evidence report for the health insurer (agreements, team access, handovers, reads, denials, emergency access, audit trail); open it in a browser:\n");
-    println!(
-        "curl -s 'http://{host}/report?format=html' -H \"Authorization: Bearer $ADMIN\" -o overdracht-report.html\n"
-    );
-    println!("(scripts/demo-report.sh makes a few more handovers and reads first.)\n");
 }
 
 /// The access point of a command-line action: the command and the OS user.
@@ -713,41 +638,15 @@ fn run_audit(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
                     Some(p) => Box::new(std::io::BufWriter::new(std::fs::File::create(p)?)),
                     None => Box::new(std::io::BufWriter::new(std::io::stdout())),
                 };
-                // The export is an action on patient data: recorded before anything is written.
-                let mut entry = audit::AuditEntry::new(audit::AuditAction::Export, audit::AuditOutcome::Success);
-                entry.client = Some(format!(
-                    "overdracht audit export (command line, user {})",
-                    std::env::var("USER").unwrap_or_else(|_| "unknown".to_owned())
-                ));
-                entry.patient_bsn = patient.clone();
-                entry.objects = vec![format!(
-                    "AuditEvent?from={}&to={}",
-                    from.as_deref().unwrap_or(""),
-                    to.as_deref().unwrap_or("")
-                )];
-                let mark = audit::record_alone(&store, &entry).await?;
-                let mut q = audit::AuditSearch {
-                    patient_bsn: patient,
+                let x = audit::export::Export {
                     from,
                     to,
-                    limit: Some(1000),
-                    oldest_first: true,
-                    ..Default::default()
+                    patient_bsn: patient,
+                    client: command_line_client("audit export"),
                 };
-                let mut n = 0u64;
-                loop {
-                    let page = audit::search(&store, &q).await?;
-                    let Some(last) = page.last() else { break };
-                    q.after_seq = Some(last.seq);
-                    for e in page.iter().filter(|e| e.seq < mark.seq) {
-                        serde_json::to_writer(&mut sink, &audit::event::audit_event(e))?;
-                        sink.write_all(b"\n")?;
-                        n += 1;
-                    }
-                }
-                sink.flush()?;
+                let n = audit::export::export(&store, &x, &mut sink).await;
                 store.close().await;
-                eprintln!("exported {n} audit events");
+                eprintln!("exported {} audit events", n?);
                 Ok(ExitCode::SUCCESS)
             }
             AuditCommand::Flagged { store } => {

@@ -22,6 +22,7 @@
 pub mod access;
 pub mod chain;
 pub mod event;
+pub mod export;
 pub mod query;
 pub mod review;
 
