@@ -114,6 +114,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
 use super::error::FHIR_JSON;
+use super::input;
 use super::state::AppState;
 use crate::audit::access::{self, ViewDecision};
 use crate::audit::{event, AuditSearch, StoredEntry};
@@ -125,20 +126,6 @@ use crate::report::html::esc;
 /// Most entries one request returns.
 pub const MAX_COUNT: i64 = 1000;
 const DEFAULT_COUNT: i64 = 100;
-
-/// Decodes `a=b&c=d` (percent-decoding, `+` as space), keeping repeats.
-fn query_pairs(raw: Option<&str>) -> Vec<(String, String)> {
-    let Some(raw) = raw else { return Vec::new() };
-    raw.split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            let dec =
-                |s: &str| percent_encoding::percent_decode_str(&s.replace('+', " ")).decode_utf8_lossy().into_owned();
-            (dec(k), dec(v))
-        })
-        .collect()
-}
 
 /// A BSN from `999911120` or `http://fhir.nl/fhir/NamingSystem/bsn|999911120`.
 fn parse_patient(name: &str, v: &str) -> Result<String, ApiError> {
@@ -280,7 +267,7 @@ pub async fn search(
 ) -> Result<Response, ApiError> {
     let mut q = AuditSearch { limit: Some(DEFAULT_COUNT + 1), ..Default::default() };
     let mut count = DEFAULT_COUNT;
-    for (k, v) in query_pairs(raw.as_deref()) {
+    for (k, v) in input::query_pairs(raw.as_deref()) {
         match k.as_str() {
             "patient" | "patient.identifier" => q.patient_bsn = Some(parse_patient(&k, &v)?),
             "date" => date_bounds(&v, &mut q.from, &mut q.to)?,
@@ -533,23 +520,6 @@ fn access_log_html(items: &[Value], nl: bool) -> String {
     html
 }
 
-fn wants_html(headers: &HeaderMap, pairs: &[(String, String)]) -> bool {
-    if let Some((_, f)) = pairs.iter().find(|(k, _)| k == "format" || k == "_format") {
-        return f == "html" || f == "text/html";
-    }
-    headers
-        .get(h::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|a| a.contains("text/html") && !a.starts_with("application/json"))
-}
-
-fn wants_dutch(headers: &HeaderMap, pairs: &[(String, String)]) -> bool {
-    if let Some((_, l)) = pairs.iter().find(|(k, _)| k == "lang") {
-        return l.starts_with("nl");
-    }
-    headers.get(h::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()).is_some_and(|l| l.trim_start().starts_with("nl"))
-}
-
 #[utoipa::path(
     get,
     path = "/patients/{bsn}/access-log",
@@ -575,13 +545,13 @@ pub async fn access_log(
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     let bsn = parse_patient("bsn", &bsn)?;
-    let pairs = query_pairs(raw.as_deref());
+    let pairs = input::query_pairs(raw.as_deref());
     let mut q = AuditSearch { patient_bsn: Some(bsn.clone()), limit: Some(MAX_COUNT), ..Default::default() };
     guard_view(&state, &caller, &headers, Some(&bsn), "AccessLog?patient=(path)".to_owned(), &mut q).await?;
     let found = crate::audit::search(&state.store, &q).await.map_err(ApiError::internal)?;
-    let nl = wants_dutch(&headers, &pairs);
+    let nl = input::wants_dutch(&headers, &pairs);
     let items: Vec<Value> = found.iter().map(|s| access_log_item(s, nl)).collect();
-    if wants_html(&headers, &pairs) {
+    if input::wants_html(&headers, input::format_param(&pairs)) {
         let mut r = (StatusCode::OK, access_log_html(&items, nl)).into_response();
         super::report::page_headers(r.headers_mut());
         return Ok(r);

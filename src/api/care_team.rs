@@ -41,16 +41,7 @@ use crate::validate::{Issue, IssueCode, Outcome, Severity};
 
 fn parse_body(body: &Bytes) -> Result<Value, ApiError> {
     super::input::require_body(body)?;
-    serde_json::from_slice(crate::source::without_bom(body)).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            Issue::error(IssueCode::Structure, format!("not JSON: {e}")).at(format!(
-                "line {}, column {}",
-                e.line(),
-                e.column()
-            )),
-        )
-    })
+    super::input::json_body(body)
 }
 
 fn check_id(v: &Value, ty: &str, id: &str) -> Result<(), ApiError> {

@@ -21,7 +21,6 @@ use super::input::{self, PartyId};
 use super::state::AppState;
 use crate::audit::{AuditAction, AuditEntry};
 use crate::convert::{ConvertOptions, OutputKind};
-use crate::validate::{Issue, IssueCode};
 
 /// Canonical URL of our `$convert` OperationDefinition.
 pub const CONVERT_OPERATION: &str = "https://w3id.org/overdracht/fhir/OperationDefinition/convert";
@@ -193,16 +192,8 @@ async fn validate_resource(
     }
     input::require_body(&body)?;
     input::check_work(&body, state.limits.max_json_values)?;
-    let doc: Value = serde_json::from_slice(crate::source::without_bom(&body)).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            Issue::error(IssueCode::Structure, format!("not JSON: {e}")).at(format!(
-                "line {}, column {}",
-                e.line(),
-                e.column()
-            )),
-        )
-    })?;
+    let doc: Value = input::json_body(&body)?;
+
     drop(body);
     let (resource, mut profile) = if doc["resourceType"] == "Parameters" {
         let mut doc = doc;

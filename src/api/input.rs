@@ -297,3 +297,95 @@ mod tests {
         assert!(PartyId::parse("receiver", "12345678", &["ura"]).is_err());
     }
 }
+
+/// Decodes a query string `a=b&c=d` (percent-decoding, `+` as space), keeping repeats and
+/// order.
+pub fn query_pairs(raw: Option<&str>) -> Vec<(String, String)> {
+    let Some(raw) = raw else { return Vec::new() };
+    raw.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            let dec =
+                |s: &str| percent_encoding::percent_decode_str(&s.replace('+', " ")).decode_utf8_lossy().into_owned();
+            (dec(k), dec(v))
+        })
+        .collect()
+}
+
+/// The value of `?format=` or `?_format=` (the first given).
+pub fn format_param(pairs: &[(String, String)]) -> Option<&str> {
+    pairs.iter().find(|(k, _)| k == "format" || k == "_format").map(|(_, v)| v.as_str())
+}
+
+/// Whether to answer with an HTML page: `?format=html|json` wins; otherwise HTML when the
+/// Accept header asks for `text/html` and does not put JSON first.
+pub fn wants_html(headers: &HeaderMap, format: Option<&str>) -> bool {
+    match format {
+        Some(f) => f == "html" || f == "text/html",
+        None => headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|a| a.contains("text/html") && !a.trim_start().starts_with("application/json")),
+    }
+}
+
+/// Whether to answer in Dutch: `?lang=` wins; otherwise the first language of Accept-Language.
+pub fn wants_dutch(headers: &HeaderMap, pairs: &[(String, String)]) -> bool {
+    if let Some((_, l)) = pairs.iter().find(|(k, _)| k == "lang") {
+        return l.starts_with("nl");
+    }
+    headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()).is_some_and(|l| l.trim_start().starts_with("nl"))
+}
+
+/// A JSON request body (a UTF-8 byte-order mark tolerated): 400 with the line and column of
+/// the first error when it is not JSON.
+pub fn json_body(body: &[u8]) -> Result<serde_json::Value, ApiError> {
+    serde_json::from_slice(crate::source::without_bom(body)).map_err(|e| {
+        ApiError::new(
+            axum::http::StatusCode::BAD_REQUEST,
+            crate::diagnostics::Issue::error(crate::diagnostics::IssueCode::Structure, format!("not JSON: {e}"))
+                .at(format!("line {}, column {}", e.line(), e.column())),
+        )
+    })
+}
+
+#[cfg(test)]
+mod query_tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    #[test]
+    fn html_is_chosen_by_parameter_or_accept_header() {
+        let mut headers = HeaderMap::new();
+        assert!(!wants_html(&headers, None));
+        headers.insert(header::ACCEPT, HeaderValue::from_static("text/html,application/xhtml+xml,*/*;q=0.8"));
+        assert!(wants_html(&headers, None));
+        assert!(!wants_html(&headers, Some("json")));
+        assert!(wants_html(&HeaderMap::new(), Some("html")));
+        headers.insert(header::ACCEPT, HeaderValue::from_static(" application/json, text/html"));
+        assert!(!wants_html(&headers, None), "JSON first, even after a space");
+    }
+
+    #[test]
+    fn query_pairs_decode_and_keep_repeats() {
+        let p = query_pairs(Some("a=1&b=x+y&a=%7C2&&c"));
+        assert_eq!(
+            p,
+            vec![
+                ("a".into(), "1".into()),
+                ("b".into(), "x y".into()),
+                ("a".into(), "|2".into()),
+                ("c".into(), "".into())
+            ]
+        );
+        assert_eq!(format_param(&query_pairs(Some("_format=html&format=json"))), Some("html"));
+    }
+
+    #[test]
+    fn not_json_says_where() {
+        let e = json_body(b"{\"a\": }").expect_err("not JSON");
+        assert!(format!("{e:?}").contains("line 1, column"), "{e:?}");
+        assert!(json_body(b"\xef\xbb\xbf{}").is_ok(), "a byte-order mark is fine");
+    }
+}

@@ -13,33 +13,10 @@ use axum::response::{IntoResponse, Response};
 use super::audit as audit_api;
 use super::auth::Caller;
 use super::error::ApiError;
+use super::input;
 use super::state::AppState;
 use crate::audit::{self, Actor, AuditOutcome};
 use crate::report::{self, Period, Sources};
-
-fn query_pairs(raw: Option<&str>) -> Vec<(String, String)> {
-    let Some(raw) = raw else { return Vec::new() };
-    raw.split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            let dec =
-                |s: &str| percent_encoding::percent_decode_str(&s.replace('+', " ")).decode_utf8_lossy().into_owned();
-            (dec(k), dec(v))
-        })
-        .collect()
-}
-
-/// `?format=html|json` wins; otherwise HTML when the client asks for `text/html`.
-fn wants_html(headers: &HeaderMap, format: Option<&str>) -> bool {
-    match format {
-        Some(f) => f == "html" || f == "text/html",
-        None => headers
-            .get(h::ACCEPT)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|a| a.contains("text/html") && !a.trim_start().starts_with("application/json")),
-    }
-}
 
 #[utoipa::path(
     get,
@@ -64,14 +41,14 @@ pub async fn report(
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
-    let pairs = query_pairs(raw.as_deref());
+    let pairs = input::query_pairs(raw.as_deref());
     let get = |name: &str| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
     let today = super::access::today();
     let provider = caller.ura.clone();
     let actor: Actor = (&caller).into();
     let decision = report::decide_view(&actor, &provider, &state.access.admins, &state.audit.privacy_officer_roles);
-    let format_param = get("format").or_else(|| get("_format"));
-    let html = wants_html(&headers, format_param);
+    let format_param = input::format_param(&pairs);
+    let html = input::wants_html(&headers, format_param);
     let checked = Period::parse(get("from"), get("to"), today).map_err(|e| e.to_string()).and_then(|p| {
         match pairs.iter().find(|(k, _)| !matches!(k.as_str(), "from" | "to" | "format" | "_format")) {
             Some((k, _)) => Err(format!("unsupported parameter {k:?}; supported: from, to, format")),
@@ -119,19 +96,4 @@ pub fn page_headers(hs: &mut HeaderMap) {
     hs.insert(h::CONTENT_SECURITY_POLICY, HeaderValue::from_static(report::html::CSP_HEADER));
     hs.insert(h::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     hs.insert(h::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn html_is_chosen_by_parameter_or_accept_header() {
-        let mut headers = HeaderMap::new();
-        assert!(!wants_html(&headers, None));
-        headers.insert(h::ACCEPT, HeaderValue::from_static("text/html,application/xhtml+xml,*/*;q=0.8"));
-        assert!(wants_html(&headers, None));
-        assert!(!wants_html(&headers, Some("json")));
-        assert!(wants_html(&HeaderMap::new(), Some("html")));
-    }
 }
