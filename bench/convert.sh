@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Conversion benchmarks (issue 2). Prints:
+# Conversion benchmarks. Prints:
 #  1. in-process throughput against a serde_json parse+serialise baseline (same run);
 #  2. CLI scaling from --jobs 1 to --jobs 2 on a generated NDJSON corpus;
 #  3. peak RSS of the CLI while streaming DOSSIERS (default 100000) generated dossiers.

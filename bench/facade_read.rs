@@ -1,4 +1,4 @@
-//! Facade read overhead against an unfiltered read of the same data (issue 6: target ≤ 10 %).
+//! Facade read overhead against an unfiltered read of the same data (target ≤ 10 %).
 //!
 //! Starts the service with the demo examples (agreements, teams, consents), hands the GP
 //! example over, then times, interleaved in the same run, for `Patient/{id}/$everything` as
@@ -9,7 +9,7 @@
 //! - **facade**: the same plus what the facade adds: the patient's teams and consents, the
 //!   agreements the data arrived under, the policy decision, the per-item filter;
 //! - **facade, cold**: the same right after a change (cached facts reloaded from the store);
-//! - **facade + audit**: plus the audit entry (issue 7's own transaction), for reference;
+//! - **facade + audit**: plus the audit entry (in its own transaction), for reference;
 //! - **HTTP**: the whole request through the real endpoint (token, routing, audit), absolute.
 //!
 //! Run: `bench/facade_read.sh` (release build).

@@ -1,5 +1,5 @@
 #!/bin/sh
-# Facade read overhead against an unfiltered read of the same data (issue 6: target ≤ 10 %).
+# Facade read overhead against an unfiltered read of the same data (target ≤ 10 %).
 # Release build; baseline and facade are timed interleaved in the same run (see
 # bench/facade_read.rs). Usage: bench/facade_read.sh [iterations]
 set -eu

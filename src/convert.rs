@@ -54,7 +54,7 @@ impl Default for ConvertOptions {
 
 /// A flag that stops a conversion at its next step: parsing, reading the source, emitting,
 /// and validating each emitted resource. Work on a blocking thread is not cancelled when
-/// the request that started it is dropped (issue 14: conversion went on after the 408),
+/// the request that started it is dropped (conversion went on after the 408),
 /// so the request sets this flag when it goes away.
 #[derive(Debug, Clone, Default)]
 pub struct Cancel(Arc<AtomicBool>);

@@ -206,7 +206,7 @@ impl std::fmt::Display for Issue {
 /// An outcome may be limited ([`Outcome::limit`]): beyond the limit issues are only counted,
 /// and the FHIR form ends with one issue saying how many more there were. A document with
 /// millions of faults would otherwise make an answer (and the memory behind it) of its own
-/// size several times over (issue 14: 5 M empty names gave an 889 MB answer).
+/// size several times over (5 M empty names gave an 889 MB answer).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Outcome {
     pub issues: Vec<Issue>,

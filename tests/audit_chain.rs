@@ -166,7 +166,7 @@ async fn view_access_rule() {
     assert_eq!((d.permit, d.rule), (false, RULE_DEFAULT_DENY));
     let d = decide(&s, "87654321", "900054321", "01.047", None, &officers, day).await.unwrap();
     assert_eq!((d.permit, d.rule), (false, RULE_DEFAULT_DENY));
-    // A privacy officer may search the trail of their own organisation (issue 14).
+    // A privacy officer may search the trail of their own organisation.
     let d = decide(&s, "11112222", "900054321", "99.999", None, &officers, day).await.unwrap();
     assert_eq!((d.permit, d.rule), (true, RULE_PRIVACY_OFFICER));
     assert_eq!(d.scope, Some(overdracht::policy::audit_view::ViewScope::Organisation("11112222".into())));
@@ -213,7 +213,7 @@ async fn view_access_rule() {
     tx.put_care_team("t1", "999911120", "87654321", &team, &by).await.unwrap();
     tx.commit().await.unwrap();
     // Receiver and submitting organisation: permitted for this patient only; the sender
-    // sees its own entries only (issue 14).
+    // sees its own entries only.
     for (ura, rule) in [("87654321", RULE_TREATING_ORGANISATION), ("00001234", RULE_SENDER_OWN_ENTRIES)] {
         let d = decide(&s, ura, "900054321", "01.047", bsn, &[], day).await.unwrap();
         assert_eq!((d.permit, d.rule), (true, rule), "{ura}");

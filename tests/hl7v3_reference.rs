@@ -69,7 +69,7 @@ fn reference_professional_summary() {
     assert_eq!(attention, 2);
     // Nothing unexpected is left unmapped in the clinical part without being reported.
     assert!(!dossier.outcome.has_errors());
-    // Every clinical element of the sample is mapped (issue 17).
+    // Every clinical element of the sample is mapped.
     let clinical: Vec<_> = dossier
         .outcome
         .issues

@@ -248,7 +248,7 @@ fn an_objection_to_a_member_shuts_them_out() {
 
 #[test]
 fn a_membership_counts_only_with_the_profession_in_the_token() {
-    // Issue 14: the team records the nurse (UZI 900000104) as an SO; her token says 30.000.
+    // The team records the nurse (UZI 900000104) as an SO; her token says 30.000.
     let mut demo = demo();
     for m in demo.teams.iter_mut().flat_map(|t| t.members.iter_mut()).filter(|m| m.uzi == "900000104") {
         m.uzi_role = "01.047".into();
@@ -301,7 +301,7 @@ fn a_member_may_break_the_glass_for_categories_beyond_the_role() {
 
 #[test]
 fn only_the_professions_the_policy_names_break_the_glass() {
-    // Issue 14: the nurse (30.000, no VS) and a non-BIG role (99.999) are refused, flagged;
+    // The nurse (30.000, no VS) and a non-BIG role (99.999) are refused, flagged;
     // both engines agree.
     let demo = demo();
     // (A member's own shortfall is named first: the nurse is a supporting member.)
@@ -503,7 +503,7 @@ fn table_request(c: &Cell) -> (CareTeam, Vec<Agreement>, Vec<PatientConsent>) {
     };
     let mut members = vec![];
     // The table's requester acts with token role 01.047; a membership counts only with the
-    // profession the token states (issue 14), so every own membership records 01.047.
+    // profession the token states, so every own membership records 01.047.
     let own_role = match c.role {
         Role::Lead => Some((MemberRole::LeadPractitioner, "01.047")),
         Role::Co => Some((MemberRole::CoPractitioner, "01.047")),
@@ -666,7 +666,7 @@ fn arb_categories() -> impl Strategy<Value = BTreeSet<DataCategory>> {
 const UZIS: [&str; 4] = ["900000011", "900000012", "900000013", "900000014"];
 const URAS: [&str; 2] = [PROVIDER, "44443333"];
 /// Professions of members and requesters: an SO (may break the glass), a nurse and a
-/// non-BIG role (may not); a membership counts only when token and team agree (issue 14).
+/// non-BIG role (may not); a membership counts only when token and team agree.
 const ROLES: [&str; 3] = ["01.047", "30.000", "99.999"];
 
 prop_compose! {

@@ -1,4 +1,4 @@
-//! Conformance with the HL7 reference validator on base R4 (issue 18): for each rule a valid
+//! Conformance with the HL7 reference validator on base R4: for each rule a valid
 //! and an invalid fixture of our own (tests/fixtures/validate/conformance/). The invalid fixture
 //! must be reported at exactly the expression the reference validator uses, with the severity it
 //! uses; its valid twin must have no issue of that severity or worse.

@@ -51,7 +51,7 @@ pub fn unauthenticated(
 /// The access point: the client application (User-Agent) and the address the request came
 /// from (the TCP peer); behind a proxy also the address the proxy says it forwarded for
 /// (`X-Forwarded-For`, first hop). The caller chooses the User-Agent and X-Forwarded-For, so
-/// both are marked "claimed", stripped of control characters and bounded (issue 14); only
+/// both are marked "claimed", stripped of control characters and bounded; only
 /// the peer address is known.
 pub fn access_point(headers: &HeaderMap, peer: Option<std::net::SocketAddr>) -> Option<String> {
     // " @ " separates application and address in the stored form: not in a claimed value.

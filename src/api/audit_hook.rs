@@ -1,4 +1,4 @@
-//! Access decisions into the audit trail (issue 7): the one place where the facade, the
+//! Access decisions into the audit trail: the one place where the facade, the
 //! team and consent endpoints and the handover's transfer decision describe what was
 //! decided.
 //!

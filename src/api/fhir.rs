@@ -155,7 +155,7 @@ pub async fn validate(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     // Validation handles a (possibly real) patient's data as $convert does: one entry per
-    // request with who, when and the resource type; nothing of the content (issue 14).
+    // request with who, when and the resource type; nothing of the content.
     let mut entry = audit_api::draft(AuditAction::Validation, &caller, &headers);
     let result = validate_resource(&state, &caller, params, &headers, body, permits, &mut entry).await;
     if let Err(e) = &result {

@@ -1,6 +1,6 @@
 //! Protection of the service from its callers: who may use how much of it at once.
 //!
-//! The concurrency permit is taken once the caller is known (issue 14: taken before
+//! The concurrency permit is taken once the caller is known (taken before
 //! authentication and body reading, ~260 slow uploads made even `/health/live` answer
 //! 503). So: endpoints without a caller (health, metrics, metadata, OpenAPI) need no permit;
 //! an authenticated request takes one of `limits.concurrency_limit` permits and one of

@@ -83,7 +83,7 @@ pub fn require_body(bytes: &[u8]) -> Result<(), ApiError> {
 }
 
 /// 422 (too-costly) when the body holds more than `max` values: the work one request may
-/// cause is bounded before anything is parsed (issue 14: a 15 MB Patient with 5 M empty
+/// cause is bounded before anything is parsed (a 15 MB Patient with 5 M empty
 /// names kept the server busy for a minute and took 5.7 GB).
 pub fn check_work(body: &[u8], max: usize) -> Result<(), ApiError> {
     if structural_tokens(body, max) > max {
@@ -226,7 +226,7 @@ pub fn text_header(headers: &HeaderMap, name: &'static str, max: usize) -> Resul
 
 /// Free text from outside made safe to store, log and print: line breaks and tabs become
 /// spaces; other control characters (terminal escapes, BEL, C1 controls) and the Unicode
-/// direction overrides that reorder what a reader sees are dropped (issue 14: a reason
+/// direction overrides that reorder what a reader sees are dropped (a reason
 /// could rewrite the reviewer's screen).
 pub fn plain_text(s: &str) -> String {
     s.chars()
@@ -241,7 +241,7 @@ pub fn plain_text(s: &str) -> String {
 
 /// A request id the caller may choose (`X-Request-Id`): 1 to 64 letters, digits and
 /// `.`, `_`, `-`, `:`. Anything else is replaced by one of ours, because the id goes into
-/// the text log, where spaces and `=` would forge fields (issue 14).
+/// the text log, where spaces and `=` would forge fields.
 pub fn is_safe_request_id(v: &[u8]) -> bool {
     (1..=64).contains(&v.len()) && v.iter().all(|b| b.is_ascii_alphanumeric() || b"._-:".contains(b))
 }

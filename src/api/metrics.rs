@@ -41,7 +41,7 @@ pub struct Metrics {
     requests: Family<RequestLabels, Counter>,
     duration: Family<RouteLabels, Histogram>,
     pub handovers: Family<ResultLabels, Counter>,
-    /// Deliveries to the receivers (issue 8), updated by the outbox worker.
+    /// Deliveries to the receivers, updated by the outbox worker.
     pub delivery: Arc<crate::deliver::metrics::Metrics>,
 }
 

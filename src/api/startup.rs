@@ -65,7 +65,7 @@ pub struct Application {
     grace: Duration,
     /// Time a client has to send a request's headers.
     header_read_timeout: Duration,
-    /// Delivers the outbox in the background while the service runs (issue 8).
+    /// Delivers the outbox in the background while the service runs.
     worker: crate::deliver::outbox::Worker,
 }
 
@@ -192,7 +192,7 @@ impl Application {
 }
 
 /// Creates the data directory (and missing parents) with mode 0700, and narrows an existing
-/// one to 0700: it holds the database and the demo key (issue 14). Explicit modes, so the
+/// one to 0700: it holds the database and the demo key. Explicit modes, so the
 /// umask cannot widen them.
 pub fn private_dir(dir: &std::path::Path) -> std::io::Result<()> {
     #[cfg(unix)]
@@ -213,7 +213,7 @@ pub fn private_dir(dir: &std::path::Path) -> std::io::Result<()> {
 /// Accepts connections and serves them over HTTP/1.1 until `shutdown` completes, then
 /// lets open connections finish their requests. Instead of `axum::serve` because that
 /// cannot set hyper's header-read timeout: a client that trickles its headers (slowloris)
-/// is cut off after `header_read_timeout` (issue 14). The peer address is given to each
+/// is cut off after `header_read_timeout`. The peer address is given to each
 /// request as `ConnectInfo` (the audit trail's access point, NEN 7513 "toegangspunt").
 async fn serve<F>(
     listener: TcpListener,

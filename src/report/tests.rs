@@ -169,7 +169,7 @@ fn only_administrators_and_privacy_officers_of_the_provider_may_see_the_report()
     assert!(!v.permit && v.rule == RULE_OTHER_PROVIDER, "another organisation, even an admin");
     let v = decide_view(&actor("900000101", "01.047", "11112222"), "11112222", &admins, &officers);
     assert!(!v.permit && v.rule == RULE_DEFAULT_DENY);
-    // An administrator of one organisation is not one of another (issue 14).
+    // An administrator of one organisation is not one of another.
     let v = decide_view(&actor("900000900", "01.047", "55556666"), "55556666", &admins, &officers);
     assert!(!v.permit && v.rule == RULE_DEFAULT_DENY);
     let e = audit_entry(&v, "Report?x".into());

@@ -1,4 +1,4 @@
-//! Issue 6 through the API: transfer under agreements, care teams, consents and the FHIR read
+//! Through the API: transfer under agreements, care teams, consents and the FHIR read
 //! facade, with the example agreements, teams and consents of `examples/`.
 
 use std::collections::BTreeSet;
@@ -46,7 +46,7 @@ async fn get_json(app: &TestApp, path: &str, tok: &str) -> Value {
 }
 
 /// Stores the frail-elderly team (by the administrator: nobody names themselves into a new
-/// team, issue 14) and hands the GP record over; returns the handover summary.
+/// team) and hands the GP record over; returns the handover summary.
 async fn gp_scenario(app: &TestApp) -> Value {
     let team = read_json("examples/care-teams/frail-elderly-group-care.json");
     let r = put(app, &format!("/fhir/CareTeam/{TEAM}"), &admin(app), &team).await;
@@ -385,7 +385,7 @@ async fn care_team_rules_and_writers() {
     let support = token(&app, SUPPORT, "30.000", PROVIDER);
     assert_outcome(put(&app, &path, &support, &team).await, 403).await;
     assert_outcome(put(&app, &path, &token(&app, LEAD, "01.047", "55556666"), &team).await, 403).await;
-    // The lead it names may not create it (issue 14: nobody names themselves into a team
+    // The lead it names may not create it (nobody names themselves into a team
     // that does not exist yet); an administrator does; the answer carries the rules'
     // warnings, if any.
     assert_outcome(put(&app, &path, &lead(&app), &team).await, 403).await;

@@ -1,4 +1,4 @@
-//! The audit trail through the API (issue 7): one entry per action with the NEN 7513
+//! The audit trail through the API: one entry per action with the NEN 7513
 //! fields, entries in the action's transaction, BALP-shaped AuditEvents, the access rule
 //! of the views and their own audit entries.
 
@@ -399,7 +399,7 @@ async fn reading_a_handover_is_recorded_permitted_or_not() {
         rules,
         vec![
             (Success, "handover.sender"),
-            // The receiving organisation, outside the patient's team: no referral reason (issue 14).
+            // The receiving organisation, outside the patient's team: no referral reason.
             (Success, "handover.referral-reason.hidden"),
             (Denied, "handover.not-a-party"),
             (Invalid, "handover.unknown")
@@ -464,7 +464,7 @@ async fn privacy_officers_review_flagged_entries() {
     });
     let mut glass = audit::AuditEntry::new(AuditAction::BreakGlass, AuditOutcome::Success);
     glass.patient_bsn = Some(EXAMPLE_BSN.into());
-    // An access to the officer's own organisation's data (officers are scoped to it, issue 14).
+    // An access to the officer's own organisation's data (officers are scoped to it).
     glass.objects = vec![format!("Organization/ura-{RECEIVER_URA}")];
     glass.emergency = true;
     glass.flag_for_review = true;

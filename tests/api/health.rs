@@ -72,7 +72,7 @@ async fn metadata_is_public_and_truthful() {
     let ops: Vec<&str> =
         v["rest"][0]["operation"].as_array().expect("operations").iter().filter_map(|o| o["name"].as_str()).collect();
     assert_eq!(ops, ["convert", "validate"]);
-    // The read facade (issue 6): every type read + search by patient; CareTeam and Consent
+    // The read facade: every type read + search by patient; CareTeam and Consent
     // also update; Patient $everything.
     let resources = v["rest"][0]["resource"].as_array().expect("resources");
     let of = |t: &str| resources.iter().find(|r| r["type"] == t).expect("type listed");

@@ -84,7 +84,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
 
 /// Agreements covering every category from the example records' senders (and the test
 /// token's organisation) to the test receivers, so that tests about other things are not
-/// refused for want of an agreement (issue 6). Access tests use `examples/agreements`.
+/// refused for want of an agreement. Access tests use `examples/agreements`.
 fn test_agreements(data_dir: &Path) -> PathBuf {
     let dir = data_dir.join("test-agreements");
     std::fs::create_dir_all(&dir).expect("agreements dir");

@@ -1,4 +1,4 @@
-//! Issue 9: the contracting evidence report (`GET /report`), on the real service with the
+//! The contracting evidence report (`GET /report`), on the real service with the
 //! demo examples (`serve --demo`: the example agreements, teams and consents).
 //!
 //! A scripted scenario (handovers from two senders, re-sends, refusals, reads by the lead, a
@@ -43,7 +43,7 @@ async fn app() -> TestApp {
     spawn_app_with(|s| {
         s.policy.agreements_dir = None;
         s.policy.demo_examples = true;
-        // Administrators are per organisation (issue 14): the same person administers
+        // Administrators are per organisation: the same person administers
         // Zorggroep Zuid and, for the test of another organisation's report, 44443333.
         s.policy.admins = vec![format!("{PROVIDER}:{ADMIN}"), format!("44443333:{ADMIN}")];
         s.audit.privacy_officer_roles = vec![OFFICER_ROLE.to_owned()];

@@ -76,7 +76,7 @@ pub fn write_config_with_agreements(
     agreements: &Path,
 ) -> PathBuf {
     let path = dir.join("overdracht.toml");
-    // The sender is the organisation in the token (issue 14): the test token is De Linde's
+    // The sender is the organisation in the token: the test token is De Linde's
     // (URA 87654321), and the AGB codes the agreements name are configured as its identities.
     let mut agbs: Vec<String> = std::fs::read_dir(agreements)
         .expect("agreements dir")

@@ -1,4 +1,4 @@
-//! Authorisation findings of issue 14: who may write the facts the access engine decides on
+//! Authorisation findings of the security review: who may write the facts the access engine decides on
 //! (teams, consents, the sender of a handover), and rights that were not scoped to an
 //! organisation. Each test reproduces its finding against the demo set-up (the example
 //! agreements, teams and consents that `serve --demo` loads) with tokens as

@@ -1,4 +1,4 @@
-//! Issue 14, limits and hardening: one test per finding, each written to fail on the code
+//! Limits and hardening: one test per finding, each written to fail on the code
 //! the review ran against. Heavy cases use small inputs with lowered limits so they stay
 //! fast in debug builds.
 
