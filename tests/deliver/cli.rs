@@ -1,7 +1,6 @@
 //! `overdracht deliver`: exit status, summary and the dead-letter file.
 
-#[path = "deliver/support.rs"]
-mod support;
+use crate::support;
 
 use std::process::Command;
 

@@ -1,8 +1,7 @@
 //! Delivery to a receiving FHIR server, one test per behaviour, with wiremock as the
 //! server. Backoff is milliseconds here (see `support::quick_target`).
 
-#[path = "deliver/support.rs"]
-mod support;
+use crate::support;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;

@@ -2,10 +2,8 @@
 //! background; a `kill -9` during delivery loses nothing and duplicates nothing; dead
 //! letters can be retried and dropped by an operator.
 
-#[path = "deliver/service.rs"]
-mod service;
-#[path = "deliver/support.rs"]
-mod support;
+use crate::service;
+use crate::support;
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};

@@ -6,7 +6,7 @@
 //! here as a difference. A few twins are also committed (`tests/fixtures/xml/`), so that the
 //! files a reviewer can open are tested too.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

@@ -1,15 +1,13 @@
 //! Delivery to a real FHIR server: Medplum's FHIR router over its in-memory repository,
 //! run by `tests/fhir-server/medplum/server.js`. Needs Node.js and
 //! `npm ci --prefix tests/fhir-server/medplum`; `.ci/run` does both and runs these with
-//! `cargo test --test deliver_external -- --ignored external_`.
+//! `cargo test --test deliver -- --ignored external_`.
 //!
 //! `EXTERNAL_FAULT_RUN_N` sets the number of handovers of the client fault run (default
 //! 200), `EXTERNAL_OUTBOX_RUN_N` that of the service's outbox fault run (default 200).
 
-#[path = "deliver/service.rs"]
-mod service;
-#[path = "deliver/support.rs"]
-mod support;
+use crate::service;
+use crate::support;
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::{BufRead, BufReader};

@@ -1,7 +1,7 @@
 //! Golden tests: reviewed expected output for the examples, our own fixtures and (as
 //! `reference_*` tests) every CGM sample in ../shared/reference.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

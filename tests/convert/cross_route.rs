@@ -13,7 +13,7 @@
 //! 7. Nictiz makes each encounter ObservationDx a Condition; ours keeps those ids on the E line
 //!    the ObservationDx codes (so every Nictiz Condition identifier is in our output).
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 

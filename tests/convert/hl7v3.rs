@@ -9,7 +9,7 @@ use overdracht::source::{self, hl7v3, Format, SourceError};
 use overdracht::terminology::uri;
 use overdracht::validate::{IssueCode, Severity};
 
-const FIXTURE: &[u8] = include_bytes!("fixtures/hl7v3/professional-summary.xml");
+const FIXTURE: &[u8] = include_bytes!("../fixtures/hl7v3/professional-summary.xml");
 
 fn fixture() -> Dossier {
     hl7v3::read(FIXTURE).expect("the fixture converts")

@@ -1,6 +1,6 @@
 //! Leftovers classified (clinical vs administrative), the coverage figure and `--strict`.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

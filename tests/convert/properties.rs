@@ -1,7 +1,7 @@
 //! Property tests: conversion never panics and always answers with a Bundle or a clear
 //! error; mappings keep what they are given.
 
-mod common;
+use crate::common;
 
 use overdracht::convert::{convert, convert_json, ConvertOptions};
 use proptest::prelude::*;

@@ -7,7 +7,7 @@ use std::path::Path;
 use overdracht::convert::{convert, ConvertOptions};
 use serde_json::Value;
 
-const FIXTURE: &[u8] = include_bytes!("fixtures/hl7v3/professional-summary.xml");
+const FIXTURE: &[u8] = include_bytes!("../fixtures/hl7v3/professional-summary.xml");
 /// The NHG sample (`OVERDRACHT_REFERENCE_DIR` overrides ../shared/reference).
 fn sample() -> std::path::PathBuf {
     let dir = std::env::var_os("OVERDRACHT_REFERENCE_DIR")
