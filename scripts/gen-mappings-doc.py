@@ -2,7 +2,7 @@
 """Write docs/mappings.md from mappings/element-map.json and mappings/leftover-classes.json.
 
 Usage (stdlib only): python3 scripts/gen-mappings-doc.py
-tests/leftovers.rs checks that the document lists every mapping in the data.
+tests/convert/leftovers.rs checks that the document lists every mapping in the data.
 """
 import json
 import os

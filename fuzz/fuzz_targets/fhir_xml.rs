@@ -1,6 +1,6 @@
 //! Fuzzes the FHIR XML reader: whatever the bytes, the XML → JSON step and the conversion
 //! return (an error is fine), never panic, never hang. The corpus in `fuzz/corpus/fhir-xml/`
-//! is also replayed by `tests/fuzz_corpus.rs`.
+//! is also replayed by `tests/convert/fuzz_corpus.rs`.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

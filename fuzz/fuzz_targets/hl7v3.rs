@@ -1,6 +1,6 @@
 //! Fuzzes the Professional Summary reader: whatever the bytes, `read` and
 //! `is_professional_summary` return (an error is fine), never panic, never hang.
-//! The corpus in `fuzz/corpus/hl7v3/` is also replayed by `tests/hl7v3_fuzz_corpus.rs`.
+//! The corpus in `fuzz/corpus/hl7v3/` is also replayed by `tests/convert/hl7v3_fuzz_corpus.rs`.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

@@ -1,5 +1,5 @@
 //! Fuzzes the validator on arbitrary JSON: `validate` always answers with an outcome.
-//! The corpus in `fuzz/corpus/validate/` is also replayed by `tests/fuzz_corpus.rs`.
+//! The corpus in `fuzz/corpus/validate/` is also replayed by `tests/convert/fuzz_corpus.rs`.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

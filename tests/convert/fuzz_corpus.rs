@@ -2,7 +2,7 @@
 //! `fuzz/corpus/validate/`) as ordinary tests, so every input the fuzzers found interesting
 //! keeps being checked on the stable toolchain and in CI; likewise the FHIR XML reader's corpus
 //! (`fuzz/corpus/fhir-xml/`). (The Professional Summary corpus has its own replay in
-//! `tests/hl7v3_fuzz_corpus.rs`.)
+//! `tests/convert/hl7v3_fuzz_corpus.rs`.)
 
 use overdracht::convert::{convert, ConvertOptions};
 use overdracht::source::{fhir_xml, Format};
