@@ -124,6 +124,26 @@ use crate::policy::audit_view::{self, ViewScope};
 use crate::report::html::esc;
 
 /// Most entries one request returns.
+/// Runs a request that writes nothing else and records it as one entry of its own, before
+/// the answer leaves: `run` fills in what it learns (patient, objects, rule, categories); a
+/// failed request is recorded as a [`refusal`]. If the entry cannot be written, the answer
+/// is a 500 and nothing of the result is returned.
+pub async fn recorded_alone(
+    state: &super::state::AppState,
+    action: AuditAction,
+    caller: &Caller,
+    headers: &HeaderMap,
+    run: impl AsyncFnOnce(&mut AuditEntry) -> Result<axum::response::Response, ApiError>,
+) -> Result<axum::response::Response, ApiError> {
+    let mut entry = draft(action, caller, headers);
+    let result = run(&mut entry).await;
+    if let Err(e) = &result {
+        entry = refusal(entry, action, e);
+    }
+    crate::audit::record_alone(&state.store, &entry).await.map_err(ApiError::internal)?;
+    result
+}
+
 pub const MAX_COUNT: i64 = 1000;
 const DEFAULT_COUNT: i64 = 100;
 

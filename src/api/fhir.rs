@@ -64,13 +64,10 @@ pub async fn convert(
 ) -> Result<Response, ApiError> {
     // A conversion handles patient data even though nothing is stored: one entry per
     // request (patient, categories; no objects, as nothing is kept), before the answer.
-    let mut entry = audit_api::draft(AuditAction::Conversion, &caller, &headers);
-    let result = convert_record(&state, &caller, params, &headers, body, permits, &mut entry).await;
-    if let Err(e) = &result {
-        entry = audit_api::refusal(entry, AuditAction::Conversion, e);
-    }
-    crate::audit::record_alone(&state.store, &entry).await.map_err(ApiError::internal)?;
-    result
+    audit_api::recorded_alone(&state, AuditAction::Conversion, &caller, &headers, async |entry| {
+        convert_record(&state, &caller, params, &headers, body, permits, entry).await
+    })
+    .await
 }
 
 async fn convert_record(
@@ -156,13 +153,10 @@ pub async fn validate(
 ) -> Result<Response, ApiError> {
     // Validation handles a (possibly real) patient's data as $convert does: one entry per
     // request with who, when and the resource type; nothing of the content.
-    let mut entry = audit_api::draft(AuditAction::Validation, &caller, &headers);
-    let result = validate_resource(&state, &caller, params, &headers, body, permits, &mut entry).await;
-    if let Err(e) = &result {
-        entry = audit_api::refusal(entry, AuditAction::Validation, e);
-    }
-    crate::audit::record_alone(&state.store, &entry).await.map_err(ApiError::internal)?;
-    result
+    audit_api::recorded_alone(&state, AuditAction::Validation, &caller, &headers, async |entry| {
+        validate_resource(&state, &caller, params, &headers, body, permits, entry).await
+    })
+    .await
 }
 
 /// The resource type named in a document, if it looks like one (for the audit entry).

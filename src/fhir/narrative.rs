@@ -389,7 +389,9 @@ fn date_part(s: &str) -> String {
     }
 }
 
-fn escape_into(s: &str, out: &mut String) {
+/// Escapes text for XHTML element content and quoted attribute values (control characters,
+/// which XHTML does not allow, become spaces). The one HTML escape of the crate.
+pub fn escape_into(s: &str, out: &mut String) {
     for c in s.chars() {
         match c {
             '&' => out.push_str("&amp;"),
