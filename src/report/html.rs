@@ -6,7 +6,7 @@
 
 use std::fmt::Write as _;
 
-use super::{BreakGlassSection, Report, TeamOut};
+use super::{BreakGlassSection, Report, RuleCount, TeamOut};
 
 /// The page's Content-Security-Policy: nothing can load from anywhere, and no script runs.
 pub const CSP: &str =
@@ -703,17 +703,7 @@ fn handovers(s: &mut String, r: &Report) {
     if h.refused_by_rule.is_empty() {
         s.push_str("<p class=\"none\">None refused.</p>\n");
     } else {
-        s.push_str("<table><tr><th>Rule</th><th>Meaning</th><th class=\"n\">Refused</th></tr>\n");
-        for rc in &h.refused_by_rule {
-            let _ = writeln!(
-                s,
-                "<tr><td class=\"mono\">{}</td><td>{}</td>{}</tr>",
-                esc(&rc.rule),
-                esc(rule_words(&rc.rule)),
-                num(rc.count)
-            );
-        }
-        s.push_str("</table>\n");
+        rule_table(s, "Refused", &h.refused_by_rule);
     }
     s.push_str("<h3>Data categories removed (data minimisation)</h3>\n");
     if h.removed_categories.is_empty() {
@@ -849,19 +839,24 @@ fn reads(s: &mut String, r: &Report) {
             "Requests refused by policy, per rule that refused them; the table below gives the same figures.",
             &rows,
         ));
-        s.push_str("<table><tr><th>Rule</th><th>Meaning</th><th class=\"n\">Denied</th></tr>\n");
-        for x in &d.by_rule {
-            let _ = writeln!(
-                s,
-                "<tr><td class=\"mono\">{}</td><td>{}</td>{}</tr>",
-                esc(&x.rule),
-                esc(rule_words(&x.rule)),
-                num(x.count)
-            );
-        }
-        s.push_str("</table>\n");
+        rule_table(s, "Denied", &d.by_rule);
     }
     s.push_str("</section>\n");
+}
+
+/// A table of counts per policy rule, with the rule's meaning.
+fn rule_table(s: &mut String, counted: &str, rows: &[RuleCount]) {
+    let _ = writeln!(s, "<table><tr><th>Rule</th><th>Meaning</th><th class=\"n\">{counted}</th></tr>");
+    for x in rows {
+        let _ = writeln!(
+            s,
+            "<tr><td class=\"mono\">{}</td><td>{}</td>{}</tr>",
+            esc(&x.rule),
+            esc(rule_words(&x.rule)),
+            num(x.count)
+        );
+    }
+    s.push_str("</table>\n");
 }
 
 fn break_glass(s: &mut String, b: &BreakGlassSection) {
