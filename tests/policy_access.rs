@@ -145,7 +145,7 @@ fn a_member_acts_only_for_the_organisation_of_the_membership() {
     // With a token for another organisation the membership does not count.
     let elsewhere = requester("900000102", "04.000", "99998888");
     let decision = decide_demo(&demo, &elsewhere, TODAY, &Requested::All);
-    assert_eq!((decision.permit, decision.rule.as_str()), (false, "membership.other-organisation"));
+    assert_eq!((decision.permit, decision.rule), (false, "membership.other-organisation"));
 }
 
 #[test]
@@ -164,7 +164,7 @@ fn no_access_before_the_membership_starts_or_after_it_ends() {
     let physio = requester("900000102", "04.000", "44443333");
     // The 2025 team ended 2025-08-31; the 2026 membership starts 2026-09-15.
     let before = decide_demo(&demo, &physio, "2026-09-14", &Requested::All);
-    assert_eq!((before.permit, before.rule.as_str()), (false, "membership.not-started"));
+    assert_eq!((before.permit, before.rule), (false, "membership.not-started"));
     let first_day = decide_demo(&demo, &physio, "2026-09-15", &Requested::All);
     assert!(first_day.permit);
 }
@@ -180,9 +180,9 @@ fn after_the_treatment_ends_only_the_lead_keeps_a_grace_period() {
     let within = decide_demo(&demo, &lead, "2025-09-30", &Requested::All);
     assert!(within.permit, "{within:?}");
     let past = decide_demo(&demo, &lead, "2025-10-01", &Requested::All);
-    assert_eq!((past.permit, past.rule.as_str()), (false, "treatment.ended"));
+    assert_eq!((past.permit, past.rule), (false, "treatment.ended"));
     let co = decide_demo(&demo, &physio, "2025-09-01", &Requested::All);
-    assert_eq!((co.permit, co.rule.as_str()), (false, "treatment.ended"));
+    assert_eq!((co.permit, co.rule), (false, "treatment.ended"));
     let last_day = decide_demo(&demo, &physio, "2025-08-31", &Requested::All);
     assert!(last_day.permit);
 }
@@ -192,7 +192,7 @@ fn an_expired_agreement_gives_no_access() {
     let demo = demo();
     let lead = requester("900000101", "01.047", PROVIDER);
     let decision = decide_demo(&demo, &lead, "2028-01-02", &Requested::All);
-    assert_eq!((decision.permit, decision.rule.as_str()), (false, "agreement.none-in-force"));
+    assert_eq!((decision.permit, decision.rule), (false, "agreement.none-in-force"));
 }
 
 #[test]
@@ -207,7 +207,7 @@ fn an_agreement_on_consent_counts_only_with_the_consent() {
     assert!(!with.allowed_categories.contains(&DataCategory::VitalSigns));
     demo.consents.retain(|c| !matches!(c.kind, ConsentKind::AgreementConsent { .. }));
     let without = decide_demo(&demo, &avg, "2026-12-10", &Requested::All);
-    assert_eq!((without.permit, without.rule.as_str()), (false, "agreement.none-in-force"));
+    assert_eq!((without.permit, without.rule), (false, "agreement.none-in-force"));
 }
 
 #[test]
@@ -216,7 +216,7 @@ fn the_purpose_of_use_must_be_treatment() {
     let mut lead = requester("900000101", "01.047", PROVIDER);
     lead.purpose_of_use = "HRESCH".into();
     let decision = decide_demo(&demo, &lead, TODAY, &Requested::All);
-    assert_eq!((decision.permit, decision.rule.as_str()), (false, "purpose.not-permitted"));
+    assert_eq!((decision.permit, decision.rule), (false, "purpose.not-permitted"));
     assert!(decision.reason.contains("HRESCH"));
     lead.purpose_of_use = "ETREAT".into();
     assert!(decide_demo(&demo, &lead, TODAY, &Requested::All).permit);
@@ -235,12 +235,12 @@ fn an_objection_to_a_member_shuts_them_out() {
     });
     let vs = requester("900000103", "30.070", PROVIDER);
     let decision = decide_demo(&demo, &vs, TODAY, &Requested::All);
-    assert_eq!((decision.permit, decision.rule.as_str()), (false, "consent.member-objection"));
+    assert_eq!((decision.permit, decision.rule), (false, "consent.member-objection"));
     // Not even by breaking the glass.
     let mut bg = vs.clone();
     bg.break_glass_reason = Some("patient fell at home".into());
     let decision = decide_demo(&demo, &bg, TODAY, &Requested::All);
-    assert_eq!((decision.permit, decision.rule.as_str()), (false, "consent.member-objection"));
+    assert_eq!((decision.permit, decision.rule), (false, "consent.member-objection"));
     assert!(decision.flag_for_review);
     // The objection started on 2026-11-01.
     assert!(decide_demo(&demo, &vs, "2026-10-31", &Requested::All).permit);
@@ -256,7 +256,7 @@ fn a_membership_counts_only_with_the_profession_in_the_token() {
     let nurse = requester("900000104", "30.000", PROVIDER);
     let req = demo_request(&demo, &nurse, TODAY, &Requested::All);
     for d in [engine().decide(&req), engine().decide_rego(&req)] {
-        assert_eq!((d.permit, d.rule.as_str()), (false, "membership.role-mismatch"), "{d:?}");
+        assert_eq!((d.permit, d.rule), (false, "membership.role-mismatch"), "{d:?}");
     }
     // With the SO's token she is the member the team records.
     let as_recorded = requester("900000104", "01.047", PROVIDER);
@@ -282,7 +282,7 @@ fn break_the_glass_needs_a_reason_and_the_providers_ura_and_is_flagged() {
     let mut other = colleague.clone();
     other.ura = "55556666".into();
     let decision = decide_demo(&demo, &other, TODAY, &Requested::All);
-    assert_eq!((decision.permit, decision.rule.as_str()), (false, "break-glass.other-organisation"));
+    assert_eq!((decision.permit, decision.rule), (false, "break-glass.other-organisation"));
     assert!(decision.flag_for_review, "a refused attempt is flagged too");
 }
 
@@ -313,7 +313,7 @@ fn only_the_professions_the_policy_names_break_the_glass() {
         let medication = Requested::Only(cats(&["medication"]));
         let req = demo_request(&demo, &r, TODAY, &medication);
         for d in [engine().decide(&req), engine().decide_rego(&req)] {
-            assert_eq!((d.permit, d.rule.as_str(), d.flag_for_review), (false, rule, true), "{d:?}");
+            assert_eq!((d.permit, d.rule, d.flag_for_review), (false, rule, true), "{d:?}");
         }
     }
 }
@@ -628,7 +628,7 @@ fn decision_table() {
         // Both evaluators: the Rego policy, and its hand-compiled fast path.
         let got = engine().decide(&req);
         for (how, got) in [("fast path", &got), ("rego", &engine().decide_rego(&req))] {
-            if (got.permit, got.rule.as_str(), got.break_glass, got.flag_for_review, &got.allowed_categories)
+            if (got.permit, got.rule, got.break_glass, got.flag_for_review, &got.allowed_categories)
                 != (permit, rule, break_glass, flag, &allowed)
             {
                 failures.push(format!(
@@ -805,7 +805,7 @@ proptest! {
     fn the_decision_is_well_formed_and_bounded(case in arb_case()) {
         let decision = decide_case(engine(), &case);
         let (_, agreements, _, r, requested, day) = &case;
-        prop_assert_ne!(decision.rule.as_str(), "engine.error", "{:?}", decision);
+        prop_assert_ne!(decision.rule, "engine.error", "{:?}", decision);
         prop_assert_eq!(decision.permit, !decision.allowed_categories.is_empty());
         // Allowed categories ⊆ the categories of agreements valid on the day.
         let agreed: BTreeSet<DataCategory> = agreements.iter().filter(|a| a.valid.contains(*day)).flat_map(|a| a.categories.iter().copied()).collect();

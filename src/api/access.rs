@@ -113,7 +113,7 @@ impl AccessControl {
             let mut e = AuditEntry::new(AuditAction::AgreementChange, AuditOutcome::Success);
             e.client = Some("overdracht serve (agreements loaded at start)".to_owned());
             e.objects = vec![format!("Agreement/{id}@{version}")];
-            e.rule = Some("agreements.loaded-at-start".to_owned());
+            e.rule = Some(crate::policy::rules::AGREEMENTS_LOADED_AT_START.to_owned());
             e.reason = Some(format!("agreement {id}@{version} {what}; source: {source}"));
             if let Some(a) = self.agreements.iter().find(|a| a.id == *id && a.version == *version) {
                 e.categories = a.categories.iter().map(|c| c.code().to_owned()).collect();

@@ -14,7 +14,7 @@ use super::auth::Caller;
 use super::error::ApiError;
 use super::state::AppState;
 use crate::audit::{self, AuditAction, AuditEntry, AuditOutcome};
-use crate::policy::{AccessDecision, Requester};
+use crate::policy::{rules, AccessDecision, Requester};
 use crate::store::Tx;
 
 /// An entry for a facade request: who, from where, why, and the stated break-the-glass
@@ -59,7 +59,7 @@ pub fn decisions(e: &mut AuditEntry, made: &[(&str, &str, &AccessDecision)], sho
                 e.objects.push(holder);
             }
         }
-        None => outcome(e, AuditOutcome::Denied, "facade.not-found", "no stored data matches the request"),
+        None => outcome(e, AuditOutcome::Denied, rules::FACADE_NOT_FOUND, "no stored data matches the request"),
     }
     if made.iter().any(|(_, _, d)| d.break_glass && d.permit) {
         e.action = AuditAction::BreakGlass;

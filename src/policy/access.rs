@@ -28,6 +28,7 @@ use serde::{Deserialize, Serialize};
 use super::agreement::{Agreement, LegalBasis};
 use super::care_team::{CareTeam, MemberRole};
 use super::consent::{ConsentKind, PatientConsent};
+use super::{rules, Decision};
 use crate::model::{Bsn, DataCategory};
 
 const EMBEDDED_POLICY: &str = include_str!("../../policies/access.rego");
@@ -75,14 +76,15 @@ pub struct AccessRequest<'a> {
     pub requested: &'a Requested,
 }
 
-/// The answer, handed to the facade's filter and to the audit trail.
+/// The answer, handed to the facade's filter and to the audit trail: the [`Decision`]
+/// (permit, rule id, reason) and what a permit allows.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AccessDecision {
-    pub permit: bool,
-    /// Human-readable reason, for the audit trail and the patient's list of who saw what.
-    pub reason: String,
-    /// Id of the rule that decided (`access.member`, `consent.member-objection`, ...).
-    pub rule: String,
+    /// Permit or deny; the id of the rule that decided (`access.member`,
+    /// `consent.member-objection`, ...); the reason, for the audit trail and the patient's
+    /// list of who saw what.
+    #[serde(flatten)]
+    pub decision: Decision,
     /// What may be shown; empty when denied.
     pub allowed_categories: BTreeSet<DataCategory>,
     /// Permitted by break-the-glass.
@@ -94,17 +96,32 @@ pub struct AccessDecision {
     pub team_roles: Vec<String>,
 }
 
+impl std::ops::Deref for AccessDecision {
+    type Target = Decision;
+
+    fn deref(&self) -> &Decision {
+        &self.decision
+    }
+}
+
 impl AccessDecision {
-    fn engine_error(message: impl std::fmt::Display) -> AccessDecision {
+    /// A denial (no categories); `flag_for_review` when break-the-glass was asked for.
+    pub fn deny(rule: &'static str, reason: impl Into<String>, flag_for_review: bool) -> AccessDecision {
         AccessDecision {
-            permit: false,
-            reason: format!("the access policy could not decide ({message}); denied"),
-            rule: "engine.error".into(),
+            decision: Decision::deny(rule, reason),
             allowed_categories: BTreeSet::new(),
             break_glass: false,
-            flag_for_review: true,
+            flag_for_review,
             team_roles: Vec::new(),
         }
+    }
+
+    fn engine_error(message: impl std::fmt::Display) -> AccessDecision {
+        AccessDecision::deny(
+            rules::ENGINE_ERROR,
+            format!("the access policy could not decide ({message}); denied"),
+            true,
+        )
     }
 }
 
@@ -201,6 +218,9 @@ pub struct PolicyEngine {
     /// The Rego source is the shipped one, so the hand-compiled copy may decide
     /// ([`crate::policy::native`]); an adapted policy is always evaluated as Rego.
     native: bool,
+    /// Rule ids an adapted policy spells out that overdracht does not ship ([`rules`]), so
+    /// that its decisions keep them; the shipped policy has none.
+    own_rules: std::sync::Arc<[&'static str]>,
 }
 
 impl PolicyEngine {
@@ -249,7 +269,17 @@ impl PolicyEngine {
         engine.add_data(R::from(doc)).map_err(rego_err)?;
         let compiled = engine.compile_with_entrypoint(&DECISION_RULE.into()).map_err(rego_err)?;
         let native = rego.len() == 1 && rego[0].1 == EMBEDDED_POLICY;
-        Ok(PolicyEngine { compiled, config, native })
+        // Leaked once per engine, bounded by the size of the policy's source; the shipped
+        // policy's ids are all declared, so nothing is leaked for it.
+        let mut own: Vec<&'static str> = Vec::new();
+        for (_, text) in rego {
+            for id in rules::ids_in_rego(text) {
+                if rules::known(id).is_none() && !own.contains(&id) {
+                    own.push(Box::leak(id.to_owned().into_boxed_str()));
+                }
+            }
+        }
+        Ok(PolicyEngine { compiled, config, native, own_rules: own.into() })
     }
 
     /// The configuration in force (grace period, matrix, ...).
@@ -279,7 +309,7 @@ impl PolicyEngine {
     /// Evaluates a prepared input document (see [`PolicyEngine::input`]) with the Rego policy.
     pub fn decide_input(&self, input: R) -> AccessDecision {
         match self.compiled.eval_with_input(input) {
-            Ok(v) => parse_decision(&v).unwrap_or_else(AccessDecision::engine_error),
+            Ok(v) => parse_decision(&v, &self.own_rules).unwrap_or_else(AccessDecision::engine_error),
             Err(e) => AccessDecision::engine_error(e),
         }
     }
@@ -386,8 +416,11 @@ fn categories(it: impl Iterator<Item = DataCategory>) -> R {
     R::from(it.map(|c| R::from(c.code())).collect::<Vec<_>>())
 }
 
-/// Reads the policy's result; `Err` names what was wrong with it.
-fn parse_decision(v: &R) -> Result<AccessDecision, String> {
+/// Reads the policy's result; `Err` names what was wrong with it. The rule id is one
+/// declared in [`rules`] or one the policy's source spells out (`own_rules`); any other
+/// (computed by an adapted policy) is recorded as `policy.unlisted-rule` with the id in the
+/// reason.
+fn parse_decision(v: &R, own_rules: &[&'static str]) -> Result<AccessDecision, String> {
     let flag = |k: &str| v[k].as_bool().copied().map_err(|_| format!("`{k}` is not a boolean"));
     let text = |k: &str| v[k].as_string().map(|s| s.to_string()).map_err(|_| format!("`{k}` is not a string"));
     let permit = flag("permit")?;
@@ -396,10 +429,17 @@ fn parse_decision(v: &R) -> Result<AccessDecision, String> {
         let code = c.as_string().map_err(|_| "a category is not a string".to_owned())?;
         allowed_categories.insert(DataCategory::from_code(code).ok_or_else(|| format!("unknown category '{code}'"))?);
     }
+    let id = text("rule")?;
+    let mut reason = text("reason")?;
+    let rule = match rules::known(&id).or_else(|| own_rules.iter().copied().find(|r| *r == id)) {
+        Some(rule) => rule,
+        None => {
+            reason = format!("{reason} [rule {}]", id.chars().take(100).collect::<String>());
+            rules::POLICY_UNLISTED_RULE
+        }
+    };
     let decision = AccessDecision {
-        permit,
-        reason: text("reason")?,
-        rule: text("rule")?,
+        decision: Decision { permit, rule, reason },
         allowed_categories,
         break_glass: flag("break_glass")?,
         flag_for_review: flag("flag_for_review")?,
@@ -441,10 +481,21 @@ mod tests {
     #[test]
     fn a_malformed_result_denies() {
         let v = R::from_json_str(r#"{"permit": true, "rule": "x", "reason": "y", "categories": ["banana"], "break_glass": false, "flag_for_review": false}"#).expect("json");
-        assert!(parse_decision(&v).is_err());
+        assert!(parse_decision(&v, &[]).is_err());
         let v = R::from_json_str(r#"{"permit": true, "rule": "x", "reason": "y", "categories": [], "break_glass": false, "flag_for_review": false}"#).expect("json");
-        assert!(parse_decision(&v).is_err());
-        assert!(parse_decision(&R::Undefined).is_err());
+        assert!(parse_decision(&v, &[]).is_err());
+        assert!(parse_decision(&R::Undefined, &[]).is_err());
+    }
+
+    #[test]
+    fn rule_ids_are_declared_or_the_policys_own() {
+        let v = R::from_json_str(r#"{"permit": false, "rule": "mine.custom", "reason": "y", "categories": [], "break_glass": false, "flag_for_review": false}"#).expect("json");
+        let d = parse_decision(&v, &["mine.custom"]).expect("own rule");
+        assert_eq!(d.rule, "mine.custom");
+        let d = parse_decision(&v, &[]).expect("unlisted rule");
+        assert_eq!((d.rule, d.reason.as_str()), (rules::POLICY_UNLISTED_RULE, "y [rule mine.custom]"));
+        let v = R::from_json_str(r#"{"permit": false, "rule": "treatment.ended", "reason": "y", "categories": [], "break_glass": false, "flag_for_review": false}"#).expect("json");
+        assert_eq!(parse_decision(&v, &[]).expect("declared").rule, rules::TREATMENT_ENDED);
     }
 
     #[test]
