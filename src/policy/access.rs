@@ -210,14 +210,60 @@ impl AccessConfig {
     }
 }
 
+/// Which evaluator decides, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PolicyPath {
+    /// The shipped Rego and the shipped configuration: the native fast path, held to the
+    /// Rego by the test suite.
+    Native,
+    /// The shipped Rego with an adapted configuration, not proven yet
+    /// ([`PolicyEngine::prove`]): the Rego decides meanwhile.
+    Proving,
+    /// The shipped Rego with an adapted configuration: the native fast path, after it
+    /// decided every cell of the decision table as the Rego did ([`super::parity::prove`]).
+    NativeProven { cells: usize },
+    /// The shipped Rego with an adapted configuration on which the native fast path does
+    /// not decide as the Rego (`cell`: the number of the first cell that differs): the Rego
+    /// decides.
+    RegoParityFailed { cell: usize, example: String },
+    /// An adapted Rego policy: the Rego decides.
+    RegoAdapted,
+}
+
+impl PolicyPath {
+    /// `native` or `rego`.
+    pub fn evaluator(&self) -> &'static str {
+        match self {
+            PolicyPath::Native | PolicyPath::NativeProven { .. } => "native",
+            PolicyPath::Proving | PolicyPath::RegoParityFailed { .. } | PolicyPath::RegoAdapted => "rego",
+        }
+    }
+
+    /// Why this evaluator, in a sentence (for the log and `/health/ready`).
+    pub fn why(&self) -> String {
+        match self {
+            PolicyPath::Native => "the shipped policy and configuration".to_owned(),
+            PolicyPath::Proving => "an adapted access-config.json with the shipped Rego; the Rego decides while the native engine is proven on the decision table".to_owned(),
+            PolicyPath::NativeProven { cells } => format!(
+                "an adapted access-config.json with the shipped Rego; the native engine decided all {cells} cells of the decision table as the Rego did"
+            ),
+            PolicyPath::RegoParityFailed { cell, .. } => format!(
+                "an adapted access-config.json on which the native engine differs from the Rego (cell {cell} of the decision table); the Rego decides"
+            ),
+            PolicyPath::RegoAdapted => "an adapted Rego policy".to_owned(),
+        }
+    }
+}
+
 /// The compiled access policy. Make one at start-up; share it (it is `Send + Sync`) or clone it.
 #[derive(Debug, Clone)]
 pub struct PolicyEngine {
     compiled: regorus::CompiledPolicy,
     config: AccessConfig,
-    /// The Rego source is the shipped one, so the hand-compiled copy may decide
-    /// ([`crate::policy::native`]); an adapted policy is always evaluated as Rego.
-    native: bool,
+    /// Whether the hand-compiled copy decides ([`crate::policy::native`]): the Rego source
+    /// is the shipped one, and the configuration is the shipped one or proven on it. Set
+    /// once; shared by the clones, so that a proof made in the background serves them all.
+    path: std::sync::Arc<std::sync::OnceLock<PolicyPath>>,
     /// Rule ids an adapted policy spells out that overdracht does not ship ([`rules`]), so
     /// that its decisions keep them; the shipped policy has none.
     own_rules: std::sync::Arc<[&'static str]>,
@@ -266,9 +312,10 @@ impl PolicyEngine {
         for (name, text) in rego {
             engine.add_policy((*name).to_owned(), (*text).to_owned()).map_err(rego_err)?;
         }
+        let shipped_config = same_document(&doc, EMBEDDED_CONFIG);
         engine.add_data(R::from(doc)).map_err(rego_err)?;
         let compiled = engine.compile_with_entrypoint(&DECISION_RULE.into()).map_err(rego_err)?;
-        let native = rego.len() == 1 && rego[0].1 == EMBEDDED_POLICY;
+        let shipped_rego = rego.len() == 1 && rego[0].1 == EMBEDDED_POLICY;
         // Leaked once per engine, bounded by the size of the policy's source; the shipped
         // policy's ids are all declared, so nothing is leaked for it.
         let mut own: Vec<&'static str> = Vec::new();
@@ -279,7 +326,53 @@ impl PolicyEngine {
                 }
             }
         }
-        Ok(PolicyEngine { compiled, config, native, own_rules: own.into() })
+        let engine = PolicyEngine { compiled, config, path: Default::default(), own_rules: own.into() };
+        match (shipped_rego, shipped_config) {
+            (false, _) => engine.settle(PolicyPath::RegoAdapted),
+            (true, true) => engine.settle(PolicyPath::Native),
+            (true, false) => {
+                tracing::info!(policy = "rego", why = %PolicyPath::Proving.why(), "access policy evaluator");
+            }
+        }
+        Ok(engine)
+    }
+
+    fn settle(&self, path: PolicyPath) {
+        match &path {
+            PolicyPath::RegoParityFailed { example, .. } => {
+                tracing::warn!(policy = "rego", why = %path.why(), example = %example, "access policy evaluator")
+            }
+            path => tracing::info!(policy = path.evaluator(), why = %path.why(), "access policy evaluator"),
+        }
+        let _ = self.path.set(path);
+    }
+
+    /// For the shipped Rego with an adapted configuration: runs the decision table through
+    /// both evaluators ([`super::parity`]) and lets the native engine decide only when they
+    /// agree on every cell. Until then (and after a difference) the Rego decides. Blocking
+    /// (about 15,000 Rego evaluations: seconds); the service runs it in the background at
+    /// start. Does nothing when the evaluator is settled already.
+    pub fn prove(&self) -> PolicyPath {
+        if self.path.get().is_none() {
+            let started = std::time::Instant::now();
+            let proof = super::parity::prove(self);
+            tracing::debug!(
+                cells = proof.cells,
+                ms = started.elapsed().as_millis() as u64,
+                "native policy parity proof"
+            );
+            self.settle(match proof.first_difference {
+                None if proof.cells > 0 => PolicyPath::NativeProven { cells: proof.cells },
+                None => PolicyPath::RegoParityFailed { cell: 0, example: "an empty table".into() },
+                Some((cell, example)) => PolicyPath::RegoParityFailed { cell, example },
+            });
+        }
+        self.path()
+    }
+
+    /// Which evaluator decides, and why.
+    pub fn path(&self) -> PolicyPath {
+        self.path.get().cloned().unwrap_or(PolicyPath::Proving)
     }
 
     /// The configuration in force (grace period, matrix, ...).
@@ -287,18 +380,30 @@ impl PolicyEngine {
         &self.config
     }
 
-    /// Whether decisions take the fast path (the Rego source is the shipped one).
+    /// Whether decisions take the fast path (the Rego source is the shipped one, and the
+    /// configuration the shipped one or proven on the decision table).
     pub fn is_native(&self) -> bool {
-        self.native
+        self.path.get().is_some_and(|p| p.evaluator() == "native")
+    }
+
+    /// Whether the Rego source is the shipped one (whatever the configuration).
+    pub fn is_shipped_rego(&self) -> bool {
+        self.path.get() != Some(&PolicyPath::RegoAdapted)
     }
 
     /// Decides a request. Never panics and never permits on an error.
     pub fn decide(&self, req: &AccessRequest<'_>) -> AccessDecision {
-        if self.native {
-            super::native::decide(&self.config, req)
+        if self.is_native() {
+            self.decide_native(req)
         } else {
             self.decide_rego(req)
         }
+    }
+
+    /// Decides a request with the native engine and this configuration (meaningful only for
+    /// the shipped Rego source; [`PolicyEngine::decide`] chooses).
+    pub fn decide_native(&self, req: &AccessRequest<'_>) -> AccessDecision {
+        super::native::decide(&self.config, req)
     }
 
     /// Decides a request by evaluating the Rego policy, whatever its source.
@@ -406,6 +511,15 @@ impl PolicyEngine {
             ("objections", R::from(objections)),
         ])
     }
+}
+
+/// Whether a configuration document is the shipped one (as JSON, whatever the layout).
+fn same_document(doc: &serde_json::Value, shipped: &str) -> bool {
+    let mut doc = doc.clone();
+    if let Some(o) = doc["overdracht"].as_object_mut() {
+        o.remove("categories");
+    }
+    serde_json::from_str::<serde_json::Value>(shipped).is_ok_and(|s| s == doc)
 }
 
 fn obj<const N: usize>(fields: [(&str, R); N]) -> R {

@@ -34,6 +34,7 @@ pub mod audit_view;
 pub mod care_team;
 pub mod consent;
 mod native;
+pub mod parity;
 pub mod parties;
 pub mod purpose;
 pub mod report_view;
@@ -46,7 +47,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::terminology::uri;
 
-pub use access::{AccessDecision, AccessRequest, PolicyEngine, PolicyError, Requested, Requester};
+pub use access::{AccessDecision, AccessRequest, PolicyEngine, PolicyError, PolicyPath, Requested, Requester};
 pub use agreement::{decide_transfer, Agreement, AgreementError, TransferDecision, TransferRequest};
 pub use care_team::{check_care_team, CareTeam, LeadPractitioner, MemberRole, TreatmentState};
 pub use consent::{ConsentKind, PatientConsent};
