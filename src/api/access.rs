@@ -113,7 +113,7 @@ impl AccessControl {
             let mut e = AuditEntry::new(AuditAction::AgreementChange, AuditOutcome::Success);
             e.client = Some("overdracht serve (agreements loaded at start)".to_owned());
             e.objects = vec![format!("Agreement/{id}@{version}")];
-            e.rule = Some("agreements.loaded-at-start".to_owned());
+            e.rule = Some(crate::policy::rules::AGREEMENTS_LOADED_AT_START.to_owned());
             e.reason = Some(format!("agreement {id}@{version} {what}; source: {source}"));
             if let Some(a) = self.agreements.iter().find(|a| a.id == *id && a.version == *version) {
                 e.categories = a.categories.iter().map(|c| c.code().to_owned()).collect();
@@ -146,8 +146,8 @@ impl AccessControl {
     }
 }
 
-// The shipped policy, byte for byte, so an engine with only the grace period changed keeps
-// the fast path (`PolicyEngine::is_native`).
+// The shipped policy, byte for byte, so an engine with only the grace period changed may keep
+// the fast path once proven (`PolicyEngine::prove`).
 const SHIPPED_POLICY: &str = include_str!("../../policies/access.rego");
 const SHIPPED_CONFIG: &str = include_str!("../../policies/access-config.json");
 
@@ -335,11 +335,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_grace_period_setting_keeps_the_fast_path() {
+    fn the_grace_period_setting_keeps_the_shipped_rego_and_asks_for_a_proof() {
         let p = PolicySettings { grace_period_days: Some(10), ..PolicySettings::default() };
         let ac = AccessControl::from_settings(&p).expect("access control");
         assert_eq!(ac.engine.config().grace_period_days, 10);
-        assert!(ac.engine.is_native(), "only the data changed, not the Rego");
+        assert!(ac.engine.is_shipped_rego(), "only the data changed, not the Rego");
+        // The native engine decides once proven on the decision table (tests/policy_access.rs).
+        assert_eq!(ac.engine.path(), crate::policy::PolicyPath::Proving);
         assert!(ac.agreements.is_empty(), "no agreements configured: every handover is refused");
     }
 

@@ -41,7 +41,7 @@ pub fn unauthenticated(
     let mut entry = AuditEntry::new(AuditAction::Denied, AuditOutcome::Denied);
     entry.client = access_point(headers, peer);
     entry.request_id = header(headers, "x-request-id", 200);
-    entry.rule = Some("auth.bearer-token".to_owned());
+    entry.rule = Some(crate::policy::rules::AUTH_BEARER_TOKEN.to_owned());
     let why = e.outcome.issues.first().map(|i| i.diagnostics.as_str()).unwrap_or("no valid token");
     let path: String = path.chars().take(300).collect();
     entry.reason = Some(format!("HTTP 401 on {method} {path}: {}", why.chars().take(300).collect::<String>()));
@@ -121,6 +121,7 @@ use crate::audit::{event, AuditSearch, StoredEntry};
 use crate::model::category::DataCategory;
 use crate::model::types::Bsn;
 use crate::policy::audit_view::{self, ViewScope};
+use crate::policy::rules;
 use crate::report::html::esc;
 
 /// Most entries one request returns.
@@ -479,6 +480,8 @@ fn access_log_item(s: &StoredEntry, nl: bool) -> Value {
         "categories": categories,
         "outcome": e.outcome.code(),
         "outcomeText": outcome_words(e.outcome, nl),
+        "rule": e.rule,
+        "ruleText": e.rule.as_deref().map(|r| if nl { rules::words_nl(r) } else { rules::words(r) }).filter(|w| !w.is_empty()),
         "emergency": e.emergency,
         "reason": e.reason,
     })
@@ -531,7 +534,13 @@ fn access_log_html(items: &[Value], nl: bool) -> String {
                 esc(&who),
                 what,
                 esc(&data.join(", ")),
-                esc(it["outcomeText"].as_str().unwrap_or(""))
+                match it["ruleText"].as_str() {
+                    // Why, in the reader's language, for what was refused or flagged.
+                    Some(why) if it["outcome"] != json!("success") || it["emergency"] == json!(true) => {
+                        format!("{} ({})", esc(it["outcomeText"].as_str().unwrap_or("")), esc(why))
+                    }
+                    _ => esc(it["outcomeText"].as_str().unwrap_or("")),
+                }
             ));
         }
         html.push_str("</table>\n");

@@ -14,7 +14,7 @@ use super::auth::Caller;
 use super::error::ApiError;
 use super::state::AppState;
 use crate::audit::{self, AuditAction, AuditEntry, AuditOutcome};
-use crate::policy::{AccessDecision, Requester};
+use crate::policy::{rules, AccessDecision, Requester};
 use crate::store::Tx;
 
 /// An entry for a facade request: who, from where, why, and the stated break-the-glass
@@ -49,7 +49,7 @@ pub fn decisions(e: &mut AuditEntry, made: &[(&str, &str, &AccessDecision)], sho
             e.patient_bsn = Some((*bsn).to_owned());
             e.team_roles = d.team_roles.clone();
             let o = if shown || d.permit { AuditOutcome::Success } else { AuditOutcome::Denied };
-            outcome(e, o, &d.rule, &d.reason);
+            outcome(e, o, d.rule, &d.reason);
             if d.permit && !shown {
                 let r = e.reason.take().unwrap_or_default();
                 e.reason = Some(format!("{r}; nothing matched in the permitted categories"));
@@ -59,7 +59,7 @@ pub fn decisions(e: &mut AuditEntry, made: &[(&str, &str, &AccessDecision)], sho
                 e.objects.push(holder);
             }
         }
-        None => outcome(e, AuditOutcome::Denied, "facade.not-found", "no stored data matches the request"),
+        None => outcome(e, AuditOutcome::Denied, rules::FACADE_NOT_FOUND, "no stored data matches the request"),
     }
     if made.iter().any(|(_, _, d)| d.break_glass && d.permit) {
         e.action = AuditAction::BreakGlass;

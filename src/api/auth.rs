@@ -33,9 +33,6 @@ use super::error::ApiError;
 use super::state::AppState;
 use crate::config::{AuthSettings, Settings, DEMO_ISSUER};
 
-/// Purposes of use that may send or convert patient data.
-pub const TREATMENT_PURPOSES: &[&str] = &["TREAT", "COC", "ETREAT"];
-
 /// The claims overdracht reads from a token.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Claims {
@@ -80,16 +77,14 @@ pub struct Caller {
 }
 
 impl Caller {
-    /// 403 unless the purpose of use allows handling patient data for care.
+    /// 403 unless the purpose of use allows handling patient data for care (decided by
+    /// [`crate::policy::purpose`], which says why `COC` is one).
     pub fn require_treatment_purpose(&self) -> Result<(), ApiError> {
-        if TREATMENT_PURPOSES.contains(&self.purpose_of_use.as_str()) {
+        let d = crate::policy::purpose::decide_treatment_purpose(&self.purpose_of_use);
+        if d.permit {
             Ok(())
         } else {
-            Err(ApiError::forbidden(format!(
-                "purpose of use {:?} does not allow sending or converting patient data; one of {} is required",
-                self.purpose_of_use,
-                TREATMENT_PURPOSES.join(", ")
-            )))
+            Err(ApiError::forbidden(d.reason))
         }
     }
 }

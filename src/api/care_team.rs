@@ -312,7 +312,7 @@ pub async fn search_teams(
     entry.patient_bsn = bsn.clone();
     entry.objects = hits.iter().map(|(id, _)| format!("CareTeam/{id}")).collect();
     let o = if hits.is_empty() { AuditOutcome::Denied } else { AuditOutcome::Success };
-    let rule = recorded.as_ref().map_or("team.search", |d| d.rule);
+    let rule = recorded.as_ref().map_or(rules::TEAM_SEARCH, |d| d.rule);
     let why = recorded.as_ref().map_or("no team", |d| d.reason.as_str());
     audit_hook::outcome(&mut entry, o, rule, &format!("{} of {} teams visible; {why}", hits.len(), rows.len()));
     audit_hook::audit_decision(&state, &entry).await?;

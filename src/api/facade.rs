@@ -104,15 +104,11 @@ impl<'a> Decisions<'a> {
         if !self.decided.contains_key(&key) {
             let d = match self.state.access.facts(&self.state.store, bsn, holder).await? {
                 Some(f) => self.state.access.decide(self.requester, &f, self.day),
-                None => AccessDecision {
-                    permit: false,
-                    reason: "the stored patient has no valid BSN".into(),
-                    rule: "default.no-patient".into(),
-                    allowed_categories: BTreeSet::new(),
-                    break_glass: false,
-                    flag_for_review: false,
-                    team_roles: Vec::new(),
-                },
+                None => AccessDecision::deny(
+                    crate::policy::rules::DEFAULT_NO_PATIENT,
+                    "the stored patient has no valid BSN",
+                    false,
+                ),
             };
             self.decided.insert(key.clone(), d);
         }

@@ -223,7 +223,7 @@ fn summary(w: &Window, length: Duration) -> Option<AuditEntry> {
     }
     let (top, top_n) = w.by_address.iter().max_by_key(|(_, n)| **n).map(|(a, n)| (*a, *n))?;
     let mut e = AuditEntry::new(AuditAction::Denied, AuditOutcome::Denied);
-    e.rule = Some("auth.bearer-token".to_owned());
+    e.rule = Some(crate::policy::rules::AUTH_BEARER_TOKEN.to_owned());
     let top = if top == SHARED_BUCKET { "addresses not told apart".to_owned() } else { top.to_string() };
     e.client = Some(format!("@ {top}"));
     let secs = w.started.map(|s| s.elapsed()).unwrap_or(length).as_secs().max(length.as_secs());

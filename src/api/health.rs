@@ -1,7 +1,9 @@
 //! Liveness and readiness for orchestrators and load balancers.
 //!
 //! Live means the process answers; ready means it can do its work, which needs the
-//! database. Neither needs a token or says anything about patients.
+//! database. Neither needs a token or says anything about patients. Ready also says which
+//! evaluator decides access (`policy.evaluator`: `native` or `rego`, and why), as the start-up
+//! log does.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -23,7 +25,11 @@ pub async fn live() -> Response {
               (status = 503, description = "Not ready (OperationOutcome)")))]
 pub async fn ready(State(state): State<AppState>) -> Response {
     match state.store.ping().await {
-        Ok(()) => (StatusCode::OK, axum::Json(json!({"status": "ready"}))).into_response(),
+        Ok(()) => {
+            let path = state.access.engine.path();
+            let policy = json!({"evaluator": path.evaluator(), "why": path.why()});
+            (StatusCode::OK, axum::Json(json!({"status": "ready", "policy": policy}))).into_response()
+        }
         Err(e) => {
             tracing::warn!(error = %e, "readiness check failed");
             ApiError::unavailable("the database does not answer").into_response()

@@ -184,26 +184,19 @@ impl std::fmt::Display for PartyId {
     }
 }
 
-/// The GZSP care forms (DOMAIN.md, "Forms of care").
-pub const CARE_FORMS: &[&str] = &[
-    "individual-so",
-    "individual-avg",
-    "individual-behavioural",
-    "individual-allied-health",
-    "group-frail",
-    "group-lg-nah",
-    "group-huntington",
-    "group-sglvg",
-];
-
+/// A handover's `care-form`: one of the codes of [`crate::policy::care_team::CareForm`] (the
+/// same codes a care team uses), returned as its code.
 pub fn care_form(s: &str) -> Result<String, ApiError> {
-    if CARE_FORMS.contains(&s) {
-        Ok(s.to_owned())
-    } else {
-        Err(ApiError::bad_request(
+    use crate::policy::care_team::CareForm;
+    match CareForm::from_code(s) {
+        Some(f) => Ok(f.code().to_owned()),
+        None => Err(ApiError::bad_request(
             "care-form",
-            format!("unknown care form {s:?}; use one of {}", CARE_FORMS.join(", ")),
-        ))
+            format!(
+                "unknown care form {s:?}; use one of {}",
+                CareForm::ALL.iter().map(|f| f.code()).collect::<Vec<_>>().join(", ")
+            ),
+        )),
     }
 }
 

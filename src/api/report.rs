@@ -15,7 +15,7 @@ use super::auth::Caller;
 use super::error::ApiError;
 use super::input;
 use super::state::AppState;
-use crate::audit::{self, Actor, AuditOutcome};
+use crate::audit::{self, AuditOutcome};
 use crate::report::{self, Period, Sources};
 
 #[utoipa::path(
@@ -45,8 +45,11 @@ pub async fn report(
     let get = |name: &str| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
     let today = super::access::today();
     let provider = caller.ura.clone();
-    let actor: Actor = (&caller).into();
-    let decision = report::decide_view(&actor, &provider, &state.access.admins, &state.audit.privacy_officer_roles);
+    let decision = crate::policy::report_view::decide_report_view(
+        &state.access.actor(&caller),
+        &provider,
+        &state.audit.privacy_officer_roles,
+    );
     let format_param = input::format_param(&pairs);
     let html = input::wants_html(&headers, format_param);
     let checked = Period::parse(get("from"), get("to"), today).map_err(|e| e.to_string()).and_then(|p| {

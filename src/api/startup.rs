@@ -84,9 +84,15 @@ impl Application {
         let access = super::access::AccessControl::from_settings(&settings.policy)?;
         tracing::info!(
             agreements = access.agreements.len(),
-            native_policy = access.engine.is_native(),
+            policy = access.engine.path().evaluator(),
             "access control ready"
         );
+        if access.engine.path() == crate::policy::PolicyPath::Proving {
+            // An adapted access-config.json with the shipped Rego: the Rego decides until the
+            // native engine is proven on the decision table (seconds; logged when done).
+            let engine = access.engine.clone();
+            tokio::task::spawn_blocking(move || engine.prove());
+        }
         let source = match &settings.policy.agreements_dir {
             Some(dir) => format!("policy.agreements_dir {}", dir.display()),
             None if settings.policy.demo_examples => "the built-in example agreements (serve --demo)".to_owned(),

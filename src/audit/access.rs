@@ -6,7 +6,8 @@ use chrono::NaiveDate;
 use sqlx::Row;
 
 use super::AuditError;
-use crate::policy::audit_view::{decide_audit_view, ViewFacts, ViewScope};
+pub use crate::policy::audit_view::ViewDecision;
+use crate::policy::audit_view::{decide_audit_view, ViewFacts};
 use crate::policy::care_team::CareTeam;
 use crate::policy::parties::in_patient_team;
 use crate::policy::rules;
@@ -17,15 +18,6 @@ pub const RULE_PRIVACY_OFFICER: &str = rules::AUDIT_VIEW_PRIVACY_OFFICER;
 pub const RULE_TREATING_ORGANISATION: &str = rules::AUDIT_VIEW_TREATING_ORGANISATION;
 pub const RULE_SENDER_OWN_ENTRIES: &str = rules::AUDIT_VIEW_SENDER_OWN_ENTRIES;
 pub const RULE_DEFAULT_DENY: &str = rules::AUDIT_VIEW_DENY;
-
-/// The decision on one view request, and the entries a permit is limited to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ViewDecision {
-    pub permit: bool,
-    pub rule: &'static str,
-    pub reason: String,
-    pub scope: Option<ViewScope>,
-}
 
 /// Decides whether a caller (URA, UZI role) may view audit entries of `patient_bsn`
 /// (`None`: the whole trail), and which.
@@ -66,7 +58,7 @@ pub async fn decide(
             team_member = in_patient_team(uzi, uzi_role, ura, &teams, day);
         }
     }
-    let (d, scope) = decide_audit_view(&ViewFacts {
+    Ok(decide_audit_view(&ViewFacts {
         ura,
         uzi_role,
         officer_roles,
@@ -74,6 +66,5 @@ pub async fn decide(
         received,
         sent,
         team_member,
-    });
-    Ok(ViewDecision { permit: d.permit, rule: d.rule, reason: d.reason, scope })
+    }))
 }

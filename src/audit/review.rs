@@ -17,7 +17,7 @@ use super::{record, Actor, AuditAction, AuditEntry, AuditError, AuditId, AuditOu
 use crate::store::Store;
 
 /// The rule recorded on a review entry.
-pub const RULE: &str = "audit-review/privacy-officer";
+pub const RULE: &str = crate::policy::rules::AUDIT_REVIEW_OFFICER;
 
 /// The privacy officer's conclusion.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

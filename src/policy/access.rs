@@ -28,6 +28,7 @@ use serde::{Deserialize, Serialize};
 use super::agreement::{Agreement, LegalBasis};
 use super::care_team::{CareTeam, MemberRole};
 use super::consent::{ConsentKind, PatientConsent};
+use super::{rules, Decision};
 use crate::model::{Bsn, DataCategory};
 
 const EMBEDDED_POLICY: &str = include_str!("../../policies/access.rego");
@@ -75,14 +76,15 @@ pub struct AccessRequest<'a> {
     pub requested: &'a Requested,
 }
 
-/// The answer, handed to the facade's filter and to the audit trail.
+/// The answer, handed to the facade's filter and to the audit trail: the [`Decision`]
+/// (permit, rule id, reason) and what a permit allows.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AccessDecision {
-    pub permit: bool,
-    /// Human-readable reason, for the audit trail and the patient's list of who saw what.
-    pub reason: String,
-    /// Id of the rule that decided (`access.member`, `consent.member-objection`, ...).
-    pub rule: String,
+    /// Permit or deny; the id of the rule that decided (`access.member`,
+    /// `consent.member-objection`, ...); the reason, for the audit trail and the patient's
+    /// list of who saw what.
+    #[serde(flatten)]
+    pub decision: Decision,
     /// What may be shown; empty when denied.
     pub allowed_categories: BTreeSet<DataCategory>,
     /// Permitted by break-the-glass.
@@ -94,17 +96,32 @@ pub struct AccessDecision {
     pub team_roles: Vec<String>,
 }
 
+impl std::ops::Deref for AccessDecision {
+    type Target = Decision;
+
+    fn deref(&self) -> &Decision {
+        &self.decision
+    }
+}
+
 impl AccessDecision {
-    fn engine_error(message: impl std::fmt::Display) -> AccessDecision {
+    /// A denial (no categories); `flag_for_review` when break-the-glass was asked for.
+    pub fn deny(rule: &'static str, reason: impl Into<String>, flag_for_review: bool) -> AccessDecision {
         AccessDecision {
-            permit: false,
-            reason: format!("the access policy could not decide ({message}); denied"),
-            rule: "engine.error".into(),
+            decision: Decision::deny(rule, reason),
             allowed_categories: BTreeSet::new(),
             break_glass: false,
-            flag_for_review: true,
+            flag_for_review,
             team_roles: Vec::new(),
         }
+    }
+
+    fn engine_error(message: impl std::fmt::Display) -> AccessDecision {
+        AccessDecision::deny(
+            rules::ENGINE_ERROR,
+            format!("the access policy could not decide ({message}); denied"),
+            true,
+        )
     }
 }
 
@@ -193,14 +210,63 @@ impl AccessConfig {
     }
 }
 
+/// Which evaluator decides, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PolicyPath {
+    /// The shipped Rego and the shipped configuration: the native fast path, held to the
+    /// Rego by the test suite.
+    Native,
+    /// The shipped Rego with an adapted configuration, not proven yet
+    /// ([`PolicyEngine::prove`]): the Rego decides meanwhile.
+    Proving,
+    /// The shipped Rego with an adapted configuration: the native fast path, after it
+    /// decided every cell of the decision table as the Rego did ([`super::parity::prove`]).
+    NativeProven { cells: usize },
+    /// The shipped Rego with an adapted configuration on which the native fast path does
+    /// not decide as the Rego (`cell`: the number of the first cell that differs): the Rego
+    /// decides.
+    RegoParityFailed { cell: usize, example: String },
+    /// An adapted Rego policy: the Rego decides.
+    RegoAdapted,
+}
+
+impl PolicyPath {
+    /// `native` or `rego`.
+    pub fn evaluator(&self) -> &'static str {
+        match self {
+            PolicyPath::Native | PolicyPath::NativeProven { .. } => "native",
+            PolicyPath::Proving | PolicyPath::RegoParityFailed { .. } | PolicyPath::RegoAdapted => "rego",
+        }
+    }
+
+    /// Why this evaluator, in a sentence (for the log and `/health/ready`).
+    pub fn why(&self) -> String {
+        match self {
+            PolicyPath::Native => "the shipped policy and configuration".to_owned(),
+            PolicyPath::Proving => "an adapted access-config.json with the shipped Rego; the Rego decides while the native engine is proven on the decision table".to_owned(),
+            PolicyPath::NativeProven { cells } => format!(
+                "an adapted access-config.json with the shipped Rego; the native engine decided all {cells} cells of the decision table as the Rego did"
+            ),
+            PolicyPath::RegoParityFailed { cell, .. } => format!(
+                "an adapted access-config.json on which the native engine differs from the Rego (cell {cell} of the decision table); the Rego decides"
+            ),
+            PolicyPath::RegoAdapted => "an adapted Rego policy".to_owned(),
+        }
+    }
+}
+
 /// The compiled access policy. Make one at start-up; share it (it is `Send + Sync`) or clone it.
 #[derive(Debug, Clone)]
 pub struct PolicyEngine {
     compiled: regorus::CompiledPolicy,
     config: AccessConfig,
-    /// The Rego source is the shipped one, so the hand-compiled copy may decide
-    /// ([`crate::policy::native`]); an adapted policy is always evaluated as Rego.
-    native: bool,
+    /// Whether the hand-compiled copy decides ([`crate::policy::native`]): the Rego source
+    /// is the shipped one, and the configuration is the shipped one or proven on it. Set
+    /// once; shared by the clones, so that a proof made in the background serves them all.
+    path: std::sync::Arc<std::sync::OnceLock<PolicyPath>>,
+    /// Rule ids an adapted policy spells out that overdracht does not ship ([`rules`]), so
+    /// that its decisions keep them; the shipped policy has none.
+    own_rules: std::sync::Arc<[&'static str]>,
 }
 
 impl PolicyEngine {
@@ -246,10 +312,67 @@ impl PolicyEngine {
         for (name, text) in rego {
             engine.add_policy((*name).to_owned(), (*text).to_owned()).map_err(rego_err)?;
         }
+        let shipped_config = same_document(&doc, EMBEDDED_CONFIG);
         engine.add_data(R::from(doc)).map_err(rego_err)?;
         let compiled = engine.compile_with_entrypoint(&DECISION_RULE.into()).map_err(rego_err)?;
-        let native = rego.len() == 1 && rego[0].1 == EMBEDDED_POLICY;
-        Ok(PolicyEngine { compiled, config, native })
+        let shipped_rego = rego.len() == 1 && rego[0].1 == EMBEDDED_POLICY;
+        // Leaked once per engine, bounded by the size of the policy's source; the shipped
+        // policy's ids are all declared, so nothing is leaked for it.
+        let mut own: Vec<&'static str> = Vec::new();
+        for (_, text) in rego {
+            for id in rules::ids_in_rego(text) {
+                if rules::known(id).is_none() && !own.contains(&id) {
+                    own.push(Box::leak(id.to_owned().into_boxed_str()));
+                }
+            }
+        }
+        let engine = PolicyEngine { compiled, config, path: Default::default(), own_rules: own.into() };
+        match (shipped_rego, shipped_config) {
+            (false, _) => engine.settle(PolicyPath::RegoAdapted),
+            (true, true) => engine.settle(PolicyPath::Native),
+            (true, false) => {
+                tracing::info!(policy = "rego", why = %PolicyPath::Proving.why(), "access policy evaluator");
+            }
+        }
+        Ok(engine)
+    }
+
+    fn settle(&self, path: PolicyPath) {
+        match &path {
+            PolicyPath::RegoParityFailed { example, .. } => {
+                tracing::warn!(policy = "rego", why = %path.why(), example = %example, "access policy evaluator")
+            }
+            path => tracing::info!(policy = path.evaluator(), why = %path.why(), "access policy evaluator"),
+        }
+        let _ = self.path.set(path);
+    }
+
+    /// For the shipped Rego with an adapted configuration: runs the decision table through
+    /// both evaluators ([`super::parity`]) and lets the native engine decide only when they
+    /// agree on every cell. Until then (and after a difference) the Rego decides. Blocking
+    /// (about 15,000 Rego evaluations: seconds); the service runs it in the background at
+    /// start. Does nothing when the evaluator is settled already.
+    pub fn prove(&self) -> PolicyPath {
+        if self.path.get().is_none() {
+            let started = std::time::Instant::now();
+            let proof = super::parity::prove(self);
+            tracing::debug!(
+                cells = proof.cells,
+                ms = started.elapsed().as_millis() as u64,
+                "native policy parity proof"
+            );
+            self.settle(match proof.first_difference {
+                None if proof.cells > 0 => PolicyPath::NativeProven { cells: proof.cells },
+                None => PolicyPath::RegoParityFailed { cell: 0, example: "an empty table".into() },
+                Some((cell, example)) => PolicyPath::RegoParityFailed { cell, example },
+            });
+        }
+        self.path()
+    }
+
+    /// Which evaluator decides, and why.
+    pub fn path(&self) -> PolicyPath {
+        self.path.get().cloned().unwrap_or(PolicyPath::Proving)
     }
 
     /// The configuration in force (grace period, matrix, ...).
@@ -257,18 +380,30 @@ impl PolicyEngine {
         &self.config
     }
 
-    /// Whether decisions take the fast path (the Rego source is the shipped one).
+    /// Whether decisions take the fast path (the Rego source is the shipped one, and the
+    /// configuration the shipped one or proven on the decision table).
     pub fn is_native(&self) -> bool {
-        self.native
+        self.path.get().is_some_and(|p| p.evaluator() == "native")
+    }
+
+    /// Whether the Rego source is the shipped one (whatever the configuration).
+    pub fn is_shipped_rego(&self) -> bool {
+        self.path.get() != Some(&PolicyPath::RegoAdapted)
     }
 
     /// Decides a request. Never panics and never permits on an error.
     pub fn decide(&self, req: &AccessRequest<'_>) -> AccessDecision {
-        if self.native {
-            super::native::decide(&self.config, req)
+        if self.is_native() {
+            self.decide_native(req)
         } else {
             self.decide_rego(req)
         }
+    }
+
+    /// Decides a request with the native engine and this configuration (meaningful only for
+    /// the shipped Rego source; [`PolicyEngine::decide`] chooses).
+    pub fn decide_native(&self, req: &AccessRequest<'_>) -> AccessDecision {
+        super::native::decide(&self.config, req)
     }
 
     /// Decides a request by evaluating the Rego policy, whatever its source.
@@ -279,7 +414,7 @@ impl PolicyEngine {
     /// Evaluates a prepared input document (see [`PolicyEngine::input`]) with the Rego policy.
     pub fn decide_input(&self, input: R) -> AccessDecision {
         match self.compiled.eval_with_input(input) {
-            Ok(v) => parse_decision(&v).unwrap_or_else(AccessDecision::engine_error),
+            Ok(v) => parse_decision(&v, &self.own_rules).unwrap_or_else(AccessDecision::engine_error),
             Err(e) => AccessDecision::engine_error(e),
         }
     }
@@ -378,6 +513,15 @@ impl PolicyEngine {
     }
 }
 
+/// Whether a configuration document is the shipped one (as JSON, whatever the layout).
+fn same_document(doc: &serde_json::Value, shipped: &str) -> bool {
+    let mut doc = doc.clone();
+    if let Some(o) = doc["overdracht"].as_object_mut() {
+        o.remove("categories");
+    }
+    serde_json::from_str::<serde_json::Value>(shipped).is_ok_and(|s| s == doc)
+}
+
 fn obj<const N: usize>(fields: [(&str, R); N]) -> R {
     R::from(fields.into_iter().map(|(k, v)| (R::from(k), v)).collect::<std::collections::BTreeMap<R, R>>())
 }
@@ -386,8 +530,11 @@ fn categories(it: impl Iterator<Item = DataCategory>) -> R {
     R::from(it.map(|c| R::from(c.code())).collect::<Vec<_>>())
 }
 
-/// Reads the policy's result; `Err` names what was wrong with it.
-fn parse_decision(v: &R) -> Result<AccessDecision, String> {
+/// Reads the policy's result; `Err` names what was wrong with it. The rule id is one
+/// declared in [`rules`] or one the policy's source spells out (`own_rules`); any other
+/// (computed by an adapted policy) is recorded as `policy.unlisted-rule` with the id in the
+/// reason.
+fn parse_decision(v: &R, own_rules: &[&'static str]) -> Result<AccessDecision, String> {
     let flag = |k: &str| v[k].as_bool().copied().map_err(|_| format!("`{k}` is not a boolean"));
     let text = |k: &str| v[k].as_string().map(|s| s.to_string()).map_err(|_| format!("`{k}` is not a string"));
     let permit = flag("permit")?;
@@ -396,10 +543,17 @@ fn parse_decision(v: &R) -> Result<AccessDecision, String> {
         let code = c.as_string().map_err(|_| "a category is not a string".to_owned())?;
         allowed_categories.insert(DataCategory::from_code(code).ok_or_else(|| format!("unknown category '{code}'"))?);
     }
+    let id = text("rule")?;
+    let mut reason = text("reason")?;
+    let rule = match rules::known(&id).or_else(|| own_rules.iter().copied().find(|r| *r == id)) {
+        Some(rule) => rule,
+        None => {
+            reason = format!("{reason} [rule {}]", id.chars().take(100).collect::<String>());
+            rules::POLICY_UNLISTED_RULE
+        }
+    };
     let decision = AccessDecision {
-        permit,
-        reason: text("reason")?,
-        rule: text("rule")?,
+        decision: Decision { permit, rule, reason },
         allowed_categories,
         break_glass: flag("break_glass")?,
         flag_for_review: flag("flag_for_review")?,
@@ -441,10 +595,21 @@ mod tests {
     #[test]
     fn a_malformed_result_denies() {
         let v = R::from_json_str(r#"{"permit": true, "rule": "x", "reason": "y", "categories": ["banana"], "break_glass": false, "flag_for_review": false}"#).expect("json");
-        assert!(parse_decision(&v).is_err());
+        assert!(parse_decision(&v, &[]).is_err());
         let v = R::from_json_str(r#"{"permit": true, "rule": "x", "reason": "y", "categories": [], "break_glass": false, "flag_for_review": false}"#).expect("json");
-        assert!(parse_decision(&v).is_err());
-        assert!(parse_decision(&R::Undefined).is_err());
+        assert!(parse_decision(&v, &[]).is_err());
+        assert!(parse_decision(&R::Undefined, &[]).is_err());
+    }
+
+    #[test]
+    fn rule_ids_are_declared_or_the_policys_own() {
+        let v = R::from_json_str(r#"{"permit": false, "rule": "mine.custom", "reason": "y", "categories": [], "break_glass": false, "flag_for_review": false}"#).expect("json");
+        let d = parse_decision(&v, &["mine.custom"]).expect("own rule");
+        assert_eq!(d.rule, "mine.custom");
+        let d = parse_decision(&v, &[]).expect("unlisted rule");
+        assert_eq!((d.rule, d.reason.as_str()), (rules::POLICY_UNLISTED_RULE, "y [rule mine.custom]"));
+        let v = R::from_json_str(r#"{"permit": false, "rule": "treatment.ended", "reason": "y", "categories": [], "break_glass": false, "flag_for_review": false}"#).expect("json");
+        assert_eq!(parse_decision(&v, &[]).expect("declared").rule, rules::TREATMENT_ENDED);
     }
 
     #[test]

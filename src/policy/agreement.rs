@@ -385,7 +385,7 @@ pub fn decide_transfer(agreements: &[Agreement], req: &TransferRequest<'_>) -> T
     let names = |ids: &[PartyId]| ids.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
     if between.is_empty() {
         return TransferDecision::Refused {
-            rule: "transfer.no-agreement",
+            rule: super::rules::TRANSFER_NO_AGREEMENT,
             reason: format!(
                 "no data-transfer agreement between sender ({}) and receiver ({})",
                 names(req.senders),
@@ -416,11 +416,11 @@ pub fn decide_transfer(agreements: &[Agreement], req: &TransferRequest<'_>) -> T
             })
             .collect();
         let rule = if between.iter().all(|a| !a.valid.contains(req.day)) {
-            "transfer.not-in-force"
+            super::rules::TRANSFER_NOT_IN_FORCE
         } else if between.iter().any(|a| a.valid.contains(req.day) && outsider_consent(a, req)) {
             super::rules::TRANSFER_CONSENT_NOT_AGREEMENT_PARTY
         } else {
-            "transfer.no-consent"
+            super::rules::TRANSFER_NO_CONSENT
         };
         return TransferDecision::Refused {
             rule,
@@ -431,7 +431,7 @@ pub fn decide_transfer(agreements: &[Agreement], req: &TransferRequest<'_>) -> T
     let objected = objected_categories(req);
     if objected.len() == DataCategory::ALL.len() {
         return TransferDecision::Refused {
-            rule: "transfer.patient-objection",
+            rule: super::rules::TRANSFER_PATIENT_OBJECTION,
             reason: "the patient objects to sharing any data".into(),
         };
     }
@@ -449,7 +449,7 @@ pub fn decide_transfer(agreements: &[Agreement], req: &TransferRequest<'_>) -> T
     }
     if kept.is_empty() && !req.categories.is_empty() {
         return TransferDecision::Refused {
-            rule: "transfer.nothing-covered",
+            rule: super::rules::TRANSFER_NOTHING_COVERED,
             reason: format!(
                 "none of the categories in the handover may be passed on: {}",
                 removed.iter().map(|(c, why)| format!("{c} ({why})")).collect::<Vec<_>>().join(", ")

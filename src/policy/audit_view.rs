@@ -48,8 +48,29 @@ pub struct ViewFacts<'a> {
     pub team_member: bool,
 }
 
+/// A decision on a view of the audit trail, and the entries a permit is limited to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ViewDecision {
+    pub decision: Decision,
+    /// `Some` exactly when permitted.
+    pub scope: Option<ViewScope>,
+}
+
+impl std::ops::Deref for ViewDecision {
+    type Target = Decision;
+
+    fn deref(&self) -> &Decision {
+        &self.decision
+    }
+}
+
 /// Decides a view of the audit trail; a permit comes with the scope the answer is limited to.
-pub fn decide_audit_view(f: &ViewFacts<'_>) -> (Decision, Option<ViewScope>) {
+pub fn decide_audit_view(f: &ViewFacts<'_>) -> ViewDecision {
+    let (decision, scope) = decide(f);
+    ViewDecision { decision, scope }
+}
+
+fn decide(f: &ViewFacts<'_>) -> (Decision, Option<ViewScope>) {
     let officer = f.officer_roles.iter().any(|r| r == f.uzi_role);
     if f.patient.is_some() && f.received && f.team_member {
         let d = Decision::permit(
@@ -163,24 +184,21 @@ mod tests {
     #[test]
     fn views_are_scoped_to_the_organisation_in_the_token() {
         let officers = vec!["99.998".to_owned()];
-        let (d, s) = decide_audit_view(&facts(&officers, "99.998", None, false, false));
+        let (d, s) = decide(&facts(&officers, "99.998", None, false, false));
         assert_eq!((d.rule, s), (AUDIT_VIEW_PRIVACY_OFFICER, Some(ViewScope::Organisation("11112222".into()))));
-        let (d, s) = decide_audit_view(&facts(&officers, "01.047", Some("999911120"), true, true));
+        let (d, s) = decide(&facts(&officers, "01.047", Some("999911120"), true, true));
         assert_eq!((d.rule, s), (AUDIT_VIEW_TREATING_ORGANISATION, Some(ViewScope::Organisation("11112222".into()))));
         // Review R4: staff of the receiving organisation outside the patient's team.
         let outside = ViewFacts { team_member: false, ..facts(&officers, "99.999", Some("999911120"), true, false) };
-        assert_eq!(decide_audit_view(&outside).0.rule, AUDIT_VIEW_NOT_IN_TEAM);
+        assert_eq!(decide_audit_view(&outside).rule, AUDIT_VIEW_NOT_IN_TEAM);
         let officer = ViewFacts { team_member: false, ..facts(&officers, "99.998", Some("999911120"), true, false) };
-        assert_eq!(
-            decide_audit_view(&officer),
-            (decide_audit_view(&officer).0, Some(ViewScope::Organisation("11112222".into())))
-        );
-        assert_eq!(decide_audit_view(&officer).0.rule, AUDIT_VIEW_PRIVACY_OFFICER);
-        let (d, s) = decide_audit_view(&facts(&officers, "01.015", Some("999911120"), false, true));
+        assert_eq!(decide_audit_view(&officer).scope, Some(ViewScope::Organisation("11112222".into())));
+        assert_eq!(decide_audit_view(&officer).rule, AUDIT_VIEW_PRIVACY_OFFICER);
+        let (d, s) = decide(&facts(&officers, "01.015", Some("999911120"), false, true));
         assert_eq!((d.rule, s), (AUDIT_VIEW_SENDER_OWN_ENTRIES, Some(ViewScope::OwnEntries("11112222".into()))));
-        let (d, _) = decide_audit_view(&facts(&officers, "01.047", None, true, true));
-        assert!(!d.permit);
-        let (d, _) = decide_audit_view(&facts(&officers, "01.047", Some("999911120"), false, false));
+        let d = decide_audit_view(&facts(&officers, "01.047", None, true, true));
+        assert!(!d.permit && d.scope.is_none());
+        let (d, _) = decide(&facts(&officers, "01.047", Some("999911120"), false, false));
         assert_eq!((d.permit, d.rule), (false, AUDIT_VIEW_DENY));
     }
 

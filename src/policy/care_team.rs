@@ -129,10 +129,17 @@ code_enum! {
 }
 
 code_enum! {
-    /// The form of GZSP care; SGLVG matters for the psychiatrist rule, individual care for the
-    /// evaluation rule.
+    /// The form of GZSP care (DOMAIN.md, "Forms of care"), one set of codes for the care team
+    /// (`CareTeam.category`) and the handover (`care-form`): individual care by discipline, or
+    /// group care in one of its four forms. `individual` is individual care without the
+    /// discipline (the code care teams used first; it is kept so that they stay valid). SGLVG
+    /// matters for the psychiatrist rule, individual care for the evaluation rule.
     CareForm {
-        Individual => "individual", "Individual care";
+        Individual => "individual", "Individual care (discipline not stated)";
+        IndividualSo => "individual-so", "Individual care by a specialist in geriatric medicine (SO)";
+        IndividualAvg => "individual-avg", "Individual care by a physician for people with intellectual disabilities (AVG)";
+        IndividualBehavioural => "individual-behavioural", "Individual care by a behavioural scientist";
+        IndividualAlliedHealth => "individual-allied-health", "Individual care by an allied health professional";
         GroupFrail => "group-frail", "Group care for frail patients";
         GroupLgNah => "group-lg-nah", "Group care for physical disability or acquired brain injury (LG/NAH)";
         GroupHuntington => "group-huntington", "Group care for Huntington's disease";
@@ -142,7 +149,18 @@ code_enum! {
 
 impl CareForm {
     pub fn is_group(self) -> bool {
-        self != CareForm::Individual
+        !self.is_individual()
+    }
+
+    pub fn is_individual(self) -> bool {
+        matches!(
+            self,
+            CareForm::Individual
+                | CareForm::IndividualSo
+                | CareForm::IndividualAvg
+                | CareForm::IndividualBehavioural
+                | CareForm::IndividualAlliedHealth
+        )
     }
 }
 
@@ -460,7 +478,7 @@ impl CareTeam {
     /// Whether the six-monthly evaluation rule does not apply: individual care led by an SO
     /// or AVG (DOMAIN.md; rule `team.evaluation`).
     pub fn evaluation_exempt(&self, today: NaiveDate) -> bool {
-        self.care_form == CareForm::Individual
+        self.care_form.is_individual()
             && self.lead_practitioner(today).is_some_and(|l| roles::is_so_or_avg(&l.uzi_role))
     }
 
@@ -542,7 +560,7 @@ impl CareTeam {
 
         // team.individual-plan: behavioural scientists and allied professionals in
         // individual care work within a plan under an SO or AVG (or a recognised programme).
-        if self.care_form == CareForm::Individual {
+        if self.care_form.is_individual() {
             if let Some(lead) = self.lead_practitioner(today) {
                 if !roles::is_so_or_avg(&lead.uzi_role)
                     && !self.members.iter().any(|m| roles::is_so_or_avg(&m.uzi_role))

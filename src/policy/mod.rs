@@ -16,9 +16,13 @@
 //!   the fast path while the policy is not adapted.
 //! - [`roles`]: the UZI role codes the GZSP rules depend on, in one place.
 //! - [`writes`]: who may write (and read) teams and consents; [`parties`]: the sender of a
-//!   handover and who reads it; [`audit_view`]: who sees which part of the audit trail.
-//!   These decisions are made in Rust and return a [`Decision`] with a rule id.
-//! - [`rules`]: every rule id made in Rust, and the plain words of all rule ids.
+//!   handover and who reads it; [`audit_view`]: who sees which part of the audit trail;
+//!   [`report_view`]: who sees the evidence report; [`purpose`]: which purposes of use may
+//!   send or convert patient data. These decisions are made in Rust.
+//! - [`rules`]: every rule id (engine and Rust), each declared once with its words.
+//!
+//! Every decision is a [`Decision`] (permit, rule id, reason), alone or inside the richer
+//! [`AccessDecision`] of the facade.
 //!
 //! All dates here are calendar days (`chrono::NaiveDate`, inclusive periods): agreements,
 //! memberships and consents are stated in days, and an instant is first turned into the
@@ -30,7 +34,10 @@ pub mod audit_view;
 pub mod care_team;
 pub mod consent;
 mod native;
+pub mod parity;
 pub mod parties;
+pub mod purpose;
+pub mod report_view;
 pub mod roles;
 pub mod rules;
 pub mod writes;
@@ -40,7 +47,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::terminology::uri;
 
-pub use access::{AccessDecision, AccessRequest, PolicyEngine, PolicyError, Requested, Requester};
+pub use access::{AccessDecision, AccessRequest, PolicyEngine, PolicyError, PolicyPath, Requested, Requester};
 pub use agreement::{decide_transfer, Agreement, AgreementError, TransferDecision, TransferRequest};
 pub use care_team::{check_care_team, CareTeam, LeadPractitioner, MemberRole, TreatmentState};
 pub use consent::{ConsentKind, PatientConsent};
@@ -55,9 +62,12 @@ pub struct Actor<'a> {
     pub admin: bool,
 }
 
-/// A decision made in Rust (team and consent writes, audit views, handover parties): permit
-/// or deny, the rule id ([`rules`]) and a reason for the audit trail.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// An authorisation decision: permit or deny, the rule id ([`rules`]) and a reason for the
+/// audit trail. Every decision has this type: those made in Rust (team and consent writes,
+/// audit views, the report, handover parties, the purpose of use) are one, and the
+/// facade's [`AccessDecision`] and the audit view's [`audit_view::ViewDecision`] carry one
+/// with what the permit allows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Decision {
     pub permit: bool,
     pub rule: &'static str,

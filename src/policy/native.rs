@@ -21,6 +21,8 @@ use chrono::{Days, NaiveDate};
 use super::access::{AccessConfig, AccessDecision, AccessRequest, Requested, BREAK_GLASS_KEY};
 use super::care_team::{CareTeam, TeamMember};
 use super::consent::ConsentKind;
+use super::rules::*;
+use super::Decision;
 use crate::model::DataCategory;
 
 type Set = BTreeSet<DataCategory>;
@@ -30,18 +32,10 @@ pub(crate) fn decide(cfg: &AccessConfig, req: &AccessRequest<'_>) -> AccessDecis
     let now = req.day;
     let bg_reason = r.break_glass_reason.as_deref().map_or("", str::trim);
     let bg_requested = !bg_reason.is_empty();
-    let deny = |rule: &str, reason: String| AccessDecision {
-        permit: false,
-        reason,
-        rule: rule.to_owned(),
-        allowed_categories: Set::new(),
-        break_glass: false,
-        flag_for_review: bg_requested,
-        team_roles: Vec::new(),
-    };
+    let deny = |rule: &'static str, reason: String| AccessDecision::deny(rule, reason, bg_requested);
     if !cfg.purposes_of_use.contains(&r.purpose_of_use) {
         return deny(
-            "purpose.not-permitted",
+            PURPOSE_NOT_PERMITTED,
             format!("purpose of use '{}' is not one of {:?}", r.purpose_of_use, cfg.purposes_of_use),
         );
     }
@@ -100,7 +94,7 @@ pub(crate) fn decide(cfg: &AccessConfig, req: &AccessRequest<'_>) -> AccessDecis
     let overridden = bg_allowed && cfg.break_glass.overrides_objection;
 
     if member_objection && !overridden {
-        return deny("consent.member-objection", "the patient objects to this person seeing their data".into());
+        return deny(CONSENT_MEMBER_OBJECTION, "the patient objects to this person seeing their data".into());
     }
 
     let mut member_agreed = Set::new();
@@ -119,9 +113,10 @@ pub(crate) fn decide(cfg: &AccessConfig, req: &AccessRequest<'_>) -> AccessDecis
         let roles: BTreeSet<&str> = current.iter().map(|(_, m)| m.role.key()).collect();
         let team_roles: Vec<String> = roles.into_iter().map(str::to_owned).collect();
         return AccessDecision {
-            permit: true,
-            reason: format!("member of the care team as {}", team_roles.join(" and ")),
-            rule: "access.member".into(),
+            decision: Decision::permit(
+                ACCESS_MEMBER,
+                format!("member of the care team as {}", team_roles.join(" and ")),
+            ),
             allowed_categories: member_final,
             break_glass: false,
             flag_for_review: false,
@@ -139,9 +134,10 @@ pub(crate) fn decide(cfg: &AccessConfig, req: &AccessRequest<'_>) -> AccessDecis
     let bg_final: Set = bg_unobjected.iter().copied().filter(wanted).collect();
     if bg_allowed && !bg_final.is_empty() {
         return AccessDecision {
-            permit: true,
-            reason: format!("break-the-glass by a member of the provider (URA {}): {}", r.ura, bg_reason),
-            rule: "access.break-glass".into(),
+            decision: Decision::permit(
+                ACCESS_BREAK_GLASS,
+                format!("break-the-glass by a member of the provider (URA {}): {}", r.ura, bg_reason),
+            ),
             allowed_categories: bg_final,
             break_glass: true,
             flag_for_review: true,
@@ -152,7 +148,7 @@ pub(crate) fn decide(cfg: &AccessConfig, req: &AccessRequest<'_>) -> AccessDecis
     let shortfall = |who: &str, agreed: &Set, grants: &Set, unobjected: &Set| {
         if agreed.is_empty() {
             deny(
-                "agreement.none-in-force",
+                AGREEMENT_NONE_IN_FORCE,
                 format!("{who}, but no data-transfer agreement in force brought data to this provider"),
             )
         } else if !grants.iter().any(wanted) {
@@ -160,7 +156,7 @@ pub(crate) fn decide(cfg: &AccessConfig, req: &AccessRequest<'_>) -> AccessDecis
             let mut allowed: Vec<&str> = unobjected.iter().map(|c| c.code()).collect();
             allowed.sort_unstable();
             deny(
-                "category.not-allowed",
+                CATEGORY_NOT_ALLOWED,
                 format!(
                     "{who}, but none of the requested categories is allowed for this role (allowed: {})",
                     allowed.join(", ")
@@ -168,7 +164,7 @@ pub(crate) fn decide(cfg: &AccessConfig, req: &AccessRequest<'_>) -> AccessDecis
             )
         } else {
             deny(
-                "consent.category-objection",
+                CONSENT_CATEGORY_OBJECTION,
                 format!("{who}, but the patient objects to sharing the requested categories"),
             )
         }
@@ -177,14 +173,14 @@ pub(crate) fn decide(cfg: &AccessConfig, req: &AccessRequest<'_>) -> AccessDecis
         return shortfall("member of the care team", &member_agreed, &member_grants, &member_unobjected);
     }
     if bg_requested && !cfg.break_glass.enabled {
-        return deny("break-glass.disabled", "break-the-glass is not enabled at this provider".into());
+        return deny(BREAK_GLASS_DISABLED, "break-the-glass is not enabled at this provider".into());
     }
     if bg_allowed {
         return shortfall("break-the-glass", &bg_agreed, &bg_grants, &bg_unobjected);
     }
     if bg_requested && !bg_teams.is_empty() {
         return deny(
-            "break-glass.profession",
+            BREAK_GLASS_PROFESSION,
             format!(
                 "break-the-glass is for the professions the policy names (break_glass.professions); UZI role {} is not one",
                 r.uzi_role
@@ -193,7 +189,7 @@ pub(crate) fn decide(cfg: &AccessConfig, req: &AccessRequest<'_>) -> AccessDecis
     }
     if bg_requested {
         return deny(
-            "break-glass.other-organisation",
+            BREAK_GLASS_OTHER_ORGANISATION,
             format!(
                 "break-the-glass is for members of the provider that manages the patient's team; URA {} does not",
                 r.ura
@@ -208,28 +204,25 @@ fn not_a_member(
     role_mismatch: bool,
     any_membership: bool,
     now: NaiveDate,
-    deny: impl Fn(&str, String) -> AccessDecision,
+    deny: impl Fn(&'static str, String) -> AccessDecision,
 ) -> AccessDecision {
     if own.iter().any(|(_, m)| now < m.period.start) {
-        deny("membership.not-started", "the requester's membership of the care team has not started yet".into())
+        deny(MEMBERSHIP_NOT_STARTED, "the requester's membership of the care team has not started yet".into())
     } else if own.iter().any(|(t, _)| t.ended_on().is_some_and(|e| e < now)) {
-        deny(
-            "treatment.ended",
-            "the treatment has ended (and any grace period for the closing letter has passed)".into(),
-        )
+        deny(TREATMENT_ENDED, "the treatment has ended (and any grace period for the closing letter has passed)".into())
     } else if !own.is_empty() {
-        deny("membership.ended", "the requester's membership of the care team has ended".into())
+        deny(MEMBERSHIP_ENDED, "the requester's membership of the care team has ended".into())
     } else if role_mismatch {
         deny(
-            "membership.role-mismatch",
+            MEMBERSHIP_ROLE_MISMATCH,
             "the care team records another profession (UZI role) for the requester than the token states".into(),
         )
     } else if any_membership {
         deny(
-            "membership.other-organisation",
+            MEMBERSHIP_OTHER_ORGANISATION,
             "the requester is a member of the care team for another organisation than the one in the token".into(),
         )
     } else {
-        deny("default.not-a-member", "the requester is not a member of any of the patient's care teams".into())
+        deny(DEFAULT_NOT_A_MEMBER, "the requester is not a member of any of the patient's care teams".into())
     }
 }

@@ -31,7 +31,7 @@ use crate::model::DataCategory;
 use crate::policy::access::{AccessConfig, MatrixEntry, BREAK_GLASS_KEY};
 use crate::policy::agreement::{LegalBasis, Party, PartyKind};
 use crate::policy::care_team::{CareTeam, MemberRole, TreatmentState};
-use crate::policy::{roles, Agreement, PolicyEngine};
+use crate::policy::{roles, Agreement, Decision, PolicyEngine};
 use crate::store::report::Scope;
 use crate::store::{Store, StoreError};
 
@@ -43,13 +43,6 @@ pub const EXPIRING_SOON_DAYS: i64 = 90;
 pub const EVALUATION_DUE_DAYS: i64 = 30;
 /// At most this many break-the-glass events are listed one by one (all are counted).
 pub const BREAK_GLASS_LIST_MAX: i64 = 1000;
-
-/// Rule ids of the report's access decision, as recorded in its audit entry.
-pub const RULE_ADMIN: &str = "report/administrator";
-pub const RULE_PRIVACY_OFFICER: &str = "report/privacy-officer";
-pub const RULE_OTHER_PROVIDER: &str = "report/other-provider";
-pub const RULE_DEFAULT_DENY: &str = "report/deny";
-pub const RULE_LOCAL_OPERATOR: &str = "report/local-operator";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
@@ -230,49 +223,8 @@ pub async fn gather(src: Sources<'_>, provider: &str, period: Period, today: Nai
     })
 }
 
-/// The decision on a report request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ViewDecision {
-    pub permit: bool,
-    pub rule: &'static str,
-    pub reason: String,
-}
-
-/// Deny by default: the caller's organisation must be the provider, and the caller an
-/// administrator (`policy.admins`) or a privacy officer (`audit.privacy_officer_roles`).
-pub fn decide_view(
-    caller: &Actor,
-    provider: &str,
-    admins: &crate::policy::Admins,
-    privacy_officer_roles: &[String],
-) -> ViewDecision {
-    let deny = |rule, reason: String| ViewDecision { permit: false, rule, reason };
-    if caller.ura != provider {
-        return deny(
-            RULE_OTHER_PROVIDER,
-            format!("the report of provider {provider} is for that organisation only (token URA {})", caller.ura),
-        );
-    }
-    if admins.is_admin(provider, &caller.uzi) {
-        return ViewDecision {
-            permit: true,
-            rule: RULE_ADMIN,
-            reason: format!("UZI {} is an administrator of organisation {provider}", caller.uzi),
-        };
-    }
-    if privacy_officer_roles.contains(&caller.uzi_role) {
-        return ViewDecision {
-            permit: true,
-            rule: RULE_PRIVACY_OFFICER,
-            reason: format!("UZI role {} is a configured privacy-officer role", caller.uzi_role),
-        };
-    }
-    deny(
-        RULE_DEFAULT_DENY,
-        "only the provider's administrators (policy.admins) and privacy officers (audit.privacy_officer_roles) may see the report"
-            .to_owned(),
-    )
-}
+// ---------------------------------------------------------------------------------------
+// Its audit entry (who may see it is decided by `policy::report_view`)
 
 /// The query object of a report's audit entry: `Report?provider=…&from=…&to=…&format=…`.
 pub fn audit_object(provider: &str, period: &Period, format: &str) -> String {
@@ -281,7 +233,7 @@ pub fn audit_object(provider: &str, period: &Period, format: &str) -> String {
 
 /// The `report` audit entry (outcome and rule from the decision); the caller adds the
 /// user, access point and request id it knows.
-pub fn audit_entry(decision: &ViewDecision, object: String) -> AuditEntry {
+pub fn audit_entry(decision: &Decision, object: String) -> AuditEntry {
     let mut e = AuditEntry::new(
         AuditAction::Report,
         if decision.permit { AuditOutcome::Success } else { AuditOutcome::Denied },
@@ -297,12 +249,7 @@ pub fn audit_entry(decision: &ViewDecision, object: String) -> AuditEntry {
 /// `--operator`; the OS user name is always recorded as the access point.
 pub fn operator_entry(provider: &str, period: &Period, format: &str, operator: Option<&str>) -> AuditEntry {
     let os_user = std::env::var("USER").or_else(|_| std::env::var("USERNAME")).unwrap_or_else(|_| "unknown".into());
-    let decision = ViewDecision {
-        permit: true,
-        rule: RULE_LOCAL_OPERATOR,
-        reason: "made on the command line by an operator with access to the database".to_owned(),
-    };
-    let mut e = audit_entry(&decision, audit_object(provider, period, format));
+    let mut e = audit_entry(&crate::policy::report_view::local_operator(), audit_object(provider, period, format));
     e.user = operator.map(|uzi| Actor { uzi: uzi.to_owned(), uzi_role: String::new(), ura: provider.to_owned() });
     e.client = Some(format!("overdracht report (command line, user {os_user})"));
     e

@@ -177,7 +177,7 @@ pub fn access_arrangement(engine: &PolicyEngine) -> AccessArrangement {
     } else {
         statements.push("Emergency access (break-the-glass) is switched off.".into());
     }
-    if !engine.is_native() {
+    if !engine.is_shipped_rego() {
         statements.push(
             "This provider runs an adapted access policy: these sentences describe its configuration; its rules \
              (the Rego files) may differ from the shipped policy."
@@ -185,7 +185,7 @@ pub fn access_arrangement(engine: &PolicyEngine) -> AccessArrangement {
         );
     }
     AccessArrangement {
-        policy: if engine.is_native() { "shipped" } else { "adapted" },
+        policy: if engine.is_shipped_rego() { "shipped" } else { "adapted" },
         rules,
         statements,
         purposes_of_use: config.purposes_of_use.clone(),

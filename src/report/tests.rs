@@ -158,20 +158,25 @@ fn the_access_arrangement_is_generated_from_the_configuration() {
 
 #[test]
 fn only_administrators_and_privacy_officers_of_the_provider_may_see_the_report() {
+    use crate::policy::report_view::decide_report_view;
+    use crate::policy::rules::{REPORT_ADMIN, REPORT_DENY, REPORT_OTHER_PROVIDER, REPORT_PRIVACY_OFFICER};
     let admins = crate::policy::Admins::parse(&["11112222:900000900".to_owned()]).expect("admins");
     let officers = vec!["99.999".to_owned()];
-    let actor = |uzi: &str, role: &str, ura: &str| Actor { uzi: uzi.into(), uzi_role: role.into(), ura: ura.into() };
-    let v = decide_view(&actor("900000900", "01.047", "11112222"), "11112222", &admins, &officers);
-    assert!(v.permit && v.rule == RULE_ADMIN);
-    let v = decide_view(&actor("1", "99.999", "11112222"), "11112222", &admins, &officers);
-    assert!(v.permit && v.rule == RULE_PRIVACY_OFFICER);
-    let v = decide_view(&actor("900000900", "99.999", "55556666"), "11112222", &admins, &officers);
-    assert!(!v.permit && v.rule == RULE_OTHER_PROVIDER, "another organisation, even an admin");
-    let v = decide_view(&actor("900000101", "01.047", "11112222"), "11112222", &admins, &officers);
-    assert!(!v.permit && v.rule == RULE_DEFAULT_DENY);
+    let view = |uzi: &str, role: &str, ura: &str, provider: &str| {
+        let actor = crate::policy::Actor { uzi, uzi_role: role, ura, admin: admins.is_admin(ura, uzi) };
+        decide_report_view(&actor, provider, &officers)
+    };
+    let v = view("900000900", "01.047", "11112222", "11112222");
+    assert!(v.permit && v.rule == REPORT_ADMIN);
+    let v = view("1", "99.999", "11112222", "11112222");
+    assert!(v.permit && v.rule == REPORT_PRIVACY_OFFICER);
+    let v = view("900000900", "99.999", "55556666", "11112222");
+    assert!(!v.permit && v.rule == REPORT_OTHER_PROVIDER, "another organisation, even an admin");
+    let v = view("900000101", "01.047", "11112222", "11112222");
+    assert!(!v.permit && v.rule == REPORT_DENY);
     // An administrator of one organisation is not one of another.
-    let v = decide_view(&actor("900000900", "01.047", "55556666"), "55556666", &admins, &officers);
-    assert!(!v.permit && v.rule == RULE_DEFAULT_DENY);
+    let v = view("900000900", "01.047", "55556666", "55556666");
+    assert!(!v.permit && v.rule == REPORT_DENY);
     let e = audit_entry(&v, "Report?x".into());
     assert_eq!((e.action, e.outcome), (AuditAction::Report, AuditOutcome::Denied));
 }

@@ -3,7 +3,7 @@
 //! of the views and their own audit entries.
 
 use overdracht::audit::{self, AuditAction, AuditOutcome, AuditSearch, StoredEntry};
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::helpers::{
     assert_outcome, example, receiver_query, spawn_app, store_team_led_by, TestApp, EXAMPLE_BSN, RECEIVER_URA,
@@ -354,6 +354,11 @@ async fn the_access_log_is_readable_json_and_html() {
     assert_eq!(handover["who"]["roleName"], "general practitioner");
     assert!(handover["categories"].as_array().unwrap().iter().any(|c| c["code"] == "medication"));
     assert!(handover["summary"].as_str().unwrap().contains("record"));
+    // The rule in words (policy::rules), in the reader's language.
+    assert_eq!(
+        (&handover["rule"], &handover["ruleText"]),
+        (&json!("transfer.permitted"), &json!("handover under an agreement in force"))
+    );
 
     for (path, accept) in [
         (format!("/patients/{EXAMPLE_BSN}/access-log?format=html&lang=nl"), "*/*"),

@@ -8,6 +8,47 @@ async fn live_and_ready() {
         assert_eq!(r.status(), 200, "{path}");
         assert!(r.headers().contains_key("x-request-id"));
     }
+    let v: serde_json::Value =
+        app.client.get(app.url("/health/ready")).send().await.expect("req").json().await.expect("json");
+    assert_eq!(v["policy"]["evaluator"], "native", "{v}");
+    assert_eq!(v["policy"]["why"], "the shipped policy and configuration", "{v}");
+}
+
+/// An adapted access-config.json with the shipped Rego: the Rego decides while the native
+/// engine is proven on the decision table at start; it takes over when every cell agrees, and
+/// never when one differs. The log and /health/ready say which decides.
+#[tokio::test]
+async fn ready_says_which_policy_evaluator_decides() {
+    let shipped = std::fs::read_to_string(crate::helpers::repo_file("policies/access-config.json")).expect("config");
+    // 7 days: a proof that passes; 4e9 days: a grace period past the calendar, which the
+    // native engine counts otherwise than the Rego, so the proof fails.
+    for (grace, evaluator, why) in [(7_u64, "native", "decided all"), (4_000_000_000, "rego", "differs from the Rego")]
+    {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::copy(crate::helpers::repo_file("policies/access.rego"), dir.path().join("access.rego")).expect("copy");
+        let mut config: serde_json::Value = serde_json::from_str(&shipped).expect("json");
+        config["overdracht"]["config"]["grace_period_days"] = grace.into();
+        std::fs::write(dir.path().join("access-config.json"), config.to_string()).expect("write");
+        let path = dir.path().to_owned();
+        let app = crate::helpers::spawn_app_with(move |s| s.policy.dir = Some(path)).await;
+        let mut seen = Vec::new();
+        let policy = loop {
+            let v: serde_json::Value =
+                app.client.get(app.url("/health/ready")).send().await.expect("req").json().await.expect("json");
+            let p = v["policy"].clone();
+            if p["why"].as_str().is_some_and(|w| !w.contains("while the native engine is proven")) {
+                break p;
+            }
+            assert_eq!(p["evaluator"], "rego", "the Rego decides during the proof: {p}");
+            seen.push(p);
+            assert!(seen.len() < 1200, "the proof did not end in 10 minutes");
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        };
+        assert_eq!(policy["evaluator"], evaluator, "grace {grace}: {policy}");
+        assert!(policy["why"].as_str().expect("why").contains(why), "grace {grace}: {policy}");
+        let logs = crate::helpers::captured_logs();
+        assert!(logs.contains("access policy evaluator") && logs.contains(why), "grace {grace}: the log says it");
+    }
 }
 
 #[tokio::test]

@@ -8,7 +8,7 @@ use overdracht::model::{Bsn, DataCategory};
 use overdracht::policy::care_team::{CareForm, TeamMember};
 use overdracht::policy::{
     AccessDecision, AccessRequest, Agreement, CareTeam, ConsentKind, DayPeriod, MemberRole, PatientConsent,
-    PolicyEngine, Requested, Requester, TreatmentState,
+    PolicyEngine, PolicyPath, Requested, Requester, TreatmentState,
 };
 use proptest::prelude::*;
 use serde_json::{json, Value};
@@ -145,7 +145,7 @@ fn a_member_acts_only_for_the_organisation_of_the_membership() {
     // With a token for another organisation the membership does not count.
     let elsewhere = requester("900000102", "04.000", "99998888");
     let decision = decide_demo(&demo, &elsewhere, TODAY, &Requested::All);
-    assert_eq!((decision.permit, decision.rule.as_str()), (false, "membership.other-organisation"));
+    assert_eq!((decision.permit, decision.rule), (false, "membership.other-organisation"));
 }
 
 #[test]
@@ -164,7 +164,7 @@ fn no_access_before_the_membership_starts_or_after_it_ends() {
     let physio = requester("900000102", "04.000", "44443333");
     // The 2025 team ended 2025-08-31; the 2026 membership starts 2026-09-15.
     let before = decide_demo(&demo, &physio, "2026-09-14", &Requested::All);
-    assert_eq!((before.permit, before.rule.as_str()), (false, "membership.not-started"));
+    assert_eq!((before.permit, before.rule), (false, "membership.not-started"));
     let first_day = decide_demo(&demo, &physio, "2026-09-15", &Requested::All);
     assert!(first_day.permit);
 }
@@ -180,9 +180,9 @@ fn after_the_treatment_ends_only_the_lead_keeps_a_grace_period() {
     let within = decide_demo(&demo, &lead, "2025-09-30", &Requested::All);
     assert!(within.permit, "{within:?}");
     let past = decide_demo(&demo, &lead, "2025-10-01", &Requested::All);
-    assert_eq!((past.permit, past.rule.as_str()), (false, "treatment.ended"));
+    assert_eq!((past.permit, past.rule), (false, "treatment.ended"));
     let co = decide_demo(&demo, &physio, "2025-09-01", &Requested::All);
-    assert_eq!((co.permit, co.rule.as_str()), (false, "treatment.ended"));
+    assert_eq!((co.permit, co.rule), (false, "treatment.ended"));
     let last_day = decide_demo(&demo, &physio, "2025-08-31", &Requested::All);
     assert!(last_day.permit);
 }
@@ -192,7 +192,7 @@ fn an_expired_agreement_gives_no_access() {
     let demo = demo();
     let lead = requester("900000101", "01.047", PROVIDER);
     let decision = decide_demo(&demo, &lead, "2028-01-02", &Requested::All);
-    assert_eq!((decision.permit, decision.rule.as_str()), (false, "agreement.none-in-force"));
+    assert_eq!((decision.permit, decision.rule), (false, "agreement.none-in-force"));
 }
 
 #[test]
@@ -207,7 +207,7 @@ fn an_agreement_on_consent_counts_only_with_the_consent() {
     assert!(!with.allowed_categories.contains(&DataCategory::VitalSigns));
     demo.consents.retain(|c| !matches!(c.kind, ConsentKind::AgreementConsent { .. }));
     let without = decide_demo(&demo, &avg, "2026-12-10", &Requested::All);
-    assert_eq!((without.permit, without.rule.as_str()), (false, "agreement.none-in-force"));
+    assert_eq!((without.permit, without.rule), (false, "agreement.none-in-force"));
 }
 
 #[test]
@@ -216,7 +216,7 @@ fn the_purpose_of_use_must_be_treatment() {
     let mut lead = requester("900000101", "01.047", PROVIDER);
     lead.purpose_of_use = "HRESCH".into();
     let decision = decide_demo(&demo, &lead, TODAY, &Requested::All);
-    assert_eq!((decision.permit, decision.rule.as_str()), (false, "purpose.not-permitted"));
+    assert_eq!((decision.permit, decision.rule), (false, "purpose.not-permitted"));
     assert!(decision.reason.contains("HRESCH"));
     lead.purpose_of_use = "ETREAT".into();
     assert!(decide_demo(&demo, &lead, TODAY, &Requested::All).permit);
@@ -235,12 +235,12 @@ fn an_objection_to_a_member_shuts_them_out() {
     });
     let vs = requester("900000103", "30.070", PROVIDER);
     let decision = decide_demo(&demo, &vs, TODAY, &Requested::All);
-    assert_eq!((decision.permit, decision.rule.as_str()), (false, "consent.member-objection"));
+    assert_eq!((decision.permit, decision.rule), (false, "consent.member-objection"));
     // Not even by breaking the glass.
     let mut bg = vs.clone();
     bg.break_glass_reason = Some("patient fell at home".into());
     let decision = decide_demo(&demo, &bg, TODAY, &Requested::All);
-    assert_eq!((decision.permit, decision.rule.as_str()), (false, "consent.member-objection"));
+    assert_eq!((decision.permit, decision.rule), (false, "consent.member-objection"));
     assert!(decision.flag_for_review);
     // The objection started on 2026-11-01.
     assert!(decide_demo(&demo, &vs, "2026-10-31", &Requested::All).permit);
@@ -256,7 +256,7 @@ fn a_membership_counts_only_with_the_profession_in_the_token() {
     let nurse = requester("900000104", "30.000", PROVIDER);
     let req = demo_request(&demo, &nurse, TODAY, &Requested::All);
     for d in [engine().decide(&req), engine().decide_rego(&req)] {
-        assert_eq!((d.permit, d.rule.as_str()), (false, "membership.role-mismatch"), "{d:?}");
+        assert_eq!((d.permit, d.rule), (false, "membership.role-mismatch"), "{d:?}");
     }
     // With the SO's token she is the member the team records.
     let as_recorded = requester("900000104", "01.047", PROVIDER);
@@ -282,7 +282,7 @@ fn break_the_glass_needs_a_reason_and_the_providers_ura_and_is_flagged() {
     let mut other = colleague.clone();
     other.ura = "55556666".into();
     let decision = decide_demo(&demo, &other, TODAY, &Requested::All);
-    assert_eq!((decision.permit, decision.rule.as_str()), (false, "break-glass.other-organisation"));
+    assert_eq!((decision.permit, decision.rule), (false, "break-glass.other-organisation"));
     assert!(decision.flag_for_review, "a refused attempt is flagged too");
 }
 
@@ -313,7 +313,7 @@ fn only_the_professions_the_policy_names_break_the_glass() {
         let medication = Requested::Only(cats(&["medication"]));
         let req = demo_request(&demo, &r, TODAY, &medication);
         for d in [engine().decide(&req), engine().decide_rego(&req)] {
-            assert_eq!((d.permit, d.rule.as_str(), d.flag_for_review), (false, rule, true), "{d:?}");
+            assert_eq!((d.permit, d.rule, d.flag_for_review), (false, rule, true), "{d:?}");
         }
     }
 }
@@ -328,7 +328,9 @@ fn a_provider_can_change_the_matrix_and_the_objection_override() {
     config["overdracht"]["config"]["grace_period_days"] = json!(0);
     std::fs::write(dir.path().join("access-config.json"), config.to_string()).expect("write");
     let adapted = PolicyEngine::from_dir(dir.path()).expect("adapted policy");
-    assert!(adapted.is_native(), "changing only the data keeps the fast path");
+    assert!(!adapted.is_native() && adapted.path() == PolicyPath::Proving, "the Rego decides until the proof");
+    assert!(matches!(adapted.prove(), PolicyPath::NativeProven { cells } if cells > 13_608), "{:?}", adapted.path());
+    assert!(adapted.is_native(), "changing only the data keeps the fast path, once proven on the table");
     let demo = demo();
     let decide = |r: &Requester, day: &str| adapted.decide(&demo_request(&demo, r, day, &Requested::All));
     let nurse = requester("900000104", "30.000", PROVIDER);
@@ -339,11 +341,28 @@ fn a_provider_can_change_the_matrix_and_the_objection_override() {
     let lead = requester("900000101", "01.047", PROVIDER);
     assert!(!decide(&lead, "2025-09-01").permit, "no grace period");
 
+    // A configuration on which the native engine would decide otherwise than the Rego (a
+    // grace period beyond the calendar: the Rego counts days as integers, the native engine
+    // as dates) falls back to the Rego.
+    let mut far = config.clone();
+    far["overdracht"]["config"]["grace_period_days"] = json!(4_000_000_000_u64);
+    std::fs::write(dir.path().join("access-config.json"), far.to_string()).expect("write");
+    let rego_only = PolicyEngine::from_dir(dir.path()).expect("adapted policy");
+    match rego_only.prove() {
+        PolicyPath::RegoParityFailed { cell, example } => assert!(cell > 0 && example.contains("Ended"), "{example}"),
+        other => panic!("expected the Rego after a failed proof, got {other:?}"),
+    }
+    assert!(!rego_only.is_native() && rego_only.is_shipped_rego());
+    let lead_after = rego_only.decide(&demo_request(&demo, &lead, "2025-09-01", &Requested::All));
+    assert!(lead_after.permit, "the Rego decides: the grace period has not run out");
+    std::fs::write(dir.path().join("access-config.json"), config.to_string()).expect("write");
+
     // A changed Rego source is evaluated as Rego.
     let rego = std::fs::read_to_string("policies/access.rego").expect("rego");
     std::fs::write(dir.path().join("access.rego"), format!("{rego}\n# adapted by the provider\n")).expect("write");
     let adapted = PolicyEngine::from_dir(dir.path()).expect("adapted policy");
     assert!(!adapted.is_native());
+    assert_eq!(adapted.path(), PolicyPath::RegoAdapted);
     let decide = |r: &Requester| adapted.decide(&demo_request(&demo, r, TODAY, &Requested::All));
     assert_eq!(decide(&nurse).allowed_categories, cats(&["alerts"]));
 
@@ -354,54 +373,13 @@ fn a_provider_can_change_the_matrix_and_the_objection_override() {
 }
 
 // ---------------------------------------------------------------- the decision table
+// The cells and their facts live in the library (`policy::parity`), which also proves the
+// native engine on them at start for an adapted configuration; the expectation here is
+// written from the specification.
 
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Role {
-    Lead,
-    Co,
-    Supporting,
-    NotMember,
-}
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Membership {
-    Before,
-    During,
-    After,
-}
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Treatment {
-    Active,
-    EndedWithinGrace,
-    EndedPastGrace,
-}
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Consent {
-    None,
-    ObjectionToCategories,
-    ObjectionToMember,
-}
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum AgreementState {
-    Valid,
-    Expired,
-    Absent,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Cell {
-    role: Role,
-    category: DataCategory,
-    membership: Membership,
-    treatment: Treatment,
-    consent: Consent,
-    agreement: AgreementState,
-    break_glass: bool,
-}
-
-/// The categories the table's patient objects to (in the ObjectionToCategories column).
-const OBJECTED: [DataCategory; 2] = [DataCategory::Alerts, DataCategory::Lifestyle];
-/// The table's agreement covers every category except this one.
-const NOT_AGREED: DataCategory = DataCategory::Appointments;
+use overdracht::policy::parity::{
+    self, AgreementState, Cell, Consent, Membership, Role, Treatment, NOT_AGREED, OBJECTED,
+};
 
 /// What DOMAIN.md and the issue say should happen, written from the specification without
 /// looking at the policy: (permit, rule, break_glass, flag_for_review).
@@ -467,168 +445,22 @@ fn expected(c: &Cell) -> (bool, &'static str, bool, bool) {
     })
 }
 
-const DAY: &str = "2026-06-15";
-const REQUESTER_UZI: &str = "900000001";
-
-fn table_request(c: &Cell) -> (CareTeam, Vec<Agreement>, Vec<PatientConsent>) {
-    let day = d(DAY);
-    let minus = |n: u64| day.checked_sub_days(Days::new(n)).expect("date");
-    let plus = |n: u64| day.checked_add_days(Days::new(n)).expect("date");
-    let team_end = match c.treatment {
-        Treatment::Active => None,
-        Treatment::EndedWithinGrace => Some(minus(10)),
-        Treatment::EndedPastGrace => Some(minus(40)),
-    };
-    let team_start = d("2026-01-01");
-    let period = match c.membership {
-        Membership::Before => DayPeriod::new(plus(5), None),
-        Membership::During => DayPeriod::new(team_start, team_end),
-        Membership::After => DayPeriod::new(
-            team_start,
-            Some(match team_end {
-                Some(e) if e < minus(20) => e.checked_sub_days(Days::new(5)).expect("date"),
-                _ => minus(20),
-            }),
-        ),
-    };
-    let member = |uzi: &str, role: MemberRole, uzi_role: &str, period: DayPeriod, i: usize| TeamMember {
-        role,
-        uzi: uzi.into(),
-        uzi_role: uzi_role.into(),
-        big: None,
-        organisation_ura: PROVIDER.into(),
-        name: None,
-        period,
-        participant_index: i,
-    };
-    let mut members = vec![];
-    // The table's requester acts with token role 01.047; a membership counts only with the
-    // profession the token states, so every own membership records 01.047.
-    let own_role = match c.role {
-        Role::Lead => Some((MemberRole::LeadPractitioner, "01.047")),
-        Role::Co => Some((MemberRole::CoPractitioner, "01.047")),
-        Role::Supporting => Some((MemberRole::SupportingDiscipline, "01.047")),
-        Role::NotMember => None,
-    };
-    if let Some((role, code)) = own_role {
-        members.push(member(REQUESTER_UZI, role, code, period, 0));
-    }
-    if c.role != Role::Lead {
-        members.push(member(
-            "900000002",
-            MemberRole::LeadPractitioner,
-            "01.056",
-            DayPeriod::new(team_start, team_end),
-            1,
-        ));
-    }
-    let team = CareTeam {
-        id: "table".into(),
-        name: None,
-        patient: Bsn::parse("999911120").expect("bsn"),
-        organisation_ura: PROVIDER.into(),
-        period: DayPeriod::new(team_start, team_end),
-        state: match team_end {
-            None => TreatmentState::Active,
-            Some(_) => TreatmentState::Ended { reason: overdracht::policy::care_team::ExitReason::GoalReached },
-        },
-        care_form: CareForm::GroupFrail,
-        next_evaluation: Some(d("2026-07-01")),
-        members,
-    };
-    let agreements = match c.agreement {
-        AgreementState::Absent => vec![],
-        state => {
-            let (start, end) = match state {
-                AgreementState::Valid => ("2026-01-01", "2026-12-31"),
-                _ => ("2025-01-01", "2025-12-31"),
-            };
-            let categories: Vec<&str> =
-                DataCategory::ALL.iter().filter(|c| **c != NOT_AGREED).map(|c| c.code()).collect();
-            let doc = json!({
-                "format": "overdracht-agreement/1", "id": "table", "version": "1", "title": "t",
-                "sender": {"name": "GP", "kind": "gp-practice", "agb": "01234567"},
-                "receiver": {"name": "GZSP", "kind": "gzsp-provider", "ura": PROVIDER},
-                "categories": categories, "valid": {"start": start, "end": end},
-                "legal_basis": "treatment-relationship", "purpose": "p", "retention": "P20Y"
-            });
-            vec![Agreement::from_json(&doc.to_string(), "table").expect("agreement")]
-        }
-    };
-    let objection = |categories: Option<BTreeSet<DataCategory>>, members: BTreeSet<String>| PatientConsent {
-        id: "o".into(),
-        patient: Bsn::parse("999911120").expect("bsn"),
-        active: true,
-        period: DayPeriod::new(d("2026-01-01"), None),
-        kind: ConsentKind::Objection { categories, members },
-        custodians: vec![PROVIDER.to_owned()],
-    };
-    let consents = match c.consent {
-        Consent::None => vec![],
-        Consent::ObjectionToCategories => vec![objection(Some(OBJECTED.into()), BTreeSet::new())],
-        Consent::ObjectionToMember => vec![objection(None, [REQUESTER_UZI.to_owned()].into())],
-    };
-    (team, agreements, consents)
-}
-
-fn all_cells() -> Vec<Cell> {
-    let mut cells = Vec::new();
-    for role in [Role::Lead, Role::Co, Role::Supporting, Role::NotMember] {
-        for &category in DataCategory::ALL {
-            for membership in [Membership::Before, Membership::During, Membership::After] {
-                for treatment in [Treatment::Active, Treatment::EndedWithinGrace, Treatment::EndedPastGrace] {
-                    for consent in [Consent::None, Consent::ObjectionToCategories, Consent::ObjectionToMember] {
-                        for agreement in [AgreementState::Valid, AgreementState::Expired, AgreementState::Absent] {
-                            for break_glass in [false, true] {
-                                cells.push(Cell {
-                                    role,
-                                    category,
-                                    membership,
-                                    treatment,
-                                    consent,
-                                    agreement,
-                                    break_glass,
-                                });
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    }
-    cells
-}
-
 #[test]
 fn decision_table() {
     assert!(engine().is_native());
-    let cells = all_cells();
+    let cells = parity::all_cells();
     assert_eq!(cells.len(), 4 * DataCategory::ALL.len() * 3 * 3 * 3 * 3 * 2);
-    let patient = Bsn::parse("999911120").expect("bsn");
     let mut failures = Vec::new();
     let mut permits = 0;
     for c in &cells {
-        let (team, agreements, consents) = table_request(c);
-        let mut r = requester(REQUESTER_UZI, "01.047", PROVIDER);
-        if c.break_glass {
-            r.break_glass_reason = Some("acute deterioration at night".into());
-        }
-        let requested = Requested::Only([c.category].into());
-        let req = AccessRequest {
-            requester: &r,
-            patient: &patient,
-            teams: std::slice::from_ref(&team),
-            agreements: &agreements,
-            consents: &consents,
-            day: d(DAY),
-            requested: &requested,
-        };
+        let case = parity::case(c, engine().config().grace_period_days, "TREAT").expect("cell");
+        let req = case.request();
         let (permit, rule, break_glass, flag) = expected(c);
         let allowed: BTreeSet<DataCategory> = if permit { [c.category].into() } else { BTreeSet::new() };
         // Both evaluators: the Rego policy, and its hand-compiled fast path.
         let got = engine().decide(&req);
         for (how, got) in [("fast path", &got), ("rego", &engine().decide_rego(&req))] {
-            if (got.permit, got.rule.as_str(), got.break_glass, got.flag_for_review, &got.allowed_categories)
+            if (got.permit, got.rule, got.break_glass, got.flag_for_review, &got.allowed_categories)
                 != (permit, rule, break_glass, flag, &allowed)
             {
                 failures.push(format!(
@@ -805,7 +637,7 @@ proptest! {
     fn the_decision_is_well_formed_and_bounded(case in arb_case()) {
         let decision = decide_case(engine(), &case);
         let (_, agreements, _, r, requested, day) = &case;
-        prop_assert_ne!(decision.rule.as_str(), "engine.error", "{:?}", decision);
+        prop_assert_ne!(decision.rule, "engine.error", "{:?}", decision);
         prop_assert_eq!(decision.permit, !decision.allowed_categories.is_empty());
         // Allowed categories ⊆ the categories of agreements valid on the day.
         let agreed: BTreeSet<DataCategory> = agreements.iter().filter(|a| a.valid.contains(*day)).flat_map(|a| a.categories.iter().copied()).collect();

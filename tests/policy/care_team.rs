@@ -288,6 +288,16 @@ fn individual_so_or_avg_care_needs_no_evaluation_date() {
     set_uzi_role(&mut v, 0, "25.061");
     set_uzi_role(&mut v, 1, "04.000");
     assert_eq!(errors_of(&v, "2026-12-10"), vec!["team.evaluation"]);
+    // The care forms a handover names are those of the team: each individual form counts as
+    // individual care, each group form as group care.
+    for form in CareForm::ALL {
+        let mut v = avg_team();
+        v["category"][0]["coding"][0]["code"] = json!(form.code());
+        let errors = errors_of(&v, "2026-12-10");
+        assert_eq!(errors.is_empty(), form.is_individual(), "{}: {errors:?}", form.code());
+    }
+    assert!(CareForm::from_code("individual-so").is_some_and(CareForm::is_individual));
+    assert!(CareForm::from_code("group-sglvg").is_some_and(CareForm::is_group));
 }
 
 #[test]
