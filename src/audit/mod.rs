@@ -318,7 +318,7 @@ pub async fn record_alone(store: &Store, entry: &AuditEntry) -> Result<AuditId, 
     for _ in 0..HEAD_RETRIES {
         let mut conn = match w.conn.take() {
             Some(c) => c,
-            None => sqlx::ConnectOptions::connect(&writer.options).await?,
+            None => writer.connector.connect().await?,
         };
         let head = match w.head.take() {
             Some(h) => h,
@@ -351,20 +351,20 @@ const HEAD_RETRIES: usize = 4;
 /// have moved). Its lock serialises this process's lone entries, which would otherwise
 /// refuse each other's; the database serialises them with everything else.
 pub struct LoneWriter {
-    options: sqlx::sqlite::SqliteConnectOptions,
+    connector: crate::store::Connector,
     state: tokio::sync::Mutex<LoneState>,
 }
 
 #[derive(Default)]
 struct LoneState {
-    conn: Option<sqlx::SqliteConnection>,
+    conn: Option<crate::store::Conn>,
     head: Option<(i64, String)>,
     closed: bool,
 }
 
 impl LoneWriter {
-    pub(crate) fn new(options: sqlx::sqlite::SqliteConnectOptions) -> LoneWriter {
-        LoneWriter { options, state: Default::default() }
+    pub(crate) fn new(connector: crate::store::Connector) -> LoneWriter {
+        LoneWriter { connector, state: Default::default() }
     }
 
     /// Closes the connection; later entries fail (as the pool's do after `Store::close`).
@@ -383,7 +383,7 @@ impl std::fmt::Debug for LoneWriter {
     }
 }
 
-async fn current_head(conn: &mut sqlx::SqliteConnection) -> Result<(i64, String), AuditError> {
+async fn current_head(conn: &mut crate::store::Conn) -> Result<(i64, String), AuditError> {
     let r = sqlx::query("SELECT seq, hash FROM audit_chain_head WHERE id = 1")
         .fetch_optional(&mut *conn)
         .await?
@@ -399,7 +399,7 @@ fn head_moved(e: &sqlx::Error) -> bool {
 /// Inserts `entry` as the successor of `head`; the database checks that `head` is the
 /// actual head and moves it. Returns the entry's place and the new head.
 async fn extend(
-    conn: &mut sqlx::SqliteConnection,
+    conn: &mut crate::store::Conn,
     head: &(i64, String),
     entry: &AuditEntry,
 ) -> Result<(AuditId, (i64, String)), AuditError> {

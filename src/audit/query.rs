@@ -106,7 +106,7 @@ pub async fn search(store: &Store, q: &AuditSearch) -> Result<Vec<StoredEntry>, 
 }
 
 /// An entry from a row with the columns `seq, content, hash, prev_hash`.
-pub(crate) fn stored_entry(r: &sqlx::sqlite::SqliteRow) -> Result<StoredEntry, AuditError> {
+pub(crate) fn stored_entry(r: &crate::store::DbRow) -> Result<StoredEntry, AuditError> {
     let content: String = r.try_get("content")?;
     let c: Content = serde_json::from_str(&content)?;
     Ok(StoredEntry {

@@ -169,7 +169,7 @@ pub async fn enqueue(tx: &mut Tx, handover_id: &str, receiver: &str) -> Result<b
 
 #[allow(clippy::too_many_arguments)]
 async fn event(
-    conn: &mut sqlx::SqliteConnection,
+    conn: &mut crate::store::Conn,
     handover_id: &str,
     at: &str,
     what: &str,
@@ -197,7 +197,7 @@ async fn event(
 const COLUMNS: &str = "handover_id, receiver, state, attempts, next_attempt_at, last_status, last_error, \
                        created_at, updated_at, delivered_at";
 
-fn entry(r: &sqlx::sqlite::SqliteRow) -> Result<Entry, StoreError> {
+fn entry(r: &crate::store::DbRow) -> Result<Entry, StoreError> {
     let state: String = r.try_get("state")?;
     Ok(Entry {
         handover_id: r.try_get("handover_id")?,

@@ -127,7 +127,7 @@ impl Tx {
         now: &str,
     ) -> Result<Result<(), String>, StoreError> {
         for chunk in rows.chunks(FACADE_ROWS_PER_STATEMENT) {
-            let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            let mut q = sqlx::QueryBuilder::<super::Db>::new(
                 "WITH v (holder_ura, resource_type, resource_id, patient_bsn, patient_resource_id, category, \
                  handover_id, updated_at, resource, bound) AS (",
             );
@@ -280,7 +280,7 @@ impl Tx {
     }
 }
 
-fn policy_row(r: &sqlx::sqlite::SqliteRow, team: bool) -> Result<StoredPolicyResource, StoreError> {
+fn policy_row(r: &crate::store::DbRow, team: bool) -> Result<StoredPolicyResource, StoreError> {
     Ok(StoredPolicyResource {
         id: r.try_get("id")?,
         patient_bsn: r.try_get("patient_bsn")?,
@@ -290,7 +290,7 @@ fn policy_row(r: &sqlx::sqlite::SqliteRow, team: bool) -> Result<StoredPolicyRes
     })
 }
 
-fn facade_row(r: &sqlx::sqlite::SqliteRow) -> Result<FacadeResource, StoreError> {
+fn facade_row(r: &crate::store::DbRow) -> Result<FacadeResource, StoreError> {
     Ok(FacadeResource {
         holder_ura: r.try_get("holder_ura")?,
         resource_type: r.try_get("resource_type")?,

@@ -25,6 +25,25 @@ pub use handovers::{HandoverRow, IdempotencyClaim, NewHandover};
 /// The database driver in use.
 pub type Db = sqlx::Sqlite;
 type Pool = sqlx::Pool<Db>;
+/// A connection of the database in use: what the queries of other modules (audit, outbox)
+/// run on, through [`Tx::conn`] or [`Connector::connect`]. Nothing outside `store/` names
+/// a driver, so another backend changes this module only.
+pub type Conn = <Db as sqlx::Database>::Connection;
+/// A result row of the database in use.
+pub type DbRow = <Db as sqlx::Database>::Row;
+
+/// Opens single connections outside the pool, set up as the pool's are (the audit trail's
+/// lone writer keeps one of its own).
+#[derive(Clone, Debug)]
+pub struct Connector {
+    options: sqlx::sqlite::SqliteConnectOptions,
+}
+
+impl Connector {
+    pub async fn connect(&self) -> Result<Conn, sqlx::Error> {
+        sqlx::ConnectOptions::connect(&self.options).await
+    }
+}
 
 /// Migrations embedded in the binary, applied at start.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -80,7 +99,7 @@ impl Store {
             // file's mode, this makes sure of it (and of files left by older versions).
             private_database_files(f)?;
         }
-        Ok(Store { pool, audit_writer: std::sync::Arc::new(crate::audit::LoneWriter::new(options)) })
+        Ok(Store { pool, audit_writer: std::sync::Arc::new(crate::audit::LoneWriter::new(Connector { options })) })
     }
 
     /// Starts a transaction. Write before you read inside it: SQLite then takes the write
@@ -167,7 +186,7 @@ impl Tx {
 
     /// The connection, for the queries of other modules (audit, outbox) that must run in
     /// this transaction.
-    pub fn conn(&mut self) -> &mut sqlx::SqliteConnection {
+    pub fn conn(&mut self) -> &mut Conn {
         &mut self.inner
     }
 }

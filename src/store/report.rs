@@ -149,7 +149,7 @@ impl Store {
     /// Runs `sql`, built from fixed fragments (with [`OF_PROVIDER`]) and an integer limit at
     /// most, with `$1` the provider's URA, `$2`/`$3` the period and `$4` the provider as an
     /// entry object (`Organization/ura-<URA>`).
-    async fn scoped_rows(&self, sql: String, s: Scope<'_>) -> Result<Vec<sqlx::sqlite::SqliteRow>, StoreError> {
+    async fn scoped_rows(&self, sql: String, s: Scope<'_>) -> Result<Vec<super::DbRow>, StoreError> {
         // Safe: the callers build `sql` from fixed fragments only; every value is bound here.
         Ok(sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(s.ura)
