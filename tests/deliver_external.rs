@@ -6,6 +6,8 @@
 //! `EXTERNAL_FAULT_RUN_N` sets the number of handovers of the client fault run (default
 //! 200), `EXTERNAL_OUTBOX_RUN_N` that of the service's outbox fault run (default 200).
 
+#[path = "common/database.rs"]
+mod database;
 #[path = "deliver/service.rs"]
 mod service;
 #[path = "deliver/support.rs"]

@@ -19,11 +19,12 @@ pub async fn live() -> Response {
 }
 
 #[utoipa::path(get, path = "/health/ready", tag = "health",
-    responses((status = 200, description = "The database answers"),
+    responses((status = 200, description = "The database answers; `database` names its engine (sqlite, postgresql)"),
               (status = 503, description = "Not ready (OperationOutcome)")))]
 pub async fn ready(State(state): State<AppState>) -> Response {
     match state.store.ping().await {
-        Ok(()) => (StatusCode::OK, axum::Json(json!({"status": "ready"}))).into_response(),
+        Ok(()) => (StatusCode::OK, axum::Json(json!({"status": "ready", "database": state.store.backend().name()})))
+            .into_response(),
         Err(e) => {
             tracing::warn!(error = %e, "readiness check failed");
             ApiError::unavailable("the database does not answer").into_response()

@@ -184,7 +184,7 @@ async fn page(conn: &mut crate::store::Conn, after: i64) -> Result<Vec<ChainRow>
 /// database, so entries that a running service appends meanwhile are neither seen nor
 /// mistaken for rows inserted behind the head's back.
 pub async fn verify(store: &Store, anchors: &[Anchor]) -> Result<VerifyReport, AuditError> {
-    let mut tx = store.begin().await?;
+    let mut tx = store.begin_snapshot().await?;
     let conn = tx.conn();
     let head = head_on(conn).await?;
     let mut expected_seq = 1i64;

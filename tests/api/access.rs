@@ -532,8 +532,7 @@ async fn an_id_bound_to_another_patient_is_refused_and_audited() {
 
     // Through the API: a foreign writer (or old data) has bound this patient's Patient id to
     // another BSN; the GP's next record for the patient is refused whole and audited.
-    let db = format!("sqlite://{}/overdracht.db", app.data_dir.path().display());
-    let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&db).await.expect("connect");
+    let mut conn = app.database().await;
     sqlx::query("UPDATE facade_resources SET patient_bsn = $1 WHERE resource_type = 'Patient' AND resource_id = $2")
         .bind(OTHER_BSN)
         .bind(&pid)
