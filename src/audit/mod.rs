@@ -11,7 +11,7 @@
 //! Tamper evidence: each entry's hash covers its canonical content, its sequence number and
 //! the previous entry's hash ([`chain`]). A single-row chain head, moved by the database with
 //! every accepted entry, keeps the chain linear: an entry that does not extend the current
-//! head is refused (`migrations/0009_audit_guards.sql`), and so are updates and deletes. [`chain::verify`] walks the
+//! head is refused (`migrations/*/0009_audit_guards.sql`), and so are updates and deletes. [`chain::verify`] walks the
 //! chain and names the first entry that was changed, removed, inserted or reordered;
 //! [`chain::head`] gives the head hash for external anchoring. No function here updates or
 //! deletes an entry.
@@ -304,7 +304,7 @@ pub async fn record(tx: &mut Tx, entry: &AuditEntry) -> Result<AuditId, AuditErr
 ///
 /// One statement, committed on its own, on a connection kept for lone entries
 /// ([`LoneWriter`]): the entry is built on the head this process last wrote, and the
-/// database accepts it only if it extends the actual head (`migrations/0009_audit_guards.sql`),
+/// database accepts it only if it extends the actual head (`migrations/*/0009_audit_guards.sql`),
 /// which also moves the head. If another writer (a handover's transaction, another
 /// process) moved the head meanwhile, the insert is refused and rebuilt on the new head.
 /// Compared with a transaction from the pool (acquire, begin, lock the head, insert,
