@@ -12,7 +12,9 @@
 //!   serialises writers).
 //! - verify: entries per second of `audit::verify`.
 //!
-//! Run with `bench/audit.sh` (release). Each figure is the median of per-call times.
+//! Run with `bench/audit.sh` (release). Each figure is the median of per-call times. With
+//! `OVERDRACHT_BENCH_DATABASE_URL=postgres://…/EMPTY_DB` it runs on PostgreSQL instead of a
+//! SQLite file (`bench/audit.sh --postgres` starts a throw-away server for it).
 
 use std::time::{Duration, Instant};
 
@@ -109,7 +111,9 @@ async fn main() {
     };
     settings.policy.demo_examples = true;
     settings.auth.insecure_trust_demo_key = true;
+    settings.database_url = std::env::var("OVERDRACHT_BENCH_DATABASE_URL").ok();
     let app = overdracht::api::Application::build(&settings).await.expect("service");
+    println!("database: {}", app.store().backend().name());
     let base = format!("http://{}", app.addr());
     let store: Store = app.store();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -40,10 +40,13 @@ pub struct Settings {
     pub listen: SocketAddr,
     /// Directory for the SQLite database and the demo signing key.
     pub data_dir: PathBuf,
-    /// Database URL; default `sqlite://<data_dir>/overdracht.db`.
+    /// Database URL: `sqlite://…` (default `sqlite://<data_dir>/overdracht.db`, one instance)
+    /// or `postgres://…` (any number of instances sharing the database).
     pub database_url: Option<String>,
-    /// Maximum number of database connections.
+    /// Maximum number of database connections (per instance).
     pub database_max_connections: u32,
+    /// How long a request waits for a free database connection, in ms.
+    pub database_acquire_timeout_ms: u64,
     pub auth: AuthSettings,
     pub limits: Limits,
     pub policy: PolicySettings,
@@ -182,6 +185,7 @@ impl Default for Settings {
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
             database_url: None,
             database_max_connections: 8,
+            database_acquire_timeout_ms: 10_000,
             auth: AuthSettings::default(),
             limits: Limits::default(),
             policy: PolicySettings::default(),
@@ -280,6 +284,9 @@ impl Settings {
         }
         if let Some(v) = env("OVERDRACHT_DATABASE_MAX_CONNECTIONS") {
             self.database_max_connections = parse("OVERDRACHT_DATABASE_MAX_CONNECTIONS", v)?;
+        }
+        if let Some(v) = env("OVERDRACHT_DATABASE_ACQUIRE_TIMEOUT_MS") {
+            self.database_acquire_timeout_ms = parse("OVERDRACHT_DATABASE_ACQUIRE_TIMEOUT_MS", v)?;
         }
         if let Some(v) = env("OVERDRACHT_AUDIENCE") {
             self.auth.audience = v;
@@ -397,6 +404,14 @@ impl Settings {
         match &self.database_url {
             Some(u) => u.clone(),
             None => format!("sqlite://{}?mode=rwc", self.data_dir.join("overdracht.db").display()),
+        }
+    }
+
+    /// The database pool's settings.
+    pub fn database_pool(&self) -> crate::store::PoolSettings {
+        crate::store::PoolSettings {
+            max_connections: self.database_max_connections,
+            acquire_timeout: std::time::Duration::from_millis(self.database_acquire_timeout_ms.max(1)),
         }
     }
 

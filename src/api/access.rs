@@ -257,17 +257,20 @@ pub struct HolderFacts {
 ///
 /// Correctness: every write of a team, consent or handover bumps the generation after its
 /// commit ([`AccessControl::invalidate`]), and a reader notes the generation *before* it
-/// loads, so an entry can only be used when nothing was committed since it was loaded. An
-/// entry is also dropped after [`FACTS_TTL`], which bounds staleness should another process
-/// ever write the same database (not a supported set-up with SQLite).
+/// loads, so an entry can only be used when nothing was committed since it was loaded. With
+/// several instances (PostgreSQL) the database's access generation ([`Store::access_generation`],
+/// moved in the writing transaction by any instance) is read the same way before every use,
+/// so another instance's change takes effect at once. On SQLite an entry is also dropped
+/// after [`FACTS_TTL`], which bounds staleness should another process ever write the same
+/// database (not a supported set-up with SQLite).
 #[derive(Debug, Default)]
 pub struct FactsCache {
     generation: AtomicU64,
     entries: Mutex<HashMap<(String, String), CachedFacts>>,
 }
 
-/// Generation and time of loading, and the facts.
-type CachedFacts = (u64, Instant, Arc<HolderFacts>);
+/// Generations (this process's, the database's) and time of loading, and the facts.
+type CachedFacts = ((u64, Option<i64>), Instant, Arc<HolderFacts>);
 
 /// Longest time cached facts are used.
 pub const FACTS_TTL: Duration = Duration::from_secs(5);
@@ -282,10 +285,10 @@ impl AccessControl {
     /// The facts of this patient's data at this holder; `None` when the BSN is not valid.
     pub async fn facts(&self, store: &Store, bsn: &str, holder: &str) -> Result<Option<Arc<HolderFacts>>, ApiError> {
         let key = (bsn.to_owned(), holder.to_owned());
-        let generation = self.cache.generation.load(Ordering::SeqCst);
+        let generation = (self.cache.generation.load(Ordering::SeqCst), store.access_generation().await?);
         if let Ok(map) = self.cache.entries.lock() {
             if let Some((g, at, f)) = map.get(&key) {
-                if *g == generation && at.elapsed() < FACTS_TTL {
+                if *g == generation && (generation.1.is_some() || at.elapsed() < FACTS_TTL) {
                     return Ok(Some(f.clone()));
                 }
             }

@@ -21,14 +21,15 @@ pub async fn live() -> Response {
 }
 
 #[utoipa::path(get, path = "/health/ready", tag = "health",
-    responses((status = 200, description = "The database answers"),
+    responses((status = 200, description = "The database answers; `database` names its engine (sqlite, postgresql)"),
               (status = 503, description = "Not ready (OperationOutcome)")))]
 pub async fn ready(State(state): State<AppState>) -> Response {
     match state.store.ping().await {
         Ok(()) => {
             let path = state.access.engine.path();
             let policy = json!({"evaluator": path.evaluator(), "why": path.why()});
-            (StatusCode::OK, axum::Json(json!({"status": "ready", "policy": policy}))).into_response()
+            let body = json!({"status": "ready", "database": state.store.backend().name(), "policy": policy});
+            (StatusCode::OK, axum::Json(body)).into_response()
         }
         Err(e) => {
             tracing::warn!(error = %e, "readiness check failed");

@@ -79,7 +79,8 @@ impl Application {
         }
         private_dir(&settings.data_dir)
             .map_err(|source| StartupError::DataDir { path: settings.data_dir.clone(), source })?;
-        let store = Store::open(&settings.database_url(), settings.database_max_connections).await?;
+        let store = Store::open_with(&settings.database_url(), settings.database_pool()).await?;
+        tracing::info!(database = store.backend().name(), "database ready");
         let verifier = Arc::new(Verifier::from_settings(settings)?);
         let access = super::access::AccessControl::from_settings(&settings.policy)?;
         tracing::info!(

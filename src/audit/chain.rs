@@ -51,7 +51,7 @@ pub async fn head(store: &Store) -> Result<ChainHead, AuditError> {
     head_on(&mut conn).await
 }
 
-async fn head_on(conn: &mut sqlx::SqliteConnection) -> Result<ChainHead, AuditError> {
+async fn head_on(conn: &mut crate::store::Conn) -> Result<ChainHead, AuditError> {
     let r = sqlx::query("SELECT seq, hash, updated_at FROM audit_chain_head WHERE id = 1")
         .fetch_optional(&mut *conn)
         .await?
@@ -147,7 +147,7 @@ struct ChainRow {
 
 const PAGE: i64 = 2000;
 
-async fn page(conn: &mut sqlx::SqliteConnection, after: i64) -> Result<Vec<ChainRow>, AuditError> {
+async fn page(conn: &mut crate::store::Conn, after: i64) -> Result<Vec<ChainRow>, AuditError> {
     let rows = sqlx::query(
         "SELECT seq, id, recorded_at, action, outcome, patient_bsn, user_uzi, user_ura, entity_types, content, \
          prev_hash, hash FROM audit_entries WHERE seq > $1 ORDER BY seq LIMIT $2",
@@ -184,7 +184,7 @@ async fn page(conn: &mut sqlx::SqliteConnection, after: i64) -> Result<Vec<Chain
 /// database, so entries that a running service appends meanwhile are neither seen nor
 /// mistaken for rows inserted behind the head's back.
 pub async fn verify(store: &Store, anchors: &[Anchor]) -> Result<VerifyReport, AuditError> {
-    let mut tx = store.begin().await?;
+    let mut tx = store.begin_snapshot().await?;
     let conn = tx.conn();
     let head = head_on(conn).await?;
     let mut expected_seq = 1i64;

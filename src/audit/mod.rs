@@ -11,7 +11,7 @@
 //! Tamper evidence: each entry's hash covers its canonical content, its sequence number and
 //! the previous entry's hash ([`chain`]). A single-row chain head, moved by the database with
 //! every accepted entry, keeps the chain linear: an entry that does not extend the current
-//! head is refused (`migrations/0009_audit_guards.sql`), and so are updates and deletes. [`chain::verify`] walks the
+//! head is refused (`migrations/*/0009_audit_guards.sql`), and so are updates and deletes. [`chain::verify`] walks the
 //! chain and names the first entry that was changed, removed, inserted or reordered;
 //! [`chain::head`] gives the head hash for external anchoring. No function here updates or
 //! deletes an entry.
@@ -305,7 +305,7 @@ pub async fn record(tx: &mut Tx, entry: &AuditEntry) -> Result<AuditId, AuditErr
 ///
 /// One statement, committed on its own, on a connection kept for lone entries
 /// ([`LoneWriter`]): the entry is built on the head this process last wrote, and the
-/// database accepts it only if it extends the actual head (`migrations/0009_audit_guards.sql`),
+/// database accepts it only if it extends the actual head (`migrations/*/0009_audit_guards.sql`),
 /// which also moves the head. If another writer (a handover's transaction, another
 /// process) moved the head meanwhile, the insert is refused and rebuilt on the new head.
 /// Compared with a transaction from the pool (acquire, begin, lock the head, insert,
@@ -319,7 +319,7 @@ pub async fn record_alone(store: &Store, entry: &AuditEntry) -> Result<AuditId, 
     for _ in 0..HEAD_RETRIES {
         let mut conn = match w.conn.take() {
             Some(c) => c,
-            None => sqlx::ConnectOptions::connect(&writer.options).await?,
+            None => writer.connector.connect().await?,
         };
         let head = match w.head.take() {
             Some(h) => h,
@@ -352,20 +352,20 @@ const HEAD_RETRIES: usize = 4;
 /// have moved). Its lock serialises this process's lone entries, which would otherwise
 /// refuse each other's; the database serialises them with everything else.
 pub struct LoneWriter {
-    options: sqlx::sqlite::SqliteConnectOptions,
+    connector: crate::store::Connector,
     state: tokio::sync::Mutex<LoneState>,
 }
 
 #[derive(Default)]
 struct LoneState {
-    conn: Option<sqlx::SqliteConnection>,
+    conn: Option<crate::store::Conn>,
     head: Option<(i64, String)>,
     closed: bool,
 }
 
 impl LoneWriter {
-    pub(crate) fn new(options: sqlx::sqlite::SqliteConnectOptions) -> LoneWriter {
-        LoneWriter { options, state: Default::default() }
+    pub(crate) fn new(connector: crate::store::Connector) -> LoneWriter {
+        LoneWriter { connector, state: Default::default() }
     }
 
     /// Closes the connection; later entries fail (as the pool's do after `Store::close`).
@@ -384,7 +384,7 @@ impl std::fmt::Debug for LoneWriter {
     }
 }
 
-async fn current_head(conn: &mut sqlx::SqliteConnection) -> Result<(i64, String), AuditError> {
+async fn current_head(conn: &mut crate::store::Conn) -> Result<(i64, String), AuditError> {
     let r = sqlx::query("SELECT seq, hash FROM audit_chain_head WHERE id = 1")
         .fetch_optional(&mut *conn)
         .await?
@@ -400,7 +400,7 @@ fn head_moved(e: &sqlx::Error) -> bool {
 /// Inserts `entry` as the successor of `head`; the database checks that `head` is the
 /// actual head and moves it. Returns the entry's place and the new head.
 async fn extend(
-    conn: &mut sqlx::SqliteConnection,
+    conn: &mut crate::store::Conn,
     head: &(i64, String),
     entry: &AuditEntry,
 ) -> Result<(AuditId, (i64, String)), AuditError> {

@@ -70,8 +70,10 @@ pub async fn search(store: &Store, q: &AuditSearch) -> Result<Vec<StoredEntry>, 
         let holder = binds.len();
         binds.push(format!("ura|{u}"));
         let receiver = binds.len();
+        let b = store.backend();
+        let objects = b.json_elements(&b.json_doc("content"), &["entry", "objects"], "o");
         sql.push_str(&format!(
-            " AND (user_ura = ${ura} OR EXISTS (SELECT 1 FROM json_each(CASE WHEN json_valid(content) THEN content ELSE '[]' END, '$.entry.objects') o \
+            " AND (user_ura = ${ura} OR EXISTS (SELECT 1 FROM {objects} \
              WHERE o.value = ${holder} OR o.value IN (SELECT 'Handover/' || h.id FROM handovers h WHERE h.receiver = ${receiver})))"
         ));
     }
@@ -106,7 +108,7 @@ pub async fn search(store: &Store, q: &AuditSearch) -> Result<Vec<StoredEntry>, 
 }
 
 /// An entry from a row with the columns `seq, content, hash, prev_hash`.
-pub(crate) fn stored_entry(r: &sqlx::sqlite::SqliteRow) -> Result<StoredEntry, AuditError> {
+pub(crate) fn stored_entry(r: &crate::store::DbRow) -> Result<StoredEntry, AuditError> {
     let content: String = r.try_get("content")?;
     let c: Content = serde_json::from_str(&content)?;
     Ok(StoredEntry {

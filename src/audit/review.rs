@@ -157,7 +157,7 @@ pub async fn review_scoped(
 }
 
 /// The ids of the review entries of entry `id`.
-async fn reviews_of(conn: &mut sqlx::SqliteConnection, id: &str) -> Result<Vec<String>, ReviewError> {
+async fn reviews_of(conn: &mut crate::store::Conn, id: &str) -> Result<Vec<String>, ReviewError> {
     let rows = sqlx::query("SELECT content FROM audit_entries WHERE action = 'review' AND content LIKE $1")
         .bind(format!("%\"AuditEvent/{}\"%", like_escape(id)))
         .fetch_all(&mut *conn)

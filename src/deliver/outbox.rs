@@ -47,11 +47,21 @@ pub struct DeliverySettings {
     pub concurrency: usize,
     /// How often the worker looks for due deliveries when it has not been woken, in ms.
     pub poll_interval_ms: u64,
+    /// How long a claimed delivery stays claimed beyond the target's request timeout, in ms:
+    /// when an instance dies during an attempt, another instance (PostgreSQL) claims the
+    /// delivery again this long after the attempt's timeout.
+    pub lease_grace_ms: u64,
 }
 
 impl Default for DeliverySettings {
     fn default() -> Self {
-        DeliverySettings { targets_file: None, targets: vec![], concurrency: 4, poll_interval_ms: 1_000 }
+        DeliverySettings {
+            targets_file: None,
+            targets: vec![],
+            concurrency: 4,
+            poll_interval_ms: 1_000,
+            lease_grace_ms: 30_000,
+        }
     }
 }
 
@@ -169,7 +179,7 @@ pub async fn enqueue(tx: &mut Tx, handover_id: &str, receiver: &str) -> Result<b
 
 #[allow(clippy::too_many_arguments)]
 async fn event(
-    conn: &mut sqlx::SqliteConnection,
+    conn: &mut crate::store::Conn,
     handover_id: &str,
     at: &str,
     what: &str,
@@ -197,7 +207,7 @@ async fn event(
 const COLUMNS: &str = "handover_id, receiver, state, attempts, next_attempt_at, last_status, last_error, \
                        created_at, updated_at, delivered_at";
 
-fn entry(r: &sqlx::sqlite::SqliteRow) -> Result<Entry, StoreError> {
+fn entry(r: &crate::store::DbRow) -> Result<Entry, StoreError> {
     let state: String = r.try_get("state")?;
     Ok(Entry {
         handover_id: r.try_get("handover_id")?,
@@ -354,6 +364,8 @@ pub async fn counts(store: &Store) -> Result<HashMap<State, i64>, StoreError> {
 /// A due delivery, claimed by this worker.
 struct Claimed {
     handover_id: String,
+    /// The lease this worker took: the outcome is written only while it still holds it.
+    lease: String,
     receiver: String,
     attempts: u32,
     bundle: String,
@@ -479,10 +491,13 @@ impl Worker {
     }
 
     /// Deliveries left in flight by a process that stopped (or was killed) during an
-    /// attempt are due again at once. This assumes one worker per database, as with SQLite;
-    /// should several instances share a database, a row another worker is delivering gets a
-    /// second, harmless delivery (the `PUT`s are idempotent).
+    /// attempt are due again at once. Only where one instance owns the database (SQLite):
+    /// with several instances (PostgreSQL) a row in flight may be another instance's live
+    /// delivery, and a dead instance's rows are claimed again when their lease runs out.
     async fn recover(&self) -> Result<(), StoreError> {
+        if !self.store.backend().single_instance() {
+            return Ok(());
+        }
         let at = now();
         let mut tx = self.store.begin().await?;
         let rows = sqlx::query(
@@ -525,7 +540,9 @@ impl Worker {
         let at = now();
         let mut tx = self.store.begin().await?;
         // Write first (see Store::begin): this no-op takes SQLite's write lock, so the
-        // read below and the updates after it cannot be overtaken by another writer.
+        // read below and the updates after it cannot be overtaken by another writer. On
+        // PostgreSQL the read locks the rows it claims and skips those another instance is
+        // claiming ([`crate::store::Backend::claim_rows`]).
         sqlx::query("UPDATE outbox SET state = state WHERE 1 = 0").execute(tx.conn()).await?;
         let receivers: Vec<&String> = self.clients.keys().collect();
         let placeholders: Vec<String> = (0..receivers.len()).map(|i| format!("${}", i + 3)).collect();
@@ -533,8 +550,9 @@ impl Worker {
             "SELECT handover_id, receiver, attempts, state FROM outbox \
              WHERE ((state IN ('queued', 'retrying') AND next_attempt_at <= $1) \
                 OR (state = 'in-flight' AND lease_until <= $1)) AND receiver IN ({}) \
-             ORDER BY next_attempt_at LIMIT $2",
-            placeholders.join(", ")
+             ORDER BY next_attempt_at LIMIT $2{}",
+            placeholders.join(", "),
+            self.store.backend().claim_rows()
         );
         // Safe: constants and numbered placeholders only; the receivers are bound.
         let mut q = sqlx::query(AssertSqlSafe(sql)).bind(&at).bind(i64::try_from(n).unwrap_or(i64::MAX));
@@ -552,7 +570,7 @@ impl Worker {
             let Some(client) = self.clients.get(&receiver) else { continue };
             let attempts: i64 = r.try_get("attempts")?;
             let was: String = r.try_get("state")?;
-            let lease = later(client.target().request_timeout() + Duration::from_secs(30));
+            let lease = later(client.target().request_timeout() + Duration::from_millis(self.settings.lease_grace_ms));
             let done = sqlx::query(
                 "UPDATE outbox SET state = 'in-flight', attempts = attempts + 1, lease_until = $2, updated_at = $3 \
                  WHERE handover_id = $1 AND state = $4",
@@ -584,7 +602,13 @@ impl Worker {
                 .fetch_one(tx.conn())
                 .await?
                 .try_get("output_bundle")?;
-            claimed.push(Claimed { handover_id: id, receiver, attempts: u32::try_from(attempts).unwrap_or(0), bundle });
+            claimed.push(Claimed {
+                handover_id: id,
+                lease,
+                receiver,
+                attempts: u32::try_from(attempts).unwrap_or(0),
+                bundle,
+            });
         }
         tx.commit().await?;
         Ok(claimed)
@@ -662,9 +686,12 @@ impl Worker {
         };
         let delivered_at = (state == State::Delivered).then(|| at.clone());
         let mut tx = self.store.begin().await?;
-        sqlx::query(
+        // Only while the claim holds: a lease that ran out (a stalled attempt) may have been
+        // claimed again by another worker, whose outcome is the one to keep.
+        let done = sqlx::query(
             "UPDATE outbox SET state = $2, next_attempt_at = $3, last_status = $4, last_error = $5, \
-             delivered_at = $6, updated_at = $7, lease_until = NULL WHERE handover_id = $1",
+             delivered_at = $6, updated_at = $7, lease_until = NULL \
+             WHERE handover_id = $1 AND state = 'in-flight' AND lease_until = $8",
         )
         .bind(&c.handover_id)
         .bind(state.as_str())
@@ -673,8 +700,13 @@ impl Worker {
         .bind(&error)
         .bind(&delivered_at)
         .bind(&at)
+        .bind(&c.lease)
         .execute(tx.conn())
         .await?;
+        if done.rows_affected() != 1 {
+            tracing::warn!(handover = %c.handover_id, "outbox: the lease ran out during the attempt; another attempt owns the delivery now");
+            return Ok(());
+        }
         event(tx.conn(), &c.handover_id, &at, what, Some(attempt), status, Some(&detail), None).await?;
         // The audit trail records where the data went (delivered) or that it did not get
         // there (dead letter); attempts that will be retried are in the history only.

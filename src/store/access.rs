@@ -51,8 +51,12 @@ pub struct Writer<'a> {
 pub type LoadedAgreement = (String, String, String);
 
 impl Tx {
-    /// The agreements the service last ran with.
+    /// The agreements the service last ran with. Takes the audit chain head's lock first
+    /// (a write: SQLite's write lock, PostgreSQL's row lock), so that instances starting
+    /// together record each change once: the second waits for the first's commit and then
+    /// finds the agreements recorded.
     pub async fn loaded_agreements(&mut self) -> Result<Vec<LoadedAgreement>, StoreError> {
+        sqlx::query("UPDATE audit_chain_head SET seq = seq WHERE id = 1").execute(self.conn()).await?;
         let rows =
             sqlx::query("SELECT agreement_id, version, sha256 FROM agreements_loaded ORDER BY agreement_id, version")
                 .fetch_all(self.conn())
@@ -127,23 +131,32 @@ impl Tx {
         now: &str,
     ) -> Result<Result<(), String>, StoreError> {
         for chunk in rows.chunks(FACADE_ROWS_PER_STATEMENT) {
-            let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            // `$n` placeholders written here: sqlx's QueryBuilder writes `?` for the Any
+            // driver, which PostgreSQL does not take.
+            let mut sql = String::from(
                 "WITH v (holder_ura, resource_type, resource_id, patient_bsn, patient_resource_id, category, \
-                 handover_id, updated_at, resource, bound) AS (",
+                 handover_id, updated_at, resource, bound) AS (VALUES ",
             );
-            q.push_values(chunk, |mut b, r| {
-                b.push_bind(&r.holder_ura)
-                    .push_bind(&r.resource_type)
-                    .push_bind(&r.resource_id)
-                    .push_bind(&r.patient_bsn)
-                    .push_bind(&r.patient_resource_id)
-                    .push_bind(&r.category)
-                    .push_bind(handover_id)
-                    .push_bind(now)
-                    .push_bind(&r.resource)
-                    .push_bind(crate::fhir::ids::is_patient_bound(&r.resource_type));
-            });
-            q.push(
+            let mut args = sqlx::any::AnyArguments::default();
+            for (i, r) in chunk.iter().enumerate() {
+                let n = i * 10;
+                sql.push_str(if i == 0 { "(" } else { ", (" });
+                for k in 1..=10 {
+                    sql.push_str(&format!("{}${}", if k == 1 { "" } else { ", " }, n + k));
+                }
+                sql.push(')');
+                add(&mut args, &r.holder_ura)?;
+                add(&mut args, &r.resource_type)?;
+                add(&mut args, &r.resource_id)?;
+                add(&mut args, &r.patient_bsn)?;
+                add(&mut args, &r.patient_resource_id)?;
+                add(&mut args, &r.category)?;
+                add(&mut args, handover_id)?;
+                add(&mut args, now)?;
+                add(&mut args, &r.resource)?;
+                add(&mut args, crate::fhir::ids::is_patient_bound(&r.resource_type))?;
+            }
+            sql.push_str(
                 ") INSERT INTO facade_resources (holder_ura, resource_type, resource_id, patient_bsn, \
                  patient_resource_id, category, handover_id, updated_at, resource) \
                  SELECT holder_ura, resource_type, resource_id, patient_bsn, patient_resource_id, category, \
@@ -156,7 +169,9 @@ impl Tx {
                  category = excluded.category, handover_id = excluded.handover_id, \
                  updated_at = excluded.updated_at, resource = excluded.resource",
             );
-            let done = q.build().execute(self.conn()).await?;
+            // Safe: fixed fragments and numbered placeholders only; every value is bound.
+            let q = sqlx::query_with(sqlx::AssertSqlSafe(sql), args);
+            let done = q.execute(self.conn()).await?;
             if done.rows_affected() != chunk.len() as u64 {
                 return Ok(Err(self.bound_elsewhere(chunk).await?.unwrap_or_else(|| "a resource".to_owned())));
             }
@@ -280,7 +295,7 @@ impl Tx {
     }
 }
 
-fn policy_row(r: &sqlx::sqlite::SqliteRow, team: bool) -> Result<StoredPolicyResource, StoreError> {
+fn policy_row(r: &crate::store::DbRow, team: bool) -> Result<StoredPolicyResource, StoreError> {
     Ok(StoredPolicyResource {
         id: r.try_get("id")?,
         patient_bsn: r.try_get("patient_bsn")?,
@@ -290,7 +305,7 @@ fn policy_row(r: &sqlx::sqlite::SqliteRow, team: bool) -> Result<StoredPolicyRes
     })
 }
 
-fn facade_row(r: &sqlx::sqlite::SqliteRow) -> Result<FacadeResource, StoreError> {
+fn facade_row(r: &crate::store::DbRow) -> Result<FacadeResource, StoreError> {
     Ok(FacadeResource {
         holder_ura: r.try_get("holder_ura")?,
         resource_type: r.try_get("resource_type")?,
@@ -300,6 +315,14 @@ fn facade_row(r: &sqlx::sqlite::SqliteRow) -> Result<FacadeResource, StoreError>
         category: r.try_get("category")?,
         resource: r.try_get("resource")?,
     })
+}
+
+/// Adds one bound value.
+fn add<'q, T>(args: &mut sqlx::any::AnyArguments, value: T) -> Result<(), StoreError>
+where
+    T: sqlx::Encode<'q, super::Db> + sqlx::Type<super::Db>,
+{
+    sqlx::Arguments::add(args, value).map_err(|e| StoreError::Database(sqlx::Error::Encode(e)))
 }
 
 /// The columns of a [`FacadeResource`], as a literal (sqlx takes static SQL only).
@@ -314,6 +337,18 @@ macro_rules! facade_select {
 }
 
 impl Store {
+    /// The access generation of the database: moved (by triggers, in the writing
+    /// transaction) by every change to care teams, consents and the agreements a handover
+    /// arrived under, made by any instance. `None` where one instance owns the database
+    /// (SQLite): its own writes invalidate its cache, and no query is spent.
+    pub async fn access_generation(&self) -> Result<Option<i64>, StoreError> {
+        if self.backend().single_instance() {
+            return Ok(None);
+        }
+        let r = sqlx::query("SELECT generation FROM access_generation WHERE id = 1").fetch_one(self.pool()).await?;
+        Ok(Some(r.try_get("generation")?))
+    }
+
     /// The organisation (URA) that last wrote consent `id`: the custodian of a consent stored
     /// before consents named their custodians (`Consent.organization`, issue 14).
     pub async fn consent_written_by_ura(&self, id: &str) -> Result<Option<String>, StoreError> {

@@ -1,14 +1,19 @@
 //! Persistence: handovers and idempotency keys, the read facade's index, care teams and
-//! consents ([`access`]), in SQLite by default.
+//! consents ([`access`]), in SQLite (the default, one instance) or PostgreSQL (several
+//! instances sharing one database), chosen by the database URL.
 //!
 //! Everything that changes state goes through a [`Tx`], one database transaction. That is
-//! the seam for the later stages: the audit entry of an action (issue 7) and the outbox row
-//! of a handover (issue 8) are written through the same `Tx` before [`Tx::commit`], so an
-//! action and its record either both exist or neither does.
+//! the seam for the later stages: the audit entry of an action and the outbox row of a
+//! handover are written through the same `Tx` before [`Tx::commit`], so an action and its
+//! record either both exist or neither does.
 //!
-//! The SQL is kept portable (see `migrations/`); the database type is named once, in
-//! [`Db`], so that PostgreSQL can follow by changing the driver here, not the queries.
-//! Queries are checked at run time (`sqlx::query`), so building needs no database.
+//! One copy of every query serves both backends: the queries run through sqlx's `Any`
+//! driver with `$1, $2, …` placeholders (SQLite binds `$N` by number too). The few places
+//! where the dialects differ (JSON functions, row locks, snapshot reads) are small
+//! fragments of [`Backend`]; the schema is kept per backend in `migrations/sqlite` and
+//! `migrations/postgres`. Nothing outside `store/` names a driver: other modules use
+//! [`Conn`], [`DbRow`] and [`Tx`]. Queries are checked at run time (`sqlx::query`), so
+//! building needs no database.
 
 pub mod access;
 pub mod handovers;
@@ -17,17 +22,129 @@ pub mod report;
 use std::str::FromStr;
 use std::time::Duration;
 
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{ConnectOptions, Executor};
 
 pub use access::{FacadeResource, StoredPolicyResource, Writer};
 pub use handovers::{HandoverRow, IdempotencyClaim, NewHandover};
 
-/// The database driver in use.
-pub type Db = sqlx::Sqlite;
+/// The database driver in use: sqlx's `Any`, over SQLite or PostgreSQL.
+pub type Db = sqlx::Any;
 type Pool = sqlx::Pool<Db>;
+/// A connection of the database in use: what the queries of other modules (audit, outbox)
+/// run on, through [`Tx::conn`] or [`Connector::connect`]. Nothing outside `store/` names
+/// a driver, so another backend changes this module only.
+pub type Conn = <Db as sqlx::Database>::Connection;
+/// A result row of the database in use.
+pub type DbRow = <Db as sqlx::Database>::Row;
 
-/// Migrations embedded in the binary, applied at start.
-pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+/// Migrations embedded in the binary, applied at start: the SQLite schema (the files of
+/// the versions before PostgreSQL, unchanged, so existing databases keep verifying).
+pub static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+/// The same schema for PostgreSQL (same versions; the guards as PL/pgSQL triggers).
+pub static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Which database engine a store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// One file, one instance (the default).
+    Sqlite,
+    /// One database shared by any number of instances.
+    Postgres,
+}
+
+impl Backend {
+    /// The backend a database URL names: `sqlite:…` or `postgres://…` / `postgresql://…`.
+    pub fn of_url(url: &str) -> Option<Backend> {
+        if url.starts_with("sqlite:") {
+            Some(Backend::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Some(Backend::Postgres)
+        } else {
+            None
+        }
+    }
+
+    /// As `/health/ready` and the log name it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgresql",
+        }
+    }
+
+    /// True when one instance owns the database (SQLite): what is in flight is its own.
+    pub fn single_instance(self) -> bool {
+        self == Backend::Sqlite
+    }
+
+    /// Appended to a `SELECT` that claims rows for work (the outbox): on PostgreSQL the rows
+    /// are locked and rows another instance holds are skipped; SQLite has one writer at a
+    /// time anyway (the claiming transaction writes first and so holds the write lock).
+    pub fn claim_rows(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "",
+            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+        }
+    }
+
+    /// A JSON document from a text column or expression, as [`Backend::json_text`] and
+    /// [`Backend::json_elements`] take it. A text that is not JSON reads as no document
+    /// (SQLite's JSON functions and PostgreSQL's cast would fail the whole query).
+    pub fn json_doc(self, text: &str) -> String {
+        match self {
+            Backend::Sqlite => format!("(CASE WHEN json_valid({text}) THEN {text} ELSE '[]' END)"),
+            Backend::Postgres => format!("overdracht_jsonb({text})"),
+        }
+    }
+
+    /// The text at `path` (member names and array indexes) of a document (null if absent).
+    /// An object or array comes back as its JSON text.
+    pub fn json_text(self, doc: &str, path: &[&str]) -> String {
+        match self {
+            Backend::Sqlite => {
+                let mut p = String::from("$");
+                for k in path {
+                    if k.bytes().all(|b| b.is_ascii_digit()) {
+                        p.push_str(&format!("[{k}]"));
+                    } else {
+                        p.push('.');
+                        p.push_str(k);
+                    }
+                }
+                format!("json_extract({doc}, '{p}')")
+            }
+            Backend::Postgres => format!("({doc} #>> '{{{}}}')", path.join(",")),
+        }
+    }
+
+    /// A table source of the elements of the array at `path` of a document, aliased
+    /// `alias`, with one column `value`: the element's text for strings, its JSON
+    /// otherwise (an object: read its members with [`Backend::json_text`] on
+    /// [`Backend::element_doc`]).
+    pub fn json_elements(self, doc: &str, path: &[&str], alias: &str) -> String {
+        match self {
+            Backend::Sqlite => {
+                let p: String = path.iter().map(|k| format!(".{k}")).collect();
+                format!("json_each({doc}, '${p}') {alias}")
+            }
+            Backend::Postgres => format!(
+                "jsonb_array_elements_text(CASE WHEN jsonb_typeof({doc} #> '{{{p}}}') = 'array' \
+                 THEN {doc} #> '{{{p}}}' ELSE '[]'::jsonb END) AS {alias}(value)",
+                p = path.join(",")
+            ),
+        }
+    }
+
+    /// The document of an element of [`Backend::json_elements`] (`alias.value`).
+    pub fn element_doc(self, alias: &str) -> String {
+        match self {
+            Backend::Sqlite => format!("{alias}.value"),
+            Backend::Postgres => format!("overdracht_jsonb({alias}.value)"),
+        }
+    }
+}
 
 /// Why the store failed.
 #[derive(Debug, thiserror::Error)]
@@ -40,12 +157,56 @@ pub enum StoreError {
     Corrupt(String),
     #[error("cannot make the database file {path} private (mode 0600): {source}")]
     Permissions { path: std::path::PathBuf, source: std::io::Error },
+    #[error("unsupported database URL (use sqlite:… or postgres://…)")]
+    UnsupportedUrl,
+}
+
+/// Pool settings (`database_max_connections`, `database_acquire_timeout_ms`).
+#[derive(Debug, Clone, Copy)]
+pub struct PoolSettings {
+    pub max_connections: u32,
+    /// How long a request waits for a free connection before it fails.
+    pub acquire_timeout: Duration,
+}
+
+impl PoolSettings {
+    pub fn new(max_connections: u32) -> PoolSettings {
+        PoolSettings { max_connections, acquire_timeout: Duration::from_secs(10) }
+    }
+}
+
+/// Opens single connections outside the pool, set up as the pool's are (the audit trail's
+/// lone writer keeps one of its own).
+#[derive(Clone, Debug)]
+pub struct Connector {
+    options: AnyConnectOptions,
+    backend: Backend,
+}
+
+impl Connector {
+    pub async fn connect(&self) -> Result<Conn, sqlx::Error> {
+        let mut c = self.options.connect().await?;
+        setup_connection(&mut c, self.backend).await?;
+        Ok(c)
+    }
+}
+
+/// What every connection gets before its first use. SQLite: durable across process
+/// crashes (not power loss of the last commit) in WAL mode without an fsync per commit,
+/// and writers wait for each other instead of failing. (WAL itself is a property of the
+/// file, set once at open; foreign keys are on by default in sqlx.)
+async fn setup_connection(c: &mut Conn, backend: Backend) -> Result<(), sqlx::Error> {
+    if backend == Backend::Sqlite {
+        c.execute("PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON").await?;
+    }
+    Ok(())
 }
 
 /// The handle to the database; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: Pool,
+    backend: Backend,
     /// The connection and chain head of lone audit entries (see [`crate::audit::record_alone`]).
     audit_writer: std::sync::Arc<crate::audit::LoneWriter>,
 }
@@ -53,40 +214,71 @@ pub struct Store {
 impl Store {
     /// Connects (creating the SQLite file if needed) and applies the migrations.
     pub async fn open(url: &str, max_connections: u32) -> Result<Store, StoreError> {
-        let options = SqliteConnectOptions::from_str(url)?
-            .create_if_missing(true)
-            // WAL lets readers go on while one writer commits; NORMAL synchronous is
-            // durable across process crashes (not power loss of the last commit) in WAL mode.
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(10))
-            .foreign_keys(true);
-        let file =
-            (!url.contains(":memory:") && !url.contains("mode=memory")).then(|| options.get_filename().to_path_buf());
-        if let Some(f) = &file {
-            private_database_files(f)?;
-        }
-        let pool = SqlitePoolOptions::new()
-            .max_connections(max_connections.max(1))
-            .acquire_timeout(Duration::from_secs(10))
-            // A local file does not go away between uses: no ping before every acquire (a
-            // round trip to the SQLite worker thread that every request would pay).
-            .test_before_acquire(false)
-            .connect_with(options.clone())
-            .await?;
-        MIGRATOR.run(&pool).await?;
-        if let Some(f) = &file {
-            // The WAL and shared-memory files exist now; SQLite gives them the database
-            // file's mode, this makes sure of it (and of files left by older versions).
-            private_database_files(f)?;
-        }
-        Ok(Store { pool, audit_writer: std::sync::Arc::new(crate::audit::LoneWriter::new(options)) })
+        Store::open_with(url, PoolSettings::new(max_connections)).await
+    }
+
+    /// [`Store::open`] with pool settings.
+    pub async fn open_with(url: &str, pool: PoolSettings) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let backend = Backend::of_url(url).ok_or(StoreError::UnsupportedUrl)?;
+        let options = AnyConnectOptions::from_str(url)?;
+        let pool_options = AnyPoolOptions::new()
+            .max_connections(pool.max_connections.max(1))
+            .acquire_timeout(pool.acquire_timeout)
+            .after_connect(move |c, _| Box::pin(setup_connection(c, backend)));
+        let pool = match backend {
+            Backend::Sqlite => {
+                let file = prepare_sqlite(url).await?;
+                let pool = pool_options
+                    // A local file does not go away between uses: no ping before every
+                    // acquire (a round trip to the SQLite worker thread that every request
+                    // would pay).
+                    .test_before_acquire(false)
+                    .connect_with(options.clone())
+                    .await?;
+                if let Some(f) = &file {
+                    // The WAL and shared-memory files exist now; SQLite gives them the
+                    // database file's mode, this makes sure of it.
+                    private_database_files(f)?;
+                }
+                pool
+            }
+            Backend::Postgres => {
+                // Migrations on a connection of their own, closed afterwards: sqlx takes a
+                // session advisory lock around them (instances starting together apply
+                // each migration once), and a failed run must not leave the lock held by a
+                // pooled connection.
+                let single = AnyPoolOptions::new().max_connections(1).connect_with(options.clone()).await?;
+                let migrated = POSTGRES_MIGRATOR.run(&single).await;
+                single.close().await;
+                migrated?;
+                pool_options.connect_with(options.clone()).await?
+            }
+        };
+        let connector = Connector { options, backend };
+        Ok(Store { pool, backend, audit_writer: std::sync::Arc::new(crate::audit::LoneWriter::new(connector)) })
+    }
+
+    /// The database engine in use.
+    pub fn backend(&self) -> Backend {
+        self.backend
     }
 
     /// Starts a transaction. Write before you read inside it: SQLite then takes the write
     /// lock at the first statement and concurrent transactions queue instead of failing.
     pub async fn begin(&self) -> Result<Tx, StoreError> {
         Ok(Tx { inner: self.pool.begin().await? })
+    }
+
+    /// A read-only transaction that sees one snapshot of the database for all its
+    /// statements (SQLite's read transactions always do; PostgreSQL's default isolation
+    /// takes a new snapshot per statement, so it is raised to REPEATABLE READ).
+    pub async fn begin_snapshot(&self) -> Result<Tx, StoreError> {
+        let mut tx = self.begin().await?;
+        if self.backend == Backend::Postgres {
+            tx.conn().execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").await?;
+        }
+        Ok(tx)
     }
 
     /// Readiness: the database answers a trivial query.
@@ -108,6 +300,28 @@ impl Store {
     pub(crate) fn audit_writer(&self) -> &crate::audit::LoneWriter {
         &self.audit_writer
     }
+}
+
+/// Creates the SQLite file (private), switches it to WAL and applies the migrations, on a
+/// native connection of its own. Returns the file (`None` for an in-memory database).
+async fn prepare_sqlite(url: &str) -> Result<Option<std::path::PathBuf>, StoreError> {
+    let options = SqliteConnectOptions::from_str(url)?
+        .create_if_missing(true)
+        // WAL lets readers go on while one writer commits.
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .busy_timeout(Duration::from_secs(10))
+        .foreign_keys(true);
+    let file =
+        (!url.contains(":memory:") && !url.contains("mode=memory")).then(|| options.get_filename().to_path_buf());
+    if let Some(f) = &file {
+        private_database_files(f)?;
+    }
+    let pool = SqlitePoolOptions::new().max_connections(1).connect_with(options).await?;
+    let migrated = SQLITE_MIGRATOR.run(&pool).await;
+    pool.close().await;
+    migrated?;
+    Ok(file)
 }
 
 /// The database file and its companions (`-wal`, `-shm`, `-journal`) readable and writable
@@ -167,7 +381,7 @@ impl Tx {
 
     /// The connection, for the queries of other modules (audit, outbox) that must run in
     /// this transaction.
-    pub fn conn(&mut self) -> &mut sqlx::SqliteConnection {
+    pub fn conn(&mut self) -> &mut Conn {
         &mut self.inner
     }
 }

@@ -6,11 +6,11 @@
 //! Europe/Amsterdam months (offsets are whole hours, so an hour lies in one local month).
 //!
 //! The entry fields that have no search column (`rule`, `reason`, the user's role, the
-//! objects) are read from the canonical `content` JSON with SQLite's `json_extract` /
-//! `json_each`; on PostgreSQL these become `content::jsonb ->> …` / `jsonb_array_elements`.
-//! SQLite's JSON functions fail the whole query on one malformed document, so every one is
-//! guarded with `json_valid` (a tampered row then counts as nothing here; the report's chain
-//! status shows the tampering).
+//! objects) are read from the canonical `content` JSON with the backend's JSON functions
+//! (SQLite's `json_extract` / `json_each`, PostgreSQL's `#>>` / `jsonb_array_elements_text`,
+//! written by [`super::Backend`]). Both would fail the whole query on one malformed
+//! document, so every document is guarded (a tampered row then counts as nothing here; the
+//! report's chain status shows the tampering).
 //!
 //! "Of the provider" means: handovers whose receiver is the provider (`handovers.receiver`,
 //! joined through the entry's `Handover/<id>` object); refusals that named the provider as
@@ -129,27 +129,39 @@ impl Scope<'_> {
     }
 }
 
-/// An audit entry's content for SQLite's JSON functions, which fail the whole query on one
-/// malformed document: a row whose content is not JSON reads as an empty array.
-macro_rules! doc {
-    () => {
-        "(CASE WHEN json_valid(a.content) THEN a.content ELSE '[]' END)"
-    };
+/// The SQL fragments of the report queries, written for the store's backend.
+struct Sql {
+    backend: super::Backend,
+    /// The entry's content as a JSON document.
+    doc: String,
 }
-const DOC: &str = doc!();
 
-/// Reads and denials of the provider: by its staff, or of its copy of a patient's data.
-const OF_PROVIDER: &str = concat!(
-    "(a.user_ura = $1 OR EXISTS (SELECT 1 FROM json_each(",
-    doc!(),
-    ", '$.entry.objects') o WHERE o.value = $4))"
-);
+impl Sql {
+    fn new(backend: super::Backend) -> Sql {
+        Sql { backend, doc: backend.json_doc("a.content") }
+    }
+
+    /// A text field of the entry's content.
+    fn field(&self, path: &[&str]) -> String {
+        self.backend.json_text(&self.doc, path)
+    }
+
+    /// The entry's objects as a table source `o(value)`.
+    fn objects(&self) -> String {
+        self.backend.json_elements(&self.doc, &["entry", "objects"], "o")
+    }
+
+    /// Reads and denials of the provider: by its staff, or of its copy of a patient's data.
+    fn of_provider(&self) -> String {
+        format!("(a.user_ura = $1 OR EXISTS (SELECT 1 FROM {} WHERE o.value = $4))", self.objects())
+    }
+}
 
 impl Store {
-    /// Runs `sql`, built from fixed fragments (with [`OF_PROVIDER`]) and an integer limit at
+    /// Runs `sql`, built from fixed fragments (with [`Sql::of_provider`]) and an integer limit at
     /// most, with `$1` the provider's URA, `$2`/`$3` the period and `$4` the provider as an
     /// entry object (`Organization/ura-<URA>`).
-    async fn scoped_rows(&self, sql: String, s: Scope<'_>) -> Result<Vec<sqlx::sqlite::SqliteRow>, StoreError> {
+    async fn scoped_rows(&self, sql: String, s: Scope<'_>) -> Result<Vec<super::DbRow>, StoreError> {
         // Safe: the callers build `sql` from fixed fragments only; every value is bound here.
         Ok(sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(s.ura)
@@ -161,11 +173,13 @@ impl Store {
     }
 
     pub async fn report_received(&self, s: Scope<'_>) -> Result<Vec<ReceivedRow>, StoreError> {
-        // Safe: fixed fragments only ([`DOC`]); every value is bound.
+        let q = Sql::new(self.backend());
+        let (reason, first) = (q.field(&["entry", "reason"]), q.field(&["entry", "objects", "0"]));
+        // Safe: fixed fragments only ([`Sql`]); every value is bound.
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT substr(a.recorded_at, 1, 13) AS hour, h.sender AS sender, COUNT(*) AS n, \
-             SUM(CASE WHEN json_extract({DOC}, '$.entry.reason') LIKE 'received again%' THEN 1 ELSE 0 END) AS again \
-             FROM audit_entries a JOIN handovers h ON h.id = substr(json_extract({DOC}, '$.entry.objects[0]'), 10) \
+             SUM(CASE WHEN {reason} LIKE 'received again%' THEN 1 ELSE 0 END) AS again \
+             FROM audit_entries a JOIN handovers h ON h.id = substr({first}, 10) \
              WHERE a.action = 'handover-received' AND a.outcome = 'success' AND h.receiver = $1 \
              AND a.recorded_at >= $2 AND a.recorded_at < $3 \
              GROUP BY hour, h.sender ORDER BY hour, h.sender"
@@ -188,15 +202,17 @@ impl Store {
     }
 
     pub async fn report_refused(&self, s: Scope<'_>) -> Result<Vec<RefusedRow>, StoreError> {
-        // Safe: fixed fragments only ([`DOC`]); every value is bound.
+        let q = Sql::new(self.backend());
+        let (rule, objects) = (q.field(&["entry", "rule"]), q.objects());
+        // Safe: fixed fragments only ([`Sql`]); every value is bound.
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT substr(a.recorded_at, 1, 13) AS hour, a.user_ura AS sender, \
-             COALESCE(json_extract({DOC}, '$.entry.rule'), \
+             COALESCE({rule}, \
              CASE a.outcome WHEN 'invalid' THEN 'request.invalid' END) AS rule, COUNT(*) AS n \
              FROM audit_entries a \
              WHERE a.action = 'handover-refused' AND a.outcome IN ('denied', 'invalid') \
              AND a.recorded_at >= $2 AND a.recorded_at < $3 \
-             AND EXISTS (SELECT 1 FROM json_each({DOC}, '$.entry.objects') o WHERE o.value = $1) \
+             AND EXISTS (SELECT 1 FROM {objects} WHERE o.value = $1) \
              GROUP BY hour, sender, rule ORDER BY hour, sender, rule"
         )))
         .bind(s.as_object())
@@ -217,14 +233,20 @@ impl Store {
     }
 
     pub async fn report_removed(&self, s: Scope<'_>) -> Result<Vec<RemovedRow>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT h.sender AS sender, json_extract(r.value, '$.category') AS category, COUNT(*) AS handovers, \
-             SUM(COALESCE(json_extract(r.value, '$.resources'), 0)) AS resources, \
-             MIN(json_extract(r.value, '$.reason')) AS reason \
-             FROM handovers h, json_each(CASE WHEN json_valid(h.summary) THEN h.summary ELSE '[]' END, '$.transfer.removed') r \
+        let b = self.backend();
+        let removed = b.json_elements(&b.json_doc("h.summary"), &["transfer", "removed"], "r");
+        let item = b.element_doc("r");
+        let (category, resources, reason) =
+            (b.json_text(&item, &["category"]), b.json_text(&item, &["resources"]), b.json_text(&item, &["reason"]));
+        // Safe: fixed fragments only ([`super::Backend`]); every value is bound.
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT h.sender AS sender, {category} AS category, COUNT(*) AS handovers, \
+             CAST(SUM(COALESCE(CAST({resources} AS BIGINT), 0)) AS BIGINT) AS resources, \
+             MIN({reason}) AS reason \
+             FROM handovers h, {removed} \
              WHERE h.receiver = $1 AND h.created_at >= $2 AND h.created_at < $3 \
-             GROUP BY h.sender, category ORDER BY h.sender, category",
-        )
+             GROUP BY h.sender, {category} ORDER BY h.sender, {category}"
+        )))
         .bind(s.receiver())
         .bind(s.from)
         .bind(s.to)
@@ -244,10 +266,12 @@ impl Store {
     }
 
     pub async fn report_team_reads(&self, s: Scope<'_>) -> Result<Vec<TeamReadRow>, StoreError> {
+        let q = Sql::new(self.backend());
+        let (roles, of_provider) = (q.field(&["entry", "team_roles"]), q.of_provider());
         let sql = format!(
-            "SELECT json_extract({DOC}, '$.entry.team_roles') AS roles, a.action AS action, COUNT(*) AS n \
+            "SELECT {roles} AS roles, a.action AS action, COUNT(*) AS n \
              FROM audit_entries a WHERE a.action IN ('read', 'search', 'export') AND a.outcome = 'success' \
-             AND a.recorded_at >= $2 AND a.recorded_at < $3 AND {OF_PROVIDER} \
+             AND a.recorded_at >= $2 AND a.recorded_at < $3 AND {of_provider} \
              GROUP BY roles, a.action ORDER BY roles, a.action"
         );
         let rows = self.scoped_rows(sql, s).await?;
@@ -263,11 +287,13 @@ impl Store {
     }
 
     pub async fn report_reads(&self, s: Scope<'_>) -> Result<Vec<ReadRow>, StoreError> {
+        let q = Sql::new(self.backend());
+        let (role, of_provider) = (q.field(&["entry", "user", "uzi_role"]), q.of_provider());
         let sql = format!(
-            "SELECT json_extract({DOC}, '$.entry.user.uzi_role') AS role, a.action AS action, a.outcome AS outcome, \
+            "SELECT {role} AS role, a.action AS action, a.outcome AS outcome, \
              COUNT(*) AS n FROM audit_entries a \
              WHERE a.action IN ('read', 'search', 'export', 'break-glass') AND a.outcome IN ('success', 'denied') \
-             AND a.recorded_at >= $2 AND a.recorded_at < $3 AND {OF_PROVIDER} \
+             AND a.recorded_at >= $2 AND a.recorded_at < $3 AND {of_provider} \
              GROUP BY role, a.action, a.outcome ORDER BY role, a.action, a.outcome"
         );
         let rows = self.scoped_rows(sql, s).await?;
@@ -284,11 +310,13 @@ impl Store {
     }
 
     pub async fn report_denials(&self, s: Scope<'_>) -> Result<Vec<DenialRow>, StoreError> {
+        let q = Sql::new(self.backend());
+        let (rule, of_provider) = (q.field(&["entry", "rule"]), q.of_provider());
         let sql = format!(
             "SELECT substr(a.recorded_at, 1, 13) AS hour, a.action AS action, \
-             json_extract({DOC}, '$.entry.rule') AS rule, COUNT(*) AS n FROM audit_entries a \
+             {rule} AS rule, COUNT(*) AS n FROM audit_entries a \
              WHERE a.outcome = 'denied' AND a.action <> 'handover-refused' \
-             AND a.recorded_at >= $2 AND a.recorded_at < $3 AND {OF_PROVIDER} \
+             AND a.recorded_at >= $2 AND a.recorded_at < $3 AND {of_provider} \
              GROUP BY hour, a.action, rule ORDER BY hour, a.action, rule"
         );
         let rows = self.scoped_rows(sql, s).await?;
@@ -307,9 +335,10 @@ impl Store {
     /// `(seq, id)` of every break-the-glass entry of the period, oldest first: for the counts
     /// (the list of [`Store::report_break_glass`] is limited).
     pub async fn report_break_glass_ids(&self, s: Scope<'_>) -> Result<Vec<(i64, String)>, StoreError> {
+        let of_provider = Sql::new(self.backend()).of_provider();
         let sql = format!(
             "SELECT a.seq AS seq, a.id AS id FROM audit_entries a WHERE a.action = 'break-glass' \
-             AND a.recorded_at >= $2 AND a.recorded_at < $3 AND {OF_PROVIDER} ORDER BY a.seq"
+             AND a.recorded_at >= $2 AND a.recorded_at < $3 AND {of_provider} ORDER BY a.seq"
         );
         let rows = self.scoped_rows(sql, s).await?;
         rows.into_iter().map(|r| Ok((r.try_get("seq")?, r.try_get("id")?))).collect()
@@ -317,11 +346,14 @@ impl Store {
 
     /// The break-the-glass entries of the period (oldest first), at most `limit`.
     pub async fn report_break_glass(&self, s: Scope<'_>, limit: i64) -> Result<Vec<BreakGlassRow>, StoreError> {
+        let q = Sql::new(self.backend());
+        let (role, reason, of_provider) =
+            (q.field(&["entry", "user", "uzi_role"]), q.field(&["entry", "reason"]), q.of_provider());
         let sql = format!(
             "SELECT a.seq AS seq, a.id AS id, a.recorded_at AS recorded_at, a.user_uzi AS user_uzi, a.user_ura AS user_ura, \
-             json_extract({DOC}, '$.entry.user.uzi_role') AS role, json_extract({DOC}, '$.entry.reason') AS reason, \
+             {role} AS role, {reason} AS reason, \
              a.outcome AS outcome FROM audit_entries a \
-             WHERE a.action = 'break-glass' AND a.recorded_at >= $2 AND a.recorded_at < $3 AND {OF_PROVIDER} \
+             WHERE a.action = 'break-glass' AND a.recorded_at >= $2 AND a.recorded_at < $3 AND {of_provider} \
              ORDER BY a.seq LIMIT {}",
             limit.max(0)
         );
@@ -345,12 +377,14 @@ impl Store {
     /// Every review entry (any time: a review may come after the period), with the entry
     /// it names (`AuditEvent/<id>`), oldest first.
     pub async fn report_reviews(&self) -> Result<Vec<ReviewRow>, StoreError> {
-        // Safe: fixed fragments only ([`DOC`]); every value is bound.
+        let q = Sql::new(self.backend());
+        let (reason, objects) = (q.field(&["entry", "reason"]), q.objects());
+        // Safe: fixed fragments only ([`Sql`]); every value is bound.
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT a.seq AS seq, a.id AS id, a.recorded_at AS recorded_at, a.user_uzi AS user_uzi, \
-             substr(o.value, 12) AS reviewed, json_extract({DOC}, '$.entry.reason') AS conclusion, \
+             substr(o.value, 12) AS reviewed, {reason} AS conclusion, \
              a.outcome AS outcome \
-             FROM audit_entries a, json_each({DOC}, '$.entry.objects') o \
+             FROM audit_entries a, {objects} \
              WHERE a.action = 'review' AND o.value LIKE 'AuditEvent/%' ORDER BY a.seq"
         )))
         .fetch_all(self.pool())

@@ -532,8 +532,7 @@ async fn an_id_bound_to_another_patient_is_refused_and_audited() {
 
     // Through the API: a foreign writer (or old data) has bound this patient's Patient id to
     // another BSN; the GP's next record for the patient is refused whole and audited.
-    let db = format!("sqlite://{}/overdracht.db", app.data_dir.path().display());
-    let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&db).await.expect("connect");
+    let mut conn = app.database().await;
     sqlx::query("UPDATE facade_resources SET patient_bsn = $1 WHERE resource_type = 'Patient' AND resource_id = $2")
         .bind(OTHER_BSN)
         .bind(&pid)
@@ -595,4 +594,33 @@ async fn facade_rows_over_several_statements() {
     let mut tx = app.store.begin().await.expect("tx");
     let refused = tx.put_facade_resources(&other, &handover, "2026-12-01T00:00:00Z").await.expect("runs");
     assert_eq!(refused, Err(format!("Observation/obs-{}", n - 1)));
+}
+
+/// Several instances on one PostgreSQL database: an objection recorded through one instance
+/// applies to reads through another at once (the database's access generation), not after
+/// the other's cached access facts expire.
+#[tokio::test]
+#[ignore = "needs PostgreSQL: OVERDRACHT_TEST_DATABASE=postgres and OVERDRACHT_TEST_POSTGRES_URL"]
+async fn postgres_a_change_through_one_instance_applies_on_another_at_once() {
+    assert!(crate::database::on_postgres(), "run with OVERDRACHT_TEST_DATABASE=postgres");
+    let a = app().await;
+    let shared = a.database_url.clone();
+    let b = spawn_app_with(|s| {
+        s.policy.agreements_dir = Some(crate::helpers::open_ended_example_agreements(&s.data_dir));
+        s.policy.admins = vec![format!("{PROVIDER}:{ADMIN}")];
+        s.database_url = Some(shared);
+    })
+    .await;
+    let pid = patient_id(&gp_scenario(&a).await);
+    let lifestyle = format!("/fhir/Observation?patient={pid}");
+    // Instance B reads (and caches the patient's access facts).
+    assert!(categories(&get_json(&b, &lifestyle, &lead(&b)).await).contains("lifestyle"));
+    assert!(categories(&get_json(&b, &lifestyle, &lead(&b)).await).contains("lifestyle"));
+    // The objection goes through instance A.
+    let objection = read_json("examples/consents/objection-lifestyle.json");
+    let id = objection["id"].as_str().expect("id").to_owned();
+    let r = put(&a, &format!("/fhir/Consent/{id}"), &lead(&a), &objection).await;
+    assert_eq!(r.status(), 201, "{:?}", r.text().await);
+    let after = get_json(&b, &lifestyle, &lead(&b)).await;
+    assert!(!categories(&after).contains("lifestyle"), "instance B answered from stale access facts");
 }

@@ -133,21 +133,31 @@ async fn refused_handovers_have_exactly_one_entry_each() {
 #[tokio::test]
 async fn a_handover_whose_entry_cannot_be_written_is_not_stored() {
     let app = spawn_app().await;
-    let db = format!("sqlite://{}/overdracht.db", app.data_dir.path().display());
-    let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&db).await.expect("connect");
-    sqlx::query(
-        "CREATE TRIGGER audit_fails BEFORE INSERT ON audit_entries BEGIN SELECT RAISE(ABORT, 'disk full'); END",
-    )
-    .execute(&mut conn)
-    .await
-    .expect("trigger");
+    let mut conn = app.database().await;
+    let (create, drop): (&[&str], &str) = if crate::database::on_postgres() {
+        (
+            &[
+                "CREATE FUNCTION audit_fails() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'disk full'; END $$",
+                "CREATE TRIGGER audit_fails BEFORE INSERT ON audit_entries FOR EACH ROW EXECUTE FUNCTION audit_fails()",
+            ],
+            "DROP TRIGGER audit_fails ON audit_entries",
+        )
+    } else {
+        (
+            &["CREATE TRIGGER audit_fails BEFORE INSERT ON audit_entries BEGIN SELECT RAISE(ABORT, 'disk full'); END"],
+            "DROP TRIGGER audit_fails",
+        )
+    };
+    for sql in create {
+        sqlx::query(*sql).execute(&mut conn).await.expect("trigger");
+    }
     let before = audit::head(&app.store).await.unwrap();
     let r = app.post_handover(&receiver_query(), example()).await;
     assert_outcome(r, 500).await;
     assert_eq!(app.store.handover_count().await.unwrap(), 0, "the handover must roll back with its entry");
     assert_eq!(audit::head(&app.store).await.unwrap(), before, "the chain head rolls back too");
 
-    sqlx::query("DROP TRIGGER audit_fails").execute(&mut conn).await.expect("drop trigger");
+    sqlx::query(drop).execute(&mut conn).await.expect("drop trigger");
     hand_over(&app).await;
     assert_eq!(app.store.handover_count().await.unwrap(), 1);
     assert_eq!(entries(&app).await.len(), 1);

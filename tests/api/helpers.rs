@@ -50,6 +50,8 @@ fn init_logs() {
 
 pub struct TestApp {
     pub address: String,
+    /// The app's database (SQLite file or PostgreSQL database, see `crate::database`).
+    pub database_url: String,
     pub store: Store,
     pub data_dir: tempfile::TempDir,
     pub client: reqwest::Client,
@@ -72,6 +74,10 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     settings.policy.agreements_dir = Some(test_agreements(data_dir.path()));
     settings.auth.insecure_trust_demo_key = true;
     configure(&mut settings);
+    if crate::database::on_postgres() && settings.database_url.is_none() {
+        settings.database_url = Some(crate::database::database_url(&settings.data_dir).await);
+    }
+    let database_url = settings.database_url();
     let app = Application::build(&settings).await.expect("app builds");
     let address = format!("http://{}", app.addr());
     let store = app.store();
@@ -79,7 +85,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     let server = tokio::spawn(app.run_until_stopped(async move {
         let _ = rx.await;
     }));
-    TestApp { address, store, data_dir, client: reqwest::Client::new(), shutdown: Some(tx), server }
+    TestApp { address, database_url, store, data_dir, client: reqwest::Client::new(), shutdown: Some(tx), server }
 }
 
 /// Agreements covering every category from the example records' senders (and the test
@@ -142,6 +148,12 @@ pub fn claims() -> Claims {
 }
 
 impl TestApp {
+    /// A connection to the app's database of its own (to change what the app cannot).
+    pub async fn database(&self) -> sqlx::AnyConnection {
+        sqlx::any::install_default_drivers();
+        <sqlx::AnyConnection as sqlx::Connection>::connect(&self.database_url).await.expect("connect to the database")
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
     }

@@ -4,6 +4,8 @@
 mod access;
 mod audit;
 mod auth;
+#[path = "../common/database.rs"]
+mod database;
 mod fhir;
 mod handovers;
 mod health;

@@ -698,6 +698,7 @@ async fn report_on_the_command_line_matches_the_api() {
             c.env_remove(k);
         }
         c.env("USER", "contract-manager");
+        c.env("OVERDRACHT_DATABASE_URL", &app.database_url);
         c.output().expect("runs")
     };
     let out = run(&["--demo", "--format", "json", "--operator", "900000800"]);
@@ -774,12 +775,15 @@ async fn a_report_on_a_tampered_trail_says_so() {
     e.objects = vec!["Patient/p".into(), format!("Organization/ura-{PROVIDER}")];
     let id = audit::record_alone(&app.store, &e).await.expect("entry");
     audit::record_alone(&app.store, &e).await.expect("entry");
-    let db = format!("sqlite://{}/overdracht.db", app.data_dir.path().display());
-    let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&db).await.expect("connect");
-    for sql in ["DROP TRIGGER audit_entries_no_update", "UPDATE audit_entries SET content = '{not json' WHERE seq = ?"]
-    {
-        sqlx::query(sql).bind(id.seq).execute(&mut conn).await.expect(sql);
-    }
+    let mut conn = app.database().await;
+    let drop_guard = if crate::database::on_postgres() {
+        "DROP TRIGGER audit_entries_no_update ON audit_entries"
+    } else {
+        "DROP TRIGGER audit_entries_no_update"
+    };
+    sqlx::query(drop_guard).execute(&mut conn).await.expect(drop_guard);
+    let sql = "UPDATE audit_entries SET content = '{not json' WHERE seq = $1";
+    sqlx::query(sql).bind(id.seq).execute(&mut conn).await.expect(sql);
     let report = report_json(&app, &admin(&app)).await;
     assert_eq!(report["audit_chain"]["intact"], false, "{}", report["audit_chain"]);
     assert_eq!(n(&report["reads"]["permitted"]), 2, "both reads, by their search columns");

@@ -4,8 +4,10 @@
 use overdracht::audit::{self, Actor, AuditAction, AuditEntry, AuditOutcome, AuditSearch};
 use overdracht::store::Store;
 
+use crate::database;
+
 async fn store(dir: &tempfile::TempDir) -> Store {
-    let url = format!("sqlite://{}/overdracht.db?mode=rwc", dir.path().display());
+    let url = database::database_url(dir.path()).await;
     Store::open(&url, 4).await.expect("open store")
 }
 
@@ -121,11 +123,11 @@ async fn lone_and_transactional_writers_of_two_processes_keep_the_chain_linear()
 #[tokio::test]
 async fn the_database_refuses_updates_deletes_and_entries_off_the_head() {
     let dir = tempfile::tempdir().unwrap();
-    let s = store(&dir).await;
+    let url = database::database_url(dir.path()).await;
+    let s = Store::open(&url, 4).await.expect("open store");
     audit::record_alone(&s, &entry(AuditAction::Read)).await.unwrap();
     audit::record_alone(&s, &entry(AuditAction::Read)).await.unwrap();
-    let url = format!("sqlite://{}/overdracht.db", dir.path().display());
-    let mut c = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url).await.unwrap();
+    let mut c = <sqlx::AnyConnection as sqlx::Connection>::connect(&url).await.unwrap();
     for (sql, why) in [
         ("UPDATE audit_entries SET outcome = 'denied' WHERE seq = 1", "append-only"),
         ("DELETE FROM audit_entries WHERE seq = 2", "append-only"),

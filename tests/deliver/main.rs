@@ -3,6 +3,8 @@
 //! One test binary per area (linking is the slow part of a build on few cores); each file
 //! is a module of it.
 
+#[path = "../common/database.rs"]
+mod database;
 mod service;
 mod support;
 

@@ -96,6 +96,7 @@ agreements_dir = "{agreements}"
 [delivery]
 concurrency = 4
 poll_interval_ms = 1000
+lease_grace_ms = 1000
 [[delivery.targets]]
 receiver = "{RECEIVER}"
 base_url = "{fhir_base}"
@@ -114,8 +115,31 @@ pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
 }
 
+/// The database of the service whose data directory is `data_dir` (see
+/// `tests/common/database.rs`: a SQLite file there, or the PostgreSQL database made for it).
+pub async fn database_url(data_dir: &Path) -> String {
+    crate::database::database_url(data_dir).await
+}
+
+/// `overdracht` for the data directory: on PostgreSQL with its database's URL.
+pub fn overdracht_for(data_dir: &Path) -> Command {
+    let mut c = overdracht();
+    if let Ok(url) = std::fs::read_to_string(data_dir.join("postgres-database-url")) {
+        c.env("OVERDRACHT_DATABASE_URL", url);
+    }
+    c
+}
+
+/// A connection to the service's database of its own.
+pub async fn database(data_dir: &Path) -> sqlx::AnyConnection {
+    sqlx::any::install_default_drivers();
+    let url = database_url(data_dir).await;
+    <sqlx::AnyConnection as sqlx::Connection>::connect(&url).await.expect("database")
+}
+
 pub async fn start(data_dir: &Path, config: &Path, port: u16) -> Service {
-    let child = overdracht()
+    let _ = database_url(data_dir).await;
+    let child = overdracht_for(data_dir)
         .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--config"])
         .arg(config)
         .arg("--data-dir")
@@ -214,11 +238,10 @@ pub async fn wait_for(s: &Service, token: &str, ids: &[String], state: &str) {
 
 /// `Type/id` of every entry of every stored handover's Bundle, read from the database.
 pub async fn stored_entry_urls(data_dir: &Path) -> HashSet<String> {
-    let url = format!("sqlite://{}?mode=ro", data_dir.join("overdracht.db").display());
-    let pool = sqlx::SqlitePool::connect(&url).await.expect("database");
+    let mut db = database(data_dir).await;
     let rows: Vec<(String,)> =
-        sqlx::query_as("SELECT output_bundle FROM handovers").fetch_all(&pool).await.expect("query");
-    pool.close().await;
+        sqlx::query_as("SELECT output_bundle FROM handovers").fetch_all(&mut db).await.expect("query");
+    let _ = sqlx::Connection::close(db).await;
     let mut urls = HashSet::new();
     for (b,) in rows {
         let v: Value = serde_json::from_str(&b).expect("bundle");
@@ -230,7 +253,7 @@ pub async fn stored_entry_urls(data_dir: &Path) -> HashSet<String> {
 }
 
 pub fn outbox_cli(data_dir: &Path, args: &[&str]) -> std::process::Output {
-    overdracht().arg("outbox").args(args).arg("--data-dir").arg(data_dir).output().expect("outbox")
+    overdracht_for(data_dir).arg("outbox").args(args).arg("--data-dir").arg(data_dir).output().expect("outbox")
 }
 
 /// Waits until `overdracht outbox list` reports `n` delivered and nothing else; its summary.
