@@ -21,6 +21,7 @@ pub mod config;
 pub mod convert;
 pub mod deliver;
 pub mod fhir;
+pub mod handover;
 pub mod model;
 pub mod policy;
 pub mod report;
