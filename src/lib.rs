@@ -22,6 +22,7 @@ pub mod convert;
 pub mod deliver;
 pub mod diagnostics;
 pub mod fhir;
+pub mod handover;
 pub mod model;
 pub mod policy;
 pub mod report;

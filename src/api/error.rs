@@ -90,6 +90,47 @@ impl ApiError {
     }
 }
 
+/// Maps a conversion failure: unreadable input is 400, input that breaks a rule (a BSN
+/// failing the eleven test) 422, a defect of our own mapping 500, an id held for another
+/// patient 409, a cancelled conversion 408.
+pub fn convert_error(e: &crate::convert::ConvertError) -> ApiError {
+    use crate::convert::ConvertError;
+    use crate::source::SourceError;
+    let status = match e {
+        ConvertError::Source(SourceError::Syntax { .. } | SourceError::UnknownFormat(_)) => StatusCode::BAD_REQUEST,
+        ConvertError::Source(SourceError::Invalid(_)) | ConvertError::ClinicalLeftovers { .. } => {
+            StatusCode::UNPROCESSABLE_ENTITY
+        }
+        ConvertError::InvalidOutput { mapping, .. } => {
+            tracing::error!(mapping = %mapping, "conversion produced invalid output");
+            StatusCode::INTERNAL_SERVER_ERROR
+        }
+        ConvertError::BoundToAnotherPatient { .. } => StatusCode::CONFLICT,
+        ConvertError::Cancelled => StatusCode::REQUEST_TIMEOUT,
+    };
+    ApiError::new(status, e.to_outcome())
+}
+
+/// A handover that was not received: 403 for the sender or the agreements, 422 for a record
+/// without BSN or a reused `Idempotency-Key`, the conversion's own statuses, 500 for faults.
+impl From<crate::handover::HandoverError> for ApiError {
+    fn from(e: crate::handover::HandoverError) -> Self {
+        use crate::handover::HandoverError as H;
+        match e {
+            H::SenderRefused { reason, .. } => ApiError::forbidden(reason),
+            H::Conversion(c) | H::BoundToAnotherPatient(c) => convert_error(&c),
+            H::NoBsn => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, Issue::error(IssueCode::BusinessRule, e.to_string()))
+            }
+            H::TransferRefused { outcome, .. } => ApiError::new(StatusCode::FORBIDDEN, outcome),
+            H::IdempotencyKeyReused => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, crate::handover::idempotency_issue())
+            }
+            H::Store(_) | H::Audit(_) | H::Internal(_) => ApiError::internal(e),
+        }
+    }
+}
+
 impl From<crate::store::StoreError> for ApiError {
     fn from(e: crate::store::StoreError) -> Self {
         ApiError::internal(e)

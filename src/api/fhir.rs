@@ -104,8 +104,8 @@ async fn convert_record(
         strict: false,
     };
     let c = convert_blocking(body, opts, permits).await?;
-    entry.patient_bsn = super::handovers::patient_of(&c).1;
-    entry.categories = super::handovers::categories_of(&c);
+    entry.patient_bsn = crate::handover::patient_of(&c).1;
+    entry.categories = crate::handover::categories_of(&c);
     entry.reason = Some(format!("converted {} resources; nothing stored", c.resources.len()));
     let unmapped = (c.outcome.issues.len() + c.outcome.omitted()).to_string();
     let mut r = match output {

@@ -1,8 +1,9 @@
 //! The HTTP API for HIS and EHR systems (axum).
 //!
-//! A sender's HIS posts a patient record to `/handovers`; overdracht converts it with the
-//! same library call as the command line ([`crate::convert::convert`]), stores the source's hash,
-//! output and parties in one transaction, and answers with a summary. `/fhir/$convert`
+//! A sender's HIS posts a patient record to `/handovers`; the handler hands it to
+//! [`crate::handover::receive`] (conversion with the same library call as the command line,
+//! the transfer decision, minimisation, storage, audit and outbox in one transaction) and
+//! answers with the summary. `/fhir/$convert`
 //! and `/fhir/$validate` are the stateless operations. Every endpoint that takes or shows
 //! patient data needs a bearer token ([`auth`]); every error is a FHIR OperationOutcome
 //! ([`error`]).
@@ -12,7 +13,7 @@
 //! are the endpoints, [`health`], [`metrics`] and [`openapi`] serve operators, and
 //! [`validate`] adapts the validator stage. [`access`] (policy engine, agreements,
 //! a patient's facts), [`facade`] (the FHIR read facade), [`care_team`] (teams and
-//! consents), [`transfer`] (data minimisation of handovers), [`audit_hook`] (decisions into
+//! consents), [`audit_hook`] (decisions into
 //! the audit trail), [`demo`] (the built-in example agreements, teams and consents).
 //! [`report`] (the contracting evidence report).
 
@@ -34,7 +35,6 @@ pub mod openapi;
 pub mod report;
 pub mod startup;
 pub mod state;
-pub mod transfer;
 pub mod validate;
 
 pub use startup::{Application, StartupError};

@@ -94,23 +94,38 @@ fn cut_references(v: &mut Value, dropped: &BTreeSet<String>) -> bool {
     }
 }
 
-/// Rewrites `urn:uuid:<id>` references to `Type/id` (what a reader of the facade resolves).
-fn relative_references(v: &mut Value, types: &HashMap<String, String>) {
-    match v {
-        Value::Object(m) => {
-            if let Some(Value::String(r)) = m.get_mut("reference") {
-                if let Some(id) = r.strip_prefix("urn:uuid:") {
-                    if let Some(t) = types.get(id) {
-                        *r = format!("{t}/{id}");
+/// A resource serialised with its `urn:uuid:<id>` references rewritten to `Type/id` (what a
+/// reader of the facade resolves), written straight from the conversion's value: no copy
+/// of the resource is made to rewrite it.
+struct Relative<'a> {
+    v: &'a Value,
+    types: &'a HashMap<&'a str, &'a str>,
+}
+
+impl serde::Serialize for Relative<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        match self.v {
+            Value::Object(m) => {
+                let mut map = s.serialize_map(Some(m.len()))?;
+                for (k, v) in m {
+                    if k == "reference" {
+                        let target = v
+                            .as_str()
+                            .and_then(|r| r.strip_prefix("urn:uuid:"))
+                            .and_then(|id| self.types.get(id).map(|t| (*t, id)));
+                        if let Some((t, id)) = target {
+                            map.serialize_entry(k, &format_args!("{t}/{id}"))?;
+                            continue;
+                        }
                     }
+                    map.serialize_entry(k, &Relative { v, types: self.types })?;
                 }
+                map.end()
             }
-            for (_, child) in m.iter_mut() {
-                relative_references(child, types);
-            }
+            Value::Array(a) => s.collect_seq(a.iter().map(|v| Relative { v, types: self.types })),
+            other => serde::Serialize::serialize(other, s),
         }
-        Value::Array(a) => a.iter_mut().for_each(|x| relative_references(x, types)),
-        _ => {}
     }
 }
 
@@ -121,21 +136,18 @@ pub fn facade_rows(
     patient_bsn: &str,
     patient_resource_id: Option<&str>,
 ) -> Vec<FacadeResource> {
-    let types: HashMap<String, String> = c.resources.iter().map(|r| (r.id.clone(), r.resource_type.clone())).collect();
+    let types: HashMap<&str, &str> = c.resources.iter().map(|r| (r.id.as_str(), r.resource_type.as_str())).collect();
     c.resources
         .iter()
-        .map(|r| {
-            let mut v = r.resource.clone();
-            relative_references(&mut v, &types);
-            FacadeResource {
-                holder_ura: holder_ura.to_owned(),
-                resource_type: r.resource_type.clone(),
-                resource_id: r.id.clone(),
-                patient_bsn: patient_bsn.to_owned(),
-                patient_resource_id: patient_resource_id.map(str::to_owned),
-                category: r.category.code().to_owned(),
-                resource: v.to_string(),
-            }
+        .map(|r| FacadeResource {
+            holder_ura: holder_ura.to_owned(),
+            resource_type: r.resource_type.clone(),
+            resource_id: r.id.clone(),
+            patient_bsn: patient_bsn.to_owned(),
+            patient_resource_id: patient_resource_id.map(str::to_owned),
+            category: r.category.code().to_owned(),
+            // Serialising a Value (strings as keys) cannot fail.
+            resource: serde_json::to_string(&Relative { v: &r.resource, types: &types }).unwrap_or_default(),
         })
         .collect()
 }
@@ -152,8 +164,23 @@ mod tests {
         assert!(cut_references(&mut v, &dropped));
         assert_eq!(v["encounter"], json!({"display": CUT_DISPLAY}));
         assert_eq!(v["subject"]["reference"], "urn:uuid:p");
-        let types: HashMap<String, String> = [("p".to_owned(), "Patient".to_owned())].into();
-        relative_references(&mut v, &types);
+        let types: HashMap<&str, &str> = [("p", "Patient")].into();
+        let written = serde_json::to_string(&Relative { v: &v, types: &types }).expect("serialise");
+        let v: Value = serde_json::from_str(&written).expect("JSON");
         assert_eq!(v["subject"]["reference"], "Patient/p");
+    }
+
+    /// The facade copy is the resource with only its resolvable references rewritten, in
+    /// the same key order (what the former clone-and-rewrite produced).
+    #[test]
+    fn relative_references_are_the_only_change() {
+        let v = json!({"resourceType": "Observation", "id": "o", "subject": {"reference": "urn:uuid:p", "display": "x"},
+            "performer": [{"reference": "urn:uuid:unknown"}, {"reference": "Practitioner/q"}], "note": [{"text": "urn:uuid:p \"q\""}],
+            "valueQuantity": {"value": 1.5}});
+        let types: HashMap<&str, &str> = [("p", "Patient")].into();
+        let written = serde_json::to_string(&Relative { v: &v, types: &types }).expect("serialise");
+        let mut expected = v.clone();
+        expected["subject"]["reference"] = json!("Patient/p");
+        assert_eq!(written, expected.to_string());
     }
 }
