@@ -14,7 +14,7 @@ use crate::audit::{Actor, AuditAction, AuditEntry, AuditOutcome};
 
 impl From<&Caller> for Actor {
     fn from(c: &Caller) -> Actor {
-        Actor { uzi: c.uzi.clone(), uzi_role: c.uzi_role.clone(), ura: c.ura.clone() }
+        Actor { uzi: c.uzi.to_string(), uzi_role: c.uzi_role.to_string(), ura: c.ura.to_string() }
     }
 }
 
@@ -287,7 +287,8 @@ pub async fn search(
             "date" => date_bounds(&v, &mut q.from, &mut q.to)?,
             "agent" | "agent.identifier" => {
                 let value = v.rsplit('|').next().unwrap_or(&v);
-                if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+                // A UZI number, or a URA (eight digits, a UZI-like number).
+                if crate::model::Uzi::parse(value).map_or(true, |u| u.as_str() != value) {
                     return Err(ApiError::bad_request("agent", "agent must be a UZI or URA number"));
                 }
                 q.agent = Some(value.to_owned());

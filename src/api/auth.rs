@@ -32,6 +32,7 @@ use sha2::Digest;
 use super::error::ApiError;
 use super::state::AppState;
 use crate::config::{AuthSettings, Settings, DEMO_ISSUER};
+use crate::model::{Ura, Uzi, UziRoleCode};
 
 /// The claims overdracht reads from a token.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -64,12 +65,12 @@ pub enum AuthError {
     Mint(String),
 }
 
-/// A verified caller: the token's identity claims.
+/// A verified caller: the token's identity claims, parsed once here into their types.
 #[derive(Debug, Clone)]
 pub struct Caller {
-    pub uzi: String,
-    pub uzi_role: String,
-    pub ura: String,
+    pub uzi: Uzi,
+    pub uzi_role: UziRoleCode,
+    pub ura: Ura,
     pub purpose_of_use: String,
     pub issuer: String,
     /// The network address the request came from (the TCP peer), for the audit trail.
@@ -203,31 +204,25 @@ fn refuse_header_parameters(token: &str) -> Result<(), ApiError> {
 }
 
 fn caller_from(c: Claims) -> Result<Caller, ApiError> {
-    let invalid = |m: String| ApiError::unauthorized(Some("invalid_token"), m);
-    let digits = |s: &str| !s.is_empty() && s.len() <= 20 && s.bytes().all(|b| b.is_ascii_digit());
-    if !digits(&c.uzi) {
-        return Err(invalid("claim uzi must be a UZI number (digits)".into()));
-    }
-    if !(c.ura.len() == 8 && digits(&c.ura)) {
-        return Err(invalid("claim ura must be a URA number (8 digits)".into()));
-    }
-    let role = c.uzi_role.as_bytes();
-    let role_ok =
-        role.len() == 6 && role[2] == b'.' && role.iter().enumerate().all(|(i, b)| i == 2 || b.is_ascii_digit());
-    if !role_ok {
-        return Err(invalid("claim uzi_role must be a UZI role code like 01.015".into()));
-    }
+    let invalid = |m: &str| ApiError::unauthorized(Some("invalid_token"), m);
+    // Exactly as written: a claim with spaces around the number is not one.
+    let exact = |s: &str| s.trim() == s;
+    let uzi = Uzi::parse(&c.uzi)
+        .ok()
+        .filter(|_| exact(&c.uzi))
+        .ok_or_else(|| invalid("claim uzi must be a UZI number (digits)"))?;
+    let ura = Ura::parse(&c.ura)
+        .ok()
+        .filter(|_| exact(&c.ura))
+        .ok_or_else(|| invalid("claim ura must be a URA number (8 digits)"))?;
+    let uzi_role = UziRoleCode::parse(&c.uzi_role)
+        .ok()
+        .filter(|_| exact(&c.uzi_role))
+        .ok_or_else(|| invalid("claim uzi_role must be a UZI role code like 01.015"))?;
     if c.purpose_of_use.is_empty() || c.purpose_of_use.len() > 32 {
-        return Err(invalid("claim purpose_of_use must be a PurposeOfUse code".into()));
+        return Err(invalid("claim purpose_of_use must be a PurposeOfUse code"));
     }
-    Ok(Caller {
-        uzi: c.uzi,
-        uzi_role: c.uzi_role,
-        ura: c.ura,
-        purpose_of_use: c.purpose_of_use,
-        issuer: c.iss,
-        peer: None,
-    })
+    Ok(Caller { uzi, uzi_role, ura, purpose_of_use: c.purpose_of_use, issuer: c.iss, peer: None })
 }
 
 impl FromRequestParts<AppState> for Caller {

@@ -25,10 +25,11 @@ use super::audit as audit_api;
 use super::auth::Caller;
 use super::error::ApiError;
 use super::guard::PermitSlot;
-use super::input::{self, BodyKind, PartyId};
+use super::input::{self, BodyKind, PersonId};
 use super::state::AppState;
 use crate::audit::{self, AuditAction, AuditEntry, AuditOutcome};
 use crate::convert::{self, Conversion, ConvertError, ConvertOptions, OutputKind};
+use crate::model::PartyId;
 use crate::policy::parties::{decide_sender, Sender};
 use crate::policy::Decision;
 use crate::store::{IdempotencyClaim, NewHandover};
@@ -72,14 +73,14 @@ pub struct HandoverParams {
 struct Parties {
     receiver: PartyId,
     sender: Option<PartyId>,
-    lead_practitioner: Option<PartyId>,
+    lead_practitioner: Option<PersonId>,
     care_form: Option<String>,
     referral_reason: Option<String>,
 }
 
 fn parties(p: &HandoverParams, headers: &HeaderMap) -> Result<Parties, ApiError> {
     let receiver = match &p.receiver {
-        Some(r) => PartyId::parse("receiver", r, &["ura"])?,
+        Some(r) => input::party("receiver", r, &["ura"])?,
         None => {
             return Err(ApiError::bad_request(
                 "receiver",
@@ -87,9 +88,9 @@ fn parties(p: &HandoverParams, headers: &HeaderMap) -> Result<Parties, ApiError>
             ))
         }
     };
-    let sender = p.sender.as_deref().map(|s| PartyId::parse("sender", s, &["agb-z", "ura"])).transpose()?;
+    let sender = p.sender.as_deref().map(|s| input::party("sender", s, &["agb-z", "ura"])).transpose()?;
     let lead_practitioner =
-        p.lead_practitioner.as_deref().map(|s| PartyId::parse("lead-practitioner", s, &["uzi", "big"])).transpose()?;
+        p.lead_practitioner.as_deref().map(|s| PersonId::parse("lead-practitioner", s)).transpose()?;
     let care_form = p.care_form.as_deref().map(input::care_form).transpose()?;
     let referral_reason = input::text_header(headers, REFERRAL_REASON_HEADER, 4000)?;
     Ok(Parties { receiver, sender, lead_practitioner, care_form, referral_reason })
@@ -197,7 +198,7 @@ async fn create_handover(
     let parties = parties(&params, &headers)?;
     // The intended receiver, so that a refusal counts for that provider (the evidence
     // report); a stored handover replaces the objects with the handover and its resources.
-    entry.objects = vec![format!("Organization/ura-{}", parties.receiver.value)];
+    entry.objects = vec![format!("Organization/ura-{}", parties.receiver.value())];
     let kind = input::body_kind(&headers, params.format.as_deref())?;
     input::require_body(&body)?;
     let idempotency_key = match headers.get(IDEMPOTENCY_KEY_HEADER) {
@@ -270,9 +271,9 @@ async fn create_handover(
         output_bundle: serde_json::to_string(&bundle).map_err(ApiError::internal)?,
         resource_count: i64::try_from(conversion.resources.len()).unwrap_or(i64::MAX),
         summary: serde_json::to_string(&summary).map_err(ApiError::internal)?,
-        submitted_by_uzi: caller.uzi.clone(),
-        submitted_by_role: caller.uzi_role.clone(),
-        submitted_by_ura: caller.ura.clone(),
+        submitted_by_uzi: caller.uzi.to_string(),
+        submitted_by_role: caller.uzi_role.to_string(),
+        submitted_by_ura: caller.ura.to_string(),
     };
 
     let mut tx = state.store.begin().await?;
@@ -283,7 +284,7 @@ async fn create_handover(
         }
         let rows = super::transfer::facade_rows(
             &conversion,
-            &parties.receiver.value,
+            parties.receiver.value(),
             &transfer.bsn,
             new.patient_resource_id.as_deref(),
         );
@@ -367,7 +368,7 @@ async fn convert_for_handover(
 ) -> Result<(Conversion, (Sender, Decision)), ApiError> {
     input::check_work(body, state.limits.max_json_values)?;
     let senders = &state.access.senders;
-    let claimed = parties.sender.as_ref().map(|s| (s.system, s.value.as_str()));
+    let claimed = parties.sender.as_ref().map(|s| (s.code(), s.value()));
     let mut decide = |author: Option<&str>| {
         decide_sender(&caller.ura, claimed, author, senders).map_err(|d| {
             entry.rule = Some(d.rule.to_owned());
@@ -436,7 +437,7 @@ async fn decide_transfer(
     conversion: &mut Conversion,
     entry: &mut AuditEntry,
 ) -> Result<Transfer, ApiError> {
-    use crate::policy::{PartyId as Party, TransferDecision, TransferRequest};
+    use crate::policy::{TransferDecision, TransferRequest};
     let (_, bsn) = patient_of(conversion);
     entry.patient_bsn = bsn.clone();
     let Some(bsn) = bsn.and_then(|b| crate::model::Bsn::parse(&b).ok()) else {
@@ -449,7 +450,7 @@ async fn decide_transfer(
             ),
         ));
     };
-    let receiver = [Party::Ura(parties.receiver.value.clone())];
+    let receiver = [parties.receiver.clone()];
     let categories: std::collections::BTreeSet<_> = conversion.resources.iter().map(|r| r.category).collect();
     let consents = super::access::parse_consents(&state.store.consents_of(bsn.as_str()).await?)?;
     let decision = crate::policy::decide_transfer(

@@ -34,7 +34,7 @@ use serde_json::{json, Map, Value};
 
 use super::consent::day_prefix;
 use super::roles;
-use super::{array, is_eight_digits, resource_id, DayPeriod};
+use super::{array, is_ura, resource_id, DayPeriod};
 use crate::model::Bsn;
 use crate::terminology::uri;
 use crate::validate::{Issue, IssueCode, Outcome, Severity};
@@ -270,7 +270,7 @@ impl CareTeam {
         };
         let organisation_ura =
             match array(&v["managingOrganization"]).first().and_then(|o| identifier_value(o, uri::URA)) {
-                Some(u) if is_eight_digits(u) => u.to_owned(),
+                Some(u) if is_ura(u) => u.to_owned(),
                 _ => {
                     err(
                         "CareTeam.managingOrganization[0].identifier",
@@ -648,7 +648,7 @@ fn read_member(i: usize, p: &Value, err: &mut impl FnMut(&str, IssueCode, String
         err(at, code, msg);
     };
     let uzi = match uzi {
-        Some(u) if !u.trim().is_empty() && u.trim().bytes().all(|b| b.is_ascii_digit()) => u.trim().to_owned(),
+        Some(u) if crate::model::Uzi::parse(u).is_ok() => u.trim().to_owned(),
         _ => {
             fail(
                 &format!("{path}.member.identifier"),
@@ -692,7 +692,7 @@ fn read_member(i: usize, p: &Value, err: &mut impl FnMut(&str, IssueCode, String
         },
     };
     let organisation_ura = match identifier_value(&p["onBehalfOf"], uri::URA) {
-        Some(u) if is_eight_digits(u) => u.to_owned(),
+        Some(u) if is_ura(u) => u.to_owned(),
         _ => {
             fail(
                 &format!("{path}.onBehalfOf.identifier"),
