@@ -81,6 +81,9 @@ impl Application {
             .map_err(|source| StartupError::DataDir { path: settings.data_dir.clone(), source })?;
         let store = Store::open(&settings.database_url(), settings.database_max_connections).await?;
         let verifier = Arc::new(Verifier::from_settings(settings)?);
+        // Issuers that publish their keys at a URL: fetched now; a failure is logged and the
+        // fetch tried again when a token of that issuer arrives (api::jwks).
+        verifier.prefetch().await;
         let access = super::access::AccessControl::from_settings(&settings.policy)?;
         tracing::info!(
             agreements = access.agreements.len(),

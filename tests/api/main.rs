@@ -8,6 +8,7 @@ mod fhir;
 mod handovers;
 mod health;
 mod helpers;
+mod jwks;
 mod limits;
 mod logs;
 mod report;
