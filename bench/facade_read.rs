@@ -133,7 +133,7 @@ async fn main() {
         let t = Instant::now();
         let (_, d) = filtered().await;
         let mut e = AuditEntry::new(AuditAction::Export, AuditOutcome::Success);
-        e.rule = Some(d.rule);
+        e.rule = Some(d.rule.to_owned());
         overdracht::audit::record_alone(&store, &e).await.expect("audit");
         let a = t.elapsed();
         // Cold: as after a team, consent or handover change (the cached facts are reloaded).

@@ -49,7 +49,7 @@ pub fn decisions(e: &mut AuditEntry, made: &[(&str, &str, &AccessDecision)], sho
             e.patient_bsn = Some((*bsn).to_owned());
             e.team_roles = d.team_roles.clone();
             let o = if shown || d.permit { AuditOutcome::Success } else { AuditOutcome::Denied };
-            outcome(e, o, &d.rule, &d.reason);
+            outcome(e, o, d.rule, &d.reason);
             if d.permit && !shown {
                 let r = e.reason.take().unwrap_or_default();
                 e.reason = Some(format!("{r}; nothing matched in the permitted categories"));
