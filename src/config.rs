@@ -91,6 +91,14 @@ pub struct AuthSettings {
     /// without this (or `serve --demo`), the service refuses to start: anyone who can read
     /// the data directory could otherwise mint tokens for any organisation.
     pub insecure_trust_demo_key: bool,
+    /// Keys fetched from an issuer's `jwks_url` (or by `discovery`) are fetched again when a
+    /// token of that issuer arrives and they are older than this (seconds).
+    pub jwks_refresh_seconds: u64,
+    /// At most one fetch of an issuer's keys per this many seconds, whatever the reason (a
+    /// token with an unknown `kid`, stale keys, an issuer that is down).
+    pub jwks_min_refresh_seconds: u64,
+    /// Time allowed for one fetch of a JWKS or discovery document (seconds).
+    pub jwks_timeout_seconds: u64,
 }
 
 /// One trusted issuer and where its public key(s) are.
@@ -105,6 +113,14 @@ pub struct IssuerSettings {
     /// A JWKS document (JSON); keys are selected by `kid`.
     #[serde(default)]
     pub jwks_file: Option<PathBuf>,
+    /// A JWKS URL (`https`; `http` only on a loopback address), fetched at start and
+    /// refreshed (cached, rotation on an unknown `kid`, rate-limited; see `api::jwks`).
+    #[serde(default)]
+    pub jwks_url: Option<String>,
+    /// OpenID Connect discovery: the keys are at the `jwks_uri` of
+    /// `<issuer>/.well-known/openid-configuration` (instead of `jwks_url`).
+    #[serde(default)]
+    pub discovery: bool,
 }
 
 /// Agreements and access control (issue 6).
@@ -204,6 +220,9 @@ impl Default for AuthSettings {
             issuers: Vec::new(),
             leeway_seconds: 30,
             insecure_trust_demo_key: false,
+            jwks_refresh_seconds: 3600,
+            jwks_min_refresh_seconds: 30,
+            jwks_timeout_seconds: 5,
         }
     }
 }
@@ -294,14 +313,28 @@ impl Settings {
         if let Some(issuer) = env("OVERDRACHT_ISSUER") {
             let public_key_file = env("OVERDRACHT_ISSUER_PUBLIC_KEY_FILE").map(PathBuf::from);
             let jwks_file = env("OVERDRACHT_ISSUER_JWKS_FILE").map(PathBuf::from);
-            if public_key_file.is_none() && jwks_file.is_none() {
+            let jwks_url = env("OVERDRACHT_ISSUER_JWKS_URL");
+            let discovery = match env("OVERDRACHT_ISSUER_DISCOVERY") {
+                Some(v) => parse("OVERDRACHT_ISSUER_DISCOVERY", v)?,
+                None => false,
+            };
+            if public_key_file.is_none() && jwks_file.is_none() && jwks_url.is_none() && !discovery {
                 return Err(ConfigError::Env {
                     name: "OVERDRACHT_ISSUER",
                     value: issuer,
-                    message: "set OVERDRACHT_ISSUER_PUBLIC_KEY_FILE or OVERDRACHT_ISSUER_JWKS_FILE too".to_owned(),
+                    message: "set OVERDRACHT_ISSUER_PUBLIC_KEY_FILE, OVERDRACHT_ISSUER_JWKS_FILE, OVERDRACHT_ISSUER_JWKS_URL or OVERDRACHT_ISSUER_DISCOVERY=true too".to_owned(),
                 });
             }
-            self.auth.issuers.push(IssuerSettings { issuer, public_key_file, jwks_file });
+            self.auth.issuers.push(IssuerSettings { issuer, public_key_file, jwks_file, jwks_url, discovery });
+        }
+        for (name, field) in [
+            ("OVERDRACHT_JWKS_REFRESH_SECONDS", &mut self.auth.jwks_refresh_seconds),
+            ("OVERDRACHT_JWKS_MIN_REFRESH_SECONDS", &mut self.auth.jwks_min_refresh_seconds),
+            ("OVERDRACHT_JWKS_TIMEOUT_SECONDS", &mut self.auth.jwks_timeout_seconds),
+        ] {
+            if let Some(v) = env(name) {
+                *field = parse(name, v)?;
+            }
         }
         if let Some(v) = env("OVERDRACHT_AUTH_LEEWAY_SECONDS") {
             self.auth.leeway_seconds = parse("OVERDRACHT_AUTH_LEEWAY_SECONDS", v)?;

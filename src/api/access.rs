@@ -153,23 +153,7 @@ const SHIPPED_CONFIG: &str = include_str!("../../policies/access-config.json");
 
 /// An adapted policy directory with the grace period overridden.
 fn adapted_with_grace(dir: &std::path::Path, days: u32) -> Result<PolicyEngine, crate::policy::PolicyError> {
-    use crate::policy::PolicyError;
-    let io = |p: &std::path::Path| {
-        let file = p.display().to_string();
-        move |source| PolicyError::Io { file, source }
-    };
-    let config_path = dir.join("access-config.json");
-    let config = std::fs::read_to_string(&config_path).map_err(io(&config_path))?;
-    let mut sources = Vec::new();
-    for e in std::fs::read_dir(dir).map_err(io(dir))?.filter_map(Result::ok) {
-        let path = e.path();
-        if path.extension().is_some_and(|x| x == "rego") {
-            sources.push((path.display().to_string(), std::fs::read_to_string(&path).map_err(io(&path))?));
-        }
-    }
-    sources.sort();
-    let borrowed: Vec<(&str, &str)> = sources.iter().map(|(n, t)| (n.as_str(), t.as_str())).collect();
-    PolicyEngine::from_sources(&borrowed, &with_grace(&config, days), &config_path.display().to_string())
+    PolicyEngine::from_dir_with(dir, |config| with_grace(config, days))
 }
 
 fn with_grace(config: &str, days: u32) -> String {
@@ -188,9 +172,9 @@ fn with_grace(config: &str, days: u32) -> String {
 pub fn requester(caller: &Caller, headers: &HeaderMap) -> Result<Requester, ApiError> {
     let reason = input::text_header(headers, BREAK_GLASS_HEADER, 1000)?.filter(|r| !r.trim().is_empty());
     Ok(Requester {
-        uzi: caller.uzi.clone(),
-        uzi_role: caller.uzi_role.clone(),
-        ura: caller.ura.clone(),
+        uzi: caller.uzi.to_string(),
+        uzi_role: caller.uzi_role.to_string(),
+        ura: caller.ura.to_string(),
         purpose_of_use: caller.purpose_of_use.clone(),
         break_glass_reason: reason,
     })
@@ -336,6 +320,20 @@ pub fn allows(d: &AccessDecision, category: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_grace_period_setting_overrides_an_adapted_policy_directory() {
+        let dir = tempfile::tempdir().expect("dir");
+        std::fs::write(dir.path().join("access.rego"), SHIPPED_POLICY).expect("rego");
+        std::fs::write(dir.path().join("access-config.json"), SHIPPED_CONFIG).expect("config");
+        let p = PolicySettings { dir: Some(dir.path().to_owned()), grace_period_days: Some(3), ..Default::default() };
+        let ac = AccessControl::from_settings(&p).expect("access control");
+        assert_eq!(ac.engine.config().grace_period_days, 3);
+        assert!(ac.engine.is_shipped_rego());
+        let p = PolicySettings { dir: Some(dir.path().to_owned()), ..Default::default() };
+        let ac = AccessControl::from_settings(&p).expect("access control");
+        assert_eq!(ac.engine.path(), crate::policy::PolicyPath::Native, "the shipped files, byte for byte");
+    }
 
     #[test]
     fn the_grace_period_setting_keeps_the_shipped_rego_and_asks_for_a_proof() {

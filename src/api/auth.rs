@@ -3,7 +3,8 @@
 //!
 //! A token is accepted when its signature verifies with a trusted issuer's key and its
 //! `iss`, `aud`, `exp` and `nbf` hold (with a small leeway). Trusted issuers come from the
-//! configuration (PEM public keys or JWKS files). Without any configured issuer the service
+//! configuration (PEM public keys or JWKS files, or a JWKS URL / OpenID Connect discovery,
+//! fetched and cached by [`super::jwks`]). Without any configured issuer the service
 //! runs in demo mode: it generates an Ed25519 key pair in the data directory on first start
 //! and trusts only that key, and `overdracht token` mints tokens with it. With real issuers
 //! configured the demo key is neither trusted nor used for minting.
@@ -32,6 +33,7 @@ use sha2::Digest;
 use super::error::ApiError;
 use super::state::AppState;
 use crate::config::{AuthSettings, Settings, DEMO_ISSUER};
+use crate::model::{Ura, Uzi, UziRoleCode};
 
 /// The claims overdracht reads from a token.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -62,14 +64,16 @@ pub enum AuthError {
     RealIssuers(String),
     #[error("cannot mint: {0}")]
     Mint(String),
+    #[error("token issuer {issuer}: {message}")]
+    Remote { issuer: String, message: String },
 }
 
-/// A verified caller: the token's identity claims.
+/// A verified caller: the token's identity claims, parsed once here into their types.
 #[derive(Debug, Clone)]
 pub struct Caller {
-    pub uzi: String,
-    pub uzi_role: String,
-    pub ura: String,
+    pub uzi: Uzi,
+    pub uzi_role: UziRoleCode,
+    pub ura: Ura,
     pub purpose_of_use: String,
     pub issuer: String,
     /// The network address the request came from (the TCP peer), for the audit trail.
@@ -89,16 +93,19 @@ impl Caller {
     }
 }
 
-struct TrustedKey {
-    issuer: String,
-    kid: Option<String>,
-    key: DecodingKey,
-    algorithms: Vec<Algorithm>,
+/// One key a token may be signed with, and by whom.
+pub struct TrustedKey {
+    pub(crate) issuer: String,
+    pub(crate) kid: Option<String>,
+    pub(crate) key: DecodingKey,
+    pub(crate) algorithms: Vec<Algorithm>,
 }
 
-/// Verifies tokens against the trusted keys.
+/// Verifies tokens against the trusted keys: those of the configuration's files (and the
+/// demo key), and those fetched from issuers' JWKS URLs ([`super::jwks`]).
 pub struct Verifier {
     keys: Vec<TrustedKey>,
+    remote: Vec<super::jwks::RemoteKeys>,
     audience: String,
     leeway: u64,
 }
@@ -108,6 +115,7 @@ impl Verifier {
     pub fn from_settings(settings: &Settings) -> Result<Verifier, AuthError> {
         let auth: &AuthSettings = &settings.auth;
         let mut keys = Vec::new();
+        let mut remote = Vec::new();
         if settings.demo_auth() {
             let demo = DemoKey::load_or_create(&settings.data_dir)?;
             keys.push(TrustedKey {
@@ -123,30 +131,65 @@ impl Verifier {
                 keys.push(TrustedKey { issuer: issuer.issuer.clone(), kid: None, key, algorithms });
             }
             if let Some(p) = &issuer.jwks_file {
-                keys.extend(load_jwks(p)?.into_iter().map(|(kid, key, algorithms)| TrustedKey {
-                    issuer: issuer.issuer.clone(),
-                    kid,
-                    key,
-                    algorithms,
-                }));
+                let text = std::fs::read_to_string(p)
+                    .map_err(|e| AuthError::Key { path: p.to_owned(), message: e.to_string() })?;
+                keys.extend(
+                    parse_jwks(&issuer.issuer, &text)
+                        .map_err(|message| AuthError::Key { path: p.to_owned(), message })?,
+                );
             }
+            remote.extend(super::jwks::RemoteKeys::from_settings(issuer, auth)?);
         }
-        Ok(Verifier { keys, audience: auth.audience.clone(), leeway: auth.leeway_seconds })
+        Ok(Verifier { keys, remote, audience: auth.audience.clone(), leeway: auth.leeway_seconds })
     }
 
-    /// Checks a compact JWT and returns the caller, or a 401 error.
-    pub fn verify(&self, token: &str) -> Result<Caller, ApiError> {
+    /// Fetches the keys of the issuers that publish them at a URL (at start). A failure is
+    /// logged, not fatal: the fetch is tried again when a token of that issuer arrives.
+    pub async fn prefetch(&self) {
+        for r in &self.remote {
+            r.refresh().await;
+        }
+    }
+
+    /// The issuers whose keys are fetched from a URL.
+    pub fn remote_issuers(&self) -> &[super::jwks::RemoteKeys] {
+        &self.remote
+    }
+
+    /// Checks a compact JWT and returns the caller, or a 401 error (503 when the keys of the
+    /// token's issuer could never be fetched).
+    pub async fn verify(&self, token: &str) -> Result<Caller, ApiError> {
         let invalid = |m: &str| ApiError::unauthorized(Some("invalid_token"), m);
         refuse_header_parameters(token)?;
         let header =
             jsonwebtoken::decode_header(token).map_err(|_| invalid("the bearer token is not a well-formed JWT"))?;
-        let candidates = self.keys.iter().filter(|k| {
+        let matches = |k: &&TrustedKey| {
             k.algorithms.contains(&header.alg)
                 && match (&k.kid, &header.kid) {
                     (Some(a), Some(b)) => a == b,
                     _ => true,
                 }
-        });
+        };
+        // The keys of the token's issuer that come from a URL: refreshed when stale, and once
+        // more (rate-limited) when the token's kid is not among them.
+        let iss = unverified_issuer(token);
+        let mut fetched = Vec::new();
+        for r in self.remote.iter().filter(|r| iss.as_deref() == Some(r.issuer.as_str())) {
+            let mut keys = r.keys().await;
+            if header.kid.is_some() && !keys.iter().any(|k| matches(&k)) {
+                r.refresh_for_unknown_kid().await;
+                keys = r.cached();
+            }
+            if keys.is_empty() {
+                let why = r.last_error().await.unwrap_or_else(|| "not fetched yet".into());
+                return Err(ApiError::unavailable(format!(
+                    "the keys of token issuer {} could not be fetched ({why}); try again later",
+                    r.issuer
+                )));
+            }
+            fetched.push(keys);
+        }
+        let candidates = self.keys.iter().chain(fetched.iter().flat_map(|k| k.iter())).filter(matches);
         let mut last = None;
         for k in candidates {
             let mut v = Validation::new(header.alg);
@@ -203,31 +246,25 @@ fn refuse_header_parameters(token: &str) -> Result<(), ApiError> {
 }
 
 fn caller_from(c: Claims) -> Result<Caller, ApiError> {
-    let invalid = |m: String| ApiError::unauthorized(Some("invalid_token"), m);
-    let digits = |s: &str| !s.is_empty() && s.len() <= 20 && s.bytes().all(|b| b.is_ascii_digit());
-    if !digits(&c.uzi) {
-        return Err(invalid("claim uzi must be a UZI number (digits)".into()));
-    }
-    if !(c.ura.len() == 8 && digits(&c.ura)) {
-        return Err(invalid("claim ura must be a URA number (8 digits)".into()));
-    }
-    let role = c.uzi_role.as_bytes();
-    let role_ok =
-        role.len() == 6 && role[2] == b'.' && role.iter().enumerate().all(|(i, b)| i == 2 || b.is_ascii_digit());
-    if !role_ok {
-        return Err(invalid("claim uzi_role must be a UZI role code like 01.015".into()));
-    }
+    let invalid = |m: &str| ApiError::unauthorized(Some("invalid_token"), m);
+    // Exactly as written: a claim with spaces around the number is not one.
+    let exact = |s: &str| s.trim() == s;
+    let uzi = Uzi::parse(&c.uzi)
+        .ok()
+        .filter(|_| exact(&c.uzi))
+        .ok_or_else(|| invalid("claim uzi must be a UZI number (digits)"))?;
+    let ura = Ura::parse(&c.ura)
+        .ok()
+        .filter(|_| exact(&c.ura))
+        .ok_or_else(|| invalid("claim ura must be a URA number (8 digits)"))?;
+    let uzi_role = UziRoleCode::parse(&c.uzi_role)
+        .ok()
+        .filter(|_| exact(&c.uzi_role))
+        .ok_or_else(|| invalid("claim uzi_role must be a UZI role code like 01.015"))?;
     if c.purpose_of_use.is_empty() || c.purpose_of_use.len() > 32 {
-        return Err(invalid("claim purpose_of_use must be a PurposeOfUse code".into()));
+        return Err(invalid("claim purpose_of_use must be a PurposeOfUse code"));
     }
-    Ok(Caller {
-        uzi: c.uzi,
-        uzi_role: c.uzi_role,
-        ura: c.ura,
-        purpose_of_use: c.purpose_of_use,
-        issuer: c.iss,
-        peer: None,
-    })
+    Ok(Caller { uzi, uzi_role, ura, purpose_of_use: c.purpose_of_use, issuer: c.iss, peer: None })
 }
 
 impl FromRequestParts<AppState> for Caller {
@@ -239,7 +276,7 @@ impl FromRequestParts<AppState> for Caller {
     /// point and the path, before the 401 is sent.
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let peer = parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0);
-        match authenticate(parts, state) {
+        match authenticate(parts, state).await {
             Ok(mut caller) => {
                 caller.peer = peer;
                 tracing::Span::current().record("ura", caller.ura.as_str());
@@ -285,7 +322,7 @@ fn body_size(parts: &Parts) -> Option<u64> {
     }
 }
 
-fn authenticate(parts: &Parts, state: &AppState) -> Result<Caller, ApiError> {
+async fn authenticate(parts: &Parts, state: &AppState) -> Result<Caller, ApiError> {
     let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
         return Err(ApiError::unauthorized(None, "this endpoint needs a bearer token (Authorization: Bearer <JWT>)"));
     };
@@ -297,7 +334,7 @@ fn authenticate(parts: &Parts, state: &AppState) -> Result<Caller, ApiError> {
         .ok_or_else(|| {
             ApiError::unauthorized(Some("invalid_request"), "the Authorization header must be: Bearer <JWT>")
         })?;
-    state.verifier.verify(token)
+    state.verifier.verify(token).await
 }
 
 /// The local Ed25519 demo key, kept as PKCS#8 PEM in `<data_dir>/keys/`.
@@ -333,6 +370,14 @@ impl DemoKey {
         let digest = sha2::Sha256::digest(signing.verifying_key().as_bytes());
         let kid = format!("demo-{}", hex::encode(&digest[..6]));
         Ok(DemoKey { signing, kid })
+    }
+
+    /// The public key as a JWK (`OKP`/`Ed25519`, with its `kid`), as an identity provider
+    /// publishes it in a JWKS.
+    pub fn public_jwk(&self) -> serde_json::Value {
+        use base64::Engine as _;
+        let x = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(self.signing.verifying_key().as_bytes());
+        serde_json::json!({"kty": "OKP", "crv": "Ed25519", "x": x, "kid": self.kid, "alg": "EdDSA", "use": "sig"})
     }
 
     fn decoding_key(&self) -> DecodingKey {
@@ -410,12 +455,19 @@ fn load_pem_public_key(path: &Path) -> Result<(DecodingKey, Vec<Algorithm>), Aut
     Err(AuthError::Key { path: path.to_owned(), message: "not a PEM public key (RSA, EC or Ed25519)".to_owned() })
 }
 
-type JwksKey = (Option<String>, DecodingKey, Vec<Algorithm>);
+/// The `iss` of a token, read without verifying it: only to choose whose keys to look at.
+fn unverified_issuer(token: &str) -> Option<String> {
+    use base64::Engine as _;
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    v["iss"].as_str().map(str::to_owned)
+}
 
-fn load_jwks(path: &Path) -> Result<Vec<JwksKey>, AuthError> {
-    let err = |message: String| AuthError::Key { path: path.to_owned(), message };
-    let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
-    let set: jsonwebtoken::jwk::JwkSet = serde_json::from_str(&text).map_err(|e| err(format!("not a JWKS: {e}")))?;
+/// The usable public keys of a JWKS document (a file or a URL's answer) for `issuer`.
+pub(crate) fn parse_jwks(issuer: &str, text: &str) -> Result<Vec<TrustedKey>, String> {
+    let err = |message: String| message;
+    let set: jsonwebtoken::jwk::JwkSet = serde_json::from_str(text).map_err(|e| err(format!("not a JWKS: {e}")))?;
     let mut out = Vec::new();
     for jwk in &set.keys {
         use jsonwebtoken::jwk::AlgorithmParameters as P;
@@ -427,7 +479,7 @@ fn load_jwks(path: &Path) -> Result<Vec<JwksKey>, AuthError> {
             _ => continue,
         };
         let key = DecodingKey::from_jwk(jwk).map_err(|e| err(e.to_string()))?;
-        out.push((jwk.common.key_id.clone(), key, algorithms));
+        out.push(TrustedKey { issuer: issuer.to_owned(), kid: jwk.common.key_id.clone(), key, algorithms });
     }
     if out.is_empty() {
         return Err(err("the JWKS holds no usable public key".to_owned()));

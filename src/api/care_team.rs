@@ -364,7 +364,7 @@ pub async fn sharing_consents(
             continue;
         }
         out.push(crate::store::FacadeResource {
-            holder_ura: caller.ura.clone(),
+            holder_ura: caller.ura.to_string(),
             resource_type: "Consent".to_owned(),
             resource_id: row.id.clone(),
             patient_bsn: bsn.clone(),
@@ -414,7 +414,7 @@ pub async fn put_consent(
     // the writer's organisation (recorded in the resource, so that the rule can be read there).
     let mut custodians = consent::custodians(&v);
     if custodians.is_empty() {
-        custodians = stored.as_ref().map(|(_, c)| c.clone()).unwrap_or_else(|| vec![caller.ura.clone()]);
+        custodians = stored.as_ref().map(|(_, c)| c.clone()).unwrap_or_else(|| vec![caller.ura.to_string()]);
         v["organization"] = consent::custodians_json(&custodians);
     }
     let statement = consent::patient_statement(&v);

@@ -17,7 +17,7 @@ use super::auth::Caller;
 use super::error::{fhir_response, ApiError};
 use super::guard::PermitSlot;
 use super::handovers::convert_blocking;
-use super::input::{self, PartyId};
+use super::input;
 use super::state::AppState;
 use crate::audit::{AuditAction, AuditEntry};
 use crate::convert::{ConvertOptions, OutputKind};
@@ -84,7 +84,7 @@ async fn convert_record(
     let sender = params
         .sender
         .as_deref()
-        .map(|s| PartyId::parse("sender", s, &["agb-z", "ura"]).map(|p| p.to_string()))
+        .map(|s| input::party("sender", s, &["agb-z", "ura"]).map(|p| p.to_string()))
         .transpose()?;
     let output = match params.output.as_deref() {
         None | Some("bundle") => OutputKind::Bundle,

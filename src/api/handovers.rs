@@ -18,11 +18,12 @@ use super::audit as audit_api;
 use super::auth::Caller;
 use super::error::ApiError;
 use super::guard::PermitSlot;
-use super::input::{self, PartyId};
+use super::input;
 use super::state::AppState;
 use crate::audit::{self, AuditAction, AuditEntry, AuditOutcome};
 use crate::convert::{Conversion, ConvertOptions};
 use crate::handover::{self, Submission, Submitter};
+use crate::model::PartyId;
 
 /// Header carrying the referral question (free text, percent-encoded UTF-8). A header, not
 /// a query parameter, because query strings end up in proxies' access logs.
@@ -59,14 +60,14 @@ pub struct HandoverParams {
 struct Parties {
     receiver: PartyId,
     sender: Option<PartyId>,
-    lead_practitioner: Option<PartyId>,
+    lead_practitioner: Option<input::PersonId>,
     care_form: Option<String>,
     referral_reason: Option<String>,
 }
 
 fn parties(p: &HandoverParams, headers: &HeaderMap) -> Result<Parties, ApiError> {
     let receiver = match &p.receiver {
-        Some(r) => PartyId::parse("receiver", r, &["ura"])?,
+        Some(r) => input::party("receiver", r, &["ura"])?,
         None => {
             return Err(ApiError::bad_request(
                 "receiver",
@@ -74,9 +75,9 @@ fn parties(p: &HandoverParams, headers: &HeaderMap) -> Result<Parties, ApiError>
             ))
         }
     };
-    let sender = p.sender.as_deref().map(|s| PartyId::parse("sender", s, &["agb-z", "ura"])).transpose()?;
+    let sender = p.sender.as_deref().map(|s| input::party("sender", s, &["agb-z", "ura"])).transpose()?;
     let lead_practitioner =
-        p.lead_practitioner.as_deref().map(|s| PartyId::parse("lead-practitioner", s, &["uzi", "big"])).transpose()?;
+        p.lead_practitioner.as_deref().map(|s| input::PersonId::parse("lead-practitioner", s)).transpose()?;
     let care_form = p.care_form.as_deref().map(input::care_form).transpose()?;
     let referral_reason = input::text_header(headers, REFERRAL_REASON_HEADER, 4000)?;
     Ok(Parties { receiver, sender, lead_practitioner, care_form, referral_reason })
@@ -144,7 +145,7 @@ async fn create_handover(
     let parties = parties(&params, &headers)?;
     // The intended receiver, so that a refusal counts for that provider (the evidence
     // report); receive() replaces it with the handover and its resources once stored.
-    entry.objects = vec![format!("Organization/ura-{}", parties.receiver.value)];
+    entry.objects = vec![format!("Organization/ura-{}", parties.receiver.value())];
     let kind = input::body_kind(&headers, params.format.as_deref())?;
     input::require_body(&body)?;
     let idempotency_key = match headers.get(IDEMPOTENCY_KEY_HEADER) {
@@ -159,6 +160,12 @@ async fn create_handover(
             }
         },
     };
+    // `input::party` with only `ura` allowed gives a URA.
+    let receiver_ura = parties
+        .receiver
+        .ura()
+        .cloned()
+        .ok_or_else(|| ApiError::bad_request("receiver", "the receiver must be written ura|<URA>"))?;
     if let Err(e) = input::check_work(&body, state.limits.max_json_values) {
         state.metrics.handover("rejected");
         return Err(e);
@@ -168,7 +175,7 @@ async fn create_handover(
         format: kind.format,
         media_type: kind.media_type,
         requested_format: params.format,
-        receiver_ura: parties.receiver.value,
+        receiver_ura,
         sender: parties.sender.as_ref().map(ToString::to_string),
         lead_practitioner: parties.lead_practitioner.as_ref().map(ToString::to_string),
         care_form: parties.care_form,

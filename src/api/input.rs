@@ -8,7 +8,9 @@
 use axum::http::{header, HeaderMap};
 
 use super::error::ApiError;
+use crate::model::{PartyId, Uzi};
 use crate::source::Format;
+use crate::terminology::uri;
 
 /// The input format and the media type it came with.
 #[derive(Debug, Clone)]
@@ -136,51 +138,66 @@ fn structural_tokens(body: &[u8], stop_after: usize) -> usize {
     n
 }
 
-/// A party identifier, normalised to `system|value` with a short system name.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PartyId {
-    pub system: &'static str,
-    pub value: String,
+/// A party parameter (`receiver`, `sender`): `ura|<URA>` or `agb-z|<AGB>` (also the naming
+/// systems' URIs), as the one [`PartyId`]; `allowed` lists the systems (`ura`, `agb-z`) that
+/// make sense for the parameter.
+pub fn party(param: &str, s: &str, allowed: &[&'static str]) -> Result<PartyId, ApiError> {
+    let bad = |m: String| ApiError::bad_request(param, m);
+    let example = allowed.first().copied().unwrap_or("ura");
+    let Some((system, value)) = s.split_once('|') else {
+        return Err(bad(format!("{param} must be written system|value, e.g. {example}|12345678")));
+    };
+    let p = PartyId::parse(s).map_err(|_| match system.trim() {
+        "ura" | "agb-z" | "agb" | uri::URA | uri::AGB => {
+            bad(format!("{:?} is not a valid {} number", value.trim(), system.trim()))
+        }
+        other => bad(format!("unknown identifier system {other:?}; use one of {}", allowed.join(", "))),
+    })?;
+    if !allowed.contains(&p.code()) {
+        return Err(bad(format!("{param} cannot be a {} identifier; use one of {}", p.code(), allowed.join(", "))));
+    }
+    Ok(p)
 }
 
-impl PartyId {
-    /// Parses `system|value`; `allowed` lists the systems that make sense for the parameter.
-    pub fn parse(param: &str, s: &str, allowed: &[&'static str]) -> Result<PartyId, ApiError> {
+/// A person named in a request (the `lead-practitioner`): `uzi|<UZI number>` or
+/// `big|<11 digits>`, written back as `system|value`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PersonId {
+    Uzi(Uzi),
+    Big(String),
+}
+
+impl PersonId {
+    pub fn parse(param: &str, s: &str) -> Result<PersonId, ApiError> {
         let bad = |m: String| ApiError::bad_request(param, m);
-        let (system, value) = s.split_once('|').ok_or_else(|| {
-            bad(format!(
-                "{param} must be written system|value, e.g. {}|12345678",
-                allowed.first().copied().unwrap_or("ura")
-            ))
-        })?;
-        let system = match system.trim() {
-            "ura" | crate::terminology::uri::URA => "ura",
-            "agb-z" | "agb" | crate::terminology::uri::AGB => "agb-z",
-            "uzi" | crate::terminology::uri::UZI_PERSON => "uzi",
-            "big" | crate::terminology::uri::BIG => "big",
-            other => {
-                return Err(bad(format!("unknown identifier system {other:?}; use one of {}", allowed.join(", "))))
-            }
-        };
-        if !allowed.contains(&system) {
-            return Err(bad(format!("{param} cannot be a {system} identifier; use one of {}", allowed.join(", "))));
-        }
+        let (system, value) = s
+            .split_once('|')
+            .ok_or_else(|| bad(format!("{param} must be written system|value, e.g. uzi|900012345")))?;
         let value = value.trim();
-        let len_ok = match system {
-            "ura" | "agb-z" => value.len() == 8,
-            "big" => value.len() == 11,
-            _ => (1..=12).contains(&value.len()),
-        };
-        if !len_ok || !value.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(bad(format!("{value:?} is not a valid {system} number")));
+        match system.trim() {
+            "uzi" | uri::UZI_PERSON => Uzi::parse(value)
+                .ok()
+                .filter(|u| u.len() <= 12)
+                .map(PersonId::Uzi)
+                .ok_or_else(|| bad(format!("{value:?} is not a valid uzi number"))),
+            "big" | uri::BIG if value.len() == 11 && value.bytes().all(|b| b.is_ascii_digit()) => {
+                Ok(PersonId::Big(value.to_owned()))
+            }
+            "big" | uri::BIG => Err(bad(format!("{value:?} is not a valid big number"))),
+            "ura" | "agb-z" | "agb" | uri::URA | uri::AGB => {
+                Err(bad(format!("{param} cannot be a {} identifier; use one of uzi, big", system.trim())))
+            }
+            other => Err(bad(format!("unknown identifier system {other:?}; use one of uzi, big"))),
         }
-        Ok(PartyId { system, value: value.to_owned() })
     }
 }
 
-impl std::fmt::Display for PartyId {
+impl std::fmt::Display for PersonId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}|{}", self.system, self.value)
+        match self {
+            PersonId::Uzi(v) => write!(f, "uzi|{v}"),
+            PersonId::Big(v) => write!(f, "big|{v}"),
+        }
     }
 }
 
@@ -283,11 +300,18 @@ mod tests {
 
     #[test]
     fn parties() {
-        let p = PartyId::parse("receiver", "ura|12345678", &["ura"]).expect("ok");
+        let p = party("receiver", "ura|12345678", &["ura"]).expect("ok");
         assert_eq!(p.to_string(), "ura|12345678");
-        assert!(PartyId::parse("receiver", "agb-z|01234567", &["ura"]).is_err());
-        assert!(PartyId::parse("receiver", "ura|1234", &["ura"]).is_err());
-        assert!(PartyId::parse("receiver", "12345678", &["ura"]).is_err());
+        assert_eq!(party("sender", "agb|01234567", &["agb-z", "ura"]).expect("agb").to_string(), "agb-z|01234567");
+        assert!(party("receiver", "agb-z|01234567", &["ura"]).is_err());
+        assert!(party("receiver", "ura|1234", &["ura"]).is_err());
+        assert!(party("receiver", "12345678", &["ura"]).is_err());
+        assert!(party("receiver", "uzi|900012345", &["ura"]).is_err());
+        let lead = PersonId::parse("lead-practitioner", "uzi|900099999").expect("uzi");
+        assert_eq!(lead.to_string(), "uzi|900099999");
+        assert_eq!(PersonId::parse("l", "big|12345678901").expect("big").to_string(), "big|12345678901");
+        assert!(PersonId::parse("l", "big|123").is_err() && PersonId::parse("l", "ura|12345678").is_err());
+        assert!(PersonId::parse("l", "uzi|1234567890123").is_err(), "at most 12 digits, as before");
     }
 }
 

@@ -30,6 +30,7 @@ pub mod guard;
 pub mod handovers;
 pub mod health;
 pub mod input;
+pub mod jwks;
 pub mod metrics;
 pub mod openapi;
 pub mod report;

@@ -82,6 +82,9 @@ impl Application {
         let store = Store::open_with(&settings.database_url(), settings.database_pool()).await?;
         tracing::info!(database = store.backend().name(), "database ready");
         let verifier = Arc::new(Verifier::from_settings(settings)?);
+        // Issuers that publish their keys at a URL: fetched now; a failure is logged and the
+        // fetch tried again when a token of that issuer arrives (api::jwks).
+        verifier.prefetch().await;
         let access = super::access::AccessControl::from_settings(&settings.policy)?;
         tracing::info!(
             agreements = access.agreements.len(),

@@ -59,10 +59,10 @@ pub struct Context<'a> {
 /// Who submitted the handover (from the authenticated token).
 #[derive(Debug, Clone)]
 pub struct Submitter {
-    pub uzi: String,
-    pub role: String,
+    pub uzi: crate::model::Uzi,
+    pub role: crate::model::UziRoleCode,
     /// The organisation in the token: the sender, or the owner of the sender's AGB code.
-    pub ura: String,
+    pub ura: crate::model::Ura,
 }
 
 /// One handover as submitted; identifiers already checked for form by the caller.
@@ -78,7 +78,7 @@ pub struct Submission {
     /// `Idempotency-Key` rule.
     pub requested_format: Option<String>,
     /// The receiving GZSP provider's URA.
-    pub receiver_ura: String,
+    pub receiver_ura: crate::model::Ura,
     /// The sender named by the submitter (`ura|…` or `agb-z|…`); `None`: the token's
     /// organisation, or the record's author when that is one of its configured AGB codes.
     pub sender: Option<String>,
@@ -219,9 +219,9 @@ pub async fn receive<K: Clone + Send + 'static>(
         output_bundle,
         resource_count: i64::try_from(conversion.resources.len()).unwrap_or(i64::MAX),
         summary: serde_json::to_string(&summary).map_err(internal)?,
-        submitted_by_uzi: sub.submitter.uzi.clone(),
-        submitted_by_role: sub.submitter.role.clone(),
-        submitted_by_ura: sub.submitter.ura.clone(),
+        submitted_by_uzi: sub.submitter.uzi.to_string(),
+        submitted_by_role: sub.submitter.role.to_string(),
+        submitted_by_ura: sub.submitter.ura.to_string(),
     };
 
     // One handover transaction of this process at a time, in arrival order (see WRITE_TURN).
@@ -232,8 +232,12 @@ pub async fn receive<K: Clone + Send + 'static>(
         for (agreement, version) in &transfer.agreements {
             tx.insert_handover_agreement(&new.id, agreement, version).await?;
         }
-        let rows =
-            minimise::facade_rows(&conversion, &sub.receiver_ura, &transfer.bsn, new.patient_resource_id.as_deref());
+        let rows = minimise::facade_rows(
+            &conversion,
+            sub.receiver_ura.as_str(),
+            &transfer.bsn,
+            new.patient_resource_id.as_deref(),
+        );
         if let Err(resource) = tx.put_facade_resources(&rows, &new.id, &now).await? {
             // An id bound to another patient: nothing of this handover is written.
             drop(tx);
@@ -246,7 +250,7 @@ pub async fn receive<K: Clone + Send + 'static>(
     let mut handover_id = id;
     if let Some(key) = &sub.idempotency_key {
         let fingerprint = request_fingerprint(sub);
-        match tx.claim_idempotency_key(&sub.submitter.ura, key, &fingerprint, &handover_id, &now).await? {
+        match tx.claim_idempotency_key(sub.submitter.ura.as_str(), key, &fingerprint, &handover_id, &now).await? {
             IdempotencyClaim::New => {}
             IdempotencyClaim::Replay { handover_id: h } => handover_id = h,
             IdempotencyClaim::Mismatch => return Err(HandoverError::IdempotencyKeyReused),

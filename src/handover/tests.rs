@@ -64,13 +64,17 @@ fn submission(body: &[u8]) -> Submission {
         format: None,
         media_type: Some("application/fhir+json".to_owned()),
         requested_format: None,
-        receiver_ura: RECEIVER_URA.to_owned(),
+        receiver_ura: crate::model::Ura::parse(RECEIVER_URA).expect("URA"),
         sender: None,
         lead_practitioner: None,
         care_form: None,
         referral_reason: None,
         idempotency_key: None,
-        submitter: Submitter { uzi: "900012345".to_owned(), role: "01.015".to_owned(), ura: SENDER_URA.to_owned() },
+        submitter: Submitter {
+            uzi: crate::model::Uzi::parse("900012345").expect("UZI"),
+            role: crate::model::UziRoleCode::parse("01.015").expect("role"),
+            ura: crate::model::Ura::parse(SENDER_URA).expect("URA"),
+        },
     }
 }
 

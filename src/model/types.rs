@@ -110,6 +110,201 @@ impl<'de> Deserialize<'de> for Bsn {
     }
 }
 
+/// Why an identifier of a person or organisation is not one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdError {
+    #[error("{kind} {value:?} is not {form}")]
+    Malformed { kind: &'static str, value: String, form: &'static str },
+    #[error("{0:?} is not an organisation identifier; write ura|<8 digits> or agb-z|<8 digits>")]
+    NotAParty(String),
+}
+
+/// Identifiers checked once, where they come in (token, request, file), and kept typed
+/// inside. Each is a short string of a fixed form; `Deref<Target = str>` and `as_str` hand
+/// it to the store and to formats as text.
+macro_rules! identifier {
+    ($(#[$m:meta])* $name:ident, $kind:literal, $form:literal, $check:expr) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            /// Parses (after trimming) or says what the form is.
+            pub fn parse(s: &str) -> Result<$name, IdError> {
+                let s = s.trim();
+                let check: fn(&[u8]) -> bool = $check;
+                if check(s.as_bytes()) {
+                    Ok($name(s.to_owned()))
+                } else {
+                    Err(IdError::Malformed { kind: $kind, value: s.chars().take(40).collect(), form: $form })
+                }
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::ops::Deref for $name {
+            type Target = str;
+            fn deref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl PartialEq<str> for $name {
+            fn eq(&self, other: &str) -> bool {
+                self.0 == other
+            }
+        }
+
+        impl PartialEq<&str> for $name {
+            fn eq(&self, other: &&str) -> bool {
+                self.0 == *other
+            }
+        }
+
+        impl PartialEq<String> for $name {
+            fn eq(&self, other: &String) -> bool {
+                &self.0 == other
+            }
+        }
+
+        impl PartialEq<$name> for String {
+            fn eq(&self, other: &$name) -> bool {
+                *self == other.0
+            }
+        }
+
+        impl PartialEq<$name> for str {
+            fn eq(&self, other: &$name) -> bool {
+                self == other.0
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = IdError;
+            fn from_str(s: &str) -> Result<$name, IdError> {
+                $name::parse(s)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = String::deserialize(d)?;
+                $name::parse(&s).map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+fn digits(b: &[u8], len: std::ops::RangeInclusive<usize>) -> bool {
+    len.contains(&b.len()) && b.iter().all(u8::is_ascii_digit)
+}
+
+identifier!(
+    /// An organisation's number in the UZI register (URA): eight digits.
+    Ura, "URA", "an eight-digit URA number", |b| digits(b, 8..=8)
+);
+identifier!(
+    /// An AGB code (Vektis): eight digits.
+    Agb, "AGB code", "an eight-digit AGB code", |b| digits(b, 8..=8)
+);
+identifier!(
+    /// A UZI number of a person or of a server certificate: digits (at most 20).
+    Uzi, "UZI number", "a UZI number (digits)", |b| digits(b, 1..=20)
+);
+identifier!(
+    /// A UZI role code (profession), `NN.NNN` (`01.047` SO); the register is not consulted.
+    UziRoleCode, "UZI role code", "a UZI role code like 01.015 (NN.NNN)",
+    |b| b.len() == 6 && b[2] == b'.' && b.iter().enumerate().all(|(i, c)| i == 2 || c.is_ascii_digit())
+);
+
+/// A care organisation as handovers, agreements and teams name it: by AGB (Vektis) or URA
+/// (UZI register). Written `ura|<URA>` or `agb-z|<AGB>`, as the handovers store it, as
+/// resource ids are derived from it and as the audit trail records it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum PartyId {
+    Agb(Agb),
+    Ura(Ura),
+}
+
+impl PartyId {
+    /// From a FHIR identifier (`system` the AGB or URA naming system); `None` for other
+    /// systems or a value of the wrong form.
+    pub fn from_identifier(system: &str, value: &str) -> Option<PartyId> {
+        use crate::terminology::uri;
+        match system {
+            uri::AGB => Agb::parse(value).ok().map(PartyId::Agb),
+            uri::URA => Ura::parse(value).ok().map(PartyId::Ura),
+            _ => None,
+        }
+    }
+
+    /// Parses `ura|<URA>` or `agb-z|<AGB>` (also `agb|…` and the naming systems' URIs).
+    pub fn parse(s: &str) -> Result<PartyId, IdError> {
+        use crate::terminology::uri;
+        let Some((system, value)) = s.split_once('|') else {
+            return Err(IdError::NotAParty(s.chars().take(60).collect()));
+        };
+        match system.trim() {
+            "ura" | uri::URA => Ura::parse(value).map(PartyId::Ura),
+            "agb-z" | "agb" | uri::AGB => Agb::parse(value).map(PartyId::Agb),
+            _ => Err(IdError::NotAParty(s.chars().take(60).collect())),
+        }
+    }
+
+    /// The FHIR naming system.
+    pub fn system(&self) -> &'static str {
+        use crate::terminology::uri;
+        match self {
+            PartyId::Agb(_) => uri::AGB,
+            PartyId::Ura(_) => uri::URA,
+        }
+    }
+
+    /// The short system name: `agb-z` or `ura`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            PartyId::Agb(_) => "agb-z",
+            PartyId::Ura(_) => "ura",
+        }
+    }
+
+    pub fn value(&self) -> &str {
+        match self {
+            PartyId::Agb(v) => v.as_str(),
+            PartyId::Ura(v) => v.as_str(),
+        }
+    }
+
+    pub fn ura(&self) -> Option<&Ura> {
+        match self {
+            PartyId::Ura(u) => Some(u),
+            PartyId::Agb(_) => None,
+        }
+    }
+}
+
+impl std::fmt::Display for PartyId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}|{}", self.code(), self.value())
+    }
+}
+
 /// Which part of a given name list a name is (zib NameInformation).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -429,6 +624,30 @@ mod tests {
         assert_eq!(Bsn::parse("12345"), Err(BsnError::Length(5)));
         assert_eq!(Bsn::parse("99991112a"), Err(BsnError::NotDigits));
         assert_eq!(Bsn::parse("000000000"), Err(BsnError::ElevenTest));
+    }
+
+    #[test]
+    fn identifiers_parse_once_and_print_as_stored() {
+        assert_eq!(Ura::parse(" 12345678 ").expect("ura").as_str(), "12345678");
+        assert!(Ura::parse("1234567").is_err() && Ura::parse("1234567a").is_err());
+        assert!(Agb::parse("01234567").is_ok() && Agb::parse("").is_err());
+        assert!(Uzi::parse("900012345").is_ok() && Uzi::parse("9000 12345").is_err() && Uzi::parse("").is_err());
+        assert!(Uzi::parse(&"9".repeat(21)).is_err());
+        assert!(UziRoleCode::parse("01.047").is_ok());
+        for bad in ["01047", "01.04a", "", "1.047", "01.0477"] {
+            assert!(UziRoleCode::parse(bad).is_err(), "{bad}");
+        }
+        let p = PartyId::parse("ura|12345678").expect("party");
+        assert_eq!((p.to_string(), p.code(), p.value()), ("ura|12345678".to_owned(), "ura", "12345678"));
+        assert_eq!(PartyId::parse("agb|01234567").expect("agb").to_string(), "agb-z|01234567");
+        assert!(PartyId::parse("uzi|900012345").is_err() && PartyId::parse("12345678").is_err());
+        assert_eq!(
+            PartyId::from_identifier(crate::terminology::uri::URA, "12345678"),
+            Some(PartyId::Ura(Ura::parse("12345678").expect("ura")))
+        );
+        let json = serde_json::to_string(&Ura::parse("12345678").expect("ura")).expect("json");
+        assert_eq!(json, "\"12345678\"");
+        assert!(serde_json::from_str::<Ura>("\"1234\"").is_err());
     }
 
     #[test]

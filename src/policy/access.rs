@@ -277,6 +277,12 @@ impl PolicyEngine {
 
     /// A provider's adapted policy: every `*.rego` file in `dir` and its `access-config.json`.
     pub fn from_dir(dir: &Path) -> Result<PolicyEngine, PolicyError> {
+        Self::from_dir_with(dir, str::to_owned)
+    }
+
+    /// As [`PolicyEngine::from_dir`], with the text of `access-config.json` adapted first
+    /// (the `policy.grace_period_days` setting overrides the file's grace period).
+    pub fn from_dir_with(dir: &Path, adapt_config: impl FnOnce(&str) -> String) -> Result<PolicyEngine, PolicyError> {
         let io = |file: &Path| {
             let file = file.display().to_string();
             move |source| PolicyError::Io { file, source }
@@ -294,7 +300,7 @@ impl PolicyEngine {
         let config_path = dir.join("access-config.json");
         let config = std::fs::read_to_string(&config_path).map_err(io(&config_path))?;
         let borrowed: Vec<(&str, &str)> = sources.iter().map(|(n, t)| (n.as_str(), t.as_str())).collect();
-        Self::from_sources(&borrowed, &config, &config_path.display().to_string())
+        Self::from_sources(&borrowed, &adapt_config(&config), &config_path.display().to_string())
     }
 
     /// Compiles Rego modules with a configuration document.

@@ -18,8 +18,9 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
 use super::consent::{ConsentKind, PatientConsent};
-use super::{is_eight_digits, DayPeriod, PartyId};
+use super::{DayPeriod, PartyId};
 use crate::diagnostics::{Issue, IssueCode, Outcome};
+use crate::model::{Agb, Ura};
 use crate::model::{Bsn, DataCategory};
 
 /// The value of `format` this code reads. A later, incompatible format gets a new number.
@@ -71,7 +72,8 @@ pub struct Party {
 impl Party {
     /// The party's identifiers (AGB and/or URA).
     pub fn ids(&self) -> impl Iterator<Item = PartyId> + '_ {
-        self.agb.iter().map(|v| PartyId::Agb(v.clone())).chain(self.ura.iter().map(|v| PartyId::Ura(v.clone())))
+        let agb = self.agb.iter().filter_map(|v| Agb::parse(v).ok().map(PartyId::Agb));
+        agb.chain(self.ura.iter().filter_map(|v| Ura::parse(v).ok().map(PartyId::Ura)))
     }
 
     /// Whether any of `ids` names this party.
@@ -252,7 +254,8 @@ impl Agreement {
             }
             for (name, v) in [("agb", &party.agb), ("ura", &party.ura)] {
                 if let Some(v) = v {
-                    if !is_eight_digits(v) {
+                    let ok = if name == "agb" { Agb::parse(v).is_ok() } else { Ura::parse(v).is_ok() };
+                    if !ok || v.trim() != v {
                         return err(&format!("{side}.{name}"), format!("'{v}' is not an eight-digit code"));
                     }
                 }
@@ -382,7 +385,12 @@ impl TransferDecision {
 pub fn decide_transfer(agreements: &[Agreement], req: &TransferRequest<'_>) -> TransferDecision {
     let between: Vec<&Agreement> =
         agreements.iter().filter(|a| a.sender.is_any_of(req.senders) && a.receiver.is_any_of(req.receiver)).collect();
-    let names = |ids: &[PartyId]| ids.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
+    // In words ("URA 12345678"), as the refusal entries have always read.
+    let label = |id: &PartyId| match id {
+        PartyId::Agb(v) => format!("AGB {v}"),
+        PartyId::Ura(v) => format!("URA {v}"),
+    };
+    let names = |ids: &[PartyId]| ids.iter().map(label).collect::<Vec<_>>().join(", ");
     if between.is_empty() {
         return TransferDecision::Refused {
             rule: super::rules::TRANSFER_NO_AGREEMENT,
@@ -473,9 +481,9 @@ fn outsider_consent(a: &Agreement, req: &TransferRequest<'_>) -> bool {
 /// others (review R2). An objection that names no organisation (stored before consents
 /// named their custodians) still binds: in doubt, the patient's objection holds.
 fn binds_transfer(c: &PatientConsent, req: &TransferRequest<'_>) -> bool {
-    c.custodians
-        .first()
-        .is_none_or(|u| req.senders.iter().chain(req.receiver).any(|id| matches!(id, PartyId::Ura(v) if v == u)))
+    c.custodians.first().is_none_or(|u| {
+        req.senders.iter().chain(req.receiver).any(|id| matches!(id, PartyId::Ura(v) if v.as_str() == u))
+    })
 }
 
 /// Categories the patient objects to sharing with anyone (objections without members), with

@@ -34,9 +34,10 @@ use serde_json::{json, Map, Value};
 
 use super::consent::day_prefix;
 use super::roles;
-use super::{array, is_eight_digits, resource_id, DayPeriod};
+use super::{array, resource_id, DayPeriod};
 use crate::diagnostics::{Issue, IssueCode, Outcome, Severity};
 use crate::model::Bsn;
+use crate::model::{Ura, Uzi, UziRoleCode};
 use crate::terminology::uri;
 
 pub const CARE_TEAM_PROFILE: &str = "http://nictiz.nl/fhir/StructureDefinition/nl-core-CareTeam";
@@ -179,12 +180,12 @@ pub enum TreatmentState {
 pub struct TeamMember {
     pub role: MemberRole,
     /// UZI number of the person (`uzi-nr-pers`).
-    pub uzi: String,
+    pub uzi: Uzi,
     /// UZI role code (`01.047`, ...), the profession as the UZI register states it.
-    pub uzi_role: String,
+    pub uzi_role: UziRoleCode,
     pub big: Option<String>,
     /// URA of the organisation the member acts for.
-    pub organisation_ura: String,
+    pub organisation_ura: Ura,
     pub name: Option<String>,
     pub period: DayPeriod,
     /// Position in `CareTeam.participant`, for error paths.
@@ -215,7 +216,7 @@ pub struct CareTeam {
     pub name: Option<String>,
     pub patient: Bsn,
     /// URA of the GZSP provider that manages the team (the receiver of the handovers).
-    pub organisation_ura: String,
+    pub organisation_ura: Ura,
     pub period: DayPeriod,
     pub state: TreatmentState,
     pub care_form: CareForm,
@@ -270,14 +271,14 @@ impl CareTeam {
         };
         let organisation_ura =
             match array(&v["managingOrganization"]).first().and_then(|o| identifier_value(o, uri::URA)) {
-                Some(u) if is_eight_digits(u) => u.to_owned(),
+                Some(u) if Ura::parse(u).is_ok_and(|p| p == u) => Ura::parse(u).ok(),
                 _ => {
                     err(
                         "CareTeam.managingOrganization[0].identifier",
                         IssueCode::Required,
                         format!("the managing GZSP provider is identified by its eight-digit URA ({})", uri::URA),
                     );
-                    String::new()
+                    None
                 }
             };
         let period = read_period(&v["period"], "CareTeam.period", true, &mut err);
@@ -377,18 +378,20 @@ impl CareTeam {
                 members.push(m);
             }
         }
-        match (patient, period, state, care_form, out.has_errors()) {
-            (Some(patient), Some(period), Some(state), Some(care_form), false) => Ok(CareTeam {
-                id,
-                name: v["name"].as_str().map(str::to_owned),
-                patient,
-                organisation_ura,
-                period,
-                state,
-                care_form,
-                next_evaluation,
-                members,
-            }),
+        match (patient, period, state, care_form, organisation_ura, out.has_errors()) {
+            (Some(patient), Some(period), Some(state), Some(care_form), Some(organisation_ura), false) => {
+                Ok(CareTeam {
+                    id,
+                    name: v["name"].as_str().map(str::to_owned),
+                    patient,
+                    organisation_ura,
+                    period,
+                    state,
+                    care_form,
+                    next_evaluation,
+                    members,
+                })
+            }
             _ => Err(out),
         }
     }
@@ -648,14 +651,14 @@ fn read_member(i: usize, p: &Value, err: &mut impl FnMut(&str, IssueCode, String
         err(at, code, msg);
     };
     let uzi = match uzi {
-        Some(u) if !u.trim().is_empty() && u.trim().bytes().all(|b| b.is_ascii_digit()) => u.trim().to_owned(),
+        Some(u) if Uzi::parse(u).is_ok() => Uzi::parse(u).ok(),
         _ => {
             fail(
                 &format!("{path}.member.identifier"),
                 IssueCode::Required,
                 format!("a member is identified by UZI number ({}), digits only", uri::UZI_PERSON),
             );
-            String::new()
+            None
         }
     };
     let role = match roles_found.as_slice() {
@@ -667,14 +670,14 @@ fn read_member(i: usize, p: &Value, err: &mut impl FnMut(&str, IssueCode, String
         }
     };
     let uzi_role = match uzi_roles.as_slice() {
-        [c] if roles::is_well_formed(c) => (*c).to_owned(),
+        [c] if roles::is_well_formed(c) => UziRoleCode::parse(c).ok(),
         _ => {
             fail(
                 &format!("{path}.role"),
                 IssueCode::Required,
                 format!("a member has exactly one UZI role code ({}), e.g. 01.047", uri::UZI_ROLE),
             );
-            String::new()
+            None
         }
     };
     let big = match extension(p, EXT_BIG) {
@@ -692,19 +695,19 @@ fn read_member(i: usize, p: &Value, err: &mut impl FnMut(&str, IssueCode, String
         },
     };
     let organisation_ura = match identifier_value(&p["onBehalfOf"], uri::URA) {
-        Some(u) if is_eight_digits(u) => u.to_owned(),
+        Some(u) if Ura::parse(u).is_ok_and(|p| p == u) => Ura::parse(u).ok(),
         _ => {
             fail(
                 &format!("{path}.onBehalfOf.identifier"),
                 IssueCode::Required,
                 format!("a member acts for an organisation identified by its eight-digit URA ({})", uri::URA),
             );
-            String::new()
+            None
         }
     };
     let period = read_period(&p["period"], &format!("{path}.period"), true, &mut fail);
-    match (ok, role, period) {
-        (true, Some(role), Some(period)) => Some(TeamMember {
+    match (ok, role, period, uzi, uzi_role, organisation_ura) {
+        (true, Some(role), Some(period), Some(uzi), Some(uzi_role), Some(organisation_ura)) => Some(TeamMember {
             role,
             uzi,
             uzi_role,

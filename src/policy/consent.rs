@@ -267,7 +267,7 @@ pub fn custodians(v: &Value) -> Vec<String> {
         let i = &o["identifier"];
         if let (Some(uri::URA), Some(u)) = (i["system"].as_str(), i["value"].as_str()) {
             let u = u.trim();
-            if super::is_eight_digits(u) && !out.iter().any(|x| x == u) {
+            if super::is_ura(u) && !out.iter().any(|x| x == u) {
                 out.push(u.to_owned());
             }
         }

@@ -45,8 +45,8 @@ pub mod writes;
 use chrono::{DateTime, NaiveDate, TimeZone};
 use serde::{Deserialize, Serialize};
 
-use crate::terminology::uri;
-
+/// The one party identifier (`ura|…`, `agb-z|…`), at home with the other identifiers.
+pub use crate::model::types::PartyId;
 pub use access::{AccessDecision, AccessRequest, PolicyEngine, PolicyError, PolicyPath, Requested, Requester};
 pub use agreement::{decide_transfer, Agreement, AgreementError, TransferDecision, TransferRequest};
 pub use care_team::{check_care_team, CareTeam, LeadPractitioner, MemberRole, TreatmentState};
@@ -103,15 +103,15 @@ impl Admins {
     /// Parses `URA:UZI` entries; a bare UZI number (the form before issue 14) is refused with
     /// an error that says how to write it now.
     pub fn parse(entries: &[String]) -> Result<Admins, AdminsError> {
-        let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        use crate::model::{Ura, Uzi};
         let mut set = std::collections::BTreeSet::new();
         for e in entries {
             let e = e.trim();
-            match e.split_once(':') {
-                Some((ura, uzi)) if is_eight_digits(ura.trim()) && digits(uzi.trim()) => {
-                    set.insert((ura.trim().to_owned(), uzi.trim().to_owned()));
+            match e.split_once(':').map(|(ura, uzi)| (Ura::parse(ura), Uzi::parse(uzi))) {
+                Some((Ok(ura), Ok(uzi))) => {
+                    set.insert((ura.as_str().to_owned(), uzi.as_str().to_owned()));
                 }
-                None if digits(e) => return Err(AdminsError::WithoutOrganisation(e.to_owned())),
+                None if Uzi::parse(e).is_ok() => return Err(AdminsError::WithoutOrganisation(e.to_owned())),
                 _ => return Err(AdminsError::Malformed(e.to_owned())),
             }
         }
@@ -200,47 +200,6 @@ pub fn day_of<Tz: TimeZone>(at: &DateTime<Tz>) -> NaiveDate {
     at.with_timezone(&chrono_tz::Europe::Amsterdam).date_naive()
 }
 
-/// A care organisation as agreements and teams name it: by AGB (Vektis) or URA (UZI register).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(tag = "system", content = "value", rename_all = "lowercase")]
-pub enum PartyId {
-    Agb(String),
-    Ura(String),
-}
-
-impl PartyId {
-    /// From a FHIR identifier (`system` the AGB or URA naming system); other systems are not parties.
-    pub fn from_identifier(system: &str, value: &str) -> Option<PartyId> {
-        match system {
-            uri::AGB => Some(PartyId::Agb(value.trim().to_owned())),
-            uri::URA => Some(PartyId::Ura(value.trim().to_owned())),
-            _ => None,
-        }
-    }
-
-    pub fn system(&self) -> &'static str {
-        match self {
-            PartyId::Agb(_) => uri::AGB,
-            PartyId::Ura(_) => uri::URA,
-        }
-    }
-
-    pub fn value(&self) -> &str {
-        match self {
-            PartyId::Agb(v) | PartyId::Ura(v) => v,
-        }
-    }
-}
-
-impl std::fmt::Display for PartyId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            PartyId::Agb(v) => write!(f, "AGB {v}"),
-            PartyId::Ura(v) => write!(f, "URA {v}"),
-        }
-    }
-}
-
 /// Checks `resourceType` and returns the resource id; `None` (with the issue recorded) when
 /// the document is not a `resource_type` at all, `Some("")` when only the id is missing.
 pub(crate) fn resource_id(
@@ -268,9 +227,9 @@ pub(crate) fn array(v: &serde_json::Value) -> &[serde_json::Value] {
     v.as_array().map(Vec::as_slice).unwrap_or_default()
 }
 
-/// AGB and URA codes are eight digits.
-pub(crate) fn is_eight_digits(s: &str) -> bool {
-    s.len() == 8 && s.bytes().all(|b| b.is_ascii_digit())
+/// Whether `s` is an eight-digit URA number ([`crate::model::Ura`]).
+pub(crate) fn is_ura(s: &str) -> bool {
+    crate::model::Ura::parse(s).is_ok()
 }
 
 #[cfg(test)]

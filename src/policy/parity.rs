@@ -26,7 +26,7 @@ use super::agreement::Agreement;
 use super::care_team::{CareForm, CareTeam, ExitReason, MemberRole, TeamMember, TreatmentState};
 use super::consent::{ConsentKind, PatientConsent};
 use super::DayPeriod;
-use crate::model::{Bsn, DataCategory};
+use crate::model::{Bsn, DataCategory, Ura, Uzi, UziRoleCode};
 
 /// The organisation of the table's team and requester.
 pub const PROVIDER: &str = "11112222";
@@ -177,12 +177,16 @@ pub fn case(c: &Cell, grace_days: u32, purpose: &str) -> Result<Case, String> {
             }),
         ),
     };
-    let member = |uzi: &str, role: MemberRole, uzi_role: &str, period: DayPeriod, i: usize| TeamMember {
+    let id = |e: crate::model::IdError| e.to_string();
+    let provider = Ura::parse(PROVIDER).map_err(id)?;
+    let (own_uzi, lead_uzi) = (Uzi::parse(REQUESTER_UZI).map_err(id)?, Uzi::parse("900000002").map_err(id)?);
+    let (token_role, avg) = (UziRoleCode::parse(c.token_role).map_err(id)?, UziRoleCode::parse("01.056").map_err(id)?);
+    let member = |uzi: &Uzi, role: MemberRole, uzi_role: &UziRoleCode, period: DayPeriod, i: usize| TeamMember {
         role,
-        uzi: uzi.into(),
-        uzi_role: uzi_role.into(),
+        uzi: uzi.clone(),
+        uzi_role: uzi_role.clone(),
         big: None,
-        organisation_ura: PROVIDER.into(),
+        organisation_ura: provider.clone(),
         name: None,
         period,
         participant_index: i,
@@ -197,23 +201,17 @@ pub fn case(c: &Cell, grace_days: u32, purpose: &str) -> Result<Case, String> {
         Role::NotMember => None,
     };
     if let Some(role) = own_role {
-        members.push(member(REQUESTER_UZI, role, c.token_role, period, 0));
+        members.push(member(&own_uzi, role, &token_role, period, 0));
     }
     if c.role != Role::Lead {
-        members.push(member(
-            "900000002",
-            MemberRole::LeadPractitioner,
-            "01.056",
-            DayPeriod::new(team_start, team_end),
-            1,
-        ));
+        members.push(member(&lead_uzi, MemberRole::LeadPractitioner, &avg, DayPeriod::new(team_start, team_end), 1));
     }
     let patient = Bsn::parse(PATIENT_BSN).map_err(|e| e.to_string())?;
     let team = CareTeam {
         id: "table".into(),
         name: None,
         patient: patient.clone(),
-        organisation_ura: PROVIDER.into(),
+        organisation_ura: provider.clone(),
         period: DayPeriod::new(team_start, team_end),
         state: match team_end {
             None => TreatmentState::Active,

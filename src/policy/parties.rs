@@ -22,11 +22,12 @@ use chrono::NaiveDate;
 
 use super::care_team::CareTeam;
 use super::rules::*;
-use super::{is_eight_digits, Decision, PartyId};
+use super::{Decision, PartyId};
+use crate::model::{Agb, Ura};
 
 /// The AGB codes configured as additional identities of organisations (URA → AGB codes).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SenderIdentities(BTreeMap<String, BTreeSet<String>>);
+pub struct SenderIdentities(BTreeMap<Ura, BTreeSet<Agb>>);
 
 /// A `policy.agb_codes` entry that is not an eight-digit URA with eight-digit AGB codes.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -36,25 +37,24 @@ pub struct SenderIdentitiesError(String);
 impl SenderIdentities {
     pub fn parse(map: &BTreeMap<String, Vec<String>>) -> Result<SenderIdentities, SenderIdentitiesError> {
         let mut out = BTreeMap::new();
-        for (ura, agbs) in map {
-            if !is_eight_digits(ura.trim()) {
-                return Err(SenderIdentitiesError(format!("{ura:?} is not an eight-digit URA")));
-            }
+        for (ura_text, agbs) in map {
+            let ura = Ura::parse(ura_text)
+                .map_err(|_| SenderIdentitiesError(format!("{ura_text:?} is not an eight-digit URA")))?;
             let mut set = BTreeSet::new();
             for a in agbs {
-                if !is_eight_digits(a.trim()) {
-                    return Err(SenderIdentitiesError(format!("{a:?} (for URA {ura}) is not an eight-digit AGB code")));
-                }
-                set.insert(a.trim().to_owned());
+                let agb = Agb::parse(a).map_err(|_| {
+                    SenderIdentitiesError(format!("{a:?} (for URA {ura_text}) is not an eight-digit AGB code"))
+                })?;
+                set.insert(agb);
             }
-            out.insert(ura.trim().to_owned(), set);
+            out.insert(ura, set);
         }
         Ok(SenderIdentities(out))
     }
 
     /// The AGB codes configured for organisation `ura`.
-    pub fn agb_codes(&self, ura: &str) -> impl Iterator<Item = &str> {
-        self.0.get(ura).into_iter().flatten().map(String::as_str)
+    pub fn agb_codes(&self, ura: &Ura) -> impl Iterator<Item = &Agb> {
+        self.0.get(ura).into_iter().flatten()
     }
 }
 
@@ -71,20 +71,20 @@ pub struct Sender {
 /// Decides the sender of a handover from the token's URA, the `sender` parameter (`system`,
 /// `value`: `ura` or `agb-z`) and, without one, the record's author (`agb-z|…`/`ura|…`).
 pub fn decide_sender(
-    token_ura: &str,
+    token_ura: &Ura,
     claimed: Option<(&str, &str)>,
     record_author: Option<&str>,
     ids: &SenderIdentities,
 ) -> Result<(Sender, Decision), Decision> {
-    let mut identities = vec![PartyId::Ura(token_ura.to_owned())];
-    identities.extend(ids.agb_codes(token_ura).map(|a| PartyId::Agb(a.to_owned())));
-    let configured = |agb: &str| ids.agb_codes(token_ura).any(|a| a == agb);
+    let mut identities = vec![PartyId::Ura(token_ura.clone())];
+    identities.extend(ids.agb_codes(token_ura).map(|a| PartyId::Agb(a.clone())));
+    let configured = |agb: &str| ids.agb_codes(token_ura).any(|a| a.as_str() == agb);
     let own = || {
         let d = Decision::permit(
             SENDER_TOKEN_ORGANISATION,
             format!("sender ura|{token_ura}, the organisation in the token"),
         );
-        (Sender { id: format!("ura|{token_ura}"), identities: identities.clone() }, d)
+        (Sender { id: PartyId::Ura(token_ura.clone()).to_string(), identities: identities.clone() }, d)
     };
     let agb = |a: &str| {
         let d = Decision::permit(
@@ -94,7 +94,7 @@ pub fn decide_sender(
         (Sender { id: format!("agb-z|{a}"), identities: identities.clone() }, d)
     };
     match claimed {
-        Some(("ura", v)) if v == token_ura => Ok(own()),
+        Some(("ura", v)) if token_ura == v => Ok(own()),
         Some(("agb-z", v)) if configured(v) => Ok(agb(v)),
         Some((system, v)) => Err(Decision::deny(
             SENDER_NOT_TOKEN_ORGANISATION,
@@ -179,16 +179,17 @@ mod tests {
     fn the_sender_is_the_organisation_in_the_token() {
         let ids = SenderIdentities::parse(&[("87654321".to_owned(), vec!["01234567".to_owned()])].into())
             .expect("identities");
-        let (s, d) = decide_sender("87654321", None, Some("agb-z|01234567"), &ids).expect("own author");
+        let ura = |s: &str| Ura::parse(s).expect("ura");
+        let (s, d) = decide_sender(&ura("87654321"), None, Some("agb-z|01234567"), &ids).expect("own author");
         assert_eq!((s.id.as_str(), d.rule), ("agb-z|01234567", SENDER_CONFIGURED_AGB));
-        assert!(s.identities.contains(&PartyId::Ura("87654321".into())));
-        let (s, _) = decide_sender("55556666", None, Some("agb-z|01234567"), &ids).expect("default");
+        assert!(s.identities.contains(&PartyId::Ura(ura("87654321"))));
+        let (s, _) = decide_sender(&ura("55556666"), None, Some("agb-z|01234567"), &ids).expect("default");
         assert_eq!(s.id, "ura|55556666", "another organisation's record author is not its identity");
-        assert_eq!(s.identities, vec![PartyId::Ura("55556666".into())]);
-        let d = decide_sender("55556666", Some(("agb-z", "01234567")), None, &ids).expect_err("not its AGB");
+        assert_eq!(s.identities, vec![PartyId::Ura(ura("55556666"))]);
+        let d = decide_sender(&ura("55556666"), Some(("agb-z", "01234567")), None, &ids).expect_err("not its AGB");
         assert_eq!(d.rule, SENDER_NOT_TOKEN_ORGANISATION);
-        assert!(decide_sender("55556666", Some(("ura", "87654321")), None, &ids).is_err());
-        assert!(decide_sender("87654321", Some(("ura", "87654321")), None, &ids).is_ok());
+        assert!(decide_sender(&ura("55556666"), Some(("ura", "87654321")), None, &ids).is_err());
+        assert!(decide_sender(&ura("87654321"), Some(("ura", "87654321")), None, &ids).is_ok());
         assert!(SenderIdentities::parse(&[("8765".to_owned(), vec![])].into()).is_err());
     }
 }

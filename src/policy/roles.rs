@@ -48,8 +48,7 @@ pub fn needs_supervision(code: &str) -> bool {
 
 /// Whether a UZI role code looks like one (`NN.NNN`); the register itself is not consulted.
 pub fn is_well_formed(code: &str) -> bool {
-    let b = code.as_bytes();
-    b.len() == 6 && b[2] == b'.' && b.iter().enumerate().all(|(i, c)| i == 2 || c.is_ascii_digit())
+    crate::model::UziRoleCode::parse(code).is_ok_and(|c| c.as_str() == code)
 }
 
 /// A short English name for messages.

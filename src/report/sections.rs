@@ -291,9 +291,9 @@ pub(super) fn team_out(t: &CareTeam, today: NaiveDate) -> TeamOut {
             TreatmentState::Active => None,
         },
         lead: lead.map(|m| LeadOut {
-            uzi: m.uzi.clone(),
+            uzi: m.uzi.to_string(),
             name: m.name.clone(),
-            uzi_role: m.uzi_role.clone(),
+            uzi_role: m.uzi_role.to_string(),
             role_name: roles::name(&m.uzi_role),
             big: m.big.clone(),
         }),

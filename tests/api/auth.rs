@@ -106,6 +106,8 @@ async fn real_issuer_replaces_the_demo_key() {
             issuer: "https://idp.example".to_owned(),
             public_key_file: Some(pem),
             jwks_file: None,
+            jwks_url: None,
+            discovery: false,
         }]
     })
     .await;

@@ -10,6 +10,7 @@ mod fhir;
 mod handovers;
 mod health;
 mod helpers;
+mod jwks;
 mod limits;
 mod logs;
 mod report;

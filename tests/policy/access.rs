@@ -251,7 +251,7 @@ fn a_membership_counts_only_with_the_profession_in_the_token() {
     // The team records the nurse (UZI 900000104) as an SO; her token says 30.000.
     let mut demo = demo();
     for m in demo.teams.iter_mut().flat_map(|t| t.members.iter_mut()).filter(|m| m.uzi == "900000104") {
-        m.uzi_role = "01.047".into();
+        m.uzi_role = "01.047".parse().expect("role");
     }
     let nurse = requester("900000104", "30.000", PROVIDER);
     let req = demo_request(&demo, &nurse, TODAY, &Requested::All);
@@ -505,10 +505,10 @@ prop_compose! {
     fn arb_member()(role in 0usize..3, uzi in 0usize..3, ura in 0usize..2, code in 0usize..2, period in arb_period()) -> TeamMember {
         TeamMember {
             role: MemberRole::ALL[role],
-            uzi: UZIS[uzi].into(),
-            uzi_role: ROLES[code].into(),
+            uzi: UZIS[uzi].parse().expect("uzi"),
+            uzi_role: ROLES[code].parse().expect("role"),
             big: None,
-            organisation_ura: URAS[ura].into(),
+            organisation_ura: URAS[ura].parse().expect("ura"),
             name: None,
             period,
             participant_index: 0,
@@ -523,7 +523,7 @@ prop_compose! {
             id: "t".into(),
             name: None,
             patient: Bsn::parse("999911120").expect("bsn"),
-            organisation_ura: PROVIDER.into(),
+            organisation_ura: PROVIDER.parse().expect("ura"),
             period: DayPeriod::new(d("2026-01-01"), end),
             state: match end {
                 None => TreatmentState::Active,

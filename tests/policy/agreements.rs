@@ -171,10 +171,17 @@ fn the_gp_example_is_transferred_whole() {
     assert!(handover.len() >= 10, "{handover:?}");
     let patient = Bsn::parse("999911120").expect("bsn");
     // The sender may be named by AGB or URA.
-    for sender in [PartyId::Agb(GP_AGB.into()), PartyId::Ura(GP_URA.into())] {
+    for sender in [PartyId::Agb(GP_AGB.parse().expect("id")), PartyId::Ura(GP_URA.parse().expect("id"))] {
         let decision = decide_transfer(
             &examples(),
-            &request(&[sender], &[PartyId::Ura(PROVIDER_URA.into())], &patient, d("2026-11-23"), &handover, &[]),
+            &request(
+                &[sender],
+                &[PartyId::Ura(PROVIDER_URA.parse().expect("id"))],
+                &patient,
+                d("2026-11-23"),
+                &handover,
+                &[],
+            ),
         );
         match decision {
             TransferDecision::Permitted { agreements, kept, removed } => {
@@ -196,8 +203,8 @@ fn the_paediatric_example_loses_its_growth_measurements() {
     let decision = decide_transfer(
         &examples(),
         &request(
-            &[PartyId::Agb(HOSPITAL_AGB.into())],
-            &[PartyId::Ura(PROVIDER_URA.into())],
+            &[PartyId::Agb(HOSPITAL_AGB.parse().expect("id"))],
+            &[PartyId::Ura(PROVIDER_URA.parse().expect("id"))],
             &patient,
             d("2026-12-01"),
             &handover,
@@ -217,8 +224,8 @@ fn the_paediatric_example_loses_its_growth_measurements() {
 fn an_agreement_on_consent_needs_the_patients_consent() {
     let patient = Bsn::parse("999911132").expect("bsn");
     let handover = cats(&["identification", "problems"]);
-    let senders = [PartyId::Agb(HOSPITAL_AGB.into())];
-    let receiver = [PartyId::Ura(PROVIDER_URA.into())];
+    let senders = [PartyId::Agb(HOSPITAL_AGB.parse().expect("id"))];
+    let receiver = [PartyId::Ura(PROVIDER_URA.parse().expect("id"))];
     let decision =
         decide_transfer(&examples(), &request(&senders, &receiver, &patient, d("2026-12-01"), &handover, &[]));
     assert!(matches!(decision, TransferDecision::Refused { rule: "transfer.no-consent", .. }), "{decision:?}");
@@ -238,15 +245,15 @@ fn an_agreement_on_consent_needs_the_patients_consent() {
 fn no_agreement_or_an_expired_one_refuses() {
     let patient = Bsn::parse("999911120").expect("bsn");
     let handover = cats(&["identification", "problems"]);
-    let receiver = [PartyId::Ura(PROVIDER_URA.into())];
-    let unknown = [PartyId::Agb("99999999".into())];
+    let receiver = [PartyId::Ura(PROVIDER_URA.parse().expect("id"))];
+    let unknown = [PartyId::Agb("99999999".parse().expect("id"))];
     let d1 = decide_transfer(&examples(), &request(&unknown, &receiver, &patient, d("2026-11-23"), &handover, &[]));
     let TransferDecision::Refused { rule, reason } = &d1 else { panic!("{d1:?}") };
     assert_eq!(*rule, "transfer.no-agreement");
     assert!(reason.contains("AGB 99999999") && reason.contains("URA 11112222"), "{reason}");
     assert_eq!(d1.to_outcome().to_fhir()["issue"][0]["code"], "forbidden");
 
-    let gp = [PartyId::Agb(GP_AGB.into())];
+    let gp = [PartyId::Agb(GP_AGB.parse().expect("id"))];
     let d2 = decide_transfer(&examples(), &request(&gp, &receiver, &patient, d("2028-01-01"), &handover, &[]));
     let TransferDecision::Refused { rule, reason } = &d2 else { panic!("{d2:?}") };
     assert_eq!(*rule, "transfer.not-in-force");
@@ -255,7 +262,7 @@ fn no_agreement_or_an_expired_one_refuses() {
     let d3 = decide_transfer(&examples(), &request(&gp, &receiver, &patient, d("2027-12-31"), &handover, &[]));
     assert!(d3.is_permitted());
     // The right sender to the wrong receiver.
-    let elsewhere = [PartyId::Ura("55556666".into())];
+    let elsewhere = [PartyId::Ura("55556666".parse().expect("id"))];
     let d4 = decide_transfer(&examples(), &request(&gp, &elsewhere, &patient, d("2026-11-23"), &handover, &[]));
     assert!(!d4.is_permitted());
 }
@@ -264,8 +271,8 @@ fn no_agreement_or_an_expired_one_refuses() {
 fn categories_outside_the_agreement_or_objected_to_are_removed() {
     let patient = Bsn::parse("999911120").expect("bsn");
     let handover = cats(&["identification", "lifestyle", "appointments"]);
-    let gp = [PartyId::Agb(GP_AGB.into())];
-    let receiver = [PartyId::Ura(PROVIDER_URA.into())];
+    let gp = [PartyId::Agb(GP_AGB.parse().expect("id"))];
+    let receiver = [PartyId::Ura(PROVIDER_URA.parse().expect("id"))];
     // The member-specific objection does not affect the transfer; the general one does.
     let consents = [consent("objection-lifestyle.json"), consent("objection-member.json")];
     let decision =
@@ -292,8 +299,8 @@ fn consents_and_objections_of_an_outsider_do_not_count() {
     };
     let patient = Bsn::parse("999911132").expect("bsn");
     let handover = cats(&["identification", "problems"]);
-    let senders = [PartyId::Agb(HOSPITAL_AGB.into())];
-    let receiver = [PartyId::Ura(PROVIDER_URA.into())];
+    let senders = [PartyId::Agb(HOSPITAL_AGB.parse().expect("id"))];
+    let receiver = [PartyId::Ura(PROVIDER_URA.parse().expect("id"))];
     let consents = [outsider("consent-amalia-agreement.json")];
     let decision =
         decide_transfer(&examples(), &request(&senders, &receiver, &patient, d("2026-12-01"), &handover, &consents));
@@ -310,7 +317,7 @@ fn consents_and_objections_of_an_outsider_do_not_count() {
     // An outsider's objection does not strip data from the GP's handover to Zorggroep Zuid.
     let patient = Bsn::parse("999911120").expect("bsn");
     let handover = cats(&["identification", "lifestyle"]);
-    let gp = [PartyId::Agb(GP_AGB.into())];
+    let gp = [PartyId::Agb(GP_AGB.parse().expect("id"))];
     let consents = [outsider("objection-lifestyle.json")];
     let decision =
         decide_transfer(&examples(), &request(&gp, &receiver, &patient, d("2026-11-23"), &handover, &consents));

@@ -15,7 +15,7 @@ use crate::audit::{Actor, AuditAction, AuditEntry, AuditOutcome};
 
 impl From<&Caller> for Actor {
     fn from(c: &Caller) -> Actor {
-        Actor { uzi: c.uzi.clone(), uzi_role: c.uzi_role.clone(), ura: c.ura.clone() }
+        Actor { uzi: c.uzi.to_string(), uzi_role: c.uzi_role.to_string(), ura: c.ura.to_string() }
     }
 }
 

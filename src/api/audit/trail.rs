@@ -165,7 +165,8 @@ pub async fn search(
             "date" => date_bounds(&v, &mut q.from, &mut q.to)?,
             "agent" | "agent.identifier" => {
                 let value = v.rsplit('|').next().unwrap_or(&v);
-                if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+                // A UZI number, or a URA (eight digits, a UZI-like number).
+                if crate::model::Uzi::parse(value).map_or(true, |u| u.as_str() != value) {
                     return Err(ApiError::bad_request("agent", "agent must be a UZI or URA number"));
                 }
                 q.agent = Some(value.to_owned());
