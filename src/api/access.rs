@@ -216,12 +216,7 @@ pub fn parse_teams(rows: &[StoredPolicyResource]) -> Vec<CareTeam> {
 /// Parses stored consents. A consent that no longer parses is an error: ignoring an
 /// objection would leak data.
 pub fn parse_consents(rows: &[StoredPolicyResource]) -> Result<Vec<PatientConsent>, ApiError> {
-    rows.iter()
-        .map(|r| {
-            let v: serde_json::Value = serde_json::from_str(&r.resource).map_err(ApiError::internal)?;
-            PatientConsent::from_fhir(&v).map_err(|_| ApiError::internal("a stored consent no longer parses"))
-        })
-        .collect()
+    crate::policy::consent::parse_stored(rows.iter().map(|r| r.resource.as_str())).map_err(ApiError::internal)
 }
 
 /// What a decision about one patient's data at one holder depends on, besides the

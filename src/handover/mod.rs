@@ -28,7 +28,7 @@ use sha2::{Digest, Sha256};
 use crate::audit::{self, AuditEntry};
 use crate::convert::{self, Conversion, ConvertError, ConvertOptions, OutputKind};
 use crate::policy::parties::{decide_sender, Sender, SenderIdentities};
-use crate::policy::{Agreement, Decision, PatientConsent, TransferDecision};
+use crate::policy::{Agreement, Decision, TransferDecision};
 use crate::source::Format;
 use crate::store::{IdempotencyClaim, NewHandover, Store, StoreError};
 use crate::validate::{Issue, IssueCode, Outcome, Severity};
@@ -419,7 +419,9 @@ async fn decide_transfer(
     };
     let receiver = [Party::Ura(sub.receiver_ura.clone())];
     let categories: BTreeSet<_> = conversion.resources.iter().map(|r| r.category).collect();
-    let consents = parse_consents(&ctx.store.consents_of(bsn.as_str()).await?)?;
+    let stored = ctx.store.consents_of(bsn.as_str()).await?;
+    let consents =
+        crate::policy::consent::parse_stored(stored.iter().map(|r| r.resource.as_str())).map_err(internal)?;
     let decision = crate::policy::decide_transfer(
         ctx.agreements,
         &TransferRequest {
@@ -475,17 +477,6 @@ async fn decide_transfer(
             Ok(Transfer { bsn: bsn.as_str().to_owned(), agreements, summary })
         }
     }
-}
-
-/// The patient's stored consents; one that no longer parses is our fault (500), never
-/// silently ignored (it may forbid the transfer).
-fn parse_consents(rows: &[crate::store::StoredPolicyResource]) -> Result<Vec<PatientConsent>, HandoverError> {
-    rows.iter()
-        .map(|r| {
-            let v: Value = serde_json::from_str(&r.resource).map_err(internal)?;
-            PatientConsent::from_fhir(&v).map_err(|_| internal("a stored consent no longer parses"))
-        })
-        .collect()
 }
 
 /// The data categories of the output, each once, in order of first appearance.

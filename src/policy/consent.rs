@@ -66,6 +66,18 @@ pub enum ConsentKind {
     AgreementConsent { agreement_id: String },
 }
 
+/// The consents of a patient as stored (FHIR Consent JSON texts, already checked when they
+/// were written). A text that no longer parses is a defect of the store, not the caller's.
+pub fn parse_stored<'a>(texts: impl IntoIterator<Item = &'a str>) -> Result<Vec<PatientConsent>, &'static str> {
+    texts
+        .into_iter()
+        .map(|t| {
+            let v: serde_json::Value = serde_json::from_str(t).map_err(|_| "a stored consent is not JSON")?;
+            PatientConsent::from_fhir(&v).map_err(|_| "a stored consent no longer parses")
+        })
+        .collect()
+}
+
 impl PatientConsent {
     pub fn in_force(&self, day: NaiveDate) -> bool {
         self.active && self.period.contains(day)
