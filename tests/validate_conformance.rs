@@ -209,6 +209,13 @@ fn cases() -> Vec<Case> {
             "slice 'DiastolicBP'",
         ),
         case(
+            "vital signs: vs-1, effectiveDateTime precise to the day",
+            "vitals-bodytemp.valid",
+            "vitals-vs1.invalid",
+            "Observation.effectiveDateTime",
+            "vs-1",
+        ),
+        case(
             "vital signs: category alone",
             "vitals-bodytemp.valid",
             "vitals-category.invalid",
@@ -248,6 +255,14 @@ fn cases() -> Vec<Case> {
             "ref-1",
         ),
         case("invariant: obs-7 (%resource)", "invariant-obs.valid", "invariant-obs-7.invalid", "Observation", "obs-7"),
+        // a profile invariant with FHIRPath's extension(url): nl-core-Alert's zib-Alert-2
+        case(
+            "invariant: zib-Alert-2 (extension(url))",
+            "alert.valid",
+            "alert-zib-alert-2.invalid",
+            "Flag",
+            "zib-Alert-2",
+        ),
     ]
 }
 

@@ -9,8 +9,11 @@ use std::path::PathBuf;
 use overdracht::validate::{Severity, Validator};
 use serde_json::Value;
 
+/// ../shared/reference, or `OVERDRACHT_REFERENCE_DIR` (as tests/common does).
 fn reference() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/reference"))
+    std::env::var_os("OVERDRACHT_REFERENCE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/reference")))
 }
 
 fn examples() -> Vec<(String, Value)> {
