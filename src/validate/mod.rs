@@ -27,6 +27,7 @@
 
 pub mod outcome;
 
+mod conformance;
 mod fhirpath;
 mod files;
 mod package;

@@ -55,8 +55,7 @@ async fn validate_reports_unknown_extensions_as_configured() {
     };
     let default = spawn_app().await;
     assert_eq!(at(&validate(&default, patient.clone()).await), vec!["information"]);
-    let strict =
-        crate::helpers::spawn_app_with(|s| s.validation.unknown_extensions = UnknownExtensions::Error).await;
+    let strict = crate::helpers::spawn_app_with(|s| s.validation.unknown_extensions = UnknownExtensions::Error).await;
     assert_eq!(at(&validate(&strict, patient).await), vec!["error"]);
 }
 
