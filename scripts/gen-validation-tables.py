@@ -201,7 +201,10 @@ VITALSIGNS = [
     {"id": "Observation.subject", "path": "Observation.subject", "min": 1,
      "type": [{"code": "Reference", "targetProfile": [VS_BASE + "Patient"]}]},
     {"id": "Observation.effective[x]", "path": "Observation.effective[x]", "min": 1,
-     "type": [{"code": "dateTime"}, {"code": "Period"}]},
+     "type": [{"code": "dateTime"}, {"code": "Period"}], "constraint": [{
+        "key": "vs-1", "severity": "error",
+        "human": "if Observation.effective[x] is dateTime and has a value then that value shall be precise to the day",
+        "expression": "($this as dateTime).toString().length() >= 8"}]},
     {"id": "Observation.component", "path": "Observation.component", "constraint": [{
         "key": "vs-3", "severity": "error", "human": "If there is no a value a data absent reason must be present",
         "expression": "value.exists() or dataAbsentReason.exists()"}]},

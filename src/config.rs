@@ -58,6 +58,19 @@ pub struct Settings {
     pub delivery: crate::deliver::outbox::DeliverySettings,
     /// Who may see the whole audit trail and review flagged entries.
     pub audit: AuditSettings,
+    /// What `$validate` reports.
+    pub validation: ValidationSettings,
+}
+
+/// What `POST /fhir/$validate` reports (the `validate` command has the same as flags).
+#[derive(Debug, Clone, Copy, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct ValidationSettings {
+    /// An extension whose definition is not loaded: `information` (the HL7 reference validator's
+    /// default), `warning`, `error` or `ignore`. A conversion's check of its own output always
+    /// uses `information`: our output carries nl-core extensions whose definitions are not
+    /// embedded.
+    pub unknown_extensions: crate::validate::UnknownExtensions,
 }
 
 /// The audit trail's own access rules (issue 7).
@@ -209,6 +222,7 @@ impl Default for Settings {
             log_format: LogFormat::Text,
             delivery: Default::default(),
             audit: AuditSettings::default(),
+            validation: ValidationSettings::default(),
         }
     }
 }
@@ -341,6 +355,9 @@ impl Settings {
         }
         if let Some(v) = env("OVERDRACHT_INSECURE_TRUST_DEMO_KEY") {
             self.auth.insecure_trust_demo_key = parse("OVERDRACHT_INSECURE_TRUST_DEMO_KEY", v)?;
+        }
+        if let Some(v) = env("OVERDRACHT_UNKNOWN_EXTENSIONS") {
+            self.validation.unknown_extensions = parse("OVERDRACHT_UNKNOWN_EXTENSIONS", v)?;
         }
         if let Some(v) = env("OVERDRACHT_BODY_LIMIT_BYTES") {
             self.limits.body_limit_bytes = parse("OVERDRACHT_BODY_LIMIT_BYTES", v)?;
@@ -532,5 +549,25 @@ mod tests {
         assert_eq!(s.limits.concurrency_limit, 3);
         assert_eq!(s.auth.issuers.len(), 1);
         assert_eq!(s.limits.body_limit_bytes, Limits::default().body_limit_bytes);
+    }
+
+    #[test]
+    fn unknown_extensions_setting_from_file_and_environment() {
+        use crate::validate::UnknownExtensions;
+        assert_eq!(
+            Settings::load_from(None, env(&[])).expect("defaults").validation.unknown_extensions,
+            UnknownExtensions::Information
+        );
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("o.toml");
+        std::fs::write(&p, "[validation]\nunknown_extensions = \"warning\"\n").expect("write");
+        let s = Settings::load_from(Some(&p), env(&[])).expect("file");
+        assert_eq!(s.validation.unknown_extensions, UnknownExtensions::Warning);
+        let s = Settings::load_from(Some(&p), env(&[("OVERDRACHT_UNKNOWN_EXTENSIONS", "error")])).expect("env");
+        assert_eq!(s.validation.unknown_extensions, UnknownExtensions::Error);
+        std::fs::write(&p, "[validation]\nunknown_extensions = \"loud\"\n").expect("write");
+        assert!(Settings::load_from(Some(&p), env(&[])).is_err());
+        let e = Settings::load_from(None, env(&[("OVERDRACHT_UNKNOWN_EXTENSIONS", "loud")])).expect_err("must fail");
+        assert!(e.to_string().contains("OVERDRACHT_UNKNOWN_EXTENSIONS"));
     }
 }

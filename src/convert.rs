@@ -89,6 +89,8 @@ pub struct Conversion {
     pub outcome: Outcome,
     /// How much of the source was mapped.
     pub coverage: Coverage,
+    /// The message the record came in (the Bundle's identifier and timestamp).
+    pub message: Option<crate::model::SourceMessage>,
 }
 
 /// Why a record was not converted.
@@ -161,13 +163,13 @@ impl Conversion {
 
     /// The transaction Bundle.
     pub fn bundle(&self) -> Value {
-        fhir::bundle::transaction(&self.resources)
+        fhir::bundle::transaction(&self.resources, self.message.as_ref())
     }
 
     /// The transaction Bundle as compact JSON bytes (faster than serialising [`Self::bundle`]).
     pub fn bundle_bytes(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.resources.len() * 1024);
-        fhir::bundle::write_transaction(&self.resources, &mut out);
+        fhir::bundle::write_transaction(&self.resources, self.message.as_ref(), &mut out);
         out
     }
 
@@ -273,6 +275,7 @@ fn finish(dossier: Dossier, format: Format, opts: &ConvertOptions) -> Result<Con
     };
     let out = fhir::emit(&dossier, &FhirOptions { sender: sender.clone(), ref_style });
     let coverage = dossier.coverage;
+    let message = dossier.message;
     let mut outcome = dossier.outcome;
     if let Some(max) = opts.max_issues {
         outcome.limit(max);
@@ -299,5 +302,5 @@ fn finish(dossier: Dossier, format: Format, opts: &ConvertOptions) -> Result<Con
         // for every resource.
         outcome.issues.extend(checked.issues.into_iter().filter(|i| i.severity == Severity::Warning));
     }
-    Ok(Conversion { format, sender, resources: out.resources, outcome, coverage })
+    Ok(Conversion { format, sender, resources: out.resources, outcome, coverage, message })
 }

@@ -113,7 +113,7 @@ impl Application {
             store,
             verifier,
             metrics: Metrics::new(),
-            validator: validate::default_validator(),
+            validator: validate::configured_validator(&settings.validation),
             access,
             audit: Arc::new(settings.audit.clone()),
             limits: Arc::new(settings.limits.clone()),

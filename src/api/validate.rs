@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::validate::{Issue, IssueCode, Outcome, Validator};
+use crate::validate::{Issue, IssueCode, Outcome, Settings, Validator};
 
 /// Validates one FHIR R4 resource, optionally against a profile, keeping at most
 /// `max_issues` issues (the rest are counted in the outcome).
@@ -21,15 +21,23 @@ pub trait ResourceValidator: Send + Sync {
 
 /// The validator the service uses.
 pub fn default_validator() -> Arc<dyn ResourceValidator> {
-    Arc::new(Embedded)
+    Arc::new(Embedded::default())
+}
+
+/// The validator the service uses, with the configured settings (`validation` in the config).
+pub fn configured_validator(settings: &crate::config::ValidationSettings) -> Arc<dyn ResourceValidator> {
+    Arc::new(Embedded { settings: Settings { unknown_extensions: settings.unknown_extensions } })
 }
 
 /// The shipped validator (base R4 and the nl-core profiles in `profiles/`).
-pub struct Embedded;
+#[derive(Default)]
+pub struct Embedded {
+    pub settings: Settings,
+}
 
 impl ResourceValidator for Embedded {
     fn validate(&self, resource: &Value, profile: Option<&str>, max_issues: usize) -> Outcome {
-        let v = Validator::embedded();
+        let v = Validator::embedded().with_settings(self.settings);
         match profile {
             None => v.validate_limited(resource, max_issues),
             Some(url) if v.knows_profile(url) => v.validate_against_limited(resource, url, max_issues),

@@ -9,10 +9,25 @@ use std::io::Write;
 
 use serde_json::{json, Map, Value};
 
-use super::Emitted;
+use super::{datatypes, Emitted};
+use crate::model::{SourceMessage, When};
+
+/// The Bundle's `identifier` and `timestamp` from the message the record came in. The
+/// timestamp is an `instant`: only a creation time with a time of day gives one.
+fn message_fields(message: Option<&SourceMessage>) -> (Option<Value>, Option<Value>) {
+    let Some(m) = message else {
+        return (None, None);
+    };
+    let identifier = m.identifier.as_ref().map(datatypes::identifier);
+    let timestamp = match &m.created {
+        Some(w @ When::DateTime(..)) => Some(Value::String(w.to_fhir())),
+        _ => None,
+    };
+    (identifier, timestamp)
+}
 
 /// A FHIR transaction Bundle of `PUT Type/id` entries, as a JSON value.
-pub fn transaction(resources: &[Emitted]) -> Value {
+pub fn transaction(resources: &[Emitted], message: Option<&SourceMessage>) -> Value {
     let entries: Vec<Value> = resources
         .iter()
         .map(|r| {
@@ -26,6 +41,13 @@ pub fn transaction(resources: &[Emitted]) -> Value {
     let mut b = Map::with_capacity(3);
     b.insert("resourceType".into(), json!("Bundle"));
     b.insert("type".into(), json!("transaction"));
+    let (identifier, timestamp) = message_fields(message);
+    if let Some(i) = identifier {
+        b.insert("identifier".into(), i);
+    }
+    if let Some(t) = timestamp {
+        b.insert("timestamp".into(), t);
+    }
     // FHIR JSON has no empty arrays: a record with nothing to pass on has no entries.
     if !entries.is_empty() {
         b.insert("entry".into(), Value::Array(entries));
@@ -35,12 +57,21 @@ pub fn transaction(resources: &[Emitted]) -> Value {
 
 /// Writes the transaction Bundle as compact JSON, byte for byte what serialising
 /// [`transaction`] gives, without building it first.
-pub fn write_transaction(resources: &[Emitted], out: &mut Vec<u8>) {
+pub fn write_transaction(resources: &[Emitted], message: Option<&SourceMessage>, out: &mut Vec<u8>) {
+    out.extend_from_slice(br#"{"resourceType":"Bundle","type":"transaction""#);
+    let (identifier, timestamp) = message_fields(message);
+    for (key, v) in [("identifier", identifier), ("timestamp", timestamp)] {
+        if let Some(v) = v {
+            let _ = write!(out, r#","{key}":"#);
+            // Serialising a serde_json::Value into a Vec cannot fail.
+            let _ = serde_json::to_writer(&mut *out, &v);
+        }
+    }
     if resources.is_empty() {
-        out.extend_from_slice(br#"{"resourceType":"Bundle","type":"transaction"}"#);
+        out.push(b'}');
         return;
     }
-    out.extend_from_slice(br#"{"resourceType":"Bundle","type":"transaction","entry":["#);
+    out.extend_from_slice(br#","entry":["#);
     for (i, r) in resources.iter().enumerate() {
         if i > 0 {
             out.push(b',');
@@ -89,11 +120,23 @@ mod tests {
                 resource: json!({"resourceType": "Condition", "id": "b"}),
             },
         ];
-        let mut out = vec![];
-        write_transaction(&rs, &mut out);
-        assert_eq!(out, serde_json::to_vec(&transaction(&rs)).expect("serialise"));
-        let mut empty = vec![];
-        write_transaction(&[], &mut empty);
-        assert_eq!(empty, serde_json::to_vec(&transaction(&[])).expect("serialise"));
+        let message = SourceMessage {
+            identifier: Some(crate::model::Identifier { system: Some("urn:oid:1.2.3".into()), value: "m-1".into() }),
+            created: When::parse("2017-06-21T12:17:35+02:00").ok(),
+        };
+        for m in [None, Some(&message)] {
+            let mut out = vec![];
+            write_transaction(&rs, m, &mut out);
+            assert_eq!(out, serde_json::to_vec(&transaction(&rs, m)).expect("serialise"));
+            let mut empty = vec![];
+            write_transaction(&[], m, &mut empty);
+            assert_eq!(empty, serde_json::to_vec(&transaction(&[], m)).expect("serialise"));
+        }
+        let b = transaction(&rs, Some(&message));
+        assert_eq!(b["identifier"], json!({"system": "urn:oid:1.2.3", "value": "m-1"}));
+        assert_eq!(b["timestamp"], json!("2017-06-21T12:17:35+02:00"));
+        // a creation day without a time is no instant
+        let day = SourceMessage { identifier: None, created: When::parse("2017-06-21").ok() };
+        assert!(transaction(&rs, Some(&day)).get("timestamp").is_none());
     }
 }

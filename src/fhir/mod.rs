@@ -149,6 +149,7 @@ pub(crate) fn resource_type_of(c: &ItemConcept) -> &str {
         Episode(_) => "EpisodeOfCare",
         Contact(_) => "Encounter",
         JournalEntry(_) => "Composition",
+        Observation(o) if o.kind == ObservationKind::TextResult => "DiagnosticReport",
         Observation(_) => "Observation",
         Allergy(_) => "AllergyIntolerance",
         Alert(_) => "Flag",

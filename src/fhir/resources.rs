@@ -20,6 +20,8 @@ const EXT_PRODUCT_DESCRIPTION: &str = "http://nictiz.nl/fhir/StructureDefinition
 const EXT_DATA_ABSENT: &str = "http://hl7.org/fhir/StructureDefinition/data-absent-reason";
 const EXT_TIME_INTERVAL_DURATION: &str = "http://nictiz.nl/fhir/StructureDefinition/ext-TimeInterval.Duration";
 const EXT_TIME_INTERVAL_PERIOD: &str = "http://nictiz.nl/fhir/StructureDefinition/ext-TimeInterval.Period";
+const EXT_PHARMACEUTICAL_TREATMENT: &str =
+    "http://nictiz.nl/fhir/StructureDefinition/ext-PharmaceuticalTreatment.Identifier";
 const MP_AGREEMENT: &str = "http://nictiz.nl/fhir/StructureDefinition/mp-MedicationAgreement";
 const MP_USE: &str = "http://nictiz.nl/fhir/StructureDefinition/mp-MedicationUse2";
 const OBS_CATEGORY: &str = "http://terminology.hl7.org/CodeSystem/observation-category";
@@ -272,20 +274,27 @@ pub(super) fn item(e: &mut Emitter, item: &Item, ty: &str, id: &str) -> Out {
             single(o.build(), "Encounter")
         }
         C::JournalEntry(j) => journal(e, item, j, id),
+        C::Observation(ob) if ob.kind == ObservationKind::TextResult => {
+            single(text_result(e, ob, base(&nl_core("TextResult"))), "TextResult")
+        }
         C::Observation(ob) => single(observation(e, ob, ty, id, cat), ob.kind.zib()),
         C::Allergy(a) => single(allergy(e, a, base(&nl_core("AllergyIntolerance"))), "AllergyIntolerance"),
         C::Alert(a) => {
             let mut o = base(&nl_core("Alert"));
             let mut exts = vec![];
+            // Whether the alert's concern is in the output (flag-detail resolves to an entry).
+            let mut detail_resolved = None;
             if let Some(d) = &a.detail {
-                exts.push(ext(EXT_FLAG_DETAIL, "valueReference", e.reference(d)));
+                let r = e.reference(d);
+                detail_resolved = Some(r.get("reference").is_some());
+                exts.push(ext(EXT_FLAG_DETAIL, "valueReference", r));
             }
             exts.extend(a.notes.iter().map(|n| ext(EXT_COMMENT, "valueString", json!(n))));
             o.set("extension", array(exts));
             o.set("identifier", identifiers(&a.identifiers));
             o.set("status", json!(a.status.as_deref().unwrap_or("active")));
-            o.opt("category", opt_concept(&a.category).map(|c| json!([c])));
-            o.set("code", alert_code(&a.code));
+            o.set("category", array(alert_category(e, &a.category)));
+            o.set("code", alert_code(&a.code, detail_resolved));
             o.set("subject", e.subject());
             o.set("period", period(&a.period));
             let au = e.opt_reference(&a.author);
@@ -302,7 +311,9 @@ pub(super) fn item(e: &mut Emitter, item: &Item, ty: &str, id: &str) -> Out {
             o.set("ingredient", array(p.ingredients.iter().map(|i| json!({"itemCodeableConcept": concept(&i.item)}))));
             single(o.build(), "PharmaceuticalProduct")
         }
-        C::MedicationAgreement(m) => single(medication_agreement(e, m, base(MP_AGREEMENT)), "MedicationAgreement"),
+        C::MedicationAgreement(m) => {
+            single(medication_agreement(e, m, &item.key, base(MP_AGREEMENT)), "MedicationAgreement")
+        }
         C::MedicationUse(m) => single(medication_use(e, m, base(MP_USE)), "MedicationUse"),
         C::Vaccination(v) => {
             let mut o = base(&nl_core("Vaccination-event"));
@@ -520,19 +531,41 @@ fn code_or_absent(c: &Concept) -> Value {
     }
 }
 
-/// nl-core-Alert requires a coded alert; an alert known only by its text gets the
-/// profile's dataAbsentReason coding (`not-applicable`) next to that text.
-fn alert_code(c: &Concept) -> Value {
-    if c.codings.is_empty() {
+/// `Flag.code` of nl-core-Alert. The zib names an alert either by an AlertName code or by its
+/// concern (flag-detail), never both (zib-Alert-1/-2): an alert about a concern, or one known
+/// only by its text, gets the profile's dataAbsentReason coding (`not-applicable`) with the
+/// alert's text. The source's codes of an alert about a concern are the concern's own code
+/// (the episode's ICPC, say), which the referenced resource carries; they stay here only when
+/// that reference does not resolve in the output (`detail_resolved == Some(false)`), so that
+/// nothing is lost.
+fn alert_code(c: &Concept, detail_resolved: Option<bool>) -> Value {
+    if c.codings.is_empty() || detail_resolved.is_some() {
+        let mut codings = vec![
+            json!({"system": "http://terminology.hl7.org/CodeSystem/data-absent-reason", "code": "not-applicable", "display": "Not Applicable"}),
+        ];
+        if detail_resolved == Some(false) {
+            codings.extend(c.codings.iter().map(coding));
+        }
+        let text = c.text.clone().or_else(|| c.codings.iter().find_map(|x| x.display.clone()));
         let mut o = Obj::new();
-        o.set(
-            "coding",
-            json!([{"system": "http://terminology.hl7.org/CodeSystem/data-absent-reason", "code": "not-applicable"}]),
-        );
-        o.str("text", c.text.as_deref().or(Some("onbekend")));
+        o.set("coding", Value::Array(codings));
+        o.str("text", text.as_deref().or(Some("onbekend")));
         o.build()
     } else {
         concept(c)
+    }
+}
+
+/// `Flag.category`: the zib AlertType (mappings/ConceptMap-alert-type-to-zib.json) in the
+/// profile's alertType slice; a source category that is no alert type stays as a further
+/// category.
+fn alert_category(e: &Emitter, c: &Option<Concept>) -> Vec<Value> {
+    let Some(c) = c.as_ref().filter(|c| !c.is_empty()) else {
+        return vec![];
+    };
+    match e.term.translate_any(maps::ALERT_TYPE_TO_ZIB, &c.codings) {
+        Some(t) => vec![json!({"coding": [coding(t)]})],
+        None => vec![concept(c)],
     }
 }
 
@@ -684,7 +717,86 @@ fn observation_shape(kind: ObservationKind) -> (String, Option<FixedCategory>, O
         LivingSituation => (nl_core("LivingSituation"), None, Some((uri::SNOMED, "365508006", "woonsituatie"))),
         FunctionalOrMentalStatus => (nl_core("FunctionalOrMentalStatus"), Some((uri::SNOMED, "118228005")), None),
         DevelopmentChild => (nl_core("DevelopmentChild"), None, None),
+        // emitted as a DiagnosticReport by `text_result`; this shape is its Observation fallback
+        TextResult => (nl_core("LaboratoryTestResult"), Some((OBS_CATEGORY, "laboratory")), None),
     }
+}
+
+/// zib TextResult (nl-core-TextResult, a DiagnosticReport): a result reported as text, such
+/// as an imaging report. Which result codes are text results is data
+/// (mappings/ConceptMap-diagnostic-result-to-zib.json); a CT report is not a laboratory
+/// result. The text goes in `conclusion`, a coded value in `conclusionCode`; what a
+/// DiagnosticReport cannot hold (interpretation, reference ranges, components) is reported.
+fn text_result(e: &mut Emitter, ob: &Observation, mut o: Obj) -> Value {
+    o.set("extension", array([episode_ext(e, &ob.episode)]));
+    o.set("identifier", identifiers(&ob.identifiers));
+    const STATUSES: &[&str] = &[
+        "registered",
+        "partial",
+        "preliminary",
+        "final",
+        "amended",
+        "corrected",
+        "appended",
+        "cancelled",
+        "entered-in-error",
+        "unknown",
+    ];
+    o.set("status", json!(ob.status.as_deref().filter(|s| STATUSES.contains(s)).unwrap_or("final")));
+    o.set("code", code_or_absent(&ob.code));
+    o.set("subject", e.subject());
+    let enc = e.opt_reference(&ob.encounter);
+    o.opt("encounter", enc);
+    match (&ob.effective, &ob.effective_period) {
+        (Some(w), _) => o.set("effectiveDateTime", json!(w.to_fhir())),
+        (None, Some(p)) => o.set("effectivePeriod", period(p)),
+        _ => &mut o,
+    };
+    o.opt("issued", ob.issued.as_ref().map(|w| json!(instant(w))));
+    let perf = e.references(&ob.performers);
+    o.set("performer", perf);
+    let mut conclusion: Vec<String> = vec![];
+    match &ob.value {
+        Some(ObsValue::Text(t)) => conclusion.push(t.clone()),
+        Some(ObsValue::Concept(c)) => {
+            o.set("conclusionCode", json!([concept(c)]));
+        }
+        Some(ObsValue::Quantity(q)) => conclusion.push(
+            [q.comparator.clone(), q.value.as_ref().map(|v| v.as_str().to_owned()), q.unit.clone()]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join(" "),
+        ),
+        Some(ObsValue::Boolean(b)) => conclusion.push(if *b { "ja" } else { "nee" }.to_owned()),
+        Some(ObsValue::Integer(i)) => conclusion.push(i.to_string()),
+        Some(ObsValue::DateTime(w)) => conclusion.push(w.to_fhir()),
+        Some(ObsValue::Period(p)) => conclusion.push(format!(
+            "{} – {}",
+            p.start.as_ref().map(When::to_fhir).unwrap_or_default(),
+            p.end.as_ref().map(When::to_fhir).unwrap_or_default()
+        )),
+        None => {}
+    }
+    conclusion.extend(ob.notes.iter().cloned());
+    let conclusion = conclusion.into_iter().filter(|t| !t.trim().is_empty()).collect::<Vec<_>>().join("\n\n");
+    if !conclusion.is_empty() {
+        o.set("conclusion", json!(conclusion));
+    } else if ob.value.is_none() {
+        if let Some(code) = &ob.data_absent {
+            o.set("_conclusion", json!({"extension": [{"url": EXT_DATA_ABSENT, "valueCode": code}]}));
+        }
+    }
+    if !ob.interpretation.is_empty() || !ob.reference_ranges.is_empty() || !ob.components.is_empty() {
+        e.outcome.push(
+            Issue::warning(
+                IssueCode::Incomplete,
+                "a text result (nl-core-TextResult, a DiagnosticReport) has no place for the interpretation, reference ranges or components of the source result: they are not in the output",
+            )
+            .at(e.current_path.clone()),
+        );
+    }
+    o.build()
 }
 
 fn observation(e: &mut Emitter, ob: &Observation, ty: &str, id: &str, cat: DataCategory) -> Value {
@@ -913,18 +1025,30 @@ fn medication_x(e: &mut Emitter, o: &mut Obj, m: &MedicationRef) {
     }
 }
 
-fn time_interval(p: &Period, duration: &Option<Quantity>) -> Value {
+/// MP9 MedicationAgreement. The period of use is the agreement's ext-TimeInterval.Period (with
+/// the duration in it); every agreement belongs to a pharmaceutical treatment
+/// (ext-PharmaceuticalTreatment.Identifier): the source's, or, where the source has none (the
+/// Professional Summary, MP 6.x prescriptions), one of its own per agreement, derived like our
+/// resource ids so that converting the same record again gives the same identifier.
+fn medication_agreement(e: &mut Emitter, m: &MedicationAgreement, key: &str, mut o: Obj) -> Value {
     let mut exts = vec![];
-    if !p.is_empty() {
-        exts.push(ext(EXT_TIME_INTERVAL_PERIOD, "valuePeriod", period(p)));
+    if !m.period_of_use.is_empty() || m.duration.is_some() {
+        let mut p = Obj::new();
+        if let Some(dur) = &m.duration {
+            p.set("extension", json!([ext(EXT_TIME_INTERVAL_DURATION, "valueDuration", quantity(dur))]));
+        }
+        p.opt("start", when(&m.period_of_use.start)).opt("end", when(&m.period_of_use.end));
+        exts.push(ext(EXT_TIME_INTERVAL_PERIOD, "valuePeriod", p.build()));
     }
-    if let Some(d) = duration {
-        exts.push(ext(EXT_TIME_INTERVAL_DURATION, "valueDuration", quantity(d)));
-    }
-    array(exts)
-}
-
-fn medication_agreement(e: &mut Emitter, m: &MedicationAgreement, mut o: Obj) -> Value {
+    let treatment = match &m.treatment {
+        Some(t) => identifier(t),
+        None => json!({
+            "system": "urn:ietf:rfc:3986",
+            "value": format!("urn:uuid:{}", e.id_for("PharmaceuticalTreatment", key)),
+        }),
+    };
+    exts.push(ext(EXT_PHARMACEUTICAL_TREATMENT, "valueIdentifier", treatment));
+    o.set("extension", Value::Array(exts));
     o.set("identifier", identifiers(&m.identifiers));
     let status = match (m.status.as_deref(), m.stopped) {
         (_, Some(true)) => "stopped",
@@ -939,7 +1063,11 @@ fn medication_agreement(e: &mut Emitter, m: &MedicationAgreement, mut o: Obj) ->
     };
     o.set("status", json!(status));
     o.set("intent", json!("order"));
-    o.set("category", json!([{"coding": [{"system": uri::SNOMED, "code": "16076005", "display": "voorschrijven"}]}]));
+    // MP9 MedicationAgreementCode (the category slice medicationAgreementCode).
+    o.set(
+        "category",
+        json!([{"coding": [{"system": uri::SNOMED, "code": "33633005", "display": "voorschrijven van geneesmiddel"}]}]),
+    );
     medication_x(e, &mut o, &m.medication);
     o.set("subject", e.subject());
     let enc = e.opt_reference(&m.encounter);
@@ -964,28 +1092,7 @@ fn medication_agreement(e: &mut Emitter, m: &MedicationAgreement, mut o: Obj) ->
             o.set("dispenseRequest", x);
         }
     }
-    let mut dosages: Vec<Value> = m.dosages.iter().map(dosage).collect();
-    let ti = time_interval(&m.period_of_use, &m.duration);
-    if !is_empty(&ti) {
-        // MP9: the period of use is a TimeInterval extension on the dosage's timing.repeat.bounds
-        if dosages.is_empty() {
-            dosages.push(json!({}));
-        }
-        for d in dosages.iter_mut() {
-            let timing = d.as_object_mut().map(|m| m.entry("timing").or_insert_with(|| json!({})).clone());
-            let mut timing = timing.unwrap_or_else(|| json!({}));
-            let mut repeat = timing.get("repeat").cloned().unwrap_or_else(|| json!({}));
-            let mut bounds = Obj::new();
-            if let Some(dur) = &m.duration {
-                bounds.set("extension", json!([ext(EXT_TIME_INTERVAL_DURATION, "valueDuration", quantity(dur))]));
-            }
-            bounds.opt("start", when(&m.period_of_use.start)).opt("end", when(&m.period_of_use.end));
-            repeat["boundsPeriod"] = bounds.build();
-            timing["repeat"] = repeat;
-            d["timing"] = timing;
-        }
-    }
-    o.set("dosageInstruction", array(dosages));
+    o.set("dosageInstruction", array(m.dosages.iter().map(dosage)));
     o.build()
 }
 

@@ -27,11 +27,11 @@ use sha2::{Digest, Sha256};
 
 use crate::audit::{self, AuditEntry};
 use crate::convert::{self, Conversion, ConvertError, ConvertOptions, OutputKind};
+use crate::diagnostics::{Issue, IssueCode, Outcome, Severity};
 use crate::policy::parties::{decide_sender, Sender, SenderIdentities};
 use crate::policy::{Agreement, Decision, TransferDecision};
 use crate::source::Format;
 use crate::store::{IdempotencyClaim, NewHandover, Store, StoreError};
-use crate::validate::{Issue, IssueCode, Outcome, Severity};
 
 /// Namespace of handover ids (UUID v5).
 const HANDOVER_NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x6f76_6572_6472_4854_8000_0000_0000_0001);

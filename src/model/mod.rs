@@ -46,6 +46,16 @@ pub struct Dossier {
     pub outcome: Outcome,
     /// How much of the source was mapped.
     pub coverage: Coverage,
+    /// The message the record came in (HL7v3 message id and creation time), where the source
+    /// identifies it: the output Bundle's identifier and timestamp.
+    pub message: Option<SourceMessage>,
+}
+
+/// The message or document a record came in.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SourceMessage {
+    pub identifier: Option<Identifier>,
+    pub created: Option<When>,
 }
 
 /// How much of a source record was mapped: its elements (primitive values, attributes,
@@ -346,6 +356,9 @@ pub enum ObservationKind {
     LivingSituation,
     FunctionalOrMentalStatus,
     DevelopmentChild,
+    /// zib TextResult: a result reported as text, such as an imaging report (a CT, an X-ray);
+    /// nl-core puts it in a DiagnosticReport, not in an Observation.
+    TextResult,
 }
 
 impl ObservationKind {
@@ -364,6 +377,7 @@ impl ObservationKind {
         ObservationKind::LivingSituation,
         ObservationKind::FunctionalOrMentalStatus,
         ObservationKind::DevelopmentChild,
+        ObservationKind::TextResult,
     ];
 
     /// The zib name, as used in nl-core profile names and in mappings/.
@@ -383,6 +397,7 @@ impl ObservationKind {
             ObservationKind::LivingSituation => "LivingSituation",
             ObservationKind::FunctionalOrMentalStatus => "FunctionalOrMentalStatus",
             ObservationKind::DevelopmentChild => "DevelopmentChild",
+            ObservationKind::TextResult => "TextResult",
         }
     }
 
@@ -393,7 +408,7 @@ impl ObservationKind {
     pub fn category(self) -> DataCategory {
         use ObservationKind::*;
         match self {
-            LaboratoryTestResult => DataCategory::LabResults,
+            LaboratoryTestResult | TextResult => DataCategory::LabResults,
             BloodPressure | BodyWeight | BodyHeight | HeadCircumference | BodyTemperature | HeartRate
             | O2Saturation => DataCategory::VitalSigns,
             AlcoholUse | TobaccoUse | DrugUse => DataCategory::Lifestyle,
@@ -430,7 +445,8 @@ pub struct Component {
     pub interpretation: Vec<Concept>,
 }
 
-/// An observation: laboratory result, vital sign, lifestyle, living situation, functional status.
+/// An observation: laboratory result, text result (imaging), vital sign, lifestyle, living
+/// situation, functional status.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Observation {
     pub kind: ObservationKind,
@@ -603,6 +619,9 @@ pub struct MedicationAgreement {
     pub recorder: Option<Ref>,
     /// The dispense request that came with the prescription.
     pub dispense: Option<Box<DispenseRequest>>,
+    /// The MP9 pharmaceutical treatment (medicamenteuze behandeling) the agreement belongs to,
+    /// where the source identifies it (STU3 zib-Medication-MedicationTreatment).
+    pub treatment: Option<Identifier>,
 }
 
 /// MedicationRequest.dispenseRequest: how much, how often, for how long.

@@ -677,6 +677,7 @@ pub fn read(v: Value) -> Result<Dossier, SourceError> {
                 notes: notes(&m.note),
                 recorder: None,
                 dispense: None,
+                treatment: None,
             })
         };
         item(&mut d, k("medication", &m.id), format!("/medication/{i}"), concept_item);

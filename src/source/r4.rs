@@ -147,6 +147,11 @@ fn default_profile(resource_type: &str, v: &Value) -> Option<String> {
                 .and_then(|c| c.code.as_deref())
                 .and_then(ObservationKind::from_zib)
                 .unwrap_or(ObservationKind::LaboratoryTestResult);
+            // nl-core-TextResult is a DiagnosticReport profile: an R4 Observation of an imaging
+            // code keeps the profile it claims rather than getting a wrong one.
+            if kind == ObservationKind::TextResult {
+                return None;
+            }
             return Some(format!("{NICTIZ}nl-core-{}", kind.zib()));
         }
         _ => return None,

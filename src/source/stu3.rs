@@ -20,6 +20,7 @@ const EXT_FLAG_DETAIL: &str = "http://hl7.org/fhir/StructureDefinition/flag-deta
 const EXT_CONTEXT_EPISODE: &str = "http://nictiz.nl/fhir/StructureDefinition/extension-context-nl-core-episodeofcare";
 const EXT_PERIOD_OF_USE: &str = "http://nictiz.nl/fhir/StructureDefinition/zib-Medication-PeriodOfUse";
 const EXT_USE_DURATION: &str = "http://nictiz.nl/fhir/StructureDefinition/zib-MedicationUse-Duration";
+const EXT_MEDICATION_TREATMENT: &str = "http://nictiz.nl/fhir/StructureDefinition/zib-Medication-MedicationTreatment";
 const EXT_STOP_TYPE: &str = "http://nictiz.nl/fhir/StructureDefinition/zib-Medication-StopType";
 const EXT_COMMENT: &str = "http://nictiz.nl/fhir/StructureDefinition/Comment";
 const EXT_TD_VERIFICATION: &str = "http://nictiz.nl/fhir/StructureDefinition/zib-TreatmentDirective-Verification";
@@ -965,6 +966,7 @@ fn medication_request(res: &mut Value, cx: &Cx, out: &mut Outcome) -> Medication
         notes: notes(res, "note"),
         recorder: take_reference(res, "recorder", cx.key),
         dispense: None,
+        treatment: None,
     };
     if let Some(dr) = member(res, "dispenseRequest") {
         let path = format!("{}.dispenseRequest", cx.path);
@@ -988,6 +990,10 @@ fn medication_request(res: &mut Value, cx: &Cx, out: &mut Outcome) -> Medication
     }
     if let Some(mut e) = take_extension(res, EXT_USE_DURATION) {
         m.duration = take_quantity(&mut e, "valueDuration");
+    }
+    // MP 9.0.7's MedicationTreatment is R4's ext-PharmaceuticalTreatment.Identifier.
+    if let Some(mut e) = take_extension(res, EXT_MEDICATION_TREATMENT) {
+        m.treatment = member(&mut e, "valueIdentifier").and_then(identifier);
     }
     if let Some(mut e) = take_extension(res, EXT_STOP_TYPE) {
         m.stopped = take_concept(&mut e, "valueCodeableConcept").map(|_| true);

@@ -58,6 +58,7 @@ pub mod maps {
     pub const DIAGNOSTIC_RESULT_TO_ZIB: &str = "https://w3id.org/overdracht/fhir/ConceptMap/diagnostic-result-to-zib";
     pub const CONDITION_VERIFICATION_TO_ZIB: &str =
         "https://w3id.org/overdracht/fhir/ConceptMap/condition-verification-to-zib";
+    pub const ALERT_TYPE_TO_ZIB: &str = "https://w3id.org/overdracht/fhir/ConceptMap/alert-type-to-zib";
 }
 
 const EMBEDDED: &[(&str, &str)] = &[
@@ -74,6 +75,7 @@ const EMBEDDED: &[(&str, &str)] = &[
         "ConceptMap-condition-verification-to-zib.json",
         include_str!("../../mappings/ConceptMap-condition-verification-to-zib.json"),
     ),
+    ("ConceptMap-alert-type-to-zib.json", include_str!("../../mappings/ConceptMap-alert-type-to-zib.json")),
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -106,6 +106,8 @@ pub(crate) enum Func {
     ReplaceMatches,
     Single,
     ToStringFn,
+    /// `extension(url)`: the extensions with that url.
+    Extension,
 }
 
 // ---------------------------------------------------------------- lexer
@@ -337,10 +339,16 @@ impl Parser {
     fn type_expr(&mut self) -> Option<Expr> {
         let mut l = self.additive()?;
         loop {
+            // `$this is/as <type>`: the context's type is known where it is a choice element
+            // (`effectiveDateTime`), so any type may be asked of it (vs-1); elsewhere only the
+            // types that JSON shows.
+            let this = matches!(l, Expr::This);
             if self.word("is") {
-                l = Expr::Is(Box::new(l), self.type_name()?);
+                let t = if this { self.type_name_any()? } else { self.type_name()? };
+                l = Expr::Is(Box::new(l), t);
             } else if self.word("as") {
-                l = Expr::As(Box::new(l), self.type_name()?);
+                let t = if this { self.type_name_any()? } else { self.type_name()? };
+                l = Expr::As(Box::new(l), t);
             } else {
                 return Some(l);
             }
@@ -478,6 +486,7 @@ impl Parser {
             ("anyTrue", 0) => Func::AnyTrue,
             ("single", 0) => Func::Single,
             ("toString", 0) => Func::ToStringFn,
+            ("extension", 1) => Func::Extension,
             _ => return None, // resolve(), memberOf(), htmlChecks(), today(), ...: not evaluated
         };
         Some(Expr::Call(Box::new(focus), f, args))
@@ -686,8 +695,21 @@ impl Expr {
     /// Evaluate on `ctx` (see `eval`) with `%resource` (the resource holding `ctx`) and `%rootResource`
     /// (the resource that contains it, if it is contained); without them, an invariant that
     /// names them is not evaluated.
+    #[cfg(test)]
     pub fn eval_in(&self, ctx: &Value, resource: Option<&Value>, root: Option<&Value>) -> Option<bool> {
-        let focus = vec![Item::J(ctx, None)];
+        self.eval_typed(ctx, None, resource, root)
+    }
+
+    /// `eval_in` with the context's FHIR type where the caller knows it (a choice element's
+    /// type from its JSON key: `DateTime` for `effectiveDateTime`).
+    pub fn eval_typed(
+        &self,
+        ctx: &Value,
+        ctx_type: Option<&str>,
+        resource: Option<&Value>,
+        root: Option<&Value>,
+    ) -> Option<bool> {
+        let focus = vec![Item::J(ctx, ctx_type)];
         let env = Env { context: ctx, resource, root };
         let c = self.ev(&focus, &env).ok()?;
         truth(&c).ok().flatten()
@@ -946,6 +968,27 @@ fn call<'a>(func: &Func, base: Coll<'a>, args: &[Expr], env: &Env<'a>) -> R<Coll
             Ok(boolean(Some(matches!(base.as_slice(), [Item::J(v, _)] if !v.is_object() && !v.is_array()))))
         }
         Func::Count => Ok(vec![Item::N(base.len() as f64)]),
+        Func::Extension => {
+            let a = arg(0)?;
+            let Some(url) = single(&a)? else { return Ok(vec![]) };
+            let url = as_str(url).ok_or(Unknown)?;
+            let mut out = Vec::new();
+            for i in &base {
+                match i {
+                    Item::J(Value::Object(m), _) => {
+                        let exts = m.get("extension").and_then(Value::as_array).into_iter().flatten();
+                        out.extend(
+                            exts.filter(|x| x.get("url").and_then(Value::as_str) == Some(url))
+                                .map(|x| Item::J(x, None)),
+                        );
+                    }
+                    // A primitive's extensions are in its `_name` sibling, which the JSON value
+                    // does not reach: not evaluated rather than wrongly empty.
+                    _ => return Err(Unknown),
+                }
+            }
+            Ok(out)
+        }
         Func::First => Ok(base.into_iter().take(1).collect()),
         Func::Last => Ok(base.into_iter().last().into_iter().collect()),
         Func::Tail => Ok(base.into_iter().skip(1).collect()),
@@ -1206,6 +1249,37 @@ mod tests {
         assert_eq!(ref1.eval_in(&json!({"reference": "#o2"}), Some(&p), None), Some(false));
         let sdf8a = "differential.element.first().path.replaceMatches('\\\\..*','') = 'Patient'";
         assert_eq!(ev(sdf8a, json!({"differential": {"element": [{"path": "Patient.name"}]}})), Some(true));
+    }
+
+    #[test]
+    fn extension_function_filters_by_url() {
+        // zib-Alert-2 (nl-core-Alert)
+        let alert2 = "extension('http://hl7.org/fhir/StructureDefinition/flag-detail').exists() implies code.coding.where($this.system = 'http://terminology.hl7.org/CodeSystem/data-absent-reason' and $this.code = 'not-applicable').exists()";
+        let detail = json!([{"url": "http://hl7.org/fhir/StructureDefinition/flag-detail", "valueReference": {"reference": "Condition/c"}}]);
+        let icpc = json!({"coding": [{"system": "http://hl7.org/fhir/sid/icpc-1-nl", "code": "K78"}]});
+        let dar = json!({"coding": [{"system": "http://terminology.hl7.org/CodeSystem/data-absent-reason", "code": "not-applicable"}]});
+        assert_eq!(ev(alert2, json!({"extension": detail, "code": icpc})), Some(false));
+        assert_eq!(ev(alert2, json!({"extension": detail, "code": dar})), Some(true));
+        assert_eq!(ev(alert2, json!({"code": icpc})), Some(true));
+        // another url does not count
+        let other = json!([{"url": "http://example.org/x", "valueString": "y"}]);
+        assert_eq!(ev(alert2, json!({"extension": other, "code": icpc})), Some(true));
+        // a primitive's extensions are out of reach of its JSON value: not evaluated
+        let name1 = "family.extension('http://hl7.org/fhir/StructureDefinition/humanname-own-prefix').empty()";
+        assert_eq!(ev(name1, json!({"family": "Putten"})), None);
+    }
+
+    #[test]
+    fn vs1_is_evaluated_where_the_choice_type_is_known() {
+        let vs1 = Expr::parse("($this as dateTime).toString().length() >= 8").expect("vs-1 parses");
+        assert_eq!(vs1.eval_typed(&json!("2024-03"), Some("DateTime"), None, None), Some(false));
+        assert_eq!(vs1.eval_typed(&json!("2024-03-15"), Some("DateTime"), None, None), Some(true));
+        // a Period is not a dateTime: nothing to check
+        assert_eq!(vs1.eval_typed(&json!({"start": "2024"}), Some("Period"), None, None), None);
+        // without the type: not evaluated
+        assert_eq!(vs1.eval(&json!("2024")), None);
+        // only `$this` may be asked for a type JSON does not show
+        assert!(Expr::parse("value as dateTime").is_none());
     }
 
     #[test]

@@ -25,6 +25,7 @@
 //! into `profiles/r4/` by `scripts/gen-validation-tables.py` and embedded in the binary; more FHIR
 //! packages can be added with [`Validator::with_packages`].
 
+mod conformance;
 mod fhirpath;
 mod files;
 mod package;
@@ -84,12 +85,14 @@ pub const DATA_CATEGORY_SYSTEM: &str = "https://w3id.org/overdracht/fhir/CodeSys
 /// (`anyExtensionsAllowed = true`), so its default for base R4 is the hint. We do the same by
 /// default: most extensions in real data (the nl-core and HL7 extension packs) are defined in
 /// packages that are not embedded, and a warning for each would drown the real ones.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum UnknownExtensions {
     /// Say nothing.
     Ignore,
     /// An information issue (the reference validator's default).
     #[default]
+    #[serde(alias = "info")]
     Information,
     /// A warning.
     Warning,

@@ -60,6 +60,7 @@ impl<'r> Walker<'r> {
             std::mem::replace(&mut self.doc_refs, is_doc.then(Vec::new))
         });
         self.object(sd, 0, obj, v, &expr, Res { resource: v, root: container });
+        self.conformance_rules(rt, obj, &expr);
         if let Some(saved) = saved_doc {
             let doc_refs = std::mem::replace(&mut self.doc_refs, saved);
             self.bundle_rules(obj, &expr, doc_refs);

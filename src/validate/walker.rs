@@ -85,13 +85,21 @@ impl<'r> Walker<'r> {
         profile: Option<(&str, Option<&Inherited>)>,
         res: Res<'_>,
     ) {
+        // A choice element's type is in its JSON key (`effectiveDateTime` → `DateTime`).
+        let ctx_type = if el.choice {
+            let last = expr.rsplit('.').next().unwrap_or("");
+            let last = last.split('[').next().unwrap_or(last);
+            last.strip_prefix(el.name.as_str()).filter(|t| t.starts_with(|c: char| c.is_ascii_uppercase()))
+        } else {
+            None
+        };
         for inv in &el.invariants {
             if let Some((_, Some(base))) = profile {
                 if base.invariant_keys.contains(&inv.key) {
                     continue;
                 }
             }
-            if inv.expr.eval_in(v, Some(res.resource), res.root) == Some(false) {
+            if inv.expr.eval_typed(v, ctx_type, Some(res.resource), res.root) == Some(false) {
                 let msg = match profile {
                     Some((name, _)) => format!("{}: {} (profile {name})", inv.key, inv.human),
                     None => format!("{}: {}", inv.key, inv.human),

@@ -38,6 +38,27 @@ async fn validate(app: &crate::helpers::TestApp, body: Value) -> Value {
     r.json().await.expect("json")
 }
 
+/// `validation.unknown_extensions` decides how `$validate` reports an extension it has no
+/// definition of (default: information, as the HL7 reference validator).
+#[tokio::test]
+async fn validate_reports_unknown_extensions_as_configured() {
+    use overdracht::validate::UnknownExtensions;
+    let patient = json!({"resourceType": "Patient", "extension": [{"url": "http://example.org/fhir/StructureDefinition/x", "valueString": "y"}]});
+    let at = |o: &Value| -> Vec<String> {
+        o["issue"]
+            .as_array()
+            .expect("issues")
+            .iter()
+            .filter(|i| i["expression"][0] == "Patient.extension[0]")
+            .map(|i| i["severity"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    };
+    let default = spawn_app().await;
+    assert_eq!(at(&validate(&default, patient.clone()).await), vec!["information"]);
+    let strict = crate::helpers::spawn_app_with(|s| s.validation.unknown_extensions = UnknownExtensions::Error).await;
+    assert_eq!(at(&validate(&strict, patient).await), vec!["error"]);
+}
+
 #[tokio::test]
 async fn validate_answers_with_an_operation_outcome() {
     let app = spawn_app().await;

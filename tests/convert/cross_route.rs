@@ -171,19 +171,31 @@ fn reference_two_routes_one_truth() {
         resources(b, "MedicationRequest").map(|r| (first_id(r), r.clone())).collect()
     };
     let (mo, mn) = (meds(&ours), meds(&nictiz));
+    let mut periods_compared = 0;
     for (id, n) in &mn {
         let o = mo.get(id).unwrap_or_else(|| panic!("agreement {id} not in ours"));
         assert_eq!(o["authoredOn"], n["authoredOn"]);
         assert_eq!(o["status"], "active");
         assert_eq!(n["status"], "completed", "difference 5");
-        let bounds = |r: &Value| r["dosageInstruction"][0]["timing"]["repeat"]["boundsPeriod"].clone();
+        // the MP9 period of use (ext-TimeInterval.Period) on both routes
+        let period_of_use = |r: &Value| {
+            r["extension"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|x| x["url"] == "http://nictiz.nl/fhir/StructureDefinition/ext-TimeInterval.Period")
+                .map(|x| x["valuePeriod"].clone())
+                .unwrap_or_else(|| panic!("agreement {id} has no period of use: {r}"))
+        };
         for k in ["start", "end"] {
-            if let (Some(a), Some(b)) = (bounds(o)[k].as_str(), bounds(n)[k].as_str()) {
+            if let (Some(a), Some(b)) = (period_of_use(o)[k].as_str(), period_of_use(n)[k].as_str()) {
                 same_time(a, b);
+                periods_compared += 1;
             }
         }
     }
     assert_eq!(mn.len(), 2);
+    assert!(periods_compared >= 2, "the periods of use were compared ({periods_compared} dates)");
 
     // Allergies and alerts: every code or text Nictiz has is in ours; Nictiz files the
     // contra-indications (219, 1347) as allergies (difference 3).

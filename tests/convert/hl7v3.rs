@@ -44,11 +44,13 @@ fn the_fixture_is_detected_and_converts() {
         ("HealthProfessional", 1),
         ("HealthProfessionalRole", 1),
         ("HealthcareProvider", 1),
-        ("LaboratoryTestResult", 2),
+        ("LaboratoryTestResult", 1),
         ("MedicationAgreement", 2),
         ("PharmaceuticalProduct", 1),
         ("Problem", 2),
         ("SOAPReport", 3),
+        // the CT (NHG table 45 code 2283) is a text result, not a laboratory result
+        ("TextResult", 1),
     ]
     .into_iter()
     .collect();
@@ -265,7 +267,7 @@ fn what_is_not_mapped_is_reported_once_at_its_top() {
         .outcome
         .issues
         .iter()
-        .find(|i| i.expression.as_deref() == Some("/QUPC_IN990002NL/creationTime"))
+        .find(|i| i.expression.as_deref() == Some("/QUPC_IN990002NL/interactionId"))
         .expect("wrapper");
     assert_eq!((wrapper.severity, wrapper.code), (Severity::Information, IssueCode::Informational));
     // no patient data in the diagnostics

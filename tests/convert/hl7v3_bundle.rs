@@ -89,8 +89,10 @@ fn the_fixture_becomes_a_bundle_of_nl_core_resources() {
     ] {
         assert_eq!(counts.get(rt).copied(), Some(n), "{rt}: {counts:?}");
     }
-    // SOAP lines and results are Observations: 6 lines + 4 results at least.
-    assert!(counts.get("Observation").copied().unwrap_or(0) >= 10, "{counts:?}");
+    // SOAP lines and results are Observations: 6 lines + 3 results at least; the CT is a
+    // text result (DiagnosticReport nl-core-TextResult), not a laboratory result.
+    assert!(counts.get("Observation").copied().unwrap_or(0) >= 9, "{counts:?}");
+    assert_eq!(counts.get("DiagnosticReport").copied(), Some(1), "{counts:?}");
     // Deterministic: the same input gives the same Bundle.
     let again = convert(FIXTURE, &ConvertOptions::default()).expect("converts").bundle();
     assert_eq!(bundle, again);
@@ -141,4 +143,88 @@ fn reference_professional_summary_bundle() {
     ] {
         assert!(counts.get(rt).copied().unwrap_or(0) > 0, "no {rt}: {counts:?}");
     }
+}
+
+fn resources<'a>(bundle: &'a Value, rt: &str) -> Vec<&'a Value> {
+    bundle["entry"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .map(|e| &e["resource"])
+        .filter(|r| r["resourceType"] == rt)
+        .collect()
+}
+
+/// Issue 17: what the fixture says beyond codes: the message's identity, the zib alert type, the
+/// care provision's author, the MP9 agreement shape, the CT as a text result.
+#[test]
+fn message_alerts_authors_agreements_and_text_results_are_carried_as_nl_core_expects() {
+    let c = convert(FIXTURE, &ConvertOptions::default()).expect("converts");
+    let bundle = c.bundle();
+    // the message id and creation time identify the Bundle
+    assert_eq!(
+        bundle["identifier"],
+        serde_json::json!({"system": "urn:oid:2.16.840.1.113883.2.4.6.6.99999999.1", "value": "0f4c2a52-5a0e-4f41-9d1e-000000000001"})
+    );
+    assert_eq!(bundle["timestamp"], "2024-03-15T09:30:00+01:00");
+    // the GP of the care provision (contextControlCode AP)
+    let gp_role = resources(&bundle, "PractitionerRole")[0]["id"].as_str().expect("role id").to_owned();
+    let gp = format!("urn:uuid:{gp_role}");
+    // every alert has a zib alert type (LOINC 74018-3), never the HL7v3 act code (CI, ATT)
+    let flags = resources(&bundle, "Flag");
+    assert_eq!(flags.len(), 3);
+    for f in &flags {
+        assert_eq!(
+            f["category"],
+            serde_json::json!([{"coding": [{"system": "http://loinc.org", "code": "74018-3", "display": "Alert"}]}]),
+            "{f}"
+        );
+        assert_eq!(f["author"]["reference"], gp.as_str(), "{f}");
+        // zib-Alert-2: an alert about a concern is coded not-applicable, with its text
+        if f.get("extension").is_some() {
+            assert_eq!(f["code"]["coding"][0]["code"], "not-applicable", "{f}");
+            assert_eq!(f["code"]["coding"].as_array().map(Vec::len), Some(1), "{f}");
+            assert!(f["code"]["text"].is_string(), "{f}");
+        }
+    }
+    // problems, episodes, results and the allergy are the provision author's
+    for c in resources(&bundle, "Condition") {
+        assert_eq!(c["asserter"]["reference"], gp.as_str(), "{c}");
+    }
+    for e in resources(&bundle, "EpisodeOfCare") {
+        assert_eq!(e["careManager"]["reference"], gp.as_str(), "{e}");
+    }
+    for a in resources(&bundle, "AllergyIntolerance") {
+        assert_eq!(a["recorder"]["reference"], gp.as_str(), "{a}");
+    }
+    // the CT: nl-core-TextResult with the report text as conclusion
+    let ct = resources(&bundle, "DiagnosticReport")[0];
+    assert_eq!(ct["meta"]["profile"][0], "http://nictiz.nl/fhir/StructureDefinition/nl-core-TextResult");
+    assert_eq!(ct["code"]["coding"][0]["code"], "2283");
+    assert!(ct["conclusion"].is_string(), "{ct}");
+    assert!(resources(&bundle, "Observation").iter().all(|o| o["code"]["coding"][0]["code"] != "2283"));
+    // MP9 agreements: the agreement code, the period of use as ext-TimeInterval.Period, a
+    // pharmaceutical treatment each, and no two agreements sharing an identifier
+    let agreements = resources(&bundle, "MedicationRequest");
+    let mut ids = HashSet::new();
+    let mut treatments = HashSet::new();
+    for m in &agreements {
+        assert_eq!(m["category"][0]["coding"][0]["code"], "33633005", "{m}");
+        let ext = |url: &str| {
+            m["extension"].as_array().into_iter().flatten().find(|x| x["url"] == url).cloned().unwrap_or_default()
+        };
+        let period = ext("http://nictiz.nl/fhir/StructureDefinition/ext-TimeInterval.Period");
+        assert!(period["valuePeriod"]["start"].is_string(), "{m}");
+        let treatment = ext("http://nictiz.nl/fhir/StructureDefinition/ext-PharmaceuticalTreatment.Identifier");
+        assert!(treatments.insert(treatment["valueIdentifier"]["value"].to_string()), "{m}");
+        for i in m["identifier"].as_array().into_iter().flatten() {
+            assert!(ids.insert(i.to_string()), "two agreements share {i}");
+        }
+        // the period of use is not repeated as the dosage's bounds
+        assert!(m.pointer("/dosageInstruction/0/timing/repeat/boundsPeriod").is_none(), "{m}");
+    }
+    assert_eq!(agreements.len(), 2);
+    // the same record gives the same treatment identifiers
+    let again = convert(FIXTURE, &ConvertOptions::default()).expect("converts").bundle();
+    assert_eq!(bundle, again);
 }

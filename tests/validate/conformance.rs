@@ -209,6 +209,13 @@ fn cases() -> Vec<Case> {
             "slice 'DiastolicBP'",
         ),
         case(
+            "vital signs: vs-1, effectiveDateTime precise to the day",
+            "vitals-bodytemp.valid",
+            "vitals-vs1.invalid",
+            "Observation.effectiveDateTime",
+            "vs-1",
+        ),
+        case(
             "vital signs: category alone",
             "vitals-bodytemp.valid",
             "vitals-category.invalid",
@@ -248,6 +255,50 @@ fn cases() -> Vec<Case> {
             "ref-1",
         ),
         case("invariant: obs-7 (%resource)", "invariant-obs.valid", "invariant-obs-7.invalid", "Observation", "obs-7"),
+        // 9. conformance resources: what their invariants do not say
+        case(
+            "conformance: StructureDefinition paths are elements of the type",
+            "sd-paths.valid",
+            "sd-paths.invalid",
+            "StructureDefinition.differential.element[1].path",
+            "the path 'Observation.valueQuantity.amount' is not an element of Observation",
+        ),
+        case(
+            "conformance: SearchParameter base is a resource type",
+            "sp.valid",
+            "sp-base.invalid",
+            "SearchParameter.base[0]",
+            "'Patent' is not an R4 resource type",
+        ),
+        case(
+            "conformance: SearchParameter expression starts at a base",
+            "sp.valid",
+            "sp-expression.invalid",
+            "SearchParameter.expression",
+            "starts a path at Practitioner, which is not a base",
+        ),
+        case(
+            "conformance: composite SearchParameter has components",
+            "sp-composite.valid",
+            "sp-composite.invalid",
+            "SearchParameter",
+            "must list its components",
+        ),
+        case(
+            "conformance: only a composite SearchParameter has components",
+            "sp-composite.valid",
+            "sp-component.invalid",
+            "SearchParameter.component",
+            "only a composite search parameter has components",
+        ),
+        // a profile invariant with FHIRPath's extension(url): nl-core-Alert's zib-Alert-2
+        case(
+            "invariant: zib-Alert-2 (extension(url))",
+            "alert.valid",
+            "alert-zib-alert-2.invalid",
+            "Flag",
+            "zib-Alert-2",
+        ),
     ]
 }
 

@@ -9,8 +9,11 @@ use std::path::PathBuf;
 use overdracht::validate::{Severity, Validator};
 use serde_json::Value;
 
+/// ../shared/reference, or `OVERDRACHT_REFERENCE_DIR` (as tests/common does).
 fn reference() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/reference"))
+    std::env::var_os("OVERDRACHT_REFERENCE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/reference")))
 }
 
 fn examples() -> Vec<(String, Value)> {
@@ -96,4 +99,57 @@ fn reference_r4_error_invariant_coverage() {
     eprintln!("not evaluated ({}): {}", missing.len(), missing.join(" "));
     assert!(total >= 200, "{total}");
     assert!(covered.len() >= 150, "{} of {total}", covered.len());
+}
+
+/// The conformance-resource rules (issue 18) reject nothing official: every nl-core profile,
+/// every R4 constraint profile and every R4 search parameter passes them, and so do the
+/// definitions we publish in profiles/.
+#[test]
+#[ignore = "reads ../shared/reference; run with --ignored"]
+fn reference_conformance_resources_pass_the_conformance_rules() {
+    let v = Validator::embedded();
+    let load = |p: PathBuf| -> Value {
+        let text = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        serde_json::from_str(&text).expect("JSON")
+    };
+    let mut resources: Vec<(String, Value)> = Vec::new();
+    for name in ["profiles-types.json", "profiles-resources.json", "search-parameters.json"] {
+        let bundle = load(reference().join("fhir-r4").join(name));
+        for e in bundle["entry"].as_array().expect("entries") {
+            let r = &e["resource"];
+            let rt = r["resourceType"].as_str().unwrap_or_default();
+            let constraint = r["derivation"] == "constraint";
+            if rt == "SearchParameter" || (rt == "StructureDefinition" && constraint) {
+                resources.push((format!("{name}: {}", r["url"].as_str().unwrap_or_default()), r.clone()));
+            }
+        }
+    }
+    let dirs =
+        [reference().join("nl-core-r4/profiles"), PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/profiles"))];
+    for dir in dirs {
+        for entry in std::fs::read_dir(&dir).expect("profiles folder") {
+            let path = entry.expect("entry").path();
+            if path.extension().is_some_and(|e| e == "json") && path.is_file() {
+                let r = load(path.clone());
+                if r["resourceType"] == "StructureDefinition" || r["resourceType"] == "SearchParameter" {
+                    resources.push((path.display().to_string(), r));
+                }
+            }
+        }
+    }
+    let mut judged = 0;
+    let mut failures = Vec::new();
+    for (name, r) in &resources {
+        let o = v.validate(r);
+        judged += 1;
+        for i in o.issues.iter().filter(|i| i.severity == Severity::Error) {
+            let ours = ["is not an element of", "search parameter", "a base of this search parameter"];
+            if ours.iter().any(|m| i.diagnostics.contains(m)) {
+                failures.push(format!("{name}: {i}"));
+            }
+        }
+    }
+    eprintln!("{judged} conformance resources checked");
+    assert!(judged > 1000, "{judged}");
+    assert!(failures.is_empty(), "{} false rejects:\n{}", failures.len(), failures.join("\n"));
 }

@@ -470,6 +470,12 @@ impl Mapper<'_> {
                     };
                     alerts.push(Alert {
                         code,
+                        // the observation's own code, LOINC 74018-3 "Alert": a zib alert type
+                        category: Some(Concept::coded(Coding::new(
+                            crate::terminology::uri::LOINC,
+                            LOINC_ALERT,
+                            Some("Alert"),
+                        ))),
                         status: Some(status.to_owned()),
                         period: ep.period,
                         author: ep.care_manager.clone(),
@@ -543,6 +549,7 @@ impl Mapper<'_> {
             notes: vec![],
             recorder: None,
             dispense: None,
+            treatment: None,
         };
         // productOf/medicationDispenseRequest: the quantity to dispense.
         for po in d.kids(med, "productOf").collect::<Vec<_>>() {

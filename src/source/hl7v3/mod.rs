@@ -9,7 +9,7 @@
 //! | `subject/Patient`                                    | [`Patient`] (BSN, name, gender, address, ...)  |
 //! | `author/AssignedEntity` (and every other author)     | `HealthProfessional` + `ProfessionalRole` + `HealthcareProvider` |
 //! | `component7/episodeOfCondition`                      | `Episode` (ICPC code, title, period) + its `Problem` |
-//! | `component2/observation` LOINC 74018-3 "Alert"       | the episode's `attention` flag                |
+//! | `component2/observation` LOINC 74018-3 "Alert"       | the episode's `attention` flag and an `Alert` about its problem (alert type 74018-3) |
 //! | `component1/encounter`                               | `Contact`                                     |
 //! | `encounter/component[sequenceNumber=n]`              | one `JournalEntry` per contact and part (S/O/E/P lines; the `ObservationDx` of the part codes its E line) |
 //! | `encounter/component/Prescription`                   | `Product` (G-Standaard code) + `MedicationAgreement` |
@@ -47,6 +47,30 @@ use crate::terminology::Terminology;
 const ROOT: &str = "QUPC_IN990002NL";
 /// At most this many "not mapped" issues are listed one by one.
 const MAX_UNMAPPED_ISSUES: usize = 500;
+
+/// The author a conducted act gets from the care provision where it names none itself: the
+/// asserter of a problem, the care manager of an episode, the performer of a result (FHIR:
+/// "who is responsible for asserting the observed value"), the recorder of an allergy, the
+/// author of an alert.
+fn conduct_author(concept: &mut ItemConcept, author: &Key) {
+    use crate::model::Ref;
+    match concept {
+        ItemConcept::Problem(p) => {
+            p.asserter.get_or_insert_with(|| Ref::to(author.clone()));
+        }
+        ItemConcept::Episode(e) => {
+            e.care_manager.get_or_insert_with(|| Ref::to(author.clone()));
+        }
+        ItemConcept::Observation(o) if o.performers.is_empty() => o.performers.push(Ref::to(author.clone())),
+        ItemConcept::Allergy(a) => {
+            a.recorder.get_or_insert_with(|| Ref::to(author.clone()));
+        }
+        ItemConcept::Alert(a) => {
+            a.author.get_or_insert_with(|| Ref::to(author.clone()));
+        }
+        _ => {}
+    }
+}
 
 /// True if the document's root element is `QUPC_IN990002NL` in the HL7v3 namespace.
 /// Reads only up to the root start tag; a DOCTYPE or malformed prolog gives `false`.
@@ -113,6 +137,8 @@ pub(crate) struct Mapper<'d> {
     /// (an alert whose period has ended) are judged as of this day, so that converting
     /// the same message gives the same output whenever it is done.
     pub(crate) as_of: Option<chrono::NaiveDate>,
+    /// The message's id and creation time.
+    message: Option<crate::model::SourceMessage>,
 }
 
 impl<'d> Mapper<'d> {
@@ -138,6 +164,7 @@ impl<'d> Mapper<'d> {
                 .and_then(|n| doc.peek_attr(n, "value"))
                 .and_then(|v| v.get(..8))
                 .and_then(|d| chrono::NaiveDate::parse_from_str(d, "%Y%m%d").ok()),
+            message: None,
         }
     }
 
@@ -211,6 +238,12 @@ impl<'d> Mapper<'d> {
         let d = self.doc;
         let root = d.root();
         d.use_node(root);
+        // The message's id and creation time identify the output Bundle.
+        let identifier = self.ids(root).into_iter().next();
+        let created = d.kid(root, "creationTime").and_then(|t| self.ts(t));
+        if identifier.is_some() || created.is_some() {
+            self.message = Some(crate::model::SourceMessage { identifier, created });
+        }
         let Some(cap) = d.kid(root, "ControlActProcess") else {
             return Err(SourceError::invalid(d.path(root), "the message has no ControlActProcess"));
         };
@@ -260,16 +293,31 @@ impl<'d> Mapper<'d> {
             ));
         };
         let mut p = self.patient(patient)?;
+        let provision_author = gp.as_ref().map(|(practitioner, role, _)| role.clone().unwrap_or(practitioner.clone()));
         if let Some((practitioner, role, org)) = gp {
             p.general_practitioner.push(crate::model::Ref::to(role.unwrap_or(practitioner)));
             p.managing_organization = org.map(crate::model::Ref::to);
         }
         self.patient = Some(p);
 
+        // The provision's author (contextControlCode "AP", additive and propagating) is the
+        // author of every act under it that conducts context and names no author of its own
+        // (a contact's "OP" author overrides it for the contact's lines and prescriptions).
+        let propagates = d
+            .peek_kids(pcp, "author")
+            .next()
+            .is_some_and(|a| d.peek_attr(a, "contextControlCode").is_none_or(|c| c == "AP" || c == "OP"));
+        let mut conducted: Vec<std::ops::Range<usize>> = vec![];
+        let conducts = |c: NodeId| d.peek_attr(c, "contextConductionInd") != Some("false");
+
         // Episodes before contacts and results, because those point to episodes.
         for c in d.kids(pcp, "component7").collect::<Vec<_>>() {
             if let Some(e) = d.kid(c, "episodeOfCondition") {
+                let start = self.items.len();
                 self.episode(e);
+                if conducts(c) {
+                    conducted.push(start..self.items.len());
+                }
             }
         }
         for c in d.kids(pcp, "component1").collect::<Vec<_>>() {
@@ -279,22 +327,45 @@ impl<'d> Mapper<'d> {
         }
         for c in d.kids(pcp, "component2").collect::<Vec<_>>() {
             if let Some(o) = d.kid(c, "observation") {
+                let start = self.items.len();
                 self.observation(o, None);
+                if conducts(c) {
+                    conducted.push(start..self.items.len());
+                }
             }
         }
         for c in d.kids(pcp, "component3").collect::<Vec<_>>() {
             if let Some(ci) = d.kid(c, "ContraIndication") {
+                let start = self.items.len();
                 self.contra_indication(ci);
+                if conducts(c) {
+                    conducted.push(start..self.items.len());
+                }
             }
         }
         for c in d.kids(pcp, "component4").collect::<Vec<_>>() {
             if let Some(oi) = d.kid(c, "ObservationIntolerance") {
+                let start = self.items.len();
                 self.intolerance(oi);
+                if conducts(c) {
+                    conducted.push(start..self.items.len());
+                }
             }
         }
         for c in d.kids(pcp, "pertinentInformation").collect::<Vec<_>>() {
             if let Some(a) = d.kid(c, "pertinentAnnotationObsEvent") {
+                let start = self.items.len();
                 self.annotation(a);
+                if conducts(c) {
+                    conducted.push(start..self.items.len());
+                }
+            }
+        }
+        if let (Some(author), true) = (provision_author, propagates) {
+            for range in conducted {
+                for item in &mut self.items[range] {
+                    conduct_author(&mut item.concept, &author);
+                }
             }
         }
         Ok(())
@@ -335,6 +406,7 @@ impl<'d> Mapper<'d> {
             author_organization: self.author_organization,
             outcome: self.outcome,
             coverage,
+            message: self.message,
         }
     }
 }
