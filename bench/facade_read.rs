@@ -16,7 +16,7 @@
 
 use std::time::{Duration, Instant};
 
-use overdracht::api::access::{self, AccessControl};
+use overdracht::api::access_control::{self, AccessControl};
 use overdracht::api::auth::{Claims, DemoKey};
 use overdracht::api::{demo, facade, Application};
 use overdracht::audit::{AuditAction, AuditEntry, AuditOutcome};
@@ -106,8 +106,8 @@ async fn main() {
         let rows = store.facade_resources_of_patient(&pid, None).await.expect("rows");
         let bsn = rows[0].patient_bsn.clone();
         let facts = ac.facts(&store, &bsn, &rows[0].holder_ura).await.expect("facts").expect("bsn");
-        let d = ac.decide(&requester, &facts, access::today());
-        let hits: Vec<_> = rows.iter().filter(|r| access::allows(&d, &r.category)).collect();
+        let d = ac.decide(&requester, &facts, access_control::today());
+        let hits: Vec<_> = rows.iter().filter(|r| access_control::allows(&d, &r.category)).collect();
         let mut out = Vec::new();
         facade::write_searchset(
             &mut out,

@@ -534,8 +534,8 @@ fn run_report(a: ReportArgs) -> anyhow::Result<ExitCode> {
     if a.demo && settings.policy.agreements_dir.is_none() {
         settings.policy.demo_examples = true;
     }
-    let access = overdracht::api::access::AccessControl::from_settings(&settings.policy)?;
-    let today = overdracht::api::access::today();
+    let access = overdracht::api::access_control::AccessControl::from_settings(&settings.policy)?;
+    let today = overdracht::api::access_control::today();
     let period = report::Period::parse(a.from.as_deref(), a.to.as_deref(), today)?;
     let provider = match a.provider {
         Some(p) => p,

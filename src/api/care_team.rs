@@ -25,7 +25,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
-use super::access::{self, rule_day};
+use super::access_control::{self, rule_day};
 use super::audit as audit_api;
 use super::audit_hook;
 use super::auth::Caller;
@@ -64,7 +64,7 @@ fn team_read(state: &AppState, team: &CareTeam, caller: &Caller) -> Decision {
 }
 
 fn stored_team(row: &StoredPolicyResource) -> Option<CareTeam> {
-    access::parse_teams(std::slice::from_ref(row)).into_iter().next()
+    access_control::parse_teams(std::slice::from_ref(row)).into_iter().next()
 }
 
 /// The stored JSON with `meta.versionId` (and the stored time is not tracked per version).
@@ -129,7 +129,7 @@ pub async fn put_team(
 ) -> Result<Response, ApiError> {
     let mut entry = audit_api::draft(AuditAction::CareTeamChange, &caller, &headers);
     entry.objects = vec![format!("CareTeam/{id}")];
-    let today = access::today();
+    let today = access_control::today();
     let checked = async {
         caller.require_treatment_purpose()?;
         let v = parse_body(&body)?;
@@ -146,7 +146,7 @@ pub async fn put_team(
     entry.patient_bsn = Some(team.patient.as_str().to_owned());
     let existing = state.store.care_team(&id).await?;
     let old = existing.as_ref().and_then(stored_team);
-    let patient_teams = access::parse_teams(&state.store.care_teams_of(team.patient.as_str()).await?);
+    let patient_teams = access_control::parse_teams(&state.store.care_teams_of(team.patient.as_str()).await?);
     let actor = state.access.actor(&caller);
     let decision = writes::decide_team_write(&TeamWrite {
         actor: &actor,
@@ -180,7 +180,7 @@ pub async fn put_team(
         .await?;
     // Again under the write lock the write took: two parallel creations of an active team
     // for one patient cannot both pass `team.one-active`.
-    let now_stored = access::parse_teams(&tx.care_teams_of(team.patient.as_str()).await?);
+    let now_stored = access_control::parse_teams(&tx.care_teams_of(team.patient.as_str()).await?);
     if let Some(conflict) = writes::one_active_conflict(&team, &now_stored) {
         drop(tx);
         return Err(refuse_team(&state, entry, &conflict).await);
@@ -343,9 +343,9 @@ async fn stored_custodians(state: &AppState, row: &StoredPolicyResource) -> Resu
 
 /// The policy's decision on reading stored consent `row` ([`writes::decide_consent_read`]).
 async fn consent_read(state: &AppState, caller: &Caller, row: &StoredPolicyResource) -> Result<Decision, ApiError> {
-    let teams = access::parse_teams(&state.store.care_teams_of(&row.patient_bsn).await?);
+    let teams = access_control::parse_teams(&state.store.care_teams_of(&row.patient_bsn).await?);
     let custodians = stored_custodians(state, row).await?;
-    Ok(writes::decide_consent_read(&state.access.actor(caller), &custodians, &teams, access::today()))
+    Ok(writes::decide_consent_read(&state.access.actor(caller), &custodians, &teams, access_control::today()))
 }
 
 /// The sharing consents of the patient behind Patient `patient_id`, as facade rows, for a
@@ -418,7 +418,7 @@ pub async fn put_consent(
         v["organization"] = consent::custodians_json(&custodians);
     }
     let statement = consent::patient_statement(&v);
-    let teams = access::parse_teams(&state.store.care_teams_of(&bsn).await?);
+    let teams = access_control::parse_teams(&state.store.care_teams_of(&bsn).await?);
     let actor = state.access.actor(&caller);
     let decision = writes::decide_consent_write(&ConsentWrite {
         actor: &actor,
@@ -428,7 +428,7 @@ pub async fn put_consent(
         stored: stored.as_ref().map(|(c, u)| StoredConsent { consent: c, custodians: u }),
         patient_teams: &teams,
         agreements: &state.access.agreements,
-        day: access::today(),
+        day: access_control::today(),
     });
     if !decision.permit {
         entry.rule = Some(decision.rule.to_owned());

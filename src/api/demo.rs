@@ -4,7 +4,7 @@
 //! Agreements are loaded when no agreements directory is configured; teams and consents are
 //! stored at start unless a team or consent with the same id exists (a restart keeps edits).
 
-use super::access::rule_day;
+use super::access_control::rule_day;
 use crate::audit::{self, AuditAction, AuditEntry, AuditOutcome};
 use crate::policy::{check_care_team, Agreement, AgreementError, PatientConsent};
 use crate::store::{Store, Writer};
@@ -43,7 +43,7 @@ pub fn agreements() -> Result<Vec<Agreement>, AgreementError> {
 
 /// Stores the example teams and consents that are not there yet.
 pub async fn seed(store: &Store) -> Result<(), String> {
-    let today = super::access::today();
+    let today = super::access_control::today();
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let by = Writer { uzi: "0", ura: PROVIDER_URA, at: &now };
     let mut tx = store.begin().await.map_err(|e| e.to_string())?;

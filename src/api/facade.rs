@@ -29,7 +29,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 
-use super::access;
+use super::access_control;
 use super::audit_hook;
 use super::auth::Caller;
 use super::error::{ApiError, FHIR_JSON};
@@ -95,7 +95,7 @@ pub(crate) struct Decisions<'a> {
 
 impl<'a> Decisions<'a> {
     pub(crate) fn new(state: &'a AppState, requester: &'a Requester) -> Self {
-        Decisions { state, requester, day: access::today(), decided: BTreeMap::new() }
+        Decisions { state, requester, day: access_control::today(), decided: BTreeMap::new() }
     }
 
     /// The decision for this patient's data at this holder.
@@ -118,7 +118,7 @@ impl<'a> Decisions<'a> {
     /// Whether a stored resource may be shown.
     pub(crate) async fn visible(&mut self, r: &FacadeResource) -> Result<bool, ApiError> {
         let d = self.decide(&r.patient_bsn, &r.holder_ura).await?;
-        Ok(access::allows(d, &r.category))
+        Ok(access_control::allows(d, &r.category))
     }
 
     /// The decisions made, `(patient BSN, holder URA, decision)`, for the audit entry.
@@ -134,7 +134,7 @@ pub async fn read(
     headers: HeaderMap,
     Path((ty, id)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let requester = access::requester(&caller, &headers)?;
+    let requester = access_control::requester(&caller, &headers)?;
     if !is_type_name(&ty) || !is_id(&id) {
         return Err(not_found(&ty, &id));
     }
@@ -235,7 +235,7 @@ pub async fn search(
     Path(ty): Path<String>,
     Query(params): Query<Vec<(String, String)>>,
 ) -> Result<Response, ApiError> {
-    let requester = access::requester(&caller, &headers)?;
+    let requester = access_control::requester(&caller, &headers)?;
     if !is_type_name(&ty) {
         return Err(ApiError::not_found(format!("no resource type {ty:?}")));
     }
@@ -285,7 +285,7 @@ pub async fn everything(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let requester = access::requester(&caller, &headers)?;
+    let requester = access_control::requester(&caller, &headers)?;
     if !is_id(&id) {
         return Err(not_found("Patient", &id));
     }

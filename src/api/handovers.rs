@@ -295,11 +295,11 @@ async fn visible_handover(
     };
     entry.patient_bsn = h.patient_bsn.clone();
     let teams = match &h.patient_bsn {
-        Some(bsn) => super::access::parse_teams(&state.store.care_teams_of(bsn).await?),
+        Some(bsn) => super::access_control::parse_teams(&state.store.care_teams_of(bsn).await?),
         None => Vec::new(),
     };
     let parties = HandoverParties { submitted_by_ura: &h.submitted_by_ura, receiver: &h.receiver };
-    match decide_handover_read(&caller.uzi, &caller.uzi_role, &caller.ura, parties, &teams, super::access::today()) {
+    match decide_handover_read(&caller.uzi, &caller.uzi_role, &caller.ura, parties, &teams, super::access_control::today()) {
         Ok((d, show_reason)) => {
             entry.rule = Some(d.rule.to_owned());
             entry.reason = Some(d.reason);

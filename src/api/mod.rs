@@ -11,13 +11,13 @@
 //! Modules: [`startup`] builds the app (routes and layers), [`auth`] verifies and mints
 //! tokens, [`input`] parses media types and party identifiers, [`handovers`] and [`fhir`]
 //! are the endpoints, [`health`], [`metrics`] and [`openapi`] serve operators, and
-//! [`validate`] adapts the validator stage. [`access`] (policy engine, agreements,
+//! [`validate`] adapts the validator stage. [`access_control`] (policy engine, agreements,
 //! a patient's facts), [`facade`] (the FHIR read facade), [`care_team`] (teams and
 //! consents), [`audit_hook`] (decisions into
 //! the audit trail), [`demo`] (the built-in example agreements, teams and consents).
 //! [`report`] (the contracting evidence report).
 
-pub mod access;
+pub mod access_control;
 pub mod audit;
 pub mod audit_hook;
 pub mod auth;

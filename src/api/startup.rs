@@ -45,7 +45,7 @@ pub enum StartupError {
     #[error(transparent)]
     Auth(#[from] AuthError),
     #[error(transparent)]
-    Access(#[from] super::access::AccessSetupError),
+    Access(#[from] super::access_control::AccessSetupError),
     #[error("demo data: {0}")]
     Demo(String),
     #[error("{0}")]
@@ -85,7 +85,7 @@ impl Application {
         // Issuers that publish their keys at a URL: fetched now; a failure is logged and the
         // fetch tried again when a token of that issuer arrives (api::jwks).
         verifier.prefetch().await;
-        let access = super::access::AccessControl::from_settings(&settings.policy)?;
+        let access = super::access_control::AccessControl::from_settings(&settings.policy)?;
         tracing::info!(
             agreements = access.agreements.len(),
             policy = access.engine.path().evaluator(),

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::access::AccessControl;
+use super::access_control::AccessControl;
 use super::auth::Verifier;
 use super::metrics::Metrics;
 use super::validate::ResourceValidator;

@@ -4,7 +4,7 @@
 //! [`LeadPractitioner`] (regiebehandelaar, participant role `RESP`), who are co-practitioners
 //! and supporting disciplines, for which periods, whether the treatment is active or ended
 //! (and why), which form of care it is, and when the plan is next evaluated. Access
-//! decisions ([`crate::policy::access`]) are made from this model, so it is parsed strictly:
+//! decisions ([`crate::policy::team_access`]) are made from this model, so it is parsed strictly:
 //! a team the rules reject is never stored.
 //!
 //! FHIR representation (what `PUT /fhir/CareTeam` accepts and `GET` returns):

@@ -10,7 +10,7 @@
 //! - [`care_team`]: the typed nl-core-CareTeam ([`CareTeam`], its [`LeadPractitioner`]) and the
 //!   GZSP rules checked when a team is saved ([`check_care_team`]).
 //! - [`consent`]: the patient's objections and explicit consents as FHIR Consent ([`PatientConsent`]).
-//! - [`access`]: the read facade's engine. [`PolicyEngine`] evaluates the Rego policy in
+//! - [`team_access`]: the read facade's engine. [`PolicyEngine`] evaluates the Rego policy in
 //!   `policies/` in-process (crate `regorus`) with the access matrix as data, and returns an
 //!   [`AccessDecision`]. Deny by default. `native` is the shipped policy compiled by hand,
 //!   the fast path while the policy is not adapted.
@@ -28,7 +28,7 @@
 //! memberships and consents are stated in days, and an instant is first turned into the
 //! Europe/Amsterdam calendar day ([`day_of`]).
 
-pub mod access;
+pub mod team_access;
 pub mod agreement;
 pub mod audit_view;
 pub mod care_team;
@@ -47,7 +47,7 @@ use serde::{Deserialize, Serialize};
 
 /// The one party identifier (`ura|…`, `agb-z|…`), at home with the other identifiers.
 pub use crate::model::types::PartyId;
-pub use access::{AccessDecision, AccessRequest, PolicyEngine, PolicyError, PolicyPath, Requested, Requester};
+pub use team_access::{AccessDecision, AccessRequest, PolicyEngine, PolicyError, PolicyPath, Requested, Requester};
 pub use agreement::{decide_transfer, Agreement, AgreementError, TransferDecision, TransferRequest};
 pub use care_team::{check_care_team, CareTeam, LeadPractitioner, MemberRole, TreatmentState};
 pub use consent::{ConsentKind, PatientConsent};

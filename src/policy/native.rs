@@ -18,7 +18,7 @@ use std::collections::BTreeSet;
 
 use chrono::{Days, NaiveDate};
 
-use super::access::{AccessConfig, AccessDecision, AccessRequest, Requested, BREAK_GLASS_KEY};
+use super::team_access::{AccessConfig, AccessDecision, AccessRequest, Requested, BREAK_GLASS_KEY};
 use super::care_team::{CareTeam, TeamMember};
 use super::consent::ConsentKind;
 use super::rules::*;

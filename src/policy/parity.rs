@@ -7,7 +7,7 @@
 //! Rego, but the tests never saw that configuration: so at start the engine runs the whole
 //! table below through both evaluators with the configuration in force ([`prove`]) and uses
 //! the fast path only when every cell agrees; otherwise it decides with Rego and says so
-//! ([`super::access::PolicyPath`]).
+//! ([`super::team_access::PolicyPath`]).
 //!
 //! The table: who asks (lead practitioner, co-practitioner, supporting discipline, not a
 //! member) × every data category × the membership (not started, current, ended) × the
@@ -21,7 +21,7 @@ use std::collections::BTreeSet;
 
 use chrono::{Days, NaiveDate};
 
-use super::access::{AccessDecision, AccessRequest, PolicyEngine, Requested, Requester};
+use super::team_access::{AccessDecision, AccessRequest, PolicyEngine, Requested, Requester};
 use super::agreement::Agreement;
 use super::care_team::{CareForm, CareTeam, ExitReason, MemberRole, TeamMember, TreatmentState};
 use super::consent::{ConsentKind, PatientConsent};

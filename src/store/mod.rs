@@ -1,5 +1,5 @@
 //! Persistence: handovers and idempotency keys, the read facade's index, care teams and
-//! consents ([`access`]), in SQLite (the default, one instance) or PostgreSQL (several
+//! consents ([`access_facts`]), in SQLite (the default, one instance) or PostgreSQL (several
 //! instances sharing one database), chosen by the database URL.
 //!
 //! Everything that changes state goes through a [`Tx`], one database transaction. That is
@@ -15,7 +15,7 @@
 //! [`Conn`], [`DbRow`] and [`Tx`]. Queries are checked at run time (`sqlx::query`), so
 //! building needs no database.
 
-pub mod access;
+pub mod access_facts;
 pub mod handovers;
 pub mod report;
 
@@ -26,7 +26,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{ConnectOptions, Executor};
 
-pub use access::{FacadeResource, StoredPolicyResource, Writer};
+pub use access_facts::{FacadeResource, StoredPolicyResource, Writer};
 pub use handovers::{HandoverRow, IdempotencyClaim, NewHandover};
 
 /// The database driver in use: sqlx's `Any`, over SQLite or PostgreSQL.

@@ -512,7 +512,7 @@ async fn an_id_bound_to_another_patient_is_refused_and_audited() {
     };
 
     // Through the store: the Condition's id cannot be written for another patient.
-    let row = overdracht::store::access::FacadeResource {
+    let row = overdracht::store::access_facts::FacadeResource {
         holder_ura: PROVIDER.to_owned(),
         resource_type: "Condition".to_owned(),
         resource_id: condition.clone(),
@@ -571,8 +571,8 @@ async fn facade_rows_over_several_statements() {
     let app = app().await;
     let summary = gp_scenario(&app).await;
     let handover = summary["id"].as_str().expect("handover id").to_owned();
-    let n = overdracht::store::access::FACADE_ROWS_PER_STATEMENT * 2 + 1;
-    let row = |i: usize, bsn: &str| overdracht::store::access::FacadeResource {
+    let n = overdracht::store::access_facts::FACADE_ROWS_PER_STATEMENT * 2 + 1;
+    let row = |i: usize, bsn: &str| overdracht::store::access_facts::FacadeResource {
         holder_ura: PROVIDER.to_owned(),
         resource_type: "Observation".to_owned(),
         resource_id: format!("obs-{i}"),

@@ -155,7 +155,7 @@ async fn the_database_refuses_updates_deletes_and_entries_off_the_head() {
 /// The access rule of the audit views, rule by rule.
 #[tokio::test]
 async fn view_access_rule() {
-    use overdracht::audit::access::{
+    use overdracht::audit::view_facts::{
         decide, RULE_DEFAULT_DENY, RULE_PRIVACY_OFFICER, RULE_SENDER_OWN_ENTRIES, RULE_TREATING_ORGANISATION,
     };
     let dir = tempfile::tempdir().unwrap();

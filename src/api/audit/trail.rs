@@ -11,7 +11,7 @@ use super::super::error::{ApiError, FHIR_JSON};
 use super::super::input;
 use super::super::state::AppState;
 use super::*;
-use crate::audit::access::{self, ViewDecision};
+use crate::audit::view_facts::{self, ViewDecision};
 use crate::audit::{event, AuditAction, AuditOutcome, AuditSearch};
 use crate::model::types::Bsn;
 use crate::policy::audit_view::ViewScope;
@@ -92,14 +92,14 @@ pub(super) async fn guard_view(
     query: String,
     search: &mut AuditSearch,
 ) -> Result<(), ApiError> {
-    let decision: ViewDecision = access::decide(
+    let decision: ViewDecision = view_facts::decide(
         &state.store,
         &caller.ura,
         &caller.uzi,
         &caller.uzi_role,
         patient,
         &state.audit.privacy_officer_roles,
-        super::super::access::today(),
+        super::super::access_control::today(),
     )
     .await
     .map_err(ApiError::internal)?;
