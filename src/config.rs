@@ -73,7 +73,7 @@ pub struct ValidationSettings {
     pub unknown_extensions: crate::validate::UnknownExtensions,
 }
 
-/// The audit trail's own access rules (issue 7).
+/// The audit trail's own access rules.
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuditSettings {
@@ -136,7 +136,7 @@ pub struct IssuerSettings {
     pub discovery: bool,
 }
 
-/// Agreements and access control (issue 6).
+/// Agreements and access control.
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(default, deny_unknown_fields)]
 pub struct PolicySettings {
@@ -152,7 +152,7 @@ pub struct PolicySettings {
     /// Administrators, each `URA:UZI` (the organisation they administer and their UZI
     /// number): they may write the care teams and consents of that organisation, besides the
     /// teams' lead practitioners, and see its evidence report — only with a token for that
-    /// organisation. A bare UZI number (the form before issue 14) is refused at start.
+    /// organisation. A bare UZI number (the form of earlier versions) is refused at start.
     pub admins: Vec<String>,
     /// AGB codes that are additional identities of an organisation, by URA
     /// (`"87654321" = ["01234567"]`): a token of that URA may send a handover as

@@ -79,7 +79,7 @@ pub enum AuditAction {
     /// An evidence report was produced (`overdracht report`, `GET /report`).
     Report,
     /// A resource was validated (`$validate`); who, when and the resource type, nothing of
-    /// its content (issue 14).
+    /// its content.
     Validation,
 }
 
@@ -456,7 +456,7 @@ pub(crate) fn sha256_hex(parts: &[&[u8]]) -> String {
 /// `s` for a terminal: control characters (escape sequences, line breaks, BEL) and Unicode
 /// direction overrides are shown as `\u{..}` escapes instead of acting on the screen. The
 /// trail holds text callers chose (reasons, access points), also from before such text was
-/// cleaned on the way in (issue 14).
+/// cleaned on the way in.
 pub fn printable(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {

@@ -28,7 +28,7 @@ pub struct AuditSearch {
     pub to: Option<String>,
     /// The acting user's UZI number or organisation's URA.
     pub agent: Option<String>,
-    /// Only entries by this organisation's staff (URA): a sender's view (issue 14).
+    /// Only entries by this organisation's staff (URA): a sender's view.
     pub by_organisation: Option<String>,
     /// Only entries *of* this organisation (URA): by its staff, naming it as the holder of
     /// the data (`Organization/ura-<URA>`), or about handovers it received — a privacy

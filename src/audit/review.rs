@@ -193,7 +193,7 @@ pub async fn pending(store: &Store) -> Result<Vec<StoredEntry>, AuditError> {
     for r in reviews {
         let c: Content = serde_json::from_str(&r.try_get::<String, _>("content")?)?;
         // A refused review (another organisation's officer, a conflict) names the entry too,
-        // and must not take it off the list (issue 14).
+        // and must not take it off the list.
         if c.entry.outcome != AuditOutcome::Success {
             continue;
         }

@@ -100,7 +100,7 @@ pub enum AdminsError {
 }
 
 impl Admins {
-    /// Parses `URA:UZI` entries; a bare UZI number (the form before issue 14) is refused with
+    /// Parses `URA:UZI` entries; a bare UZI number (the form of earlier versions) is refused with
     /// an error that says how to write it now.
     pub fn parse(entries: &[String]) -> Result<Admins, AdminsError> {
         use crate::model::{Ura, Uzi};

@@ -150,7 +150,7 @@ pub struct AccessConfig {
 pub struct BreakGlassConfig {
     pub enabled: bool,
     pub overrides_objection: bool,
-    /// UZI role codes that may break the glass (issue 14). The shipped list: the
+    /// UZI role codes that may break the glass. The shipped list: the
     /// BIG-registered professions of DOMAIN.md (physicians, behavioural scientists, nurse
     /// practitioners 30.065–30.076, PA, physiotherapist, psychotherapist); a nurse (30.000)
     /// or any other role is refused (`break-glass.profession`), and the attempt flagged.

@@ -350,7 +350,7 @@ impl Store {
     }
 
     /// The organisation (URA) that last wrote consent `id`: the custodian of a consent stored
-    /// before consents named their custodians (`Consent.organization`, issue 14).
+    /// before consents named their custodians (`Consent.organization`).
     pub async fn consent_written_by_ura(&self, id: &str) -> Result<Option<String>, StoreError> {
         let row = sqlx::query("SELECT updated_by_ura FROM patient_consents WHERE id = $1")
             .bind(id)

@@ -25,7 +25,7 @@ pub struct NewHandover {
     pub source_format: String,
     pub source_media_type: Option<String>,
     /// SHA-256 (hex) and size of the original record. The record itself is not kept: it
-    /// may hold categories the agreement or an objection removed (issue 14); only what was
+    /// may hold categories the agreement or an objection removed; only what was
     /// passed on (`output_bundle`) is stored.
     pub source_sha256: String,
     pub source_size: i64,

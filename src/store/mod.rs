@@ -325,7 +325,7 @@ async fn prepare_sqlite(url: &str) -> Result<Option<std::path::PathBuf>, StoreEr
 }
 
 /// The database file and its companions (`-wal`, `-shm`, `-journal`) readable and writable
-/// by the service's user only (issue 14: they were 0644, holding every handover). The file
+/// by the service's user only (they were 0644, holding every handover). The file
 /// is created with mode 0600 before SQLite opens it, so the umask cannot widen it, and
 /// SQLite creates the companions with the database file's mode; existing files are
 /// narrowed.

@@ -1,4 +1,4 @@
-//! Rules for conformance resources that their R4 invariants do not express (issue 18), checked
+//! Rules for conformance resources that their R4 invariants do not express, checked
 //! against the definitions the registry holds:
 //!
 //! - **StructureDefinition**: every element path of a constraint (snapshot and differential)

@@ -8,7 +8,7 @@
 //! would need type information the JSON does not carry gives up instead of guessing, so an
 //! invariant is either evaluated exactly or not at all: it never produces a false error.
 //!
-//! Why our own and not a general engine: see the note of issue 18 (build cost and speed of
+//! Why our own and not a general engine: measured build cost and speed (of
 //! helios-fhirpath measured against this one).
 
 use regex::Regex;

@@ -155,7 +155,7 @@ fn resources<'a>(bundle: &'a Value, rt: &str) -> Vec<&'a Value> {
         .collect()
 }
 
-/// Issue 17: what the fixture says beyond codes: the message's identity, the zib alert type, the
+/// What the fixture says beyond codes: the message's identity, the zib alert type, the
 /// care provision's author, the MP9 agreement shape, the CT as a text result.
 #[test]
 fn message_alerts_authors_agreements_and_text_results_are_carried_as_nl_core_expects() {

@@ -101,7 +101,7 @@ fn reference_r4_error_invariant_coverage() {
     assert!(covered.len() >= 150, "{} of {total}", covered.len());
 }
 
-/// The conformance-resource rules (issue 18) reject nothing official: every nl-core profile,
+/// The conformance-resource rules reject nothing official: every nl-core profile,
 /// every R4 constraint profile and every R4 search parameter passes them, and so do the
 /// definitions we publish in profiles/.
 #[test]
