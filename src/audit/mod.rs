@@ -19,12 +19,12 @@
 //! There is no in-memory queue (HAPI's BALP sink loses its queue at shutdown): an entry is
 //! in the database when the action's transaction commits, or the action did not happen.
 
-pub mod view_facts;
 pub mod chain;
 pub mod event;
 pub mod export;
 pub mod query;
 pub mod review;
+pub mod view_facts;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};

@@ -28,7 +28,6 @@
 //! memberships and consents are stated in days, and an instant is first turned into the
 //! Europe/Amsterdam calendar day ([`day_of`]).
 
-pub mod team_access;
 pub mod agreement;
 pub mod audit_view;
 pub mod care_team;
@@ -40,6 +39,7 @@ pub mod purpose;
 pub mod report_view;
 pub mod roles;
 pub mod rules;
+pub mod team_access;
 pub mod writes;
 
 use chrono::{DateTime, NaiveDate, TimeZone};
@@ -47,10 +47,10 @@ use serde::{Deserialize, Serialize};
 
 /// The one party identifier (`ura|…`, `agb-z|…`), at home with the other identifiers.
 pub use crate::model::types::PartyId;
-pub use team_access::{AccessDecision, AccessRequest, PolicyEngine, PolicyError, PolicyPath, Requested, Requester};
 pub use agreement::{decide_transfer, Agreement, AgreementError, TransferDecision, TransferRequest};
 pub use care_team::{check_care_team, CareTeam, LeadPractitioner, MemberRole, TreatmentState};
 pub use consent::{ConsentKind, PatientConsent};
+pub use team_access::{AccessDecision, AccessRequest, PolicyEngine, PolicyError, PolicyPath, Requested, Requester};
 
 /// Who acts, as the verified token states it, and whether the configuration makes that
 /// person an administrator of the organisation in the token ([`Admins`]).

@@ -18,10 +18,10 @@ use std::collections::BTreeSet;
 
 use chrono::{Days, NaiveDate};
 
-use super::team_access::{AccessConfig, AccessDecision, AccessRequest, Requested, BREAK_GLASS_KEY};
 use super::care_team::{CareTeam, TeamMember};
 use super::consent::ConsentKind;
 use super::rules::*;
+use super::team_access::{AccessConfig, AccessDecision, AccessRequest, Requested, BREAK_GLASS_KEY};
 use super::Decision;
 use crate::model::DataCategory;
 

@@ -21,10 +21,10 @@ use std::collections::BTreeSet;
 
 use chrono::{Days, NaiveDate};
 
-use super::team_access::{AccessDecision, AccessRequest, PolicyEngine, Requested, Requester};
 use super::agreement::Agreement;
 use super::care_team::{CareForm, CareTeam, ExitReason, MemberRole, TeamMember, TreatmentState};
 use super::consent::{ConsentKind, PatientConsent};
+use super::team_access::{AccessDecision, AccessRequest, PolicyEngine, Requested, Requester};
 use super::DayPeriod;
 use crate::model::{Bsn, DataCategory, Ura, Uzi, UziRoleCode};
 

@@ -28,9 +28,9 @@ use chrono::{DateTime, Datelike, Months, NaiveDate, NaiveDateTime, TimeZone, Utc
 
 use crate::audit::{self, Actor, AuditAction, AuditEntry, AuditError, AuditOutcome};
 use crate::model::DataCategory;
-use crate::policy::team_access::{AccessConfig, MatrixEntry, BREAK_GLASS_KEY};
 use crate::policy::agreement::{LegalBasis, Party, PartyKind};
 use crate::policy::care_team::{CareTeam, MemberRole, TreatmentState};
+use crate::policy::team_access::{AccessConfig, MatrixEntry, BREAK_GLASS_KEY};
 use crate::policy::{roles, Agreement, Decision, PolicyEngine};
 use crate::store::report::Scope;
 use crate::store::{Store, StoreError};
