@@ -21,26 +21,21 @@ use crate::store::Tx;
 /// reason (recorded whatever the decision).
 pub fn draft(action: AuditAction, caller: &Caller, requester: &Requester, headers: &HeaderMap) -> AuditEntry {
     let mut e = audit_api::draft(action, caller, headers);
-    if let Some(r) = &requester.break_glass_reason {
-        e.reason = Some(format!("{} {}", audit::BREAK_GLASS_REASON, r.chars().take(1000).collect::<String>()));
-    }
+    e.break_glass_reason = requester.break_glass_reason.as_ref().map(|r| r.chars().take(1000).collect());
     e
 }
 
-/// Sets outcome, rule and reason (keeping a break-the-glass reason already there).
+/// Sets outcome, rule and reason.
 pub fn outcome(e: &mut AuditEntry, outcome: AuditOutcome, rule: &str, reason: &str) {
     e.outcome = outcome;
     e.rule = Some(rule.to_owned());
-    e.reason = Some(match e.reason.take() {
-        Some(prev) => format!("{reason}; {prev}"),
-        None => reason.to_owned(),
-    });
+    e.reason = Some(reason.to_owned());
 }
 
 /// Fills in the decisions of a facade request (one per patient and holder; usually one):
 /// the decision that let data through, else the first denial. The holder (the provider
-/// whose copy of the data was asked for) is named as an object `Organization/ura-<URA>`, so
-/// that each provider's evidence report counts the accesses to its own data only.
+/// whose copy of the data was asked for) is named ([`AuditEntry::name_holder`]), so that
+/// each provider's evidence report counts the accesses to its own data only.
 /// Break-the-glass turns the action into `break-glass`, always flagged for review.
 pub fn decisions(e: &mut AuditEntry, made: &[(&str, &str, &AccessDecision)], shown: bool) {
     let chosen = made.iter().find(|(_, _, d)| d.permit).or_else(|| made.first());
@@ -54,10 +49,7 @@ pub fn decisions(e: &mut AuditEntry, made: &[(&str, &str, &AccessDecision)], sho
                 let r = e.reason.take().unwrap_or_default();
                 e.reason = Some(format!("{r}; nothing matched in the permitted categories"));
             }
-            let holder = format!("Organization/ura-{holder}");
-            if !e.objects.contains(&holder) {
-                e.objects.push(holder);
-            }
+            e.name_holder(holder);
         }
         None => outcome(e, AuditOutcome::Denied, rules::FACADE_NOT_FOUND, "no stored data matches the request"),
     }

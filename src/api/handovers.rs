@@ -145,7 +145,8 @@ async fn create_handover(
     let parties = parties(&params, &headers)?;
     // The intended receiver, so that a refusal counts for that provider (the evidence
     // report); receive() replaces it with the handover and its resources once stored.
-    entry.objects = vec![format!("Organization/ura-{}", parties.receiver.value())];
+    entry.objects.clear();
+    entry.name_holder(parties.receiver.value());
     let kind = input::body_kind(&headers, params.format.as_deref())?;
     input::require_body(&body)?;
     let idempotency_key = match headers.get(IDEMPOTENCY_KEY_HEADER) {
@@ -242,7 +243,7 @@ pub async fn get(
 ) -> Result<Response, ApiError> {
     // One entry per request, permitted or not, written before the answer is sent.
     let mut entry = audit_api::draft(AuditAction::Read, &caller, &headers);
-    entry.objects = vec![format!("Handover/{}", id.chars().take(64).collect::<String>())];
+    entry.name_handover(&id.chars().take(64).collect::<String>());
     let (h, show_reason) = match visible_handover(&state, &caller, &id, &mut entry).await {
         Ok(h) => h,
         Err(e) => {

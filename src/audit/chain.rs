@@ -12,7 +12,7 @@ use std::fmt;
 
 use sqlx::Row;
 
-use super::{sha256_hex, AuditEntry, AuditError, Content};
+use super::{sha256_hex, AuditEntry, AuditError, Content, SearchColumns};
 use crate::store::Store;
 
 /// The previous hash of the first entry.
@@ -140,6 +140,7 @@ struct ChainRow {
     user_uzi: Option<String>,
     user_ura: Option<String>,
     entity_types: String,
+    search: SearchColumns,
     content: String,
     prev_hash: String,
     hash: String,
@@ -150,7 +151,8 @@ const PAGE: i64 = 2000;
 async fn page(conn: &mut crate::store::Conn, after: i64) -> Result<Vec<ChainRow>, AuditError> {
     let rows = sqlx::query(
         "SELECT seq, id, recorded_at, action, outcome, patient_bsn, user_uzi, user_ura, entity_types, content, \
-         prev_hash, hash FROM audit_entries WHERE seq > $1 ORDER BY seq LIMIT $2",
+         prev_hash, hash, rule, user_role, team_roles, holder_ura, handover_id, replay, reviewed_id, flagged \
+         FROM audit_entries WHERE seq > $1 ORDER BY seq LIMIT $2",
     )
     .bind(after)
     .bind(PAGE)
@@ -168,6 +170,16 @@ async fn page(conn: &mut crate::store::Conn, after: i64) -> Result<Vec<ChainRow>
                 user_uzi: r.try_get("user_uzi")?,
                 user_ura: r.try_get("user_ura")?,
                 entity_types: r.try_get("entity_types")?,
+                search: SearchColumns {
+                    rule: r.try_get("rule")?,
+                    user_role: r.try_get("user_role")?,
+                    team_roles: r.try_get("team_roles")?,
+                    holder_ura: r.try_get("holder_ura")?,
+                    handover_id: r.try_get("handover_id")?,
+                    replay: r.try_get("replay")?,
+                    reviewed_id: r.try_get("reviewed_id")?,
+                    flagged: r.try_get("flagged")?,
+                },
                 content: r.try_get("content")?,
                 prev_hash: r.try_get("prev_hash")?,
                 hash: r.try_get("hash")?,
@@ -279,7 +291,7 @@ fn check_row(
             format!("{missing}; the chain jumps from {} to {}", expected_seq - 1, r.seq),
         );
     }
-    let content: Content = match serde_json::from_str(&r.content) {
+    let content = match Content::from_stored(&r.content) {
         Ok(c) => c,
         Err(e) => return here(TamperKind::Changed, format!("its content is not a readable entry: {e}")),
     };
@@ -353,6 +365,9 @@ fn check_row(
         if column != hashed {
             return here(TamperKind::Changed, format!("column {name} differs from the hashed content"));
         }
+    }
+    if let Some(name) = r.search.differs_from(&SearchColumns::of(e)) {
+        return here(TamperKind::Changed, format!("column {name} differs from the hashed content"));
     }
     for a in anchors {
         if a.seq == r.seq && a.hash != r.hash {

@@ -202,7 +202,7 @@ pub fn audit_event(s: &StoredEntry) -> Value {
     if let Some(r) = &e.rule {
         push(ext::RULE, "valueString", json!(r));
     }
-    if let Some(r) = &e.reason {
+    if let Some(r) = e.shown_reason() {
         push(ext::REASON, "valueString", json!(r));
     }
     if let Some(c) = &e.consent {
@@ -234,7 +234,7 @@ pub fn audit_event(s: &StoredEntry) -> Value {
         "outcome": outcome_code(e.outcome),
     });
     if e.outcome != AuditOutcome::Success {
-        if let Some(r) = &e.reason {
+        if let Some(r) = e.shown_reason() {
             ev["outcomeDesc"] = json!(r);
         }
     }

@@ -35,9 +35,20 @@ use crate::store::{Store, StoreError, Tx};
 pub use chain::{head, verify, ChainHead, Tamper, VerifyReport};
 pub use query::{search, AuditSearch, StoredEntry};
 
-/// How an entry's `reason` carries the stated break-the-glass reason:
-/// `…; break-the-glass reason: <text>` (written by the facade, read by the report).
+/// How the stated break-the-glass reason is shown after the decision's reason:
+/// `…; break-the-glass reason: <text>` ([`AuditEntry::shown_reason`]; version 1 content
+/// stored it so in `reason`).
 pub const BREAK_GLASS_REASON: &str = "break-the-glass reason:";
+
+/// The object prefixes of the holder, the handover and a reviewed entry.
+const HOLDER_OBJECT: &str = "Organization/ura-";
+const HANDOVER_OBJECT: &str = "Handover/";
+const REVIEWED_OBJECT: &str = "AuditEvent/";
+
+/// The content version written now. Version 2 added the typed fields of [`AuditEntry`]
+/// from `holder_ura` on; version 1 entries keep verifying and are read with
+/// [`Content::from_stored`].
+pub const CONTENT_VERSION: u32 = 2;
 
 /// What was done. The `code()` is stored and is the `subtype` code in our CodeSystem
 /// `https://w3id.org/overdracht/fhir/CodeSystem/audit-action`.
@@ -205,6 +216,26 @@ pub struct AuditEntry {
     /// empty, so their hashed content is unchanged).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub team_roles: Vec<String>,
+    /// The organisation (URA) whose copy of patient data the action was on: the holder of
+    /// the data read, or the intended receiver of a refused handover. Set with
+    /// [`AuditEntry::name_holder`]. The fields from here on are absent from content version
+    /// 1, which carried them as string conventions ([`Content::from_stored`] reads those).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holder_ura: Option<String>,
+    /// The handover the action was on (received, received again, delivered, dropped, read).
+    /// Set with [`AuditEntry::name_handover`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handover_id: Option<String>,
+    /// A handover received again: the stored one was returned (idempotent replay).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub replay: bool,
+    /// The reason the user stated for emergency access (break-the-glass), whatever the
+    /// decision. Not part of `reason`, which holds the decision's reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub break_glass_reason: Option<String>,
+    /// The entry a review concludes on (its id). Set with [`AuditEntry::name_reviewed`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reviewed_entry: Option<String>,
 }
 
 impl AuditEntry {
@@ -227,7 +258,69 @@ impl AuditEntry {
             purpose: None,
             request_id: None,
             team_roles: Vec::new(),
+            holder_ura: None,
+            handover_id: None,
+            replay: false,
+            break_glass_reason: None,
+            reviewed_entry: None,
         }
+    }
+
+    /// Names the holder of the data (see [`AuditEntry::holder_ura`]), also as an object
+    /// (`Organization/ura-<URA>`, the BALP entity).
+    pub fn name_holder(&mut self, ura: &str) {
+        self.holder_ura = Some(ura.to_owned());
+        let object = format!("{HOLDER_OBJECT}{ura}");
+        if !self.objects.contains(&object) {
+            self.objects.push(object);
+        }
+    }
+
+    /// Names the handover (see [`AuditEntry::handover_id`]), also as the first object
+    /// (`Handover/<id>`).
+    pub fn name_handover(&mut self, id: &str) {
+        self.handover_id = Some(id.to_owned());
+        let object = format!("{HANDOVER_OBJECT}{id}");
+        self.objects.retain(|o| !o.starts_with(HANDOVER_OBJECT));
+        self.objects.insert(0, object);
+    }
+
+    /// Names the reviewed entry (see [`AuditEntry::reviewed_entry`]), also as an object
+    /// (`AuditEvent/<id>`).
+    pub fn name_reviewed(&mut self, id: &str) {
+        self.reviewed_entry = Some(id.to_owned());
+        let object = format!("{REVIEWED_OBJECT}{id}");
+        if !self.objects.contains(&object) {
+            self.objects.push(object);
+        }
+    }
+
+    /// The reason as shown to people (the AuditEvent, the access log): the decision's reason
+    /// and the stated break-the-glass reason. Version 1 content has both in `reason` already.
+    pub fn shown_reason(&self) -> Option<String> {
+        match (&self.reason, &self.break_glass_reason) {
+            (Some(r), Some(_)) if r.contains(BREAK_GLASS_REASON) => Some(r.clone()),
+            (Some(r), Some(b)) => Some(format!("{r}; {BREAK_GLASS_REASON} {b}")),
+            (None, Some(b)) => Some(format!("{BREAK_GLASS_REASON} {b}")),
+            (r, None) => r.clone(),
+        }
+    }
+
+    /// Version 1 content carried the typed fields as conventions: the holder and the
+    /// reviewed entry as objects, the handover as the first `Handover/` object, a replay and
+    /// the stated break-the-glass reason in `reason`. Reads them into the fields.
+    fn read_v1_conventions(&mut self) {
+        let object = |prefix: &str| self.objects.iter().find_map(|o| o.strip_prefix(prefix)).map(str::to_owned);
+        self.holder_ura = object(HOLDER_OBJECT);
+        self.handover_id = object(HANDOVER_OBJECT);
+        self.reviewed_entry = if self.action == AuditAction::Review { object(REVIEWED_OBJECT) } else { None };
+        self.replay = self.action == AuditAction::HandoverReceived
+            && self.reason.as_deref().is_some_and(|r| r.starts_with("received again"));
+        self.break_glass_reason = self
+            .reason
+            .as_deref()
+            .and_then(|r| r.split_once(BREAK_GLASS_REASON))
+            .map(|(_, stated)| stated.trim().to_owned());
     }
 
     /// The resource types of `objects` (`Condition/1` → `Condition`), deduplicated.
@@ -281,6 +374,68 @@ pub struct Content {
     /// RFC 3339 UTC with milliseconds.
     pub recorded: String,
     pub entry: AuditEntry,
+}
+
+impl Content {
+    /// Parses stored content, reading version 1 conventions into the typed fields.
+    pub fn from_stored(text: &str) -> Result<Content, serde_json::Error> {
+        let mut c: Content = serde_json::from_str(text)?;
+        if c.v < 2 {
+            c.entry.read_v1_conventions();
+        }
+        Ok(c)
+    }
+}
+
+/// The search columns of an entry besides the first ones (`action`, `outcome`, the patient,
+/// the user): copies of its fields that the report and the audit views query directly.
+/// `verify` checks that the stored columns agree with the hashed content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SearchColumns {
+    pub rule: Option<String>,
+    pub user_role: Option<String>,
+    /// The care-team role keys, space-separated and space-framed (`" lead-practitioner "`);
+    /// `None` when the entry records none.
+    pub team_roles: Option<String>,
+    pub holder_ura: Option<String>,
+    pub handover_id: Option<String>,
+    pub replay: i64,
+    pub reviewed_id: Option<String>,
+    pub flagged: i64,
+}
+
+impl SearchColumns {
+    pub fn of(e: &AuditEntry) -> SearchColumns {
+        SearchColumns {
+            rule: e.rule.clone(),
+            user_role: e.user.as_ref().map(|u| u.uzi_role.clone()),
+            team_roles: (!e.team_roles.is_empty()).then(|| format!(" {} ", e.team_roles.join(" "))),
+            holder_ura: e.holder_ura.clone(),
+            handover_id: e.handover_id.clone(),
+            replay: i64::from(e.replay),
+            reviewed_id: e.reviewed_entry.clone(),
+            flagged: i64::from(e.flag_for_review),
+        }
+    }
+
+    /// The first column in which `self` (as stored) differs from `hashed` (from the content).
+    pub fn differs_from(&self, hashed: &SearchColumns) -> Option<&'static str> {
+        let texts = [
+            ("rule", &self.rule, &hashed.rule),
+            ("user_role", &self.user_role, &hashed.user_role),
+            ("team_roles", &self.team_roles, &hashed.team_roles),
+            ("holder_ura", &self.holder_ura, &hashed.holder_ura),
+            ("handover_id", &self.handover_id, &hashed.handover_id),
+            ("reviewed_id", &self.reviewed_id, &hashed.reviewed_id),
+        ];
+        if let Some((name, _, _)) = texts.iter().find(|(_, a, b)| a != b) {
+            return Some(name);
+        }
+        if self.replay != hashed.replay {
+            return Some("replay");
+        }
+        (self.flagged != hashed.flagged).then_some("flagged")
+    }
 }
 
 /// Appends `entry` in the action's transaction. Call it after the action's own writes
@@ -406,12 +561,15 @@ async fn extend(
 ) -> Result<(AuditId, (i64, String)), AuditError> {
     let (prev_seq, prev_hash) = head;
     let seq = prev_seq + 1;
-    let content = Content { v: 1, seq, id: new_id(), recorded: now(), entry: entry.clone() };
+    let content = Content { v: CONTENT_VERSION, seq, id: new_id(), recorded: now(), entry: entry.clone() };
     let text = serde_json::to_string(&content)?;
     let hash = chain::entry_hash(seq, prev_hash, &text);
+    let c = SearchColumns::of(entry);
     sqlx::query(
         "INSERT INTO audit_entries (seq, id, recorded_at, action, outcome, patient_bsn, user_uzi, user_ura, \
-         entity_types, content, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+         entity_types, content, prev_hash, hash, rule, user_role, team_roles, holder_ura, handover_id, replay, \
+         reviewed_id, flagged) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)",
     )
     .bind(seq)
     .bind(&content.id)
@@ -425,6 +583,14 @@ async fn extend(
     .bind(&text)
     .bind(prev_hash)
     .bind(&hash)
+    .bind(c.rule)
+    .bind(c.user_role)
+    .bind(c.team_roles)
+    .bind(c.holder_ura)
+    .bind(c.handover_id)
+    .bind(c.replay)
+    .bind(c.reviewed_id)
+    .bind(c.flagged)
     .execute(&mut *conn)
     .await?;
     Ok((AuditId { seq, id: content.id, hash: hash.clone() }, (seq, hash)))
@@ -468,6 +634,80 @@ pub fn printable(s: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod content_tests {
+    use super::*;
+
+    fn v1(entry: &AuditEntry) -> String {
+        let c =
+            Content { v: 1, seq: 7, id: "e".into(), recorded: "2026-01-01T00:00:00.000Z".into(), entry: entry.clone() };
+        serde_json::to_string(&c).unwrap()
+    }
+
+    #[test]
+    fn version_1_conventions_are_read_into_the_typed_fields() {
+        let mut read = AuditEntry::new(AuditAction::BreakGlass, AuditOutcome::Success);
+        read.objects = vec!["Patient/p".into(), "Organization/ura-11112222".into()];
+        read.reason = Some("access.break-glass granted; break-the-glass reason: patient collapsed".into());
+        let c = Content::from_stored(&v1(&read)).unwrap();
+        assert_eq!(c.entry.holder_ura.as_deref(), Some("11112222"));
+        assert_eq!(c.entry.break_glass_reason.as_deref(), Some("patient collapsed"));
+        assert_eq!((&c.entry.handover_id, &c.entry.reviewed_entry, c.entry.replay), (&None, &None, false));
+        // Shown as it was written.
+        assert_eq!(c.entry.shown_reason(), read.reason);
+
+        let mut again = AuditEntry::new(AuditAction::HandoverReceived, AuditOutcome::Success);
+        again.objects = vec!["Handover/h1".into(), "Patient/p".into()];
+        again.reason = Some("received again; the stored handover h1 is returned".into());
+        let c = Content::from_stored(&v1(&again)).unwrap();
+        assert_eq!((c.entry.handover_id.as_deref(), c.entry.replay), (Some("h1"), true));
+
+        let mut review = AuditEntry::new(AuditAction::Review, AuditOutcome::Success);
+        review.objects = vec!["AuditEvent/abc".into()];
+        assert_eq!(Content::from_stored(&v1(&review)).unwrap().entry.reviewed_entry.as_deref(), Some("abc"));
+        // Only a review names a reviewed entry; an empty stated reason is none.
+        let mut read = AuditEntry::new(AuditAction::Read, AuditOutcome::Denied);
+        read.objects = vec!["AuditEvent/abc".into()];
+        read.reason = Some("break-the-glass reason:   ".into());
+        let c = Content::from_stored(&v1(&read)).unwrap();
+        assert_eq!(c.entry.reviewed_entry, None);
+        assert_eq!(c.entry.break_glass_reason.as_deref(), Some(""));
+    }
+
+    #[test]
+    fn version_2_keeps_the_typed_fields_and_shows_the_stated_reason() {
+        let mut e = AuditEntry::new(AuditAction::BreakGlass, AuditOutcome::Success);
+        e.name_holder("11112222");
+        e.name_holder("11112222");
+        e.name_handover("h1");
+        e.name_handover("h2");
+        e.reason = Some("access.break-glass granted".into());
+        e.break_glass_reason = Some("patient collapsed".into());
+        assert_eq!(e.objects, ["Handover/h2", "Organization/ura-11112222"]);
+        assert_eq!(
+            e.shown_reason().as_deref(),
+            Some("access.break-glass granted; break-the-glass reason: patient collapsed")
+        );
+        let c = Content { v: CONTENT_VERSION, seq: 1, id: "e".into(), recorded: "t".into(), entry: e.clone() };
+        let back = Content::from_stored(&serde_json::to_string(&c).unwrap()).unwrap();
+        assert_eq!(back.entry, e);
+        let cols = SearchColumns::of(&e);
+        assert_eq!((cols.holder_ura.as_deref(), cols.handover_id.as_deref()), (Some("11112222"), Some("h2")));
+        assert_eq!(cols.differs_from(&cols), None);
+        let mut other = cols.clone();
+        other.replay = 1;
+        assert_eq!(other.differs_from(&cols), Some("replay"));
+    }
+
+    #[test]
+    fn team_roles_are_a_framed_column() {
+        let mut e = AuditEntry::new(AuditAction::Read, AuditOutcome::Success);
+        assert_eq!(SearchColumns::of(&e).team_roles, None);
+        e.team_roles = vec!["co-practitioner".into(), "lead-practitioner".into()];
+        assert_eq!(SearchColumns::of(&e).team_roles.as_deref(), Some(" co-practitioner lead-practitioner "));
+    }
 }
 
 #[cfg(test)]

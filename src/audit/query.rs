@@ -31,7 +31,7 @@ pub struct AuditSearch {
     /// Only entries by this organisation's staff (URA): a sender's view.
     pub by_organisation: Option<String>,
     /// Only entries *of* this organisation (URA): by its staff, naming it as the holder of
-    /// the data (`Organization/ura-<URA>`), or about handovers it received — a privacy
+    /// the data ([`AuditEntry::holder_ura`]), or about handovers it received — a privacy
     /// officer's view ([`crate::policy::audit_view`]).
     pub of_organisation: Option<String>,
     /// A resource type among the entry's objects (`Condition`, `Handover`, ...).
@@ -66,15 +66,11 @@ pub async fn search(store: &Store, q: &AuditSearch) -> Result<Vec<StoredEntry>, 
     if let Some(u) = &q.of_organisation {
         binds.push(u.clone());
         let ura = binds.len();
-        binds.push(format!("Organization/ura-{u}"));
-        let holder = binds.len();
         binds.push(format!("ura|{u}"));
         let receiver = binds.len();
-        let b = store.backend();
-        let objects = b.json_elements(&b.json_doc("content"), &["entry", "objects"], "o");
         sql.push_str(&format!(
-            " AND (user_ura = ${ura} OR EXISTS (SELECT 1 FROM {objects} \
-             WHERE o.value = ${holder} OR o.value IN (SELECT 'Handover/' || h.id FROM handovers h WHERE h.receiver = ${receiver})))"
+            " AND (user_ura = ${ura} OR holder_ura = ${ura} \
+             OR handover_id IN (SELECT h.id FROM handovers h WHERE h.receiver = ${receiver}))"
         ));
     }
     if let Some(t) = &q.entity_type {
@@ -110,7 +106,7 @@ pub async fn search(store: &Store, q: &AuditSearch) -> Result<Vec<StoredEntry>, 
 /// An entry from a row with the columns `seq, content, hash, prev_hash`.
 pub(crate) fn stored_entry(r: &crate::store::DbRow) -> Result<StoredEntry, AuditError> {
     let content: String = r.try_get("content")?;
-    let c: Content = serde_json::from_str(&content)?;
+    let c = Content::from_stored(&content)?;
     Ok(StoredEntry {
         seq: r.try_get("seq")?,
         id: c.id,

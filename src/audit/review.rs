@@ -108,7 +108,7 @@ fn review_entry(r: &NewReview<'_>, reviewed: &AuditEntry) -> AuditEntry {
     e.user = r.reviewer.clone();
     e.client = r.client.clone();
     e.patient_bsn = reviewed.patient_bsn.clone();
-    e.objects = vec![format!("AuditEvent/{}", r.entry_id)];
+    e.name_reviewed(r.entry_id);
     e.rule = Some(RULE.to_owned());
     let note: Option<String> = r.note.map(|n| n.chars().take(1000).collect());
     e.reason = Some(match note {
@@ -143,7 +143,7 @@ pub async fn review_scoped(
         .await?
         .ok_or_else(|| ReviewError::NotFound(r.entry_id.to_owned()))?;
     let content: String = row.try_get("content")?;
-    let reviewed: Content = serde_json::from_str(&content).map_err(AuditError::from)?;
+    let reviewed = Content::from_stored(&content).map_err(AuditError::from)?;
     authorise(&reviewed.entry).map_err(ReviewError::Refused)?;
     if !reviewed.entry.flag_for_review {
         return Err(ReviewError::NotFlagged(r.entry_id.to_owned()));
@@ -156,57 +156,31 @@ pub async fn review_scoped(
     Ok(id)
 }
 
-/// The ids of the review entries of entry `id`.
+/// The ids of the recorded reviews of entry `id` (a refused attempt names the entry too,
+/// and does not count).
 async fn reviews_of(conn: &mut crate::store::Conn, id: &str) -> Result<Vec<String>, ReviewError> {
-    let rows = sqlx::query("SELECT content FROM audit_entries WHERE action = 'review' AND content LIKE $1")
-        .bind(format!("%\"AuditEvent/{}\"%", like_escape(id)))
-        .fetch_all(&mut *conn)
-        .await?;
-    let mut ids = Vec::new();
-    for r in rows {
-        let c: Content = serde_json::from_str(&r.try_get::<String, _>("content")?).map_err(AuditError::from)?;
-        // Only a review that was recorded counts: a refused attempt names the entry too.
-        if c.entry.outcome == AuditOutcome::Success
-            && c.entry.objects.iter().any(|o| o.strip_prefix("AuditEvent/") == Some(id))
-        {
-            ids.push(c.id);
-        }
-    }
-    Ok(ids)
-}
-
-fn like_escape(s: &str) -> String {
-    s.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').collect()
+    let rows = sqlx::query(
+        "SELECT id FROM audit_entries WHERE reviewed_id = $1 AND action = 'review' AND outcome = 'success' \
+         ORDER BY seq",
+    )
+    .bind(id)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows.into_iter().map(|r| r.try_get("id")).collect::<Result<_, _>>()?)
 }
 
 /// The flagged entries nobody has reviewed yet, oldest first.
 pub async fn pending(store: &Store) -> Result<Vec<StoredEntry>, AuditError> {
+    // Only a review that was recorded takes an entry off the list: a refused review (another
+    // organisation's officer, a conflict) names the entry too.
     let flagged = sqlx::query(
-        "SELECT seq, content, hash, prev_hash FROM audit_entries \
-         WHERE content LIKE '%\"flag_for_review\":true%' ORDER BY seq",
+        "SELECT seq, content, hash, prev_hash FROM audit_entries a WHERE a.flagged = 1 \
+         AND NOT EXISTS (SELECT 1 FROM audit_entries r WHERE r.reviewed_id = a.id \
+         AND r.action = 'review' AND r.outcome = 'success') ORDER BY a.seq",
     )
     .fetch_all(store.pool())
     .await?;
-    let reviews =
-        sqlx::query("SELECT content FROM audit_entries WHERE action = 'review'").fetch_all(store.pool()).await?;
-    let mut reviewed = std::collections::HashSet::new();
-    for r in reviews {
-        let c: Content = serde_json::from_str(&r.try_get::<String, _>("content")?)?;
-        // A refused review (another organisation's officer, a conflict) names the entry too,
-        // and must not take it off the list.
-        if c.entry.outcome != AuditOutcome::Success {
-            continue;
-        }
-        reviewed.extend(c.entry.objects.iter().filter_map(|o| o.strip_prefix("AuditEvent/").map(str::to_owned)));
-    }
-    let mut out = Vec::new();
-    for r in &flagged {
-        let e = super::query::stored_entry(r)?;
-        if e.entry.flag_for_review && !reviewed.contains(&e.id) {
-            out.push(e);
-        }
-    }
-    Ok(out)
+    flagged.iter().map(super::query::stored_entry).collect()
 }
 
 #[cfg(test)]
@@ -238,8 +212,8 @@ mod tests {
         };
         let e = review_entry(&r, &reviewed);
         assert_eq!(e.objects, vec!["AuditEvent/abc".to_owned()]);
+        assert_eq!(e.reviewed_entry.as_deref(), Some("abc"));
         assert_eq!(e.patient_bsn.as_deref(), Some("999911120"));
         assert_eq!(e.reason.as_deref().map(|s| s.chars().count()), Some("not-justified: ".len() + 1000));
-        assert_eq!(like_escape("a%b_c'd-1"), "abcd-1");
     }
 }

@@ -301,7 +301,8 @@ async fn audit_delivery(tx: &mut Tx, handover_id: &str, mut e: AuditEntry) -> Re
         .fetch_optional(tx.conn())
         .await?
         .flatten();
-    e.objects = vec![format!("Handover/{handover_id}")];
+    e.objects.clear();
+    e.name_handover(handover_id);
     crate::audit::record(tx, &e).await.map(|_| ()).map_err(|err| match err {
         crate::audit::AuditError::Database(d) => StoreError::Database(d),
         other => StoreError::Corrupt(other.to_string()),

@@ -173,7 +173,8 @@ pub async fn receive<K: Clone + Send + 'static>(
 ) -> Result<Receipt, HandoverError> {
     // The intended receiver, so that a refusal counts for that provider (the evidence
     // report); a stored handover replaces the objects with the handover and its resources.
-    entry.objects = vec![format!("Organization/ura-{}", sub.receiver_ura)];
+    entry.objects.clear();
+    entry.name_holder(sub.receiver_ura.as_str());
     let source_sha256 = hex::encode(Sha256::digest(&sub.body));
     let (mut conversion, (sender, sender_rule)) = convert_for_handover(ctx, sub, entry, keep).await?;
     // Read before minimisation: the patient stays the handover's patient even if the
@@ -194,9 +195,8 @@ pub async fn receive<K: Clone + Send + 'static>(
     let mut summary = summary(&id, &now, &sender, sub, &conversion);
     summary["transfer"] = transfer.summary;
     entry.patient_bsn = patient_bsn.clone();
-    entry.objects = std::iter::once(format!("Handover/{id}"))
-        .chain(conversion.resources.iter().map(|r| format!("{}/{}", r.resource_type, r.id)))
-        .collect();
+    entry.objects = conversion.resources.iter().map(|r| format!("{}/{}", r.resource_type, r.id)).collect();
+    entry.name_handover(&id);
     entry.categories = categories_of(&conversion);
     // Written straight from the resources (byte for byte what serialising
     // `Conversion::bundle` gives), not through a copy of every resource in a Value.
@@ -261,9 +261,8 @@ pub async fn receive<K: Clone + Send + 'static>(
     let created = inserted && handover_id == new.id;
     if !created {
         entry.reason = Some(format!("received again; the stored handover {handover_id} is returned"));
-        if handover_id != new.id {
-            entry.objects[0] = format!("Handover/{handover_id}");
-        }
+        entry.replay = true;
+        entry.name_handover(&handover_id);
     }
     audit::record(&mut tx, entry).await?;
     crate::deliver::outbox::enqueue(&mut tx, &new.id, &new.receiver).await?;

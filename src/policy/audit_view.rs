@@ -9,7 +9,7 @@
 //!   of those treating them, and other organisations' entries are theirs;
 //! - a **privacy officer** (a UZI role in `audit.privacy_officer_roles`) sees the entries *of
 //!   their organisation*: by its staff, or about the data it holds (the facade names the
-//!   holder as `Organization/ura-<URA>`), or handovers it received; with or without naming a
+//!   holder of the data), or handovers it received; with or without naming a
 //!   patient (`audit-view/privacy-officer`). Reviews of flagged entries likewise: only of
 //!   their organisation's entries (`audit-review/other-organisation` otherwise);
 //! - the **sending organisation** sees only the entries of its own staff about the patient
@@ -130,10 +130,10 @@ fn decide(f: &ViewFacts<'_>) -> (Decision, Option<ViewScope>) {
 }
 
 /// Whether an entry is of organisation `ura` as far as its own fields tell: made by its
-/// staff, or naming it as the holder of the data (`Organization/ura-<URA>`). (Handovers it
+/// staff, or naming it as the holder of the data (the entry's `holder_ura`). (Handovers it
 /// received are found through the handover table, in SQL.)
-pub fn entry_is_of(user_ura: Option<&str>, objects: &[String], ura: &str) -> bool {
-    user_ura == Some(ura) || objects.iter().any(|o| o.strip_prefix("Organization/ura-") == Some(ura))
+pub fn entry_is_of(user_ura: Option<&str>, holder_ura: Option<&str>, ura: &str) -> bool {
+    user_ura == Some(ura) || holder_ura == Some(ura)
 }
 
 /// Decides a privacy officer's review of a flagged entry (or the listing of flagged entries,
@@ -142,7 +142,7 @@ pub fn decide_review(
     uzi_role: &str,
     ura: &str,
     officer_roles: &[String],
-    entry: Option<(Option<&str>, &[String])>,
+    entry: Option<(Option<&str>, Option<&str>)>,
 ) -> Decision {
     if !officer_roles.iter().any(|r| r == uzi_role) {
         return Decision::deny(
@@ -151,7 +151,7 @@ pub fn decide_review(
         );
     }
     match entry {
-        Some((user_ura, objects)) if !entry_is_of(user_ura, objects, ura) => Decision::deny(
+        Some((user_ura, holder_ura)) if !entry_is_of(user_ura, holder_ura, ura) => Decision::deny(
             AUDIT_REVIEW_OTHER_ORGANISATION,
             format!("the entry is not one of organisation ura|{ura}; its own privacy officer reviews it"),
         ),
@@ -205,10 +205,10 @@ mod tests {
     #[test]
     fn reviews_are_of_the_officers_organisation() {
         let officers = vec!["99.998".to_owned()];
-        let objects = vec!["Organization/ura-11112222".to_owned()];
-        assert!(decide_review("99.998", "11112222", &officers, Some((None, &objects))).permit);
-        assert!(decide_review("99.998", "11112222", &officers, Some((Some("11112222"), &[]))).permit);
-        let d = decide_review("99.998", "55556666", &officers, Some((Some("11112222"), &objects)));
+        let holder = Some("11112222");
+        assert!(decide_review("99.998", "11112222", &officers, Some((None, holder))).permit);
+        assert!(decide_review("99.998", "11112222", &officers, Some((Some("11112222"), None))).permit);
+        let d = decide_review("99.998", "55556666", &officers, Some((Some("11112222"), holder)));
         assert_eq!(d.rule, AUDIT_REVIEW_OTHER_ORGANISATION);
         assert_eq!(decide_review("01.047", "11112222", &officers, None).rule, AUDIT_REVIEW_NOT_OFFICER);
     }

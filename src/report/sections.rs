@@ -464,11 +464,11 @@ pub(super) fn reads_section(
     ReadsSection { requests: permitted + denied, permitted, denied, by_role, by_team_role: team_role_reads(team) }
 }
 
-/// Reads per care-team role; the recorded JSON array of role keys becomes `a+b`.
+/// Reads per care-team role; the recorded role keys (`" a b "`) become `a+b`.
 pub(super) fn team_role_reads(rows: &[crate::store::report::TeamReadRow]) -> Vec<TeamRoleReads> {
     let mut out: BTreeMap<String, TeamRoleReads> = BTreeMap::new();
     for r in rows {
-        let keys: Vec<String> = r.team_roles.as_deref().and_then(|t| serde_json::from_str(t).ok()).unwrap_or_default();
+        let keys: Vec<&str> = r.team_roles.as_deref().map(|t| t.split_whitespace().collect()).unwrap_or_default();
         let key = if keys.is_empty() { "none".to_owned() } else { keys.join("+") };
         let e = out.entry(key.clone()).or_insert_with(|| TeamRoleReads {
             role_name: if keys.is_empty() {
@@ -550,7 +550,7 @@ pub(super) fn break_glass_section(
                 user_uzi: b.user_uzi,
                 uzi_role: b.uzi_role,
                 user_ura: b.user_ura,
-                reason_stated: b.reason.as_deref().is_some_and(stated_reason),
+                reason_stated: b.reason_stated,
                 reviewed: review.is_some(),
                 review: review.map(|r| ReviewOut {
                     id: r.id.clone(),
@@ -562,12 +562,6 @@ pub(super) fn break_glass_section(
         })
         .collect();
     BreakGlassSection { count, reviewed: reviewed_count, not_reviewed: count - reviewed_count, events, truncated }
-}
-
-/// Whether a break-the-glass entry's reason holds a stated reason
-/// ([`crate::audit::BREAK_GLASS_REASON`]).
-pub(super) fn stated_reason(reason: &str) -> bool {
-    reason.split_once(crate::audit::BREAK_GLASS_REASON).is_some_and(|(_, text)| !text.trim().is_empty())
 }
 
 /// The conclusion code of a review entry's reason, without the note; `recorded` when it has

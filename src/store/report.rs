@@ -5,19 +5,19 @@
 //! grouped per UTC hour (`substr(recorded_at, 1, 13)`), which the report turns into
 //! Europe/Amsterdam months (offsets are whole hours, so an hour lies in one local month).
 //!
-//! The entry fields that have no search column (`rule`, `reason`, the user's role, the
-//! objects) are read from the canonical `content` JSON with the backend's JSON functions
-//! (SQLite's `json_extract` / `json_each`, PostgreSQL's `#>>` / `jsonb_array_elements_text`,
-//! written by [`super::Backend`]). Both would fail the whole query on one malformed
-//! document, so every document is guarded (a tampered row then counts as nothing here; the
-//! report's chain status shows the tampering).
+//! The audit entry's facts are read from its search columns (`rule`, `user_role`,
+//! `team_roles`, `holder_ura`, `handover_id`, `replay`, `reviewed_id`; copies of the typed
+//! content that `audit verify` checks), never from the JSON content with string
+//! conventions. Only the few break-the-glass and review rows are read as content, in Rust.
+//! The categories removed from a handover are the one JSON read (`json_elements` of
+//! [`super::Backend`]) of the handover's own summary.
 //!
 //! "Of the provider" means: handovers whose receiver is the provider (`handovers.receiver`,
-//! joined through the entry's `Handover/<id>` object); refusals that named the provider as
-//! receiver (object `Organization/ura-<URA>`, recorded since the report exists); reads and
-//! denials by the provider's own staff (`user_ura`) or of the provider's copy of a patient's
-//! data (the facade names the holder as object `Organization/ura-<URA>`). Not: accesses by
-//! other organisations to their own copy of a patient the provider also received.
+//! joined through the entry's `handover_id`); refusals that named the provider as
+//! receiver (`holder_ura`); reads and denials by the provider's own staff (`user_ura`) or
+//! of the provider's copy of a patient's data (`holder_ura`, named by the facade). Not:
+//! accesses by other organisations to their own copy of a patient the provider also
+//! received.
 
 use sqlx::Row;
 
@@ -67,7 +67,8 @@ pub struct ReadRow {
 }
 
 /// Permitted reads, searches and exports per set of care-team roles the reader held (the
-/// entry's `team_roles` as JSON array text; `None` when the entry records none).
+/// entry's `team_roles` column: role keys, space-separated and space-framed; `None` when the
+/// entry records none).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TeamReadRow {
     pub team_roles: Option<String>,
@@ -93,11 +94,12 @@ pub struct BreakGlassRow {
     pub user_uzi: Option<String>,
     pub uzi_role: Option<String>,
     pub user_ura: Option<String>,
-    pub reason: Option<String>,
+    /// Whether the user stated a reason for the emergency access.
+    pub reason_stated: bool,
     pub outcome: String,
 }
 
-/// One review entry and the entry it reviews (`AuditEvent/<id>` among its objects).
+/// One review entry and the entry it reviews.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReviewRow {
     pub seq: i64,
@@ -121,69 +123,29 @@ impl Scope<'_> {
     fn receiver(&self) -> String {
         format!("ura|{}", self.ura)
     }
-
-    /// The provider as an entry object (the holder of data read, the intended receiver of a
-    /// refused handover).
-    fn as_object(&self) -> String {
-        format!("Organization/ura-{}", self.ura)
-    }
 }
 
-/// The SQL fragments of the report queries, written for the store's backend.
-struct Sql {
-    backend: super::Backend,
-    /// The entry's content as a JSON document.
-    doc: String,
-}
-
-impl Sql {
-    fn new(backend: super::Backend) -> Sql {
-        Sql { backend, doc: backend.json_doc("a.content") }
-    }
-
-    /// A text field of the entry's content.
-    fn field(&self, path: &[&str]) -> String {
-        self.backend.json_text(&self.doc, path)
-    }
-
-    /// The entry's objects as a table source `o(value)`.
-    fn objects(&self) -> String {
-        self.backend.json_elements(&self.doc, &["entry", "objects"], "o")
-    }
-
-    /// Reads and denials of the provider: by its staff, or of its copy of a patient's data.
-    fn of_provider(&self) -> String {
-        format!("(a.user_ura = $1 OR EXISTS (SELECT 1 FROM {} WHERE o.value = $4))", self.objects())
-    }
-}
+/// Reads and denials of the provider: by its staff (`$1` its URA), or of its copy of a
+/// patient's data.
+const OF_PROVIDER: &str = "(a.user_ura = $1 OR a.holder_ura = $1)";
 
 impl Store {
-    /// Runs `sql`, built from fixed fragments (with [`Sql::of_provider`]) and an integer limit at
-    /// most, with `$1` the provider's URA, `$2`/`$3` the period and `$4` the provider as an
-    /// entry object (`Organization/ura-<URA>`).
+    /// Runs `sql`, built from fixed fragments (with [`OF_PROVIDER`]) and an integer limit at
+    /// most, with `$1` the provider's URA and `$2`/`$3` the period.
     async fn scoped_rows(&self, sql: String, s: Scope<'_>) -> Result<Vec<super::DbRow>, StoreError> {
         // Safe: the callers build `sql` from fixed fragments only; every value is bound here.
-        Ok(sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(s.ura)
-            .bind(s.from)
-            .bind(s.to)
-            .bind(s.as_object())
-            .fetch_all(self.pool())
-            .await?)
+        Ok(sqlx::query(sqlx::AssertSqlSafe(sql)).bind(s.ura).bind(s.from).bind(s.to).fetch_all(self.pool()).await?)
     }
 
     pub async fn report_received(&self, s: Scope<'_>) -> Result<Vec<ReceivedRow>, StoreError> {
-        let q = Sql::new(self.backend());
-        let (reason, first) = (q.field(&["entry", "reason"]), q.field(&["entry", "objects", "0"]));
-        // Safe: fixed fragments only ([`Sql`]); every value is bound.
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let rows = sqlx::query(
             "SELECT substr(a.recorded_at, 1, 13) AS hour, h.sender AS sender, COUNT(*) AS n, \
-             SUM(CASE WHEN {reason} LIKE 'received again%' THEN 1 ELSE 0 END) AS again \
-             FROM audit_entries a JOIN handovers h ON h.id = substr({first}, 10) \
+             SUM(a.replay) AS again \
+             FROM audit_entries a JOIN handovers h ON h.id = a.handover_id \
              WHERE a.action = 'handover-received' AND a.outcome = 'success' AND h.receiver = $1 \
              AND a.recorded_at >= $2 AND a.recorded_at < $3 \
-             GROUP BY hour, h.sender ORDER BY hour, h.sender"
-        )))
+             GROUP BY hour, h.sender ORDER BY hour, h.sender",
+        )
         .bind(s.receiver())
         .bind(s.from)
         .bind(s.to)
@@ -202,20 +164,15 @@ impl Store {
     }
 
     pub async fn report_refused(&self, s: Scope<'_>) -> Result<Vec<RefusedRow>, StoreError> {
-        let q = Sql::new(self.backend());
-        let (rule, objects) = (q.field(&["entry", "rule"]), q.objects());
-        // Safe: fixed fragments only ([`Sql`]); every value is bound.
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let rows = sqlx::query(
             "SELECT substr(a.recorded_at, 1, 13) AS hour, a.user_ura AS sender, \
-             COALESCE({rule}, \
-             CASE a.outcome WHEN 'invalid' THEN 'request.invalid' END) AS rule, COUNT(*) AS n \
+             COALESCE(a.rule, CASE a.outcome WHEN 'invalid' THEN 'request.invalid' END) AS rule, COUNT(*) AS n \
              FROM audit_entries a \
              WHERE a.action = 'handover-refused' AND a.outcome IN ('denied', 'invalid') \
-             AND a.recorded_at >= $2 AND a.recorded_at < $3 \
-             AND EXISTS (SELECT 1 FROM {objects} WHERE o.value = $1) \
-             GROUP BY hour, sender, rule ORDER BY hour, sender, rule"
-        )))
-        .bind(s.as_object())
+             AND a.recorded_at >= $2 AND a.recorded_at < $3 AND a.holder_ura = $1 \
+             GROUP BY hour, sender, rule ORDER BY hour, sender, rule",
+        )
+        .bind(s.ura)
         .bind(s.from)
         .bind(s.to)
         .fetch_all(self.pool())
@@ -266,12 +223,10 @@ impl Store {
     }
 
     pub async fn report_team_reads(&self, s: Scope<'_>) -> Result<Vec<TeamReadRow>, StoreError> {
-        let q = Sql::new(self.backend());
-        let (roles, of_provider) = (q.field(&["entry", "team_roles"]), q.of_provider());
         let sql = format!(
-            "SELECT {roles} AS roles, a.action AS action, COUNT(*) AS n \
+            "SELECT a.team_roles AS roles, a.action AS action, COUNT(*) AS n \
              FROM audit_entries a WHERE a.action IN ('read', 'search', 'export') AND a.outcome = 'success' \
-             AND a.recorded_at >= $2 AND a.recorded_at < $3 AND {of_provider} \
+             AND a.recorded_at >= $2 AND a.recorded_at < $3 AND {OF_PROVIDER} \
              GROUP BY roles, a.action ORDER BY roles, a.action"
         );
         let rows = self.scoped_rows(sql, s).await?;
@@ -287,13 +242,11 @@ impl Store {
     }
 
     pub async fn report_reads(&self, s: Scope<'_>) -> Result<Vec<ReadRow>, StoreError> {
-        let q = Sql::new(self.backend());
-        let (role, of_provider) = (q.field(&["entry", "user", "uzi_role"]), q.of_provider());
         let sql = format!(
-            "SELECT {role} AS role, a.action AS action, a.outcome AS outcome, \
+            "SELECT a.user_role AS role, a.action AS action, a.outcome AS outcome, \
              COUNT(*) AS n FROM audit_entries a \
              WHERE a.action IN ('read', 'search', 'export', 'break-glass') AND a.outcome IN ('success', 'denied') \
-             AND a.recorded_at >= $2 AND a.recorded_at < $3 AND {of_provider} \
+             AND a.recorded_at >= $2 AND a.recorded_at < $3 AND {OF_PROVIDER} \
              GROUP BY role, a.action, a.outcome ORDER BY role, a.action, a.outcome"
         );
         let rows = self.scoped_rows(sql, s).await?;
@@ -310,13 +263,11 @@ impl Store {
     }
 
     pub async fn report_denials(&self, s: Scope<'_>) -> Result<Vec<DenialRow>, StoreError> {
-        let q = Sql::new(self.backend());
-        let (rule, of_provider) = (q.field(&["entry", "rule"]), q.of_provider());
         let sql = format!(
             "SELECT substr(a.recorded_at, 1, 13) AS hour, a.action AS action, \
-             {rule} AS rule, COUNT(*) AS n FROM audit_entries a \
+             a.rule AS rule, COUNT(*) AS n FROM audit_entries a \
              WHERE a.outcome = 'denied' AND a.action <> 'handover-refused' \
-             AND a.recorded_at >= $2 AND a.recorded_at < $3 AND {of_provider} \
+             AND a.recorded_at >= $2 AND a.recorded_at < $3 AND {OF_PROVIDER} \
              GROUP BY hour, a.action, rule ORDER BY hour, a.action, rule"
         );
         let rows = self.scoped_rows(sql, s).await?;
@@ -335,10 +286,9 @@ impl Store {
     /// `(seq, id)` of every break-the-glass entry of the period, oldest first: for the counts
     /// (the list of [`Store::report_break_glass`] is limited).
     pub async fn report_break_glass_ids(&self, s: Scope<'_>) -> Result<Vec<(i64, String)>, StoreError> {
-        let of_provider = Sql::new(self.backend()).of_provider();
         let sql = format!(
             "SELECT a.seq AS seq, a.id AS id FROM audit_entries a WHERE a.action = 'break-glass' \
-             AND a.recorded_at >= $2 AND a.recorded_at < $3 AND {of_provider} ORDER BY a.seq"
+             AND a.recorded_at >= $2 AND a.recorded_at < $3 AND {OF_PROVIDER} ORDER BY a.seq"
         );
         let rows = self.scoped_rows(sql, s).await?;
         rows.into_iter().map(|r| Ok((r.try_get("seq")?, r.try_get("id")?))).collect()
@@ -346,20 +296,24 @@ impl Store {
 
     /// The break-the-glass entries of the period (oldest first), at most `limit`.
     pub async fn report_break_glass(&self, s: Scope<'_>, limit: i64) -> Result<Vec<BreakGlassRow>, StoreError> {
-        let q = Sql::new(self.backend());
-        let (role, reason, of_provider) =
-            (q.field(&["entry", "user", "uzi_role"]), q.field(&["entry", "reason"]), q.of_provider());
         let sql = format!(
             "SELECT a.seq AS seq, a.id AS id, a.recorded_at AS recorded_at, a.user_uzi AS user_uzi, a.user_ura AS user_ura, \
-             {role} AS role, {reason} AS reason, \
-             a.outcome AS outcome FROM audit_entries a \
-             WHERE a.action = 'break-glass' AND a.recorded_at >= $2 AND a.recorded_at < $3 AND {of_provider} \
+             a.user_role AS role, a.content AS content, a.outcome AS outcome FROM audit_entries a \
+             WHERE a.action = 'break-glass' AND a.recorded_at >= $2 AND a.recorded_at < $3 AND {OF_PROVIDER} \
              ORDER BY a.seq LIMIT {}",
             limit.max(0)
         );
         let rows = self.scoped_rows(sql, s).await?;
         rows.into_iter()
             .map(|r| {
+                // The stated reason is a typed field of the content (not searched; few rows). A
+                // row whose content does not read is tampered: it states nothing here, and the
+                // report's chain status shows the tampering.
+                let content: String = r.try_get("content")?;
+                let stated = crate::audit::Content::from_stored(&content)
+                    .ok()
+                    .and_then(|c| c.entry.break_glass_reason)
+                    .is_some_and(|t| !t.trim().is_empty());
                 Ok(BreakGlassRow {
                     seq: r.try_get("seq")?,
                     id: r.try_get("id")?,
@@ -367,7 +321,7 @@ impl Store {
                     user_uzi: r.try_get("user_uzi")?,
                     uzi_role: r.try_get("role")?,
                     user_ura: r.try_get("user_ura")?,
-                    reason: r.try_get("reason")?,
+                    reason_stated: stated,
                     outcome: r.try_get("outcome")?,
                 })
             })
@@ -375,29 +329,27 @@ impl Store {
     }
 
     /// Every review entry (any time: a review may come after the period), with the entry
-    /// it names (`AuditEvent/<id>`), oldest first.
+    /// it names, oldest first.
     pub async fn report_reviews(&self) -> Result<Vec<ReviewRow>, StoreError> {
-        let q = Sql::new(self.backend());
-        let (reason, objects) = (q.field(&["entry", "reason"]), q.objects());
-        // Safe: fixed fragments only ([`Sql`]); every value is bound.
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let rows = sqlx::query(
             "SELECT a.seq AS seq, a.id AS id, a.recorded_at AS recorded_at, a.user_uzi AS user_uzi, \
-             substr(o.value, 12) AS reviewed, {reason} AS conclusion, \
-             a.outcome AS outcome \
-             FROM audit_entries a, {objects} \
-             WHERE a.action = 'review' AND o.value LIKE 'AuditEvent/%' ORDER BY a.seq"
-        )))
+             a.reviewed_id AS reviewed, a.content AS content, a.outcome AS outcome \
+             FROM audit_entries a WHERE a.action = 'review' AND a.reviewed_id IS NOT NULL ORDER BY a.seq",
+        )
         .fetch_all(self.pool())
         .await?;
         rows.into_iter()
             .map(|r| {
+                // The conclusion is the review's reason (a typed read of the content).
+                let content: String = r.try_get("content")?;
+                let conclusion = crate::audit::Content::from_stored(&content).ok().and_then(|c| c.entry.reason);
                 Ok(ReviewRow {
                     seq: r.try_get("seq")?,
                     id: r.try_get("id")?,
                     recorded_at: r.try_get("recorded_at")?,
                     user_uzi: r.try_get("user_uzi")?,
                     reviewed_id: r.try_get("reviewed")?,
-                    conclusion: r.try_get("conclusion")?,
+                    conclusion,
                     outcome: r.try_get("outcome")?,
                 })
             })

@@ -480,13 +480,13 @@ async fn privacy_officers_review_flagged_entries() {
     let mut glass = audit::AuditEntry::new(AuditAction::BreakGlass, AuditOutcome::Success);
     glass.patient_bsn = Some(EXAMPLE_BSN.into());
     // An access to the officer's own organisation's data (officers are scoped to it).
-    glass.objects = vec![format!("Organization/ura-{RECEIVER_URA}")];
+    glass.name_holder(RECEIVER_URA);
     glass.emergency = true;
     glass.flag_for_review = true;
-    glass.reason = Some("break-the-glass reason: patient collapsed".into());
+    glass.break_glass_reason = Some("patient collapsed".into());
     let flagged = audit::record_alone(&app.store, &glass).await.unwrap();
     let mut plain = audit::AuditEntry::new(AuditAction::Read, AuditOutcome::Success);
-    plain.objects = vec![format!("Organization/ura-{RECEIVER_URA}")];
+    plain.name_holder(RECEIVER_URA);
     let plain = audit::record_alone(&app.store, &plain).await.unwrap();
     let base = entries(&app).await.len();
 

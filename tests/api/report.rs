@@ -156,7 +156,7 @@ async fn scenario(app: &TestApp) -> Scenario {
     // The privacy officer reviews the first (as the review endpoint will record it).
     let mut review = AuditEntry::new(AuditAction::Review, AuditOutcome::Success);
     review.user = Some(Actor { uzi: "900000800".into(), uzi_role: OFFICER_ROLE.into(), ura: PROVIDER.into() });
-    review.objects = vec![format!("AuditEvent/{}", bg[0].id)];
+    review.name_reviewed(&bg[0].id);
     review.reason = Some("justified: the lead was unreachable during a fall at home".into());
     audit::record_alone(&app.store, &review).await.expect("review");
     Scenario { patient_id, break_glass_ids: bg.iter().map(|e| e.id.clone()).collect() }
@@ -214,20 +214,20 @@ async fn independent(app: &TestApp) -> Independent {
     for e in &all {
         let x = &e.entry;
         if x.action == AuditAction::HandoverReceived && x.outcome == AuditOutcome::Success {
-            let id = x.objects[0].strip_prefix("Handover/").expect("handover object");
+            let id = x.handover_id.as_deref().expect("a received handover names its handover");
             let h = app.store.handover(id).await.expect("db").expect("stored handover");
             if h.receiver != format!("ura|{PROVIDER}") {
                 continue;
             }
             *out.received.entry(sender_name(&h.sender).to_owned()).or_insert(0) += 1;
-            if x.reason.as_deref().is_some_and(|r| r.starts_with("received again")) {
+            if x.replay {
                 out.again += 1;
             }
             out.months.insert(month(&e.recorded));
         }
         if x.action == AuditAction::HandoverRefused
             && matches!(x.outcome, AuditOutcome::Denied | AuditOutcome::Invalid)
-            && x.objects.contains(&format!("Organization/ura-{PROVIDER}"))
+            && x.holder_ura.as_deref() == Some(PROVIDER)
         {
             let sender = x.user.as_ref().map(|u| u.ura.clone()).unwrap_or_default();
             // A refusal without a rule is a malformed request or record (documented as `request.invalid`).
@@ -243,7 +243,7 @@ async fn independent(app: &TestApp) -> Independent {
     // Removed categories: from the summaries of the stored handovers.
     let mut seen = BTreeSet::new();
     for e in all.iter().filter(|e| e.entry.action == AuditAction::HandoverReceived) {
-        let id = e.entry.objects[0].trim_start_matches("Handover/").to_owned();
+        let id = e.entry.handover_id.clone().expect("a received handover names its handover");
         if !seen.insert(id.clone()) {
             continue;
         }
@@ -256,10 +256,9 @@ async fn independent(app: &TestApp) -> Independent {
             c.1 += n(&r["resources"]);
         }
     }
-    // The provider's own staff, or the provider's copy of the data (the holder object).
+    // The provider's own staff, or the provider's copy of the data (the holder).
     let of_provider = |x: &AuditEntry| {
-        x.user.as_ref().is_some_and(|u| u.ura == PROVIDER)
-            || x.objects.contains(&format!("Organization/ura-{PROVIDER}"))
+        x.user.as_ref().is_some_and(|u| u.ura == PROVIDER) || x.holder_ura.as_deref() == Some(PROVIDER)
     };
     for e in &all {
         let x = &e.entry;
@@ -291,7 +290,7 @@ async fn independent(app: &TestApp) -> Independent {
             let reviewed = all.iter().any(|r| {
                 r.entry.action == AuditAction::Review
                     && r.seq > e.seq
-                    && r.entry.objects.contains(&format!("AuditEvent/{}", e.id))
+                    && r.entry.reviewed_entry.as_deref() == Some(e.id.as_str())
             });
             out.break_glass.push((e.id.clone(), reviewed));
         }
@@ -388,7 +387,8 @@ async fn report_figures_match_the_audit_trail_and_the_script() {
         let mut e = AuditEntry::new(action, outcome);
         e.user = Some(other_org.clone());
         e.patient_bsn = Some("999911120".into());
-        e.objects = vec!["Patient/p".into(), "Organization/ura-44443333".into()];
+        e.objects = vec!["Patient/p".into()];
+        e.name_holder("44443333");
         e.rule = Some("access.member".into());
         audit::record_alone(&app.store, &e).await.expect("audit");
     }
@@ -399,13 +399,14 @@ async fn report_figures_match_the_audit_trail_and_the_script() {
     audit::record_alone(&app.store, &failed).await.expect("audit");
     let mut crashed = AuditEntry::new(AuditAction::HandoverRefused, AuditOutcome::Failure);
     crashed.user = Some(Actor { uzi: "900012345".into(), uzi_role: "01.015".into(), ura: "55556666".into() });
-    crashed.objects = vec![format!("Organization/ura-{PROVIDER}")];
+    crashed.name_holder(PROVIDER);
     audit::record_alone(&app.store, &crashed).await.expect("audit");
     // And one that must: another organisation refused access to this provider's copy.
     let mut theirs = AuditEntry::new(AuditAction::Read, AuditOutcome::Denied);
     theirs.user = Some(Actor { uzi: "900066666".into(), uzi_role: "01.015".into(), ura: "44443333".into() });
     theirs.patient_bsn = Some("999911120".into());
-    theirs.objects = vec!["Condition/c".into(), format!("Organization/ura-{PROVIDER}")];
+    theirs.objects = vec!["Condition/c".into()];
+    theirs.name_holder(PROVIDER);
     theirs.rule = Some("default.not-a-member".into());
     audit::record_alone(&app.store, &theirs).await.expect("audit");
 
@@ -741,7 +742,8 @@ async fn every_break_the_glass_event_is_counted_beyond_the_list() {
     for _ in 0..n_events {
         let mut e = AuditEntry::new(AuditAction::BreakGlass, AuditOutcome::Success);
         e.user = Some(Actor { uzi: OUTSIDER.into(), uzi_role: "01.047".into(), ura: PROVIDER.into() });
-        e.objects = vec!["Patient/p".into(), format!("Organization/ura-{PROVIDER}")];
+        e.objects = vec!["Patient/p".into()];
+        e.name_holder(PROVIDER);
         e.emergency = true;
         e.flag_for_review = true;
         last = Some(audit::record(&mut tx, &e).await.expect("entry"));
@@ -749,7 +751,7 @@ async fn every_break_the_glass_event_is_counted_beyond_the_list() {
     tx.commit().await.expect("commit");
     let last = last.expect("events");
     let mut review = AuditEntry::new(AuditAction::Review, AuditOutcome::Success);
-    review.objects = vec![format!("AuditEvent/{}", last.id)];
+    review.name_reviewed(&last.id);
     review.reason = Some("not-justified: no emergency".into());
     audit::record_alone(&app.store, &review).await.expect("review");
     let report = report_json(&app, &admin(&app)).await;
@@ -772,7 +774,8 @@ async fn a_report_on_a_tampered_trail_says_so() {
     let app = app().await;
     let mut e = AuditEntry::new(AuditAction::Read, AuditOutcome::Success);
     e.user = Some(Actor { uzi: LEAD.into(), uzi_role: "01.047".into(), ura: PROVIDER.into() });
-    e.objects = vec!["Patient/p".into(), format!("Organization/ura-{PROVIDER}")];
+    e.objects = vec!["Patient/p".into()];
+    e.name_holder(PROVIDER);
     let id = audit::record_alone(&app.store, &e).await.expect("entry");
     audit::record_alone(&app.store, &e).await.expect("entry");
     let mut conn = app.database().await;

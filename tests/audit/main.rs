@@ -8,3 +8,4 @@ mod database;
 
 mod chain;
 mod tamper;
+mod upgrade;

@@ -330,7 +330,7 @@ async fn flagged_entries_are_listed_and_reviewed_on_the_command_line() {
     let mut glass = AuditEntry::new(AuditAction::BreakGlass, AuditOutcome::Success);
     glass.emergency = true;
     glass.flag_for_review = true;
-    glass.reason = Some("break-the-glass reason: night shift".into());
+    glass.break_glass_reason = Some("night shift".into());
     let flagged = audit::record_alone(&store, &glass).await.unwrap();
     store.close().await;
     let (code, out) = overdracht(&["audit", "flagged"], &dir);
@@ -348,4 +348,12 @@ async fn flagged_entries_are_listed_and_reviewed_on_the_command_line() {
     assert!(out.contains("already reviewed"), "{out}");
     let (code, out) = verify(&dir);
     assert_eq!(code, 0, "{out}");
+}
+
+/// The typed search columns (content version 2) are checked against the content too.
+#[tokio::test]
+async fn edited_typed_search_column_is_found() {
+    let dir = trail().await;
+    tamper(&dir, &["UPDATE audit_entries SET holder_ura = '11112222' WHERE seq = 3"]).await;
+    assert_tampered(&dir, "changed: column holder_ura differs from the hashed content");
 }

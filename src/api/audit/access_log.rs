@@ -140,7 +140,7 @@ pub(super) fn access_log_item(s: &StoredEntry, nl: bool) -> Value {
         "rule": e.rule,
         "ruleText": e.rule.as_deref().map(|r| if nl { rules::words_nl(r) } else { rules::words(r) }).filter(|w| !w.is_empty()),
         "emergency": e.emergency,
-        "reason": e.reason,
+        "reason": e.shown_reason(),
     })
 }
 

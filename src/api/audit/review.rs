@@ -69,7 +69,11 @@ pub async fn flagged(State(state): State<AppState>, caller: Caller, headers: Hea
     let items: Vec<Value> = pending
         .iter()
         .filter(|s| {
-            audit_view::entry_is_of(s.entry.user.as_ref().map(|u| u.ura.as_str()), &s.entry.objects, &caller.ura)
+            audit_view::entry_is_of(
+                s.entry.user.as_ref().map(|u| u.ura.as_str()),
+                s.entry.holder_ura.as_deref(),
+                &caller.ura,
+            )
         })
         .map(|s| {
             json!({
@@ -81,7 +85,7 @@ pub async fn flagged(State(state): State<AppState>, caller: Caller, headers: Hea
                 "user": s.entry.user,
                 "patient": s.entry.patient_bsn,
                 "objects": s.entry.objects,
-                "reason": s.entry.reason,
+                "reason": s.entry.shown_reason(),
             })
         })
         .collect();
@@ -135,7 +139,7 @@ pub async fn create_review(
         Ok(c) => c,
         Err(e) => return refuse(entry, ApiError::bad_request("conclusion", e)).await,
     };
-    entry.objects = vec![format!("AuditEvent/{}", req.entry.chars().take(64).collect::<String>())];
+    entry.name_reviewed(&req.entry.chars().take(64).collect::<String>());
     let new = NewReview {
         entry_id: &req.entry,
         conclusion,
@@ -148,8 +152,12 @@ pub async fn create_review(
     // transaction); a refused review is recorded as such.
     let (role, ura, officers) = (&caller.uzi_role, &caller.ura, &state.audit.privacy_officer_roles);
     let authorise = |e: &AuditEntry| {
-        let d =
-            audit_view::decide_review(role, ura, officers, Some((e.user.as_ref().map(|u| u.ura.as_str()), &e.objects)));
+        let d = audit_view::decide_review(
+            role,
+            ura,
+            officers,
+            Some((e.user.as_ref().map(|u| u.ura.as_str()), e.holder_ura.as_deref())),
+        );
         if d.permit {
             Ok(())
         } else {
