@@ -140,7 +140,7 @@ impl Store {
     pub async fn report_received(&self, s: Scope<'_>) -> Result<Vec<ReceivedRow>, StoreError> {
         let rows = sqlx::query(
             "SELECT substr(a.recorded_at, 1, 13) AS hour, h.sender AS sender, COUNT(*) AS n, \
-             SUM(a.replay) AS again \
+             CAST(SUM(a.replay) AS BIGINT) AS again \
              FROM audit_entries a JOIN handovers h ON h.id = a.handover_id \
              WHERE a.action = 'handover-received' AND a.outcome = 'success' AND h.receiver = $1 \
              AND a.recorded_at >= $2 AND a.recorded_at < $3 \
@@ -166,11 +166,11 @@ impl Store {
     pub async fn report_refused(&self, s: Scope<'_>) -> Result<Vec<RefusedRow>, StoreError> {
         let rows = sqlx::query(
             "SELECT substr(a.recorded_at, 1, 13) AS hour, a.user_ura AS sender, \
-             COALESCE(a.rule, CASE a.outcome WHEN 'invalid' THEN 'request.invalid' END) AS rule, COUNT(*) AS n \
+             COALESCE(a.rule, CASE a.outcome WHEN 'invalid' THEN 'request.invalid' END) AS refusal, COUNT(*) AS n \
              FROM audit_entries a \
              WHERE a.action = 'handover-refused' AND a.outcome IN ('denied', 'invalid') \
              AND a.recorded_at >= $2 AND a.recorded_at < $3 AND a.holder_ura = $1 \
-             GROUP BY hour, sender, rule ORDER BY hour, sender, rule",
+             GROUP BY hour, sender, refusal ORDER BY hour, sender, refusal",
         )
         .bind(s.ura)
         .bind(s.from)
@@ -182,7 +182,7 @@ impl Store {
                 Ok(RefusedRow {
                     hour: r.try_get("hour")?,
                     sender_ura: r.try_get("sender")?,
-                    rule: r.try_get("rule")?,
+                    rule: r.try_get("refusal")?,
                     count: r.try_get("n")?,
                 })
             })
