@@ -19,12 +19,10 @@
 //! accesses by other organisations to their own copy of a patient the provider also
 //! received.
 
-use sqlx::Row;
-
 use super::{Store, StoreError};
 
 /// Handovers received per UTC hour and sender.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct ReceivedRow {
     /// `YYYY-MM-DDTHH` (UTC).
     pub hour: String,
@@ -36,16 +34,17 @@ pub struct ReceivedRow {
 }
 
 /// Refused handovers per UTC hour, sending organisation (the token's URA) and rule.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct RefusedRow {
     pub hour: String,
     pub sender_ura: Option<String>,
+    #[sqlx(rename = "refusal")]
     pub rule: Option<String>,
     pub count: i64,
 }
 
 /// Categories removed from accepted handovers (the handover summary's `transfer.removed`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct RemovedRow {
     pub sender: String,
     pub category: String,
@@ -58,7 +57,7 @@ pub struct RemovedRow {
 }
 
 /// Read-type requests (read, search, export, break-glass) per UZI role, action and outcome.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct ReadRow {
     pub uzi_role: Option<String>,
     pub action: String,
@@ -69,7 +68,7 @@ pub struct ReadRow {
 /// Permitted reads, searches and exports per set of care-team roles the reader held (the
 /// entry's `team_roles` column: role keys, space-separated and space-framed; `None` when the
 /// entry records none).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct TeamReadRow {
     pub team_roles: Option<String>,
     pub action: String,
@@ -77,7 +76,7 @@ pub struct TeamReadRow {
 }
 
 /// Requests refused by policy (handovers excepted), per action and rule.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct DenialRow {
     pub hour: String,
     pub action: String,
@@ -86,7 +85,7 @@ pub struct DenialRow {
 }
 
 /// One break-the-glass entry.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct BreakGlassRow {
     pub seq: i64,
     pub id: String,
@@ -95,20 +94,38 @@ pub struct BreakGlassRow {
     pub uzi_role: Option<String>,
     pub user_ura: Option<String>,
     /// Whether the user stated a reason for the emergency access.
+    #[sqlx(skip)]
     pub reason_stated: bool,
     pub outcome: String,
 }
 
 /// One review entry and the entry it reviews.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct ReviewRow {
     pub seq: i64,
     pub id: String,
     pub recorded_at: String,
     pub user_uzi: Option<String>,
     pub reviewed_id: String,
+    #[sqlx(skip)]
     pub conclusion: Option<String>,
     pub outcome: String,
+}
+
+/// A row and the entry's content, for the few facts that are not search columns.
+#[derive(sqlx::FromRow)]
+struct WithContent<T> {
+    #[sqlx(flatten)]
+    row: T,
+    content: String,
+}
+
+impl<T> WithContent<T> {
+    /// The entry, typed; `None` for content that does not read (a tampered row states
+    /// nothing here, and the report's chain status shows the tampering).
+    fn entry(&self) -> Option<crate::audit::AuditEntry> {
+        crate::audit::Content::from_stored(&self.content).ok().map(|c| c.entry)
+    }
 }
 
 /// The period as RFC 3339 UTC texts, `[from, to)`, and the provider's URA.
@@ -130,63 +147,41 @@ impl Scope<'_> {
 const OF_PROVIDER: &str = "(a.user_ura = $1 OR a.holder_ura = $1)";
 
 impl Store {
-    /// Runs `sql`, built from fixed fragments (with [`OF_PROVIDER`]) and an integer limit at
-    /// most, with `$1` the provider's URA and `$2`/`$3` the period.
-    async fn scoped_rows(&self, sql: String, s: Scope<'_>) -> Result<Vec<super::DbRow>, StoreError> {
+    /// Runs `sql` (built from fixed fragments, with [`OF_PROVIDER`], and an integer limit at
+    /// most) with `$1` = `first` (the provider's URA, or the receiver as stored) and `$2`/`$3`
+    /// the period; the rows as `T`, whose fields are the columns' names.
+    async fn scoped<T>(&self, sql: String, first: &str, s: Scope<'_>) -> Result<Vec<T>, StoreError>
+    where
+        T: for<'r> sqlx::FromRow<'r, super::DbRow> + Send + Unpin,
+    {
         // Safe: the callers build `sql` from fixed fragments only; every value is bound here.
-        Ok(sqlx::query(sqlx::AssertSqlSafe(sql)).bind(s.ura).bind(s.from).bind(s.to).fetch_all(self.pool()).await?)
+        Ok(sqlx::query_as::<_, T>(sqlx::AssertSqlSafe(sql))
+            .bind(first.to_owned())
+            .bind(s.from.to_owned())
+            .bind(s.to.to_owned())
+            .fetch_all(self.pool())
+            .await?)
     }
 
     pub async fn report_received(&self, s: Scope<'_>) -> Result<Vec<ReceivedRow>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT substr(a.recorded_at, 1, 13) AS hour, h.sender AS sender, COUNT(*) AS n, \
-             CAST(SUM(a.replay) AS BIGINT) AS again \
+        let sql = "SELECT substr(a.recorded_at, 1, 13) AS hour, h.sender AS sender, COUNT(*) AS count, \
+             COALESCE(CAST(SUM(a.replay) AS BIGINT), 0) AS again \
              FROM audit_entries a JOIN handovers h ON h.id = a.handover_id \
              WHERE a.action = 'handover-received' AND a.outcome = 'success' AND h.receiver = $1 \
              AND a.recorded_at >= $2 AND a.recorded_at < $3 \
-             GROUP BY hour, h.sender ORDER BY hour, h.sender",
-        )
-        .bind(s.receiver())
-        .bind(s.from)
-        .bind(s.to)
-        .fetch_all(self.pool())
-        .await?;
-        rows.into_iter()
-            .map(|r| {
-                Ok(ReceivedRow {
-                    hour: r.try_get("hour")?,
-                    sender: r.try_get("sender")?,
-                    count: r.try_get("n")?,
-                    again: r.try_get::<Option<i64>, _>("again")?.unwrap_or(0),
-                })
-            })
-            .collect()
+             GROUP BY hour, h.sender ORDER BY hour, h.sender";
+        self.scoped(sql.to_owned(), &s.receiver(), s).await
     }
 
     pub async fn report_refused(&self, s: Scope<'_>) -> Result<Vec<RefusedRow>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT substr(a.recorded_at, 1, 13) AS hour, a.user_ura AS sender, \
-             COALESCE(a.rule, CASE a.outcome WHEN 'invalid' THEN 'request.invalid' END) AS refusal, COUNT(*) AS n \
+        // The refusal's rule is not called `rule`: PostgreSQL would group by the column.
+        let sql = "SELECT substr(a.recorded_at, 1, 13) AS hour, a.user_ura AS sender_ura, \
+             COALESCE(a.rule, CASE a.outcome WHEN 'invalid' THEN 'request.invalid' END) AS refusal, COUNT(*) AS count \
              FROM audit_entries a \
              WHERE a.action = 'handover-refused' AND a.outcome IN ('denied', 'invalid') \
              AND a.recorded_at >= $2 AND a.recorded_at < $3 AND a.holder_ura = $1 \
-             GROUP BY hour, sender, refusal ORDER BY hour, sender, refusal",
-        )
-        .bind(s.ura)
-        .bind(s.from)
-        .bind(s.to)
-        .fetch_all(self.pool())
-        .await?;
-        rows.into_iter()
-            .map(|r| {
-                Ok(RefusedRow {
-                    hour: r.try_get("hour")?,
-                    sender_ura: r.try_get("sender")?,
-                    rule: r.try_get("refusal")?,
-                    count: r.try_get("n")?,
-                })
-            })
-            .collect()
+             GROUP BY hour, sender_ura, refusal ORDER BY hour, sender_ura, refusal";
+        self.scoped(sql.to_owned(), s.ura, s).await
     }
 
     pub async fn report_removed(&self, s: Scope<'_>) -> Result<Vec<RemovedRow>, StoreError> {
@@ -195,92 +190,47 @@ impl Store {
         let item = b.element_doc("r");
         let (category, resources, reason) =
             (b.json_text(&item, &["category"]), b.json_text(&item, &["resources"]), b.json_text(&item, &["reason"]));
-        // Safe: fixed fragments only ([`super::Backend`]); every value is bound.
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT h.sender AS sender, {category} AS category, COUNT(*) AS handovers, \
+        let sql = format!(
+            "SELECT h.sender AS sender, COALESCE({category}, '') AS category, COUNT(*) AS handovers, \
              CAST(SUM(COALESCE(CAST({resources} AS BIGINT), 0)) AS BIGINT) AS resources, \
              MIN({reason}) AS reason \
              FROM handovers h, {removed} \
              WHERE h.receiver = $1 AND h.created_at >= $2 AND h.created_at < $3 \
              GROUP BY h.sender, {category} ORDER BY h.sender, {category}"
-        )))
-        .bind(s.receiver())
-        .bind(s.from)
-        .bind(s.to)
-        .fetch_all(self.pool())
-        .await?;
-        rows.into_iter()
-            .map(|r| {
-                Ok(RemovedRow {
-                    sender: r.try_get("sender")?,
-                    category: r.try_get::<Option<String>, _>("category")?.unwrap_or_default(),
-                    handovers: r.try_get("handovers")?,
-                    resources: r.try_get::<Option<i64>, _>("resources")?.unwrap_or(0),
-                    reason: r.try_get("reason")?,
-                })
-            })
-            .collect()
+        );
+        self.scoped(sql, &s.receiver(), s).await
     }
 
     pub async fn report_team_reads(&self, s: Scope<'_>) -> Result<Vec<TeamReadRow>, StoreError> {
         let sql = format!(
-            "SELECT a.team_roles AS roles, a.action AS action, COUNT(*) AS n \
+            "SELECT a.team_roles AS team_roles, a.action AS action, COUNT(*) AS count \
              FROM audit_entries a WHERE a.action IN ('read', 'search', 'export') AND a.outcome = 'success' \
              AND a.recorded_at >= $2 AND a.recorded_at < $3 AND {OF_PROVIDER} \
-             GROUP BY roles, a.action ORDER BY roles, a.action"
+             GROUP BY a.team_roles, a.action ORDER BY a.team_roles, a.action"
         );
-        let rows = self.scoped_rows(sql, s).await?;
-        rows.into_iter()
-            .map(|r| {
-                Ok(TeamReadRow {
-                    team_roles: r.try_get("roles")?,
-                    action: r.try_get("action")?,
-                    count: r.try_get("n")?,
-                })
-            })
-            .collect()
+        self.scoped(sql, s.ura, s).await
     }
 
     pub async fn report_reads(&self, s: Scope<'_>) -> Result<Vec<ReadRow>, StoreError> {
         let sql = format!(
-            "SELECT a.user_role AS role, a.action AS action, a.outcome AS outcome, \
-             COUNT(*) AS n FROM audit_entries a \
+            "SELECT a.user_role AS uzi_role, a.action AS action, a.outcome AS outcome, \
+             COUNT(*) AS count FROM audit_entries a \
              WHERE a.action IN ('read', 'search', 'export', 'break-glass') AND a.outcome IN ('success', 'denied') \
              AND a.recorded_at >= $2 AND a.recorded_at < $3 AND {OF_PROVIDER} \
-             GROUP BY role, a.action, a.outcome ORDER BY role, a.action, a.outcome"
+             GROUP BY a.user_role, a.action, a.outcome ORDER BY a.user_role, a.action, a.outcome"
         );
-        let rows = self.scoped_rows(sql, s).await?;
-        rows.into_iter()
-            .map(|r| {
-                Ok(ReadRow {
-                    uzi_role: r.try_get("role")?,
-                    action: r.try_get("action")?,
-                    outcome: r.try_get("outcome")?,
-                    count: r.try_get("n")?,
-                })
-            })
-            .collect()
+        self.scoped(sql, s.ura, s).await
     }
 
     pub async fn report_denials(&self, s: Scope<'_>) -> Result<Vec<DenialRow>, StoreError> {
         let sql = format!(
             "SELECT substr(a.recorded_at, 1, 13) AS hour, a.action AS action, \
-             a.rule AS rule, COUNT(*) AS n FROM audit_entries a \
+             a.rule AS rule, COUNT(*) AS count FROM audit_entries a \
              WHERE a.outcome = 'denied' AND a.action <> 'handover-refused' \
              AND a.recorded_at >= $2 AND a.recorded_at < $3 AND {OF_PROVIDER} \
-             GROUP BY hour, a.action, rule ORDER BY hour, a.action, rule"
+             GROUP BY hour, a.action, a.rule ORDER BY hour, a.action, a.rule"
         );
-        let rows = self.scoped_rows(sql, s).await?;
-        rows.into_iter()
-            .map(|r| {
-                Ok(DenialRow {
-                    hour: r.try_get("hour")?,
-                    action: r.try_get("action")?,
-                    rule: r.try_get("rule")?,
-                    count: r.try_get("n")?,
-                })
-            })
-            .collect()
+        self.scoped(sql, s.ura, s).await
     }
 
     /// `(seq, id)` of every break-the-glass entry of the period, oldest first: for the counts
@@ -290,78 +240,49 @@ impl Store {
             "SELECT a.seq AS seq, a.id AS id FROM audit_entries a WHERE a.action = 'break-glass' \
              AND a.recorded_at >= $2 AND a.recorded_at < $3 AND {OF_PROVIDER} ORDER BY a.seq"
         );
-        let rows = self.scoped_rows(sql, s).await?;
-        rows.into_iter().map(|r| Ok((r.try_get("seq")?, r.try_get("id")?))).collect()
+        self.scoped(sql, s.ura, s).await
     }
 
     /// The break-the-glass entries of the period (oldest first), at most `limit`.
     pub async fn report_break_glass(&self, s: Scope<'_>, limit: i64) -> Result<Vec<BreakGlassRow>, StoreError> {
         let sql = format!(
-            "SELECT a.seq AS seq, a.id AS id, a.recorded_at AS recorded_at, a.user_uzi AS user_uzi, a.user_ura AS user_ura, \
-             a.user_role AS role, a.content AS content, a.outcome AS outcome FROM audit_entries a \
+            "SELECT a.seq AS seq, a.id AS id, a.recorded_at AS recorded_at, a.user_uzi AS user_uzi, \
+             a.user_role AS uzi_role, a.user_ura AS user_ura, a.outcome AS outcome, a.content AS content \
+             FROM audit_entries a \
              WHERE a.action = 'break-glass' AND a.recorded_at >= $2 AND a.recorded_at < $3 AND {OF_PROVIDER} \
              ORDER BY a.seq LIMIT {}",
             limit.max(0)
         );
-        let rows = self.scoped_rows(sql, s).await?;
-        rows.into_iter()
-            .map(|r| {
-                // The stated reason is a typed field of the content (not searched; few rows). A
-                // row whose content does not read is tampered: it states nothing here, and the
-                // report's chain status shows the tampering.
-                let content: String = r.try_get("content")?;
-                let stated = crate::audit::Content::from_stored(&content)
-                    .ok()
-                    .and_then(|c| c.entry.break_glass_reason)
-                    .is_some_and(|t| !t.trim().is_empty());
-                Ok(BreakGlassRow {
-                    seq: r.try_get("seq")?,
-                    id: r.try_get("id")?,
-                    recorded_at: r.try_get("recorded_at")?,
-                    user_uzi: r.try_get("user_uzi")?,
-                    uzi_role: r.try_get("role")?,
-                    user_ura: r.try_get("user_ura")?,
-                    reason_stated: stated,
-                    outcome: r.try_get("outcome")?,
-                })
+        let rows: Vec<WithContent<BreakGlassRow>> = self.scoped(sql, s.ura, s).await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| BreakGlassRow {
+                // The stated reason is a typed field of the content (not searched; few rows).
+                reason_stated: r.entry().and_then(|e| e.break_glass_reason).is_some_and(|t| !t.trim().is_empty()),
+                ..r.row
             })
-            .collect()
+            .collect())
     }
 
     /// Every review entry (any time: a review may come after the period), with the entry
     /// it names, oldest first.
     pub async fn report_reviews(&self) -> Result<Vec<ReviewRow>, StoreError> {
-        let rows = sqlx::query(
+        let rows: Vec<WithContent<ReviewRow>> = sqlx::query_as(
             "SELECT a.seq AS seq, a.id AS id, a.recorded_at AS recorded_at, a.user_uzi AS user_uzi, \
-             a.reviewed_id AS reviewed, a.content AS content, a.outcome AS outcome \
+             a.reviewed_id AS reviewed_id, a.outcome AS outcome, a.content AS content \
              FROM audit_entries a WHERE a.action = 'review' AND a.reviewed_id IS NOT NULL ORDER BY a.seq",
         )
         .fetch_all(self.pool())
         .await?;
-        rows.into_iter()
-            .map(|r| {
-                // The conclusion is the review's reason (a typed read of the content).
-                let content: String = r.try_get("content")?;
-                let conclusion = crate::audit::Content::from_stored(&content).ok().and_then(|c| c.entry.reason);
-                Ok(ReviewRow {
-                    seq: r.try_get("seq")?,
-                    id: r.try_get("id")?,
-                    recorded_at: r.try_get("recorded_at")?,
-                    user_uzi: r.try_get("user_uzi")?,
-                    reviewed_id: r.try_get("reviewed")?,
-                    conclusion,
-                    outcome: r.try_get("outcome")?,
-                })
-            })
-            .collect()
+        // The conclusion is the review's reason (a typed read of the content).
+        Ok(rows.into_iter().map(|r| ReviewRow { conclusion: r.entry().and_then(|e| e.reason), ..r.row }).collect())
     }
 
     /// The care teams the provider manages (FHIR JSON as stored), by id.
     pub async fn report_care_teams(&self, ura: &str) -> Result<Vec<String>, StoreError> {
-        let rows = sqlx::query("SELECT resource FROM care_teams WHERE organisation_ura = $1 ORDER BY id")
+        Ok(sqlx::query_scalar("SELECT resource FROM care_teams WHERE organisation_ura = $1 ORDER BY id")
             .bind(ura)
             .fetch_all(self.pool())
-            .await?;
-        rows.into_iter().map(|r| Ok(r.try_get("resource")?)).collect()
+            .await?)
     }
 }
