@@ -3,6 +3,7 @@
 //! expansion), UTF-8 only, bounded size and depth, and positions as line and column.
 
 use quick_xml::events::BytesDecl;
+use quick_xml::NsReader;
 
 use super::SourceError;
 use crate::diagnostics::{Issue, IssueCode};
@@ -23,6 +24,44 @@ pub(crate) fn line_col(text: &str, off: usize) -> (usize, usize) {
     let line = before.bytes().filter(|b| *b == b'\n').count() + 1;
     let line_start = before.rfind('\n').map_or(0, |p| p + 1);
     (line, before[line_start..].chars().count() + 1)
+}
+
+/// A namespace-aware pull reader of a UTF-8 document with the settings every reader here
+/// uses (end names and comments checked, empty elements kept as such), which reports its
+/// errors with line and column in the reader's own words (`syntax`).
+pub(crate) struct Reader<'i> {
+    pub(crate) text: &'i str,
+    pub(crate) inner: NsReader<&'i [u8]>,
+    syntax: fn(usize, usize, String) -> SourceError,
+}
+
+impl<'i> Reader<'i> {
+    pub(crate) fn new(text: &'i str, syntax: fn(usize, usize, String) -> SourceError) -> Self {
+        let mut inner = NsReader::from_reader(text.as_bytes());
+        let cfg = inner.config_mut();
+        cfg.check_end_names = true;
+        cfg.check_comments = true;
+        cfg.expand_empty_elements = false;
+        Reader { text, inner, syntax }
+    }
+
+    /// A syntax error at byte offset `off`.
+    pub(crate) fn err_at(&self, off: usize, message: impl Into<String>) -> SourceError {
+        let (line, column) = line_col(self.text, off);
+        (self.syntax)(line, column, message.into())
+    }
+
+    /// The byte offset the reader has reached.
+    pub(crate) fn pos(&self) -> usize {
+        usize::try_from(self.inner.buffer_position()).unwrap_or(usize::MAX)
+    }
+
+    /// The error of a read that failed, at the position the reader names (or `before`, where
+    /// the event began).
+    pub(crate) fn read_error(&self, e: quick_xml::Error, before: usize) -> SourceError {
+        let at = usize::try_from(self.inner.error_position()).unwrap_or(before);
+        self.err_at(at, e.to_string())
+    }
 }
 
 /// The refusal of a DOCTYPE declaration at byte offset `at`.

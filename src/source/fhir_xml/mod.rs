@@ -35,7 +35,7 @@ use quick_xml::name::ResolveResult;
 use quick_xml::NsReader;
 use serde_json::{Map, Value};
 
-use super::safe_xml::{doctype_refused, encoding_problem, line_col};
+use super::safe_xml::{doctype_refused, encoding_problem, line_col, Reader};
 use super::SourceError;
 use crate::diagnostics::{Issue, IssueCode};
 
@@ -172,8 +172,7 @@ struct Frame {
 }
 
 struct Converter<'i> {
-    text: &'i str,
-    reader: NsReader<&'i [u8]>,
+    xml: Reader<'i>,
     table: &'static Table,
     stack: Vec<Frame>,
     root: Option<Value>,
@@ -181,32 +180,15 @@ struct Converter<'i> {
 
 impl<'i> Converter<'i> {
     fn new(text: &'i str, table: &'static Table) -> Self {
-        let mut reader = NsReader::from_reader(text.as_bytes());
-        let cfg = reader.config_mut();
-        cfg.check_end_names = true;
-        cfg.check_comments = true;
-        cfg.expand_empty_elements = false;
-        Converter { text, reader, table, stack: Vec::new(), root: None }
-    }
-
-    fn err_at(&self, off: usize, message: impl Into<String>) -> SourceError {
-        let (line, column) = line_col(self.text, off);
-        syntax(line, column, message.into())
-    }
-
-    fn pos(&self) -> usize {
-        usize::try_from(self.reader.buffer_position()).unwrap_or(usize::MAX)
+        Converter { xml: Reader::new(text, syntax), table, stack: Vec::new(), root: None }
     }
 
     fn run(mut self) -> Result<Value, SourceError> {
         loop {
-            let before = self.pos();
-            let (ns, event) = match self.reader.read_resolved_event() {
+            let before = self.xml.pos();
+            let (ns, event) = match self.xml.inner.read_resolved_event() {
                 Ok((ns, ev)) => (ns_str(&ns), ev),
-                Err(e) => {
-                    let at = usize::try_from(self.reader.error_position()).unwrap_or(before);
-                    return Err(self.err_at(at, e.to_string()));
-                }
+                Err(e) => return Err(self.xml.read_error(e, before)),
             };
             match event {
                 Event::Start(e) => {
@@ -217,7 +199,7 @@ impl<'i> Converter<'i> {
                     }
                     let frame = self.open(&e, ns.as_deref(), before)?;
                     if self.stack.len() >= MAX_DEPTH {
-                        return Err(self.err_at(
+                        return Err(self.xml.err_at(
                             before,
                             format!("elements are nested more than {MAX_DEPTH} deep; this is not a FHIR resource"),
                         ));
@@ -226,7 +208,7 @@ impl<'i> Converter<'i> {
                 }
                 Event::Empty(e) => {
                     if ns.as_deref() == Some(XHTML_NS) && e.local_name().as_ref() == b"div" {
-                        let raw = self.text[before..self.pos()].to_owned();
+                        let raw = self.xml.text[before..self.xml.pos()].to_owned();
                         self.add_div(raw, before)?;
                         continue;
                     }
@@ -240,7 +222,7 @@ impl<'i> Converter<'i> {
                 }
                 Event::Text(t) => {
                     if !t.iter().all(u8::is_ascii_whitespace) {
-                        return Err(self.err_at(
+                        return Err(self.xml.err_at(
                             before,
                             "text inside a FHIR element (FHIR XML carries values in `value` attributes)",
                         ));
@@ -248,12 +230,13 @@ impl<'i> Converter<'i> {
                 }
                 Event::CData(_) | Event::GeneralRef(_) => {
                     return Err(self
+                        .xml
                         .err_at(before, "text inside a FHIR element (FHIR XML carries values in `value` attributes)"));
                 }
-                Event::DocType(_) => return Err(doctype_refused(self.text, before)),
+                Event::DocType(_) => return Err(doctype_refused(self.xml.text, before)),
                 Event::Decl(d) => {
-                    if let Some(problem) = encoding_problem(&d, self.text) {
-                        return Err(self.err_at(before, problem));
+                    if let Some(problem) = encoding_problem(&d, self.xml.text) {
+                        return Err(self.xml.err_at(before, problem));
                     }
                 }
                 Event::Comment(_) | Event::PI(_) => {}
@@ -261,16 +244,16 @@ impl<'i> Converter<'i> {
             }
         }
         if let Some(open) = self.stack.last() {
-            let (l, c) = line_col(self.text, open.at);
-            return Err(self.err_at(
-                self.text.len(),
+            let (l, c) = line_col(self.xml.text, open.at);
+            return Err(self.xml.err_at(
+                self.xml.text.len(),
                 format!(
                     "unexpected end of the document: element <{}> opened at line {l}, column {c} is not closed",
                     open.name
                 ),
             ));
         }
-        let end = self.err_at(self.text.len(), "the document has no root element");
+        let end = self.xml.err_at(self.xml.text.len(), "the document has no root element");
         self.root.ok_or(end)
     }
 
@@ -279,40 +262,39 @@ impl<'i> Converter<'i> {
     fn xhtml(&mut self, start: usize) -> Result<String, SourceError> {
         let mut depth = 1usize;
         loop {
-            let before = self.pos();
-            let ev = match self.reader.read_event() {
+            let before = self.xml.pos();
+            let ev = match self.xml.inner.read_event() {
                 Ok(ev) => ev,
-                Err(e) => {
-                    let at = usize::try_from(self.reader.error_position()).unwrap_or(before);
-                    return Err(self.err_at(at, e.to_string()));
-                }
+                Err(e) => return Err(self.xml.read_error(e, before)),
             };
             match ev {
                 Event::Start(_) => {
                     depth += 1;
                     if depth + self.stack.len() > MAX_DEPTH {
-                        return Err(self.err_at(before, format!("elements are nested more than {MAX_DEPTH} deep")));
+                        return Err(self.xml.err_at(before, format!("elements are nested more than {MAX_DEPTH} deep")));
                     }
                 }
                 Event::End(_) => {
                     depth -= 1;
                     if depth == 0 {
-                        return Ok(self.text[start..self.pos()].to_owned());
+                        return Ok(self.xml.text[start..self.xml.pos()].to_owned());
                     }
                 }
                 Event::GeneralRef(r) => {
                     let ok = r.is_char_ref() && matches!(r.resolve_char_ref(), Ok(Some(_)))
                         || r.decode().ok().and_then(|n| quick_xml::escape::resolve_predefined_entity(&n)).is_some();
                     if !ok {
-                        return Err(self.err_at(
+                        return Err(self.xml.err_at(
                             before,
                             "an unknown entity in the narrative (only the five XML entities are allowed; DTDs are not read)",
                         ));
                     }
                 }
-                Event::DocType(_) => return Err(doctype_refused(self.text, before)),
+                Event::DocType(_) => return Err(doctype_refused(self.xml.text, before)),
                 Event::Eof => {
-                    return Err(self.err_at(self.text.len(), "unexpected end of the document inside the narrative div"))
+                    return Err(self
+                        .xml
+                        .err_at(self.xml.text.len(), "unexpected end of the document inside the narrative div"))
                 }
                 _ => {}
             }
@@ -321,7 +303,7 @@ impl<'i> Converter<'i> {
 
     fn add_div(&mut self, raw: String, at: usize) -> Result<(), SourceError> {
         let Some(parent) = self.stack.last_mut() else {
-            return Err(self.err_at(at, "the root element is an XHTML div, not a FHIR resource"));
+            return Err(self.xml.err_at(at, "the root element is an XHTML div, not a FHIR resource"));
         };
         insert(&mut parent.obj, "div", false, Value::String(raw));
         Ok(())
@@ -329,9 +311,9 @@ impl<'i> Converter<'i> {
 
     /// Opens an element: decides what it becomes from its parent's table entry.
     fn open(&mut self, e: &BytesStart<'_>, ns: Option<&str>, at: usize) -> Result<Frame, SourceError> {
-        let local = std::str::from_utf8(e.local_name().into_inner()).map_err(|x| self.err_at(at, x.to_string()))?;
+        let local = std::str::from_utf8(e.local_name().into_inner()).map_err(|x| self.xml.err_at(at, x.to_string()))?;
         if ns != Some(FHIR_NS) {
-            return Err(self.err_at(
+            return Err(self.xml.err_at(
                 at,
                 format!(
                     "element <{local}> in namespace {}: FHIR XML elements are in namespace {FHIR_NS}",
@@ -345,7 +327,7 @@ impl<'i> Converter<'i> {
             None => (false, Kind::Object { ty: Some(name.clone().into()) }),
             Some(Frame { kind: Kind::Container, resource, .. }) => {
                 if resource.is_some() {
-                    return Err(self.err_at(at, format!("a second resource <{local}> in one resource container")));
+                    return Err(self.xml.err_at(at, format!("a second resource <{local}> in one resource container")));
                 }
                 (false, Kind::Object { ty: Some(name.clone().into()) })
             }
@@ -374,19 +356,19 @@ impl<'i> Converter<'i> {
             frame.obj.insert("resourceType".into(), Value::String(local.to_owned()));
         }
         for a in e.attributes().with_checks(true) {
-            let a = a.map_err(|err| self.err_at(at, err.to_string()))?;
+            let a = a.map_err(|err| self.xml.err_at(at, err.to_string()))?;
             let key = a.key.as_ref();
             if key == b"xmlns" || key.starts_with(b"xmlns:") {
                 continue;
             }
-            let (res, alocal) = self.reader.resolve_attribute(a.key);
+            let (res, alocal) = self.xml.inner.resolve_attribute(a.key);
             if !matches!(res, ResolveResult::Unbound) {
                 // xsi:schemaLocation and other namespaced attributes carry no FHIR data.
                 continue;
             }
             let alocal =
-                std::str::from_utf8(alocal.into_inner()).map_err(|x| self.err_at(at, x.to_string()))?.to_owned();
-            let value = a.unescape_value().map_err(|err| self.err_at(at, err.to_string()))?.into_owned();
+                std::str::from_utf8(alocal.into_inner()).map_err(|x| self.xml.err_at(at, x.to_string()))?.to_owned();
+            let value = a.unescape_value().map_err(|err| self.xml.err_at(at, err.to_string()))?.into_owned();
             match &mut frame.kind {
                 Kind::Primitive { ty, value: v } if alocal == "value" => *v = Some(typed(ty, value)),
                 _ => {
@@ -413,7 +395,7 @@ impl<'i> Converter<'i> {
             Kind::Container => match resource {
                 Some(r) => insert(&mut parent.obj, &name, repeats, r),
                 None => {
-                    let (l, c) = line_col(self.text, at);
+                    let (l, c) = line_col(self.xml.text, at);
                     return Err(syntax(l, c, format!("<{name}> holds no resource")));
                 }
             },

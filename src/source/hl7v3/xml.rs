@@ -23,7 +23,6 @@ use std::collections::HashMap;
 
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::name::ResolveResult;
-use quick_xml::NsReader;
 
 use crate::diagnostics::{Issue, IssueCode};
 use crate::source::SourceError;
@@ -399,19 +398,13 @@ struct Frame {
 }
 
 struct Parser<'i> {
-    text: &'i str,
-    reader: NsReader<&'i [u8]>,
+    xml: crate::source::safe_xml::Reader<'i>,
     doc: Doc,
     stack: Vec<Frame>,
 }
 
 impl<'i> Parser<'i> {
     fn new(text: &'i str) -> Self {
-        let mut reader = NsReader::from_reader(text.as_bytes());
-        let cfg = reader.config_mut();
-        cfg.check_end_names = true;
-        cfg.check_comments = true;
-        cfg.expand_empty_elements = false;
         let mut line_starts = vec![0u32];
         line_starts.extend(text.bytes().enumerate().filter(|(_, b)| *b == b'\n').map(|(i, _)| (i + 1) as u32));
         let doc = Doc {
@@ -422,34 +415,22 @@ impl<'i> Parser<'i> {
             namespaces: vec!["".into()],
             line_starts,
         };
-        Parser { text, reader, doc, stack: Vec::new() }
-    }
-
-    fn err_at(&self, off: usize, message: impl Into<String>) -> SourceError {
-        let (line, column) = line_col(self.text, off);
-        syntax(line, column, message.into())
-    }
-
-    fn pos(&self) -> usize {
-        usize::try_from(self.reader.buffer_position()).unwrap_or(usize::MAX)
+        Parser { xml: crate::source::safe_xml::Reader::new(text, syntax), doc, stack: Vec::new() }
     }
 
     fn run(mut self) -> Result<Doc, SourceError> {
         loop {
-            let before = self.pos();
-            let (ns, event) = match self.reader.read_resolved_event() {
+            let before = self.xml.pos();
+            let (ns, event) = match self.xml.inner.read_resolved_event() {
                 Ok((ns, ev)) => (intern_ns(&mut self.doc.namespaces, &ns).map_err(|m| (before, m)), ev),
-                Err(e) => {
-                    let at = usize::try_from(self.reader.error_position()).unwrap_or(before);
-                    return Err(self.err_at(at, e.to_string()));
-                }
+                Err(e) => return Err(self.xml.read_error(e, before)),
             };
             match event {
                 Event::Start(e) => {
-                    let ns = ns.map_err(|(o, m)| self.err_at(o, m))?;
+                    let ns = ns.map_err(|(o, m)| self.xml.err_at(o, m))?;
                     let id = self.element(&e, ns, before)?;
                     if self.stack.len() >= MAX_DEPTH {
-                        return Err(self.err_at(
+                        return Err(self.xml.err_at(
                             before,
                             format!(
                                 "elements are nested more than {MAX_DEPTH} deep; this is not a Professional Summary"
@@ -459,7 +440,7 @@ impl<'i> Parser<'i> {
                     self.stack.push(Frame { id, seen: HashMap::new() });
                 }
                 Event::Empty(e) => {
-                    let ns = ns.map_err(|(o, m)| self.err_at(o, m))?;
+                    let ns = ns.map_err(|(o, m)| self.xml.err_at(o, m))?;
                     self.element(&e, ns, before)?;
                 }
                 Event::End(_) => {
@@ -472,25 +453,25 @@ impl<'i> Parser<'i> {
                     }
                 }
                 Event::Text(t) => {
-                    let s = t.xml10_content().map_err(|e| self.err_at(before, e.to_string()))?;
+                    let s = t.xml10_content().map_err(|e| self.xml.err_at(before, e.to_string()))?;
                     self.append_text(&s, before)?;
                 }
                 Event::CData(t) => {
-                    let s = t.xml10_content().map_err(|e| self.err_at(before, e.to_string()))?;
+                    let s = t.xml10_content().map_err(|e| self.xml.err_at(before, e.to_string()))?;
                     self.append_text(&s, before)?;
                 }
                 Event::GeneralRef(r) => {
                     let resolved: String = if r.is_char_ref() {
                         match r.resolve_char_ref() {
                             Ok(Some(c)) => c.to_string(),
-                            _ => return Err(self.err_at(before, "an invalid character reference")),
+                            _ => return Err(self.xml.err_at(before, "an invalid character reference")),
                         }
                     } else {
-                        let name = r.decode().map_err(|e| self.err_at(before, e.to_string()))?;
+                        let name = r.decode().map_err(|e| self.xml.err_at(before, e.to_string()))?;
                         match quick_xml::escape::resolve_predefined_entity(&name) {
                             Some(s) => s.to_owned(),
                             None => {
-                                return Err(self.err_at(
+                                return Err(self.xml.err_at(
                                     before,
                                     format!("unknown entity &{name}; (only the five XML entities are allowed; DTDs are not read)"),
                                 ))
@@ -499,10 +480,10 @@ impl<'i> Parser<'i> {
                     };
                     self.append_text(&resolved, before)?;
                 }
-                Event::DocType(_) => return Err(crate::source::safe_xml::doctype_refused(self.text, before)),
+                Event::DocType(_) => return Err(crate::source::safe_xml::doctype_refused(self.xml.text, before)),
                 Event::Decl(d) => {
-                    if let Some(problem) = crate::source::safe_xml::encoding_problem(&d, self.text) {
-                        return Err(self.err_at(before, problem));
+                    if let Some(problem) = crate::source::safe_xml::encoding_problem(&d, self.xml.text) {
+                        return Err(self.xml.err_at(before, problem));
                     }
                 }
                 Event::Comment(_) | Event::PI(_) => {}
@@ -512,13 +493,13 @@ impl<'i> Parser<'i> {
         if let Some(open) = self.stack.last() {
             let name = self.doc.name(open.id).to_owned();
             let (l, c) = self.doc.position(open.id);
-            return Err(self.err_at(
-                self.text.len(),
+            return Err(self.xml.err_at(
+                self.xml.text.len(),
                 format!("unexpected end of the message: element <{name}> opened at line {l}, column {c} is not closed"),
             ));
         }
         if self.doc.nodes.is_empty() {
-            return Err(self.err_at(self.text.len(), "the message has no root element"));
+            return Err(self.xml.err_at(self.xml.text.len(), "the message has no root element"));
         }
         Ok(self.doc)
     }
@@ -528,7 +509,7 @@ impl<'i> Parser<'i> {
             if s.trim().is_empty() {
                 return Ok(());
             }
-            return Err(self.err_at(at, "text outside the root element"));
+            return Err(self.xml.err_at(at, "text outside the root element"));
         };
         let node = &mut self.doc.nodes[top.id as usize];
         match &mut node.text {
@@ -558,26 +539,27 @@ impl<'i> Parser<'i> {
 
     fn element(&mut self, e: &BytesStart<'_>, ns: u16, offset: usize) -> Result<NodeId, SourceError> {
         if self.doc.nodes.len() >= (NONE - 1) as usize {
-            return Err(self.err_at(offset, "too many elements"));
+            return Err(self.xml.err_at(offset, "too many elements"));
         }
-        let local = std::str::from_utf8(e.local_name().into_inner()).map_err(|e| self.err_at(offset, e.to_string()))?;
+        let local =
+            std::str::from_utf8(e.local_name().into_inner()).map_err(|e| self.xml.err_at(offset, e.to_string()))?;
         let name = self.intern(local);
         let id = self.doc.nodes.len() as NodeId;
         let attr_start = self.doc.attrs.len() as u32;
         let mut attr_len: u16 = 0;
         for a in e.attributes().with_checks(true) {
-            let a = a.map_err(|err| self.err_at(offset, err.to_string()))?;
+            let a = a.map_err(|err| self.xml.err_at(offset, err.to_string()))?;
             let key = a.key.as_ref();
             if key == b"xmlns" || key.starts_with(b"xmlns:") {
                 continue;
             }
-            let (res, local) = self.reader.resolve_attribute(a.key);
-            let ans = intern_ns(&mut self.doc.namespaces, &res).map_err(|m| self.err_at(offset, m))?;
-            let local = std::str::from_utf8(local.into_inner()).map_err(|e| self.err_at(offset, e.to_string()))?;
-            let value = a.unescape_value().map_err(|err| self.err_at(offset, err.to_string()))?;
+            let (res, local) = self.xml.inner.resolve_attribute(a.key);
+            let ans = intern_ns(&mut self.doc.namespaces, &res).map_err(|m| self.xml.err_at(offset, m))?;
+            let local = std::str::from_utf8(local.into_inner()).map_err(|e| self.xml.err_at(offset, e.to_string()))?;
+            let value = a.unescape_value().map_err(|err| self.xml.err_at(offset, err.to_string()))?;
             let aname = self.intern(local);
             attr_len =
-                attr_len.checked_add(1).ok_or_else(|| self.err_at(offset, "too many attributes on one element"))?;
+                attr_len.checked_add(1).ok_or_else(|| self.xml.err_at(offset, "too many attributes on one element"))?;
             self.doc.attrs.push(Attr { name: aname, ns: ans, value: value.as_ref().into(), used: Cell::new(false) });
         }
         let parent = self.stack.last().map_or(NONE, |f| f.id);
@@ -594,7 +576,7 @@ impl<'i> Parser<'i> {
                 f.set(f.get() | MULTI);
             }
         } else if !self.doc.nodes.is_empty() {
-            return Err(self.err_at(offset, "a second root element after the first one ended"));
+            return Err(self.xml.err_at(offset, "a second root element after the first one ended"));
         }
         self.doc.nodes.push(Node {
             name,
