@@ -161,6 +161,20 @@ pub enum StoreError {
     UnsupportedUrl,
 }
 
+impl StoreError {
+    /// True when the database aborted the transaction to break a deadlock or a serialisation
+    /// conflict with a concurrent one (see [`aborted_for_concurrency`]).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StoreError::Database(e) if aborted_for_concurrency(e))
+    }
+}
+
+/// True for PostgreSQL's "deadlock detected" (SQLSTATE 40P01) and "could not serialize
+/// access" (40001): the transaction was rolled back and may be run again as a whole.
+pub fn aborted_for_concurrency(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if matches!(d.code().as_deref(), Some("40001" | "40P01")))
+}
+
 /// Pool settings (`database_max_connections`, `database_acquire_timeout_ms`).
 #[derive(Debug, Clone, Copy)]
 pub struct PoolSettings {
