@@ -195,6 +195,10 @@ pub struct Limits {
     pub memory_per_body_byte: u64,
     /// How long graceful shutdown waits for in-flight requests, in seconds.
     pub shutdown_grace_seconds: u64,
+    /// Time between the shutdown signal and closing the listener, in seconds: requests are
+    /// still served while `/health/ready` says `draining`, so that a load balancer stops
+    /// sending before connections are refused.
+    pub shutdown_drain_seconds: u64,
     /// Most issues one `$validate` answer or conversion outcome lists; the rest are counted
     /// in a closing "N more issues" issue.
     pub max_issues: usize,
@@ -254,6 +258,7 @@ impl Default for Limits {
             memory_budget_bytes: 2 * 1024 * 1024 * 1024,
             memory_per_body_byte: 80,
             shutdown_grace_seconds: 30,
+            shutdown_drain_seconds: 0,
             max_issues: 1000,
             max_json_values: 2_000_000,
             max_response_bytes: 4 * 1024 * 1024,
@@ -388,6 +393,9 @@ impl Settings {
         }
         if let Some(v) = env("OVERDRACHT_SHUTDOWN_GRACE_SECONDS") {
             self.limits.shutdown_grace_seconds = parse("OVERDRACHT_SHUTDOWN_GRACE_SECONDS", v)?;
+        }
+        if let Some(v) = env("OVERDRACHT_SHUTDOWN_DRAIN_SECONDS") {
+            self.limits.shutdown_drain_seconds = parse("OVERDRACHT_SHUTDOWN_DRAIN_SECONDS", v)?;
         }
         if let Some(v) = env("OVERDRACHT_MAX_ISSUES") {
             self.limits.max_issues = parse("OVERDRACHT_MAX_ISSUES", v)?;
