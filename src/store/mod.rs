@@ -137,6 +137,16 @@ impl Backend {
         }
     }
 
+    /// True when the text `haystack` contains the text `needle`, byte for byte (so case
+    /// matters on both backends: SQLite's `LIKE` ignores the case of ASCII letters,
+    /// PostgreSQL's does not).
+    pub fn contains_text(self, haystack: &str, needle: &str) -> String {
+        match self {
+            Backend::Sqlite => format!("instr({haystack}, {needle}) > 0"),
+            Backend::Postgres => format!("strpos({haystack}, {needle}) > 0"),
+        }
+    }
+
     /// The document of an element of [`Backend::json_elements`] (`alias.value`).
     pub fn element_doc(self, alias: &str) -> String {
         match self {
