@@ -105,8 +105,12 @@ pub struct AuthSettings {
     /// the data directory could otherwise mint tokens for any organisation.
     pub insecure_trust_demo_key: bool,
     /// Keys fetched from an issuer's `jwks_url` (or by `discovery`) are fetched again when a
-    /// token of that issuer arrives and they are older than this (seconds).
+    /// token of that issuer arrives and they are older than this (seconds), unless the JWKS
+    /// answer said how long it may be cached (`Cache-Control: max-age`).
     pub jwks_refresh_seconds: u64,
+    /// The longest a JWKS answer's `Cache-Control: max-age` keeps keys without a refresh
+    /// (seconds); the shortest is `jwks_min_refresh_seconds`.
+    pub jwks_max_refresh_seconds: u64,
     /// At most one fetch of an issuer's keys per this many seconds, whatever the reason (a
     /// token with an unknown `kid`, stale keys, an issuer that is down).
     pub jwks_min_refresh_seconds: u64,
@@ -240,6 +244,7 @@ impl Default for AuthSettings {
             insecure_trust_demo_key: false,
             jwks_refresh_seconds: 3600,
             jwks_min_refresh_seconds: 30,
+            jwks_max_refresh_seconds: 86_400,
             jwks_timeout_seconds: 5,
         }
     }
@@ -349,6 +354,7 @@ impl Settings {
         for (name, field) in [
             ("OVERDRACHT_JWKS_REFRESH_SECONDS", &mut self.auth.jwks_refresh_seconds),
             ("OVERDRACHT_JWKS_MIN_REFRESH_SECONDS", &mut self.auth.jwks_min_refresh_seconds),
+            ("OVERDRACHT_JWKS_MAX_REFRESH_SECONDS", &mut self.auth.jwks_max_refresh_seconds),
             ("OVERDRACHT_JWKS_TIMEOUT_SECONDS", &mut self.auth.jwks_timeout_seconds),
         ] {
             if let Some(v) = env(name) {
