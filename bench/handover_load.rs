@@ -8,6 +8,10 @@
 //! writes N of those unique dossiers as NDJSON to standard output (the CLI's input for the
 //! same work). `--expect STATUS` makes the run fail unless every answer had that status, so
 //! that a benchmark of refusals or 503s can never pass for one of accepted handovers.
+//! `--url` may name several instances, comma-separated: request i goes to the (i mod n)-th.
+//! `--concurrency N` measures throughput instead (closed loop): N clients each send their
+//! next request when the last was answered, for `--seconds`; `achieved_rate` is then the
+//! sustained rate of answers.
 
 use std::time::{Duration, Instant};
 
@@ -21,6 +25,7 @@ struct Args {
     seconds: u64,
     resources: usize,
     expect: Option<u16>,
+    concurrency: usize,
 }
 
 fn args() -> Result<Args, String> {
@@ -32,6 +37,7 @@ fn args() -> Result<Args, String> {
         seconds: 10,
         resources: 20,
         expect: None,
+        concurrency: 0,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -44,6 +50,7 @@ fn args() -> Result<Args, String> {
             "--seconds" => a.seconds = v.parse().map_err(|e| format!("--seconds: {e}"))?,
             "--resources" => a.resources = v.parse().map_err(|e| format!("--resources: {e}"))?,
             "--expect" => a.expect = Some(v.parse().map_err(|e| format!("--expect: {e}"))?),
+            "--concurrency" => a.concurrency = v.parse().map_err(|e| format!("--concurrency: {e}"))?,
             _ => return Err(format!("unknown option {k}")),
         }
     }
@@ -95,43 +102,87 @@ async fn main() -> Result<(), String> {
         }
         return std::io::Write::flush(&mut out).map_err(|e| e.to_string());
     }
-    let interval = Duration::from_secs_f64(1.0 / a.rate as f64);
-    let total = a.rate * a.seconds;
-    let start = Instant::now();
-    let mut tasks = Vec::with_capacity(total as usize);
-    for i in 0..total {
-        let due = start + interval.mul_f64(i as f64);
-        tokio::time::sleep_until(due.into()).await;
-        let req = match &template {
-            Some(t) => {
-                let mut b = t.clone();
-                b["id"] = Value::String(format!("load-{run}-{i}"));
-                client
-                    .post(format!("{}/handovers?receiver=ura%7C87654321", a.url))
-                    .bearer_auth(&a.token)
-                    .header("Content-Type", "application/fhir+json")
-                    .body(serde_json::to_vec(&b).map_err(|e| e.to_string())?)
-            }
-            None => client.get(format!("{}/health/live", a.url)),
-        };
-        tasks.push(tokio::spawn(async move {
-            let r = req.send().await;
-            let ok = match r {
-                Ok(r) => {
-                    let s = r.status().as_u16();
-                    let _ = r.bytes().await;
-                    s
+    let urls: Vec<String> = a.url.split(',').map(str::to_owned).collect();
+    let request = {
+        let (client, token, urls) = (client.clone(), a.token.clone(), urls.clone());
+        move |i: u64| -> Result<reqwest::RequestBuilder, String> {
+            let url = &urls[(i % urls.len() as u64) as usize];
+            Ok(match &template {
+                Some(t) => {
+                    let mut b = t.clone();
+                    b["id"] = Value::String(format!("load-{run}-{i}"));
+                    client
+                        .post(format!("{url}/handovers?receiver=ura%7C87654321"))
+                        .bearer_auth(&token)
+                        .header("Content-Type", "application/fhir+json")
+                        .body(serde_json::to_vec(&b).map_err(|e| e.to_string())?)
                 }
-                Err(_) => 0,
-            };
-            (due.elapsed(), ok)
-        }));
+                None => client.get(format!("{url}/health/live")),
+            })
+        }
+    };
+    let start = Instant::now();
+    // (latency, status) of every answer (status 0: no answer).
+    let mut answers: Vec<(Duration, u16)> = Vec::new();
+    if a.concurrency > 0 {
+        // Closed loop: each client's next request when its last was answered.
+        let request = std::sync::Arc::new(request);
+        let next = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let deadline = start + Duration::from_secs(a.seconds);
+        let mut clients = Vec::new();
+        for _ in 0..a.concurrency {
+            let (request, next) = (request.clone(), next.clone());
+            clients.push(tokio::spawn(async move {
+                let mut answers = Vec::new();
+                while Instant::now() < deadline {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let req = request(i)?;
+                    let sent = Instant::now();
+                    let status = match req.send().await {
+                        Ok(r) => {
+                            let s = r.status().as_u16();
+                            let _ = r.bytes().await;
+                            s
+                        }
+                        Err(_) => 0,
+                    };
+                    answers.push((sent.elapsed(), status));
+                }
+                Ok::<_, String>(answers)
+            }));
+        }
+        for c in clients {
+            answers.extend(c.await.map_err(|e| e.to_string())??);
+        }
+    } else {
+        let interval = Duration::from_secs_f64(1.0 / a.rate as f64);
+        let total = a.rate * a.seconds;
+        let mut tasks = Vec::with_capacity(total as usize);
+        for i in 0..total {
+            let due = start + interval.mul_f64(i as f64);
+            tokio::time::sleep_until(due.into()).await;
+            let req = request(i)?;
+            tasks.push(tokio::spawn(async move {
+                let r = req.send().await;
+                let ok = match r {
+                    Ok(r) => {
+                        let s = r.status().as_u16();
+                        let _ = r.bytes().await;
+                        s
+                    }
+                    Err(_) => 0,
+                };
+                (due.elapsed(), ok)
+            }));
+        }
+        for t in tasks {
+            answers.push(t.await.map_err(|e| e.to_string())?);
+        }
     }
-    let mut lat = Vec::with_capacity(tasks.len());
+    let mut lat = Vec::with_capacity(answers.len());
     let mut errors = 0u64;
     let mut statuses = std::collections::BTreeMap::new();
-    for t in tasks {
-        let (d, s) = t.await.map_err(|e| e.to_string())?;
+    for (d, s) in answers {
         *statuses.entry(s).or_insert(0u64) += 1;
         if !(200..300).contains(&s) {
             errors += 1;
@@ -141,9 +192,11 @@ async fn main() -> Result<(), String> {
     let elapsed = start.elapsed().as_secs_f64();
     lat.sort();
     println!(
-        "mode={} target_rate={} requests={} achieved_rate={:.0}/s p50={:.2}ms p90={:.2}ms p99={:.2}ms max={:.2}ms errors={} statuses={:?}",
+        "mode={} instances={} concurrency={} target_rate={} requests={} achieved_rate={:.0}/s p50={:.2}ms p90={:.2}ms p99={:.2}ms max={:.2}ms errors={} statuses={:?}",
         a.mode,
-        a.rate,
+        urls.len(),
+        a.concurrency,
+        if a.concurrency > 0 { 0 } else { a.rate },
         lat.len(),
         lat.len() as f64 / elapsed,
         percentile(&lat, 0.50),

@@ -12,7 +12,8 @@
 //!   serialises writers).
 //! - verify: entries per second of `audit::verify`.
 //!
-//! Run with `bench/audit.sh` (release). Each figure is the median of per-call times. With
+//! Run with `bench/audit.sh` (release). Each figure is the median of per-call times.
+//! `OVERDRACHT_BENCH_QUICK=1` makes a few rounds only (a check that it runs). With
 //! `OVERDRACHT_BENCH_DATABASE_URL=postgres://…/EMPTY_DB` it runs on PostgreSQL instead of a
 //! SQLite file (`bench/audit.sh --postgres` starts a throw-away server for it).
 
@@ -21,8 +22,14 @@ use std::time::{Duration, Instant};
 use overdracht::audit::{self, Actor, AuditAction, AuditEntry, AuditOutcome};
 use overdracht::store::{NewHandover, Store};
 
-const ROUNDS: usize = 10;
-const PER_ROUND: usize = 30;
+/// Rounds (the first is a warm-up) and calls per round; entries per concurrent writer.
+fn sizes() -> (usize, usize, u32) {
+    if std::env::var_os("OVERDRACHT_BENCH_QUICK").is_some() {
+        (2, 3, 20)
+    } else {
+        (10, 30, 250)
+    }
+}
 
 fn median(v: &mut [Duration]) -> Duration {
     v.sort_unstable();
@@ -137,9 +144,10 @@ async fn main() {
 
     let (mut tx_base, mut tx_audit, mut post, mut read_req, mut read_audit, mut empty_tx, mut status_req) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (rounds, per_round, per_writer) = sizes();
     let mut n = 0usize;
-    for round in 0..ROUNDS {
-        for i in 0..PER_ROUND {
+    for round in 0..rounds {
+        for i in 0..per_round {
             // Store transaction without and with the entry, taking turns.
             for with_audit in [false, true] {
                 n += 1;
@@ -163,7 +171,7 @@ async fn main() {
             }
             // The whole request (a distinct body each time, so each one is stored).
             let mut body = source.clone();
-            body.extend(std::iter::repeat_n(b' ', 1 + round * PER_ROUND + i));
+            body.extend(std::iter::repeat_n(b' ', 1 + round * per_round + i));
             let t = Instant::now();
             let r = client
                 .post(format!(
@@ -235,7 +243,7 @@ async fn main() {
 
     // Concurrent writers.
     let writers = 8;
-    let per = 250;
+    let per = per_writer;
     let t = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..writers {

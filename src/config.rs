@@ -105,8 +105,12 @@ pub struct AuthSettings {
     /// the data directory could otherwise mint tokens for any organisation.
     pub insecure_trust_demo_key: bool,
     /// Keys fetched from an issuer's `jwks_url` (or by `discovery`) are fetched again when a
-    /// token of that issuer arrives and they are older than this (seconds).
+    /// token of that issuer arrives and they are older than this (seconds), unless the JWKS
+    /// answer said how long it may be cached (`Cache-Control: max-age`).
     pub jwks_refresh_seconds: u64,
+    /// The longest a JWKS answer's `Cache-Control: max-age` keeps keys without a refresh
+    /// (seconds); the shortest is `jwks_min_refresh_seconds`.
+    pub jwks_max_refresh_seconds: u64,
     /// At most one fetch of an issuer's keys per this many seconds, whatever the reason (a
     /// token with an unknown `kid`, stale keys, an issuer that is down).
     pub jwks_min_refresh_seconds: u64,
@@ -195,6 +199,10 @@ pub struct Limits {
     pub memory_per_body_byte: u64,
     /// How long graceful shutdown waits for in-flight requests, in seconds.
     pub shutdown_grace_seconds: u64,
+    /// Time between the shutdown signal and closing the listener, in seconds: requests are
+    /// still served while `/health/ready` says `draining`, so that a load balancer stops
+    /// sending before connections are refused.
+    pub shutdown_drain_seconds: u64,
     /// Most issues one `$validate` answer or conversion outcome lists; the rest are counted
     /// in a closing "N more issues" issue.
     pub max_issues: usize,
@@ -236,6 +244,7 @@ impl Default for AuthSettings {
             insecure_trust_demo_key: false,
             jwks_refresh_seconds: 3600,
             jwks_min_refresh_seconds: 30,
+            jwks_max_refresh_seconds: 86_400,
             jwks_timeout_seconds: 5,
         }
     }
@@ -254,6 +263,7 @@ impl Default for Limits {
             memory_budget_bytes: 2 * 1024 * 1024 * 1024,
             memory_per_body_byte: 80,
             shutdown_grace_seconds: 30,
+            shutdown_drain_seconds: 0,
             max_issues: 1000,
             max_json_values: 2_000_000,
             max_response_bytes: 4 * 1024 * 1024,
@@ -344,6 +354,7 @@ impl Settings {
         for (name, field) in [
             ("OVERDRACHT_JWKS_REFRESH_SECONDS", &mut self.auth.jwks_refresh_seconds),
             ("OVERDRACHT_JWKS_MIN_REFRESH_SECONDS", &mut self.auth.jwks_min_refresh_seconds),
+            ("OVERDRACHT_JWKS_MAX_REFRESH_SECONDS", &mut self.auth.jwks_max_refresh_seconds),
             ("OVERDRACHT_JWKS_TIMEOUT_SECONDS", &mut self.auth.jwks_timeout_seconds),
         ] {
             if let Some(v) = env(name) {
@@ -388,6 +399,9 @@ impl Settings {
         }
         if let Some(v) = env("OVERDRACHT_SHUTDOWN_GRACE_SECONDS") {
             self.limits.shutdown_grace_seconds = parse("OVERDRACHT_SHUTDOWN_GRACE_SECONDS", v)?;
+        }
+        if let Some(v) = env("OVERDRACHT_SHUTDOWN_DRAIN_SECONDS") {
+            self.limits.shutdown_drain_seconds = parse("OVERDRACHT_SHUTDOWN_DRAIN_SECONDS", v)?;
         }
         if let Some(v) = env("OVERDRACHT_MAX_ISSUES") {
             self.limits.max_issues = parse("OVERDRACHT_MAX_ISSUES", v)?;

@@ -20,10 +20,16 @@ pub async fn live() -> Response {
     (StatusCode::OK, axum::Json(json!({"status": "live"}))).into_response()
 }
 
+/// The diagnostics of `/health/ready` while the service shuts down.
+pub const DRAINING: &str = "draining: the service is shutting down; send requests to another instance";
+
 #[utoipa::path(get, path = "/health/ready", tag = "health",
     responses((status = 200, description = "The database answers; `database` names its engine (sqlite, postgresql)"),
-              (status = 503, description = "Not ready (OperationOutcome)")))]
+              (status = 503, description = "Not ready (OperationOutcome): shutting down (diagnostics start with `draining`), or the database does not answer")))]
 pub async fn ready(State(state): State<AppState>) -> Response {
+    if state.draining.load(std::sync::atomic::Ordering::Relaxed) {
+        return ApiError::unavailable(DRAINING).into_response();
+    }
     match state.store.ping().await {
         Ok(()) => {
             let path = state.access.engine.path();

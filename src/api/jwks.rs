@@ -5,8 +5,10 @@
 //! `discovery` (`<issuer>/.well-known/openid-configuration` → `jwks_uri`). The keys are
 //! fetched at start and kept in memory:
 //!
-//! - **refresh**: keys older than `auth.jwks_refresh_seconds` are fetched again when a token
-//!   of that issuer arrives;
+//! - **refresh**: stale keys are fetched again when a token of that issuer arrives. Keys are
+//!   fresh for the JWKS answer's `Cache-Control: max-age` (less its `Age`), bounded by
+//!   `auth.jwks_min_refresh_seconds` and `auth.jwks_max_refresh_seconds`; without one, for
+//!   `auth.jwks_refresh_seconds`;
 //! - **rotation**: a token whose `kid` is not among the cached keys makes one fetch, so a key
 //!   the provider has just published is accepted at once;
 //! - **rate limit**: at most one fetch per issuer per `auth.jwks_min_refresh_seconds`,
@@ -44,6 +46,9 @@ struct FetchState {
     last_error: Option<String>,
     /// The `jwks_uri` discovery found.
     jwks_uri: Option<reqwest::Url>,
+    /// How long the last fetched keys stay fresh, from the answer's `Cache-Control`
+    /// (`None`: it had no `max-age`; the configured refresh period applies).
+    fresh_for: Option<Duration>,
     fetches: u64,
 }
 
@@ -54,6 +59,8 @@ pub struct RemoteKeys {
     client: reqwest::Client,
     refresh_after: Duration,
     min_interval: Duration,
+    /// The longest a `max-age` keeps keys fresh.
+    max_fresh: Duration,
     keys: RwLock<Arc<Vec<TrustedKey>>>,
     state: tokio::sync::Mutex<FetchState>,
 }
@@ -107,17 +114,22 @@ impl RemoteKeys {
             client,
             refresh_after: Duration::from_secs(auth.jwks_refresh_seconds),
             min_interval: Duration::from_secs(auth.jwks_min_refresh_seconds),
+            max_fresh: Duration::from_secs(auth.jwks_max_refresh_seconds),
             keys: RwLock::new(Arc::new(Vec::new())),
             state: tokio::sync::Mutex::new(FetchState::default()),
         }))
     }
 
-    /// The cached keys, fetched again first when they are older than the refresh period
-    /// (rate-limited; on failure the cached keys stay).
+    /// The cached keys, fetched again first when they are stale (rate-limited; on failure
+    /// the cached keys stay).
     pub async fn keys(&self) -> Arc<Vec<TrustedKey>> {
         let stale = {
             let s = self.state.lock().await;
-            s.fetched_at.is_none_or(|t| t.elapsed() >= self.refresh_after)
+            let fresh_for = match s.fresh_for {
+                Some(d) => d.clamp(self.min_interval, self.max_fresh.max(self.min_interval)),
+                None => self.refresh_after,
+            };
+            s.fetched_at.is_none_or(|t| t.elapsed() >= fresh_for)
         };
         if stale {
             self.refresh().await;
@@ -155,12 +167,13 @@ impl RemoteKeys {
         s.last_attempt = Some(Instant::now());
         s.fetches += 1;
         match self.fetch(&mut s).await {
-            Ok(keys) => {
-                tracing::info!(issuer = %self.issuer, keys = keys.len(), "fetched the issuer's keys (JWKS)");
+            Ok((keys, fresh_for)) => {
+                tracing::info!(issuer = %self.issuer, keys = keys.len(), max_age = fresh_for.map(|d| d.as_secs()), "fetched the issuer's keys (JWKS)");
                 if let Ok(mut k) = self.keys.write() {
                     *k = Arc::new(keys);
                 }
                 s.fetched_at = Some(Instant::now());
+                s.fresh_for = fresh_for;
                 s.last_error = None;
             }
             Err(e) => {
@@ -170,13 +183,14 @@ impl RemoteKeys {
         }
     }
 
-    async fn fetch(&self, s: &mut FetchState) -> Result<Vec<TrustedKey>, String> {
+    /// The keys, and how long the answer says they may be cached.
+    async fn fetch(&self, s: &mut FetchState) -> Result<(Vec<TrustedKey>, Option<Duration>), String> {
         let jwks_url = match &self.source {
             Source::Url(u) => u.clone(),
             Source::Discovery(config_url) => match &s.jwks_uri {
                 Some(u) => u.clone(),
                 None => {
-                    let doc: serde_json::Value = serde_json::from_slice(&self.get(config_url).await?)
+                    let doc: serde_json::Value = serde_json::from_slice(&self.get(config_url).await?.0)
                         .map_err(|e| format!("{config_url}: not JSON ({e})"))?;
                     // OpenID Connect Discovery 1.0, 4.3: the issuer in the document is the one asked for.
                     if doc["issuer"].as_str().map(|i| i.trim_end_matches('/'))
@@ -191,12 +205,14 @@ impl RemoteKeys {
                 }
             },
         };
-        let body = self.get(&jwks_url).await?;
+        let (body, fresh_for) = self.get(&jwks_url).await?;
         let text = std::str::from_utf8(&body).map_err(|_| format!("{jwks_url}: not UTF-8"))?;
-        parse_jwks(&self.issuer, text).map_err(|e| format!("{jwks_url}: {e}"))
+        let keys = parse_jwks(&self.issuer, text).map_err(|e| format!("{jwks_url}: {e}"))?;
+        Ok((keys, fresh_for))
     }
 
-    async fn get(&self, url: &reqwest::Url) -> Result<Vec<u8>, String> {
+    /// The body of a successful answer, and how long it may be cached ([`fresh_for`]).
+    async fn get(&self, url: &reqwest::Url) -> Result<(Vec<u8>, Option<Duration>), String> {
         let mut r = self
             .client
             .get(url.clone())
@@ -207,6 +223,7 @@ impl RemoteKeys {
         if !r.status().is_success() {
             return Err(format!("{url}: HTTP {}", r.status().as_u16()));
         }
+        let fresh_for = fresh_for(r.headers());
         if r.content_length().is_some_and(|n| n > MAX_DOCUMENT as u64) {
             return Err(format!("{url}: larger than {MAX_DOCUMENT} bytes"));
         }
@@ -217,13 +234,60 @@ impl RemoteKeys {
                 return Err(format!("{url}: larger than {MAX_DOCUMENT} bytes"));
             }
         }
-        Ok(body)
+        Ok((body, fresh_for))
     }
+}
+
+/// How long an answer may be cached, from its headers (RFC 9111): `Cache-Control: max-age`
+/// less `Age`; `no-cache` or `no-store`: not at all. `None` when the answer does not say
+/// (or says it in a form not understood).
+fn fresh_for(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let mut max_age = None;
+    for value in headers.get_all(reqwest::header::CACHE_CONTROL) {
+        for directive in value.to_str().ok()?.split(',') {
+            let (name, arg) = match directive.split_once('=') {
+                Some((n, a)) => (n.trim(), Some(a.trim().trim_matches('"'))),
+                None => (directive.trim(), None),
+            };
+            if name.eq_ignore_ascii_case("no-cache") || name.eq_ignore_ascii_case("no-store") {
+                return Some(Duration::ZERO);
+            }
+            if name.eq_ignore_ascii_case("max-age") {
+                max_age = Some(arg?.parse::<u64>().ok()?);
+            }
+        }
+    }
+    let age = headers.get(reqwest::header::AGE).and_then(|a| a.to_str().ok()?.trim().parse::<u64>().ok()).unwrap_or(0);
+    max_age.map(|m| Duration::from_secs(m.saturating_sub(age)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cache_control_says_how_long_keys_stay_fresh() {
+        let fresh = |pairs: &[(&str, &str)]| {
+            let mut h = reqwest::header::HeaderMap::new();
+            for (k, v) in pairs {
+                h.append(
+                    reqwest::header::HeaderName::from_bytes(k.as_bytes()).expect("name"),
+                    v.parse().expect("value"),
+                );
+            }
+            fresh_for(&h).map(|d| d.as_secs())
+        };
+        assert_eq!(fresh(&[]), None);
+        assert_eq!(fresh(&[("cache-control", "public, max-age=600")]), Some(600));
+        assert_eq!(fresh(&[("cache-control", "Max-Age=\"60\"")]), Some(60));
+        assert_eq!(fresh(&[("cache-control", "public"), ("cache-control", "max-age=60")]), Some(60));
+        assert_eq!(fresh(&[("cache-control", "max-age=600"), ("age", "100")]), Some(500));
+        assert_eq!(fresh(&[("cache-control", "max-age=60"), ("age", "100")]), Some(0));
+        assert_eq!(fresh(&[("cache-control", "max-age=600, no-cache")]), Some(0));
+        assert_eq!(fresh(&[("cache-control", "no-store")]), Some(0));
+        assert_eq!(fresh(&[("cache-control", "max-age=soon")]), None);
+        assert_eq!(fresh(&[("cache-control", "max-age")]), None);
+    }
 
     #[test]
     fn keys_are_fetched_over_https_or_from_a_loopback_address() {

@@ -63,6 +63,9 @@ pub struct Application {
     router: Router,
     state: AppState,
     grace: Duration,
+    /// Time between the shutdown signal and closing the listener, while `/health/ready`
+    /// already says `draining` (so that load balancers stop sending first).
+    drain: Duration,
     /// Time a client has to send a request's headers.
     header_read_timeout: Duration,
     /// Delivers the outbox in the background while the service runs.
@@ -118,6 +121,7 @@ impl Application {
             audit: Arc::new(settings.audit.clone()),
             limits: Arc::new(settings.limits.clone()),
             guard: Arc::new(Guard::new(&settings.limits)),
+            draining: Arc::default(),
         };
         let listener = TcpListener::bind(settings.listen)
             .await
@@ -127,13 +131,15 @@ impl Application {
             state.store.clone(),
             settings.delivery.clone(),
             state.metrics.delivery.clone(),
-        )?;
+        )?
+        .with_shutdown_grace(Duration::from_secs(settings.limits.shutdown_grace_seconds));
         Ok(Application {
             listener,
             addr,
             router: router(state.clone(), &settings.limits),
             state,
             grace: Duration::from_secs(settings.limits.shutdown_grace_seconds),
+            drain: Duration::from_secs(settings.limits.shutdown_drain_seconds),
             header_read_timeout: settings.limits.header_read_timeout(),
             worker,
         })
@@ -147,16 +153,38 @@ impl Application {
         self.state.store.clone()
     }
 
-    /// Serves until `shutdown` completes, then stops accepting and lets in-flight requests
-    /// finish (at most the configured grace period).
+    /// Serves until `shutdown` completes. Then: `/health/ready` answers 503 `draining`; the
+    /// outbox worker claims nothing more, gives its deliveries in flight the grace period and
+    /// releases the rest ([`crate::deliver::outbox::Worker::run`]); after the drain period
+    /// the listener is closed and in-flight requests get the grace period to finish.
     pub async fn run_until_stopped<F>(self, shutdown: F) -> std::io::Result<()>
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let server = serve(self.listener, self.router, self.header_read_timeout, async move {
+        let (stopping_tx, stopping) = tokio::sync::watch::channel(false);
+        let draining = self.state.draining.clone();
+        tokio::spawn(async move {
             shutdown.await;
-            let _ = tx.send(());
+            draining.store(true, std::sync::atomic::Ordering::Relaxed);
+            let _ = stopping_tx.send(true);
+        });
+        let signalled = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            // A dropped sender means the signal task ended, which it does only after sending.
+            let _ = rx.wait_for(|stop| *stop).await;
+        };
+        let drain = self.drain;
+        let server = serve(self.listener, self.router, self.header_read_timeout, {
+            let stopped = signalled(stopping.clone());
+            async move {
+                stopped.await;
+                if !drain.is_zero() {
+                    tracing::info!(
+                        seconds = drain.as_secs(),
+                        "draining: /health/ready says so before the listener closes"
+                    );
+                    tokio::time::sleep(drain).await;
+                }
+            }
         });
         // Requests without a valid token are summarised per window (see `guard`): the
         // summary of a quiet window is written here, the last one at shutdown.
@@ -176,19 +204,16 @@ impl Application {
         });
         let grace = self.grace;
         let store = self.state.store.clone();
-        let (stop_worker, worker_stopped) = tokio::sync::oneshot::channel::<()>();
-        let worker = tokio::spawn(self.worker.run(async move {
-            let _ = worker_stopped.await;
-        }));
+        let worker = tokio::spawn(self.worker.run(signalled(stopping.clone())));
         let mut server = std::pin::pin!(std::future::IntoFuture::into_future(server));
+        let stopped = signalled(stopping);
         let result = tokio::select! {
             r = &mut server => r,
-            _ = async { if rx.await.is_ok() { tokio::time::sleep(grace).await } else { std::future::pending::<()>().await } } => {
+            _ = async { stopped.await; tokio::time::sleep(drain + grace).await } => {
                 tracing::warn!("in-flight requests did not finish within the shutdown grace period");
                 Ok(())
             }
         };
-        let _ = stop_worker.send(());
         let _ = worker.await;
         summaries.abort();
         if let Some(e) = self.state.guard.take_summary(true) {

@@ -23,4 +23,6 @@ pub struct AppState {
     pub limits: Arc<crate::config::Limits>,
     /// Concurrency permits and the rate limit of requests without a valid token.
     pub guard: Arc<super::guard::Guard>,
+    /// Set at the shutdown signal: `/health/ready` answers 503 `draining` from then on.
+    pub draining: Arc<std::sync::atomic::AtomicBool>,
 }

@@ -24,7 +24,7 @@ pub fn entry_hash(seq: i64, prev_hash: &str, content: &str) -> String {
     sha256_hex(&[DOMAIN, b"\0", seq.to_string().as_bytes(), b"\0", prev_hash.as_bytes(), b"\0", content.as_bytes()])
 }
 
-/// The `entity_types` column: `" Patient Condition "` (framed, for `LIKE '% Type %'`).
+/// The `entity_types` column: `" Patient Condition "` (framed, so that a search for ` Type ` finds whole types).
 pub(crate) fn entity_types_column(entry: &AuditEntry) -> String {
     let mut s = String::from(" ");
     for t in entry.entity_types() {

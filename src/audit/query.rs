@@ -75,7 +75,9 @@ pub async fn search(store: &Store, q: &AuditSearch) -> Result<Vec<StoredEntry>, 
     }
     if let Some(t) = &q.entity_type {
         let clean: String = t.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
-        param(&mut sql, &mut binds, " AND entity_types LIKE ?", format!("% {clean} %"));
+        // A resource type is a code: matched exactly, case included, on every backend.
+        let clause = format!(" AND {}", store.backend().contains_text("entity_types", "?"));
+        param(&mut sql, &mut binds, &clause, format!(" {clean} "));
     }
     if !q.actions.is_empty() {
         let mut parts = Vec::new();

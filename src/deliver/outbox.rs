@@ -391,6 +391,11 @@ impl DeliveryMetrics for NoMetrics {
     fn states(&self, _: &HashMap<State, i64>) {}
 }
 
+fn lock(leases: &Leases) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
+    // A panicked delivery task leaves the map as it was: still usable.
+    leases.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// Wakes the worker before its next poll: [`wake`] after committing a transaction that
 /// queued a delivery, and each finished delivery (its permit frees room for another).
 static WAKE: tokio::sync::Notify = tokio::sync::Notify::const_new();
@@ -407,7 +412,12 @@ pub struct Worker {
     clients: HashMap<String, Arc<FhirClient>>,
     settings: DeliverySettings,
     metrics: Arc<dyn DeliveryMetrics>,
+    /// How long deliveries in flight may go on after the shutdown signal.
+    shutdown_grace: Duration,
 }
+
+/// The leases this worker holds (handover id → lease), so that a stop can hand them back.
+type Leases = Arc<std::sync::Mutex<HashMap<String, String>>>;
 
 /// The receiver key of a target: handovers name receivers as `ura|<number>`.
 fn receiver_key(ura: &str) -> String {
@@ -428,11 +438,19 @@ impl Worker {
         for t in settings.load_targets()?.targets {
             clients.insert(receiver_key(&t.receiver), Arc::new(FhirClient::new(&t)?));
         }
-        Ok(Worker { store, clients, settings, metrics })
+        Ok(Worker { store, clients, settings, metrics, shutdown_grace: Duration::from_secs(30) })
     }
 
-    /// Delivers until `shutdown` completes. In-flight requests are abandoned at shutdown;
-    /// their leases run out and they are claimed again after the restart.
+    /// How long deliveries in flight may go on after the shutdown signal (30 s unless set).
+    pub fn with_shutdown_grace(mut self, grace: Duration) -> Worker {
+        self.shutdown_grace = grace;
+        self
+    }
+
+    /// Delivers until `shutdown` completes. Then it claims nothing more, gives the
+    /// deliveries in flight the shutdown grace to finish, cancels the rest and releases
+    /// their leases: they are due again at once, for another instance or the next start
+    /// (a process killed without this leaves its leases to run out).
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
         let mut shutdown = std::pin::pin!(shutdown);
         if self.clients.is_empty() {
@@ -445,17 +463,23 @@ impl Worker {
         let this = Arc::new(self);
         let limit = Arc::new(tokio::sync::Semaphore::new(this.settings.concurrency.max(1)));
         let poll = Duration::from_millis(this.settings.poll_interval_ms.max(10));
+        let leases: Leases = Arc::default();
+        let mut in_flight = tokio::task::JoinSet::new();
         loop {
+            while in_flight.try_join_next().is_some() {}
             let free = limit.available_permits();
             if free > 0 {
                 match this.claim(free).await {
                     Ok(claimed) => {
                         for c in claimed {
-                            let (this, limit) = (this.clone(), limit.clone());
+                            let (this, limit, leases) = (this.clone(), limit.clone(), leases.clone());
                             let Ok(permit) = limit.acquire_owned().await else { return };
-                            tokio::spawn(async move {
+                            lock(&leases).insert(c.handover_id.clone(), c.lease.clone());
+                            in_flight.spawn(async move {
                                 let _permit = permit;
+                                let id = c.handover_id.clone();
                                 this.deliver(c).await;
+                                lock(&leases).remove(&id);
                                 WAKE.notify_one();
                             });
                         }
@@ -473,11 +497,63 @@ impl Worker {
                 _ => poll,
             };
             tokio::select! {
-                _ = &mut shutdown => return,
+                _ = &mut shutdown => break,
                 _ = WAKE.notified() => {}
                 _ = tokio::time::sleep(nap) => {}
             }
         }
+        this.stop(in_flight, &leases).await;
+    }
+
+    /// The end of [`Worker::run`]: deliveries in flight get the shutdown grace, then are
+    /// cancelled and their leases released.
+    async fn stop(&self, mut in_flight: tokio::task::JoinSet<()>, leases: &Leases) {
+        if !in_flight.is_empty() {
+            tracing::info!(deliveries = in_flight.len(), "outbox: stopping; waiting for the deliveries in flight");
+        }
+        let finished =
+            tokio::time::timeout(self.shutdown_grace, async { while in_flight.join_next().await.is_some() {} }).await;
+        if finished.is_err() {
+            in_flight.abort_all();
+            while in_flight.join_next().await.is_some() {}
+        }
+        let held: Vec<(String, String)> = lock(leases).drain().collect();
+        if held.is_empty() {
+            return;
+        }
+        match self.release(&held).await {
+            Ok(n) => tracing::info!(deliveries = n, "outbox: released the deliveries cut off by the stop"),
+            Err(e) => {
+                tracing::error!(error = %e, "outbox: cannot release deliveries at stop; their leases will run out")
+            }
+        }
+    }
+
+    /// Hands back the leases `held` (handover id, lease): each delivery still in flight under
+    /// it is due again at once (`released` in its history). Returns how many were released.
+    async fn release(&self, held: &[(String, String)]) -> Result<usize, StoreError> {
+        let at = now();
+        let mut tx = self.store.begin().await?;
+        let mut released = 0;
+        for (id, lease) in held {
+            let row = sqlx::query(
+                "UPDATE outbox SET state = 'retrying', next_attempt_at = $3, lease_until = NULL, updated_at = $3 \
+                 WHERE handover_id = $1 AND state = 'in-flight' AND lease_until = $2 RETURNING attempts",
+            )
+            .bind(id)
+            .bind(lease)
+            .bind(&at)
+            .fetch_optional(tx.conn())
+            .await?;
+            if let Some(r) = row {
+                let attempt: i64 = r.try_get("attempts")?;
+                let why = Some("the service stopped during the attempt; due again at once");
+                event(tx.conn(), id, &at, "released", Some(attempt), None, why, None).await?;
+                released += 1;
+            }
+        }
+        tx.commit().await?;
+        Ok(released)
     }
 
     /// Time until the earliest waiting delivery is due (`None`: nothing waits).

@@ -158,6 +158,16 @@ impl HandoverError {
             _ => None,
         }
     }
+
+    /// True when the database aborted the handover's transaction to break a deadlock or a
+    /// serialisation conflict with a concurrent one; running it again may succeed.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            HandoverError::Store(e) | HandoverError::Audit(audit::AuditError::Store(e)) => e.is_transient(),
+            HandoverError::Audit(audit::AuditError::Database(e)) => crate::store::aborted_for_concurrency(e),
+            _ => false,
+        }
+    }
 }
 
 /// Receives one handover (see the module docs). `entry` is the request's audit entry: this
@@ -182,7 +192,7 @@ pub async fn receive<K: Clone + Send + 'static>(
     let (patient_resource_id, patient_bsn) = patient_of(&conversion);
     // The agreement decides before anything is stored: refused without one in force,
     // otherwise the categories it does not cover are removed.
-    let transfer = decide_transfer(ctx, &sender.identities, sub, &mut conversion, entry).await?;
+    let mut transfer = decide_transfer(ctx, &sender.identities, sub, &mut conversion, entry).await?;
     entry.reason = Some(match entry.reason.take() {
         Some(r) => format!("{r}; {} [{}]", sender_rule.reason, sender_rule.rule),
         None => format!("{} [{}]", sender_rule.reason, sender_rule.rule),
@@ -193,7 +203,7 @@ pub async fn receive<K: Clone + Send + 'static>(
         .to_string();
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let mut summary = summary(&id, &now, &sender, sub, &conversion);
-    summary["transfer"] = transfer.summary;
+    summary["transfer"] = std::mem::take(&mut transfer.summary);
     entry.patient_bsn = patient_bsn.clone();
     entry.objects = conversion.resources.iter().map(|r| format!("{}/{}", r.resource_type, r.id)).collect();
     entry.name_handover(&id);
@@ -224,50 +234,23 @@ pub async fn receive<K: Clone + Send + 'static>(
         submitted_by_ura: sub.submitter.ura.to_string(),
     };
 
-    // One handover transaction of this process at a time, in arrival order (see WRITE_TURN).
-    let turn = WRITE_TURN.lock().await;
-    let mut tx = ctx.store.begin().await?;
-    let inserted = tx.insert_handover(&new).await?;
-    if inserted {
-        for (agreement, version) in &transfer.agreements {
-            tx.insert_handover_agreement(&new.id, agreement, version).await?;
+    // The transaction is run again when the database aborted it to break a deadlock or a
+    // serialisation conflict with another instance's transaction: it is idempotent, and
+    // each attempt starts from the entry as it was.
+    let before = entry.clone();
+    let mut attempt = 1;
+    let (inserted, handover_id) = loop {
+        match store(ctx, sub, &new, &transfer, &conversion, entry).await {
+            Err(e) if attempt < STORE_ATTEMPTS && e.is_transient() => {
+                tracing::warn!(handover = %new.id, attempt, error = %e, "handover transaction aborted by the database; trying again");
+                *entry = before.clone();
+                tokio::time::sleep(retry_pause(attempt)).await;
+                attempt += 1;
+            }
+            done => break done?,
         }
-        let rows = minimise::facade_rows(
-            &conversion,
-            sub.receiver_ura.as_str(),
-            &transfer.bsn,
-            new.patient_resource_id.as_deref(),
-        );
-        if let Err(resource) = tx.put_facade_resources(&rows, &new.id, &now).await? {
-            // An id bound to another patient: nothing of this handover is written.
-            drop(tx);
-            let e = ConvertError::BoundToAnotherPatient { resource };
-            entry.rule = Some(crate::policy::rules::IDENTITY_BOUND_TO_ANOTHER_PATIENT.to_owned());
-            entry.reason = Some(format!("HTTP 409: {}", e.to_outcome().issues.first().map_or("", |i| &i.diagnostics)));
-            return Err(HandoverError::BoundToAnotherPatient(e));
-        }
-    }
-    let mut handover_id = id;
-    if let Some(key) = &sub.idempotency_key {
-        let fingerprint = request_fingerprint(sub);
-        match tx.claim_idempotency_key(sub.submitter.ura.as_str(), key, &fingerprint, &handover_id, &now).await? {
-            IdempotencyClaim::New => {}
-            IdempotencyClaim::Replay { handover_id: h } => handover_id = h,
-            IdempotencyClaim::Mismatch => return Err(HandoverError::IdempotencyKeyReused),
-        }
-    }
-    // The audit entry and the outbox row are written in the handover's transaction: a stored
-    // handover always has both (a replay finds its delivery queued).
+    };
     let created = inserted && handover_id == new.id;
-    if !created {
-        entry.reason = Some(format!("received again; the stored handover {handover_id} is returned"));
-        entry.replay = true;
-        entry.name_handover(&handover_id);
-    }
-    audit::record(&mut tx, entry).await?;
-    crate::deliver::outbox::enqueue(&mut tx, &new.id, &new.receiver).await?;
-    tx.commit().await?;
-    drop(turn);
     crate::deliver::outbox::wake();
 
     if created {
@@ -294,6 +277,77 @@ pub async fn receive<K: Clone + Send + 'static>(
             resource_count: stored.resource_count,
         })
     }
+}
+
+/// How often [`receive`] runs the handover transaction when the database keeps aborting it
+/// (deadlock or serialisation failure).
+const STORE_ATTEMPTS: u32 = 5;
+
+/// The pause before attempt `attempt + 1`: growing, with jitter, so that the transactions
+/// that met do not meet again.
+fn retry_pause(attempt: u32) -> std::time::Duration {
+    let ceiling = 20u64 << attempt.min(6);
+    std::time::Duration::from_millis(rand::random_range(ceiling / 4..=ceiling))
+}
+
+/// Stores the handover in one transaction (see the module docs): the handover, its
+/// agreements and facade rows (when new), the `Idempotency-Key`, the audit entry and the
+/// outbox row. Returns whether the handover row was inserted and the id of the handover
+/// the request stands for (another one's for an `Idempotency-Key` replay).
+async fn store(
+    ctx: Context<'_>,
+    sub: &Submission,
+    new: &NewHandover,
+    transfer: &Transfer,
+    conversion: &Conversion,
+    entry: &mut AuditEntry,
+) -> Result<(bool, String), HandoverError> {
+    let now = &new.created_at;
+    // One handover transaction of this process at a time, in arrival order (see WRITE_TURN).
+    let turn = WRITE_TURN.lock().await;
+    let mut tx = ctx.store.begin().await?;
+    let inserted = tx.insert_handover(new).await?;
+    if inserted {
+        for (agreement, version) in &transfer.agreements {
+            tx.insert_handover_agreement(&new.id, agreement, version).await?;
+        }
+        let rows = minimise::facade_rows(
+            conversion,
+            sub.receiver_ura.as_str(),
+            &transfer.bsn,
+            new.patient_resource_id.as_deref(),
+        );
+        if let Err(resource) = tx.put_facade_resources(&rows, &new.id, now).await? {
+            // An id bound to another patient: nothing of this handover is written.
+            drop(tx);
+            let e = ConvertError::BoundToAnotherPatient { resource };
+            entry.rule = Some(crate::policy::rules::IDENTITY_BOUND_TO_ANOTHER_PATIENT.to_owned());
+            entry.reason = Some(format!("HTTP 409: {}", e.to_outcome().issues.first().map_or("", |i| &i.diagnostics)));
+            return Err(HandoverError::BoundToAnotherPatient(e));
+        }
+    }
+    let mut handover_id = new.id.clone();
+    if let Some(key) = &sub.idempotency_key {
+        let fingerprint = request_fingerprint(sub);
+        match tx.claim_idempotency_key(sub.submitter.ura.as_str(), key, &fingerprint, &handover_id, now).await? {
+            IdempotencyClaim::New => {}
+            IdempotencyClaim::Replay { handover_id: h } => handover_id = h,
+            IdempotencyClaim::Mismatch => return Err(HandoverError::IdempotencyKeyReused),
+        }
+    }
+    // The audit entry and the outbox row are written in the handover's transaction: a stored
+    // handover always has both (a replay finds its delivery queued).
+    let created = inserted && handover_id == new.id;
+    if !created {
+        entry.reason = Some(format!("received again; the stored handover {handover_id} is returned"));
+        entry.replay = true;
+        entry.name_handover(&handover_id);
+    }
+    audit::record(&mut tx, entry).await?;
+    crate::deliver::outbox::enqueue(&mut tx, &new.id, &new.receiver).await?;
+    tx.commit().await?;
+    drop(turn);
+    Ok((inserted, handover_id))
 }
 
 fn internal(e: impl std::fmt::Display) -> HandoverError {

@@ -137,6 +137,16 @@ impl Backend {
         }
     }
 
+    /// True when the text `haystack` contains the text `needle`, byte for byte (so case
+    /// matters on both backends: SQLite's `LIKE` ignores the case of ASCII letters,
+    /// PostgreSQL's does not).
+    pub fn contains_text(self, haystack: &str, needle: &str) -> String {
+        match self {
+            Backend::Sqlite => format!("instr({haystack}, {needle}) > 0"),
+            Backend::Postgres => format!("strpos({haystack}, {needle}) > 0"),
+        }
+    }
+
     /// The document of an element of [`Backend::json_elements`] (`alias.value`).
     pub fn element_doc(self, alias: &str) -> String {
         match self {
@@ -159,6 +169,20 @@ pub enum StoreError {
     Permissions { path: std::path::PathBuf, source: std::io::Error },
     #[error("unsupported database URL (use sqlite:… or postgres://…)")]
     UnsupportedUrl,
+}
+
+impl StoreError {
+    /// True when the database aborted the transaction to break a deadlock or a serialisation
+    /// conflict with a concurrent one (see [`aborted_for_concurrency`]).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StoreError::Database(e) if aborted_for_concurrency(e))
+    }
+}
+
+/// True for PostgreSQL's "deadlock detected" (SQLSTATE 40P01) and "could not serialize
+/// access" (40001): the transaction was rolled back and may be run again as a whole.
+pub fn aborted_for_concurrency(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if matches!(d.code().as_deref(), Some("40001" | "40P01")))
 }
 
 /// Pool settings (`database_max_connections`, `database_acquire_timeout_ms`).

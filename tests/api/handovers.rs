@@ -135,6 +135,52 @@ async fn parallel_identical_handovers_store_one() {
     assert_eq!(app.store.handover_count().await.expect("count"), 1);
 }
 
+/// A handover transaction that the database aborts to break a deadlock is run again: the
+/// client gets its answer, not a 500. The deadlock here is between a delivery step (it holds
+/// the handover's outbox row, then wants the audit chain head) and the handover sent again
+/// (it holds the chain head, then wants the outbox row). PostgreSQL aborts the one that
+/// waited first, the handover; SQLite has one writer at a time, so there the handover waits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handover_aborted_by_a_deadlock_is_run_again() {
+    use overdracht::audit::{self, AuditAction, AuditEntry, AuditOutcome};
+    let app = spawn_app().await;
+    let first = app.post_handover(&receiver_query(), example()).await;
+    assert_eq!(first.status(), 201);
+    let id = first.json::<Value>().await.expect("json")["id"].as_str().expect("id").to_owned();
+
+    let mut step = app.store.begin().await.expect("begin");
+    sqlx::query("UPDATE outbox SET updated_at = updated_at WHERE handover_id = $1")
+        .bind(&id)
+        .execute(step.conn())
+        .await
+        .expect("hold the outbox row");
+    let (client, url, token) = (app.client.clone(), app.url(&format!("/handovers?{}", receiver_query())), app.token());
+    let again = tokio::spawn(async move {
+        let r = client
+            .post(url)
+            .bearer_auth(token)
+            .header("Content-Type", "application/fhir+json")
+            .body(example())
+            .send()
+            .await
+            .expect("request");
+        (r.status().as_u16(), r.text().await.unwrap_or_default())
+    });
+    // The handover is now waiting for the outbox row (with the chain head held).
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let recorded = audit::record(&mut step, &AuditEntry::new(AuditAction::Delivery, AuditOutcome::Success)).await;
+    assert!(recorded.is_ok(), "the delivery step, which waited last, is not the one aborted: {recorded:?}");
+    step.commit().await.expect("commit");
+
+    let (status, body) = again.await.expect("request task");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(app.store.handover_count().await.expect("count"), 1);
+    let logs = crate::helpers::captured_logs();
+    if crate::database::on_postgres() {
+        assert!(logs.contains("handover transaction aborted by the database; trying again"), "no deadlock was met");
+    }
+}
+
 #[tokio::test]
 async fn flat_json_and_forced_format() {
     let app = spawn_app().await;

@@ -199,3 +199,54 @@ async fn openid_connect_discovery_finds_the_jwks() {
     assert_eq!(code, 503, "{body}");
     assert!(body.contains("another issuer"), "{body}");
 }
+
+async fn serve_jwks_cached(server: &MockServer, keys: &[&DemoKey], cache_control: &str) {
+    server.reset().await;
+    let jwks = json!({"keys": keys.iter().map(|k| k.public_jwk()).collect::<Vec<_>>()});
+    Mock::given(method("GET"))
+        .and(path("/jwks"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(jwks).insert_header("cache-control", cache_control))
+        .mount(server)
+        .await;
+}
+
+/// The JWKS answer's `Cache-Control: max-age` says how long the keys stay fresh, not the
+/// configured refresh period (here an hour): after three seconds they are fetched again.
+#[tokio::test]
+async fn keys_are_refreshed_after_the_answers_max_age() {
+    let server = MockServer::start().await;
+    let (_d1, k1) = idp_key();
+    serve_jwks_cached(&server, &[&k1], "public, max-age=3").await;
+    let app = app(by_url(format!("{}/jwks", server.uri())), 3600, 0).await;
+    assert_eq!(status(&app, &token(&k1, ISS)).await.0, 404);
+    assert_eq!(fetches(&server, "/jwks").await, 1, "fresh for three seconds");
+    tokio::time::sleep(std::time::Duration::from_millis(3200)).await;
+    assert_eq!(status(&app, &token(&k1, ISS)).await.0, 404);
+    assert_eq!(fetches(&server, "/jwks").await, 2, "stale after max-age, although the refresh period is an hour");
+}
+
+/// A `max-age` is bounded: not beyond `auth.jwks_max_refresh_seconds` (here 3 s, for a
+/// day's max-age), and within it the keys are fresh although the refresh period (0) would
+/// make every token fetch them.
+#[tokio::test]
+async fn a_max_age_is_bounded_by_the_configured_maximum() {
+    let server = MockServer::start().await;
+    let (_d1, k1) = idp_key();
+    serve_jwks_cached(&server, &[&k1], "max-age=86400").await;
+    let app = spawn_app_with({
+        let issuer = by_url(format!("{}/jwks", server.uri()));
+        move |s| {
+            s.auth.issuers = vec![issuer];
+            s.auth.jwks_refresh_seconds = 0;
+            s.auth.jwks_min_refresh_seconds = 0;
+            s.auth.jwks_max_refresh_seconds = 3;
+        }
+    })
+    .await;
+    assert_eq!(status(&app, &token(&k1, ISS)).await.0, 404);
+    assert_eq!(status(&app, &token(&k1, ISS)).await.0, 404);
+    assert_eq!(fetches(&server, "/jwks").await, 1, "fresh within the max-age");
+    tokio::time::sleep(std::time::Duration::from_millis(3200)).await;
+    assert_eq!(status(&app, &token(&k1, ISS)).await.0, 404);
+    assert_eq!(fetches(&server, "/jwks").await, 2, "the max-age is cut to the configured maximum");
+}

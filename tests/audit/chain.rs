@@ -39,6 +39,30 @@ async fn entries_chain_and_verify() {
     assert_eq!(found[0].entry, entry(AuditAction::Search));
 }
 
+/// The entity-type search matches a resource type exactly, case included, on every backend
+/// (SQLite's `LIKE` ignores case, PostgreSQL's does not): a code is case-sensitive, and
+/// `Medication` is not `MedicationRequest`.
+#[tokio::test]
+async fn entity_type_search_is_exact_and_case_sensitive() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(&dir).await;
+    audit::record_alone(&s, &entry(AuditAction::Read)).await.unwrap();
+    let mut e = entry(AuditAction::Read);
+    e.objects = vec!["MedicationRequest/m1".into(), "Patient/p1".into()];
+    audit::record_alone(&s, &e).await.unwrap();
+    let found = |t: &str| {
+        let s = s.clone();
+        let q = AuditSearch { entity_type: Some(t.to_owned()), ..Default::default() };
+        async move { audit::search(&s, &q).await.unwrap().len() }
+    };
+    assert_eq!(found("Condition").await, 1);
+    assert_eq!(found("Patient").await, 2);
+    assert_eq!(found("MedicationRequest").await, 1);
+    assert_eq!(found("Medication").await, 0);
+    assert_eq!(found("condition").await, 0, "case matters");
+    assert_eq!(found("PATIENT").await, 0, "case matters");
+}
+
 #[tokio::test]
 async fn rolled_back_action_leaves_no_entry() {
     let dir = tempfile::tempdir().unwrap();

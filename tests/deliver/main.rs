@@ -11,4 +11,5 @@ mod support;
 mod cli;
 mod client;
 mod external;
+mod instances;
 mod outbox;

@@ -36,6 +36,26 @@ impl Drop for Service {
     }
 }
 
+impl Service {
+    /// Sends SIGTERM (a graceful stop).
+    pub fn terminate(&self) {
+        let sent = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status().expect("kill");
+        assert!(sent.success(), "SIGTERM could not be sent");
+    }
+
+    /// Waits for the process to end (at most `within`); its exit status.
+    pub async fn exited(&mut self, within: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "the service did not exit within {within:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
 /// The configuration of a test service: a target with quick retries on `fhir_base`.
 pub fn write_config(dir: &Path, fhir_base: &str) -> PathBuf {
     write_config_with(dir, fhir_base, 3, 10_000)

@@ -139,7 +139,7 @@ pub(super) fn fhir_json(body: &Value) -> Response {
         ("patient" = Option<String>, Query, description = "The patient's BSN (999911120 or http://fhir.nl/fhir/NamingSystem/bsn|999911120); required unless you are a privacy officer"),
         ("date" = Option<String>, Query, description = "Repeatable: [ge|gt|le|lt|eq]YYYY-MM-DD or a date-time with offset (UTC days)"),
         ("agent" = Option<String>, Query, description = "The acting user's UZI number or organisation's URA (system|value accepted)"),
-        ("entity-type" = Option<String>, Query, description = "A resource type among the entry's objects, e.g. Condition, Handover"),
+        ("entity-type" = Option<String>, Query, description = "A resource type among the entry's objects, e.g. Condition, Handover; exact, case included"),
         ("subtype" = Option<String>, Query, description = "An overdracht audit action code, e.g. read, handover-received (comma-separated for several)"),
         ("_count" = Option<i64>, Query, description = "At most this many, newest first (default 100, max 1000)"),
     ),
