@@ -172,9 +172,9 @@ fn with_grace(config: &str, days: u32) -> String {
 pub fn requester(caller: &Caller, headers: &HeaderMap) -> Result<Requester, ApiError> {
     let reason = input::text_header(headers, BREAK_GLASS_HEADER, 1000)?.filter(|r| !r.trim().is_empty());
     Ok(Requester {
-        uzi: caller.uzi.to_string(),
-        uzi_role: caller.uzi_role.to_string(),
-        ura: caller.ura.to_string(),
+        uzi: caller.uzi.clone(),
+        uzi_role: caller.uzi_role.clone(),
+        ura: caller.ura.clone(),
         purpose_of_use: caller.purpose_of_use.clone(),
         break_glass_reason: reason,
     })

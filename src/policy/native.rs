@@ -72,7 +72,7 @@ pub(crate) fn decide(cfg: &AccessConfig, req: &AccessRequest<'_>) -> AccessDecis
     let mut member_objection = false;
     for c in req.consents.iter().filter(|c| c.patient == *req.patient && c.in_force(now)) {
         if let ConsentKind::Objection { categories, members } = &c.kind {
-            let named = members.contains(&r.uzi);
+            let named = members.contains(r.uzi.as_str());
             if members.is_empty() || named {
                 match categories {
                     Some(set) => objected.extend(set.iter().copied()),
@@ -89,7 +89,7 @@ pub(crate) fn decide(cfg: &AccessConfig, req: &AccessRequest<'_>) -> AccessDecis
     let matrix_allows = |key: &str, c: DataCategory| cfg.matrix.get(key).is_some_and(|e| e.allows(c));
 
     let bg_teams: Vec<&CareTeam> = teams.iter().copied().filter(|t| t.organisation_ura == r.ura).collect();
-    let bg_profession = cfg.break_glass.professions.contains(&r.uzi_role);
+    let bg_profession = cfg.break_glass.professions.iter().any(|p| *p == r.uzi_role);
     let bg_allowed = cfg.break_glass.enabled && bg_requested && !bg_teams.is_empty() && bg_profession;
     let overridden = bg_allowed && cfg.break_glass.overrides_objection;
 

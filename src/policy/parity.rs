@@ -254,9 +254,9 @@ pub fn case(c: &Cell, grace_days: u32, purpose: &str) -> Result<Case, String> {
         Consent::ObjectionToMember => vec![objection(None, [REQUESTER_UZI.to_owned()].into())],
     };
     let requester = Requester {
-        uzi: REQUESTER_UZI.into(),
-        uzi_role: c.token_role.into(),
-        ura: PROVIDER.into(),
+        uzi: Uzi::parse(REQUESTER_UZI).map_err(id)?,
+        uzi_role: token_role.clone(),
+        ura: Ura::parse(PROVIDER).map_err(id)?,
         purpose_of_use: purpose.into(),
         break_glass_reason: c.break_glass.then(|| "acute deterioration at night".to_owned()),
     };

@@ -42,11 +42,11 @@ pub const BREAK_GLASS_KEY: &str = "break-glass";
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Requester {
     /// UZI number of the person.
-    pub uzi: String,
+    pub uzi: crate::model::Uzi,
     /// UZI role code (profession).
-    pub uzi_role: String,
+    pub uzi_role: crate::model::UziRoleCode,
     /// URA of the organisation the person acts for.
-    pub ura: String,
+    pub ura: crate::model::Ura,
     /// Purpose of use, a v3 ActReason code (`TREAT`, `ETREAT`, ...).
     pub purpose_of_use: String,
     /// A stated reason for emergency (break-the-glass) access.

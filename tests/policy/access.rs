@@ -55,9 +55,9 @@ fn demo() -> Demo {
 
 fn requester(uzi: &str, role: &str, ura: &str) -> Requester {
     Requester {
-        uzi: uzi.into(),
-        uzi_role: role.into(),
-        ura: ura.into(),
+        uzi: uzi.parse().expect("UZI"),
+        uzi_role: role.parse().expect("UZI role code"),
+        ura: ura.parse().expect("URA"),
         purpose_of_use: "TREAT".into(),
         break_glass_reason: None,
     }
@@ -280,7 +280,7 @@ fn break_the_glass_needs_a_reason_and_the_providers_ura_and_is_flagged() {
     assert!(!decision.allowed_categories.contains(&DataCategory::Lifestyle));
     // Someone from another organisation cannot break the glass.
     let mut other = colleague.clone();
-    other.ura = "55556666".into();
+    other.ura = "55556666".parse().expect("URA");
     let decision = decide_demo(&demo, &other, TODAY, &Requested::All);
     assert_eq!((decision.permit, decision.rule), (false, "break-glass.other-organisation"));
     assert!(decision.flag_for_review, "a refused attempt is flagged too");
@@ -583,9 +583,9 @@ prop_compose! {
         purpose in proptest::sample::select(vec!["TREAT", "ETREAT", "HRESCH", "PUBHLTH"]),
     ) -> (Vec<CareTeam>, Vec<Agreement>, Vec<PatientConsent>, Requester, Requested, NaiveDate) {
         let r = Requester {
-            uzi: UZIS[uzi].into(),
-            uzi_role: ROLES[code].into(),
-            ura: URAS[ura].into(),
+            uzi: UZIS[uzi].parse().expect("UZI"),
+            uzi_role: ROLES[code].parse().expect("UZI role code"),
+            ura: URAS[ura].parse().expect("URA"),
             purpose_of_use: purpose.into(),
             break_glass_reason: reason,
         };
@@ -626,7 +626,7 @@ proptest! {
 
     #[test]
     fn deny_by_default_for_a_non_member_without_break_glass(mut case in arb_case()) {
-        case.3.uzi = "900000099".into(); // in no team
+        case.3.uzi = "900000099".parse().expect("UZI"); // in no team
         case.3.break_glass_reason = None;
         let decision = decide_case(engine(), &case);
         prop_assert!(!decision.permit, "{decision:?}");
