@@ -121,7 +121,7 @@ impl Walker<'_> {
     /// ignored). A definition we do not know is not judged.
     fn capability_search_params(&mut self, obj: &Map<String, Value>, expr: &str) {
         let reg = self.reg;
-        let mut check = |w: &mut Self, params: Option<&Value>, at: &str| {
+        let check = |w: &mut Self, params: Option<&Value>, at: &str| {
             for (k, sp) in params.and_then(Value::as_array).into_iter().flatten().enumerate() {
                 let (Some(def), Some(ty)) =
                     (sp.get("definition").and_then(Value::as_str), sp.get("type").and_then(Value::as_str))
