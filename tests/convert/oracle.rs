@@ -86,6 +86,13 @@ fn fhirbolt_oracle_reports_what_r4_has_no_place_for() {
     let p = common::fhirbolt::problems("nested", &bundle);
     assert_eq!(p.len(), 1, "{p:?}");
     assert!(p[0].contains("Bundle.entry[1].resource"), "{p:?}");
+    // fhirbolt panics on an empty array; the oracle reports it and carries on
+    let empty = serde_json::json!({"resourceType": "Patient", "id": "p", "name": []});
+    assert!(!common::fhirbolt::problems("empty array", &empty).is_empty());
+    // a single value where R4 has a list: fhirbolt reads it and writes a list, which is a difference
+    let single = serde_json::json!({"resourceType": "Flag", "status": "active", "code": {"text": "x"},
+                                    "subject": {"reference": "Patient/p"}, "category": {"text": "y"}});
+    assert!(!common::fhirbolt::problems("single value for a list", &single).is_empty());
     let good = serde_json::json!({"resourceType": "Patient", "id": "p", "birthDate": "1974-12-25"});
     assert!(common::fhirbolt::problems("valid", &good).is_empty());
 }

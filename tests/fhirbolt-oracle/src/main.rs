@@ -1,7 +1,8 @@
 //! Reads FHIR R4 resources as JSON, one per line, from stdin; writes each back, one per line, after
 //! a round trip through fhirbolt's typed model (`fhirbolt::model::r4::Resource`, strict mode:
 //! an element the R4 model does not have, or a JSON type it does not expect, is an error).
-//! A resource that does not deserialise is written as `{"oracle-error": "<message>"}`.
+//! A resource that does not deserialise (or on which fhirbolt panics) is written as
+//! `{"oracle-error": "<message>"}`.
 //!
 //! fhirbolt 0.4 fails on a typed Bundle with entries that hold resources (and on other nested
 //! resources inside a typed parent), so callers send a Bundle's entry resources one by one.
@@ -18,6 +19,8 @@ fn round_trip(line: &str) -> Result<String, String> {
 }
 
 fn main() {
+    // A panic inside fhirbolt is answered as an error (below), not printed.
+    std::panic::set_hook(Box::new(|_| {}));
     let stdin = std::io::stdin();
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
@@ -29,7 +32,10 @@ fn main() {
                 std::process::exit(2);
             }
         };
-        let text = match round_trip(&line) {
+        // fhirbolt 0.4 panics on some inputs (an empty array, `"name": []`): an error like any other.
+        let result = std::panic::catch_unwind(|| round_trip(&line))
+            .unwrap_or_else(|_| Err("fhirbolt panicked on this resource".to_string()));
+        let text = match result {
             Ok(json) => json,
             Err(e) => serde_json::json!({ "oracle-error": e }).to_string(),
         };
