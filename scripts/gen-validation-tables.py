@@ -20,6 +20,8 @@ Outputs (minified JSON, deterministic):
     profiles/r4/nl-core.json    nl-core snapshots (stripped StructureDefinitions)
     profiles/r4/terminology.json  ValueSets (expanded) behind required bindings, and the
                                 complete CodeSystems they use
+    profiles/r4/search-parameters.json  the R4 SearchParameters, only url and type (for the
+                                type of a CapabilityStatement's searchParam)
     profiles/r4/vitalsigns.json the R4 vital signs profiles (vitalsigns, bodytemp, bp, ...), which
                                 R4 applies by content; written below as differentials from the
                                 R4 specification's vital signs table (they are not in the
@@ -344,5 +346,11 @@ dump("base.json", base)
 dump("nl-core.json", nlcore)
 dump("terminology.json", terminology)
 dump("vitalsigns.json", vitalsigns)
+search_parameters = [
+    {"resourceType": "SearchParameter", "url": e["resource"]["url"], "type": e["resource"]["type"]}
+    for e in load(os.path.join(REF, "fhir-r4", "search-parameters.json"))["entry"]
+]
+search_parameters.sort(key=lambda sp: sp["url"])
+dump("search-parameters.json", search_parameters)
 print(f"{len(base)} base definitions, {len(nlcore)} nl-core profiles, {len(required)} required value sets "
       f"({sum(1 for t in terminology if t['resourceType'] == 'ValueSet')} expandable locally)", file=sys.stderr)

@@ -9,10 +9,10 @@
 //!   components and no other type has any; a resource type that the `expression` starts a
 //!   path with is one of the `base` types.
 //!
-//! The CapabilityStatement rules of R4 are invariants (cpb-1 … cpb-16, e.g. a resource type
-//! once per RESTful mode, search parameter names unique per resource), which the FHIRPath
-//! evaluator checks; what the HL7 validator adds for it (a searchParam's type against the
-//! SearchParameter its definition names) needs the R4 search parameters, which are not embedded.
+//! - **CapabilityStatement**: a `searchParam`'s `type` is the type of the SearchParameter its
+//!   `definition` names, when that SearchParameter is known (the R4 ones are embedded, from
+//!   profiles/r4/search-parameters.json; packages may add more). The other CapabilityStatement
+//!   rules of R4 are invariants (cpb-1 … cpb-16), which the FHIRPath evaluator checks.
 //!
 //! A definition whose type is not known locally is not judged (never a false error).
 
@@ -27,6 +27,7 @@ impl Walker<'_> {
         match rt {
             "StructureDefinition" => self.structure_definition_paths(obj, expr),
             "SearchParameter" => self.search_parameter(obj, expr),
+            "CapabilityStatement" => self.capability_search_params(obj, expr),
             _ => {}
         }
     }
@@ -114,6 +115,41 @@ impl Walker<'_> {
 
 /// The identifiers that start a path in a FHIRPath expression: the first one, and each one
 /// after a top-level `|` (inside parentheses too, but not inside function arguments).
+impl Walker<'_> {
+    /// `rest[i].searchParam[k]` and `rest[i].resource[j].searchParam[k]`: the stated type agrees
+    /// with the type of the SearchParameter the definition names (a version suffix `|4.0.1` is
+    /// ignored). A definition we do not know is not judged.
+    fn capability_search_params(&mut self, obj: &Map<String, Value>, expr: &str) {
+        let reg = self.reg;
+        let check = |w: &mut Self, params: Option<&Value>, at: &str| {
+            for (k, sp) in params.and_then(Value::as_array).into_iter().flatten().enumerate() {
+                let (Some(def), Some(ty)) =
+                    (sp.get("definition").and_then(Value::as_str), sp.get("type").and_then(Value::as_str))
+                else {
+                    continue;
+                };
+                let url = def.split('|').next().unwrap_or(def);
+                if let Some(known) = reg.search_params.get(url) {
+                    if known != ty {
+                        w.err(
+                            IssueCode::Invalid,
+                            &format!("{at}.searchParam[{k}].type"),
+                            format!("type '{ty}' does not match the type '{known}' of the search parameter {url}"),
+                        );
+                    }
+                }
+            }
+        };
+        for (i, rest) in obj.get("rest").and_then(Value::as_array).into_iter().flatten().enumerate() {
+            let at = format!("{expr}.rest[{i}]");
+            check(self, rest.get("searchParam"), &at);
+            for (j, res) in rest.get("resource").and_then(Value::as_array).into_iter().flatten().enumerate() {
+                check(self, res.get("searchParam"), &format!("{at}.resource[{j}]"));
+            }
+        }
+    }
+}
+
 fn path_starts(expression: &str) -> Vec<&str> {
     let mut out = Vec::new();
     let mut depth_args = 0usize;

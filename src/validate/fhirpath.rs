@@ -4,7 +4,7 @@
 //! three-valued logic, comparisons, `in`/`contains`, `|`, `is`/`as`, and a few dozen functions
 //! (`exists`, `all`, `where`, `select`, `count`, `isDistinct`, `matches`, ...). We evaluate that
 //! part directly on the JSON, without a typed model. [`Expr::parse`] rejects what it does not
-//! know (`resolve()`, `memberOf()`, `%resource`, `htmlChecks()`, ...), and an evaluation that
+//! know (`memberOf()`, `htmlChecks()`, `today()`, ...), and an evaluation that
 //! would need type information the JSON does not carry gives up instead of guessing, so an
 //! invariant is either evaluated exactly or not at all: it never produces a false error.
 //!
@@ -108,6 +108,9 @@ pub(crate) enum Func {
     ToStringFn,
     /// `extension(url)`: the extensions with that url.
     Extension,
+    /// `resolve()`: the resources references point to, found among the contained resources or
+    /// in the enclosing Bundle (see [`resolve`]).
+    Resolve,
 }
 
 // ---------------------------------------------------------------- lexer
@@ -487,7 +490,8 @@ impl Parser {
             ("single", 0) => Func::Single,
             ("toString", 0) => Func::ToStringFn,
             ("extension", 1) => Func::Extension,
-            _ => return None, // resolve(), memberOf(), htmlChecks(), today(), ...: not evaluated
+            ("resolve", 0) => Func::Resolve,
+            _ => return None, // memberOf(), htmlChecks(), today(), ...: not evaluated
         };
         Some(Expr::Call(Box::new(focus), f, args))
     }
@@ -539,11 +543,13 @@ enum Item<'a> {
     N(f64),
 }
 
-/// What `%context`, `%resource` and `%rootResource` are.
+/// What `%context`, `%resource` and `%rootResource` are, and the Bundle around them (for
+/// `resolve()`).
 struct Env<'a> {
     context: &'a Value,
     resource: Option<&'a Value>,
     root: Option<&'a Value>,
+    bundle: Option<&'a Value>,
 }
 
 /// Evaluation gave up: the result would depend on something the JSON does not say.
@@ -649,6 +655,14 @@ fn is_type(i: &Item<'_>, t: &str) -> R<bool> {
         },
         Item::N(_) => Ok(lt == "decimal"),
         Item::S(_) => Ok(lt == "string"),
+        // A resource names its type; the abstract ones (Resource, DomainResource) are not decided.
+        Item::J(Value::Object(o), None) if t.starts_with(|c: char| c.is_ascii_uppercase()) => {
+            match o.get("resourceType").and_then(Value::as_str) {
+                Some(_) if t == "Resource" || t == "DomainResource" => Err(Unknown),
+                Some(rt) => Ok(rt == t),
+                None => Err(Unknown),
+            }
+        }
         // Strings and objects without a choice key: their FHIR type comes from the definition.
         _ => Err(Unknown),
     }
@@ -697,20 +711,22 @@ impl Expr {
     /// names them is not evaluated.
     #[cfg(test)]
     pub fn eval_in(&self, ctx: &Value, resource: Option<&Value>, root: Option<&Value>) -> Option<bool> {
-        self.eval_typed(ctx, None, resource, root)
+        self.eval_typed(ctx, None, resource, root, None)
     }
 
     /// `eval_in` with the context's FHIR type where the caller knows it (a choice element's
-    /// type from its JSON key: `DateTime` for `effectiveDateTime`).
+    /// type from its JSON key: `DateTime` for `effectiveDateTime`), and the Bundle the resource
+    /// is an entry of (or is contained in an entry of), for `resolve()`.
     pub fn eval_typed(
         &self,
         ctx: &Value,
         ctx_type: Option<&str>,
         resource: Option<&Value>,
         root: Option<&Value>,
+        bundle: Option<&Value>,
     ) -> Option<bool> {
         let focus = vec![Item::J(ctx, ctx_type)];
-        let env = Env { context: ctx, resource, root };
+        let env = Env { context: ctx, resource, root, bundle };
         let c = self.ev(&focus, &env).ok()?;
         truth(&c).ok().flatten()
     }
@@ -769,6 +785,23 @@ impl Expr {
                 Ok(out)
             }
             Expr::Bin(op, a, b) => self.binary(*op, a, b, focus, env),
+            // `name.extension(url)`: a primitive's extensions are in its `_name` sibling.
+            Expr::Call(f, Func::Extension, args) if matches!(**f, Expr::Member(..)) => {
+                let Expr::Member(parent, name) = &**f else { return Err(Unknown) };
+                let parents = parent.ev(focus, env)?;
+                let url = single(&args[0].ev(focus, env)?)?.and_then(as_str).ok_or(Unknown)?.to_string();
+                let mut holders = Vec::new();
+                for p in &parents {
+                    let Item::J(Value::Object(o), _) = p else { return Err(Unknown) };
+                    extension_holders(o, name, &mut holders);
+                }
+                Ok(holders
+                    .into_iter()
+                    .flat_map(|h| h.get("extension").and_then(Value::as_array).into_iter().flatten())
+                    .filter(|x| x.get("url").and_then(Value::as_str) == Some(url.as_str()))
+                    .map(|x| Item::J(x, None))
+                    .collect())
+            }
             Expr::Call(f, func, args) => {
                 let base = f.ev(focus, env)?;
                 call(func, base, args, env)
@@ -918,6 +951,83 @@ fn each<'a>(base: &Coll<'a>, e: &Expr, env: &Env<'a>, mut f: impl FnMut(&Item<'a
     Ok(())
 }
 
+/// The objects that hold the extensions of the elements `name` of `o`: a complex value itself; a
+/// primitive's `_name` sibling (item by item for a list); a choice element's typed keys alike.
+fn extension_holders<'a>(o: &'a serde_json::Map<String, Value>, name: &str, out: &mut Vec<&'a Value>) {
+    let matches = |k: &str| {
+        k == name || (k.len() > name.len() && k.starts_with(name) && k.as_bytes()[name.len()].is_ascii_uppercase())
+    };
+    for (k, x) in o {
+        if let Some(bare) = k.strip_prefix('_') {
+            // Extensions of a primitive without a value: only the `_name` key is there.
+            if matches(bare) && !o.contains_key(bare) {
+                match x {
+                    Value::Array(items) => out.extend(items.iter().filter(|i| i.is_object())),
+                    Value::Object(_) => out.push(x),
+                    _ => {}
+                }
+            }
+            continue;
+        }
+        if !matches(k) {
+            continue;
+        }
+        let sibling = o.get(&format!("_{k}"));
+        match x {
+            Value::Object(_) => out.push(x),
+            Value::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    if item.is_object() {
+                        out.push(item);
+                    } else if let Some(s) = sibling.and_then(|s| s.get(i)).filter(|s| s.is_object()) {
+                        out.push(s);
+                    }
+                }
+            }
+            _ => out.extend(sibling.filter(|s| s.is_object())),
+        }
+    }
+}
+
+/// The resource a reference names, among the contained resources of `%rootResource` (`#id`, or
+/// `#` for the root itself) or the entries of the enclosing Bundle (by fullUrl, or by `Type/id`
+/// when exactly one entry has that type and id). A reference it cannot find gives up rather
+/// than resolve to nothing: outside a Bundle, the HL7 validator may find it on a server.
+fn resolve<'a>(reference: &str, env: &Env<'a>) -> R<&'a Value> {
+    let root = env.root.or(env.resource).ok_or(Unknown)?;
+    if let Some(id) = reference.strip_prefix('#') {
+        if id.is_empty() {
+            return Ok(root);
+        }
+        let contained = root.get("contained").and_then(Value::as_array).into_iter().flatten();
+        let mut found = contained.filter(|r| r.get("id").and_then(Value::as_str) == Some(id));
+        return match (found.next(), found.next()) {
+            (Some(r), None) => Ok(r),
+            _ => Err(Unknown),
+        };
+    }
+    let bundle = env.bundle.ok_or(Unknown)?;
+    if reference.contains("/_history/") {
+        return Err(Unknown);
+    }
+    let entries = bundle.get("entry").and_then(Value::as_array).ok_or(Unknown)?;
+    let by_full_url = |e: &&'a Value| e.get("fullUrl").and_then(Value::as_str) == Some(reference);
+    let local = reference.split_once('/').filter(|(t, i)| {
+        !t.is_empty() && !i.is_empty() && !i.contains('/') && t.starts_with(|c: char| c.is_ascii_uppercase())
+    });
+    let by_type_id = |e: &&'a Value| {
+        local.is_some_and(|(t, i)| {
+            e.pointer("/resource/resourceType").and_then(Value::as_str) == Some(t)
+                && e.pointer("/resource/id").and_then(Value::as_str) == Some(i)
+        })
+    };
+    let mut found = entries.iter().filter(|e| by_full_url(e) || by_type_id(e));
+    match (found.next(), found.next()) {
+        (Some(e), None) => e.get("resource").ok_or(Unknown),
+        _ => Err(Unknown),
+    }
+}
+
 fn all_descendants<'a>(v: &'a Value, out: &mut Coll<'a>) {
     if let Value::Object(o) = v {
         for (k, x) in o {
@@ -986,6 +1096,22 @@ fn call<'a>(func: &Func, base: Coll<'a>, args: &[Expr], env: &Env<'a>) -> R<Coll
                     // does not reach: not evaluated rather than wrongly empty.
                     _ => return Err(Unknown),
                 }
+            }
+            Ok(out)
+        }
+        Func::Resolve => {
+            let mut out = Vec::new();
+            for i in &base {
+                let reference = match i {
+                    Item::J(Value::Object(o), _) => match o.get("reference").and_then(Value::as_str) {
+                        Some(r) => r,
+                        // A Reference by identifier only points to nothing resolve() can find.
+                        None if o.contains_key("identifier") || o.contains_key("display") => continue,
+                        None => return Err(Unknown),
+                    },
+                    other => as_str(other).ok_or(Unknown)?,
+                };
+                out.push(Item::J(resolve(reference, env)?, None));
             }
             Ok(out)
         }
@@ -1264,18 +1390,57 @@ mod tests {
         // another url does not count
         let other = json!([{"url": "http://example.org/x", "valueString": "y"}]);
         assert_eq!(ev(alert2, json!({"extension": other, "code": icpc})), Some(true));
-        // a primitive's extensions are out of reach of its JSON value: not evaluated
-        let name1 = "family.extension('http://hl7.org/fhir/StructureDefinition/humanname-own-prefix').empty()";
-        assert_eq!(ev(name1, json!({"family": "Putten"})), None);
+        // a primitive's extensions are in its `_name` sibling (zib-NameInformation-1)
+        let name1 = "family.extension('http://hl7.org/fhir/StructureDefinition/humanname-own-prefix').empty().not() implies family.extension('http://hl7.org/fhir/StructureDefinition/humanname-own-name').empty().not()";
+        let ext =
+            |url: &str| json!({"url": format!("http://hl7.org/fhir/StructureDefinition/{url}"), "valueString": "x"});
+        assert_eq!(ev(name1, json!({"family": "Putten"})), Some(true));
+        let prefix_only = json!({"family": "van Putten", "_family": {"extension": [ext("humanname-own-prefix")]}});
+        assert_eq!(ev(name1, prefix_only), Some(false));
+        let both = json!({"family": "van Putten", "_family": {"extension": [ext("humanname-own-prefix"), ext("humanname-own-name")]}});
+        assert_eq!(ev(name1, both), Some(true));
+        // a value-less primitive with extensions only, and a list of primitives item by item
+        assert_eq!(ev(name1, json!({"_family": {"extension": [ext("humanname-own-prefix")]}})), Some(false));
+        let given = "given.extension('http://example.org/q').exists()";
+        let q = json!({"url": "http://example.org/q", "valueCode": "BR"});
+        assert_eq!(ev(given, json!({"given": ["A", "B"], "_given": [null, {"extension": [q]}]})), Some(true));
+        assert_eq!(ev(given, json!({"given": ["A", "B"]})), Some(false));
+    }
+
+    #[test]
+    fn resolve_finds_contained_resources_and_bundle_entries() {
+        let ctm1 = Expr::parse(
+            "onBehalfOf.exists() implies (member.resolve().iif(empty(), true, ofType(Practitioner).exists()))",
+        )
+        .expect("ctm-1 parses");
+        let team = json!({"resourceType": "CareTeam", "contained": [{"resourceType": "Organization", "id": "o"}]});
+        let part = |r: &str| json!({"member": {"reference": r}, "onBehalfOf": {"reference": "Organization/x"}});
+        let bundle = json!({"resourceType": "Bundle", "entry": [
+            {"fullUrl": "http://x/fhir/Practitioner/p", "resource": {"resourceType": "Practitioner", "id": "p"}},
+            {"fullUrl": "urn:uuid:2", "resource": {"resourceType": "PractitionerRole", "id": "r"}}
+        ]});
+        let ev = |p: Value, b: Option<&Value>| ctm1.eval_typed(&p, None, Some(&team), None, b);
+        assert_eq!(ev(part("#o"), None), Some(false));
+        assert_eq!(ev(part("Practitioner/p"), Some(&bundle)), Some(true));
+        assert_eq!(ev(part("http://x/fhir/Practitioner/p"), Some(&bundle)), Some(true));
+        assert_eq!(ev(part("urn:uuid:2"), Some(&bundle)), Some(false));
+        assert_eq!(ev(part("PractitionerRole/r"), Some(&bundle)), Some(false));
+        // not found: not evaluated (a server may have it), never a guess
+        assert_eq!(ev(part("Practitioner/q"), Some(&bundle)), None);
+        assert_eq!(ev(part("Practitioner/p"), None), None);
+        assert_eq!(ev(part("#missing"), None), None);
+        // a reference by identifier resolves to nothing
+        let by_id = json!({"member": {"identifier": {"value": "1"}}, "onBehalfOf": {"reference": "Organization/x"}});
+        assert_eq!(ev(by_id, None), Some(true));
     }
 
     #[test]
     fn vs1_is_evaluated_where_the_choice_type_is_known() {
         let vs1 = Expr::parse("($this as dateTime).toString().length() >= 8").expect("vs-1 parses");
-        assert_eq!(vs1.eval_typed(&json!("2024-03"), Some("DateTime"), None, None), Some(false));
-        assert_eq!(vs1.eval_typed(&json!("2024-03-15"), Some("DateTime"), None, None), Some(true));
+        assert_eq!(vs1.eval_typed(&json!("2024-03"), Some("DateTime"), None, None, None), Some(false));
+        assert_eq!(vs1.eval_typed(&json!("2024-03-15"), Some("DateTime"), None, None, None), Some(true));
         // a Period is not a dateTime: nothing to check
-        assert_eq!(vs1.eval_typed(&json!({"start": "2024"}), Some("Period"), None, None), None);
+        assert_eq!(vs1.eval_typed(&json!({"start": "2024"}), Some("Period"), None, None, None), None);
         // without the type: not evaluated
         assert_eq!(vs1.eval(&json!("2024")), None);
         // only `$this` may be asked for a type JSON does not show
@@ -1291,7 +1456,6 @@ mod tests {
 
     #[test]
     fn rejects_what_it_cannot_evaluate() {
-        assert!(Expr::parse("reference.resolve().exists()").is_none());
         assert!(Expr::parse("code.memberOf('http://x')").is_none());
         assert!(Expr::parse("%vsUnknown = 'x'").is_none());
         assert!(Expr::parse("a or").is_none());

@@ -58,6 +58,7 @@ const EMBEDDED: &[(&str, &str)] = &[
     ("profiles/r4/terminology.json", include_str!("../../profiles/r4/terminology.json")),
     ("profiles/r4/nl-core.json", include_str!("../../profiles/r4/nl-core.json")),
     ("profiles/r4/vitalsigns.json", include_str!("../../profiles/r4/vitalsigns.json")),
+    ("profiles/r4/search-parameters.json", include_str!("../../profiles/r4/search-parameters.json")),
     ("profiles/CodeSystem-data-category.json", include_str!("../../profiles/CodeSystem-data-category.json")),
     ("profiles/ValueSet-data-category.json", include_str!("../../profiles/ValueSet-data-category.json")),
     (
@@ -236,7 +237,7 @@ impl Validator {
     /// counted): what a service uses for documents from outside.
     pub fn validate_limited(&self, resource: &Value, max_issues: usize) -> Outcome {
         let mut w = Walker::new(&self.reg, self.settings, max_issues);
-        w.resource(resource, None, None);
+        w.resource(resource, None, None, None);
         w.finish()
     }
 
@@ -249,7 +250,7 @@ impl Validator {
     /// [`validate_against`](Self::validate_against) with at most `max_issues` issues kept.
     pub fn validate_against_limited(&self, resource: &Value, profile_url: &str, max_issues: usize) -> Outcome {
         let mut w = Walker::new(&self.reg, self.settings, max_issues);
-        w.resource(resource, None, None);
+        w.resource(resource, None, None, None);
         let claimed = resource
             .pointer("/meta/profile")
             .and_then(Value::as_array)

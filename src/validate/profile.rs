@@ -101,7 +101,7 @@ impl<'r> Walker<'r> {
             ),
             Some(sd) if !sd.is_constraint => {} // a base definition: the structure walk did it
             Some(sd) => {
-                let res = Res { resource, root: None };
+                let res = Res { resource, root: None, bundle: None };
                 let item = Item { value: Some(resource), twin: None, expr: expr.to_string(), ty: None, res };
                 self.profile_element(sd, 0, std::slice::from_ref(&item));
             }

@@ -223,6 +223,8 @@ pub(crate) struct Registry {
     pub valuesets: FastMap<String, FastSet<(String, String)>>,
     /// Complete code systems: URL → codes.
     pub codesystems: FastMap<String, FastSet<String>>,
+    /// Search parameters: canonical URL → type (`token`, `reference`, ...).
+    pub search_params: FastMap<String, String>,
     /// Core profiles R4 applies by content: `system|code` of `Observation.code` → profile URL
     /// (the vital signs profiles, by their LOINC code).
     pub by_code: FastMap<String, String>,
@@ -234,10 +236,11 @@ const CORE_SD: &str = "http://hl7.org/fhir/StructureDefinition/";
 
 /// R4 error invariants the walk checks in code rather than by their FHIRPath (which needs
 /// `%resource`, `htmlChecks()` or `children()` of the model): `ele-1` and `ext-1` in the
-/// structure walk, the Bundle rules in `Walker::bundle_rules`, the narrative rules in `xhtml`.
+/// structure walk, the Bundle rules in `Walker::bundle_rules`, the narrative rules in `xhtml`,
+/// `dom-3` (which needs the FHIR types of strings) in `Walker::contained_referenced`.
 pub(crate) const NATIVE_INVARIANTS: &[&str] = &[
     "ele-1", "ext-1", "bdl-1", "bdl-2", "bdl-3", "bdl-4", "bdl-5", "bdl-7", "bdl-8", "bdl-9", "bdl-10", "bdl-11",
-    "bdl-12", "txt-1", "txt-2",
+    "bdl-12", "txt-1", "txt-2", "dom-3",
 ];
 
 fn map_system_type(code: &str) -> &str {
@@ -483,6 +486,15 @@ impl Registry {
                 } else {
                     self.sds[idx] = sd;
                 }
+                Ok(true)
+            }
+            Some("SearchParameter") => {
+                let (Some(url), Some(ty)) =
+                    (v.get("url").and_then(Value::as_str), v.get("type").and_then(Value::as_str))
+                else {
+                    return Ok(false);
+                };
+                self.search_params.insert(url.to_string(), ty.to_string());
                 Ok(true)
             }
             Some("CodeSystem") => {

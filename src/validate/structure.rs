@@ -20,8 +20,15 @@ pub(crate) const MAX_DEPTH: u32 = 96;
 impl<'r> Walker<'r> {
     /// Validate `v` as a resource; `expr` is the FHIRPath of the resource itself (its type name at
     /// the top, `Bundle.entry[3].resource` inside a Bundle).
-    /// `container`: the resource `v` is contained in, if it is a contained resource.
-    pub(crate) fn resource(&mut self, v: &Value, expr: Option<&str>, container: Option<&Value>) {
+    /// `container`: the resource `v` is contained in, if it is a contained resource; `bundle`: the
+    /// Bundle it (or its container) is an entry of.
+    pub(crate) fn resource(
+        &mut self,
+        v: &Value,
+        expr: Option<&str>,
+        container: Option<&Value>,
+        bundle: Option<&Value>,
+    ) {
         let Some(obj) = v.as_object() else {
             let at = expr.unwrap_or("$this");
             self.err(IssueCode::Structure, at, format!("a resource must be a JSON object, found {}", describe(v)));
@@ -59,7 +66,11 @@ impl<'r> Walker<'r> {
             let is_doc = obj.get("type").and_then(Value::as_str) == Some("document");
             std::mem::replace(&mut self.doc_refs, is_doc.then(Vec::new))
         });
-        self.object(sd, 0, obj, v, &expr, Res { resource: v, root: container });
+        self.local_refs.push(Default::default());
+        self.object(sd, 0, obj, v, &expr, Res { resource: v, root: container, bundle });
+        if let Some(frame) = self.local_refs.pop() {
+            self.contained_referenced(obj, &expr, frame, container.is_some());
+        }
         self.conformance_rules(rt, obj, &expr);
         if let Some(saved) = saved_doc {
             let doc_refs = std::mem::replace(&mut self.doc_refs, saved);
@@ -263,6 +274,9 @@ impl<'r> Walker<'r> {
         match tdef.kind {
             // Most values are primitives: their location is only rendered when there is a problem.
             Kind::Primitive => {
+                if let Some(s) = item.as_str() {
+                    self.local_reference(&el.name, ty, s);
+                }
                 if let Some((code, msg)) = primitive_problem(tdef, ty, item) {
                     self.err(code, &loc.render(), msg);
                 } else if let (true, Some(div)) = (ty == "xhtml", item.as_str()) {
@@ -278,7 +292,9 @@ impl<'r> Walker<'r> {
             }
             Kind::Resource => {
                 let container = (el.name == "contained").then_some(res.root.unwrap_or(res.resource));
-                self.resource(item, Some(&loc.render()), container)
+                let in_bundle = res.resource.get("resourceType").and_then(Value::as_str) == Some("Bundle");
+                let bundle = if in_bundle { Some(res.resource) } else { res.bundle };
+                self.resource(item, Some(&loc.render()), container, bundle)
             }
             Kind::Complex => {
                 let expr = loc.render();
@@ -295,6 +311,9 @@ impl<'r> Walker<'r> {
                 }
                 if ty == "Attachment" {
                     self.attachment(o, &expr);
+                }
+                if ty == "Signature" {
+                    self.signature(o, &expr);
                 }
                 if ty == "Extension" {
                     let parent = el.path.rsplit_once('.').map_or(el.path.as_str(), |(p, _)| p);

@@ -16,6 +16,8 @@ pub(crate) struct Res<'v> {
     pub resource: &'v Value,
     /// The resource this one is contained in, if it is contained.
     pub root: Option<&'v Value>,
+    /// The Bundle this resource (or the one containing it) is an entry of, for `resolve()`.
+    pub bundle: Option<&'v Value>,
 }
 
 pub(crate) struct Walker<'r> {
@@ -35,6 +37,18 @@ pub(crate) struct Walker<'r> {
     /// The resources being walked, outermost first: (resource type, length of its expression),
     /// to turn an expression into the element path an extension context names.
     pub resources: Vec<(String, usize)>,
+    /// Per resource being walked, outermost first: its local references, for dom-3.
+    pub local_refs: Vec<LocalRefs>,
+}
+
+/// The local references (`#id`) met in one resource, contained resources included, as dom-3
+/// reads them: `reference` elements and `canonical`, `uri` and `url` values; and the ids of its
+/// contained resources that refer back to it (`#` as a reference or canonical).
+#[derive(Default)]
+pub(crate) struct LocalRefs {
+    refs: HashSet<String>,
+    refers_back: bool,
+    back: HashSet<String>,
 }
 
 impl<'r> Walker<'r> {
@@ -50,6 +64,7 @@ impl<'r> Walker<'r> {
             depth: 0,
             settings,
             resources: Vec::new(),
+            local_refs: Vec::new(),
         }
     }
 
@@ -99,13 +114,94 @@ impl<'r> Walker<'r> {
                     continue;
                 }
             }
-            if inv.expr.eval_typed(v, ctx_type, Some(res.resource), res.root) == Some(false) {
+            if inv.expr.eval_typed(v, ctx_type, Some(res.resource), res.root, res.bundle) == Some(false) {
                 let msg = match profile {
                     Some((name, _)) => format!("{}: {} (profile {name})", inv.key, inv.human),
                     None => format!("{}: {}", inv.key, inv.human),
                 };
                 self.err(IssueCode::Invariant, expr, msg);
             }
+        }
+    }
+
+    /// A string value that may be a local reference, for dom-3: `name` the element's name, `ty` its
+    /// FHIR type.
+    pub fn local_reference(&mut self, name: &str, ty: &str, value: &str) {
+        if !value.starts_with('#') {
+            return;
+        }
+        let counts = name == "reference" || matches!(ty, "canonical" | "uri" | "url");
+        if let (true, Some(frame)) = (counts, self.local_refs.last_mut()) {
+            if value == "#" && (name == "reference" || ty == "canonical") {
+                frame.refers_back = true;
+            }
+            frame.refs.insert(value.to_string());
+        }
+    }
+
+    /// dom-3, when the walk of a resource is done (`frame`: what was met in it): each contained
+    /// resource is referred to from elsewhere in the resource (contained resources included) or
+    /// refers to its container. A contained resource's references count for its container.
+    pub fn contained_referenced(&mut self, obj: &Map<String, Value>, expr: &str, frame: LocalRefs, contained: bool) {
+        if contained {
+            if let Some(parent) = self.local_refs.last_mut() {
+                if frame.refers_back {
+                    if let Some(id) = obj.get("id").and_then(Value::as_str) {
+                        parent.back.insert(id.to_string());
+                    }
+                }
+                parent.refs.extend(frame.refs);
+            }
+            return;
+        }
+        let Some(items) = obj.get("contained").and_then(Value::as_array) else { return };
+        for (i, c) in items.iter().enumerate() {
+            let Some(id) = c.get("id").and_then(Value::as_str) else { continue };
+            if !frame.back.contains(id) && !frame.refs.contains(&format!("#{id}")) {
+                self.err(
+                    IssueCode::Invariant,
+                    expr,
+                    format!(
+                        "dom-3: the contained resource '{id}' (contained[{i}]) is not referred to from elsewhere in the resource and does not refer to the resource that contains it"
+                    ),
+                );
+            }
+        }
+    }
+
+    /// A Signature's content, as far as it can be checked without keys: `sigFormat` and
+    /// `targetFormat` are mime types; `data` is base64 (strictly: padding only at the end); with
+    /// `sigFormat` `application/jose` it is a JWS in compact serialization whose protected header
+    /// is a JSON object naming its `alg`. Whether the signature verifies is not checked.
+    pub fn signature(&mut self, sig: &Map<String, Value>, expr: &str) {
+        use base64::Engine;
+        for key in ["sigFormat", "targetFormat"] {
+            if let Some(m) = sig.get(key).and_then(Value::as_str) {
+                if !is_mime_type(m) {
+                    self.err(
+                        IssueCode::Value,
+                        &format!("{expr}.{key}"),
+                        format!("'{m}' is not a mime type (type/subtype, e.g. application/jose)"),
+                    );
+                }
+            }
+        }
+        let Some(data) = sig.get("data").and_then(Value::as_str) else { return };
+        let compact: String = data.chars().filter(|c| !c.is_whitespace()).collect();
+        let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(compact.as_bytes()) else {
+            self.err(IssueCode::Value, &format!("{expr}.data"), "the signature data is not valid base64");
+            return;
+        };
+        let jose = sig
+            .get("sigFormat")
+            .and_then(Value::as_str)
+            .is_some_and(|f| f.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case("application/jose")));
+        if jose && jws_alg(&bytes).is_none() {
+            self.err(
+                IssueCode::Value,
+                &format!("{expr}.data"),
+                "sigFormat is application/jose, but the data is not a JWS in compact serialization (header.payload.signature, base64url, a header with 'alg')",
+            );
         }
     }
 
@@ -530,4 +626,36 @@ pub(crate) fn list_hint(codes: &[&str]) -> String {
     } else {
         format!(" (allowed: {})", codes.join(", "))
     }
+}
+
+/// A mime type as RFC 6838 names one: `type/subtype`, then optional `; name=value` parameters.
+fn is_mime_type(m: &str) -> bool {
+    let token = |t: &str| {
+        !t.is_empty()
+            && t.len() <= 127
+            && t.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$&^_.+-".contains(&b))
+            && t.as_bytes()[0].is_ascii_alphanumeric()
+    };
+    let mut parts = m.split(';');
+    let Some((ty, sub)) = parts.next().and_then(|p| p.trim().split_once('/')) else { return false };
+    token(ty)
+        && token(sub)
+        && parts.all(|p| p.trim().split_once('=').is_some_and(|(n, v)| token(n.trim()) && !v.trim().is_empty()))
+}
+
+/// The `alg` of a JWS in compact serialization (`header.payload.signature`, base64url without
+/// padding; the payload may be detached, i.e. empty), if `bytes` is one.
+fn jws_alg(bytes: &[u8]) -> Option<String> {
+    use base64::Engine;
+    let text = std::str::from_utf8(bytes).ok()?.trim();
+    let mut parts = text.split('.');
+    let (header, payload, signature) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() || header.is_empty() || signature.is_empty() {
+        return None;
+    }
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    b64.decode(signature).ok()?;
+    b64.decode(payload).ok()?;
+    let header: Value = serde_json::from_slice(&b64.decode(header).ok()?).ok()?;
+    header.get("alg").and_then(Value::as_str).map(str::to_string)
 }

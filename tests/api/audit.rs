@@ -174,6 +174,7 @@ async fn audit_events_have_the_balp_shape_and_validate() {
     assert_eq!(r.status().as_u16(), 200);
     assert!(r.headers()["content-type"].to_str().unwrap().starts_with("application/fhir+json"));
     let bundle: Value = r.json().await.unwrap();
+    crate::fhirbolt::assert_round_trips("AuditEvent searchset", &bundle);
     assert_eq!(bundle["type"], "searchset");
     // Newest first: this query itself (recorded before the search runs), then the handover.
     assert_eq!(bundle["total"], 2, "{bundle}");
@@ -457,6 +458,9 @@ async fn a_conversion_is_recorded_with_its_patient_and_categories() {
 async fn the_capability_statement_declares_the_audit_event_search() {
     let app = spawn_app().await;
     let cs: Value = app.client.get(app.url("/fhir/metadata")).send().await.unwrap().json().await.unwrap();
+    crate::fhirbolt::assert_round_trips("CapabilityStatement", &cs);
+    let o = overdracht::validate::Validator::embedded().validate(&cs);
+    assert!(!o.has_errors(), "{:?}", o.issues);
     let resources = cs["rest"][0]["resource"].as_array().unwrap();
     let ae = resources.iter().find(|r| r["type"] == "AuditEvent").expect("AuditEvent declared");
     assert_eq!(ae["profile"], audit::event::PROFILE);

@@ -9,6 +9,7 @@ async fn convert_returns_a_transaction_bundle_and_stores_nothing() {
     assert_eq!(r.status(), 200);
     assert!(r.headers()["content-type"].to_str().expect("ascii").starts_with("application/fhir+json"));
     let b: Value = r.json().await.expect("json");
+    crate::fhirbolt::assert_round_trips("$convert Bundle", &b);
     assert_eq!(b["resourceType"], "Bundle");
     assert_eq!(b["type"], "transaction");
     assert!(b["entry"].as_array().is_some_and(|e| e.len() > 10));
@@ -30,12 +31,17 @@ async fn convert_to_ndjson() {
     assert_eq!(r.headers()["content-type"], "application/fhir+ndjson");
     let text = r.text().await.expect("text");
     assert!(text.lines().all(|l| serde_json::from_str::<Value>(l).is_ok()));
+    for l in text.lines() {
+        crate::fhirbolt::assert_round_trips("$convert ndjson", &serde_json::from_str(l).expect("json"));
+    }
 }
 
 async fn validate(app: &crate::helpers::TestApp, body: Value) -> Value {
     let r = app.post("/fhir/$validate", app.token(), "application/fhir+json", body.to_string()).await;
     assert_eq!(r.status(), 200);
-    r.json().await.expect("json")
+    let o: Value = r.json().await.expect("json");
+    crate::fhirbolt::assert_round_trips("$validate OperationOutcome", &o);
+    o
 }
 
 /// `validation.unknown_extensions` decides how `$validate` reports an extension it has no

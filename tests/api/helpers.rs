@@ -234,6 +234,7 @@ pub async fn assert_outcome(r: reqwest::Response, status: u16) -> Value {
     let ct = r.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
     assert!(ct.starts_with("application/fhir+json"), "content type {ct}");
     let v: Value = r.json().await.expect("json body");
+    crate::fhirbolt::assert_round_trips("API OperationOutcome", &v);
     assert_eq!(v["resourceType"], "OperationOutcome", "{v}");
     assert!(v["issue"][0]["diagnostics"].as_str().is_some_and(|d| !d.is_empty()));
     v

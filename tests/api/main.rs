@@ -7,6 +7,8 @@ mod auth;
 #[path = "../common/database.rs"]
 mod database;
 mod fhir;
+#[path = "../common/fhirbolt.rs"]
+mod fhirbolt;
 mod handovers;
 mod health;
 mod helpers;

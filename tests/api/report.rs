@@ -121,6 +121,7 @@ async fn scenario(app: &TestApp) -> Scenario {
         let r = get(app, &everything, &lead, None).await;
         assert_eq!(r.status(), 200);
         let v: Value = r.json().await.expect("bundle");
+        crate::fhirbolt::assert_round_trips("$everything Bundle", &v);
         condition = v["entry"]
             .as_array()
             .and_then(|es| es.iter().find(|e| e["resource"]["resourceType"] == "Condition"))

@@ -48,7 +48,9 @@ fn converts_the_examples_and_exits_0() {
     assert!(stderr.contains("converted 2, rejected 0"), "{stderr}");
     for name in ["gp-frail-elderly.stu3.bundle.json", "paediatrician-young-adult.flat.bundle.json"] {
         let text = std::fs::read_to_string(out.join(name)).expect("output file");
-        check_bundle(&serde_json::from_str(&text).expect("bundle JSON"));
+        let bundle = serde_json::from_str(&text).expect("bundle JSON");
+        check_bundle(&bundle);
+        fhirbolt::assert_round_trips(name, &bundle);
     }
     assert!(!rejects.exists(), "no rejects file when nothing is rejected");
 }
@@ -67,12 +69,16 @@ fn rejected_records_are_kept_with_their_reason_and_exit_1() {
     assert_eq!(o.status.code(), Some(1), "{}", String::from_utf8_lossy(&o.stderr));
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert_eq!(stdout.lines().count(), 1, "one resource from the one good record: {stdout}");
+    for line in stdout.lines() {
+        fhirbolt::assert_round_trips("ndjson output", &serde_json::from_str(line).expect("json line"));
+    }
     let rejects = std::fs::read_to_string(dir.path().join("rej.ndjson")).expect("rejects file");
     let lines: Vec<serde_json::Value> = rejects.lines().map(|l| serde_json::from_str(l).expect("json line")).collect();
     assert_eq!(lines.len(), 2);
     assert_eq!(lines[0]["line"], 2);
     assert!(lines[0]["reason"].as_str().expect("reason").contains("eleven test"));
     assert_eq!(lines[0]["outcome"]["resourceType"], "OperationOutcome");
+    fhirbolt::assert_round_trips("rejects outcome", &lines[0]["outcome"]);
     assert!(lines[0]["record"].as_str().expect("record kept").contains("123456789"));
     assert_eq!(lines[1]["line"], 3);
     assert!(lines[1]["outcome"]["issue"][0]["diagnostics"].as_str().expect("d").contains("line 3"));

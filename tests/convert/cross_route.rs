@@ -17,8 +17,9 @@ use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::oracle::convert;
 use common::*;
-use overdracht::convert::{convert, ConvertOptions};
+use overdracht::convert::ConvertOptions;
 use overdracht::source::Format;
 use serde_json::Value;
 

@@ -10,8 +10,9 @@ use crate::common;
 
 use std::path::Path;
 
+use crate::oracle::convert;
 use common::*;
-use overdracht::convert::{convert, Conversion, ConvertOptions};
+use overdracht::convert::{Conversion, ConvertOptions};
 use overdracht::source::{self, Format};
 use serde_json::{Map, Value};
 

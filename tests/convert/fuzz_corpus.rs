@@ -4,7 +4,8 @@
 //! (`fuzz/corpus/fhir-xml/`). (The Professional Summary corpus has its own replay in
 //! `tests/convert/hl7v3_fuzz_corpus.rs`.)
 
-use overdracht::convert::{convert, ConvertOptions};
+use crate::oracle::convert;
+use overdracht::convert::ConvertOptions;
 use overdracht::source::{fhir_xml, Format};
 use overdracht::validate::Validator;
 

@@ -5,8 +5,9 @@ use crate::common;
 
 use std::path::Path;
 
+use crate::oracle::convert;
 use common::*;
-use overdracht::convert::{convert, ConvertOptions};
+use overdracht::convert::ConvertOptions;
 
 fn golden_text(input: &Path) -> String {
     let bytes = std::fs::read(input).expect("read input");

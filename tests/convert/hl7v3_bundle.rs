@@ -4,7 +4,8 @@
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 
-use overdracht::convert::{convert, ConvertOptions};
+use crate::oracle::convert;
+use overdracht::convert::ConvertOptions;
 use serde_json::Value;
 
 const FIXTURE: &[u8] = include_bytes!("../fixtures/hl7v3/professional-summary.xml");

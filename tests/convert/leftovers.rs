@@ -4,8 +4,9 @@ use crate::common;
 
 use std::process::Command;
 
+use crate::oracle::convert;
 use common::*;
-use overdracht::convert::{convert, ConvertError, ConvertOptions};
+use overdracht::convert::{ConvertError, ConvertOptions};
 use overdracht::validate::Leftover;
 use serde_json::json;
 

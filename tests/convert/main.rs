@@ -16,4 +16,5 @@ mod hl7v3_bundle;
 mod hl7v3_fuzz_corpus;
 mod hl7v3_reference;
 mod leftovers;
+mod oracle;
 mod properties;

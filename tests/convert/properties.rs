@@ -3,7 +3,8 @@
 
 use crate::common;
 
-use overdracht::convert::{convert, convert_json, ConvertOptions};
+use crate::oracle::{convert, convert_json};
+use overdracht::convert::ConvertOptions;
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
