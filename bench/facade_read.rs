@@ -81,9 +81,9 @@ async fn main() {
 
     let ac = AccessControl::from_settings(&settings.policy).expect("access control");
     let requester = Requester {
-        uzi: "900000101".into(),
-        uzi_role: "01.047".into(),
-        ura: demo::PROVIDER_URA.into(),
+        uzi: "900000101".parse().expect("UZI"),
+        uzi_role: "01.047".parse().expect("UZI role code"),
+        ura: demo::PROVIDER_URA.parse().expect("URA"),
         purpose_of_use: "TREAT".into(),
         break_glass_reason: None,
     };

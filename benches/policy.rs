@@ -67,9 +67,9 @@ fn main() {
     let data = data();
     let day: NaiveDate = "2026-11-23".parse().unwrap_or_else(|e| panic!("{e}"));
     let who = |uzi: &str, role: &str, ura: &str, bg: Option<&str>| Requester {
-        uzi: uzi.into(),
-        uzi_role: role.into(),
-        ura: ura.into(),
+        uzi: uzi.parse().expect("UZI"),
+        uzi_role: role.parse().expect("UZI role code"),
+        ura: ura.parse().expect("URA"),
         purpose_of_use: "TREAT".into(),
         break_glass_reason: bg.map(str::to_owned),
     };
