@@ -26,6 +26,32 @@ pub(crate) fn line_col(text: &str, off: usize) -> (usize, usize) {
     (line, before[line_start..].chars().count() + 1)
 }
 
+/// The document as UTF-8 text (a byte-order mark dropped), refused when it is larger than
+/// [`MAX_BYTES`] or not UTF-8. `what` names it in the errors ("the document", "the
+/// message"), `split` says how to make it smaller, `syntax` makes the reader's syntax error.
+pub(crate) fn utf8_text<'b>(
+    bytes: &'b [u8],
+    what: &str,
+    split: &str,
+    syntax: fn(usize, usize, String) -> SourceError,
+) -> Result<&'b str, SourceError> {
+    if bytes.len() > MAX_BYTES {
+        return Err(SourceError::Invalid(
+            Issue::error(
+                IssueCode::TooLong,
+                format!("{what} is {} bytes; at most {MAX_BYTES} bytes are read{split}", bytes.len()),
+            )
+            .into(),
+        ));
+    }
+    let bytes = bytes.strip_prefix(&[0xEF, 0xBB, 0xBF]).unwrap_or(bytes);
+    std::str::from_utf8(bytes).map_err(|e| {
+        let good = std::str::from_utf8(&bytes[..e.valid_up_to()]).unwrap_or_default();
+        let (line, column) = line_col(good, good.len());
+        syntax(line, column, format!("{what} is not UTF-8 (only UTF-8 is read)"))
+    })
+}
+
 /// A namespace-aware pull reader of a UTF-8 document with the settings every reader here
 /// uses (end names and comments checked, empty elements kept as such), which reports its
 /// errors with line and column in the reader's own words (`syntax`).

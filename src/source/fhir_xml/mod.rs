@@ -35,14 +35,13 @@ use quick_xml::name::ResolveResult;
 use quick_xml::NsReader;
 use serde_json::{Map, Value};
 
-use super::safe_xml::{doctype_refused, encoding_problem, line_col, Reader};
+use super::safe_xml::{doctype_refused, encoding_problem, line_col, utf8_text, Reader};
 use super::SourceError;
-use crate::diagnostics::{Issue, IssueCode};
 
 /// The FHIR namespace (all versions).
 pub const FHIR_NS: &str = "http://hl7.org/fhir";
 const XHTML_NS: &str = "http://www.w3.org/1999/xhtml";
-pub(crate) use super::safe_xml::{MAX_BYTES, MAX_DEPTH};
+pub(crate) use super::safe_xml::MAX_DEPTH;
 
 /// The FHIR version of an XML document (which table says what repeats).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,24 +111,7 @@ pub fn is_fhir_xml(bytes: &[u8]) -> bool {
 
 /// Converts a FHIR XML document to its JSON shape, using the element table of `version`.
 pub fn to_json(bytes: &[u8], version: Version) -> Result<Value, SourceError> {
-    if bytes.len() > MAX_BYTES {
-        return Err(SourceError::Invalid(
-            Issue::error(
-                IssueCode::TooLong,
-                format!("the document is {} bytes; at most {MAX_BYTES} bytes are read", bytes.len()),
-            )
-            .into(),
-        ));
-    }
-    let bytes = bytes.strip_prefix(&[0xEF, 0xBB, 0xBF]).unwrap_or(bytes);
-    let text = match std::str::from_utf8(bytes) {
-        Ok(t) => t,
-        Err(e) => {
-            let good = std::str::from_utf8(&bytes[..e.valid_up_to()]).unwrap_or_default();
-            let (line, column) = line_col(good, good.len());
-            return Err(syntax(line, column, "the document is not UTF-8 (only UTF-8 is read)".into()));
-        }
-    };
+    let text = utf8_text(bytes, "the document", "", syntax)?;
     Converter::new(text, table(version)).run()
 }
 

@@ -24,14 +24,13 @@ use std::collections::HashMap;
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::name::ResolveResult;
 
-use crate::diagnostics::{Issue, IssueCode};
 use crate::source::SourceError;
 
 /// The HL7v3 namespace.
 pub(crate) const V3: &str = "urn:hl7-org:v3";
 /// The XML Schema instance namespace (`xsi:type`).
 pub(crate) const XSI: &str = "http://www.w3.org/2001/XMLSchema-instance";
-pub(crate) use crate::source::safe_xml::{line_col, MAX_BYTES, MAX_DEPTH};
+pub(crate) use crate::source::safe_xml::MAX_DEPTH;
 
 pub(crate) type NodeId = u32;
 const NONE: u32 = u32::MAX;
@@ -103,27 +102,7 @@ const STRUCTURAL_ATTRS: &[&str] = &[
 impl Doc {
     /// Parses `bytes` into a tree, refusing anything unsafe or malformed.
     pub(crate) fn parse(bytes: &[u8]) -> Result<Doc, SourceError> {
-        if bytes.len() > MAX_BYTES {
-            return Err(SourceError::Invalid(
-                Issue::error(
-                    IssueCode::TooLong,
-                    format!(
-                        "the message is {} bytes; at most {MAX_BYTES} bytes are read (split the export per patient)",
-                        bytes.len()
-                    ),
-                )
-                .into(),
-            ));
-        }
-        let bytes = bytes.strip_prefix(&[0xEF, 0xBB, 0xBF]).unwrap_or(bytes);
-        let text = match std::str::from_utf8(bytes) {
-            Ok(t) => t,
-            Err(e) => {
-                let good = std::str::from_utf8(&bytes[..e.valid_up_to()]).unwrap_or_default();
-                let (line, column) = line_col(good, good.len());
-                return Err(syntax(line, column, "the message is not UTF-8 (only UTF-8 is read)".into()));
-            }
-        };
+        let text = crate::source::safe_xml::utf8_text(bytes, "the message", " (split the export per patient)", syntax)?;
         Parser::new(text).run()
     }
 
@@ -628,6 +607,7 @@ fn intern_ns(namespaces: &mut Vec<Box<str>>, res: &ResolveResult<'_>) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::diagnostics::IssueCode;
 
     fn syntax_at(r: Result<Doc, SourceError>) -> (usize, usize, String) {
         match r {
