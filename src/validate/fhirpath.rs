@@ -222,23 +222,8 @@ fn tokenize(s: &str) -> Option<Vec<Tok>> {
 /// string-like primitives (`as(canonical)` on a JSON string depends on the definition). Complex
 /// types are decided through the choice key (`valueQuantity`), or not at all.
 fn checkable_type(t: &str) -> bool {
-    !matches!(
-        t.to_ascii_lowercase().as_str(),
-        "string"
-            | "uri"
-            | "url"
-            | "canonical"
-            | "code"
-            | "id"
-            | "oid"
-            | "uuid"
-            | "markdown"
-            | "base64binary"
-            | "date"
-            | "datetime"
-            | "instant"
-            | "time"
-    )
+    use super::primitive::{json_kind, JsonKind, TYPES};
+    !TYPES.iter().any(|p| p.eq_ignore_ascii_case(t) && json_kind(p) == JsonKind::String)
 }
 
 struct Parser {

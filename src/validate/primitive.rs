@@ -14,6 +14,35 @@ pub(crate) enum JsonKind {
     String,
 }
 
+/// The R4 primitive types (their names begin with a lower-case letter; `xhtml` is left out:
+/// it is not a choice type).
+pub(crate) const TYPES: [&str; 19] = [
+    "base64Binary",
+    "boolean",
+    "canonical",
+    "code",
+    "date",
+    "dateTime",
+    "decimal",
+    "id",
+    "instant",
+    "integer",
+    "markdown",
+    "oid",
+    "positiveInt",
+    "string",
+    "time",
+    "unsignedInt",
+    "uri",
+    "url",
+    "uuid",
+];
+
+/// Whether `fhir_type` is an R4 primitive type ([`TYPES`]).
+pub(crate) fn is_primitive(fhir_type: &str) -> bool {
+    TYPES.contains(&fhir_type)
+}
+
 pub(crate) fn json_kind(fhir_type: &str) -> JsonKind {
     match fhir_type {
         "boolean" => JsonKind::Boolean,

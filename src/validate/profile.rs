@@ -522,28 +522,7 @@ fn gather<'v>(parent: &Item<'v>, el: &Element) -> Vec<Item<'v>> {
                     // valueString → string, valueQuantity → Quantity: primitives are lower-case
                     if let Some(first) = ty.get(0..1) {
                         let lower = format!("{}{}", first.to_lowercase(), &ty[1..]);
-                        if matches!(
-                            lower.as_str(),
-                            "string"
-                                | "boolean"
-                                | "integer"
-                                | "decimal"
-                                | "date"
-                                | "dateTime"
-                                | "time"
-                                | "instant"
-                                | "uri"
-                                | "url"
-                                | "canonical"
-                                | "code"
-                                | "id"
-                                | "oid"
-                                | "uuid"
-                                | "markdown"
-                                | "base64Binary"
-                                | "positiveInt"
-                                | "unsignedInt"
-                        ) {
+                        if super::primitive::is_primitive(&lower) {
                             ty = lower;
                         }
                     }
