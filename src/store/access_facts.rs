@@ -11,7 +11,7 @@ use sqlx::Row;
 use super::{Store, StoreError, Tx};
 
 /// One resource of a handover as the facade serves it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct FacadeResource {
     pub holder_ura: String,
     pub resource_type: String,
@@ -29,7 +29,7 @@ pub struct FacadeResource {
 pub const FACADE_ROWS_PER_STATEMENT: usize = 500;
 
 /// A stored team or consent: its FHIR JSON and who wrote it last.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct StoredPolicyResource {
     pub id: String,
     pub patient_bsn: String,
@@ -255,66 +255,46 @@ impl Tx {
 
     /// A team inside this transaction (to check the writer against the stored version).
     pub async fn care_team(&mut self, id: &str) -> Result<Option<StoredPolicyResource>, StoreError> {
-        let row =
-            sqlx::query("SELECT id, patient_bsn, organisation_ura, version, resource FROM care_teams WHERE id = $1")
-                .bind(id)
-                .fetch_optional(self.conn())
-                .await?;
-        row.map(|r| policy_row(&r, true)).transpose()
+        one(self.conn(), TEAMS_BY_ID, id).await
     }
 
     pub async fn consent(&mut self, id: &str) -> Result<Option<StoredPolicyResource>, StoreError> {
-        let row = sqlx::query("SELECT id, patient_bsn, version, resource FROM patient_consents WHERE id = $1")
-            .bind(id)
-            .fetch_optional(self.conn())
-            .await?;
-        row.map(|r| policy_row(&r, false)).transpose()
+        one(self.conn(), CONSENTS_BY_ID, id).await
     }
 
     /// The patient's teams, inside this transaction.
     pub async fn care_teams_of(&mut self, patient_bsn: &str) -> Result<Vec<StoredPolicyResource>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, patient_bsn, organisation_ura, version, resource FROM care_teams WHERE patient_bsn = $1 \
-             ORDER BY id",
-        )
-        .bind(patient_bsn)
-        .fetch_all(self.conn())
-        .await?;
-        rows.iter().map(|r| policy_row(r, true)).collect()
+        all(self.conn(), TEAMS_OF_PATIENT, patient_bsn).await
     }
 
     /// The patient's consents, inside this transaction.
     pub async fn consents_of(&mut self, patient_bsn: &str) -> Result<Vec<StoredPolicyResource>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, patient_bsn, version, resource FROM patient_consents WHERE patient_bsn = $1 ORDER BY id",
-        )
-        .bind(patient_bsn)
-        .fetch_all(self.conn())
-        .await?;
-        rows.iter().map(|r| policy_row(r, false)).collect()
+        all(self.conn(), CONSENTS_OF_PATIENT, patient_bsn).await
     }
 }
 
-fn policy_row(r: &crate::store::DbRow, team: bool) -> Result<StoredPolicyResource, StoreError> {
-    Ok(StoredPolicyResource {
-        id: r.try_get("id")?,
-        patient_bsn: r.try_get("patient_bsn")?,
-        organisation_ura: if team { r.try_get("organisation_ura")? } else { String::new() },
-        version: r.try_get("version")?,
-        resource: r.try_get("resource")?,
-    })
+/// The stored teams and consents, read the same way inside a transaction and outside one
+/// (a consent has no managing organisation: `''`).
+const TEAMS_BY_ID: &str = "SELECT id, patient_bsn, organisation_ura, version, resource FROM care_teams WHERE id = $1";
+const TEAMS_OF_PATIENT: &str =
+    "SELECT id, patient_bsn, organisation_ura, version, resource FROM care_teams WHERE patient_bsn = $1 ORDER BY id";
+const CONSENTS_BY_ID: &str =
+    "SELECT id, patient_bsn, '' AS organisation_ura, version, resource FROM patient_consents WHERE id = $1";
+const CONSENTS_OF_PATIENT: &str = "SELECT id, patient_bsn, '' AS organisation_ura, version, resource \
+     FROM patient_consents WHERE patient_bsn = $1 ORDER BY id";
+
+async fn one<'e, E>(e: E, sql: &'static str, key: &str) -> Result<Option<StoredPolicyResource>, StoreError>
+where
+    E: sqlx::Executor<'e, Database = super::Db>,
+{
+    Ok(sqlx::query_as(sql).bind(key.to_owned()).fetch_optional(e).await?)
 }
 
-fn facade_row(r: &crate::store::DbRow) -> Result<FacadeResource, StoreError> {
-    Ok(FacadeResource {
-        holder_ura: r.try_get("holder_ura")?,
-        resource_type: r.try_get("resource_type")?,
-        resource_id: r.try_get("resource_id")?,
-        patient_bsn: r.try_get("patient_bsn")?,
-        patient_resource_id: r.try_get("patient_resource_id")?,
-        category: r.try_get("category")?,
-        resource: r.try_get("resource")?,
-    })
+async fn all<'e, E>(e: E, sql: &'static str, key: &str) -> Result<Vec<StoredPolicyResource>, StoreError>
+where
+    E: sqlx::Executor<'e, Database = super::Db>,
+{
+    Ok(sqlx::query_as(sql).bind(key.to_owned()).fetch_all(e).await?)
 }
 
 /// Adds one bound value.
@@ -361,12 +341,11 @@ impl Store {
 
     /// Every held copy of `Type/id` (one per holder; usually one).
     pub async fn facade_resource(&self, resource_type: &str, id: &str) -> Result<Vec<FacadeResource>, StoreError> {
-        let rows = sqlx::query(facade_select!("WHERE resource_type = $1 AND resource_id = $2 ORDER BY holder_ura"))
+        Ok(sqlx::query_as(facade_select!("WHERE resource_type = $1 AND resource_id = $2 ORDER BY holder_ura"))
             .bind(resource_type)
             .bind(id)
             .fetch_all(self.pool())
-            .await?;
-        rows.iter().map(facade_row).collect()
+            .await?)
     }
 
     /// The resources that belong to Patient `patient_id` (the Patient itself included), of one
@@ -376,9 +355,9 @@ impl Store {
         patient_id: &str,
         resource_type: Option<&str>,
     ) -> Result<Vec<FacadeResource>, StoreError> {
-        let rows = match resource_type {
+        Ok(match resource_type {
             Some(t) => {
-                sqlx::query(facade_select!(
+                sqlx::query_as(facade_select!(
                     "WHERE patient_resource_id = $1 AND resource_type = $2 \
                      ORDER BY holder_ura, resource_type, resource_id"
                 ))
@@ -388,15 +367,14 @@ impl Store {
                 .await?
             }
             None => {
-                sqlx::query(facade_select!(
+                sqlx::query_as(facade_select!(
                     "WHERE patient_resource_id = $1 ORDER BY holder_ura, resource_type, resource_id"
                 ))
                 .bind(patient_id)
                 .fetch_all(self.pool())
                 .await?
             }
-        };
-        rows.iter().map(facade_row).collect()
+        })
     }
 
     /// The agreements (`(id, version)`) under which this patient's data arrived at `holder_ura`.
@@ -436,43 +414,21 @@ impl Store {
     }
 
     pub async fn care_team(&self, id: &str) -> Result<Option<StoredPolicyResource>, StoreError> {
-        let row =
-            sqlx::query("SELECT id, patient_bsn, organisation_ura, version, resource FROM care_teams WHERE id = $1")
-                .bind(id)
-                .fetch_optional(self.pool())
-                .await?;
-        row.map(|r| policy_row(&r, true)).transpose()
+        one(self.pool(), TEAMS_BY_ID, id).await
     }
 
     /// The patient's teams.
     pub async fn care_teams_of(&self, patient_bsn: &str) -> Result<Vec<StoredPolicyResource>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, patient_bsn, organisation_ura, version, resource FROM care_teams WHERE patient_bsn = $1 \
-             ORDER BY id",
-        )
-        .bind(patient_bsn)
-        .fetch_all(self.pool())
-        .await?;
-        rows.iter().map(|r| policy_row(r, true)).collect()
+        all(self.pool(), TEAMS_OF_PATIENT, patient_bsn).await
     }
 
     pub async fn consent(&self, id: &str) -> Result<Option<StoredPolicyResource>, StoreError> {
-        let row = sqlx::query("SELECT id, patient_bsn, version, resource FROM patient_consents WHERE id = $1")
-            .bind(id)
-            .fetch_optional(self.pool())
-            .await?;
-        row.map(|r| policy_row(&r, false)).transpose()
+        one(self.pool(), CONSENTS_BY_ID, id).await
     }
 
     /// The patient's consents and objections.
     pub async fn consents_of(&self, patient_bsn: &str) -> Result<Vec<StoredPolicyResource>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, patient_bsn, version, resource FROM patient_consents WHERE patient_bsn = $1 ORDER BY id",
-        )
-        .bind(patient_bsn)
-        .fetch_all(self.pool())
-        .await?;
-        rows.iter().map(|r| policy_row(r, false)).collect()
+        all(self.pool(), CONSENTS_OF_PATIENT, patient_bsn).await
     }
 
     /// The stored output Bundle of a handover (after minimisation).

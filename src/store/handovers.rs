@@ -40,7 +40,7 @@ pub struct NewHandover {
 }
 
 /// A stored handover as `GET /handovers/{id}` shows it (without the source and output).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct HandoverRow {
     pub id: String,
     pub created_at: String,
@@ -153,36 +153,16 @@ impl Tx {
 impl Store {
     /// One handover, without its source and output.
     pub async fn handover(&self, id: &str) -> Result<Option<HandoverRow>, StoreError> {
-        let row = sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT id, created_at, status, sender, receiver, lead_practitioner, referral_reason, \
              care_form, patient_resource_id, source_format, source_sha256, source_size, \
              resource_count, summary, submitted_by_ura, patient_bsn FROM handovers WHERE id = $1",
         )
         .bind(id)
         .fetch_optional(self.pool())
-        .await?;
-        let Some(r) = row else { return Ok(None) };
-        Ok(Some(HandoverRow {
-            id: r.try_get("id")?,
-            created_at: r.try_get("created_at")?,
-            status: r.try_get("status")?,
-            sender: r.try_get("sender")?,
-            receiver: r.try_get("receiver")?,
-            lead_practitioner: r.try_get("lead_practitioner")?,
-            referral_reason: r.try_get("referral_reason")?,
-            care_form: r.try_get("care_form")?,
-            patient_resource_id: r.try_get("patient_resource_id")?,
-            source_format: r.try_get("source_format")?,
-            source_sha256: r.try_get("source_sha256")?,
-            source_size: r.try_get("source_size")?,
-            resource_count: r.try_get("resource_count")?,
-            summary: r.try_get("summary")?,
-            submitted_by_ura: r.try_get("submitted_by_ura")?,
-            patient_bsn: r.try_get("patient_bsn")?,
-        }))
+        .await?)
     }
 
-    /// Number of handovers stored (for tests and metrics).
     pub async fn handover_count(&self) -> Result<i64, StoreError> {
         let r = sqlx::query("SELECT COUNT(*) AS n FROM handovers").fetch_one(self.pool()).await?;
         Ok(r.try_get("n")?)
