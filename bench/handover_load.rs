@@ -7,7 +7,10 @@
 //! `--mode live` requests `GET /health/live` as the baseline; `--mode dump --rate N`
 //! writes N of those unique dossiers as NDJSON to standard output (the CLI's input for the
 //! same work). `--expect STATUS` makes the run fail unless every answer had that status, so
-//! that a benchmark of refusals or 503s can never pass for one of accepted handovers.
+//! that a benchmark of refusals or 503s can never pass for one of accepted handovers; the
+//! first answer body of each unexpected status is printed, to say why.
+//! `--token` takes one token or several separated by commas (one per sending organisation);
+//! requests take them in turn.
 
 use std::time::{Duration, Instant};
 
@@ -82,6 +85,7 @@ async fn main() -> Result<(), String> {
     let a = args()?;
     let client = reqwest::Client::builder().pool_max_idle_per_host(256).build().map_err(|e| e.to_string())?;
     let template = if a.mode == "live" { None } else { Some(dossier(a.resources)?) };
+    let tokens: Vec<String> = a.token.split(',').map(str::to_owned).collect();
     // Unique per run too: a second run against the same server must not replay the first's.
     let run = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
     if a.mode == "dump" {
@@ -108,7 +112,7 @@ async fn main() -> Result<(), String> {
                 b["id"] = Value::String(format!("load-{run}-{i}"));
                 client
                     .post(format!("{}/handovers?receiver=ura%7C87654321", a.url))
-                    .bearer_auth(&a.token)
+                    .bearer_auth(&tokens[i as usize % tokens.len()])
                     .header("Content-Type", "application/fhir+json")
                     .body(serde_json::to_vec(&b).map_err(|e| e.to_string())?)
             }
@@ -116,23 +120,27 @@ async fn main() -> Result<(), String> {
         };
         tasks.push(tokio::spawn(async move {
             let r = req.send().await;
-            let ok = match r {
+            let (ok, body) = match r {
                 Ok(r) => {
                     let s = r.status().as_u16();
-                    let _ = r.bytes().await;
-                    s
+                    let body = r.bytes().await.unwrap_or_default();
+                    (s, body)
                 }
-                Err(_) => 0,
+                Err(e) => (0, e.to_string().into_bytes().into()),
             };
-            (due.elapsed(), ok)
+            (due.elapsed(), ok, body)
         }));
     }
     let mut lat = Vec::with_capacity(tasks.len());
     let mut errors = 0u64;
     let mut statuses = std::collections::BTreeMap::new();
+    let mut first_body = std::collections::BTreeMap::new();
     for t in tasks {
-        let (d, s) = t.await.map_err(|e| e.to_string())?;
+        let (d, s, body) = t.await.map_err(|e| e.to_string())?;
         *statuses.entry(s).or_insert(0u64) += 1;
+        if a.expect.is_some_and(|e| e != s) {
+            first_body.entry(s).or_insert_with(|| String::from_utf8_lossy(&body).chars().take(300).collect::<String>());
+        }
         if !(200..300).contains(&s) {
             errors += 1;
         }
@@ -153,6 +161,9 @@ async fn main() -> Result<(), String> {
         errors,
         statuses
     );
+    for (s, body) in &first_body {
+        println!("  first answer with status {s}: {body}");
+    }
     if let Some(expected) = a.expect {
         let wrong: u64 = statuses.iter().filter(|(s, _)| **s != expected).map(|(_, n)| n).sum();
         if wrong > 0 {
