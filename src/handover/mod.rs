@@ -236,7 +236,7 @@ pub async fn receive<K: Clone + Send + 'static>(
     let Write { new, .. } = std::sync::Arc::try_unwrap(write).map_err(|_| internal("the write is still shared"))?;
     let (handover_id, inserted) = match written {
         Written::Stored { handover_id, inserted, entry: stored } => {
-            *entry = stored;
+            *entry = *stored;
             (handover_id, inserted)
         }
         Written::BoundToAnotherPatient(resource) => {
@@ -293,7 +293,7 @@ struct Write {
 enum Written {
     /// Committed: the handover (new, or the stored one for a replay) and its audit entry
     /// as written.
-    Stored { handover_id: String, inserted: bool, entry: AuditEntry },
+    Stored { handover_id: String, inserted: bool, entry: Box<AuditEntry> },
     /// Rolled back: a resource id is held for another patient.
     BoundToAnotherPatient(String),
     /// Rolled back: the `Idempotency-Key` was used for a different request.
@@ -356,7 +356,7 @@ async fn write_in(tx: &mut crate::store::Tx, w: &Write) -> Result<Written, Hando
     }
     audit::record(tx, &entry).await?;
     crate::deliver::outbox::enqueue(tx, &new.id, &new.receiver).await?;
-    Ok(Written::Stored { handover_id, inserted, entry })
+    Ok(Written::Stored { handover_id, inserted, entry: Box::new(entry) })
 }
 
 fn internal(e: impl std::fmt::Display) -> HandoverError {
