@@ -64,15 +64,18 @@ impl Store {
             tokio::spawn(writer(self.clone(), rx));
             tx
         });
-        writer.send(job).map_err(|_| StoreError::Database(sqlx::Error::PoolClosed))?;
-        wait.await.map_err(|_| StoreError::Database(sqlx::Error::PoolClosed))?
+        // No answer: the writer is gone (its runtime stopped) or a work of the batch panicked.
+        writer.send(job).map_err(|_| StoreError::Database(sqlx::Error::WorkerCrashed))?;
+        wait.await.map_err(|_| StoreError::Database(sqlx::Error::WorkerCrashed))?
     }
 }
 
-/// The writer task: one transaction per batch of waiting works.
+/// The writer task: one transaction per batch of waiting works. Each batch runs in a task of
+/// its own, so that a work that panics fails its batch (whose callers hear of it), not the
+/// writer.
 async fn writer(store: Store, mut jobs: mpsc::UnboundedReceiver<Job>) {
-    let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = jobs.recv().await {
+        let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
         batch.push(first);
         while batch.len() < MAX_BATCH {
             match jobs.try_recv() {
@@ -80,16 +83,21 @@ async fn writer(store: Store, mut jobs: mpsc::UnboundedReceiver<Job>) {
                 Err(_) => break,
             }
         }
-        if batch.len() > 1 && together(&store, &mut batch).await {
-            for j in batch.drain(..) {
-                let _ = j.done.send(Ok(()));
-            }
-            continue;
+        let _ = tokio::spawn(run_batch(store.clone(), batch)).await;
+    }
+}
+
+/// One batch: together if it has several works and they all succeed, else each alone.
+async fn run_batch(store: Store, mut batch: Vec<Job>) {
+    if batch.len() > 1 && together(&store, &mut batch).await {
+        for j in batch {
+            let _ = j.done.send(Ok(()));
         }
-        for mut j in batch.drain(..) {
-            let r = alone(&store, &mut j).await;
-            let _ = j.done.send(r);
-        }
+        return;
+    }
+    for mut j in batch {
+        let r = alone(&store, &mut j).await;
+        let _ = j.done.send(r);
     }
 }
 
@@ -185,6 +193,18 @@ mod tests {
         let reasons: Vec<String> = all.iter().filter_map(|e| e.entry.reason.clone()).collect();
         assert!(!reasons.contains(&"work 2".to_owned()), "{reasons:?}");
         assert!(reasons.contains(&"work 4".to_owned()), "{reasons:?}");
+    }
+
+    #[tokio::test]
+    async fn a_work_that_panics_fails_its_caller_and_not_the_writer() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&format!("sqlite://{}/g.db?mode=rwc", dir.path().display()), 2).await.expect("store");
+        let panics: Work = Box::new(|_tx| Box::pin(async { panic!("a defect in a work") }));
+        assert!(store.grouped(panics).await.is_err());
+        let runs = Arc::new(AtomicUsize::new(0));
+        store.grouped(work("after".into(), true, runs.clone(), std::time::Duration::ZERO)).await.expect("grouped");
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+        assert_eq!(crate::audit::verify(&store, &[]).await.expect("verify").checked, 1);
     }
 
     #[tokio::test]
