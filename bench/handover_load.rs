@@ -11,7 +11,9 @@
 //! `--url` may name several instances, comma-separated: request i goes to the (i mod n)-th.
 //! `--concurrency N` measures throughput instead (closed loop): N clients each send their
 //! next request when the last was answered, for `--seconds`; `achieved_rate` is then the
-//! sustained rate of answers.
+//! sustained rate of answers. The first answer body of each unexpected status is printed,
+//! to say why. `--token` takes one token or several separated by commas (one per sending
+//! organisation); requests take them in turn.
 
 use std::time::{Duration, Instant};
 
@@ -104,7 +106,8 @@ async fn main() -> Result<(), String> {
     }
     let urls: Vec<String> = a.url.split(',').map(str::to_owned).collect();
     let request = {
-        let (client, token, urls) = (client.clone(), a.token.clone(), urls.clone());
+        let tokens: Vec<String> = a.token.split(',').map(str::to_owned).collect();
+        let (client, urls) = (client.clone(), urls.clone());
         move |i: u64| -> Result<reqwest::RequestBuilder, String> {
             let url = &urls[(i % urls.len() as u64) as usize];
             Ok(match &template {
@@ -113,7 +116,7 @@ async fn main() -> Result<(), String> {
                     b["id"] = Value::String(format!("load-{run}-{i}"));
                     client
                         .post(format!("{url}/handovers?receiver=ura%7C87654321"))
-                        .bearer_auth(&token)
+                        .bearer_auth(&tokens[(i % tokens.len() as u64) as usize])
                         .header("Content-Type", "application/fhir+json")
                         .body(serde_json::to_vec(&b).map_err(|e| e.to_string())?)
                 }
@@ -122,8 +125,20 @@ async fn main() -> Result<(), String> {
         }
     };
     let start = Instant::now();
-    // (latency, status) of every answer (status 0: no answer).
-    let mut answers: Vec<(Duration, u16)> = Vec::new();
+    // (latency, status, body) of every answer (status 0: no answer; the body is kept only
+    // when it is not the expected status).
+    let mut answers: Vec<(Duration, u16, bytes::Bytes)> = Vec::new();
+    let expect = a.expect;
+    let answer = move |r: Result<reqwest::Response, reqwest::Error>| async move {
+        match r {
+            Ok(r) => {
+                let s = r.status().as_u16();
+                let body = r.bytes().await.unwrap_or_default();
+                (s, if expect == Some(s) { bytes::Bytes::new() } else { body })
+            }
+            Err(e) => (0, bytes::Bytes::from(e.to_string())),
+        }
+    };
     if a.concurrency > 0 {
         // Closed loop: each client's next request when its last was answered.
         let request = std::sync::Arc::new(request);
@@ -138,15 +153,8 @@ async fn main() -> Result<(), String> {
                     let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     let req = request(i)?;
                     let sent = Instant::now();
-                    let status = match req.send().await {
-                        Ok(r) => {
-                            let s = r.status().as_u16();
-                            let _ = r.bytes().await;
-                            s
-                        }
-                        Err(_) => 0,
-                    };
-                    answers.push((sent.elapsed(), status));
+                    let (status, body) = answer(req.send().await).await;
+                    answers.push((sent.elapsed(), status, body));
                 }
                 Ok::<_, String>(answers)
             }));
@@ -163,16 +171,8 @@ async fn main() -> Result<(), String> {
             tokio::time::sleep_until(due.into()).await;
             let req = request(i)?;
             tasks.push(tokio::spawn(async move {
-                let r = req.send().await;
-                let ok = match r {
-                    Ok(r) => {
-                        let s = r.status().as_u16();
-                        let _ = r.bytes().await;
-                        s
-                    }
-                    Err(_) => 0,
-                };
-                (due.elapsed(), ok)
+                let (status, body) = answer(req.send().await).await;
+                (due.elapsed(), status, body)
             }));
         }
         for t in tasks {
@@ -182,8 +182,12 @@ async fn main() -> Result<(), String> {
     let mut lat = Vec::with_capacity(answers.len());
     let mut errors = 0u64;
     let mut statuses = std::collections::BTreeMap::new();
-    for (d, s) in answers {
+    let mut first_body = std::collections::BTreeMap::new();
+    for (d, s, body) in answers {
         *statuses.entry(s).or_insert(0u64) += 1;
+        if a.expect.is_some_and(|e| e != s) {
+            first_body.entry(s).or_insert_with(|| String::from_utf8_lossy(&body).chars().take(300).collect::<String>());
+        }
         if !(200..300).contains(&s) {
             errors += 1;
         }
@@ -206,6 +210,9 @@ async fn main() -> Result<(), String> {
         errors,
         statuses
     );
+    for (s, body) in &first_body {
+        println!("  first answer with status {s}: {body}");
+    }
     if let Some(expected) = a.expect {
         let wrong: u64 = statuses.iter().filter(|(s, _)| **s != expected).map(|(_, n)| n).sum();
         if wrong > 0 {

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Handover latency and throughput under load, from a separate process on loopback.
 #
-# Starts the release binary with a fresh data directory and an agreement in force from the
-# token's organisation (URA 00001234) to the receiver (URA 87654321), mints a demo token, then,
-# in one run:
+# Starts the release binary with a fresh data directory and, for each of SENDERS sending
+# organisations (URA 00001234, 00001235, …), an agreement in force to the receiver
+# (URA 87654321) and a demo token; the generator takes the tokens in turn. Then, in one run:
 #   1. the CLI's conversion of N of the same dossiers (CPU per record: the baseline cost);
 #   2. per offered rate (default 100 200 500 1000 requests/s): GET /health/live as the
 #      baseline, then POST /handovers with a 20-resource dossier (a new handover each time);
@@ -13,6 +13,11 @@
 # A benchmark of refusals or 503s can therefore never pass for one of accepted handovers.
 #
 #   bench/handover_load.sh [SECONDS] [RATES...]      (defaults 10 and 100 200 500 1000)
+#
+# SENDERS (default 1): a service receives from many organisations, and each organisation may
+# have `limits.per_caller_concurrency` requests in progress (32 by default); with one sender the
+# benchmark measures that one organisation's share of the service, with several the service.
+# The limit in force is printed; refusals by it are 503s and fail the run like any other.
 #
 # Both processes share this machine's cores; quote the figures as ratios to the baseline of
 # the same run.
@@ -24,6 +29,7 @@ RATES=("$@")
 [ ${#RATES[@]} -gt 0 ] || RATES=(100 200 500 1000)
 PORT="${PORT:-18181}"
 CLI_N="${CLI_N:-2000}"
+SENDERS="${SENDERS:-1}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/overdracht-target}"
 
 cargo build --release --quiet --bin overdracht --example handover_load || exit 2
@@ -32,9 +38,11 @@ LOAD="$CARGO_TARGET_DIR/release/examples/handover_load"
 
 DATA="$(mktemp -d)"
 mkdir -p "$DATA/agreements"
-cat > "$DATA/agreements/bench.json" <<'JSON'
-{"format": "overdracht-agreement/1", "id": "bench", "version": "1", "title": "load benchmark",
- "sender": {"name": "bench sender", "kind": "gp-practice", "ura": "00001234"},
+sender_ura() { printf '%08d' $((1234 + $1)); }
+for i in $(seq 0 $((SENDERS - 1))); do
+  cat > "$DATA/agreements/bench-$i.json" <<JSON
+{"format": "overdracht-agreement/1", "id": "bench-$i", "version": "1", "title": "load benchmark",
+ "sender": {"name": "bench sender $i", "kind": "gp-practice", "ura": "$(sender_ura "$i")"},
  "receiver": {"name": "bench receiver", "kind": "gzsp-provider", "ura": "87654321"},
  "categories": ["identification", "care-providers", "problems", "episodes", "journal", "medication",
    "allergies", "alerts", "lab-results", "vital-signs", "vaccinations", "directives", "living-situation",
@@ -43,8 +51,10 @@ cat > "$DATA/agreements/bench.json" <<'JSON'
  "valid": {"start": "2000-01-01"}, "legal_basis": "treatment-relationship", "purpose": "benchmark",
  "retention": "P20Y"}
 JSON
+done
 
-echo "== $(nproc) cores; server and load generator share them"
+echo "== $(nproc) cores; server and load generator share them; load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "== $SENDERS sending organisation(s); per-caller concurrency limit: ${OVERDRACHT_PER_CALLER_CONCURRENCY:-32 (default)}"
 echo "== 1. the CLI converts $CLI_N of the same dossiers (one process, --jobs 1)"
 "$LOAD" --mode dump --rate "$CLI_N" > "$DATA/dossiers.ndjson" || exit 2
 /usr/bin/time -f "cli: %e s wall, %U s user, %S s sys" "$BIN" convert "$DATA/dossiers.ndjson" --jobs 1 \
@@ -62,7 +72,11 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 curl -fs "http://127.0.0.1:$PORT/health/ready" >/dev/null || { cat "$DATA/serve.log"; exit 2; }
-TOKEN="$("$BIN" token --uzi 900012345 --role 01.015 --ura 00001234 --data-dir "$DATA")"
+TOKEN=""
+for i in $(seq 0 $((SENDERS - 1))); do
+  t="$("$BIN" token --uzi 900012345 --role 01.015 --ura "$(sender_ura "$i")" --data-dir "$DATA")" || exit 2
+  TOKEN="${TOKEN:+$TOKEN,}$t"
+done
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$SERVER/stat"; }
 stored() { curl -fs "http://127.0.0.1:$PORT/metrics" | awk '/^overdracht_handovers_total\{.*created/ {s += $2} END {print s + 0}'; }
@@ -81,6 +95,7 @@ for rate in "${RATES[@]}"; do
       'BEGIN {ms = t * 1000 / hz / n; printf "server CPU per accepted handover at this rate: %.2f ms (%d stored) = %.2f x the CLI per conversion\n", ms, n, ms / cli}'
   fi
 done
+echo "== load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 if [ "$failed" -ne 0 ]; then
   echo "FAILED: at some rate not every answer was a new handover (see statuses above)"
   exit 1

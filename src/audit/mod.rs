@@ -441,16 +441,24 @@ impl SearchColumns {
 /// Appends `entry` in the action's transaction. Call it after the action's own writes
 /// (the first write of a transaction takes SQLite's write lock) and before `commit`.
 pub async fn record(tx: &mut Tx, entry: &AuditEntry) -> Result<AuditId, AuditError> {
-    let conn = tx.conn();
-    // A write first (a no-op on the head row): it takes the write lock (SQLite) or the head
-    // row's lock (PostgreSQL) until the transaction ends, so the head read here is the one
-    // the entry extends, even if the action itself wrote nothing before.
-    let head = sqlx::query("UPDATE audit_chain_head SET seq = seq WHERE id = 1 RETURNING seq, hash")
-        .fetch_optional(&mut *conn)
-        .await?
-        .ok_or_else(|| AuditError::Corrupt("the chain head row is missing".to_owned()))?;
-    let head = (head.try_get("seq")?, head.try_get("hash")?);
-    let (id, _) = extend(&mut *conn, &head, entry).await?;
+    // A later entry of the same transaction extends the head its last entry left: the
+    // transaction holds the head's lock since its first entry.
+    let head = match tx.audit_head().take() {
+        Some(head) => head,
+        None => {
+            // A write first (a no-op on the head row): it takes the write lock (SQLite) or
+            // the head row's lock (PostgreSQL) until the transaction ends, so the head read
+            // here is the one the entry extends, even if the action itself wrote nothing
+            // before.
+            let head = sqlx::query("UPDATE audit_chain_head SET seq = seq WHERE id = 1 RETURNING seq, hash")
+                .fetch_optional(tx.conn())
+                .await?
+                .ok_or_else(|| AuditError::Corrupt("the chain head row is missing".to_owned()))?;
+            (head.try_get("seq")?, head.try_get("hash")?)
+        }
+    };
+    let (id, moved_to) = extend(tx.conn(), &head, entry).await?;
+    *tx.audit_head() = Some(moved_to);
     Ok(id)
 }
 

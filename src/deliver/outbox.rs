@@ -159,7 +159,8 @@ fn later(d: Duration) -> String {
 }
 
 /// Queues the delivery of a handover, in the handover's transaction. Queuing an already
-/// queued handover (a resubmission) changes nothing.
+/// queued handover (a resubmission) changes nothing. The history line `queued` is written
+/// by the database with the row (the trigger of `migrations/*/0019_outbox_queued_event.sql`).
 pub async fn enqueue(tx: &mut Tx, handover_id: &str, receiver: &str) -> Result<bool, StoreError> {
     let at = now();
     let done = sqlx::query(
@@ -171,9 +172,6 @@ pub async fn enqueue(tx: &mut Tx, handover_id: &str, receiver: &str) -> Result<b
     .bind(&at)
     .execute(tx.conn())
     .await?;
-    if done.rows_affected() == 1 {
-        event(tx.conn(), handover_id, &at, "queued", None, None, None, None).await?;
-    }
     Ok(done.rows_affected() == 1)
 }
 
@@ -465,6 +463,9 @@ impl Worker {
         let poll = Duration::from_millis(this.settings.poll_interval_ms.max(10));
         let leases: Leases = Arc::default();
         let mut in_flight = tokio::task::JoinSet::new();
+        // The gauges per state count the whole outbox: refreshed once per poll interval, not
+        // on every wake (every stored handover wakes the worker).
+        let mut counted: Option<Instant> = None;
         loop {
             while in_flight.try_join_next().is_some() {}
             let free = limit.available_permits();
@@ -487,12 +488,17 @@ impl Worker {
                     Err(e) => tracing::error!(error = %e, "outbox: cannot claim deliveries"),
                 }
             }
-            if let Ok(counts) = counts(&this.store).await {
-                this.metrics.states(&counts);
+            if counted.is_none_or(|at| at.elapsed() >= poll) {
+                if let Ok(counts) = counts(&this.store).await {
+                    this.metrics.states(&counts);
+                }
+                counted = Some(Instant::now());
             }
             // Sleep until the next retry is due, the poll interval at most. Rows due already
             // wait for a free permit (a finished delivery wakes us) or for a target (poll).
-            let nap = match this.next_due().await {
+            // Without targets nothing is ever due.
+            let next = if this.clients.is_empty() { None } else { this.next_due().await };
+            let nap = match next {
                 Some(d) if !d.is_zero() => d.clamp(Duration::from_millis(10), poll),
                 _ => poll,
             };
@@ -558,10 +564,16 @@ impl Worker {
 
     /// Time until the earliest waiting delivery is due (`None`: nothing waits).
     async fn next_due(&self) -> Option<Duration> {
-        let row = sqlx::query("SELECT MIN(next_attempt_at) AS due FROM outbox WHERE state IN ('queued', 'retrying')")
-            .fetch_one(self.store.pool())
-            .await
-            .ok()?;
+        // One MIN per state: each is answered from the end of the `(state, next_attempt_at)`
+        // index; `state IN (…)` would read every waiting row.
+        let row = sqlx::query(
+            "SELECT MIN(due) AS due FROM (\
+             SELECT MIN(next_attempt_at) AS due FROM outbox WHERE state = 'queued' \
+             UNION ALL SELECT MIN(next_attempt_at) AS due FROM outbox WHERE state = 'retrying') d",
+        )
+        .fetch_one(self.store.pool())
+        .await
+        .ok()?;
         let due: Option<String> = row.try_get("due").ok()?;
         let due = chrono::DateTime::parse_from_rfc3339(&due?).ok()?;
         Some((due.with_timezone(&chrono::Utc) - chrono::Utc::now()).to_std().unwrap_or(Duration::ZERO))

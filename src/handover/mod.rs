@@ -4,7 +4,9 @@
 //! [`receive`] is the whole of it, for the HTTP API and any other caller: decide the sender,
 //! convert (on the blocking pool), decide the transfer under the agreements in force,
 //! minimise ([`minimise`]), then store the handover, its agreements, its facade rows, the
-//! `Idempotency-Key`, the audit entry and the outbox row in **one transaction**. The answer
+//! `Idempotency-Key`, the audit entry and the outbox row in **one transaction** (which
+//! handovers arriving together share, one after the other: group commit, see
+//! [`crate::store::group`]; a refusal or failure of one does not fail the others). The answer
 //! is a [`Receipt`] or a typed [`HandoverError`]; the caller renders either (the API as
 //! HTTP + OperationOutcome, see `api::error`).
 //!
@@ -35,14 +37,6 @@ use crate::store::{IdempotencyClaim, NewHandover, Store, StoreError};
 
 /// Namespace of handover ids (UUID v5).
 const HANDOVER_NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x6f76_6572_6472_4854_8000_0000_0000_0001);
-
-/// The turn of this process's handover transactions. Each holds the database's write lock
-/// from its first statement to its commit (SQLite: the file's write lock; PostgreSQL: the
-/// audit chain head's row lock), so they run one after another anyway; queued here, in
-/// arrival order, a waiting handover costs nothing until its turn. Without it, the waiters
-/// meet SQLite's busy handler, which polls with sleeps of 1 to 100 ms, and at a few hundred
-/// handovers a second the unlucky ones wait hundreds of milliseconds after the lock is free.
-static WRITE_TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// What a handover is received with: the store and the access facts of the service.
 #[derive(Clone, Copy)]
@@ -192,7 +186,7 @@ pub async fn receive<K: Clone + Send + 'static>(
     let (patient_resource_id, patient_bsn) = patient_of(&conversion);
     // The agreement decides before anything is stored: refused without one in force,
     // otherwise the categories it does not cover are removed.
-    let mut transfer = decide_transfer(ctx, &sender.identities, sub, &mut conversion, entry).await?;
+    let transfer = decide_transfer(ctx, &sender.identities, sub, &mut conversion, entry).await?;
     entry.reason = Some(match entry.reason.take() {
         Some(r) => format!("{r}; {} [{}]", sender_rule.reason, sender_rule.rule),
         None => format!("{} [{}]", sender_rule.reason, sender_rule.rule),
@@ -203,7 +197,7 @@ pub async fn receive<K: Clone + Send + 'static>(
         .to_string();
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let mut summary = summary(&id, &now, &sender, sub, &conversion);
-    summary["transfer"] = std::mem::take(&mut transfer.summary);
+    summary["transfer"] = transfer.summary;
     entry.patient_bsn = patient_bsn.clone();
     entry.objects = conversion.resources.iter().map(|r| format!("{}/{}", r.resource_type, r.id)).collect();
     entry.name_handover(&id);
@@ -234,25 +228,52 @@ pub async fn receive<K: Clone + Send + 'static>(
         submitted_by_ura: sub.submitter.ura.to_string(),
     };
 
+    // Prepared before the handover's turn at the database: its facade rows (a replay
+    // writes none; it is rare) and the request's fingerprint.
+    let rows = minimise::facade_rows(
+        &conversion,
+        sub.receiver_ura.as_str(),
+        &transfer.bsn,
+        new.patient_resource_id.as_deref(),
+    );
+    let key = sub
+        .idempotency_key
+        .as_ref()
+        .map(|k| (sub.submitter.ura.as_str().to_owned(), k.clone(), request_fingerprint(sub)));
+    drop(conversion);
+    let write = std::sync::Arc::new(Write { new, agreements: transfer.agreements, rows, key, entry: entry.clone() });
     // The transaction is run again when the database aborted it to break a deadlock or a
     // serialisation conflict with another instance's transaction: it is idempotent, and
-    // each attempt starts from the entry as it was.
-    let before = entry.clone();
+    // each attempt starts from the entry as the decisions left it (`write.entry`).
     let mut attempt = 1;
-    let (inserted, handover_id) = loop {
-        match store(ctx, sub, &new, &transfer, &conversion, entry).await {
+    let written = loop {
+        match store(ctx.store, write.clone()).await {
             Err(e) if attempt < STORE_ATTEMPTS && e.is_transient() => {
-                tracing::warn!(handover = %new.id, attempt, error = %e, "handover transaction aborted by the database; trying again");
-                *entry = before.clone();
+                tracing::warn!(handover = %write.new.id, attempt, error = %e, "handover transaction aborted by the database; trying again");
                 tokio::time::sleep(retry_pause(attempt)).await;
                 attempt += 1;
             }
             done => break done?,
         }
     };
-    let created = inserted && handover_id == new.id;
+    let Write { new, .. } = std::sync::Arc::try_unwrap(write).map_err(|_| internal("the write is still shared"))?;
+    let (handover_id, inserted) = match written {
+        Written::Stored { handover_id, inserted, entry: stored } => {
+            *entry = *stored;
+            (handover_id, inserted)
+        }
+        Written::BoundToAnotherPatient(resource) => {
+            // An id bound to another patient: nothing of this handover was written.
+            let e = ConvertError::BoundToAnotherPatient { resource };
+            entry.rule = Some(crate::policy::rules::IDENTITY_BOUND_TO_ANOTHER_PATIENT.to_owned());
+            entry.reason = Some(format!("HTTP 409: {}", e.to_outcome().issues.first().map_or("", |i| &i.diagnostics)));
+            return Err(HandoverError::BoundToAnotherPatient(e));
+        }
+        Written::KeyReused => return Err(HandoverError::IdempotencyKeyReused),
+    };
     crate::deliver::outbox::wake();
 
+    let created = inserted && handover_id == new.id;
     if created {
         tracing::info!(handover = %handover_id, resources = new.resource_count, "handover stored");
         Ok(Receipt {
@@ -290,64 +311,85 @@ fn retry_pause(attempt: u32) -> std::time::Duration {
     std::time::Duration::from_millis(rand::random_range(ceiling / 4..=ceiling))
 }
 
-/// Stores the handover in one transaction (see the module docs): the handover, its
-/// agreements and facade rows (when new), the `Idempotency-Key`, the audit entry and the
-/// outbox row. Returns whether the handover row was inserted and the id of the handover
-/// the request stands for (another one's for an `Idempotency-Key` replay).
-async fn store(
-    ctx: Context<'_>,
-    sub: &Submission,
-    new: &NewHandover,
-    transfer: &Transfer,
-    conversion: &Conversion,
-    entry: &mut AuditEntry,
-) -> Result<(bool, String), HandoverError> {
-    let now = &new.created_at;
-    // One handover transaction of this process at a time, in arrival order (see WRITE_TURN).
-    let turn = WRITE_TURN.lock().await;
-    let mut tx = ctx.store.begin().await?;
+/// What a handover writes, prepared before its transaction.
+struct Write {
+    new: NewHandover,
+    /// `(id, version)` of the agreements it came under.
+    agreements: Vec<(String, String)>,
+    rows: Vec<crate::store::FacadeResource>,
+    /// The `Idempotency-Key`: the client's URA, the key and the request's fingerprint.
+    key: Option<(String, String, String)>,
+    /// The request's audit entry as the decisions left it.
+    entry: AuditEntry,
+}
+
+/// What the handover's transaction did.
+enum Written {
+    /// Committed: the handover (new, or the stored one for a replay) and its audit entry
+    /// as written.
+    Stored { handover_id: String, inserted: bool, entry: Box<AuditEntry> },
+    /// Rolled back: a resource id is held for another patient.
+    BoundToAnotherPatient(String),
+    /// Rolled back: the `Idempotency-Key` was used for a different request.
+    KeyReused,
+}
+
+/// Stores the handover, its agreements, its facade rows, the `Idempotency-Key`, the audit
+/// entry and the outbox row in one transaction, which it may share with other handovers
+/// waiting at the same time ([`Store::grouped`]): each is written after the other, as in
+/// transactions of their own, and the commit is shared. A refusal or a failure of one
+/// rolls it back alone.
+async fn store(store: &Store, write: std::sync::Arc<Write>) -> Result<Written, HandoverError> {
+    type Slot = std::sync::Arc<std::sync::Mutex<Option<Result<Written, HandoverError>>>>;
+    let slot: Slot = Default::default();
+    let result = slot.clone();
+    let work: crate::store::group::Work = Box::new(move |tx| {
+        let (write, slot) = (write.clone(), slot.clone());
+        Box::pin(async move {
+            let r = write_in(tx, &write).await;
+            let commit = matches!(r, Ok(Written::Stored { .. }));
+            if let Ok(mut s) = slot.lock() {
+                *s = Some(r);
+            }
+            commit
+        })
+    });
+    store.grouped(work).await?;
+    let r = result.lock().ok().and_then(|mut s| s.take());
+    r.unwrap_or_else(|| Err(internal("the handover's transaction gave no result")))
+}
+
+/// The writes of one handover in `tx` (see [`store`]).
+async fn write_in(tx: &mut crate::store::Tx, w: &Write) -> Result<Written, HandoverError> {
+    let new = &w.new;
     let inserted = tx.insert_handover(new).await?;
     if inserted {
-        for (agreement, version) in &transfer.agreements {
+        for (agreement, version) in &w.agreements {
             tx.insert_handover_agreement(&new.id, agreement, version).await?;
         }
-        let rows = minimise::facade_rows(
-            conversion,
-            sub.receiver_ura.as_str(),
-            &transfer.bsn,
-            new.patient_resource_id.as_deref(),
-        );
-        if let Err(resource) = tx.put_facade_resources(&rows, &new.id, now).await? {
-            // An id bound to another patient: nothing of this handover is written.
-            drop(tx);
-            let e = ConvertError::BoundToAnotherPatient { resource };
-            entry.rule = Some(crate::policy::rules::IDENTITY_BOUND_TO_ANOTHER_PATIENT.to_owned());
-            entry.reason = Some(format!("HTTP 409: {}", e.to_outcome().issues.first().map_or("", |i| &i.diagnostics)));
-            return Err(HandoverError::BoundToAnotherPatient(e));
+        if let Err(resource) = tx.put_facade_resources(&w.rows, &new.id, &new.created_at).await? {
+            return Ok(Written::BoundToAnotherPatient(resource));
         }
     }
     let mut handover_id = new.id.clone();
-    if let Some(key) = &sub.idempotency_key {
-        let fingerprint = request_fingerprint(sub);
-        match tx.claim_idempotency_key(sub.submitter.ura.as_str(), key, &fingerprint, &handover_id, now).await? {
+    if let Some((client, key, fingerprint)) = &w.key {
+        match tx.claim_idempotency_key(client, key, fingerprint, &handover_id, &new.created_at).await? {
             IdempotencyClaim::New => {}
             IdempotencyClaim::Replay { handover_id: h } => handover_id = h,
-            IdempotencyClaim::Mismatch => return Err(HandoverError::IdempotencyKeyReused),
+            IdempotencyClaim::Mismatch => return Ok(Written::KeyReused),
         }
     }
     // The audit entry and the outbox row are written in the handover's transaction: a stored
     // handover always has both (a replay finds its delivery queued).
-    let created = inserted && handover_id == new.id;
-    if !created {
+    let mut entry = w.entry.clone();
+    if !(inserted && handover_id == new.id) {
         entry.reason = Some(format!("received again; the stored handover {handover_id} is returned"));
         entry.replay = true;
         entry.name_handover(&handover_id);
     }
-    audit::record(&mut tx, entry).await?;
-    crate::deliver::outbox::enqueue(&mut tx, &new.id, &new.receiver).await?;
-    tx.commit().await?;
-    drop(turn);
-    Ok((inserted, handover_id))
+    audit::record(tx, &entry).await?;
+    crate::deliver::outbox::enqueue(tx, &new.id, &new.receiver).await?;
+    Ok(Written::Stored { handover_id, inserted, entry: Box::new(entry) })
 }
 
 fn internal(e: impl std::fmt::Display) -> HandoverError {

@@ -16,6 +16,7 @@
 //! building needs no database.
 
 pub mod access_facts;
+pub mod group;
 pub mod handovers;
 pub mod report;
 
@@ -233,6 +234,8 @@ pub struct Store {
     backend: Backend,
     /// The connection and chain head of lone audit entries (see [`crate::audit::record_alone`]).
     audit_writer: std::sync::Arc<crate::audit::LoneWriter>,
+    /// The writer of grouped transactions ([`Store::grouped`]).
+    group: std::sync::Arc<group::Group>,
 }
 
 impl Store {
@@ -280,7 +283,12 @@ impl Store {
             }
         };
         let connector = Connector { options, backend };
-        Ok(Store { pool, backend, audit_writer: std::sync::Arc::new(crate::audit::LoneWriter::new(connector)) })
+        Ok(Store {
+            pool,
+            backend,
+            audit_writer: std::sync::Arc::new(crate::audit::LoneWriter::new(connector)),
+            group: Default::default(),
+        })
     }
 
     /// The database engine in use.
@@ -291,7 +299,7 @@ impl Store {
     /// Starts a transaction. Write before you read inside it: SQLite then takes the write
     /// lock at the first statement and concurrent transactions queue instead of failing.
     pub async fn begin(&self) -> Result<Tx, StoreError> {
-        Ok(Tx { inner: self.pool.begin().await? })
+        Ok(Tx { inner: self.pool.begin().await?, audit_head: None })
     }
 
     /// A read-only transaction that sees one snapshot of the database for all its
@@ -395,6 +403,7 @@ fn private_database_files(db: &std::path::Path) -> Result<(), StoreError> {
 /// One database transaction. Dropped without [`Tx::commit`], it rolls back.
 pub struct Tx {
     inner: sqlx::Transaction<'static, Db>,
+    audit_head: Option<(i64, String)>,
 }
 
 impl Tx {
@@ -407,5 +416,12 @@ impl Tx {
     /// this transaction.
     pub fn conn(&mut self) -> &mut Conn {
         &mut self.inner
+    }
+
+    /// The audit chain head (position, hash) as this transaction left it, once it has
+    /// locked the head and appended an entry (`None` before): the head cannot move under a
+    /// transaction that holds its lock, so its next entry needs no new read.
+    pub fn audit_head(&mut self) -> &mut Option<(i64, String)> {
+        &mut self.audit_head
     }
 }

@@ -438,29 +438,37 @@ impl Walker<'_> {
 }
 
 /// Equal after normalising case, scheme and trailing slashes, or within two edits.
+/// Called for every value that fits no slice, against every slice: the cheap answers (equal,
+/// or lengths too far apart) are found without allocating.
 fn similar(a: &str, b: &str) -> bool {
-    fn norm(s: &str) -> String {
+    fn norm(s: &str) -> &str {
         let s = s.trim().trim_end_matches('/');
-        let s = s.strip_prefix("https://").or_else(|| s.strip_prefix("http://")).unwrap_or(s);
-        s.to_ascii_lowercase()
+        s.strip_prefix("https://").or_else(|| s.strip_prefix("http://")).unwrap_or(s)
     }
     let (a, b) = (norm(a), norm(b));
-    if a == b {
+    if a.eq_ignore_ascii_case(b) {
         return true;
     }
+    // Lowercasing keeps the byte length.
     if a.len().min(b.len()) < 12 || a.len().abs_diff(b.len()) > 2 {
         return false;
     }
     // Levenshtein distance, bounded: strings are short canonical URLs.
-    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let (a, b): (Vec<char>, Vec<char>) =
+        (a.chars().map(|c| c.to_ascii_lowercase()).collect(), b.chars().map(|c| c.to_ascii_lowercase()).collect());
     let mut prev: Vec<usize> = (0..=b.len()).collect();
+    let mut cur = vec![0; b.len() + 1];
     for i in 1..=a.len() {
-        let mut cur = vec![i; b.len() + 1];
+        cur[0] = i;
         for j in 1..=b.len() {
             let cost = usize::from(a[i - 1] != b[j - 1]);
             cur[j] = (prev[j] + 1).min(cur[j - 1] + 1).min(prev[j - 1] + cost);
         }
-        prev = cur;
+        // The distance never falls below a row's least value.
+        if cur.iter().min().is_some_and(|&m| m > 2) {
+            return false;
+        }
+        std::mem::swap(&mut prev, &mut cur);
     }
     prev[b.len()] <= 2
 }
@@ -634,6 +642,11 @@ mod tests {
         assert!(similar("https://fhir.nl/fhir/NamingSystem/bsn/", "http://fhir.nl/fhir/NamingSystem/bsn"));
         assert!(similar("http://fhir.nl/fhir/NamingSystem/bns", "http://fhir.nl/fhir/NamingSystem/bsn"));
         assert!(!similar("http://fhir.nl/fhir/NamingSystem/agb-z", "http://fhir.nl/fhir/NamingSystem/big"));
+        // Two edits are near, three are not (also when the lengths are equal).
+        assert!(similar("http://example.org/fhir/abcdef", "http://example.org/fhir/abxyef"));
+        assert!(similar("http://example.org/fhir/abcdef", "https://Example.org/fhir/abcdefgh"));
+        assert!(!similar("http://example.org/fhir/abcdef", "http://example.org/fhir/axyzef"));
+        assert!(!similar("http://example.org/fhir/abcdef", "http://example.org/fhir/abcdefghi"));
         assert!(!similar("http://fhir.nl/fhir/NamingSystem/uzi-nr-pers", "http://fhir.nl/fhir/NamingSystem/ura"));
     }
 }
