@@ -39,18 +39,9 @@ LOAD="$CARGO_TARGET_DIR/release/examples/handover_load"
 DATA="$(mktemp -d)"
 mkdir -p "$DATA/agreements"
 sender_ura() { printf '%08d' $((1234 + $1)); }
+. bench/agreement.sh
 for i in $(seq 0 $((SENDERS - 1))); do
-  cat > "$DATA/agreements/bench-$i.json" <<JSON
-{"format": "overdracht-agreement/1", "id": "bench-$i", "version": "1", "title": "load benchmark",
- "sender": {"name": "bench sender $i", "kind": "gp-practice", "ura": "$(sender_ura "$i")"},
- "receiver": {"name": "bench receiver", "kind": "gzsp-provider", "ura": "87654321"},
- "categories": ["identification", "care-providers", "problems", "episodes", "journal", "medication",
-   "allergies", "alerts", "lab-results", "vital-signs", "vaccinations", "directives", "living-situation",
-   "lifestyle", "functional-status", "contact-persons", "legal-situation", "referral", "care-plan",
-   "documents", "appointments"],
- "valid": {"start": "2000-01-01"}, "legal_basis": "treatment-relationship", "purpose": "benchmark",
- "retention": "P20Y"}
-JSON
+  bench_agreement "$DATA/agreements/bench-$i.json" "bench-$i" "$(sender_ura "$i")"
 done
 
 echo "== $(nproc) cores; server and load generator share them; load average before: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -45,17 +45,8 @@ trap cleanup EXIT
 pg_start || exit 2
 
 mkdir -p "$DATA/agreements"
-cat > "$DATA/agreements/bench.json" <<'JSON'
-{"format": "overdracht-agreement/1", "id": "bench", "version": "1", "title": "load benchmark",
- "sender": {"name": "bench sender", "kind": "gp-practice", "ura": "00001234"},
- "receiver": {"name": "bench receiver", "kind": "gzsp-provider", "ura": "87654321"},
- "categories": ["identification", "care-providers", "problems", "episodes", "journal", "medication",
-   "allergies", "alerts", "lab-results", "vital-signs", "vaccinations", "directives", "living-situation",
-   "lifestyle", "functional-status", "contact-persons", "legal-situation", "referral", "care-plan",
-   "documents", "appointments"],
- "valid": {"start": "2000-01-01"}, "legal_basis": "treatment-relationship", "purpose": "benchmark",
- "retention": "P20Y"}
-JSON
+. bench/agreement.sh
+bench_agreement "$DATA/agreements/bench.json" bench 00001234
 TOKEN="$("$BIN" token --uzi 900012345 --role 01.015 --ura 00001234 --data-dir "$DATA")" || exit 2
 HZ=$(getconf CLK_TCK)
 
