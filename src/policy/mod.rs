@@ -56,9 +56,9 @@ pub use team_access::{AccessDecision, AccessRequest, PolicyEngine, PolicyError, 
 /// person an administrator of the organisation in the token ([`Admins`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Actor<'a> {
-    pub uzi: &'a str,
-    pub uzi_role: &'a str,
-    pub ura: &'a str,
+    pub uzi: &'a crate::model::Uzi,
+    pub uzi_role: &'a crate::model::UziRoleCode,
+    pub ura: &'a crate::model::Ura,
     pub admin: bool,
 }
 

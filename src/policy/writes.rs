@@ -343,8 +343,16 @@ mod tests {
         CareTeam::from_fhir(&v).expect("team")
     }
 
-    fn actor<'a>(uzi: &'a str, role: &'a str, admin: bool) -> Actor<'a> {
-        Actor { uzi, uzi_role: role, ura: "11112222", admin }
+    /// A typed identifier that lives as long as the test (the actor borrows it).
+    fn id<T: std::str::FromStr>(s: &str) -> &'static T
+    where
+        T::Err: std::fmt::Debug,
+    {
+        Box::leak(Box::new(s.parse().expect("identifier")))
+    }
+
+    fn actor(uzi: &str, role: &str, admin: bool) -> Actor<'static> {
+        Actor { uzi: id(uzi), uzi_role: id(role), ura: id("11112222"), admin }
     }
 
     const DAY: &str = "2026-12-03";
@@ -396,7 +404,7 @@ mod tests {
         ending.period.end = Some("2029-12-31".parse().expect("d"));
         assert_eq!(write(&lead, None, &[ending], &second), TEAM_CREATE_CURRENT_LEAD);
         // Another organisation's token.
-        let other = Actor { ura: "55556666", ..admin };
+        let other = Actor { ura: id("55556666"), ..admin };
         assert_eq!(write(&other, None, &[], &team), TEAM_WRITE_ORGANISATION);
     }
 

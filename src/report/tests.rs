@@ -163,7 +163,9 @@ fn only_administrators_and_privacy_officers_of_the_provider_may_see_the_report()
     let admins = crate::policy::Admins::parse(&["11112222:900000900".to_owned()]).expect("admins");
     let officers = vec!["99.999".to_owned()];
     let view = |uzi: &str, role: &str, ura: &str, provider: &str| {
-        let actor = crate::policy::Actor { uzi, uzi_role: role, ura, admin: admins.is_admin(ura, uzi) };
+        let (uzi, uzi_role, ura) = (uzi.parse().expect("UZI"), role.parse().expect("role"), ura.parse().expect("URA"));
+        let actor =
+            crate::policy::Actor { uzi: &uzi, uzi_role: &uzi_role, ura: &ura, admin: admins.is_admin(&ura, &uzi) };
         decide_report_view(&actor, provider, &officers)
     };
     let v = view("900000900", "01.047", "11112222", "11112222");
