@@ -629,7 +629,9 @@ async fn conversion_stops_after_the_timeout() {
     // The memory budget fits one large conversion. The first times out (408); its memory
     // stays reserved until its conversion ends. Were the conversion to go on after the
     // 408 (as it did), the next one would be refused (503) for seconds.
-    let big = big_stu3(60);
+    // Large enough that a whole conversion takes several times the 300 ms timeout, so that
+    // "admitted before a whole conversion could have ended" holds on a loaded machine too.
+    let big = big_stu3(150);
     let budget = big.len() as u64 * 15;
     let app = spawn_app_with(|s| {
         s.limits.request_timeout_ms = 300;
