@@ -39,9 +39,33 @@ use crate::policy::{check_care_team, rules, CareTeam, ConsentKind, Decision, Mem
 use crate::store::{StoredPolicyResource, Writer};
 use crate::validate::{Issue, IssueCode, Outcome, Severity};
 
-fn parse_body(body: &Bytes) -> Result<Value, ApiError> {
+/// The body of a team or consent write, checked before any policy decision: the purpose of
+/// use allows care, the body is JSON whose id is the one in the URL, and `parse` (the domain
+/// type's reader) accepts it (422 with its outcome otherwise).
+fn written<T>(
+    caller: &Caller,
+    body: &Bytes,
+    ty: &str,
+    id: &str,
+    parse: impl FnOnce(&Value) -> Result<T, Outcome>,
+) -> Result<(Value, T), ApiError> {
+    caller.require_treatment_purpose()?;
     super::input::require_body(body)?;
-    super::input::json_body(body)
+    let v = super::input::json_body(body)?;
+    check_id(&v, ty, id)?;
+    let t = parse(&v).map_err(|o| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, o))?;
+    Ok((v, t))
+}
+
+/// The resource as stored (the server's `meta.versionId`/`lastUpdated` removed: the store
+/// keeps the version) and the time of the write.
+fn stored_form(v: &mut Value) -> Result<(String, String), ApiError> {
+    if let Some(m) = v.get_mut("meta").and_then(Value::as_object_mut) {
+        m.remove("versionId");
+        m.remove("lastUpdated");
+    }
+    let text = serde_json::to_string(v).map_err(ApiError::internal)?;
+    Ok((text, chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)))
 }
 
 fn check_id(v: &Value, ty: &str, id: &str) -> Result<(), ApiError> {
@@ -130,19 +154,11 @@ pub async fn put_team(
     let mut entry = audit_api::draft(AuditAction::CareTeamChange, &caller, &headers);
     entry.objects = vec![format!("CareTeam/{id}")];
     let today = access_control::today();
-    let checked = async {
-        caller.require_treatment_purpose()?;
-        let v = parse_body(&body)?;
-        check_id(&v, "CareTeam", &id)?;
-        check_care_team(&v, rule_day(&v, today))
-            .map(|(team, warnings)| (v, team, warnings))
-            .map_err(|o| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, o))
-    }
-    .await;
-    let (mut v, team, warnings) = match checked {
-        Ok(x) => x,
-        Err(e) => return Err(refuse(&state, entry, e).await),
-    };
+    let (mut v, (team, warnings)) =
+        match written(&caller, &body, "CareTeam", &id, |v| check_care_team(v, rule_day(v, today))) {
+            Ok(x) => x,
+            Err(e) => return Err(refuse(&state, entry, e).await),
+        };
     entry.patient_bsn = Some(team.patient.as_str().to_owned());
     let existing = state.store.care_team(&id).await?;
     let old = existing.as_ref().and_then(stored_team);
@@ -162,12 +178,7 @@ pub async fn put_team(
     if !decision.permit {
         return Err(refuse_team(&state, entry, &decision).await);
     }
-    if let Some(m) = v.get_mut("meta").and_then(Value::as_object_mut) {
-        m.remove("versionId");
-        m.remove("lastUpdated");
-    }
-    let text = serde_json::to_string(&v).map_err(ApiError::internal)?;
-    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let (text, now) = stored_form(&mut v)?;
     let mut tx = state.store.begin().await?;
     let version = tx
         .put_care_team(
@@ -386,14 +397,7 @@ pub async fn put_consent(
 ) -> Result<Response, ApiError> {
     let mut entry = audit_api::draft(AuditAction::ConsentChange, &caller, &headers);
     entry.objects = vec![format!("Consent/{id}")];
-    let checked = async {
-        caller.require_treatment_purpose()?;
-        let v = parse_body(&body)?;
-        check_id(&v, "Consent", &id)?;
-        PatientConsent::from_fhir(&v).map(|c| (v, c)).map_err(|o| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, o))
-    }
-    .await;
-    let (mut v, consent) = match checked {
+    let (mut v, consent) = match written(&caller, &body, "Consent", &id, PatientConsent::from_fhir) {
         Ok(x) => x,
         Err(e) => return Err(refuse(&state, entry, e).await),
     };
@@ -439,12 +443,7 @@ pub async fn put_consent(
         };
         return Err(refuse(&state, entry, e).await);
     }
-    if let Some(m) = v.get_mut("meta").and_then(Value::as_object_mut) {
-        m.remove("versionId");
-        m.remove("lastUpdated");
-    }
-    let text = serde_json::to_string(&v).map_err(ApiError::internal)?;
-    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let (text, now) = stored_form(&mut v)?;
     let mut tx = state.store.begin().await?;
     let version = tx.put_consent(&id, &bsn, &text, &Writer { uzi: &caller.uzi, ura: &caller.ura, at: &now }).await?;
     entry.rule = Some(decision.rule.to_owned());
