@@ -33,6 +33,7 @@ use super::error::{fhir_response, ApiError};
 use super::facade::{self, is_id};
 use super::state::AppState;
 use crate::audit::{AuditAction, AuditEntry, AuditOutcome};
+use crate::model::Ura;
 use crate::policy::consent;
 use crate::policy::writes::{self, ConsentWrite, StoredConsent, StoredTeam, TeamWrite};
 use crate::policy::{check_care_team, rules, CareTeam, ConsentKind, Decision, MemberRole, PatientConsent};
@@ -343,13 +344,13 @@ pub async fn search_teams(
 
 /// The custodians of a stored consent (`Consent.organization`, recording organisation
 /// first); for a consent stored before consents named them, the organisation that wrote it.
-async fn stored_custodians(state: &AppState, row: &StoredPolicyResource) -> Result<Vec<String>, ApiError> {
+async fn stored_custodians(state: &AppState, row: &StoredPolicyResource) -> Result<Vec<Ura>, ApiError> {
     let v: Value = serde_json::from_str(&row.resource).map_err(ApiError::internal)?;
     let named = consent::custodians(&v);
     if !named.is_empty() {
         return Ok(named);
     }
-    Ok(state.store.consent_written_by_ura(&row.id).await?.into_iter().collect())
+    Ok(state.store.consent_written_by_ura(&row.id).await?.and_then(|u| Ura::parse(&u).ok()).into_iter().collect())
 }
 
 /// The policy's decision on reading stored consent `row` ([`writes::decide_consent_read`]).
@@ -418,7 +419,7 @@ pub async fn put_consent(
     // the writer's organisation (recorded in the resource, so that the rule can be read there).
     let mut custodians = consent::custodians(&v);
     if custodians.is_empty() {
-        custodians = stored.as_ref().map(|(_, c)| c.clone()).unwrap_or_else(|| vec![caller.ura.to_string()]);
+        custodians = stored.as_ref().map(|(_, c)| c.clone()).unwrap_or_else(|| vec![caller.ura.clone()]);
         v["organization"] = consent::custodians_json(&custodians);
     }
     let statement = consent::patient_statement(&v);

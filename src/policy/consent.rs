@@ -55,7 +55,7 @@ pub struct PatientConsent {
     /// (`Consent.organization`, recording organisation first; see [`custodians`]). A consent
     /// for an agreement counts only when one of them is a party to the agreement, an
     /// objection binds a handover only when one of them is its sender or receiver.
-    pub custodians: Vec<String>,
+    pub custodians: Vec<crate::model::Ura>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -273,14 +273,15 @@ impl PatientConsent {
 
 /// The custodians of a Consent: the URAs of `Consent.organization[].identifier`, in order
 /// (the recording organisation first); malformed entries are left out.
-pub fn custodians(v: &Value) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
+pub fn custodians(v: &Value) -> Vec<crate::model::Ura> {
+    let mut out: Vec<crate::model::Ura> = Vec::new();
     for o in array(&v["organization"]) {
         let i = &o["identifier"];
         if let (Some(uri::URA), Some(u)) = (i["system"].as_str(), i["value"].as_str()) {
-            let u = u.trim();
-            if super::is_ura(u) && !out.iter().any(|x| x == u) {
-                out.push(u.to_owned());
+            if let Ok(u) = crate::model::Ura::parse(u) {
+                if !out.contains(&u) {
+                    out.push(u);
+                }
             }
         }
     }
@@ -288,7 +289,7 @@ pub fn custodians(v: &Value) -> Vec<String> {
 }
 
 /// `Consent.organization` naming these custodians (URAs).
-pub fn custodians_json(uras: &[String]) -> Value {
+pub fn custodians_json(uras: &[crate::model::Ura]) -> Value {
     uras.iter().map(|u| json!({"type": "Organization", "identifier": {"system": uri::URA, "value": u}})).collect()
 }
 

@@ -227,11 +227,6 @@ pub(crate) fn array(v: &serde_json::Value) -> &[serde_json::Value] {
     v.as_array().map(Vec::as_slice).unwrap_or_default()
 }
 
-/// Whether `s` is an eight-digit URA number ([`crate::model::Ura`]).
-pub(crate) fn is_ura(s: &str) -> bool {
-    crate::model::Ura::parse(s).is_ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

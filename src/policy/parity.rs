@@ -240,13 +240,14 @@ pub fn case(c: &Cell, grace_days: u32, purpose: &str) -> Result<Case, String> {
             vec![Agreement::from_json(&doc.to_string(), "table").map_err(|e| e.to_string())?]
         }
     };
+    let provider = Ura::parse(PROVIDER).map_err(id)?;
     let objection = |categories: Option<BTreeSet<DataCategory>>, members: BTreeSet<String>| PatientConsent {
         id: "o".into(),
         patient: patient.clone(),
         active: true,
         period: DayPeriod::new(day("2026-01-01"), None),
         kind: ConsentKind::Objection { categories, members },
-        custodians: vec![PROVIDER.to_owned()],
+        custodians: vec![provider.clone()],
     };
     let consents = match c.consent {
         Consent::None => vec![],

@@ -44,6 +44,7 @@ use super::care_team::{CareTeam, TreatmentState};
 use super::consent::{ConsentKind, PatientConsent};
 use super::rules::*;
 use super::{Actor, Decision};
+use crate::model::Ura;
 
 /// The actor is the lead practitioner of `team` on `day`, acting for the team's
 /// organisation, with the profession the team records for the lead.
@@ -191,7 +192,7 @@ fn may_handle(actor: &Actor<'_>, patient_teams: &[CareTeam], day: NaiveDate) -> 
 #[derive(Debug, Clone, Copy)]
 pub struct StoredConsent<'a> {
     pub consent: &'a PatientConsent,
-    pub custodians: &'a [String],
+    pub custodians: &'a [Ura],
 }
 
 /// A `PUT` of a patient's consent or objection.
@@ -200,7 +201,7 @@ pub struct ConsentWrite<'a> {
     pub actor: &'a Actor<'a>,
     pub consent: &'a PatientConsent,
     /// The custodians of the new version (`Consent.organization`, recording organisation first).
-    pub custodians: &'a [String],
+    pub custodians: &'a [Ura],
     /// The patient's recorded statement on the new version, if any.
     pub statement: Option<&'a str>,
     pub stored: Option<StoredConsent<'a>>,
@@ -270,7 +271,7 @@ pub fn decide_consent_write(w: &ConsentWrite<'_>) -> Decision {
             }
         }
         None => {
-            if w.custodians.first().map(String::as_str) != Some(a.ura) {
+            if w.custodians.first() != Some(a.ura) {
                 return Decision::deny(
                     CONSENT_WRITE_CUSTODIAN,
                     "a new consent names the recording organisation (the token's URA) as its first Consent.organization",
@@ -285,7 +286,7 @@ pub fn decide_consent_write(w: &ConsentWrite<'_>) -> Decision {
 /// at one of its custodians.
 pub fn decide_consent_read(
     actor: &Actor<'_>,
-    custodians: &[String],
+    custodians: &[Ura],
     patient_teams: &[CareTeam],
     day: NaiveDate,
 ) -> Decision {
@@ -332,7 +333,7 @@ mod tests {
                 categories: cats.map(|c| c.iter().copied().collect()),
                 members: members.iter().map(|m| (*m).to_owned()).collect(),
             },
-            custodians: vec!["11112222".to_owned()],
+            custodians: vec![id::<Ura>("11112222").clone()],
         }
     }
 
@@ -432,26 +433,23 @@ mod tests {
         let lead = actor("900000101", "01.047", false);
         let old = objection(true, Some(&[DataCategory::Lifestyle]), &[], None);
         let withdrawn = objection(false, Some(&[DataCategory::Lifestyle]), &[], None);
-        let ours = ["11112222".to_owned()];
-        let designated = ["55556666".to_owned(), "11112222".to_owned()];
-        let theirs = ["55556666".to_owned()];
-        let write = |a: &Actor<'_>,
-                     new: &PatientConsent,
-                     custodians: &[String],
-                     statement,
-                     stored: Option<StoredConsent<'_>>| {
-            decide_consent_write(&ConsentWrite {
-                actor: a,
-                consent: new,
-                custodians,
-                statement,
-                stored,
-                patient_teams: &teams,
-                agreements: &[],
-                day,
-            })
-            .rule
-        };
+        let ours = [id::<Ura>("11112222").clone()];
+        let designated = [id::<Ura>("55556666").clone(), id::<Ura>("11112222").clone()];
+        let theirs = [id::<Ura>("55556666").clone()];
+        let write =
+            |a: &Actor<'_>, new: &PatientConsent, custodians: &[Ura], statement, stored: Option<StoredConsent<'_>>| {
+                decide_consent_write(&ConsentWrite {
+                    actor: a,
+                    consent: new,
+                    custodians,
+                    statement,
+                    stored,
+                    patient_teams: &teams,
+                    agreements: &[],
+                    day,
+                })
+                .rule
+            };
         let stored = |custodians| Some(StoredConsent { consent: &old, custodians });
         // Recording: the lead (or an administrator), naming its organisation first.
         assert_eq!(write(&lead, &old, &ours, None, None), CONSENT_WRITE);

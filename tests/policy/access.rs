@@ -231,7 +231,7 @@ fn an_objection_to_a_member_shuts_them_out() {
         active: true,
         period: DayPeriod::new(d("2026-11-01"), None),
         kind: ConsentKind::Objection { categories: None, members: ["900000103".to_owned()].into() },
-        custodians: vec![PROVIDER.to_owned()],
+        custodians: vec![PROVIDER.parse().expect("ura")],
     });
     let vs = requester("900000103", "30.070", PROVIDER);
     let decision = decide_demo(&demo, &vs, TODAY, &Requested::All);
@@ -564,7 +564,7 @@ prop_compose! {
                 ConsentKind::Objection { categories, members: members.into_iter().map(str::to_owned).collect() }
             },
             // Either the agreement's receiver or an organisation outside it (review R2).
-            custodians: vec![recorder.to_owned()],
+            custodians: vec![recorder.parse().expect("ura")],
         }
     }
 }

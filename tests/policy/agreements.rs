@@ -294,7 +294,7 @@ fn categories_outside_the_agreement_or_objected_to_are_removed() {
 fn consents_and_objections_of_an_outsider_do_not_count() {
     let outsider = |file: &str| {
         let mut c = consent(file);
-        c.custodians = vec!["55556666".to_owned(), PROVIDER_URA.to_owned()];
+        c.custodians = vec!["55556666".parse().expect("ura"), PROVIDER_URA.parse().expect("ura")];
         c
     };
     let patient = Bsn::parse("999911132").expect("bsn");
