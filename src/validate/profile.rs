@@ -453,9 +453,20 @@ fn similar(a: &str, b: &str) -> bool {
     if a.len().min(b.len()) < 12 || a.len().abs_diff(b.len()) > 2 {
         return false;
     }
-    // Levenshtein distance, bounded: strings are short canonical URLs.
-    let (a, b): (Vec<char>, Vec<char>) =
-        (a.chars().map(|c| c.to_ascii_lowercase()).collect(), b.chars().map(|c| c.to_ascii_lowercase()).collect());
+    // Levenshtein distance, bounded. A common prefix and suffix do not change the distance,
+    // and near misses of canonical URLs differ in a few characters: the table is only built
+    // for what lies between them (usually a handful of characters, not the whole URL).
+    let same = |x: &char, y: &char| x.eq_ignore_ascii_case(y);
+    let prefix: usize = a.chars().zip(b.chars()).take_while(|(x, y)| same(x, y)).map(|(x, _)| x.len_utf8()).sum();
+    let (a, b) = (&a[prefix..], &b[prefix..]);
+    let suffix: usize =
+        a.chars().rev().zip(b.chars().rev()).take_while(|(x, y)| same(x, y)).map(|(x, _)| x.len_utf8()).sum();
+    let (a, b) = (&a[..a.len() - suffix], &b[..b.len() - suffix]);
+    let lower = |s: &str| s.chars().map(|c| c.to_ascii_lowercase()).collect::<Vec<char>>();
+    let (a, b) = (lower(a), lower(b));
+    if a.len().min(b.len()) == 0 {
+        return a.len().max(b.len()) <= 2;
+    }
     let mut prev: Vec<usize> = (0..=b.len()).collect();
     let mut cur = vec![0; b.len() + 1];
     for i in 1..=a.len() {
@@ -648,5 +659,42 @@ mod tests {
         assert!(!similar("http://example.org/fhir/abcdef", "http://example.org/fhir/axyzef"));
         assert!(!similar("http://example.org/fhir/abcdef", "http://example.org/fhir/abcdefghi"));
         assert!(!similar("http://fhir.nl/fhir/NamingSystem/uzi-nr-pers", "http://fhir.nl/fhir/NamingSystem/ura"));
+        assert!(similar("http://example.org/fhir/ääbcdef", "http://example.org/fhir/äbcdef"));
+        assert!(similar("http://example.org/fhir/aaaaaa", "http://example.org/fhir/aaaa"));
+        assert!(!similar("http://example.org/fhir/aaaaaa", "http://example.org/fhir/aaa"));
+    }
+
+    /// Levenshtein distance over the whole (lowercased) strings, as the near-miss check
+    /// computed it before it left out the common prefix and suffix.
+    fn full_distance(a: &str, b: &str) -> usize {
+        let (a, b): (Vec<char>, Vec<char>) =
+            (a.chars().map(|c| c.to_ascii_lowercase()).collect(), b.chars().map(|c| c.to_ascii_lowercase()).collect());
+        let mut prev: Vec<usize> = (0..=b.len()).collect();
+        for i in 1..=a.len() {
+            let mut cur = vec![i; b.len() + 1];
+            for j in 1..=b.len() {
+                cur[j] = (prev[j] + 1).min(cur[j - 1] + 1).min(prev[j - 1] + usize::from(a[i - 1] != b[j - 1]));
+            }
+            prev = cur;
+        }
+        prev[b.len()]
+    }
+
+    proptest::proptest! {
+        /// Leaving out the common prefix and suffix never changes the answer.
+        #[test]
+        fn near_miss_agrees_with_the_whole_distance(
+            stem in "http://[a-z]{3,8}\\.org/fhir/",
+            a in "[a-cA-Cä/]{0,10}",
+            b in "[a-cA-Cä/]{0,10}",
+            tail in "[a-c]{0,4}",
+        ) {
+            let (x, y) = (format!("{stem}{a}{tail}"), format!("{stem}{b}{tail}"));
+            let norm = |s: &str| s.trim().trim_end_matches('/').trim_start_matches("http://").to_owned();
+            let (nx, ny) = (norm(&x), norm(&y));
+            let expected = nx.eq_ignore_ascii_case(&ny)
+                || (nx.len().min(ny.len()) >= 12 && nx.len().abs_diff(ny.len()) <= 2 && full_distance(&nx, &ny) <= 2);
+            proptest::prop_assert_eq!(similar(&x, &y), expected, "{} vs {}", x, y);
+        }
     }
 }
