@@ -215,6 +215,17 @@ impl Conversion {
     }
 }
 
+/// Builds every embedded table a conversion uses (the validation definitions, the
+/// terminology, the leftover classes, the flat format's schema, the FHIR XML element tables)
+/// now rather than on the first record. `serve` calls it before it listens: built on the first
+/// handover (about 100 ms on a 2-core machine), they made that handover and every request that
+/// arrived meanwhile wait, which under load meant 503s from the per-caller limit.
+pub fn prepare() {
+    crate::validate::Validator::embedded();
+    crate::terminology::Terminology::embedded();
+    crate::source::prepare();
+}
+
 /// Converts one record (a file's bytes).
 pub fn convert(bytes: &[u8], opts: &ConvertOptions) -> Result<Conversion, ConvertError> {
     // JSON is parsed once, both to detect its format and to read it.

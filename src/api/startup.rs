@@ -54,6 +54,8 @@ pub enum StartupError {
     Bind { addr: SocketAddr, source: std::io::Error },
     #[error("delivery: {0}")]
     Delivery(#[from] crate::deliver::DeliverError),
+    #[error("building the embedded conversion tables failed (a build defect): {0}")]
+    Prepare(String),
 }
 
 /// A built, bound, not yet running service.
@@ -82,6 +84,8 @@ impl Application {
         }
         private_dir(&settings.data_dir)
             .map_err(|source| StartupError::DataDir { path: settings.data_dir.clone(), source })?;
+        // The conversion's tables are built while the database opens, not on the first handover.
+        let prepared = tokio::task::spawn_blocking(crate::convert::prepare);
         let store = Store::open_with(&settings.database_url(), settings.database_pool()).await?;
         tracing::info!(database = store.backend().name(), "database ready");
         let verifier = Arc::new(Verifier::from_settings(settings)?);
@@ -123,6 +127,7 @@ impl Application {
             guard: Arc::new(Guard::new(&settings.limits)),
             draining: Arc::default(),
         };
+        prepared.await.map_err(|e| StartupError::Prepare(e.to_string()))?;
         let listener = TcpListener::bind(settings.listen)
             .await
             .map_err(|source| StartupError::Bind { addr: settings.listen, source })?;

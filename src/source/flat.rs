@@ -18,7 +18,7 @@ use crate::terminology::{uri, Terminology};
 /// The JSON Schema of the flat dossier, as published in profiles/.
 pub const SCHEMA: &str = include_str!("../../profiles/flat-dossier.schema.json");
 
-fn validator() -> &'static jsonschema::Validator {
+pub(crate) fn validator() -> &'static jsonschema::Validator {
     static V: OnceLock<jsonschema::Validator> = OnceLock::new();
     V.get_or_init(|| {
         let schema: Value = serde_json::from_str(SCHEMA).expect("the flat-dossier schema is valid JSON (tested)");

@@ -34,6 +34,11 @@ struct Rules {
     hl7v3: Hl7v3Rules,
 }
 
+/// Reads the embedded rules now (see [`crate::convert::prepare`]).
+pub(crate) fn prepare() {
+    rules();
+}
+
 fn rules() -> &'static Rules {
     static RULES: OnceLock<Rules> = OnceLock::new();
     // Embedded data; the unit tests below read it, so a broken file fails the build's tests.

@@ -113,6 +113,15 @@ impl SourceError {
     }
 }
 
+/// Builds the sources' embedded tables now instead of on the first record that needs them
+/// (see [`crate::convert::prepare`]).
+pub(crate) fn prepare() {
+    flat::validator();
+    leftover::prepare();
+    fhir_xml::table_size(fhir_xml::Version::Stu3);
+    fhir_xml::table_size(fhir_xml::Version::R4);
+}
+
 /// `bytes` without a leading UTF-8 byte-order mark. JSON must not start with one (RFC 8259
 /// section 8.1), but parsers may ignore it and Windows tools write it, so every place that parses
 /// JSON from outside (convert, validate, the API) reads it through here.

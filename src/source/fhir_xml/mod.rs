@@ -87,7 +87,7 @@ fn table(version: Version) -> &'static Table {
     }
 }
 
-/// Number of types the table of `version` knows (for the tests).
+/// Number of types the table of `version` knows (for the tests; building it at start).
 pub fn table_size(version: Version) -> usize {
     table(version).len()
 }
