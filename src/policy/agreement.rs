@@ -63,24 +63,38 @@ pub struct Party {
     pub kind: PartyKind,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub department: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub agb: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ura: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "exact_id")]
+    pub agb: Option<Agb>,
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "exact_id")]
+    pub ura: Option<Ura>,
+}
+
+/// An identifier in an agreement file, exactly as written: eight digits, no spaces around
+/// them (which the published JSON Schema refuses too), parsed into its type here, once.
+fn exact_id<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: std::str::FromStr<Err = crate::model::types::IdError>,
+{
+    let Some(s) = Option::<String>::deserialize(d)? else { return Ok(None) };
+    if s.trim() != s {
+        return Err(serde::de::Error::custom(format!("'{s}' is not an eight-digit code (no spaces around it)")));
+    }
+    s.parse().map(Some).map_err(|_| serde::de::Error::custom(format!("'{s}' is not an eight-digit code")))
 }
 
 impl Party {
     /// The party's identifiers (AGB and/or URA).
     pub fn ids(&self) -> impl Iterator<Item = PartyId> + '_ {
-        let agb = self.agb.iter().filter_map(|v| Agb::parse(v).ok().map(PartyId::Agb));
-        agb.chain(self.ura.iter().filter_map(|v| Ura::parse(v).ok().map(PartyId::Ura)))
+        let agb = self.agb.iter().cloned().map(PartyId::Agb);
+        agb.chain(self.ura.iter().cloned().map(PartyId::Ura))
     }
 
     /// Whether any of `ids` names this party.
     pub fn is_any_of(&self, ids: &[PartyId]) -> bool {
         ids.iter().any(|id| match id {
-            PartyId::Agb(v) => self.agb.as_deref() == Some(v.as_str()),
-            PartyId::Ura(v) => self.ura.as_deref() == Some(v.as_str()),
+            PartyId::Agb(v) => self.agb.as_ref() == Some(v),
+            PartyId::Ura(v) => self.ura.as_ref() == Some(v),
         })
     }
 }
@@ -252,14 +266,6 @@ impl Agreement {
             if party.agb.is_none() && party.ura.is_none() {
                 return err(side, "needs an `agb` or a `ura` (or both)".into());
             }
-            for (name, v) in [("agb", &party.agb), ("ura", &party.ura)] {
-                if let Some(v) = v {
-                    let ok = if name == "agb" { Agb::parse(v).is_ok() } else { Ura::parse(v).is_ok() };
-                    if !ok || v.trim() != v {
-                        return err(&format!("{side}.{name}"), format!("'{v}' is not an eight-digit code"));
-                    }
-                }
-            }
         }
         if self.receiver.ura.is_none() {
             return err("receiver.ura", "required: care teams and access tokens name the GZSP provider by URA".into());
@@ -304,8 +310,8 @@ impl Agreement {
     }
 
     /// Whether `ura` is the sender's or the receiver's URA.
-    pub fn is_party(&self, ura: &str) -> bool {
-        self.sender.ura.as_deref() == Some(ura) || self.receiver.ura.as_deref() == Some(ura)
+    pub fn is_party(&self, ura: &Ura) -> bool {
+        self.sender.ura.as_ref() == Some(ura) || self.receiver.ura.as_ref() == Some(ura)
     }
 
     /// Whether `c` is an explicit consent for this agreement recorded by a party to it (the

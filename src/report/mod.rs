@@ -197,7 +197,7 @@ pub async fn gather(src: Sources<'_>, provider: &str, period: Period, today: Nai
         provider: Provider {
             ura: provider.to_owned(),
             name: ours.first().map(|a| a.receiver.name.clone()),
-            agb: ours.iter().find_map(|a| a.receiver.agb.clone()),
+            agb: ours.iter().find_map(|a| a.receiver.agb.as_ref().map(ToString::to_string)),
         },
         period: PeriodOut {
             from: period.from.to_string(),

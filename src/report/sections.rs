@@ -31,8 +31,8 @@ pub(super) fn party(p: &Party) -> PartyOut {
             PartyKind::GzspProvider => "gzsp-provider",
         },
         department: p.department.clone(),
-        agb: p.agb.clone(),
-        ura: p.ura.clone(),
+        agb: p.agb.as_ref().map(ToString::to_string),
+        ura: p.ura.as_ref().map(ToString::to_string),
     }
 }
 

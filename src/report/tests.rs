@@ -189,7 +189,7 @@ fn the_only_receiver_is_the_default_provider() {
     assert_eq!(default_provider(std::slice::from_ref(&a)).expect("one"), "11112222");
     assert!(default_provider(&[]).is_err());
     let mut b = a.clone();
-    b.receiver.ura = Some("33334444".into());
+    b.receiver.ura = Some("33334444".parse().expect("ura"));
     let e = default_provider(&[a, b]).expect_err("two");
     assert!(e.to_string().contains("11112222, 33334444"), "{e}");
 }

@@ -133,6 +133,23 @@ fn loader_errors_are_readable() {
     assert!(msg.contains("categories[4]") && msg.contains("jornal"), "{msg}");
 }
 
+/// The parties' identifiers are typed where the file is read: a code with spaces around it
+/// is refused there (as the JSON Schema does), naming the field, and nothing later parses them.
+#[test]
+fn party_identifiers_are_read_exactly_once() {
+    let text = std::fs::read_to_string("examples/agreements/de-linde-to-zorggroep-zuid.json").expect("read");
+    let a = Agreement::from_json(&text, "linde.json").expect("valid");
+    let receiver = a.receiver.ura.clone().expect("receiver URA");
+    assert!(a.is_party(&receiver));
+    assert!(!a.is_party(&"55556666".parse().expect("ura")));
+    let ura = receiver.as_str();
+    let spaced = text.replacen(&format!("\"{ura}\""), &format!("\" {ura}\""), 1);
+    assert_ne!(spaced, text, "the example names the receiver's URA");
+    let e = Agreement::from_json(&spaced, "linde.json").expect_err("spaces");
+    let msg = e.to_string();
+    assert!(msg.contains("field `receiver.ura`") && msg.contains("no spaces"), "{msg}");
+}
+
 #[test]
 fn a_duplicate_id_and_version_in_a_directory_is_an_error() {
     let dir = tempfile::tempdir().expect("tempdir");
