@@ -305,9 +305,32 @@ impl From<Issue> for Outcome {
     }
 }
 
+/// `s` for a terminal: control characters (escape sequences, line breaks, BEL) and Unicode
+/// direction overrides are shown as `\u{..}` escapes instead of acting on the screen. For every
+/// line a command prints that holds text from outside: a record's element names and values, a
+/// receiving server's reasons, the audit trail's reasons and access points.
+pub fn printable(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        let hidden = matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}');
+        if c.is_control() || hidden {
+            out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn escapes_act_on_no_screen() {
+        assert_eq!(printable("ok\u{1b}[2J\r\nfine\u{202e}"), "ok\\u{1b}[2J\\u{d}\\u{a}fine\\u{202e}");
+        assert_eq!(printable("gewoon één reden"), "gewoon één reden");
+    }
 
     #[test]
     fn empty_outcome_is_still_valid_fhir() {

@@ -10,6 +10,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use overdracht::batch::{self, Origin, Progress, Rejects, Sink, Summary};
 use overdracht::convert::{ConvertOptions, OutputKind};
+use overdracht::diagnostics::printable;
 use overdracht::source::Format;
 
 /// mimalloc: conversion allocates many small JSON values; against glibc malloc it measured
@@ -352,7 +353,7 @@ fn finish(result: anyhow::Result<ExitCode>) -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("overdracht: {e:#}");
+            eprintln!("overdracht: {}", printable(&format!("{e:#}")));
             ExitCode::from(2)
         }
     }
@@ -385,7 +386,8 @@ fn run_validate(a: ValidateArgs) -> anyhow::Result<ExitCode> {
             valid += 1;
         }
         for i in &f.outcome.issues {
-            println!("{}: {i}", f.location());
+            // A finding names the record's own elements and values: shown, not obeyed.
+            println!("{}", printable(&format!("{}: {i}", f.location())));
         }
     }
     eprintln!("valid {valid}, invalid {invalid}");
@@ -457,15 +459,7 @@ fn run_outbox(action: OutboxAction) -> anyhow::Result<ExitCode> {
                     if json {
                         println!("{}", serde_json::to_string(e)?);
                     } else {
-                        println!(
-                            "{}  {:<11} attempts {:<3} next {:<24} {}  {}",
-                            e.handover_id,
-                            e.state.as_str(),
-                            e.attempts,
-                            e.next_attempt_at.as_deref().unwrap_or("-"),
-                            e.receiver,
-                            e.last_error.as_deref().unwrap_or("")
-                        );
+                        println!("{}", e.line());
                     }
                 }
                 let counts = outbox::counts(&store).await?;
@@ -603,7 +597,7 @@ fn run_audit(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
                         Ok(ExitCode::SUCCESS)
                     }
                     Some(p) => {
-                        println!("audit trail TAMPERED: {p}");
+                        println!("audit trail TAMPERED: {}", printable(&p.to_string()));
                         let trusted = match report.checked {
                             0 => "no entry before it can be trusted".to_owned(),
                             1 => "entry 1 is intact".to_owned(),
@@ -660,14 +654,14 @@ fn run_audit(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
                 store.close().await;
                 for p in &pending {
                     let who = p.entry.user.as_ref().map(|u| format!("UZI {} ({}, URA {})", u.uzi, u.uzi_role, u.ura));
-                    // Every field through audit::printable: a reason is the caller's text.
+                    // Every field through printable: a reason is the caller's text.
                     println!(
                         "{}  {}  {}  {}  {}",
-                        audit::printable(&p.id),
-                        audit::printable(&p.recorded),
+                        printable(&p.id),
+                        printable(&p.recorded),
                         p.entry.action.code(),
-                        audit::printable(who.as_deref().unwrap_or("-")),
-                        audit::printable(p.entry.reason.as_deref().unwrap_or("-"))
+                        printable(who.as_deref().unwrap_or("-")),
+                        printable(p.entry.reason.as_deref().unwrap_or("-"))
                     );
                 }
                 eprintln!("{} flagged entries to review", pending.len());
@@ -695,7 +689,7 @@ fn run_audit(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
                     }
                     Err(audit::review::ReviewError::Audit(e)) => Err(e.into()),
                     Err(e) => {
-                        eprintln!("overdracht: {e}");
+                        eprintln!("overdracht: {}", printable(&e.to_string()));
                         Ok(ExitCode::from(1))
                     }
                 }
@@ -816,7 +810,10 @@ impl Reporter {
         Reporter { bar, verbose }
     }
 
+    /// One line on standard error. Lines hold text from outside (element names and values of
+    /// a record, a receiving server's reasons): it is shown, never obeyed by the terminal.
     fn line(&self, s: &str) {
+        let s = &printable(s);
         match &self.bar {
             Some(b) => b.println(s),
             None => {

@@ -627,23 +627,6 @@ pub(crate) fn sha256_hex(parts: &[&[u8]]) -> String {
     hex::encode(h.finalize())
 }
 
-/// `s` for a terminal: control characters (escape sequences, line breaks, BEL) and Unicode
-/// direction overrides are shown as `\u{..}` escapes instead of acting on the screen. The
-/// trail holds text callers chose (reasons, access points), also from before such text was
-/// cleaned on the way in.
-pub fn printable(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        let hidden = matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}');
-        if c.is_control() || hidden {
-            out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod content_tests {
     use super::*;
@@ -715,14 +698,5 @@ mod content_tests {
         assert_eq!(SearchColumns::of(&e).team_roles, None);
         e.team_roles = vec!["co-practitioner".into(), "lead-practitioner".into()];
         assert_eq!(SearchColumns::of(&e).team_roles.as_deref(), Some(" co-practitioner lead-practitioner "));
-    }
-}
-
-#[cfg(test)]
-mod printable_tests {
-    #[test]
-    fn escapes_act_on_no_screen() {
-        assert_eq!(super::printable("ok\u{1b}[2J\r\nfine\u{202e}"), "ok\\u{1b}[2J\\u{d}\\u{a}fine\\u{202e}");
-        assert_eq!(super::printable("gewoon één reden"), "gewoon één reden");
     }
 }

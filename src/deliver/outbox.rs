@@ -129,6 +129,23 @@ pub struct Entry {
     pub delivered_at: Option<String>,
 }
 
+impl Entry {
+    /// The entry as one line for a terminal (`overdracht outbox list`). The last error is the
+    /// receiving server's text: control characters in it are shown escaped
+    /// ([`crate::diagnostics::printable`]), not obeyed by the terminal.
+    pub fn line(&self) -> String {
+        crate::diagnostics::printable(&format!(
+            "{}  {:<11} attempts {:<3} next {:<24} {}  {}",
+            self.handover_id,
+            self.state.as_str(),
+            self.attempts,
+            self.next_attempt_at.as_deref().unwrap_or("-"),
+            self.receiver,
+            self.last_error.as_deref().unwrap_or("")
+        ))
+    }
+}
+
 /// One line of a delivery's history.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]

@@ -87,6 +87,32 @@ fn rejected_records_are_kept_with_their_reason_and_exit_1() {
     assert!(stderr.contains("converted 1, rejected 2"), "{stderr}");
 }
 
+/// Text from a record reaches the operator's terminal escaped: an element name holding terminal
+/// control sequences (here: set the window title, turn the text red) is shown as `\u{1b}`, not
+/// obeyed by the terminal.
+#[test]
+fn control_characters_from_a_record_do_not_reach_the_terminal() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let record = concat!(
+        r#"{"resourceType": "Bundle", "type": "collection", "entry": [{"resource": "#,
+        r#"{"resourceType": "Patient", "id": "p", "x\u001b]0;pwned\u0007\u001b[31mfoo": 1}}]}"#
+    );
+    let o =
+        with_stdin(&["convert", "-", "--output", "ndjson", "--rejects", "rej.ndjson"], record.as_bytes(), dir.path());
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(stderr.contains("CLINICAL"), "the leftover is reported: {stderr}");
+    assert!(!o.stderr.iter().any(|&b| b == 0x1b || b == 0x07), "raw control characters on the terminal: {stderr:?}");
+    assert!(stderr.contains("x\\u{1b}]0;pwned\\u{7}\\u{1b}[31mfoo"), "{stderr}");
+    // `validate` names the same element in its findings, on standard output.
+    let file = dir.path().join("patient.json");
+    std::fs::write(&file, r#"{"resourceType": "Patient", "id": "p", "x\u001b[31mfoo": 1}"#).expect("write");
+    let o = overdracht(&["validate", file.to_str().expect("path")]);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "an unknown element is an error: {stdout}");
+    assert!(!o.stdout.contains(&0x1b), "raw control characters on the terminal: {stdout:?}");
+    assert!(stdout.contains("x\\u{1b}[31mfoo"), "{stdout}");
+}
+
 #[test]
 fn usage_and_io_errors_exit_2() {
     let o = overdracht(&["convert", "does-not-exist.json"]);

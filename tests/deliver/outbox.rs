@@ -80,6 +80,30 @@ async fn kill_9_during_delivery_loses_nothing_and_duplicates_nothing() {
     }
 }
 
+/// A receiving server's words reach the operator's terminal escaped: `outbox list` shows
+/// control sequences in its reason as `\u{1b}`, not for the terminal to obey; `--json` keeps
+/// them exactly (JSON escapes them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiving_servers_control_characters_do_not_reach_the_terminal() {
+    let fhir = MockServer::start().await;
+    let fake = FakeFhir::new(|_, _| Fault::Saying(422, "refused\u{1b}]0;pwned\u{7}\u{1b}[31m red"));
+    Mock::given(method("POST")).respond_with(fake.clone()).mount(&fhir).await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let config = write_config(dir.path(), &fhir.uri());
+    let token = token(dir.path());
+    let service = start(dir.path(), &config, free_port()).await;
+    let ids = post_handovers(&service, &token, 1).await;
+    wait_for(&service, &token, &ids, "dead-letter").await;
+    let listed = outbox_cli(dir.path(), &["list", "--state", "dead-letter"]);
+    let text = String::from_utf8_lossy(&listed.stdout);
+    assert!(text.contains("refused"), "the server's reason is listed: {text}");
+    assert!(!listed.stdout.iter().any(|&b| b == 0x1b || b == 0x07), "raw control characters: {text:?}");
+    assert!(text.contains("refused\\u{1b}]0;pwned\\u{7}\\u{1b}[31m red"), "{text}");
+    let json = outbox_cli(dir.path(), &["list", "--state", "dead-letter", "--json"]);
+    let row: serde_json::Value = serde_json::from_slice(&json.stdout).expect("one JSON line");
+    assert!(row["lastError"].as_str().expect("reason").contains("\u{1b}[31m red"), "{row}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dead_letters_show_the_reason_and_can_be_retried_or_dropped() {
     let fhir = MockServer::start().await;

@@ -84,6 +84,8 @@ pub enum Fault {
     None,
     /// Answer with this status (and `Retry-After: 0` for 429/503), storing nothing.
     Status(u16),
+    /// Answer with this status and an OperationOutcome saying this, storing nothing.
+    Saying(u16, &'static str),
     /// Store the entries, then answer too late (the client times out): the answer is lost,
     /// not the data.
     SlowAfterStoring(Duration),
@@ -165,6 +167,7 @@ impl Respond for FakeFhir {
                     t
                 }
             }
+            Fault::Saying(s, text) => fhir_json(s, outcome("processing", text)),
             Fault::SlowAfterStoring(d) => fhir_json(200, self.store(&b)).set_delay(d),
             Fault::MalformedAfterStoring => {
                 self.store(&b);
