@@ -645,12 +645,7 @@ fn run_audit(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
             }
             AuditCommand::Flagged { store } => {
                 let store = open_existing_store(&store).await?;
-                let mut entry = audit::AuditEntry::new(audit::AuditAction::AuditQuery, audit::AuditOutcome::Success);
-                entry.client = Some(command_line_client("audit flagged"));
-                entry.objects = vec!["AuditEvent?flagged=true&reviewed=false".to_owned()];
-                entry.reason = Some("flagged entries listed on the command line".to_owned());
-                audit::record_alone(&store, &entry).await?;
-                let pending = audit::review::pending(&store).await?;
+                let pending = audit::review::pending_listed_by(&store, command_line_client("audit flagged")).await?;
                 store.close().await;
                 for p in &pending {
                     let who = p.entry.user.as_ref().map(|u| format!("UZI {} ({}, URA {})", u.uzi, u.uzi_role, u.ura));

@@ -183,6 +183,18 @@ pub async fn pending(store: &Store) -> Result<Vec<StoredEntry>, AuditError> {
     flagged.iter().map(super::query::stored_entry).collect()
 }
 
+/// The flagged entries nobody has reviewed yet, listed on the command line by `client` (the
+/// command and the OS user): the listing is recorded in the trail (an audit query) before
+/// anything is read, as every view of the trail is.
+pub async fn pending_listed_by(store: &Store, client: String) -> Result<Vec<StoredEntry>, AuditError> {
+    let mut entry = AuditEntry::new(AuditAction::AuditQuery, AuditOutcome::Success);
+    entry.client = Some(client);
+    entry.objects = vec!["AuditEvent?flagged=true&reviewed=false".to_owned()];
+    entry.reason = Some("flagged entries listed on the command line".to_owned());
+    super::record_alone(store, &entry).await?;
+    pending(store).await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -336,6 +336,12 @@ async fn flagged_entries_are_listed_and_reviewed_on_the_command_line() {
     let (code, out) = overdracht(&["audit", "flagged"], &dir);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains(&flagged.id) && out.contains("1 flagged entries to review"), "{out}");
+    // The listing is itself in the trail, naming the command.
+    let store = Store::open(&db_url(&dir), 1).await.unwrap();
+    let rows = audit::search(&store, &audit::AuditSearch::default()).await.unwrap();
+    store.close().await;
+    let listing = rows.iter().find(|r| r.entry.action == AuditAction::AuditQuery).expect("the listing is recorded");
+    assert!(listing.entry.client.as_deref().is_some_and(|c| c.starts_with("overdracht audit flagged")), "{listing:?}");
     let (code, out) =
         overdracht(&["audit", "review", &flagged.id, "--conclusion", "not-justified", "--note", "no emergency"], &dir);
     assert_eq!(code, 0, "{out}");
