@@ -87,18 +87,23 @@ async fn writer(store: Store, mut jobs: mpsc::UnboundedReceiver<Job>) {
     }
 }
 
-/// One batch: together if it has several works and they all succeed, else each alone.
+/// One batch: together if it has several works and they all succeed, else each alone. Its
+/// size and time are logged at debug level (`overdracht::store::group=debug`), for finding
+/// out whether the writer is what limits the handover rate (they name no handover).
 async fn run_batch(store: Store, mut batch: Vec<Job>) {
-    if batch.len() > 1 && together(&store, &mut batch).await {
+    let (works, started) = (batch.len(), std::time::Instant::now());
+    if works > 1 && together(&store, &mut batch).await {
         for j in batch {
             let _ = j.done.send(Ok(()));
         }
+        tracing::debug!(works, together = true, micros = started.elapsed().as_micros() as u64, "write batch");
         return;
     }
     for mut j in batch {
         let r = alone(&store, &mut j).await;
         let _ = j.done.send(r);
     }
+    tracing::debug!(works, together = false, micros = started.elapsed().as_micros() as u64, "write batch");
 }
 
 /// All works of the batch in one transaction; false (rolled back) unless every work may be
