@@ -120,7 +120,7 @@ async fn run_batch(store: Store, mut batch: Vec<Job>) {
 /// committed and the commit succeeded.
 async fn together(store: &Store, batch: &mut [Job]) -> bool {
     let span = batch[0].span.clone();
-    let Ok(mut tx) = store.begin().instrument(span.clone()).await else { return false };
+    let Ok(mut tx) = store.begin_grouped().instrument(span.clone()).await else { return false };
     for j in batch.iter_mut() {
         if !(j.work)(&mut tx).instrument(j.span.clone()).await {
             return false;
@@ -131,7 +131,7 @@ async fn together(store: &Store, batch: &mut [Job]) -> bool {
 
 /// One work in a transaction of its own.
 async fn alone(store: &Store, j: &mut Job) -> Result<(), StoreError> {
-    let mut tx = store.begin().instrument(j.span.clone()).await?;
+    let mut tx = store.begin_grouped().instrument(j.span.clone()).await?;
     if (j.work)(&mut tx).instrument(j.span.clone()).await {
         tx.commit().instrument(j.span.clone()).await?;
     }

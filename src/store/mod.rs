@@ -231,6 +231,8 @@ async fn setup_connection(c: &mut Conn, backend: Backend) -> Result<(), sqlx::Er
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: Pool,
+    /// The connection of grouped write transactions ([`Store::grouped`]).
+    writes: Pool,
     backend: Backend,
     /// The connection and chain head of lone audit entries (see [`crate::audit::record_alone`]).
     audit_writer: std::sync::Arc<crate::audit::LoneWriter>,
@@ -248,6 +250,7 @@ impl Store {
     pub async fn open_with(url: &str, pool: PoolSettings) -> Result<Store, StoreError> {
         sqlx::any::install_default_drivers();
         let backend = Backend::of_url(url).ok_or(StoreError::UnsupportedUrl)?;
+        let acquire_timeout = pool.acquire_timeout;
         let options = AnyConnectOptions::from_str(url)?;
         let pool_options = AnyPoolOptions::new()
             .max_connections(pool.max_connections.max(1))
@@ -282,9 +285,22 @@ impl Store {
                 pool_options.connect_with(options.clone()).await?
             }
         };
+        // The group writer's own pool of one connection: every write batch runs on the same
+        // connection, whose page cache stays valid from one batch to the next. (A pool
+        // connection that another connection's commit has overtaken must drop its cache and
+        // read the pages again: 224 KB read per handover at 250/s with the writes spread over
+        // the pool of 8, 58 KB on one connection.)
+        let writes = AnyPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(acquire_timeout)
+            .test_before_acquire(backend != Backend::Sqlite)
+            .after_connect(move |c, _| Box::pin(setup_connection(c, backend)))
+            .connect_with(options.clone())
+            .await?;
         let connector = Connector { options, backend };
         Ok(Store {
             pool,
+            writes,
             backend,
             audit_writer: std::sync::Arc::new(crate::audit::LoneWriter::new(connector)),
             group: Default::default(),
@@ -300,6 +316,11 @@ impl Store {
     /// lock at the first statement and concurrent transactions queue instead of failing.
     pub async fn begin(&self) -> Result<Tx, StoreError> {
         Ok(Tx { inner: self.pool.begin().await?, audit_head: None })
+    }
+
+    /// A write transaction on the group writer's connection ([`group`]).
+    pub(crate) async fn begin_grouped(&self) -> Result<Tx, StoreError> {
+        Ok(Tx { inner: self.writes.begin().await?, audit_head: None })
     }
 
     /// A read-only transaction that sees one snapshot of the database for all its
@@ -322,6 +343,7 @@ impl Store {
     /// Closes every connection; later calls fail. Used at shutdown (and by tests).
     pub async fn close(&self) {
         self.audit_writer.close().await;
+        self.writes.close().await;
         self.pool.close().await;
     }
 
