@@ -315,6 +315,22 @@ fn num(n: impl std::fmt::Display) -> String {
     format!("<td class=\"n\">{n}</td>")
 }
 
+/// One numbered section of the page, `<section id>` with its heading; `body` writes the rest.
+fn section(s: &mut String, id: &str, heading: &str, body: impl FnOnce(&mut String)) {
+    let _ = writeln!(s, "<section id=\"{id}\">\n<h2>{heading}</h2>");
+    body(s);
+    s.push_str("</section>\n");
+}
+
+/// What `body` writes, or the muted line `none` when there is nothing to show.
+fn or_none(s: &mut String, empty: bool, none: &str, body: impl FnOnce(&mut String)) {
+    if empty {
+        let _ = writeln!(s, "<p class=\"none\">{none}</p>");
+    } else {
+        body(s);
+    }
+}
+
 /// The whole page.
 pub fn render(r: &Report) -> String {
     let mut s = String::with_capacity(64 * 1024);
@@ -332,13 +348,13 @@ pub fn render(r: &Report) -> String {
         esc(&r.period.to)
     );
     header(&mut s, r, &provider);
-    agreements(&mut s, r);
-    access(&mut s, r);
-    teams(&mut s, r);
-    handovers(&mut s, r);
-    reads(&mut s, r);
-    break_glass(&mut s, &r.break_glass);
-    chain(&mut s, r);
+    section(&mut s, "agreements", "1. Agreements on data transfer", |s| agreements(s, r));
+    section(&mut s, "access", "2. Access within the teams", |s| access(s, r));
+    section(&mut s, "teams", "3. Teams and lead practitioners", |s| teams(s, r));
+    section(&mut s, "handovers", "4. Handovers", |s| handovers(s, r));
+    section(&mut s, "reads", "5. Reads and denials", |s| reads(s, r));
+    section(&mut s, "break-glass", "6. Emergency access (break-the-glass)", |s| break_glass(s, &r.break_glass));
+    section(&mut s, "audit", "7. The audit trail", |s| chain(s, r));
     let _ = writeln!(
         s,
         "<footer><p>Made by overdracht {} on {} ({}) from its own records: the data-transfer agreements it enforces, \
@@ -427,7 +443,6 @@ fn header(s: &mut String, r: &Report, provider: &str) {
 
 fn agreements(s: &mut String, r: &Report) {
     let a = &r.agreements;
-    s.push_str("<section id=\"agreements\">\n<h2>1. Agreements on data transfer</h2>\n");
     s.push_str(
         "<p>overdracht accepts a handover only under an agreement in force between the sender and this provider, \
          and removes every data category the agreement does not cover before anything is stored.</p>\n",
@@ -502,12 +517,10 @@ fn agreements(s: &mut String, r: &Report) {
         }
         s.push_str("</table>\n");
     }
-    s.push_str("</section>\n");
 }
 
 fn access(s: &mut String, r: &Report) {
     let a = &r.access;
-    s.push_str("<section id=\"access\">\n<h2>2. Access within the teams</h2>\n");
     let _ = writeln!(
         s,
         "<p>Every request to read patient data is decided by the access policy ({} policy, evaluated for each request) \
@@ -532,7 +545,7 @@ fn access(s: &mut String, r: &Report) {
         };
         let _ = writeln!(s, "<tr><td>{}</td><td>{}</td></tr>", esc(&rule.who), esc(&what));
     }
-    s.push_str("</table>\n</section>\n");
+    s.push_str("</table>\n");
 }
 
 fn evaluation_badge(t: &TeamOut) -> String {
@@ -548,7 +561,6 @@ fn evaluation_badge(t: &TeamOut) -> String {
 
 fn teams(s: &mut String, r: &Report) {
     let t = &r.teams;
-    s.push_str("<section id=\"teams\">\n<h2>3. Teams and lead practitioners</h2>\n");
     let _ = writeln!(
         s,
         "<p>{} care team(s), {} active. Lead practitioners not eligible: {}; active teams without a lead: {}. \
@@ -569,7 +581,7 @@ fn teams(s: &mut String, r: &Report) {
         );
     }
     if t.teams.is_empty() {
-        s.push_str("<p class=\"none\">No care teams are stored for this provider.</p>\n</section>\n");
+        s.push_str("<p class=\"none\">No care teams are stored for this provider.</p>\n");
         return;
     }
     s.push_str(
@@ -614,12 +626,10 @@ fn teams(s: &mut String, r: &Report) {
         }
         s.push_str("</ul>\n");
     }
-    s.push_str("</section>\n");
 }
 
 fn handovers(s: &mut String, r: &Report) {
     let h = &r.handovers;
-    s.push_str("<section id=\"handovers\">\n<h2>4. Handovers</h2>\n");
     let _ = writeln!(
         s,
         "<p>{} handover(s) received ({} of them the same record sent again, stored once) and {} refused in the period.</p>",
@@ -664,9 +674,7 @@ fn handovers(s: &mut String, r: &Report) {
         &labels,
         &series,
     ));
-    if senders.is_empty() {
-        s.push_str("<p class=\"none\">No handovers in this period.</p>\n");
-    } else {
+    or_none(s, senders.is_empty(), "No handovers in this period.", |s| {
         s.push_str("<table><tr><th>Month</th>");
         for sn in &senders {
             let _ = write!(s, "<th class=\"n\">{} received</th><th class=\"n\">refused</th>", esc(sn));
@@ -682,7 +690,7 @@ fn handovers(s: &mut String, r: &Report) {
             s.push_str("</tr>\n");
         }
         s.push_str("</table>\n");
-    }
+    });
     if !h.per_sender.is_empty() {
         s.push_str("<h3>Per sender</h3>\n<table><tr><th>Sender</th><th>Identifiers</th><th>Agreement</th><th class=\"n\">Received</th><th class=\"n\">Sent again</th><th class=\"n\">Refused</th></tr>\n");
         for p in &h.per_sender {
@@ -700,32 +708,30 @@ fn handovers(s: &mut String, r: &Report) {
         s.push_str("</table>\n");
     }
     s.push_str("<h3>Refused handovers, by rule</h3>\n");
-    if h.refused_by_rule.is_empty() {
-        s.push_str("<p class=\"none\">None refused.</p>\n");
-    } else {
+    or_none(s, h.refused_by_rule.is_empty(), "None refused.", |s| {
         rule_table(s, "Refused", &h.refused_by_rule);
-    }
+    });
     s.push_str("<h3>Data categories removed (data minimisation)</h3>\n");
-    if h.removed_categories.is_empty() {
-        s.push_str(
-            "<p class=\"none\">No category had to be removed: every handover stayed within its agreement.</p>\n",
-        );
-    } else {
-        s.push_str("<table><tr><th>Sender</th><th>Category</th><th>Why</th><th class=\"n\">Handovers</th><th class=\"n\">Resources removed</th></tr>\n");
-        for x in &h.removed_categories {
-            let _ = writeln!(
-                s,
-                "<tr><td>{}</td><td>{}</td><td>{}</td>{}{}</tr>",
-                esc(&x.sender),
-                esc(&x.display),
-                esc(x.reason.as_deref().unwrap_or("")),
-                num(x.handovers),
-                num(x.resources)
-            );
-        }
-        s.push_str("</table>\n");
-    }
-    s.push_str("</section>\n");
+    or_none(
+        s,
+        h.removed_categories.is_empty(),
+        "No category had to be removed: every handover stayed within its agreement.",
+        |s| {
+            s.push_str("<table><tr><th>Sender</th><th>Category</th><th>Why</th><th class=\"n\">Handovers</th><th class=\"n\">Resources removed</th></tr>\n");
+            for x in &h.removed_categories {
+                let _ = writeln!(
+                    s,
+                    "<tr><td>{}</td><td>{}</td><td>{}</td>{}{}</tr>",
+                    esc(&x.sender),
+                    esc(&x.display),
+                    esc(x.reason.as_deref().unwrap_or("")),
+                    num(x.handovers),
+                    num(x.resources)
+                );
+            }
+            s.push_str("</table>\n");
+        },
+    );
 }
 
 /// Plain words for the rule ids of refusals and denials that overdracht ships (kept with
@@ -737,7 +743,6 @@ pub fn rule_words(rule: &str) -> &'static str {
 fn reads(s: &mut String, r: &Report) {
     let rd = &r.reads;
     let d = &r.denials;
-    s.push_str("<section id=\"reads\">\n<h2>5. Reads and denials</h2>\n");
     let _ = writeln!(
         s,
         "<p>{} read request(s) on data this provider holds or by its staff: {} permitted, {} denied. Each request \
@@ -759,9 +764,7 @@ fn reads(s: &mut String, r: &Report) {
             )
         })
         .collect();
-    if rows.is_empty() {
-        s.push_str("<p class=\"none\">No reads in this period.</p>\n");
-    } else {
+    or_none(s, rows.is_empty(), "No reads in this period.", |s| {
         s.push_str(&hbars(
             "chart-reads",
             "Read requests per profession (UZI role)",
@@ -783,11 +786,9 @@ fn reads(s: &mut String, r: &Report) {
             );
         }
         s.push_str("</table>\n");
-    }
+    });
     s.push_str("<h3>Permitted reads per team role</h3>\n");
-    if rd.by_team_role.is_empty() {
-        s.push_str("<p class=\"none\">No permitted reads in this period.</p>\n");
-    } else {
+    or_none(s, rd.by_team_role.is_empty(), "No permitted reads in this period.", |s| {
         let rows: Vec<Bar<'_>> = rd
             .by_team_role
             .iter()
@@ -821,16 +822,14 @@ fn reads(s: &mut String, r: &Report) {
             );
         }
         s.push_str("</table>\n");
-    }
+    });
     let _ = writeln!(
         s,
         "<h3>Denials by rule</h3>\n<p>{} request(s) refused by policy in the period (reads, searches, exports, team \
          and consent changes, audit views and reports; refused handovers are counted in section 4).</p>",
         d.total
     );
-    if d.by_rule.is_empty() {
-        s.push_str("<p class=\"none\">Nothing was denied.</p>\n");
-    } else {
+    or_none(s, d.by_rule.is_empty(), "Nothing was denied.", |s| {
         let rows: Vec<Bar<'_>> =
             d.by_rule.iter().map(|x| (x.rule.clone(), vec![("denied", x.count, DENIED)])).collect();
         s.push_str(&hbars(
@@ -840,8 +839,7 @@ fn reads(s: &mut String, r: &Report) {
             &rows,
         ));
         rule_table(s, "Denied", &d.by_rule);
-    }
-    s.push_str("</section>\n");
+    });
 }
 
 /// A table of counts per policy rule, with the rule's meaning.
@@ -860,7 +858,6 @@ fn rule_table(s: &mut String, counted: &str, rows: &[RuleCount]) {
 }
 
 fn break_glass(s: &mut String, b: &BreakGlassSection) {
-    s.push_str("<section id=\"break-glass\">\n<h2>6. Emergency access (break-the-glass)</h2>\n");
     let _ = writeln!(
         s,
         "<p>{} emergency access(es) in the period; {} reviewed by the privacy officer, {} not (yet) reviewed.</p>",
@@ -870,7 +867,7 @@ fn break_glass(s: &mut String, b: &BreakGlassSection) {
         s.push_str("<div class=\"callout\"><p>Only the first events are listed and counted.</p></div>\n");
     }
     if b.events.is_empty() {
-        s.push_str("<p class=\"none\">No emergency access in this period.</p>\n</section>\n");
+        s.push_str("<p class=\"none\">No emergency access in this period.</p>\n");
         return;
     }
     s.push_str(
@@ -900,12 +897,11 @@ fn break_glass(s: &mut String, b: &BreakGlassSection) {
             if e.reason_stated { "yes" } else { "no" }
         );
     }
-    s.push_str("</table>\n</section>\n");
+    s.push_str("</table>\n");
 }
 
 fn chain(s: &mut String, r: &Report) {
     let c = &r.audit_chain;
-    s.push_str("<section id=\"audit\">\n<h2>7. The audit trail</h2>\n");
     if c.intact {
         let _ = writeln!(
             s,
@@ -934,5 +930,4 @@ fn chain(s: &mut String, r: &Report) {
         c.entries,
         esc(&c.head_hash)
     );
-    s.push_str("</section>\n");
 }
