@@ -395,11 +395,7 @@ fn run_validate(a: ValidateArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn settings(store: &StoreArgs) -> anyhow::Result<overdracht::config::Settings> {
-    let mut s = overdracht::config::Settings::load(store.config.as_deref())?;
-    if let Some(d) = &store.data_dir {
-        s.data_dir = d.clone();
-    }
-    Ok(s)
+    Ok(overdracht::config::Settings::load_with_data_dir(store.config.as_deref(), store.data_dir.as_deref())?)
 }
 
 fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
@@ -501,25 +497,9 @@ fn run_outbox(action: OutboxAction) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// The access point of a command-line action: the command and the OS user.
-fn command_line_client(command: &str) -> String {
-    format!(
-        "overdracht {command} (command line, user {})",
-        std::env::var("USER").unwrap_or_else(|_| "unknown".to_owned())
-    )
-}
-
-/// Opens the existing database of these settings (never creates one: verifying an empty,
-/// new database would wrongly report an intact trail).
+/// Opens the existing database of these settings (never creates one).
 async fn open_existing_store(args: &StoreArgs) -> anyhow::Result<overdracht::store::Store> {
-    let settings = settings(args)?;
-    if settings.database_url.is_none() {
-        let file = settings.data_dir.join("overdracht.db");
-        if !file.exists() {
-            anyhow::bail!("no database at {}; pass --data-dir DIR (the directory `serve` uses)", file.display());
-        }
-    }
-    Ok(overdracht::store::Store::open(&settings.database_url(), 2).await?)
+    Ok(overdracht::store::Store::open(&settings(args)?.existing_database_url()?, 2).await?)
 }
 
 fn run_report(a: ReportArgs) -> anyhow::Result<ExitCode> {
@@ -585,28 +565,8 @@ fn run_audit(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
                 let store = open_existing_store(&store).await?;
                 let report = audit::verify(&store, &anchors).await?;
                 store.close().await;
-                match report.problem {
-                    None => {
-                        println!(
-                            "audit trail intact: {} entries, head {}:{} ({})",
-                            report.checked,
-                            report.head.count,
-                            report.head.hash,
-                            report.head.updated_at.as_deref().unwrap_or("never written")
-                        );
-                        Ok(ExitCode::SUCCESS)
-                    }
-                    Some(p) => {
-                        println!("audit trail TAMPERED: {}", printable(&p.to_string()));
-                        let trusted = match report.checked {
-                            0 => "no entry before it can be trusted".to_owned(),
-                            1 => "entry 1 is intact".to_owned(),
-                            n => format!("entries 1 to {n} are intact"),
-                        };
-                        println!("{trusted}; restore the database from a backup and compare with the anchored head");
-                        Ok(ExitCode::from(1))
-                    }
-                }
+                println!("{}", report.summary());
+                Ok(if report.problem.is_none() { ExitCode::SUCCESS } else { ExitCode::from(1) })
             }
             AuditCommand::Head { json, store } => {
                 let store = open_existing_store(&store).await?;
@@ -615,28 +575,18 @@ fn run_audit(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
                 if json {
                     println!("{}", serde_json::to_string(&head)?);
                 } else {
-                    println!("{}:{} {}", head.count, head.hash, head.updated_at.as_deref().unwrap_or("never written"));
+                    println!("{}", head.line());
                 }
                 Ok(ExitCode::SUCCESS)
             }
             AuditCommand::Export { from, to, patient, out, store } => {
-                let bound =
-                    |s: Option<String>| s.map(|s| audit::query::time_bound(&s)).transpose().map_err(anyhow::Error::msg);
-                let (from, to) = (bound(from)?, bound(to)?);
-                let patient = patient
-                    .map(|p| overdracht::model::types::Bsn::parse(&p).map(|b| b.as_str().to_owned()))
-                    .transpose()
-                    .map_err(|e| anyhow::anyhow!("--patient: {e}"))?;
+                let client = audit::command_line_client("audit export");
+                let x = audit::export::Export::of_options(from.as_deref(), to.as_deref(), patient.as_deref(), client)
+                    .map_err(anyhow::Error::msg)?;
                 let store = open_existing_store(&store).await?;
                 let mut sink: Box<dyn Write> = match &out {
                     Some(p) => Box::new(std::io::BufWriter::new(std::fs::File::create(p)?)),
                     None => Box::new(std::io::BufWriter::new(std::io::stdout())),
-                };
-                let x = audit::export::Export {
-                    from,
-                    to,
-                    patient_bsn: patient,
-                    client: command_line_client("audit export"),
                 };
                 let n = audit::export::export(&store, &x, &mut sink).await;
                 store.close().await;
@@ -645,19 +595,11 @@ fn run_audit(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
             }
             AuditCommand::Flagged { store } => {
                 let store = open_existing_store(&store).await?;
-                let pending = audit::review::pending_listed_by(&store, command_line_client("audit flagged")).await?;
+                let pending =
+                    audit::review::pending_listed_by(&store, audit::command_line_client("audit flagged")).await?;
                 store.close().await;
                 for p in &pending {
-                    let who = p.entry.user.as_ref().map(|u| format!("UZI {} ({}, URA {})", u.uzi, u.uzi_role, u.ura));
-                    // Every field through printable: a reason is the caller's text.
-                    println!(
-                        "{}  {}  {}  {}  {}",
-                        printable(&p.id),
-                        printable(&p.recorded),
-                        p.entry.action.code(),
-                        printable(who.as_deref().unwrap_or("-")),
-                        printable(p.entry.reason.as_deref().unwrap_or("-"))
-                    );
+                    println!("{}", audit::review::pending_line(p));
                 }
                 eprintln!("{} flagged entries to review", pending.len());
                 Ok(ExitCode::SUCCESS)
@@ -669,7 +611,7 @@ fn run_audit(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
                     conclusion,
                     note: note.as_deref(),
                     reviewer: None,
-                    client: Some(command_line_client("audit review")),
+                    client: Some(audit::command_line_client("audit review")),
                     request_id: None,
                 };
                 let result = audit::review::review(&store, &new).await;
