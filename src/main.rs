@@ -434,23 +434,13 @@ fn run_outbox(action: OutboxAction) -> anyhow::Result<ExitCode> {
         }
     };
     let settings = settings(store_args)?;
-    let actor =
-        |a: &Option<String>| a.clone().or_else(|| std::env::var("USER").ok()).unwrap_or_else(|| "operator".into());
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     rt.block_on(async move {
         let store = overdracht::store::Store::open(&settings.database_url(), 1).await?;
         let code = match action {
             OutboxAction::List { states, all, json, .. } => {
-                let mut wanted = vec![];
-                for s in &states {
-                    wanted.push(State::parse(s).ok_or_else(|| {
-                        anyhow::anyhow!("unknown state {s}: queued, in-flight, retrying, delivered or dead-letter")
-                    })?);
-                }
-                if wanted.is_empty() && !all {
-                    wanted = State::ALL.into_iter().filter(|s| s.pending() || *s == State::DeadLetter).collect();
-                }
-                let rows = outbox::list(&store, if all { &[] } else { &wanted }).await?;
+                let wanted = State::selection(&states, all).map_err(anyhow::Error::msg)?;
+                let rows = outbox::list(&store, &wanted).await?;
                 for e in &rows {
                     if json {
                         println!("{}", serde_json::to_string(e)?);
@@ -458,18 +448,13 @@ fn run_outbox(action: OutboxAction) -> anyhow::Result<ExitCode> {
                         println!("{}", e.line());
                     }
                 }
-                let counts = outbox::counts(&store).await?;
-                let summary: Vec<String> = State::ALL
-                    .iter()
-                    .map(|s| format!("{} {}", s.as_str(), counts.get(s).copied().unwrap_or(0)))
-                    .collect();
-                eprintln!("{}", summary.join(", "));
+                eprintln!("{}", outbox::counts_line(&outbox::counts(&store).await?));
                 ExitCode::SUCCESS
             }
             OutboxAction::Retry { handovers, actor: a, .. } => {
                 let mut missing = 0;
                 for h in &handovers {
-                    if outbox::retry(&store, h, &actor(&a)).await? {
+                    if outbox::retry(&store, h, &outbox::operator(a.as_deref())).await? {
                         eprintln!("queued again: {h}");
                     } else {
                         eprintln!("not retried: {h} (no such delivery, or delivered or in flight)");
@@ -483,7 +468,7 @@ fn run_outbox(action: OutboxAction) -> anyhow::Result<ExitCode> {
                 }
             }
             OutboxAction::Drop { handover, reason, actor: a, .. } => {
-                if outbox::drop(&store, &handover, &actor(&a), &reason).await? {
+                if outbox::drop(&store, &handover, &outbox::operator(a.as_deref()), &reason).await? {
                     eprintln!("dropped: {handover} (recorded in the delivery history)");
                     ExitCode::SUCCESS
                 } else {
