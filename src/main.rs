@@ -500,34 +500,21 @@ fn run_report(a: ReportArgs) -> anyhow::Result<ExitCode> {
         Some(p) => p,
         None => report::default_provider(&access.agreements)?,
     };
-    let html = match a.format.as_deref() {
-        Some(f) => f == "html",
-        None => a.out.as_ref().and_then(|p| p.extension()).is_some_and(|x| x == "html" || x == "htm"),
-    };
-    if !access.agreements.iter().any(|ag| ag.receiver.ura.as_deref() == Some(provider.as_str())) {
+    let html = report::html_wanted(a.format.as_deref(), a.out.as_deref());
+    if !report::names_receiver(&access.agreements, &provider) {
         eprintln!("overdracht: warning: no loaded agreement names URA {provider} as receiver; check --provider");
     }
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let (text, intact) = rt.block_on(async {
         let store = open_existing_store(&a.store).await?;
-        let entry =
-            report::operator_entry(&provider, &period, if html { "html" } else { "json" }, a.operator.as_deref());
-        overdracht::audit::record_alone(&store, &entry).await?;
         let sources = report::Sources { store: &store, agreements: &access.agreements, policy: &access.engine };
-        let r = report::gather(sources, &provider, period, today).await;
+        let made = report::made_by_operator(sources, &provider, period, today, html, a.operator.as_deref()).await;
         store.close().await;
-        let r = r?;
-        let text = if html { report::html::render(&r) } else { serde_json::to_string_pretty(&r)? + "\n" };
-        anyhow::Ok((text, r.audit_chain.intact))
+        anyhow::Ok(made?)
     })?;
     match &a.out {
         Some(p) => {
-            // It names staff (UZI numbers): readable by its owner only.
-            let mut f = std::fs::OpenOptions::new();
-            f.write(true).create(true).truncate(true);
-            #[cfg(unix)]
-            std::os::unix::fs::OpenOptionsExt::mode(&mut f, 0o600);
-            f.open(p)?.write_all(text.as_bytes())?;
+            report::save(p, &text)?;
             eprintln!("report written to {}", p.display());
         }
         None => std::io::stdout().write_all(text.as_bytes())?,
