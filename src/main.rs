@@ -628,14 +628,7 @@ fn run_convert(args: ConvertArgs) -> anyhow::Result<ExitCode> {
     if files.is_empty() {
         anyhow::bail!("no input files found (looked for *.json, *.xml, *.ndjson)");
     }
-    let sink = match &args.out {
-        Some(p) if p.is_dir() || p.to_string_lossy().ends_with('/') => {
-            std::fs::create_dir_all(p)?;
-            Sink::Directory(p.clone())
-        }
-        Some(p) => Sink::Stream(Box::new(std::io::BufWriter::new(std::fs::File::create(p)?))),
-        None => Sink::Stream(Box::new(std::io::BufWriter::new(std::io::stdout()))),
-    };
+    let sink = Sink::for_out(args.out.as_deref())?;
     let opts = ConvertOptions {
         format: args.from,
         sender: args.sender.clone(),
@@ -643,7 +636,7 @@ fn run_convert(args: ConvertArgs) -> anyhow::Result<ExitCode> {
         strict: args.strict,
         ..Default::default()
     };
-    let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    let jobs = args.jobs.unwrap_or_else(batch::default_jobs);
     let mut rejects = Rejects::new(args.rejects.clone());
     let mut progress = Reporter::new(args.verbose);
     let summary = batch::run(&files, &opts, jobs, sink, &mut rejects, args.pretty, &mut progress)?;
@@ -654,26 +647,9 @@ fn run_convert(args: ConvertArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn run_deliver(a: DeliverArgs) -> anyhow::Result<ExitCode> {
-    use overdracht::deliver::{push, Auth, FhirClient, Target, Targets};
-    let mut target = match (&a.target, &a.targets, &a.receiver) {
-        (Some(url), None, _) => {
-            let mut t = Target::default_for(url.clone());
-            if let Some(token) = &a.token {
-                t.auth = Auth::Bearer { token: Some(token.clone()), token_env: None };
-            }
-            t
-        }
-        (None, Some(file), Some(ura)) => {
-            if a.token.is_some() {
-                anyhow::bail!("--token goes with --target; a targets file names its own authentication");
-            }
-            Targets::load(file)?
-                .for_receiver(ura)
-                .cloned()
-                .ok_or_else(|| anyhow::anyhow!("{} has no target for receiver {ura}", file.display()))?
-        }
-        _ => anyhow::bail!("give --target URL, or --targets FILE with --receiver URA"),
-    };
+    use overdracht::deliver::{push, FhirClient, Target};
+    let mut target =
+        Target::of_options(a.target.as_deref(), a.token.as_deref(), a.targets.as_deref(), a.receiver.as_deref())?;
     if let Some(n) = a.max_attempts {
         target.max_attempts = n.max(1);
     }
@@ -759,23 +735,7 @@ impl Progress for Reporter {
         if let Some(b) = &self.bar {
             b.finish_and_clear();
         }
-        let secs = elapsed.as_secs_f64();
-        let rate = if secs > 0.0 { (s.converted + s.rejected) as f64 / secs } else { 0.0 };
-        let hint = if s.warnings > 0 && !self.verbose { " (use --verbose to list the warnings)" } else { "" };
-        self.line(&format!(
-            "converted {}, rejected {}, resources {}, clinical leftovers {}, administrative leftovers {}, coverage {:.1}% ({} of {} source elements mapped), warnings {}{hint}, time {:.2} s ({:.0} records/s)",
-            s.converted,
-            s.rejected,
-            s.resources,
-            s.clinical_leftovers,
-            s.administrative_leftovers,
-            s.coverage.share() * 100.0,
-            s.coverage.mapped_elements(),
-            s.coverage.source_elements,
-            s.warnings,
-            secs,
-            rate
-        ));
+        self.line(&s.line(elapsed, self.verbose));
     }
 }
 
@@ -793,13 +753,6 @@ impl overdracht::deliver::push::PushProgress for Reporter {
         if let Some(b) = &self.bar {
             b.finish_and_clear();
         }
-        self.line(&format!(
-            "delivered {}, not delivered {}, resources {}, retries {}, time {:.2} s",
-            s.delivered,
-            s.failed,
-            s.resources,
-            s.retries,
-            elapsed.as_secs_f64()
-        ));
+        self.line(&s.line(elapsed));
     }
 }
