@@ -373,7 +373,7 @@ async fn stored_custodians(state: &AppState, row: &StoredPolicyResource) -> Resu
     if !named.is_empty() {
         return Ok(named);
     }
-    Ok(state.store.consent_written_by_ura(&row.id).await?.and_then(|u| Ura::parse(&u).ok()).into_iter().collect())
+    Ok(state.store.consent_written_by_ura(&row.id).await?.into_iter().collect())
 }
 
 /// The policy's decision on reading stored consent `row` ([`writes::decide_consent_read`]).

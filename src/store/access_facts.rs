@@ -9,6 +9,7 @@
 use sqlx::Row;
 
 use super::{with_texts, Store, StoreError, Tx};
+use crate::model::Ura;
 
 /// One resource of a handover as the facade serves it.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -296,9 +297,12 @@ impl Store {
     }
 
     /// The organisation (URA) that last wrote consent `id`: the custodian of a consent stored
-    /// before consents named their custodians (`Consent.organization`).
-    pub async fn consent_written_by_ura(&self, id: &str) -> Result<Option<String>, StoreError> {
-        self.text_of("SELECT updated_by_ura FROM patient_consents WHERE id = $1", id, "updated_by_ura").await
+    /// before consents named their custodians (`Consent.organization`). `None` also when the
+    /// stored writer is not a URA.
+    pub async fn consent_written_by_ura(&self, id: &str) -> Result<Option<Ura>, StoreError> {
+        let ura =
+            self.text_of("SELECT updated_by_ura FROM patient_consents WHERE id = $1", id, "updated_by_ura").await?;
+        Ok(ura.and_then(|u| Ura::parse(&u).ok()))
     }
 
     /// Every held copy of `Type/id` (one per holder; usually one).
