@@ -110,6 +110,17 @@ fn nice_max(max: i64) -> (i64, i64) {
 /// One series of a column chart: name, a value per column, colour.
 type Series<'a> = (String, Vec<i64>, &'a str);
 
+/// The opening of a chart `w` by `h`: the figure and the SVG with its accessible title and
+/// description.
+fn chart_start(id: &str, w: f64, h: f64, title: &str, desc: &str) -> String {
+    format!(
+        "<figure class=\"chart\"><svg id=\"{id}\" xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {w} {h}\" role=\"img\" aria-labelledby=\"{id}-t {id}-d\">\
+         <title id=\"{id}-t\">{}</title><desc id=\"{id}-d\">{}</desc>",
+        esc(title),
+        esc(desc)
+    )
+}
+
 /// Vertical stacked columns: one column per label, one series per colour.
 fn stacked_columns(id: &str, title: &str, desc: &str, labels: &[String], series: &[Series<'_>]) -> String {
     let (w, h, left, bottom, top) = (720.0_f64, 280.0_f64, 44.0_f64, 40.0_f64, 12.0_f64);
@@ -120,14 +131,7 @@ fn stacked_columns(id: &str, title: &str, desc: &str, labels: &[String], series:
     let slot = (w - left - 8.0) / labels.len().max(1) as f64;
     let bar_w = (slot * 0.62).min(48.0);
     let y = |v: i64| top + plot_h - plot_h * (v as f64) / (max as f64);
-    let mut s = String::new();
-    let _ = write!(
-        s,
-        "<figure class=\"chart\"><svg id=\"{id}\" xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {w} {h}\" role=\"img\" aria-labelledby=\"{id}-t {id}-d\">\
-         <title id=\"{id}-t\">{}</title><desc id=\"{id}-d\">{}</desc>",
-        esc(title),
-        esc(desc)
-    );
+    let mut s = chart_start(id, w, h, title, desc);
     let mut tick = 0;
     while tick <= max {
         let ty = y(tick);
@@ -220,14 +224,7 @@ fn hbars(id: &str, title: &str, desc: &str, rows: &[Bar<'_>]) -> String {
     let h = row_h * rows.len().max(1) as f64 + 10.0;
     let max = rows.iter().map(|(_, segs)| segs.iter().map(|s| s.1).sum::<i64>()).max().unwrap_or(0).max(1);
     let plot_w = w - label_w - 50.0;
-    let mut s = String::new();
-    let _ = write!(
-        s,
-        "<figure class=\"chart\"><svg id=\"{id}\" xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {w} {h}\" role=\"img\" aria-labelledby=\"{id}-t {id}-d\">\
-         <title id=\"{id}-t\">{}</title><desc id=\"{id}-d\">{}</desc>",
-        esc(title),
-        esc(desc)
-    );
+    let mut s = chart_start(id, w, h, title, desc);
     for (i, (label, segs)) in rows.iter().enumerate() {
         let y = 5.0 + row_h * i as f64;
         let short: String = if label.chars().count() > 46 {
@@ -320,6 +317,15 @@ fn section(s: &mut String, id: &str, heading: &str, body: impl FnOnce(&mut Strin
     let _ = writeln!(s, "<section id=\"{id}\">\n<h2>{heading}</h2>");
     body(s);
     s.push_str("</section>\n");
+}
+
+/// A table: the header row's cells and one row of cells per item (HTML, escaped by the caller).
+fn table<'a, T: 'a>(s: &mut String, head: &str, items: impl IntoIterator<Item = &'a T>, cells: impl Fn(&T) -> String) {
+    let _ = writeln!(s, "<table><tr>{head}</tr>");
+    for x in items {
+        let _ = writeln!(s, "<tr>{}</tr>", cells(x));
+    }
+    s.push_str("</table>\n");
 }
 
 /// What `body` writes, or the muted line `none` when there is nothing to show.
@@ -503,19 +509,18 @@ fn agreements(s: &mut String, r: &Report) {
         );
     }
     if !a.not_in_force.is_empty() {
-        s.push_str("<h3>Agreements not in force today</h3>\n<table><tr><th>Agreement</th><th>Sender</th><th>Valid</th><th>State</th></tr>\n");
-        for ag in &a.not_in_force {
-            let _ = writeln!(
-                s,
-                "<tr><td class=\"mono\">{}</td><td>{}</td><td>{} to {}</td><td>{}</td></tr>",
+        s.push_str("<h3>Agreements not in force today</h3>\n");
+        let head = "<th>Agreement</th><th>Sender</th><th>Valid</th><th>State</th>";
+        table(s, head, &a.not_in_force, |ag| {
+            format!(
+                "<td class=\"mono\">{}</td><td>{}</td><td>{} to {}</td><td>{}</td>",
                 esc(&ag.label),
                 esc(&ag.sender.name),
                 esc(&ag.valid_from),
                 esc(ag.valid_to.as_deref().unwrap_or("open-ended")),
                 badge("b-muted", if ag.status == "expired" { "expired" } else { "not yet in force" })
-            );
-        }
-        s.push_str("</table>\n");
+            )
+        });
     }
 }
 
@@ -692,20 +697,19 @@ fn handovers(s: &mut String, r: &Report) {
         s.push_str("</table>\n");
     });
     if !h.per_sender.is_empty() {
-        s.push_str("<h3>Per sender</h3>\n<table><tr><th>Sender</th><th>Identifiers</th><th>Agreement</th><th class=\"n\">Received</th><th class=\"n\">Sent again</th><th class=\"n\">Refused</th></tr>\n");
-        for p in &h.per_sender {
-            let _ = writeln!(
-                s,
-                "<tr><td>{}</td><td>{}</td><td>{}</td>{}{}{}</tr>",
+        s.push_str("<h3>Per sender</h3>\n");
+        let head = "<th>Sender</th><th>Identifiers</th><th>Agreement</th><th class=\"n\">Received</th><th class=\"n\">Sent again</th><th class=\"n\">Refused</th>";
+        table(s, head, &h.per_sender, |p| {
+            format!(
+                "<td>{}</td><td>{}</td><td>{}</td>{}{}{}",
                 esc(&p.sender),
                 esc(&p.ids.join(", ")),
                 if p.has_agreement { badge("b-ok", "yes") } else { badge("b-bad", "none") },
                 num(p.received),
                 num(p.received_again),
                 num(p.refused)
-            );
-        }
-        s.push_str("</table>\n");
+            )
+        });
     }
     s.push_str("<h3>Refused handovers, by rule</h3>\n");
     or_none(s, h.refused_by_rule.is_empty(), "None refused.", |s| {
@@ -717,19 +721,17 @@ fn handovers(s: &mut String, r: &Report) {
         h.removed_categories.is_empty(),
         "No category had to be removed: every handover stayed within its agreement.",
         |s| {
-            s.push_str("<table><tr><th>Sender</th><th>Category</th><th>Why</th><th class=\"n\">Handovers</th><th class=\"n\">Resources removed</th></tr>\n");
-            for x in &h.removed_categories {
-                let _ = writeln!(
-                    s,
-                    "<tr><td>{}</td><td>{}</td><td>{}</td>{}{}</tr>",
+            let head = "<th>Sender</th><th>Category</th><th>Why</th><th class=\"n\">Handovers</th><th class=\"n\">Resources removed</th>";
+            table(s, head, &h.removed_categories, |x| {
+                format!(
+                    "<td>{}</td><td>{}</td><td>{}</td>{}{}",
                     esc(&x.sender),
                     esc(&x.display),
                     esc(x.reason.as_deref().unwrap_or("")),
                     num(x.handovers),
                     num(x.resources)
-                );
-            }
-            s.push_str("</table>\n");
+                )
+            });
         },
     );
 }
@@ -771,11 +773,10 @@ fn reads(s: &mut String, r: &Report) {
             "Permitted, break-the-glass and denied read requests per UZI role; the table below gives the same figures.",
             &rows,
         ));
-        s.push_str("<table><tr><th>Profession (UZI role)</th><th class=\"n\">Reads</th><th class=\"n\">Searches</th><th class=\"n\">Whole record</th><th class=\"n\">Break-the-glass</th><th class=\"n\">Denied</th></tr>\n");
-        for x in &rd.by_role {
-            let _ = writeln!(
-                s,
-                "<tr><td>{} ({})</td>{}{}{}{}{}</tr>",
+        let head = "<th>Profession (UZI role)</th><th class=\"n\">Reads</th><th class=\"n\">Searches</th><th class=\"n\">Whole record</th><th class=\"n\">Break-the-glass</th><th class=\"n\">Denied</th>";
+        table(s, head, &rd.by_role, |x| {
+            format!(
+                "<td>{} ({})</td>{}{}{}{}{}",
                 esc(x.role_name),
                 esc(&x.uzi_role),
                 num(x.read),
@@ -783,9 +784,8 @@ fn reads(s: &mut String, r: &Report) {
                 num(x.export),
                 num(x.break_glass),
                 num(x.denied)
-            );
-        }
-        s.push_str("</table>\n");
+            )
+        });
     });
     s.push_str("<h3>Permitted reads per team role</h3>\n");
     or_none(s, rd.by_team_role.is_empty(), "No permitted reads in this period.", |s| {
@@ -809,19 +809,10 @@ fn reads(s: &mut String, r: &Report) {
             "Reads, searches and whole-record exports per role in the patient's care team; the table below gives the same figures.",
             &rows,
         ));
-        s.push_str("<table><tr><th>Team role</th><th class=\"n\">Reads</th><th class=\"n\">Searches</th><th class=\"n\">Whole record</th><th class=\"n\">Total</th></tr>\n");
-        for x in &rd.by_team_role {
-            let _ = writeln!(
-                s,
-                "<tr><td>{}</td>{}{}{}{}</tr>",
-                esc(&x.role_name),
-                num(x.read),
-                num(x.search),
-                num(x.export),
-                num(x.total)
-            );
-        }
-        s.push_str("</table>\n");
+        let head = "<th>Team role</th><th class=\"n\">Reads</th><th class=\"n\">Searches</th><th class=\"n\">Whole record</th><th class=\"n\">Total</th>";
+        table(s, head, &rd.by_team_role, |x| {
+            format!("<td>{}</td>{}{}{}{}", esc(&x.role_name), num(x.read), num(x.search), num(x.export), num(x.total))
+        });
     });
     let _ = writeln!(
         s,
@@ -844,17 +835,10 @@ fn reads(s: &mut String, r: &Report) {
 
 /// A table of counts per policy rule, with the rule's meaning.
 fn rule_table(s: &mut String, counted: &str, rows: &[RuleCount]) {
-    let _ = writeln!(s, "<table><tr><th>Rule</th><th>Meaning</th><th class=\"n\">{counted}</th></tr>");
-    for x in rows {
-        let _ = writeln!(
-            s,
-            "<tr><td class=\"mono\">{}</td><td>{}</td>{}</tr>",
-            esc(&x.rule),
-            esc(rule_words(&x.rule)),
-            num(x.count)
-        );
-    }
-    s.push_str("</table>\n");
+    let head = format!("<th>Rule</th><th>Meaning</th><th class=\"n\">{counted}</th>");
+    table(s, &head, rows, |x| {
+        format!("<td class=\"mono\">{}</td><td>{}</td>{}", esc(&x.rule), esc(rule_words(&x.rule)), num(x.count))
+    });
 }
 
 fn break_glass(s: &mut String, b: &BreakGlassSection) {
