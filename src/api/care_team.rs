@@ -20,7 +20,7 @@
 //! change it. Search results are filtered item by item.
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
@@ -171,14 +171,34 @@ async fn refuse(state: &AppState, mut entry: AuditEntry, e: ApiError) -> ApiErro
     }
 }
 
-/// `PUT /fhir/CareTeam/{id}`.
-pub async fn put_team(
-    State(state): State<AppState>,
+/// A `PUT` of a team or consent: the authenticated caller, the headers, the id in the URL
+/// and the body, extracted in that order (as the handlers named them before), so that a
+/// request wrong in several ways gets the same answer.
+pub struct ResourcePut {
     caller: Caller,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    id: String,
     body: Bytes,
-) -> Result<Response, ApiError> {
+}
+
+impl FromRequest<AppState> for ResourcePut {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Response> {
+        let (mut parts, body) = req.into_parts();
+        let caller = Caller::from_request_parts(&mut parts, state).await.map_err(IntoResponse::into_response)?;
+        let headers = parts.headers.clone();
+        let Path(id) =
+            Path::<String>::from_request_parts(&mut parts, state).await.map_err(IntoResponse::into_response)?;
+        let body =
+            Bytes::from_request(Request::from_parts(parts, body), state).await.map_err(IntoResponse::into_response)?;
+        Ok(ResourcePut { caller, headers, id, body })
+    }
+}
+
+/// `PUT /fhir/CareTeam/{id}`.
+pub async fn put_team(State(state): State<AppState>, put: ResourcePut) -> Result<Response, ApiError> {
+    let ResourcePut { caller, headers, id, body } = put;
     let today = access_control::today();
     let (mut entry, mut v, (team, warnings)) =
         written(&state, &caller, &headers, AuditAction::CareTeamChange, ("CareTeam", &id), &body, |v| {
@@ -412,13 +432,8 @@ pub async fn sharing_consents(
 }
 
 /// `PUT /fhir/Consent/{id}`.
-pub async fn put_consent(
-    State(state): State<AppState>,
-    caller: Caller,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> Result<Response, ApiError> {
+pub async fn put_consent(State(state): State<AppState>, put: ResourcePut) -> Result<Response, ApiError> {
+    let ResourcePut { caller, headers, id, body } = put;
     let (mut entry, mut v, consent) = written(
         &state,
         &caller,
