@@ -179,6 +179,25 @@ pub enum Outcome {
     Rejected(ConvertError),
 }
 
+impl Outcome {
+    /// What `convert` tells about one record as it is done, one line each: a rejection;
+    /// the warnings of a converted record when `verbose`, else its clinical leftovers only
+    /// (clinical content that is not in the output is always shown).
+    pub fn lines(&self, origin: &Origin, verbose: bool) -> Vec<String> {
+        match self {
+            Outcome::Rejected(e) => vec![format!("rejected {origin}: {e}")],
+            Outcome::Converted(c) if verbose => c.outcome.issues.iter().map(|i| format!("{origin}: {i}")).collect(),
+            Outcome::Converted(c) => c
+                .outcome
+                .issues
+                .iter()
+                .filter(|i| i.leftover == Some(crate::validate::Leftover::Clinical))
+                .map(|i| format!("{origin}: CLINICAL {i}"))
+                .collect(),
+        }
+    }
+}
+
 /// A converted record, rendered: its output bytes and what the summary needs. The worker
 /// renders and drops the resources, so that the ordered writer only writes.
 pub struct Converted {

@@ -713,21 +713,8 @@ impl Progress for Reporter {
         if let Some(b) = &self.bar {
             b.inc(1);
         }
-        match result {
-            batch::Outcome::Rejected(e) => self.line(&format!("rejected {origin}: {e}")),
-            batch::Outcome::Converted(c) if self.verbose => {
-                for i in &c.outcome.issues {
-                    self.line(&format!("{origin}: {i}"));
-                }
-            }
-            batch::Outcome::Converted(c) => {
-                // Clinical content that is not in the output is always shown.
-                for i in
-                    c.outcome.issues.iter().filter(|i| i.leftover == Some(overdracht::validate::Leftover::Clinical))
-                {
-                    self.line(&format!("{origin}: CLINICAL {i}"));
-                }
-            }
+        for l in result.lines(origin, self.verbose) {
+            self.line(&l);
         }
     }
 
