@@ -32,7 +32,6 @@ pub async fn decide(
     officer_roles: &[String],
     day: NaiveDate,
 ) -> Result<ViewDecision, AuditError> {
-    let (ura, uzi, uzi_role) = (ura.as_str(), uzi.as_str(), uzi_role.as_str());
     let (mut received, mut sent, mut team_member) = (false, false, false);
     if let Some(bsn) = patient_bsn {
         let org = format!("ura|{ura}");
@@ -43,7 +42,7 @@ pub async fn decide(
         )
         .bind(bsn)
         .bind(&org)
-        .bind(ura)
+        .bind(ura.as_str())
         .fetch_one(store.pool())
         .await?;
         received = row.try_get::<i64, _>("received")? > 0;
@@ -61,8 +60,8 @@ pub async fn decide(
         }
     }
     Ok(decide_audit_view(&ViewFacts {
-        ura,
-        uzi_role,
+        ura: ura.as_str(),
+        uzi_role: uzi_role.as_str(),
         officer_roles,
         patient: patient_bsn,
         received,
