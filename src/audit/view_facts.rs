@@ -60,8 +60,8 @@ pub async fn decide(
         }
     }
     Ok(decide_audit_view(&ViewFacts {
-        ura: ura.as_str(),
-        uzi_role: uzi_role.as_str(),
+        ura,
+        uzi_role,
         officer_roles,
         patient: patient_bsn,
         received,
