@@ -153,10 +153,49 @@ pub enum Sink {
     Directory(PathBuf),
 }
 
+impl Sink {
+    /// Where `convert --out` writes: a directory (one that exists, or a path ending in `/`,
+    /// created) gets one file per record; another path is a file; none, standard output.
+    pub fn for_out(out: Option<&Path>) -> std::io::Result<Sink> {
+        Ok(match out {
+            Some(p) if p.is_dir() || p.to_string_lossy().ends_with('/') => {
+                std::fs::create_dir_all(p)?;
+                Sink::Directory(p.to_path_buf())
+            }
+            Some(p) => Sink::Stream(Box::new(std::io::BufWriter::new(std::fs::File::create(p)?))),
+            None => Sink::Stream(Box::new(std::io::BufWriter::new(std::io::stdout()))),
+        })
+    }
+}
+
+/// The number of records converted at once unless told: one per core.
+pub fn default_jobs() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
+
 /// What happened to one record.
 pub enum Outcome {
     Converted(Box<Converted>),
     Rejected(ConvertError),
+}
+
+impl Outcome {
+    /// What `convert` tells about one record as it is done, one line each: a rejection;
+    /// the warnings of a converted record when `verbose`, else its clinical leftovers only
+    /// (clinical content that is not in the output is always shown).
+    pub fn lines(&self, origin: &Origin, verbose: bool) -> Vec<String> {
+        match self {
+            Outcome::Rejected(e) => vec![format!("rejected {origin}: {e}")],
+            Outcome::Converted(c) if verbose => c.outcome.issues.iter().map(|i| format!("{origin}: {i}")).collect(),
+            Outcome::Converted(c) => c
+                .outcome
+                .issues
+                .iter()
+                .filter(|i| i.leftover == Some(crate::validate::Leftover::Clinical))
+                .map(|i| format!("{origin}: CLINICAL {i}"))
+                .collect(),
+        }
+    }
 }
 
 /// A converted record, rendered: its output bytes and what the summary needs. The worker
@@ -223,6 +262,29 @@ pub struct Summary {
     pub administrative_leftovers: usize,
     /// Source elements of the converted records, and how many were mapped.
     pub coverage: crate::model::Coverage,
+}
+
+impl Summary {
+    /// The closing line of `convert`; `verbose` when every warning was listed already.
+    pub fn line(&self, elapsed: Duration, verbose: bool) -> String {
+        let secs = elapsed.as_secs_f64();
+        let rate = if secs > 0.0 { (self.converted + self.rejected) as f64 / secs } else { 0.0 };
+        let hint = if self.warnings > 0 && !verbose { " (use --verbose to list the warnings)" } else { "" };
+        format!(
+            "converted {}, rejected {}, resources {}, clinical leftovers {}, administrative leftovers {}, coverage {:.1}% ({} of {} source elements mapped), warnings {}{hint}, time {:.2} s ({:.0} records/s)",
+            self.converted,
+            self.rejected,
+            self.resources,
+            self.clinical_leftovers,
+            self.administrative_leftovers,
+            self.coverage.share() * 100.0,
+            self.coverage.mapped_elements(),
+            self.coverage.source_elements,
+            self.warnings,
+            secs,
+            rate
+        )
+    }
 }
 
 /// Something to tell the user while the batch runs.

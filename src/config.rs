@@ -30,6 +30,8 @@ pub enum ConfigError {
     Parse { path: PathBuf, message: String },
     #[error("environment variable {name}={value:?}: {message}")]
     Env { name: &'static str, value: String, message: String },
+    #[error("no database at {}; pass --data-dir DIR (the directory `serve` uses)", file.display())]
+    NoDatabase { file: PathBuf },
 }
 
 /// The whole configuration.
@@ -287,6 +289,16 @@ impl Settings {
         Self::load_from(file, |name| std::env::var(name).ok())
     }
 
+    /// The settings of a command that works on the data of `serve` ([`Settings::load`]), with
+    /// its `--data-dir` winning.
+    pub fn load_with_data_dir(file: Option<&Path>, data_dir: Option<&Path>) -> Result<Settings, ConfigError> {
+        let mut s = Self::load(file)?;
+        if let Some(d) = data_dir {
+            s.data_dir = d.to_path_buf();
+        }
+        Ok(s)
+    }
+
     /// As [`Settings::load`], with the environment given as a function (for tests).
     pub fn load_from(file: Option<&Path>, env: impl Fn(&str) -> Option<String>) -> Result<Settings, ConfigError> {
         let file = file.map(Path::to_path_buf).or_else(|| env("OVERDRACHT_CONFIG").map(PathBuf::from));
@@ -464,10 +476,28 @@ impl Settings {
     }
 
     /// The database URL, defaulting to a SQLite file in the data directory.
+    /// The SQLite file of the default database.
+    fn database_file(&self) -> PathBuf {
+        self.data_dir.join("overdracht.db")
+    }
+
+    /// [`Settings::database_url`] when that database exists: the commands that read the
+    /// data of `serve` never create one (verifying an empty, new database would wrongly
+    /// report an intact trail).
+    pub fn existing_database_url(&self) -> Result<String, ConfigError> {
+        if self.database_url.is_none() {
+            let file = self.database_file();
+            if !file.exists() {
+                return Err(ConfigError::NoDatabase { file });
+            }
+        }
+        Ok(self.database_url())
+    }
+
     pub fn database_url(&self) -> String {
         match &self.database_url {
             Some(u) => u.clone(),
-            None => format!("sqlite://{}?mode=rwc", self.data_dir.join("overdracht.db").display()),
+            None => format!("sqlite://{}?mode=rwc", self.database_file().display()),
         }
     }
 

@@ -395,11 +395,7 @@ fn run_validate(a: ValidateArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn settings(store: &StoreArgs) -> anyhow::Result<overdracht::config::Settings> {
-    let mut s = overdracht::config::Settings::load(store.config.as_deref())?;
-    if let Some(d) = &store.data_dir {
-        s.data_dir = d.clone();
-    }
-    Ok(s)
+    Ok(overdracht::config::Settings::load_with_data_dir(store.config.as_deref(), store.data_dir.as_deref())?)
 }
 
 fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
@@ -438,23 +434,13 @@ fn run_outbox(action: OutboxAction) -> anyhow::Result<ExitCode> {
         }
     };
     let settings = settings(store_args)?;
-    let actor =
-        |a: &Option<String>| a.clone().or_else(|| std::env::var("USER").ok()).unwrap_or_else(|| "operator".into());
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     rt.block_on(async move {
         let store = overdracht::store::Store::open(&settings.database_url(), 1).await?;
         let code = match action {
             OutboxAction::List { states, all, json, .. } => {
-                let mut wanted = vec![];
-                for s in &states {
-                    wanted.push(State::parse(s).ok_or_else(|| {
-                        anyhow::anyhow!("unknown state {s}: queued, in-flight, retrying, delivered or dead-letter")
-                    })?);
-                }
-                if wanted.is_empty() && !all {
-                    wanted = State::ALL.into_iter().filter(|s| s.pending() || *s == State::DeadLetter).collect();
-                }
-                let rows = outbox::list(&store, if all { &[] } else { &wanted }).await?;
+                let wanted = State::selection(&states, all).map_err(anyhow::Error::msg)?;
+                let rows = outbox::list(&store, &wanted).await?;
                 for e in &rows {
                     if json {
                         println!("{}", serde_json::to_string(e)?);
@@ -462,18 +448,13 @@ fn run_outbox(action: OutboxAction) -> anyhow::Result<ExitCode> {
                         println!("{}", e.line());
                     }
                 }
-                let counts = outbox::counts(&store).await?;
-                let summary: Vec<String> = State::ALL
-                    .iter()
-                    .map(|s| format!("{} {}", s.as_str(), counts.get(s).copied().unwrap_or(0)))
-                    .collect();
-                eprintln!("{}", summary.join(", "));
+                eprintln!("{}", outbox::counts_line(&outbox::counts(&store).await?));
                 ExitCode::SUCCESS
             }
             OutboxAction::Retry { handovers, actor: a, .. } => {
                 let mut missing = 0;
                 for h in &handovers {
-                    if outbox::retry(&store, h, &actor(&a)).await? {
+                    if outbox::retry(&store, h, &outbox::operator(a.as_deref())).await? {
                         eprintln!("queued again: {h}");
                     } else {
                         eprintln!("not retried: {h} (no such delivery, or delivered or in flight)");
@@ -487,7 +468,7 @@ fn run_outbox(action: OutboxAction) -> anyhow::Result<ExitCode> {
                 }
             }
             OutboxAction::Drop { handover, reason, actor: a, .. } => {
-                if outbox::drop(&store, &handover, &actor(&a), &reason).await? {
+                if outbox::drop(&store, &handover, &outbox::operator(a.as_deref()), &reason).await? {
                     eprintln!("dropped: {handover} (recorded in the delivery history)");
                     ExitCode::SUCCESS
                 } else {
@@ -501,25 +482,9 @@ fn run_outbox(action: OutboxAction) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// The access point of a command-line action: the command and the OS user.
-fn command_line_client(command: &str) -> String {
-    format!(
-        "overdracht {command} (command line, user {})",
-        std::env::var("USER").unwrap_or_else(|_| "unknown".to_owned())
-    )
-}
-
-/// Opens the existing database of these settings (never creates one: verifying an empty,
-/// new database would wrongly report an intact trail).
+/// Opens the existing database of these settings (never creates one).
 async fn open_existing_store(args: &StoreArgs) -> anyhow::Result<overdracht::store::Store> {
-    let settings = settings(args)?;
-    if settings.database_url.is_none() {
-        let file = settings.data_dir.join("overdracht.db");
-        if !file.exists() {
-            anyhow::bail!("no database at {}; pass --data-dir DIR (the directory `serve` uses)", file.display());
-        }
-    }
-    Ok(overdracht::store::Store::open(&settings.database_url(), 2).await?)
+    Ok(overdracht::store::Store::open(&settings(args)?.existing_database_url()?, 2).await?)
 }
 
 fn run_report(a: ReportArgs) -> anyhow::Result<ExitCode> {
@@ -535,34 +500,21 @@ fn run_report(a: ReportArgs) -> anyhow::Result<ExitCode> {
         Some(p) => p,
         None => report::default_provider(&access.agreements)?,
     };
-    let html = match a.format.as_deref() {
-        Some(f) => f == "html",
-        None => a.out.as_ref().and_then(|p| p.extension()).is_some_and(|x| x == "html" || x == "htm"),
-    };
-    if !access.agreements.iter().any(|ag| ag.receiver.ura.as_deref() == Some(provider.as_str())) {
+    let html = report::html_wanted(a.format.as_deref(), a.out.as_deref());
+    if !report::names_receiver(&access.agreements, &provider) {
         eprintln!("overdracht: warning: no loaded agreement names URA {provider} as receiver; check --provider");
     }
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let (text, intact) = rt.block_on(async {
         let store = open_existing_store(&a.store).await?;
-        let entry =
-            report::operator_entry(&provider, &period, if html { "html" } else { "json" }, a.operator.as_deref());
-        overdracht::audit::record_alone(&store, &entry).await?;
         let sources = report::Sources { store: &store, agreements: &access.agreements, policy: &access.engine };
-        let r = report::gather(sources, &provider, period, today).await;
+        let made = report::made_by_operator(sources, &provider, period, today, html, a.operator.as_deref()).await;
         store.close().await;
-        let r = r?;
-        let text = if html { report::html::render(&r) } else { serde_json::to_string_pretty(&r)? + "\n" };
-        anyhow::Ok((text, r.audit_chain.intact))
+        anyhow::Ok(made?)
     })?;
     match &a.out {
         Some(p) => {
-            // It names staff (UZI numbers): readable by its owner only.
-            let mut f = std::fs::OpenOptions::new();
-            f.write(true).create(true).truncate(true);
-            #[cfg(unix)]
-            std::os::unix::fs::OpenOptionsExt::mode(&mut f, 0o600);
-            f.open(p)?.write_all(text.as_bytes())?;
+            report::save(p, &text)?;
             eprintln!("report written to {}", p.display());
         }
         None => std::io::stdout().write_all(text.as_bytes())?,
@@ -585,28 +537,8 @@ fn run_audit(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
                 let store = open_existing_store(&store).await?;
                 let report = audit::verify(&store, &anchors).await?;
                 store.close().await;
-                match report.problem {
-                    None => {
-                        println!(
-                            "audit trail intact: {} entries, head {}:{} ({})",
-                            report.checked,
-                            report.head.count,
-                            report.head.hash,
-                            report.head.updated_at.as_deref().unwrap_or("never written")
-                        );
-                        Ok(ExitCode::SUCCESS)
-                    }
-                    Some(p) => {
-                        println!("audit trail TAMPERED: {}", printable(&p.to_string()));
-                        let trusted = match report.checked {
-                            0 => "no entry before it can be trusted".to_owned(),
-                            1 => "entry 1 is intact".to_owned(),
-                            n => format!("entries 1 to {n} are intact"),
-                        };
-                        println!("{trusted}; restore the database from a backup and compare with the anchored head");
-                        Ok(ExitCode::from(1))
-                    }
-                }
+                println!("{}", report.summary());
+                Ok(if report.problem.is_none() { ExitCode::SUCCESS } else { ExitCode::from(1) })
             }
             AuditCommand::Head { json, store } => {
                 let store = open_existing_store(&store).await?;
@@ -615,28 +547,18 @@ fn run_audit(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
                 if json {
                     println!("{}", serde_json::to_string(&head)?);
                 } else {
-                    println!("{}:{} {}", head.count, head.hash, head.updated_at.as_deref().unwrap_or("never written"));
+                    println!("{}", head.line());
                 }
                 Ok(ExitCode::SUCCESS)
             }
             AuditCommand::Export { from, to, patient, out, store } => {
-                let bound =
-                    |s: Option<String>| s.map(|s| audit::query::time_bound(&s)).transpose().map_err(anyhow::Error::msg);
-                let (from, to) = (bound(from)?, bound(to)?);
-                let patient = patient
-                    .map(|p| overdracht::model::types::Bsn::parse(&p).map(|b| b.as_str().to_owned()))
-                    .transpose()
-                    .map_err(|e| anyhow::anyhow!("--patient: {e}"))?;
+                let client = audit::command_line_client("audit export");
+                let x = audit::export::Export::of_options(from.as_deref(), to.as_deref(), patient.as_deref(), client)
+                    .map_err(anyhow::Error::msg)?;
                 let store = open_existing_store(&store).await?;
                 let mut sink: Box<dyn Write> = match &out {
                     Some(p) => Box::new(std::io::BufWriter::new(std::fs::File::create(p)?)),
                     None => Box::new(std::io::BufWriter::new(std::io::stdout())),
-                };
-                let x = audit::export::Export {
-                    from,
-                    to,
-                    patient_bsn: patient,
-                    client: command_line_client("audit export"),
                 };
                 let n = audit::export::export(&store, &x, &mut sink).await;
                 store.close().await;
@@ -645,19 +567,11 @@ fn run_audit(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
             }
             AuditCommand::Flagged { store } => {
                 let store = open_existing_store(&store).await?;
-                let pending = audit::review::pending_listed_by(&store, command_line_client("audit flagged")).await?;
+                let pending =
+                    audit::review::pending_listed_by(&store, audit::command_line_client("audit flagged")).await?;
                 store.close().await;
                 for p in &pending {
-                    let who = p.entry.user.as_ref().map(|u| format!("UZI {} ({}, URA {})", u.uzi, u.uzi_role, u.ura));
-                    // Every field through printable: a reason is the caller's text.
-                    println!(
-                        "{}  {}  {}  {}  {}",
-                        printable(&p.id),
-                        printable(&p.recorded),
-                        p.entry.action.code(),
-                        printable(who.as_deref().unwrap_or("-")),
-                        printable(p.entry.reason.as_deref().unwrap_or("-"))
-                    );
+                    println!("{}", audit::review::pending_line(p));
                 }
                 eprintln!("{} flagged entries to review", pending.len());
                 Ok(ExitCode::SUCCESS)
@@ -669,7 +583,7 @@ fn run_audit(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
                     conclusion,
                     note: note.as_deref(),
                     reviewer: None,
-                    client: Some(command_line_client("audit review")),
+                    client: Some(audit::command_line_client("audit review")),
                     request_id: None,
                 };
                 let result = audit::review::review(&store, &new).await;
@@ -714,14 +628,7 @@ fn run_convert(args: ConvertArgs) -> anyhow::Result<ExitCode> {
     if files.is_empty() {
         anyhow::bail!("no input files found (looked for *.json, *.xml, *.ndjson)");
     }
-    let sink = match &args.out {
-        Some(p) if p.is_dir() || p.to_string_lossy().ends_with('/') => {
-            std::fs::create_dir_all(p)?;
-            Sink::Directory(p.clone())
-        }
-        Some(p) => Sink::Stream(Box::new(std::io::BufWriter::new(std::fs::File::create(p)?))),
-        None => Sink::Stream(Box::new(std::io::BufWriter::new(std::io::stdout()))),
-    };
+    let sink = Sink::for_out(args.out.as_deref())?;
     let opts = ConvertOptions {
         format: args.from,
         sender: args.sender.clone(),
@@ -729,7 +636,7 @@ fn run_convert(args: ConvertArgs) -> anyhow::Result<ExitCode> {
         strict: args.strict,
         ..Default::default()
     };
-    let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    let jobs = args.jobs.unwrap_or_else(batch::default_jobs);
     let mut rejects = Rejects::new(args.rejects.clone());
     let mut progress = Reporter::new(args.verbose);
     let summary = batch::run(&files, &opts, jobs, sink, &mut rejects, args.pretty, &mut progress)?;
@@ -740,26 +647,9 @@ fn run_convert(args: ConvertArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn run_deliver(a: DeliverArgs) -> anyhow::Result<ExitCode> {
-    use overdracht::deliver::{push, Auth, FhirClient, Target, Targets};
-    let mut target = match (&a.target, &a.targets, &a.receiver) {
-        (Some(url), None, _) => {
-            let mut t = Target::default_for(url.clone());
-            if let Some(token) = &a.token {
-                t.auth = Auth::Bearer { token: Some(token.clone()), token_env: None };
-            }
-            t
-        }
-        (None, Some(file), Some(ura)) => {
-            if a.token.is_some() {
-                anyhow::bail!("--token goes with --target; a targets file names its own authentication");
-            }
-            Targets::load(file)?
-                .for_receiver(ura)
-                .cloned()
-                .ok_or_else(|| anyhow::anyhow!("{} has no target for receiver {ura}", file.display()))?
-        }
-        _ => anyhow::bail!("give --target URL, or --targets FILE with --receiver URA"),
-    };
+    use overdracht::deliver::{push, FhirClient, Target};
+    let mut target =
+        Target::of_options(a.target.as_deref(), a.token.as_deref(), a.targets.as_deref(), a.receiver.as_deref())?;
     if let Some(n) = a.max_attempts {
         target.max_attempts = n.max(1);
     }
@@ -823,21 +713,8 @@ impl Progress for Reporter {
         if let Some(b) = &self.bar {
             b.inc(1);
         }
-        match result {
-            batch::Outcome::Rejected(e) => self.line(&format!("rejected {origin}: {e}")),
-            batch::Outcome::Converted(c) if self.verbose => {
-                for i in &c.outcome.issues {
-                    self.line(&format!("{origin}: {i}"));
-                }
-            }
-            batch::Outcome::Converted(c) => {
-                // Clinical content that is not in the output is always shown.
-                for i in
-                    c.outcome.issues.iter().filter(|i| i.leftover == Some(overdracht::validate::Leftover::Clinical))
-                {
-                    self.line(&format!("{origin}: CLINICAL {i}"));
-                }
-            }
+        for l in result.lines(origin, self.verbose) {
+            self.line(&l);
         }
     }
 
@@ -845,23 +722,7 @@ impl Progress for Reporter {
         if let Some(b) = &self.bar {
             b.finish_and_clear();
         }
-        let secs = elapsed.as_secs_f64();
-        let rate = if secs > 0.0 { (s.converted + s.rejected) as f64 / secs } else { 0.0 };
-        let hint = if s.warnings > 0 && !self.verbose { " (use --verbose to list the warnings)" } else { "" };
-        self.line(&format!(
-            "converted {}, rejected {}, resources {}, clinical leftovers {}, administrative leftovers {}, coverage {:.1}% ({} of {} source elements mapped), warnings {}{hint}, time {:.2} s ({:.0} records/s)",
-            s.converted,
-            s.rejected,
-            s.resources,
-            s.clinical_leftovers,
-            s.administrative_leftovers,
-            s.coverage.share() * 100.0,
-            s.coverage.mapped_elements(),
-            s.coverage.source_elements,
-            s.warnings,
-            secs,
-            rate
-        ));
+        self.line(&s.line(elapsed, self.verbose));
     }
 }
 
@@ -879,13 +740,6 @@ impl overdracht::deliver::push::PushProgress for Reporter {
         if let Some(b) = &self.bar {
             b.finish_and_clear();
         }
-        self.line(&format!(
-            "delivered {}, not delivered {}, resources {}, retries {}, time {:.2} s",
-            s.delivered,
-            s.failed,
-            s.resources,
-            s.retries,
-            elapsed.as_secs_f64()
-        ));
+        self.line(&s.line(elapsed));
     }
 }

@@ -20,7 +20,7 @@
 //! change it. Search results are filtered item by item.
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
@@ -37,13 +37,31 @@ use crate::model::Ura;
 use crate::policy::consent;
 use crate::policy::writes::{self, ConsentWrite, StoredConsent, StoredTeam, TeamWrite};
 use crate::policy::{check_care_team, rules, CareTeam, ConsentKind, Decision, MemberRole, PatientConsent};
-use crate::store::{StoredPolicyResource, Writer};
+use crate::store::{StoredPolicyResource, Tx, Writer};
 use crate::validate::{Issue, IssueCode, Outcome, Severity};
 
-/// The body of a team or consent write, checked before any policy decision: the purpose of
-/// use allows care, the body is JSON whose id is the one in the URL, and `parse` (the domain
-/// type's reader) accepts it (422 with its outcome otherwise).
-fn written<T>(
+/// The start of a team or consent write: its audit entry (`action` on `ty/id`) and the body,
+/// checked before any policy decision: the purpose of use allows care, the body is JSON
+/// whose id is the one in the URL, and `parse` (the domain type's reader) accepts it (422
+/// with its outcome otherwise). A write refused here is recorded before the error returns.
+async fn written<T>(
+    state: &AppState,
+    caller: &Caller,
+    headers: &HeaderMap,
+    action: AuditAction,
+    (ty, id): (&str, &str),
+    body: &Bytes,
+    parse: impl FnOnce(&Value) -> Result<T, Outcome>,
+) -> Result<(AuditEntry, Value, T), ApiError> {
+    let mut entry = audit_api::draft(action, caller, headers);
+    entry.objects = vec![format!("{ty}/{id}")];
+    match checked_body(caller, body, ty, id, parse) {
+        Ok((v, t)) => Ok((entry, v, t)),
+        Err(e) => Err(refuse(state, entry, e).await),
+    }
+}
+
+fn checked_body<T>(
     caller: &Caller,
     body: &Bytes,
     ty: &str,
@@ -56,6 +74,15 @@ fn written<T>(
     check_id(&v, ty, id)?;
     let t = parse(&v).map_err(|o| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, o))?;
     Ok((v, t))
+}
+
+/// Ends a permitted write: its audit entry in the write's transaction, the commit, and the
+/// access decisions' cache invalidated (teams and consents are what they read).
+async fn commit_write(state: &AppState, mut tx: Tx, entry: &AuditEntry) -> Result<(), ApiError> {
+    audit_hook::audit_in(&mut tx, entry).await?;
+    tx.commit().await?;
+    state.access.invalidate();
+    Ok(())
 }
 
 /// The resource as stored (the server's `meta.versionId`/`lastUpdated` removed: the store
@@ -144,22 +171,40 @@ async fn refuse(state: &AppState, mut entry: AuditEntry, e: ApiError) -> ApiErro
     }
 }
 
-/// `PUT /fhir/CareTeam/{id}`.
-pub async fn put_team(
-    State(state): State<AppState>,
+/// A `PUT` of a team or consent: the authenticated caller, the headers, the id in the URL
+/// and the body, extracted in that order (as the handlers named them before), so that a
+/// request wrong in several ways gets the same answer.
+pub struct ResourcePut {
     caller: Caller,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    id: String,
     body: Bytes,
-) -> Result<Response, ApiError> {
-    let mut entry = audit_api::draft(AuditAction::CareTeamChange, &caller, &headers);
-    entry.objects = vec![format!("CareTeam/{id}")];
+}
+
+impl FromRequest<AppState> for ResourcePut {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Response> {
+        let (mut parts, body) = req.into_parts();
+        let caller = Caller::from_request_parts(&mut parts, state).await.map_err(IntoResponse::into_response)?;
+        let headers = parts.headers.clone();
+        let Path(id) =
+            Path::<String>::from_request_parts(&mut parts, state).await.map_err(IntoResponse::into_response)?;
+        let body =
+            Bytes::from_request(Request::from_parts(parts, body), state).await.map_err(IntoResponse::into_response)?;
+        Ok(ResourcePut { caller, headers, id, body })
+    }
+}
+
+/// `PUT /fhir/CareTeam/{id}`.
+pub async fn put_team(State(state): State<AppState>, put: ResourcePut) -> Result<Response, ApiError> {
+    let ResourcePut { caller, headers, id, body } = put;
     let today = access_control::today();
-    let (mut v, (team, warnings)) =
-        match written(&caller, &body, "CareTeam", &id, |v| check_care_team(v, rule_day(v, today))) {
-            Ok(x) => x,
-            Err(e) => return Err(refuse(&state, entry, e).await),
-        };
+    let (mut entry, mut v, (team, warnings)) =
+        written(&state, &caller, &headers, AuditAction::CareTeamChange, ("CareTeam", &id), &body, |v| {
+            check_care_team(v, rule_day(v, today))
+        })
+        .await?;
     entry.patient_bsn = Some(team.patient.as_str().to_owned());
     let existing = state.store.care_team(&id).await?;
     let old = existing.as_ref().and_then(stored_team);
@@ -199,9 +244,7 @@ pub async fn put_team(
     }
     entry.rule = Some(decision.rule.to_owned());
     entry.reason = Some(format!("{}; {}", decision.reason, team_summary(&team, version)));
-    audit_hook::audit_in(&mut tx, &entry).await?;
-    tx.commit().await?;
-    state.access.invalidate();
+    commit_write(&state, tx, &entry).await?;
     // No id in the log: clients choose team ids and may put a BSN in them.
     tracing::info!(version, "care team stored");
     Ok(write_response(version == 1, "CareTeam", &id, version, v, warnings, &headers))
@@ -350,7 +393,7 @@ async fn stored_custodians(state: &AppState, row: &StoredPolicyResource) -> Resu
     if !named.is_empty() {
         return Ok(named);
     }
-    Ok(state.store.consent_written_by_ura(&row.id).await?.and_then(|u| Ura::parse(&u).ok()).into_iter().collect())
+    Ok(state.store.consent_written_by_ura(&row.id).await?.into_iter().collect())
 }
 
 /// The policy's decision on reading stored consent `row` ([`writes::decide_consent_read`]).
@@ -389,19 +432,18 @@ pub async fn sharing_consents(
 }
 
 /// `PUT /fhir/Consent/{id}`.
-pub async fn put_consent(
-    State(state): State<AppState>,
-    caller: Caller,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> Result<Response, ApiError> {
-    let mut entry = audit_api::draft(AuditAction::ConsentChange, &caller, &headers);
-    entry.objects = vec![format!("Consent/{id}")];
-    let (mut v, consent) = match written(&caller, &body, "Consent", &id, PatientConsent::from_fhir) {
-        Ok(x) => x,
-        Err(e) => return Err(refuse(&state, entry, e).await),
-    };
+pub async fn put_consent(State(state): State<AppState>, put: ResourcePut) -> Result<Response, ApiError> {
+    let ResourcePut { caller, headers, id, body } = put;
+    let (mut entry, mut v, consent) = written(
+        &state,
+        &caller,
+        &headers,
+        AuditAction::ConsentChange,
+        ("Consent", &id),
+        &body,
+        PatientConsent::from_fhir,
+    )
+    .await?;
     let bsn = consent.patient.as_str().to_owned();
     entry.patient_bsn = Some(bsn.clone());
     entry.consent = Some(format!("Consent/{id}"));
@@ -452,9 +494,7 @@ pub async fn put_consent(
     if let ConsentKind::Objection { categories: Some(c), .. } = &consent.kind {
         entry.categories = c.iter().map(|c| c.code().to_owned()).collect();
     }
-    audit_hook::audit_in(&mut tx, &entry).await?;
-    tx.commit().await?;
-    state.access.invalidate();
+    commit_write(&state, tx, &entry).await?;
     Ok(write_response(version == 1, "Consent", &id, version, v, Outcome::new(), &headers))
 }
 

@@ -5,19 +5,16 @@
 //! their search parameters, CareTeam and Consent updates, `Patient/$everything`, and two
 //! system-level operations.
 
-use axum::body::Bytes;
-use axum::extract::{Query, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::extract::State;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::audit as audit_api;
-use super::auth::Caller;
 use super::error::{fhir_response, ApiError};
-use super::guard::PermitSlot;
 use super::handovers::convert_blocking;
-use super::input;
+use super::input::{self, RecordRequest};
 use super::state::AppState;
 use crate::audit::{AuditAction, AuditEntry};
 use crate::convert::{ConvertOptions, OutputKind};
@@ -56,31 +53,22 @@ pub struct ConvertParams {
 )]
 pub async fn convert(
     State(state): State<AppState>,
-    caller: Caller,
-    axum::Extension(permits): axum::Extension<PermitSlot>,
-    Query(params): Query<ConvertParams>,
-    headers: HeaderMap,
-    body: Bytes,
+    request: RecordRequest<ConvertParams>,
 ) -> Result<Response, ApiError> {
     // A conversion handles patient data even though nothing is stored: one entry per
     // request (patient, categories; no objects, as nothing is kept), before the answer.
-    audit_api::recorded_alone(&state, AuditAction::Conversion, &caller, &headers, async |entry| {
-        convert_record(&state, &caller, params, &headers, body, permits, entry).await
-    })
-    .await
+    let entry = request.draft(AuditAction::Conversion);
+    audit_api::recorded_alone(&state, entry, async |entry| convert_record(&state, request, entry).await).await
 }
 
 async fn convert_record(
     state: &AppState,
-    caller: &Caller,
-    params: ConvertParams,
-    headers: &HeaderMap,
-    body: Bytes,
-    permits: PermitSlot,
+    request: RecordRequest<ConvertParams>,
     entry: &mut AuditEntry,
 ) -> Result<Response, ApiError> {
+    let RecordRequest { caller, permits, params, headers, body } = request;
     caller.require_treatment_purpose()?;
-    let kind = input::body_kind(headers, params.format.as_deref())?;
+    let kind = input::body_kind(&headers, params.format.as_deref())?;
     let sender = params
         .sender
         .as_deref()
@@ -145,18 +133,12 @@ pub struct ValidateParams {
 )]
 pub async fn validate(
     State(state): State<AppState>,
-    caller: Caller,
-    axum::Extension(permits): axum::Extension<PermitSlot>,
-    Query(params): Query<ValidateParams>,
-    headers: HeaderMap,
-    body: Bytes,
+    request: RecordRequest<ValidateParams>,
 ) -> Result<Response, ApiError> {
     // Validation handles a (possibly real) patient's data as $convert does: one entry per
     // request with who, when and the resource type; nothing of the content.
-    audit_api::recorded_alone(&state, AuditAction::Validation, &caller, &headers, async |entry| {
-        validate_resource(&state, &caller, params, &headers, body, permits, entry).await
-    })
-    .await
+    let entry = request.draft(AuditAction::Validation);
+    audit_api::recorded_alone(&state, entry, async |entry| validate_resource(&state, request, entry).await).await
 }
 
 /// The resource type named in a document, if it looks like one (for the audit entry).
@@ -167,13 +149,10 @@ fn type_name(doc: &Value) -> Option<String> {
 
 async fn validate_resource(
     state: &AppState,
-    caller: &Caller,
-    params: ValidateParams,
-    headers: &HeaderMap,
-    body: Bytes,
-    permits: PermitSlot,
+    request: RecordRequest<ValidateParams>,
     entry: &mut AuditEntry,
 ) -> Result<Response, ApiError> {
+    let RecordRequest { caller, permits, params, headers, body } = request;
     caller.require_treatment_purpose()?;
     let media = headers.get(header::CONTENT_TYPE).map(|v| String::from_utf8_lossy(v.as_bytes()).to_ascii_lowercase());
     if let Some(m) = &media {

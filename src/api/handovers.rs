@@ -8,7 +8,7 @@
 //! handed over before, an OperationOutcome for a [`crate::handover::HandoverError`].
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -18,7 +18,7 @@ use super::audit as audit_api;
 use super::auth::Caller;
 use super::error::ApiError;
 use super::guard::PermitSlot;
-use super::input;
+use super::input::{self, RecordRequest};
 use super::state::AppState;
 use crate::audit::{self, AuditAction, AuditEntry, AuditOutcome};
 use crate::convert::{Conversion, ConvertOptions};
@@ -113,16 +113,12 @@ pub async fn convert_blocking(body: Bytes, opts: ConvertOptions, permits: Permit
 )]
 pub async fn create(
     State(state): State<AppState>,
-    caller: Caller,
-    axum::Extension(permits): axum::Extension<PermitSlot>,
-    Query(params): Query<HandoverParams>,
-    headers: HeaderMap,
-    body: Bytes,
+    request: RecordRequest<HandoverParams>,
 ) -> Result<Response, ApiError> {
     // One audit entry per request: the handler fills in what it learns and appends it in
     // the handover's transaction; a refused request is recorded here, on its own.
-    let mut entry = audit_api::draft(AuditAction::HandoverReceived, &caller, &headers);
-    let result = create_handover(&state, caller, params, headers, body, permits, &mut entry).await;
+    let mut entry = request.draft(AuditAction::HandoverReceived);
+    let result = create_handover(&state, request, &mut entry).await;
     if let Err(e) = &result {
         let refused = audit_api::refusal(entry, AuditAction::HandoverRefused, e);
         if let Err(audit_error) = audit::record_alone(&state.store, &refused).await {
@@ -134,13 +130,10 @@ pub async fn create(
 
 async fn create_handover(
     state: &AppState,
-    caller: Caller,
-    params: HandoverParams,
-    headers: HeaderMap,
-    body: Bytes,
-    permits: PermitSlot,
+    request: RecordRequest<HandoverParams>,
     entry: &mut AuditEntry,
 ) -> Result<Response, ApiError> {
+    let RecordRequest { caller, permits, params, headers, body } = request;
     caller.require_treatment_purpose()?;
     let parties = parties(&params, &headers)?;
     // The intended receiver, so that a refusal counts for that provider (the evidence

@@ -5,9 +5,15 @@
 //! `system|value` with short system names (`ura|12345678`, `agb-z|01234567`, `uzi|…`,
 //! `big|…`), the same notation as the `--sender` option of `overdracht convert`.
 
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Query, Request};
 use axum::http::{header, HeaderMap};
+use axum::response::{IntoResponse, Response};
 
+use super::auth::Caller;
 use super::error::ApiError;
+use super::guard::PermitSlot;
+use super::state::AppState;
 use crate::model::{PartyId, Uzi};
 use crate::source::Format;
 use crate::terminology::uri;
@@ -73,6 +79,49 @@ fn format_of_media_type(mt: &str) -> Result<Option<Format>, ApiError> {
         _ => Err(ApiError::unsupported_media_type(format!(
             "media type {essence:?} is not read; send application/fhir+json, application/fhir+xml, application/json or application/xml"
         ))),
+    }
+}
+
+/// A request that brings a patient's record or resource in its body (`POST /handovers`,
+/// `$convert`, `$validate`): the authenticated caller, the permit the load guard gave it,
+/// the query parameters `P`, the headers and the body.
+///
+/// Extracted in the order in which these handlers named them as separate extractors (the
+/// token, then the query, then the body), so that a request wrong in several ways gets the
+/// same answer: 401 before 400 for the query before the body's 413.
+pub struct RecordRequest<P> {
+    pub caller: Caller,
+    pub permits: PermitSlot,
+    pub params: P,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl<P> RecordRequest<P> {
+    /// The audit entry of this request for `action` ([`super::audit::draft`]).
+    pub fn draft(&self, action: crate::audit::AuditAction) -> crate::audit::AuditEntry {
+        super::audit::draft(action, &self.caller, &self.headers)
+    }
+}
+
+impl<P> FromRequest<AppState> for RecordRequest<P>
+where
+    P: serde::de::DeserializeOwned + Send,
+{
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Response> {
+        let (mut parts, body) = req.into_parts();
+        let caller = Caller::from_request_parts(&mut parts, state).await.map_err(IntoResponse::into_response)?;
+        let axum::Extension(permits) = axum::Extension::<PermitSlot>::from_request_parts(&mut parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let Query(params) =
+            Query::<P>::from_request_parts(&mut parts, state).await.map_err(IntoResponse::into_response)?;
+        let headers = parts.headers.clone();
+        let body =
+            Bytes::from_request(Request::from_parts(parts, body), state).await.map_err(IntoResponse::into_response)?;
+        Ok(RecordRequest { caller, permits, params, headers, body })
     }
 }
 

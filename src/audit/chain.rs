@@ -45,6 +45,13 @@ pub struct ChainHead {
     pub updated_at: Option<String>,
 }
 
+impl ChainHead {
+    /// `SEQ:HASH time`, as `overdracht audit head` prints it for anchoring.
+    pub fn line(&self) -> String {
+        format!("{}:{} {}", self.count, self.hash, self.updated_at.as_deref().unwrap_or("never written"))
+    }
+}
+
 /// The chain head as stored.
 pub async fn head(store: &Store) -> Result<ChainHead, AuditError> {
     let mut conn = store.pool().acquire().await?;
@@ -107,6 +114,34 @@ pub struct VerifyReport {
     pub head: ChainHead,
     /// The first problem; `None` when the chain is intact.
     pub problem: Option<Tamper>,
+}
+
+impl VerifyReport {
+    /// What `overdracht audit verify` prints: the head of an intact trail, or the first
+    /// problem, what can still be trusted and what to do (two lines). The problem's text is
+    /// made printable (it quotes stored values).
+    pub fn summary(&self) -> String {
+        match &self.problem {
+            None => format!(
+                "audit trail intact: {} entries, head {}:{} ({})",
+                self.checked,
+                self.head.count,
+                self.head.hash,
+                self.head.updated_at.as_deref().unwrap_or("never written")
+            ),
+            Some(p) => {
+                let trusted = match self.checked {
+                    0 => "no entry before it can be trusted".to_owned(),
+                    1 => "entry 1 is intact".to_owned(),
+                    n => format!("entries 1 to {n} are intact"),
+                };
+                format!(
+                    "audit trail TAMPERED: {}\n{trusted}; restore the database from a backup and compare with the anchored head",
+                    crate::diagnostics::printable(&p.to_string())
+                )
+            }
+        }
+    }
 }
 
 /// A hash anchored outside, to check that the chain still contains it.

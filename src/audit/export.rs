@@ -8,6 +8,7 @@
 use std::io::Write;
 
 use super::{record_alone, search, AuditAction, AuditEntry, AuditError, AuditOutcome, AuditSearch};
+use crate::model::Bsn;
 use crate::store::Store;
 
 /// Which entries to export, and who asks.
@@ -18,9 +19,25 @@ pub struct Export {
     pub from: Option<String>,
     pub to: Option<String>,
     /// Only the entries about this patient.
-    pub patient_bsn: Option<String>,
+    pub patient_bsn: Option<Bsn>,
     /// The access point that asks, as recorded in the export's own entry.
     pub client: String,
+}
+
+impl Export {
+    /// The export the command line asks for: `from` and `to` as dates or date-times
+    /// ([`super::query::time_bound`]), `patient` a BSN; `client` is the access point.
+    pub fn of_options(
+        from: Option<&str>,
+        to: Option<&str>,
+        patient: Option<&str>,
+        client: String,
+    ) -> Result<Export, String> {
+        let bound = |s: Option<&str>| s.map(super::query::time_bound).transpose();
+        let (from, to) = (bound(from)?, bound(to)?);
+        let patient_bsn = patient.map(Bsn::parse).transpose().map_err(|e| format!("--patient: {e}"))?;
+        Ok(Export { from, to, patient_bsn, client })
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -35,12 +52,13 @@ pub enum ExportError {
 pub async fn export(store: &Store, x: &Export, sink: &mut dyn Write) -> Result<u64, ExportError> {
     let mut entry = AuditEntry::new(AuditAction::Export, AuditOutcome::Success);
     entry.client = Some(x.client.clone());
-    entry.patient_bsn = x.patient_bsn.clone();
+    // As stored and searched: the BSN's digits (the audit content is unchanged).
+    entry.patient_bsn = x.patient_bsn.as_ref().map(|b| b.as_str().to_owned());
     entry.objects =
         vec![format!("AuditEvent?from={}&to={}", x.from.as_deref().unwrap_or(""), x.to.as_deref().unwrap_or(""))];
     let mark = record_alone(store, &entry).await?;
     let mut q = AuditSearch {
-        patient_bsn: x.patient_bsn.clone(),
+        patient_bsn: entry.patient_bsn.clone(),
         from: x.from.clone(),
         to: x.to.clone(),
         limit: Some(1000),

@@ -167,6 +167,14 @@ impl AuditOutcome {
     }
 }
 
+/// The access point of an action on the command line: the command and the OS user.
+pub fn command_line_client(command: &str) -> String {
+    format!(
+        "overdracht {command} (command line, user {})",
+        std::env::var("USER").unwrap_or_else(|_| "unknown".to_owned())
+    )
+}
+
 /// A person or system acting: UZI number, UZI role code, organisation URA (all from the
 /// token). For a machine client (a HIS) the UZI is its server certificate's number.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]

@@ -195,6 +195,21 @@ pub async fn pending_listed_by(store: &Store, client: String) -> Result<Vec<Stor
     pending(store).await
 }
 
+/// One flagged entry as `overdracht audit flagged` lists it: id, time, action, who, reason.
+/// Every field is made printable: a reason is the caller's text.
+pub fn pending_line(p: &StoredEntry) -> String {
+    use crate::diagnostics::printable;
+    let who = p.entry.user.as_ref().map(|u| format!("UZI {} ({}, URA {})", u.uzi, u.uzi_role, u.ura));
+    format!(
+        "{}  {}  {}  {}  {}",
+        printable(&p.id),
+        printable(&p.recorded),
+        p.entry.action.code(),
+        printable(who.as_deref().unwrap_or("-")),
+        printable(p.entry.reason.as_deref().unwrap_or("-"))
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,6 +6,7 @@ use chrono::NaiveDate;
 use sqlx::Row;
 
 use super::AuditError;
+use crate::model::{Ura, Uzi, UziRoleCode};
 pub use crate::policy::audit_view::ViewDecision;
 use crate::policy::audit_view::{decide_audit_view, ViewFacts};
 use crate::policy::care_team::CareTeam;
@@ -19,14 +20,14 @@ pub const RULE_TREATING_ORGANISATION: &str = rules::AUDIT_VIEW_TREATING_ORGANISA
 pub const RULE_SENDER_OWN_ENTRIES: &str = rules::AUDIT_VIEW_SENDER_OWN_ENTRIES;
 pub const RULE_DEFAULT_DENY: &str = rules::AUDIT_VIEW_DENY;
 
-/// Decides whether a caller (URA, UZI role) may view audit entries of `patient_bsn`
-/// (`None`: the whole trail), and which.
+/// Decides whether a caller (URA, UZI number and role, as the token states them) may view
+/// audit entries of `patient_bsn` (`None`: the whole trail), and which.
 #[allow(clippy::too_many_arguments)]
 pub async fn decide(
     store: &Store,
-    ura: &str,
-    uzi: &str,
-    uzi_role: &str,
+    ura: &Ura,
+    uzi: &Uzi,
+    uzi_role: &UziRoleCode,
     patient_bsn: Option<&str>,
     officer_roles: &[String],
     day: NaiveDate,
@@ -41,7 +42,7 @@ pub async fn decide(
         )
         .bind(bsn)
         .bind(&org)
-        .bind(ura)
+        .bind(ura.as_str())
         .fetch_one(store.pool())
         .await?;
         received = row.try_get::<i64, _>("received")? > 0;

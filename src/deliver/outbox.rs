@@ -111,6 +111,39 @@ impl State {
     pub fn pending(self) -> bool {
         matches!(self, State::Queued | State::InFlight | State::Retrying)
     }
+
+    /// The states `outbox list` shows: none (no filter) for `all`, else those `named`, else
+    /// the deliveries still to be made and the dead letters.
+    pub fn selection(named: &[String], all: bool) -> Result<Vec<State>, String> {
+        let mut wanted = vec![];
+        for s in named {
+            wanted.push(
+                State::parse(s).ok_or_else(|| {
+                    format!("unknown state {s}: queued, in-flight, retrying, delivered or dead-letter")
+                })?,
+            );
+        }
+        if all {
+            return Ok(vec![]);
+        }
+        if wanted.is_empty() {
+            wanted = State::ALL.into_iter().filter(|s| s.pending() || *s == State::DeadLetter).collect();
+        }
+        Ok(wanted)
+    }
+}
+
+/// The operator of a retry or drop as recorded in the delivery history: the one named
+/// (`--actor`), else the OS user, else `operator`.
+pub fn operator(named: Option<&str>) -> String {
+    named.map(str::to_owned).or_else(|| std::env::var("USER").ok()).unwrap_or_else(|| "operator".into())
+}
+
+/// `queued N, in-flight N, …`: the [`counts`] of every state, in order.
+pub fn counts_line(counts: &HashMap<State, i64>) -> String {
+    let summary: Vec<String> =
+        State::ALL.iter().map(|s| format!("{} {}", s.as_str(), counts.get(s).copied().unwrap_or(0))).collect();
+    summary.join(", ")
 }
 
 /// One outbox row.

@@ -27,6 +27,20 @@ pub struct PushSummary {
     pub resources: usize,
 }
 
+impl PushSummary {
+    /// The closing line of `deliver`.
+    pub fn line(&self, elapsed: std::time::Duration) -> String {
+        format!(
+            "delivered {}, not delivered {}, resources {}, retries {}, time {:.2} s",
+            self.delivered,
+            self.failed,
+            self.resources,
+            self.retries,
+            elapsed.as_secs_f64()
+        )
+    }
+}
+
 /// Told about each Bundle as it is done, and once at the end.
 pub trait PushProgress {
     fn done(&mut self, origin: &Origin, delivery: &Delivery);

@@ -117,6 +117,38 @@ impl Target {
         }
     }
 
+    /// The target `overdracht deliver` names: `--target URL` (with `--token`, a bearer
+    /// token), or the receiver's target in a `--targets` file (which names its own
+    /// authentication).
+    pub fn of_options(
+        url: Option<&str>,
+        token: Option<&str>,
+        targets_file: Option<&Path>,
+        receiver: Option<&str>,
+    ) -> Result<Target, DeliverError> {
+        match (url, targets_file, receiver) {
+            (Some(url), None, _) => {
+                let mut t = Target::default_for(url);
+                if let Some(token) = token {
+                    t.auth = Auth::Bearer { token: Some(token.to_owned()), token_env: None };
+                }
+                Ok(t)
+            }
+            (None, Some(file), Some(ura)) => {
+                if token.is_some() {
+                    return Err(DeliverError::Config(
+                        "--token goes with --target; a targets file names its own authentication".into(),
+                    ));
+                }
+                Targets::load(file)?
+                    .for_receiver(ura)
+                    .cloned()
+                    .ok_or_else(|| DeliverError::Config(format!("{} has no target for receiver {ura}", file.display())))
+            }
+            _ => Err(DeliverError::Config("give --target URL, or --targets FILE with --receiver URA".into())),
+        }
+    }
+
     pub fn connect_timeout(&self) -> Duration {
         Duration::from_millis(self.connect_timeout_ms)
     }

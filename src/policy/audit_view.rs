@@ -18,6 +18,7 @@
 
 use super::rules::*;
 use super::Decision;
+use crate::model::{Ura, UziRoleCode};
 
 /// Which entries a permitted view may return.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,8 +35,8 @@ pub enum ViewScope {
 /// What a view decision depends on, gathered by the caller.
 #[derive(Debug, Clone, Copy)]
 pub struct ViewFacts<'a> {
-    pub ura: &'a str,
-    pub uzi_role: &'a str,
+    pub ura: &'a Ura,
+    pub uzi_role: &'a UziRoleCode,
     pub officer_roles: &'a [String],
     /// The patient named (`None`: the whole trail).
     pub patient: Option<&'a str>,
@@ -71,7 +72,7 @@ pub fn decide_audit_view(f: &ViewFacts<'_>) -> ViewDecision {
 }
 
 fn decide(f: &ViewFacts<'_>) -> (Decision, Option<ViewScope>) {
-    let officer = f.officer_roles.iter().any(|r| r == f.uzi_role);
+    let officer = f.officer_roles.iter().any(|r| *r == *f.uzi_role);
     if f.patient.is_some() && f.received && f.team_member {
         let d = Decision::permit(
             AUDIT_VIEW_TREATING_ORGANISATION,
@@ -80,7 +81,7 @@ fn decide(f: &ViewFacts<'_>) -> (Decision, Option<ViewScope>) {
                 f.ura
             ),
         );
-        return (d, Some(ViewScope::Organisation(f.ura.to_owned())));
+        return (d, Some(ViewScope::Organisation(f.ura.to_string())));
     }
     if officer {
         let d = Decision::permit(
@@ -90,7 +91,7 @@ fn decide(f: &ViewFacts<'_>) -> (Decision, Option<ViewScope>) {
                 f.uzi_role, f.ura
             ),
         );
-        return (d, Some(ViewScope::Organisation(f.ura.to_owned())));
+        return (d, Some(ViewScope::Organisation(f.ura.to_string())));
     }
     let Some(_) = f.patient else {
         return (
@@ -106,7 +107,7 @@ fn decide(f: &ViewFacts<'_>) -> (Decision, Option<ViewScope>) {
             AUDIT_VIEW_SENDER_OWN_ENTRIES,
             format!("organisation ura|{} sent a handover of this patient: its own entries only", f.ura),
         );
-        return (d, Some(ViewScope::OwnEntries(f.ura.to_owned())));
+        return (d, Some(ViewScope::OwnEntries(f.ura.to_string())));
     }
     if f.received {
         return (
@@ -139,19 +140,19 @@ pub fn entry_is_of(user_ura: Option<&str>, holder_ura: Option<&str>, ura: &str) 
 /// Decides a privacy officer's review of a flagged entry (or the listing of flagged entries,
 /// with `entry` `None`).
 pub fn decide_review(
-    uzi_role: &str,
-    ura: &str,
+    uzi_role: &UziRoleCode,
+    ura: &Ura,
     officer_roles: &[String],
     entry: Option<(Option<&str>, Option<&str>)>,
 ) -> Decision {
-    if !officer_roles.iter().any(|r| r == uzi_role) {
+    if !officer_roles.iter().any(|r| *r == *uzi_role) {
         return Decision::deny(
             AUDIT_REVIEW_NOT_OFFICER,
             format!("UZI role {uzi_role} is not a configured privacy-officer role"),
         );
     }
     match entry {
-        Some((user_ura, holder_ura)) if !entry_is_of(user_ura, holder_ura, ura) => Decision::deny(
+        Some((user_ura, holder_ura)) if !entry_is_of(user_ura, holder_ura, ura.as_str()) => Decision::deny(
             AUDIT_REVIEW_OTHER_ORGANISATION,
             format!("the entry is not one of organisation ura|{ura}; its own privacy officer reviews it"),
         ),
@@ -163,16 +164,21 @@ pub fn decide_review(
 mod tests {
     use super::*;
 
+    /// A typed identifier that lives as long as the test run (test data only).
+    fn kept<T>(t: T) -> &'static T {
+        Box::leak(Box::new(t))
+    }
+
     fn facts<'a>(
         officers: &'a [String],
-        role: &'a str,
+        role: &str,
         patient: Option<&'a str>,
         received: bool,
         sent: bool,
     ) -> ViewFacts<'a> {
         ViewFacts {
-            ura: "11112222",
-            uzi_role: role,
+            ura: kept(Ura::parse("11112222").expect("a URA")),
+            uzi_role: kept(UziRoleCode::parse(role).expect("a UZI role code")),
             officer_roles: officers,
             patient,
             received,
@@ -206,10 +212,12 @@ mod tests {
     fn reviews_are_of_the_officers_organisation() {
         let officers = vec!["99.998".to_owned()];
         let holder = Some("11112222");
-        assert!(decide_review("99.998", "11112222", &officers, Some((None, holder))).permit);
-        assert!(decide_review("99.998", "11112222", &officers, Some((Some("11112222"), None))).permit);
-        let d = decide_review("99.998", "55556666", &officers, Some((Some("11112222"), holder)));
+        let role = |s: &str| UziRoleCode::parse(s).expect("a UZI role code");
+        let ura = |s: &str| Ura::parse(s).expect("a URA");
+        assert!(decide_review(&role("99.998"), &ura("11112222"), &officers, Some((None, holder))).permit);
+        assert!(decide_review(&role("99.998"), &ura("11112222"), &officers, Some((Some("11112222"), None))).permit);
+        let d = decide_review(&role("99.998"), &ura("55556666"), &officers, Some((Some("11112222"), holder)));
         assert_eq!(d.rule, AUDIT_REVIEW_OTHER_ORGANISATION);
-        assert_eq!(decide_review("01.047", "11112222", &officers, None).rule, AUDIT_REVIEW_NOT_OFFICER);
+        assert_eq!(decide_review(&role("01.047"), &ura("11112222"), &officers, None).rule, AUDIT_REVIEW_NOT_OFFICER);
     }
 }

@@ -23,7 +23,7 @@ use chrono::NaiveDate;
 use super::care_team::CareTeam;
 use super::rules::*;
 use super::{Decision, PartyId};
-use crate::model::{Agb, Ura};
+use crate::model::{Agb, Ura, Uzi, UziRoleCode};
 
 /// The AGB codes configured as additional identities of organisations (URA → AGB codes).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -122,9 +122,9 @@ pub struct HandoverParties<'a> {
 /// one of the patient's care teams at that organisation, with the profession the team
 /// records, and the team has not ended.
 pub fn in_patient_team(
-    actor_uzi: &str,
-    actor_role: &str,
-    actor_ura: &str,
+    actor_uzi: &Uzi,
+    actor_role: &UziRoleCode,
+    actor_ura: &Ura,
     patient_teams: &[CareTeam],
     day: NaiveDate,
 ) -> bool {
@@ -142,9 +142,9 @@ pub fn in_patient_team(
 /// Who reads a stored handover: `Ok` with the decision and whether the referral reason may
 /// be shown; `Err` with the denial (answered as unknown).
 pub fn decide_handover_read(
-    actor_uzi: &str,
-    actor_role: &str,
-    actor_ura: &str,
+    actor_uzi: &Uzi,
+    actor_role: &UziRoleCode,
+    actor_ura: &Ura,
     h: HandoverParties<'_>,
     patient_teams: &[CareTeam],
     day: NaiveDate,
@@ -152,13 +152,13 @@ pub fn decide_handover_read(
     if h.submitted_by_ura == actor_ura {
         return Ok((Decision::permit(HANDOVER_SENDER, "the caller's organisation sent it"), true));
     }
-    let Some(receiver) = h.receiver.strip_prefix("ura|").filter(|r| *r == actor_ura) else {
+    if h.receiver.strip_prefix("ura|") != Some(actor_ura.as_str()) {
         return Err(Decision::deny(
             HANDOVER_NOT_A_PARTY,
             "the caller's organisation neither sent nor received this handover",
         ));
-    };
-    if in_patient_team(actor_uzi, actor_role, receiver, patient_teams, day) {
+    }
+    if in_patient_team(actor_uzi, actor_role, actor_ura, patient_teams, day) {
         Ok((Decision::permit(HANDOVER_TEAM, "member of the patient's care team at the receiving organisation"), true))
     } else {
         Ok((

@@ -110,6 +110,17 @@ fn nice_max(max: i64) -> (i64, i64) {
 /// One series of a column chart: name, a value per column, colour.
 type Series<'a> = (String, Vec<i64>, &'a str);
 
+/// The opening of a chart `w` by `h`: the figure and the SVG with its accessible title and
+/// description.
+fn chart_start(id: &str, w: f64, h: f64, title: &str, desc: &str) -> String {
+    format!(
+        "<figure class=\"chart\"><svg id=\"{id}\" xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {w} {h}\" role=\"img\" aria-labelledby=\"{id}-t {id}-d\">\
+         <title id=\"{id}-t\">{}</title><desc id=\"{id}-d\">{}</desc>",
+        esc(title),
+        esc(desc)
+    )
+}
+
 /// Vertical stacked columns: one column per label, one series per colour.
 fn stacked_columns(id: &str, title: &str, desc: &str, labels: &[String], series: &[Series<'_>]) -> String {
     let (w, h, left, bottom, top) = (720.0_f64, 280.0_f64, 44.0_f64, 40.0_f64, 12.0_f64);
@@ -120,14 +131,7 @@ fn stacked_columns(id: &str, title: &str, desc: &str, labels: &[String], series:
     let slot = (w - left - 8.0) / labels.len().max(1) as f64;
     let bar_w = (slot * 0.62).min(48.0);
     let y = |v: i64| top + plot_h - plot_h * (v as f64) / (max as f64);
-    let mut s = String::new();
-    let _ = write!(
-        s,
-        "<figure class=\"chart\"><svg id=\"{id}\" xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {w} {h}\" role=\"img\" aria-labelledby=\"{id}-t {id}-d\">\
-         <title id=\"{id}-t\">{}</title><desc id=\"{id}-d\">{}</desc>",
-        esc(title),
-        esc(desc)
-    );
+    let mut s = chart_start(id, w, h, title, desc);
     let mut tick = 0;
     while tick <= max {
         let ty = y(tick);
@@ -220,14 +224,7 @@ fn hbars(id: &str, title: &str, desc: &str, rows: &[Bar<'_>]) -> String {
     let h = row_h * rows.len().max(1) as f64 + 10.0;
     let max = rows.iter().map(|(_, segs)| segs.iter().map(|s| s.1).sum::<i64>()).max().unwrap_or(0).max(1);
     let plot_w = w - label_w - 50.0;
-    let mut s = String::new();
-    let _ = write!(
-        s,
-        "<figure class=\"chart\"><svg id=\"{id}\" xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {w} {h}\" role=\"img\" aria-labelledby=\"{id}-t {id}-d\">\
-         <title id=\"{id}-t\">{}</title><desc id=\"{id}-d\">{}</desc>",
-        esc(title),
-        esc(desc)
-    );
+    let mut s = chart_start(id, w, h, title, desc);
     for (i, (label, segs)) in rows.iter().enumerate() {
         let y = 5.0 + row_h * i as f64;
         let short: String = if label.chars().count() > 46 {
@@ -315,6 +312,31 @@ fn num(n: impl std::fmt::Display) -> String {
     format!("<td class=\"n\">{n}</td>")
 }
 
+/// One numbered section of the page, `<section id>` with its heading; `body` writes the rest.
+fn section(s: &mut String, id: &str, heading: &str, body: impl FnOnce(&mut String)) {
+    let _ = writeln!(s, "<section id=\"{id}\">\n<h2>{heading}</h2>");
+    body(s);
+    s.push_str("</section>\n");
+}
+
+/// A table: the header row's cells and one row of cells per item (HTML, escaped by the caller).
+fn table<'a, T: 'a>(s: &mut String, head: &str, items: impl IntoIterator<Item = &'a T>, cells: impl Fn(&T) -> String) {
+    let _ = writeln!(s, "<table><tr>{head}</tr>");
+    for x in items {
+        let _ = writeln!(s, "<tr>{}</tr>", cells(x));
+    }
+    s.push_str("</table>\n");
+}
+
+/// What `body` writes, or the muted line `none` when there is nothing to show.
+fn or_none(s: &mut String, empty: bool, none: &str, body: impl FnOnce(&mut String)) {
+    if empty {
+        let _ = writeln!(s, "<p class=\"none\">{none}</p>");
+    } else {
+        body(s);
+    }
+}
+
 /// The whole page.
 pub fn render(r: &Report) -> String {
     let mut s = String::with_capacity(64 * 1024);
@@ -332,13 +354,13 @@ pub fn render(r: &Report) -> String {
         esc(&r.period.to)
     );
     header(&mut s, r, &provider);
-    agreements(&mut s, r);
-    access(&mut s, r);
-    teams(&mut s, r);
-    handovers(&mut s, r);
-    reads(&mut s, r);
-    break_glass(&mut s, &r.break_glass);
-    chain(&mut s, r);
+    section(&mut s, "agreements", "1. Agreements on data transfer", |s| agreements(s, r));
+    section(&mut s, "access", "2. Access within the teams", |s| access(s, r));
+    section(&mut s, "teams", "3. Teams and lead practitioners", |s| teams(s, r));
+    section(&mut s, "handovers", "4. Handovers", |s| handovers(s, r));
+    section(&mut s, "reads", "5. Reads and denials", |s| reads(s, r));
+    section(&mut s, "break-glass", "6. Emergency access (break-the-glass)", |s| break_glass(s, &r.break_glass));
+    section(&mut s, "audit", "7. The audit trail", |s| chain(s, r));
     let _ = writeln!(
         s,
         "<footer><p>Made by overdracht {} on {} ({}) from its own records: the data-transfer agreements it enforces, \
@@ -427,7 +449,6 @@ fn header(s: &mut String, r: &Report, provider: &str) {
 
 fn agreements(s: &mut String, r: &Report) {
     let a = &r.agreements;
-    s.push_str("<section id=\"agreements\">\n<h2>1. Agreements on data transfer</h2>\n");
     s.push_str(
         "<p>overdracht accepts a handover only under an agreement in force between the sender and this provider, \
          and removes every data category the agreement does not cover before anything is stored.</p>\n",
@@ -488,26 +509,23 @@ fn agreements(s: &mut String, r: &Report) {
         );
     }
     if !a.not_in_force.is_empty() {
-        s.push_str("<h3>Agreements not in force today</h3>\n<table><tr><th>Agreement</th><th>Sender</th><th>Valid</th><th>State</th></tr>\n");
-        for ag in &a.not_in_force {
-            let _ = writeln!(
-                s,
-                "<tr><td class=\"mono\">{}</td><td>{}</td><td>{} to {}</td><td>{}</td></tr>",
+        s.push_str("<h3>Agreements not in force today</h3>\n");
+        let head = "<th>Agreement</th><th>Sender</th><th>Valid</th><th>State</th>";
+        table(s, head, &a.not_in_force, |ag| {
+            format!(
+                "<td class=\"mono\">{}</td><td>{}</td><td>{} to {}</td><td>{}</td>",
                 esc(&ag.label),
                 esc(&ag.sender.name),
                 esc(&ag.valid_from),
                 esc(ag.valid_to.as_deref().unwrap_or("open-ended")),
                 badge("b-muted", if ag.status == "expired" { "expired" } else { "not yet in force" })
-            );
-        }
-        s.push_str("</table>\n");
+            )
+        });
     }
-    s.push_str("</section>\n");
 }
 
 fn access(s: &mut String, r: &Report) {
     let a = &r.access;
-    s.push_str("<section id=\"access\">\n<h2>2. Access within the teams</h2>\n");
     let _ = writeln!(
         s,
         "<p>Every request to read patient data is decided by the access policy ({} policy, evaluated for each request) \
@@ -532,7 +550,7 @@ fn access(s: &mut String, r: &Report) {
         };
         let _ = writeln!(s, "<tr><td>{}</td><td>{}</td></tr>", esc(&rule.who), esc(&what));
     }
-    s.push_str("</table>\n</section>\n");
+    s.push_str("</table>\n");
 }
 
 fn evaluation_badge(t: &TeamOut) -> String {
@@ -548,7 +566,6 @@ fn evaluation_badge(t: &TeamOut) -> String {
 
 fn teams(s: &mut String, r: &Report) {
     let t = &r.teams;
-    s.push_str("<section id=\"teams\">\n<h2>3. Teams and lead practitioners</h2>\n");
     let _ = writeln!(
         s,
         "<p>{} care team(s), {} active. Lead practitioners not eligible: {}; active teams without a lead: {}. \
@@ -569,7 +586,7 @@ fn teams(s: &mut String, r: &Report) {
         );
     }
     if t.teams.is_empty() {
-        s.push_str("<p class=\"none\">No care teams are stored for this provider.</p>\n</section>\n");
+        s.push_str("<p class=\"none\">No care teams are stored for this provider.</p>\n");
         return;
     }
     s.push_str(
@@ -614,12 +631,10 @@ fn teams(s: &mut String, r: &Report) {
         }
         s.push_str("</ul>\n");
     }
-    s.push_str("</section>\n");
 }
 
 fn handovers(s: &mut String, r: &Report) {
     let h = &r.handovers;
-    s.push_str("<section id=\"handovers\">\n<h2>4. Handovers</h2>\n");
     let _ = writeln!(
         s,
         "<p>{} handover(s) received ({} of them the same record sent again, stored once) and {} refused in the period.</p>",
@@ -664,9 +679,7 @@ fn handovers(s: &mut String, r: &Report) {
         &labels,
         &series,
     ));
-    if senders.is_empty() {
-        s.push_str("<p class=\"none\">No handovers in this period.</p>\n");
-    } else {
+    or_none(s, senders.is_empty(), "No handovers in this period.", |s| {
         s.push_str("<table><tr><th>Month</th>");
         for sn in &senders {
             let _ = write!(s, "<th class=\"n\">{} received</th><th class=\"n\">refused</th>", esc(sn));
@@ -682,50 +695,45 @@ fn handovers(s: &mut String, r: &Report) {
             s.push_str("</tr>\n");
         }
         s.push_str("</table>\n");
-    }
+    });
     if !h.per_sender.is_empty() {
-        s.push_str("<h3>Per sender</h3>\n<table><tr><th>Sender</th><th>Identifiers</th><th>Agreement</th><th class=\"n\">Received</th><th class=\"n\">Sent again</th><th class=\"n\">Refused</th></tr>\n");
-        for p in &h.per_sender {
-            let _ = writeln!(
-                s,
-                "<tr><td>{}</td><td>{}</td><td>{}</td>{}{}{}</tr>",
+        s.push_str("<h3>Per sender</h3>\n");
+        let head = "<th>Sender</th><th>Identifiers</th><th>Agreement</th><th class=\"n\">Received</th><th class=\"n\">Sent again</th><th class=\"n\">Refused</th>";
+        table(s, head, &h.per_sender, |p| {
+            format!(
+                "<td>{}</td><td>{}</td><td>{}</td>{}{}{}",
                 esc(&p.sender),
                 esc(&p.ids.join(", ")),
                 if p.has_agreement { badge("b-ok", "yes") } else { badge("b-bad", "none") },
                 num(p.received),
                 num(p.received_again),
                 num(p.refused)
-            );
-        }
-        s.push_str("</table>\n");
+            )
+        });
     }
     s.push_str("<h3>Refused handovers, by rule</h3>\n");
-    if h.refused_by_rule.is_empty() {
-        s.push_str("<p class=\"none\">None refused.</p>\n");
-    } else {
+    or_none(s, h.refused_by_rule.is_empty(), "None refused.", |s| {
         rule_table(s, "Refused", &h.refused_by_rule);
-    }
+    });
     s.push_str("<h3>Data categories removed (data minimisation)</h3>\n");
-    if h.removed_categories.is_empty() {
-        s.push_str(
-            "<p class=\"none\">No category had to be removed: every handover stayed within its agreement.</p>\n",
-        );
-    } else {
-        s.push_str("<table><tr><th>Sender</th><th>Category</th><th>Why</th><th class=\"n\">Handovers</th><th class=\"n\">Resources removed</th></tr>\n");
-        for x in &h.removed_categories {
-            let _ = writeln!(
-                s,
-                "<tr><td>{}</td><td>{}</td><td>{}</td>{}{}</tr>",
-                esc(&x.sender),
-                esc(&x.display),
-                esc(x.reason.as_deref().unwrap_or("")),
-                num(x.handovers),
-                num(x.resources)
-            );
-        }
-        s.push_str("</table>\n");
-    }
-    s.push_str("</section>\n");
+    or_none(
+        s,
+        h.removed_categories.is_empty(),
+        "No category had to be removed: every handover stayed within its agreement.",
+        |s| {
+            let head = "<th>Sender</th><th>Category</th><th>Why</th><th class=\"n\">Handovers</th><th class=\"n\">Resources removed</th>";
+            table(s, head, &h.removed_categories, |x| {
+                format!(
+                    "<td>{}</td><td>{}</td><td>{}</td>{}{}",
+                    esc(&x.sender),
+                    esc(&x.display),
+                    esc(x.reason.as_deref().unwrap_or("")),
+                    num(x.handovers),
+                    num(x.resources)
+                )
+            });
+        },
+    );
 }
 
 /// Plain words for the rule ids of refusals and denials that overdracht ships (kept with
@@ -737,7 +745,6 @@ pub fn rule_words(rule: &str) -> &'static str {
 fn reads(s: &mut String, r: &Report) {
     let rd = &r.reads;
     let d = &r.denials;
-    s.push_str("<section id=\"reads\">\n<h2>5. Reads and denials</h2>\n");
     let _ = writeln!(
         s,
         "<p>{} read request(s) on data this provider holds or by its staff: {} permitted, {} denied. Each request \
@@ -759,20 +766,17 @@ fn reads(s: &mut String, r: &Report) {
             )
         })
         .collect();
-    if rows.is_empty() {
-        s.push_str("<p class=\"none\">No reads in this period.</p>\n");
-    } else {
+    or_none(s, rows.is_empty(), "No reads in this period.", |s| {
         s.push_str(&hbars(
             "chart-reads",
             "Read requests per profession (UZI role)",
             "Permitted, break-the-glass and denied read requests per UZI role; the table below gives the same figures.",
             &rows,
         ));
-        s.push_str("<table><tr><th>Profession (UZI role)</th><th class=\"n\">Reads</th><th class=\"n\">Searches</th><th class=\"n\">Whole record</th><th class=\"n\">Break-the-glass</th><th class=\"n\">Denied</th></tr>\n");
-        for x in &rd.by_role {
-            let _ = writeln!(
-                s,
-                "<tr><td>{} ({})</td>{}{}{}{}{}</tr>",
+        let head = "<th>Profession (UZI role)</th><th class=\"n\">Reads</th><th class=\"n\">Searches</th><th class=\"n\">Whole record</th><th class=\"n\">Break-the-glass</th><th class=\"n\">Denied</th>";
+        table(s, head, &rd.by_role, |x| {
+            format!(
+                "<td>{} ({})</td>{}{}{}{}{}",
                 esc(x.role_name),
                 esc(&x.uzi_role),
                 num(x.read),
@@ -780,14 +784,11 @@ fn reads(s: &mut String, r: &Report) {
                 num(x.export),
                 num(x.break_glass),
                 num(x.denied)
-            );
-        }
-        s.push_str("</table>\n");
-    }
+            )
+        });
+    });
     s.push_str("<h3>Permitted reads per team role</h3>\n");
-    if rd.by_team_role.is_empty() {
-        s.push_str("<p class=\"none\">No permitted reads in this period.</p>\n");
-    } else {
+    or_none(s, rd.by_team_role.is_empty(), "No permitted reads in this period.", |s| {
         let rows: Vec<Bar<'_>> = rd
             .by_team_role
             .iter()
@@ -808,29 +809,18 @@ fn reads(s: &mut String, r: &Report) {
             "Reads, searches and whole-record exports per role in the patient's care team; the table below gives the same figures.",
             &rows,
         ));
-        s.push_str("<table><tr><th>Team role</th><th class=\"n\">Reads</th><th class=\"n\">Searches</th><th class=\"n\">Whole record</th><th class=\"n\">Total</th></tr>\n");
-        for x in &rd.by_team_role {
-            let _ = writeln!(
-                s,
-                "<tr><td>{}</td>{}{}{}{}</tr>",
-                esc(&x.role_name),
-                num(x.read),
-                num(x.search),
-                num(x.export),
-                num(x.total)
-            );
-        }
-        s.push_str("</table>\n");
-    }
+        let head = "<th>Team role</th><th class=\"n\">Reads</th><th class=\"n\">Searches</th><th class=\"n\">Whole record</th><th class=\"n\">Total</th>";
+        table(s, head, &rd.by_team_role, |x| {
+            format!("<td>{}</td>{}{}{}{}", esc(&x.role_name), num(x.read), num(x.search), num(x.export), num(x.total))
+        });
+    });
     let _ = writeln!(
         s,
         "<h3>Denials by rule</h3>\n<p>{} request(s) refused by policy in the period (reads, searches, exports, team \
          and consent changes, audit views and reports; refused handovers are counted in section 4).</p>",
         d.total
     );
-    if d.by_rule.is_empty() {
-        s.push_str("<p class=\"none\">Nothing was denied.</p>\n");
-    } else {
+    or_none(s, d.by_rule.is_empty(), "Nothing was denied.", |s| {
         let rows: Vec<Bar<'_>> =
             d.by_rule.iter().map(|x| (x.rule.clone(), vec![("denied", x.count, DENIED)])).collect();
         s.push_str(&hbars(
@@ -840,27 +830,18 @@ fn reads(s: &mut String, r: &Report) {
             &rows,
         ));
         rule_table(s, "Denied", &d.by_rule);
-    }
-    s.push_str("</section>\n");
+    });
 }
 
 /// A table of counts per policy rule, with the rule's meaning.
 fn rule_table(s: &mut String, counted: &str, rows: &[RuleCount]) {
-    let _ = writeln!(s, "<table><tr><th>Rule</th><th>Meaning</th><th class=\"n\">{counted}</th></tr>");
-    for x in rows {
-        let _ = writeln!(
-            s,
-            "<tr><td class=\"mono\">{}</td><td>{}</td>{}</tr>",
-            esc(&x.rule),
-            esc(rule_words(&x.rule)),
-            num(x.count)
-        );
-    }
-    s.push_str("</table>\n");
+    let head = format!("<th>Rule</th><th>Meaning</th><th class=\"n\">{counted}</th>");
+    table(s, &head, rows, |x| {
+        format!("<td class=\"mono\">{}</td><td>{}</td>{}", esc(&x.rule), esc(rule_words(&x.rule)), num(x.count))
+    });
 }
 
 fn break_glass(s: &mut String, b: &BreakGlassSection) {
-    s.push_str("<section id=\"break-glass\">\n<h2>6. Emergency access (break-the-glass)</h2>\n");
     let _ = writeln!(
         s,
         "<p>{} emergency access(es) in the period; {} reviewed by the privacy officer, {} not (yet) reviewed.</p>",
@@ -870,7 +851,7 @@ fn break_glass(s: &mut String, b: &BreakGlassSection) {
         s.push_str("<div class=\"callout\"><p>Only the first events are listed and counted.</p></div>\n");
     }
     if b.events.is_empty() {
-        s.push_str("<p class=\"none\">No emergency access in this period.</p>\n</section>\n");
+        s.push_str("<p class=\"none\">No emergency access in this period.</p>\n");
         return;
     }
     s.push_str(
@@ -900,12 +881,11 @@ fn break_glass(s: &mut String, b: &BreakGlassSection) {
             if e.reason_stated { "yes" } else { "no" }
         );
     }
-    s.push_str("</table>\n</section>\n");
+    s.push_str("</table>\n");
 }
 
 fn chain(s: &mut String, r: &Report) {
     let c = &r.audit_chain;
-    s.push_str("<section id=\"audit\">\n<h2>7. The audit trail</h2>\n");
     if c.intact {
         let _ = writeln!(
             s,
@@ -934,5 +914,4 @@ fn chain(s: &mut String, r: &Report) {
         c.entries,
         esc(&c.head_hash)
     );
-    s.push_str("</section>\n");
 }

@@ -52,6 +52,8 @@ pub enum ReportError {
     Audit(#[from] AuditError),
     #[error("{0}")]
     Usage(String),
+    #[error("the report as JSON: {0}")]
+    Json(#[from] serde_json::Error),
 }
 
 /// The days the report covers, both inclusive (Europe/Amsterdam calendar days).
@@ -253,6 +255,52 @@ pub fn operator_entry(provider: &str, period: &Period, format: &str, operator: O
     e.user = operator.map(|uzi| Actor { uzi: uzi.to_owned(), uzi_role: String::new(), ura: provider.to_owned() });
     e.client = Some(format!("overdracht report (command line, user {os_user})"));
     e
+}
+
+// ---------------------------------------------------------------------------------------
+// On the command line (`overdracht report`)
+
+/// Whether `overdracht report` writes the page: `--format html`, or without `--format` an
+/// `--out` file ending in `.html` or `.htm` (JSON otherwise).
+pub fn html_wanted(format: Option<&str>, out: Option<&std::path::Path>) -> bool {
+    match format {
+        Some(f) => f == "html",
+        None => out.and_then(|p| p.extension()).is_some_and(|x| x == "html" || x == "htm"),
+    }
+}
+
+/// Whether any of `agreements` names `provider` (URA) as its receiver (a report of a
+/// provider that none names is empty: likely a mistyped `--provider`).
+pub fn names_receiver(agreements: &[Agreement], provider: &str) -> bool {
+    agreements.iter().any(|ag| ag.receiver.ura.as_deref() == Some(provider))
+}
+
+/// The report made by a local operator: recorded first ([`operator_entry`]), then
+/// gathered and written as the page (`html`) or pretty JSON. Returns the text and whether
+/// the audit trail is intact.
+pub async fn made_by_operator(
+    src: Sources<'_>,
+    provider: &str,
+    period: Period,
+    today: NaiveDate,
+    html: bool,
+    operator: Option<&str>,
+) -> Result<(String, bool), ReportError> {
+    let entry = operator_entry(provider, &period, if html { "html" } else { "json" }, operator);
+    audit::record_alone(src.store, &entry).await?;
+    let r = gather(src, provider, period, today).await?;
+    let text = if html { html::render(&r) } else { serde_json::to_string_pretty(&r)? + "\n" };
+    Ok((text, r.audit_chain.intact))
+}
+
+/// Writes a report to `path`. It names staff (UZI numbers): readable by its owner only.
+pub fn save(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut f = std::fs::OpenOptions::new();
+    f.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut f, 0o600);
+    f.open(path)?.write_all(text.as_bytes())
 }
 
 #[cfg(test)]

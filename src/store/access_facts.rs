@@ -8,7 +8,8 @@
 
 use sqlx::Row;
 
-use super::{Store, StoreError, Tx};
+use super::{with_texts, Store, StoreError, Tx};
+use crate::model::Ura;
 
 /// One resource of a handover as the facade serves it.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -72,26 +73,17 @@ impl Tx {
         sha256: &str,
         at: &str,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO agreements_loaded (agreement_id, version, sha256, loaded_at) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (agreement_id, version) DO UPDATE SET sha256 = excluded.sha256, loaded_at = excluded.loaded_at",
-        )
-        .bind(id)
-        .bind(version)
-        .bind(sha256)
-        .bind(at)
-        .execute(self.conn())
-        .await?;
+        const SQL: &str = "INSERT INTO agreements_loaded (agreement_id, version, sha256, loaded_at) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (agreement_id, version) \
+             DO UPDATE SET sha256 = excluded.sha256, loaded_at = excluded.loaded_at";
+        with_texts(SQL, &[id, version, sha256, at]).execute(self.conn()).await?;
         Ok(())
     }
 
     /// Records that agreement `id@version` is no longer loaded.
     pub async fn forget_loaded_agreement(&mut self, id: &str, version: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM agreements_loaded WHERE agreement_id = $1 AND version = $2")
-            .bind(id)
-            .bind(version)
-            .execute(self.conn())
-            .await?;
+        const SQL: &str = "DELETE FROM agreements_loaded WHERE agreement_id = $1 AND version = $2";
+        with_texts(SQL, &[id, version]).execute(self.conn()).await?;
         Ok(())
     }
 
@@ -102,15 +94,9 @@ impl Tx {
         agreement_id: &str,
         version: &str,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO handover_agreements (handover_id, agreement_id, agreement_version) VALUES ($1, $2, $3) \
-             ON CONFLICT (handover_id, agreement_id, agreement_version) DO NOTHING",
-        )
-        .bind(handover_id)
-        .bind(agreement_id)
-        .bind(version)
-        .execute(self.conn())
-        .await?;
+        const SQL: &str = "INSERT INTO handover_agreements (handover_id, agreement_id, agreement_version) \
+             VALUES ($1, $2, $3) ON CONFLICT (handover_id, agreement_id, agreement_version) DO NOTHING";
+        with_texts(SQL, &[handover_id, agreement_id, version]).execute(self.conn()).await?;
         Ok(())
     }
 
@@ -215,24 +201,14 @@ impl Tx {
         resource: &str,
         by: &Writer<'_>,
     ) -> Result<i64, StoreError> {
-        let row = sqlx::query(
-            "INSERT INTO care_teams (id, patient_bsn, organisation_ura, version, updated_at, updated_by_uzi, \
-             updated_by_ura, resource) VALUES ($1, $2, $3, 1, $4, $5, $6, $7) \
+        const SQL: &str = "INSERT INTO care_teams (id, patient_bsn, organisation_ura, version, updated_at, \
+             updated_by_uzi, updated_by_ura, resource) VALUES ($1, $2, $3, 1, $4, $5, $6, $7) \
              ON CONFLICT (id) DO UPDATE SET patient_bsn = excluded.patient_bsn, \
              organisation_ura = excluded.organisation_ura, version = care_teams.version + 1, \
              updated_at = excluded.updated_at, updated_by_uzi = excluded.updated_by_uzi, \
-             updated_by_ura = excluded.updated_by_ura, resource = excluded.resource RETURNING version",
-        )
-        .bind(id)
-        .bind(patient_bsn)
-        .bind(organisation_ura)
-        .bind(by.at)
-        .bind(by.uzi)
-        .bind(by.ura)
-        .bind(resource)
-        .fetch_one(self.conn())
-        .await?;
-        Ok(row.try_get("version")?)
+             updated_by_ura = excluded.updated_by_ura, resource = excluded.resource RETURNING version";
+        let values = [id, patient_bsn, organisation_ura, by.at, by.uzi, by.ura, resource];
+        Ok(with_texts(SQL, &values).fetch_one(self.conn()).await?.try_get("version")?)
     }
 
     /// Creates or replaces a patient consent; returns its new version.
@@ -243,23 +219,14 @@ impl Tx {
         resource: &str,
         by: &Writer<'_>,
     ) -> Result<i64, StoreError> {
-        let row = sqlx::query(
-            "INSERT INTO patient_consents (id, patient_bsn, version, updated_at, updated_by_uzi, updated_by_ura, \
-             resource) VALUES ($1, $2, 1, $3, $4, $5, $6) \
+        const SQL: &str = "INSERT INTO patient_consents (id, patient_bsn, version, updated_at, updated_by_uzi, \
+             updated_by_ura, resource) VALUES ($1, $2, 1, $3, $4, $5, $6) \
              ON CONFLICT (id) DO UPDATE SET patient_bsn = excluded.patient_bsn, \
              version = patient_consents.version + 1, updated_at = excluded.updated_at, \
              updated_by_uzi = excluded.updated_by_uzi, updated_by_ura = excluded.updated_by_ura, \
-             resource = excluded.resource RETURNING version",
-        )
-        .bind(id)
-        .bind(patient_bsn)
-        .bind(by.at)
-        .bind(by.uzi)
-        .bind(by.ura)
-        .bind(resource)
-        .fetch_one(self.conn())
-        .await?;
-        Ok(row.try_get("version")?)
+             resource = excluded.resource RETURNING version";
+        let values = [id, patient_bsn, by.at, by.uzi, by.ura, resource];
+        Ok(with_texts(SQL, &values).fetch_one(self.conn()).await?.try_get("version")?)
     }
 
     /// A team inside this transaction (to check the writer against the stored version).
@@ -339,13 +306,12 @@ impl Store {
     }
 
     /// The organisation (URA) that last wrote consent `id`: the custodian of a consent stored
-    /// before consents named their custodians (`Consent.organization`).
-    pub async fn consent_written_by_ura(&self, id: &str) -> Result<Option<String>, StoreError> {
-        let row = sqlx::query("SELECT updated_by_ura FROM patient_consents WHERE id = $1")
-            .bind(id)
-            .fetch_optional(self.pool())
-            .await?;
-        Ok(row.map(|r| r.try_get("updated_by_ura")).transpose()?)
+    /// before consents named their custodians (`Consent.organization`). `None` also when the
+    /// stored writer is not a URA.
+    pub async fn consent_written_by_ura(&self, id: &str) -> Result<Option<Ura>, StoreError> {
+        let ura =
+            self.text_of("SELECT updated_by_ura FROM patient_consents WHERE id = $1", id, "updated_by_ura").await?;
+        Ok(ura.and_then(|u| Ura::parse(&u).ok()))
     }
 
     /// Every held copy of `Type/id` (one per holder; usually one).
@@ -442,21 +408,19 @@ impl Store {
 
     /// The stored output Bundle of a handover (after minimisation).
     pub async fn handover_output(&self, handover_id: &str) -> Result<Option<String>, StoreError> {
-        let row = sqlx::query("SELECT output_bundle FROM handovers WHERE id = $1")
-            .bind(handover_id)
-            .fetch_optional(self.pool())
-            .await?;
-        row.map(|r| r.try_get("output_bundle")).transpose().map_err(Into::into)
+        self.text_of("SELECT output_bundle FROM handovers WHERE id = $1", handover_id, "output_bundle").await
     }
 
     /// The BSN behind a Patient resource id, if any handover stored it.
     pub async fn patient_bsn_of(&self, patient_id: &str) -> Result<Option<String>, StoreError> {
-        let row = sqlx::query(
-            "SELECT patient_bsn FROM facade_resources WHERE resource_type = 'Patient' AND resource_id = $1 LIMIT 1",
-        )
-        .bind(patient_id)
-        .fetch_optional(self.pool())
-        .await?;
-        row.map(|r| r.try_get("patient_bsn")).transpose().map_err(Into::into)
+        const SQL: &str =
+            "SELECT patient_bsn FROM facade_resources WHERE resource_type = 'Patient' AND resource_id = $1 LIMIT 1";
+        self.text_of(SQL, patient_id, "patient_bsn").await
+    }
+
+    /// The text column `column` of the first row that `sql` finds for `key` (`$1`), if any.
+    async fn text_of(&self, sql: &'static str, key: &str, column: &str) -> Result<Option<String>, StoreError> {
+        let row = with_texts(sql, &[key]).fetch_optional(self.pool()).await?;
+        Ok(row.map(|r| r.try_get(column)).transpose()?)
     }
 }

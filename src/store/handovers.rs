@@ -7,7 +7,7 @@
 
 use sqlx::Row;
 
-use super::{Store, StoreError, Tx};
+use super::{with_texts, Store, StoreError, Tx};
 
 /// A handover to store. The caller has converted the record already.
 #[derive(Debug, Clone)]
@@ -40,6 +40,10 @@ pub struct NewHandover {
 }
 
 /// A stored handover as `GET /handovers/{id}` shows it (without the source and output).
+///
+/// It repeats the first columns of [`NewHandover`] on purpose: a write takes every column
+/// (the output Bundle, the submitter's UZI and role), a read only what the status page
+/// shows, without the stored Bundle.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct HandoverRow {
     pub id: String,
@@ -118,29 +122,16 @@ impl Tx {
         handover_id: &str,
         now: &str,
     ) -> Result<IdempotencyClaim, StoreError> {
-        let done = sqlx::query(
-            "INSERT INTO idempotency_keys (client_ura, idempotency_key, request_sha256, \
+        const CLAIM: &str = "INSERT INTO idempotency_keys (client_ura, idempotency_key, request_sha256, \
              handover_id, created_at) VALUES ($1, $2, $3, $4, $5) \
-             ON CONFLICT (client_ura, idempotency_key) DO NOTHING",
-        )
-        .bind(client_ura)
-        .bind(key)
-        .bind(request_sha256)
-        .bind(handover_id)
-        .bind(now)
-        .execute(self.conn())
-        .await?;
+             ON CONFLICT (client_ura, idempotency_key) DO NOTHING";
+        let done = with_texts(CLAIM, &[client_ura, key, request_sha256, handover_id, now]).execute(self.conn()).await?;
         if done.rows_affected() == 1 {
             return Ok(IdempotencyClaim::New);
         }
-        let row = sqlx::query(
-            "SELECT request_sha256, handover_id FROM idempotency_keys \
-             WHERE client_ura = $1 AND idempotency_key = $2",
-        )
-        .bind(client_ura)
-        .bind(key)
-        .fetch_one(self.conn())
-        .await?;
+        const EARLIER: &str =
+            "SELECT request_sha256, handover_id FROM idempotency_keys WHERE client_ura = $1 AND idempotency_key = $2";
+        let row = with_texts(EARLIER, &[client_ura, key]).fetch_one(self.conn()).await?;
         let stored: String = row.try_get("request_sha256")?;
         if stored == request_sha256 {
             Ok(IdempotencyClaim::Replay { handover_id: row.try_get("handover_id")? })

@@ -422,6 +422,15 @@ fn private_database_files(db: &std::path::Path) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// `sql` with `values` bound in order as `$1, $2, …`: most statements take texts only
+/// (ids, versions, URAs, times).
+pub(crate) fn with_texts<'q>(
+    sql: &'static str,
+    values: &[&'q str],
+) -> sqlx::query::Query<'q, Db, <Db as sqlx::Database>::Arguments> {
+    values.iter().fold(sqlx::query(sql), |q, v| q.bind(*v))
+}
+
 /// One database transaction. Dropped without [`Tx::commit`], it rolls back.
 pub struct Tx {
     inner: sqlx::Transaction<'static, Db>,

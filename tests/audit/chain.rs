@@ -187,17 +187,24 @@ async fn view_access_rule() {
     let officers = vec!["99.999".to_owned()];
     let bsn = Some("999911120");
     let day = chrono::NaiveDate::from_ymd_opt(2026, 12, 1).unwrap();
+    // The caller's identifiers, typed as the token gives them.
+    let ura_of = |s: &str| overdracht::model::Ura::parse(s).unwrap();
+    let uzi_of = |s: &str| overdracht::model::Uzi::parse(s).unwrap();
+    let role_of = |s: &str| overdracht::model::UziRoleCode::parse(s).unwrap();
     // No handover of the patient yet: denied, with or without naming the patient.
-    let d = decide(&s, "87654321", "900054321", "01.047", bsn, &officers, day).await.unwrap();
+    let d =
+        decide(&s, &ura_of("87654321"), &uzi_of("900054321"), &role_of("01.047"), bsn, &officers, day).await.unwrap();
     assert_eq!((d.permit, d.rule), (false, RULE_DEFAULT_DENY));
-    let d = decide(&s, "87654321", "900054321", "01.047", None, &officers, day).await.unwrap();
+    let d =
+        decide(&s, &ura_of("87654321"), &uzi_of("900054321"), &role_of("01.047"), None, &officers, day).await.unwrap();
     assert_eq!((d.permit, d.rule), (false, RULE_DEFAULT_DENY));
     // A privacy officer may search the trail of their own organisation.
-    let d = decide(&s, "11112222", "900054321", "99.999", None, &officers, day).await.unwrap();
+    let d =
+        decide(&s, &ura_of("11112222"), &uzi_of("900054321"), &role_of("99.999"), None, &officers, day).await.unwrap();
     assert_eq!((d.permit, d.rule), (true, RULE_PRIVACY_OFFICER));
     assert_eq!(d.scope, Some(overdracht::policy::audit_view::ViewScope::Organisation("11112222".into())));
     // ...but only when the role is configured.
-    let d = decide(&s, "11112222", "900054321", "99.999", None, &[], day).await.unwrap();
+    let d = decide(&s, &ura_of("11112222"), &uzi_of("900054321"), &role_of("99.999"), None, &[], day).await.unwrap();
     assert!(!d.permit);
 
     let mut tx = s.begin().await.unwrap();
@@ -227,7 +234,7 @@ async fn view_access_rule() {
     .unwrap();
     tx.commit().await.unwrap();
     // Review R4: at the receiver, not for staff outside the patient's team there ...
-    let d = decide(&s, "87654321", "900054321", "01.047", bsn, &[], day).await.unwrap();
+    let d = decide(&s, &ura_of("87654321"), &uzi_of("900054321"), &role_of("01.047"), bsn, &[], day).await.unwrap();
     assert_eq!((d.permit, d.rule), (false, overdracht::policy::rules::AUDIT_VIEW_NOT_IN_TEAM));
     // ... but for the team's lead (the example team, led by 900054321 at the receiver).
     let team = std::fs::read_to_string("examples/care-teams/frail-elderly-group-care.json")
@@ -241,14 +248,16 @@ async fn view_access_rule() {
     // Receiver and submitting organisation: permitted for this patient only; the sender
     // sees its own entries only.
     for (ura, rule) in [("87654321", RULE_TREATING_ORGANISATION), ("00001234", RULE_SENDER_OWN_ENTRIES)] {
-        let d = decide(&s, ura, "900054321", "01.047", bsn, &[], day).await.unwrap();
+        let d = decide(&s, &ura_of(ura), &uzi_of("900054321"), &role_of("01.047"), bsn, &[], day).await.unwrap();
         assert_eq!((d.permit, d.rule), (true, rule), "{ura}");
-        let d = decide(&s, ura, "900054321", "01.047", Some("123456782"), &[], day).await.unwrap();
+        let d = decide(&s, &ura_of(ura), &uzi_of("900054321"), &role_of("01.047"), Some("123456782"), &[], day)
+            .await
+            .unwrap();
         assert!(!d.permit, "{ura}: another patient");
-        let d = decide(&s, ura, "900054321", "01.047", None, &[], day).await.unwrap();
+        let d = decide(&s, &ura_of(ura), &uzi_of("900054321"), &role_of("01.047"), None, &[], day).await.unwrap();
         assert!(!d.permit, "{ura}: the whole trail");
     }
-    let d = decide(&s, "11112222", "900054321", "01.047", bsn, &[], day).await.unwrap();
+    let d = decide(&s, &ura_of("11112222"), &uzi_of("900054321"), &role_of("01.047"), bsn, &[], day).await.unwrap();
     assert_eq!((d.permit, d.rule), (false, RULE_DEFAULT_DENY));
 }
 

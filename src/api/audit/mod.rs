@@ -118,18 +118,16 @@ pub use review::*;
 pub use trail::*;
 
 /// Most entries one request returns.
-/// Runs a request that writes nothing else and records it as one entry of its own, before
-/// the answer leaves: `run` fills in what it learns (patient, objects, rule, categories); a
+/// Runs a request that writes nothing else and records it as one entry of its own (`entry`,
+/// a [`draft`]), before the answer leaves: `run` fills in what it learns (patient, objects, rule, categories); a
 /// failed request is recorded as a [`refusal`]. If the entry cannot be written, the answer
 /// is a 500 and nothing of the result is returned.
 pub async fn recorded_alone(
     state: &super::state::AppState,
-    action: AuditAction,
-    caller: &Caller,
-    headers: &HeaderMap,
+    mut entry: AuditEntry,
     run: impl AsyncFnOnce(&mut AuditEntry) -> Result<axum::response::Response, ApiError>,
 ) -> Result<axum::response::Response, ApiError> {
-    let mut entry = draft(action, caller, headers);
+    let action = entry.action;
     let result = run(&mut entry).await;
     if let Err(e) = &result {
         entry = refusal(entry, action, e);
