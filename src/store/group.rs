@@ -228,7 +228,9 @@ mod tests {
     /// job was dropped (500 "the write is still shared" under load, a few in 1,250).
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_caller_hears_back_after_its_work_is_dropped() {
-        struct SlowDrop(Arc<()>);
+        struct SlowDrop {
+            _shared: Arc<()>,
+        }
         impl Drop for SlowDrop {
             fn drop(&mut self) {
                 std::thread::sleep(std::time::Duration::from_millis(200));
@@ -238,7 +240,7 @@ mod tests {
         let store = Store::open(&format!("sqlite://{}/g.db?mode=rwc", dir.path().display()), 2).await.expect("store");
         for together in [false, true] {
             let shared = Arc::new(());
-            let held = SlowDrop(shared.clone());
+            let held = SlowDrop { _shared: shared.clone() };
             let work: Work = Box::new(move |_tx| {
                 let _ = &held;
                 Box::pin(async { true })
