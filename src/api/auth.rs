@@ -108,7 +108,29 @@ pub struct Verifier {
     remote: Vec<super::jwks::RemoteKeys>,
     audience: String,
     leeway: u64,
+    /// Tokens verified lately (see [`Verifier::verify`]).
+    verified: std::sync::Mutex<std::collections::HashMap<String, Verified>>,
+    /// How long a verified token is taken from `verified` at most, in seconds.
+    remember_for: i64,
+    /// Most tokens in `verified`.
+    remember_at_most: usize,
 }
+
+/// A token that verified: its caller, and until when (Unix seconds, inclusive) it may be
+/// taken as verified again without checking its signature.
+struct Verified {
+    caller: Caller,
+    until: i64,
+}
+
+/// Most tokens remembered as verified; when full, the expired ones are dropped, and all of
+/// them if none has expired.
+const VERIFIED_TOKENS: usize = 4096;
+
+/// How long a verified token is remembered at most: an issuer's key removed from its JWKS
+/// (or one of its URL keys refreshed away) stops verifying that key's tokens at most this
+/// much later than without the cache.
+const REMEMBER_VERIFIED_SECONDS: i64 = 60;
 
 impl Verifier {
     /// The verifier for these settings; in demo mode it creates the demo key if needed.
@@ -140,7 +162,15 @@ impl Verifier {
             }
             remote.extend(super::jwks::RemoteKeys::from_settings(issuer, auth)?);
         }
-        Ok(Verifier { keys, remote, audience: auth.audience.clone(), leeway: auth.leeway_seconds })
+        Ok(Verifier {
+            keys,
+            remote,
+            audience: auth.audience.clone(),
+            leeway: auth.leeway_seconds,
+            verified: Default::default(),
+            remember_for: REMEMBER_VERIFIED_SECONDS,
+            remember_at_most: VERIFIED_TOKENS,
+        })
     }
 
     /// Fetches the keys of the issuers that publish them at a URL (at start). A failure is
@@ -158,7 +188,40 @@ impl Verifier {
 
     /// Checks a compact JWT and returns the caller, or a 401 error (503 when the keys of the
     /// token's issuer could never be fetched).
+    ///
+    /// A client sends the same token with every request until it expires; checking its
+    /// signature each time was 4 % of the server's CPU under handover load. So a token that
+    /// verified is remembered, by its exact text, until it expires (`exp` plus the leeway,
+    /// the same bound as the full check) or [`REMEMBER_VERIFIED_SECONDS`] have passed,
+    /// whichever is first; a token that differs in any byte is checked in full. Refusals
+    /// are not remembered.
     pub async fn verify(&self, token: &str) -> Result<Caller, ApiError> {
+        let now = i64::try_from(jsonwebtoken::get_current_timestamp()).unwrap_or(i64::MAX);
+        if let Some(caller) = self.remembered(token, now) {
+            return Ok(caller);
+        }
+        let (caller, exp) = self.verify_signed(token).await?;
+        let until = exp.saturating_add(i64::try_from(self.leeway).unwrap_or(i64::MAX)).min(now + self.remember_for);
+        if let Ok(mut verified) = self.verified.lock() {
+            if verified.len() >= self.remember_at_most {
+                verified.retain(|_, v| v.until >= now);
+                if verified.len() >= self.remember_at_most {
+                    verified.clear();
+                }
+            }
+            verified.insert(token.to_owned(), Verified { caller: caller.clone(), until });
+        }
+        Ok(caller)
+    }
+
+    /// The caller of a token verified lately, if it may still be taken as verified at `now`.
+    fn remembered(&self, token: &str, now: i64) -> Option<Caller> {
+        let verified = self.verified.lock().ok()?;
+        verified.get(token).filter(|v| now <= v.until).map(|v| v.caller.clone())
+    }
+
+    /// The full check of [`Verifier::verify`]: the caller and the token's `exp`.
+    async fn verify_signed(&self, token: &str) -> Result<(Caller, i64), ApiError> {
         let invalid = |m: &str| ApiError::unauthorized(Some("invalid_token"), m);
         refuse_header_parameters(token)?;
         let header =
@@ -199,7 +262,10 @@ impl Verifier {
             v.validate_nbf = true;
             v.leeway = self.leeway;
             match jsonwebtoken::decode::<Claims>(token, &k.key, &v) {
-                Ok(data) => return caller_from(data.claims),
+                Ok(data) => {
+                    let exp = data.claims.exp;
+                    return Ok((caller_from(data.claims)?, exp));
+                }
                 Err(e) => last = Some(e),
             }
         }
@@ -489,3 +555,82 @@ pub(crate) fn parse_jwks(issuer: &str, text: &str) -> Result<Vec<TrustedKey>, St
 
 /// Shared verifier handle.
 pub type SharedVerifier = Arc<Verifier>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A demo-key verifier remembering verified tokens for `remember_for` seconds, and the key.
+    fn verifier(leeway: u64, remember_for: i64) -> (tempfile::TempDir, Verifier, DemoKey) {
+        let dir = tempfile::tempdir().expect("dir");
+        let mut settings = Settings { data_dir: dir.path().to_owned(), ..Settings::default() };
+        settings.auth.leeway_seconds = leeway;
+        let mut v = Verifier::from_settings(&settings).expect("verifier");
+        v.remember_for = remember_for;
+        let key = DemoKey::load_or_create(dir.path()).expect("key");
+        (dir, v, key)
+    }
+
+    fn token(key: &DemoKey, exp_in: i64) -> String {
+        let now = chrono::Utc::now().timestamp();
+        let claims = Claims {
+            iss: DEMO_ISSUER.to_owned(),
+            sub: "900012345".to_owned(),
+            aud: "overdracht".to_owned(),
+            exp: now + exp_in,
+            nbf: now - 5,
+            iat: now,
+            uzi: "900012345".to_owned(),
+            uzi_role: "01.015".to_owned(),
+            ura: "00001234".to_owned(),
+            purpose_of_use: "TREAT".to_owned(),
+        };
+        key.sign(&claims).expect("sign")
+    }
+
+    fn message(e: ApiError) -> String {
+        format!("{:?}", e)
+    }
+
+    #[tokio::test]
+    async fn a_remembered_token_expires_as_a_checked_one_does() {
+        let (_dir, v, key) = verifier(0, 600);
+        let t = token(&key, 1);
+        assert_eq!(v.verify(&t).await.expect("valid").ura.as_str(), "00001234");
+        assert!(v.remembered(&t, chrono::Utc::now().timestamp()).is_some(), "remembered once verified");
+        tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+        let e = v.verify(&t).await.expect_err("expired, though remembered");
+        assert!(message(e).contains("expired"));
+    }
+
+    #[tokio::test]
+    async fn a_token_is_remembered_for_the_window_at_most_and_only_by_its_exact_text() {
+        let (_dir, v, key) = verifier(30, 1);
+        let t = token(&key, 3600);
+        v.verify(&t).await.expect("valid");
+        let now = chrono::Utc::now().timestamp();
+        assert!(v.remembered(&t, now).is_some());
+        assert!(v.remembered(&t, now + 2).is_none(), "not past the window");
+        // One byte of the signature changed: checked in full, and refused.
+        let mut forged = t.clone().into_bytes();
+        let last = forged.len() - 2;
+        forged[last] = if forged[last] == b'A' { b'B' } else { b'A' };
+        let forged = String::from_utf8(forged).expect("ascii");
+        assert!(v.remembered(&forged, now).is_none());
+        assert!(v.verify(&forged).await.is_err(), "a changed token is verified anew");
+        // Refusals are not remembered.
+        assert!(v.remembered(&forged, now).is_none());
+    }
+
+    #[tokio::test]
+    async fn the_memory_of_verified_tokens_is_bounded() {
+        let (_dir, mut v, key) = verifier(30, 600);
+        v.remember_at_most = 8;
+        for i in 0..20 {
+            // Distinct tokens: the expiry differs by a second each.
+            v.verify(&token(&key, 3600 + i)).await.expect("valid");
+            assert!(v.verified.lock().expect("lock").len() <= 8);
+        }
+        assert!(!v.verified.lock().expect("lock").is_empty());
+    }
+}

@@ -18,9 +18,14 @@ fn idp_key() -> (tempfile::TempDir, DemoKey) {
     (dir, key)
 }
 
+/// A token of `iss` signed with `key`; each call a different one (its `nbf` a second
+/// earlier than the last one's), so that each is checked against the keys in force: the
+/// service remembers a token it verified ([`overdracht::api::auth::Verifier::verify`]).
 fn token(key: &DemoKey, iss: &str) -> String {
+    static CALLS: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
     let mut claims = crate::helpers::claims();
     claims.iss = iss.to_owned();
+    claims.nbf -= CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     key.sign(&claims).expect("sign")
 }
 
