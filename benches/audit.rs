@@ -75,26 +75,28 @@ fn read_entry() -> AuditEntry {
 
 fn new_handover(n: usize, bundle: &str, source: &[u8], resources: i64) -> NewHandover {
     NewHandover {
-        id: format!("00000000-0000-5000-8000-{n:012}"),
-        created_at: "2026-11-23T10:00:00.000Z".into(),
-        status: "accepted".into(),
-        sender: "ura|00001234".into(),
-        receiver: "ura|87654321".into(),
-        lead_practitioner: None,
-        referral_reason: None,
-        care_form: None,
-        patient_bsn: Some("999911120".into()),
-        patient_resource_id: Some("p".into()),
-        source_format: "fhir-stu3".into(),
+        row: overdracht::store::HandoverRow {
+            id: format!("00000000-0000-5000-8000-{n:012}"),
+            created_at: "2026-11-23T10:00:00.000Z".into(),
+            status: "accepted".into(),
+            sender: "ura|00001234".into(),
+            receiver: "ura|87654321".into(),
+            lead_practitioner: None,
+            referral_reason: None,
+            care_form: None,
+            patient_bsn: Some("999911120".into()),
+            patient_resource_id: Some("p".into()),
+            source_format: "fhir-stu3".into(),
+            source_sha256: format!("{n:064}"),
+            source_size: i64::try_from(source.len()).unwrap_or(0),
+            resource_count: resources,
+            summary: "{}".into(),
+            submitted_by_ura: "00001234".into(),
+        },
         source_media_type: Some("application/fhir+json".into()),
-        source_sha256: format!("{n:064}"),
-        source_size: i64::try_from(source.len()).unwrap_or(0),
         output_bundle: bundle.to_owned(),
-        resource_count: resources,
-        summary: "{}".into(),
         submitted_by_uzi: "900012345".into(),
         submitted_by_role: "01.015".into(),
-        submitted_by_ura: "00001234".into(),
     }
 }
 
@@ -152,7 +154,7 @@ async fn main() {
             for with_audit in [false, true] {
                 n += 1;
                 let h = new_handover(n, &bundle, &source, resources);
-                let entry = handover_entry(&h.id, objects);
+                let entry = handover_entry(&h.row.id, objects);
                 let t = Instant::now();
                 let mut tx = store.begin().await.expect("begin");
                 tx.insert_handover(&h).await.expect("insert");

@@ -206,26 +206,28 @@ pub async fn receive<K: Clone + Send + 'static>(
     // `Conversion::bundle` gives), not through a copy of every resource in a Value.
     let output_bundle = String::from_utf8(conversion.bundle_bytes()).map_err(internal)?;
     let new = NewHandover {
-        id: id.clone(),
-        created_at: now.clone(),
-        status: "accepted".to_owned(),
-        sender,
-        receiver,
-        lead_practitioner: sub.lead_practitioner.clone(),
-        referral_reason: sub.referral_reason.clone(),
-        care_form: sub.care_form.clone(),
-        patient_bsn,
-        patient_resource_id,
-        source_format: conversion.format.name().to_owned(),
+        row: crate::store::HandoverRow {
+            id: id.clone(),
+            created_at: now.clone(),
+            status: "accepted".to_owned(),
+            sender,
+            receiver,
+            lead_practitioner: sub.lead_practitioner.clone(),
+            referral_reason: sub.referral_reason.clone(),
+            care_form: sub.care_form.clone(),
+            patient_resource_id,
+            source_format: conversion.format.name().to_owned(),
+            source_sha256,
+            source_size: i64::try_from(sub.body.len()).unwrap_or(i64::MAX),
+            resource_count: i64::try_from(conversion.resources.len()).unwrap_or(i64::MAX),
+            summary: serde_json::to_string(&summary).map_err(internal)?,
+            submitted_by_ura: sub.submitter.ura.to_string(),
+            patient_bsn,
+        },
         source_media_type: sub.media_type.clone(),
-        source_sha256,
-        source_size: i64::try_from(sub.body.len()).unwrap_or(i64::MAX),
         output_bundle,
-        resource_count: i64::try_from(conversion.resources.len()).unwrap_or(i64::MAX),
-        summary: serde_json::to_string(&summary).map_err(internal)?,
         submitted_by_uzi: sub.submitter.uzi.to_string(),
         submitted_by_role: sub.submitter.role.to_string(),
-        submitted_by_ura: sub.submitter.ura.to_string(),
     };
 
     // Prepared before the handover's turn at the database: its facade rows (a replay
@@ -234,7 +236,7 @@ pub async fn receive<K: Clone + Send + 'static>(
         &conversion,
         sub.receiver_ura.as_str(),
         &transfer.bsn,
-        new.patient_resource_id.as_deref(),
+        new.row.patient_resource_id.as_deref(),
     );
     let key = sub
         .idempotency_key
@@ -249,7 +251,7 @@ pub async fn receive<K: Clone + Send + 'static>(
     let written = loop {
         match store(ctx.store, write.clone()).await {
             Err(e) if attempt < STORE_ATTEMPTS && e.is_transient() => {
-                tracing::warn!(handover = %write.new.id, attempt, error = %e, "handover transaction aborted by the database; trying again");
+                tracing::warn!(handover = %write.new.row.id, attempt, error = %e, "handover transaction aborted by the database; trying again");
                 tokio::time::sleep(retry_pause(attempt)).await;
                 attempt += 1;
             }
@@ -273,15 +275,15 @@ pub async fn receive<K: Clone + Send + 'static>(
     };
     crate::deliver::outbox::wake();
 
-    let created = inserted && handover_id == new.id;
+    let created = inserted && handover_id == new.row.id;
     if created {
-        tracing::info!(handover = %handover_id, resources = new.resource_count, "handover stored");
+        tracing::info!(handover = %handover_id, resources = new.row.resource_count, "handover stored");
         Ok(Receipt {
             id: handover_id,
             created,
             stored: inserted,
-            summary: new.summary,
-            resource_count: new.resource_count,
+            summary: new.row.summary,
+            resource_count: new.row.resource_count,
         })
     } else {
         tracing::info!(handover = %handover_id, "handover received again; returning the stored one");
@@ -361,8 +363,8 @@ async fn store(store: &Store, write: std::sync::Arc<Write>) -> Result<Written, H
 
 /// The writes of one handover in `tx` (see [`store`]).
 async fn write_in(tx: &mut crate::store::Tx, w: &Write) -> Result<Written, HandoverError> {
-    let new = &w.new;
-    let inserted = tx.insert_handover(new).await?;
+    let new = &w.new.row;
+    let inserted = tx.insert_handover(&w.new).await?;
     if inserted {
         for (agreement, version) in &w.agreements {
             tx.insert_handover_agreement(&new.id, agreement, version).await?;

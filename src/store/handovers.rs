@@ -12,38 +12,17 @@ use super::{with_texts, Store, StoreError, Tx};
 /// A handover to store. The caller has converted the record already.
 #[derive(Debug, Clone)]
 pub struct NewHandover {
-    pub id: String,
-    pub created_at: String,
-    pub status: String,
-    pub sender: String,
-    pub receiver: String,
-    pub lead_practitioner: Option<String>,
-    pub referral_reason: Option<String>,
-    pub care_form: Option<String>,
-    pub patient_bsn: Option<String>,
-    pub patient_resource_id: Option<String>,
-    pub source_format: String,
+    /// What the status page shows of it; read back as it is ([`Store::handover`]).
+    pub row: HandoverRow,
     pub source_media_type: Option<String>,
-    /// SHA-256 (hex) and size of the original record. The record itself is not kept: it
-    /// may hold categories the agreement or an objection removed; only what was
-    /// passed on (`output_bundle`) is stored.
-    pub source_sha256: String,
-    pub source_size: i64,
     /// The transaction Bundle as passed on (after minimisation), serialised.
     pub output_bundle: String,
-    pub resource_count: i64,
-    /// The summary returned to the caller (JSON).
-    pub summary: String,
     pub submitted_by_uzi: String,
     pub submitted_by_role: String,
-    pub submitted_by_ura: String,
 }
 
-/// A stored handover as `GET /handovers/{id}` shows it (without the source and output).
-///
-/// It repeats the first columns of [`NewHandover`] on purpose: a write takes every column
-/// (the output Bundle, the submitter's UZI and role), a read only what the status page
-/// shows, without the stored Bundle.
+/// A stored handover as `GET /handovers/{id}` shows it (without the output Bundle), and the
+/// part of a [`NewHandover`] that is read back.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct HandoverRow {
     pub id: String,
@@ -56,9 +35,13 @@ pub struct HandoverRow {
     pub care_form: Option<String>,
     pub patient_resource_id: Option<String>,
     pub source_format: String,
+    /// SHA-256 (hex) and size of the original record. The record itself is not kept: it
+    /// may hold categories the agreement or an objection removed; only what was
+    /// passed on (`output_bundle`) is stored.
     pub source_sha256: String,
     pub source_size: i64,
     pub resource_count: i64,
+    /// The summary returned to the caller (JSON).
     pub summary: String,
     pub submitted_by_ura: String,
     /// The patient's BSN (for the audit entry of a read; never shown in the summary).
@@ -87,26 +70,26 @@ impl Tx {
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
              $18, $19, $20) ON CONFLICT (id) DO NOTHING",
         )
-        .bind(&h.id)
-        .bind(&h.created_at)
-        .bind(&h.status)
-        .bind(&h.sender)
-        .bind(&h.receiver)
-        .bind(&h.lead_practitioner)
-        .bind(&h.referral_reason)
-        .bind(&h.care_form)
-        .bind(&h.patient_bsn)
-        .bind(&h.patient_resource_id)
-        .bind(&h.source_format)
+        .bind(&h.row.id)
+        .bind(&h.row.created_at)
+        .bind(&h.row.status)
+        .bind(&h.row.sender)
+        .bind(&h.row.receiver)
+        .bind(&h.row.lead_practitioner)
+        .bind(&h.row.referral_reason)
+        .bind(&h.row.care_form)
+        .bind(&h.row.patient_bsn)
+        .bind(&h.row.patient_resource_id)
+        .bind(&h.row.source_format)
         .bind(&h.source_media_type)
-        .bind(&h.source_sha256)
-        .bind(h.source_size)
+        .bind(&h.row.source_sha256)
+        .bind(h.row.source_size)
         .bind(&h.output_bundle)
-        .bind(h.resource_count)
-        .bind(&h.summary)
+        .bind(h.row.resource_count)
+        .bind(&h.row.summary)
         .bind(&h.submitted_by_uzi)
         .bind(&h.submitted_by_role)
-        .bind(&h.submitted_by_ura)
+        .bind(&h.row.submitted_by_ura)
         .execute(self.conn())
         .await?;
         Ok(done.rows_affected() == 1)
