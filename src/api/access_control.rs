@@ -1,6 +1,9 @@
-//! What the API needs to make access decisions: the policy engine, the agreements in force,
-//! the administrators, and the facts of one patient at one provider (teams, the agreements
-//! under which the patient's data arrived there, consents), gathered from the store.
+//! What the API needs to make access decisions: the policy as loaded at start
+//! ([`crate::policy::loaded`]: engine, agreements in force, administrators, AGB codes), and the
+//! facts of one patient at one provider (teams, the agreements under which the patient's data
+//! arrived there, consents), gathered from the store and cached. The decisions themselves are
+//! policy/'s; the record of changed agreements is the audit trail's
+//! ([`crate::audit::agreements`]).
 //!
 //! A decision is always about one patient's data held by one provider (the *holder*: the
 //! receiver of the handovers). The teams are those that provider manages for the patient;
@@ -39,89 +42,25 @@ pub struct AccessControl {
     cache: Arc<FactsCache>,
 }
 
-/// Why access control could not be set up.
-#[derive(Debug, thiserror::Error)]
-pub enum AccessSetupError {
-    #[error(transparent)]
-    Agreement(#[from] crate::policy::AgreementError),
-    #[error(transparent)]
-    Policy(#[from] crate::policy::PolicyError),
-    #[error(transparent)]
-    Admins(#[from] crate::policy::AdminsError),
-    #[error(transparent)]
-    Senders(#[from] crate::policy::parties::SenderIdentitiesError),
-}
-
 impl AccessControl {
-    pub fn from_settings(p: &PolicySettings) -> Result<AccessControl, AccessSetupError> {
-        let engine = match (&p.dir, p.grace_period_days) {
-            (None, None) => PolicyEngine::embedded()?,
-            (None, Some(days)) => PolicyEngine::from_sources(
-                &[("policies/access.rego", SHIPPED_POLICY)],
-                &with_grace(SHIPPED_CONFIG, days),
-                "policies/access-config.json",
-            )?,
-            (Some(dir), None) => PolicyEngine::from_dir(dir)?,
-            (Some(dir), Some(days)) => adapted_with_grace(dir, days)?,
-        };
-        let mut agreements = match &p.agreements_dir {
-            Some(dir) => Agreement::load_dir(dir)?,
-            None => Vec::new(),
-        };
-        if p.demo_examples && p.agreements_dir.is_none() {
-            agreements.extend(super::demo::agreements()?);
-        }
+    /// The access control of a service with these settings: the policy loaded
+    /// ([`crate::policy::loaded::Loaded`]; the demo's example agreements with
+    /// `policy.demo_examples`) and an empty cache of facts.
+    pub fn from_settings(p: &PolicySettings) -> Result<AccessControl, crate::policy::loaded::SetupError> {
+        let loaded = crate::policy::loaded::Loaded::from_settings(p, super::demo::agreements)?;
         Ok(AccessControl {
-            engine,
-            agreements: Arc::new(agreements),
-            admins: Arc::new(crate::policy::Admins::parse(&p.admins)?),
-            senders: Arc::new(crate::policy::parties::SenderIdentities::parse(&p.agb_codes)?),
+            engine: loaded.engine,
+            agreements: Arc::new(loaded.agreements),
+            admins: Arc::new(loaded.admins),
+            senders: Arc::new(loaded.senders),
             cache: Arc::default(),
         })
     }
 
-    /// Compares the loaded agreements with those the service last ran with and records each
-    /// that came into use, changed or is no longer loaded: the table and one
-    /// `agreement-change` audit entry per agreement, in one transaction. Returns the number
-    /// of changes. `source` says where the agreements came from (for the entries).
+    /// Records the agreements that came into use, changed or are no longer loaded since the
+    /// service last ran ([`crate::audit::agreements::record_changes`]).
     pub async fn record_agreement_changes(&self, store: &Store, source: &str) -> Result<usize, String> {
-        use crate::audit::{self, AuditAction, AuditEntry, AuditOutcome};
-        use sha2::Digest;
-        let err = |e: &dyn std::fmt::Display| format!("recording the loaded agreements: {e}");
-        let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        let mut tx = store.begin().await.map_err(|e| err(&e))?;
-        let before = tx.loaded_agreements().await.map_err(|e| err(&e))?;
-        let mut changes: Vec<(String, String, String)> = Vec::new(); // (id, version, what)
-        for a in self.agreements.iter() {
-            let text = serde_json::to_string(a).map_err(|e| err(&e))?;
-            let sha = hex::encode(sha2::Sha256::digest(text.as_bytes()));
-            let what = match before.iter().find(|(id, v, _)| *id == a.id && *v == a.version) {
-                None => "came into use",
-                Some((_, _, old)) if *old != sha => "changed (same version, other content)",
-                Some(_) => continue,
-            };
-            tx.mark_agreement_loaded(&a.id, &a.version, &sha, &at).await.map_err(|e| err(&e))?;
-            changes.push((a.id.clone(), a.version.clone(), what.to_owned()));
-        }
-        for (id, version, _) in &before {
-            if !self.agreements.iter().any(|a| a.id == *id && a.version == *version) {
-                tx.forget_loaded_agreement(id, version).await.map_err(|e| err(&e))?;
-                changes.push((id.clone(), version.clone(), "is no longer loaded".to_owned()));
-            }
-        }
-        for (id, version, what) in &changes {
-            let mut e = AuditEntry::new(AuditAction::AgreementChange, AuditOutcome::Success);
-            e.client = Some("overdracht serve (agreements loaded at start)".to_owned());
-            e.objects = vec![format!("Agreement/{id}@{version}")];
-            e.rule = Some(crate::policy::rules::AGREEMENTS_LOADED_AT_START.to_owned());
-            e.reason = Some(format!("agreement {id}@{version} {what}; source: {source}"));
-            if let Some(a) = self.agreements.iter().find(|a| a.id == *id && a.version == *version) {
-                e.categories = a.categories.iter().map(|c| c.code().to_owned()).collect();
-            }
-            audit::record(&mut tx, &e).await.map_err(|e| err(&e))?;
-        }
-        tx.commit().await.map_err(|e| err(&e))?;
-        Ok(changes.len())
+        crate::audit::agreements::record_changes(store, &self.agreements, source).await
     }
 
     /// The loaded agreements named `(id, version)`; versions no longer loaded are left out
@@ -143,27 +82,6 @@ impl AccessControl {
             ura: &caller.ura,
             admin: self.is_admin(caller),
         }
-    }
-}
-
-// The shipped policy, byte for byte, so an engine with only the grace period changed may keep
-// the fast path once proven (`PolicyEngine::prove`).
-const SHIPPED_POLICY: &str = include_str!("../../policies/access.rego");
-const SHIPPED_CONFIG: &str = include_str!("../../policies/access-config.json");
-
-/// An adapted policy directory with the grace period overridden.
-fn adapted_with_grace(dir: &std::path::Path, days: u32) -> Result<PolicyEngine, crate::policy::PolicyError> {
-    PolicyEngine::from_dir_with(dir, |config| with_grace(config, days))
-}
-
-fn with_grace(config: &str, days: u32) -> String {
-    match serde_json::from_str::<serde_json::Value>(config) {
-        Ok(mut v) => {
-            v["overdracht"]["config"]["grace_period_days"] = days.into();
-            v.to_string()
-        }
-        // Let the policy loader report the malformed file.
-        Err(_) => config.to_owned(),
     }
 }
 
@@ -315,20 +233,6 @@ pub fn allows(d: &AccessDecision, category: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_grace_period_setting_overrides_an_adapted_policy_directory() {
-        let dir = tempfile::tempdir().expect("dir");
-        std::fs::write(dir.path().join("access.rego"), SHIPPED_POLICY).expect("rego");
-        std::fs::write(dir.path().join("access-config.json"), SHIPPED_CONFIG).expect("config");
-        let p = PolicySettings { dir: Some(dir.path().to_owned()), grace_period_days: Some(3), ..Default::default() };
-        let ac = AccessControl::from_settings(&p).expect("access control");
-        assert_eq!(ac.engine.config().grace_period_days, 3);
-        assert!(ac.engine.is_shipped_rego());
-        let p = PolicySettings { dir: Some(dir.path().to_owned()), ..Default::default() };
-        let ac = AccessControl::from_settings(&p).expect("access control");
-        assert_eq!(ac.engine.path(), crate::policy::PolicyPath::Native, "the shipped files, byte for byte");
-    }
 
     #[test]
     fn the_grace_period_setting_keeps_the_shipped_rego_and_asks_for_a_proof() {

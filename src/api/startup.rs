@@ -45,7 +45,7 @@ pub enum StartupError {
     #[error(transparent)]
     Auth(#[from] AuthError),
     #[error(transparent)]
-    Access(#[from] super::access_control::AccessSetupError),
+    Access(#[from] crate::policy::loaded::SetupError),
     #[error("demo data: {0}")]
     Demo(String),
     #[error("{0}")]

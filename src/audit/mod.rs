@@ -19,6 +19,7 @@
 //! There is no in-memory queue (HAPI's BALP sink loses its queue at shutdown): an entry is
 //! in the database when the action's transaction commits, or the action did not happen.
 
+pub mod agreements;
 pub mod chain;
 pub mod event;
 pub mod export;

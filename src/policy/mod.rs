@@ -32,6 +32,7 @@ pub mod agreement;
 pub mod audit_view;
 pub mod care_team;
 pub mod consent;
+pub mod loaded;
 mod native;
 pub mod parity;
 pub mod parties;
