@@ -106,7 +106,7 @@ async fn main() {
         let rows = store.facade_resources_of_patient(&pid, None).await.expect("rows");
         let bsn = rows[0].patient_bsn.clone();
         let facts = ac.facts(&store, &bsn, &rows[0].holder_ura).await.expect("facts").expect("bsn");
-        let d = ac.decide(&requester, &facts, access_control::today());
+        let d = ac.decide(&requester, &facts, overdracht::policy::today());
         let hits: Vec<_> = rows.iter().filter(|r| access_control::allows(&d, &r.category)).collect();
         let mut out = Vec::new();
         facade::write_searchset(

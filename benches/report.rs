@@ -167,7 +167,7 @@ async fn main() {
     eprintln!("wrote {total} entries in {:.1} s", t.elapsed().as_secs_f64());
     let agreements: Vec<Agreement> = overdracht::api::demo::agreements().expect("agreements");
     let policy = PolicyEngine::embedded().expect("policy");
-    let today = overdracht::api::access_control::today();
+    let today = overdracht::policy::today();
     let period = Period::last_year(today);
     let sources = Sources { store: &store, agreements: &agreements, policy: &policy };
     let (mut verify, mut gather, mut render) = (Vec::new(), Vec::new(), Vec::new());

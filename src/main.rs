@@ -493,8 +493,9 @@ fn run_report(a: ReportArgs) -> anyhow::Result<ExitCode> {
     if a.demo && settings.policy.agreements_dir.is_none() {
         settings.policy.demo_examples = true;
     }
-    let access = overdracht::api::access_control::AccessControl::from_settings(&settings.policy)?;
-    let today = overdracht::api::access_control::today();
+    let access =
+        overdracht::policy::loaded::Loaded::from_settings(&settings.policy, overdracht::api::demo::agreements)?;
+    let today = overdracht::policy::today();
     let period = report::Period::parse(a.from.as_deref(), a.to.as_deref(), today)?;
     let provider = match a.provider {
         Some(p) => p,

@@ -98,11 +98,6 @@ pub fn requester(caller: &Caller, headers: &HeaderMap) -> Result<Requester, ApiE
     })
 }
 
-/// Today, as the policy counts days.
-pub fn today() -> NaiveDate {
-    crate::policy::day_of(&chrono::Utc::now())
-}
-
 /// The day on which a team's GZSP rules are checked: today, or the team's first day when it
 /// starts later (a team planned from a patient's 18th birthday has no lead today yet).
 pub fn rule_day(team: &serde_json::Value, today: NaiveDate) -> NaiveDate {

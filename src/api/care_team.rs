@@ -199,7 +199,7 @@ impl FromRequest<AppState> for ResourcePut {
 /// `PUT /fhir/CareTeam/{id}`.
 pub async fn put_team(State(state): State<AppState>, put: ResourcePut) -> Result<Response, ApiError> {
     let ResourcePut { caller, headers, id, body } = put;
-    let today = access_control::today();
+    let today = crate::policy::today();
     let (mut entry, mut v, (team, warnings)) =
         written(&state, &caller, &headers, AuditAction::CareTeamChange, ("CareTeam", &id), &body, |v| {
             check_care_team(v, rule_day(v, today))
@@ -400,7 +400,7 @@ async fn stored_custodians(state: &AppState, row: &StoredPolicyResource) -> Resu
 async fn consent_read(state: &AppState, caller: &Caller, row: &StoredPolicyResource) -> Result<Decision, ApiError> {
     let teams = access_control::parse_teams(&state.store.care_teams_of(&row.patient_bsn).await?);
     let custodians = stored_custodians(state, row).await?;
-    Ok(writes::decide_consent_read(&state.access.actor(caller), &custodians, &teams, access_control::today()))
+    Ok(writes::decide_consent_read(&state.access.actor(caller), &custodians, &teams, crate::policy::today()))
 }
 
 /// The sharing consents of the patient behind Patient `patient_id`, as facade rows, for a
@@ -475,7 +475,7 @@ pub async fn put_consent(State(state): State<AppState>, put: ResourcePut) -> Res
         stored: stored.as_ref().map(|(c, u)| StoredConsent { consent: c, custodians: u }),
         patient_teams: &teams,
         agreements: &state.access.agreements,
-        day: access_control::today(),
+        day: crate::policy::today(),
     });
     if !decision.permit {
         entry.rule = Some(decision.rule.to_owned());

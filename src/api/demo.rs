@@ -43,7 +43,7 @@ pub fn agreements() -> Result<Vec<Agreement>, AgreementError> {
 
 /// Stores the example teams and consents that are not there yet.
 pub async fn seed(store: &Store) -> Result<(), String> {
-    let today = super::access_control::today();
+    let today = crate::policy::today();
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let by = Writer { uzi: "0", ura: PROVIDER_URA, at: &now };
     let mut tx = store.begin().await.map_err(|e| e.to_string())?;

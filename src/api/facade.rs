@@ -95,7 +95,7 @@ pub(crate) struct Decisions<'a> {
 
 impl<'a> Decisions<'a> {
     pub(crate) fn new(state: &'a AppState, requester: &'a Requester) -> Self {
-        Decisions { state, requester, day: access_control::today(), decided: BTreeMap::new() }
+        Decisions { state, requester, day: crate::policy::today(), decided: BTreeMap::new() }
     }
 
     /// The decision for this patient's data at this holder.

@@ -293,14 +293,7 @@ async fn visible_handover(
         None => Vec::new(),
     };
     let parties = HandoverParties { submitted_by_ura: &h.submitted_by_ura, receiver: &h.receiver };
-    match decide_handover_read(
-        &caller.uzi,
-        &caller.uzi_role,
-        &caller.ura,
-        parties,
-        &teams,
-        super::access_control::today(),
-    ) {
+    match decide_handover_read(&caller.uzi, &caller.uzi_role, &caller.ura, parties, &teams, crate::policy::today()) {
         Ok((d, show_reason)) => {
             entry.rule = Some(d.rule.to_owned());
             entry.reason = Some(d.reason);

@@ -43,7 +43,7 @@ pub async fn report(
 ) -> Result<Response, ApiError> {
     let pairs = input::query_pairs(raw.as_deref());
     let get = |name: &str| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
-    let today = super::access_control::today();
+    let today = crate::policy::today();
     let provider = caller.ura.clone();
     let decision = crate::policy::report_view::decide_report_view(
         &state.access.actor(&caller),

@@ -201,6 +201,11 @@ pub fn day_of<Tz: TimeZone>(at: &DateTime<Tz>) -> NaiveDate {
     at.with_timezone(&chrono_tz::Europe::Amsterdam).date_naive()
 }
 
+/// Today, as the policy counts days ([`day_of`] now).
+pub fn today() -> NaiveDate {
+    day_of(&chrono::Utc::now())
+}
+
 /// Checks `resourceType` and returns the resource id; `None` (with the issue recorded) when
 /// the document is not a `resource_type` at all, `Some("")` when only the id is missing.
 pub(crate) fn resource_id(

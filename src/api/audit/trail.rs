@@ -99,7 +99,7 @@ pub(super) async fn guard_view(
         &caller.uzi_role,
         patient,
         &state.audit.privacy_officer_roles,
-        super::super::access_control::today(),
+        crate::policy::today(),
     )
     .await
     .map_err(ApiError::internal)?;
