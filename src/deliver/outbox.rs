@@ -212,17 +212,7 @@ fn later(d: Duration) -> String {
 /// queued handover (a resubmission) changes nothing. The history line `queued` is written
 /// by the database with the row (the trigger of `migrations/*/0019_outbox_queued_event.sql`).
 pub async fn enqueue(tx: &mut Tx, handover_id: &str, receiver: &str) -> Result<bool, StoreError> {
-    let at = now();
-    let done = sqlx::query(
-        "INSERT INTO outbox (handover_id, receiver, state, attempts, next_attempt_at, created_at, updated_at) \
-         VALUES ($1, $2, 'queued', 0, $3, $3, $3) ON CONFLICT (handover_id) DO NOTHING",
-    )
-    .bind(handover_id)
-    .bind(receiver)
-    .bind(&at)
-    .execute(tx.conn())
-    .await?;
-    Ok(done.rows_affected() == 1)
+    tx.queue_delivery(handover_id, receiver, &now()).await
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -364,11 +364,11 @@ async fn store(store: &Store, write: std::sync::Arc<Write>) -> Result<Written, H
 /// The writes of one handover in `tx` (see [`store`]).
 async fn write_in(tx: &mut crate::store::Tx, w: &Write) -> Result<Written, HandoverError> {
     let new = &w.new.row;
-    let inserted = tx.insert_handover(&w.new).await?;
+    // The handover, its agreements and its outbox row (a replay finds its delivery queued):
+    // a stored handover always has its delivery queued.
+    let queued_at = crate::deliver::outbox::timestamp(chrono::Utc::now());
+    let inserted = tx.store_handover(&w.new, &w.agreements, &queued_at).await?;
     if inserted {
-        for (agreement, version) in &w.agreements {
-            tx.insert_handover_agreement(&new.id, agreement, version).await?;
-        }
         if let Err(resource) = tx.put_facade_resources(&w.rows, &new.id, &new.created_at).await? {
             return Ok(Written::BoundToAnotherPatient(resource));
         }
@@ -381,8 +381,8 @@ async fn write_in(tx: &mut crate::store::Tx, w: &Write) -> Result<Written, Hando
             IdempotencyClaim::Mismatch => return Ok(Written::KeyReused),
         }
     }
-    // The audit entry and the outbox row are written in the handover's transaction: a stored
-    // handover always has both (a replay finds its delivery queued).
+    // The audit entry is written in the handover's transaction: a stored handover always has
+    // one (and its outbox row, written with it above).
     let mut entry = w.entry.clone();
     if !(inserted && handover_id == new.id) {
         entry.reason = Some(format!("received again; the stored handover {handover_id} is returned"));
@@ -390,7 +390,6 @@ async fn write_in(tx: &mut crate::store::Tx, w: &Write) -> Result<Written, Hando
         entry.name_handover(&handover_id);
     }
     audit::record(tx, &entry).await?;
-    crate::deliver::outbox::enqueue(tx, &new.id, &new.receiver).await?;
     Ok(Written::Stored { handover_id, inserted, entry: Box::new(entry) })
 }
 
