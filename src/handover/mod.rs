@@ -408,10 +408,11 @@ pub const INLINE_CONVERSION_BYTES: usize = 32 * 1024;
 /// the blocking pool is not cancelled by itself).
 ///
 /// A record of at most [`INLINE_CONVERSION_BYTES`] is converted right here, on the async
-/// worker: about 1 ms of work for the 17.7 KB benchmark dossier, 2 ms at the limit, which
-/// holds up that worker's other tasks no longer than a slow client's TLS handshake would,
-/// while the trip to the blocking pool and back (waking a pool thread, then the worker) cost
-/// more CPU per handover than the other steps after the conversion together (README, Load).
+/// worker, holding up that worker's other tasks meanwhile: 0.88 ms of CPU for the 17.7 KB
+/// benchmark dossier (the CLI's figure in bench/handover_load.sh), growing with the size.
+/// The trip to the blocking pool and back (waking a pool thread, then the worker) cost 0.09 to
+/// 0.57 ms of CPU per handover (median 0.24 ms) in six paired runs at 250/s, with the p99 of
+/// the two in the same range (README, Load).
 pub async fn convert_blocking<K: Send + 'static>(
     body: Bytes,
     mut opts: ConvertOptions,

@@ -121,7 +121,7 @@ impl Tx {
         // SQLite for its name, a linear search of the statement's names per parameter
         // (`sqlite3VListNumToName`, 2 % of the server's CPU under handover load with 210
         // parameters a handover).
-        let numbered = self.conn().backend_name() != <sqlx::Sqlite as sqlx::Database>::NAME;
+        let numbered = self.backend() != super::Backend::Sqlite;
         for chunk in rows.chunks(FACADE_ROWS_PER_STATEMENT) {
             let mut sql = String::from(
                 "WITH v (holder_ura, resource_type, resource_id, patient_bsn, patient_resource_id, category, \

@@ -120,7 +120,7 @@ impl Tx {
         agreements: &[(String, String)],
         queued_at: &str,
     ) -> Result<bool, StoreError> {
-        if self.conn().backend_name() == <sqlx::Sqlite as sqlx::Database>::NAME {
+        if self.backend() == super::Backend::Sqlite {
             let inserted = self.insert_handover(h).await?;
             if inserted {
                 for (agreement, version) in agreements {

@@ -449,6 +449,15 @@ impl Tx {
         &mut self.inner
     }
 
+    /// The database engine this transaction runs on.
+    pub(crate) fn backend(&mut self) -> Backend {
+        if self.conn().backend_name() == <sqlx::Sqlite as sqlx::Database>::NAME {
+            Backend::Sqlite
+        } else {
+            Backend::Postgres
+        }
+    }
+
     /// The audit chain head (position, hash) as this transaction left it, once it has
     /// locked the head and appended an entry (`None` before): the head cannot move under a
     /// transaction that holds its lock, so its next entry needs no new read.
