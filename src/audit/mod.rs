@@ -450,25 +450,141 @@ impl SearchColumns {
 /// Appends `entry` in the action's transaction. Call it after the action's own writes
 /// (the first write of a transaction takes SQLite's write lock) and before `commit`.
 pub async fn record(tx: &mut Tx, entry: &AuditEntry) -> Result<AuditId, AuditError> {
-    // A later entry of the same transaction extends the head its last entry left: the
-    // transaction holds the head's lock since its first entry.
-    let head = match tx.audit_head().take() {
-        Some(head) => head,
-        None => {
-            // A write first (a no-op on the head row): it takes the write lock (SQLite) or
-            // the head row's lock (PostgreSQL) until the transaction ends, so the head read
-            // here is the one the entry extends, even if the action itself wrote nothing
-            // before.
-            let head = sqlx::query("UPDATE audit_chain_head SET seq = seq WHERE id = 1 RETURNING seq, hash")
-                .fetch_optional(tx.conn())
-                .await?
-                .ok_or_else(|| AuditError::Corrupt("the chain head row is missing".to_owned()))?;
-            (head.try_get("seq")?, head.try_get("hash")?)
-        }
-    };
+    let head = chain_head(tx).await?;
     let (id, moved_to) = extend(tx.conn(), &head, entry).await?;
     *tx.audit_head() = Some(moved_to);
     Ok(id)
+}
+
+/// The chain head that an entry of `tx` extends: the one its last entry left, or else the
+/// head read under its lock, which `tx` holds from then on.
+pub async fn chain_head(tx: &mut Tx) -> Result<(i64, String), AuditError> {
+    if let Some(head) = tx.audit_head() {
+        return Ok(head.clone());
+    }
+    // A write first (a no-op on the head row): it takes the write lock (SQLite) or the head
+    // row's lock (PostgreSQL) until the transaction ends, so the head read here is the one
+    // the entry extends, even if the action itself wrote nothing before.
+    let r = sqlx::query("UPDATE audit_chain_head SET seq = seq WHERE id = 1 RETURNING seq, hash")
+        .fetch_optional(tx.conn())
+        .await?
+        .ok_or_else(|| AuditError::Corrupt("the chain head row is missing".to_owned()))?;
+    let head: (i64, String) = (r.try_get("seq")?, r.try_get("hash")?);
+    *tx.audit_head() = Some(head.clone());
+    Ok(head)
+}
+
+/// An entry built on a chain head, ready to be written: by [`record`], or as the row that
+/// another write of the same transaction takes along (a new handover's, see
+/// [`crate::store::Tx::store_handover`]). Once it is written, the head of its transaction
+/// is [`Prepared::moved_to`] (set it with [`Tx::audit_head`]).
+pub struct Prepared {
+    pub id: AuditId,
+    prev_hash: String,
+    recorded: String,
+    text: String,
+    action: &'static str,
+    outcome: &'static str,
+    patient_bsn: Option<String>,
+    user_uzi: Option<String>,
+    user_ura: Option<String>,
+    entity_types: String,
+    search: SearchColumns,
+}
+
+impl Prepared {
+    /// Builds `entry` as the successor of `head`: its content, hash and columns.
+    pub fn on(head: &(i64, String), entry: &AuditEntry) -> Result<Prepared, AuditError> {
+        let (prev_seq, prev_hash) = head;
+        let seq = prev_seq + 1;
+        let content = Content { v: CONTENT_VERSION, seq, id: new_id(), recorded: now(), entry: entry.clone() };
+        let text = serde_json::to_string(&content)?;
+        let hash = chain::entry_hash(seq, prev_hash, &text);
+        Ok(Prepared {
+            id: AuditId { seq, id: content.id, hash },
+            prev_hash: prev_hash.clone(),
+            recorded: content.recorded,
+            text,
+            action: entry.action.code(),
+            outcome: entry.outcome.code(),
+            patient_bsn: entry.patient_bsn.clone(),
+            user_uzi: entry.user.as_ref().map(|u| u.uzi.clone()),
+            user_ura: entry.user.as_ref().map(|u| u.ura.clone()),
+            entity_types: chain::entity_types_column(entry),
+            search: SearchColumns::of(entry),
+        })
+    }
+
+    /// The chain head once the entry is written.
+    pub fn moved_to(&self) -> (i64, String) {
+        (self.id.seq, self.id.hash.clone())
+    }
+}
+
+impl crate::store::Insert for Prepared {
+    fn table(&self) -> &'static str {
+        "audit_entries"
+    }
+
+    fn columns(&self) -> &'static [&'static str] {
+        &[
+            "seq",
+            "id",
+            "recorded_at",
+            "action",
+            "outcome",
+            "patient_bsn",
+            "user_uzi",
+            "user_ura",
+            "entity_types",
+            "content",
+            "prev_hash",
+            "hash",
+            "rule",
+            "user_role",
+            "team_roles",
+            "holder_ura",
+            "handover_id",
+            "replay",
+            "reviewed_id",
+            "flagged",
+        ]
+    }
+
+    fn add_values(&self, args: &mut crate::store::Args) -> Result<(), StoreError> {
+        use crate::store::add;
+        let c = &self.search;
+        add(args, self.id.seq)?;
+        add(args, &self.id.id)?;
+        add(args, &self.recorded)?;
+        add(args, self.action)?;
+        add(args, self.outcome)?;
+        add(args, &self.patient_bsn)?;
+        add(args, &self.user_uzi)?;
+        add(args, &self.user_ura)?;
+        add(args, &self.entity_types)?;
+        add(args, &self.text)?;
+        add(args, &self.prev_hash)?;
+        add(args, &self.id.hash)?;
+        add(args, &c.rule)?;
+        add(args, &c.user_role)?;
+        add(args, &c.team_roles)?;
+        add(args, &c.holder_ura)?;
+        add(args, &c.handover_id)?;
+        add(args, c.replay)?;
+        add(args, &c.reviewed_id)?;
+        add(args, c.flagged)
+    }
+
+    /// Its position with its random id: no other entry has both.
+    fn written(&self) -> &'static str {
+        "EXISTS (SELECT 1 FROM audit_entries WHERE seq = ? AND id = ?)"
+    }
+
+    fn add_written_values(&self, args: &mut crate::store::Args) -> Result<(), StoreError> {
+        crate::store::add(args, self.id.seq)?;
+        crate::store::add(args, &self.id.id)
+    }
 }
 
 /// Appends `entry` on its own (for read-only actions: a read, a search, an audit query).
@@ -576,41 +692,13 @@ async fn extend(
     head: &(i64, String),
     entry: &AuditEntry,
 ) -> Result<(AuditId, (i64, String)), AuditError> {
-    let (prev_seq, prev_hash) = head;
-    let seq = prev_seq + 1;
-    let content = Content { v: CONTENT_VERSION, seq, id: new_id(), recorded: now(), entry: entry.clone() };
-    let text = serde_json::to_string(&content)?;
-    let hash = chain::entry_hash(seq, prev_hash, &text);
-    let c = SearchColumns::of(entry);
-    sqlx::query(
-        "INSERT INTO audit_entries (seq, id, recorded_at, action, outcome, patient_bsn, user_uzi, user_ura, \
-         entity_types, content, prev_hash, hash, rule, user_role, team_roles, holder_ura, handover_id, replay, \
-         reviewed_id, flagged) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)",
-    )
-    .bind(seq)
-    .bind(&content.id)
-    .bind(&content.recorded)
-    .bind(entry.action.code())
-    .bind(entry.outcome.code())
-    .bind(&entry.patient_bsn)
-    .bind(entry.user.as_ref().map(|u| u.uzi.as_str()))
-    .bind(entry.user.as_ref().map(|u| u.ura.as_str()))
-    .bind(chain::entity_types_column(entry))
-    .bind(&text)
-    .bind(prev_hash)
-    .bind(&hash)
-    .bind(c.rule)
-    .bind(c.user_role)
-    .bind(c.team_roles)
-    .bind(c.holder_ura)
-    .bind(c.handover_id)
-    .bind(c.replay)
-    .bind(c.reviewed_id)
-    .bind(c.flagged)
-    .execute(&mut *conn)
-    .await?;
-    Ok((AuditId { seq, id: content.id, hash: hash.clone() }, (seq, hash)))
+    let p = Prepared::on(head, entry)?;
+    crate::store::insert(conn, &p).await.map_err(|e| match e {
+        StoreError::Database(e) => AuditError::Database(e),
+        other => AuditError::Store(other),
+    })?;
+    let moved_to = p.moved_to();
+    Ok((p.id, moved_to))
 }
 
 fn now() -> String {

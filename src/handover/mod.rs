@@ -33,7 +33,7 @@ use crate::diagnostics::{Issue, IssueCode, Outcome, Severity};
 use crate::policy::parties::{decide_sender, Sender, SenderIdentities};
 use crate::policy::{Agreement, Decision, TransferDecision};
 use crate::source::Format;
-use crate::store::{IdempotencyClaim, NewHandover, Store, StoreError};
+use crate::store::{IdempotencyClaim, NewHandover, Store, StoreError, Stored};
 
 /// Namespace of handover ids (UUID v5).
 const HANDOVER_NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x6f76_6572_6472_4854_8000_0000_0000_0001);
@@ -364,14 +364,30 @@ async fn store(store: &Store, write: std::sync::Arc<Write>) -> Result<Written, H
 /// The writes of one handover in `tx` (see [`store`]).
 async fn write_in(tx: &mut crate::store::Tx, w: &Write) -> Result<Written, HandoverError> {
     let new = &w.new.row;
-    // The handover, its agreements and its outbox row (a replay finds its delivery queued):
-    // a stored handover always has its delivery queued.
+    // The handover, its agreements, its facade rows and its outbox row (a replay finds its
+    // delivery queued): a stored handover always has its delivery queued. Without an
+    // `Idempotency-Key`, its audit entry is written with it, in one round trip to the
+    // database; with one, the entry says what the key found, so it is written after.
     let queued_at = crate::deliver::outbox::timestamp(chrono::Utc::now());
-    let inserted = tx.store_handover(&w.new, &w.agreements, &queued_at).await?;
-    if inserted {
-        if let Err(resource) = tx.put_facade_resources(&w.rows, &new.id, &new.created_at).await? {
-            return Ok(Written::BoundToAnotherPatient(resource));
-        }
+    let entry_of_new = match w.key {
+        None => Some(audit::Prepared::on(&audit::chain_head(tx).await?, &w.entry)?),
+        Some(_) => None,
+    };
+    let write = crate::store::HandoverWrite {
+        handover: &w.new,
+        agreements: &w.agreements,
+        queued_at: &queued_at,
+        facade: &w.rows,
+        recorded_by: entry_of_new.as_ref().map(|p| p as &dyn crate::store::Insert),
+    };
+    let inserted = match tx.store_handover(&write).await? {
+        Stored::BoundToAnotherPatient(resource) => return Ok(Written::BoundToAnotherPatient(resource)),
+        Stored::New => true,
+        Stored::Existing => false,
+    };
+    if let (true, Some(p)) = (inserted, &entry_of_new) {
+        *tx.audit_head() = Some(p.moved_to());
+        return Ok(Written::Stored { handover_id: new.id.clone(), inserted, entry: Box::new(w.entry.clone()) });
     }
     let mut handover_id = new.id.clone();
     if let Some((client, key, fingerprint)) = &w.key {

@@ -116,57 +116,13 @@ impl Tx {
         handover_id: &str,
         now: &str,
     ) -> Result<Result<(), String>, StoreError> {
-        // PostgreSQL takes numbered placeholders only (`$n`; sqlx's QueryBuilder writes `?`
-        // for the Any driver). SQLite gets anonymous ones (`?`): for a numbered one sqlx asks
-        // SQLite for its name, a linear search of the statement's names per parameter
-        // (`sqlite3VListNumToName`, 2 % of the server's CPU under handover load with 210
-        // parameters a handover).
-        let numbered = self.backend() != super::Backend::Sqlite;
+        let backend = self.backend();
         for chunk in rows.chunks(FACADE_ROWS_PER_STATEMENT) {
-            let mut sql = String::from(
-                "WITH v (holder_ura, resource_type, resource_id, patient_bsn, patient_resource_id, category, \
-                 handover_id, updated_at, resource, bound) AS (VALUES ",
-            );
-            let mut args = sqlx::any::AnyArguments::default();
-            for (i, r) in chunk.iter().enumerate() {
-                let n = i * 10;
-                sql.push_str(if i == 0 { "(" } else { ", (" });
-                for k in 1..=10 {
-                    sql.push_str(if k == 1 { "" } else { ", " });
-                    if numbered {
-                        sql.push_str(&format!("${}", n + k));
-                    } else {
-                        sql.push('?');
-                    }
-                }
-                sql.push(')');
-                add(&mut args, &r.holder_ura)?;
-                add(&mut args, &r.resource_type)?;
-                add(&mut args, &r.resource_id)?;
-                add(&mut args, &r.patient_bsn)?;
-                add(&mut args, &r.patient_resource_id)?;
-                add(&mut args, &r.category)?;
-                add(&mut args, handover_id)?;
-                add(&mut args, now)?;
-                add(&mut args, &r.resource)?;
-                add(&mut args, crate::fhir::ids::is_patient_bound(&r.resource_type))?;
-            }
-            sql.push_str(
-                ") INSERT INTO facade_resources (holder_ura, resource_type, resource_id, patient_bsn, \
-                 patient_resource_id, category, handover_id, updated_at, resource) \
-                 SELECT holder_ura, resource_type, resource_id, patient_bsn, patient_resource_id, category, \
-                 handover_id, updated_at, resource FROM v \
-                 WHERE NOT (v.bound AND EXISTS (SELECT 1 FROM facade_resources f \
-                     WHERE f.resource_type = v.resource_type AND f.resource_id = v.resource_id \
-                     AND f.patient_bsn <> v.patient_bsn)) \
-                 ON CONFLICT (holder_ura, resource_type, resource_id, patient_bsn) DO UPDATE SET \
-                 patient_resource_id = excluded.patient_resource_id, \
-                 category = excluded.category, handover_id = excluded.handover_id, \
-                 updated_at = excluded.updated_at, resource = excluded.resource",
-            );
-            // Safe: fixed fragments and numbered placeholders only; every value is bound.
-            let q = sqlx::query_with(sqlx::AssertSqlSafe(sql), args);
-            let done = q.execute(self.conn()).await?;
+            let mut args = super::Args::default();
+            let values = facade_values(backend, 1, chunk, handover_id, now, &mut args)?;
+            let sql = format!("WITH {values} {}", facade_upsert(""));
+            // Safe: fixed fragments and placeholders only; every value is bound.
+            let done = sqlx::query_with(sqlx::AssertSqlSafe(sql), args).execute(self.conn()).await?;
             if done.rows_affected() != chunk.len() as u64 {
                 return Ok(Err(self.bound_elsewhere(chunk).await?.unwrap_or_else(|| "a resource".to_owned())));
             }
@@ -175,7 +131,7 @@ impl Tx {
     }
 
     /// The first of `rows` whose id is held for another patient (the refusal's message).
-    async fn bound_elsewhere(&mut self, rows: &[FacadeResource]) -> Result<Option<String>, StoreError> {
+    pub(crate) async fn bound_elsewhere(&mut self, rows: &[FacadeResource]) -> Result<Option<String>, StoreError> {
         for r in rows.iter().filter(|r| crate::fhir::ids::is_patient_bound(&r.resource_type)) {
             let other = sqlx::query(
                 "SELECT 1 FROM facade_resources WHERE resource_type = $1 AND resource_id = $2 AND patient_bsn <> $3 LIMIT 1",
@@ -273,13 +229,60 @@ where
     Ok(sqlx::query_as(sql).bind(key.to_owned()).fetch_all(e).await?)
 }
 
-/// Adds one bound value.
-fn add<'q, T>(args: &mut sqlx::any::AnyArguments, value: T) -> Result<(), StoreError>
-where
-    T: sqlx::Encode<'q, super::Db> + sqlx::Type<super::Db>,
-{
-    sqlx::Arguments::add(args, value).map_err(|e| StoreError::Database(sqlx::Error::Encode(e)))
+/// The facade rows `chunk` of handover `handover_id` as the common table `v` of
+/// [`facade_upsert`] (`v (columns) AS (VALUES ...)`), their values added to `args`;
+/// placeholders numbered from `$first` on PostgreSQL.
+pub(crate) fn facade_values(
+    backend: super::Backend,
+    first: usize,
+    chunk: &[FacadeResource],
+    handover_id: &str,
+    now: &str,
+    args: &mut super::Args,
+) -> Result<String, StoreError> {
+    let mut sql = String::from(
+        "v (holder_ura, resource_type, resource_id, patient_bsn, patient_resource_id, category, \
+         handover_id, updated_at, resource, bound) AS (VALUES ",
+    );
+    for (i, r) in chunk.iter().enumerate() {
+        sql.push_str(if i == 0 { "(" } else { ", (" });
+        sql.push_str(&super::placeholders(backend, first + i * 10, 10));
+        sql.push(')');
+        add(args, &r.holder_ura)?;
+        add(args, &r.resource_type)?;
+        add(args, &r.resource_id)?;
+        add(args, &r.patient_bsn)?;
+        add(args, &r.patient_resource_id)?;
+        add(args, &r.category)?;
+        add(args, handover_id)?;
+        add(args, now)?;
+        add(args, &r.resource)?;
+        add(args, crate::fhir::ids::is_patient_bound(&r.resource_type))?;
+    }
+    sql.push(')');
+    Ok(sql)
 }
+
+/// The upsert of the facade rows in `v` ([`facade_values`]), when `condition` (SQL ending
+/// in `AND `, or empty) holds. A row bound to a patient whose type and id are held for
+/// another BSN is not written: the number of rows written tells.
+pub(crate) fn facade_upsert(condition: &str) -> String {
+    format!(
+        "INSERT INTO facade_resources (holder_ura, resource_type, resource_id, patient_bsn, \
+         patient_resource_id, category, handover_id, updated_at, resource) \
+         SELECT holder_ura, resource_type, resource_id, patient_bsn, patient_resource_id, category, \
+         handover_id, updated_at, resource FROM v \
+         WHERE {condition}NOT (v.bound AND EXISTS (SELECT 1 FROM facade_resources f \
+             WHERE f.resource_type = v.resource_type AND f.resource_id = v.resource_id \
+             AND f.patient_bsn <> v.patient_bsn)) \
+         ON CONFLICT (holder_ura, resource_type, resource_id, patient_bsn) DO UPDATE SET \
+         patient_resource_id = excluded.patient_resource_id, \
+         category = excluded.category, handover_id = excluded.handover_id, \
+         updated_at = excluded.updated_at, resource = excluded.resource"
+    )
+}
+
+use super::add;
 
 /// The columns of a [`FacadeResource`], as a literal (sqlx takes static SQL only).
 macro_rules! facade_select {

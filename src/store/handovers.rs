@@ -7,7 +7,8 @@
 
 use sqlx::Row;
 
-use super::{with_texts, Store, StoreError, Tx};
+use super::access_facts::{facade_upsert, facade_values, FacadeResource, FACADE_ROWS_PER_STATEMENT};
+use super::{add, placeholders, with_texts, Backend, Insert, Store, StoreError, Tx};
 
 /// A handover to store. The caller has converted the record already.
 #[derive(Debug, Clone)]
@@ -48,13 +49,42 @@ pub struct HandoverRow {
     pub patient_bsn: Option<String>,
 }
 
-/// The insert of a handover, `$1` to `$20` ([`bind_handover`]).
-const INSERT_HANDOVER: &str = "INSERT INTO handovers (id, created_at, status, sender, receiver, lead_practitioner, \
-     referral_reason, care_form, patient_bsn, patient_resource_id, source_format, \
-     source_media_type, source_sha256, source_size, output_bundle, \
-     resource_count, summary, submitted_by_uzi, submitted_by_role, submitted_by_ura) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
-     $18, $19, $20) ON CONFLICT (id) DO NOTHING";
+/// The insert of a handover: placeholders from `$1` (PostgreSQL) or anonymous (SQLite), the
+/// values added by [`bind_handover_args`].
+fn insert_handover_sql(backend: Backend) -> String {
+    format!(
+        "INSERT INTO handovers ({HANDOVER_COLUMNS}) VALUES ({}) ON CONFLICT (id) DO NOTHING",
+        placeholders(backend, 1, 20)
+    )
+}
+
+/// A received handover to store, with what is written with it ([`Tx::store_handover`]).
+pub struct HandoverWrite<'a> {
+    pub handover: &'a NewHandover,
+    /// `(id, version)` of the agreements it came under.
+    pub agreements: &'a [(String, String)],
+    /// When its delivery is queued.
+    pub queued_at: &'a str,
+    /// Its resources in the read facade.
+    pub facade: &'a [FacadeResource],
+    /// The row that records the new handover (its audit entry), written with it in the
+    /// same round trip; `None`: the caller records it afterwards.
+    pub recorded_by: Option<&'a dyn Insert>,
+}
+
+/// What [`Tx::store_handover`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stored {
+    /// Inserted, with its agreement links, facade rows and `recorded_by` row; its delivery
+    /// queued.
+    New,
+    /// A handover with its id was stored before: nothing was written but its delivery,
+    /// queued again unless queued.
+    Existing,
+    /// A resource id is held for another patient (`Type/id`): the caller rolls the
+    /// transaction back, which holds part of the handover's writes.
+    BoundToAnotherPatient(String),
+}
 
 /// The insert of an outbox row around its values: handover, receiver, state, attempts, and
 /// the time as next attempt, creation and update.
@@ -62,30 +92,31 @@ const QUEUE_DELIVERY_WITH: &str =
     "INSERT INTO outbox (handover_id, receiver, state, attempts, next_attempt_at, created_at, updated_at) VALUES";
 const QUEUE_DELIVERY_END: &str = "ON CONFLICT (handover_id) DO NOTHING";
 
-type Query<'q> = sqlx::query::Query<'q, super::Db, <super::Db as sqlx::Database>::Arguments>;
+/// The columns of a handover's insert, in the order of [`bind_handover_args`].
+const HANDOVER_COLUMNS: &str = "id, created_at, status, sender, receiver, lead_practitioner, \
+     referral_reason, care_form, patient_bsn, patient_resource_id, source_format, \
+     source_media_type, source_sha256, source_size, output_bundle, \
+     resource_count, summary, submitted_by_uzi, submitted_by_role, submitted_by_ura";
 
-/// Binds `$1` to `$20` of [`INSERT_HANDOVER`].
-fn bind_handover<'q>(q: Query<'q>, h: &'q NewHandover) -> Query<'q> {
-    q.bind(&h.row.id)
-        .bind(&h.row.created_at)
-        .bind(&h.row.status)
-        .bind(&h.row.sender)
-        .bind(&h.row.receiver)
-        .bind(&h.row.lead_practitioner)
-        .bind(&h.row.referral_reason)
-        .bind(&h.row.care_form)
-        .bind(&h.row.patient_bsn)
-        .bind(&h.row.patient_resource_id)
-        .bind(&h.row.source_format)
-        .bind(&h.source_media_type)
-        .bind(&h.row.source_sha256)
-        .bind(h.row.source_size)
-        .bind(&h.output_bundle)
-        .bind(h.row.resource_count)
-        .bind(&h.row.summary)
-        .bind(&h.submitted_by_uzi)
-        .bind(&h.submitted_by_role)
-        .bind(&h.row.submitted_by_ura)
+/// Adds the 20 values of [`HANDOVER_COLUMNS`].
+fn bind_handover_args(args: &mut super::Args, h: &NewHandover) -> Result<(), StoreError> {
+    let r = &h.row;
+    for v in [&r.id, &r.created_at, &r.status, &r.sender, &r.receiver] {
+        add(args, v)?;
+    }
+    for v in [&r.lead_practitioner, &r.referral_reason, &r.care_form, &r.patient_bsn, &r.patient_resource_id] {
+        add(args, v)?;
+    }
+    add(args, &r.source_format)?;
+    add(args, &h.source_media_type)?;
+    add(args, &r.source_sha256)?;
+    add(args, r.source_size)?;
+    add(args, &h.output_bundle)?;
+    add(args, r.resource_count)?;
+    add(args, &r.summary)?;
+    add(args, &h.submitted_by_uzi)?;
+    add(args, &h.submitted_by_role)?;
+    add(args, &r.submitted_by_ura)
 }
 
 /// The result of recording an `Idempotency-Key`.
@@ -102,43 +133,81 @@ pub enum IdempotencyClaim {
 impl Tx {
     /// Inserts the handover unless one with the same id exists. True when inserted.
     pub async fn insert_handover(&mut self, h: &NewHandover) -> Result<bool, StoreError> {
-        let done = bind_handover(sqlx::query(INSERT_HANDOVER), h).execute(self.conn()).await?;
+        let mut args = super::Args::default();
+        bind_handover_args(&mut args, h)?;
+        let sql = insert_handover_sql(self.backend());
+        // Safe: fixed fragments and placeholders only; every value is bound.
+        let done = sqlx::query_with(sqlx::AssertSqlSafe(sql), args).execute(self.conn()).await?;
         Ok(done.rows_affected() == 1)
     }
 
     /// Stores a received handover: inserts it unless one with its id exists; when inserted,
-    /// links it to the agreements it came under (`(id, version)`); and queues its delivery to
-    /// its receiver at `queued_at` unless queued already (a replay finds its delivery
-    /// queued). True when the handover was inserted.
+    /// links it to its agreements, writes its facade rows (never a resource id held for
+    /// another patient, see [`Tx::put_facade_resources`]) and the `recorded_by` row; and
+    /// queues its delivery at `queued_at` unless queued (a replay finds its delivery queued).
     ///
-    /// PostgreSQL: one statement (data-modifying CTEs), because the group writer runs its
-    /// statements one after the other and each is a round trip to the server. SQLite: one
-    /// statement each, calls into this process.
-    pub async fn store_handover(
-        &mut self,
-        h: &NewHandover,
-        agreements: &[(String, String)],
-        queued_at: &str,
-    ) -> Result<bool, StoreError> {
-        if self.backend() == super::Backend::Sqlite {
-            let inserted = self.insert_handover(h).await?;
-            if inserted {
-                for (agreement, version) in agreements {
-                    self.insert_handover_agreement(&h.row.id, agreement, version).await?;
+    /// The group writer runs its statements one after the other, and each is a round trip
+    /// to the database (PostgreSQL: the server; SQLite: sqlx's thread of the connection).
+    /// So this is one round trip when there is a `recorded_by` row and up to
+    /// [`FACADE_ROWS_PER_STATEMENT`] facade rows: on PostgreSQL one statement
+    /// (data-modifying common tables, each conditional on the handover's insert); on
+    /// SQLite one command of several statements, where the later ones are conditional on
+    /// the `recorded_by` row, itself written only when the handover insert just before it
+    /// changed a row. Without a `recorded_by` row SQLite runs one statement each.
+    pub async fn store_handover(&mut self, w: &HandoverWrite<'_>) -> Result<Stored, StoreError> {
+        let (first, rest) = w.facade.split_at(w.facade.len().min(FACADE_ROWS_PER_STATEMENT));
+        let stored = match (self.backend(), w.recorded_by) {
+            (Backend::Postgres, _) => self.store_handover_postgres(w, first).await?,
+            (Backend::Sqlite, Some(row)) => self.store_handover_sqlite(w, first, row).await?,
+            (Backend::Sqlite, None) => {
+                let h = w.handover;
+                let inserted = self.insert_handover(h).await?;
+                if inserted {
+                    for (agreement, version) in w.agreements {
+                        self.insert_handover_agreement(&h.row.id, agreement, version).await?;
+                    }
+                }
+                self.queue_delivery(&h.row.id, &h.row.receiver, w.queued_at).await?;
+                if !inserted {
+                    return Ok(Stored::Existing);
+                }
+                match self.put_facade_resources(first, &h.row.id, &h.row.created_at).await? {
+                    Ok(()) => Stored::New,
+                    Err(resource) => Stored::BoundToAnotherPatient(resource),
                 }
             }
-            self.queue_delivery(&h.row.id, &h.row.receiver, queued_at).await?;
-            return Ok(inserted);
+        };
+        if stored == Stored::New && !rest.is_empty() {
+            let h = &w.handover.row;
+            if let Err(resource) = self.put_facade_resources(rest, &h.id, &h.created_at).await? {
+                return Ok(Stored::BoundToAnotherPatient(resource));
+            }
         }
-        let mut sql = format!("WITH h AS ({INSERT_HANDOVER} RETURNING id)");
-        if !agreements.is_empty() {
+        Ok(stored)
+    }
+
+    /// [`Tx::store_handover`] on PostgreSQL: one statement.
+    async fn store_handover_postgres(
+        &mut self,
+        w: &HandoverWrite<'_>,
+        facade: &[FacadeResource],
+    ) -> Result<Stored, StoreError> {
+        let h = w.handover;
+        let mut args = super::Args::default();
+        bind_handover_args(&mut args, h)?;
+        add(&mut args, w.queued_at)?;
+        let mut n = 22;
+        let mut sql = format!("WITH h AS ({} RETURNING id)", insert_handover_sql(Backend::Postgres));
+        if !w.agreements.is_empty() {
             sql.push_str(
                 ", a AS (INSERT INTO handover_agreements (handover_id, agreement_id, agreement_version) \
                  SELECT h.id, v.agreement_id, v.agreement_version FROM h, (VALUES ",
             );
-            for i in 0..agreements.len() {
-                let n = 22 + 2 * i;
+            for (i, (agreement, version)) in w.agreements.iter().enumerate() {
                 sql.push_str(&format!("{}(${n}, ${})", if i == 0 { "" } else { ", " }, n + 1));
+                add(&mut args, agreement)?;
+                add(&mut args, version)?;
+                n += 2;
             }
             sql.push_str(
                 ") AS v (agreement_id, agreement_version) \
@@ -148,16 +217,109 @@ impl Tx {
         // The outbox row refers to the handover inserted by `h`: foreign keys are checked at
         // the end of the statement.
         sql.push_str(&format!(
-            ", o AS ({QUEUE_DELIVERY_WITH} ($1, $5, 'queued', 0, $21, $21, $21) {QUEUE_DELIVERY_END}) \
-             SELECT COUNT(*) AS inserted FROM h"
+            ", o AS ({QUEUE_DELIVERY_WITH} ($1, $5, 'queued', 0, $21, $21, $21) {QUEUE_DELIVERY_END})"
         ));
-        let mut q = bind_handover(sqlx::query(sqlx::AssertSqlSafe(sql)), h).bind(queued_at);
-        for (agreement, version) in agreements {
-            q = q.bind(agreement).bind(version);
+        let mut facade_count = "0";
+        if !facade.is_empty() {
+            let values = facade_values(Backend::Postgres, n, facade, &h.row.id, &h.row.created_at, &mut args)?;
+            n += facade.len() * 10;
+            sql.push_str(&format!(", {values}, f AS ({} RETURNING 1)", facade_upsert("EXISTS (SELECT 1 FROM h) AND ")));
+            facade_count = "(SELECT COUNT(*) FROM f)";
         }
-        // Safe: fixed fragments and numbered placeholders only; every value is bound.
-        let inserted: i64 = q.fetch_one(self.conn()).await?.try_get("inserted")?;
-        Ok(inserted == 1)
+        if let Some(row) = w.recorded_by {
+            let width = row.columns().len();
+            sql.push_str(&format!(
+                ", r AS (INSERT INTO {} ({}) SELECT * FROM (VALUES ({})) AS r WHERE EXISTS (SELECT 1 FROM h))",
+                row.table(),
+                row.columns().join(", "),
+                placeholders(Backend::Postgres, n, width)
+            ));
+            row.add_values(&mut args)?;
+        }
+        sql.push_str(&format!(" SELECT (SELECT COUNT(*) FROM h) AS inserted, {facade_count} AS facade"));
+        // Safe: fixed fragments, the row's own table and columns, numbered placeholders
+        // only; every value is bound.
+        let r = sqlx::query_with(sqlx::AssertSqlSafe(sql), args).fetch_one(self.conn()).await?;
+        let (inserted, written): (i64, i64) = (r.try_get("inserted")?, r.try_get("facade")?);
+        self.stored(inserted == 1, written, facade).await
+    }
+
+    /// [`Tx::store_handover`] on SQLite: one command of several statements.
+    async fn store_handover_sqlite(
+        &mut self,
+        w: &HandoverWrite<'_>,
+        facade: &[FacadeResource],
+        row: &dyn Insert,
+    ) -> Result<Stored, StoreError> {
+        let h = w.handover;
+        let mut args = super::Args::default();
+        // 1. The handover; 2. the row recording it, when 1 changed a row (`changes()`
+        // counts the last statement that completed); later statements: when 2 is written.
+        bind_handover_args(&mut args, h)?;
+        let mut sql = format!(
+            "{}; INSERT INTO {} ({}) SELECT {} WHERE changes() = 1;",
+            insert_handover_sql(Backend::Sqlite),
+            row.table(),
+            row.columns().join(", "),
+            placeholders(Backend::Sqlite, 1, row.columns().len())
+        );
+        row.add_values(&mut args)?;
+        let written = row.written();
+        let mut facade_statement = None;
+        if !w.agreements.is_empty() {
+            sql.push_str(&format!(
+                " INSERT INTO handover_agreements (handover_id, agreement_id, agreement_version) \
+                 SELECT ?, column1, column2 FROM (VALUES {}) WHERE {written} \
+                 ON CONFLICT (handover_id, agreement_id, agreement_version) DO NOTHING;",
+                vec!["(?, ?)"; w.agreements.len()].join(", ")
+            ));
+            add(&mut args, &h.row.id)?;
+            for (agreement, version) in w.agreements {
+                add(&mut args, agreement)?;
+                add(&mut args, version)?;
+            }
+            row.add_written_values(&mut args)?;
+        }
+        if !facade.is_empty() {
+            let values = facade_values(Backend::Sqlite, 1, facade, &h.row.id, &h.row.created_at, &mut args)?;
+            sql.push_str(&format!(" WITH {values} {};", facade_upsert(&format!("{written} AND "))));
+            row.add_written_values(&mut args)?;
+            facade_statement = Some(if w.agreements.is_empty() { 2 } else { 3 });
+        }
+        sql.push_str(&format!(" {QUEUE_DELIVERY_WITH} (?, ?, 'queued', 0, ?, ?, ?) {QUEUE_DELIVERY_END}"));
+        for v in [&h.row.id, &h.row.receiver] {
+            add(&mut args, v)?;
+        }
+        for _ in 0..3 {
+            add(&mut args, w.queued_at)?;
+        }
+        // Several statements in one query string: sqlx runs them one after the other on
+        // the connection's thread and reports each one's changes. (sqlx deprecates this
+        // as SQLite-only; it is used on SQLite only.)
+        let mut changes = Vec::with_capacity(5);
+        #[allow(deprecated)]
+        let mut results = sqlx::query_with(sqlx::AssertSqlSafe(sql), args).fetch_many(self.conn());
+        while let Some(r) = futures_util::TryStreamExt::try_next(&mut results).await? {
+            if let sqlx::Either::Left(done) = r {
+                changes.push(done.rows_affected());
+            }
+        }
+        drop(results);
+        let inserted = changes.first() == Some(&1);
+        let facade_written = facade_statement.and_then(|i| changes.get(i)).copied().unwrap_or(0);
+        self.stored(inserted, i64::try_from(facade_written).unwrap_or(i64::MAX), facade).await
+    }
+
+    /// What a handover's write did: inserted or not, and whether all of `facade` was written.
+    async fn stored(&mut self, inserted: bool, written: i64, facade: &[FacadeResource]) -> Result<Stored, StoreError> {
+        if !inserted {
+            return Ok(Stored::Existing);
+        }
+        if written != facade.len() as i64 {
+            let resource = self.bound_elsewhere(facade).await?.unwrap_or_else(|| "a resource".to_owned());
+            return Ok(Stored::BoundToAnotherPatient(resource));
+        }
+        Ok(Stored::New)
     }
 
     /// Queues the delivery of handover `handover_id` to `receiver` at `at`, unless it is queued.

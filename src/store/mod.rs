@@ -28,7 +28,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{ConnectOptions, Executor};
 
 pub use access_facts::{FacadeResource, StoredPolicyResource, Writer};
-pub use handovers::{HandoverRow, IdempotencyClaim, NewHandover};
+pub use handovers::{HandoverRow, HandoverWrite, IdempotencyClaim, NewHandover, Stored};
 
 /// The database driver in use: sqlx's `Any`, over SQLite or PostgreSQL.
 pub type Db = sqlx::Any;
@@ -431,6 +431,79 @@ pub(crate) fn with_texts<'q>(
     values.iter().fold(sqlx::query(sql), |q, v| q.bind(*v))
 }
 
+/// The values bound to a statement that is built piece by piece ([`Insert`]).
+pub type Args = <Db as sqlx::Database>::Arguments;
+
+/// Adds one bound value to `args`.
+pub fn add<'q, T>(args: &mut Args, value: T) -> Result<(), StoreError>
+where
+    T: sqlx::Encode<'q, Db> + sqlx::Type<Db>,
+{
+    sqlx::Arguments::add(args, value).map_err(|e| StoreError::Database(sqlx::Error::Encode(e)))
+}
+
+/// A row of another module's table that a store write takes along in its own round trip
+/// to the database (the audit entry that records a new handover, see
+/// [`Tx::store_handover`]). The module keeps its columns and values; the store writes the
+/// statement.
+pub trait Insert: Sync {
+    /// The table.
+    fn table(&self) -> &'static str;
+    /// The columns, in the order of [`Insert::add_values`].
+    fn columns(&self) -> &'static [&'static str];
+    /// Adds the row's values, one per column.
+    fn add_values(&self, args: &mut Args) -> Result<(), StoreError>;
+    /// A condition that holds once this row is written in the transaction, with `?` for
+    /// its values (SQLite, where later statements of the same round trip depend on it),
+    /// and the function that adds those values.
+    fn written(&self) -> &'static str;
+    fn add_written_values(&self, args: &mut Args) -> Result<(), StoreError>;
+}
+
+/// `n` placeholders from `$first` (PostgreSQL) or anonymous (`?`, SQLite: for a numbered
+/// one sqlx asks SQLite for its name, a linear search per parameter), comma-separated.
+pub(crate) fn placeholders(backend: Backend, first: usize, n: usize) -> String {
+    let mut s = String::with_capacity(n * 4);
+    for i in 0..n {
+        if i > 0 {
+            s.push_str(", ");
+        }
+        match backend {
+            Backend::Sqlite => s.push('?'),
+            Backend::Postgres => {
+                s.push('$');
+                s.push_str(&(first + i).to_string());
+            }
+        }
+    }
+    s
+}
+
+/// Writes `row` on its own: one statement.
+pub async fn insert(conn: &mut Conn, row: &dyn Insert) -> Result<(), StoreError> {
+    let backend = backend_of(conn);
+    let sql = format!(
+        "INSERT INTO {} ({}) VALUES ({})",
+        row.table(),
+        row.columns().join(", "),
+        placeholders(backend, 1, row.columns().len())
+    );
+    let mut args = Args::default();
+    row.add_values(&mut args)?;
+    // Safe: the table and columns are the module's constants; every value is bound.
+    sqlx::query_with(sqlx::AssertSqlSafe(sql), args).execute(conn).await?;
+    Ok(())
+}
+
+/// The engine a connection talks to.
+fn backend_of(conn: &mut Conn) -> Backend {
+    if conn.backend_name() == <sqlx::Sqlite as sqlx::Database>::NAME {
+        Backend::Sqlite
+    } else {
+        Backend::Postgres
+    }
+}
+
 /// One database transaction. Dropped without [`Tx::commit`], it rolls back.
 pub struct Tx {
     inner: sqlx::Transaction<'static, Db>,
@@ -451,11 +524,7 @@ impl Tx {
 
     /// The database engine this transaction runs on.
     pub(crate) fn backend(&mut self) -> Backend {
-        if self.conn().backend_name() == <sqlx::Sqlite as sqlx::Database>::NAME {
-            Backend::Sqlite
-        } else {
-            Backend::Postgres
-        }
+        backend_of(self.conn())
     }
 
     /// The audit chain head (position, hash) as this transaction left it, once it has
