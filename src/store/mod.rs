@@ -200,6 +200,31 @@ impl PoolSettings {
     }
 }
 
+/// A pooled PostgreSQL connection idle for less than this is handed out without a ping.
+/// sqlx's `test_before_acquire` pings on every acquire: a round trip to the server before
+/// each transaction of the group writer and each read, when the connection was in use a
+/// moment ago (HikariCP skips its check within 500 ms for the same reason). A connection
+/// that died within the window fails its statement, and the request reports a database
+/// error and keeps nothing of it; the pool opens a new connection for the next one.
+const PING_WHEN_IDLE_FOR: Duration = Duration::from_secs(1);
+
+/// What a pool checks before it hands out an idle connection: SQLite nothing (a local file
+/// does not go away between uses); PostgreSQL a ping when idle for [`PING_WHEN_IDLE_FOR`].
+fn checked_before_acquire(options: AnyPoolOptions, backend: Backend) -> AnyPoolOptions {
+    let options = options.test_before_acquire(false);
+    if backend == Backend::Sqlite {
+        return options;
+    }
+    options.before_acquire(|conn, meta| {
+        Box::pin(async move {
+            if meta.idle_for >= PING_WHEN_IDLE_FOR {
+                sqlx::Connection::ping(conn).await?;
+            }
+            Ok(true)
+        })
+    })
+}
+
 /// Opens single connections outside the pool, set up as the pool's are (the audit trail's
 /// lone writer keeps one of its own).
 #[derive(Clone, Debug)]
@@ -252,20 +277,14 @@ impl Store {
         let backend = Backend::of_url(url).ok_or(StoreError::UnsupportedUrl)?;
         let acquire_timeout = pool.acquire_timeout;
         let options = AnyConnectOptions::from_str(url)?;
-        let pool_options = AnyPoolOptions::new()
+        let pool_options = checked_before_acquire(AnyPoolOptions::new(), backend)
             .max_connections(pool.max_connections.max(1))
             .acquire_timeout(pool.acquire_timeout)
             .after_connect(move |c, _| Box::pin(setup_connection(c, backend)));
         let pool = match backend {
             Backend::Sqlite => {
                 let file = prepare_sqlite(url).await?;
-                let pool = pool_options
-                    // A local file does not go away between uses: no ping before every
-                    // acquire (a round trip to the SQLite worker thread that every request
-                    // would pay).
-                    .test_before_acquire(false)
-                    .connect_with(options.clone())
-                    .await?;
+                let pool = pool_options.connect_with(options.clone()).await?;
                 if let Some(f) = &file {
                     // The WAL and shared-memory files exist now; SQLite gives them the
                     // database file's mode, this makes sure of it.
@@ -290,10 +309,9 @@ impl Store {
         // connection that another connection's commit has overtaken must drop its cache and
         // read the pages again: 224 KB read per handover at 250/s with the writes spread over
         // the pool of 8, 58 KB on one connection.)
-        let writes = AnyPoolOptions::new()
+        let writes = checked_before_acquire(AnyPoolOptions::new(), backend)
             .max_connections(1)
             .acquire_timeout(acquire_timeout)
-            .test_before_acquire(backend != Backend::Sqlite)
             .after_connect(move |c, _| Box::pin(setup_connection(c, backend)))
             .connect_with(options.clone())
             .await?;

@@ -271,3 +271,32 @@ async fn sql_statements_per_handover_do_not_grow() {
 
 const NEW_HANDOVER_STATEMENTS: usize = 3;
 const REPLAY_STATEMENTS: usize = 5;
+
+/// The pools hand out a connection without a ping when it was in use less than a second
+/// ago (store::PING_WHEN_IDLE_FOR); one idle for longer is pinged first. So connections
+/// that the server ended (a restart, a fail-over, an administrator) while they were idle
+/// are replaced, and the next handover is stored.
+#[tokio::test]
+#[ignore = "needs PostgreSQL: OVERDRACHT_TEST_DATABASE=postgres and OVERDRACHT_TEST_POSTGRES_URL"]
+async fn postgres_connections_the_server_ended_while_idle_are_replaced() {
+    use sqlx::Connection;
+    assert!(crate::database::on_postgres(), "run with OVERDRACHT_TEST_DATABASE=postgres");
+    let app = spawn_app().await;
+    let first = app.post_handover(&receiver_query(), example()).await;
+    assert_eq!(first.status(), 201);
+    let mut admin = sqlx::PgConnection::connect(&app.database_url).await.expect("connect");
+    let ended: Vec<(bool,)> = sqlx::query_as(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+    .fetch_all(&mut admin)
+    .await
+    .expect("terminate");
+    assert!(ended.len() >= 2, "the pool's and the writer's connections were ended: {}", ended.len());
+    tokio::time::sleep(std::time::Duration::from_millis(1_200)).await;
+    let mut again = example();
+    again.push(b'\n');
+    let second = app.post_handover(&receiver_query(), again).await;
+    let status = second.status();
+    assert_eq!(status, 201, "{}", second.text().await.unwrap_or_default());
+}
