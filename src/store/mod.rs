@@ -10,7 +10,9 @@
 //! One copy of every query serves both backends: the queries run through sqlx's `Any`
 //! driver with `$1, $2, …` placeholders (SQLite binds `$N` by number too). The few places
 //! where the dialects differ (JSON functions, row locks, snapshot reads) are small
-//! fragments of [`Backend`]; the schema is kept per backend in `migrations/sqlite` and
+//! fragments of [`Backend`]; a handover's write is one round trip on each, assembled from the
+//! same fragments: one statement of data-modifying common tables on PostgreSQL, which SQLite
+//! lacks, and one command of several statements on SQLite ([`Tx::store_handover`]); the schema is kept per backend in `migrations/sqlite` and
 //! `migrations/postgres`. Nothing outside `store/` names a driver: other modules use
 //! [`Conn`], [`DbRow`] and [`Tx`]. Queries are checked at run time (`sqlx::query`), so
 //! building needs no database.
