@@ -73,7 +73,7 @@ pub struct HandoverWrite<'a> {
 }
 
 /// What [`Tx::store_handover`] did.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq)]
 pub enum Stored {
     /// Inserted, with its agreement links, facade rows and `recorded_by` row; its delivery
     /// queued.
@@ -171,10 +171,11 @@ impl Tx {
                 if !inserted {
                     return Ok(Stored::Existing);
                 }
-                match self.put_facade_resources(first, &h.row.id, &h.row.created_at).await? {
+                // All of the facade rows, in statements of their own.
+                return Ok(match self.put_facade_resources(w.facade, &h.row.id, &h.row.created_at).await? {
                     Ok(()) => Stored::New,
                     Err(resource) => Stored::BoundToAnotherPatient(resource),
-                }
+                });
             }
         };
         if stored == Stored::New && !rest.is_empty() {
@@ -265,6 +266,8 @@ impl Tx {
         );
         row.add_values(&mut args)?;
         let written = row.written();
+        // Statements so far (their changes are read back by position), and the facade's.
+        let mut statements = 2;
         let mut facade_statement = None;
         if !w.agreements.is_empty() {
             sql.push_str(&format!(
@@ -279,12 +282,13 @@ impl Tx {
                 add(&mut args, version)?;
             }
             row.add_written_values(&mut args)?;
+            statements += 1;
         }
         if !facade.is_empty() {
             let values = facade_values(Backend::Sqlite, 1, facade, &h.row.id, &h.row.created_at, &mut args)?;
             sql.push_str(&format!(" WITH {values} {};", facade_upsert(&format!("{written} AND "))));
             row.add_written_values(&mut args)?;
-            facade_statement = Some(if w.agreements.is_empty() { 2 } else { 3 });
+            facade_statement = Some(statements);
         }
         sql.push_str(&format!(" {QUEUE_DELIVERY_WITH} (?, ?, 'queued', 0, ?, ?, ?) {QUEUE_DELIVERY_END}"));
         for v in [&h.row.id, &h.row.receiver] {
@@ -306,6 +310,11 @@ impl Tx {
         }
         drop(results);
         let inserted = changes.first() == Some(&1);
+        if inserted && changes.get(1) != Some(&1) {
+            // Everything after it depends on it: without it the handover would be kept
+            // without its record (and its facade rows taken for a refusal).
+            return Err(StoreError::Corrupt(format!("the row recording a new handover was not written ({changes:?})")));
+        }
         let facade_written = facade_statement.and_then(|i| changes.get(i)).copied().unwrap_or(0);
         self.stored(inserted, i64::try_from(facade_written).unwrap_or(i64::MAX), facade).await
     }
