@@ -168,9 +168,15 @@ impl Conversion {
 
     /// The transaction Bundle as compact JSON bytes (faster than serialising [`Self::bundle`]).
     pub fn bundle_bytes(&self) -> Vec<u8> {
+        self.bundle_bytes_with_spans().0
+    }
+
+    /// [`Self::bundle_bytes`], and where in them each resource's own JSON is (in the order
+    /// of `resources`).
+    pub fn bundle_bytes_with_spans(&self) -> (Vec<u8>, Vec<std::ops::Range<usize>>) {
         let mut out = Vec::with_capacity(self.resources.len() * 1024);
-        fhir::bundle::write_transaction(&self.resources, self.message.as_ref(), &mut out);
-        out
+        let spans = fhir::bundle::write_transaction_spans(&self.resources, self.message.as_ref(), &mut out);
+        (out, spans)
     }
 
     /// The resources as NDJSON.

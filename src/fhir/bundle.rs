@@ -58,6 +58,19 @@ pub fn transaction(resources: &[Emitted], message: Option<&SourceMessage>) -> Va
 /// Writes the transaction Bundle as compact JSON, byte for byte what serialising
 /// [`transaction`] gives, without building it first.
 pub fn write_transaction(resources: &[Emitted], message: Option<&SourceMessage>, out: &mut Vec<u8>) {
+    write_transaction_spans(resources, message, out);
+}
+
+/// [`write_transaction`], returning where in `out` each resource's JSON was written (one
+/// range per resource, in order): the compact JSON of that resource alone, which a caller
+/// that needs it again (the read facade's copy, see `handover::minimise`) takes from here
+/// instead of serialising the resource a second time.
+pub fn write_transaction_spans(
+    resources: &[Emitted],
+    message: Option<&SourceMessage>,
+    out: &mut Vec<u8>,
+) -> Vec<std::ops::Range<usize>> {
+    let mut spans = Vec::with_capacity(resources.len());
     out.extend_from_slice(br#"{"resourceType":"Bundle","type":"transaction""#);
     let (identifier, timestamp) = message_fields(message);
     for (key, v) in [("identifier", identifier), ("timestamp", timestamp)] {
@@ -69,7 +82,7 @@ pub fn write_transaction(resources: &[Emitted], message: Option<&SourceMessage>,
     }
     if resources.is_empty() {
         out.push(b'}');
-        return;
+        return spans;
     }
     out.extend_from_slice(br#","entry":["#);
     for (i, r) in resources.iter().enumerate() {
@@ -78,11 +91,14 @@ pub fn write_transaction(resources: &[Emitted], message: Option<&SourceMessage>,
         }
         // ids and resource types are ASCII without quotes (UUIDs, FHIR type names)
         let _ = write!(out, r#"{{"fullUrl":"urn:uuid:{}","resource":"#, r.id);
+        let start = out.len();
         // Serialising a serde_json::Value into a Vec cannot fail.
         let _ = serde_json::to_writer(&mut *out, &r.resource);
+        spans.push(start..out.len());
         let _ = write!(out, r#","request":{{"method":"PUT","url":"{}/{}"}}}}"#, r.resource_type, r.id);
     }
     out.extend_from_slice(b"]}");
+    spans
 }
 
 /// Writes the resources as NDJSON: one resource per line.
@@ -126,8 +142,12 @@ mod tests {
         };
         for m in [None, Some(&message)] {
             let mut out = vec![];
-            write_transaction(&rs, m, &mut out);
+            let spans = write_transaction_spans(&rs, m, &mut out);
             assert_eq!(out, serde_json::to_vec(&transaction(&rs, m)).expect("serialise"));
+            assert_eq!(spans.len(), rs.len());
+            for (span, r) in spans.iter().zip(&rs) {
+                assert_eq!(out[span.clone()], serde_json::to_vec(&r.resource).expect("serialise"));
+            }
             let mut empty = vec![];
             write_transaction(&[], m, &mut empty);
             assert_eq!(empty, serde_json::to_vec(&transaction(&[], m)).expect("serialise"));

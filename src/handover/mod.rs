@@ -204,7 +204,8 @@ pub async fn receive<K: Clone + Send + 'static>(
     entry.categories = categories_of(&conversion);
     // Written straight from the resources (byte for byte what serialising
     // `Conversion::bundle` gives), not through a copy of every resource in a Value.
-    let output_bundle = String::from_utf8(conversion.bundle_bytes()).map_err(internal)?;
+    let (output_bundle, spans) = conversion.bundle_bytes_with_spans();
+    let output_bundle = String::from_utf8(output_bundle).map_err(internal)?;
     let new = NewHandover {
         row: crate::store::HandoverRow {
             id: id.clone(),
@@ -234,6 +235,7 @@ pub async fn receive<K: Clone + Send + 'static>(
     // writes none; it is rare) and the request's fingerprint.
     let rows = minimise::facade_rows(
         &conversion,
+        (&new.output_bundle, &spans),
         sub.receiver_ura.as_str(),
         &transfer.bsn,
         new.row.patient_resource_id.as_deref(),
