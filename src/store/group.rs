@@ -53,6 +53,9 @@ impl Job {
 #[derive(Default)]
 pub(crate) struct Group {
     writer: OnceLock<mpsc::UnboundedSender<Job>>,
+    /// Set by each commit of the writer, taken by the checkpointer (see
+    /// `store::spawn_checkpointer`): it runs when something was written.
+    pub(crate) committed: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Group {
@@ -126,7 +129,9 @@ async fn together(store: &Store, batch: &mut [Job]) -> bool {
             return false;
         }
     }
-    tx.commit().instrument(span).await.is_ok()
+    let committed = tx.commit().instrument(span).await.is_ok();
+    store.group.committed.store(committed, std::sync::atomic::Ordering::Relaxed);
+    committed
 }
 
 /// One work in a transaction of its own.
@@ -134,6 +139,7 @@ async fn alone(store: &Store, j: &mut Job) -> Result<(), StoreError> {
     let mut tx = store.begin_grouped().instrument(j.span.clone()).await?;
     if (j.work)(&mut tx).instrument(j.span.clone()).await {
         tx.commit().instrument(j.span.clone()).await?;
+        store.group.committed.store(true, std::sync::atomic::Ordering::Relaxed);
     }
     Ok(())
 }
