@@ -154,34 +154,38 @@ pub fn check_work(body: &[u8], max: usize) -> Result<(), ApiError> {
 
 /// A cheap upper estimate of the values in a JSON document (`{`, `[`, `,` and `:` outside
 /// strings) or the elements of an XML one (`<`), counted up to just past `stop_after`.
+/// Strings, most of a record's bytes, are skipped with `memchr` to their closing quote (or
+/// the next backslash, whose escaped byte is skipped): byte by byte it was 2.4 % of the
+/// server's instructions per handover.
 fn structural_tokens(body: &[u8], stop_after: usize) -> usize {
-    let xml = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'<');
-    let (mut n, mut in_string, mut escaped) = (0usize, false, false);
-    for &b in body {
-        if in_string {
-            if escaped {
-                escaped = false;
-            } else if b == b'\\' {
-                escaped = true;
-            } else if b == b'"' {
-                in_string = false;
-            }
-            continue;
-        }
-        let counts = match b {
-            b'<' => xml,
+    if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'<') {
+        return memchr::memchr_iter(b'<', body).take(stop_after.saturating_add(1)).count();
+    }
+    let (mut n, mut i) = (0usize, 0usize);
+    while i < body.len() {
+        match body[i] {
             b'"' => {
-                in_string = !xml;
-                false
+                i += 1;
+                // To just past the closing quote; an unterminated string runs to the end.
+                loop {
+                    match memchr::memchr2(b'"', b'\\', &body[i.min(body.len())..]) {
+                        None => return n,
+                        Some(k) if body[i + k] == b'\\' => i += k + 2,
+                        Some(k) => {
+                            i += k + 1;
+                            break;
+                        }
+                    }
+                }
             }
-            b'{' | b'[' | b',' | b':' => !xml,
-            _ => false,
-        };
-        if counts {
-            n += 1;
-            if n > stop_after {
-                break;
+            b'{' | b'[' | b',' | b':' => {
+                n += 1;
+                if n > stop_after {
+                    return n;
+                }
+                i += 1;
             }
+            _ => i += 1,
         }
     }
     n
@@ -337,9 +341,56 @@ mod tests {
         assert!(!is_safe_request_id(&[b'a'; 65]));
     }
 
+    /// The count byte by byte, as it was before strings were skipped with `memchr`.
+    fn structural_tokens_bytewise(body: &[u8], stop_after: usize) -> usize {
+        let xml = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'<');
+        let (mut n, mut in_string, mut escaped) = (0usize, false, false);
+        for &b in body {
+            if in_string {
+                if escaped {
+                    escaped = false;
+                } else if b == b'\\' {
+                    escaped = true;
+                } else if b == b'"' {
+                    in_string = false;
+                }
+                continue;
+            }
+            let counts = match b {
+                b'<' => xml,
+                b'"' => {
+                    in_string = !xml;
+                    false
+                }
+                b'{' | b'[' | b',' | b':' => !xml,
+                _ => false,
+            };
+            if counts {
+                n += 1;
+                if n > stop_after {
+                    break;
+                }
+            }
+        }
+        n
+    }
+
+    proptest::proptest! {
+        /// Any bytes, drawn mostly from the ones that matter, and any limit: the same count.
+        #[test]
+        fn skipping_strings_counts_as_byte_by_byte(
+            body in proptest::collection::vec(proptest::sample::select(b"{}[],:\"\\<ab \n".to_vec()), 0..200),
+            stop_after in 0usize..40,
+        ) {
+            proptest::prop_assert_eq!(structural_tokens(&body, stop_after), structural_tokens_bytewise(&body, stop_after));
+        }
+    }
+
     #[test]
     fn work_is_counted_outside_strings() {
         assert_eq!(structural_tokens(br#"{"a": [1, 2, {"b": "x,y:{["}]}"#, 100), 7);
+        assert_eq!(structural_tokens(br#"{"a": "x\"#, 100), 2);
+        assert_eq!(structural_tokens(br#"{"a": "x\\", "b": 1}"#, 100), 4);
         assert_eq!(structural_tokens(br#"{"a\"{": 1}"#, 100), 2);
         assert_eq!(structural_tokens(b"<a><b x=\"{,\"/></a>", 100), 3);
         assert!(check_work(b"[1,2,3]", 3).is_ok());
