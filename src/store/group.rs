@@ -130,7 +130,9 @@ async fn together(store: &Store, batch: &mut [Job]) -> bool {
         }
     }
     let committed = tx.commit().instrument(span).await.is_ok();
-    store.group.committed.store(committed, std::sync::atomic::Ordering::Relaxed);
+    if committed {
+        store.group.committed.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
     committed
 }
 

@@ -274,10 +274,10 @@ const WAL_BACKSTOP_PAGES: u32 = 20_000;
 /// shrunk, otherwise).
 const WAL_KEPT_BYTES: u64 = 64 * 1024 * 1024;
 /// How often the checkpointer runs. Small checkpoints often: at 250 handovers/s the p99
-/// grew with the interval (paired runs: 16.5 to 22 ms at 50 ms, 15 to 33 ms at 100 ms, 27 to
-/// 39 ms at 200 ms, 45 to 56 ms at 500 ms; 27 to 35 ms with SQLite's own checkpoints in the
-/// commits), while the CPU per handover was 4 to 10 % below the commits' checkpoints at
-/// each of them.
+/// grew with the interval (interleaved runs of 10 s: 16.5 to 22 ms at 50 ms, 15 to 33 ms at
+/// 100 ms, 27 to 39 ms at 200 ms, 45 to 56 ms at 500 ms, 57 to 61 ms at 2 s; 24 to 39 ms with
+/// SQLite's own checkpoints in the commits), and the CPU per handover was below that of the
+/// commits' checkpoints in 15 of 18 pairs (3 to 6 % below in the three at 50 ms).
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(50);
 /// How often the checkpointer runs when the group writer has committed nothing.
 const CHECKPOINT_IDLE: Duration = Duration::from_secs(1);
