@@ -12,8 +12,11 @@
 #
 # The caller arranges for pg_stop to run however it ends (trap pg_stop EXIT).
 
+# `return 0`, not `return`: called from pg_stop in an EXIT trap, a bare `return` gives the
+# status of the command before the trap, so a failed command made the lookup "fail" and
+# `set -e` ended the trap before the server was stopped (it was left running).
 pg_find_bin() {
-  command -v "$1" 2>/dev/null && return
+  command -v "$1" 2>/dev/null && return 0
   ls /usr/lib/postgresql/*/bin/"$1" 2>/dev/null | sort -V | tail -1
 }
 
