@@ -268,7 +268,8 @@ async fn setup_connection(c: &mut Conn, backend: Backend) -> Result<(), sqlx::Er
 /// the checkpointer's own connection seldom sees. So the WAL file grows to about this size
 /// (80 MB; 64-81 MB after 2,500 handovers at 250/s, 4.3-4.5 MB with SQLite's default) and
 /// then starts over. With the backstop at SQLite's 1,000 pages (the WAL starting over every
-/// 4 MB) the p99 and CPU were those of the default again (three paired runs at 250/s).
+/// 4 MB) the p99 (16 to 39 ms) and the CPU per handover were within the range of SQLite's
+/// default (three paired runs at 250/s), not those of the 20,000.
 const WAL_BACKSTOP_PAGES: u32 = 20_000;
 /// SQLite: the size the WAL file is cut back to when it starts over (it is reused, not
 /// shrunk, otherwise).
@@ -660,7 +661,9 @@ mod tests {
         }
         let wal = path.with_extension("db-wal");
         assert!(std::fs::metadata(&wal).expect("WAL").len() > 2_000_000, "the writes went to the WAL");
-        let deadline = std::time::Instant::now() + CHECKPOINT_IDLE;
+        // Generous: this shows that it happens, not how fast (a loaded CI machine); without
+        // the checkpointer the file does not grow at all.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         loop {
             let grown = std::fs::metadata(&path).expect("file").len() - before;
             if grown > 2_000_000 {
