@@ -427,7 +427,9 @@ pub const INLINE_CONVERSION_BYTES: usize = 32 * 1024;
 ///
 /// A record of at most [`INLINE_CONVERSION_BYTES`] is converted right here, on the async
 /// worker, holding up that worker's other tasks meanwhile: 0.88 ms of CPU for the 17.7 KB
-/// benchmark dossier (the CLI's figure in bench/handover_load.sh), growing with the size.
+/// benchmark dossier on the machine of the README's first load figures, 1.3–1.8 ms on the
+/// slower one of the later figures (the CLI's figure in bench/handover_load.sh), growing with
+/// the size.
 /// The trip to the blocking pool and back (waking a pool thread, then the worker) cost 0.09 to
 /// 0.57 ms of CPU per handover (median 0.24 ms) in six paired runs at 250/s, with the p99 of
 /// the two in the same range (README, Load).
