@@ -639,6 +639,57 @@ mod tests {
     use super::*;
     use crate::audit::{AuditAction, AuditEntry, AuditOutcome};
 
+    /// The lookup of a resource id across holders and patients (the guard that a
+    /// patient-bound id is never written for another patient, run for every facade row of
+    /// every handover) is a search in the facade's primary key, which starts with
+    /// (resource_type, resource_id) since migration 0021; the separate index on those two
+    /// columns is gone (one random-keyed index fewer to write per new resource).
+    #[tokio::test]
+    async fn a_resource_id_is_looked_up_in_the_facade_key() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&format!("sqlite://{}/k.db?mode=rwc", dir.path().display()), 2).await.expect("store");
+        let plan = |sql: &'static str| {
+            let store = store.clone();
+            async move {
+                let rows = sqlx::query(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}")))
+                    .fetch_all(store.pool())
+                    .await
+                    .expect("plan");
+                rows.iter()
+                    .map(|r| sqlx::Row::try_get::<String, _>(r, 3).expect("detail"))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            }
+        };
+        let guard = plan(
+            "SELECT 1 FROM facade_resources WHERE resource_type = 'Condition' AND resource_id = 'x' \
+             AND patient_bsn <> '1' LIMIT 1",
+        )
+        .await;
+        assert!(
+            guard.starts_with("SEARCH facade_resources USING")
+                && guard.contains("INDEX sqlite_autoindex_facade_resources_1 (resource_type=? AND resource_id=?)"),
+            "{guard}"
+        );
+        let read =
+            plan("SELECT patient_bsn FROM facade_resources WHERE resource_type = 'Patient' AND resource_id = 'x'")
+                .await;
+        assert!(
+            read.contains("INDEX sqlite_autoindex_facade_resources_1 (resource_type=? AND resource_id=?)"),
+            "{read}"
+        );
+        let indexes: Vec<String> = sqlx::query_scalar(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'facade_resources' ORDER BY name",
+        )
+        .fetch_all(store.pool())
+        .await
+        .expect("indexes");
+        assert_eq!(
+            indexes,
+            ["facade_resources_bsn", "facade_resources_patient", "sqlite_autoindex_facade_resources_1"]
+        );
+    }
+
     /// What the group writer commits reaches the database file itself within moments, not
     /// when the WAL has grown to the backstop: the checkpointer copies it. (Without it, the
     /// 2 MB written here stay in the WAL: the backstop is 20,000 pages.)
