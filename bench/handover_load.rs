@@ -13,7 +13,11 @@
 //! next request when the last was answered, for `--seconds`; `achieved_rate` is then the
 //! sustained rate of answers. The first answer body of each unexpected status is printed,
 //! to say why. `--token` takes one token or several separated by commas (one per sending
-//! organisation); requests take them in turn.
+//! organisation); requests take them in turn. `--patients new` gives every request (and every
+//! dumped dossier) a patient of its own (a BSN that passes the 11-test, unique in the run):
+//! the server then inserts every resource (ids include the patient) instead of overwriting
+//! the same patient's resources, as a stream of first handovers does; `same` (the default)
+//! sends the example's one patient every time.
 
 use std::time::{Duration, Instant};
 
@@ -28,6 +32,7 @@ struct Args {
     resources: usize,
     expect: Option<u16>,
     concurrency: usize,
+    new_patients: bool,
 }
 
 fn args() -> Result<Args, String> {
@@ -40,6 +45,7 @@ fn args() -> Result<Args, String> {
         resources: 20,
         expect: None,
         concurrency: 0,
+        new_patients: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -53,6 +59,13 @@ fn args() -> Result<Args, String> {
             "--resources" => a.resources = v.parse().map_err(|e| format!("--resources: {e}"))?,
             "--expect" => a.expect = Some(v.parse().map_err(|e| format!("--expect: {e}"))?),
             "--concurrency" => a.concurrency = v.parse().map_err(|e| format!("--concurrency: {e}"))?,
+            "--patients" => {
+                a.new_patients = match v.as_str() {
+                    "new" => true,
+                    "same" => false,
+                    _ => return Err(format!("--patients: new or same, not {v}")),
+                }
+            }
             _ => return Err(format!("unknown option {k}")),
         }
     }
@@ -78,6 +91,42 @@ fn dossier(n: usize) -> Result<Value, String> {
     Err("the example has too few resources".into())
 }
 
+/// The `n`-th BSN from `from` on (9 digits, passing the 11-test: the digits weighted 9 down
+/// to 2, minus the last, are a multiple of 11).
+fn bsn(from: u64, n: u64) -> String {
+    let mut candidate = 10_000_000 + (from + n * 11) % 89_000_000;
+    loop {
+        let digits: Vec<u64> = format!("{candidate:08}").bytes().map(|b| u64::from(b - b'0')).collect();
+        let sum: u64 = digits.iter().zip((2..=9).rev()).map(|(d, w)| d * w).sum();
+        let last = sum % 11;
+        if last < 10 {
+            return format!("{candidate:08}{last}");
+        }
+        candidate += 1;
+    }
+}
+
+/// Dossier `i` of run `run`: the template with a unique Bundle id and, with `new_patient`,
+/// a patient of its own.
+fn unique(t: &Value, run: u128, i: u64, new_patient: bool) -> Value {
+    let mut b = t.clone();
+    b["id"] = Value::String(format!("load-{run}-{i}"));
+    if new_patient {
+        let value = bsn((run % 1_000_000_007) as u64, i);
+        for e in b["entry"].as_array_mut().into_iter().flatten() {
+            if e["resource"]["resourceType"] != "Patient" {
+                continue;
+            }
+            for id in e["resource"]["identifier"].as_array_mut().into_iter().flatten() {
+                if id["system"] == "http://fhir.nl/fhir/NamingSystem/bsn" {
+                    id["value"] = Value::String(value.clone());
+                }
+            }
+        }
+    }
+    b
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -97,8 +146,7 @@ async fn main() -> Result<(), String> {
         let t = template.as_ref().ok_or("no dossier")?;
         let mut out = std::io::BufWriter::new(std::io::stdout().lock());
         for i in 0..a.rate {
-            let mut b = t.clone();
-            b["id"] = Value::String(format!("load-{run}-{i}"));
+            let b = unique(t, run, i, a.new_patients);
             serde_json::to_writer(&mut out, &b).map_err(|e| e.to_string())?;
             std::io::Write::write_all(&mut out, b"\n").map_err(|e| e.to_string())?;
         }
@@ -107,13 +155,12 @@ async fn main() -> Result<(), String> {
     let urls: Vec<String> = a.url.split(',').map(str::to_owned).collect();
     let request = {
         let tokens: Vec<String> = a.token.split(',').map(str::to_owned).collect();
-        let (client, urls) = (client.clone(), urls.clone());
+        let (client, urls, new_patients) = (client.clone(), urls.clone(), a.new_patients);
         move |i: u64| -> Result<reqwest::RequestBuilder, String> {
             let url = &urls[(i % urls.len() as u64) as usize];
             Ok(match &template {
                 Some(t) => {
-                    let mut b = t.clone();
-                    b["id"] = Value::String(format!("load-{run}-{i}"));
+                    let b = unique(t, run, i, new_patients);
                     client
                         .post(format!("{url}/handovers?receiver=ura%7C87654321"))
                         .bearer_auth(&tokens[(i % tokens.len() as u64) as usize])

@@ -23,6 +23,10 @@
 # benchmark measures that one organisation's share of the service, with several the service.
 # The limit in force is printed; refusals by it are 503s and fail the run like any other.
 #
+# PATIENTS (default same): `new` gives every dossier a patient of its own, so the server inserts
+# every resource, as a stream of first handovers does; `same` sends the example's one patient
+# every time, whose 21 resources are then overwritten in place by each handover.
+#
 # REPEAT (default 1): the handover phase of each rate runs this many times, one after the
 # other on the same server, each reporting its own figures. On these shared 2-core machines
 # p99 varies a lot from run to run (see README); quote the spread, not one run.
@@ -39,6 +43,7 @@ PORT="${PORT:-18181}"
 CLI_N="${CLI_N:-2000}"
 SENDERS="${SENDERS:-1}"
 REPEAT="${REPEAT:-1}"
+PATIENTS="${PATIENTS:-same}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/overdracht-target}"
 
 cargo build --release --quiet --bin overdracht --example handover_load || exit 2
@@ -54,9 +59,9 @@ for i in $(seq 0 $((SENDERS - 1))); do
 done
 
 echo "== $(nproc) cores; server and load generator share them; load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "== $SENDERS sending organisation(s); per-caller concurrency limit: ${OVERDRACHT_PER_CALLER_CONCURRENCY:-32 (default)}"
+echo "== $SENDERS sending organisation(s); per-caller concurrency limit: ${OVERDRACHT_PER_CALLER_CONCURRENCY:-32 (default)}; patients: $PATIENTS"
 echo "== 1. the CLI converts $CLI_N of the same dossiers (one process, --jobs 1)"
-"$LOAD" --mode dump --rate "$CLI_N" > "$DATA/dossiers.ndjson" || exit 2
+"$LOAD" --mode dump --patients "$PATIENTS" --rate "$CLI_N" > "$DATA/dossiers.ndjson" || exit 2
 # The CPU in ms of the CLI converting the first N dossiers (start-up included).
 cli_run_ms() {
   head -n "$1" "$DATA/dossiers.ndjson" > "$DATA/cli-in.ndjson"
@@ -105,7 +110,7 @@ for rate in "${RATES[@]}"; do
     [ "$REPEAT" -gt 1 ] && echo "-- $rate/s, run $run of $REPEAT"
     cli_before=$(cli_cpu_ms "$CLI_NEAR_N")
     before_ticks=$(cpu_ticks); before_n=$(stored)
-    "$LOAD" --url "http://127.0.0.1:$PORT" --mode handover --token "$TOKEN" --rate "$rate" --seconds "$SECONDS_" \
+    "$LOAD" --url "http://127.0.0.1:$PORT" --mode handover --patients "$PATIENTS" --token "$TOKEN" --rate "$rate" --seconds "$SECONDS_" \
       --expect 201 || failed=1
     after_ticks=$(cpu_ticks); after_n=$(stored)
     cli_after=$(cli_cpu_ms "$CLI_NEAR_N")
