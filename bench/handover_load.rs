@@ -91,28 +91,31 @@ fn dossier(n: usize) -> Result<Value, String> {
     Err("the example has too few resources".into())
 }
 
-/// The `n`-th BSN from `from` on (9 digits, passing the 11-test: the digits weighted 9 down
-/// to 2, minus the last, are a multiple of 11).
+/// The `n`-th BSN from `from` on: the first 8-digit prefix from there with a last digit that
+/// passes the eleven test ([`overdracht::model::Bsn`], the service's own check), so no two
+/// `n` share one.
 fn bsn(from: u64, n: u64) -> String {
-    let mut candidate = 10_000_000 + (from + n * 11) % 89_000_000;
+    let mut prefix = 10_000_000 + (from + n * 11) % 89_000_000;
     loop {
-        let digits: Vec<u64> = format!("{candidate:08}").bytes().map(|b| u64::from(b - b'0')).collect();
-        let sum: u64 = digits.iter().zip((2..=9).rev()).map(|(d, w)| d * w).sum();
-        let last = sum % 11;
-        if last < 10 {
-            return format!("{candidate:08}{last}");
+        for last in 0..10 {
+            let candidate = format!("{prefix:08}{last}");
+            if overdracht::model::Bsn::parse(&candidate).is_ok() {
+                return candidate;
+            }
         }
-        candidate += 1;
+        prefix += 1;
     }
 }
 
 /// Dossier `i` of run `run`: the template with a unique Bundle id and, with `new_patient`,
-/// a patient of its own.
-fn unique(t: &Value, run: u128, i: u64, new_patient: bool) -> Value {
+/// a patient of its own (an error if the template names no patient by BSN: the run would
+/// send one patient while saying it sent new ones).
+fn unique(t: &Value, run: u128, i: u64, new_patient: bool) -> Result<Value, String> {
     let mut b = t.clone();
     b["id"] = Value::String(format!("load-{run}-{i}"));
     if new_patient {
         let value = bsn((run % 1_000_000_007) as u64, i);
+        let mut replaced = 0;
         for e in b["entry"].as_array_mut().into_iter().flatten() {
             if e["resource"]["resourceType"] != "Patient" {
                 continue;
@@ -120,11 +123,15 @@ fn unique(t: &Value, run: u128, i: u64, new_patient: bool) -> Value {
             for id in e["resource"]["identifier"].as_array_mut().into_iter().flatten() {
                 if id["system"] == "http://fhir.nl/fhir/NamingSystem/bsn" {
                     id["value"] = Value::String(value.clone());
+                    replaced += 1;
                 }
             }
         }
+        if replaced == 0 {
+            return Err("--patients new: the dossier has no Patient with a BSN to replace".into());
+        }
     }
-    b
+    Ok(b)
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
@@ -146,7 +153,7 @@ async fn main() -> Result<(), String> {
         let t = template.as_ref().ok_or("no dossier")?;
         let mut out = std::io::BufWriter::new(std::io::stdout().lock());
         for i in 0..a.rate {
-            let b = unique(t, run, i, a.new_patients);
+            let b = unique(t, run, i, a.new_patients)?;
             serde_json::to_writer(&mut out, &b).map_err(|e| e.to_string())?;
             std::io::Write::write_all(&mut out, b"\n").map_err(|e| e.to_string())?;
         }
@@ -160,7 +167,7 @@ async fn main() -> Result<(), String> {
             let url = &urls[(i % urls.len() as u64) as usize];
             Ok(match &template {
                 Some(t) => {
-                    let b = unique(t, run, i, new_patients);
+                    let b = unique(t, run, i, new_patients)?;
                     client
                         .post(format!("{url}/handovers?receiver=ura%7C87654321"))
                         .bearer_auth(&tokens[(i % tokens.len() as u64) as usize])
